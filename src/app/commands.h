@@ -1,0 +1,13 @@
+// Each subcommand registers itself on the root CLI11 app; its callback does the work and
+// throws maskwatch::Error for anything the user should fix (main turns that into exit 1).
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace maskwatch::app {
+
+void add_imagenet_command(CLI::App& root);
+
+// Applies the --threads option convention (0 = all cores) to LibTorch and OpenCV.
+void set_threads(int threads);
+
+}  // namespace maskwatch::app

@@ -1,0 +1,54 @@
+// `maskwatch imagenet`: sanity check that a .tflite backbone imported correctly.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "app/commands.h"
+#include "model/imagenet.h"
+#include "model/tflite_import.h"
+#include "util/json_io.h"
+#include "util/paths.h"
+
+namespace maskwatch::app {
+
+void add_imagenet_command(CLI::App& root) {
+  struct Opts {
+    std::string backbone = asset_path(kQuantBackbone).string();
+    std::string labels = asset_path(kImagenetLabels).string();
+    std::vector<std::string> images;
+    std::string json_out;
+    int top = 5;
+    int threads = 0;
+  };
+  auto opts = std::make_shared<Opts>();
+  auto* cmd = root.add_subcommand(
+      "imagenet", "Classify images with the ImageNet top of a MobileNetV2 .tflite (checks the backbone import)");
+  cmd->add_option("--backbone", opts->backbone, "MobileNetV2 .tflite file")->capture_default_str();
+  cmd->add_option("--labels", opts->labels, "ImageNet label file, one per line")->capture_default_str();
+  cmd->add_option("images", opts->images, "Images to classify")->required();
+  cmd->add_option("--json", opts->json_out, "Write [{image, top5: [{label, index, prob}]}] here");
+  cmd->add_option("--top", opts->top, "How many classes to print")->capture_default_str()->check(CLI::Range(1, 1000));
+  cmd->add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd->callback([opts] {
+    set_threads(opts->threads);
+    TfliteImportReport report;
+    auto net = load_imagenet_mobilenet(opts->backbone, &report);
+    const auto labels = read_labels(opts->labels);
+    fmt::print("backbone {}: {} weights, {} convs, {} classes\n", opts->backbone, report.weight_format,
+               report.convs, report.top_classes);
+    json results = json::array();
+    for (const auto& image : opts->images) {
+      const auto top = imagenet_topk(net, labels, image, opts->top);
+      fmt::print("{}\n", image);
+      json entry{{"image", image}, {"top5", json::array()}};
+      for (const auto& c : top) {
+        fmt::print("  {:6.2f}%  {:4d}  {}\n", c.prob * 100, c.index, c.label);
+        entry["top5"].push_back({{"label", c.label}, {"index", c.index}, {"prob", c.prob}});
+      }
+      results.push_back(entry);
+    }
+    if (!opts->json_out.empty()) write_json_atomic(opts->json_out, results);
+  });
+}
+
+}  // namespace maskwatch::app

@@ -1,0 +1,36 @@
+// maskwatch CLI: wiring only. Exit codes: 0 success, 2 bad usage, 1 failure (one line on stderr).
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "app/commands.h"
+#include "util/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"maskwatch: real-time face mask detection (train, export, detect, evaluate, benchmark)"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  maskwatch::app::add_imagenet_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "maskwatch: usage error: %s (see --help)\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    // Keep the promise of one line: OpenCV and LibTorch messages can span several.
+    for (auto& c : msg)
+      if (c == '\n' || c == '\r') c = ' ';
+    std::fprintf(stderr, "maskwatch: error: %s\n", msg.c_str());
+    return 1;
+  }
+  return 0;
+}

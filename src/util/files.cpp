@@ -1,0 +1,84 @@
+#include "util/files.h"
+
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <system_error>
+
+#include "util/error.h"
+
+namespace maskwatch {
+
+std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what,
+                                     bool allow_empty) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(what + " not found: " + path.string());
+  if (fs::is_directory(path, ec)) throw Error(what + " is a directory, not a file: " + path.string());
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open " + what + ": " + path.string());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error("cannot read " + what + ": " + path.string());
+  if (bytes.empty() && !allow_empty) throw Error(what + " is empty: " + path.string());
+  return bytes;
+}
+
+std::string read_file_text(const fs::path& path, const std::string& what) {
+  auto bytes = read_file_bytes(path, what);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+namespace {
+fs::path temp_sibling(const fs::path& path) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::ostringstream name;
+  name << "." << path.stem().string() << ".tmp" << std::hex << (rng() & 0xffffffffu)
+       << path.extension().string();
+  return path.parent_path() / name.str();
+}
+void ensure_parent(const fs::path& path) {
+  if (path.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) throw Error("cannot create directory " + path.parent_path().string() + ": " + ec.message());
+  }
+}
+}  // namespace
+
+void write_atomic_with(const fs::path& path, const std::function<bool(const fs::path&)>& write) {
+  ensure_parent(path);
+  const fs::path tmp = temp_sibling(path);
+  bool ok = false;
+  try {
+    ok = write(tmp);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+  std::error_code ec;
+  if (!ok) {
+    fs::remove(tmp, ec);
+    throw Error("cannot write " + path.string());
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error("cannot move " + tmp.string() + " to " + path.string() + ": " + ec.message());
+  }
+}
+
+void write_file_atomic(const fs::path& path, const void* data, size_t size) {
+  write_atomic_with(path, [&](const fs::path& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return false;
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+    out.flush();
+    return static_cast<bool>(out);
+  });
+}
+
+void write_file_atomic(const fs::path& path, const std::string& text) {
+  write_file_atomic(path, text.data(), text.size());
+}
+
+}  // namespace maskwatch

@@ -1,0 +1,29 @@
+// File helpers: whole-file reads with clear errors, and atomic writes (temp file in the
+// same directory + rename) so an interrupted run never leaves a half-written artifact.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace maskwatch {
+
+namespace fs = std::filesystem;
+
+// Reads a whole file. Throws Error("<what> <path>: ...") when it is missing, a directory,
+// unreadable or (unless allow_empty) empty. `what` names the file's role, e.g. "model file".
+std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what = "file",
+                                     bool allow_empty = false);
+std::string read_file_text(const fs::path& path, const std::string& what = "file");
+
+// Writes bytes to path atomically. Creates the parent directory if needed.
+void write_file_atomic(const fs::path& path, const void* data, size_t size);
+void write_file_atomic(const fs::path& path, const std::string& text);
+
+// Calls write(tmp_path) to produce the file under a temporary name that keeps the
+// extension (so e.g. cv::imwrite picks the right encoder), then renames it into place.
+// `write` returns false or throws on failure; the temp file is removed either way.
+void write_atomic_with(const fs::path& path, const std::function<bool(const fs::path&)>& write);
+
+}  // namespace maskwatch

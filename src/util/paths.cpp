@@ -1,0 +1,26 @@
+#include "util/paths.h"
+
+#include <cstdlib>
+
+#ifndef MASKWATCH_DEFAULT_ASSET_DIR
+#define MASKWATCH_DEFAULT_ASSET_DIR "assets"
+#endif
+#ifndef MASKWATCH_SOURCE_DIR
+#define MASKWATCH_SOURCE_DIR "."
+#endif
+
+namespace maskwatch {
+
+std::filesystem::path asset_dir() {
+  if (const char* env = std::getenv("MASKWATCH_ASSETS"); env && *env) return env;
+  return MASKWATCH_DEFAULT_ASSET_DIR;
+}
+
+std::filesystem::path asset_path(const std::string& name) { return asset_dir() / name; }
+
+std::filesystem::path default_model_path() {
+  if (const char* env = std::getenv("MASKWATCH_MODEL"); env && *env) return env;
+  return std::filesystem::path(MASKWATCH_SOURCE_DIR) / "models" / "model.onnx";
+}
+
+}  // namespace maskwatch

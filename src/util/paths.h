@@ -1,0 +1,22 @@
+// Where maskwatch finds its inputs when the user does not say: the verified asset
+// directory (MASKWATCH_ASSETS, else the one scripts/setup.sh configured at build time)
+// and the shipped default model in the source tree's models/.
+#pragma once
+#include <filesystem>
+#include <string>
+
+namespace maskwatch {
+
+std::filesystem::path asset_dir();
+// asset_dir()/name; does not check that it exists.
+std::filesystem::path asset_path(const std::string& name);
+// The shipped mask model (models/model.onnx), or MASKWATCH_MODEL when set.
+std::filesystem::path default_model_path();
+
+// Asset file names.
+inline constexpr const char* kQuantBackbone = "mobilenet_v2_1.0_224_quant.tflite";
+inline constexpr const char* kPtqBackbone = "tf2_mobilenet_v2_1.0_224_ptq.tflite";
+inline constexpr const char* kImagenetLabels = "imagenet_labels.txt";
+inline constexpr const char* kYunetModel = "face_detection_yunet_2022.onnx";
+
+}  // namespace maskwatch
