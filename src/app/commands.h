@@ -6,6 +6,7 @@
 namespace maskwatch::app {
 
 void add_imagenet_command(CLI::App& root);
+void add_bench_command(CLI::App& root);
 
 // Applies the --threads option convention (0 = all cores) to LibTorch and OpenCV.
 void set_threads(int threads);

@@ -118,6 +118,12 @@ MobileNetV2Impl::MobileNetV2Impl(int num_imagenet_classes) {
     imagenet_top = register_module("imagenet_top", torch::nn::Linear(kFeatureChannels, num_imagenet_classes));
 }
 
+torch::nn::Module& MobileNetV2Impl::stage_module(int s) {
+  if (s == 0) return *stem;
+  if (s == kNumStages - 1) return *last_conv;
+  return *blocks.at(static_cast<size_t>(s - 1));
+}
+
 torch::Tensor MobileNetV2Impl::forward_stages(torch::Tensor x, int first, int last) {
   if (first < 0 || last >= kNumStages || first > last)
     throw Error(fmt::format("bad stage range [{}, {}]", first, last));

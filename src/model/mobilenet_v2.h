@@ -77,6 +77,9 @@ struct MobileNetV2Impl : torch::nn::Module {
   // features -> global average pool -> ImageNet logits (requires the top).
   torch::Tensor forward(torch::Tensor x);
 
+  // The module of stage s (stem, a block or the final conv).
+  torch::nn::Module& stage_module(int s);
+
   // Every ConvBN in execution order (stem, per block expand/depthwise/project, final),
   // with a Keras-like name, for importers and exporters that walk the convs in order.
   std::vector<std::pair<std::string, ConvBN>> convs_in_order();

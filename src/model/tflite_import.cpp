@@ -135,6 +135,10 @@ TfliteImportReport import_tflite(const std::filesystem::path& file, MobileNetV2&
   return import_model(tflite::read_model(file), file, net);
 }
 
+TfliteImportReport import_tflite(const tflite::Model& model, const std::string& origin, MobileNetV2& net) {
+  return import_model(model, origin, net);
+}
+
 MobileNetV2 load_imagenet_mobilenet(const std::filesystem::path& file, TfliteImportReport* report) {
   const tflite::Model m = tflite::read_model(file);
   // Size the top from the file's last layer so files with 1000 or 1001 classes both load;

@@ -17,8 +17,12 @@ struct TfliteImportReport {
   int top_classes = 0;        // classes of the ImageNet top in the file (0 if none)
 };
 
+namespace tflite { struct Model; }
+
 // Fills `net`. When net has an ImageNet top, the file's classifier must match it.
 TfliteImportReport import_tflite(const std::filesystem::path& file, MobileNetV2& net);
+// The same from an already parsed file; `origin` names it in errors.
+TfliteImportReport import_tflite(const tflite::Model& model, const std::string& origin, MobileNetV2& net);
 
 // MobileNetV2 with the file's ImageNet top (1001 classes for the official files), eval mode.
 MobileNetV2 load_imagenet_mobilenet(const std::filesystem::path& file, TfliteImportReport* report = nullptr);

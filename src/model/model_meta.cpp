@@ -1,0 +1,84 @@
+#include "model/model_meta.h"
+
+#include <fmt/format.h>
+
+#include "model/mobilenet_v2.h"
+#include "util/error.h"
+#include "util/json_io.h"
+
+namespace maskwatch {
+
+nlohmann::json ModelMeta::to_json() const {
+  return {
+      {"format", "maskwatch-model"},
+      {"format_version", kModelFormatVersion},
+      {"classes", classes},
+      {"input",
+       {{"width", input_size},
+        {"height", input_size},
+        {"channels", 3},
+        {"color", "RGB"},
+        {"layout", "NCHW"},
+        {"scale", 1.0 / 127.5},
+        {"offset", -1.0},
+        {"range", {-1.0, 1.0}},
+        {"note", "value = pixel * scale + offset"}}},
+      {"output", {{"kind", "softmax probabilities"}, {"shape", {"N", static_cast<int>(classes.size())}}}},
+      {"onnx_sha256", onnx_sha256},
+      {"training", training},
+  };
+}
+
+ModelMeta ModelMeta::from_json(const nlohmann::json& j, const std::string& origin) {
+  const auto bad = [&](const std::string& why) { return Error(fmt::format("model sidecar {}: {}", origin, why)); };
+  if (!j.is_object()) throw bad("not a JSON object");
+  if (j.value("format", "") != "maskwatch-model") throw bad("\"format\" is not \"maskwatch-model\"");
+  if (!j.contains("format_version") || !j["format_version"].is_number_integer()) throw bad("no integer \"format_version\"");
+  if (j["format_version"].get<int>() > kModelFormatVersion)
+    throw bad(fmt::format("format_version {} is newer than this maskwatch ({})", j["format_version"].get<int>(),
+                          kModelFormatVersion));
+  ModelMeta m;
+  if (!j.contains("classes") || !j["classes"].is_array()) throw bad("no \"classes\" array");
+  for (const auto& c : j["classes"]) {
+    if (!c.is_string() || c.get<std::string>().empty()) throw bad("\"classes\" must hold non-empty strings");
+    m.classes.push_back(c.get<std::string>());
+  }
+  if (m.classes.size() < 2) throw bad("fewer than two classes");
+  const auto& in = j.value("input", nlohmann::json::object());
+  if (!in.is_object() || !in.contains("width") || !in["width"].is_number_integer() || !in.contains("height") ||
+      in["height"] != in["width"])
+    throw bad("\"input\" needs integer width == height");
+  m.input_size = in["width"].get<int>();
+  try {
+    check_input_size(m.input_size);
+  } catch (const Error& e) {
+    throw bad(e.what());
+  }
+  if (in.value("color", "") != "RGB") throw bad("only RGB input is supported");
+  if (std::abs(in.value("scale", 0.0) - 1.0 / 127.5) > 1e-9 || std::abs(in.value("offset", 0.0) + 1.0) > 1e-9)
+    throw bad("only [-1, 1] input scaling (scale 1/127.5, offset -1) is supported");
+  if (!j.contains("onnx_sha256") || !j["onnx_sha256"].is_string() || j["onnx_sha256"].get<std::string>().size() != 64)
+    throw bad("no valid \"onnx_sha256\"");
+  m.onnx_sha256 = j["onnx_sha256"].get<std::string>();
+  if (j.contains("training") && j["training"].is_object()) m.training = j["training"];
+  return m;
+}
+
+ModelMeta ModelMeta::load(const std::filesystem::path& json_path) {
+  return from_json(read_json(json_path, "model sidecar"), json_path.string());
+}
+
+void ModelMeta::save(const std::filesystem::path& json_path) const { write_json_atomic(json_path, to_json()); }
+
+int ModelMeta::class_index(const std::string& name) const {
+  for (size_t i = 0; i < classes.size(); ++i)
+    if (classes[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::filesystem::path sidecar_path(const std::filesystem::path& onnx_path) {
+  auto p = onnx_path;
+  return p.replace_extension(".json");
+}
+
+}  // namespace maskwatch

@@ -1,0 +1,34 @@
+// model.json: the sidecar that says how to use model.onnx correctly (class names in output
+// order, input size, colour order, scaling) and where it came from (training data manifest,
+// metrics). It also records model.onnx's sha256, so a mismatched pair is refused instead of
+// silently giving wrong answers.
+#pragma once
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace maskwatch {
+
+inline constexpr int kModelFormatVersion = 1;
+
+struct ModelMeta {
+  std::vector<std::string> classes;  // output order
+  int input_size = 224;              // square, pixels
+  std::string onnx_sha256;           // of the model.onnx this sidecar belongs to
+  nlohmann::json training = nlohmann::json::object();  // recipe, data manifest, metrics
+
+  nlohmann::json to_json() const;
+  // Throws Error naming the file and the first missing or wrong field.
+  static ModelMeta from_json(const nlohmann::json& j, const std::string& origin);
+  static ModelMeta load(const std::filesystem::path& json_path);
+  void save(const std::filesystem::path& json_path) const;  // atomic
+
+  // Index of a class name, or -1.
+  int class_index(const std::string& name) const;
+};
+
+// model.onnx -> model.json (same directory, same stem).
+std::filesystem::path sidecar_path(const std::filesystem::path& onnx_path);
+
+}  // namespace maskwatch

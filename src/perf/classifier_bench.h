@@ -1,0 +1,24 @@
+// Classifier latency cases: the exported model in OpenCV DNN versus LibTorch eager, at a
+// given input size, batch and thread count. `maskwatch bench` and bench/ both use them.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace maskwatch {
+
+enum class Engine { OpenCvDnn, LibTorchEager };
+std::string engine_name(Engine e);
+
+struct ClassifierCase {
+  Engine engine;
+  int input_size, batch, threads;
+  std::function<void()> run;  // one forward of `batch` faces
+  std::shared_ptr<void> state;
+};
+
+// Builds the network (random weights; speed does not depend on them) and a fixed input.
+// Sets the LibTorch and OpenCV thread counts.
+ClassifierCase make_classifier_case(Engine engine, int input_size, int batch, int threads);
+
+}  // namespace maskwatch

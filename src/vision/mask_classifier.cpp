@@ -1,0 +1,113 @@
+#include "vision/mask_classifier.h"
+
+#include <fmt/format.h>
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+
+#include "model/preprocess.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/sha256.h"
+
+namespace maskwatch {
+
+void check_onnx_bytes(const std::string& bytes, const std::string& origin) {
+  onnx::ModelProto proto;
+  if (bytes.empty() || !proto.ParseFromString(bytes))
+    throw Error(fmt::format("{}: not an ONNX model (protobuf does not parse; truncated or corrupted?)", origin));
+  try {
+    onnx::checker::check_model(proto);
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    why = why.substr(0, why.find('\n'));
+    throw Error(fmt::format("{}: invalid ONNX model ({})", origin, why));
+  }
+  if (proto.graph().input_size() < 1 || proto.graph().output_size() < 1)
+    throw Error(fmt::format("{}: ONNX graph has no input or output", origin));
+  // The checker does not compare an initializer's bytes with its dims; OpenCV trusts the
+  // dims and would read past the data, so check here.
+  for (const auto& t : proto.graph().initializer()) {
+    int64_t n = 1;
+    for (auto d : t.dims()) {
+      if (d < 0 || d > (int64_t{1} << 31)) throw Error(fmt::format("{}: initializer '{}' has invalid dims", origin, t.name()));
+      n *= d;
+      if (n > (int64_t{1} << 31)) throw Error(fmt::format("{}: initializer '{}' is too large", origin, t.name()));
+    }
+    int64_t elem = 0;
+    switch (t.data_type()) {
+      case onnx::TensorProto::FLOAT: case onnx::TensorProto::INT32: elem = 4; break;
+      case onnx::TensorProto::FLOAT16: elem = 2; break;
+      case onnx::TensorProto::INT64: case onnx::TensorProto::DOUBLE: elem = 8; break;
+      case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8: elem = 1; break;
+      default: throw Error(fmt::format("{}: initializer '{}' has an unsupported type", origin, t.name()));
+    }
+    const int64_t have = t.has_raw_data() ? static_cast<int64_t>(t.raw_data().size())
+                                          : elem * (t.float_data_size() + t.int32_data_size() + t.int64_data_size() +
+                                                    t.double_data_size());
+    if (have != n * elem)
+      throw Error(fmt::format("{}: initializer '{}' holds {} bytes, its dims need {}", origin, t.name(), have, n * elem));
+  }
+}
+
+cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin) {
+  check_onnx_bytes(bytes, origin);
+  cv::dnn::Net net;
+  try {
+    net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
+  } catch (const cv::Exception& e) {
+    throw Error(fmt::format("{}: OpenCV cannot load this ONNX model ({})", origin, e.err));
+  }
+  if (net.empty()) throw Error(fmt::format("{}: OpenCV loaded an empty network", origin));
+  net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+  net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+  return net;
+}
+
+MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar) {
+  if (sidecar.empty()) sidecar = sidecar_path(onnx_path);
+  meta_ = ModelMeta::load(sidecar);
+  const auto raw = read_file_bytes(onnx_path, "model file");
+  const std::string bytes(raw.begin(), raw.end());
+  if (sha256_hex(bytes) != meta_.onnx_sha256)
+    throw Error(fmt::format("{} does not match its sidecar {} (sha256 differs): export them together",
+                            onnx_path.string(), sidecar.string()));
+  net_ = load_onnx_net(bytes, onnx_path.string());
+  // Probe: one forward must give one probability per class.
+  const cv::Mat probe = forward_blob(make_blob({cv::Mat(meta_.input_size, meta_.input_size, CV_8UC3, cv::Scalar::all(128))},
+                                               meta_.input_size));
+  if (probe.rows != 1 || probe.cols != static_cast<int>(meta_.classes.size()))
+    throw Error(fmt::format("{}: model gives {} outputs but the sidecar lists {} classes", onnx_path.string(),
+                            probe.total(), meta_.classes.size()));
+  const double sum = cv::sum(probe)[0];
+  if (!std::isfinite(sum) || std::abs(sum - 1.0) > 1e-3)
+    throw Error(fmt::format("{}: model output is not a probability distribution (sums to {})", onnx_path.string(), sum));
+}
+
+cv::Mat MaskClassifier::forward_blob(const cv::Mat& blob) {
+  try {
+    net_.setInput(blob);
+    cv::Mat out = net_.forward();
+    return out.reshape(1, blob.size[0]).clone();
+  } catch (const cv::Exception& e) {
+    throw Error(fmt::format("classifier forward failed: {}", e.err));
+  }
+}
+
+std::vector<Prediction> MaskClassifier::classify(const std::vector<cv::Mat>& bgr_crops) {
+  std::vector<Prediction> out;
+  if (bgr_crops.empty()) return out;
+  const cv::Mat probs = forward_blob(make_blob(bgr_crops, meta_.input_size));
+  for (int i = 0; i < probs.rows; ++i) {
+    Prediction p;
+    p.probs.assign(probs.ptr<float>(i), probs.ptr<float>(i) + probs.cols);
+    const auto best = std::max_element(p.probs.begin(), p.probs.end());
+    p.label = static_cast<int>(best - p.probs.begin());
+    p.score = *best;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace maskwatch

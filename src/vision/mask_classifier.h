@@ -1,0 +1,50 @@
+// Fast inference of an exported mask model: model.onnx + model.json through OpenCV DNN.
+// All face crops of a frame go through one batched forward.
+//
+// Loading checks, in order, so a bad file gives a one-line error instead of a crash or a
+// silently wrong answer: the sidecar parses and is complete; model.onnx's sha256 equals the
+// sidecar's; the protobuf parses and passes onnx::checker; OpenCV builds the net; a probe
+// forward gives [1, classes] probabilities.
+#pragma once
+#include <filesystem>
+#include <opencv2/core.hpp>
+#include <opencv2/dnn.hpp>
+#include <string>
+#include <vector>
+
+#include "model/model_meta.h"
+
+namespace maskwatch {
+
+struct Prediction {
+  int label = -1;            // index into classes()
+  float score = 0;           // probability of `label`
+  std::vector<float> probs;  // per class, model order
+};
+
+// Parses serialized ONNX bytes and runs onnx::checker; throws Error naming `origin`.
+void check_onnx_bytes(const std::string& bytes, const std::string& origin);
+
+// An OpenCV DNN net from ONNX bytes (checked first), CPU backend.
+cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin);
+
+class MaskClassifier {
+ public:
+  // `sidecar` defaults to model.json beside the ONNX file.
+  explicit MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar = {});
+
+  // BGR crops of any size; one forward for all of them.
+  std::vector<Prediction> classify(const std::vector<cv::Mat>& bgr_crops);
+  // Raw probabilities [N, classes] for an already preprocessed blob (see make_blob).
+  cv::Mat forward_blob(const cv::Mat& blob);
+
+  const ModelMeta& meta() const { return meta_; }
+  const std::vector<std::string>& classes() const { return meta_.classes; }
+  int input_size() const { return meta_.input_size; }
+
+ private:
+  ModelMeta meta_;
+  cv::dnn::Net net_;
+};
+
+}  // namespace maskwatch

@@ -1,0 +1,229 @@
+// Bad files must give a one-line Error (exit code 1 from the CLI) - never a crash or hang.
+// Truncations and random corruptions of the real .tflite, .onnx and model.json files.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "model/onnx_export.h"
+#include "model/tflite_import.h"
+#include "model/tflite_reader.h"
+#include "model_fixtures.h"
+#include "support.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/paths.h"
+#include "util/sha256.h"
+#include "vision/mask_classifier.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+// Imports the bytes; returns a checksum of all weights, or NaN when refused with an Error.
+// (A flip inside weight data still makes a valid file, so corruption may import.)
+double import_or_error(std::vector<uint8_t> bytes, int* errors) {
+  try {
+    const auto model = tflite::parse_model(std::move(bytes), "corrupt.tflite");
+    MobileNetV2 net(1001);
+    import_tflite(model, "corrupt.tflite", net);
+    double sum = 0;
+    for (const auto& p : net->parameters()) sum += p.abs().sum().item<double>();
+    return sum;
+  } catch (const Error&) {
+    ++*errors;
+    return std::nan("");
+  }
+}
+
+std::vector<size_t> truncation_points(size_t size, std::mt19937& rng, int n) {
+  std::vector<size_t> points = {0, 1, 4, 7, 8, 16, 64, size / 2, size - 1};
+  std::uniform_int_distribution<size_t> pick(0, size - 1);
+  for (int i = 0; i < n; ++i) points.push_back(pick(rng));
+  return points;
+}
+
+}  // namespace
+
+TEST(BadInput, TruncatedTfliteFilesAreRefusedOrLoadTheSameWeights) {
+  // Both official files end with a ZIP of labels appended after the flatbuffer (TFLite
+  // metadata); cutting only that leaves the network intact. Any cut must therefore either
+  // be refused or give exactly the weights of the whole file - never different ones.
+  for (const char* name : {kQuantBackbone, kPtqBackbone}) {
+    const auto full = read_file_bytes(asset(name));
+    int errors = 0;
+    const double reference = import_or_error(full, &errors);
+    ASSERT_EQ(errors, 0);
+    std::mt19937 rng(1);
+    for (size_t n : truncation_points(full.size(), rng, 30)) {
+      const double got = import_or_error(std::vector<uint8_t>(full.begin(), full.begin() + static_cast<long>(n)), &errors);
+      EXPECT_TRUE(std::isnan(got) || got == reference) << name << " truncated to " << n << " bytes gave other weights";
+      if (n < full.size() * 9 / 10) EXPECT_TRUE(std::isnan(got)) << name << " truncated to " << n << " was accepted";
+    }
+  }
+}
+
+TEST(BadInput, RandomlyCorruptedTfliteFilesNeverCrash) {
+  const auto full = read_file_bytes(asset(kQuantBackbone));
+  std::mt19937 rng(2);
+  std::uniform_int_distribution<size_t> pos(0, full.size() - 1);
+  std::uniform_int_distribution<int> byte(0, 255);
+  int errors = 0;
+  const int trials = 60;
+  for (int t = 0; t < trials; ++t) {
+    auto bytes = full;
+    for (int k = 0; k < 16; ++k) bytes[pos(rng)] = static_cast<uint8_t>(byte(rng));
+    import_or_error(std::move(bytes), &errors);
+  }
+  // Also the metadata region at the end of the file, where the flatbuffer tables live.
+  for (int t = 0; t < trials; ++t) {
+    auto bytes = full;
+    std::uniform_int_distribution<size_t> tail(full.size() - 20000, full.size() - 1);
+    for (int k = 0; k < 8; ++k) bytes[tail(rng)] = static_cast<uint8_t>(byte(rng));
+    import_or_error(std::move(bytes), &errors);
+  }
+  std::vector<uint8_t> random(full.size());
+  for (auto& b : random) b = static_cast<uint8_t>(byte(rng));
+  import_or_error(random, &errors);
+  EXPECT_GT(errors, 0);  // at least the random file and most tail corruptions are refused
+}
+
+class ModelFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(1);
+    auto net = imported_mask_net(2);
+    ModelMeta meta;
+    meta.classes = {"with_mask", "without_mask"};
+    save_model(dir / "model.onnx", net, meta, {});
+    onnx = read_bytes(dir / "model.onnx");
+    sidecar = read_bytes(dir / "model.json");
+  }
+  // Loads model.onnx/model.json as they are now: OK or an Error, nothing else.
+  bool loads() {
+    try {
+      MaskClassifier clf(dir / "model.onnx");
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  }
+  // Writes onnx bytes and a sidecar that vouches for them (to reach the deeper checks).
+  void write_with_matching_hash(const std::string& bytes) {
+    write_bytes(dir / "model.onnx", bytes);
+    auto j = nlohmann::json::parse(sidecar);
+    j["onnx_sha256"] = sha256_hex(bytes);
+    write_bytes(dir / "model.json", j.dump());
+  }
+  TempDir dir;
+  std::string onnx, sidecar;
+};
+
+TEST_F(ModelFiles, IntactFilesLoad) { EXPECT_TRUE(loads()); }
+
+TEST_F(ModelFiles, MissingOrEmptyFilesAreRefused) {
+  std::filesystem::remove(dir / "model.json");
+  EXPECT_FALSE(loads());
+  write_bytes(dir / "model.json", "");
+  EXPECT_FALSE(loads());
+  write_bytes(dir / "model.json", sidecar);
+  write_bytes(dir / "model.onnx", "");
+  EXPECT_FALSE(loads());
+  std::filesystem::remove(dir / "model.onnx");
+  EXPECT_FALSE(loads());
+}
+
+TEST_F(ModelFiles, OnnxThatDoesNotMatchTheSidecarIsRefused) {
+  auto bytes = onnx;
+  bytes[bytes.size() / 2] ^= 0x40;  // one flipped bit in the weights
+  write_bytes(dir / "model.onnx", bytes);
+  try {
+    MaskClassifier clf(dir / "model.onnx");
+    FAIL() << "accepted a model that differs from its sidecar";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sha256"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ModelFiles, TruncatedOnnxIsRefusedEvenWithAMatchingSidecar) {
+  std::mt19937 rng(3);
+  for (size_t n : truncation_points(onnx.size(), rng, 25)) {
+    write_with_matching_hash(onnx.substr(0, n));
+    EXPECT_FALSE(loads()) << "truncated to " << n;
+  }
+}
+
+TEST_F(ModelFiles, CorruptedOnnxNeverCrashesEvenWithAMatchingSidecar) {
+  std::mt19937 rng(4);
+  std::uniform_int_distribution<int> byte(0, 255);
+  // Protobuf structure is spread over the file; weights dominate, so aim at the small
+  // structural parts too: the start and the node list at the end.
+  for (int t = 0; t < 80; ++t) {
+    auto bytes = onnx;
+    const size_t region = t % 2 ? bytes.size() : std::min<size_t>(bytes.size(), 4096);
+    std::uniform_int_distribution<size_t> pos(t % 4 == 3 ? bytes.size() - std::min<size_t>(bytes.size(), 30000) : 0,
+                                              (t % 4 == 3 ? bytes.size() : region) - 1);
+    for (int k = 0; k < 6; ++k) bytes[pos(rng)] = static_cast<char>(byte(rng));
+    write_with_matching_hash(bytes);
+    loads();  // must return or throw Error; a crash fails the whole test binary
+  }
+  std::string random(5000, '\0');
+  for (auto& c : random) c = static_cast<char>(byte(rng));
+  write_with_matching_hash(random);
+  EXPECT_FALSE(loads());
+}
+
+TEST_F(ModelFiles, BrokenSidecarsAreRefused) {
+  const auto base = nlohmann::json::parse(sidecar);
+  std::vector<std::function<void(nlohmann::json&)>> breakages = {
+      [](auto& j) { j.erase("classes"); },
+      [](auto& j) { j["classes"] = {"only_one"}; },
+      [](auto& j) { j["classes"] = {"a", "b", "c"}; },  // model has 2 outputs
+      [](auto& j) { j["classes"] = {1, 2}; },
+      [](auto& j) { j["input"]["width"] = 100; },
+      [](auto& j) { j["input"]["color"] = "BGR"; },
+      [](auto& j) { j["input"] = "224"; },
+      [](auto& j) { j["format"] = "something-else"; },
+      [](auto& j) { j["format_version"] = 99; },
+      [](auto& j) { j.erase("onnx_sha256"); },
+      [](auto& j) { j = nlohmann::json::array(); },
+  };
+  for (size_t i = 0; i < breakages.size(); ++i) {
+    auto j = base;
+    breakages[i](j);
+    write_bytes(dir / "model.json", j.dump());
+    EXPECT_FALSE(loads()) << "breakage " << i;
+  }
+  std::mt19937 rng(5);
+  for (size_t n : truncation_points(sidecar.size() - 1, rng, 10)) {  // -1: dropping only the final newline is harmless
+    write_bytes(dir / "model.json", sidecar.substr(0, n));
+    EXPECT_FALSE(loads()) << "sidecar truncated to " << n;
+  }
+}
+
+TEST(BadInputCli, BadFilesGiveOneLineAndExitCode1) {
+  TempDir dir;
+  std::string random(100000, '\0');
+  std::mt19937 rng(6);
+  for (auto& c : random) c = static_cast<char>(rng());
+  write_bytes(dir / "random.tflite", random);
+  write_bytes(dir / "empty.tflite", "");
+  const auto image = shared_path("samples/imagenet/cat.bmp").string();
+  for (const auto& file : {dir / "random.tflite", dir / "empty.tflite", dir / "missing.tflite"}) {
+    const auto r = run_cli({"imagenet", "--backbone", file.string(), image});
+    EXPECT_EQ(r.exit_code, 1) << file << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("error"), std::string::npos);
+  }
+  const auto bad_image = run_cli({"imagenet", "--backbone", asset(kQuantBackbone).string(), (dir / "random.tflite").string()});
+  EXPECT_EQ(bad_image.exit_code, 1) << bad_image.err;
+}
+
+TEST(BadInputCli, UsageErrorsGiveExitCode2) {
+  EXPECT_EQ(run_cli({"imagenet"}).exit_code, 2);
+  EXPECT_EQ(run_cli({"no-such-command"}).exit_code, 2);
+  EXPECT_EQ(run_cli({}).exit_code, 2);
+  const auto help = run_cli({"imagenet", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--backbone"), std::string::npos);
+}

@@ -1,0 +1,121 @@
+// The exported ONNX model, run by OpenCV DNN, must give the same probabilities as the
+// LibTorch network it came from (max abs difference <= 1e-4), on random and real inputs.
+#include <gtest/gtest.h>
+
+#include <onnx/onnx_pb.h>
+
+#include <set>
+
+#include "model/onnx_export.h"
+#include "model/preprocess.h"
+#include "model_fixtures.h"
+#include "support.h"
+#include "vision/mask_classifier.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+torch::Tensor torch_probs(MaskNet& net, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  return torch::softmax(net->forward(x), 1);
+}
+
+double max_abs_diff(const cv::Mat& cv_out, const torch::Tensor& t) {
+  const auto c = t.contiguous();
+  EXPECT_EQ(cv_out.total(), static_cast<size_t>(c.numel()));
+  double m = 0;
+  const float* a = cv_out.ptr<float>();
+  const float* b = c.data_ptr<float>();
+  for (size_t i = 0; i < cv_out.total(); ++i) m = std::max(m, static_cast<double>(std::abs(a[i] - b[i])));
+  return m;
+}
+
+std::set<std::string> op_types(const std::string& bytes) {
+  onnx::ModelProto m;
+  EXPECT_TRUE(m.ParseFromString(bytes));
+  std::set<std::string> ops;
+  for (const auto& n : m.graph().node()) ops.insert(n.op_type());
+  return ops;
+}
+
+}  // namespace
+
+class OnnxParity : public ::testing::TestWithParam<int> {};
+
+TEST_P(OnnxParity, OpenCvMatchesLibTorchOnRandomAndRealInputs) {
+  const int size = GetParam();
+  torch::manual_seed(size);
+  auto net = imported_mask_net(3);
+  randomize_batchnorm(net->backbone);  // so BN folding is exercised, not just identity BNs
+  OnnxExportOptions o;
+  o.input_size = size;
+  const std::string bytes = export_classifier_onnx(net, o);
+  auto cvnet = load_onnx_net(bytes, "parity");
+
+  const cv::Mat random_blob = [&] {
+    const auto x = (torch::rand({4, 3, size, size}) * 2 - 1).contiguous();
+    cv::Mat m({4, 3, size, size}, CV_32F);
+    std::memcpy(m.ptr<float>(), x.data_ptr<float>(), static_cast<size_t>(x.numel()) * 4);
+    return m;
+  }();
+  const cv::Mat real_blob = make_blob(real_images(), size);
+  for (const cv::Mat* blob : {&random_blob, &real_blob}) {
+    cvnet.setInput(*blob);
+    const cv::Mat out = cvnet.forward();
+    const double diff = max_abs_diff(out, torch_probs(net, blob_to_tensor(*blob)));
+    EXPECT_LE(diff, 1e-4) << "input size " << size;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(InputSizes, OnnxParity, ::testing::Values(96, 160, 224));
+
+TEST(OnnxExport, UsesOnlyOpsOpenCv46Reads) {
+  auto net = imported_mask_net(2);
+  const auto ops = op_types(export_classifier_onnx(net, {}));
+  const std::set<std::string> allowed = {"Conv", "Clip", "Add", "GlobalAveragePool", "Flatten", "Gemm", "Relu", "Softmax"};
+  for (const auto& op : ops) EXPECT_TRUE(allowed.count(op)) << op;
+  EXPECT_TRUE(ops.count("Clip"));
+  EXPECT_FALSE(ops.count("BatchNormalization"));  // folded
+}
+
+TEST(OnnxExport, BackbonePrefixMatchesLibTorchStages) {
+  torch::manual_seed(3);
+  auto net = imported_mask_net(2);
+  OnnxExportOptions o;
+  o.input_size = 128;
+  for (const auto& [last, pool] : std::vector<std::pair<int, bool>>{{14, false}, {kNumStages - 1, true}}) {
+    auto cvnet = load_onnx_net(export_backbone_onnx(net->backbone, last, pool, o), "prefix");
+    const cv::Mat blob = make_blob(real_images(), 128);
+    cvnet.setInput(blob);
+    const cv::Mat out = cvnet.forward();
+    torch::NoGradGuard no_grad;
+    auto ref = net->backbone->forward_stages(blob_to_tensor(blob), 0, last);
+    if (pool) ref = MaskNet::Impl::pool(ref);
+    EXPECT_LE(max_abs_diff(out, ref), 1e-3) << "stage " << last;  // raw activations (up to ~20), not probabilities
+  }
+}
+
+TEST(MaskClassifier, LoadsASavedModelAndClassifiesLikeLibTorch) {
+  torch::manual_seed(11);
+  auto net = imported_mask_net(2);
+  TempDir dir;
+  ModelMeta meta;
+  meta.classes = {"with_mask", "without_mask"};
+  save_model(dir / "model.onnx", net, meta, {});
+  MaskClassifier clf(dir / "model.onnx");
+  EXPECT_EQ(clf.classes(), meta.classes);
+  EXPECT_EQ(clf.input_size(), 224);
+  const auto images = real_images();
+  const auto preds = clf.classify(images);
+  ASSERT_EQ(preds.size(), images.size());
+  const auto ref = torch_probs(net, images_to_tensor(images, 224));
+  for (size_t i = 0; i < preds.size(); ++i) {
+    const auto row = ref[static_cast<int64_t>(i)];
+    EXPECT_EQ(preds[i].label, row.argmax().item<int64_t>());
+    EXPECT_NEAR(preds[i].score, row.max().item<float>(), 1e-4);
+    EXPECT_NEAR(preds[i].probs[0] + preds[i].probs[1], 1.0, 1e-5);
+  }
+}
