@@ -13,7 +13,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   maskwatch::app::add_imagenet_command(app);
+  maskwatch::app::add_train_command(app);
+  maskwatch::app::add_eval_command(app);
   maskwatch::app::add_bench_command(app);
+  maskwatch::app::remember_command_line(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

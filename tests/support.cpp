@@ -51,6 +51,7 @@ CliResult run_cli(const std::vector<std::string>& args, int timeout_s) {
 }
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }

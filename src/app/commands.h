@@ -7,6 +7,11 @@ namespace maskwatch::app {
 
 void add_imagenet_command(CLI::App& root);
 void add_bench_command(CLI::App& root);
+void add_train_command(CLI::App& root);
+void add_eval_command(CLI::App& root);
+
+// The train command records the exact command line in the model card.
+void remember_command_line(int argc, char** argv);
 
 // Applies the --threads option convention (0 = all cores) to LibTorch and OpenCV.
 void set_threads(int threads);

@@ -2,39 +2,86 @@
 
 #include <algorithm>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <set>
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace maskwatch {
 
 bool is_image_file(const std::filesystem::path& path) {
-  static const std::set<std::string> exts = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif",
-                                             ".tiff", ".ppm", ".pgm", ".pbm", ".jpe", ".jp2"};
+  static const std::set<std::string> exts = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif",
+                                             ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2"};
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   return exts.count(ext) > 0;
 }
 
-cv::Mat load_image(const std::filesystem::path& path, std::string* why) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    if (why) *why = "not a file";
+namespace {
+
+bool is_png(const std::vector<uint8_t>& b) {
+  return b.size() > 8 && b[0] == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G';
+}
+
+// 1/3/4 channels, 8 or 16 bit -> 8-bit BGR; alpha composited over mid grey so transparent
+// areas do not turn into whatever colour the encoder left under them.
+cv::Mat to_bgr8(const cv::Mat& img) {
+  cv::Mat m = img;
+  if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
+  else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
+  if (m.channels() == 1) {
+    cv::cvtColor(m, m, cv::COLOR_GRAY2BGR);
+  } else if (m.channels() == 4) {
+    cv::Mat bgr(m.size(), CV_8UC3);
+    for (int y = 0; y < m.rows; ++y) {
+      const auto* s = m.ptr<cv::Vec4b>(y);
+      auto* d = bgr.ptr<cv::Vec3b>(y);
+      for (int x = 0; x < m.cols; ++x) {
+        const int a = s[x][3];
+        for (int c = 0; c < 3; ++c) d[x][c] = static_cast<uchar>((s[x][c] * a + 128 * (255 - a) + 127) / 255);
+      }
+    }
+    m = bgr;
+  } else if (m.channels() != 3) {
+    return {};
+  }
+  return m;
+}
+
+}  // namespace
+
+cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why) {
+  if (bytes.empty()) {
+    if (why) *why = "empty file";
     return {};
   }
   cv::Mat img;
   try {
-    // IMREAD_COLOR: 8-bit BGR whatever the source (gray, alpha, 16-bit), EXIF orientation applied.
-    img = cv::imread(path.string(), cv::IMREAD_COLOR);
+    const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<uint8_t*>(bytes.data()));
+    // PNG may carry alpha (no EXIF orientation there); everything else: IMREAD_COLOR, which
+    // applies EXIF orientation and converts gray / 16-bit to 8-bit BGR.
+    img = is_png(bytes) ? to_bgr8(cv::imdecode(buf, cv::IMREAD_UNCHANGED)) : cv::imdecode(buf, cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
-    if (why) *why = std::string("decoder error: ") + e.what();
+    if (why) *why = std::string("decoder error: ") + e.err;
     return {};
   }
-  if (img.empty()) {
+  if (img.empty() || img.cols < 1 || img.rows < 1) {
     if (why) *why = "cannot be decoded as an image";
     return {};
   }
   return img;
+}
+
+cv::Mat load_image(const std::filesystem::path& path, std::string* why) {
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = read_file_bytes(path, "image");
+  } catch (const Error& e) {
+    if (why) *why = e.what();
+    return {};
+  }
+  return decode_image(bytes, why);
 }
 
 cv::Mat load_image_or_throw(const std::filesystem::path& path) {

@@ -1,17 +1,22 @@
 // Image loading that never crashes on bad files: returns an empty Mat (with a reason)
-// when a file cannot be decoded. Grayscale, alpha, 16-bit and EXIF-rotated images all
-// come back as upright 8-bit BGR.
+// when a file cannot be decoded. Grayscale, alpha (composited on grey), 16-bit and
+// EXIF-rotated images all come back as upright 8-bit BGR.
 #pragma once
+#include <cstdint>
 #include <filesystem>
 #include <opencv2/core.hpp>
 #include <string>
+#include <vector>
 
 namespace maskwatch {
 
-// Extensions OpenCV can decode here (lowercase, with dot).
+// Extensions OpenCV can decode here (case-insensitive).
 bool is_image_file(const std::filesystem::path& path);
 
-// Decoded 8-bit BGR image, or empty with *why set.
+// Decodes encoded image bytes to 8-bit BGR, or returns empty with *why set.
+cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why = nullptr);
+
+// Reads and decodes a file; empty with *why set on failure.
 cv::Mat load_image(const std::filesystem::path& path, std::string* why = nullptr);
 
 // Like load_image but throws Error on failure.

@@ -1,0 +1,73 @@
+#include "data/split_file.h"
+
+#include <fmt/format.h>
+
+#include <map>
+
+#include "util/error.h"
+
+namespace maskwatch {
+
+nlohmann::json split_counts(const Dataset& ds, const std::vector<Split>& split) {
+  nlohmann::json out = nlohmann::json::object();
+  for (Split s : {Split::Train, Split::Val, Split::Test}) {
+    nlohmann::json per = nlohmann::json::object();
+    for (const auto& c : ds.classes) per[c] = 0;
+    for (size_t i = 0; i < ds.items.size(); ++i)
+      if (split[i] == s) per[ds.classes[static_cast<size_t>(ds.items[i].label)]] = per[ds.classes[static_cast<size_t>(ds.items[i].label)]].get<int>() + 1;
+    out[split_name(s)] = per;
+  }
+  return out;
+}
+
+nlohmann::json split_to_json(const Dataset& ds, const SplitAssignment& a, const nlohmann::json& extra) {
+  nlohmann::json items = nlohmann::json::array();
+  for (size_t i = 0; i < ds.items.size(); ++i)
+    items.push_back({{"image", ds.items[i].rel},
+                     {"label", ds.classes[static_cast<size_t>(ds.items[i].label)]},
+                     {"split", split_name(a.split[i])},
+                     {"group", a.group[i]}});
+  nlohmann::json j = extra;
+  j["manifest_sha256"] = ds.manifest_sha256();
+  j["classes"] = ds.classes;
+  j["counts"] = split_counts(ds, a.split);
+  j["items"] = items;
+  return j;
+}
+
+SplitAssignment split_from_json(const nlohmann::json& j, const Dataset& ds, const std::string& origin) {
+  if (!j.is_object() || j.value("manifest_sha256", "") != ds.manifest_sha256())
+    throw Error(fmt::format("{} was made for different data (manifest differs)", origin));
+  std::map<std::string, std::pair<Split, int>> by_name;
+  try {
+    for (const auto& it : j.at("items")) {
+      const std::string s = it.at("split").get<std::string>();
+      const Split sp = s == "train" ? Split::Train : s == "val" ? Split::Val : s == "test" ? Split::Test
+                                                                                           : throw Error("bad split");
+      by_name[it.at("image").get<std::string>()] = {sp, it.at("group").get<int>()};
+    }
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("{}: malformed split file ({})", origin, e.what()));
+  }
+  SplitAssignment a;
+  for (const auto& item : ds.items) {
+    const auto it = by_name.find(item.rel);
+    if (it == by_name.end()) throw Error(fmt::format("{} does not list {}", origin, item.rel));
+    a.split.push_back(it->second.first);
+    a.group.push_back(it->second.second);
+  }
+  return a;
+}
+
+std::vector<std::string> split_members(const nlohmann::json& j, Split which, const std::string& origin) {
+  std::vector<std::string> out;
+  try {
+    for (const auto& it : j.at("items"))
+      if (it.at("split").get<std::string>() == split_name(which)) out.push_back(it.at("image").get<std::string>());
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("{}: malformed split file ({})", origin, e.what()));
+  }
+  return out;
+}
+
+}  // namespace maskwatch

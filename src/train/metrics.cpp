@@ -1,0 +1,61 @@
+#include "train/metrics.h"
+
+#include "util/error.h"
+
+namespace maskwatch {
+
+ClassificationReport classification_report(const std::vector<int>& truth, const std::vector<int>& predicted,
+                                           const std::vector<std::string>& classes) {
+  if (truth.size() != predicted.size()) throw Error("metrics: truth and predictions differ in length");
+  const size_t k = classes.size();
+  ClassificationReport r;
+  r.classes = classes;
+  r.n = static_cast<int>(truth.size());
+  r.confusion.assign(k, std::vector<int>(k, 0));
+  int correct = 0;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    if (truth[i] < 0 || static_cast<size_t>(truth[i]) >= k || predicted[i] < 0 || static_cast<size_t>(predicted[i]) >= k)
+      throw Error("metrics: class index out of range");
+    ++r.confusion[static_cast<size_t>(truth[i])][static_cast<size_t>(predicted[i])];
+    correct += truth[i] == predicted[i];
+  }
+  r.accuracy = r.n ? static_cast<double>(correct) / r.n : 0.0;
+  double recall_sum = 0;
+  int present = 0;
+  for (size_t c = 0; c < k; ++c) {
+    ClassMetrics m;
+    int predicted_c = 0;
+    for (size_t t = 0; t < k; ++t) {
+      m.n += r.confusion[c][t];
+      predicted_c += r.confusion[t][c];
+    }
+    const int tp = r.confusion[c][c];
+    m.precision = predicted_c ? static_cast<double>(tp) / predicted_c : 0.0;
+    m.recall = m.n ? static_cast<double>(tp) / m.n : 0.0;
+    m.f1 = (m.precision + m.recall) > 0 ? 2 * m.precision * m.recall / (m.precision + m.recall) : 0.0;
+    if (m.n) {
+      recall_sum += m.recall;
+      ++present;
+    }
+    r.per_class.push_back(m);
+  }
+  r.balanced_accuracy = present ? recall_sum / present : 0.0;
+  return r;
+}
+
+nlohmann::json ClassificationReport::to_json() const {
+  nlohmann::json per = nlohmann::json::object();
+  for (size_t c = 0; c < classes.size(); ++c)
+    per[classes[c]] = {{"precision", per_class[c].precision},
+                       {"recall", per_class[c].recall},
+                       {"f1", per_class[c].f1},
+                       {"n", per_class[c].n}};
+  return {{"n", n},
+          {"accuracy", accuracy},
+          {"balanced_accuracy", balanced_accuracy},
+          {"per_class", per},
+          {"confusion", confusion},
+          {"classes", classes}};
+}
+
+}  // namespace maskwatch

@@ -1,0 +1,150 @@
+// Short real trainings (48 images per class at 96-128 px, a couple of epochs per phase).
+#include <gtest/gtest.h>
+
+#include "support.h"
+#include "train/trainer.h"
+#include "util/error.h"
+#include "util/json_io.h"
+#include "util/paths.h"
+#include "util/sha256.h"
+#include "util/files.h"
+#include "vision/mask_classifier.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+TrainOptions small_options(const fs::path& out) {
+  TrainOptions o;
+  o.data = shared_path("data/seed-masks");
+  o.backbone = asset(kQuantBackbone);
+  o.out = out;
+  o.limit_per_class = 48;
+  o.input_size = 96;
+  o.epochs = 2;
+  o.fine_tune_epochs = 2;
+  o.batch = 16;
+  return o;
+}
+
+std::string file_hash(const fs::path& p) { return sha256_hex(read_file_bytes(p)); }
+
+}  // namespace
+
+TEST(Train, ShortRunLearnsAndWritesEveryArtifact) {
+  TempDir dir;
+  auto o = small_options(dir / "run");
+  o.input_size = 128;
+  const auto r = train_mask_model(o);
+  ASSERT_TRUE(r.completed);
+  for (const char* f : {"model.onnx", "model.json", "metrics.json", "curves.png", "confusion.png", "split.json",
+                        "MODEL_CARD.md", "checkpoint.pt", "best.pt"})
+    EXPECT_TRUE(fs::exists(o.out / f)) << f;
+  const auto m = read_json(o.out / "metrics.json");
+  const auto& epochs = m["epochs"];
+  ASSERT_EQ(epochs.size(), 4u);
+  EXPECT_LT(epochs[1]["train_loss"].get<double>(), epochs[0]["train_loss"].get<double>());  // it learns
+  EXPECT_EQ(epochs[2]["phase"], 2);
+  EXPECT_GE(m["test"]["accuracy"].get<double>(), 0.8);  // 14 test images, pasted masks: easy
+  EXPECT_EQ(m["test"]["libtorch_agreement"]["same_label"], m["test"]["n"]);
+  EXPECT_LE(m["test"]["libtorch_agreement"]["max_abs_prob_diff"].get<double>(), 1e-4);
+  EXPECT_EQ(m["near_duplicates"]["leak"]["this_split"]["with_near_copy_in_train"], 0);
+
+  // The exported model loads, and `maskwatch eval` on the test split reproduces the test metrics.
+  MaskClassifier clf(o.out / "model.onnx");
+  EXPECT_EQ(clf.classes(), (std::vector<std::string>{"with_mask", "without_mask"}));
+  EXPECT_EQ(clf.input_size(), 128);
+  const auto e = run_cli({"eval", "--model", (o.out / "model.onnx").string(), "--data", o.data.string(), "--split",
+                          (o.out / "split.json").string(), "--json", (dir / "eval.json").string()});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const auto ev = read_json(dir / "eval.json");
+  EXPECT_EQ(ev["n"], m["test"]["n"]);
+  EXPECT_NEAR(ev["accuracy"].get<double>(), m["test"]["accuracy"].get<double>(), 1e-9);
+  for (const char* field : {"balanced_accuracy", "per_class", "confusion", "predictions"}) EXPECT_TRUE(ev.contains(field)) << field;
+  EXPECT_TRUE(ev["per_class"]["with_mask"].contains("f1"));
+  ASSERT_FALSE(ev["predictions"].empty());
+  EXPECT_TRUE(ev["predictions"][0].contains("image") && ev["predictions"][0].contains("score"));
+}
+
+TEST(Train, ResumeAfterAnInterruptionReachesTheSameWeights) {
+  TempDir dir;
+  const auto whole = small_options(dir / "whole");
+  ASSERT_TRUE(train_mask_model(whole).completed);
+
+  auto part = small_options(dir / "parts");
+  part.stop_after_epochs = 1;  // stop inside phase 1
+  EXPECT_FALSE(train_mask_model(part).completed);
+  part.resume = true;
+  part.stop_after_epochs = 2;  // then at the start of phase 2 (features must be recomputed)
+  EXPECT_FALSE(train_mask_model(part).completed);
+  part.stop_after_epochs = 0;
+  ASSERT_TRUE(train_mask_model(part).completed);
+
+  EXPECT_EQ(file_hash(whole.out / "model.onnx"), file_hash(part.out / "model.onnx"));
+  const auto a = read_json(whole.out / "metrics.json"), b = read_json(part.out / "metrics.json");
+  ASSERT_EQ(a["epochs"].size(), b["epochs"].size());
+  for (size_t i = 0; i < a["epochs"].size(); ++i)
+    EXPECT_EQ(a["epochs"][i]["val_loss"].get<double>(), b["epochs"][i]["val_loss"].get<double>()) << "epoch " << i;
+  // Same seed, same split; another seed, another split.
+  EXPECT_EQ(read_json(whole.out / "split.json")["items"], read_json(part.out / "split.json")["items"]);
+  auto other = small_options(dir / "other-seed");
+  other.seed = 7;
+  other.epochs = 1;
+  other.fine_tune_epochs = 0;
+  ASSERT_TRUE(train_mask_model(other).completed);
+  EXPECT_NE(read_json(whole.out / "split.json")["items"], read_json(other.out / "split.json")["items"]);
+}
+
+TEST(Train, ProtectsAnExistingRunAndRefusesAMismatchedResume) {
+  TempDir dir;
+  auto o = small_options(dir / "run");
+  o.epochs = 1;
+  o.fine_tune_epochs = 0;
+  ASSERT_TRUE(train_mask_model(o).completed);
+  EXPECT_THROW(train_mask_model(o), Error);  // would overwrite
+  auto changed = o;
+  changed.resume = true;
+  changed.batch = 8;
+  EXPECT_THROW(train_mask_model(changed), Error);  // other options than the checkpoint's
+  auto forced = o;
+  forced.force = true;
+  EXPECT_TRUE(train_mask_model(forced).completed);
+}
+
+TEST(Train, BrokenImagesAreSkippedAndListed) {
+  TempDir dir;
+  // 20 real images per class (links) plus one corrupt file and one non-image.
+  for (const char* cls : {"with_mask", "without_mask"}) {
+    fs::create_directories(dir / "data" / cls);
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(shared_path("data/seed-masks") / cls)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (size_t i = 0; i < 20; ++i) fs::create_symlink(files[i], dir / "data" / cls / files[i].filename());
+  }
+  write_bytes(dir / "data/with_mask/corrupt.jpg", "not really a jpeg");
+  write_bytes(dir / "data/without_mask/notes.txt", "ignored");
+  auto o = small_options(dir / "run");
+  o.data = dir / "data";
+  o.limit_per_class = 0;
+  o.epochs = 1;
+  o.fine_tune_epochs = 0;
+  ASSERT_TRUE(train_mask_model(o).completed);
+  const auto m = read_json(o.out / "metrics.json");
+  EXPECT_EQ(m["data"]["skipped_count"], 1);
+  EXPECT_EQ(m["data"]["skipped"][0]["image"], "with_mask/corrupt.jpg");
+  EXPECT_EQ(m["data"]["ignored_non_image_files"], 1);
+  EXPECT_EQ(m["data"]["images"], 40);
+}
+
+TEST(TrainCli, BadDataGivesExitCode1) {
+  TempDir dir;
+  fs::create_directories(dir / "data/only_one_class");
+  const auto r = run_cli({"train", "--data", (dir / "data").string(), "--out", (dir / "out").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("at least 2"), std::string::npos) << r.err;
+  const auto bad_size = run_cli({"train", "--data", shared_path("data/seed-masks").string(), "--out",
+                                 (dir / "out").string(), "--input-size", "100"});
+  EXPECT_EQ(bad_size.exit_code, 1);
+  EXPECT_NE(bad_size.err.find("multiple of 32"), std::string::npos) << bad_size.err;
+}
