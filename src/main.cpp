@@ -1,6 +1,8 @@
 // maskwatch CLI: wiring only. Exit codes: 0 success, 2 bad usage, 1 failure (one line on stderr).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdio>
 #include <exception>
@@ -9,12 +11,17 @@
 #include "util/error.h"
 
 int main(int argc, char** argv) {
+  // Logs and warnings go to stderr; stdout carries results only.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("maskwatch"));
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$: %v");
   CLI::App app{"maskwatch: real-time face mask detection (train, export, detect, evaluate, benchmark)"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   maskwatch::app::add_imagenet_command(app);
   maskwatch::app::add_train_command(app);
   maskwatch::app::add_eval_command(app);
+  maskwatch::app::add_detect_command(app);
+  maskwatch::app::add_run_command(app);
   maskwatch::app::add_bench_command(app);
   maskwatch::app::remember_command_line(argc, argv);
   try {

@@ -1,11 +1,15 @@
 // `maskwatch bench`: measures and prints the speed tables that README.md quotes.
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <thread>
 
 #include "app/commands.h"
 #include "perf/classifier_bench.h"
 #include "perf/timing.h"
+#include "train/trainer.h"
+#include "util/paths.h"
 #include "util/json_io.h"
 
 namespace maskwatch::app {
@@ -13,6 +17,8 @@ namespace {
 
 struct BenchOpts {
   std::string json_out;
+  bool train = false, classifier = true;
+  std::string train_data = default_seed_data_path().string();
   double seconds = 1.0;
   std::vector<int> sizes = {224, 160};
   std::vector<int> batches = {1, 4};
@@ -47,6 +53,43 @@ json classifier_section(const BenchOpts& o) {
   return results;
 }
 
+// The default training recipe end to end, in a child process (its own peak RSS).
+json train_section(const BenchOpts& o) {
+  const auto r = json::parse(run_isolated([&] {
+    const auto dir = std::filesystem::temp_directory_path() / fmt::format("maskwatch-bench-train-{}", getpid());
+    TrainOptions t;
+    t.data = o.train_data;
+    t.backbone = asset_path(kQuantBackbone);
+    t.out = dir;
+    t.force = true;
+    const auto result = train_mask_model(t);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    return result.metrics.dump();
+  }));
+  const auto& tm = r["timing"];
+  const double prep = tm["data"].value("decode_seconds", 0.0) + tm["data"].value("features_seconds", 0.0) +
+                      r["near_duplicates"].value("seconds", 0.0);
+  const double p1 = tm["phase1_seconds"], p2 = tm["phase2_seconds"], wall = tm["wall_seconds_this_run"];
+  int n1 = 0, n2 = 0;
+  double img1 = 0, img2 = 0;
+  for (const auto& e : r["epochs"]) {
+    (e["phase"] == 1 ? n1 : n2) += 1;
+    (e["phase"] == 1 ? img1 : img2) += e["images_per_second"].get<double>();
+  }
+  const std::vector<std::vector<std::string>> rows = {
+      {"data: decode, features, near-duplicates", fmt::format("{:.1f}", prep), ""},
+      {fmt::format("phase 1 ({} epochs, frozen)", n1), fmt::format("{:.1f}", p1), fmt::format("{:.0f}", n1 ? img1 / n1 : 0)},
+      {fmt::format("phase 2 ({} epochs, fine-tuning)", n2), fmt::format("{:.1f}", p2), fmt::format("{:.0f}", n2 ? img2 / n2 : 0)},
+      {"whole run (wall clock)", fmt::format("{:.1f}", wall), ""}};
+  fmt::print("\nTraining, default recipe on {} ({} images)\n\n{}", o.train_data, r["data"]["images"].get<int>(),
+             markdown_table({"stage", "seconds", "train images/s"}, rows));
+  fmt::print("\npeak RSS {:.0f} MiB; test accuracy {:.2f}% on {} images (de-duplicated split)\n",
+             r["peak_rss_mib"].get<double>(), 100 * r["test"]["accuracy"].get<double>(), r["test"]["n"].get<int>());
+  return {{"data_seconds", prep}, {"phase1_seconds", p1}, {"phase2_seconds", p2}, {"wall_seconds", wall},
+          {"peak_rss_mib", r["peak_rss_mib"]}, {"test_accuracy", r["test"]["accuracy"]}, {"test_n", r["test"]["n"]}};
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& root) {
@@ -55,17 +98,25 @@ void add_bench_command(CLI::App& root) {
   cmd->add_option("--json", o->json_out, "Also write all measurements as JSON");
   cmd->add_option("--seconds", o->seconds, "Minimum measuring time per case")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "Thread counts to measure (default: 1 and all cores)");
-  cmd->callback([o] {
+  cmd->add_flag("--train", o->train, "Also time the default training recipe end to end (about 4 minutes)");
+  cmd->add_option("--train-data", o->train_data, "Data for --train")->capture_default_str();
+  auto skip_classifier = std::make_shared<bool>(false);
+  cmd->add_flag("--no-classifier", *skip_classifier, "Skip the classifier latency table");
+  cmd->callback([o, skip_classifier] {
+    o->classifier = !*skip_classifier;
     if (o->threads.empty()) {
       const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
       o->threads = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
     }
     fmt::print("maskwatch bench on {}\n", machine_description());
     json out{{"machine", machine_description()}};
-    out["classifier"] = classifier_section(*o);
-    out["blas"] = out["classifier"].back().value("blas", "?");
-    fmt::print("\nLibTorch BLAS: {}\nEach case runs in its own process (fresh thread pools).\n",
-               out["blas"].get<std::string>());
+    if (o->classifier) {
+      out["classifier"] = classifier_section(*o);
+      out["blas"] = out["classifier"].back().value("blas", "?");
+      fmt::print("\nLibTorch BLAS: {}\nEach case runs in its own process (fresh thread pools).\n",
+                 out["blas"].get<std::string>());
+    }
+    if (o->train) out["train"] = train_section(*o);
     out["peak_rss_mib"] = peak_rss_mib();
     if (!o->json_out.empty()) write_json_atomic(o->json_out, out);
   });

@@ -5,6 +5,9 @@
 #ifndef MASKWATCH_DEFAULT_ASSET_DIR
 #define MASKWATCH_DEFAULT_ASSET_DIR "assets"
 #endif
+#ifndef MASKWATCH_SHARED_DIR
+#define MASKWATCH_SHARED_DIR "../shared"
+#endif
 #ifndef MASKWATCH_SOURCE_DIR
 #define MASKWATCH_SOURCE_DIR "."
 #endif
@@ -17,6 +20,10 @@ std::filesystem::path asset_dir() {
 }
 
 std::filesystem::path asset_path(const std::string& name) { return asset_dir() / name; }
+
+std::filesystem::path default_seed_data_path() {
+  return std::filesystem::path(MASKWATCH_SHARED_DIR) / "data" / "seed-masks";
+}
 
 std::filesystem::path default_model_path() {
   if (const char* env = std::getenv("MASKWATCH_MODEL"); env && *env) return env;

@@ -10,6 +10,8 @@ namespace maskwatch {
 std::filesystem::path asset_dir();
 // asset_dir()/name; does not check that it exists.
 std::filesystem::path asset_path(const std::string& name);
+// The seed training set (shared/data/seed-masks as configured at build time).
+std::filesystem::path default_seed_data_path();
 // The shipped mask model (models/model.onnx), or MASKWATCH_MODEL when set.
 std::filesystem::path default_model_path();
 

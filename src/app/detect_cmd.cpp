@@ -1,0 +1,90 @@
+// `maskwatch detect`: faces and mask verdicts for still images (no smoothing).
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "app/commands.h"
+#include "app/vision_options.h"
+#include "data/image_io.h"
+#include "train/plots.h"
+#include "util/error.h"
+#include "util/json_io.h"
+#include "vision/events.h"
+#include "vision/overlay.h"
+
+namespace maskwatch::app {
+
+void add_detect_command(CLI::App& root) {
+  struct Opts {
+    VisionOptions vision;
+    std::vector<std::string> inputs;
+    std::string out, json_out;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = root.add_subcommand("detect", "Find faces in still images and say whether each wears a mask");
+  o->vision.add_to(cmd);
+  cmd->add_option("inputs", o->inputs, "Images and/or folders of images")->required();
+  cmd->add_option("--out", o->out, "Write annotated copies here (PNG, same names)");
+  cmd->add_option("--json", o->json_out,
+                  "Write [{image, width, height, faces: [{x1, y1, x2, y2, face_score, label, score}]}]");
+  cmd->callback([o] {
+    set_threads(o->vision.threads);
+    MaskClassifier classifier(o->vision.model);
+    FaceDetector detector(o->vision.detector_options());
+    Pipeline pipeline(classifier, detector, o->vision.pipeline);
+    std::vector<std::filesystem::path> files;
+    for (const auto& in : o->inputs) {
+      std::error_code ec;
+      if (std::filesystem::is_directory(in, ec)) {
+        std::vector<std::filesystem::path> found;
+        for (const auto& e : std::filesystem::directory_iterator(in))
+          if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path());
+        std::sort(found.begin(), found.end());
+        if (found.empty()) spdlog::warn("no images in folder {}", in);
+        files.insert(files.end(), found.begin(), found.end());
+      } else if (std::filesystem::exists(in, ec)) {
+        files.emplace_back(in);
+      } else {
+        throw Error("input not found: " + in);
+      }
+    }
+    json results = json::array();
+    int failed = 0;
+    for (const auto& file : files) {
+      std::string why;
+      cv::Mat img = load_image(file, &why);
+      if (img.empty()) {
+        spdlog::warn("skipping {}: {}", file.string(), why);
+        ++failed;
+        continue;
+      }
+      const auto faces = pipeline.classify_still(img);
+      json jf = json::array();
+      for (const auto& f : faces) {
+        jf.push_back({{"x1", f.box.x},
+                      {"y1", f.box.y},
+                      {"x2", f.box.x + f.box.width},
+                      {"y2", f.box.y + f.box.height},
+                      {"face_score", f.face_score},
+                      {"label", verdict_name(f.verdict, classifier.classes())},
+                      {"score", f.confidence}});
+      }
+      std::string verdicts;
+      for (const auto& f : faces)
+        verdicts += fmt::format(" {} {:.0f}%", verdict_name(f.verdict, classifier.classes()), f.confidence * 100);
+      fmt::print("{}: {} face{}{}\n", file.string(), faces.size(), faces.size() == 1 ? "" : "s", verdicts);
+      results.push_back({{"image", file.string()}, {"width", img.cols}, {"height", img.rows}, {"faces", jf}});
+      if (!o->out.empty()) {
+        cv::Mat annotated = img.clone();
+        draw_faces(annotated, faces, classifier.classes(), false);
+        save_png(std::filesystem::path(o->out) / (file.stem().string() + ".png"), annotated);
+      }
+    }
+    if (!o->json_out.empty()) write_json_atomic(o->json_out, results);
+    if (results.empty() && !files.empty()) throw Error(fmt::format("none of the {} image(s) could be read", files.size()));
+    if (failed) spdlog::warn("{} image(s) skipped", failed);
+  });
+}
+
+}  // namespace maskwatch::app

@@ -1,0 +1,28 @@
+#include "app/vision_options.h"
+
+#include "util/paths.h"
+
+namespace maskwatch::app {
+
+VisionOptions::VisionOptions() : model(default_model_path().string()) {}
+
+void VisionOptions::add_to(CLI::App* cmd) {
+  cmd->add_option("--model", model, "Mask classifier model.onnx (model.json beside it)")->capture_default_str();
+  cmd->add_option("--face-model", face_model,
+                  "YuNet face detector .onnx (default: the asset directory's; Haar cascade if missing)");
+  cmd->add_option("--face-threshold", detector.score_threshold, "Minimum YuNet face score")
+      ->capture_default_str()->check(CLI::Range(0.05, 1.0));
+  cmd->add_option("--detect-width", detector.detect_width, "Width the frame is scaled to for face detection")
+      ->capture_default_str()->check(CLI::Range(64, 4096));
+  cmd->add_option("--margin", pipeline.crop_margin, "Crop margin around a face (0.5 = 1.5x the face box)")
+      ->capture_default_str()->check(CLI::Range(0.0, 3.0));
+  cmd->add_option("--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
+}
+
+FaceDetectorOptions VisionOptions::detector_options() const {
+  FaceDetectorOptions o = detector;
+  o.model = face_model;
+  return o;
+}
+
+}  // namespace maskwatch::app

@@ -1,0 +1,27 @@
+// Options shared by `run`, `detect` and `bench`: which models, face-detector settings and
+// crop margin. add_to() registers the flags; the make_* functions build the objects.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "vision/face_detector.h"
+#include "vision/mask_classifier.h"
+#include "vision/pipeline.h"
+
+namespace maskwatch::app {
+
+struct VisionOptions {
+  std::string model;
+  FaceDetectorOptions detector;
+  std::string face_model;
+  PipelineOptions pipeline;
+  int threads = 0;
+
+  VisionOptions();
+  void add_to(CLI::App* cmd);
+  FaceDetectorOptions detector_options() const;
+};
+
+}  // namespace maskwatch::app

@@ -1,0 +1,92 @@
+#include "vision/face_detector.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <opencv2/imgproc.hpp>
+
+#include "util/error.h"
+#include "util/files.h"
+#include "util/paths.h"
+
+namespace maskwatch {
+
+std::filesystem::path default_haar_cascade() {
+  for (const char* p : {"/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml",
+                        "/usr/share/opencv/haarcascades/haarcascade_frontalface_default.xml"})
+    if (std::filesystem::exists(p)) return p;
+  return {};
+}
+
+FaceDetector::FaceDetector(const FaceDetectorOptions& o) : opts_(o) {
+  if (opts_.detect_width < 64) throw Error("face detection width must be at least 64 pixels");
+  const auto model = opts_.model.empty() ? asset_path(kYunetModel) : opts_.model;
+  if (std::filesystem::exists(model)) {
+    // Read it ourselves first so an empty or unreadable file gives our error, not OpenCV's.
+    read_file_bytes(model, "face model");
+    try {
+      yunet_ = cv::FaceDetectorYN::create(model.string(), "", cv::Size(opts_.detect_width, opts_.detect_width),
+                                          opts_.score_threshold, opts_.nms_threshold, opts_.top_k);
+    } catch (const cv::Exception& e) {
+      throw Error(fmt::format("cannot load face model {}: {}", model.string(), e.err));
+    }
+    if (!yunet_) throw Error("cannot load face model " + model.string());
+    return;
+  }
+  if (!opts_.model.empty()) throw Error("face model not found: " + opts_.model.string());
+  const auto cascade = opts_.haar_cascade.empty() ? default_haar_cascade() : opts_.haar_cascade;
+  if (cascade.empty() || !haar_.load(cascade.string()))
+    throw Error(fmt::format("no face detector: YuNet model {} is missing and no Haar cascade was found "
+                            "(install opencv-data, or pass --face-model)",
+                            model.string()));
+  spdlog::warn("YuNet model {} not found: falling back to the Haar cascade, which often misses masked faces",
+               model.string());
+}
+
+std::string FaceDetector::description() const {
+  return yunet_ ? fmt::format("YuNet at {} px wide, score >= {}", opts_.detect_width, opts_.score_threshold)
+                : "Haar cascade (fallback)";
+}
+
+std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
+  std::vector<Face> faces;
+  if (frame.empty()) return faces;
+  const double scale = std::min(1.0, static_cast<double>(opts_.detect_width) / frame.cols);
+  const cv::Size size(std::max(1, static_cast<int>(std::lround(frame.cols * scale))),
+                      std::max(1, static_cast<int>(std::lround(frame.rows * scale))));
+  if (scale < 1.0) cv::resize(frame, small_, size, 0, 0, cv::INTER_AREA);
+  else small_ = frame;
+  if (yunet_) {
+    if (size != input_size_) {
+      yunet_->setInputSize(size);
+      input_size_ = size;
+    }
+    cv::Mat out;
+    yunet_->detect(small_, out);
+    for (int r = 0; r < out.rows; ++r) {
+      const float* d = out.ptr<float>(r);  // x, y, w, h, 5 landmarks (10), score
+      faces.push_back({cv::Rect2f(d[0] / static_cast<float>(scale), d[1] / static_cast<float>(scale),
+                                  d[2] / static_cast<float>(scale), d[3] / static_cast<float>(scale)),
+                       d[14]});
+    }
+  } else {
+    cv::Mat gray;
+    cv::cvtColor(small_, gray, cv::COLOR_BGR2GRAY);
+    std::vector<cv::Rect> rects;
+    haar_.detectMultiScale(gray, rects, 1.1, 4, 0, cv::Size(24, 24));
+    for (const auto& r : rects)
+      faces.push_back({cv::Rect2f(r.x / static_cast<float>(scale), r.y / static_cast<float>(scale),
+                                  r.width / static_cast<float>(scale), r.height / static_cast<float>(scale)),
+                       1.0f});
+  }
+  // Clip to the frame; drop degenerate boxes.
+  const cv::Rect2f bounds(0, 0, static_cast<float>(frame.cols), static_cast<float>(frame.rows));
+  std::vector<Face> kept;
+  for (auto& f : faces) {
+    f.box &= bounds;
+    if (f.box.width >= 4 && f.box.height >= 4) kept.push_back(f);
+  }
+  return kept;
+}
+
+}  // namespace maskwatch

@@ -1,0 +1,97 @@
+#include "vision/overlay.h"
+
+#include <fmt/format.h>
+
+#include <opencv2/imgproc.hpp>
+
+namespace maskwatch {
+namespace {
+
+constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
+const cv::Scalar kGreen(60, 180, 40), kRed(40, 40, 220), kAmber(0, 170, 240), kWhite(255, 255, 255), kBlack(0, 0, 0);
+
+cv::Scalar colour_of(int verdict, int mask_class) {
+  if (verdict == kUncertain) return kAmber;
+  return verdict == mask_class ? kGreen : kRed;
+}
+
+// Text on a filled box, kept inside the frame.
+void label(cv::Mat& img, const std::string& text, cv::Point at, cv::Scalar bg, double scale, int thickness) {
+  int base = 0;
+  const cv::Size sz = cv::getTextSize(text, kFont, scale, thickness, &base);
+  at.x = std::clamp(at.x, 0, std::max(0, img.cols - sz.width - 6));
+  at.y = std::clamp(at.y, sz.height + 6, std::max(sz.height + 6, img.rows - 2));
+  cv::rectangle(img, cv::Rect(at.x, at.y - sz.height - 6, sz.width + 6, sz.height + base + 6), bg, cv::FILLED);
+  cv::putText(img, text, {at.x + 3, at.y - 3}, kFont, scale, kWhite, thickness, cv::LINE_AA);
+}
+
+}  // namespace
+
+int mask_class_index(const std::vector<std::string>& classes) {
+  for (size_t i = 0; i < classes.size(); ++i)
+    if (classes[i].find("with") != std::string::npos && classes[i].find("without") == std::string::npos)
+      return static_cast<int>(i);
+  return 0;
+}
+
+double mask_share(const std::vector<TrackedFace>& faces, int mask_class) {
+  if (faces.empty()) return 0.0;
+  int masked = 0;
+  for (const auto& f : faces) masked += f.verdict == mask_class;
+  return static_cast<double>(masked) / static_cast<double>(faces.size());
+}
+
+void draw_faces(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
+                bool show_track_ids) {
+  const int mask_class = mask_class_index(classes);
+  const double scale = std::clamp(frame.cols / 1280.0, 0.45, 1.2);
+  const int thick = std::max(2, static_cast<int>(std::lround(3 * scale)));
+  for (const auto& f : faces) {
+    const cv::Scalar c = colour_of(f.verdict, mask_class);
+    const cv::Rect box(f.box);
+    cv::rectangle(frame, box, c, thick, cv::LINE_AA);
+    const std::string name = f.verdict == kUncertain ? "uncertain" : classes[static_cast<size_t>(f.verdict)];
+    std::string text = fmt::format("{} {:.0f}%", name, f.confidence * 100);
+    if (show_track_ids && f.track_id > 0) text = fmt::format("#{} ", f.track_id) + text;
+    label(frame, text, {box.x - thick / 2, box.y - thick / 2}, c, 0.7 * scale + 0.15, std::max(1, thick / 2));
+  }
+}
+
+void draw_status(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
+                 const OverlayStatus& s) {
+  const int mask_class = mask_class_index(classes);
+  const double scale = std::clamp(frame.cols / 1280.0, 0.4, 1.0);
+  std::vector<std::string> lines = {
+      fmt::format("{:.1f} FPS", s.fps),
+      fmt::format("detect {:.1f} ms  classify {:.1f} ms  track {:.2f} ms  draw {:.1f} ms", s.times.detect_ms,
+                  s.times.classify_ms, s.times.track_ms, s.times.draw_ms),
+      faces.empty() ? std::string("no faces")
+                    : fmt::format("{} face{}, {:.0f}% with mask", faces.size(), faces.size() == 1 ? "" : "s",
+                                  100 * mask_share(faces, mask_class))};
+  std::string flags;
+  if (s.recording) flags += "REC  ";
+  if (s.paused) flags += "PAUSED  ";
+  if (s.mirrored) flags += "MIRROR";
+  if (!flags.empty()) lines.push_back(flags);
+  if (!s.message.empty()) lines.push_back(s.message);
+  const double ts = 0.55 * scale + 0.1;
+  const int line_h = static_cast<int>(28 * scale + 8);
+  int width = 0;
+  for (const auto& l : lines) {
+    int base = 0;
+    width = std::max(width, cv::getTextSize(l, kFont, ts, 1, &base).width);
+  }
+  // Bottom-left panel (the top-left corner is where cameras burn in their own text).
+  const cv::Rect panel(8, frame.rows - 8 - line_h * static_cast<int>(lines.size()) - 6, width + 16,
+                       line_h * static_cast<int>(lines.size()) + 6);
+  cv::Mat roi = frame(panel & cv::Rect(0, 0, frame.cols, frame.rows));
+  cv::Mat dark(roi.size(), roi.type(), kBlack);
+  cv::addWeighted(roi, 0.45, dark, 0.55, 0, roi);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const cv::Scalar c = lines[i].rfind("REC", 0) == 0 ? cv::Scalar(80, 80, 255) : kWhite;
+    cv::putText(frame, lines[i], {panel.x + 8, panel.y + line_h * static_cast<int>(i + 1) - 4}, kFont, ts, c, 1,
+                cv::LINE_AA);
+  }
+}
+
+}  // namespace maskwatch

@@ -1,0 +1,32 @@
+// Draws what the user sees: a box per face coloured by verdict (green = a "mask"-like class,
+// red = "no mask", amber = uncertain) with label and confidence, and a status panel with
+// FPS, per-stage timings, face count, share with a mask, and REC / PAUSED / MIRROR flags.
+#pragma once
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+#include "vision/pipeline.h"
+
+namespace maskwatch {
+
+struct OverlayStatus {
+  double fps = 0;
+  StageTimes times;
+  bool recording = false, paused = false, mirrored = false;
+  std::string message;  // transient, e.g. "snapshot saved: ..."
+};
+
+// Index of the class that means "wearing a mask": the first class whose name contains
+// "with" but not "without" (else 0). Everything else counts as no mask.
+int mask_class_index(const std::vector<std::string>& classes);
+
+// Share of faces whose verdict is the mask class (uncertain faces count as not masked).
+double mask_share(const std::vector<TrackedFace>& faces, int mask_class);
+
+void draw_faces(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
+                bool show_track_ids = true);
+void draw_status(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
+                 const OverlayStatus& status);
+
+}  // namespace maskwatch

@@ -1,0 +1,50 @@
+// One frame through the real-time path: faces (YuNet) -> square crops -> one batched
+// classifier forward (OpenCV DNN) -> tracker (ids, smoothing). Times every stage.
+#pragma once
+#include <opencv2/core.hpp>
+#include <vector>
+
+#include "vision/face_detector.h"
+#include "vision/mask_classifier.h"
+#include "vision/tracker.h"
+
+namespace maskwatch {
+
+struct StageTimes {
+  double detect_ms = 0, classify_ms = 0, track_ms = 0, draw_ms = 0;
+  double total() const { return detect_ms + classify_ms + track_ms + draw_ms; }
+};
+
+struct FrameResult {
+  int64_t frame = 0;
+  double time_s = 0;
+  std::vector<TrackedFace> faces;
+  std::vector<VerdictChange> changes;
+  StageTimes times;
+};
+
+struct PipelineOptions {
+  double crop_margin = 0.5;  // crop side = face side x 1.5: head and shoulders, like the training photos
+  TrackerOptions tracker;
+};
+
+class Pipeline {
+ public:
+  Pipeline(MaskClassifier& classifier, FaceDetector& detector, const PipelineOptions& options = {});
+  // Frames must come in time order; t_s is the frame's media or wall time in seconds.
+  FrameResult process(const cv::Mat& bgr_frame, int64_t frame_index, double t_s);
+  // Faces and raw (unsmoothed) probabilities of a single still image.
+  std::vector<TrackedFace> classify_still(const cv::Mat& bgr_image);
+  const MaskClassifier& classifier() const { return classifier_; }
+  const PipelineOptions& options() const { return opts_; }
+  int tracks_started() const { return tracker_.tracks_started(); }
+
+ private:
+  std::vector<Observation> observe(const cv::Mat& frame, StageTimes& times);
+  MaskClassifier& classifier_;
+  FaceDetector& detector_;
+  PipelineOptions opts_;
+  Tracker tracker_;
+};
+
+}  // namespace maskwatch

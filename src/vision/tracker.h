@@ -1,0 +1,82 @@
+// Gives faces stable ids across frames (greedy IoU matching, centre distance as a fallback
+// for fast moves) and smooths each track's class probabilities over time so labels do not
+// flicker:
+//   - exponential moving average with a time constant (alpha = 1 - exp(-dt / tau)), so the
+//     smoothing is the same at 15 or 60 FPS;
+//   - hysteresis: the verdict switches to a class only when its smoothed probability
+//     reaches `enter` (default 0.65), so a face hovering around 0.5 keeps its verdict...
+//   - ...unless no class is confident for `uncertain_after_s`: then it is shown as uncertain.
+// With tau = 0.15 s a clean change from one class to the other flips the verdict after
+// tau * ln(1 / (1 - enter)) = 0.16 s, well inside the 0.5 s we allow.
+#pragma once
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+namespace maskwatch {
+
+struct TrackerOptions {
+  double iou_match = 0.3;
+  double max_centre_shift = 0.6;  // fallback match: centre moved less than this x box size
+  double max_missed_s = 0.5;      // a track survives this long without a detection
+  double tau_s = 0.15;            // EMA time constant
+  double enter = 0.65;            // smoothed probability needed to (re)assign a verdict
+  double uncertain_after_s = 0.6; // no confident class for this long -> uncertain
+};
+
+constexpr int kUncertain = -1;
+
+struct Observation {
+  cv::Rect2f box;
+  float face_score = 0;
+  std::vector<float> probs;  // classifier output for this face
+};
+
+struct TrackedFace {
+  int track_id = 0;
+  cv::Rect2f box;
+  float face_score = 0;
+  std::vector<float> raw, smoothed;
+  int verdict = kUncertain;  // class index or kUncertain
+  float confidence = 0;      // smoothed probability of the verdict (max smoothed if uncertain)
+};
+
+struct VerdictChange {
+  int track_id;
+  int from, to;  // class indices or kUncertain
+  float confidence;
+  bool first = false;  // the track's first verdict (it just appeared)
+};
+
+class Tracker {
+ public:
+  explicit Tracker(const TrackerOptions& options = {}) : opts_(options) {}
+
+  // One call per frame with all observations; t_s is the frame's time (seconds, increasing).
+  // Returns one TrackedFace per observation (same order); verdict changes go to *changes.
+  std::vector<TrackedFace> update(const std::vector<Observation>& observations, double t_s,
+                                  std::vector<VerdictChange>* changes = nullptr);
+
+  size_t active_tracks() const { return tracks_.size(); }
+  int tracks_started() const { return next_id_ - 1; }
+  void reset() { tracks_.clear(); }
+
+ private:
+  struct Track {
+    int id;
+    cv::Rect2f box;
+    std::vector<float> smoothed;
+    int verdict = kUncertain;
+    double last_seen, last_update, last_confident;
+    bool had_verdict;
+  };
+  void smooth(Track& t, const std::vector<float>& probs, double now, std::vector<VerdictChange>* changes);
+
+  TrackerOptions opts_;
+  std::vector<Track> tracks_;
+  int next_id_ = 1;
+};
+
+double iou(const cv::Rect2f& a, const cv::Rect2f& b);
+
+}  // namespace maskwatch

@@ -1,0 +1,133 @@
+// The real-time path end to end on the real webcam clip, and `detect` on still images.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "support.h"
+#include "util/json_io.h"
+#include "util/paths.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+std::vector<json> read_lines(const fs::path& p) {
+  std::ifstream in(p);
+  std::vector<json> out;
+  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));  // throws if not JSON
+  return out;
+}
+
+}  // namespace
+
+TEST(Run, WebcamClipGetsTheRightSmoothedLabelWithTheDefaultModel) {
+  TempDir dir;
+  const auto clip = shared_path("samples/video/webcam-mask-on-off.mp4");
+  const auto r = run_cli({"run", "--source", clip.string(), "--no-display", "--events", (dir / "events.jsonl").string(),
+                          "--record", (dir / "annotated.mp4").string(), "--json", (dir / "summary.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto labels = read_json(shared_path("samples/video/webcam-mask-on-off.labels.json"));
+  const auto lines = read_lines(dir / "events.jsonl");
+
+  std::map<int, json> frames;
+  int verdict_lines = 0;
+  for (const auto& l : lines) {
+    ASSERT_TRUE(l.contains("type"));
+    if (l["type"] == "frame") {
+      for (const char* k : {"frame", "time_ms", "faces"}) ASSERT_TRUE(l.contains(k)) << k;
+      for (const auto& f : l["faces"])
+        for (const char* k : {"track_id", "x1", "y1", "x2", "y2", "label", "score"}) ASSERT_TRUE(f.contains(k)) << k;
+      frames[l["frame"].get<int>()] = l;
+    } else {
+      ASSERT_EQ(l["type"], "verdict");
+      for (const char* k : {"frame", "time_ms", "track_id", "from", "to", "score"}) ASSERT_TRUE(l.contains(k)) << k;
+      ++verdict_lines;
+    }
+  }
+  EXPECT_EQ(frames.size(), 78u);
+  EXPECT_GE(verdict_lines, 3);  // first verdict, mask on, mask off
+
+  int labelled = 0, right = 0, last_segment = 0, last_right = 0;
+  for (const auto& seg : labels["segments"]) {
+    const bool last = seg == labels["segments"].back();
+    for (int i = seg["first"].get<int>(); i <= seg["last"].get<int>(); ++i) {
+      ASSERT_TRUE(frames.count(i)) << "frame " << i;
+      const auto& faces = frames[i]["faces"];
+      EXPECT_EQ(faces.size(), 1u) << "frame " << i;  // exactly one face
+      ++labelled;
+      last_segment += last;
+      if (faces.size() == 1 && faces[0]["label"] == seg["label"]) {
+        ++right;
+        last_right += last;
+      }
+    }
+  }
+  EXPECT_GE(right, 0.95 * labelled) << right << " of " << labelled;
+  EXPECT_GE(last_right, 0.95 * last_segment) << "mask hanging from one ear: " << last_right << " of " << last_segment;
+  // One person, one track.
+  for (const auto& [i, f] : frames)
+    if (!f["faces"].empty()) EXPECT_EQ(f["faces"][0]["track_id"], 1) << "frame " << i;
+
+  const auto summary = read_json(dir / "summary.json");
+  EXPECT_EQ(summary["frames"], 78);
+  EXPECT_EQ(summary["tracks"], 1);
+  EXPECT_GT(fs::file_size(dir / "annotated.mp4"), 100000u);
+}
+
+TEST(Run, UnreadableSourcesGiveExitCode1WithAReason) {
+  TempDir dir;
+  write_bytes(dir / "broken.mp4", std::string(5000, 'x'));
+  for (const auto& src : {(dir / "broken.mp4").string(), (dir / "missing.mp4").string()}) {
+    const auto r = run_cli({"run", "--source", src, "--no-display"});
+    EXPECT_EQ(r.exit_code, 1) << src;
+    EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(src), std::string::npos) << r.err;
+  }
+  const auto cam = run_cli({"run", "--source", "/dev/video97", "--no-display"}, 60);
+  EXPECT_EQ(cam.exit_code, 1) << cam.err;
+  EXPECT_NE(cam.err.find("cannot open camera"), std::string::npos) << cam.err;
+  const auto bad_model = run_cli({"run", "--source", shared_path("samples/video/webcam-mask-on-off.mp4").string(),
+                                  "--no-display", "--model", (dir / "nothing.onnx").string()});
+  EXPECT_EQ(bad_model.exit_code, 1);
+  if (!std::getenv("DISPLAY")) {
+    const auto no_display = run_cli({"run", "--source", shared_path("samples/video/webcam-mask-on-off.mp4").string()});
+    EXPECT_EQ(no_display.exit_code, 1);
+    EXPECT_NE(no_display.err.find("--no-display"), std::string::npos) << no_display.err;
+  }
+}
+
+TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
+  TempDir dir;
+  fs::create_directories(dir / "in");
+  fs::copy_file(shared_path("data/seed-masks/with_mask/0-with-mask.jpg"), dir / "in/a_masked.jpg");
+  fs::copy_file(shared_path("data/seed-masks/without_mask/100.jpg"), dir / "in/b_bare.jpg");
+  write_bytes(dir / "in/c_broken.jpg", "not an image");
+  const auto r = run_cli({"detect", (dir / "in").string(), "--out", (dir / "out").string(), "--json",
+                          (dir / "faces.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("c_broken.jpg"), std::string::npos) << "no warning for the broken image: " << r.err;
+  const auto j = read_json(dir / "faces.json");
+  ASSERT_EQ(j.size(), 2u);
+  std::vector<std::string> main_labels;  // label of the largest face (street photos have passers-by)
+  for (const auto& img : j) {
+    for (const char* k : {"image", "width", "height", "faces"}) ASSERT_TRUE(img.contains(k)) << k;
+    ASSERT_GE(img["faces"].size(), 1u) << img["image"];
+    double best_area = -1;
+    std::string best;
+    for (const auto& f : img["faces"]) {
+      for (const char* k : {"x1", "y1", "x2", "y2", "face_score", "label", "score"}) ASSERT_TRUE(f.contains(k)) << k;
+      EXPECT_GE(f["x1"].get<double>(), 0);
+      EXPECT_LE(f["x2"].get<double>(), img["width"].get<double>());
+      const double area = (f["x2"].get<double>() - f["x1"].get<double>()) * (f["y2"].get<double>() - f["y1"].get<double>());
+      if (area > best_area) best_area = area, best = f["label"];
+    }
+    main_labels.push_back(best);
+  }
+  EXPECT_EQ(main_labels, (std::vector<std::string>{"with_mask", "without_mask"}));
+  EXPECT_TRUE(fs::exists(dir / "out/a_masked.png"));
+  EXPECT_TRUE(fs::exists(dir / "out/b_bare.png"));
+
+  const auto only_broken = run_cli({"detect", (dir / "in/c_broken.jpg").string()});
+  EXPECT_EQ(only_broken.exit_code, 1);
+}

@@ -1,0 +1,132 @@
+#include <gtest/gtest.h>
+
+#include "vision/crop.h"
+#include "vision/tracker.h"
+
+using namespace maskwatch;
+
+namespace {
+Observation obs(float x, float y, float p_mask, float size = 100) {
+  return {cv::Rect2f(x, y, size, size), 0.9f, {p_mask, 1 - p_mask}};
+}
+}  // namespace
+
+TEST(Tracker, KeepsIdsForMovingFacesAndGivesNewOnesToNewFaces) {
+  Tracker t;
+  auto a = t.update({obs(100, 100, 0.9f), obs(400, 100, 0.1f)}, 0.0);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_NE(a[0].track_id, a[1].track_id);
+  // Both move a little, and come in the other order.
+  auto b = t.update({obs(410, 105, 0.1f), obs(108, 96, 0.9f)}, 0.066);
+  EXPECT_EQ(b[0].track_id, a[1].track_id);
+  EXPECT_EQ(b[1].track_id, a[0].track_id);
+  // A fast move (no overlap, but the centre moved less than half a box) keeps the id too.
+  auto c = t.update({obs(160, 96, 0.9f)}, 0.133);
+  EXPECT_EQ(c[0].track_id, a[0].track_id);
+  // A face far away is someone new.
+  auto d = t.update({obs(160, 96, 0.9f), obs(900, 500, 0.9f)}, 0.2);
+  EXPECT_EQ(d[0].track_id, a[0].track_id);
+  EXPECT_GT(d[1].track_id, a[1].track_id);
+}
+
+TEST(Tracker, ForgetsTracksThatAreGoneTooLong) {
+  Tracker t;
+  const int id = t.update({obs(100, 100, 0.9f)}, 0.0)[0].track_id;
+  t.update({}, 0.3);
+  EXPECT_EQ(t.update({obs(100, 100, 0.9f)}, 0.4)[0].track_id, id);  // gone 0.4 s: same person
+  t.update({}, 1.0);
+  EXPECT_NE(t.update({obs(100, 100, 0.9f)}, 1.5)[0].track_id, id);  // gone 1.1 s: new track
+}
+
+TEST(Tracker, SmoothingRemovesSingleFrameFlickers) {
+  Tracker t;
+  std::vector<VerdictChange> changes;
+  double time = 0;
+  for (int i = 0; i < 30; ++i, time += 1.0 / 15) {
+    const float p = (i == 10 || i == 20) ? 0.02f : 0.97f;  // two one-frame misclassifications
+    const auto f = t.update({obs(100, 100, p)}, time, &changes);
+    EXPECT_EQ(f[0].verdict, 0) << "frame " << i;
+  }
+  ASSERT_EQ(changes.size(), 1u);  // only the first verdict
+  EXPECT_TRUE(changes[0].first);
+}
+
+TEST(Tracker, ARealChangeShowsWithinHalfASecond) {
+  for (double fps : {10.0, 15.0, 30.0, 60.0}) {
+    Tracker t;
+    double time = 0;
+    for (int i = 0; i < 20; ++i, time += 1 / fps) t.update({obs(100, 100, 0.98f)}, time);
+    const double change_at = time;
+    double flipped_at = -1;
+    for (int i = 0; i < 60 && flipped_at < 0; ++i, time += 1 / fps) {
+      std::vector<VerdictChange> changes;
+      const auto f = t.update({obs(100, 100, 0.03f)}, time, &changes);
+      if (f[0].verdict == 1) flipped_at = time;
+    }
+    ASSERT_GE(flipped_at, 0) << fps;
+    EXPECT_LE(flipped_at - change_at, 0.5) << fps << " fps";
+    EXPECT_GT(flipped_at - change_at, 0.0) << fps << " fps";  // not on the very first frame
+  }
+}
+
+TEST(Tracker, HysteresisHoldsTheVerdictAcrossTheMiddle) {
+  Tracker t;
+  double time = 0;
+  for (int i = 0; i < 10; ++i, time += 0.066) t.update({obs(100, 100, 0.9f)}, time);
+  // A few frames at 0.3 pull the smoothed "with" probability below 0.5 (an argmax would
+  // flip), but "without" never reaches the 0.65 needed to take over.
+  TrackedFace f;
+  for (int i = 0; i < 4; ++i, time += 0.066) f = t.update({obs(100, 100, 0.3f)}, time)[0];
+  EXPECT_LT(f.smoothed[0], 0.5f);
+  EXPECT_GT(f.smoothed[1], 0.5f);
+  EXPECT_LT(f.smoothed[1], 0.65f);
+  EXPECT_EQ(f.verdict, 0);
+}
+
+TEST(Tracker, AFaceThatStaysNearHalfIsShownAsUncertain) {
+  Tracker t;
+  std::vector<VerdictChange> changes;
+  double time = 0;
+  int verdict = 99;
+  for (int i = 0; i < 30; ++i, time += 0.066) verdict = t.update({obs(100, 100, 0.5f)}, time, &changes)[0].verdict;
+  EXPECT_EQ(verdict, kUncertain);
+  // From a confident start, sitting at 0.5 for long enough also ends uncertain.
+  Tracker u;
+  time = 0;
+  for (int i = 0; i < 10; ++i, time += 0.066) u.update({obs(100, 100, 0.95f)}, time);
+  std::vector<VerdictChange> ch;
+  for (int i = 0; i < 30; ++i, time += 0.066) verdict = u.update({obs(100, 100, 0.5f)}, time, &ch)[0].verdict;
+  EXPECT_EQ(verdict, kUncertain);
+  ASSERT_EQ(ch.size(), 1u);
+  EXPECT_EQ(ch[0].from, 0);
+  EXPECT_EQ(ch[0].to, kUncertain);
+}
+
+TEST(Crop, SquareWithMarginCentredOnTheFace) {
+  const cv::Rect r = square_crop(cv::Rect2f(300, 200, 100, 120), {1280, 720}, 0.5);
+  EXPECT_EQ(r.width, 180);
+  EXPECT_EQ(r.height, 180);
+  EXPECT_EQ(r.x, 260);  // centre x 350
+  EXPECT_EQ(r.y, 170);  // centre y 260
+  const cv::Rect none = square_crop(cv::Rect2f(300, 200, 100, 120), {1280, 720}, 0.0);
+  EXPECT_EQ(none.width, 120);
+}
+
+TEST(Crop, ClampedInsideTheFrameAtBorders) {
+  const cv::Size frame(640, 480);
+  for (const cv::Rect2f face : {cv::Rect2f(-20, -30, 100, 100), cv::Rect2f(600, 440, 60, 60), cv::Rect2f(0, 200, 80, 80)}) {
+    const cv::Rect r = square_crop(face, frame, 0.5);
+    EXPECT_GE(r.x, 0);
+    EXPECT_GE(r.y, 0);
+    EXPECT_LE(r.x + r.width, frame.width);
+    EXPECT_LE(r.y + r.height, frame.height);
+    EXPECT_EQ(r.width, r.height);
+    EXPECT_EQ(r.width, static_cast<int>(std::lround(std::max(face.width, face.height) * 1.5)));
+  }
+  // A face bigger than the frame allows: the square shrinks to the frame's shorter side.
+  const cv::Rect big = square_crop(cv::Rect2f(100, 0, 400, 470), frame, 0.5);
+  EXPECT_EQ(big.width, 480);
+  EXPECT_EQ(big.height, 480);
+  EXPECT_GE(big.x, 0);
+  EXPECT_LE(big.x + big.width, 640);
+}
