@@ -5,12 +5,15 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "app/commands.h"
 #include "util/error.h"
 
 int main(int argc, char** argv) {
+  // FFmpeg's own log lines would break the one-line error promise; our errors say what failed.
+  setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", /*overwrite=*/0);
   // Logs and warnings go to stderr; stdout carries results only.
   spdlog::set_default_logger(spdlog::stderr_color_mt("maskwatch"));
   spdlog::set_pattern("[%H:%M:%S] %^%l%$: %v");

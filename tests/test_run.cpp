@@ -84,6 +84,10 @@ TEST(Run, UnreadableSourcesGiveExitCode1WithAReason) {
     EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(src), std::string::npos) << r.err;
   }
+  const auto stream = run_cli({"run", "--source", "http://127.0.0.1:9/none.mp4", "--no-display"}, 60);
+  EXPECT_EQ(stream.exit_code, 1) << stream.err;
+  EXPECT_NE(stream.err.find("cannot open stream"), std::string::npos) << stream.err;
+  EXPECT_EQ(std::count(stream.err.begin(), stream.err.end(), '\n'), 1) << stream.err;
   const auto cam = run_cli({"run", "--source", "/dev/video97", "--no-display"}, 60);
   EXPECT_EQ(cam.exit_code, 1) << cam.err;
   EXPECT_NE(cam.err.find("cannot open camera"), std::string::npos) << cam.err;

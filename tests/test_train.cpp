@@ -25,6 +25,7 @@ TrainOptions small_options(const fs::path& out) {
   o.epochs = 2;
   o.fine_tune_epochs = 2;
   o.batch = 16;
+  o.threads = 1;  // ctest runs two tests at once on 2 cores; OpenMP spin-waits badly when oversubscribed
   return o;
 }
 

@@ -7,9 +7,11 @@
 
 #include "app/commands.h"
 #include "perf/classifier_bench.h"
+#include "perf/pipeline_bench.h"
 #include "perf/timing.h"
 #include "train/trainer.h"
 #include "util/paths.h"
+#include "util/threads.h"
 #include "util/json_io.h"
 
 namespace maskwatch::app {
@@ -17,7 +19,10 @@ namespace {
 
 struct BenchOpts {
   std::string json_out;
-  bool train = false, classifier = true;
+  bool train = false, classifier = true, pipeline = true;
+  std::string model = default_model_path().string();
+  std::string clip = (default_seed_data_path().parent_path().parent_path() / "samples" / "video" /
+                      "webcam-mask-on-off.mp4").string();
   std::string train_data = default_seed_data_path().string();
   double seconds = 1.0;
   std::vector<int> sizes = {224, 160};
@@ -50,6 +55,38 @@ json classifier_section(const BenchOpts& o) {
       }
   fmt::print("\nClassifier latency per face (median; batch forward time / batch)\n\n{}",
              markdown_table({"input", "batch", "threads", "OpenCV DNN ms/face", "LibTorch eager ms/face", "speed-up"}, rows));
+  return results;
+}
+
+json pipeline_section(const BenchOpts& o) {
+  std::vector<std::vector<std::string>> rows;
+  json results = json::array();
+  for (int faces : {1, 4})
+    for (bool decode : {false, true}) {
+      const auto r = json::parse(run_isolated([&] {
+        PipelineBenchOptions p;
+        p.model = o.model;
+        p.clip = o.clip;
+        p.faces = faces;
+        p.decode = decode;
+        p.frames = std::max(100, static_cast<int>(o.seconds * 100));
+        return bench_pipeline(p).dump();
+      }));
+      const auto& m = r["mean_ms"];
+      rows.push_back({std::to_string(faces), decode ? "yes" : "no", fmt::format("{:.1f}", r["faces_found_per_frame"].get<double>()),
+                      fmt::format("{:.2f}", m["decode"].get<double>()), fmt::format("{:.2f}", m["detect"].get<double>()),
+                      fmt::format("{:.2f}", m["classify"].get<double>()), fmt::format("{:.3f}", m["track"].get<double>()),
+                      fmt::format("{:.2f}", m["draw"].get<double>()), fmt::format("{:.2f}", r["median_frame_ms"].get<double>()),
+                      fmt::format("{:.1f}", r["fps"].get<double>()), fmt::format("{:.0f}", r["peak_rss_mib"].get<double>())});
+      results.push_back(r);
+    }
+  fmt::print("\nEnd to end per 640x480 frame ({} threads; stage columns are means, frame ms the median; FPS = "
+             "1000 / median frame ms; model {})\n\n{}",
+             results[0]["threads"].get<int>(),
+             o.model,
+             markdown_table({"faces", "decode", "found", "decode ms", "detect ms", "classify ms", "track ms", "draw ms",
+                             "frame ms", "FPS", "peak RSS MiB"},
+                            rows));
   return results;
 }
 
@@ -100,12 +137,16 @@ void add_bench_command(CLI::App& root) {
   cmd->add_option("--threads", o->threads, "Thread counts to measure (default: 1 and all cores)");
   cmd->add_flag("--train", o->train, "Also time the default training recipe end to end (about 4 minutes)");
   cmd->add_option("--train-data", o->train_data, "Data for --train")->capture_default_str();
-  auto skip_classifier = std::make_shared<bool>(false);
+  auto skip_classifier = std::make_shared<bool>(false), skip_pipeline = std::make_shared<bool>(false);
   cmd->add_flag("--no-classifier", *skip_classifier, "Skip the classifier latency table");
-  cmd->callback([o, skip_classifier] {
+  cmd->add_flag("--no-pipeline", *skip_pipeline, "Skip the end-to-end pipeline table");
+  cmd->add_option("--model", o->model, "Model for the pipeline table")->capture_default_str();
+  cmd->add_option("--clip", o->clip, "Webcam clip the pipeline test frames come from")->capture_default_str();
+  cmd->callback([o, skip_classifier, skip_pipeline] {
     o->classifier = !*skip_classifier;
+    o->pipeline = !*skip_pipeline;
     if (o->threads.empty()) {
-      const int all = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      const int all = resolve_threads(0);
       o->threads = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
     }
     fmt::print("maskwatch bench on {}\n", machine_description());
@@ -116,6 +157,7 @@ void add_bench_command(CLI::App& root) {
       fmt::print("\nLibTorch BLAS: {}\nEach case runs in its own process (fresh thread pools).\n",
                  out["blas"].get<std::string>());
     }
+    if (o->pipeline) out["pipeline"] = pipeline_section(*o);
     if (o->train) out["train"] = train_section(*o);
     out["peak_rss_mib"] = peak_rss_mib();
     if (!o->json_out.empty()) write_json_atomic(o->json_out, out);

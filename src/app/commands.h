@@ -15,7 +15,4 @@ void add_detect_command(CLI::App& root);
 // The train command records the exact command line in the model card.
 void remember_command_line(int argc, char** argv);
 
-// Applies the --threads option convention (0 = all cores) to LibTorch and OpenCV.
-void set_threads(int threads);
-
 }  // namespace maskwatch::app

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "app/commands.h"
+#include "util/threads.h"
 #include "app/vision_options.h"
 #include "data/image_io.h"
 #include "train/plots.h"
@@ -29,7 +30,7 @@ void add_detect_command(CLI::App& root) {
   cmd->add_option("--json", o->json_out,
                   "Write [{image, width, height, faces: [{x1, y1, x2, y2, face_score, label, score}]}]");
   cmd->callback([o] {
-    set_threads(o->vision.threads);
+    set_compute_threads(o->vision.threads);
     MaskClassifier classifier(o->vision.model);
     FaceDetector detector(o->vision.detector_options());
     Pipeline pipeline(classifier, detector, o->vision.pipeline);

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "app/commands.h"
+#include "util/threads.h"
 #include "data/dataset.h"
 #include "data/image_io.h"
 #include "data/split_file.h"
@@ -36,7 +37,7 @@ void add_eval_command(CLI::App& root) {
   cmd->add_option("--batch", o->batch, "Images per forward")->capture_default_str()->check(CLI::Range(1, 256));
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->callback([o] {
-    set_threads(o->threads);
+    set_compute_threads(o->threads);
     MaskClassifier clf(o->model);
     Dataset ds = scan_dataset(o->data, clf.classes(), 1);
     if (!o->split.empty()) {

@@ -11,6 +11,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "app/commands.h"
+#include "util/threads.h"
 #include "app/vision_options.h"
 #include "perf/timing.h"
 #include "train/plots.h"
@@ -62,7 +63,7 @@ struct Summary {
 };
 
 void run(const RunOpts& o) {
-  set_threads(o.vision.threads);
+  set_compute_threads(o.vision.threads);
   const bool display = !o.no_display;
   if (display && !std::getenv("DISPLAY") && !std::getenv("WAYLAND_DISPLAY"))
     throw Error("no display available (DISPLAY is not set): use --no-display, with --record or --events to see results");
@@ -103,19 +104,15 @@ void run(const RunOpts& o) {
       if (!source->read(f)) break;
       if (status.mirrored) cv::flip(f.image, f.image, 1);
       auto r = pipeline.process(f.image, f.index, f.time_s);
-      Stopwatch draw;
-      annotated = f.image.clone();
-      draw_faces(annotated, r.faces, classes);
       const double dt = frame_clock.ms() / 1000;
       frame_clock.reset();
       if (sum.frames > 0) fps_ema = fps_ema > 0 ? 0.9 * fps_ema + 0.1 / std::max(dt, 1e-6) : 1.0 / std::max(dt, 1e-6);
       status.fps = fps_ema;
-      status.times = r.times;
       status.times.draw_ms = last_draw_ms;  // this frame's drawing is not done yet
       status.recording = recorder != nullptr;
       if (wall.ms() / 1000 > message_until) status.message.clear();
-      draw_status(annotated, r.faces, classes, status);
-      r.times.draw_ms = last_draw_ms = draw.ms();
+      annotated = annotate_frame(f.image, r, classes, status);
+      last_draw_ms = r.times.draw_ms;
       if (recorder) recorder->write(annotated);
       if (events.is_open()) {
         events << frame_event(r, classes, fps_ema).dump() << '\n';

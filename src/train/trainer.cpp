@@ -23,6 +23,7 @@
 #include "util/json_io.h"
 #include "util/progress.h"
 #include "util/sha256.h"
+#include "util/threads.h"
 #include "vision/mask_classifier.h"
 
 namespace maskwatch {
@@ -118,6 +119,21 @@ void validate(const TrainOptions& o) {
   if (o.lr <= 0 || o.fine_tune_lr <= 0) throw Error("learning rates must be positive");
 }
 
+// Frozen-prefix features of images, 32 at a time (bounded memory), with a progress bar.
+torch::Tensor prefix_features(const FrozenBackbone& frozen, const std::vector<cv::Mat>& images, int size,
+                              const std::string& label) {
+  ProgressBar bar(label, images.size(), "img");
+  std::vector<torch::Tensor> parts;
+  for (size_t i = 0; i < images.size(); i += 32) {
+    const std::vector<cv::Mat> chunk(images.begin() + static_cast<long>(i),
+                                     images.begin() + static_cast<long>(std::min(images.size(), i + 32)));
+    parts.push_back(frozen.prefix_of_images(chunk, size));
+    bar.advance(chunk.size());
+  }
+  bar.finish();
+  return torch::cat(parts, 0);
+}
+
 // Scans, decodes, groups near-duplicates and splits (or reloads split.json on resume).
 Prepared prepare_data(const TrainOptions& o, const FrozenBackbone& frozen, torch::Tensor& prefix_all) {
   Prepared p;
@@ -133,18 +149,7 @@ Prepared prepare_data(const TrainOptions& o, const FrozenBackbone& frozen, torch
 
   // Unaugmented prefix features of every image: val/test inputs, and embeddings for dedup.
   sw.reset();
-  {
-    ProgressBar bar("features", p.images.size(), "img");
-    std::vector<torch::Tensor> parts;
-    for (size_t i = 0; i < p.images.size(); i += 32) {
-      const std::vector<cv::Mat> chunk(p.images.begin() + static_cast<long>(i),
-                                       p.images.begin() + static_cast<long>(std::min(p.images.size(), i + 32)));
-      parts.push_back(frozen.prefix_of_images(chunk, o.input_size));
-      bar.advance(chunk.size());
-    }
-    bar.finish();
-    prefix_all = torch::cat(parts, 0);
-  }
+  prefix_all = prefix_features(frozen, p.images, o.input_size, "features");
   const double features_s = sw.ms() / 1000;
 
   const auto split_path = o.out / "split.json";
@@ -160,24 +165,13 @@ Prepared prepare_data(const TrainOptions& o, const FrozenBackbone& frozen, torch
     if (o.dedup) {
       std::vector<cv::Mat> mirrored(p.images.size());
       for (size_t i = 0; i < p.images.size(); ++i) cv::flip(p.images[i], mirrored[i], 1);
-      torch::Tensor mirrored_prefix;
-      {
-        ProgressBar bar("mirrored features", mirrored.size(), "img");
-        std::vector<torch::Tensor> parts;
-        for (size_t i = 0; i < mirrored.size(); i += 32) {
-          const std::vector<cv::Mat> chunk(mirrored.begin() + static_cast<long>(i),
-                                           mirrored.begin() + static_cast<long>(std::min(mirrored.size(), i + 32)));
-          parts.push_back(frozen.tail_pooled(frozen.prefix_of_images(chunk, o.input_size)));
-          bar.advance(chunk.size());
-        }
-        bar.finish();
-        mirrored_prefix = torch::cat(parts, 0);
-      }
+      const auto mirrored_pooled =
+          frozen.tail_pooled(prefix_features(frozen, mirrored, o.input_size, "mirrored features"));
       const auto to_mat = [](const torch::Tensor& t) {
         const auto c = t.contiguous();
         return cv::Mat(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), CV_32F, c.data_ptr<float>()).clone();
       };
-      const auto found = find_near_duplicates(p.images, to_mat(frozen.tail_pooled(prefix_all)), to_mat(mirrored_prefix),
+      const auto found = find_near_duplicates(p.images, to_mat(frozen.tail_pooled(prefix_all)), to_mat(mirrored_pooled),
                                               o.dedup_options);
       groups = found.group;
       dedup = found.summary();
@@ -242,6 +236,17 @@ class Trainer {
   void end_epoch(int phase, int epoch, const EpochStats& s, double seconds, double lr, torch::optim::Optimizer& opt);
   void write_metrics(const std::string& status);
   std::vector<std::vector<size_t>> phase1_batches(int e) const;
+  // Rows of the augmented-feature caches for these dataset items.
+  torch::Tensor cache_rows(const std::vector<size_t>& items) const {
+    std::vector<int64_t> rows;
+    for (size_t i : items) rows.push_back(train_pos_[i]);
+    return torch::tensor(rows, torch::kLong);
+  }
+  // An empty cache tensor for all training images.
+  torch::Tensor new_cache() const {
+    return torch::empty({static_cast<int64_t>(data_.train.size()), prefix_all_.size(1), prefix_all_.size(2),
+                         prefix_all_.size(3)});
+  }
   bool stop_now() const { return g_stop.load(); }
   TrainResult finish();
 
@@ -267,16 +272,12 @@ std::vector<std::vector<size_t>> Trainer::phase1_batches(int e) const {
 
 const torch::Tensor& Trainer::augmented_prefix(int e) {
   if (auto it = cache_.find(e); it != cache_.end()) return it->second;
-  const int64_t n = static_cast<int64_t>(data_.train.size());
-  torch::Tensor feats = torch::empty({n, prefix_all_.size(1), prefix_all_.size(2), prefix_all_.size(3)});
+  torch::Tensor feats = new_cache();
   BatchLoader loader(data_.images, phase1_batches(e), o_.augment, mix_seed(o_.seed, 1, static_cast<uint64_t>(e)),
                      o_.input_size);
   ProgressBar bar(fmt::format("phase 2: features of augmented epoch {}", e + 1), data_.train.size(), "img");
   for (Batch b; loader.next(b);) {
-    const auto pre = frozen_->prefix(b.images);
-    std::vector<int64_t> rows;
-    for (size_t i : b.items) rows.push_back(train_pos_[i]);
-    feats.index_copy_(0, torch::tensor(rows, torch::kLong), pre);
+    feats.index_copy_(0, cache_rows(b.items), frozen_->prefix(b.images));
     bar.advance(b.items.size());
     if (stop_now()) throw Error("interrupted");
   }
@@ -288,21 +289,14 @@ void Trainer::phase1_epoch(int e, torch::optim::Adam& opt) {
   Stopwatch sw;
   torch::manual_seed(mix_seed(o_.seed, 1, static_cast<uint64_t>(e)));  // dropout masks
   const bool keep = e < o_.fine_tune_epochs;  // phase 2 reuses these augmented features
-  torch::Tensor keep_feats;
-  if (keep)
-    keep_feats = torch::empty({static_cast<int64_t>(data_.train.size()), prefix_all_.size(1), prefix_all_.size(2),
-                               prefix_all_.size(3)});
+  torch::Tensor keep_feats = keep ? new_cache() : torch::Tensor();
   BatchLoader loader(data_.images, phase1_batches(e), o_.augment, mix_seed(o_.seed, 1, static_cast<uint64_t>(e)),
                      o_.input_size);
   ProgressBar bar(fmt::format("phase 1 epoch {}/{}", e + 1, o_.epochs), data_.train.size(), "img");
   EpochStats stats;
   for (Batch b; loader.next(b);) {
     const auto pre = frozen_->prefix(b.images);
-    if (keep) {
-      std::vector<int64_t> rows;
-      for (size_t i : b.items) rows.push_back(train_pos_[i]);
-      keep_feats.index_copy_(0, torch::tensor(rows, torch::kLong), pre);
-    }
+    if (keep) keep_feats.index_copy_(0, cache_rows(b.items), pre);
     const auto pooled = frozen_->tail_pooled(pre);
     const auto labels = label_tensor(data_.labels, b.items);
     net_->set_training(true);
@@ -402,6 +396,7 @@ void Trainer::write_metrics(const std::string& status) {
 
 TrainResult Trainer::run() {
   validate(o_);
+  set_compute_threads(o_.threads);
   check_out_dir(o_);
   g_stop = false;
 

@@ -4,6 +4,8 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "perf/timing.h"
+
 namespace maskwatch {
 namespace {
 
@@ -92,6 +94,19 @@ void draw_status(cv::Mat& frame, const std::vector<TrackedFace>& faces, const st
     cv::putText(frame, lines[i], {panel.x + 8, panel.y + line_h * static_cast<int>(i + 1) - 4}, kFont, ts, c, 1,
                 cv::LINE_AA);
   }
+}
+
+cv::Mat annotate_frame(const cv::Mat& frame, FrameResult& result, const std::vector<std::string>& classes,
+                       OverlayStatus status) {
+  Stopwatch sw;
+  cv::Mat out = frame.clone();
+  draw_faces(out, result.faces, classes);
+  status.times.detect_ms = result.times.detect_ms;
+  status.times.classify_ms = result.times.classify_ms;
+  status.times.track_ms = result.times.track_ms;
+  draw_status(out, result.faces, classes, status);
+  result.times.draw_ms = sw.ms();
+  return out;
 }
 
 }  // namespace maskwatch

@@ -24,6 +24,10 @@ int mask_class_index(const std::vector<std::string>& classes);
 // Share of faces whose verdict is the mask class (uncertain faces count as not masked).
 double mask_share(const std::vector<TrackedFace>& faces, int mask_class);
 
+// A copy of the frame with faces and the status panel drawn; sets result.times.draw_ms.
+cv::Mat annotate_frame(const cv::Mat& frame, FrameResult& result, const std::vector<std::string>& classes,
+                       OverlayStatus status);
+
 void draw_faces(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
                 bool show_track_ids = true);
 void draw_status(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,

@@ -40,7 +40,11 @@ class Pipeline {
   int tracks_started() const { return tracker_.tracks_started(); }
 
  private:
-  std::vector<Observation> observe(const cv::Mat& frame, StageTimes& times);
+  struct Seen {
+    Face face;
+    Prediction prediction;
+  };
+  std::vector<Seen> observe(const cv::Mat& frame, StageTimes& times);
   MaskClassifier& classifier_;
   FaceDetector& detector_;
   PipelineOptions opts_;

@@ -1,0 +1,129 @@
+#include "perf/pipeline_bench.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "perf/timing.h"
+#include "util/error.h"
+#include "util/threads.h"
+#include "vision/overlay.h"
+#include "vision/pipeline.h"
+#include "vision/recorder.h"
+#include "vision/source.h"
+
+namespace maskwatch {
+
+std::vector<cv::Mat> pipeline_bench_frames(const std::filesystem::path& clip, int faces) {
+  cv::VideoCapture cap(clip.string(), cv::CAP_FFMPEG);
+  if (!cap.isOpened()) throw Error("cannot open " + clip.string());
+  auto four_by_three = [](const cv::Mat& f) {
+    const int w = std::min(f.cols, f.rows * 4 / 3);
+    cv::Mat out;
+    cv::resize(f(cv::Rect((f.cols - w) / 2, 0, w, f.rows)), out, cv::Size(640, 480), 0, 0, cv::INTER_AREA);
+    return out;
+  };
+  // Every 3rd clip frame, already at 640x480 (the full-size clip is not kept in memory).
+  std::vector<cv::Mat> all;
+  int index = 0;
+  for (cv::Mat f; cap.read(f); ++index)
+    if (index % 3 == 0) all.push_back(four_by_three(f));
+  if (all.size() < 24) throw Error("the sample clip is too short");
+  std::vector<cv::Mat> out;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (faces == 1) {
+      out.push_back(all[i]);
+      continue;
+    }
+    cv::Mat mosaic(480, 640, CV_8UC3);
+    const size_t q = all.size() / 4;
+    const size_t picks[4] = {i, (i + q) % all.size(), (i + 2 * q) % all.size(), (i + 3 * q) % all.size()};
+    for (int k = 0; k < 4; ++k) {
+      cv::Mat tile;
+      cv::resize(all[picks[k]], tile, cv::Size(320, 240), 0, 0, cv::INTER_AREA);
+      tile.copyTo(mosaic(cv::Rect((k % 2) * 320, (k / 2) * 240, 320, 240)));
+    }
+    out.push_back(mosaic);
+  }
+  return out;
+}
+
+nlohmann::json bench_pipeline(const PipelineBenchOptions& o) {
+  const int threads = resolve_threads(o.threads);
+  set_compute_threads(threads);
+  const auto frames = pipeline_bench_frames(o.clip, o.faces);
+  std::unique_ptr<FrameSource> source;
+  std::filesystem::path video;
+  if (o.decode) {
+    video = std::filesystem::temp_directory_path() / fmt::format("maskwatch-bench-{}-{}.mp4", getpid(), o.faces);
+    VideoRecorder rec(video, 15);
+    for (int i = 0; i < o.frames; ++i) rec.write(frames[static_cast<size_t>(i) % frames.size()]);
+    rec.close();
+    source = open_source(video.string());
+  }
+  // Peak RSS of the pipeline itself: reset the high-water mark after the test frames exist.
+  if (FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+    std::fputs("5", f);
+    std::fclose(f);
+  }
+  MaskClassifier classifier(o.model);
+  FaceDetector detector;
+  Pipeline pipeline(classifier, detector);
+  const auto& classes = classifier.classes();
+  std::vector<double> totals;
+  StageTimes sum;
+  double decode_sum = 0;
+  int64_t faces_found = 0;
+  const int warmup = 5;
+  for (int i = 0; i < o.frames + warmup; ++i) {
+    Stopwatch sw;
+    cv::Mat frame;
+    double t = i / 15.0;
+    if (source) {
+      SourceFrame f;
+      if (!source->read(f)) source = open_source(video.string()), source->read(f);
+      frame = f.image;
+    } else {
+      frame = frames[static_cast<size_t>(i) % frames.size()];
+    }
+    const double decode_ms = sw.ms();
+    auto r = pipeline.process(frame, i, t);
+    OverlayStatus status;
+    const cv::Mat annotated = annotate_frame(frame, r, classes, status);
+    if (i < warmup) continue;
+    totals.push_back(sw.ms());
+    decode_sum += decode_ms;
+    sum.detect_ms += r.times.detect_ms;
+    sum.classify_ms += r.times.classify_ms;
+    sum.track_ms += r.times.track_ms;
+    sum.draw_ms += r.times.draw_ms;
+    faces_found += static_cast<int64_t>(r.faces.size());
+  }
+  if (!video.empty()) std::filesystem::remove(video);
+  std::sort(totals.begin(), totals.end());
+  const double n = static_cast<double>(totals.size());
+  double mean = 0;
+  for (double v : totals) mean += v / n;
+  return {{"faces", o.faces},
+          {"decode", o.decode},
+          {"frames", totals.size()},
+          {"threads", threads},
+          {"faces_found_per_frame", faces_found / n},
+          {"median_frame_ms", totals[totals.size() / 2]},
+          {"mean_frame_ms", mean},
+          {"fps", 1000.0 / totals[totals.size() / 2]},
+          {"fps_from_mean", 1000.0 / mean},
+          {"mean_ms",
+           {{"decode", decode_sum / n},
+            {"detect", sum.detect_ms / n},
+            {"classify", sum.classify_ms / n},
+            {"track", sum.track_ms / n},
+            {"draw", sum.draw_ms / n}}},
+          {"peak_rss_mib", peak_rss_mib()}};
+}
+
+}  // namespace maskwatch
