@@ -7,7 +7,7 @@
 #include <set>
 
 #include "model/onnx_export.h"
-#include "model/preprocess.h"
+#include "model/blob_tensor.h"
 #include "model_fixtures.h"
 #include "support.h"
 #include "vision/mask_classifier.h"

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "data/image_io.h"
-#include "model/preprocess.h"
+#include "model/blob_tensor.h"
 #include "util/error.h"
 #include "util/files.h"
 

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "model/mobilenet_v2.h"
+#include "model/mobilenet_v2_spec.h"
 #include "util/error.h"
 #include "util/json_io.h"
 

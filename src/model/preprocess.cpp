@@ -28,11 +28,6 @@ cv::Mat make_blob(const std::vector<cv::Mat>& bgr_images, int size) {
                                  /*swapRB=*/true, /*crop=*/false, CV_32F);
 }
 
-torch::Tensor blob_to_tensor(const cv::Mat& blob) {
-  std::vector<int64_t> shape(blob.size.p, blob.size.p + blob.dims);
-  return torch::from_blob(const_cast<float*>(blob.ptr<float>()), shape, torch::kFloat32).clone();
-}
-
 cv::Mat center_square(const cv::Mat& image) {
   const int side = std::min(image.cols, image.rows);
   return image(cv::Rect((image.cols - side) / 2, (image.rows - side) / 2, side, side));

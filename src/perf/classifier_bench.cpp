@@ -5,7 +5,7 @@
 
 #include "model/mask_net.h"
 #include "model/onnx_export.h"
-#include "model/preprocess.h"
+#include "model/blob_tensor.h"
 #include "vision/mask_classifier.h"
 
 namespace maskwatch {

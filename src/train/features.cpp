@@ -1,6 +1,6 @@
 #include "train/features.h"
 
-#include "model/preprocess.h"
+#include "model/blob_tensor.h"
 #include "util/error.h"
 
 namespace maskwatch {
