@@ -101,6 +101,47 @@ TEST(Run, UnreadableSourcesGiveExitCode1WithAReason) {
   }
 }
 
+TEST(Run, MaxFramesAndImageFolderSources) {
+  TempDir dir;
+  const auto clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  const auto r = run_cli({"run", "--source", clip, "--no-display", "--max-frames", "10", "--json",
+                          (dir / "s.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_json(dir / "s.json")["frames"], 10);
+
+  fs::create_directories(dir / "folder");
+  fs::copy_file(shared_path("data/seed-masks/with_mask/0-with-mask.jpg"), dir / "folder/1.jpg");
+  fs::copy_file(shared_path("data/seed-masks/without_mask/0.jpg"), dir / "folder/2.jpg");
+  write_bytes(dir / "folder/3.jpg", "broken");
+  const auto f = run_cli({"run", "--source", (dir / "folder").string(), "--no-display", "--events",
+                          (dir / "e.jsonl").string(), "--json", (dir / "f.json").string()});
+  ASSERT_EQ(f.exit_code, 0) << f.err;
+  EXPECT_NE(f.err.find("3.jpg"), std::string::npos) << "no warning for the broken image: " << f.err;
+  EXPECT_EQ(read_json(dir / "f.json")["frames"], 2);
+  int frame_lines = 0;
+  for (const auto& l : read_lines(dir / "e.jsonl")) frame_lines += l["type"] == "frame";
+  EXPECT_EQ(frame_lines, 2);
+}
+
+TEST(Detect, FallsBackToHaarWithAWarningWhenYunetIsMissing) {
+  TempDir dir;
+  fs::create_directories(dir / "assets");  // an asset directory without the YuNet file
+  const auto image = shared_path("data/seed-masks/without_mask/0.jpg").string();
+  setenv("MASKWATCH_ASSETS", (dir / "assets").string().c_str(), 1);
+  const auto r = run_cli({"detect", image, "--json", (dir / "faces.json").string()});
+  unsetenv("MASKWATCH_ASSETS");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("Haar"), std::string::npos) << r.err;
+  const auto j = read_json(dir / "faces.json");
+  ASSERT_EQ(j.size(), 1u);
+  ASSERT_GE(j[0]["faces"].size(), 1u);  // an unmasked frontal face: Haar finds it
+  EXPECT_EQ(j[0]["faces"][0]["label"], "without_mask");
+  // A --face-model that does not exist is an error, not a silent fallback.
+  const auto missing = run_cli({"detect", image, "--face-model", (dir / "nope.onnx").string()});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("nope.onnx"), std::string::npos) << missing.err;
+}
+
 TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
   TempDir dir;
   fs::create_directories(dir / "in");

@@ -262,7 +262,6 @@ class Trainer {
   LoopState state_;
   std::vector<nlohmann::json> history_;
   int epochs_this_run_ = 0;
-  bool stopped_ = false;
   Stopwatch wall_;
 };
 
@@ -279,7 +278,7 @@ const torch::Tensor& Trainer::augmented_prefix(int e) {
   for (Batch b; loader.next(b);) {
     feats.index_copy_(0, cache_rows(b.items), frozen_->prefix(b.images));
     bar.advance(b.items.size());
-    if (stop_now()) throw Error("interrupted");
+    if (stop_now()) throw Error("training interrupted: the last complete epoch is saved, continue with --resume");
   }
   bar.finish();
   return cache_[e] = feats;
@@ -340,6 +339,7 @@ void Trainer::phase2_epoch(int k, torch::optim::Adam& opt) {
     if (stop_now()) return;
   }
   bar.finish(stats.status());
+  cache_.erase(k);  // each phase-2 epoch uses its cache once
   end_epoch(2, k, stats, sw.ms() / 1000, o_.fine_tune_lr, opt);
 }
 
