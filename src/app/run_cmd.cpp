@@ -80,6 +80,7 @@ void run(const RunOpts& o) {
                fmt::join(classes, "/"));
 
   std::unique_ptr<VideoRecorder> recorder;
+  std::vector<std::string> recordings;  // every file written, for the summary
   const double record_fps = source->live() ? 15.0 : source->fps();
   if (!o.record.empty()) recorder = std::make_unique<VideoRecorder>(o.record, record_fps);
   std::ofstream events;
@@ -145,6 +146,7 @@ void run(const RunOpts& o) {
       if (recorder) {
         recorder->close();
         status.message = fmt::format("saved {} ({} frames)", recorder->path().string(), recorder->frames());
+        recordings.push_back(recorder->path().string());
         recorder.reset();
       } else {
         const auto path = std::filesystem::path(o.snapshot_dir) / fmt::format("maskwatch-{}.mp4", timestamp());
@@ -156,7 +158,10 @@ void run(const RunOpts& o) {
   }
   std::signal(SIGINT, SIG_DFL);
   sum.wall_s = wall.ms() / 1000;
-  if (recorder) recorder->close();
+  if (recorder) {
+    recorder->close();
+    recordings.push_back(recorder->path().string());
+  }
   if (display) cv::destroyAllWindows();
   const json s = sum.to_json(pipeline.tracks_started(), source->dropped());
   fmt::print("frames {} ({} dropped), faces seen {} in {} frames, tracks {}, verdict changes {}\n", sum.frames,
@@ -166,7 +171,7 @@ void run(const RunOpts& o) {
              100 * s["share_with_mask"].get<double>(), s["fps"].get<double>(), s["mean_ms"]["detect"].get<double>(),
              s["mean_ms"]["classify"].get<double>(), s["mean_ms"]["track"].get<double>(),
              s["mean_ms"]["draw"].get<double>());
-  if (recorder || !o.record.empty()) fmt::print("recording: {}\n", o.record);
+  for (const auto& file : recordings) fmt::print("recording: {}\n", file);
   if (!o.json_out.empty()) write_json_atomic(o.json_out, s);
 }
 
