@@ -56,9 +56,10 @@ void add_eval_command(CLI::App& root) {
     std::vector<std::string> error_captions;
     ProgressBar bar("eval", ds.items.size(), "img");
     for (size_t i = 0; i < ds.items.size(); i += static_cast<size_t>(o->batch)) {
+      const size_t end = std::min(ds.items.size(), i + static_cast<size_t>(o->batch));
       std::vector<cv::Mat> images;
       std::vector<size_t> idx;
-      for (size_t j = i; j < std::min(ds.items.size(), i + static_cast<size_t>(o->batch)); ++j) {
+      for (size_t j = i; j < end; ++j) {
         std::string why;
         cv::Mat img = load_image(ds.items[j].path, &why);
         if (img.empty()) {
@@ -83,7 +84,7 @@ void add_eval_command(CLI::App& root) {
                                                clf.classes()[static_cast<size_t>(preds[k].label)], preds[k].score * 100));
         }
       }
-      bar.advance(idx.size() + (std::min(ds.items.size(), i + static_cast<size_t>(o->batch)) - i - idx.size()));
+      bar.advance(end - i);  // skipped images count as done too
     }
     bar.finish();
     if (!ds.skipped.empty()) spdlog::warn("skipped {} image(s) that could not be decoded", ds.skipped.size());

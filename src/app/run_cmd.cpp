@@ -112,8 +112,11 @@ void run(const RunOpts& o) {
       status.times.draw_ms = last_draw_ms;  // this frame's drawing is not done yet
       status.recording = recorder != nullptr;
       if (wall.ms() / 1000 > message_until) status.message.clear();
-      annotated = annotate_frame(f.image, r, classes, status);
-      last_draw_ms = r.times.draw_ms;
+      // Drawing is only for a window or a recording; headless runs without --record skip it.
+      if (display || recorder) {
+        annotated = annotate_frame(f.image, r, classes, status);
+        last_draw_ms = r.times.draw_ms;
+      }
       if (recorder) recorder->write(annotated);
       if (events.is_open()) {
         events << frame_event(r, classes, fps_ema).dump() << '\n';

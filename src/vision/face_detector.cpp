@@ -56,6 +56,9 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
                       std::max(1, static_cast<int>(std::lround(frame.rows * scale))));
   if (scale < 1.0) cv::resize(frame, small_, size, 0, 0, cv::INTER_AREA);
   else small_ = frame;
+  const auto to_frame = [s = static_cast<float>(scale)](float x, float y, float w, float h) {
+    return cv::Rect2f(x / s, y / s, w / s, h / s);
+  };
   if (yunet_) {
     if (size != input_size_) {
       yunet_->setInputSize(size);
@@ -65,9 +68,7 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
     yunet_->detect(small_, out);
     for (int r = 0; r < out.rows; ++r) {
       const float* d = out.ptr<float>(r);  // x, y, w, h, 5 landmarks (10), score
-      faces.push_back({cv::Rect2f(d[0] / static_cast<float>(scale), d[1] / static_cast<float>(scale),
-                                  d[2] / static_cast<float>(scale), d[3] / static_cast<float>(scale)),
-                       d[14]});
+      faces.push_back({to_frame(d[0], d[1], d[2], d[3]), d[14]});
     }
   } else {
     cv::Mat gray;
@@ -75,8 +76,8 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
     std::vector<cv::Rect> rects;
     haar_.detectMultiScale(gray, rects, 1.1, 4, 0, cv::Size(24, 24));
     for (const auto& r : rects)
-      faces.push_back({cv::Rect2f(r.x / static_cast<float>(scale), r.y / static_cast<float>(scale),
-                                  r.width / static_cast<float>(scale), r.height / static_cast<float>(scale)),
+      faces.push_back({to_frame(static_cast<float>(r.x), static_cast<float>(r.y), static_cast<float>(r.width),
+                                static_cast<float>(r.height)),
                        1.0f});
   }
   // Clip to the frame; drop degenerate boxes.
