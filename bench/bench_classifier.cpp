@@ -4,7 +4,7 @@
 
 #include <thread>
 
-#include "perf/classifier_bench.h"
+#include "nn/classifier_bench.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 #include "model_fixtures.h"
 
 #include "data/image_io.h"
-#include "model/tflite_import.h"
+#include "nn/tflite_import.h"
 #include "support.h"
 #include "util/paths.h"
 

@@ -5,8 +5,8 @@
 
 #include <opencv2/core.hpp>
 
-#include "model/mask_net.h"
-#include "model/mobilenet_v2.h"
+#include "nn/mask_net.h"
+#include "nn/mobilenet_v2.h"
 
 namespace maskwatch::test {
 

@@ -4,8 +4,8 @@
 
 #include <random>
 
-#include "model/onnx_export.h"
-#include "model/tflite_import.h"
+#include "nn/onnx_export.h"
+#include "nn/tflite_import.h"
 #include "model/tflite_reader.h"
 #include "model_fixtures.h"
 #include "support.h"

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "model/mask_net.h"
-#include "model/mobilenet_v2.h"
+#include "nn/mask_net.h"
+#include "nn/mobilenet_v2.h"
 #include "util/error.h"
 
 using namespace maskwatch;

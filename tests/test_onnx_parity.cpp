@@ -6,8 +6,8 @@
 
 #include <set>
 
-#include "model/onnx_export.h"
-#include "model/blob_tensor.h"
+#include "nn/onnx_export.h"
+#include "nn/blob_tensor.h"
 #include "model_fixtures.h"
 #include "support.h"
 #include "vision/mask_classifier.h"

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "model/imagenet.h"
-#include "model/tflite_import.h"
+#include "nn/imagenet.h"
+#include "nn/tflite_import.h"
 #include "model/tflite_reader.h"
 #include "model_fixtures.h"
 #include "support.h"

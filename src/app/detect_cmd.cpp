@@ -8,7 +8,7 @@
 #include "util/threads.h"
 #include "app/vision_options.h"
 #include "data/image_io.h"
-#include "train/plots.h"
+#include "eval/plots.h"
 #include "util/error.h"
 #include "util/json_io.h"
 #include "vision/events.h"

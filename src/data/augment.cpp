@@ -7,33 +7,10 @@
 
 namespace maskwatch {
 
-uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
-  // splitmix64 steps: well-distributed, identical on every platform.
-  auto mix = [](uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  };
-  return mix(mix(mix(mix(seed) ^ a) ^ b) ^ c);
-}
-
-namespace {
-// Uniform double in [lo, hi) from a splitmix64 stream (std:: distributions differ between
-// standard libraries; this does not).
-struct Stream {
-  uint64_t state;
-  double uniform(double lo, double hi) {
-    state = mix_seed(state, 1);
-    return lo + (hi - lo) * static_cast<double>(state >> 11) * 0x1.0p-53;
-  }
-};
-}  // namespace
-
 AffineParams draw_affine(const AugmentOptions& o, uint64_t seed) {
   AffineParams p;
   if (!o.enabled) return p;
-  Stream s{seed};
+  SeededStream s{seed};
   p.rotation_deg = s.uniform(-o.rotation_deg, o.rotation_deg);
   p.zoom_x = s.uniform(1 - o.zoom, 1 + o.zoom);
   p.zoom_y = s.uniform(1 - o.zoom, 1 + o.zoom);

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <opencv2/core.hpp>
 
+#include "util/seed.h"
+
 namespace maskwatch {
 
 struct AugmentOptions {
@@ -32,8 +34,5 @@ cv::Matx23d affine_matrix(const AffineParams& p, int width, int height);
 // Warps `src` (any size) to an out_size x out_size image: the source is first scaled to the
 // output size (as Keras resized to target_size before augmenting), then transformed.
 cv::Mat augment_image(const cv::Mat& src, const AffineParams& p, int out_size);
-
-// Stable 64-bit mix of a seed with up to three indices (epoch, image, ...).
-uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0);
 
 }  // namespace maskwatch

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "util/stopwatch.h"
+
 namespace maskwatch {
 
 struct TimingStats {
@@ -19,16 +21,6 @@ TimingStats time_it(const std::function<void()>& fn, int warmup = 3, int min_ite
 
 // Peak resident set size of this process so far, in MiB (from /proc/self/status VmHWM).
 double peak_rss_mib();
-
-class Stopwatch {
- public:
-  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
-  double ms() const { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count(); }
-  void reset() { start_ = std::chrono::steady_clock::now(); }
-
- private:
-  std::chrono::steady_clock::time_point start_;
-};
 
 // Markdown table: header row, rows of cells. Right-aligns cells that look numeric.
 std::string markdown_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);

@@ -1,6 +1,6 @@
 #include "train/batch_loader.h"
 
-#include "model/blob_tensor.h"
+#include "nn/blob_tensor.h"
 
 namespace maskwatch {
 

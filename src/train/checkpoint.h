@@ -8,7 +8,7 @@
 #include <limits>
 #include <string>
 
-#include "model/mask_net.h"
+#include "nn/mask_net.h"
 
 namespace maskwatch {
 

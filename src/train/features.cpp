@@ -1,6 +1,6 @@
 #include "train/features.h"
 
-#include "model/blob_tensor.h"
+#include "nn/blob_tensor.h"
 #include "util/error.h"
 
 namespace maskwatch {

@@ -7,7 +7,7 @@
 #include <opencv2/core.hpp>
 #include <vector>
 
-#include "model/mobilenet_v2.h"
+#include "nn/mobilenet_v2.h"
 
 namespace maskwatch {
 

@@ -9,21 +9,22 @@
 
 #include "data/dataset.h"
 #include "data/split_file.h"
-#include "model/mask_net.h"
-#include "model/onnx_export.h"
-#include "model/tflite_import.h"
+#include "nn/mask_net.h"
+#include "nn/onnx_export.h"
+#include "nn/tflite_import.h"
 #include "perf/timing.h"
+#include "util/stopwatch.h"
 #include "train/batch_loader.h"
 #include "train/checkpoint.h"
 #include "train/features.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 #include "train/model_card.h"
-#include "train/plots.h"
+#include "eval/plots.h"
 #include "util/error.h"
 #include "util/json_io.h"
 #include "util/progress.h"
 #include "util/sha256.h"
-#include "util/threads.h"
+#include "nn/torch_threads.h"
 #include "vision/mask_classifier.h"
 
 namespace maskwatch {
@@ -41,12 +42,6 @@ struct Prepared {
   std::vector<size_t> train, val, test;  // dataset indices per split
   nlohmann::json split_info;
 };
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
 
 // At most n items per class, chosen by a seeded hash of the name (stable across runs).
 void limit_per_class(Dataset& ds, int n, uint64_t seed) {
@@ -396,7 +391,7 @@ void Trainer::write_metrics(const std::string& status) {
 
 TrainResult Trainer::run() {
   validate(o_);
-  set_compute_threads(o_.threads);
+  set_training_threads(o_.threads);
   check_out_dir(o_);
   g_stop = false;
 

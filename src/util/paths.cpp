@@ -25,6 +25,14 @@ std::filesystem::path default_seed_data_path() {
   return std::filesystem::path(MASKWATCH_SHARED_DIR) / "data" / "seed-masks";
 }
 
+std::filesystem::path executable_dir() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::current_path() : self.parent_path();
+}
+
+std::filesystem::path sibling_executable(const std::string& name) { return executable_dir() / name; }
+
 std::filesystem::path default_model_path() {
   if (const char* env = std::getenv("MASKWATCH_MODEL"); env && *env) return env;
   return std::filesystem::path(MASKWATCH_SOURCE_DIR) / "models" / "model.onnx";

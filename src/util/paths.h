@@ -15,6 +15,12 @@ std::filesystem::path default_seed_data_path();
 // The shipped mask model (models/model.onnx), or MASKWATCH_MODEL when set.
 std::filesystem::path default_model_path();
 
+// The folder of the running executable (/proc/self/exe), and a program beside it.
+std::filesystem::path executable_dir();
+std::filesystem::path sibling_executable(const std::string& name);
+inline constexpr const char* kRuntimeBinary = "maskwatch";
+inline constexpr const char* kTrainingBinary = "maskwatch-train";
+
 // Asset file names.
 inline constexpr const char* kQuantBackbone = "mobilenet_v2_1.0_224_quant.tflite";
 inline constexpr const char* kPtqBackbone = "tf2_mobilenet_v2_1.0_224_ptq.tflite";

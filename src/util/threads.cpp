@@ -2,7 +2,6 @@
 
 #include <opencv2/core.hpp>
 #include <thread>
-#include <torch/torch.h>
 
 namespace maskwatch {
 
@@ -10,10 +9,6 @@ int resolve_threads(int requested) {
   return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-void set_compute_threads(int requested) {
-  const int n = resolve_threads(requested);
-  torch::set_num_threads(n);
-  cv::setNumThreads(n);
-}
+void set_compute_threads(int requested) { cv::setNumThreads(resolve_threads(requested)); }
 
 }  // namespace maskwatch

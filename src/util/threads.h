@@ -1,10 +1,10 @@
-// Thread counts for both compute libraries. Debian's LibTorch starts with one intra-op
-// thread (half speed on 2 cores); OpenCV's default is all cores. 0 = all cores.
+// Thread counts. OpenCV's default is all cores; --threads N overrides it. The training
+// library adds LibTorch's pool (nn/torch_threads.h). 0 = all cores.
 #pragma once
 
 namespace maskwatch {
 
 int resolve_threads(int requested);  // 0 -> hardware concurrency
-void set_compute_threads(int requested);
+void set_compute_threads(int requested);  // OpenCV
 
 }  // namespace maskwatch

@@ -10,6 +10,9 @@
 #include "util/paths.h"
 
 namespace maskwatch {
+namespace {
+constexpr int kMinDetectSide = 64;
+}  // namespace
 
 std::filesystem::path default_haar_cascade() {
   for (const char* p : {"/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml",
@@ -56,13 +59,22 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
                       std::max(1, static_cast<int>(std::lround(frame.rows * scale))));
   if (scale < 1.0) cv::resize(frame, small_, size, 0, 0, cv::INTER_AREA);
   else small_ = frame;
+  // YuNet's forward throws on inputs under about 60 px a side (its coarsest feature map
+  // becomes empty). Pad small images on the right/bottom: boxes keep their coordinates.
+  if (small_.cols < kMinDetectSide || small_.rows < kMinDetectSide) {
+    cv::Mat padded;
+    cv::copyMakeBorder(small_, padded, 0, std::max(0, kMinDetectSide - small_.rows), 0,
+                       std::max(0, kMinDetectSide - small_.cols), cv::BORDER_CONSTANT, cv::Scalar::all(0));
+    small_ = padded;
+  }
+  const cv::Size detect_size = small_.size();
   const auto to_frame = [s = static_cast<float>(scale)](float x, float y, float w, float h) {
     return cv::Rect2f(x / s, y / s, w / s, h / s);
   };
   if (yunet_) {
-    if (size != input_size_) {
-      yunet_->setInputSize(size);
-      input_size_ = size;
+    if (detect_size != input_size_) {
+      yunet_->setInputSize(detect_size);
+      input_size_ = detect_size;
     }
     cv::Mat out;
     yunet_->detect(small_, out);

@@ -4,7 +4,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "perf/timing.h"
+#include "util/stopwatch.h"
 
 namespace maskwatch {
 namespace {

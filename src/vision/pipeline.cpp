@@ -1,6 +1,6 @@
 #include "vision/pipeline.h"
 
-#include "perf/timing.h"
+#include "util/stopwatch.h"
 #include "vision/crop.h"
 
 namespace maskwatch {

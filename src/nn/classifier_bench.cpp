@@ -1,11 +1,11 @@
-#include "perf/classifier_bench.h"
+#include "nn/classifier_bench.h"
 
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
 
-#include "model/mask_net.h"
-#include "model/onnx_export.h"
-#include "model/blob_tensor.h"
+#include "nn/mask_net.h"
+#include "nn/onnx_export.h"
+#include "nn/blob_tensor.h"
 #include "vision/mask_classifier.h"
 
 namespace maskwatch {

@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <string>
 
-#include "model/mask_net.h"
+#include "nn/mask_net.h"
 #include "model/model_meta.h"
-#include "model/mobilenet_v2.h"
+#include "nn/mobilenet_v2.h"
 
 namespace maskwatch {
 

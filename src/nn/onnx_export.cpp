@@ -1,4 +1,4 @@
-#include "model/onnx_export.h"
+#include "nn/onnx_export.h"
 
 #include <fmt/format.h>
 #include <onnx/checker.h>

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "util/png.h"
+
 namespace maskwatch {
 
 struct Series {
@@ -30,8 +32,5 @@ cv::Mat draw_confusion(const std::vector<std::vector<int>>& confusion, const std
 // A grid of thumbnails with a caption under each (e.g. misclassified images).
 cv::Mat draw_montage(const std::vector<cv::Mat>& images, const std::vector<std::string>& captions, int cell = 160,
                      int columns = 6);
-
-// Atomic PNG write; throws Error on failure.
-void save_png(const std::filesystem::path& path, const cv::Mat& image);
 
 }  // namespace maskwatch

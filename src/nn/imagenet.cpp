@@ -1,11 +1,11 @@
-#include "model/imagenet.h"
+#include "nn/imagenet.h"
 
 #include <fmt/format.h>
 
 #include <sstream>
 
 #include "data/image_io.h"
-#include "model/blob_tensor.h"
+#include "nn/blob_tensor.h"
 #include "util/error.h"
 #include "util/files.h"
 

@@ -3,7 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "model/mobilenet_v2.h"
+#include "nn/mobilenet_v2.h"
 
 namespace maskwatch {
 

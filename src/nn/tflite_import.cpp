@@ -1,4 +1,4 @@
-#include "model/tflite_import.h"
+#include "nn/tflite_import.h"
 
 #include <fmt/format.h>
 

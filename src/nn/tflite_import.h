@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <string>
 
-#include "model/mobilenet_v2.h"
+#include "nn/mobilenet_v2.h"
 
 namespace maskwatch {
 

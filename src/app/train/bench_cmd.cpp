@@ -5,14 +5,16 @@
 
 #include <thread>
 
-#include "app/commands.h"
-#include "perf/classifier_bench.h"
+#include "app/train/commands.h"
+#include "nn/classifier_bench.h"
 #include "perf/pipeline_bench.h"
 #include "perf/timing.h"
 #include "train/trainer.h"
 #include "util/paths.h"
 #include "util/threads.h"
+#include "util/error.h"
 #include "util/json_io.h"
+#include "util/subprocess.h"
 
 namespace maskwatch::app {
 namespace {
@@ -58,20 +60,23 @@ json classifier_section(const BenchOpts& o) {
   return results;
 }
 
+// Runs one pipeline case in the runtime executable (no LibTorch loaded, its own memory).
+json pipeline_case(const BenchOpts& o, int faces, bool decode) {
+  std::vector<std::string> args = {sibling_executable(kRuntimeBinary).string(), "bench-pipeline", "--model", o.model,
+                                   "--clip", o.clip, "--faces", std::to_string(faces), "--frames",
+                                   std::to_string(std::max(100, static_cast<int>(o.seconds * 100)))};
+  if (decode) args.push_back("--decode");
+  const auto r = run_process(args);
+  if (r.exit_code != 0) throw Error(fmt::format("pipeline benchmark case failed (exit code {})", r.exit_code));
+  return json::parse(r.out);
+}
+
 json pipeline_section(const BenchOpts& o) {
   std::vector<std::vector<std::string>> rows;
   json results = json::array();
   for (int faces : {1, 4})
     for (bool decode : {false, true}) {
-      const auto r = json::parse(run_isolated([&] {
-        PipelineBenchOptions p;
-        p.model = o.model;
-        p.clip = o.clip;
-        p.faces = faces;
-        p.decode = decode;
-        p.frames = std::max(100, static_cast<int>(o.seconds * 100));
-        return bench_pipeline(p).dump();
-      }));
+      const auto r = pipeline_case(o, faces, decode);
       const auto& m = r["mean_ms"];
       rows.push_back({std::to_string(faces), decode ? "yes" : "no", fmt::format("{:.1f}", r["faces_found_per_frame"].get<double>()),
                       fmt::format("{:.2f}", m["decode"].get<double>()), fmt::format("{:.2f}", m["detect"].get<double>()),

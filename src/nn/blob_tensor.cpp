@@ -1,4 +1,4 @@
-#include "model/blob_tensor.h"
+#include "nn/blob_tensor.h"
 
 namespace maskwatch {
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "model/mobilenet_v2.h"
+#include "nn/mobilenet_v2.h"
 
 namespace maskwatch {
 

@@ -1,4 +1,4 @@
-#include "train/plots.h"
+#include "eval/plots.h"
 
 #include <fmt/format.h>
 
@@ -152,10 +152,6 @@ cv::Mat draw_montage(const std::vector<cv::Mat>& images, const std::vector<std::
     if (cut != std::string::npos) text(img, cap.substr(cut + 1, 26), {slot.x + 3, slot.y + cell + 29}, 0.36);
   }
   return img;
-}
-
-void save_png(const std::filesystem::path& path, const cv::Mat& image) {
-  write_atomic_with(path, [&](const std::filesystem::path& tmp) { return cv::imwrite(tmp.string(), image); });
 }
 
 }  // namespace maskwatch

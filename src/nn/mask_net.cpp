@@ -1,4 +1,4 @@
-#include "model/mask_net.h"
+#include "nn/mask_net.h"
 
 #include "util/error.h"
 

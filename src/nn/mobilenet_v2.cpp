@@ -1,4 +1,4 @@
-#include "model/mobilenet_v2.h"
+#include "nn/mobilenet_v2.h"
 
 #include <fmt/format.h>
 

@@ -4,8 +4,8 @@
 
 #include <csignal>
 
-#include "app/commands.h"
-#include "util/threads.h"
+#include "app/train/commands.h"
+#include "nn/torch_threads.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/paths.h"
@@ -63,7 +63,7 @@ void add_train_command(CLI::App& root) {
   cmd->add_option("--stop-after-epochs", o->stop_after_epochs, "Stop (resumable) after N epochs of this run")->group("");
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->callback([=] {
-    set_compute_threads(o->threads);
+    set_training_threads(o->threads);
     o->data = *data;
     o->out = *out;
     o->backbone = *backbone;

@@ -1,0 +1,69 @@
+#include "app/cli.h"
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+
+#include "util/error.h"
+#include "util/paths.h"
+
+namespace maskwatch::app {
+
+const std::vector<std::string>& training_command_names() {
+  static const std::vector<std::string> names = {"train", "imagenet", "bench"};
+  return names;
+}
+
+void exec_training_binary_if_needed(int argc, char** argv) {
+  if (argc < 2) return;
+  const auto& names = training_command_names();
+  if (std::find(names.begin(), names.end(), argv[1]) == names.end()) return;
+  const auto binary = sibling_executable(kTrainingBinary);
+  if (access(binary.c_str(), X_OK) != 0)
+    throw Error(fmt::format("'{}' needs the training executable {}, which is missing (build it with scripts/setup.sh)",
+                            argv[1], binary.string()));
+  std::vector<char*> args(argv, argv + argc);
+  args.push_back(nullptr);
+  execv(binary.c_str(), args.data());
+  throw Error(fmt::format("cannot start {}: {}", binary.string(), std::strerror(errno)));
+}
+
+int cli_main(CLI::App& app, int argc, char** argv) {
+  // FFmpeg's own log lines would break the one-line error promise; our errors say what failed.
+  setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", /*overwrite=*/0);
+  // Logs and warnings go to stderr; stdout carries results only.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("maskwatch"));
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$: %v");
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "maskwatch: usage error: %s (see --help)\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    // Keep the promise of one line: OpenCV and LibTorch messages can span several.
+    for (auto& c : msg)
+      if (c == '\n' || c == '\r') c = ' ';
+    std::fprintf(stderr, "maskwatch: error: %s\n", msg.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace maskwatch::app

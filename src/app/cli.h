@@ -1,0 +1,22 @@
+// What both executables share around CLI11: logging to stderr, exit codes (0 success,
+// 2 bad usage, 1 failure with one line on stderr) and the training-command hand-over.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace maskwatch::app {
+
+// Parses and runs the chosen subcommand; returns the process exit code.
+int cli_main(CLI::App& app, int argc, char** argv);
+
+// Commands that need LibTorch and live in the `maskwatch-train` executable.
+const std::vector<std::string>& training_command_names();
+
+// When argv names a training command, replaces this process with `maskwatch-train` (beside
+// this executable) and the same arguments. Returns only if argv names no training command;
+// throws Error when the training executable is missing.
+void exec_training_binary_if_needed(int argc, char** argv);
+
+}  // namespace maskwatch::app

@@ -1,0 +1,12 @@
+// Atomic image writes for plots, snapshots and annotated copies.
+#pragma once
+#include <filesystem>
+#include <opencv2/core.hpp>
+
+namespace maskwatch {
+
+// Writes the image (format from the extension, usually .png) under a temporary name and
+// renames it into place; creates the parent folder. Throws Error on failure.
+void save_png(const std::filesystem::path& path, const cv::Mat& image);
+
+}  // namespace maskwatch
