@@ -43,6 +43,7 @@ packages=(
   libonnx-dev libprotobuf-dev       # writing + checking model.onnx
   libflatbuffers-dev                # reading .tflite files
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev
+  libpugixml-dev                    # Pascal VOC annotations (eval --scenes)
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ $install == 1 ]]; then

@@ -1,4 +1,4 @@
-// `maskwatch-train`: the training executable (LibTorch). `maskwatch train|imagenet|bench`
+// `maskwatch-train`: the training executable (LibTorch). `maskwatch train|audit|imagenet|bench`
 // execs it with the same arguments.
 #include "app/cli.h"
 #include "app/train/commands.h"
@@ -7,6 +7,7 @@ int main(int argc, char** argv) {
   CLI::App app{"maskwatch: training, backbone check and benchmarks (the LibTorch half of maskwatch)"};
   app.name("maskwatch");
   maskwatch::app::add_train_command(app);
+  maskwatch::app::add_audit_command(app);
   maskwatch::app::add_imagenet_command(app);
   maskwatch::app::add_bench_command(app);
   maskwatch::app::remember_command_line(argc, argv);

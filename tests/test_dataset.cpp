@@ -8,6 +8,9 @@
 #include "support.h"
 #include "util/error.h"
 
+#include <functional>
+#include <map>
+
 using namespace maskwatch;
 using namespace maskwatch::test;
 
@@ -36,6 +39,14 @@ std::string jpeg_with_exif_orientation_6(const cv::Mat& img) {
   return out;
 }
 
+LoadOptions no_faces(int size) {
+  LoadOptions o;
+  o.size = size;
+  o.face_crops = false;
+  o.show_progress = false;
+  return o;
+}
+
 }  // namespace
 
 TEST(Dataset, ScansClassFoldersSortedAndIgnoresOtherFiles) {
@@ -47,24 +58,24 @@ TEST(Dataset, ScansClassFoldersSortedAndIgnoresOtherFiles) {
   write_bytes(d / "apple/notes.txt", "hello");
   write_bytes(d / "README.md", "top-level file, not a class");
   fs::create_directories(d / ".hidden");
-  const auto ds = scan_dataset(d.path);
+  const auto ds = scan_datasets({d.path});
   EXPECT_EQ(ds.classes, (std::vector<std::string>{"apple", "mango", "zebra"}));
   ASSERT_EQ(ds.items.size(), 4u);
-  EXPECT_EQ(ds.items[0].rel, "apple/b.jpg");
-  EXPECT_EQ(ds.items[1].rel, "apple/nested/c.JPG");
+  EXPECT_EQ(ds.items[0].rel, d.path.filename().string() + "/apple/b.jpg");
+  EXPECT_EQ(ds.items[1].rel, d.path.filename().string() + "/apple/nested/c.JPG");
   EXPECT_EQ(ds.items[3].label, 2);
   EXPECT_EQ(ds.ignored_files, 1u);
 }
 
 TEST(Dataset, RefusesFoldersThatCannotTrain) {
   TempDir d;
-  EXPECT_THROW(scan_dataset(d / "missing"), Error);
+  EXPECT_THROW(scan_datasets({d / "missing"}), Error);
   write_jpeg(d / "only/a.jpg");
-  EXPECT_THROW(scan_dataset(d.path), Error);  // one class
+  EXPECT_THROW(scan_datasets({d.path}), Error);  // one class
   fs::create_directories(d / "empty");
   write_bytes(d / "empty/readme.txt", "no images here");
   try {
-    scan_dataset(d.path);
+    scan_datasets({d.path});
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("empty"), std::string::npos) << e.what();
@@ -77,11 +88,11 @@ TEST(Dataset, SkipsUndecodableImagesAndListsThem) {
   write_bytes(d / "a/broken.jpg", "this is not a jpeg at all");
   write_jpeg(d / "b/good.jpg");
   write_bytes(d / "b/empty.png", "");
-  auto ds = scan_dataset(d.path);
-  const auto images = load_dataset_images(ds, 96, false);
+  auto ds = scan_datasets({d.path});
+  const auto images = load_dataset_images(ds, no_faces(96));
   EXPECT_EQ(images.size(), 2u);
   ASSERT_EQ(ds.skipped.size(), 2u);
-  EXPECT_EQ(ds.skipped[0].rel, "a/broken.jpg");
+  EXPECT_EQ(ds.skipped[0].rel, d.path.filename().string() + "/a/broken.jpg");
   EXPECT_EQ(ds.summary()["skipped_count"], 2);
   for (const auto& m : images) EXPECT_EQ(m.size(), cv::Size(96, 96));
 }
@@ -90,22 +101,22 @@ TEST(Dataset, AClassWithOnlyBrokenImagesIsRefused) {
   TempDir d;
   write_jpeg(d / "a/good.jpg");
   write_bytes(d / "b/broken.jpg", "garbage");
-  auto ds = scan_dataset(d.path);
-  EXPECT_THROW(load_dataset_images(ds, 96, false), Error);
+  auto ds = scan_datasets({d.path});
+  EXPECT_THROW(load_dataset_images(ds, no_faces(96)), Error);
 }
 
 TEST(Dataset, ManifestChangesWhenAFileChanges) {
   TempDir d;
   write_jpeg(d / "a/1.jpg");
   write_jpeg(d / "b/1.jpg");
-  auto ds1 = scan_dataset(d.path);
-  load_dataset_images(ds1, 96, false);
-  auto ds2 = scan_dataset(d.path);
-  load_dataset_images(ds2, 96, false);
+  auto ds1 = scan_datasets({d.path});
+  load_dataset_images(ds1, no_faces(96));
+  auto ds2 = scan_datasets({d.path});
+  load_dataset_images(ds2, no_faces(96));
   EXPECT_EQ(ds1.manifest_sha256(), ds2.manifest_sha256());
   write_jpeg(d / "b/1.jpg", {64, 48}, {1, 2, 3});
-  auto ds3 = scan_dataset(d.path);
-  load_dataset_images(ds3, 96, false);
+  auto ds3 = scan_datasets({d.path});
+  load_dataset_images(ds3, no_faces(96));
   EXPECT_NE(ds1.manifest_sha256(), ds3.manifest_sha256());
 }
 
@@ -157,4 +168,93 @@ TEST(ImageIo, NonImagesGiveAReasonNotACrash) {
   EXPECT_THROW(load_image_or_throw(d / "x.jpg"), Error);
   EXPECT_TRUE(is_image_file("a/B.JPEG"));
   EXPECT_FALSE(is_image_file("a/b.txt"));
+}
+
+TEST(Dataset, SeveralFoldersMergeClassesByNameAndKeepTheirSources) {
+  TempDir d;
+  write_jpeg(d / "seed/with_mask/a.jpg");
+  write_jpeg(d / "seed/without_mask/b.jpg");
+  write_jpeg(d / "real/with_mask/jolly__1.jpg");
+  write_jpeg(d / "real/without_mask/karan__2.jpg");
+  write_jpeg(d / "real/without_mask/karan__3.jpg");
+  write_jpeg(d / "odd/mask_worn_incorrectly/jolly__4.jpg");
+  ScanOptions o;
+  o.class_map = {{"mask_worn_incorrectly", "without_mask"}};
+  const auto ds = scan_datasets({d / "seed", d / "real", d / "odd"}, o);
+  EXPECT_EQ(ds.classes, (std::vector<std::string>{"with_mask", "without_mask"}));
+  ASSERT_EQ(ds.items.size(), 6u);
+  EXPECT_EQ(ds.class_counts(), (std::vector<int>{2, 4}));
+  EXPECT_EQ(ds.sources(), (std::vector<std::string>{"jolly", "karan", "seed"}));
+  std::map<std::string, std::string> source_of;
+  for (const auto& it : ds.items) source_of[it.rel] = it.source;
+  EXPECT_EQ(source_of["odd/mask_worn_incorrectly/jolly__4.jpg"], "jolly");
+  EXPECT_EQ(source_of["seed/with_mask/a.jpg"], "seed");
+  // Without the map the odd folder is a third class.
+  EXPECT_EQ(scan_datasets({d / "seed", d / "odd"}).classes.size(), 3u);
+}
+
+TEST(Dataset, BadSourcesMapsAndExclusionsAreClearErrors) {
+  TempDir d;
+  write_jpeg(d / "a/data/with_mask/x.jpg");
+  write_jpeg(d / "a/data/without_mask/y.jpg");
+  write_jpeg(d / "b/data/with_mask/z.jpg");
+  fs::create_directories(d / "flat");
+  write_jpeg(d / "flat/loose.jpg");
+  const auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([&] { scan_datasets({d / "a/data", d / "b/data"}); }).find("two data folders are named 'data'"),
+            std::string::npos);
+  EXPECT_NE(message([&] { scan_datasets({d / "flat"}); }).find("no class folders"), std::string::npos);
+  ScanOptions bad_map;
+  bad_map.class_map = {{"mask_worn_incorrectly", "without_mask"}};
+  EXPECT_NE(message([&] { scan_datasets({d / "a/data"}, bad_map); }).find("no data folder has a class folder named"),
+            std::string::npos);
+  EXPECT_THROW(parse_class_mapping("without_equals"), Error);
+  EXPECT_THROW(parse_class_mapping("=x"), Error);
+
+  ScanOptions ex;
+  ex.exclude_file = d / "exclude.txt";
+  write_bytes(ex.exclude_file, "# reviewed by eye\ndata/with_mask/x.jpg  # unmasked bystander\nother-set/with_mask/q.jpg\n\n");
+  write_jpeg(d / "a/data/with_mask/w.jpg");
+  const auto ds = scan_datasets({d / "a/data"}, ex);
+  EXPECT_EQ(ds.items.size(), 2u);
+  EXPECT_EQ(ds.excluded, 1u);
+  EXPECT_EQ(ds.exclude_lines_for_other_folders, 1u);
+  write_bytes(ex.exclude_file, "data/with_mask/not-there.jpg\n");
+  const auto stale = message([&] { scan_datasets({d / "a/data"}, ex); });
+  EXPECT_NE(stale.find("line 1"), std::string::npos) << stale;
+  EXPECT_NE(stale.find("names no image"), std::string::npos) << stale;
+}
+
+TEST(Dataset, ManifestPhotoIdsGroupCropsOfOnePhoto) {
+  TempDir d;
+  write_jpeg(d / "real/with_mask/src__p1_0.jpg");
+  write_jpeg(d / "real/without_mask/src__p1_1.jpg");
+  write_jpeg(d / "real/without_mask/src__p2_0 with space.jpg");
+  write_bytes(d / "real/MANIFEST.csv",
+              "file,source,repo,commit,path\nwith_mask/src__p1_0.jpg,src,org/repo,abc,img/p1.jpg\n"
+              "without_mask/src__p1_1.jpg,src,org/repo,abc,img/p1.jpg\n"
+              "without_mask/src__p2_0 with space.jpg,src,org/repo,abc,img/p2.jpg\n");
+  const auto ds = scan_datasets({d / "real"});
+  std::map<std::string, std::string> photo;
+  for (const auto& it : ds.items) photo[it.rel] = it.photo;
+  EXPECT_EQ(photo["real/with_mask/src__p1_0.jpg"], "org/repo:img/p1.jpg");
+  EXPECT_EQ(photo["real/without_mask/src__p1_1.jpg"], "org/repo:img/p1.jpg");
+  EXPECT_EQ(photo["real/without_mask/src__p2_0 with space.jpg"], "org/repo:img/p2.jpg");
+}
+
+TEST(Dataset, ASymlinkLoopInAClassFolderIsSkipped) {
+  TempDir d;
+  write_jpeg(d / "data/a/1.jpg");
+  write_jpeg(d / "data/b/2.jpg");
+  fs::create_symlink("loop", d / "data/a/loop");  // points at itself
+  fs::create_directory_symlink(d / "data/a", d / "data/a/cycle");  // a directory cycle
+  const auto ds = scan_datasets({d / "data"});
+  EXPECT_EQ(ds.items.size(), 2u);
 }

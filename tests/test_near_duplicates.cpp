@@ -59,6 +59,7 @@ TEST(NearDuplicates, GroupsCopiesAndLeavesOthersAlone) {
   e += noise;
   DuplicateOptions o;
   o.direct_cosine = 1.01;
+  o.candidates_per_image = static_cast<int>(images.size()) - 1;
   const auto g = find_near_duplicates(images, e, e, o, false);
   for (size_t i = 0; i < images.size(); ++i)
     for (size_t j = 0; j < images.size(); ++j)

@@ -17,7 +17,7 @@ namespace {
 
 TrainOptions small_options(const fs::path& out) {
   TrainOptions o;
-  o.data = shared_path("data/seed-masks");
+  o.data = {shared_path("data/seed-masks")};
   o.backbone = asset(kQuantBackbone);
   o.out = out;
   o.limit_per_class = 48;
@@ -39,6 +39,7 @@ TEST(Train, ShortRunLearnsAndWritesEveryArtifact) {
   o.input_size = 128;
   const auto r = train_mask_model(o);
   ASSERT_TRUE(r.completed);
+  EXPECT_EQ(r.metrics.test.overall.n, read_json(o.out / "metrics.json")["test"]["n"].get<int>());
   for (const char* f : {"model.onnx", "model.json", "metrics.json", "curves.png", "confusion.png", "split.json",
                         "MODEL_CARD.md", "checkpoint.pt", "best.pt"})
     EXPECT_TRUE(fs::exists(o.out / f)) << f;
@@ -56,7 +57,7 @@ TEST(Train, ShortRunLearnsAndWritesEveryArtifact) {
   MaskClassifier clf(o.out / "model.onnx");
   EXPECT_EQ(clf.classes(), (std::vector<std::string>{"with_mask", "without_mask"}));
   EXPECT_EQ(clf.input_size(), 128);
-  const auto e = run_cli({"eval", "--model", (o.out / "model.onnx").string(), "--data", o.data.string(), "--split",
+  const auto e = run_cli({"eval", "--model", (o.out / "model.onnx").string(), "--data", o.data[0].string(), "--split",
                           (o.out / "split.json").string(), "--json", (dir / "eval.json").string()});
   ASSERT_EQ(e.exit_code, 0) << e.err;
   const auto ev = read_json(dir / "eval.json");
@@ -126,14 +127,14 @@ TEST(Train, BrokenImagesAreSkippedAndListed) {
   write_bytes(dir / "data/with_mask/corrupt.jpg", "not really a jpeg");
   write_bytes(dir / "data/without_mask/notes.txt", "ignored");
   auto o = small_options(dir / "run");
-  o.data = dir / "data";
+  o.data = {dir / "data"};
   o.limit_per_class = 0;
   o.epochs = 1;
   o.fine_tune_epochs = 0;
   ASSERT_TRUE(train_mask_model(o).completed);
   const auto m = read_json(o.out / "metrics.json");
   EXPECT_EQ(m["data"]["skipped_count"], 1);
-  EXPECT_EQ(m["data"]["skipped"][0]["image"], "with_mask/corrupt.jpg");
+  EXPECT_EQ(m["data"]["skipped"][0]["image"], "data/with_mask/corrupt.jpg");
   EXPECT_EQ(m["data"]["ignored_non_image_files"], 1);
   EXPECT_EQ(m["data"]["images"], 40);
 }
@@ -148,4 +149,43 @@ TEST(TrainCli, BadDataGivesExitCode1) {
                                  (dir / "out").string(), "--input-size", "100"});
   EXPECT_EQ(bad_size.exit_code, 1);
   EXPECT_NE(bad_size.err.find("multiple of 32"), std::string::npos) << bad_size.err;
+}
+
+TEST(Train, TwoSourcesGivePerSourceMetricsAndACalibratedExport) {
+  TempDir dir;
+  auto o = small_options(dir / "run");
+  o.data = {shared_path("data/seed-masks"), shared_path("data/real-masks")};
+  o.limit_per_class = 130;
+  o.fractions = {0.40, 0.45, 0.15};  // enough validation images (>= 100) to fit a temperature
+  o.epochs = 3;
+  o.fine_tune_epochs = 1;
+  o.views = 2;
+  const auto r = train_mask_model(o);
+  ASSERT_TRUE(r.completed);
+  const auto& m = r.metrics;
+  // Per-source test metrics add up to the overall ones.
+  int n = 0;
+  for (const auto& [source, rep] : m.test.per_source) n += rep.n;
+  EXPECT_EQ(n, m.test.overall.n);
+  EXPECT_GE(m.test.per_source.size(), 3u);
+  EXPECT_TRUE(m.test.per_source.count("seed-masks"));
+  const auto j = read_json(o.out / "metrics.json");
+  EXPECT_TRUE(j["test"]["per_source"].contains("seed-masks"));
+  EXPECT_TRUE(j["split"]["counts_by_source"]["test"].contains("seed-masks"));
+  // Every source's class mix is split alike (stratified by source and class): each source
+  // with at least 10 images of a class has some of them in test.
+  for (const auto& [source, counts] : j["data"]["per_source"].items())
+    for (const auto& [cls, count] : counts.items())
+      if (count.get<int>() >= 10) EXPECT_GT(j["split"]["counts_by_source"]["test"][source].value(cls, 0), 0) << source << " " << cls;
+  // Calibration: a temperature was fitted, folded into the export, and recorded in the sidecar.
+  EXPECT_NE(m.calibration.temperature, 1.0);
+  EXPECT_LE(m.calibration.val_nll_after, m.calibration.val_nll_before + 1e-9);
+  MaskClassifier clf(o.out / "model.onnx");
+  EXPECT_NEAR(ModelMeta::load(o.out / "model.json").temperature, m.calibration.temperature, 1e-12);
+  EXPECT_LE(m.libtorch_max_abs_prob_diff, 1e-4);  // ONNX = calibrated LibTorch probabilities
+  EXPECT_TRUE(fs::exists(o.out / "reliability.png"));
+  // The model card names every source with its licence note.
+  const auto card = read_file_text(o.out / "MODEL_CARD.md");
+  EXPECT_NE(card.find("Face Mask 12K, MIT licence"), std::string::npos);
+  EXPECT_NE(card.find("| seed-masks |"), std::string::npos);
 }

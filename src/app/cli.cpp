@@ -18,7 +18,7 @@
 namespace maskwatch::app {
 
 const std::vector<std::string>& training_command_names() {
-  static const std::vector<std::string> names = {"train", "imagenet", "bench"};
+  static const std::vector<std::string> names = {"train", "audit", "imagenet", "bench"};
   return names;
 }
 

@@ -1,116 +1,211 @@
-// `maskwatch eval`: accuracy of an exported model on a labelled folder (optionally only the
-// test split of a training run), through the same OpenCV DNN path the detector uses.
+// `maskwatch eval`: accuracy of an exported model on labelled folders (optionally only one
+// split of a training run), through the same OpenCV DNN path and the same face crops the
+// detector uses; overall and per source, with calibration error. `--scenes` evaluates
+// detection + classification end to end on annotated scenes (eval/scene_eval.h).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <set>
 
 #include "app/commands.h"
-#include "util/threads.h"
 #include "data/dataset.h"
-#include "data/image_io.h"
 #include "data/split_file.h"
+#include "eval/calibration.h"
 #include "eval/metrics.h"
 #include "eval/plots.h"
+#include "eval/scene_eval.h"
 #include "util/error.h"
 #include "util/json_io.h"
 #include "util/paths.h"
 #include "util/progress.h"
+#include "util/threads.h"
+#include "vision/face_detector.h"
 #include "vision/mask_classifier.h"
+#include "vision/pipeline.h"
 
 namespace maskwatch::app {
+namespace {
+
+struct EvalOpts {
+  std::string model = default_model_path().string(), json_out, split, subset = "test", out, scenes;
+  std::vector<std::string> data, maps, classes;
+  float face_threshold = FaceDetectorOptions{}.score_threshold;
+  bool no_face_crops = false;
+  std::string face_model;
+  int batch = 16, threads = 0;
+};
+
+// Keeps only the items of one split of a training run.
+void keep_split(Dataset& ds, const EvalOpts& o) {
+  const Split which = o.subset == "train" ? Split::Train : o.subset == "val" ? Split::Val : Split::Test;
+  const auto members = split_members(read_json(o.split, "split file"), which, o.split);
+  const std::set<std::string> keep(members.begin(), members.end());
+  std::vector<DatasetItem> items;
+  for (auto& it : ds.items)
+    if (keep.count(it.rel)) items.push_back(it);
+  if (items.empty())
+    throw Error(fmt::format("none of the {} split's images are in the data folders given (names like '{}')", o.subset,
+                            members.empty() ? std::string("?") : members.front()));
+  ds.items = std::move(items);
+}
+
+void print_report(const ClassificationReport& r) {
+  fmt::print("{} images: accuracy {:.2f}%, balanced accuracy {:.2f}%\n", r.n, 100 * r.accuracy,
+             100 * r.balanced_accuracy);
+  for (size_t c = 0; c < r.classes.size(); ++c)
+    fmt::print("  {:<22} precision {:6.2f}%  recall {:6.2f}%  f1 {:.4f}  n {}\n", r.classes[c],
+               100 * r.per_class[c].precision, 100 * r.per_class[c].recall, r.per_class[c].f1, r.per_class[c].n);
+}
+
+void evaluate_folders(const EvalOpts& o) {
+  MaskClassifier clf(o.model);
+  ScanOptions so;
+  so.classes = clf.classes();
+  so.min_classes = 1;
+  for (const auto& m : o.maps) so.class_map.insert(parse_class_mapping(m));
+  std::vector<std::filesystem::path> dirs(o.data.begin(), o.data.end());
+  Dataset ds = scan_datasets(dirs, so);
+  if (!o.split.empty()) keep_split(ds, o);
+
+  LoadOptions lo;
+  lo.size = clf.input_size();
+  lo.face_crops = !o.no_face_crops;
+  lo.crop.detector.model = o.face_model;
+  lo.show_progress = false;
+  std::vector<int> truth, predicted;
+  std::vector<std::string> sources;
+  Rows probs;
+  json predictions = json::array();
+  std::vector<cv::Mat> error_images;
+  std::vector<std::string> error_captions;
+  std::vector<SkippedImage> skipped;
+  ProgressBar bar("eval", ds.items.size(), "img");
+  // In chunks: the face crops of a whole data set would not need to sit in memory at once.
+  constexpr size_t kChunk = 256;
+  for (size_t start = 0; start < ds.items.size(); start += kChunk) {
+    Dataset part = ds;
+    part.items.assign(ds.items.begin() + static_cast<long>(start),
+                      ds.items.begin() + static_cast<long>(std::min(ds.items.size(), start + kChunk)));
+    part.skipped.clear();
+    const size_t n_in = part.items.size();
+    std::vector<cv::Mat> images;
+    try {
+      images = load_dataset_images(part, lo);
+    } catch (const Error&) {  // a chunk whose images of one class all failed: still just skipped images
+    }
+    skipped.insert(skipped.end(), part.skipped.begin(), part.skipped.end());
+    if (images.size() != part.items.size()) images.clear(), part.items.clear();
+    const auto preds = clf.classify_batched(images, o.batch);
+    for (size_t k = 0; k < preds.size(); ++k) {
+      const auto& item = part.items[k];
+      truth.push_back(item.label);
+      predicted.push_back(preds[k].label);
+      sources.push_back(item.source);
+      probs.push_back(preds[k].probs);
+      predictions.push_back({{"image", item.rel},
+                             {"source", item.source},
+                             {"label", clf.classes()[static_cast<size_t>(preds[k].label)]},
+                             {"score", preds[k].score},
+                             {"true", clf.classes()[static_cast<size_t>(item.label)]},
+                             {"crop", crop_kind_name(item.crop)}});
+      if (preds[k].label != item.label && error_images.size() < 60) {
+        error_images.push_back(images[k]);
+        error_captions.push_back(fmt::format("{} as {} {:.0f}%", item.rel.substr(item.rel.rfind('/') + 1),
+                                             clf.classes()[static_cast<size_t>(preds[k].label)], preds[k].score * 100));
+      }
+    }
+    bar.advance(n_in);  // skipped images count as done too
+  }
+  bar.finish();
+  if (!skipped.empty()) spdlog::warn("skipped {} image(s) that could not be decoded", skipped.size());
+  if (truth.empty()) throw Error("no image could be evaluated");
+  const auto report = classification_report(truth, predicted, clf.classes());
+  const auto per_source = grouped_reports(truth, predicted, sources, clf.classes());
+  const auto calib = reliability(probs, truth);
+  print_report(report);
+  if (per_source.size() > 1)
+    for (const auto& [name, r] : per_source)
+      fmt::print("  source {:<22} n {:5}  accuracy {:6.2f}%  balanced {:6.2f}%\n", name, r.n, 100 * r.accuracy,
+                 100 * r.balanced_accuracy);
+  fmt::print("  expected calibration error (10 bins): {:.4f}\n", calib.ece);
+  json result = report.to_json();
+  result["model"] = o.model;
+  result["data"] = o.data;
+  result["per_source"] = grouped_reports_json(per_source);
+  result["ece"] = calib.ece;
+  result["predictions"] = predictions;
+  json skipped_json = json::array();
+  for (const auto& s : skipped) skipped_json.push_back({{"image", s.rel}, {"reason", s.reason}});
+  result["skipped"] = skipped_json;
+  if (!o.json_out.empty()) write_json_atomic(o.json_out, result);
+  if (!o.out.empty()) {
+    const std::filesystem::path dir = o.out;
+    save_png(dir / "confusion.png", draw_confusion(report.confusion, report.classes,
+                                                   fmt::format("{} images, accuracy {:.2f}%", report.n, 100 * report.accuracy)));
+    if (!error_images.empty()) save_png(dir / "errors.png", draw_montage(error_images, error_captions));
+    save_png(dir / "reliability.png",
+             draw_xy_chart(fmt::format("{} images: ECE {:.4f}", report.n, calib.ece), "confidence (top class)",
+                           "accuracy", {{"model", calib.confidence, calib.accuracy, cv::Scalar(200, 110, 30), true, false}},
+                           true, true));
+  }
+}
+
+void evaluate_scene_folder(const EvalOpts& o) {
+  MaskClassifier clf(o.model);
+  FaceDetectorOptions fo;
+  fo.model = o.face_model;
+  fo.score_threshold = o.face_threshold;
+  FaceDetector detector(fo);
+  Pipeline pipeline(clf, detector);
+  SceneEvalOptions so;
+  so.classes = o.classes;
+  if (!o.out.empty()) std::filesystem::create_directories(o.out);
+  auto report = evaluate_scenes(o.scenes, pipeline, clf.classes(), so, o.out);
+  report["model"] = o.model;
+  report["scenes"] = o.scenes;
+  fmt::print("{} scenes, {} labelled boxes: mAP@0.5 {:.4f}, face AP {:.4f}\n", report["images"].get<int>(),
+             report["face_positives"].get<int>(), report["map"].get<double>(), report["face_ap"].get<double>());
+  for (const auto& [name, c] : report["per_class"].items()) {
+    const auto& op = c["operating_point"];
+    fmt::print("  {:<22} AP {:.4f}  positives {:4}  at the operating point: precision {:.4f} recall {:.4f}\n", name,
+               c["ap"].get<double>(), c["positives"].get<int>(), op["precision"].get<double>(),
+               op["recall"].get<double>());
+  }
+  if (!o.json_out.empty()) write_json_atomic(o.json_out, report);
+}
+
+}  // namespace
 
 void add_eval_command(CLI::App& root) {
-  struct Opts {
-    std::string model = default_model_path().string(), data, json_out, split, subset = "test", out;
-    int batch = 16, threads = 0;
-  };
-  auto o = std::make_shared<Opts>();
-  auto* cmd = root.add_subcommand("eval", "Evaluate a model on a labelled folder (one sub-folder per class)");
+  auto o = std::make_shared<EvalOpts>();
+  auto* cmd = root.add_subcommand("eval", "Evaluate a model on labelled folders (one sub-folder per class)");
   cmd->add_option("--model", o->model, "model.onnx (with model.json beside it)")->capture_default_str();
-  cmd->add_option("--data", o->data, "Folder with one sub-folder per class; names must be model classes")->required();
-  cmd->add_option("--json", o->json_out, "Write n, accuracy, balanced_accuracy, per_class, confusion, predictions");
+  auto* data = cmd->add_option("--data", o->data, "Folder with one sub-folder per class (repeatable); names must be "
+                                                  "model classes or mapped with --map");
+  auto* scenes = cmd->add_option("--scenes", o->scenes,
+                                 "Pascal VOC folder (images/ + annotations/*.xml): detection + classification end to "
+                                 "end, AP per class, mAP, face AP, PR curves");
+  data->excludes(scenes);
+  cmd->add_option("--classes", o->classes, "With --scenes: classes to evaluate (default with_mask without_mask; boxes "
+                                           "of other classes are ignored)");
+  cmd->add_option("--face-threshold", o->face_threshold, "With --scenes: minimum YuNet face score")
+      ->capture_default_str()->check(CLI::Range(0.05, 1.0));
+  cmd->add_option("--map", o->maps, "Count a class folder as a model class: FROM=TO (repeatable)");
+  cmd->add_option("--json", o->json_out, "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, "
+                                         "ece, predictions");
   cmd->add_option("--split", o->split, "split.json of a training run: evaluate only one of its splits");
   cmd->add_option("--subset", o->subset, "With --split: train, val or test")->capture_default_str()
       ->check(CLI::IsMember({"train", "val", "test"}));
-  cmd->add_option("--out", o->out, "Also write confusion.png and errors.png (misclassified images) here");
+  cmd->add_option("--out", o->out, "Also write confusion.png, errors.png (misclassified images) and reliability.png (or, with --scenes, pr_curves.png) here");
+  cmd->add_flag("--no-face-crops", o->no_face_crops, "Classify whole images instead of the crop around the detected face");
+  cmd->add_option("--face-model", o->face_model, "YuNet model for the face crops (default: the asset directory's)");
   cmd->add_option("--batch", o->batch, "Images per forward")->capture_default_str()->check(CLI::Range(1, 256));
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->callback([o] {
     set_compute_threads(o->threads);
-    MaskClassifier clf(o->model);
-    Dataset ds = scan_dataset(o->data, clf.classes(), 1);
-    if (!o->split.empty()) {
-      const Split which = o->subset == "train" ? Split::Train : o->subset == "val" ? Split::Val : Split::Test;
-      const auto members = split_members(read_json(o->split, "split file"), which, o->split);
-      const std::set<std::string> keep(members.begin(), members.end());
-      std::vector<DatasetItem> items;
-      for (auto& it : ds.items)
-        if (keep.count(it.rel)) items.push_back(it);
-      if (items.empty()) throw Error(fmt::format("none of the {} split's images are in {}", o->subset, o->data));
-      ds.items = std::move(items);
-    }
-    std::vector<int> truth, predicted;
-    json predictions = json::array();
-    std::vector<cv::Mat> error_images;
-    std::vector<std::string> error_captions;
-    ProgressBar bar("eval", ds.items.size(), "img");
-    for (size_t i = 0; i < ds.items.size(); i += static_cast<size_t>(o->batch)) {
-      const size_t end = std::min(ds.items.size(), i + static_cast<size_t>(o->batch));
-      std::vector<cv::Mat> images;
-      std::vector<size_t> idx;
-      for (size_t j = i; j < end; ++j) {
-        std::string why;
-        cv::Mat img = load_image(ds.items[j].path, &why);
-        if (img.empty()) {
-          ds.skipped.push_back({ds.items[j].rel, why});
-          continue;
-        }
-        images.push_back(img);
-        idx.push_back(j);
-      }
-      const auto preds = clf.classify(images);
-      for (size_t k = 0; k < preds.size(); ++k) {
-        const auto& item = ds.items[idx[k]];
-        truth.push_back(item.label);
-        predicted.push_back(preds[k].label);
-        predictions.push_back({{"image", item.rel},
-                               {"label", clf.classes()[static_cast<size_t>(preds[k].label)]},
-                               {"score", preds[k].score},
-                               {"true", clf.classes()[static_cast<size_t>(item.label)]}});
-        if (preds[k].label != item.label && error_images.size() < 60) {
-          error_images.push_back(images[k]);
-          error_captions.push_back(fmt::format("{} as {} {:.0f}%", item.rel,
-                                               clf.classes()[static_cast<size_t>(preds[k].label)], preds[k].score * 100));
-        }
-      }
-      bar.advance(end - i);  // skipped images count as done too
-    }
-    bar.finish();
-    if (!ds.skipped.empty()) spdlog::warn("skipped {} image(s) that could not be decoded", ds.skipped.size());
-    if (truth.empty()) throw Error("no image could be evaluated");
-    const auto report = classification_report(truth, predicted, clf.classes());
-    fmt::print("{} images: accuracy {:.2f}%, balanced accuracy {:.2f}%\n", report.n, 100 * report.accuracy,
-               100 * report.balanced_accuracy);
-    for (size_t c = 0; c < report.classes.size(); ++c)
-      fmt::print("  {:<16} precision {:6.2f}%  recall {:6.2f}%  f1 {:.4f}  n {}\n", report.classes[c],
-                 100 * report.per_class[c].precision, 100 * report.per_class[c].recall, report.per_class[c].f1,
-                 report.per_class[c].n);
-    json result = report.to_json();
-    result["model"] = o->model;
-    result["data"] = o->data;
-    result["predictions"] = predictions;
-    json skipped = json::array();
-    for (const auto& s : ds.skipped) skipped.push_back({{"image", s.rel}, {"reason", s.reason}});
-    result["skipped"] = skipped;
-    if (!o->json_out.empty()) write_json_atomic(o->json_out, result);
-    if (!o->out.empty()) {
-      save_png(std::filesystem::path(o->out) / "confusion.png",
-               draw_confusion(report.confusion, report.classes,
-                              fmt::format("{} images, accuracy {:.2f}%", report.n, 100 * report.accuracy)));
-      if (!error_images.empty())
-        save_png(std::filesystem::path(o->out) / "errors.png", draw_montage(error_images, error_captions));
-    }
+    if (!o->scenes.empty()) return evaluate_scene_folder(*o);
+    if (o->data.empty()) throw CLI::RequiredError("--data or --scenes");
+    evaluate_folders(*o);
   });
 }
 

@@ -1,7 +1,9 @@
 #include "data/augment.h"
 
 #include <cmath>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <vector>
 
 #include "model/preprocess.h"
 
@@ -40,6 +42,74 @@ cv::Mat augment_image(const cv::Mat& src, const AffineParams& p, int out_size) {
   cv::Mat out;
   cv::warpAffine(sized, out, cv::Mat(affine_matrix(p, out_size, out_size)), cv::Size(out_size, out_size),
                  cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  return out;
+}
+
+PhotoParams draw_photo(const PhotoOptions& o, uint64_t seed) {
+  PhotoParams p;
+  if (!o.enabled) return p;
+  SeededStream s{mix_seed(seed, 0x70686f746fULL)};  // "photo": a stream apart from the geometry's
+  p.brightness = s.uniform(1 - o.brightness, 1 + o.brightness);
+  p.contrast = s.uniform(1 - o.contrast, 1 + o.contrast);
+  p.saturation = s.uniform(1 - o.saturation, 1 + o.saturation);
+  p.gray = s.chance(o.gray_p);
+  const double down = s.uniform(0, 1), blur = s.uniform(0, 1), noise = s.uniform(0, 1), jpeg = s.uniform(0, 1);
+  const double down_frac = s.uniform(0, 1), sigma = s.uniform(0.5, 2.0), noise_sigma = s.uniform(2, 10);
+  const double quality = s.uniform(15, 60);
+  if (down < o.downscale_p) p.downscale = down_frac;
+  if (blur < o.blur_p) p.blur_sigma = sigma;
+  if (noise < o.noise_p) {
+    p.noise_sigma = noise_sigma;
+    p.noise_seed = mix_seed(seed, 0x6e6f697365ULL);
+  }
+  if (jpeg < o.jpeg_p) p.jpeg_quality = static_cast<int>(quality);
+  return p;
+}
+
+void apply_photo(cv::Mat& img, const PhotoParams& p) {
+  if (img.empty()) return;
+  const int size = std::min(img.cols, img.rows);
+  if (p.brightness != 1 || p.contrast != 1 || p.saturation != 1 || p.gray) {
+    cv::Mat f;
+    img.convertTo(f, CV_32F);
+    cv::Mat g;
+    cv::cvtColor(f, g, cv::COLOR_BGR2GRAY);
+    cv::cvtColor(g, g, cv::COLOR_GRAY2BGR);
+    if (p.gray) f = g;
+    else if (p.saturation != 1) f = g + (f - g) * p.saturation;
+    const cv::Scalar mean = cv::mean(g);
+    f = (f - mean) * p.contrast + mean;
+    f *= p.brightness;
+    f.convertTo(img, CV_8U);  // saturating
+  }
+  if (p.downscale >= 0) {
+    const int side = std::max(8, static_cast<int>(16 + p.downscale * std::max(0, size / 3 - 16)));
+    if (side < size) {
+      cv::Mat small;
+      cv::resize(img, small, cv::Size(side, side), 0, 0, cv::INTER_AREA);
+      cv::resize(small, img, cv::Size(img.cols, img.rows), 0, 0, cv::INTER_LINEAR);
+    }
+  }
+  if (p.blur_sigma > 0) cv::GaussianBlur(img, img, cv::Size(0, 0), p.blur_sigma * size / 224.0);
+  if (p.noise_sigma > 0) {
+    cv::Mat noise(img.size(), CV_16SC3);
+    cv::RNG rng(p.noise_seed);
+    rng.fill(noise, cv::RNG::NORMAL, 0, p.noise_sigma);
+    cv::Mat sum;
+    img.convertTo(sum, CV_16SC3);
+    sum += noise;
+    sum.convertTo(img, CV_8U);
+  }
+  if (p.jpeg_quality > 0) {
+    std::vector<uchar> buf;
+    cv::imencode(".jpg", img, buf, {cv::IMWRITE_JPEG_QUALITY, p.jpeg_quality});
+    img = cv::imdecode(buf, cv::IMREAD_COLOR);
+  }
+}
+
+cv::Mat augment_training_image(const cv::Mat& src, const AugmentOptions& o, uint64_t seed, int out_size) {
+  cv::Mat out = augment_image(src, draw_affine(o, seed), out_size);
+  if (o.enabled) apply_photo(out, draw_photo(o.photo, seed));
   return out;
 }
 

@@ -1,8 +1,12 @@
-// Training augmentation: one affine warp per image (rotation, zoom, shift, shear, horizontal
-// flip) with border replicate, as Keras' ImageDataGenerator(fill_mode="nearest") did for the
-// original project. Parameters are drawn from a per-image seed, so the same (seed, epoch,
-// image) always gives the same picture whatever thread makes it - needed for --resume to
-// reach the same weights.
+// Training augmentation, drawn from a per-image seed so the same (seed, view, image) always
+// gives the same picture whatever thread makes it - needed for --resume to reach the same
+// weights.
+//  - Geometry: one affine warp (rotation, zoom, shift, shear, horizontal flip) with border
+//    replicate, as Keras' ImageDataGenerator(fill_mode="nearest") did for the original
+//    project. On a run-time face crop, zoom and shift are the jitter of margin and centre.
+//  - Camera effects, applied to both classes alike so neither sharpness nor colour can tell
+//    a class or a source: brightness / contrast / saturation, grayscale (IR cameras),
+//    downscale-then-upscale (small distant faces), blur, sensor noise, JPEG artefacts.
 #pragma once
 #include <cstdint>
 #include <opencv2/core.hpp>
@@ -11,13 +15,37 @@
 
 namespace maskwatch {
 
+// Camera effects; each probability may be 0 to turn an effect off.
+struct PhotoOptions {
+  double brightness = 0.4;   // pixel values x U[1-b, 1+b]
+  double contrast = 0.4;     // deviation from the mean x U[1-c, 1+c]
+  double saturation = 0.4;   // colour deviation from grey x U[1-s, 1+s]
+  double gray_p = 0.1;       // to grayscale
+  double downscale_p = 0.2;  // shrink the shorter side to U[16, size/3] px, then back up
+  double blur_p = 0.2;       // Gaussian blur, sigma U[0.5, 2] px at 224 (scaled with the size)
+  double noise_p = 0.15;     // Gaussian noise, sigma U[2, 10] grey levels
+  double jpeg_p = 0.25;      // JPEG re-encode at quality U[15, 60]
+  bool enabled = true;
+};
+
+struct PhotoParams {
+  double brightness = 1, contrast = 1, saturation = 1;
+  bool gray = false;
+  double downscale = -1;   // < 0 none; else the side is 16 + downscale x (size/3 - 16) px
+  double blur_sigma = 0;   // pixels at 224
+  double noise_sigma = 0;
+  uint64_t noise_seed = 0;
+  int jpeg_quality = 0;    // 0 = none
+};
+
 struct AugmentOptions {
   double rotation_deg = 20;  // uniform in [-r, r]
   double zoom = 0.15;        // x and y scale each uniform in [1 - z, 1 + z] (Keras zoom_range)
   double shift = 0.2;        // fraction of width / height, uniform in [-s, s]
   double shear_deg = 0.15;   // Keras shear_range is in degrees: the original's 0.15 is tiny
   bool flip = true;          // horizontal flip with probability 0.5
-  bool enabled = true;
+  bool enabled = true;       // false: no augmentation at all (geometry or camera effects)
+  PhotoOptions photo;
 };
 
 struct AffineParams {
@@ -34,5 +62,14 @@ cv::Matx23d affine_matrix(const AffineParams& p, int width, int height);
 // Warps `src` (any size) to an out_size x out_size image: the source is first scaled to the
 // output size (as Keras resized to target_size before augmenting), then transformed.
 cv::Mat augment_image(const cv::Mat& src, const AffineParams& p, int out_size);
+
+// Deterministic draw of the camera effects for one image (from their own stream, so turning
+// them on or off does not change the geometry drawn from the same seed).
+PhotoParams draw_photo(const PhotoOptions& o, uint64_t seed);
+// Applies camera effects to an 8-bit BGR image in place.
+void apply_photo(cv::Mat& bgr, const PhotoParams& p);
+
+// Geometry then camera effects, both drawn from `seed`: what the trainer feeds the network.
+cv::Mat augment_training_image(const cv::Mat& src, const AugmentOptions& o, uint64_t seed, int out_size);
 
 }  // namespace maskwatch

@@ -4,8 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <fstream>
 #include <mutex>
 #include <opencv2/core/utility.hpp>
+#include <set>
 
 #include "data/image_io.h"
 #include "model/preprocess.h"
@@ -16,10 +18,116 @@
 
 namespace maskwatch {
 
+namespace {
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> cells(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') cells.back() += '"', ++i;
+      else if (c == '"') quoted = false;
+      else cells.back() += c;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      cells.emplace_back();
+    } else if (c != '\r') {
+      cells.back() += c;
+    }
+  }
+  return cells;
+}
+
+// MANIFEST.csv: file (relative to the data folder) -> "repo:path" of the original photo.
+std::map<std::string, std::string> read_photo_keys(const std::filesystem::path& root) {
+  std::map<std::string, std::string> keys;
+  std::ifstream in(root / "MANIFEST.csv");
+  std::string line;
+  if (!in || !std::getline(in, line)) return keys;
+  const auto header = split_csv_line(line);
+  const auto col = [&](const char* name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? -1 : static_cast<int>(it - header.begin());
+  };
+  const int file = col("file"), repo = col("repo"), path = col("path");
+  if (file < 0 || path < 0) return keys;
+  while (std::getline(in, line)) {
+    const auto cells = split_csv_line(line);
+    if (static_cast<int>(cells.size()) <= std::max({file, repo, path})) continue;
+    keys[cells[static_cast<size_t>(file)]] =
+        (repo >= 0 ? cells[static_cast<size_t>(repo)] + ":" : std::string()) + cells[static_cast<size_t>(path)];
+  }
+  return keys;
+}
+
+std::string source_of(const std::string& file_name, const std::string& root_name) {
+  const auto pos = file_name.find("__");
+  return pos != std::string::npos && pos > 0 ? file_name.substr(0, pos) : root_name;
+}
+
+std::string root_name(const std::filesystem::path& dir) {
+  auto p = dir;
+  if (p.filename().empty()) p = p.parent_path();  // "data/" -> "data"
+  std::string name = p.filename().string();
+  if (name.empty() || name == "." || name == "..")
+    name = std::filesystem::weakly_canonical(p).filename().string();
+  return name;
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+void apply_exclusions(Dataset& ds, const std::filesystem::path& file, const std::set<std::string>& root_names) {
+  std::ifstream in(file);
+  if (!in) throw Error("cannot read exclude file " + file.string());
+  std::set<std::string> drop;
+  std::set<std::string> present;
+  for (const auto& it : ds.items) present.insert(it.rel);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    const auto hash = line.find('#');
+    const std::string rel = trim(hash == std::string::npos ? line : line.substr(0, hash));
+    if (rel.empty()) continue;
+    const std::string root = rel.substr(0, rel.find('/'));
+    if (!root_names.count(root)) {
+      ++ds.exclude_lines_for_other_folders;
+      continue;
+    }
+    if (!present.count(rel))
+      throw Error(fmt::format("exclude file {} line {}: '{}' names no image in the data", file.string(), n, rel));
+    drop.insert(rel);
+  }
+  std::vector<DatasetItem> kept;
+  for (auto& it : ds.items)
+    if (!drop.count(it.rel)) kept.push_back(std::move(it));
+  ds.excluded = ds.items.size() - kept.size();
+  ds.items = std::move(kept);
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> parse_class_mapping(const std::string& spec) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size() || spec.find('=', eq + 1) != std::string::npos)
+    throw Error(fmt::format("--map '{}': expected FROM=TO (a class folder name and the class it counts as)", spec));
+  return {spec.substr(0, eq), spec.substr(eq + 1)};
+}
+
 std::vector<int> Dataset::class_counts() const {
   std::vector<int> counts(classes.size(), 0);
   for (const auto& it : items) ++counts[static_cast<size_t>(it.label)];
   return counts;
+}
+
+std::vector<std::string> Dataset::sources() const {
+  std::set<std::string> s;
+  for (const auto& it : items) s.insert(it.source);
+  return {s.begin(), s.end()};
 }
 
 std::string Dataset::manifest_text() const {
@@ -34,89 +142,165 @@ nlohmann::json Dataset::summary() const {
   nlohmann::json per_class = nlohmann::json::object();
   const auto counts = class_counts();
   for (size_t c = 0; c < classes.size(); ++c) per_class[classes[c]] = counts[c];
+  nlohmann::json per_source = nlohmann::json::object(), crops = nlohmann::json::object();
+  const auto bump = [](nlohmann::json& counts, const std::string& key) {
+    counts[key] = counts.contains(key) ? counts[key].get<int>() + 1 : 1;
+  };
+  for (const auto& it : items) {
+    bump(per_source[it.source], classes[static_cast<size_t>(it.label)]);
+    bump(crops[it.source], crop_kind_name(it.crop));
+  }
   nlohmann::json skipped_list = nlohmann::json::array();
   for (const auto& s : skipped) skipped_list.push_back({{"image", s.rel}, {"reason", s.reason}});
-  return {{"root", root.string()},
+  nlohmann::json root_list = nlohmann::json::array();
+  for (const auto& r : roots) root_list.push_back(r.string());
+  return {{"roots", root_list},
           {"classes", classes},
+          {"class_map", class_map},
           {"images", items.size()},
           {"per_class", per_class},
+          {"per_source", per_source},
+          {"crops", crops},
           {"skipped_count", skipped.size()},
           {"skipped", skipped_list},
+          {"excluded", excluded},
           {"ignored_non_image_files", ignored_files},
           {"manifest_sha256", manifest_sha256()}};
 }
 
-Dataset scan_dataset(const std::filesystem::path& dir, const std::vector<std::string>& fixed_classes,
-                     size_t min_classes) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) throw Error("data folder not found: " + dir.string());
+Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const ScanOptions& o) {
+  if (dirs.empty()) throw Error("no data folder given (--data DIR)");
   Dataset ds;
-  ds.root = dir;
-  std::vector<std::string> folders;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    if (e.is_directory() && e.path().filename().string()[0] != '.') folders.push_back(e.path().filename().string());
-  if (ec) throw Error("cannot list " + dir.string() + ": " + ec.message());
-  std::sort(folders.begin(), folders.end());
-  if (fixed_classes.empty()) {
-    ds.classes = folders;
-  } else {
-    ds.classes = fixed_classes;
-    for (const auto& f : folders)
-      if (std::find(fixed_classes.begin(), fixed_classes.end(), f) == fixed_classes.end())
-        throw Error(fmt::format("{}: folder '{}' is not one of the model's classes ({})", dir.string(), f,
-                                fmt::join(fixed_classes, ", ")));
+  ds.roots = dirs;
+  ds.class_map = o.class_map;
+  const auto mapped = [&](const std::string& folder) {
+    const auto it = o.class_map.find(folder);
+    return it == o.class_map.end() ? folder : it->second;
+  };
+  // Class folders of every data folder.
+  struct Folder {
+    std::filesystem::path dir;
+    std::string root, cls;
+  };
+  std::vector<Folder> folders;
+  std::set<std::string> names, folder_names;
+  std::set<std::string> root_names;
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) throw Error("data folder not found: " + dir.string());
+    const std::string root = root_name(dir);
+    if (!root_names.insert(root).second)
+      throw Error(fmt::format("two data folders are named '{}': item names would collide (rename one)", root));
+    std::vector<std::string> sub;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      std::error_code ec2;
+      if (e.is_directory(ec2) && e.path().filename().string()[0] != '.') sub.push_back(e.path().filename().string());
+    }
+    if (ec) throw Error("cannot list " + dir.string() + ": " + ec.message());
+    if (sub.empty()) throw Error(fmt::format("{}: no class folders (expected one sub-folder of images per class)", dir.string()));
+    std::sort(sub.begin(), sub.end());
+    for (const auto& s : sub) {
+      folder_names.insert(s);
+      names.insert(mapped(s));
+      folders.push_back({dir / s, root, mapped(s)});
+    }
   }
-  if (folders.size() < min_classes)
-    throw Error(fmt::format("{}: found {} class folder(s), need at least {} (one sub-folder per class)", dir.string(),
-                            folders.size(), min_classes));
-  for (size_t c = 0; c < ds.classes.size(); ++c) {
-    const auto class_dir = dir / ds.classes[c];
-    if (!std::filesystem::is_directory(class_dir)) continue;  // a model class absent from an eval folder
+  for (const auto& [from, to] : o.class_map)
+    if (!folder_names.count(from))
+      throw Error(fmt::format("--map {}={}: no data folder has a class folder named '{}'", from, to, from));
+  if (o.classes.empty()) {
+    ds.classes.assign(names.begin(), names.end());
+  } else {
+    ds.classes = o.classes;
+    for (const auto& f : folders)
+      if (std::find(o.classes.begin(), o.classes.end(), f.cls) == o.classes.end())
+        throw Error(fmt::format("{}: class '{}' is not one of the model's classes ({}){}", f.dir.string(), f.cls,
+                                fmt::join(o.classes, ", "), o.class_map.empty() ? "; fold it with --map" : ""));
+  }
+  if (names.size() < o.min_classes)
+    throw Error(fmt::format("{}: found {} class folder(s), need at least {} (one sub-folder per class)",
+                            dirs.size() == 1 ? dirs[0].string() : "the data folders", names.size(), o.min_classes));
+  std::map<std::string, std::map<std::string, std::string>> photo_keys;
+  for (const auto& f : folders) {
+    const int label = static_cast<int>(std::find(ds.classes.begin(), ds.classes.end(), f.cls) - ds.classes.begin());
+    const auto root_dir = f.dir.parent_path();
+    if (!photo_keys.count(f.root)) photo_keys[f.root] = read_photo_keys(root_dir);
+    const auto& keys = photo_keys[f.root];
     std::vector<std::filesystem::path> files;
-    for (const auto& e : std::filesystem::recursive_directory_iterator(
-             class_dir, std::filesystem::directory_options::skip_permission_denied, ec)) {
-      if (!e.is_regular_file()) continue;
-      if (is_image_file(e.path())) files.push_back(e.path());
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(
+             f.dir, std::filesystem::directory_options::skip_permission_denied, ec);
+         it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      std::error_code ec2;
+      if (!it->is_regular_file(ec2)) continue;
+      if (is_image_file(it->path())) files.push_back(it->path());
       else ++ds.ignored_files;
     }
     std::sort(files.begin(), files.end());
-    if (files.empty()) throw Error(fmt::format("class folder {} holds no image file", class_dir.string()));
-    for (const auto& f : files)
-      ds.items.push_back({ds.classes[c] + "/" + std::filesystem::relative(f, class_dir).generic_string(), f,
-                          static_cast<int>(c), ""});
+    if (files.empty()) throw Error(fmt::format("class folder {} holds no image file", f.dir.string()));
+    for (const auto& file : files) {
+      const std::string in_root = file.lexically_relative(root_dir).generic_string();  // not relative(): it follows symlinks
+      DatasetItem item;
+      item.rel = f.root + "/" + in_root;
+      item.path = file;
+      item.label = label;
+      item.source = source_of(file.filename().string(), f.root);
+      if (const auto k = keys.find(in_root); k != keys.end()) item.photo = k->second;
+      ds.items.push_back(std::move(item));
+    }
   }
+  std::sort(ds.items.begin(), ds.items.end(), [](const DatasetItem& a, const DatasetItem& b) {
+    return a.label != b.label ? a.label < b.label : a.rel < b.rel;
+  });
+  if (!o.exclude_file.empty()) apply_exclusions(ds, o.exclude_file, root_names);
   return ds;
 }
 
-std::vector<cv::Mat> load_dataset_images(Dataset& ds, int size, bool show_progress) {
+std::vector<cv::Mat> load_dataset_images(Dataset& ds, const LoadOptions& o) {
+  const auto counts_before = ds.class_counts();
   std::vector<cv::Mat> images(ds.items.size());
   std::vector<std::string> errors(ds.items.size());
-  ProgressBar bar("decode", ds.items.size(), "img");
+  ProgressBar bar(o.face_crops ? "decode + faces" : "decode", ds.items.size(), "img");
   std::mutex bar_mutex;
-  cv::parallel_for_(cv::Range(0, static_cast<int>(ds.items.size())), [&](const cv::Range& r) {
-    for (int i = r.start; i < r.end; ++i) {
-      auto& item = ds.items[static_cast<size_t>(i)];
-      std::string why;
-      std::vector<uint8_t> bytes;
-      try {
-        bytes = read_file_bytes(item.path, "image");
-      } catch (const Error& e) {
-        why = e.what();
-      }
-      cv::Mat img = why.empty() ? decode_image(bytes, &why) : cv::Mat();
-      if (!img.empty()) {
-        item.sha256 = sha256_hex(bytes);
-        images[static_cast<size_t>(i)] = resize_square(img, size).clone();
-      } else {
-        errors[static_cast<size_t>(i)] = why;
-      }
-      if (show_progress) {
-        std::lock_guard<std::mutex> lock(bar_mutex);
-        bar.advance(1);
+  // One face detector per worker (YuNet nets are not shared between threads); items are
+  // dealt out round-robin, so the result does not depend on thread timing.
+  const int workers = std::max(1, std::min(cv::getNumThreads(), static_cast<int>(ds.items.size())));
+  cv::parallel_for_(cv::Range(0, workers), [&](const cv::Range& r) {
+    for (int w = r.start; w < r.end; ++w) {
+      std::unique_ptr<FaceDetector> detector;
+      if (o.face_crops) detector = std::make_unique<FaceDetector>(o.crop.detector);
+      for (size_t i = static_cast<size_t>(w); i < ds.items.size(); i += static_cast<size_t>(workers)) {
+        auto& item = ds.items[i];
+        std::string why;
+        std::vector<uint8_t> bytes;
+        try {
+          bytes = read_file_bytes(item.path, "image");
+        } catch (const Error& e) {
+          why = e.what();
+        }
+        cv::Mat img = why.empty() ? decode_image(bytes, &why) : cv::Mat();
+        if (!img.empty()) {
+          item.sha256 = sha256_hex(bytes);
+          cv::Mat view = center_square(img);
+          item.crop = CropKind::NoFace;
+          if (detector) {
+            const auto crop = choose_training_crop(img, *detector, o.crop);
+            view = img(crop.rect);
+            item.crop = crop.kind;
+          }
+          images[i] = resize_square(view, o.size).clone();
+        } else {
+          errors[i] = why;
+        }
+        if (o.show_progress) {
+          std::lock_guard<std::mutex> lock(bar_mutex);
+          bar.advance(1);
+        }
       }
     }
   });
-  if (show_progress) bar.finish();
+  if (o.show_progress) bar.finish();
   // Drop failures, keeping order.
   std::vector<DatasetItem> kept;
   std::vector<cv::Mat> kept_images;
@@ -135,9 +319,15 @@ std::vector<cv::Mat> load_dataset_images(Dataset& ds, int size, bool show_progre
     spdlog::warn("skipped {} image(s) that could not be decoded: {}{}", ds.skipped.size(), names,
                  ds.skipped.size() > 5 ? ", ..." : "");
   }
+  if (o.face_crops) {
+    size_t no_face = 0;
+    for (const auto& it : ds.items) no_face += it.crop == CropKind::NoFace;
+    if (no_face)
+      spdlog::info("no face found in {} of {} images: they train on their centred square", no_face, ds.items.size());
+  }
   const auto counts = ds.class_counts();
   for (size_t c = 0; c < counts.size(); ++c)
-    if (counts[c] == 0 && std::filesystem::is_directory(ds.root / ds.classes[c]))
+    if (counts[c] == 0 && counts_before[c] > 0)
       throw Error(fmt::format("class '{}' has no usable image (all failed to decode)", ds.classes[c]));
   return kept_images;
 }

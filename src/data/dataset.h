@@ -1,49 +1,92 @@
-// A labelled image folder: one sub-folder per class (class names = folder names, sorted).
-// Scanning lists image files (other files are ignored and counted); loading decodes them
-// once into memory at the training size, skipping (and listing) files that fail to decode.
+// Labelled image folders: each --data folder has one sub-folder per class. Several folders
+// train together: class folders are merged by name (after --map), and every item keeps its
+// source so metrics can be reported per source.
+//
+// An item's name (`rel`) is "<data folder name>/<class folder>/<file>", '/'-separated: unique
+// across folders, and what split.json and --exclude files list. Its source is the file-name
+// prefix before "__" when there is one (real-masks names files "<source>__..."), else the
+// data folder's name. When a data folder has a MANIFEST.csv with `file`, `repo` and `path`
+// columns, crops cut from the same original photo share a `photo` key, so the split keeps
+// them together.
+//
+// Loading decodes every image once and cuts the classifier's view of it the way run time
+// does (data/training_crop.h), at the training size.
 #pragma once
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <string>
 #include <vector>
 
+#include "data/training_crop.h"
+
 namespace maskwatch {
 
 struct DatasetItem {
-  std::string rel;             // "class/file.jpg", '/'-separated: the item's stable name
+  std::string rel;  // "<data folder>/<class folder>/<file>"
   std::filesystem::path path;
   int label = 0;
-  std::string sha256;          // of the file bytes (set by load_dataset_images)
+  std::string source;
+  std::string photo;   // original photo from MANIFEST.csv, "" when unknown
+  std::string sha256;  // of the file bytes (set by load_dataset_images)
+  CropKind crop = CropKind::WholeImage;  // set by load_dataset_images
 };
 
 struct SkippedImage {
   std::string rel, reason;
 };
 
+struct ScanOptions {
+  // Fixed class order (a model's): every mapped class folder must be one of them, and a
+  // class may be absent. Empty: the sorted mapped folder names.
+  std::vector<std::string> classes;
+  // Class folder name -> class name (--map FROM=TO), e.g. mask_worn_incorrectly -> without_mask.
+  std::map<std::string, std::string> class_map;
+  size_t min_classes = 2;
+  // A file with one item name (rel) per line to leave out; '#' starts a comment. Lines for
+  // data folders not in this run are ignored; a line naming no image of a given folder is
+  // an error (a stale list would otherwise silently keep the images it meant to drop).
+  std::filesystem::path exclude_file;
+};
+
 struct Dataset {
-  std::filesystem::path root;
+  std::vector<std::filesystem::path> roots;
   std::vector<std::string> classes;
   std::vector<DatasetItem> items;     // sorted by class, then name
   std::vector<SkippedImage> skipped;  // failed to decode
   size_t ignored_files = 0;           // non-image files
+  size_t excluded = 0;                // left out by the exclude file
+  size_t exclude_lines_for_other_folders = 0;
+  std::map<std::string, std::string> class_map;
 
   std::vector<int> class_counts() const;
+  std::vector<std::string> sources() const;  // sorted, distinct
   // The manifest: one line "label<TAB>rel<TAB>sha256" per usable item, and its hash.
   std::string manifest_text() const;
   std::string manifest_sha256() const;
-  nlohmann::json summary() const;  // counts, skipped list, manifest hash
+  nlohmann::json summary() const;  // counts (per class, per source), skipped, crops, manifest hash
 };
 
-// Lists the folder. Throws Error when it is missing, has fewer than `min_classes` class
-// folders, or a class folder holds no image file. `classes`, when given, fixes the class
-// order (e.g. a model's) and requires every sub-folder to be one of them.
-Dataset scan_dataset(const std::filesystem::path& dir, const std::vector<std::string>& classes = {},
-                     size_t min_classes = 2);
+// Lists the folders. Throws Error when one is missing or has no class folder, when fewer
+// than min_classes classes result, a class folder holds no image file, two data folders
+// share a name, a --map names a class folder no data folder has, or an exclude line names
+// no image.
+Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const ScanOptions& options = {});
 
-// Decodes every item (on all cores) and returns each resized to size x size (aspect not kept,
-// as Keras' target_size did). Items that fail to decode are moved to dataset.skipped with a
-// warning. Throws Error if a class ends up with no usable image.
-std::vector<cv::Mat> load_dataset_images(Dataset& dataset, int size, bool show_progress = true);
+struct LoadOptions {
+  int size = 224;              // output side (square)
+  bool face_crops = true;      // cut the run-time crop around the detected face
+  TrainingCropOptions crop;
+  bool show_progress = true;
+};
+
+// Decodes every item (on all cores), cuts its training crop and resizes it to size x size.
+// Items that fail to decode are moved to dataset.skipped with a warning. Throws Error if a
+// class ends up with no usable image.
+std::vector<cv::Mat> load_dataset_images(Dataset& dataset, const LoadOptions& options);
+
+// "FROM=TO" -> {FROM, TO}; throws Error on a malformed spec.
+std::pair<std::string, std::string> parse_class_mapping(const std::string& spec);
 
 }  // namespace maskwatch

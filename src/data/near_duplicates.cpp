@@ -1,6 +1,7 @@
 #include "data/near_duplicates.h"
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <opencv2/calib3d.hpp>
@@ -23,8 +24,13 @@ cv::Mat gray_of(const cv::Mat& bgr) {
   return g;
 }
 
-Features orb_features(const cv::Mat& gray) {
+int keypoints_for(const cv::Mat& image, const DuplicateOptions& o) {
+  return std::max(50, static_cast<int>(o.orb_keypoints_at_224 * image.total() / (224.0 * 224.0)));
+}
+
+Features orb_features(const cv::Mat& gray, int keypoints) {
   thread_local cv::Ptr<cv::ORB> orb = cv::ORB::create(500, 1.2f, 8, 15, 0, 2, cv::ORB::HARRIS_SCORE, 15, 10);
+  orb->setMaxFeatures(keypoints);
   Features f;
   orb->detectAndCompute(gray, cv::noArray(), f.keypoints, f.descriptors);
   return f;
@@ -107,14 +113,27 @@ struct UnionFind {
   }
 };
 
+// Group ids 0..k-1 in order of each group's first member.
+void renumber(UnionFind& uf, DuplicateGroups& out) {
+  const int n = static_cast<int>(out.group.size());
+  std::vector<int> id(static_cast<size_t>(n), -1);
+  out.num_groups = 0;
+  for (int i = 0; i < n; ++i) {
+    const int root = uf.find(i);
+    if (id[static_cast<size_t>(root)] < 0) id[static_cast<size_t>(root)] = out.num_groups++;
+    out.group[static_cast<size_t>(i)] = id[static_cast<size_t>(root)];
+  }
+}
+
 }  // namespace
 
 bool geometric_duplicate(const cv::Mat& a, const cv::Mat& b, const DuplicateOptions& o) {
   const cv::Mat ga = gray_of(a), gb = gray_of(b);
   cv::Mat gb_flip;
   cv::flip(gb, gb_flip, 1);
-  const auto fa = orb_features(ga);
-  return verify(ga, fa, gb, orb_features(gb), o) || verify(ga, fa, gb_flip, orb_features(gb_flip), o);
+  const auto fa = orb_features(ga, keypoints_for(ga, o));
+  return verify(ga, fa, gb, orb_features(gb, keypoints_for(gb, o)), o) ||
+         verify(ga, fa, gb_flip, orb_features(gb_flip, keypoints_for(gb_flip, o)), o);
 }
 
 DuplicateGroups find_near_duplicates(const std::vector<cv::Mat>& images, const cv::Mat& embeddings,
@@ -126,30 +145,42 @@ DuplicateGroups find_near_duplicates(const std::vector<cv::Mat>& images, const c
   out.neighbours.assign(static_cast<size_t>(n), {});
   if (n == 0) return out;
 
-  // Mirror-aware cosine similarity: max(sim(a, b), sim(a, mirror(b))).
+  // Mirror-aware cosine similarity max(sim(a, b), sim(a, mirror(b))), in blocks of rows so
+  // memory stays O(block x n) (a full n x n matrix is 0.5 GB for 11,000 images).
   const cv::Mat e = normalized_rows(embeddings), em = normalized_rows(mirrored_embeddings);
-  cv::Mat sim, sim_m;
-  cv::gemm(e, e, 1.0, cv::noArray(), 0.0, sim, cv::GEMM_2_T);
-  cv::gemm(e, em, 1.0, cv::noArray(), 0.0, sim_m, cv::GEMM_2_T);
-  sim = cv::max(sim, sim_m);
-
-  // Candidate pairs (a < b), each image's nearest neighbours above candidate_cosine.
-  std::vector<std::pair<int, int>> candidates;
-  for (int i = 0; i < n; ++i) {
-    std::vector<int> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    const float* row = sim.ptr<float>(i);
-    const int k = std::min(o.candidates_per_image + 1, n);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) { return row[a] > row[b]; });
-    for (int r = 0; r < k; ++r) {
-      const int j = order[static_cast<size_t>(r)];
-      if (j == i) continue;
-      out.neighbours[static_cast<size_t>(i)].emplace_back(j, row[j]);
-      if (row[j] >= o.candidate_cosine) candidates.emplace_back(std::min(i, j), std::max(i, j));
+  struct Candidate {
+    int a, b;
+    float sim;
+  };
+  std::vector<Candidate> candidates;
+  constexpr int kBlock = 256;
+  for (int b0 = 0; b0 < n; b0 += kBlock) {
+    const int b1 = std::min(n, b0 + kBlock);
+    cv::Mat sim, sim_m;
+    cv::gemm(e.rowRange(b0, b1), e, 1.0, cv::noArray(), 0.0, sim, cv::GEMM_2_T);
+    cv::gemm(e.rowRange(b0, b1), em, 1.0, cv::noArray(), 0.0, sim_m, cv::GEMM_2_T);
+    sim = cv::max(sim, sim_m);
+    for (int i = b0; i < b1; ++i) {
+      std::vector<int> order(static_cast<size_t>(n));
+      std::iota(order.begin(), order.end(), 0);
+      const float* row = sim.ptr<float>(i - b0);
+      const int k = std::min(o.candidates_per_image + 1, n);
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int x, int y) {
+        return row[x] != row[y] ? row[x] > row[y] : x < y;
+      });
+      for (int r = 0; r < k; ++r) {
+        const int j = order[static_cast<size_t>(r)];
+        if (j == i) continue;
+        out.neighbours[static_cast<size_t>(i)].emplace_back(j, row[j]);
+        if (row[j] >= o.candidate_cosine) candidates.push_back({std::min(i, j), std::max(i, j), row[j]});
+      }
     }
   }
-  std::sort(candidates.begin(), candidates.end());
-  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& x, const Candidate& y) { return x.a != y.a ? x.a < y.a : x.b < y.b; });
+  candidates.erase(std::unique(candidates.begin(), candidates.end(),
+                               [](const Candidate& x, const Candidate& y) { return x.a == y.a && x.b == y.b; }),
+                   candidates.end());
 
   // ORB features of every image and its mirror.
   std::vector<cv::Mat> gray(static_cast<size_t>(n)), gray_flip(static_cast<size_t>(n));
@@ -159,20 +190,21 @@ DuplicateGroups find_near_duplicates(const std::vector<cv::Mat>& images, const c
       const size_t s = static_cast<size_t>(i);
       gray[s] = gray_of(images[s]);
       cv::flip(gray[s], gray_flip[s], 1);
-      feat[s] = orb_features(gray[s]);
-      feat_flip[s] = orb_features(gray_flip[s]);
+      feat[s] = orb_features(gray[s], keypoints_for(gray[s], o));
+      feat_flip[s] = orb_features(gray_flip[s], keypoints_for(gray_flip[s], o));
     }
   });
 
+  out.candidates = candidates.size();
   std::vector<char> accepted(candidates.size(), 0);
   std::vector<char> direct(candidates.size(), 0);
   ProgressBar bar("near-duplicates", candidates.size(), "pair");
   std::mutex bar_mutex;
   cv::parallel_for_(cv::Range(0, static_cast<int>(candidates.size())), [&](const cv::Range& r) {
     for (int c = r.start; c < r.end; ++c) {
-      const auto [a, b] = candidates[static_cast<size_t>(c)];
+      const auto [a, b, cosine] = candidates[static_cast<size_t>(c)];
       const size_t sa = static_cast<size_t>(a), sb = static_cast<size_t>(b);
-      if (sim.at<float>(a, b) >= o.direct_cosine) {
+      if (cosine >= o.direct_cosine) {
         accepted[static_cast<size_t>(c)] = direct[static_cast<size_t>(c)] = 1;
       } else {
         accepted[static_cast<size_t>(c)] = verify(gray[sa], feat[sa], gray[sb], feat[sb], o) ||
@@ -189,17 +221,35 @@ DuplicateGroups find_near_duplicates(const std::vector<cv::Mat>& images, const c
   UnionFind uf(static_cast<size_t>(n));
   for (size_t c = 0; c < candidates.size(); ++c) {
     if (!accepted[c]) continue;
-    const auto [a, b] = candidates[c];
+    const auto [a, b, cosine] = candidates[c];
     uf.unite(a, b);
-    out.pairs.push_back({a, b, sim.at<float>(a, b), direct[c] ? "embedding" : "geometry"});
+    out.pairs.push_back({a, b, cosine, direct[c] ? "embedding" : "geometry"});
   }
-  std::vector<int> id(static_cast<size_t>(n), -1);
-  for (int i = 0; i < n; ++i) {
-    const int root = uf.find(i);
-    if (id[static_cast<size_t>(root)] < 0) id[static_cast<size_t>(root)] = out.num_groups++;
-    out.group[static_cast<size_t>(i)] = id[static_cast<size_t>(root)];
-  }
+  renumber(uf, out);
   return out;
+}
+
+int merge_groups_by_key(DuplicateGroups& g, const std::vector<std::string>& keys) {
+  const size_t n = g.group.size();
+  UnionFind uf(n);
+  std::vector<int> first_member(static_cast<size_t>(g.num_groups), -1);
+  for (size_t i = 0; i < n; ++i) {  // keep the existing groups
+    int& f = first_member[static_cast<size_t>(g.group[i])];
+    if (f < 0) f = static_cast<int>(i);
+    else uf.unite(f, static_cast<int>(i));
+  }
+  std::map<std::string, int> first;
+  int merges = 0;
+  for (size_t i = 0; i < n && i < keys.size(); ++i) {
+    if (keys[i].empty()) continue;
+    const auto [it, inserted] = first.emplace(keys[i], static_cast<int>(i));
+    if (!inserted && uf.find(it->second) != uf.find(static_cast<int>(i))) {
+      uf.unite(it->second, static_cast<int>(i));
+      ++merges;
+    }
+  }
+  renumber(uf, g);
+  return merges;
 }
 
 nlohmann::json leak_report(const DuplicateGroups& g, const std::vector<int>& labels, int num_classes,
@@ -254,6 +304,7 @@ nlohmann::json DuplicateGroups::summary() const {
           {"images_in_duplicate_groups", in_multi},
           {"largest_group", largest},
           {"pairs", pairs.size()},
+          {"candidates_checked", candidates},
           {"pairs_by_embedding", by_embedding},
           {"pairs_by_geometry", static_cast<int>(pairs.size()) - by_embedding}};
 }

@@ -20,6 +20,16 @@ nlohmann::json split_counts(const Dataset& ds, const std::vector<Split>& split) 
   return out;
 }
 
+nlohmann::json split_counts_by_source(const Dataset& ds, const std::vector<Split>& split) {
+  nlohmann::json out = nlohmann::json::object();
+  for (size_t i = 0; i < ds.items.size(); ++i) {
+    auto& cell = out[split_name(split[i])][ds.items[i].source];
+    const auto& cls = ds.classes[static_cast<size_t>(ds.items[i].label)];
+    cell[cls] = cell.contains(cls) ? cell[cls].get<int>() + 1 : 1;
+  }
+  return out;
+}
+
 nlohmann::json split_to_json(const Dataset& ds, const SplitAssignment& a, const nlohmann::json& extra) {
   nlohmann::json items = nlohmann::json::array();
   for (size_t i = 0; i < ds.items.size(); ++i)
@@ -31,6 +41,7 @@ nlohmann::json split_to_json(const Dataset& ds, const SplitAssignment& a, const 
   j["manifest_sha256"] = ds.manifest_sha256();
   j["classes"] = ds.classes;
   j["counts"] = split_counts(ds, a.split);
+  j["counts_by_source"] = split_counts_by_source(ds, a.split);
   j["items"] = items;
   return j;
 }

@@ -21,6 +21,8 @@ nlohmann::json split_to_json(const Dataset& ds, const SplitAssignment& a, const 
 SplitAssignment split_from_json(const nlohmann::json& j, const Dataset& ds, const std::string& origin);
 // Per split, per class counts: {"train": {"with_mask": n, ...}, ...}
 nlohmann::json split_counts(const Dataset& ds, const std::vector<Split>& split);
+// {"train": {source: {class: n}}, ...}
+nlohmann::json split_counts_by_source(const Dataset& ds, const std::vector<Split>& split);
 
 // Rel names of the items in one split, read from a split.json (for `eval --split`).
 std::vector<std::string> split_members(const nlohmann::json& j, Split which, const std::string& origin);

@@ -58,4 +58,29 @@ nlohmann::json ClassificationReport::to_json() const {
           {"classes", classes}};
 }
 
+std::map<std::string, ClassificationReport> grouped_reports(const std::vector<int>& truth,
+                                                            const std::vector<int>& predicted,
+                                                            const std::vector<std::string>& group,
+                                                            const std::vector<std::string>& classes) {
+  if (group.size() != truth.size()) throw Error("metrics: groups and truth differ in length");
+  std::map<std::string, std::pair<std::vector<int>, std::vector<int>>> parts;
+  for (size_t i = 0; i < truth.size(); ++i) {
+    parts[group[i]].first.push_back(truth[i]);
+    parts[group[i]].second.push_back(predicted.at(i));
+  }
+  std::map<std::string, ClassificationReport> out;
+  for (const auto& [name, p] : parts) out[name] = classification_report(p.first, p.second, classes);
+  return out;
+}
+
+nlohmann::json grouped_reports_json(const std::map<std::string, ClassificationReport>& reports) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, r] : reports) {
+    auto e = r.to_json();
+    e.erase("classes");
+    j[name] = e;
+  }
+  return j;
+}
+
 }  // namespace maskwatch

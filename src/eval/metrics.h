@@ -1,5 +1,6 @@
 // Classification metrics shared by the trainer (val/test) and `maskwatch eval`.
 #pragma once
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -25,5 +26,12 @@ struct ClassificationReport {
 // balanced accuracy (it averages recall over classes present).
 ClassificationReport classification_report(const std::vector<int>& truth, const std::vector<int>& predicted,
                                            const std::vector<std::string>& classes);
+
+// One report per group (e.g. data source): group[i] names item i's group.
+std::map<std::string, ClassificationReport> grouped_reports(const std::vector<int>& truth,
+                                                            const std::vector<int>& predicted,
+                                                            const std::vector<std::string>& group,
+                                                            const std::vector<std::string>& classes);
+nlohmann::json grouped_reports_json(const std::map<std::string, ClassificationReport>& reports);
 
 }  // namespace maskwatch

@@ -24,6 +24,9 @@ nlohmann::json ModelMeta::to_json() const {
         {"range", {-1.0, 1.0}},
         {"note", "value = pixel * scale + offset"}}},
       {"output", {{"kind", "softmax probabilities"}, {"shape", {"N", static_cast<int>(classes.size())}}}},
+      {"calibration",
+       {{"temperature", temperature}, {"note", "folded into the last layer: the outputs are calibrated probabilities"}}},
+      {"crop", crop},
       {"onnx_sha256", onnx_sha256},
       {"training", training},
   };
@@ -61,6 +64,12 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j, const std::string& origi
     throw bad("no valid \"onnx_sha256\"");
   m.onnx_sha256 = j["onnx_sha256"].get<std::string>();
   if (j.contains("training") && j["training"].is_object()) m.training = j["training"];
+  if (j.contains("calibration") && j["calibration"].is_object()) {
+    const auto& t = j["calibration"].value("temperature", nlohmann::json(1.0));
+    if (!t.is_number() || !(t.get<double>() > 0)) throw bad("\"calibration.temperature\" must be a positive number");
+    m.temperature = t.get<double>();
+  }
+  if (j.contains("crop") && j["crop"].is_object()) m.crop = j["crop"];
   return m;
 }
 

@@ -16,6 +16,11 @@ struct ModelMeta {
   std::vector<std::string> classes;  // output order
   int input_size = 224;              // square, pixels
   std::string onnx_sha256;           // of the model.onnx this sidecar belongs to
+  // Temperature fitted on the validation split, already folded into the ONNX model's last
+  // layer (its outputs are the calibrated probabilities); 1 = uncalibrated. For reference.
+  double temperature = 1;
+  // How the classifier's input crop is cut from a frame (face detector, margin).
+  nlohmann::json crop = {{"face_detector", "YuNet"}, {"margin", 0.5}};
   nlohmann::json training = nlohmann::json::object();  // recipe, data manifest, metrics
 
   nlohmann::json to_json() const;

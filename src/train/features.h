@@ -21,12 +21,15 @@ class FrozenBackbone {
   torch::Tensor prefix(const torch::Tensor& images) const;
   // Tail + global average pool (no gradients): [N, 1280].
   torch::Tensor tail_pooled(const torch::Tensor& prefix_features) const;
+  // Images per forward of the prefix (channels-last); see features.cpp for the measurement.
+  void set_chunk(int images) { chunk_ = std::max(1, images); }
   // Convenience: BGR images -> prefix features.
   torch::Tensor prefix_of_images(const std::vector<cv::Mat>& bgr, int size) const;
 
  private:
   mutable MobileNetV2 net_;  // forward_stages is non-const in LibTorch style; we never modify it
   int split_;
+  int chunk_ = 4;
 };
 
 }  // namespace maskwatch

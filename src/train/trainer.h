@@ -1,30 +1,46 @@
 // `maskwatch train`: two-phase transfer learning of the mask classifier.
 //
-//   1. Data: scan class folders, decode once into memory, group near-duplicates, split
-//      70/15/15 (stratified, groups kept whole), write split.json.
-//   2. Phase 1: backbone frozen (BN in inference mode), Adam on the head. Each epoch runs
-//      the frozen backbone on freshly augmented images (inference mode, fast path), and keeps
-//      the frozen-prefix features of the first epochs for phase 2.
+//   1. Data (train/prepare_data.h): scan the --data folders, decode each image once into its
+//      run-time face crop, group near-duplicates and crops of one photo, split 70/15/15
+//      stratified by source and class, write split.json.
+//   2. Phase 1: backbone frozen (BN in inference mode), Adam on the head. Training images go
+//      through the frozen backbone as K augmented views (each image warped and "photographed"
+//      differently per view); epoch e trains on view e mod K. The frozen backbone makes an
+//      image's features independent of its batch, so reusing a view is exact, and epochs
+//      beyond K cost only the head.
 //   3. Phase 2: blocks >= fine_tune_from_block and the final conv unfrozen, lower learning
-//      rate. The prefix before them stays frozen, so its features for augmented images are
-//      reused from phase 1 (or recomputed identically) and only the tail runs with gradients.
-//   4. Best epoch by validation loss -> test metrics -> model.onnx + model.json, plots,
-//      metrics.json, MODEL_CARD.md. A checkpoint is written atomically after every epoch.
+//      rate. The prefix before them stays frozen, so its features of view k mod K are reused
+//      and only the tail runs with gradients.
+//   4. Best epoch by validation loss -> temperature calibration on val -> model.onnx +
+//      model.json -> test metrics through the ONNX in OpenCV DNN, overall and per source ->
+//      plots, metrics.json, MODEL_CARD.md. A checkpoint is written atomically after every epoch.
 #pragma once
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "data/augment.h"
 #include "data/near_duplicates.h"
 #include "data/split.h"
+#include "train/training_metrics.h"
 
 namespace maskwatch {
 
 struct TrainOptions {
-  std::filesystem::path data, backbone, out;
+  std::vector<std::filesystem::path> data;       // --data, repeatable; class folders merged by name
+  std::map<std::string, std::string> class_map;  // --map FROM=TO
+  std::map<std::string, double> source_weights;  // --source-weight SOURCE=W (default 1)
+  std::filesystem::path exclude;                 // --exclude FILE
+  std::filesystem::path split;                   // --split FILE: reuse another run's split.json
+  std::filesystem::path backbone, out;
+  std::vector<std::filesystem::path> baseline_models;  // also evaluated on the test split
+  bool face_crops = true;             // train on the run-time face crop (data/training_crop.h)
+  std::filesystem::path face_model;   // YuNet for the crops; empty = the asset directory's
   int epochs = 15;              // phase 1
   int fine_tune_epochs = 5;     // phase 2
+  int views = 5;                // augmented views per training image, cycled through the epochs
   int batch = 32;
   int input_size = 224;
   uint64_t seed = 42;
@@ -34,6 +50,7 @@ struct TrainOptions {
   int patience = 0;             // early stopping per phase (0 = off)
   int hidden = 128;
   double dropout = 0.5;
+  bool calibrate = true;        // fit a temperature on the validation split
   SplitFractions fractions;
   AugmentOptions augment;
   bool dedup = true;
@@ -49,13 +66,13 @@ struct TrainOptions {
 };
 
 struct TrainResult {
-  bool completed = false;        // false when stopped early (--stop-after-epochs / Ctrl-C)
-  nlohmann::json metrics;        // what metrics.json holds
+  bool completed = false;   // false when stopped early (--stop-after-epochs / Ctrl-C)
+  TrainingMetrics metrics;  // what metrics.json holds
 };
 
 TrainResult train_mask_model(const TrainOptions& options);
 
-// Set from a SIGINT handler: training stops after the current batch, keeping the last
+// Set from a signal handler: training stops after the current batch, keeping the last
 // complete epoch's checkpoint.
 void request_training_stop();
 

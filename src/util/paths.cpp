@@ -21,8 +21,14 @@ std::filesystem::path asset_dir() {
 
 std::filesystem::path asset_path(const std::string& name) { return asset_dir() / name; }
 
-std::filesystem::path default_seed_data_path() {
-  return std::filesystem::path(MASKWATCH_SHARED_DIR) / "data" / "seed-masks";
+std::filesystem::path shared_data_dir() { return MASKWATCH_SHARED_DIR; }
+
+std::filesystem::path default_seed_data_path() { return shared_data_dir() / "data" / "seed-masks"; }
+
+std::filesystem::path default_real_data_path() { return shared_data_dir() / "data" / "real-masks"; }
+
+std::filesystem::path default_exclude_path() {
+  return std::filesystem::path(MASKWATCH_SOURCE_DIR) / "data" / "label-exclusions.txt";
 }
 
 std::filesystem::path executable_dir() {

@@ -10,8 +10,13 @@ namespace maskwatch {
 std::filesystem::path asset_dir();
 // asset_dir()/name; does not check that it exists.
 std::filesystem::path asset_path(const std::string& name);
-// The seed training set (shared/data/seed-masks as configured at build time).
+// The shared data folder configured at build time (../shared beside the project).
+std::filesystem::path shared_data_dir();
+// The seed training set (shared/data/seed-masks) and the real photos (shared/data/real-masks).
 std::filesystem::path default_seed_data_path();
+std::filesystem::path default_real_data_path();
+// The label exclusion list the default recipe uses (data/label-exclusions.txt in the project).
+std::filesystem::path default_exclude_path();
 // The shipped mask model (models/model.onnx), or MASKWATCH_MODEL when set.
 std::filesystem::path default_model_path();
 

@@ -1,5 +1,5 @@
 // Thread counts. OpenCV's default is all cores; --threads N overrides it. The training
-// library adds LibTorch's pool (nn/torch_threads.h). 0 = all cores.
+// library adds LibTorch's pool (nn/torch_setup.h). 0 = all cores.
 #pragma once
 
 namespace maskwatch {

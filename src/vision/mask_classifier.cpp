@@ -85,6 +85,18 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
     throw Error(fmt::format("{}: model output is not a probability distribution (sums to {})", onnx_path.string(), sum));
 }
 
+std::vector<Prediction> MaskClassifier::classify_batched(const std::vector<cv::Mat>& crops, int batch) {
+  std::vector<Prediction> out;
+  out.reserve(crops.size());
+  for (size_t i = 0; i < crops.size(); i += static_cast<size_t>(batch)) {
+    const std::vector<cv::Mat> part(crops.begin() + static_cast<long>(i),
+                                    crops.begin() + static_cast<long>(std::min(crops.size(), i + static_cast<size_t>(batch))));
+    auto preds = classify(part);
+    std::move(preds.begin(), preds.end(), std::back_inserter(out));
+  }
+  return out;
+}
+
 cv::Mat MaskClassifier::forward_blob(const cv::Mat& blob) {
   try {
     net_.setInput(blob);

@@ -35,6 +35,8 @@ class MaskClassifier {
 
   // BGR crops of any size; one forward for all of them.
   std::vector<Prediction> classify(const std::vector<cv::Mat>& bgr_crops);
+  // Any number of crops, `batch` per forward (bounded memory).
+  std::vector<Prediction> classify_batched(const std::vector<cv::Mat>& bgr_crops, int batch = 16);
   // Raw probabilities [N, classes] for an already preprocessed blob (see make_blob).
   cv::Mat forward_blob(const cv::Mat& blob);
 

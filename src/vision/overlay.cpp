@@ -12,10 +12,21 @@ namespace {
 constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 const cv::Scalar kGreen(60, 180, 40), kRed(40, 40, 220), kAmber(0, 170, 240), kWhite(255, 255, 255), kBlack(0, 0, 0);
 
-cv::Scalar colour_of(int verdict, int mask_class) {
-  if (verdict == kUncertain) return kAmber;
-  return verdict == mask_class ? kGreen : kRed;
+const cv::Scalar kPurple(170, 50, 160);
+
+}  // namespace
+
+cv::Scalar verdict_colour(int verdict, const std::vector<std::string>& classes) {
+  if (verdict < 0 || static_cast<size_t>(verdict) >= classes.size()) return kAmber;
+  if (verdict == mask_class_index(classes)) return kGreen;
+  const auto& name = classes[static_cast<size_t>(verdict)];
+  if (name.find("incorrect") != std::string::npos) return kPurple;  // a mask, but not over mouth and nose
+  if (name.find("without") != std::string::npos || name.find("no_mask") != std::string::npos) return kRed;
+  static const cv::Scalar palette[] = {{200, 120, 30}, {30, 120, 200}, {120, 120, 120}};
+  return palette[static_cast<size_t>(verdict) % 3];
 }
+
+namespace {
 
 // Text on a filled box, kept inside the frame.
 void label(cv::Mat& img, const std::string& text, cv::Point at, cv::Scalar bg, double scale, int thickness) {
@@ -45,11 +56,10 @@ double mask_share(const std::vector<TrackedFace>& faces, int mask_class) {
 
 void draw_faces(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
                 bool show_track_ids) {
-  const int mask_class = mask_class_index(classes);
   const double scale = std::clamp(frame.cols / 1280.0, 0.45, 1.2);
   const int thick = std::max(2, static_cast<int>(std::lround(3 * scale)));
   for (const auto& f : faces) {
-    const cv::Scalar c = colour_of(f.verdict, mask_class);
+    const cv::Scalar c = verdict_colour(f.verdict, classes);
     const cv::Rect box(f.box);
     cv::rectangle(frame, box, c, thick, cv::LINE_AA);
     const std::string name = f.verdict == kUncertain ? "uncertain" : classes[static_cast<size_t>(f.verdict)];

@@ -1,5 +1,5 @@
 // Draws what the user sees: a box per face coloured by verdict (green = a "mask"-like class,
-// red = "no mask", amber = uncertain) with label and confidence, and a status panel with
+// red = "no mask", purple = worn incorrectly, amber = uncertain) with label and confidence, and a status panel with
 // FPS, per-stage timings, face count, share with a mask, and REC / PAUSED / MIRROR flags.
 #pragma once
 #include <opencv2/core.hpp>
@@ -20,6 +20,10 @@ struct OverlayStatus {
 // Index of the class that means "wearing a mask": the first class whose name contains
 // "with" but not "without" (else 0). Everything else counts as no mask.
 int mask_class_index(const std::vector<std::string>& classes);
+
+// Box colour of a verdict: green for the mask class, red for "without", purple for a mask
+// worn incorrectly, amber for uncertain, a palette colour for any other class.
+cv::Scalar verdict_colour(int verdict, const std::vector<std::string>& classes);
 
 // Share of faces whose verdict is the mask class (uncertain faces count as not masked).
 double mask_share(const std::vector<TrackedFace>& faces, int mask_class);

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "app/train/commands.h"
-#include "nn/torch_threads.h"
+#include "nn/torch_setup.h"
 #include "nn/imagenet.h"
 #include "nn/tflite_import.h"
 #include "util/json_io.h"
@@ -31,7 +31,7 @@ void add_imagenet_command(CLI::App& root) {
   cmd->add_option("--top", opts->top, "How many classes to print")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->callback([opts] {
-    set_training_threads(opts->threads);
+    setup_training_compute(opts->threads);
     TfliteImportReport report;
     auto net = load_imagenet_mobilenet(opts->backbone, &report);
     const auto labels = read_labels(opts->labels);

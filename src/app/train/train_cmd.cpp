@@ -5,7 +5,8 @@
 #include <csignal>
 
 #include "app/train/commands.h"
-#include "nn/torch_threads.h"
+#include "data/dataset.h"
+#include "nn/torch_setup.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/paths.h"
@@ -19,6 +20,20 @@ std::string join_args(int argc, char** argv) {
 }
 int g_argc = 0;
 char** g_argv = nullptr;
+
+void print_result(const TrainOptions& o, const TrainingMetrics& m) {
+  const auto& t = m.test.overall;
+  fmt::print("\nmodel:    {}/model.onnx (+ model.json, MODEL_CARD.md)\n", o.out.string());
+  fmt::print("test:     accuracy {:.2f}% on {} images, balanced {:.2f}%\n", 100 * t.accuracy, t.n,
+             100 * t.balanced_accuracy);
+  for (const auto& [source, r] : m.test.per_source)
+    fmt::print("          {:<22} n {:5}  balanced {:.2f}%\n", source, r.n, 100 * r.balanced_accuracy);
+  fmt::print("calibrated: temperature {:.3f}, test ECE {:.4f} -> {:.4f}\n", m.calibration.temperature,
+             m.calibration.test_ece_before, m.calibration.test_ece_after);
+  fmt::print("time:     data {:.0f} s, phase 1 {:.0f} s, phase 2 {:.0f} s, whole run {:.0f} s\n", m.timing.data_s(),
+             m.timing.phase1_s, m.timing.phase2_s, m.timing.wall_s);
+  fmt::print("plots:    {0}/curves.png {0}/confusion.png {0}/reliability.png\n", o.out.string());
+}
 }  // namespace
 
 void remember_command_line(int argc, char** argv) {
@@ -28,18 +43,33 @@ void remember_command_line(int argc, char** argv) {
 
 void add_train_command(CLI::App& root) {
   auto o = std::make_shared<TrainOptions>();
-  auto data = std::make_shared<std::string>(), out = std::make_shared<std::string>();
+  auto data = std::make_shared<std::vector<std::string>>(), maps = std::make_shared<std::vector<std::string>>(),
+       weights = std::make_shared<std::vector<std::string>>(), baselines = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>(), exclude = std::make_shared<std::string>(default_exclude_path().string());
   auto backbone = std::make_shared<std::string>(asset_path(kQuantBackbone).string());
-  auto no_flip = std::make_shared<bool>(false), no_augment = std::make_shared<bool>(false),
-       no_dedup = std::make_shared<bool>(false);
+  auto flags = std::make_shared<std::map<std::string, bool>>();
   auto* cmd = root.add_subcommand("train",
                                   "Train the mask classifier: ImageNet MobileNetV2 + head, two phases, then export "
-                                  "model.onnx + model.json with metrics, curves and a model card");
-  cmd->add_option("--data", *data, "Folder with one sub-folder of images per class")->required();
+                                  "model.onnx + model.json with metrics, curves, calibration and a model card");
+  cmd->add_option("--data", *data,
+                  "Folder with one sub-folder of images per class; repeat to train on several (class folders merge "
+                  "by name). Default: ../shared/data/seed-masks and ../shared/data/real-masks");
+  cmd->add_option("--map", *maps, "Fold a class folder into a class: FROM=TO, e.g. mask_worn_incorrectly=without_mask "
+                                  "(repeatable)");
+  cmd->add_option("--source-weight", *weights,
+                  "Sampling weight of a source: SOURCE=W (each image is seen about W times per epoch; default 1; "
+                  "repeatable)");
+  cmd->add_option("--exclude", *exclude, "File of image names (data-folder/class/file) to leave out")->capture_default_str();
+  cmd->add_flag("--no-exclude", (*flags)["no_exclude"], "Use every image (ignore the exclusion list)");
   cmd->add_option("--out", *out, "Output folder (model, metrics, plots, split, checkpoints)")->required();
+  cmd->add_option("--split", o->split, "Reuse the split.json of another run on the same data (compare recipes on one "
+                                       "split; skips the near-duplicate search)");
   cmd->add_option("--backbone", *backbone, "MobileNetV2 .tflite with ImageNet weights")->capture_default_str();
-  cmd->add_option("--epochs", o->epochs, "Phase 1 epochs (backbone frozen)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--fine-tune-epochs", o->fine_tune_epochs, "Phase 2 epochs (top blocks unfrozen)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--baseline-model", *baselines, "Also evaluate this model.onnx on the test split (repeatable)");
+  cmd->add_option("--epochs", o->epochs, "Phase 1 epochs (backbone frozen)")->capture_default_str()->check(CLI::Range(1, 10000));
+  cmd->add_option("--fine-tune-epochs", o->fine_tune_epochs, "Phase 2 epochs (top blocks unfrozen)")->capture_default_str()->check(CLI::Range(0, 10000));
+  cmd->add_option("--views", o->views, "Augmented views of each training image, cycled through the epochs")
+      ->capture_default_str()->check(CLI::Range(1, 100));
   cmd->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("--input-size", o->input_size, "Square input size: a multiple of 32 from 96 to 224")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for split, shuffling, augmentation and initialisation")->capture_default_str();
@@ -50,31 +80,70 @@ void add_train_command(CLI::App& root) {
   cmd->add_option("--patience", o->patience, "Stop a phase after N epochs without val-loss improvement (0 = off)")->capture_default_str();
   cmd->add_option("--val-fraction", o->fractions.val, "Share of images for validation")->capture_default_str()->check(CLI::Range(0.0, 0.5));
   cmd->add_option("--test-fraction", o->fractions.test, "Share of images for the held-out test")->capture_default_str()->check(CLI::Range(0.0, 0.5));
-  cmd->add_option("--rotation", o->augment.rotation_deg, "Augmentation: max rotation, degrees")->capture_default_str();
-  cmd->add_option("--zoom", o->augment.zoom, "Augmentation: zoom range (0.15 = ±15 %)")->capture_default_str();
-  cmd->add_option("--shift", o->augment.shift, "Augmentation: max shift, fraction of width/height")->capture_default_str();
-  cmd->add_option("--shear", o->augment.shear_deg, "Augmentation: max shear, degrees (Keras' shear_range)")->capture_default_str();
-  cmd->add_flag("--no-flip", *no_flip, "Augmentation: no horizontal flips");
-  cmd->add_flag("--no-augment", *no_augment, "Train on the images as they are");
-  cmd->add_flag("--no-dedup", *no_dedup, "Do not group near-duplicates before splitting (the test split will leak)");
+  cmd->add_flag("--no-face-crops", (*flags)["no_face_crops"],
+                "Train on whole images instead of the run-time crop around the detected face");
+  cmd->add_option("--face-model", o->face_model, "YuNet model for the face crops (default: the asset directory's)");
+  cmd->add_flag("--no-calibrate", (*flags)["no_calibrate"], "Do not fit a temperature on the validation split");
+  auto* aug = "Augmentation";
+  cmd->add_option("--rotation", o->augment.rotation_deg, "Max rotation, degrees")->capture_default_str()->group(aug);
+  cmd->add_option("--zoom", o->augment.zoom, "Zoom range (0.15 = ±15 %: the crop margin's jitter)")->capture_default_str()->group(aug);
+  cmd->add_option("--shift", o->augment.shift, "Max shift, fraction of the crop (the face centre's jitter)")->capture_default_str()->group(aug);
+  cmd->add_option("--shear", o->augment.shear_deg, "Max shear, degrees (Keras' shear_range)")->capture_default_str()->group(aug);
+  cmd->add_flag("--no-flip", (*flags)["no_flip"], "No horizontal flips")->group(aug);
+  cmd->add_flag("--no-augment", (*flags)["no_augment"], "Train on the images as they are")->group(aug);
+  auto& ph = o->augment.photo;
+  cmd->add_flag("--no-camera-effects", (*flags)["no_photo"], "No brightness/colour/blur/noise/JPEG/downscale effects")->group(aug);
+  cmd->add_option("--brightness", ph.brightness, "Brightness jitter (0.4 = x0.6..1.4)")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--contrast", ph.contrast, "Contrast jitter")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--saturation", ph.saturation, "Saturation jitter")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--gray-p", ph.gray_p, "Probability of grayscale (IR cameras)")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--downscale-p", ph.downscale_p, "Probability of downscale-then-upscale (small faces)")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--blur-p", ph.blur_p, "Probability of Gaussian blur")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--noise-p", ph.noise_p, "Probability of sensor noise")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--jpeg-p", ph.jpeg_p, "Probability of JPEG re-encoding at quality 15-60")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--no-dedup", (*flags)["no_dedup"], "Do not group near-duplicates before splitting (the test split will leak)");
   cmd->add_option("--limit-per-class", o->limit_per_class, "Use at most N images per class (quick experiments)");
   cmd->add_flag("--resume", o->resume, "Continue the run in --out from its last complete epoch");
   cmd->add_flag("--force", o->force, "Start over even if --out holds a previous run");
   cmd->add_option("--stop-after-epochs", o->stop_after_epochs, "Stop (resumable) after N epochs of this run")->group("");
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
   cmd->callback([=] {
-    set_training_threads(o->threads);
-    o->data = *data;
+    setup_training_compute(o->threads);
+    auto& f = *flags;
+    o->data.clear();
+    for (const auto& d : *data) o->data.emplace_back(d);
+    if (o->data.empty()) o->data = {default_seed_data_path(), default_real_data_path()};
+    for (const auto& m : *maps) o->class_map.insert(parse_class_mapping(m));
+    for (const auto& w : *weights) {
+      const auto [source, value] = parse_class_mapping(w);
+      try {
+        size_t used = 0;
+        o->source_weights[source] = std::stod(value, &used);
+        if (used != value.size()) throw std::invalid_argument(value);
+      } catch (const std::exception&) {
+        throw Error(fmt::format("--source-weight {}: the weight must be a number", w));
+      }
+    }
+    o->exclude = f["no_exclude"] ? "" : *exclude;
+    if (!o->exclude.empty() && !std::filesystem::exists(o->exclude)) {
+      if (*exclude != default_exclude_path().string()) throw Error("exclude file not found: " + o->exclude.string());
+      o->exclude.clear();  // the default list is optional
+    }
     o->out = *out;
     o->backbone = *backbone;
-    o->augment.flip = !*no_flip;
-    o->augment.enabled = !*no_augment;
-    o->dedup = !*no_dedup;
+    for (const auto& b : *baselines) o->baseline_models.emplace_back(b);
+    o->face_crops = !f["no_face_crops"];
+    o->calibrate = !f["no_calibrate"];
+    o->augment.flip = !f["no_flip"];
+    o->augment.enabled = !f["no_augment"];
+    o->augment.photo.enabled = !f["no_photo"];
+    o->dedup = !f["no_dedup"];
     o->fractions.train = 1.0 - o->fractions.val - o->fractions.test;
     o->command_line = g_argv ? join_args(g_argc, g_argv) : "maskwatch train";
-    std::signal(SIGINT, [](int) { request_training_stop(); });
+    // SIGTERM (systemd, kill) and SIGHUP (a closed terminal) stop as cleanly as Ctrl-C.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, [](int) { request_training_stop(); });
     const auto result = train_mask_model(*o);
-    std::signal(SIGINT, SIG_DFL);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, SIG_DFL);
     if (!result.completed) {
       const std::string how = o->stop_after_epochs ? "stopped as asked" : "interrupted";
       fmt::print("{}: the last complete epoch is saved in {}; continue with the same command plus --resume\n", how,
@@ -82,15 +151,7 @@ void add_train_command(CLI::App& root) {
       if (!o->stop_after_epochs) throw Error("training interrupted (resume with --resume)");
       return;
     }
-    const auto& t = result.metrics["test"];
-    fmt::print("\nmodel:    {}/model.onnx (+ model.json, MODEL_CARD.md)\n", o->out.string());
-    fmt::print("test:     accuracy {:.2f}% on {} images, balanced {:.2f}%\n", 100 * t["accuracy"].get<double>(),
-               t["n"].get<int>(), 100 * t["balanced_accuracy"].get<double>());
-    fmt::print("time:     phase 1 {:.0f} s, phase 2 {:.0f} s, whole run {:.0f} s\n",
-               result.metrics["timing"]["phase1_seconds"].get<double>(),
-               result.metrics["timing"]["phase2_seconds"].get<double>(),
-               result.metrics["timing"]["wall_seconds_this_run"].get<double>());
-    fmt::print("plots:    {0}/curves.png {0}/confusion.png\n", o->out.string());
+    print_result(*o, result.metrics);
   });
 }
 

@@ -1,0 +1,66 @@
+#include "eval/voc.h"
+
+#include <fmt/format.h>
+
+#include <pugixml.hpp>
+
+#include "util/error.h"
+
+namespace maskwatch {
+
+namespace {
+double number(const pugi::xml_node& parent, const char* name, const std::string& origin) {
+  const auto node = parent.child(name);
+  const std::string text = node.text().as_string();
+  if (!node || text.empty()) throw Error(fmt::format("{}: <{}> is missing", origin, name));
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used != text.size() && text.find_first_not_of(" \t\r\n", used) != std::string::npos) throw std::invalid_argument(text);
+    return v;
+  } catch (const std::exception&) {
+    throw Error(fmt::format("{}: <{}> is not a number ('{}')", origin, name, text));
+  }
+}
+}  // namespace
+
+VocAnnotation parse_voc(const std::filesystem::path& xml_path) {
+  const std::string origin = xml_path.string();
+  pugi::xml_document doc;
+  const auto parsed = doc.load_file(xml_path.c_str());
+  if (!parsed) throw Error(fmt::format("{}: not valid XML ({} at byte {})", origin, parsed.description(), parsed.offset));
+  const auto root = doc.child("annotation");
+  if (!root) throw Error(fmt::format("{}: no <annotation> element (not a Pascal VOC file)", origin));
+  VocAnnotation a;
+  a.xml = xml_path;
+  a.filename = root.child("filename").text().as_string();
+  const auto size = root.child("size");
+  if (!size) throw Error(fmt::format("{}: <size> is missing", origin));
+  a.width = static_cast<int>(number(size, "width", origin));
+  a.height = static_cast<int>(number(size, "height", origin));
+  if (a.width <= 0 || a.height <= 0) throw Error(fmt::format("{}: image size {}x{} is not positive", origin, a.width, a.height));
+  int index = 0;
+  for (const auto& obj : root.children("object")) {
+    ++index;
+    const std::string where = fmt::format("{} object {}", origin, index);
+    VocObject o;
+    o.name = obj.child("name").text().as_string();
+    if (o.name.empty()) throw Error(fmt::format("{}: <name> is missing", where));
+    o.difficult = obj.child("difficult").text().as_int(0) != 0;
+    const auto bb = obj.child("bndbox");
+    if (!bb) throw Error(fmt::format("{}: <bndbox> is missing", where));
+    const double x1 = number(bb, "xmin", where), y1 = number(bb, "ymin", where), x2 = number(bb, "xmax", where),
+                 y2 = number(bb, "ymax", where);
+    if (x2 <= x1 || y2 <= y1) throw Error(fmt::format("{}: empty box ({}, {}, {}, {})", where, x1, y1, x2, y2));
+    constexpr double tol = 1.0;  // VOC coordinates are 1-based and often reach width
+    if (x1 < -tol || y1 < -tol || x2 > a.width + tol || y2 > a.height + tol)
+      throw Error(fmt::format("{}: box ({}, {}, {}, {}) lies outside the {}x{} image", where, x1, y1, x2, y2, a.width,
+                              a.height));
+    o.box = cv::Rect2f(static_cast<float>(x1), static_cast<float>(y1), static_cast<float>(x2 - x1),
+                       static_cast<float>(y2 - y1));
+    a.objects.push_back(o);
+  }
+  return a;
+}
+
+}  // namespace maskwatch

@@ -1,0 +1,30 @@
+// Pascal VOC annotations (annotations/*.xml beside images/): image file name, size, and
+// labelled boxes. Malformed files and boxes outside the image give a clear error naming the
+// file (a silently clipped or dropped box would skew every metric computed from it).
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace maskwatch {
+
+struct VocObject {
+  std::string name;
+  cv::Rect2f box;  // xmin, ymin, width, height in pixels
+  bool difficult = false;
+};
+
+struct VocAnnotation {
+  std::filesystem::path xml;
+  std::string filename;  // as written in the file
+  int width = 0, height = 0;
+  std::vector<VocObject> objects;
+};
+
+// Throws Error("<file>: ...") on malformed XML, missing fields, or boxes outside the image
+// (beyond a 1-pixel tolerance for VOC's 1-based coordinates).
+VocAnnotation parse_voc(const std::filesystem::path& xml_path);
+
+}  // namespace maskwatch

@@ -1,0 +1,118 @@
+// The `maskwatch serve` configuration: one YAML file with global defaults (model, detector,
+// tracker, HTTP, storage, camera defaults) that each camera may override. Unknown keys and
+// wrong types are errors naming the file, line and key, so a typo never silently falls back
+// to a default. Relative paths are relative to the config file's folder; ${NAME} expands an
+// environment variable (${MASKWATCH_SHARED} defaults to the shared data folder configured at
+// build time, so the shipped example runs on a fresh machine).
+#pragma once
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vision/tracker.h"
+
+namespace maskwatch {
+
+struct DetectorSettings {
+  std::string face_model;  // empty = the asset directory's YuNet
+  float score_threshold = 0.6f;
+  int detect_width = 320;
+  double margin = 0.5;
+};
+
+struct CameraConfig {
+  std::string name;
+  std::string source;      // webcam index, /dev/videoN, file, rtsp/http URL
+  bool enabled = true;
+  int width = 640, height = 480;  // requested camera resolution
+  double fps_limit = 10;   // frames processed per second at most
+  bool loop = false;       // video files: start again at the end (demo, tests)
+  bool mirror = false;
+  double reconnect_max_s = 30;  // longest wait between reconnect attempts
+  DetectorSettings detector;
+  TrackerOptions tracker;
+};
+
+struct HttpAuth {
+  std::string token;           // bearer token
+  std::string user, password;  // basic auth
+  bool enabled() const { return !token.empty() || !user.empty(); }
+};
+
+struct HttpConfig {
+  std::string listen = "127.0.0.1";
+  int port = 8080;
+  int max_stream_clients = 8;  // MJPEG viewers per server; the next gets 503
+  int stream_fps = 10;         // MJPEG frames per second at most
+  int jpeg_quality = 80;
+  HttpAuth auth;
+};
+
+struct StorageConfig {
+  std::string dir = "maskwatch-data";
+  int retention_days = 30;
+  int max_disk_mb = 2048;
+  bool snapshots = true;
+};
+
+struct MqttConfig {
+  bool enabled = false;
+  std::string host = "127.0.0.1";
+  int port = 1883;
+  std::string user, password, client_id = "maskwatch", topic_prefix;  // prefix default: maskwatch/<client_id>
+  bool tls = false;
+  int compliance_interval_s = 60;
+  int stats_interval_s = 60;
+  int buffer_messages = 1000;  // held while the broker is down; oldest dropped beyond
+  std::string prefix() const { return topic_prefix.empty() ? "maskwatch/" + client_id : topic_prefix; }
+};
+
+struct AlertRule {
+  std::string name;
+  std::string kind;                // "unmasked_face", "low_compliance", "camera_offline"
+  std::vector<std::string> cameras;  // empty = all
+  double seconds = 3;              // unmasked_face: visible this long; camera_offline: down this long
+  double below = 0.8;              // low_compliance: share with mask under this...
+  double window_minutes = 10;      // ...over this window
+  int min_faces = 1;               // low_compliance: at least this many faces in the window
+  double cooldown_s = 300;
+  std::vector<int> hours;          // allowed hours of the day (0-23); empty = always
+  std::vector<int> weekdays;       // 0 = Sunday .. 6; empty = every day
+  bool mqtt = true;
+  std::string webhook;             // http(s) URL, optional
+  bool sound = false;              // `maskwatch run` only
+};
+
+struct FleetConfig {
+  std::vector<std::string> subscribe;  // MQTT topic filters of other instances, e.g. maskwatch/+/#
+};
+
+struct ServeConfig {
+  std::filesystem::path file;
+  std::string model;  // model.onnx; empty = the shipped model
+  DetectorSettings detector;
+  TrackerOptions tracker;
+  HttpConfig http;
+  StorageConfig storage;
+  MqttConfig mqtt;
+  std::vector<AlertRule> alerts;
+  FleetConfig fleet;
+  std::vector<CameraConfig> cameras;
+
+  const CameraConfig* camera(const std::string& name) const;
+  // The effective configuration; with `redact`, passwords, tokens and stream credentials
+  // (user:password@ in URLs) are replaced by "***".
+  nlohmann::json to_json(bool redact) const;
+};
+
+// Throws Error("FILE:LINE: ...") for malformed YAML, unknown keys, wrong types or values.
+ServeConfig load_serve_config(const std::filesystem::path& file);
+ServeConfig parse_serve_config(const std::string& yaml_text, const std::filesystem::path& origin);
+
+// "rtsp://user:secret@host/x" -> "rtsp://***@host/x".
+std::string redact_url(const std::string& url);
+
+}  // namespace maskwatch

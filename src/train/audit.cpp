@@ -1,0 +1,220 @@
+#include "train/audit.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <opencv2/core.hpp>
+
+#include "data/dataset.h"
+#include "eval/plots.h"
+#include "nn/mask_net.h"
+#include "nn/tflite_import.h"
+#include "train/features.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/json_io.h"
+#include "util/progress.h"
+#include "util/seed.h"
+#include "util/sha256.h"
+
+namespace maskwatch {
+namespace {
+
+constexpr char kCacheMagic[8] = {'M', 'W', 'F', 'E', 'A', 'T', '1', '\n'};
+
+// Pooled features of every image and its mirror, averaged: [N, 1280].
+torch::Tensor pooled_features(const FrozenBackbone& frozen, const std::vector<cv::Mat>& images, int size) {
+  ProgressBar bar("features", images.size(), "img");
+  std::vector<torch::Tensor> parts;
+  for (size_t i = 0; i < images.size(); i += 32) {
+    std::vector<cv::Mat> chunk(images.begin() + static_cast<long>(i),
+                               images.begin() + static_cast<long>(std::min(images.size(), i + 32)));
+    const auto a = frozen.tail_pooled(frozen.prefix_of_images(chunk, size));
+    for (auto& m : chunk) cv::flip(m.clone(), m, 1);
+    const auto b = frozen.tail_pooled(frozen.prefix_of_images(chunk, size));
+    parts.push_back((a + b) / 2);
+    bar.advance(chunk.size());
+  }
+  bar.finish();
+  return torch::cat(parts, 0);
+}
+
+torch::Tensor read_cache(const std::filesystem::path& path, const std::string& key) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8];
+  std::string stored(64, ' ');
+  int64_t rows = 0, cols = 0;
+  if (!in.read(magic, 8) || std::memcmp(magic, kCacheMagic, 8) != 0 || !in.read(stored.data(), 64) || stored != key ||
+      !in.read(reinterpret_cast<char*>(&rows), 8) || !in.read(reinterpret_cast<char*>(&cols), 8) || rows < 0 ||
+      cols <= 0 || rows > (1 << 24) || cols > 65536)
+    return {};
+  auto t = torch::empty({rows, cols});
+  if (!in.read(reinterpret_cast<char*>(t.data_ptr<float>()), static_cast<std::streamsize>(rows * cols * 4))) return {};
+  return t;
+}
+
+void write_cache(const std::filesystem::path& path, const std::string& key, const torch::Tensor& t) {
+  const auto c = t.contiguous();
+  std::string bytes(kCacheMagic, 8);
+  bytes += key;
+  const int64_t rows = c.size(0), cols = c.size(1);
+  bytes.append(reinterpret_cast<const char*>(&rows), 8);
+  bytes.append(reinterpret_cast<const char*>(&cols), 8);
+  bytes.append(reinterpret_cast<const char*>(c.data_ptr<float>()), static_cast<size_t>(rows * cols * 4));
+  write_file_atomic(path, bytes);
+}
+
+// Out-of-fold probabilities [N, classes] from a head trained on the other folds.
+torch::Tensor out_of_fold(const torch::Tensor& x, const std::vector<int>& labels, const std::vector<int>& fold,
+                          int folds, int classes, const AuditOptions& o) {
+  auto probs = torch::zeros({x.size(0), classes});
+  const auto y = torch::tensor(std::vector<int64_t>(labels.begin(), labels.end()), torch::kLong);
+  ProgressBar bar("folds", static_cast<size_t>(folds), "fold");
+  for (int f = 0; f < folds; ++f) {
+    std::vector<int64_t> train, held;
+    for (size_t i = 0; i < fold.size(); ++i) (fold[i] == f ? held : train).push_back(static_cast<int64_t>(i));
+    if (held.empty() || train.empty()) continue;
+    torch::manual_seed(mix_seed(o.seed, 11, static_cast<uint64_t>(f)));
+    MaskNet net(MaskNetOptions{classes, 128, 0.5});
+    torch::optim::Adam opt(std::vector<torch::Tensor>{net->fc1->weight, net->fc1->bias, net->fc2->weight, net->fc2->bias},
+                           torch::optim::AdamOptions(1e-3));
+    const auto xt = x.index_select(0, torch::tensor(train)), yt = y.index_select(0, torch::tensor(train));
+    const int64_t n = xt.size(0);
+    for (int e = 0; e < o.epochs; ++e) {
+      net->train();
+      const auto order = torch::randperm(n);
+      for (int64_t i = 0; i < n; i += 64) {
+        const auto idx = order.slice(0, i, std::min(n, i + 64));
+        opt.zero_grad();
+        const auto loss = torch::nn::functional::cross_entropy(net->head(xt.index_select(0, idx)), yt.index_select(0, idx));
+        loss.backward();
+        opt.step();
+      }
+    }
+    net->eval();
+    torch::NoGradGuard no_grad;
+    const auto h = torch::tensor(held);
+    probs.index_copy_(0, h, torch::softmax(net->head(x.index_select(0, h)), 1));
+    bar.advance(1);
+  }
+  bar.finish();
+  return probs;
+}
+
+}  // namespace
+
+AuditResult run_audit(const AuditOptions& o) {
+  if (o.folds < 2 || o.folds > 20) throw Error("--folds must be 2..20");
+  ScanOptions so;
+  so.class_map = o.class_map;
+  so.exclude_file = o.exclude;
+  Dataset ds = scan_datasets(o.data, so);
+  LoadOptions lo;
+  lo.size = o.input_size;
+  lo.face_crops = o.face_crops;
+  lo.crop.detector.model = o.face_model;
+  const auto images = load_dataset_images(ds, lo);
+  const int classes = static_cast<int>(ds.classes.size());
+  std::filesystem::create_directories(o.out);
+
+  AuditResult result;
+  result.images = ds.items.size();
+  const std::string key = sha256_hex(fmt::format("{}|{}|{}|{}", ds.manifest_sha256(), o.backbone.filename().string(),
+                                                 o.input_size, o.face_crops));
+  const auto cache = o.out / "features.bin";
+  torch::Tensor x = read_cache(cache, key);
+  result.features_from_cache = x.defined() && x.size(0) == static_cast<int64_t>(ds.items.size());
+  if (!result.features_from_cache) {
+    MobileNetV2 backbone(0);
+    import_tflite(o.backbone, backbone);
+    backbone->eval();
+    FrozenBackbone frozen(backbone, kNumStages);
+    x = pooled_features(frozen, images, o.input_size);
+    write_cache(cache, key, x);
+  } else {
+    spdlog::info("features reused from {}", cache.string());
+  }
+
+  // Folds: crops of one photo and identical files share a fold, so no item is judged by a
+  // head that saw its twin.
+  std::vector<int> labels, fold;
+  for (const auto& it : ds.items) {
+    labels.push_back(it.label);
+    const std::string group = it.photo.empty() ? it.sha256 : it.photo;
+    fold.push_back(static_cast<int>(mix_seed(o.seed, fnv1a(group)) % static_cast<uint64_t>(o.folds)));
+  }
+  const auto probs = out_of_fold(x, labels, fold, o.folds, classes, o);
+
+  // Per-class threshold: mean out-of-fold probability of a class over the items labelled with it.
+  std::vector<double> threshold(static_cast<size_t>(classes), 0), count(static_cast<size_t>(classes), 0);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    threshold[static_cast<size_t>(labels[i])] += probs[static_cast<int64_t>(i)][labels[i]].item<double>();
+    ++count[static_cast<size_t>(labels[i])];
+  }
+  for (int c = 0; c < classes; ++c) threshold[static_cast<size_t>(c)] /= std::max(1.0, count[static_cast<size_t>(c)]);
+
+  struct Row {
+    size_t item;
+    int predicted;
+    double p_label, p_predicted;
+    bool flagged;
+  };
+  std::vector<Row> rows;
+  size_t correct = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const auto p = probs[static_cast<int64_t>(i)];
+    const int pred = static_cast<int>(p.argmax().item<int64_t>());
+    const double pl = p[labels[i]].item<double>(), pp = p[pred].item<double>();
+    const bool flagged = pred != labels[i] && pp >= threshold[static_cast<size_t>(pred)];
+    rows.push_back({i, pred, pl, pp, flagged});
+    correct += pred == labels[i];
+    auto& [f, n] = result.flagged_per_source[ds.items[i].source];
+    f += flagged;
+    ++n;
+    result.flagged += flagged;
+  }
+  result.out_of_fold_accuracy = static_cast<double>(correct) / std::max<size_t>(1, labels.size());
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.p_label < b.p_label; });
+
+  std::string csv = "rank,image,source,label,predicted,p_label,p_predicted,fold,flagged\n";
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto& row = rows[r];
+    const auto& it = ds.items[row.item];
+    std::string name = it.rel;
+    if (name.find_first_of(",\"") != std::string::npos) {
+      std::string q = "\"";
+      for (char c : name) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+      name = q + "\"";
+    }
+    csv += fmt::format("{},{},{},{},{},{:.4f},{:.4f},{},{}\n", r + 1, name, it.source,
+                       ds.classes[static_cast<size_t>(it.label)], ds.classes[static_cast<size_t>(row.predicted)],
+                       row.p_label, row.p_predicted, fold[row.item], row.flagged ? 1 : 0);
+  }
+  write_file_atomic(o.out / "audit.csv", csv);
+
+  std::vector<cv::Mat> sheet;
+  std::vector<std::string> captions;
+  for (size_t r = 0; r < rows.size() && static_cast<int>(sheet.size()) < o.sheet; ++r) {
+    const auto& it = ds.items[rows[r].item];
+    sheet.push_back(images[rows[r].item]);
+    captions.push_back(fmt::format("#{} {} says {} {:.0f}% {}", r + 1, ds.classes[static_cast<size_t>(it.label)],
+                                   ds.classes[static_cast<size_t>(rows[r].predicted)], 100 * rows[r].p_predicted,
+                                   it.source));
+  }
+  if (!sheet.empty()) save_png(o.out / "audit.png", draw_montage(sheet, captions, 128, 10));
+
+  nlohmann::json per_source = nlohmann::json::object();
+  for (const auto& [s, fn] : result.flagged_per_source) per_source[s] = {{"flagged", fn.first}, {"images", fn.second}};
+  write_json_atomic(o.out / "audit.json", {{"images", result.images},
+                                           {"folds", o.folds},
+                                           {"out_of_fold_accuracy", result.out_of_fold_accuracy},
+                                           {"class_thresholds", threshold},
+                                           {"flagged", result.flagged},
+                                           {"flagged_per_source", per_source},
+                                           {"manifest_sha256", ds.manifest_sha256()}});
+  return result;
+}
+
+}  // namespace maskwatch

@@ -1,0 +1,65 @@
+// `maskwatch audit` finds labels that are wrong on purpose, and reuses its cached features.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "support.h"
+#include "util/json_io.h"
+
+using namespace maskwatch::test;
+
+TEST(Audit, RanksDeliberatelyWrongLabelsFirst) {
+  TempDir d;
+  // 50 real photos per class from real-masks, plus 5 masked faces filed under without_mask.
+  const auto real = shared_path("data/real-masks");
+  std::vector<fs::path> with, without;
+  for (const auto& e : fs::directory_iterator(real / "with_mask"))
+    if (e.path().filename().string().rfind("jolignier__", 0) == 0) with.push_back(e.path());
+  for (const auto& e : fs::directory_iterator(real / "without_mask"))
+    if (e.path().filename().string().rfind("karan_trainingimages__", 0) == 0) without.push_back(e.path());
+  std::sort(with.begin(), with.end());
+  std::sort(without.begin(), without.end());
+  ASSERT_GE(with.size(), 55u);
+  ASSERT_GE(without.size(), 50u);
+  std::set<std::string> planted;
+  for (size_t i = 0; i < 55; ++i) {
+    const bool wrong = i >= 50;
+    const auto dst = d / "data" / (wrong ? "without_mask" : "with_mask") / with[i].filename();
+    fs::create_directories(dst.parent_path());
+    fs::create_symlink(with[i], dst);
+    if (wrong) planted.insert("data/without_mask/" + with[i].filename().string());
+  }
+  for (size_t i = 0; i < 50; ++i) {
+    fs::create_directories(d / "data/without_mask");
+    fs::create_symlink(without[i], d / "data/without_mask" / without[i].filename());
+  }
+  const std::vector<std::string> args = {"audit", "--data", (d / "data").string(), "--out", (d / "audit").string(),
+                                         "--input-size", "128", "--folds", "5", "--sheet", "20", "--threads", "1"};
+  const auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(d / "audit/audit.png"));
+  // At least four of the five planted labels are among the ten most suspicious of 105 images
+  // (chance would put half of one there; the fifth is a crop whose mask hardly shows).
+  std::ifstream csv(d / "audit/audit.csv");
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "rank,image,source,label,predicted,p_label,p_predicted,fold,flagged");
+  int found = 0;
+  for (int rank = 0; rank < 10 && std::getline(csv, line); ++rank) {
+    std::stringstream ss(line);
+    std::string cell, image;
+    std::getline(ss, cell, ',');
+    std::getline(ss, image, ',');
+    found += planted.count(image) > 0;
+  }
+  EXPECT_GE(found, 4);
+  const auto j = maskwatch::read_json(d / "audit/audit.json");
+  EXPECT_EQ(j["images"], 105);
+  EXPECT_GE(j["flagged"].get<int>(), 4);
+  // A second run reuses the cached features.
+  const auto again = run_cli(args);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("cached features"), std::string::npos) << again.out;
+}
