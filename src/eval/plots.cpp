@@ -206,10 +206,21 @@ cv::Mat draw_montage(const std::vector<cv::Mat>& images, const std::vector<std::
     cv::resize(images[static_cast<size_t>(i)], thumb, slot.size(), 0, 0, cv::INTER_AREA);
     thumb.copyTo(img(slot));
     const std::string& cap = i < static_cast<int>(captions.size()) ? captions[static_cast<size_t>(i)] : std::string();
-    // Two lines of at most ~26 characters.
-    const size_t cut = cap.size() > 26 ? cap.rfind(' ', 26) : std::string::npos;
-    text(img, cap.substr(0, cut), {slot.x + 3, slot.y + cell + 14}, 0.36);
-    if (cut != std::string::npos) text(img, cap.substr(cut + 1, 26), {slot.x + 3, slot.y + cell + 29}, 0.36);
+    // Two lines: split at '\n' when given, else at a space near the middle; each line is cut
+    // to the cell's width so a caption never runs into its neighbour's.
+    std::vector<std::string> lines;
+    if (const auto nl = cap.find('\n'); nl != std::string::npos) {
+      lines = {cap.substr(0, nl), cap.substr(nl + 1)};
+    } else {
+      const size_t cut = cap.size() > 26 ? cap.rfind(' ', 26) : std::string::npos;
+      lines = {cap.substr(0, cut)};
+      if (cut != std::string::npos) lines.push_back(cap.substr(cut + 1));
+    }
+    for (size_t l = 0; l < lines.size() && l < 2; ++l) {
+      std::string line = lines[l];
+      while (!line.empty() && cv::getTextSize(line, kFont, 0.36, 1, nullptr).width > cell - 4) line.pop_back();
+      text(img, line, {slot.x + 3, slot.y + cell + 14 + 15 * static_cast<int>(l)}, 0.36);
+    }
   }
   return img;
 }

@@ -199,11 +199,18 @@ AuditResult run_audit(const AuditOptions& o) {
   for (size_t r = 0; r < rows.size() && static_cast<int>(sheet.size()) < o.sheet; ++r) {
     const auto& it = ds.items[rows[r].item];
     sheet.push_back(images[rows[r].item]);
-    captions.push_back(fmt::format("#{} {} says {} {:.0f}% {}", r + 1, ds.classes[static_cast<size_t>(it.label)],
-                                   ds.classes[static_cast<size_t>(rows[r].predicted)], 100 * rows[r].p_predicted,
-                                   it.source));
+    captions.push_back(fmt::format("#{} {}\n-> {} {:.0f}%", r + 1, ds.classes[static_cast<size_t>(it.label)],
+                                   ds.classes[static_cast<size_t>(rows[r].predicted)], 100 * rows[r].p_predicted));
   }
-  if (!sheet.empty()) save_png(o.out / "audit.png", draw_montage(sheet, captions, 128, 10));
+  // Pages of 50 (audit.png, audit-2.png, ...): one tall sheet is hard to look through.
+  constexpr size_t kPage = 50;
+  for (size_t start = 0, page = 1; start < sheet.size(); start += kPage, ++page) {
+    const size_t end = std::min(sheet.size(), start + kPage);
+    const std::vector<cv::Mat> imgs(sheet.begin() + static_cast<long>(start), sheet.begin() + static_cast<long>(end));
+    const std::vector<std::string> caps(captions.begin() + static_cast<long>(start), captions.begin() + static_cast<long>(end));
+    save_png(o.out / (page == 1 ? std::string("audit.png") : fmt::format("audit-{}.png", page)),
+             draw_montage(imgs, caps, 128, 10));
+  }
 
   nlohmann::json per_source = nlohmann::json::object();
   for (const auto& [s, fn] : result.flagged_per_source) per_source[s] = {{"flagged", fn.first}, {"images", fn.second}};

@@ -123,9 +123,10 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
     s += fmt::format("| {}{} | {} | {:.4f} | {} | {:.4f} | {} | {:.1f} |\n", e.epoch, e.epoch == m.best_epoch ? " *" : "",
                      e.phase, e.train_loss, pct(e.train_accuracy), e.val_loss, pct(e.val_accuracy), e.seconds);
   const auto& t = m.timing;
-  s += fmt::format("\nWall clock {:.0f} s: data {:.0f} s (decode and face crops {:.0f}, features {:.0f}, "
+  s += fmt::format("\n{} {:.0f} s: data {:.0f} s (decode and face crops {:.0f}, features {:.0f}, "
                    "near-duplicates {:.0f}), phase 1 {:.0f} s (of which augmented views {:.0f}), phase 2 {:.0f} s, "
                    "export and evaluation {:.0f} s. Peak RSS {:.0f} MiB.\n\n",
+                   t.resumed ? "Wall clock of the last session (a resumed run; phase times are totals)" : "Wall clock",
                    t.wall_s, t.data_s(), t.decode_s, t.features_s, t.dedup_s, t.phase1_s, t.views_s, t.phase2_s,
                    t.finish_s, m.peak_rss_mib);
 

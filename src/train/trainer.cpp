@@ -360,6 +360,7 @@ TrainResult Trainer::run() {
       }
     }
     resumed = true;
+    metrics_.timing.resumed = true;
     spdlog::info("resuming: phase {}, after epoch {}", state_.phase, state_.next_epoch);
   } else if (o_.resume) {
     spdlog::warn("nothing to resume in {} (no {}): starting a new run", o_.out.string(), kCheckpointFile);
@@ -580,6 +581,9 @@ void Trainer::write_plots(const torch::Tensor& test_logits) {
 
 TrainResult Trainer::finish() {
   Stopwatch sw;
+  // A resume of a finished run trains no epoch: take the best epoch from the checkpoint state.
+  metrics_.best_epoch = state_.best_epoch + 1;
+  metrics_.best_val_loss = state_.best_val_loss;
   if (state_.best_epoch >= 0) load_weights(o_.out / kBestFile, net_);
   net_->eval();
   torch::Tensor val_logits, test_logits;

@@ -25,6 +25,7 @@ struct TrainingTiming {
   double phase1_s = 0, phase2_s = 0;                 // training steps (phase 1 includes views)
   double finish_s = 0;                               // calibration, export, test through ONNX, plots
   double wall_s = 0;                                 // this process, start to end
+  bool resumed = false;  // this process continued a run: data/views/wall are this session's only
   double data_s() const { return decode_s + features_s + dedup_s; }
   nlohmann::json to_json() const;
 };
