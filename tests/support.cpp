@@ -1,6 +1,13 @@
 #include "support.h"
 
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <stdexcept>
+#include <thread>
 
 #include <fstream>
 #include <random>
@@ -48,6 +55,67 @@ CliResult run_cli(const std::vector<std::string>& args, int timeout_s) {
   r.out = read_bytes(tmp.path / "out");
   r.err = read_bytes(tmp.path / "err");
   return r;
+}
+
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv) {
+  const std::string out = (dir_.path / "out").string(), err = (dir_.path / "err").string();
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    setpgid(0, 0);  // its own group: the test's Ctrl-C handling never reaches it
+    const int fo = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int fe = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ > 0 && status_ < 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void BackgroundProcess::signal(int sig) const { kill(pid_, sig); }
+
+int BackgroundProcess::wait(double timeout_s) {
+  const auto start = std::chrono::steady_clock::now();
+  while (status_ < 0) {
+    int st = 0;
+    const pid_t r = waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      break;
+    }
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout_s) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status_;
+}
+
+bool BackgroundProcess::running() { return wait(0) < 0; }
+std::string BackgroundProcess::out() const { return read_bytes(dir_.path / "out"); }
+std::string BackgroundProcess::err() const { return read_bytes(dir_.path / "err"); }
+
+std::vector<std::string> cli_argv(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {MASKWATCH_TEST_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+bool wait_until(const std::function<bool()>& pred, double timeout_s) {
+  const auto start = std::chrono::steady_clock::now();
+  while (!pred()) {
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout_s) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
 }
 
 void write_bytes(const fs::path& path, const std::string& bytes) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
+#include <vector>
 #include <string>
 
 namespace maskwatch::test {
@@ -31,6 +33,32 @@ struct CliResult {
 };
 // Runs the maskwatch binary with arguments (shell-quoted here), capturing output.
 CliResult run_cli(const std::vector<std::string>& args, int timeout_s = 600);
+
+// A program started in the background (stdout and stderr to files in its own TempDir), for
+// tests that signal, stall or race a running process. The destructor kills what is left.
+class BackgroundProcess {
+ public:
+  explicit BackgroundProcess(const std::vector<std::string>& argv);  // argv[0]: program path
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+  void signal(int sig) const;
+  // Exit code (128 + signal when killed), or -1 if still running after timeout_s.
+  int wait(double timeout_s);
+  bool running();
+  std::string out() const;
+  std::string err() const;
+  int pid() const { return pid_; }
+
+ private:
+  TempDir dir_;
+  int pid_ = -1;
+  int status_ = -1;
+};
+// The maskwatch binary with these arguments, in the background.
+std::vector<std::string> cli_argv(const std::vector<std::string>& args);
+// Waits until pred() holds (polling every 50 ms); false after timeout_s.
+bool wait_until(const std::function<bool()>& pred, double timeout_s);
 
 void write_bytes(const fs::path& path, const std::string& bytes);
 std::string read_bytes(const fs::path& path);

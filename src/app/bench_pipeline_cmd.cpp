@@ -3,6 +3,7 @@
 // gets measured (its start-up, its memory), not the training executable.
 #include <fmt/format.h>
 
+#include "app/cli.h"
 #include "app/commands.h"
 #include "perf/pipeline_bench.h"
 
@@ -18,7 +19,7 @@ void add_bench_pipeline_command(CLI::App& root) {
   cmd->add_option("--faces", o->faces, "1 or 4")->check(CLI::IsMember({1, 4}));
   cmd->add_flag("--decode", o->decode, "Decode the frames from an .mp4 file");
   cmd->add_option("--frames", o->frames, "Frames to time")->check(CLI::Range(1, 100000));
-  cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)");
+  add_threads_option(cmd, o->threads);
   cmd->callback([o, model, clip] {
     o->model = *model;
     o->clip = *clip;

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <opencv2/core/utils/logger.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -14,6 +16,7 @@
 
 #include "util/error.h"
 #include "util/paths.h"
+#include "util/threads.h"
 
 namespace maskwatch::app {
 
@@ -36,9 +39,17 @@ void exec_training_binary_if_needed(int argc, char** argv) {
   throw Error(fmt::format("cannot start {}: {}", binary.string(), std::strerror(errno)));
 }
 
+CLI::Option* add_threads_option(CLI::App* cmd, int& threads, const std::string& help) {
+  const int most = 4 * resolve_threads(0);
+  return cmd->add_option("--threads", threads, help)->capture_default_str()->check(CLI::Range(0, most));
+}
+
 int cli_main(CLI::App& app, int argc, char** argv) {
   // FFmpeg's own log lines would break the one-line error promise; our errors say what failed.
   setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", /*overwrite=*/0);
+  // Same for OpenCV's WARN/ERROR lines (camera probing, DNN shape errors): we report the
+  // failure in our words. OPENCV_LOG_LEVEL=INFO brings them back for debugging.
+  if (!std::getenv("OPENCV_LOG_LEVEL")) cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   // Logs and warnings go to stderr; stdout carries results only.
   spdlog::set_default_logger(spdlog::stderr_color_mt("maskwatch"));
   spdlog::set_pattern("[%H:%M:%S] %^%l%$: %v");

@@ -19,4 +19,8 @@ const std::vector<std::string>& training_command_names();
 // throws Error when the training executable is missing.
 void exec_training_binary_if_needed(int argc, char** argv);
 
+// The one --threads option of every command: 0 = all cores, else 1..4x the cores (more only
+// thrashes; a negative count is a usage error, not "all cores").
+CLI::Option* add_threads_option(CLI::App* cmd, int& threads, const std::string& help = "CPU threads (0 = all cores)");
+
 }  // namespace maskwatch::app

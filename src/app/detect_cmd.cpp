@@ -10,6 +10,7 @@
 #include "data/image_io.h"
 #include "eval/plots.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json_io.h"
 #include "vision/events.h"
 #include "vision/overlay.h"
@@ -28,9 +29,11 @@ void add_detect_command(CLI::App& root) {
   cmd->add_option("inputs", o->inputs, "Images and/or folders of images")->required();
   cmd->add_option("--out", o->out, "Write annotated copies here (PNG, same names)");
   cmd->add_option("--json", o->json_out,
-                  "Write [{image, width, height, faces: [{x1, y1, x2, y2, face_score, label, score}]}]");
+                  "Write [{image, width, height, faces: [{track_id, x1, y1, x2, y2, label, score, face_score, probs}]}]");
   cmd->callback([o] {
     set_compute_threads(o->vision.threads);
+    if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
+    if (!o->out.empty()) check_output_dir(o->out, "output folder");
     MaskClassifier classifier(o->vision.model);
     FaceDetector detector(o->vision.detector_options());
     Pipeline pipeline(classifier, detector, o->vision.pipeline);
@@ -38,10 +41,7 @@ void add_detect_command(CLI::App& root) {
     for (const auto& in : o->inputs) {
       std::error_code ec;
       if (std::filesystem::is_directory(in, ec)) {
-        std::vector<std::filesystem::path> found;
-        for (const auto& e : std::filesystem::directory_iterator(in))
-          if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path());
-        std::sort(found.begin(), found.end());
+        const auto found = list_image_files(in);
         if (found.empty()) spdlog::warn("no images in folder {}", in);
         files.insert(files.end(), found.begin(), found.end());
       } else if (std::filesystem::exists(in, ec)) {
@@ -51,26 +51,22 @@ void add_detect_command(CLI::App& root) {
       }
     }
     json results = json::array();
-    int failed = 0;
+    int failed = 0, suspect = 0;
     for (const auto& file : files) {
-      std::string why;
-      cv::Mat img = load_image(file, &why);
+      std::string why, warning;
+      cv::Mat img = load_image(file, &why, &warning);
       if (img.empty()) {
         spdlog::warn("skipping {}: {}", file.string(), why);
         ++failed;
         continue;
       }
+      if (!warning.empty()) {
+        spdlog::warn("{}: {}", file.string(), warning);
+        ++suspect;
+      }
       const auto faces = pipeline.classify_still(img);
       json jf = json::array();
-      for (const auto& f : faces) {
-        jf.push_back({{"x1", f.box.x},
-                      {"y1", f.box.y},
-                      {"x2", f.box.x + f.box.width},
-                      {"y2", f.box.y + f.box.height},
-                      {"face_score", f.face_score},
-                      {"label", verdict_name(f.verdict, classifier.classes())},
-                      {"score", f.confidence}});
-      }
+      for (const auto& f : faces) jf.push_back(face_json(f, classifier.classes()));
       std::string verdicts;
       for (const auto& f : faces)
         verdicts += fmt::format(" {} {:.0f}%", verdict_name(f.verdict, classifier.classes()), f.confidence * 100);
@@ -85,6 +81,7 @@ void add_detect_command(CLI::App& root) {
     if (!o->json_out.empty()) write_json_atomic(o->json_out, results);
     if (results.empty() && !files.empty()) throw Error(fmt::format("none of the {} image(s) could be read", files.size()));
     if (failed) spdlog::warn("{} image(s) skipped", failed);
+    if (suspect) spdlog::warn("{} image(s) decoded with problems (see above)", suspect);
   });
 }
 

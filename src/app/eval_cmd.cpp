@@ -7,6 +7,7 @@
 
 #include <set>
 
+#include "app/cli.h"
 #include "app/commands.h"
 #include "data/dataset.h"
 #include "data/split_file.h"
@@ -15,6 +16,7 @@
 #include "eval/plots.h"
 #include "eval/scene_eval.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json_io.h"
 #include "util/paths.h"
 #include "util/progress.h"
@@ -159,7 +161,6 @@ void evaluate_scene_folder(const EvalOpts& o) {
   Pipeline pipeline(clf, detector);
   SceneEvalOptions so;
   so.classes = o.classes;
-  if (!o.out.empty()) std::filesystem::create_directories(o.out);
   auto report = evaluate_scenes(o.scenes, pipeline, clf.classes(), so, o.out);
   report["model"] = o.model;
   report["scenes"] = o.scenes;
@@ -200,9 +201,11 @@ void add_eval_command(CLI::App& root) {
   cmd->add_flag("--no-face-crops", o->no_face_crops, "Classify whole images instead of the crop around the detected face");
   cmd->add_option("--face-model", o->face_model, "YuNet model for the face crops (default: the asset directory's)");
   cmd->add_option("--batch", o->batch, "Images per forward")->capture_default_str()->check(CLI::Range(1, 256));
-  cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, o->threads);
   cmd->callback([o] {
     set_compute_threads(o->threads);
+    if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
+    if (!o->out.empty()) check_output_dir(o->out, "output folder");
     if (!o->scenes.empty()) return evaluate_scene_folder(*o);
     if (o->data.empty()) throw CLI::RequiredError("--data or --scenes");
     evaluate_folders(*o);

@@ -16,7 +16,10 @@
 #include "util/stopwatch.h"
 #include "eval/plots.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json_io.h"
+#include "util/locked_file.h"
+#include "util/stop_signals.h"
 #include "vision/events.h"
 #include "vision/overlay.h"
 #include "vision/recorder.h"
@@ -40,12 +43,16 @@ struct RunOpts {
   bool no_display = false, mirror = false;
   int64_t max_frames = 0;
   int width = 640, height = 480;
+  double reconnect_for_s = 0;
 };
 
 struct Summary {
   int64_t frames = 0, face_frames = 0, masked_face_frames = 0, frames_with_faces = 0, verdict_changes = 0;
   StageTimes sum;
-  double wall_s = 0;
+  double wall_s = 0, outage_s = 0;  // outage: waits for a live source that had stalled or dropped
+  double processing_s() const { return std::max(0.0, wall_s - outage_s); }
+  double fps() const { return processing_s() > 0 ? frames / processing_s() : 0.0; }
+  double share_with_mask() const { return face_frames ? static_cast<double>(masked_face_frames) / face_frames : 0.0; }
   json to_json(int tracks, int64_t dropped) const {
     const double n = std::max<int64_t>(1, frames);
     return {{"frames", frames},
@@ -54,11 +61,12 @@ struct Summary {
             {"face_detections", face_frames},
             {"tracks", tracks},
             {"verdict_changes", verdict_changes},
-            {"share_with_mask", face_frames ? static_cast<double>(masked_face_frames) / face_frames : 0.0},
-            {"fps", wall_s > 0 ? frames / wall_s : 0.0},
+            {"share_with_mask", share_with_mask()},
+            {"fps", fps()},
             {"mean_ms", {{"detect", sum.detect_ms / n}, {"classify", sum.classify_ms / n}, {"track", sum.track_ms / n},
                          {"draw", sum.draw_ms / n}}},
-            {"wall_seconds", wall_s}};
+            {"wall_seconds", wall_s},
+            {"outage_seconds", outage_s}};
   }
 };
 
@@ -67,12 +75,21 @@ void run(const RunOpts& o) {
   const bool display = !o.no_display;
   if (display && !std::getenv("DISPLAY") && !std::getenv("WAYLAND_DISPLAY"))
     throw Error("no display available (DISPLAY is not set): use --no-display, with --record or --events to see results");
+  // Every output is checked before the first frame: a long run must not fail at its end.
+  if (!o.json_out.empty()) check_output_path(o.json_out, "summary file");
+  if (!o.record.empty()) check_output_path(o.record, "recording");
+  std::unique_ptr<LockedLineFile> events;
+  if (!o.events.empty()) events = std::make_unique<LockedLineFile>(o.events, "events file");
+  g_quit = false;
+  StopSignals stop_signals([](int) { g_quit = true; });
   MaskClassifier classifier(o.vision.model);
   FaceDetector detector(o.vision.detector_options());
   Pipeline pipeline(classifier, detector, o.vision.pipeline);
   SourceOptions so;
   so.width = o.width;
   so.height = o.height;
+  so.reconnect_for_s = o.reconnect_for_s;
+  so.cancel = &g_quit;
   auto source = open_source(o.source, so);
   const auto& classes = classifier.classes();
   const int mask_class = mask_class_index(classes);
@@ -83,15 +100,8 @@ void run(const RunOpts& o) {
   std::vector<std::string> recordings;  // every file written, for the summary
   const double record_fps = source->live() ? 15.0 : source->fps();
   if (!o.record.empty()) recorder = std::make_unique<VideoRecorder>(o.record, record_fps);
-  std::ofstream events;
-  if (!o.events.empty()) {
-    events.open(o.events, std::ios::trunc);
-    if (!events) throw Error("cannot write events file " + o.events);
-  }
   if (display) cv::namedWindow("maskwatch", cv::WINDOW_AUTOSIZE);
 
-  g_quit = false;
-  std::signal(SIGINT, [](int) { g_quit = true; });
   Summary sum;
   OverlayStatus status;
   status.mirrored = o.mirror;
@@ -102,7 +112,11 @@ void run(const RunOpts& o) {
   SourceFrame f;
   while (!g_quit && (o.max_frames == 0 || sum.frames < o.max_frames)) {
     if (!status.paused) {
-      if (!source->read(f)) break;
+      Stopwatch wait;
+      const bool got = source->read(f);
+      // A live source that kept us waiting much longer than a frame had stalled or dropped.
+      if (source->live() && wait.ms() > 1000) sum.outage_s += wait.ms() / 1000;
+      if (!got) break;
       if (status.mirrored) cv::flip(f.image, f.image, 1);
       auto r = pipeline.process(f.image, f.index, f.time_s);
       const double dt = frame_clock.ms() / 1000;
@@ -118,10 +132,9 @@ void run(const RunOpts& o) {
         last_draw_ms = r.times.draw_ms;
       }
       if (recorder) recorder->write(annotated);
-      if (events.is_open()) {
-        events << frame_event(r, classes, fps_ema).dump() << '\n';
-        for (const auto& c : r.changes) events << verdict_event(r, c, classes).dump() << '\n';
-        events.flush();
+      if (events) {
+        events->write_line(frame_event(r, classes, fps_ema).dump());
+        for (const auto& c : r.changes) events->write_line(verdict_event(r, c, classes).dump());
       }
       ++sum.frames;
       sum.face_frames += static_cast<int64_t>(r.faces.size());
@@ -159,7 +172,6 @@ void run(const RunOpts& o) {
       message_until = wall.ms() / 1000 + 2;
     }
   }
-  std::signal(SIGINT, SIG_DFL);
   sum.wall_s = wall.ms() / 1000;
   if (recorder) {
     recorder->close();
@@ -167,15 +179,18 @@ void run(const RunOpts& o) {
   }
   if (display) cv::destroyAllWindows();
   const json s = sum.to_json(pipeline.tracks_started(), source->dropped());
+  const double n = static_cast<double>(std::max<int64_t>(1, sum.frames));
   fmt::print("frames {} ({} dropped), faces seen {} in {} frames, tracks {}, verdict changes {}\n", sum.frames,
-             source->dropped(), sum.face_frames, sum.frames_with_faces, s["tracks"].get<int>(), sum.verdict_changes);
+             source->dropped(), sum.face_frames, sum.frames_with_faces, pipeline.tracks_started(), sum.verdict_changes);
   fmt::print("with mask: {:.1f}% of face detections; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
              "draw {:.1f} ms per frame)\n",
-             100 * s["share_with_mask"].get<double>(), s["fps"].get<double>(), s["mean_ms"]["detect"].get<double>(),
-             s["mean_ms"]["classify"].get<double>(), s["mean_ms"]["track"].get<double>(),
-             s["mean_ms"]["draw"].get<double>());
+             100 * sum.share_with_mask(), sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n,
+             sum.sum.track_ms / n, sum.sum.draw_ms / n);
+  if (sum.outage_s > 0) fmt::print("waited {:.1f} s for the source (not counted in FPS)\n", sum.outage_s);
   for (const auto& file : recordings) fmt::print("recording: {}\n", file);
   if (!o.json_out.empty()) write_json_atomic(o.json_out, s);
+  // The summary is written either way; losing the source for good is still a failure.
+  if (!g_quit && !source->failure().empty()) throw Error(source->failure());
 }
 
 }  // namespace
@@ -194,7 +209,11 @@ void add_run_command(CLI::App& root) {
   cmd->add_option("--json", o->json_out, "Write the end-of-run summary as JSON");
   cmd->add_flag("--mirror", o->mirror, "Mirror the image (selfie view)");
   cmd->add_option("--max-frames", o->max_frames, "Stop after N frames (0 = until the source ends)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  cmd->add_option("--reconnect-for", o->reconnect_for_s,
+                  "Streams and cameras: keep trying to reconnect for this many seconds after the last frame, then "
+                  "exit 1 (0 = forever, right for a live camera)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e7));
   cmd->add_option("--width", o->width, "Camera width")->capture_default_str();
   cmd->add_option("--height", o->height, "Camera height")->capture_default_str();
   cmd->add_option("--snapshot-dir", o->snapshot_dir, "Where c and v save snapshots and recordings")->capture_default_str();

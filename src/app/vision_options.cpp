@@ -1,3 +1,4 @@
+#include "app/cli.h"
 #include "app/vision_options.h"
 
 #include "util/paths.h"
@@ -16,7 +17,7 @@ void VisionOptions::add_to(CLI::App* cmd) {
       ->capture_default_str()->check(CLI::Range(64, 4096));
   cmd->add_option("--margin", pipeline.crop_margin, "Crop margin around a face (0.5 = 1.5x the face box)")
       ->capture_default_str()->check(CLI::Range(0.0, 3.0));
-  cmd->add_option("--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, threads);
 }
 
 FaceDetectorOptions VisionOptions::detector_options() const {

@@ -5,6 +5,8 @@
 #include <opencv2/imgproc.hpp>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 #include "util/error.h"
 #include "util/files.h"
 
@@ -16,6 +18,26 @@ bool is_image_file(const std::filesystem::path& path) {
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   return exts.count(ext) > 0;
+}
+
+std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  if (ec) throw Error("cannot list folder " + dir.string() + ": " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    std::error_code entry_ec;
+    const bool regular = it->is_regular_file(entry_ec);  // follows symlinks; a loop sets entry_ec
+    if (entry_ec) {
+      if (is_image_file(it->path())) spdlog::warn("skipping {}: {}", it->path().string(), entry_ec.message());
+      continue;
+    }
+    if (regular && is_image_file(it->path())) files.push_back(it->path());
+  }
+  if (ec) spdlog::warn("listing {} stopped early: {}", dir.string(), ec.message());
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 namespace {
@@ -73,7 +95,16 @@ cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why) {
   return img;
 }
 
-cv::Mat load_image(const std::filesystem::path& path, std::string* why) {
+bool is_truncated_jpeg(const std::vector<uint8_t>& bytes) {
+  if (bytes.size() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8) return false;
+  // Some writers pad after the marker: look for FF D9 in the last 1 KiB.
+  const size_t from = bytes.size() > 1024 ? bytes.size() - 1024 : 2;
+  for (size_t i = bytes.size() - 1; i > from; --i)
+    if (bytes[i] == 0xD9 && bytes[i - 1] == 0xFF) return false;
+  return true;
+}
+
+cv::Mat load_image(const std::filesystem::path& path, std::string* why, std::string* warning) {
   std::vector<uint8_t> bytes;
   try {
     bytes = read_file_bytes(path, "image");
@@ -81,7 +112,9 @@ cv::Mat load_image(const std::filesystem::path& path, std::string* why) {
     if (why) *why = e.what();
     return {};
   }
-  return decode_image(bytes, why);
+  cv::Mat img = decode_image(bytes, why);
+  if (warning && !img.empty() && is_truncated_jpeg(bytes)) *warning = "truncated JPEG (missing rows decode as grey)";
+  return img;
 }
 
 cv::Mat load_image_or_throw(const std::filesystem::path& path) {

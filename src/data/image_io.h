@@ -13,11 +13,20 @@ namespace maskwatch {
 // Extensions OpenCV can decode here (case-insensitive).
 bool is_image_file(const std::filesystem::path& path);
 
+// The image files directly in `dir`, sorted by name. Entries that cannot be inspected (a
+// symlink loop, a dangling link, no permission) are skipped with a warning, never thrown.
+std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir);
+
 // Decodes encoded image bytes to 8-bit BGR, or returns empty with *why set.
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why = nullptr);
 
+// A JPEG whose end-of-image marker is missing (a cut download or copy): libjpeg decodes it
+// without an error and fills the missing rows with grey, so callers count it as a warning.
+bool is_truncated_jpeg(const std::vector<uint8_t>& bytes);
+
 // Reads and decodes a file; empty with *why set on failure.
-cv::Mat load_image(const std::filesystem::path& path, std::string* why = nullptr);
+// `warning` (when given) gets a reason for an image that decoded but is suspect (truncated).
+cv::Mat load_image(const std::filesystem::path& path, std::string* why = nullptr, std::string* warning = nullptr);
 
 // Like load_image but throws Error on failure.
 cv::Mat load_image_or_throw(const std::filesystem::path& path);

@@ -1,5 +1,10 @@
 #include "util/files.h"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -65,6 +70,28 @@ void write_atomic_with(const fs::path& path, const std::function<bool(const fs::
     fs::remove(tmp, ec);
     throw Error("cannot move " + tmp.string() + " to " + path.string() + ": " + ec.message());
   }
+}
+
+void check_output_path(const fs::path& path, const std::string& what) {
+  if (path.empty()) throw Error(what + ": empty path");
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error(fmt::format("{} {}: is a directory", what, path.string()));
+  const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  fs::create_directories(parent, ec);
+  if (ec) throw Error(fmt::format("{} {}: cannot create folder {}: {}", what, path.string(), parent.string(), ec.message()));
+  if (access(parent.c_str(), W_OK | X_OK) != 0)
+    throw Error(fmt::format("{} {}: cannot write in {}: {}", what, path.string(), parent.string(), std::strerror(errno)));
+  if (fs::exists(path, ec) && access(path.c_str(), W_OK) != 0)
+    throw Error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
+}
+
+void check_output_dir(const fs::path& dir, const std::string& what) {
+  if (dir.empty()) throw Error(what + ": empty path");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir, ec)) throw Error(fmt::format("{} {}: cannot create it{}", what, dir.string(), ec ? ": " + ec.message() : ""));
+  if (access(dir.c_str(), W_OK | X_OK) != 0)
+    throw Error(fmt::format("{} {}: {}", what, dir.string(), std::strerror(errno)));
 }
 
 void write_file_atomic(const fs::path& path, const void* data, size_t size) {

@@ -26,4 +26,11 @@ void write_file_atomic(const fs::path& path, const std::string& text);
 // `write` returns false or throws on failure; the temp file is removed either way.
 void write_atomic_with(const fs::path& path, const std::function<bool(const fs::path&)>& write);
 
+// Checks, before any work starts, that `path` can be written: creates its parent folder,
+// refuses a directory and a folder we may not write to. Throws Error("<what> <path>: why").
+// Commands call it for every output so a long run never fails at its very end.
+void check_output_path(const fs::path& path, const std::string& what);
+// The same for an output folder: created if missing, must be writable.
+void check_output_dir(const fs::path& dir, const std::string& what);
+
 }  // namespace maskwatch

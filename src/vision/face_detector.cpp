@@ -34,6 +34,15 @@ FaceDetector::FaceDetector(const FaceDetectorOptions& o) : opts_(o) {
       throw Error(fmt::format("cannot load face model {}: {}", model.string(), e.err));
     }
     if (!yunet_) throw Error("cannot load face model " + model.string());
+    // Any ONNX loads; only a forward shows whether it has YuNet's outputs (the mask model
+    // fails with "Layer with requested id=-1 not found"). One probe at start-up.
+    try {
+      cv::Mat probe(kMinDetectSide, kMinDetectSide, CV_8UC3, cv::Scalar::all(128)), found;
+      yunet_->setInputSize(probe.size());
+      yunet_->detect(probe, found);
+    } catch (const cv::Exception&) {
+      throw Error(fmt::format("face model {} is not a YuNet face detector (its outputs do not match)", model.string()));
+    }
     return;
   }
   if (!opts_.model.empty()) throw Error("face model not found: " + opts_.model.string());

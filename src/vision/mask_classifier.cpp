@@ -13,7 +13,7 @@
 
 namespace maskwatch {
 
-void check_onnx_bytes(const std::string& bytes, const std::string& origin) {
+std::vector<int64_t> check_onnx_bytes(const std::string& bytes, const std::string& origin) {
   onnx::ModelProto proto;
   if (bytes.empty() || !proto.ParseFromString(bytes))
     throw Error(fmt::format("{}: not an ONNX model (protobuf does not parse; truncated or corrupted?)", origin));
@@ -49,10 +49,14 @@ void check_onnx_bytes(const std::string& bytes, const std::string& origin) {
     if (have != n * elem)
       throw Error(fmt::format("{}: initializer '{}' holds {} bytes, its dims need {}", origin, t.name(), have, n * elem));
   }
+  std::vector<int64_t> input_shape;
+  for (const auto& d : proto.graph().input(0).type().tensor_type().shape().dim())
+    input_shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  return input_shape;
 }
 
-cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin) {
-  check_onnx_bytes(bytes, origin);
+namespace {
+cv::dnn::Net read_checked_net(const std::string& bytes, const std::string& origin) {
   cv::dnn::Net net;
   try {
     net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
@@ -64,6 +68,12 @@ cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin) 
   net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
   return net;
 }
+}  // namespace
+
+cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin) {
+  check_onnx_bytes(bytes, origin);
+  return read_checked_net(bytes, origin);
+}
 
 MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar) {
   if (sidecar.empty()) sidecar = sidecar_path(onnx_path);
@@ -73,7 +83,13 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
   if (sha256_hex(bytes) != meta_.onnx_sha256)
     throw Error(fmt::format("{} does not match its sidecar {} (sha256 differs): export them together",
                             onnx_path.string(), sidecar.string()));
-  net_ = load_onnx_net(bytes, onnx_path.string());
+  // The sidecar's input size must be the one the network was exported for: a hand-edited
+  // size would run (the graph is fully convolutional) but silently lose accuracy.
+  const auto shape = check_onnx_bytes(bytes, onnx_path.string());
+  if (shape.size() == 4 && shape[2] > 0 && shape[3] > 0 && (shape[2] != meta_.input_size || shape[3] != meta_.input_size))
+    throw Error(fmt::format("{}: the model takes {}x{} input but its sidecar {} says {}x{}", onnx_path.string(), shape[3],
+                            shape[2], sidecar.string(), meta_.input_size, meta_.input_size));
+  net_ = read_checked_net(bytes, onnx_path.string());
   // Probe: one forward must give one probability per class.
   const cv::Mat probe = forward_blob(make_blob({cv::Mat(meta_.input_size, meta_.input_size, CV_8UC3, cv::Scalar::all(128))},
                                                meta_.input_size));

@@ -23,7 +23,8 @@ struct Prediction {
 };
 
 // Parses serialized ONNX bytes and runs onnx::checker; throws Error naming `origin`.
-void check_onnx_bytes(const std::string& bytes, const std::string& origin);
+// Returns the first input's shape (-1 for a dynamic dimension such as the batch).
+std::vector<int64_t> check_onnx_bytes(const std::string& bytes, const std::string& origin);
 
 // An OpenCV DNN net from ONNX bytes (checked first), CPU backend.
 cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin);

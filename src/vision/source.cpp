@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -19,6 +18,7 @@ namespace maskwatch {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr double kStallLogSeconds = 2.0;  // live source quiet this long (connection open): logged as a stall
 
 class VideoFileSource : public FrameSource {
  public:
@@ -59,20 +59,19 @@ class VideoFileSource : public FrameSource {
 class ImageFolderSource : public FrameSource {
  public:
   ImageFolderSource(const std::string& dir, double fps) : dir_(dir), fps_(fps > 0 ? fps : 1.0) {
-    for (const auto& e : std::filesystem::directory_iterator(dir))
-      if (e.is_regular_file() && is_image_file(e.path())) files_.push_back(e.path());
-    std::sort(files_.begin(), files_.end());
+    files_ = list_image_files(dir);
     if (files_.empty()) throw Error("no image files in folder " + dir);
   }
   bool read(SourceFrame& out) override {
     while (pos_ < files_.size()) {
       const auto& f = files_[pos_++];
-      std::string why;
-      cv::Mat img = load_image(f, &why);
+      std::string why, warning;
+      cv::Mat img = load_image(f, &why, &warning);
       if (img.empty()) {
         spdlog::warn("skipping {}: {}", f.string(), why);
         continue;
       }
+      if (!warning.empty()) spdlog::warn("{}: {}", f.string(), warning);
       out.image = img;
       out.index = next_++;
       out.time_s = static_cast<double>(out.index) / fps_;
@@ -92,107 +91,165 @@ class ImageFolderSource : public FrameSource {
   int64_t next_ = 0;
 };
 
-// Cameras and streams: a capture thread keeps only the newest frame.
+// Cameras and streams: a capture thread keeps only the newest frame. Its state lives in a
+// shared block so that, if the thread is stuck inside FFmpeg when we quit, it can be left to
+// finish on its own (its read times out) instead of holding up the exit.
 class LiveSource : public FrameSource {
  public:
-  LiveSource(std::string spec, int camera_index, const SourceOptions& o)
-      : spec_(std::move(spec)), camera_(camera_index), opts_(o), start_(Clock::now()) {
-    if (!open()) {
-      throw Error(camera_ >= 0 || spec_.rfind("/dev/video", 0) == 0
-                      ? fmt::format("cannot open camera {} (missing, busy, or no permission)", spec_)
-                      : fmt::format("cannot open stream {}", spec_));
+  LiveSource(std::string spec, int camera_index, const SourceOptions& o) : s_(std::make_shared<State>()) {
+    s_->spec = std::move(spec);
+    s_->camera = camera_index;
+    s_->opts = o;
+    s_->start = s_->last_frame = Clock::now();
+    if (!s_->open()) {
+      throw Error(s_->is_camera() ? fmt::format("cannot open camera {} (missing, busy, or no permission)", s_->spec)
+                                  : fmt::format("cannot open stream {} (no answer within {:.0f} s, or not a stream)",
+                                                s_->spec, o.open_timeout_ms / 1000.0));
     }
-    worker_ = std::thread([this] { capture_loop(); });
+    worker_ = std::thread([s = s_] { s->capture_loop(); });
   }
   ~LiveSource() override {
-    stop_ = true;
-    cv_.notify_all();
-    if (worker_.joinable()) worker_.join();
+    {
+      std::lock_guard<std::mutex> lock(s_->mutex);
+      s_->stop = true;
+    }
+    s_->cv.notify_all();
+    std::unique_lock<std::mutex> lock(s_->mutex);
+    const bool done = s_->cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return s_->finished; });
+    lock.unlock();
+    if (done) worker_.join();
+    else worker_.detach();  // blocked in a read that will time out; it owns a share of the state
   }
   bool read(SourceFrame& out) override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [&] { return has_new_ || finished_; });
-    if (!has_new_) return false;
-    out.image = latest_;
-    out.index = latest_index_;
-    out.time_s = latest_time_;
-    has_new_ = false;
+    std::unique_lock<std::mutex> lock(s_->mutex);
+    const auto cancelled = [&] { return s_->opts.cancel && s_->opts.cancel->load(); };
+    while (!s_->has_new && !s_->finished && !cancelled()) {
+      s_->cv.wait_for(lock, std::chrono::milliseconds(100));
+      // A server that stops sending keeps the connection open: say so once, while the
+      // capture thread still waits for its read to time out.
+      const double quiet = std::chrono::duration<double>(Clock::now() - s_->last_frame).count();
+      if (quiet > kStallLogSeconds && !s_->stall_logged && s_->failures == 0 && s_->latest_index > 0) {
+        s_->stall_logged = true;
+        spdlog::warn("{}: stalled, no frame for {:.0f} s", s_->spec, quiet);
+      }
+    }
+    if (!s_->has_new) return false;
+    out.image = s_->latest;
+    out.index = s_->latest_index;
+    out.time_s = s_->latest_time;
+    s_->has_new = false;
     return true;
   }
   bool live() const override { return true; }
-  double fps() const override { return fps_; }
+  double fps() const override { return s_->fps; }
   std::string description() const override {
-    return fmt::format("{} {} ({}x{}, {:.0f} fps)", camera_ >= 0 || spec_.rfind("/dev/", 0) == 0 ? "camera" : "stream",
-                       spec_, width_, height_, fps_);
+    return fmt::format("{} {} ({}x{}, {:.0f} fps)", s_->is_camera() ? "camera" : "stream", s_->spec, s_->width,
+                       s_->height, s_->fps);
   }
-  int64_t dropped() const override { return dropped_; }
+  int64_t dropped() const override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    return s_->dropped;
+  }
+  std::string failure() const override {
+    std::lock_guard<std::mutex> lock(s_->mutex);
+    return s_->failure;
+  }
 
  private:
-  bool open() {
-    if (camera_ >= 0) cap_.open(camera_, cv::CAP_V4L2);
-    else if (spec_.rfind("/dev/video", 0) == 0) cap_.open(spec_, cv::CAP_V4L2);
-    else cap_.open(spec_, cv::CAP_FFMPEG);
-    if (!cap_.isOpened()) return false;
-    if (camera_ >= 0 || spec_.rfind("/dev/video", 0) == 0) {
-      cap_.set(cv::CAP_PROP_FRAME_WIDTH, opts_.width);
-      cap_.set(cv::CAP_PROP_FRAME_HEIGHT, opts_.height);
-    }
-    width_ = static_cast<int>(cap_.get(cv::CAP_PROP_FRAME_WIDTH));
-    height_ = static_cast<int>(cap_.get(cv::CAP_PROP_FRAME_HEIGHT));
-    fps_ = cap_.get(cv::CAP_PROP_FPS);
-    return true;
-  }
-  void capture_loop() {
-    int failures = 0;
-    double backoff_s = 0.5;
-    int64_t index = 0;
-    while (!stop_) {
-      cv::Mat frame;
-      if (cap_.isOpened() && cap_.read(frame) && !frame.empty()) {
-        failures = 0;
-        backoff_s = 0.5;
-        const double t = std::chrono::duration<double>(Clock::now() - start_).count();
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (has_new_) ++dropped_;  // the consumer did not take the previous one: keep only the newest
-        latest_ = frame;
-        latest_index_ = index++;
-        latest_time_ = t;
-        has_new_ = true;
-        cv_.notify_all();
-        continue;
-      }
-      // Lost: reopen with exponential backoff, give up after reconnect_attempts in a row.
-      if (++failures > opts_.reconnect_attempts) {
-        spdlog::error("{}: no frames after {} reconnect attempts, giving up", spec_, opts_.reconnect_attempts);
-        break;
-      }
-      spdlog::warn("{}: no frame, reconnecting in {:.1f} s (attempt {}/{})", spec_, backoff_s, failures,
-                   opts_.reconnect_attempts);
-      for (double waited = 0; waited < backoff_s && !stop_; waited += 0.05)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      backoff_s = std::min(backoff_s * 2, 8.0);
-      cap_.release();
-      if (!stop_) open();
-    }
-    std::lock_guard<std::mutex> lock(mutex_);
-    finished_ = true;
-    cv_.notify_all();
-  }
+  struct State {
+    std::string spec;
+    int camera = -1;
+    SourceOptions opts;
+    Clock::time_point start, last_frame;
+    cv::VideoCapture cap;  // used by the capture thread only (after construction)
+    int width = 0, height = 0;
+    double fps = 0;
+    mutable std::mutex mutex;
+    std::condition_variable cv;
+    cv::Mat latest;
+    int64_t latest_index = 0, dropped = 0;
+    double latest_time = 0;
+    bool has_new = false, finished = false, stop = false;
+    bool stall_logged = false;  // since the last frame
+    int failures = 0;           // failed reads/reopens in a row, since the last frame
+    std::string failure;
 
-  std::string spec_;
-  int camera_;
-  SourceOptions opts_;
-  Clock::time_point start_;
-  cv::VideoCapture cap_;
-  int width_ = 0, height_ = 0;
-  double fps_ = 0;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  cv::Mat latest_;
-  int64_t latest_index_ = 0, dropped_ = 0;
-  double latest_time_ = 0;
-  bool has_new_ = false, finished_ = false;
-  std::atomic<bool> stop_{false};
+    bool is_camera() const { return camera >= 0 || spec.rfind("/dev/video", 0) == 0; }
+    bool stopping() {
+      std::lock_guard<std::mutex> lock(mutex);
+      return stop;
+    }
+    bool open() {
+      if (camera >= 0) cap.open(camera, cv::CAP_V4L2);
+      else if (is_camera()) cap.open(spec, cv::CAP_V4L2);
+      else cap.open(spec, cv::CAP_FFMPEG, {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, opts.open_timeout_ms,
+                                          cv::CAP_PROP_READ_TIMEOUT_MSEC, opts.read_timeout_ms});
+      if (!cap.isOpened()) return false;
+      if (is_camera()) {
+        cap.set(cv::CAP_PROP_FRAME_WIDTH, opts.width);
+        cap.set(cv::CAP_PROP_FRAME_HEIGHT, opts.height);
+      }
+      width = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_WIDTH));
+      height = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_HEIGHT));
+      fps = cap.get(cv::CAP_PROP_FPS);
+      if (!(fps > 0 && fps < 1000)) fps = 0;  // MPEG-TS reports its 90 kHz clock: unknown
+      return true;
+    }
+    // Sleeps up to `s` seconds, waking early when asked to stop. False when stopping.
+    bool pause(double s) {
+      std::unique_lock<std::mutex> lock(mutex);
+      cv.wait_for(lock, std::chrono::duration<double>(s), [&] { return stop; });
+      return !stop;
+    }
+    void capture_loop() {
+      double backoff_s = 0.5;
+      int64_t index = 0;
+      while (!stopping()) {
+        cv::Mat frame;
+        if (cap.isOpened() && cap.read(frame) && !frame.empty()) {
+          backoff_s = 0.5;
+          const auto now = Clock::now();
+          std::lock_guard<std::mutex> lock(mutex);
+          failures = 0;
+          stall_logged = false;
+          if (has_new) ++dropped;  // the consumer did not take the previous one: keep only the newest
+          latest = frame;
+          latest_index = index++;
+          latest_time = std::chrono::duration<double>(now - start).count();
+          last_frame = now;
+          has_new = true;
+          cv.notify_all();
+          continue;
+        }
+        const double since_frame = std::chrono::duration<double>(Clock::now() - last_frame).count();
+        if (opts.reconnect_for_s > 0 && since_frame >= opts.reconnect_for_s) {
+          std::lock_guard<std::mutex> lock(mutex);
+          failure = fmt::format("{}: lost, no frame for {:.0f} s (--reconnect-for {:g})", spec, since_frame,
+                                opts.reconnect_for_s);
+          spdlog::error("{}", failure);
+          break;
+        }
+        int failed_before;
+        {
+          std::lock_guard<std::mutex> lock(mutex);
+          failed_before = failures++;
+        }
+        if (failed_before > 0)
+          spdlog::warn("{}: still no frame after {:.0f} s; reconnecting in {:.1f} s", spec, since_frame, backoff_s);
+        else
+          spdlog::warn("{}: stream ended, dropped or timed out; reconnecting in {:.1f} s", spec, backoff_s);
+        if (!pause(backoff_s)) break;
+        backoff_s = std::min(backoff_s * 2, 8.0);
+        cap.release();
+        if (!stopping() && open()) spdlog::info("{}: reopened", spec);
+      }
+      std::lock_guard<std::mutex> lock(mutex);
+      finished = true;
+      cv.notify_all();
+    }
+  };
+
+  std::shared_ptr<State> s_;
   std::thread worker_;
 };
 

@@ -7,8 +7,11 @@
 // Files are read frame by frame and timed by their frame rate, so results do not depend on
 // processing speed. Live sources (cameras, streams) are read by a capture thread that keeps
 // only the newest frame, so processing never falls behind the camera; a stream that drops
-// is reopened with backoff.
+// or stalls is reopened with backoff. Opens and reads of streams time out (FFmpeg's
+// interrupt callback), so a dead server never blocks a thread for long, and read() returns
+// at once when the `cancel` flag is set (Ctrl-C while a stream is down).
 #pragma once
+#include <atomic>
 #include <memory>
 #include <opencv2/core.hpp>
 #include <string>
@@ -18,7 +21,10 @@ namespace maskwatch {
 struct SourceOptions {
   int width = 640, height = 480;  // requested camera resolution
   double folder_fps = 1.0;        // time step between images of a folder
-  int reconnect_attempts = 8;     // streams: give up after this many failed reopen attempts in a row
+  double reconnect_for_s = 0;     // live: give up this long after the last frame (0 = never)
+  int open_timeout_ms = 5000;     // streams: FFmpeg open time-out
+  int read_timeout_ms = 3000;     // streams: a read that waits longer is a stall (reopen)
+  const std::atomic<bool>* cancel = nullptr;  // live: read() returns false soon after it is set
 };
 
 struct SourceFrame {
@@ -36,6 +42,8 @@ class FrameSource {
   virtual double fps() const = 0;  // nominal; 0 if unknown
   virtual std::string description() const = 0;
   virtual int64_t dropped() const { return 0; }
+  // Why the source ended, when it was lost rather than finished ("" for a file's end).
+  virtual std::string failure() const { return {}; }
 };
 
 // Throws Error with a clear reason when the source cannot be opened.

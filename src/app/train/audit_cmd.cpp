@@ -1,6 +1,7 @@
 // `maskwatch audit`: likely label errors, ranked (see train/audit.h).
 #include <fmt/format.h>
 
+#include "app/cli.h"
 #include "app/train/commands.h"
 #include "data/dataset.h"
 #include "nn/torch_setup.h"
@@ -29,7 +30,7 @@ void add_audit_command(CLI::App& root) {
   cmd->add_option("--sheet", o->sheet, "Images on the contact sheet")->capture_default_str()->check(CLI::Range(1, 2000));
   cmd->add_option("--seed", o->seed, "Seed for folds and heads")->capture_default_str();
   cmd->add_flag("--no-face-crops", *no_face_crops, "Use whole images instead of the run-time face crop");
-  cmd->add_option("--threads", *threads, "CPU threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, *threads);
   cmd->callback([=] {
     setup_training_compute(*threads);
     for (const auto& d : *data) o->data.emplace_back(d);

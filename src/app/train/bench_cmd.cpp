@@ -140,7 +140,8 @@ void add_bench_command(CLI::App& root) {
   auto* cmd = root.add_subcommand("bench", "Measure speed and print the tables quoted in README.md");
   cmd->add_option("--json", o->json_out, "Also write all measurements as JSON");
   cmd->add_option("--seconds", o->seconds, "Minimum measuring time per case")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", o->threads, "Thread counts to measure (default: 1 and all cores)");
+  cmd->add_option("--threads", o->threads, "Thread counts to measure (default: 1 and all cores)")
+      ->check(CLI::Range(1, 4 * resolve_threads(0)));
   cmd->add_flag("--train", o->train, "Also time the default training recipe end to end (about 10 minutes)");
   cmd->add_option("--train-data", o->train_data, "Data folders for --train")->capture_default_str();
   auto skip_classifier = std::make_shared<bool>(false), skip_pipeline = std::make_shared<bool>(false);

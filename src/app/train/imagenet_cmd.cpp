@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "app/cli.h"
 #include "app/train/commands.h"
 #include "nn/torch_setup.h"
 #include "nn/imagenet.h"
@@ -29,7 +30,7 @@ void add_imagenet_command(CLI::App& root) {
   cmd->add_option("images", opts->images, "Images to classify")->required();
   cmd->add_option("--json", opts->json_out, "Write [{image, top5: [{label, index, prob}]}] here");
   cmd->add_option("--top", opts->top, "How many classes to print")->capture_default_str()->check(CLI::Range(1, 1000));
-  cmd->add_option("--threads", opts->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, opts->threads);
   cmd->callback([opts] {
     setup_training_compute(opts->threads);
     TfliteImportReport report;

@@ -2,13 +2,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 
+#include "app/cli.h"
 #include "app/train/commands.h"
 #include "data/dataset.h"
 #include "nn/torch_setup.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/stop_signals.h"
 #include "util/paths.h"
 
 namespace maskwatch::app {
@@ -106,7 +107,7 @@ void add_train_command(CLI::App& root) {
   cmd->add_flag("--resume", o->resume, "Continue the run in --out from its last complete epoch");
   cmd->add_flag("--force", o->force, "Start over even if --out holds a previous run");
   cmd->add_option("--stop-after-epochs", o->stop_after_epochs, "Stop (resumable) after N epochs of this run")->group("");
-  cmd->add_option("--threads", o->threads, "CPU threads (0 = all cores)")->capture_default_str();
+  add_threads_option(cmd, o->threads);
   cmd->callback([=] {
     setup_training_compute(o->threads);
     auto& f = *flags;
@@ -140,10 +141,10 @@ void add_train_command(CLI::App& root) {
     o->dedup = !f["no_dedup"];
     o->fractions.train = 1.0 - o->fractions.val - o->fractions.test;
     o->command_line = g_argv ? join_args(g_argc, g_argv) : "maskwatch train";
-    // SIGTERM (systemd, kill) and SIGHUP (a closed terminal) stop as cleanly as Ctrl-C.
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, [](int) { request_training_stop(); });
-    const auto result = train_mask_model(*o);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, SIG_DFL);
+    const auto result = [&] {
+      const StopSignals stop_signals([](int) { request_training_stop(); });
+      return train_mask_model(*o);
+    }();
     if (!result.completed) {
       const std::string how = o->stop_after_epochs ? "stopped as asked" : "interrupted";
       fmt::print("{}: the last complete epoch is saved in {}; continue with the same command plus --resume\n", how,

@@ -1,0 +1,191 @@
+// Faults a hostile tester found (issue 11), each kept fixed: signals, odd folders, bad
+// option values, late output checks, two writers of one events file, a sidecar that lies
+// about the input size, the wrong face model, truncated JPEGs. Streams: test_stream_faults.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "support.h"
+#include "util/json_io.h"
+#include "model/model_meta.h"
+#include "util/paths.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+fs::path clip() { return shared_path("samples/video/webcam-mask-on-off.mp4"); }
+
+// The webcam clip repeated: long enough (about 20 s to process) to signal a run mid-way.
+fs::path long_clip(const TempDir& dir, int repeats = 6) {
+  const fs::path out = dir / "long.avi";
+  cv::VideoCapture in(clip().string());
+  std::vector<cv::Mat> frames;
+  for (cv::Mat f; in.read(f);) frames.push_back(f.clone());
+  cv::VideoWriter w(out.string(), cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 15, frames.at(0).size());
+  for (int r = 0; r < repeats; ++r)
+    for (const auto& f : frames) w.write(f);
+  return out;
+}
+
+size_t line_count(const fs::path& p) {
+  std::ifstream in(p);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+int frames_in_video(const fs::path& p) {
+  cv::VideoCapture cap(p.string());
+  int n = 0;
+  for (cv::Mat f; cap.read(f);) ++n;
+  return n;
+}
+
+// A good face photo from the seed set, as JPEG bytes.
+std::string face_jpeg() {
+  for (const auto& e : fs::directory_iterator(shared_path("data/seed-masks/without_mask")))
+    return read_bytes(e.path());
+  return {};
+}
+
+}  // namespace
+
+TEST(Faults, SigtermAndSighupFinishTheRecordingAndTheSummary) {
+  TempDir dir;
+  const auto video = long_clip(dir);
+  for (int sig : {SIGTERM, SIGHUP}) {
+    const std::string tag = std::to_string(sig);  // fresh files per signal: the wait below reads them
+    const auto events = dir / ("events" + tag + ".jsonl"), record = dir / ("out" + tag + ".mp4"),
+               summary = dir / ("sum" + tag + ".json");
+    BackgroundProcess p(cli_argv({"run", "--source", video.string(), "--no-display", "--events", events.string(),
+                                  "--record", record.string(), "--json", summary.string()}));
+    ASSERT_TRUE(wait_until([&] { return line_count(events) >= 20; }, 60)) << p.err();
+    p.signal(sig);
+    EXPECT_EQ(p.wait(3), 0) << "signal " << sig << ": " << p.err();
+    ASSERT_TRUE(fs::exists(summary)) << p.err();
+    const auto s = read_json(summary);
+    EXPECT_GE(s["frames"].get<int>(), 15);  // 20 event lines: frames plus verdict changes
+    EXPECT_LT(s["frames"].get<int>(), 6 * 78) << "the run was not stopped early";
+    // The recording is closed properly (playable), with every processed frame.
+    EXPECT_EQ(frames_in_video(record), s["frames"].get<int>());
+  }
+}
+
+TEST(Faults, TinyImagesAndSymlinkLoopsAreSkippedNotFatal) {
+  TempDir dir;
+  const auto folder = dir / "imgs";
+  fs::create_directories(folder);
+  write_bytes(folder / "a.jpg", face_jpeg());
+  ASSERT_TRUE(cv::imwrite((folder / "b_tiny.png").string(), cv::Mat(1, 1, CV_8UC3, cv::Scalar(1, 2, 3))));
+  ASSERT_TRUE(cv::imwrite((folder / "c_banner.png").string(), cv::Mat(300, 1920, CV_8UC3, cv::Scalar(90, 120, 200))));
+  fs::create_symlink("loop.jpg", folder / "loop.jpg");  // points at itself
+  write_bytes(folder / "d.jpg", face_jpeg());
+  const auto r = run_cli({"detect", folder.string(), "--json", (dir / "d.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto results = read_json(dir / "d.json");
+  ASSERT_EQ(results.size(), 4u);  // a, b, c, d: the loop is skipped
+  EXPECT_EQ(results[0]["faces"].size(), 1u);
+  EXPECT_EQ(results[1]["faces"].size(), 0u);
+  EXPECT_EQ(results[3]["faces"].size(), 1u);
+  EXPECT_NE(r.err.find("loop.jpg"), std::string::npos) << r.err;
+
+  const auto run = run_cli({"run", "--source", folder.string(), "--no-display", "--json", (dir / "r.json").string()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(read_json(dir / "r.json")["frames"].get<int>(), 4);
+}
+
+TEST(Faults, OutOfRangeNumbersAreUsageErrors) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"detect", "x.jpg", "--threads", "10000"},
+        std::vector<std::string>{"detect", "x.jpg", "--threads", "-5"},
+        std::vector<std::string>{"run", "--source", "x.mp4", "--max-frames", "-1"},
+        std::vector<std::string>{"run", "--source", "x.mp4", "--max-frames", "99999999999999999999"},
+        std::vector<std::string>{"train", "--out", "/tmp/never", "--threads", "100000"}}) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[args.size() - 2] << " " << args.back() << ": " << r.err;
+    EXPECT_EQ(r.err.find("e+308"), std::string::npos) << r.err;  // no DBL_MAX in the message
+  }
+}
+
+TEST(Faults, OutputPathsAreCheckedBeforeAnyWork) {
+  TempDir dir;
+  write_bytes(dir / "file", "not a folder");
+  const auto video = long_clip(dir, 3);
+  for (const char* flag : {"--json", "--events", "--record"}) {
+    const auto r = run_cli({"run", "--source", video.string(), "--no-display", flag, (dir / "file" / "out.x").string()});
+    EXPECT_EQ(r.exit_code, 1) << flag;
+    EXPECT_NE(r.err.find("file/out.x"), std::string::npos) << flag << ": " << r.err;
+    EXPECT_EQ(r.out.find("frames"), std::string::npos) << flag << ": the video was processed first";
+  }
+  // Missing parent folders are created for every output, --events included.
+  const auto r = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--events",
+                          (dir / "new" / "deeper" / "e.jsonl").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(line_count(dir / "new" / "deeper" / "e.jsonl"), 3u + 1u);  // 3 frames + the first verdict
+  const auto d = run_cli({"detect", clip().string(), "--out", (dir / "file" / "annotated").string()});
+  EXPECT_EQ(d.exit_code, 1);
+}
+
+TEST(Faults, ASecondWriterOfOneEventsFileIsRefused) {
+  TempDir dir;
+  const auto video = long_clip(dir, 3);
+  const auto events = dir / "events.jsonl";
+  BackgroundProcess first(cli_argv({"run", "--source", video.string(), "--no-display", "--events", events.string()}));
+  ASSERT_TRUE(wait_until([&] { return line_count(events) >= 5; }, 60)) << first.err();
+  const auto second = run_cli({"run", "--source", video.string(), "--no-display", "--events", events.string()});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("another maskwatch process"), std::string::npos) << second.err;
+  EXPECT_EQ(first.wait(120), 0) << first.err();
+  // Every line of the first writer's file is whole JSON.
+  std::ifstream in(events);
+  int n = 0;
+  for (std::string line; std::getline(in, line); ++n) EXPECT_TRUE(json::accept(line)) << "line " << n;
+  EXPECT_GE(n, 3 * 78);
+}
+
+TEST(Faults, ASidecarWhoseInputSizeDiffersFromTheOnnxIsRefused) {
+  TempDir dir;
+  fs::copy_file(default_model_path(), dir / "model.onnx");
+  auto meta = read_json(sidecar_path(default_model_path()));
+  meta["input"]["width"] = 96;
+  meta["input"]["height"] = 96;
+  write_json_atomic(dir / "model.json", meta);
+  write_bytes(dir / "face.jpg", face_jpeg());
+  const auto r = run_cli({"detect", (dir / "face.jpg").string(), "--model", (dir / "model.onnx").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("sidecar"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("96x96"), std::string::npos) << r.err;
+}
+
+TEST(Faults, TheMaskModelGivenAsFaceModelIsNamedAsSuch) {
+  TempDir dir;
+  write_bytes(dir / "face.jpg", face_jpeg());
+  const auto r = run_cli({"detect", (dir / "face.jpg").string(), "--face-model", default_model_path().string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not a YuNet face detector"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;  // one line, no OpenCV dump
+}
+
+TEST(Faults, ATruncatedJpegIsAWarning) {
+  TempDir dir;
+  const auto bytes = face_jpeg();
+  write_bytes(dir / "cut.jpg", bytes.substr(0, bytes.size() * 2 / 3));
+  write_bytes(dir / "whole.jpg", bytes);
+  const auto r = run_cli({"detect", (dir / "cut.jpg").string(), (dir / "whole.jpg").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("cut.jpg: truncated JPEG"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("whole.jpg"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("Premature end"), std::string::npos) << r.err;  // libjpeg's own line is not ours
+}
+
+TEST(Faults, AMissingCameraGivesOneLine) {
+  const auto r = run_cli({"run", "--source", "99", "--no-display"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("cannot open camera 99"), std::string::npos) << r.err;
+}
