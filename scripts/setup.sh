@@ -44,7 +44,10 @@ packages=(
   libflatbuffers-dev                # reading .tflite files
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev
   libpugixml-dev                    # Pascal VOC annotations (eval --scenes)
+  libyaml-cpp-dev libsqlite3-dev libcpp-httplib-dev   # serve: config, history, HTTP API
   libgtest-dev libgmock-dev libbenchmark-dev
+  ffmpeg                            # tests: a real HTTP stream server that dies and stalls
+  chromium                          # tests: a real headless browser loads the dashboard
 )
 if [[ $install == 1 ]]; then
   step "Debian packages"

@@ -4,6 +4,7 @@
 
 #include "app/cli.h"
 #include "app/commands.h"
+#include "app/serve/commands.h"
 #include "util/error.h"
 
 int main(int argc, char** argv) {
@@ -13,10 +14,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "maskwatch: error: %s\n", e.what());
     return 1;
   }
-  CLI::App app{"maskwatch: real-time face mask detection (train, export, detect, evaluate, benchmark)"};
+  CLI::App app{"maskwatch: real-time face mask detection (train, export, detect, evaluate, serve, benchmark)"};
   maskwatch::app::add_run_command(app);
   maskwatch::app::add_detect_command(app);
   maskwatch::app::add_eval_command(app);
+  maskwatch::app::add_serve_command(app);
+  maskwatch::app::add_config_command(app);
   maskwatch::app::add_bench_pipeline_command(app);
   // Listed in --help; the hand-over above runs them in maskwatch-train.
   app.add_subcommand("train", "Train the mask classifier (transfer learning from ImageNet MobileNetV2)")->allow_extras();

@@ -314,6 +314,8 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     const auto name = kv.first.as<std::string>();
     if (!valid_camera_name(name))
       root.fail(kv.first, fmt::format("camera name '{}': use letters, digits, '_' and '-' (it appears in URLs)", name));
+    for (const char* reserved : {"events", "stats", "config", "version", "compliance"})
+      if (name == reserved) root.fail(kv.first, fmt::format("camera name '{}' is reserved by the HTTP API", name));
     CameraConfig c = defaults;
     c.name = name;
     MapReader r(kv.second, "cameras." + name, file);

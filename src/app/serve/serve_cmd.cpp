@@ -1,0 +1,107 @@
+// `maskwatch serve --config FILE`: cameras as a service (engine + storage + HTTP API), and
+// `maskwatch config check FILE`: validate a config and print the effective settings.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "app/cli.h"
+#include "app/serve/commands.h"
+#include "serve/config.h"
+#include "serve/engine.h"
+#include "serve/http_api.h"
+#include "serve/storage.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/stop_signals.h"
+#include "util/threads.h"
+
+namespace maskwatch::app {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+struct ServeOpts {
+  std::string config, listen, data_dir;
+  int port = -1;
+  int threads = 0;
+};
+
+// "host:port", "host" or ":port" over the config's http.listen / http.port.
+void apply_listen(const std::string& spec, HttpConfig& http) {
+  if (spec.empty()) return;
+  const auto colon = spec.rfind(':');
+  if (colon == std::string::npos) {
+    http.listen = spec;
+    return;
+  }
+  if (colon > 0) http.listen = spec.substr(0, colon);
+  try {
+    size_t used = 0;
+    const int port = std::stoi(spec.substr(colon + 1), &used);
+    if (used != spec.size() - colon - 1 || port < 0 || port > 65535) throw std::invalid_argument(spec);
+    http.port = port;
+  } catch (const std::exception&) {
+    throw Error(fmt::format("--listen {}: expected HOST:PORT with a port 0..65535", spec));
+  }
+}
+
+void serve(const ServeOpts& o) {
+  set_compute_threads(o.threads);
+  ServeConfig cfg = load_serve_config(o.config);
+  apply_listen(o.listen, cfg.http);
+  if (o.port >= 0) cfg.http.port = o.port;
+  if (!o.data_dir.empty()) cfg.storage.dir = o.data_dir;
+  check_output_dir(cfg.storage.dir, "storage folder");
+  Storage storage(cfg.storage.dir);
+  Engine engine(cfg, storage);
+  HttpApi api(cfg, engine, storage);
+  const int port = api.bind(cfg.http.listen, cfg.http.port);
+  g_stop = false;
+  const StopSignals stop_signals([](int) { g_stop = true; });
+  engine.start();
+  std::thread http([&] { api.serve_forever(); });
+  // One line a script can wait for (tests read the port from it).
+  fmt::print("maskwatch serve: {} camera(s), dashboard http://{}:{}/ , data in {}\n", cfg.cameras.size(),
+             cfg.http.listen, port, cfg.storage.dir);
+  std::fflush(stdout);
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  spdlog::info("stopping: finishing open face tracks");
+  engine.stop();  // ends streams and SSE first, so the HTTP threads can finish
+  api.stop();
+  http.join();
+  fmt::print("maskwatch serve: stopped\n");
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& root) {
+  auto o = std::make_shared<ServeOpts>();
+  auto* cmd = root.add_subcommand("serve",
+                                  "Run cameras as a service: HTTP API, live dashboard, compliance history (Ctrl-C, "
+                                  "SIGTERM or SIGHUP stop it cleanly)");
+  cmd->add_option("--config", o->config, "YAML config (see examples/demo.yaml)")->required();
+  cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (default: the config's http.listen and http.port; "
+                                         "127.0.0.1:8080)");
+  cmd->add_option("--port", o->port, "Port only (0 = any free port, printed at start)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--data", o->data_dir, "Storage folder (default: the config's storage.dir)");
+  add_threads_option(cmd, o->threads);
+  cmd->callback([o] { serve(*o); });
+}
+
+void add_config_command(CLI::App& root) {
+  auto* cmd = root.add_subcommand("config", "Work with serve configuration files");
+  cmd->require_subcommand(1);
+  auto file = std::make_shared<std::string>();
+  auto* check = cmd->add_subcommand("check", "Validate a config file and print the effective settings (secrets hidden)");
+  check->add_option("file", *file, "YAML config")->required();
+  check->callback([file] {
+    const ServeConfig cfg = load_serve_config(*file);
+    fmt::print("{}\n", cfg.to_json(/*redact=*/true).dump(2));
+    spdlog::info("{}: OK, {} camera(s)", *file, cfg.cameras.size());
+  });
+}
+
+}  // namespace maskwatch::app

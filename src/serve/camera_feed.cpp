@@ -1,0 +1,146 @@
+#include "serve/camera_feed.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "vision/source.h"
+
+namespace maskwatch {
+
+using Clock = std::chrono::steady_clock;
+
+CameraFeed::CameraFeed(CameraConfig config, std::condition_variable* wake, StatusCallback on_status)
+    : config_(std::move(config)), wake_(wake), on_status_(std::move(on_status)) {}
+
+void CameraFeed::start() {
+  if (!config_.enabled) {
+    set_status("disabled", "disabled in the config");
+    return;
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+CameraFeed::~CameraFeed() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cancel_ = true;
+  stop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool CameraFeed::take(cv::Mat& frame, int64_t& index, double& time_s) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!has_new_) return false;
+  frame = std::move(latest_);
+  latest_ = cv::Mat();
+  index = latest_index_;
+  time_s = latest_time_;
+  has_new_ = false;
+  return true;
+}
+
+std::string CameraFeed::status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return status_;
+}
+
+double CameraFeed::camera_fps() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return status_ == "online" ? fps_ema_ : 0.0;
+}
+
+void CameraFeed::set_status(const std::string& s, const std::string& detail) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (s == status_ && s != "disabled") return;
+    status_ = s;
+  }
+  if (on_status_) on_status_(s, detail);
+}
+
+bool CameraFeed::sleep_for(double seconds) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  stop_cv_.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return stop_; });
+  return !stop_;
+}
+
+void CameraFeed::loop() {
+  double backoff_s = 1;
+  int64_t index = 0;
+  const auto started = Clock::now();
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stop_) break;
+    }
+    std::unique_ptr<FrameSource> source;
+    try {
+      SourceOptions so;
+      so.width = config_.width;
+      so.height = config_.height;
+      so.reconnect_for_s = 5;  // the feed does its own reconnecting, with the camera's backoff
+      so.cancel = &cancel_;
+      source = open_source(config_.source, so);
+    } catch (const std::exception& e) {
+      set_status("offline", e.what());
+      spdlog::warn("camera {}: {}; retrying in {:.0f} s", config_.name, e.what(), backoff_s);
+      if (!sleep_for(backoff_s)) break;
+      backoff_s = std::min(backoff_s * 2, config_.reconnect_max_s);
+      continue;
+    }
+    const bool paced = !source->live();  // a file: deliver frames at its own rate
+    const double period = paced && source->fps() > 0 ? 1.0 / source->fps() : 0;
+    auto next_due = Clock::now();
+    auto last = Clock::now();
+    SourceFrame f;
+    bool got_any = false;
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_) break;
+      }
+      if (!source->read(f)) break;
+      if (!got_any) {
+        got_any = true;
+        backoff_s = 1;
+        set_status("online", source->description());
+      }
+      if (period > 0) {
+        next_due += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(period));
+        const double wait = std::chrono::duration<double>(next_due - Clock::now()).count();
+        if (wait > 0 && !sleep_for(wait)) break;
+        if (wait < -1) next_due = Clock::now();  // fell far behind: do not rush to catch up
+      }
+      if (config_.mirror) cv::flip(f.image, f.image, 1);
+      const auto now = Clock::now();
+      const double dt = std::chrono::duration<double>(now - last).count();
+      last = now;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (has_new_) ++dropped_;
+        latest_ = f.image;
+        latest_index_ = index++;
+        latest_time_ = std::chrono::duration<double>(now - started).count();
+        has_new_ = true;
+        if (dt > 0) fps_ema_ = fps_ema_ > 0 ? 0.9 * fps_ema_ + 0.1 / dt : 1 / dt;
+      }
+      ++captured_;
+      wake_->notify_all();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stop_) break;
+    }
+    if (got_any && paced && config_.loop) continue;  // the demo clip again, at once
+    const std::string why = paced ? "video file ended" : source->failure().empty() ? "source ended" : source->failure();
+    set_status("offline", why);
+    spdlog::warn("camera {}: {}; reconnecting in {:.0f} s", config_.name, why, backoff_s);
+    if (!sleep_for(backoff_s)) break;
+    backoff_s = std::min(backoff_s * 2, config_.reconnect_max_s);
+  }
+}
+
+}  // namespace maskwatch

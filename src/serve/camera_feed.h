@@ -1,0 +1,58 @@
+// One camera of `serve`: a capture thread that keeps only the newest frame (as `run` does),
+// paces video files at their own frame rate (a file stands in for a camera; `loop` starts it
+// again at the end), and reconnects with exponential backoff when the source is lost.
+// Status: "online" while frames come, "offline" while reconnecting, "disabled" when the
+// config says so; every change calls on_status (from the capture thread).
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <opencv2/core.hpp>
+#include <string>
+#include <thread>
+
+#include "serve/config.h"
+
+namespace maskwatch {
+
+class CameraFeed {
+ public:
+  using StatusCallback = std::function<void(const std::string& status, const std::string& detail)>;
+  // `wake` is notified on every new frame (the inference worker waits on it).
+  CameraFeed(CameraConfig config, std::condition_variable* wake, StatusCallback on_status);
+  ~CameraFeed();  // stops and joins the capture thread
+  CameraFeed(const CameraFeed&) = delete;
+  CameraFeed& operator=(const CameraFeed&) = delete;
+
+  void start();
+  // Moves the newest frame out if there is one not taken yet.
+  bool take(cv::Mat& frame, int64_t& index, double& time_s);
+  std::string status() const;
+  const CameraConfig& config() const { return config_; }
+  int64_t frames_captured() const { return captured_; }
+  int64_t frames_dropped() const { return dropped_; }  // overwritten before the worker took them
+  double camera_fps() const;                            // measured capture rate
+
+ private:
+  void loop();
+  void set_status(const std::string& s, const std::string& detail);
+  bool sleep_for(double seconds);  // false when stopping
+
+  CameraConfig config_;
+  std::condition_variable* wake_;
+  StatusCallback on_status_;
+  mutable std::mutex mutex_;
+  std::condition_variable stop_cv_;
+  cv::Mat latest_;
+  int64_t latest_index_ = 0;
+  double latest_time_ = 0;
+  bool has_new_ = false, stop_ = false;
+  std::string status_ = "offline";
+  std::atomic<int64_t> captured_{0}, dropped_{0};
+  std::atomic<bool> cancel_{false};  // makes a live source's read() return at once
+  double fps_ema_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace maskwatch

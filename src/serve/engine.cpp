@@ -1,0 +1,465 @@
+#include "serve/engine.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "util/files.h"
+#include "util/paths.h"
+#include "util/stopwatch.h"
+#include "vision/crop.h"
+#include "vision/events.h"
+#include "vision/overlay.h"
+
+namespace maskwatch {
+namespace {
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+constexpr const char* kStageNames[5] = {"detect", "classify", "track", "draw", "encode"};
+constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
+constexpr size_t kBucketCount = sizeof kBuckets / sizeof kBuckets[0];
+
+std::vector<uchar> encode_jpeg(const cv::Mat& img, int quality) {
+  std::vector<uchar> out;
+  cv::imencode(".jpg", img, out, {cv::IMWRITE_JPEG_QUALITY, quality});
+  return out;
+}
+
+cv::Mat scaled_to_height(const cv::Mat& img, int h) {
+  if (h <= 0 || h == img.rows) return img;
+  cv::Mat out;
+  const int w = std::max(1, static_cast<int>(std::lround(img.cols * static_cast<double>(h) / img.rows)));
+  cv::resize(img, out, cv::Size(w, h), 0, 0, h < img.rows ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return out;
+}
+
+}  // namespace
+
+struct Engine::Histogram {
+  uint64_t counts[kBucketCount + 1] = {};
+  double sum = 0;
+  uint64_t n = 0;
+  void add(double seconds) {
+    size_t i = 0;
+    while (i < kBucketCount && seconds > kBuckets[i]) ++i;
+    ++counts[i];
+    sum += seconds;
+    ++n;
+  }
+};
+
+// Everything about one camera. Feed and pipeline are touched by the worker only; the
+// outputs (frames, JPEG, live counts) are guarded by `mutex` for the HTTP threads.
+struct Engine::Camera {
+  CameraConfig config;
+  std::unique_ptr<CameraFeed> feed;
+  std::unique_ptr<Pipeline> pipeline;
+  std::chrono::steady_clock::time_point last_processed{}, last_done{};
+  struct OpenTrack {
+    double start = 0, last_seen = 0;
+    std::map<int, int> frames_per_verdict;
+    double top_score = 0;
+    float best_face_score = -1;
+    cv::Rect2f box;
+    cv::Mat best_crop;  // JPEG source for the snapshot
+  };
+  std::map<int, OpenTrack> open_tracks;
+
+  mutable std::mutex mutex;
+  mutable std::condition_variable frame_cv;
+  cv::Mat raw, annotated;
+  std::shared_ptr<const Jpeg> jpeg;  // annotated, full size, configured quality
+  mutable std::map<std::tuple<bool, int, int>, std::shared_ptr<const Jpeg>> variants;  // same seq only
+  int64_t seq = 0;
+  int64_t processed = 0, skipped = 0;
+  double process_fps = 0;
+  int faces_now = 0;
+  std::map<std::string, int> now_by_label;
+  std::map<std::string, int64_t> faces_total;  // finished tracks by final label
+  std::atomic<int> stream_clients{0};
+};
+
+Engine::Engine(const ServeConfig& config, Storage& storage)
+    : config_(config),
+      storage_(storage),
+      classifier_(config.model.empty() ? default_model_path().string() : config.model),
+      detector_([&] {
+        // One detector serves every camera, at the lowest face threshold any camera asks
+        // for; each camera then drops the faces under its own (process()).
+        FaceDetectorOptions o;
+        o.model = config.detector.face_model;
+        o.score_threshold = config.detector.score_threshold;
+        for (const auto& c : config.cameras) o.score_threshold = std::min(o.score_threshold, c.detector.score_threshold);
+        o.detect_width = config.detector.detect_width;
+        return o;
+      }()) {
+  mask_class_ = mask_class_index(classifier_.classes());
+  for (auto& h : stage_hist_) h = std::make_unique<Histogram>();
+  for (const auto& cc : config_.cameras) {
+    auto cam = std::make_unique<Camera>();
+    cam->config = cc;
+    PipelineOptions po;
+    po.crop_margin = cc.detector.margin;
+    po.tracker = cc.tracker;
+    cam->pipeline = std::make_unique<Pipeline>(classifier_, detector_, po);
+    for (const auto& label : classifier_.classes()) cam->faces_total[label] = 0;
+    cam->faces_total["uncertain"] = 0;
+    Camera* raw = cam.get();
+    cam->feed = std::make_unique<CameraFeed>(cc, &wake_, [this, raw](const std::string& s, const std::string& d) {
+      on_status(*raw, s, d);
+    });
+    cameras_.push_back(std::move(cam));
+  }
+}
+
+Engine::~Engine() { stop(); }
+
+void Engine::start() {
+  started_unix_ = unix_now();
+  for (auto& c : cameras_) c->feed->start();
+  worker_ = std::thread([this] { worker(); });
+}
+
+void Engine::stop() {
+  if (stop_.exchange(true)) return;
+  wake_.notify_all();
+  for (auto& c : cameras_) c->frame_cv.notify_all();
+  if (worker_.joinable()) worker_.join();
+  for (auto& c : cameras_) c->feed.reset();  // joins the capture threads
+  // Tracks still open are history too: end them now.
+  for (auto& c : cameras_) {
+    std::vector<int> ids;
+    for (const auto& [id, t] : c->open_tracks) ids.push_back(id);
+    for (int id : ids) finish_track(*c, id);
+  }
+  bus_.close();
+}
+
+Engine::Camera* Engine::find(const std::string& name) const {
+  for (const auto& c : cameras_)
+    if (c->config.name == name) return c.get();
+  return nullptr;
+}
+
+bool Engine::has_camera(const std::string& name) const { return find(name) != nullptr; }
+
+std::vector<std::string> Engine::camera_names() const {
+  std::vector<std::string> out;
+  for (const auto& c : cameras_) out.push_back(c->config.name);
+  return out;
+}
+
+void Engine::on_status(Camera& cam, const std::string& status, const std::string& detail) {
+  const double now = unix_now();
+  spdlog::info("camera {}: {} ({})", cam.config.name, status, detail);
+  try {
+    storage_.add_status(cam.config.name, now, status, detail);
+  } catch (const std::exception& e) {
+    spdlog::error("storage: {}", e.what());
+  }
+  bus_.publish(nlohmann::json{{"type", "status"}, {"camera", cam.config.name}, {"status", status},
+                              {"detail", detail}, {"time", now}}
+                   .dump());
+}
+
+void Engine::worker() {
+  size_t next = 0;
+  auto next_retention = std::chrono::steady_clock::now();
+  while (!stop_) {
+    bool did = false;
+    for (size_t k = 0; k < cameras_.size() && !did; ++k) {
+      Camera& cam = *cameras_[(next + k) % cameras_.size()];
+      if (!cam.feed) continue;
+      cv::Mat frame;
+      int64_t index = 0;
+      double t = 0;
+      if (!cam.feed->take(frame, index, t)) continue;
+      const auto now = std::chrono::steady_clock::now();
+      const double since = std::chrono::duration<double>(now - cam.last_processed).count();
+      if (cam.config.fps_limit > 0 && since < 1.0 / cam.config.fps_limit) {
+        std::lock_guard<std::mutex> lock(cam.mutex);
+        ++cam.skipped;
+        continue;
+      }
+      cam.last_processed = now;
+      try {
+        process(cam, std::move(frame), index, t);
+      } catch (const std::exception& e) {
+        spdlog::error("camera {}: frame {}: {}", cam.config.name, index, e.what());
+      }
+      next = (next + k + 1) % cameras_.size();  // fairness: the next camera goes first next time
+      did = true;
+    }
+    if (std::chrono::steady_clock::now() > next_retention) {
+      try {
+        const int removed = storage_.apply_retention(config_.storage.retention_days, config_.storage.max_disk_mb, unix_now());
+        if (removed) spdlog::info("retention: removed {} old snapshot(s)", removed);
+      } catch (const std::exception& e) {
+        spdlog::error("retention: {}", e.what());
+      }
+      next_retention = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    }
+    if (!did) {
+      std::unique_lock<std::mutex> lock(wake_mutex_);
+      wake_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+  }
+}
+
+void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
+  const double now = unix_now();
+  FrameResult r = cam.pipeline->process(frame, index, time_s);
+  // The camera's own face threshold (the detector is shared at the global one).
+  const float min_face = cam.config.detector.score_threshold;
+  r.faces.erase(std::remove_if(r.faces.begin(), r.faces.end(), [&](const TrackedFace& f) { return f.face_score < min_face; }),
+                r.faces.end());
+  const auto& classes = classifier_.classes();
+
+  // Track bookkeeping: the final verdict is the class a track showed longest.
+  for (const auto& f : r.faces) {
+    auto [it, fresh] = cam.open_tracks.try_emplace(f.track_id);
+    auto& t = it->second;
+    if (fresh) t.start = now;
+    t.last_seen = now;
+    ++t.frames_per_verdict[f.verdict];
+    if (f.verdict != kUncertain) t.top_score = std::max(t.top_score, static_cast<double>(f.confidence));
+    if (config_.storage.snapshots && f.face_score > t.best_face_score) {
+      t.best_face_score = f.face_score;
+      t.box = f.box;
+      t.best_crop = crop_face(frame, f.box, 0.5).clone();
+    } else if (!config_.storage.snapshots) {
+      t.box = f.box;
+    }
+  }
+  for (const auto& c : r.changes) {
+    bus_.publish(nlohmann::json{{"type", c.first ? "new" : "update"},
+                                {"camera", cam.config.name},
+                                {"track_id", c.track_id},
+                                {"label", verdict_name(c.to, classes)},
+                                {"from", c.first ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(c.from, classes))},
+                                {"score", c.confidence},
+                                {"time", now}}
+                     .dump());
+  }
+  const double max_missed = cam.config.tracker.max_missed_s;
+  std::vector<int> ended;
+  for (const auto& [id, t] : cam.open_tracks)
+    if (now - t.last_seen > max_missed + 0.5) ended.push_back(id);
+  for (int id : ended) finish_track(cam, id);
+
+  Stopwatch draw_clock;
+  OverlayStatus status;
+  status.fps = cam.process_fps;
+  cv::Mat annotated = annotate_frame(frame, r, classes, status);
+  const double draw_s = draw_clock.ms() / 1000;
+  Stopwatch encode_clock;
+  auto jpeg = std::make_shared<Jpeg>();
+  jpeg->bytes = encode_jpeg(annotated, config_.http.jpeg_quality);
+  const double encode_s = encode_clock.ms() / 1000;
+  {
+    std::lock_guard<std::mutex> lock(hist_mutex_);
+    const double stage_s[5] = {r.times.detect_ms / 1000, r.times.classify_ms / 1000, r.times.track_ms / 1000, draw_s,
+                               encode_s};
+    for (int i = 0; i < 5; ++i) stage_hist_[i]->add(stage_s[i]);
+  }
+  {
+    std::lock_guard<std::mutex> lock(cam.mutex);
+    const auto t = std::chrono::steady_clock::now();
+    if (cam.processed > 0) {
+      const double dt = std::chrono::duration<double>(t - cam.last_done).count();
+      if (dt > 0) cam.process_fps = cam.process_fps > 0 ? 0.9 * cam.process_fps + 0.1 / dt : 1 / dt;
+    }
+    cam.last_done = t;
+    jpeg->seq = ++cam.seq;
+    cam.raw = frame;
+    cam.annotated = annotated;
+    cam.jpeg = jpeg;
+    cam.variants.clear();
+    ++cam.processed;
+    cam.faces_now = static_cast<int>(r.faces.size());
+    cam.now_by_label.clear();
+    for (const auto& f : r.faces) ++cam.now_by_label[verdict_name(f.verdict, classes)];
+  }
+  cam.frame_cv.notify_all();
+}
+
+void Engine::finish_track(Camera& cam, int track_id) {
+  auto it = cam.open_tracks.find(track_id);
+  if (it == cam.open_tracks.end()) return;
+  auto t = std::move(it->second);
+  cam.open_tracks.erase(it);
+  const auto& classes = classifier_.classes();
+  // Longest-shown class; uncertain only when the track never had a verdict.
+  int best = kUncertain, best_n = 0;
+  for (const auto& [v, n] : t.frames_per_verdict)
+    if (v != kUncertain && n > best_n) best = v, best_n = n;
+  TrackEvent e;
+  e.camera = cam.config.name;
+  e.track_id = track_id;
+  e.start = t.start;
+  e.end = t.last_seen;
+  e.label = verdict_name(best, classes);
+  e.score = t.top_score;
+  e.x1 = t.box.x;
+  e.y1 = t.box.y;
+  e.x2 = t.box.x + t.box.width;
+  e.y2 = t.box.y + t.box.height;
+  if (!t.best_crop.empty()) {
+    e.snapshot = fmt::format("{:.0f}-{}-{}.jpg", t.start * 1000, cam.config.name, track_id);
+    try {
+      const auto bytes = encode_jpeg(t.best_crop, 90);
+      write_file_atomic(storage_.snapshot_dir() / e.snapshot, bytes.data(), bytes.size());
+    } catch (const std::exception& ex) {
+      spdlog::error("snapshot {}: {}", e.snapshot, ex.what());
+      e.snapshot.clear();
+    }
+  }
+  int64_t id = 0;
+  try {
+    id = storage_.add_track(e, classes[static_cast<size_t>(mask_class_)]);
+  } catch (const std::exception& ex) {
+    spdlog::error("storage: {}", ex.what());
+  }
+  {
+    std::lock_guard<std::mutex> lock(cam.mutex);
+    ++cam.faces_total[e.label];
+  }
+  bus_.publish(nlohmann::json{{"type", "end"},
+                              {"id", id},
+                              {"camera", e.camera},
+                              {"track_id", track_id},
+                              {"label", e.label},
+                              {"score", e.score},
+                              {"start_time", e.start},
+                              {"end_time", e.end},
+                              {"box", {e.x1, e.y1, e.x2, e.y2}},
+                              {"snapshot_url", e.snapshot.empty() ? "" : fmt::format("/api/events/{}/snapshot.jpg", id)}}
+                   .dump());
+}
+
+std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool boxes, int h, int quality) const {
+  const Camera* cam = find(camera);
+  if (!cam) return nullptr;
+  std::lock_guard<std::mutex> lock(cam->mutex);
+  if (!cam->jpeg) return nullptr;
+  if (quality <= 0) quality = config_.http.jpeg_quality;
+  if (h < 0 || h == cam->annotated.rows) h = 0;
+  if (boxes && h == 0 && quality == config_.http.jpeg_quality) return cam->jpeg;
+  // Other sizes are encoded once per frame too, and shared by everyone who asks for them.
+  const auto key = std::make_tuple(boxes, h, quality);
+  auto it = cam->variants.find(key);
+  if (it != cam->variants.end()) return it->second;
+  auto j = std::make_shared<Jpeg>();
+  j->bytes = encode_jpeg(scaled_to_height(boxes ? cam->annotated : cam->raw, h), quality);
+  j->seq = cam->seq;
+  if (cam->variants.size() > 8) cam->variants.clear();
+  cam->variants.emplace(key, j);
+  return j;
+}
+
+bool Engine::wait_for_frame(const std::string& camera, int64_t after_seq, std::chrono::milliseconds timeout) const {
+  const Camera* cam = find(camera);
+  if (!cam) return false;
+  std::unique_lock<std::mutex> lock(cam->mutex);
+  return cam->frame_cv.wait_for(lock, timeout, [&] { return cam->seq > after_seq || stop_; }) && !stop_;
+}
+
+bool Engine::add_stream_client(const std::string& camera) {
+  Camera* cam = find(camera);
+  if (!cam) return false;
+  int n = cam->stream_clients.load();
+  do {
+    if (n >= config_.http.max_stream_clients) return false;
+  } while (!cam->stream_clients.compare_exchange_weak(n, n + 1));
+  return true;
+}
+
+void Engine::remove_stream_client(const std::string& camera) {
+  if (Camera* cam = find(camera)) --cam->stream_clients;
+}
+
+nlohmann::json Engine::stats() const {
+  nlohmann::json cams = nlohmann::json::object();
+  for (const auto& c : cameras_) {
+    std::lock_guard<std::mutex> lock(c->mutex);
+    const std::string status = c->feed ? c->feed->status() : "offline";
+    nlohmann::json now_by_label = nlohmann::json::object();
+    for (const auto& label : classifier_.classes()) now_by_label[label] = 0;
+    now_by_label["uncertain"] = 0;
+    for (const auto& [k, v] : c->now_by_label) now_by_label[k] = v;
+    const auto& mask_label = classifier_.classes()[static_cast<size_t>(mask_class_)];
+    cams[c->config.name] = {{"status", status},
+                            {"camera_fps", c->feed ? c->feed->camera_fps() : 0.0},
+                            {"process_fps", status == "online" ? c->process_fps : 0.0},
+                            {"fps_limit", c->config.fps_limit},
+                            {"frames_captured", c->feed ? c->feed->frames_captured() : 0},
+                            {"frames_processed", c->processed},
+                            {"frames_skipped", c->skipped},
+                            {"frames_dropped", c->feed ? c->feed->frames_dropped() : 0},
+                            {"faces_now", c->faces_now},
+                            {"with_mask_now", now_by_label[mask_label]},
+                            {"faces_now_by_label", now_by_label},
+                            {"stream_clients", c->stream_clients.load()}};
+  }
+  nlohmann::json stages = nlohmann::json::object();
+  {
+    std::lock_guard<std::mutex> lock(hist_mutex_);
+    for (int i = 0; i < 5; ++i)
+      stages[kStageNames[i]] = stage_hist_[i]->n ? 1000 * stage_hist_[i]->sum / stage_hist_[i]->n : 0.0;
+  }
+  return {{"cameras", cams}, {"inference_ms_mean", stages}, {"uptime_s", unix_now() - started_unix_},
+          {"classes", classifier_.classes()}};
+}
+
+std::string Engine::prometheus_metrics() const {
+  std::string out;
+  out += "# HELP maskwatch_camera_up 1 when the camera delivers frames.\n# TYPE maskwatch_camera_up gauge\n";
+  for (const auto& c : cameras_)
+    out += fmt::format("maskwatch_camera_up{{camera=\"{}\"}} {}\n", c->config.name,
+                       c->feed && c->feed->status() == "online" ? 1 : 0);
+  out += "# HELP maskwatch_camera_frames_total Frames per camera by what happened to them.\n"
+         "# TYPE maskwatch_camera_frames_total counter\n";
+  for (const auto& c : cameras_) {
+    std::lock_guard<std::mutex> lock(c->mutex);
+    const int64_t dropped = c->feed ? c->feed->frames_dropped() : 0;
+    for (const auto& [result, n] : {std::pair<const char*, int64_t>{"processed", c->processed}, {"skipped", c->skipped},
+                                   {"dropped", dropped}})
+      out += fmt::format("maskwatch_camera_frames_total{{camera=\"{}\",result=\"{}\"}} {}\n", c->config.name, result, n);
+  }
+  out += "# HELP maskwatch_faces_total Finished face tracks by final verdict.\n# TYPE maskwatch_faces_total counter\n";
+  for (const auto& c : cameras_) {
+    std::lock_guard<std::mutex> lock(c->mutex);
+    for (const auto& [state, n] : c->faces_total)
+      out += fmt::format("maskwatch_faces_total{{camera=\"{}\",state=\"{}\"}} {}\n", c->config.name, state, n);
+  }
+  out += "# HELP maskwatch_stream_clients MJPEG viewers now.\n# TYPE maskwatch_stream_clients gauge\n";
+  for (const auto& c : cameras_)
+    out += fmt::format("maskwatch_stream_clients{{camera=\"{}\"}} {}\n", c->config.name, c->stream_clients.load());
+  out += "# HELP maskwatch_inference_seconds Time per processed frame by stage.\n"
+         "# TYPE maskwatch_inference_seconds histogram\n";
+  {
+    std::lock_guard<std::mutex> lock(hist_mutex_);
+    for (int i = 0; i < 5; ++i) {
+      const auto& h = *stage_hist_[i];
+      uint64_t cum = 0;
+      for (size_t b = 0; b < kBucketCount; ++b) {
+        cum += h.counts[b];
+        out += fmt::format("maskwatch_inference_seconds_bucket{{stage=\"{}\",le=\"{}\"}} {}\n", kStageNames[i],
+                           kBuckets[b], cum);
+      }
+      out += fmt::format("maskwatch_inference_seconds_bucket{{stage=\"{}\",le=\"+Inf\"}} {}\n", kStageNames[i], h.n);
+      out += fmt::format("maskwatch_inference_seconds_sum{{stage=\"{}\"}} {}\n", kStageNames[i], h.sum);
+      out += fmt::format("maskwatch_inference_seconds_count{{stage=\"{}\"}} {}\n", kStageNames[i], h.n);
+    }
+  }
+  return out;
+}
+
+}  // namespace maskwatch

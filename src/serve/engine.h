@@ -1,0 +1,88 @@
+// The `serve` engine: one CameraFeed (capture thread) per camera and ONE inference worker
+// shared by all of them. The worker takes cameras round robin, each at most at its
+// fps_limit (frames beyond are counted as skipped), runs that camera's Pipeline (its own
+// tracker and smoothing), draws the overlay and encodes the JPEG once per processed frame:
+// every HTTP viewer of the camera shares that buffer. Face tracks that end become rows in
+// Storage with a snapshot of their best frame; verdict and status changes go to the EventBus.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "serve/camera_feed.h"
+#include "serve/config.h"
+#include "serve/event_bus.h"
+#include "serve/storage.h"
+#include "vision/face_detector.h"
+#include "vision/mask_classifier.h"
+#include "vision/pipeline.h"
+
+namespace maskwatch {
+
+// A processed frame's JPEG, shared (immutable) by every viewer.
+struct Jpeg {
+  std::vector<uchar> bytes;
+  int64_t seq = 0;  // processed-frame number of its camera
+};
+
+class Engine {
+ public:
+  Engine(const ServeConfig& config, Storage& storage);
+  ~Engine();  // stops the worker and the feeds, ends open tracks into storage
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  void start();
+  void stop();
+
+  bool has_camera(const std::string& name) const;
+  std::vector<std::string> camera_names() const;
+  const std::vector<std::string>& classes() const { return classifier_.classes(); }
+
+  // The newest processed frame of `camera` as JPEG: with boxes (the shared buffer) or the
+  // raw frame, scaled to height h (0 = as is). nullptr before the first frame.
+  std::shared_ptr<const Jpeg> latest_jpeg(const std::string& camera, bool boxes = true, int h = 0,
+                                          int quality = 0) const;
+  // Waits until `camera` has a frame newer than after_seq (or timeout); false on timeout/stop.
+  bool wait_for_frame(const std::string& camera, int64_t after_seq, std::chrono::milliseconds timeout) const;
+  // MJPEG viewers: false when the cap is reached.
+  bool add_stream_client(const std::string& camera);
+  void remove_stream_client(const std::string& camera);
+
+  nlohmann::json stats() const;
+  std::string prometheus_metrics() const;
+  EventBus& bus() { return bus_; }
+  bool stopping() const { return stop_; }
+
+ private:
+  struct Camera;
+  void worker();
+  void process(Camera& cam, cv::Mat frame, int64_t index, double time_s);
+  void finish_track(Camera& cam, int track_id);
+  void on_status(Camera& cam, const std::string& status, const std::string& detail);
+  Camera* find(const std::string& name) const;
+
+  ServeConfig config_;
+  Storage& storage_;
+  MaskClassifier classifier_;
+  FaceDetector detector_;
+  int mask_class_ = 0;
+  std::vector<std::unique_ptr<Camera>> cameras_;
+  EventBus bus_;
+  mutable std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> stop_{false};
+  std::thread worker_;
+  double started_unix_ = 0;
+  struct Histogram;
+  std::unique_ptr<Histogram> stage_hist_[5];  // detect, classify, track, draw, encode
+  mutable std::mutex hist_mutex_;
+};
+
+}  // namespace maskwatch

@@ -1,0 +1,38 @@
+// The HTTP side of `serve` (cpp-httplib): JSON API, MJPEG and JPEG views, server-sent
+// events, Prometheus metrics and the dashboard page. Routes are listed in README "serve".
+// Auth (bearer token or basic) guards everything except /healthz when configured.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "serve/config.h"
+#include "serve/engine.h"
+#include "serve/storage.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace maskwatch {
+
+class HttpApi {
+ public:
+  HttpApi(const ServeConfig& config, Engine& engine, Storage& storage);
+  ~HttpApi();
+  // Binds host:port (port 0 = any free port); throws Error when it cannot. Returns the port.
+  int bind(const std::string& host, int port);
+  void serve_forever();  // returns after stop()
+  void stop();
+
+ private:
+  void routes();
+  const ServeConfig& config_;
+  Engine& engine_;
+  Storage& storage_;
+  std::unique_ptr<httplib::Server> server_;
+};
+
+// Exposed for tests: "user:pass" -> "dXNlcjpwYXNz".
+std::string base64_encode(const std::string& in);
+
+}  // namespace maskwatch

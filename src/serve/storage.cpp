@@ -1,0 +1,231 @@
+#include "serve/storage.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/error.h"
+
+namespace maskwatch {
+namespace {
+
+// A prepared statement that finalizes itself; bind() by 1-based position.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK)
+      throw Error(fmt::format("database: {} ({})", sqlite3_errmsg(db), sql));
+  }
+  ~Statement() { sqlite3_finalize(st_); }
+  Statement& bind(int i, double v) { return check(sqlite3_bind_double(st_, i, v)); }
+  Statement& bind(int i, int64_t v) { return check(sqlite3_bind_int64(st_, i, v)); }
+  Statement& bind(int i, int v) { return check(sqlite3_bind_int(st_, i, v)); }
+  Statement& bind(int i, const std::string& v) {
+    return check(sqlite3_bind_text(st_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+  }
+  bool step() {
+    const int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw Error(fmt::format("database: {}", sqlite3_errmsg(db_)));
+  }
+  double real(int c) const { return sqlite3_column_double(st_, c); }
+  int64_t integer(int c) const { return sqlite3_column_int64(st_, c); }
+  std::string text(int c) const {
+    const auto* p = sqlite3_column_text(st_, c);
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+  bool null(int c) const { return sqlite3_column_type(st_, c) == SQLITE_NULL; }
+
+ private:
+  Statement& check(int rc) {
+    if (rc != SQLITE_OK) throw Error(fmt::format("database: {}", sqlite3_errmsg(db_)));
+    return *this;
+  }
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+};
+
+constexpr const char* kEventColumns =
+    "id, type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, snapshot, detail";
+
+nlohmann::json event_row(const Statement& s) {
+  nlohmann::json e = {{"id", s.integer(0)}, {"type", s.text(1)}, {"camera", s.text(2)}, {"time", s.real(3)}};
+  if (e["type"] == "track") {
+    e["track_id"] = s.integer(4);
+    e["start_time"] = s.real(5);
+    e["end_time"] = s.real(6);
+    e["label"] = s.text(7);
+    e["score"] = s.real(8);
+    e["box"] = {s.real(9), s.real(10), s.real(11), s.real(12)};
+    e["has_snapshot"] = !s.text(13).empty();
+  } else {
+    e["status"] = s.text(7);
+    e["detail"] = s.text(14);
+  }
+  return e;
+}
+
+}  // namespace
+
+Storage::Storage(const std::filesystem::path& dir) : dir_(dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(snapshot_dir(), ec);
+  if (ec) throw Error(fmt::format("storage folder {}: {}", dir.string(), ec.message()));
+  if (sqlite3_open_v2(database_path().c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw Error(fmt::format("database {}: {}", database_path().string(), why));
+  }
+  sqlite3_busy_timeout(db_, 2000);
+  exec("PRAGMA journal_mode=WAL");
+  exec("PRAGMA synchronous=NORMAL");  // WAL + NORMAL: durable up to the last checkpointed commit
+  exec("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, "
+       "camera TEXT NOT NULL, time REAL NOT NULL, track_id INTEGER, start REAL, end_time REAL, label TEXT, "
+       "score REAL, x1 REAL, y1 REAL, x2 REAL, y2 REAL, snapshot TEXT, detail TEXT)");
+  exec("CREATE INDEX IF NOT EXISTS events_time ON events(time)");
+  exec("CREATE TABLE IF NOT EXISTS compliance (camera TEXT NOT NULL, minute INTEGER NOT NULL, "
+       "faces INTEGER NOT NULL DEFAULT 0, with_mask INTEGER NOT NULL DEFAULT 0, without_mask INTEGER NOT NULL "
+       "DEFAULT 0, uncertain INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (camera, minute))");
+}
+
+Storage::~Storage() { sqlite3_close(db_); }
+
+void Storage::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    const std::string why = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw Error(fmt::format("database {}: {}", database_path().string(), why));
+  }
+}
+
+int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  exec("BEGIN");
+  try {
+    Statement ins(db_,
+                  "INSERT INTO events (type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, "
+                  "snapshot) VALUES ('track', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    ins.bind(1, e.camera).bind(2, e.end).bind(3, e.track_id).bind(4, e.start).bind(5, e.end).bind(6, e.label);
+    ins.bind(7, e.score).bind(8, static_cast<double>(e.x1)).bind(9, static_cast<double>(e.y1));
+    ins.bind(10, static_cast<double>(e.x2)).bind(11, static_cast<double>(e.y2)).bind(12, e.snapshot);
+    ins.step();
+    const int64_t id = sqlite3_last_insert_rowid(db_);
+    const char* column = e.label == mask_label ? "with_mask" : e.label == "uncertain" ? "uncertain" : "without_mask";
+    Statement up(db_, fmt::format("INSERT INTO compliance (camera, minute, faces, {0}) VALUES (?, ?, 1, 1) "
+                                  "ON CONFLICT(camera, minute) DO UPDATE SET faces = faces + 1, {0} = {0} + 1",
+                                  column)
+                          .c_str());
+    up.bind(1, e.camera).bind(2, static_cast<int64_t>(std::floor(e.end / 60)) * 60);
+    up.step();
+    exec("COMMIT");
+    return id;
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+int64_t Storage::add_status(const std::string& camera, double time, const std::string& status,
+                            const std::string& detail) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement ins(db_, "INSERT INTO events (type, camera, time, label, detail) VALUES ('status', ?, ?, ?, ?)");
+  ins.bind(1, camera).bind(2, time).bind(3, status).bind(4, detail);
+  ins.step();
+  return sqlite3_last_insert_rowid(db_);
+}
+
+nlohmann::json Storage::events(const EventQuery& q) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string sql = fmt::format("SELECT {} FROM events WHERE 1=1", kEventColumns);
+  if (!q.camera.empty()) sql += " AND camera = ?1";
+  if (!q.label.empty()) sql += " AND label = ?2";
+  if (!q.type.empty()) sql += " AND type = ?3";
+  if (q.after) sql += " AND time > ?4";
+  if (q.before) sql += " AND time < ?5";
+  sql += " ORDER BY time DESC, id DESC LIMIT ?6";
+  Statement s(db_, sql.c_str());
+  if (!q.camera.empty()) s.bind(1, q.camera);
+  if (!q.label.empty()) s.bind(2, q.label);
+  if (!q.type.empty()) s.bind(3, q.type);
+  if (q.after) s.bind(4, *q.after);
+  if (q.before) s.bind(5, *q.before);
+  s.bind(6, std::clamp(q.limit, 1, 10000));
+  nlohmann::json out = nlohmann::json::array();
+  while (s.step()) out.push_back(event_row(s));
+  return out;
+}
+
+std::optional<nlohmann::json> Storage::event(int64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement s(db_, fmt::format("SELECT {} FROM events WHERE id = ?", kEventColumns).c_str());
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  auto e = event_row(s);
+  e["snapshot_file"] = s.text(13);
+  return e;
+}
+
+std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, double after, double before,
+                                                  int64_t interval_s) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string sql =
+      "SELECT (minute / ?1) * ?1 AS b, SUM(faces), SUM(with_mask), SUM(without_mask), SUM(uncertain) FROM compliance "
+      "WHERE minute >= ?2 AND minute < ?3";
+  if (!camera.empty()) sql += " AND camera = ?4";
+  sql += " GROUP BY b ORDER BY b";
+  Statement s(db_, sql.c_str());
+  s.bind(1, interval_s).bind(2, static_cast<int64_t>(std::floor(after))).bind(3, static_cast<int64_t>(std::ceil(before)));
+  if (!camera.empty()) s.bind(4, camera);
+  std::vector<ComplianceBucket> out;
+  while (s.step()) out.push_back({s.integer(0), s.integer(1), s.integer(2), s.integer(3), s.integer(4)});
+  return out;
+}
+
+int Storage::apply_retention(int days, int64_t max_mb, double now) {
+  std::vector<std::string> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const double cutoff = now - days * 86400.0;
+    Statement old(db_, "SELECT snapshot FROM events WHERE time < ? AND snapshot <> ''");
+    old.bind(1, cutoff);
+    while (old.step()) doomed.push_back(old.text(0));
+    Statement del(db_, "DELETE FROM events WHERE time < ?");
+    del.bind(1, cutoff);
+    del.step();
+    Statement delc(db_, "DELETE FROM compliance WHERE minute < ?");
+    delc.bind(1, static_cast<int64_t>(cutoff));
+    delc.step();
+  }
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& f : doomed) removed += std::filesystem::remove(snapshot_dir() / f, ec);
+  // Size cap: oldest snapshot files first (their names start with the unix time).
+  std::vector<std::pair<std::string, uintmax_t>> files;
+  uintmax_t total = 0;
+  for (const auto& e : std::filesystem::directory_iterator(snapshot_dir(), ec)) {
+    const auto size = e.file_size(ec);
+    if (ec) continue;
+    files.emplace_back(e.path().filename().string(), size);
+    total += size;
+  }
+  std::sort(files.begin(), files.end());
+  const uintmax_t cap = static_cast<uintmax_t>(std::max<int64_t>(0, max_mb)) * 1024 * 1024;
+  for (const auto& [name, size] : files) {
+    if (total <= cap) break;
+    if (std::filesystem::remove(snapshot_dir() / name, ec)) {
+      total -= size;
+      ++removed;
+      std::lock_guard<std::mutex> lock(mutex_);
+      Statement clear(db_, "UPDATE events SET snapshot = '' WHERE snapshot = ?");
+      clear.bind(1, name);
+      clear.step();
+    }
+  }
+  return removed;
+}
+
+}  // namespace maskwatch

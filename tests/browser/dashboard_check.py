@@ -1,0 +1,53 @@
+#!/usr/bin/python3
+"""Loads the maskwatch dashboard in a real headless Chromium (Selenium + chromedriver from
+Debian), waits until the page's scripts have filled in the camera tiles, checks what a user
+would see, and saves a screenshot. Used by tests/test_serve.cpp; prints one JSON line.
+
+usage: dashboard_check.py URL SCREENSHOT.png [WIDTH HEIGHT]
+"""
+import json
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def main():
+    url, shot = sys.argv[1], sys.argv[2]
+    width, height = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (1280, 900)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              f"--window-size={width},{height}"):
+        opts.add_argument(a)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        driver.set_page_load_timeout(20)
+        driver.get(url)
+        wait = WebDriverWait(driver, 20)
+        # Tiles are created from /api/version, the badge from /api/stats, frames from MJPEG.
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section[data-camera] .badge.online"))
+        wait.until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('img.view')].every(i => i.naturalWidth > 0)"))
+        result = driver.execute_script("""
+          const tiles = [...document.querySelectorAll('section[data-camera]')];
+          return {
+            cameras: tiles.map(t => t.dataset.camera),
+            status: tiles.map(t => t.querySelector('.badge').textContent),
+            faces_text: tiles.map(t => t.querySelector('.numbers').textContent),
+            frame_width: tiles.map(t => t.querySelector('img.view').naturalWidth),
+            meta: document.getElementById('meta').textContent,
+            page_overflows: document.documentElement.scrollWidth > window.innerWidth + 1,
+          };""")
+        driver.save_screenshot(shot)
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        result["console_errors"] = [e.get("message", "") for e in errors]
+        print(json.dumps(result))
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main()

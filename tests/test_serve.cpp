@@ -1,0 +1,208 @@
+// `maskwatch serve` end to end: the real binary on the demo clip (looped as a camera), a
+// real SQLite file, real HTTP clients and a real headless Chromium on the dashboard.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <csignal>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <regex>
+#include <thread>
+
+#include "support.h"
+#include "util/json_io.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+// A serve process on a free port with the given config text (the demo camera by default).
+struct Server {
+  TempDir dir;
+  std::unique_ptr<BackgroundProcess> proc;
+  int port = 0;
+  fs::path data = dir / "data";
+
+  explicit Server(const std::string& extra_yaml = "", const fs::path& data_dir = {}) {
+    if (!data_dir.empty()) data = data_dir;
+    std::ofstream(dir / "serve.yaml") << extra_yaml << "\ncameras:\n  demo:\n    source: "
+                                      << shared_path("samples/video/webcam-mask-on-off.mp4").string()
+                                      << "\n    loop: true\n    fps_limit: 10\n";
+    start();
+  }
+  void start() {
+    proc = std::make_unique<BackgroundProcess>(cli_argv(
+        {"serve", "--config", (dir / "serve.yaml").string(), "--port", "0", "--data", data.string()}));
+    const std::regex line(R"(dashboard http://127\.0\.0\.1:(\d+)/)");
+    std::smatch m;
+    std::string out;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          out = proc->out();
+          return std::regex_search(out, m, line) || !proc->running();
+        },
+        30))
+        << proc->err();
+    ASSERT_TRUE(std::regex_search(out, m, line)) << out << proc->err();
+    port = std::stoi(m[1]);
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(10, 0);
+    return c;
+  }
+  nlohmann::json get_json(const std::string& path) const {
+    auto r = client().Get(path.c_str());
+    if (!r || r->status != 200) {
+      ADD_FAILURE() << path << ": " << (r ? std::to_string(r->status) + " " + r->body : "no answer");
+      return {};
+    }
+    return nlohmann::json::parse(r->body);
+  }
+  bool online_with_frames(int frames) const {
+    auto r = client().Get("/api/stats");
+    if (!r || r->status != 200) return false;
+    const auto s = nlohmann::json::parse(r->body)["cameras"]["demo"];
+    return s["status"] == "online" && s["frames_processed"].get<int>() >= frames;
+  }
+  void stop() {
+    proc->signal(SIGTERM);
+    EXPECT_EQ(proc->wait(10), 0) << proc->err();
+  }
+};
+
+cv::Mat decode(const std::string& body) {
+  return cv::imdecode(cv::Mat(1, static_cast<int>(body.size()), CV_8U, const_cast<char*>(body.data())), cv::IMREAD_COLOR);
+}
+
+int count_of(const std::string& s, const std::string& what) {
+  int n = 0;
+  for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Serve, ApiFramesStreamsMetricsAndHistoryAcrossARestart) {
+  Server srv("http: {max_stream_clients: 1}");
+  EXPECT_EQ(srv.client().Get("/healthz")->body, "ok\n");
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(5); }, 30)) << srv.proc->err();
+  EXPECT_EQ(srv.get_json("/api/version")["cameras"], nlohmann::json({"demo"}));
+  const auto stats = srv.get_json("/api/stats");
+  EXPECT_GT(stats["cameras"]["demo"]["process_fps"].get<double>(), 2.0);
+  EXPECT_LE(stats["cameras"]["demo"]["process_fps"].get<double>(), 11.0);  // fps_limit 10
+  EXPECT_EQ(stats["cameras"]["demo"]["faces_now"], 1);
+
+  // Frames: annotated, raw, scaled.
+  const auto full = decode(srv.client().Get("/api/demo/latest.jpg")->body);
+  ASSERT_FALSE(full.empty());
+  const auto small = decode(srv.client().Get("/api/demo/latest.jpg?h=120&quality=50&boxes=0")->body);
+  EXPECT_EQ(small.rows, 120);
+  EXPECT_NEAR(small.cols, full.cols * 120.0 / full.rows, 1.0);
+  EXPECT_EQ(srv.client().Get("/api/nope/latest.jpg")->status, 404);
+  EXPECT_EQ(srv.client().Get("/api/demo/latest.jpg?h=abc")->status, 400);
+
+  // MJPEG: a viewer gets frames; with the cap of 1 a second viewer gets 503; leaving frees the slot.
+  std::atomic<bool> leave{false};
+  std::atomic<int> parts{0};
+  std::string first_part;
+  std::thread viewer([&] {
+    httplib::Client c("127.0.0.1", srv.port);
+    std::string buf;
+    c.Get("/api/demo/stream.mjpeg?fps=5", [&](const char* data, size_t n) {
+      buf.append(data, n);
+      parts = count_of(buf, "--maskwatchframe\r\nContent-Type: image/jpeg");
+      return !leave;
+    });
+  });
+  EXPECT_TRUE(wait_until([&] { return parts >= 3; }, 15));
+  EXPECT_EQ(srv.client().Get("/api/demo/stream.mjpeg")->status, 503);
+  EXPECT_EQ(srv.get_json("/api/stats")["cameras"]["demo"]["stream_clients"], 1);
+  leave = true;
+  viewer.join();
+  EXPECT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["cameras"]["demo"]["stream_clients"] == 0; }, 5));
+
+  // Live verdict changes by server-sent events (the clip puts the mask on and off every loop).
+  std::string sse;
+  srv.client().Get("/api/events/stream", [&](const char* data, size_t n) {
+    sse.append(data, n);
+    return sse.find("\"type\":\"update\"") == std::string::npos && sse.size() < 100000;
+  });
+  EXPECT_NE(sse.find("data: {"), std::string::npos) << sse;
+  EXPECT_NE(sse.find("\"camera\":\"demo\""), std::string::npos) << sse;
+
+  const std::string metrics = srv.client().Get("/metrics")->body;
+  for (const char* m : {"maskwatch_build_info{version=", "maskwatch_camera_up{camera=\"demo\"} 1",
+                        "maskwatch_camera_frames_total{camera=\"demo\",result=\"skipped\"}",
+                        "maskwatch_faces_total{camera=\"demo\",state=\"with_mask\"}",
+                        "maskwatch_inference_seconds_bucket{stage=\"classify\",le=\"+Inf\"}",
+                        "maskwatch_stream_clients{camera=\"demo\"} 0"})
+    EXPECT_NE(metrics.find(m), std::string::npos) << m;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(metrics, m, std::regex(R"(result="processed"\} (\d+))")));
+  EXPECT_GE(std::stoi(m[1]), 5);
+
+  // A clean stop ends the open face track into history; a restart serves it.
+  srv.stop();
+  Server again("", srv.data);
+  const auto events = again.get_json("/api/events?camera=demo&type=track");
+  ASSERT_GE(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_TRUE(e["label"] == "with_mask" || e["label"] == "without_mask") << e;
+  ASSERT_NE(e["snapshot_url"], "");
+  auto snap = again.client().Get(e["snapshot_url"].get<std::string>().c_str());
+  ASSERT_EQ(snap->status, 200);
+  EXPECT_FALSE(decode(snap->body).empty());
+  EXPECT_EQ(again.get_json("/api/events/" + std::to_string(e["id"].get<int>()))["track_id"], e["track_id"]);
+  const auto statuses = again.get_json("/api/events?type=status");
+  EXPECT_GE(statuses.size(), 2u);  // online in each run
+  const auto minutes = again.get_json("/api/compliance?camera=demo&interval=minute");
+  int64_t faces = 0;
+  for (const auto& b : minutes) faces += b["faces"].get<int64_t>();
+  EXPECT_GE(faces, 1);
+  EXPECT_EQ(again.client().Get("/api/compliance?interval=week")->status, 400);
+  EXPECT_EQ(again.client().Get("/api/events?camera=nope")->status, 404);
+  again.stop();
+}
+
+TEST(Serve, ATokenGuardsEverythingButHealthAndIsNeverShown) {
+  setenv("MASKWATCH_TEST_SERVE_TOKEN", "tok-123", 1);
+  Server srv("http: {auth: {token_env: MASKWATCH_TEST_SERVE_TOKEN}}");
+  auto c = srv.client();
+  EXPECT_EQ(c.Get("/healthz")->status, 200);
+  EXPECT_EQ(c.Get("/api/stats")->status, 401);
+  EXPECT_EQ(c.Get("/")->status, 401);
+  httplib::Headers wrong = {{"Authorization", "Bearer tok-124"}}, right = {{"Authorization", "Bearer tok-123"}};
+  EXPECT_EQ(c.Get("/api/stats", wrong)->status, 401);
+  EXPECT_EQ(c.Get("/api/stats", right)->status, 200);
+  const auto cfg = c.Get("/api/config", right);
+  ASSERT_EQ(cfg->status, 200);
+  EXPECT_EQ(cfg->body.find("tok-123"), std::string::npos);
+  srv.stop();
+}
+
+TEST(Serve, TheDashboardRendersTheCameraInChromium) {
+  Server srv;
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(5); }, 30)) << srv.proc->err();
+  const std::string url = "http://127.0.0.1:" + std::to_string(srv.port) + "/";
+  const fs::path script = fs::path(MASKWATCH_TEST_SOURCE_DIR) / "tests" / "browser" / "dashboard_check.py";
+  // A laptop and a phone: the page's scripts fill the tile, the MJPEG view shows frames, and
+  // nothing overflows sideways.
+  for (const auto& [w, h] : {std::pair<int, int>{1280, 900}, {390, 844}}) {
+    const fs::path shot = srv.dir / ("dashboard-" + std::to_string(w) + ".png");
+    const std::string cmd = "timeout 90 /usr/bin/python3 " + script.string() + " " + url + " " + shot.string() + " " +
+                            std::to_string(w) + " " + std::to_string(h) + " > " + (srv.dir / "check.json").string() +
+                            " 2> " + (srv.dir / "check.log").string();
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << read_bytes(srv.dir / "check.log");
+    const auto r = nlohmann::json::parse(read_bytes(srv.dir / "check.json"));
+    EXPECT_EQ(r["cameras"], nlohmann::json({"demo"}));
+    EXPECT_EQ(r["status"], nlohmann::json({"online"}));
+    EXPECT_GT(r["frame_width"][0].get<int>(), 0);
+    EXPECT_NE(r["faces_text"][0].get<std::string>().find("1 faces"), std::string::npos) << r;
+    EXPECT_FALSE(r["page_overflows"].get<bool>()) << w;
+    EXPECT_TRUE(r["console_errors"].empty()) << r["console_errors"];
+    EXPECT_GT(fs::file_size(shot), 10000u);
+  }
+  srv.stop();
+}

@@ -1,0 +1,93 @@
+// The serve config: typed values, per-camera overrides, errors with line numbers, secrets
+// redacted, and the shipped demo config valid on this machine.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "serve/config.h"
+#include "support.h"
+#include "util/error.h"
+#include "util/paths.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+std::string error_of(const std::string& yaml) {
+  try {
+    parse_serve_config(yaml, "/etc/mw/test.yaml");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(ServeConfig, DefaultsAndPerCameraOverrides) {
+  const auto cfg = parse_serve_config(R"(
+http: {port: 9000}
+defaults:
+  fps_limit: 5
+  detector: {score_threshold: 0.7}
+cameras:
+  door: {source: rtsp://cam/door}
+  hall:
+    source: "0"
+    fps_limit: 2
+    detector: {score_threshold: 0.5}
+)",
+                                      "/etc/mw/test.yaml");
+  ASSERT_EQ(cfg.cameras.size(), 2u);
+  EXPECT_EQ(cfg.http.port, 9000);
+  EXPECT_EQ(cfg.http.listen, "127.0.0.1");
+  const auto* door = cfg.camera("door");
+  const auto* hall = cfg.camera("hall");
+  ASSERT_TRUE(door && hall);
+  EXPECT_DOUBLE_EQ(door->fps_limit, 5);
+  EXPECT_FLOAT_EQ(door->detector.score_threshold, 0.7f);
+  EXPECT_DOUBLE_EQ(hall->fps_limit, 2);
+  EXPECT_FLOAT_EQ(hall->detector.score_threshold, 0.5f);
+  EXPECT_EQ(hall->source, "0");  // a webcam index is not a path
+  EXPECT_EQ(cfg.storage.dir, "/etc/mw/maskwatch-data");  // relative to the config file
+}
+
+TEST(ServeConfig, MistakesNameTheFileLineAndKey) {
+  EXPECT_EQ(error_of("cameras:\n  door:\n    source: x.mp4\n    fsp_limit: 3\n").rfind("/etc/mw/test.yaml:4: unknown key 'fsp_limit' in cameras.door", 0), 0u)
+      << error_of("cameras:\n  door:\n    source: x.mp4\n    fsp_limit: 3\n");
+  EXPECT_NE(error_of("http:\n  port: many\ncameras: {a: {source: x}}\n").find(":2: http.port: 'many' is not a whole number"),
+            std::string::npos);
+  EXPECT_NE(error_of("http: {port: 70000}\ncameras: {a: {source: x}}\n").find("http.port must be between 0 and 65535"),
+            std::string::npos);
+  EXPECT_NE(error_of("cameras: {}\n").find("at least one camera"), std::string::npos);
+  EXPECT_NE(error_of("cameras: {events: {source: x}}\n").find("reserved"), std::string::npos);
+  EXPECT_NE(error_of("cameras: {'a b': {source: x}}\n").find("camera name 'a b'"), std::string::npos);
+  EXPECT_NE(error_of("cameras: {a: {}}\n").find("cameras.a: no source"), std::string::npos);
+  EXPECT_NE(error_of("cameras: [\n").find("test.yaml"), std::string::npos);  // malformed YAML
+  EXPECT_NE(error_of("http: {auth: {token_env: MASKWATCH_TEST_UNSET_VAR}}\ncameras: {a: {source: x}}\n")
+                .find("MASKWATCH_TEST_UNSET_VAR is not set"),
+            std::string::npos);
+}
+
+TEST(ServeConfig, SecretsAndStreamCredentialsAreRedacted) {
+  setenv("MASKWATCH_TEST_TOKEN", "s3cret-token", 1);
+  const auto cfg = parse_serve_config(R"(
+http: {auth: {token_env: MASKWATCH_TEST_TOKEN}}
+mqtt: {host: broker, password: hunter2}
+cameras: {door: {source: "rtsp://admin:pa55@10.0.0.9/live"}}
+)",
+                                      "/tmp/c.yaml");
+  EXPECT_EQ(cfg.http.auth.token, "s3cret-token");
+  const std::string shown = cfg.to_json(/*redact=*/true).dump();
+  for (const char* secret : {"s3cret-token", "hunter2", "pa55", "admin:"}) EXPECT_EQ(shown.find(secret), std::string::npos) << secret;
+  EXPECT_NE(shown.find("rtsp://***@10.0.0.9/live"), std::string::npos) << shown;
+  EXPECT_NE(cfg.to_json(false).dump().find("pa55"), std::string::npos);
+}
+
+TEST(ServeConfig, TheShippedDemoIsValidHere) {
+  const auto cfg = load_serve_config(fs::path(MASKWATCH_TEST_SOURCE_DIR) / "examples" / "demo.yaml");
+  ASSERT_EQ(cfg.cameras.size(), 1u);
+  EXPECT_TRUE(cfg.cameras[0].loop);
+  EXPECT_TRUE(fs::exists(cfg.cameras[0].source)) << cfg.cameras[0].source;
+}

@@ -1,0 +1,106 @@
+// Compliance history in a real SQLite file: rows, per-minute counts, buckets, restart,
+// retention.
+#include <gtest/gtest.h>
+
+#include "serve/storage.h"
+#include "support.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+TrackEvent track(const std::string& camera, int id, double end, const std::string& label, const std::string& snap = "") {
+  TrackEvent e;
+  e.camera = camera;
+  e.track_id = id;
+  e.start = end - 5;
+  e.end = end;
+  e.label = label;
+  e.score = 0.9;
+  e.x1 = 10;
+  e.y1 = 20;
+  e.x2 = 110;
+  e.y2 = 140;
+  e.snapshot = snap;
+  return e;
+}
+
+}  // namespace
+
+TEST(Storage, TracksBecomeEventsAndMinuteCounts) {
+  TempDir dir;
+  const double t0 = 1'700'000'000;  // a minute boundary: 1700000000 = 28333333 * 60 + 20
+  const double m0 = std::floor(t0 / 60) * 60;
+  {
+    Storage st(dir.path);
+    st.add_track(track("door", 1, m0 + 10, "with_mask"), "with_mask");
+    st.add_track(track("door", 2, m0 + 20, "without_mask"), "with_mask");
+    st.add_track(track("door", 3, m0 + 70, "with_mask"), "with_mask");
+    st.add_track(track("hall", 1, m0 + 30, "uncertain"), "with_mask");
+    st.add_status("hall", m0 + 31, "offline", "stream ended");
+  }
+  Storage st(dir.path);  // a restart keeps history
+  const auto all = st.events({});
+  ASSERT_EQ(all.size(), 5u);
+  EXPECT_EQ(all[0]["track_id"], 3);  // newest first
+  EXPECT_EQ(all[0]["box"], nlohmann::json({10.0, 20.0, 110.0, 140.0}));
+  EventQuery door;
+  door.camera = "door";
+  door.label = "with_mask";
+  EXPECT_EQ(st.events(door).size(), 2u);
+  EventQuery status;
+  status.type = "status";
+  const auto s = st.events(status);
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0]["status"], "offline");
+  EventQuery window;
+  window.after = m0 + 15;
+  window.before = m0 + 65;
+  EXPECT_EQ(st.events(window).size(), 3u);  // door 2, hall 1, hall status
+
+  const auto minutes = st.compliance("door", m0 - 60, m0 + 600, 60);
+  ASSERT_EQ(minutes.size(), 2u);
+  EXPECT_EQ(minutes[0].start, static_cast<int64_t>(m0));
+  EXPECT_EQ(minutes[0].faces, 2);
+  EXPECT_EQ(minutes[0].with_mask, 1);
+  EXPECT_EQ(minutes[0].without_mask, 1);
+  EXPECT_EQ(minutes[1].with_mask, 1);
+  const auto hours = st.compliance("", m0 - 3600, m0 + 3600, 3600);
+  int64_t faces = 0, uncertain = 0;
+  for (const auto& b : hours) faces += b.faces, uncertain += b.uncertain;
+  EXPECT_EQ(faces, 4);
+  EXPECT_EQ(uncertain, 1);
+}
+
+TEST(Storage, RetentionDropsOldRowsAndSnapshotsOverTheSizeCap) {
+  TempDir dir;
+  Storage st(dir.path);
+  const double now = 1'800'000'000;
+  for (int i = 0; i < 4; ++i) {
+    const std::string snap = std::to_string(1000 + i) + "-door-" + std::to_string(i) + ".jpg";
+    write_bytes(st.snapshot_dir() / snap, std::string(600 * 1024, 'x'));  // 0.6 MB each
+    st.add_track(track("door", i, i == 0 ? now - 40 * 86400 : now - 100 + i, "with_mask", snap), "with_mask");
+  }
+  // 40 days old goes (row and file); then the 2.4 -> 1.8 MB of files still exceed 1 MB: the oldest go.
+  const int removed = st.apply_retention(30, 1, now);
+  EXPECT_EQ(removed, 3);
+  const auto left = st.events({});
+  ASSERT_EQ(left.size(), 3u);
+  int with_snapshot = 0;
+  for (const auto& e : left) with_snapshot += e["has_snapshot"].get<bool>();
+  EXPECT_EQ(with_snapshot, 1);
+  EXPECT_TRUE(fs::exists(st.snapshot_dir() / "1003-door-3.jpg"));
+  EXPECT_TRUE(st.compliance("door", now - 50 * 86400, now - 35 * 86400, 86400).empty());
+}
+
+TEST(Storage, AnUnwritableFolderIsAClearError) {
+  TempDir dir;
+  write_bytes(dir / "file", "x");
+  try {
+    Storage st(dir / "file" / "data");
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("storage folder"), std::string::npos) << e.what();
+  }
+}
