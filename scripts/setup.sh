@@ -47,7 +47,7 @@ packages=(
   libyaml-cpp-dev libsqlite3-dev libcpp-httplib-dev   # serve: config, history, HTTP API
   libgtest-dev libgmock-dev libbenchmark-dev
   ffmpeg                            # tests: a real HTTP stream server that dies and stalls
-  chromium                          # tests: a real headless browser loads the dashboard
+  chromium chromium-driver python3-selenium   # tests: a real headless browser loads the dashboard
 )
 if [[ $install == 1 ]]; then
   step "Debian packages"
