@@ -146,6 +146,7 @@ TEST(Serve, ApiFramesStreamsMetricsAndHistoryAcrossARestart) {
   // A clean stop ends the open face track into history; a restart serves it.
   srv.stop();
   Server again("", srv.data);
+  ASSERT_TRUE(wait_until([&] { return again.online_with_frames(1); }, 30)) << again.proc->err();
   const auto events = again.get_json("/api/events?camera=demo&type=track");
   ASSERT_GE(events.size(), 1u);
   const auto& e = events[0];

@@ -63,8 +63,7 @@ struct Summary {
             {"verdict_changes", verdict_changes},
             {"share_with_mask", share_with_mask()},
             {"fps", fps()},
-            {"mean_ms", {{"detect", sum.detect_ms / n}, {"classify", sum.classify_ms / n}, {"track", sum.track_ms / n},
-                         {"draw", sum.draw_ms / n}}},
+            {"mean_ms", sum.mean_json(n)},
             {"wall_seconds", wall_s},
             {"outage_seconds", outage_s}};
   }
@@ -141,10 +140,7 @@ void run(const RunOpts& o) {
       sum.frames_with_faces += !r.faces.empty();
       for (const auto& face : r.faces) sum.masked_face_frames += face.verdict == mask_class;
       sum.verdict_changes += static_cast<int64_t>(r.changes.size());
-      sum.sum.detect_ms += r.times.detect_ms;
-      sum.sum.classify_ms += r.times.classify_ms;
-      sum.sum.track_ms += r.times.track_ms;
-      sum.sum.draw_ms += r.times.draw_ms;
+      sum.sum += r.times;
     }
     if (!display) continue;
     cv::imshow("maskwatch", annotated);

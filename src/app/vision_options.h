@@ -1,5 +1,5 @@
 // Options shared by `run`, `detect` and `bench`: which models, face-detector settings and
-// crop margin. add_to() registers the flags; the make_* functions build the objects.
+// crop margin. add_to() registers the flags; detector_options() adds the face model path.
 #pragma once
 #include <CLI/CLI.hpp>
 

@@ -79,12 +79,6 @@ ModelMeta ModelMeta::load(const std::filesystem::path& json_path) {
 
 void ModelMeta::save(const std::filesystem::path& json_path) const { write_json_atomic(json_path, to_json()); }
 
-int ModelMeta::class_index(const std::string& name) const {
-  for (size_t i = 0; i < classes.size(); ++i)
-    if (classes[i] == name) return static_cast<int>(i);
-  return -1;
-}
-
 std::filesystem::path sidecar_path(const std::filesystem::path& onnx_path) {
   auto p = onnx_path;
   return p.replace_extension(".json");

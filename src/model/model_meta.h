@@ -30,7 +30,6 @@ struct ModelMeta {
   void save(const std::filesystem::path& json_path) const;  // atomic
 
   // Index of a class name, or -1.
-  int class_index(const std::string& name) const;
 };
 
 // model.onnx -> model.json (same directory, same stem).

@@ -98,10 +98,7 @@ nlohmann::json bench_pipeline(const PipelineBenchOptions& o) {
     if (i < warmup) continue;
     totals.push_back(sw.ms());
     decode_sum += decode_ms;
-    sum.detect_ms += r.times.detect_ms;
-    sum.classify_ms += r.times.classify_ms;
-    sum.track_ms += r.times.track_ms;
-    sum.draw_ms += r.times.draw_ms;
+    sum += r.times;
     faces_found += static_cast<int64_t>(r.faces.size());
   }
   if (!video.empty()) std::filesystem::remove(video);
@@ -118,12 +115,11 @@ nlohmann::json bench_pipeline(const PipelineBenchOptions& o) {
           {"mean_frame_ms", mean},
           {"fps", 1000.0 / totals[totals.size() / 2]},
           {"fps_from_mean", 1000.0 / mean},
-          {"mean_ms",
-           {{"decode", decode_sum / n},
-            {"detect", sum.detect_ms / n},
-            {"classify", sum.classify_ms / n},
-            {"track", sum.track_ms / n},
-            {"draw", sum.draw_ms / n}}},
+          {"mean_ms", [&] {
+             auto m = sum.mean_json(n);
+             m["decode"] = decode_sum / n;
+             return m;
+           }()},
           {"peak_rss_mib", peak_rss_mib()}};
 }
 

@@ -46,7 +46,7 @@ FaceDetector::FaceDetector(const FaceDetectorOptions& o) : opts_(o) {
     return;
   }
   if (!opts_.model.empty()) throw Error("face model not found: " + opts_.model.string());
-  const auto cascade = opts_.haar_cascade.empty() ? default_haar_cascade() : opts_.haar_cascade;
+  const auto cascade = default_haar_cascade();  // opencv-data's frontal face cascade
   if (cascade.empty() || !haar_.load(cascade.string()))
     throw Error(fmt::format("no face detector: YuNet model {} is missing and no Haar cascade was found "
                             "(install opencv-data, or pass --face-model)",

@@ -23,14 +23,12 @@ struct FaceDetectorOptions {
   float nms_threshold = 0.3f;
   int detect_width = 320;
   int top_k = 100;
-  std::filesystem::path haar_cascade;  // fallback; empty = opencv-data's frontal face cascade
 };
 
 class FaceDetector {
  public:
   explicit FaceDetector(const FaceDetectorOptions& options = {});
   std::vector<Face> detect(const cv::Mat& bgr_frame);
-  bool using_fallback() const { return !yunet_; }
   std::string description() const;
 
  private:

@@ -41,7 +41,6 @@ class MaskClassifier {
   // Raw probabilities [N, classes] for an already preprocessed blob (see make_blob).
   cv::Mat forward_blob(const cv::Mat& blob);
 
-  const ModelMeta& meta() const { return meta_; }
   const std::vector<std::string>& classes() const { return meta_.classes; }
   int input_size() const { return meta_.input_size; }
 

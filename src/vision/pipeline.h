@@ -1,6 +1,7 @@
 // One frame through the real-time path: faces (YuNet) -> square crops -> one batched
 // classifier forward (OpenCV DNN) -> tracker (ids, smoothing). Times every stage.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <vector>
 
@@ -13,6 +14,15 @@ namespace maskwatch {
 struct StageTimes {
   double detect_ms = 0, classify_ms = 0, track_ms = 0, draw_ms = 0;
   double total() const { return detect_ms + classify_ms + track_ms + draw_ms; }
+  StageTimes& operator+=(const StageTimes& o) {
+    detect_ms += o.detect_ms, classify_ms += o.classify_ms, track_ms += o.track_ms, draw_ms += o.draw_ms;
+    return *this;
+  }
+  // Per-frame means of a sum over n frames, as the JSON object every summary uses.
+  nlohmann::json mean_json(double n) const {
+    n = n > 0 ? n : 1;
+    return {{"detect", detect_ms / n}, {"classify", classify_ms / n}, {"track", track_ms / n}, {"draw", draw_ms / n}};
+  }
 };
 
 struct FrameResult {
@@ -35,8 +45,6 @@ class Pipeline {
   FrameResult process(const cv::Mat& bgr_frame, int64_t frame_index, double t_s);
   // Faces and raw (unsmoothed) probabilities of a single still image.
   std::vector<TrackedFace> classify_still(const cv::Mat& bgr_image);
-  const MaskClassifier& classifier() const { return classifier_; }
-  const PipelineOptions& options() const { return opts_; }
   int tracks_started() const { return tracker_.tracks_started(); }
 
  private:

@@ -57,9 +57,7 @@ class Tracker {
   std::vector<TrackedFace> update(const std::vector<Observation>& observations, double t_s,
                                   std::vector<VerdictChange>* changes = nullptr);
 
-  size_t active_tracks() const { return tracks_.size(); }
   int tracks_started() const { return next_id_ - 1; }
-  void reset() { tracks_.clear(); }
 
  private:
   struct Track {

@@ -27,7 +27,7 @@ struct BenchOpts {
                       "webcam-mask-on-off.mp4").string();
   std::vector<std::string> train_data = {default_seed_data_path().string(), default_real_data_path().string()};
   double seconds = 1.0;
-  std::vector<int> sizes = {224, 160};
+  std::vector<int> sizes = {224, 160, 128};
   std::vector<int> batches = {1, 4};
   std::vector<int> threads;
 };
@@ -144,6 +144,8 @@ void add_bench_command(CLI::App& root) {
       ->check(CLI::Range(1, 4 * resolve_threads(0)));
   cmd->add_flag("--train", o->train, "Also time the default training recipe end to end (about 10 minutes)");
   cmd->add_option("--train-data", o->train_data, "Data folders for --train")->capture_default_str();
+  cmd->add_option("--sizes", o->sizes, "Classifier input sizes to measure")->capture_default_str()
+      ->check(CLI::Range(96, 224));
   auto skip_classifier = std::make_shared<bool>(false), skip_pipeline = std::make_shared<bool>(false);
   cmd->add_flag("--no-classifier", *skip_classifier, "Skip the classifier latency table");
   cmd->add_flag("--no-pipeline", *skip_pipeline, "Skip the end-to-end pipeline table");
