@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   maskwatch::app::add_eval_command(app);
   maskwatch::app::add_serve_command(app);
   maskwatch::app::add_config_command(app);
+  maskwatch::app::add_bench_serve_command(app);
   maskwatch::app::add_bench_pipeline_command(app);
   // Listed in --help; the hand-over above runs them in maskwatch-train.
   app.add_subcommand("train", "Train the mask classifier (transfer learning from ImageNet MobileNetV2)")->allow_extras();

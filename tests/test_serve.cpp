@@ -2,6 +2,10 @@
 // real SQLite file, real HTTP clients and a real headless Chromium on the dashboard.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <fstream>
@@ -24,11 +28,13 @@ struct Server {
   int port = 0;
   fs::path data = dir / "data";
 
-  explicit Server(const std::string& extra_yaml = "", const fs::path& data_dir = {}) {
+  explicit Server(const std::string& extra_yaml = "", const fs::path& data_dir = {},
+                  const std::string& extra_cameras = "") {
     if (!data_dir.empty()) data = data_dir;
     std::ofstream(dir / "serve.yaml") << extra_yaml << "\ncameras:\n  demo:\n    source: "
                                       << shared_path("samples/video/webcam-mask-on-off.mp4").string()
-                                      << "\n    loop: true\n    fps_limit: 10\n";
+                                      << "\n    loop: true\n    fps_limit: 10\n"
+                                      << extra_cameras;
     start();
   }
   void start() {
@@ -67,10 +73,32 @@ struct Server {
     return s["status"] == "online" && s["frames_processed"].get<int>() >= frames;
   }
   void stop() {
+    const auto t0 = std::chrono::steady_clock::now();
     proc->signal(SIGTERM);
     EXPECT_EQ(proc->wait(10), 0) << proc->err();
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
   }
 };
+
+// A raw HTTP exchange on a fresh connection; returns what came back within timeout_ms.
+std::string raw_http(int port, const std::string& request, bool read_reply = true, int* fd_out = nullptr) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "connect failed";
+  (void)!write(fd, request.data(), request.size());
+  if (fd_out) *fd_out = fd;
+  if (!read_reply) return "";
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string reply;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) reply.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return reply;
+}
 
 cv::Mat decode(const std::string& body) {
   return cv::imdecode(cv::Mat(1, static_cast<int>(body.size()), CV_8U, const_cast<char*>(body.data())), cv::IMREAD_COLOR);
@@ -159,9 +187,12 @@ TEST(Serve, ApiFramesStreamsMetricsAndHistoryAcrossARestart) {
   const auto statuses = again.get_json("/api/events?type=status");
   EXPECT_GE(statuses.size(), 2u);  // online in each run
   const auto minutes = again.get_json("/api/compliance?camera=demo&interval=minute");
-  int64_t faces = 0;
-  for (const auto& b : minutes) faces += b["faces"].get<int64_t>();
-  EXPECT_GE(faces, 1);
+  int64_t faces = 0, with_mask = 0;
+  for (const auto& b : minutes) faces += b["faces"].get<int64_t>(), with_mask += b["with_mask"].get<int64_t>();
+  EXPECT_EQ(faces, static_cast<int64_t>(events.size()));  // one count per finished track
+  int64_t masked_events = 0;
+  for (const auto& ev : events) masked_events += ev["label"] == "with_mask";
+  EXPECT_EQ(with_mask, masked_events);
   EXPECT_EQ(again.client().Get("/api/compliance?interval=week")->status, 400);
   EXPECT_EQ(again.client().Get("/api/events?camera=nope")->status, 404);
   again.stop();
@@ -191,7 +222,9 @@ TEST(Serve, TheDashboardRendersTheCameraInChromium) {
   // A laptop and a phone: the page's scripts fill the tile, the MJPEG view shows frames, and
   // nothing overflows sideways.
   for (const auto& [w, h] : {std::pair<int, int>{1280, 900}, {390, 844}}) {
-    const fs::path shot = srv.dir / ("dashboard-" + std::to_string(w) + ".png");
+    // Kept after the test (build/test-artifacts/) to look at.
+    fs::create_directories(MASKWATCH_TEST_ARTIFACT_DIR);
+    const fs::path shot = fs::path(MASKWATCH_TEST_ARTIFACT_DIR) / ("dashboard-" + std::to_string(w) + ".png");
     const std::string cmd = "timeout 90 /usr/bin/python3 " + script.string() + " " + url + " " + shot.string() + " " +
                             std::to_string(w) + " " + std::to_string(h) + " > " + (srv.dir / "check.json").string() +
                             " 2> " + (srv.dir / "check.log").string();
@@ -206,4 +239,59 @@ TEST(Serve, TheDashboardRendersTheCameraInChromium) {
     EXPECT_GT(fs::file_size(shot), 10000u);
   }
   srv.stop();
+}
+
+TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
+  // A camera whose source cannot be opened goes offline; the service keeps serving the other.
+  Server srv("", {}, "  gone:\n    source: /nonexistent/camera.mp4\n");
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
+  EXPECT_EQ(srv.get_json("/api/stats")["cameras"]["gone"]["status"], "offline");
+  const auto offline = srv.get_json("/api/events?camera=gone&type=status");
+  ASSERT_GE(offline.size(), 1u);
+  EXPECT_NE(offline[0]["detail"].get<std::string>().find("not found"), std::string::npos) << offline[0];
+
+  // Path traversal, unknown routes, oversized and malformed requests: refused, never served.
+  for (const char* path : {"/api/../../etc/passwd", "/api/events/..%2F..%2Fetc%2Fpasswd", "/api/demo/../../../etc/passwd",
+                           "/api/events/1/snapshot.jpg/../../../../etc/passwd", "/api/%2e%2e/latest.jpg"}) {
+    auto r = srv.client().Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_TRUE(r->status == 404 || r->status == 400) << path << " " << r->status;
+    EXPECT_EQ(r->body.find("root:"), std::string::npos) << path;
+  }
+  const std::string huge = "GET /api/stats?x=" + std::string(100000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string reply = raw_http(srv.port, huge);
+  EXPECT_TRUE(reply.empty() || reply.find(" 414 ") != std::string::npos || reply.find(" 400 ") != std::string::npos)
+      << reply.substr(0, 100);
+  const std::string garbage = raw_http(srv.port, "\x01\x02 not http at all\r\n\r\n");
+  EXPECT_TRUE(garbage.empty() || garbage.find(" 400 ") != std::string::npos) << garbage.substr(0, 100);
+  EXPECT_EQ(srv.client().Get("/healthz")->status, 200);
+
+  // A viewer that stops reading holds its own thread only: the next request is answered at once.
+  int stalled_fd = -1;
+  raw_http(srv.port, "GET /api/demo/stream.mjpeg HTTP/1.1\r\nHost: x\r\n\r\n", false, &stalled_fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // frames pile up unread
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(srv.client().Get("/api/stats")->status, 200);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
+  close(stalled_fd);
+
+  // kill -9 while tracks and status rows are written: the database still opens and checks out.
+  srv.proc->signal(SIGKILL);
+  srv.proc->wait(5);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((srv.data / "maskwatch.db").c_str(), &db), SQLITE_OK);
+  std::string check;
+  sqlite3_exec(
+      db, "PRAGMA integrity_check",
+      [](void* out, int, char** values, char**) {
+        *static_cast<std::string*>(out) += values[0] ? values[0] : "";
+        return 0;
+      },
+      &check, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(check, "ok");
+  Server again("", srv.data);
+  ASSERT_TRUE(wait_until([&] { return again.online_with_frames(1); }, 30)) << again.proc->err();
+  EXPECT_GE(again.get_json("/api/events?type=status").size(), 3u);  // demo + gone before the kill, demo after
+  again.stop();
 }

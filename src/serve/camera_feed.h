@@ -1,8 +1,9 @@
 // One camera of `serve`: a capture thread that keeps only the newest frame (as `run` does),
 // paces video files at their own frame rate (a file stands in for a camera; `loop` starts it
 // again at the end), and reconnects with exponential backoff when the source is lost.
-// Status: "online" while frames come, "offline" while reconnecting, "disabled" when the
-// config says so; every change calls on_status (from the capture thread).
+// Status: "starting" until the first open, "online" while frames come, "offline" while
+// reconnecting, "disabled" when the config says so; every change calls on_status (from
+// the capture thread).
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -48,7 +49,7 @@ class CameraFeed {
   int64_t latest_index_ = 0;
   double latest_time_ = 0;
   bool has_new_ = false, stop_ = false;
-  std::string status_ = "offline";
+  std::string status_ = "starting";  // until the first open succeeds or fails
   std::atomic<int64_t> captured_{0}, dropped_{0};
   std::atomic<bool> cancel_{false};  // makes a live source's read() return at once
   double fps_ema_ = 0;

@@ -21,7 +21,7 @@ namespace {
 
 struct BenchOpts {
   std::string json_out;
-  bool train = false, classifier = true, pipeline = true;
+  bool train = false, serve = false, classifier = true, pipeline = true;
   std::string model = default_model_path().string();
   std::string clip = (default_seed_data_path().parent_path().parent_path() / "samples" / "video" /
                       "webcam-mask-on-off.mp4").string();
@@ -143,6 +143,7 @@ void add_bench_command(CLI::App& root) {
   cmd->add_option("--threads", o->threads, "Thread counts to measure (default: 1 and all cores)")
       ->check(CLI::Range(1, 4 * resolve_threads(0)));
   cmd->add_flag("--train", o->train, "Also time the default training recipe end to end (about 10 minutes)");
+  cmd->add_flag("--serve", o->serve, "Also load-test `serve`: 2 cameras, 8 MJPEG viewers, /api/stats at 20 Hz (20 s)");
   cmd->add_option("--train-data", o->train_data, "Data folders for --train")->capture_default_str();
   cmd->add_option("--sizes", o->sizes, "Classifier input sizes to measure")->capture_default_str()
       ->check(CLI::Range(96, 224));
@@ -168,6 +169,11 @@ void add_bench_command(CLI::App& root) {
     }
     if (o->pipeline) out["pipeline"] = pipeline_section(*o);
     if (o->train) out["train"] = train_section(*o);
+    if (o->serve) {
+      std::fflush(stdout);
+      const auto r = run_process({sibling_executable(kRuntimeBinary).string(), "bench-serve"}, /*capture_stdout=*/false);
+      if (r.exit_code != 0) throw Error(fmt::format("serve benchmark failed (exit code {})", r.exit_code));
+    }
     out["peak_rss_mib"] = peak_rss_mib();
     if (!o->json_out.empty()) write_json_atomic(o->json_out, out);
   });
