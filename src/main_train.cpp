@@ -2,8 +2,10 @@
 // execs it with the same arguments.
 #include "app/cli.h"
 #include "app/train/commands.h"
+#include "util/threads.h"
 
 int main(int argc, char** argv) {
+  maskwatch::reexec_with_openmp_spin_default(argv);  // first: libgomp is already loaded
   CLI::App app{"maskwatch: training, backbone check and benchmarks (the LibTorch half of maskwatch)"};
   app.name("maskwatch");
   maskwatch::app::add_train_command(app);

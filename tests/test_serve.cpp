@@ -1,13 +1,16 @@
 // `maskwatch serve` end to end: the real binary on the demo clip (looped as a camera), a
 // real SQLite file, real HTTP clients and a real headless Chromium on the dashboard.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <regex>
@@ -29,10 +32,12 @@ struct Server {
   fs::path data = dir / "data";
 
   explicit Server(const std::string& extra_yaml = "", const fs::path& data_dir = {},
-                  const std::string& extra_cameras = "") {
+                  const std::string& extra_cameras = "", const fs::path& demo_source = {}) {
     if (!data_dir.empty()) data = data_dir;
     std::ofstream(dir / "serve.yaml") << extra_yaml << "\ncameras:\n  demo:\n    source: "
-                                      << shared_path("samples/video/webcam-mask-on-off.mp4").string()
+                                      << (demo_source.empty() ? shared_path("samples/video/webcam-mask-on-off.mp4")
+                                                              : demo_source)
+                                             .string()
                                       << "\n    loop: true\n    fps_limit: 10\n"
                                       << extra_cameras;
     start();
@@ -294,4 +299,47 @@ TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
   ASSERT_TRUE(wait_until([&] { return again.online_with_frames(1); }, 30)) << again.proc->err();
   EXPECT_GE(again.get_json("/api/events?type=status").size(), 3u);  // demo + gone before the kill, demo after
   again.stop();
+}
+
+TEST(Serve, HistoryWaitsInMemoryWhileTheDiskIsFullAndIsWrittenAfter) {
+  // A camera whose face leaves the picture for 2 s every loop, so that tracks end (and are
+  // written) every ~7 s: the demo clip with black frames after it.
+  TempDir tmp;
+  const fs::path clip = tmp / "blinks.mp4";
+  const std::string make = fmt::format(
+      "ffmpeg -v error -y -i '{}' -f lavfi -i color=black:s=1280x720:d=2:r=15 "
+      "-filter_complex '[0:v][1:v]concat=n=2:v=1[v]' -map '[v]' -c:v libx264 -pix_fmt yuv420p '{}'",
+      shared_path("samples/video/webcam-mask-on-off.mp4").string(), clip.string());
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  Server srv("", {}, "", clip);
+  const auto tracks = [&] { return srv.get_json("/api/events?camera=demo&type=track&limit=1000").size(); };
+  const auto storage = [&] { return srv.get_json("/api/stats")["storage"]; };
+  ASSERT_TRUE(wait_until([&] { return tracks() >= 1; }, 40)) << srv.proc->err();
+
+  // "Disk full": every file write of the service beyond 4 KiB now fails with EFBIG (what a
+  // full disk gives is ENOSPC; SQLite and our snapshot writer take both the same way).
+  rlimit tiny{4096, RLIM_INFINITY};  // the soft limit only: raising it back needs no privilege
+  ASSERT_EQ(prlimit(srv.proc->pid(), RLIMIT_FSIZE, &tiny, nullptr), 0);
+  const size_t before = tracks();
+  ASSERT_TRUE(wait_until([&] { return storage()["pending_rows"].get<int>() >= 2; }, 40)) << srv.proc->err();
+  const auto during = storage();
+  EXPECT_NE(during["error"].get<std::string>(), "") << during;
+  EXPECT_EQ(during["dropped_rows"], 0);
+  EXPECT_TRUE(srv.proc->running());
+  EXPECT_EQ(srv.client().Get("/healthz")->status, 200);
+  EXPECT_EQ(tracks(), before);  // nothing reached the database meanwhile
+  const int frames = srv.get_json("/api/stats")["cameras"]["demo"]["frames_processed"].get<int>();
+  EXPECT_TRUE(wait_until([&] { return srv.online_with_frames(frames + 5); }, 10));  // detection goes on
+  const std::string metrics = srv.client().Get("/metrics")->body;
+  EXPECT_EQ(metrics.find("maskwatch_storage_pending_rows 0\n"), std::string::npos) << metrics;
+
+  // Space again: what waited is written, in order, and nothing was lost.
+  const int waited = storage()["pending_rows"].get<int>();
+  rlimit unlimited{RLIM_INFINITY, RLIM_INFINITY};
+  ASSERT_EQ(prlimit(srv.proc->pid(), RLIMIT_FSIZE, &unlimited, nullptr), 0);
+  ASSERT_TRUE(wait_until([&] { return storage()["pending_rows"] == 0; }, 10)) << srv.proc->err();
+  EXPECT_EQ(storage()["error"], "");
+  EXPECT_GE(tracks(), before + static_cast<size_t>(waited));
+  EXPECT_NE(srv.proc->err().find("writable again; wrote"), std::string::npos) << srv.proc->err();
+  srv.stop();
 }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -35,6 +36,7 @@ void exec_training_binary_if_needed(int argc, char** argv) {
                             argv[1], binary.string()));
   std::vector<char*> args(argv, argv + argc);
   args.push_back(nullptr);
+  set_openmp_spin_default();  // before the exec: maskwatch-train then need not exec itself again
   execv(binary.c_str(), args.data());
   throw Error(fmt::format("cannot start {}: {}", binary.string(), std::strerror(errno)));
 }
@@ -45,6 +47,9 @@ CLI::Option* add_threads_option(CLI::App* cmd, int& threads, const std::string& 
 }
 
 int cli_main(CLI::App& app, int argc, char** argv) {
+  // A write beyond the file-size limit (ulimit -f) then fails with EFBIG, which we report
+  // and survive (serve keeps history in memory), instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   // FFmpeg's own log lines would break the one-line error promise; our errors say what failed.
   setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", /*overwrite=*/0);
   // Same for OpenCV's WARN/ERROR lines (camera probing, DNN shape errors): we report the

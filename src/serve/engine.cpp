@@ -18,10 +18,6 @@
 namespace maskwatch {
 namespace {
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 constexpr const char* kStageNames[5] = {"detect", "classify", "track", "draw", "encode"};
 constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
 constexpr size_t kBucketCount = sizeof kBuckets / sizeof kBuckets[0];
@@ -74,9 +70,15 @@ struct Engine::Camera {
 
   mutable std::mutex mutex;
   mutable std::condition_variable frame_cv;
-  cv::Mat raw, annotated;
-  std::shared_ptr<const Jpeg> jpeg;  // annotated, full size, configured quality
-  mutable std::map<std::tuple<bool, int, int>, std::shared_ptr<const Jpeg>> variants;  // same seq only
+  // The newest processed frame and what was found in it. Its JPEGs are drawn and encoded
+  // lazily, by the first HTTP thread that asks, once per frame and size: the worker never
+  // pays for viewers, and with none watching nothing is encoded at all.
+  cv::Mat raw;
+  FrameResult result;
+  OverlayStatus overlay;
+  mutable std::map<std::tuple<bool, int, int>, std::shared_ptr<const Jpeg>> jpegs;  // of jpegs_seq only
+  mutable int64_t jpegs_seq = 0;
+  mutable std::mutex encode_mutex;  // one encoder per camera: the others wait and share its JPEG
   int64_t seq = 0;
   int64_t processed = 0, skipped = 0;
   double process_fps = 0;
@@ -101,6 +103,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
         return o;
       }()) {
   mask_class_ = mask_class_index(classifier_.classes());
+  history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
   for (auto& h : stage_hist_) h = std::make_unique<Histogram>();
   for (const auto& cc : config_.cameras) {
     auto cam = std::make_unique<Camera>();
@@ -139,6 +142,8 @@ void Engine::stop() {
     for (const auto& [id, t] : c->open_tracks) ids.push_back(id);
     for (int id : ids) finish_track(*c, id);
   }
+  if (const size_t lost = history_->retry())
+    spdlog::error("storage: {} history row(s) could not be written before stopping: {}", lost, history_->last_error());
   bus_.close();
 }
 
@@ -159,11 +164,7 @@ std::vector<std::string> Engine::camera_names() const {
 void Engine::on_status(Camera& cam, const std::string& status, const std::string& detail) {
   const double now = unix_now();
   spdlog::info("camera {}: {} ({})", cam.config.name, status, detail);
-  try {
-    storage_.add_status(cam.config.name, now, status, detail);
-  } catch (const std::exception& e) {
-    spdlog::error("storage: {}", e.what());
-  }
+  history_->add_status(cam.config.name, now, status, detail);
   bus_.publish(nlohmann::json{{"type", "status"}, {"camera", cam.config.name}, {"status", status},
                               {"detail", detail}, {"time", now}}
                    .dump());
@@ -172,6 +173,7 @@ void Engine::on_status(Camera& cam, const std::string& status, const std::string
 void Engine::worker() {
   size_t next = 0;
   auto next_retention = std::chrono::steady_clock::now();
+  auto next_history_retry = std::chrono::steady_clock::now();
   while (!stop_) {
     bool did = false;
     for (size_t k = 0; k < cameras_.size() && !did; ++k) {
@@ -196,6 +198,10 @@ void Engine::worker() {
       }
       next = (next + k + 1) % cameras_.size();  // fairness: the next camera goes first next time
       did = true;
+    }
+    if (std::chrono::steady_clock::now() > next_history_retry) {
+      history_->retry();
+      next_history_retry = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     }
     if (std::chrono::steady_clock::now() > next_retention) {
       try {
@@ -254,20 +260,10 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
     if (now - t.last_seen > max_missed + 0.5) ended.push_back(id);
   for (int id : ended) finish_track(cam, id);
 
-  Stopwatch draw_clock;
-  OverlayStatus status;
-  status.fps = cam.process_fps;
-  cv::Mat annotated = annotate_frame(frame, r, classes, status);
-  const double draw_s = draw_clock.ms() / 1000;
-  Stopwatch encode_clock;
-  auto jpeg = std::make_shared<Jpeg>();
-  jpeg->bytes = encode_jpeg(annotated, config_.http.jpeg_quality);
-  const double encode_s = encode_clock.ms() / 1000;
   {
     std::lock_guard<std::mutex> lock(hist_mutex_);
-    const double stage_s[5] = {r.times.detect_ms / 1000, r.times.classify_ms / 1000, r.times.track_ms / 1000, draw_s,
-                               encode_s};
-    for (int i = 0; i < 5; ++i) stage_hist_[i]->add(stage_s[i]);
+    const double stage_s[3] = {r.times.detect_ms / 1000, r.times.classify_ms / 1000, r.times.track_ms / 1000};
+    for (int i = 0; i < 3; ++i) stage_hist_[i]->add(stage_s[i]);
   }
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
@@ -277,15 +273,14 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
       if (dt > 0) cam.process_fps = cam.process_fps > 0 ? 0.9 * cam.process_fps + 0.1 / dt : 1 / dt;
     }
     cam.last_done = t;
-    jpeg->seq = ++cam.seq;
+    ++cam.seq;
     cam.raw = frame;
-    cam.annotated = annotated;
-    cam.jpeg = jpeg;
-    cam.variants.clear();
+    cam.overlay.fps = cam.process_fps;
     ++cam.processed;
     cam.faces_now = static_cast<int>(r.faces.size());
     cam.now_by_label.clear();
     for (const auto& f : r.faces) ++cam.now_by_label[verdict_name(f.verdict, classes)];
+    cam.result = std::move(r);
   }
   cam.frame_cv.notify_all();
 }
@@ -321,12 +316,7 @@ void Engine::finish_track(Camera& cam, int track_id) {
       e.snapshot.clear();
     }
   }
-  int64_t id = 0;
-  try {
-    id = storage_.add_track(e, classes[static_cast<size_t>(mask_class_)]);
-  } catch (const std::exception& ex) {
-    spdlog::error("storage: {}", ex.what());
-  }
+  const int64_t id = history_->add_track(e);  // 0 while storage fails: then no URL yet
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
     ++cam.faces_total[e.label];
@@ -340,27 +330,48 @@ void Engine::finish_track(Camera& cam, int track_id) {
                               {"start_time", e.start},
                               {"end_time", e.end},
                               {"box", {e.x1, e.y1, e.x2, e.y2}},
-                              {"snapshot_url", e.snapshot.empty() ? "" : fmt::format("/api/events/{}/snapshot.jpg", id)}}
+                              {"snapshot_url", e.snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id)}}
                    .dump());
 }
 
 std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool boxes, int h, int quality) const {
   const Camera* cam = find(camera);
   if (!cam) return nullptr;
-  std::lock_guard<std::mutex> lock(cam->mutex);
-  if (!cam->jpeg) return nullptr;
   if (quality <= 0) quality = config_.http.jpeg_quality;
-  if (h < 0 || h == cam->annotated.rows) h = 0;
-  if (boxes && h == 0 && quality == config_.http.jpeg_quality) return cam->jpeg;
-  // Other sizes are encoded once per frame too, and shared by everyone who asks for them.
   const auto key = std::make_tuple(boxes, h, quality);
-  auto it = cam->variants.find(key);
-  if (it != cam->variants.end()) return it->second;
+  std::lock_guard<std::mutex> encoding(cam->encode_mutex);
+  cv::Mat raw;
+  FrameResult result;
+  OverlayStatus overlay;
+  int64_t seq = 0;
+  {
+    std::lock_guard<std::mutex> lock(cam->mutex);
+    if (cam->raw.empty()) return nullptr;
+    if (cam->jpegs_seq == cam->seq) {
+      if (auto it = cam->jpegs.find(key); it != cam->jpegs.end()) return it->second;
+    }
+    raw = cam->raw;  // shared, never written: the worker stores a new Mat per frame
+    seq = cam->seq;
+    if (boxes) result = cam->result, overlay = cam->overlay;
+  }
+  // Drawn and encoded outside the camera's lock: the worker goes on with the next frame.
+  Stopwatch draw_clock;
+  const cv::Mat img = boxes ? annotate_frame(raw, result, classifier_.classes(), overlay) : raw;
+  const double draw_s = draw_clock.ms() / 1000;
+  Stopwatch encode_clock;
   auto j = std::make_shared<Jpeg>();
-  j->bytes = encode_jpeg(scaled_to_height(boxes ? cam->annotated : cam->raw, h), quality);
-  j->seq = cam->seq;
-  if (cam->variants.size() > 8) cam->variants.clear();
-  cam->variants.emplace(key, j);
+  j->bytes = encode_jpeg(scaled_to_height(img, h), quality);
+  j->seq = seq;
+  const double encode_s = encode_clock.ms() / 1000;
+  if (boxes) {
+    std::lock_guard<std::mutex> lock(hist_mutex_);
+    stage_hist_[3]->add(draw_s);
+    stage_hist_[4]->add(encode_s);
+  }
+  std::lock_guard<std::mutex> lock(cam->mutex);
+  if (cam->jpegs_seq != seq) cam->jpegs.clear(), cam->jpegs_seq = seq;
+  if (cam->jpegs.size() > 8) cam->jpegs.clear();
+  cam->jpegs.emplace(key, j);
   return j;
 }
 
@@ -414,8 +425,11 @@ nlohmann::json Engine::stats() const {
     for (int i = 0; i < 5; ++i)
       stages[kStageNames[i]] = stage_hist_[i]->n ? 1000 * stage_hist_[i]->sum / stage_hist_[i]->n : 0.0;
   }
+  const nlohmann::json storage = {{"pending_rows", history_->pending()},
+                                   {"dropped_rows", history_->dropped()},
+                                   {"error", history_->last_error()}};
   return {{"cameras", cams}, {"inference_ms_mean", stages}, {"uptime_s", unix_now() - started_unix_},
-          {"classes", classifier_.classes()}};
+          {"classes", classifier_.classes()}, {"storage", storage}};
 }
 
 std::string Engine::prometheus_metrics() const {
@@ -442,6 +456,12 @@ std::string Engine::prometheus_metrics() const {
   out += "# HELP maskwatch_stream_clients MJPEG viewers now.\n# TYPE maskwatch_stream_clients gauge\n";
   for (const auto& c : cameras_)
     out += fmt::format("maskwatch_stream_clients{{camera=\"{}\"}} {}\n", c->config.name, c->stream_clients.load());
+  out += fmt::format(
+      "# HELP maskwatch_storage_pending_rows History rows waiting in memory for the disk.\n"
+      "# TYPE maskwatch_storage_pending_rows gauge\nmaskwatch_storage_pending_rows {}\n"
+      "# HELP maskwatch_storage_dropped_rows_total History rows dropped because too many waited.\n"
+      "# TYPE maskwatch_storage_dropped_rows_total counter\nmaskwatch_storage_dropped_rows_total {}\n",
+      history_->pending(), history_->dropped());
   out += "# HELP maskwatch_inference_seconds Time per processed frame by stage.\n"
          "# TYPE maskwatch_inference_seconds histogram\n";
   {

@@ -1,8 +1,9 @@
 // The `serve` engine: one CameraFeed (capture thread) per camera and ONE inference worker
 // shared by all of them. The worker takes cameras round robin, each at most at its
-// fps_limit (frames beyond are counted as skipped), runs that camera's Pipeline (its own
-// tracker and smoothing), draws the overlay and encodes the JPEG once per processed frame:
-// every HTTP viewer of the camera shares that buffer. Face tracks that end become rows in
+// fps_limit (frames beyond are counted as skipped) and runs that camera's Pipeline (its own
+// tracker and smoothing). The overlay is drawn and the JPEG encoded lazily, by the first HTTP
+// thread that asks for a frame (once per frame and size; every viewer shares that buffer), so
+// the worker never waits for viewers and nothing is encoded when nobody watches. Face tracks that end become rows in
 // Storage with a snapshot of their best frame; verdict and status changes go to the EventBus.
 #pragma once
 #include <atomic>
@@ -18,6 +19,7 @@
 #include "serve/camera_feed.h"
 #include "serve/config.h"
 #include "serve/event_bus.h"
+#include "serve/history_writer.h"
 #include "serve/storage.h"
 #include "vision/face_detector.h"
 #include "vision/mask_classifier.h"
@@ -73,6 +75,7 @@ class Engine {
   MaskClassifier classifier_;
   FaceDetector detector_;
   int mask_class_ = 0;
+  std::unique_ptr<HistoryWriter> history_;  // rows survive a full or read-only disk
   std::vector<std::unique_ptr<Camera>> cameras_;
   EventBus bus_;
   mutable std::mutex wake_mutex_;

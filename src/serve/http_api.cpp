@@ -2,25 +2,24 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <functional>
 #include <thread>
 
 #include "serve/dashboard_page.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/stopwatch.h"
 
 namespace maskwatch {
 namespace {
 
 using httplib::Request;
 using httplib::Response;
-
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 void send_json(Response& res, const nlohmann::json& j, int status = 200) {
   res.status = status;
@@ -85,6 +84,24 @@ std::string base64_encode(const std::string& in) {
   }
   return out;
 }
+
+namespace {
+
+// One log line when a long-lived client (MJPEG viewer, SSE listener) comes and one when it
+// goes: the operator sees who watches, and that a vanished viewer really freed its thread.
+// The returned handle runs on_leave and logs the leave when the last copy is destroyed.
+std::shared_ptr<void> log_client(const std::string& what, const Request& req, std::function<void()> on_leave = {}) {
+  const std::string who = fmt::format("{}:{}", req.remote_addr, req.remote_port);
+  spdlog::info("{} {} connected", what, who);
+  const auto since = std::chrono::steady_clock::now();
+  return std::shared_ptr<void>(nullptr, [what, who, since, on_leave = std::move(on_leave)](void*) {
+    if (on_leave) on_leave();
+    spdlog::info("{} {} left after {:.1f} s", what, who,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
+  });
+}
+
+}  // namespace
 
 HttpApi::HttpApi(const ServeConfig& config, Engine& engine, Storage& storage)
     : config_(config), engine_(engine), storage_(storage), server_(std::make_unique<httplib::Server>()) {
@@ -152,11 +169,12 @@ void HttpApi::routes() {
   });
 
   // Events: registered before the /api/<camera>/ routes, so "events" never reads as a camera.
-  s.Get("/api/events/stream", [this](const Request&, Response& res) {
+  s.Get("/api/events/stream", [this](const Request& req, Response& res) {
     auto cursor = std::make_shared<uint64_t>(engine_.bus().head());
+    auto client = log_client("event listener", req);
     auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [this, cursor, last_write](size_t, httplib::DataSink& sink) {
+    res.set_chunked_content_provider("text/event-stream", [this, cursor, last_write, client](size_t, httplib::DataSink& sink) {
       if (engine_.stopping()) {
         sink.done();
         return true;
@@ -239,10 +257,14 @@ void HttpApi::routes() {
     const int h = static_cast<int>(number_param(req, "h", 0));
     const double fps = std::min(number_param(req, "fps", config_.http.stream_fps), static_cast<double>(config_.http.stream_fps));
     if (h < 0 || h > 4320 || !(fps > 0)) return send_error(res, 400, "h must be 0..4320 and fps > 0");
-    if (!engine_.add_stream_client(camera))
+    if (!engine_.add_stream_client(camera)) {
+      spdlog::warn("camera {}: MJPEG viewer {}:{} refused, {} viewers already", camera, req.remote_addr, req.remote_port,
+                   config_.http.max_stream_clients);
       return send_error(res, 503, fmt::format("camera {} has its maximum of {} viewers", camera, config_.http.max_stream_clients));
+    }
     // The viewer slot is released when the provider is destroyed (client gone or server stopping).
-    auto slot = std::shared_ptr<void>(nullptr, [this, camera](void*) { engine_.remove_stream_client(camera); });
+    auto slot = log_client(fmt::format("camera {}: MJPEG viewer", camera), req,
+                           [this, camera] { engine_.remove_stream_client(camera); });
     auto last_seq = std::make_shared<int64_t>(0);
     auto next_due = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
     res.set_header("Cache-Control", "no-cache");

@@ -124,7 +124,9 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
     exec("COMMIT");
     return id;
   } catch (...) {
-    exec("ROLLBACK");
+    // Not exec(): after a full disk SQLite may have rolled back already, and that error
+    // must not hide the first one.
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
 }

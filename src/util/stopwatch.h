@@ -1,4 +1,5 @@
-// Wall-clock timing of a piece of work (stage times, epoch times, benchmarks).
+// Wall-clock timing of a piece of work (stage times, epoch times, benchmarks), and the time
+// of day as Unix seconds (history rows, events).
 #pragma once
 #include <chrono>
 
@@ -14,5 +15,10 @@ class Stopwatch {
  private:
   std::chrono::steady_clock::time_point start_;
 };
+
+// Seconds since 1970 (UTC), with fractions: the time stamps of events and history rows.
+inline double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 }  // namespace maskwatch

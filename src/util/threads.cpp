@@ -1,5 +1,8 @@
 #include "util/threads.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <opencv2/core.hpp>
 #include <thread>
 
@@ -10,5 +13,17 @@ int resolve_threads(int requested) {
 }
 
 void set_compute_threads(int requested) { cv::setNumThreads(resolve_threads(requested)); }
+
+bool set_openmp_spin_default() {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return false;
+  setenv("GOMP_SPINCOUNT", "1000", /*overwrite=*/0);
+  return true;
+}
+
+void reexec_with_openmp_spin_default(char** argv) {
+  if (!set_openmp_spin_default()) return;
+  execv("/proc/self/exe", argv);
+  // Exec failed (no /proc): run on with libgomp's default; only the contended speed suffers.
+}
 
 }  // namespace maskwatch

@@ -4,6 +4,7 @@
 // reports processed FPS per camera, API latency p50/p99, the server's peak RSS and CPU.
 #include <fmt/format.h>
 #include <httplib.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 #include <regex>
@@ -90,10 +92,13 @@ void bench_serve(const BenchServeOpts& o) {
   int out_pipe[2];
   if (pipe(out_pipe) != 0) throw Error("pipe failed");
   const std::string self = sibling_executable(kRuntimeBinary).string();
+  const std::filesystem::path server_log = dir / "serve.log";  // the server's log lines stay out of the table
   const pid_t pid = fork();
   if (pid == 0) {
     dup2(out_pipe[1], 1);
     close(out_pipe[0]);
+    const int log_fd = open(server_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (log_fd >= 0) dup2(log_fd, 2);
     execl(self.c_str(), self.c_str(), "serve", "--config", (dir / "bench.yaml").c_str(), "--port", "0", "--data",
           (dir / "data").c_str(), static_cast<char*>(nullptr));
     _exit(127);
@@ -106,7 +111,8 @@ void bench_serve(const BenchServeOpts& o) {
   if (!std::regex_search(banner, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
-    throw Error("serve did not start: " + banner);
+    std::ifstream log(server_log);
+    throw Error("serve did not start: " + banner + std::string(std::istreambuf_iterator<char>(log), {}));
   }
   const int port = std::stoi(m[1]);
   httplib::Client api("127.0.0.1", port);

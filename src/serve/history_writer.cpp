@@ -1,0 +1,90 @@
+#include "serve/history_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <exception>
+
+namespace maskwatch {
+
+HistoryWriter::HistoryWriter(Storage& storage, std::string mask_label, size_t capacity)
+    : storage_(storage), mask_label_(std::move(mask_label)), capacity_(std::max<size_t>(1, capacity)) {}
+
+int64_t HistoryWriter::add_track(const TrackEvent& e) {
+  Row r;
+  r.track = e;
+  return submit(std::move(r));
+}
+
+int64_t HistoryWriter::add_status(const std::string& camera, double time, const std::string& status,
+                                  const std::string& detail) {
+  Row r;
+  r.is_track = false;
+  r.camera = camera;
+  r.time = time;
+  r.status = status;
+  r.detail = detail;
+  return submit(std::move(r));
+}
+
+int64_t HistoryWriter::write(const Row& row) {
+  return row.is_track ? storage_.add_track(row.track, mask_label_)
+                      : storage_.add_status(row.camera, row.time, row.status, row.detail);
+}
+
+int64_t HistoryWriter::submit(Row row) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (pending_.size() >= capacity_) {
+    if (dropped_ == 0) spdlog::error("storage: {} history rows wait in memory; dropping the oldest from now on", capacity_);
+    pending_.pop_front();
+    ++dropped_;
+  }
+  pending_.push_back(std::move(row));
+  int64_t id = 0;
+  flush_locked(&pending_.back(), &id);
+  return id;
+}
+
+bool HistoryWriter::flush_locked(const Row* newest, int64_t* newest_id) {
+  size_t written = 0;
+  while (!pending_.empty()) {
+    try {
+      const int64_t id = write(pending_.front());
+      if (newest && &pending_.front() == newest) *newest_id = id;
+    } catch (const std::exception& e) {
+      if (error_.empty())
+        spdlog::error("storage: {}; history waits in memory (up to {} rows) until a write succeeds", e.what(),
+                      capacity_);
+      error_ = e.what();
+      return false;
+    }
+    pending_.pop_front();
+    ++written;
+  }
+  if (!error_.empty()) spdlog::info("storage: writable again; wrote {} delayed history row(s)", written);
+  error_.clear();
+  return true;
+}
+
+size_t HistoryWriter::retry() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  flush_locked(nullptr, nullptr);
+  return pending_.size();
+}
+
+size_t HistoryWriter::pending() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pending_.size();
+}
+
+int64_t HistoryWriter::dropped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return dropped_;
+}
+
+std::string HistoryWriter::last_error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+}  // namespace maskwatch

@@ -1,0 +1,51 @@
+// Writes history rows (finished tracks, camera status changes) to Storage, and survives a
+// storage that fails for a while: when the disk is full or the folder turns read-only, the
+// rows wait in memory (bounded: the oldest are dropped and counted beyond `capacity`) and are
+// written in their order as soon as a write succeeds again. The worker calls retry() every
+// few seconds; one log line when writing starts to fail and one when it works again.
+// Thread-safe (the worker writes tracks, capture threads write status changes).
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+
+#include "serve/storage.h"
+
+namespace maskwatch {
+
+class HistoryWriter {
+ public:
+  HistoryWriter(Storage& storage, std::string mask_label, size_t capacity = 10000);
+
+  // The new row's event id, or 0 while it waits in memory.
+  int64_t add_track(const TrackEvent& e);
+  int64_t add_status(const std::string& camera, double time, const std::string& status, const std::string& detail);
+  // Writes what waits, if storage works again. Returns how many rows still wait.
+  size_t retry();
+
+  size_t pending() const;
+  int64_t dropped() const;
+  std::string last_error() const;  // "" while writes succeed
+
+ private:
+  struct Row {
+    bool is_track = true;
+    TrackEvent track;
+    std::string camera, status, detail;
+    double time = 0;
+  };
+  int64_t write(const Row& row);  // throws on a storage error
+  int64_t submit(Row row);
+  bool flush_locked(const Row* newest, int64_t* newest_id);
+
+  Storage& storage_;
+  const std::string mask_label_;
+  const size_t capacity_;
+  mutable std::mutex mutex_;
+  std::deque<Row> pending_;
+  int64_t dropped_ = 0;
+  std::string error_;
+};
+
+}  // namespace maskwatch
