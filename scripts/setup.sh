@@ -45,6 +45,8 @@ packages=(
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev
   libpugixml-dev                    # Pascal VOC annotations (eval --scenes)
   libyaml-cpp-dev libsqlite3-dev libcpp-httplib-dev   # serve: config, history, HTTP API
+  libpaho-mqtt-dev                  # serve: MQTT publisher (Paho C async client)
+  mosquitto mosquitto-clients       # tests: a real MQTT broker and subscriber
   libgtest-dev libgmock-dev libbenchmark-dev
   ffmpeg                            # tests: a real HTTP stream server that dies and stalls
   chromium chromium-driver python3-selenium   # tests: a real headless browser loads the dashboard

@@ -61,6 +61,9 @@ std::vector<std::string> cli_argv(const std::vector<std::string>& args);
 bool wait_until(const std::function<bool()>& pred, double timeout_s);
 
 void write_bytes(const fs::path& path, const std::string& bytes);
+// A loopback TCP port that was free a moment ago (for servers the test starts).
+int free_port();
+size_t line_count(const fs::path& p);
 std::string read_bytes(const fs::path& path);
 
 }  // namespace maskwatch::test

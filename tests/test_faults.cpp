@@ -32,13 +32,6 @@ fs::path long_clip(const TempDir& dir, int repeats = 6) {
   return out;
 }
 
-size_t line_count(const fs::path& p) {
-  std::ifstream in(p);
-  size_t n = 0;
-  for (std::string line; std::getline(in, line);) ++n;
-  return n;
-}
-
 int frames_in_video(const fs::path& p) {
   cv::VideoCapture cap(p.string());
   int n = 0;

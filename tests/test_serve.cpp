@@ -16,6 +16,7 @@
 #include <regex>
 #include <thread>
 
+#include "serve_server.h"
 #include "support.h"
 #include "util/json_io.h"
 
@@ -23,67 +24,6 @@ using namespace maskwatch;
 using namespace maskwatch::test;
 
 namespace {
-
-// A serve process on a free port with the given config text (the demo camera by default).
-struct Server {
-  TempDir dir;
-  std::unique_ptr<BackgroundProcess> proc;
-  int port = 0;
-  fs::path data = dir / "data";
-
-  explicit Server(const std::string& extra_yaml = "", const fs::path& data_dir = {},
-                  const std::string& extra_cameras = "", const fs::path& demo_source = {}) {
-    if (!data_dir.empty()) data = data_dir;
-    std::ofstream(dir / "serve.yaml") << extra_yaml << "\ncameras:\n  demo:\n    source: "
-                                      << (demo_source.empty() ? shared_path("samples/video/webcam-mask-on-off.mp4")
-                                                              : demo_source)
-                                             .string()
-                                      << "\n    loop: true\n    fps_limit: 10\n"
-                                      << extra_cameras;
-    start();
-  }
-  void start() {
-    proc = std::make_unique<BackgroundProcess>(cli_argv(
-        {"serve", "--config", (dir / "serve.yaml").string(), "--port", "0", "--data", data.string()}));
-    const std::regex line(R"(dashboard http://127\.0\.0\.1:(\d+)/)");
-    std::smatch m;
-    std::string out;
-    EXPECT_TRUE(wait_until(
-        [&] {
-          out = proc->out();
-          return std::regex_search(out, m, line) || !proc->running();
-        },
-        30))
-        << proc->err();
-    ASSERT_TRUE(std::regex_search(out, m, line)) << out << proc->err();
-    port = std::stoi(m[1]);
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(10, 0);
-    return c;
-  }
-  nlohmann::json get_json(const std::string& path) const {
-    auto r = client().Get(path.c_str());
-    if (!r || r->status != 200) {
-      ADD_FAILURE() << path << ": " << (r ? std::to_string(r->status) + " " + r->body : "no answer");
-      return {};
-    }
-    return nlohmann::json::parse(r->body);
-  }
-  bool online_with_frames(int frames) const {
-    auto r = client().Get("/api/stats");
-    if (!r || r->status != 200) return false;
-    const auto s = nlohmann::json::parse(r->body)["cameras"]["demo"];
-    return s["status"] == "online" && s["frames_processed"].get<int>() >= frames;
-  }
-  void stop() {
-    const auto t0 = std::chrono::steady_clock::now();
-    proc->signal(SIGTERM);
-    EXPECT_EQ(proc->wait(10), 0) << proc->err();
-    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
-  }
-};
 
 // A raw HTTP exchange on a fresh connection; returns what came back within timeout_ms.
 std::string raw_http(int port, const std::string& request, bool read_reply = true, int* fd_out = nullptr) {

@@ -19,25 +19,6 @@ using namespace maskwatch::test;
 
 namespace {
 
-int free_port() {
-  const int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  close(s);
-  return ntohs(a.sin_port);
-}
-
-size_t line_count(const fs::path& p) {
-  std::ifstream in(p);
-  size_t n = 0;
-  for (std::string line; std::getline(in, line);) ++n;
-  return n;
-}
-
 // ffmpeg serving the clip (real time, looped, no re-encoding; dump_extra repeats the MPEG-4
 // headers in-band so a client can start decoding) to one client at http://127.0.0.1:PORT/live.ts
 struct StreamServer {

@@ -86,6 +86,7 @@ struct Engine::Camera {
   std::map<std::string, int> now_by_label;
   std::map<std::string, int64_t> faces_total;  // finished tracks by final label
   std::atomic<int> stream_clients{0};
+  std::atomic<bool> detect{true};
 };
 
 Engine::Engine(const ServeConfig& config, Storage& storage)
@@ -191,6 +192,12 @@ void Engine::worker() {
         continue;
       }
       cam.last_processed = now;
+      if (!cam.detect) {
+        show_undetected(cam, std::move(frame));
+        next = (next + k + 1) % cameras_.size();
+        did = true;
+        continue;
+      }
       try {
         process(cam, std::move(frame), index, t);
       } catch (const std::exception& e) {
@@ -245,12 +252,18 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
     }
   }
   for (const auto& c : r.changes) {
+    const auto t = cam.open_tracks.find(c.track_id);
+    nlohmann::json box = nullptr;
+    for (const auto& f : r.faces)
+      if (f.track_id == c.track_id) box = {f.box.x, f.box.y, f.box.x + f.box.width, f.box.y + f.box.height};
     bus_.publish(nlohmann::json{{"type", c.first ? "new" : "update"},
                                 {"camera", cam.config.name},
                                 {"track_id", c.track_id},
                                 {"label", verdict_name(c.to, classes)},
                                 {"from", c.first ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(c.from, classes))},
                                 {"score", c.confidence},
+                                {"start_time", t != cam.open_tracks.end() ? nlohmann::json(t->second.start) : nlohmann::json(nullptr)},
+                                {"box", box},
                                 {"time", now}}
                      .dump());
   }
@@ -283,6 +296,32 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
     cam.result = std::move(r);
   }
   cam.frame_cv.notify_all();
+}
+
+void Engine::show_undetected(Camera& cam, cv::Mat frame) {
+  std::vector<int> ids;
+  for (const auto& [id, t] : cam.open_tracks) ids.push_back(id);
+  for (int id : ids) finish_track(cam, id);
+  std::lock_guard<std::mutex> lock(cam.mutex);
+  ++cam.seq;
+  cam.raw = std::move(frame);
+  cam.result = FrameResult{};
+  ++cam.skipped;
+  cam.faces_now = 0;
+  cam.now_by_label.clear();
+  cam.frame_cv.notify_all();
+}
+
+bool Engine::set_detect(const std::string& camera, bool on) {
+  Camera* cam = find(camera);
+  if (!cam) return false;
+  if (cam->detect.exchange(on) != on) spdlog::info("camera {}: detection {}", camera, on ? "on" : "off");
+  return true;
+}
+
+bool Engine::detect_enabled(const std::string& camera) const {
+  const Camera* cam = find(camera);
+  return cam && cam->detect;
 }
 
 void Engine::finish_track(Camera& cam, int track_id) {
@@ -417,7 +456,8 @@ nlohmann::json Engine::stats() const {
                             {"faces_now", c->faces_now},
                             {"with_mask_now", now_by_label[mask_label]},
                             {"faces_now_by_label", now_by_label},
-                            {"stream_clients", c->stream_clients.load()}};
+                            {"stream_clients", c->stream_clients.load()},
+                            {"detect", c->detect.load()}};
   }
   nlohmann::json stages = nlohmann::json::object();
   {

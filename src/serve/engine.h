@@ -57,6 +57,11 @@ class Engine {
   bool add_stream_client(const std::string& camera);
   void remove_stream_client(const std::string& camera);
 
+  // Turns detection for one camera on or off (MQTT detect/set): while off, its frames are
+  // shown without boxes, its open tracks end and no verdict events come. False: no such camera.
+  bool set_detect(const std::string& camera, bool on);
+  bool detect_enabled(const std::string& camera) const;
+
   nlohmann::json stats() const;
   std::string prometheus_metrics() const;
   EventBus& bus() { return bus_; }
@@ -66,6 +71,7 @@ class Engine {
   struct Camera;
   void worker();
   void process(Camera& cam, cv::Mat frame, int64_t index, double time_s);
+  void show_undetected(Camera& cam, cv::Mat frame);  // detection off: the picture only
   void finish_track(Camera& cam, int track_id);
   void on_status(Camera& cam, const std::string& status, const std::string& detail);
   Camera* find(const std::string& name) const;

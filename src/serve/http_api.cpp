@@ -45,13 +45,6 @@ double number_param(const Request& req, const char* name, double fallback) {
 }
 
 // Midnight today, local time, as unix seconds.
-double today_start() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm = *std::localtime(&t);
-  tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-  return static_cast<double>(std::mktime(&tm));
-}
-
 bool constant_time_equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   unsigned char d = 0;
@@ -164,7 +157,7 @@ void HttpApi::routes() {
   s.Get("/metrics", [this](const Request&, Response& res) {
     res.set_content(fmt::format("# HELP maskwatch_build_info Version of this server.\n# TYPE maskwatch_build_info gauge\n"
                                 "maskwatch_build_info{{version=\"{}\"}} 1\n{}",
-                                MASKWATCH_VERSION, engine_.prometheus_metrics()),
+                                MASKWATCH_VERSION, engine_.prometheus_metrics() + (more_metrics_ ? more_metrics_() : "")),
                     "text/plain; version=0.0.4");
   });
 
@@ -228,15 +221,7 @@ void HttpApi::routes() {
     if (!step) return send_error(res, 400, "interval must be minute, hour or day");
     const double after = number_param(req, "after", today_start()), before = number_param(req, "before", unix_now() + 60);
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& b : storage_.compliance(camera, after, before, step)) {
-      const int64_t decided = b.with_mask + b.without_mask;
-      out.push_back({{"start", b.start},
-                     {"faces", b.faces},
-                     {"with_mask", b.with_mask},
-                     {"without_mask", b.without_mask},
-                     {"uncertain", b.uncertain},
-                     {"compliance", decided ? nlohmann::json(static_cast<double>(b.with_mask) / decided) : nlohmann::json(nullptr)}});
-    }
+    for (const auto& b : storage_.compliance(camera, after, before, step)) out.push_back(b.to_json());
     send_json(res, out);
   });
 

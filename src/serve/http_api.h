@@ -2,6 +2,7 @@
 // events, Prometheus metrics and the dashboard page. Routes are listed in README "serve".
 // Auth (bearer token or basic) guards everything except /healthz when configured.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,8 @@ class HttpApi {
   int bind(const std::string& host, int port);
   void serve_forever();  // returns after stop()
   void stop();
+  // More Prometheus text for /metrics (e.g. the MQTT bridge's); set before serve_forever().
+  void add_metrics(std::function<std::string()> more) { more_metrics_ = std::move(more); }
 
  private:
   void routes();
@@ -30,6 +33,7 @@ class HttpApi {
   Engine& engine_;
   Storage& storage_;
   std::unique_ptr<httplib::Server> server_;
+  std::function<std::string()> more_metrics_;
 };
 
 // Exposed for tests: "user:pass" -> "dXNlcjpwYXNz".

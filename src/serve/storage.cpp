@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 
 #include "util/error.h"
 
@@ -68,6 +69,23 @@ nlohmann::json event_row(const Statement& s) {
 }
 
 }  // namespace
+
+nlohmann::json ComplianceBucket::to_json() const {
+  const int64_t decided = with_mask + without_mask;
+  return {{"start", start},
+          {"faces", faces},
+          {"with_mask", with_mask},
+          {"without_mask", without_mask},
+          {"uncertain", uncertain},
+          {"compliance", decided ? nlohmann::json(static_cast<double>(with_mask) / decided) : nlohmann::json(nullptr)}};
+}
+
+double today_start() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm = *std::localtime(&t);
+  tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+  return static_cast<double>(std::mktime(&tm));
+}
 
 Storage::Storage(const std::filesystem::path& dir) : dir_(dir) {
   std::error_code ec;

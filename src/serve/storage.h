@@ -36,7 +36,13 @@ struct EventQuery {
 struct ComplianceBucket {
   int64_t start = 0;  // unix seconds
   int64_t faces = 0, with_mask = 0, without_mask = 0, uncertain = 0;
+  // {start, faces, with_mask, without_mask, uncertain, compliance}: compliance is the share
+  // with a mask among the faces with a verdict (null when there were none).
+  nlohmann::json to_json() const;
 };
+
+// Local midnight of today, as unix seconds (the default start of "today's" compliance).
+double today_start();
 
 class Storage {
  public:

@@ -12,6 +12,7 @@
 #include "serve/config.h"
 #include "serve/engine.h"
 #include "serve/http_api.h"
+#include "serve/mqtt_bridge.h"
 #include "serve/storage.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -59,8 +60,14 @@ void serve(const ServeOpts& o) {
   Engine engine(cfg, storage);
   HttpApi api(cfg, engine, storage);
   const int port = api.bind(cfg.http.listen, cfg.http.port);
+  std::unique_ptr<MqttBridge> mqtt;
+  if (cfg.mqtt.enabled) {
+    mqtt = std::make_unique<MqttBridge>(cfg, engine, storage);
+    api.add_metrics([&mqtt] { return mqtt->prometheus_metrics(); });
+  }
   g_stop = false;
   const StopSignals stop_signals([](int) { g_stop = true; });
+  if (mqtt) mqtt->start();  // before the cameras: their first status goes out too
   engine.start();
   std::thread http([&] { api.serve_forever(); });
   // One line a script can wait for (tests read the port from it).
@@ -70,6 +77,7 @@ void serve(const ServeOpts& o) {
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("stopping: finishing open face tracks");
   engine.stop();  // ends streams and SSE first, so the HTTP threads can finish
+  if (mqtt) mqtt->stop();  // after the engine: the tracks it ended are published, then "stopped"
   api.stop();
   http.join();
   fmt::print("maskwatch serve: stopped\n");

@@ -1,0 +1,181 @@
+#include "serve/mqtt_bridge.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+
+#include "util/stopwatch.h"
+
+namespace maskwatch {
+namespace {
+
+std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return s;
+}
+
+}  // namespace
+
+MqttBridge::MqttBridge(const ServeConfig& config, Engine& engine, Storage& storage)
+    : config_(config.mqtt), prefix_(config.mqtt.prefix()), engine_(engine), storage_(storage) {}
+
+MqttBridge::~MqttBridge() { stop(); }
+
+void MqttBridge::start() {
+  MqttOptions o;
+  o.host = config_.host;
+  o.port = config_.port;
+  o.tls = config_.tls;
+  o.client_id = config_.client_id;
+  o.user = config_.user;
+  o.password = config_.password;
+  o.capacity = static_cast<size_t>(config_.buffer_messages);
+  o.will = {prefix_ + "/available", "offline", 1, true};
+  o.on_connect = {prefix_ + "/available", "online", 1, true};
+  o.subscribe = {prefix_ + "/+/detect/set"};
+  client_ = std::make_unique<MqttClient>(o, [this](const std::string& t, const std::string& p) { on_message(t, p); });
+  // Retained state starts from a known point: counts 0, detection on, status as it is now.
+  for (const auto& cam : engine_.camera_names()) publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
+  publish_counts(/*force=*/true);
+  thread_ = std::thread([this] { loop(); });
+}
+
+void MqttBridge::stop() {
+  if (stop_.exchange(true)) return;
+  if (thread_.joinable()) thread_.join();
+  if (client_) client_->close({prefix_ + "/available", "stopped", 1, true});
+}
+
+void MqttBridge::publish(const std::string& suffix, const std::string& payload, bool retained) {
+  client_->publish({prefix_ + "/" + suffix, payload, 1, retained});
+}
+
+void MqttBridge::on_message(const std::string& topic, const std::string& payload) {
+  // <prefix>/<camera>/detect/set
+  const std::string head = prefix_ + "/", tail = "/detect/set";
+  if (topic.size() <= head.size() + tail.size() || topic.compare(0, head.size(), head) != 0 ||
+      topic.compare(topic.size() - tail.size(), tail.size(), tail) != 0)
+    return;
+  const std::string camera = topic.substr(head.size(), topic.size() - head.size() - tail.size());
+  const std::string value = upper(payload);
+  if (value != "ON" && value != "OFF") {
+    spdlog::warn("mqtt: {}: expected ON or OFF, got '{}'", topic, payload.substr(0, 40));
+    return;
+  }
+  if (!engine_.set_detect(camera, value == "ON")) {
+    spdlog::warn("mqtt: {}: no camera named '{}'", topic, camera);
+    return;
+  }
+  publish(camera + "/detect/state", value, true);
+}
+
+void MqttBridge::publish_event(const nlohmann::json& e) {
+  const std::string type = e.value("type", "");
+  if (type == "status") {
+    publish(e["camera"].get<std::string>() + "/status", e["status"].get<std::string>(), true);
+    return;
+  }
+  if (type != "new" && type != "update" && type != "end") return;
+  nlohmann::json out = {{"type", type},
+                        {"camera", e["camera"]},
+                        {"track_id", e["track_id"]},
+                        {"label", e["label"]},
+                        {"score", e["score"]},
+                        {"start_time", e.value("start_time", nlohmann::json(nullptr))},
+                        {"end_time", e.value("end_time", nlohmann::json(nullptr))},
+                        {"box", e.value("box", nlohmann::json(nullptr))},
+                        {"snapshot_url", e.value("snapshot_url", nlohmann::json(nullptr))},
+                        {"time", e.contains("time") ? e["time"] : e.value("end_time", nlohmann::json(nullptr))}};
+  if (type != "end") out["from"] = e.value("from", nlohmann::json(nullptr));
+  client_->publish({prefix_ + "/events", out.dump(), 1, false});
+}
+
+// Retained current counts per camera: published when they change (and once at start).
+void MqttBridge::publish_counts(bool force) {
+  const auto stats = engine_.stats();
+  for (const auto& [cam, s] : stats["cameras"].items()) {
+    const int faces = s.value("faces_now", 0);
+    const int uncertain = s["faces_now_by_label"].value("uncertain", 0);
+    const int without = std::max(0, faces - s.value("with_mask_now", 0) - uncertain);
+    auto& last = last_counts_[cam];
+    if (!force && last == std::make_pair(faces, without)) continue;
+    if (force || last.first != faces) publish(cam + "/faces", std::to_string(faces), true);
+    if (force || last.second != without) publish(cam + "/without_mask", std::to_string(without), true);
+    last = {faces, without};
+  }
+}
+
+// Today's compliance per camera (the /api/compliance day bucket).
+void MqttBridge::publish_compliance() {
+  const double now = unix_now(), start = today_start();
+  for (const auto& cam : engine_.camera_names()) {
+    const auto buckets = storage_.compliance(cam, start, now + 60, 86400);
+    ComplianceBucket today;
+    today.start = static_cast<int64_t>(start);
+    if (!buckets.empty()) today = buckets.front();
+    publish(cam + "/compliance", today.to_json().dump(), false);
+  }
+}
+
+void MqttBridge::loop() {
+  using Clock = std::chrono::steady_clock;
+  uint64_t cursor = engine_.bus().head();
+  auto next_compliance = Clock::now() + std::chrono::seconds(config_.compliance_interval_s);
+  auto next_stats = Clock::now();  // stats once at start, then every stats_interval_s
+  while (!stop_) {
+    uint64_t missed = 0;
+    const auto lines = engine_.bus().read(&cursor, std::chrono::milliseconds(200), &missed);
+    if (missed) spdlog::warn("mqtt: {} live event(s) came faster than they could be published and were skipped", missed);
+    for (const auto& line : lines) {
+      try {
+        publish_event(nlohmann::json::parse(line));
+      } catch (const std::exception& e) {
+        spdlog::warn("mqtt: event not published: {}", e.what());
+      }
+    }
+    try {
+      publish_counts(false);
+      if (Clock::now() >= next_compliance) {
+        publish_compliance();
+        next_compliance = Clock::now() + std::chrono::seconds(config_.compliance_interval_s);
+      }
+      if (Clock::now() >= next_stats) {
+        publish("stats", engine_.stats().dump(), false);
+        next_stats = Clock::now() + std::chrono::seconds(config_.stats_interval_s);
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("mqtt: {}", e.what());
+    }
+    if (engine_.bus().closed() && lines.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // Whatever the engine said while stopping (the tracks it ended) goes out too.
+  for (const auto& line : engine_.bus().read(&cursor, std::chrono::milliseconds(0))) {
+    try {
+      publish_event(nlohmann::json::parse(line));
+    } catch (const std::exception&) {
+    }
+  }
+  // Stopped: nobody is in view any more, and retained counts must not say otherwise.
+  for (const auto& cam : engine_.camera_names()) {
+    publish(cam + "/faces", "0", true);
+    publish(cam + "/without_mask", "0", true);
+  }
+}
+
+std::string MqttBridge::prometheus_metrics() const {
+  if (!client_) return "";
+  return fmt::format(
+      "# HELP maskwatch_mqtt_connected 1 while connected to the MQTT broker.\n# TYPE maskwatch_mqtt_connected gauge\n"
+      "maskwatch_mqtt_connected {}\n"
+      "# HELP maskwatch_mqtt_messages_total MQTT messages handed to the broker connection.\n"
+      "# TYPE maskwatch_mqtt_messages_total counter\nmaskwatch_mqtt_messages_total {}\n"
+      "# HELP maskwatch_mqtt_queued_messages Messages held while the broker is unreachable.\n"
+      "# TYPE maskwatch_mqtt_queued_messages gauge\nmaskwatch_mqtt_queued_messages {}\n"
+      "# HELP maskwatch_mqtt_dropped_messages_total Messages dropped because the queue was full.\n"
+      "# TYPE maskwatch_mqtt_dropped_messages_total counter\nmaskwatch_mqtt_dropped_messages_total {}\n",
+      client_->connected() ? 1 : 0, client_->sent(), client_->queued(), client_->dropped());
+}
+
+}  // namespace maskwatch

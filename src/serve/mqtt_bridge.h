@@ -1,0 +1,48 @@
+// `serve` on MQTT: publishes the engine's state and events under <prefix>/ (topics in the
+// README) and takes `<prefix>/<camera>/detect/set` ON/OFF. It reads the engine's EventBus
+// with its own cursor and polls the live counts on its own thread, so the frame loop never
+// waits for the broker; MqttClient holds what cannot be sent while the broker is down.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "serve/config.h"
+#include "serve/engine.h"
+#include "serve/mqtt_client.h"
+#include "serve/storage.h"
+
+namespace maskwatch {
+
+class MqttBridge {
+ public:
+  MqttBridge(const ServeConfig& config, Engine& engine, Storage& storage);
+  ~MqttBridge();  // stop()
+  MqttBridge(const MqttBridge&) = delete;
+  MqttBridge& operator=(const MqttBridge&) = delete;
+
+  void start();
+  // Publishes the last state, `available` = stopped, and disconnects cleanly.
+  void stop();
+  std::string prometheus_metrics() const;
+
+ private:
+  void loop();
+  void on_message(const std::string& topic, const std::string& payload);
+  void publish(const std::string& suffix, const std::string& payload, bool retained);
+  void publish_event(const nlohmann::json& e);
+  void publish_counts(bool force);
+  void publish_compliance();
+
+  MqttConfig config_;
+  std::string prefix_;
+  Engine& engine_;
+  Storage& storage_;
+  std::unique_ptr<MqttClient> client_;
+  std::map<std::string, std::pair<int, int>> last_counts_;  // camera -> (faces, without_mask)
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace maskwatch
