@@ -102,7 +102,8 @@ int metric(const Server& srv, const std::string& name) {
 TEST(Mqtt, TopicsPayloadsRetainedStateDetectSetAndTheLastWill) {
   Broker broker;
   Subscriber sub(broker, "maskwatch/#");
-  Server srv(broker.mqtt_yaml("site1", ", compliance_interval_s: 1, stats_interval_s: 1"));
+  Server srv(broker.mqtt_yaml("site1", ", compliance_interval_s: 1, stats_interval_s: 1") +
+             "alerts: [{name: bare, kind: unmasked_face, seconds: 0.5, cooldown_s: 3600}]\n");
   const std::string p = "maskwatch/site1/";
   ASSERT_TRUE(wait_until([&] { return sub.has(p + "available", "online") && sub.has(p + "demo/status", "online"); }, 30))
       << srv.proc->err() << sub.proc->out();
@@ -128,6 +129,13 @@ TEST(Mqtt, TopicsPayloadsRetainedStateDetectSetAndTheLastWill) {
     EXPECT_TRUE(c.contains(key)) << key << " " << c;
   const auto stats = nlohmann::json::parse(sub.payloads(p + "stats").back());
   EXPECT_EQ(stats["cameras"]["demo"]["status"], "online") << stats;
+
+  // An alert rule with mqtt (the default) publishes on <prefix>/alerts.
+  ASSERT_TRUE(wait_until([&] { return !sub.payloads(p + "alerts").empty(); }, 20)) << srv.proc->err();
+  const auto alert = nlohmann::json::parse(sub.payloads(p + "alerts").front());
+  EXPECT_EQ(alert["rule"], "bare") << alert;
+  EXPECT_EQ(alert["camera"], "demo");
+  EXPECT_NE(alert["snapshot_url"], "");
 
   // A late subscriber gets the retained state at once.
   Subscriber late(broker, p + "#");

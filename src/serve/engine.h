@@ -63,6 +63,8 @@ class Engine {
   bool detect_enabled(const std::string& camera) const;
 
   nlohmann::json stats() const;
+  HistoryWriter& history() { return *history_; }
+  const std::string& mask_label() const { return classes()[static_cast<size_t>(mask_class_)]; }
   std::string prometheus_metrics() const;
   EventBus& bus() { return bus_; }
   bool stopping() const { return stop_; }

@@ -19,7 +19,7 @@ int64_t HistoryWriter::add_track(const TrackEvent& e) {
 int64_t HistoryWriter::add_status(const std::string& camera, double time, const std::string& status,
                                   const std::string& detail) {
   Row r;
-  r.is_track = false;
+  r.kind = Row::Kind::Status;
   r.camera = camera;
   r.time = time;
   r.status = status;
@@ -27,9 +27,25 @@ int64_t HistoryWriter::add_status(const std::string& camera, double time, const 
   return submit(std::move(r));
 }
 
+int64_t HistoryWriter::add_alert(const std::string& camera, double time, const std::string& rule,
+                                 const std::string& detail, const std::string& snapshot) {
+  Row r;
+  r.kind = Row::Kind::Alert;
+  r.camera = camera;
+  r.time = time;
+  r.status = rule;
+  r.detail = detail;
+  r.snapshot = snapshot;
+  return submit(std::move(r));
+}
+
 int64_t HistoryWriter::write(const Row& row) {
-  return row.is_track ? storage_.add_track(row.track, mask_label_)
-                      : storage_.add_status(row.camera, row.time, row.status, row.detail);
+  switch (row.kind) {
+    case Row::Kind::Track: return storage_.add_track(row.track, mask_label_);
+    case Row::Kind::Status: return storage_.add_status(row.camera, row.time, row.status, row.detail);
+    case Row::Kind::Alert: return storage_.add_alert(row.camera, row.time, row.status, row.detail, row.snapshot);
+  }
+  return 0;
 }
 
 int64_t HistoryWriter::submit(Row row) {

@@ -39,6 +39,7 @@ void MqttBridge::start() {
   // Retained state starts from a known point: counts 0, detection on, status as it is now.
   for (const auto& cam : engine_.camera_names()) publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
   publish_counts(/*force=*/true);
+  cursor_ = engine_.bus().head();  // here, not in the thread: no event of the cameras' start is missed
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -50,6 +51,10 @@ void MqttBridge::stop() {
 
 void MqttBridge::publish(const std::string& suffix, const std::string& payload, bool retained) {
   client_->publish({prefix_ + "/" + suffix, payload, 1, retained});
+}
+
+void MqttBridge::publish_alert(const nlohmann::json& alert) {
+  if (client_) client_->publish({prefix_ + "/alerts", alert.dump(), 1, false});
 }
 
 void MqttBridge::on_message(const std::string& topic, const std::string& payload) {
@@ -121,12 +126,11 @@ void MqttBridge::publish_compliance() {
 
 void MqttBridge::loop() {
   using Clock = std::chrono::steady_clock;
-  uint64_t cursor = engine_.bus().head();
   auto next_compliance = Clock::now() + std::chrono::seconds(config_.compliance_interval_s);
   auto next_stats = Clock::now();  // stats once at start, then every stats_interval_s
   while (!stop_) {
     uint64_t missed = 0;
-    const auto lines = engine_.bus().read(&cursor, std::chrono::milliseconds(200), &missed);
+    const auto lines = engine_.bus().read(&cursor_, std::chrono::milliseconds(200), &missed);
     if (missed) spdlog::warn("mqtt: {} live event(s) came faster than they could be published and were skipped", missed);
     for (const auto& line : lines) {
       try {
@@ -151,7 +155,7 @@ void MqttBridge::loop() {
     if (engine_.bus().closed() && lines.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   // Whatever the engine said while stopping (the tracks it ended) goes out too.
-  for (const auto& line : engine_.bus().read(&cursor, std::chrono::milliseconds(0))) {
+  for (const auto& line : engine_.bus().read(&cursor_, std::chrono::milliseconds(0))) {
     try {
       publish_event(nlohmann::json::parse(line));
     } catch (const std::exception&) {

@@ -26,6 +26,7 @@ class MqttBridge {
   // Publishes the last state, `available` = stopped, and disconnects cleanly.
   void stop();
   std::string prometheus_metrics() const;
+  void publish_alert(const nlohmann::json& alert);  // <prefix>/alerts, QoS 1
 
  private:
   void loop();
@@ -41,6 +42,7 @@ class MqttBridge {
   Storage& storage_;
   std::unique_ptr<MqttClient> client_;
   std::map<std::string, std::pair<int, int>> last_counts_;  // camera -> (faces, without_mask)
+  uint64_t cursor_ = 0;  // next event of the engine's bus to read
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -121,7 +121,7 @@ bool MqttClient::send(const MqttMessage& m) {
   return true;
 }
 
-// Connects whenever there is no connection and none in progress (1 s doubling to 30 s
+// Connects whenever there is no connection and none in progress (1 s doubling to 10 s
 // between failures), subscribes after each connect, and sends the queue in order. Ends when
 // closing and the queue is sent (or cannot be: no connection).
 void MqttClient::run() {
@@ -188,7 +188,7 @@ void MqttClient::run() {
       }
       next_connect = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                             std::chrono::duration<double>(backoff_s));
-      backoff_s = std::min(30.0, backoff_s * 2);
+      backoff_s = std::min(10.0, backoff_s * 2);
       continue;
     }
     wake_.wait_for(lock, std::chrono::milliseconds(100));

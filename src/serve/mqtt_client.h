@@ -1,5 +1,5 @@
 // An MQTT connection that a service can lean on (Paho C, asynchronous client): it connects
-// in the background and keeps reconnecting (1 s doubling to 30 s) while the broker is down,
+// in the background and keeps reconnecting (1 s doubling to 10 s) while the broker is down,
 // sets a retained Last Will, re-subscribes after every reconnect, and holds what is
 // published while disconnected in a bounded queue (the oldest dropped beyond `capacity`,
 // and counted) that is sent, in order, as soon as the connection is back. publish() only

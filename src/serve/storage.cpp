@@ -61,6 +61,10 @@ nlohmann::json event_row(const Statement& s) {
     e["score"] = s.real(8);
     e["box"] = {s.real(9), s.real(10), s.real(11), s.real(12)};
     e["has_snapshot"] = !s.text(13).empty();
+  } else if (e["type"] == "alert") {
+    e["rule"] = s.text(7);
+    e["detail"] = s.text(14);
+    e["has_snapshot"] = !s.text(13).empty();
   } else {
     e["status"] = s.text(7);
     e["detail"] = s.text(14);
@@ -147,6 +151,15 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
+}
+
+int64_t Storage::add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
+                           const std::string& snapshot) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement ins(db_, "INSERT INTO events (type, camera, time, label, detail, snapshot) VALUES ('alert', ?, ?, ?, ?, ?)");
+  ins.bind(1, camera).bind(2, time).bind(3, rule).bind(4, detail).bind(5, snapshot);
+  ins.step();
+  return sqlite3_last_insert_rowid(db_);
 }
 
 int64_t Storage::add_status(const std::string& camera, double time, const std::string& status,

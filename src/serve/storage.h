@@ -56,6 +56,10 @@ class Storage {
   // class that counts as compliant.
   int64_t add_track(const TrackEvent& e, const std::string& mask_label);
   int64_t add_status(const std::string& camera, double time, const std::string& status, const std::string& detail);
+  // An alert that fired: `rule` is its name, `detail` the message, `snapshot` a file under
+  // snapshots/ or "".
+  int64_t add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
+                    const std::string& snapshot);
 
   nlohmann::json events(const EventQuery& q);
   std::optional<nlohmann::json> event(int64_t id);

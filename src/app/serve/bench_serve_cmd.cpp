@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +16,8 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <mutex>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 #include <regex>
@@ -23,7 +27,9 @@
 #include <sstream>
 
 #include "app/serve/commands.h"
+#include "serve/mqtt_client.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 #include "util/paths.h"
 
 namespace maskwatch::app {
@@ -34,6 +40,9 @@ using Clock = std::chrono::steady_clock;
 struct BenchServeOpts {
   double seconds = 20;
   int cameras = 2, viewers = 8, poll_hz = 20;
+  std::string broker = "/usr/sbin/mosquitto";  // "" = no MQTT
+  double outage_s = 0;                          // broker down this long after the measurement
+  int buffer_messages = 1000;
   std::string clip = (shared_data_dir() / "samples" / "video" / "webcam-mask-on-off.mp4").string();
 };
 
@@ -79,6 +88,64 @@ double peak_rss_mib_of(int pid) {
   return 0;
 }
 
+double rss_mib_of(int pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+  return 0;
+}
+
+int free_loopback_port() {
+  const int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+// mosquitto on a loopback port, for as long as the object lives (stop/start keep the port).
+struct Broker {
+  std::string program;
+  std::filesystem::path conf;
+  int port = free_loopback_port();
+  pid_t pid = -1;
+  Broker(std::string prog, const std::filesystem::path& dir) : program(std::move(prog)), conf(dir / "mosquitto.conf") {
+    std::ofstream(conf) << "listener " << port << " 127.0.0.1\nallow_anonymous true\npersistence false\n";
+    start();
+  }
+  void start() {
+    pid = fork();
+    if (pid == 0) {
+      const int null_fd = open("/dev/null", O_WRONLY);
+      dup2(null_fd, 1);
+      dup2(null_fd, 2);
+      execl(program.c_str(), program.c_str(), "-c", conf.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  void stop() {
+    if (pid <= 0) return;
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+  ~Broker() { stop(); }
+};
+
+// Prometheus value of an unlabelled metric, -1 when missing.
+double metric_value(httplib::Client& api, const std::string& name) {
+  auto r = api.Get("/metrics");
+  if (!r) return -1;
+  std::smatch m;
+  if (!std::regex_search(r->body, m, std::regex("\n" + name + " ([0-9.e+-]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
 void bench_serve(const BenchServeOpts& o) {
   char tmpl[] = "/tmp/maskwatch-bench-serve-XXXXXX";
   if (!mkdtemp(tmpl)) throw Error("cannot create a temporary folder");
@@ -88,6 +155,14 @@ void bench_serve(const BenchServeOpts& o) {
     std::ofstream cfg(dir / "bench.yaml");
     cfg << "http: {max_stream_clients: " << o.viewers << "}\ncameras:\n";
     for (int c = 0; c < o.cameras; ++c) cfg << "  cam" << c << ": {source: " << clip.string() << ", loop: true, fps_limit: 30}\n";
+  }
+  std::unique_ptr<Broker> broker;
+  if (!o.broker.empty()) {
+    if (access(o.broker.c_str(), X_OK) != 0) throw Error("no MQTT broker at " + o.broker + " (install mosquitto, or --broker '')");
+    broker = std::make_unique<Broker>(o.broker, dir);
+    std::ofstream(dir / "bench.yaml", std::ios::app)
+        << "mqtt: {host: 127.0.0.1, port: " << broker->port << ", client_id: bench, buffer_messages: " << o.buffer_messages
+        << "}\n";
   }
   int out_pipe[2];
   if (pipe(out_pipe) != 0) throw Error("pipe failed");
@@ -140,6 +215,31 @@ void bench_serve(const BenchServeOpts& o) {
         return !stop;
       });
     });
+  // An MQTT subscriber: messages per second, and for verdict events the time from the
+  // verdict change (the event's own time stamp) to its arrival here.
+  std::mutex mqtt_mutex;
+  std::vector<double> mqtt_latency_ms;
+  std::atomic<int64_t> mqtt_messages{0};
+  std::atomic<bool> measuring{false};
+  std::unique_ptr<MqttClient> subscriber;
+  if (broker) {
+    MqttOptions so;
+    so.port = broker->port;
+    so.client_id = "bench-subscriber";
+    so.subscribe = {"maskwatch/bench/#"};
+    subscriber = std::make_unique<MqttClient>(so, [&](const std::string& topic, const std::string& payload) {
+      if (!measuring) return;
+      ++mqtt_messages;
+      if (topic != "maskwatch/bench/events") return;
+      const auto e = nlohmann::json::parse(payload, nullptr, false);
+      if (e.is_discarded() || !e.contains("time") || !e["time"].is_number() || e["type"] == "end") return;
+      std::lock_guard<std::mutex> lock(mqtt_mutex);
+      mqtt_latency_ms.push_back(1000 * (unix_now() - e["time"].get<double>()));
+    });
+    for (int i = 0; i < 50 && !subscriber->connected(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed
+  }
+  measuring = true;
   const auto before = stats();
   const double cpu0 = process_cpu_seconds(pid);
   const auto t0 = Clock::now();
@@ -154,8 +254,35 @@ void bench_serve(const BenchServeOpts& o) {
   const auto after = stats();
   const double cpu = (process_cpu_seconds(pid) - cpu0) / elapsed;
   const double rss = peak_rss_mib_of(pid);
+  measuring = false;
   stop = true;
   for (auto& t : viewers) t.join();
+  // Broker outage: memory of the server while messages queue, then the catch-up.
+  std::string outage_table;
+  if (broker && o.outage_s > 0) {
+    const double rss_before = rss_mib_of(pid);
+    broker->stop();
+    double rss_max = rss_before;
+    const auto down = Clock::now();
+    while (std::chrono::duration<double>(Clock::now() - down).count() < o.outage_s) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      rss_max = std::max(rss_max, rss_mib_of(pid));
+    }
+    const double queued = metric_value(api, "maskwatch_mqtt_queued_messages");
+    const double dropped = metric_value(api, "maskwatch_mqtt_dropped_messages_total");
+    broker->start();
+    const auto up = Clock::now();
+    while (metric_value(api, "maskwatch_mqtt_queued_messages") != 0 && Clock::now() - up < std::chrono::seconds(120))
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // The server's own account of the outage.
+    std::ifstream log(server_log);
+    for (std::string line; std::getline(log, line);)
+      if (line.find("mqtt:") != std::string::npos) outage_table += "server log: " + line + "\n";
+    outage_table = fmt::format(
+        "\n| broker down s | server RSS before MiB | max RSS while down MiB | queued at the end | dropped | all sent "
+        "after reconnect in s |\n|---|---|---|---|---|---|\n| {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.1f} |\n",
+        o.outage_s, rss_before, rss_max, queued, dropped, std::chrono::duration<double>(Clock::now() - up).count());
+  }
   kill(pid, SIGTERM);
   waitpid(pid, nullptr, 0);
   std::filesystem::remove_all(dir);
@@ -174,6 +301,14 @@ void bench_serve(const BenchServeOpts& o) {
              "|---|---|---|---|---|---|\n| {:.2f} | {:.2f} | {} | {:.0f} | {:.2f} | {:.2f} |\n",
              percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.size(), rss, cpu,
              static_cast<double>(stream_bytes.load()) / elapsed / 1e6);
+  if (broker) {
+    std::lock_guard<std::mutex> lock(mqtt_mutex);
+    fmt::print("\n| MQTT messages/s | verdict events | event latency p50 ms | p99 ms | max ms |\n|---|---|---|---|---|\n"
+               "| {:.1f} | {} | {:.1f} | {:.1f} | {:.1f} |\n",
+               static_cast<double>(mqtt_messages.load()) / elapsed, mqtt_latency_ms.size(), percentile(mqtt_latency_ms, 0.5),
+               percentile(mqtt_latency_ms, 0.99), percentile(mqtt_latency_ms, 1.0));
+  }
+  fmt::print("{}", outage_table);
 }
 
 }  // namespace
@@ -187,6 +322,13 @@ void add_bench_serve_command(CLI::App& root) {
   cmd->add_option("--viewers", o->viewers, "MJPEG viewers (spread over the cameras)")->capture_default_str()->check(CLI::Range(0, 64));
   cmd->add_option("--poll-hz", o->poll_hz, "/api/stats requests per second")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--clip", o->clip, "Video the cameras play")->capture_default_str();
+  cmd->add_option("--broker", o->broker, "mosquitto executable for the MQTT part ('' = no MQTT)")->capture_default_str();
+  cmd->add_option("--broker-outage", o->outage_s, "Then stop the broker this many seconds: memory and catch-up")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--buffer-messages", o->buffer_messages, "The server's MQTT queue while the broker is down")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000000));
   cmd->callback([o] { bench_serve(*o); });
 }
 

@@ -2,6 +2,7 @@
 // `maskwatch config check FILE`: validate a config and print the effective settings.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include "app/cli.h"
 #include "app/serve/commands.h"
 #include "serve/config.h"
+#include "serve/alerts.h"
 #include "serve/engine.h"
 #include "serve/http_api.h"
 #include "serve/mqtt_bridge.h"
@@ -65,9 +67,16 @@ void serve(const ServeOpts& o) {
     mqtt = std::make_unique<MqttBridge>(cfg, engine, storage);
     api.add_metrics([&mqtt] { return mqtt->prometheus_metrics(); });
   }
+  char host[256] = "127.0.0.1";
+  if (cfg.http.listen == "0.0.0.0" || cfg.http.listen == "::") gethostname(host, sizeof host - 1);
+  else std::snprintf(host, sizeof host, "%s", cfg.http.listen.c_str());
+  AlertEngine alerts(cfg, engine, storage, fmt::format("http://{}:{}", host, port),
+                     mqtt ? std::function<void(const nlohmann::json&)>([&mqtt](const nlohmann::json& a) { mqtt->publish_alert(a); })
+                          : nullptr);
   g_stop = false;
   const StopSignals stop_signals([](int) { g_stop = true; });
   if (mqtt) mqtt->start();  // before the cameras: their first status goes out too
+  alerts.start();
   engine.start();
   std::thread http([&] { api.serve_forever(); });
   // One line a script can wait for (tests read the port from it).
@@ -77,6 +86,7 @@ void serve(const ServeOpts& o) {
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("stopping: finishing open face tracks");
   engine.stop();  // ends streams and SSE first, so the HTTP threads can finish
+  alerts.stop();
   if (mqtt) mqtt->stop();  // after the engine: the tracks it ended are published, then "stopped"
   api.stop();
   http.join();

@@ -1,0 +1,99 @@
+#include "serve/webhook.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "util/error.h"
+
+namespace maskwatch {
+
+std::pair<std::string, std::string> split_url(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos || (url.compare(0, scheme_end, "http") != 0 && url.compare(0, scheme_end, "https") != 0))
+    throw Error("not an http(s) URL: " + url);
+  const auto path = url.find('/', scheme_end + 3);
+  if (path == std::string::npos) return {url, "/"};
+  return {url.substr(0, path), url.substr(path)};
+}
+
+WebhookSender::WebhookSender() : thread_([this] { run(); }) {}
+
+WebhookSender::~WebhookSender() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+    if (!jobs_.empty()) spdlog::warn("webhook: {} alert(s) not delivered before stopping", jobs_.size());
+    if (current_) current_->stop();  // a receiver that does not answer must not hold up the exit
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void WebhookSender::post(const std::string& url, const std::string& json_body) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (jobs_.size() >= 100) {
+      spdlog::warn("webhook: 100 alerts wait for delivery; dropping the oldest ({})", jobs_.front().url);
+      jobs_.pop_front();
+      ++failed_;
+    }
+    jobs_.push_back({url, json_body});
+  }
+  wake_.notify_all();
+}
+
+bool WebhookSender::deliver(const std::string& url, const std::string& body) {
+  const auto [base, path] = split_url(url);
+  httplib::Client client(base);
+  client.set_connection_timeout(3, 0);
+  client.set_read_timeout(5, 0);
+  client.set_write_timeout(5, 0);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_) return false;
+    current_ = &client;  // the destructor may stop() it from another thread
+  }
+  const auto r = client.Post(path.c_str(), body, "application/json");
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    current_ = nullptr;
+  }
+  if (r && r->status >= 200 && r->status < 300) return true;
+  if (!r && stop_) return false;
+  spdlog::warn("webhook {}: {}", url, r ? fmt::format("HTTP {}", r->status) : httplib::to_string(r.error()));
+  return false;
+}
+
+void WebhookSender::run() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [&] { return stop_.load() || !jobs_.empty(); });
+    if (stop_) return;
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    bool ok = false;
+    double backoff_s = 1;
+    for (int attempt = 1; attempt <= 4 && !ok && !stop_; ++attempt) {
+      lock.unlock();
+      try {
+        ok = deliver(job.url, job.body);
+      } catch (const std::exception& e) {
+        spdlog::warn("webhook {}: {}", job.url, e.what());
+      }
+      lock.lock();
+      if (!ok && attempt < 4) {
+        wake_.wait_for(lock, std::chrono::duration<double>(backoff_s), [&] { return stop_.load(); });
+        backoff_s *= 2;
+      }
+    }
+    if (ok) ++delivered_;
+    else {
+      ++failed_;
+      spdlog::error("webhook {}: alert not delivered after 4 tries", job.url);
+    }
+  }
+}
+
+}  // namespace maskwatch
