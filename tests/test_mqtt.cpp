@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -237,4 +238,50 @@ TEST(Mqtt, MessagesWaitWhileTheBrokerIsDownAndTheOldestDropBeyondTheBuffer) {
   EXPECT_EQ(metric(small, "maskwatch_mqtt_connected"), 1);
   small.stop();
   srv.stop();
+}
+
+TEST(Mqtt, OneFleetPageShowsEverySiteOnTheBroker) {
+  Broker broker;
+  Server a(broker.mqtt_yaml("site-a"));
+  Server b(broker.mqtt_yaml("site-b"));
+  Server central(broker.mqtt_yaml("central") + "fleet: {subscribe: [\"maskwatch/+/#\"]}\n");
+  EXPECT_EQ(a.client().Get("/api/fleet")->status, 404);  // no fleet configured there
+  const auto site = [&](const std::string& name) {
+    const auto fleet = central.get_json("/api/fleet");  // kept: a range-for over ...["sites"] of a temporary dangles
+    for (const auto& s : fleet["sites"])
+      if (s["site"] == name) return s;
+    return nlohmann::json();
+  };
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto sa = site("maskwatch/site-a"), sb = site("maskwatch/site-b");
+        return !sa.is_null() && !sb.is_null() && sa["available"] == "online" && sb["available"] == "online" &&
+               sa["cameras"]["demo"]["status"] == "online" && sb["cameras"]["demo"]["status"] == "online";
+      },
+      40))
+      << central.get_json("/api/fleet").dump() << central.proc->err();
+  EXPECT_TRUE(wait_until([&] { return site("maskwatch/site-a")["cameras"]["demo"]["faces"] == 1; }, 15));
+
+  // The central dashboard in Chromium lists both devices.
+  const std::string url = "http://127.0.0.1:" + std::to_string(central.port) + "/";
+  const fs::path script = fs::path(MASKWATCH_TEST_SOURCE_DIR) / "tests" / "browser" / "dashboard_check.py";
+  fs::create_directories(MASKWATCH_TEST_ARTIFACT_DIR);
+  const fs::path shot = fs::path(MASKWATCH_TEST_ARTIFACT_DIR) / "dashboard-fleet.png";
+  const std::string cmd = "timeout 90 /usr/bin/python3 " + script.string() + " " + url + " " + shot.string() +
+                          " 1280 1200 3 > " + (central.dir / "check.json").string() + " 2> " +
+                          (central.dir / "check.log").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_bytes(central.dir / "check.log");
+  const auto r = nlohmann::json::parse(read_bytes(central.dir / "check.json"));
+  std::set<std::string> shown;
+  for (const auto& row : r["fleet"]) shown.insert(row["site"].get<std::string>());
+  EXPECT_TRUE(shown.count("maskwatch/site-a") && shown.count("maskwatch/site-b") && shown.count("maskwatch/central")) << r;
+  EXPECT_TRUE(r["console_errors"].empty()) << r["console_errors"];
+
+  // A site that dies shows offline (its Last Will).
+  a.proc->signal(SIGKILL);
+  a.proc->wait(5);
+  EXPECT_TRUE(wait_until([&] { return site("maskwatch/site-a")["available"] == "offline"; }, 15));
+  b.stop();
+  EXPECT_TRUE(wait_until([&] { return site("maskwatch/site-b")["available"] == "stopped"; }, 5));
+  central.stop();
 }

@@ -298,6 +298,8 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     MapReader r(root.child("fleet"), "fleet", file);
     r.get_list("subscribe", cfg.fleet.subscribe);
     r.finish();
+    if (!cfg.fleet.subscribe.empty() && !cfg.mqtt.enabled)
+      r.fail(root.child("fleet"), "fleet.subscribe needs the mqtt section (the broker the other instances publish to)");
   }
   CameraConfig defaults;
   defaults.detector = cfg.detector;

@@ -213,6 +213,10 @@ void HttpApi::routes() {
       e["snapshot_url"] = e.value("has_snapshot", false) ? fmt::format("/api/events/{}/snapshot.jpg", e["id"].get<int64_t>()) : "";
     send_json(res, events);
   });
+  s.Get("/api/fleet", [this](const Request&, Response& res) {
+    if (!fleet_) return send_error(res, 404, "no fleet configured (fleet.subscribe in the config)");
+    send_json(res, fleet_->to_json());
+  });
   s.Get("/api/compliance", [this](const Request& req, Response& res) {
     const std::string camera = req.get_param_value("camera");
     if (!camera.empty() && !engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);

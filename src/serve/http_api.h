@@ -8,6 +8,7 @@
 
 #include "serve/config.h"
 #include "serve/engine.h"
+#include "serve/fleet.h"
 #include "serve/storage.h"
 
 namespace httplib {
@@ -26,6 +27,8 @@ class HttpApi {
   void stop();
   // More Prometheus text for /metrics (e.g. the MQTT bridge's); set before serve_forever().
   void add_metrics(std::function<std::string()> more) { more_metrics_ = std::move(more); }
+  // Serves /api/fleet from this view (404 without one); set before serve_forever().
+  void set_fleet(const FleetView* fleet) { fleet_ = fleet; }
 
  private:
   void routes();
@@ -34,6 +37,7 @@ class HttpApi {
   Storage& storage_;
   std::unique_ptr<httplib::Server> server_;
   std::function<std::string()> more_metrics_;
+  const FleetView* fleet_ = nullptr;
 };
 
 // Exposed for tests: "user:pass" -> "dXNlcjpwYXNz".

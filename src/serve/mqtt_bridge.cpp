@@ -18,8 +18,13 @@ std::string upper(std::string s) {
 
 }  // namespace
 
-MqttBridge::MqttBridge(const ServeConfig& config, Engine& engine, Storage& storage)
-    : config_(config.mqtt), prefix_(config.mqtt.prefix()), engine_(engine), storage_(storage) {}
+MqttBridge::MqttBridge(const ServeConfig& config, Engine& engine, Storage& storage, FleetView* fleet)
+    : config_(config.mqtt),
+      fleet_filters_(config.fleet.subscribe),
+      fleet_(fleet),
+      prefix_(config.mqtt.prefix()),
+      engine_(engine),
+      storage_(storage) {}
 
 MqttBridge::~MqttBridge() { stop(); }
 
@@ -35,6 +40,7 @@ void MqttBridge::start() {
   o.will = {prefix_ + "/available", "offline", 1, true};
   o.on_connect = {prefix_ + "/available", "online", 1, true};
   o.subscribe = {prefix_ + "/+/detect/set"};
+  if (fleet_) o.subscribe.insert(o.subscribe.end(), fleet_filters_.begin(), fleet_filters_.end());
   client_ = std::make_unique<MqttClient>(o, [this](const std::string& t, const std::string& p) { on_message(t, p); });
   // Retained state starts from a known point: counts 0, detection on, status as it is now.
   for (const auto& cam : engine_.camera_names()) publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
@@ -61,8 +67,10 @@ void MqttBridge::on_message(const std::string& topic, const std::string& payload
   // <prefix>/<camera>/detect/set
   const std::string head = prefix_ + "/", tail = "/detect/set";
   if (topic.size() <= head.size() + tail.size() || topic.compare(0, head.size(), head) != 0 ||
-      topic.compare(topic.size() - tail.size(), tail.size(), tail) != 0)
+      topic.compare(topic.size() - tail.size(), tail.size(), tail) != 0) {
+    if (fleet_) fleet_->on_message(topic, payload, unix_now());
     return;
+  }
   const std::string camera = topic.substr(head.size(), topic.size() - head.size() - tail.size());
   const std::string value = upper(payload);
   if (value != "ON" && value != "OFF") {

@@ -10,6 +10,7 @@
 
 #include "serve/config.h"
 #include "serve/engine.h"
+#include "serve/fleet.h"
 #include "serve/mqtt_client.h"
 #include "serve/storage.h"
 
@@ -17,7 +18,9 @@ namespace maskwatch {
 
 class MqttBridge {
  public:
-  MqttBridge(const ServeConfig& config, Engine& engine, Storage& storage);
+  // With `fleet`, the config's fleet filters are subscribed too and other instances'
+  // messages go to it.
+  MqttBridge(const ServeConfig& config, Engine& engine, Storage& storage, FleetView* fleet = nullptr);
   ~MqttBridge();  // stop()
   MqttBridge(const MqttBridge&) = delete;
   MqttBridge& operator=(const MqttBridge&) = delete;
@@ -37,6 +40,8 @@ class MqttBridge {
   void publish_compliance();
 
   MqttConfig config_;
+  std::vector<std::string> fleet_filters_;
+  FleetView* fleet_;
   std::string prefix_;
   Engine& engine_;
   Storage& storage_;

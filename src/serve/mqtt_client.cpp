@@ -127,7 +127,7 @@ bool MqttClient::send(const MqttMessage& m) {
 void MqttClient::run() {
   auto handle = static_cast<MQTTAsync>(client_);
   double backoff_s = 1;
-  auto next_connect = std::chrono::steady_clock::now();
+  auto next_connect = std::chrono::steady_clock::now(), connect_started = next_connect;
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     if (closing_ && (queue_.empty() || !connected_)) break;
@@ -149,22 +149,37 @@ void MqttClient::run() {
       queue_.pop_front();
       lock.unlock();
       const bool ok = send(m);
+      const bool still_connected = ok || MQTTAsync_isConnected(handle);
       lock.lock();
-      if (!ok) {  // lost the connection meanwhile: it goes back first in line
+      if (!ok) {  // it goes back first in line
         if (queue_.size() >= o_.capacity) ++dropped_;
         else queue_.push_front(std::move(m));
-        connected_ = false;
-        is_connected_ = false;
+        if (still_connected) {
+          // Refused while connected: Paho's window of unacknowledged QoS 1 messages is full
+          // (a long queue after an outage). Wait for acknowledgements, then go on.
+          wake_.wait_for(lock, std::chrono::milliseconds(20));
+        } else {
+          connected_ = false;  // Paho reports the loss too (connection_lost)
+          is_connected_ = false;
+        }
       }
       continue;
     }
+    if (connecting_ && std::chrono::steady_clock::now() > connect_started + std::chrono::seconds(15)) {
+      // Paho answers every connect (5 s time-out) with a callback; should one never come,
+      // try again rather than wait forever.
+      spdlog::warn("mqtt: no answer to the connect to {} after 15 s; trying again", uri());
+      connecting_ = false;
+    }
     if (!connected_ && !connecting_ && !closing_ && std::chrono::steady_clock::now() >= next_connect) {
       connecting_ = true;
+      connect_started = std::chrono::steady_clock::now();
       lock.unlock();
       MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
       co.keepAliveInterval = 10;
       co.cleansession = 1;
       co.connectTimeout = 5;
+      co.MQTTVersion = MQTTVERSION_3_1_1;
       co.onFailure = &MqttCallbacks::connect_failed;
       co.context = this;
       if (!o_.user.empty()) co.username = o_.user.c_str();

@@ -3,7 +3,8 @@
 Debian), waits until the page's scripts have filled in the camera tiles, checks what a user
 would see, and saves a screenshot. Used by tests/test_serve.cpp; prints one JSON line.
 
-usage: dashboard_check.py URL SCREENSHOT.png [WIDTH HEIGHT]
+usage: dashboard_check.py URL SCREENSHOT.png [WIDTH HEIGHT [FLEET_SITES]]
+FLEET_SITES: also wait until the fleet table lists at least this many sites.
 """
 import json
 import sys
@@ -31,6 +32,11 @@ def main():
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section[data-camera] .badge.online"))
         wait.until(lambda d: d.execute_script(
             "return [...document.querySelectorAll('img.view')].every(i => i.naturalWidth > 0)"))
+        if len(sys.argv) > 5:
+            want = int(sys.argv[5])
+            wait.until(lambda d: d.execute_script(
+                "return new Set([...document.querySelectorAll('#fleet tr[data-site]')].map(r => r.dataset.site)).size")
+                >= want)
         result = driver.execute_script("""
           const tiles = [...document.querySelectorAll('section[data-camera]')];
           return {
@@ -40,6 +46,8 @@ def main():
             frame_width: tiles.map(t => t.querySelector('img.view').naturalWidth),
             meta: document.getElementById('meta').textContent,
             page_overflows: document.documentElement.scrollWidth > window.innerWidth + 1,
+            fleet: [...document.querySelectorAll('#fleet tr[data-site]')].map(r => ({
+              site: r.dataset.site, text: r.textContent})),
           };""")
         driver.save_screenshot(shot)
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]

@@ -274,14 +274,14 @@ void bench_serve(const BenchServeOpts& o) {
     const auto up = Clock::now();
     while (metric_value(api, "maskwatch_mqtt_queued_messages") != 0 && Clock::now() - up < std::chrono::seconds(120))
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    // The server's own account of the outage.
-    std::ifstream log(server_log);
-    for (std::string line; std::getline(log, line);)
-      if (line.find("mqtt:") != std::string::npos) outage_table += "server log: " + line + "\n";
     outage_table = fmt::format(
         "\n| broker down s | server RSS before MiB | max RSS while down MiB | queued at the end | dropped | all sent "
         "after reconnect in s |\n|---|---|---|---|---|---|\n| {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {:.1f} |\n",
         o.outage_s, rss_before, rss_max, queued, dropped, std::chrono::duration<double>(Clock::now() - up).count());
+    // The server's own account of the outage.
+    std::ifstream log(server_log);
+    for (std::string line; std::getline(log, line);)
+      if (line.find("mqtt:") != std::string::npos) outage_table += "server log: " + line + "\n";
   }
   kill(pid, SIGTERM);
   waitpid(pid, nullptr, 0);

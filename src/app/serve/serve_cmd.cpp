@@ -13,6 +13,7 @@
 #include "serve/config.h"
 #include "serve/alerts.h"
 #include "serve/engine.h"
+#include "serve/fleet.h"
 #include "serve/http_api.h"
 #include "serve/mqtt_bridge.h"
 #include "serve/storage.h"
@@ -62,9 +63,11 @@ void serve(const ServeOpts& o) {
   Engine engine(cfg, storage);
   HttpApi api(cfg, engine, storage);
   const int port = api.bind(cfg.http.listen, cfg.http.port);
+  FleetView fleet;  // before the bridge that feeds it: destroyed after it
+  if (!cfg.fleet.subscribe.empty()) api.set_fleet(&fleet);
   std::unique_ptr<MqttBridge> mqtt;
   if (cfg.mqtt.enabled) {
-    mqtt = std::make_unique<MqttBridge>(cfg, engine, storage);
+    mqtt = std::make_unique<MqttBridge>(cfg, engine, storage, cfg.fleet.subscribe.empty() ? nullptr : &fleet);
     api.add_metrics([&mqtt] { return mqtt->prometheus_metrics(); });
   }
   char host[256] = "127.0.0.1";

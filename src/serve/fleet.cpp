@@ -1,0 +1,71 @@
+#include "serve/fleet.h"
+
+#include <vector>
+
+namespace maskwatch {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() > tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Integer payloads of the count topics; -1 when not a number.
+long long count_of(const std::string& payload) {
+  try {
+    size_t used = 0;
+    const long long v = std::stoll(payload, &used);
+    return used == payload.size() ? v : -1;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+}  // namespace
+
+bool FleetView::on_message(const std::string& topic, const std::string& payload, double now) {
+  // Site topics: <site>/available|stats|events|alerts; camera topics: <site>/<camera>/<leaf>.
+  for (const char* leaf : {"/available", "/stats", "/events", "/alerts"}) {
+    if (!ends_with(topic, leaf)) continue;
+    const std::string site = topic.substr(0, topic.size() - std::string(leaf).size());
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& s = sites_[site];
+    s.last_seen = now;
+    if (std::string(leaf) == "/available") s.available = payload.substr(0, 32);
+    return true;
+  }
+  const auto last = topic.rfind('/');
+  if (last == std::string::npos || last == 0) return false;
+  const std::string leaf = topic.substr(last + 1);
+  if (leaf != "status" && leaf != "faces" && leaf != "without_mask" && leaf != "compliance") return false;
+  const auto cam_start = topic.rfind('/', last - 1);
+  if (cam_start == std::string::npos) return false;
+  const std::string site = topic.substr(0, cam_start), camera = topic.substr(cam_start + 1, last - cam_start - 1);
+  if (site.empty() || camera.empty()) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& s = sites_[site];
+  s.last_seen = now;
+  auto& c = s.cameras[camera];
+  if (c.is_null()) c = {{"status", "unknown"}, {"faces", nullptr}, {"without_mask", nullptr}, {"compliance", nullptr}};
+  if (leaf == "status") {
+    c["status"] = payload.substr(0, 32);
+  } else if (leaf == "compliance") {
+    const auto j = nlohmann::json::parse(payload, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) c["compliance"] = j;
+  } else if (const long long v = count_of(payload); v >= 0) {
+    c[leaf] = v;
+  }
+  return true;
+}
+
+nlohmann::json FleetView::to_json() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  nlohmann::json sites = nlohmann::json::array();
+  for (const auto& [name, s] : sites_) {
+    nlohmann::json cams = nlohmann::json::object();
+    for (const auto& [cam, c] : s.cameras) cams[cam] = c;
+    sites.push_back({{"site", name}, {"available", s.available}, {"last_seen", s.last_seen}, {"cameras", cams}});
+  }
+  return {{"sites", sites}};
+}
+
+}  // namespace maskwatch
