@@ -150,7 +150,7 @@ void HttpApi::routes() {
   s.Get("/", [](const Request&, Response& res) { res.set_content(dashboard_html(), "text/html; charset=utf-8"); });
   s.Get("/api/version", [this](const Request&, Response& res) {
     send_json(res, {{"name", "maskwatch"}, {"version", MASKWATCH_VERSION}, {"model", config_.model},
-                    {"classes", engine_.classes()}, {"cameras", engine_.camera_names()}});
+                    {"classes", engine_.classes()}, {"cameras", engine_.camera_names()}, {"fleet", fleet_ != nullptr}});
   });
   s.Get("/api/config", [this](const Request&, Response& res) { send_json(res, config_.to_json(/*redact=*/true)); });
   s.Get("/api/stats", [this](const Request&, Response& res) { send_json(res, engine_.stats()); });
