@@ -1,6 +1,7 @@
 // The real-time path end to end on the real webcam clip, and `detect` on still images.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "support.h"
@@ -175,4 +176,24 @@ TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
 
   const auto only_broken = run_cli({"detect", (dir / "in/c_broken.jpg").string()});
   EXPECT_EQ(only_broken.exit_code, 1);
+}
+
+TEST(Run, AlertAfterRingsOncePerUnmaskedEpisode) {
+  // The clip: without a mask in frames 0-12 and 62-77 (15 fps), with one in 19-56.
+  TempDir dir;
+  const std::string clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  const auto r = run_cli({"run", "--source", clip, "--no-display", "--alert-after", "0.5", "--json",
+                          (dir / "s.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto s = read_json(dir / "s.json");
+  // Two unmasked episodes long enough (0.87 s and 1.07 s of the clip); the masked part between
+  // them ends the first, so each rings once.
+  EXPECT_EQ(s["alerts"], 2) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\a'), 2);
+  EXPECT_NE(r.err.find("alert: face #"), std::string::npos) << r.err;
+  const auto quiet = run_cli({"run", "--source", clip, "--no-display", "--alert-after", "5", "--json",
+                              (dir / "q.json").string()});
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(read_json(dir / "q.json")["alerts"], 0);
+  EXPECT_EQ(quiet.err.find('\a'), std::string::npos);
 }

@@ -24,6 +24,7 @@
 #include "vision/overlay.h"
 #include "vision/recorder.h"
 #include "vision/source.h"
+#include "vision/unmasked_alarm.h"
 
 namespace maskwatch::app {
 namespace {
@@ -44,10 +45,11 @@ struct RunOpts {
   int64_t max_frames = 0;
   int width = 640, height = 480;
   double reconnect_for_s = 0;
+  double alert_after_s = 0;
 };
 
 struct Summary {
-  int64_t frames = 0, face_frames = 0, masked_face_frames = 0, frames_with_faces = 0, verdict_changes = 0;
+  int64_t frames = 0, face_frames = 0, masked_face_frames = 0, frames_with_faces = 0, verdict_changes = 0, alerts = 0;
   StageTimes sum;
   double wall_s = 0, outage_s = 0;  // outage: waits for a live source that had stalled or dropped
   double processing_s() const { return std::max(0.0, wall_s - outage_s); }
@@ -61,6 +63,7 @@ struct Summary {
             {"face_detections", face_frames},
             {"tracks", tracks},
             {"verdict_changes", verdict_changes},
+            {"alerts", alerts},
             {"share_with_mask", share_with_mask()},
             {"fps", fps()},
             {"mean_ms", sum.mean_json(n)},
@@ -105,6 +108,8 @@ void run(const RunOpts& o) {
   OverlayStatus status;
   status.mirrored = o.mirror;
   double message_until = 0;
+  std::unique_ptr<UnmaskedAlarm> alarm;
+  if (o.alert_after_s > 0) alarm = std::make_unique<UnmaskedAlarm>(o.alert_after_s, mask_class);
   Stopwatch wall, frame_clock;
   double fps_ema = 0, last_draw_ms = 0;
   cv::Mat annotated;
@@ -141,6 +146,16 @@ void run(const RunOpts& o) {
       for (const auto& face : r.faces) sum.masked_face_frames += face.verdict == mask_class;
       sum.verdict_changes += static_cast<int64_t>(r.changes.size());
       sum.sum += r.times;
+      if (alarm) {
+        for (const int track : alarm->update(r)) {
+          ++sum.alerts;
+          std::fputc('\a', stderr);  // the terminal bell: the sound a console has
+          std::fflush(stderr);
+          spdlog::warn("alert: face #{} without a mask for {:.1f} s (frame {})", track, o.alert_after_s, f.index);
+          status.message = fmt::format("ALERT: face #{} without a mask", track);
+          message_until = wall.ms() / 1000 + 3;
+        }
+      }
     }
     if (!display) continue;
     cv::imshow("maskwatch", annotated);
@@ -176,8 +191,9 @@ void run(const RunOpts& o) {
   if (display) cv::destroyAllWindows();
   const json s = sum.to_json(pipeline.tracks_started(), source->dropped());
   const double n = static_cast<double>(std::max<int64_t>(1, sum.frames));
-  fmt::print("frames {} ({} dropped), faces seen {} in {} frames, tracks {}, verdict changes {}\n", sum.frames,
-             source->dropped(), sum.face_frames, sum.frames_with_faces, pipeline.tracks_started(), sum.verdict_changes);
+  fmt::print("frames {} ({} dropped), faces seen {} in {} frames, tracks {}, verdict changes {}{}\n", sum.frames,
+             source->dropped(), sum.face_frames, sum.frames_with_faces, pipeline.tracks_started(), sum.verdict_changes,
+             alarm ? fmt::format(", alerts {}", sum.alerts) : "");
   fmt::print("with mask: {:.1f}% of face detections; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
              "draw {:.1f} ms per frame)\n",
              100 * sum.share_with_mask(), sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n,
@@ -210,6 +226,11 @@ void add_run_command(CLI::App& root) {
                   "Streams and cameras: keep trying to reconnect for this many seconds after the last frame, then "
                   "exit 1 (0 = forever, right for a live camera)")
       ->capture_default_str()->check(CLI::Range(0.0, 1e7));
+  cmd->add_option("--alert-after", o->alert_after_s,
+                  "Ring the terminal bell and log an alert when a face stays without a mask this many seconds "
+                  "(once per episode; 0 = off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   cmd->add_option("--width", o->width, "Camera width")->capture_default_str();
   cmd->add_option("--height", o->height, "Camera height")->capture_default_str();
   cmd->add_option("--snapshot-dir", o->snapshot_dir, "Where c and v save snapshots and recordings")->capture_default_str();
