@@ -1,8 +1,8 @@
 #include "support.h"
 
+#include "util/net.h"
+
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,17 +133,7 @@ std::string read_bytes(const fs::path& path) {
   return ss.str();
 }
 
-int free_port() {
-  const int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  close(s);
-  return ntohs(a.sin_port);
-}
+int free_port() { return free_loopback_port(); }
 
 size_t line_count(const fs::path& p) {
   std::ifstream in(p);

@@ -5,8 +5,6 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +27,7 @@
 #include "app/serve/commands.h"
 #include "serve/mqtt_client.h"
 #include "util/error.h"
+#include "util/net.h"
 #include "util/stopwatch.h"
 #include "util/paths.h"
 
@@ -93,18 +92,6 @@ double rss_mib_of(int pid) {
   for (std::string line; std::getline(in, line);)
     if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
   return 0;
-}
-
-int free_loopback_port() {
-  const int s = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
 }
 
 // mosquitto on a loopback port, for as long as the object lives (stop/start keep the port).
