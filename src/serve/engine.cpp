@@ -138,11 +138,7 @@ void Engine::stop() {
   if (worker_.joinable()) worker_.join();
   for (auto& c : cameras_) c->feed.reset();  // joins the capture threads
   // Tracks still open are history too: end them now.
-  for (auto& c : cameras_) {
-    std::vector<int> ids;
-    for (const auto& [id, t] : c->open_tracks) ids.push_back(id);
-    for (int id : ids) finish_track(*c, id);
-  }
+  for (auto& c : cameras_) finish_open_tracks(*c);
   if (const size_t lost = history_->retry())
     spdlog::error("storage: {} history row(s) could not be written before stopping: {}", lost, history_->last_error());
   bus_.close();
@@ -298,10 +294,14 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
   cam.frame_cv.notify_all();
 }
 
-void Engine::show_undetected(Camera& cam, cv::Mat frame) {
+void Engine::finish_open_tracks(Camera& cam) {
   std::vector<int> ids;
   for (const auto& [id, t] : cam.open_tracks) ids.push_back(id);
   for (int id : ids) finish_track(cam, id);
+}
+
+void Engine::show_undetected(Camera& cam, cv::Mat frame) {
+  finish_open_tracks(cam);
   std::lock_guard<std::mutex> lock(cam.mutex);
   ++cam.seq;
   cam.raw = std::move(frame);

@@ -75,6 +75,7 @@ class Engine {
   void process(Camera& cam, cv::Mat frame, int64_t index, double time_s);
   void show_undetected(Camera& cam, cv::Mat frame);  // detection off: the picture only
   void finish_track(Camera& cam, int track_id);
+  void finish_open_tracks(Camera& cam);
   void on_status(Camera& cam, const std::string& status, const std::string& detail);
   Camera* find(const std::string& name) const;
 

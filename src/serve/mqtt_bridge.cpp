@@ -113,7 +113,6 @@ void MqttBridge::publish_counts(bool force) {
     const int uncertain = s["faces_now_by_label"].value("uncertain", 0);
     const int without = std::max(0, faces - s.value("with_mask_now", 0) - uncertain);
     auto& last = last_counts_[cam];
-    if (!force && last == std::make_pair(faces, without)) continue;
     if (force || last.first != faces) publish(cam + "/faces", std::to_string(faces), true);
     if (force || last.second != without) publish(cam + "/without_mask", std::to_string(without), true);
     last = {faces, without};

@@ -80,17 +80,11 @@ double process_cpu_seconds(int pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-double peak_rss_mib_of(int pid) {
+// A memory line of /proc/PID/status in MiB: "VmHWM" (peak resident) or "VmRSS" (now).
+double status_mib(int pid, const std::string& key) {
   std::ifstream in(fmt::format("/proc/{}/status", pid));
   for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024;
-  return 0;
-}
-
-double rss_mib_of(int pid) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+    if (line.rfind(key + ":", 0) == 0) return std::stod(line.substr(key.size() + 1)) / 1024;
   return 0;
 }
 
@@ -240,20 +234,20 @@ void bench_serve(const BenchServeOpts& o) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   const auto after = stats();
   const double cpu = (process_cpu_seconds(pid) - cpu0) / elapsed;
-  const double rss = peak_rss_mib_of(pid);
+  const double rss = status_mib(pid, "VmHWM");
   measuring = false;
   stop = true;
   for (auto& t : viewers) t.join();
   // Broker outage: memory of the server while messages queue, then the catch-up.
   std::string outage_table;
   if (broker && o.outage_s > 0) {
-    const double rss_before = rss_mib_of(pid);
+    const double rss_before = status_mib(pid, "VmRSS");
     broker->stop();
     double rss_max = rss_before;
     const auto down = Clock::now();
     while (std::chrono::duration<double>(Clock::now() - down).count() < o.outage_s) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
-      rss_max = std::max(rss_max, rss_mib_of(pid));
+      rss_max = std::max(rss_max, status_mib(pid, "VmRSS"));
     }
     const double queued = metric_value(api, "maskwatch_mqtt_queued_messages");
     const double dropped = metric_value(api, "maskwatch_mqtt_dropped_messages_total");
