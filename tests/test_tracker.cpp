@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "vision/classify_schedule.h"
 #include "vision/crop.h"
 #include "vision/tracker.h"
 
@@ -129,4 +130,117 @@ TEST(Crop, ClampedInsideTheFrameAtBorders) {
   EXPECT_EQ(big.height, 480);
   EXPECT_GE(big.x, 0);
   EXPECT_LE(big.x + big.width, 640);
+}
+
+namespace {
+// One frame of the real-time path without images: assign, schedule, classify the picked faces
+// with `prob_of(face)` ("with mask" probability), commit. Returns the frame's faces.
+template <class ProbOf>
+std::vector<TrackedFace> scheduled_frame(Tracker& t, const std::vector<cv::Rect2f>& boxes, double now,
+                                         const ClassifyScheduleOptions& o, ProbOf prob_of, int* classified,
+                                         std::vector<VerdictChange>* changes = nullptr) {
+  const auto pick = faces_to_classify(t.assign(boxes, now), now, o);
+  std::vector<Observation> obs;
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    obs.push_back({boxes[i], 0.9f, {}});
+    if (pick[i]) {
+      const float p = prob_of(i);
+      obs.back().probs = {p, 1 - p};
+      ++*classified;
+    }
+  }
+  return t.commit(obs, now, changes);
+}
+}  // namespace
+
+TEST(ClassifySchedule, SteadyFacesAreRefreshedOneAtATimeAndNeverLeftStale) {
+  const ClassifyScheduleOptions o;  // refresh every 0.2 s
+  Tracker t;
+  const std::vector<cv::Rect2f> boxes = {{0, 0, 100, 100}, {200, 0, 100, 100}, {0, 200, 100, 100}, {200, 200, 100, 100}};
+  std::vector<double> last(4, 0);
+  int total = 0;
+  const double fps = 30;
+  for (int i = 0; i < 90; ++i) {
+    const double now = i / fps;
+    const auto pick = faces_to_classify(t.assign(boxes, now), now, o);
+    std::vector<Observation> obs;
+    int n = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      obs.push_back({boxes[k], 0.9f, {}});
+      if (pick[k]) obs.back().probs = {0.98f, 0.02f}, last[k] = now, ++n;
+      EXPECT_LE(now - last[k], 2 * o.refresh_s + 1e-9) << "face " << k << " stale at frame " << i;
+    }
+    if (i == 0) EXPECT_EQ(n, 4);  // new faces: all at once
+    else EXPECT_LE(n, 1) << "frame " << i;  // refreshes spread over frames
+    total += n;
+    const auto faces = t.commit(obs, now);
+    for (const auto& f : faces) EXPECT_EQ(f.verdict, 0);
+  }
+  // 4 faces x 3 s / 0.2 s = 60 refreshes at most, against 360 classifications without the schedule.
+  EXPECT_LE(total, 4 + 60);
+  EXPECT_GE(total, 4 + 4 * 10);  // each face refreshed at least every 0.4 s
+}
+
+TEST(ClassifySchedule, ARealChangeStillShowsWithinHalfASecond) {
+  for (double fps : {10.0, 15.0, 30.0, 60.0})
+    for (double phase : {0.0, 0.05, 0.1, 0.15}) {  // where in the refresh cycle the mask comes off
+      Tracker t;
+      const ClassifyScheduleOptions o;
+      const std::vector<cv::Rect2f> box = {{100, 100, 100, 100}};
+      int classified = 0;
+      double time = 0;
+      const double change_at = 1.0 + phase;
+      double flipped_at = -1;
+      for (; time < change_at + 1.5 && flipped_at < 0; time += 1 / fps) {
+        const float p = time < change_at ? 0.98f : 0.03f;
+        const auto f = scheduled_frame(t, box, time, o, [&](size_t) { return p; }, &classified);
+        if (time < change_at) ASSERT_EQ(f[0].verdict, 0) << fps;
+        else if (f[0].verdict == 1) flipped_at = time;
+      }
+      ASSERT_GE(flipped_at, 0) << fps;
+      EXPECT_LE(flipped_at - change_at, 0.5) << fps << " fps, phase " << phase;
+      EXPECT_LT(classified, static_cast<int>(time * fps));  // and it did skip frames
+    }
+}
+
+TEST(ClassifySchedule, NewUnsureAndMovingFacesAreClassifiedEveryFrame) {
+  const ClassifyScheduleOptions o;
+  TrackStatus steady;
+  steady.is_new = false;
+  steady.classified_at = 1.0;
+  steady.classified_box = steady.box_now = {100, 100, 100, 100};
+  steady.raw = steady.smoothed = {0.97f, 0.03f};
+  steady.verdict = 0;
+  EXPECT_EQ(faces_to_classify({steady}, 1.05, o), std::vector<bool>{false});
+  auto fresh = steady;
+  fresh.is_new = true;
+  auto unsure = steady;
+  unsure.raw = {0.8f, 0.2f};
+  auto disagrees = steady;
+  disagrees.raw = {0.05f, 0.95f};
+  auto uncertain = steady;
+  uncertain.verdict = kUncertain;
+  auto moved = steady;
+  moved.box_now = {150, 100, 100, 100};  // IoU 0.33
+  for (const auto& s : {fresh, unsure, disagrees, uncertain, moved})
+    EXPECT_EQ(faces_to_classify({s}, 1.05, o), std::vector<bool>{true});
+  EXPECT_EQ(faces_to_classify({steady}, 1.25, o), std::vector<bool>{true});  // due for a refresh
+  ClassifyScheduleOptions every_frame;
+  every_frame.refresh_s = 0;
+  EXPECT_EQ(faces_to_classify({steady}, 1.05, every_frame), std::vector<bool>{true});
+}
+
+TEST(Tracker, OneBadResultAfterAPauseDoesNotFlipTheVerdict) {
+  // A track classified at 30 FPS, then only every 0.3 s (a long gap) gets one wrong result:
+  // it counts as one frame of evidence, so the verdict holds.
+  Tracker t;
+  std::vector<VerdictChange> changes;
+  double time = 0;
+  for (int i = 0; i < 10; ++i, time += 1.0 / 30) t.update({obs(100, 100, 0.98f)}, time, &changes);
+  for (int i = 0; i < 9; ++i, time += 1.0 / 30) t.update({{cv::Rect2f(100, 100, 100, 100), 0.9f, {}}}, time, &changes);
+  const auto f = t.update({obs(100, 100, 0.02f)}, time, &changes);
+  EXPECT_EQ(f[0].verdict, 0);
+  EXPECT_FALSE(f[0].raw.empty());
+  EXPECT_TRUE(f[0].classified);
+  EXPECT_EQ(changes.size(), 1u);  // only the first verdict
 }

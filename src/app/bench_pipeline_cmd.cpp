@@ -19,11 +19,13 @@ void add_bench_pipeline_command(CLI::App& root) {
   cmd->add_option("--faces", o->faces, "1 or 4")->check(CLI::IsMember({1, 4}));
   cmd->add_flag("--decode", o->decode, "Decode the frames from an .mp4 file");
   cmd->add_option("--frames", o->frames, "Frames to time")->check(CLI::Range(1, 100000));
+  cmd->add_option("--reclassify-after", o->reclassify_after_s, "Classifier schedule (0 = every face, every frame)")
+      ->check(CLI::Range(0.0, 10.0));
   add_threads_option(cmd, o->threads);
   cmd->callback([o, model, clip] {
     o->model = *model;
     o->clip = *clip;
-    fmt::print("{}\n", bench_pipeline(*o).dump());
+    fmt::print("{}\n", nlohmann::json(bench_pipeline(*o)).dump());
   });
 }
 

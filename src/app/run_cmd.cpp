@@ -50,6 +50,7 @@ struct RunOpts {
 
 struct Summary {
   int64_t frames = 0, face_frames = 0, masked_face_frames = 0, frames_with_faces = 0, verdict_changes = 0, alerts = 0;
+  int64_t classified = 0;  // face detections that went through the classifier (the rest kept their track's result)
   StageTimes sum;
   double wall_s = 0, outage_s = 0;  // outage: waits for a live source that had stalled or dropped
   double processing_s() const { return std::max(0.0, wall_s - outage_s); }
@@ -61,6 +62,7 @@ struct Summary {
             {"dropped_frames", dropped},
             {"frames_with_faces", frames_with_faces},
             {"face_detections", face_frames},
+            {"classified_faces", classified},
             {"tracks", tracks},
             {"verdict_changes", verdict_changes},
             {"alerts", alerts},
@@ -143,6 +145,7 @@ void run(const RunOpts& o) {
       ++sum.frames;
       sum.face_frames += static_cast<int64_t>(r.faces.size());
       sum.frames_with_faces += !r.faces.empty();
+      sum.classified += r.classified;
       for (const auto& face : r.faces) sum.masked_face_frames += face.verdict == mask_class;
       sum.verdict_changes += static_cast<int64_t>(r.changes.size());
       sum.sum += r.times;
@@ -191,8 +194,9 @@ void run(const RunOpts& o) {
   if (display) cv::destroyAllWindows();
   const json s = sum.to_json(pipeline.tracks_started(), source->dropped());
   const double n = static_cast<double>(std::max<int64_t>(1, sum.frames));
-  fmt::print("frames {} ({} dropped), faces seen {} in {} frames, tracks {}, verdict changes {}{}\n", sum.frames,
-             source->dropped(), sum.face_frames, sum.frames_with_faces, pipeline.tracks_started(), sum.verdict_changes,
+  fmt::print("frames {} ({} dropped), faces seen {} in {} frames ({} classified), tracks {}, verdict changes {}{}\n",
+             sum.frames, source->dropped(), sum.face_frames, sum.frames_with_faces, sum.classified,
+             pipeline.tracks_started(), sum.verdict_changes,
              alarm ? fmt::format(", alerts {}", sum.alerts) : "");
   fmt::print("with mask: {:.1f}% of face detections; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
              "draw {:.1f} ms per frame)\n",
@@ -231,6 +235,11 @@ void add_run_command(CLI::App& root) {
                   "(once per episode; 0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
+  cmd->add_option("--reclassify-after", o->vision.pipeline.schedule.refresh_s,
+                  "Seconds after which a steady face is classified again; new, unsure or moving faces are classified "
+                  "every frame (0 = every face every frame)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10.0));
   cmd->add_option("--width", o->width, "Camera width")->capture_default_str();
   cmd->add_option("--height", o->height, "Camera height")->capture_default_str();
   cmd->add_option("--snapshot-dir", o->snapshot_dir, "Where c and v save snapshots and recordings")->capture_default_str();

@@ -53,7 +53,7 @@ std::vector<cv::Mat> pipeline_bench_frames(const std::filesystem::path& clip, in
   return out;
 }
 
-nlohmann::json bench_pipeline(const PipelineBenchOptions& o) {
+PipelineBenchResult bench_pipeline(const PipelineBenchOptions& o) {
   const int threads = resolve_threads(o.threads);
   set_compute_threads(threads);
   const auto frames = pipeline_bench_frames(o.clip, o.faces);
@@ -73,17 +73,19 @@ nlohmann::json bench_pipeline(const PipelineBenchOptions& o) {
   }
   MaskClassifier classifier(o.model);
   FaceDetector detector;
-  Pipeline pipeline(classifier, detector);
+  PipelineOptions po;
+  po.schedule.refresh_s = o.reclassify_after_s;
+  Pipeline pipeline(classifier, detector, po);
   const auto& classes = classifier.classes();
   std::vector<double> totals;
   StageTimes sum;
   double decode_sum = 0;
-  int64_t faces_found = 0;
+  int64_t faces_found = 0, classified = 0;
   const int warmup = 5;
   for (int i = 0; i < o.frames + warmup; ++i) {
     Stopwatch sw;
     cv::Mat frame;
-    double t = i / 15.0;
+    const double t = i / 30.0;
     if (source) {
       SourceFrame f;
       if (!source->read(f)) source = open_source(video.string()), source->read(f);
@@ -100,27 +102,29 @@ nlohmann::json bench_pipeline(const PipelineBenchOptions& o) {
     decode_sum += decode_ms;
     sum += r.times;
     faces_found += static_cast<int64_t>(r.faces.size());
+    classified += r.classified;
   }
   if (!video.empty()) std::filesystem::remove(video);
   std::sort(totals.begin(), totals.end());
   const double n = static_cast<double>(totals.size());
-  double mean = 0;
-  for (double v : totals) mean += v / n;
-  return {{"faces", o.faces},
-          {"decode", o.decode},
-          {"frames", totals.size()},
-          {"threads", threads},
-          {"faces_found_per_frame", faces_found / n},
-          {"median_frame_ms", totals[totals.size() / 2]},
-          {"mean_frame_ms", mean},
-          {"fps", 1000.0 / totals[totals.size() / 2]},
-          {"fps_from_mean", 1000.0 / mean},
-          {"mean_ms", [&] {
-             auto m = sum.mean_json(n);
-             m["decode"] = decode_sum / n;
-             return m;
-           }()},
-          {"peak_rss_mib", peak_rss_mib()}};
+  PipelineBenchResult r;
+  r.faces = o.faces;
+  r.decode = o.decode;
+  r.reclassify_after_s = o.reclassify_after_s;
+  r.frames = static_cast<int>(totals.size());
+  r.threads = threads;
+  r.faces_found_per_frame = faces_found / n;
+  r.classified_per_frame = classified / n;
+  for (double v : totals) r.mean_frame_ms += v / n;
+  r.median_frame_ms = totals[totals.size() / 2];
+  r.p95_frame_ms = totals[std::min(totals.size() - 1, static_cast<size_t>(0.95 * n))];
+  r.decode_ms = decode_sum / n;
+  r.detect_ms = sum.detect_ms / n;
+  r.classify_ms = sum.classify_ms / n;
+  r.track_ms = sum.track_ms / n;
+  r.draw_ms = sum.draw_ms / n;
+  r.peak_rss_mib = peak_rss_mib();
+  return r;
 }
 
 }  // namespace maskwatch

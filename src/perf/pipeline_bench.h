@@ -19,9 +19,29 @@ struct PipelineBenchOptions {
   bool decode = false;  // frames go through an .mp4 file and FFmpeg decoding
   int frames = 150;
   int threads = 0;
+  double reclassify_after_s = 0.2;  // the classifier schedule (0: every face, every frame)
 };
 
-// Runs in the calling process; returns frame and stage times, faces found, peak RSS.
-nlohmann::json bench_pipeline(const PipelineBenchOptions& options);
+// One case's result. Frames are timed as if they came from a 30 fps camera (the schedule
+// works in seconds); stage times are per-frame means.
+struct PipelineBenchResult {
+  int faces = 0;
+  bool decode = false;
+  double reclassify_after_s = 0;
+  int frames = 0, threads = 0;
+  double faces_found_per_frame = 0, classified_per_frame = 0;
+  double mean_frame_ms = 0, median_frame_ms = 0, p95_frame_ms = 0;
+  double decode_ms = 0, detect_ms = 0, classify_ms = 0, track_ms = 0, draw_ms = 0;
+  double peak_rss_mib = 0;
+  double fps() const { return mean_frame_ms > 0 ? 1000.0 / mean_frame_ms : 0.0; }
+};
+// The JSON `bench-pipeline` prints and `bench` reads: the field names, nothing else.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PipelineBenchResult, faces, decode, reclassify_after_s, frames, threads,
+                                                faces_found_per_frame, classified_per_frame, mean_frame_ms,
+                                                median_frame_ms, p95_frame_ms, decode_ms, detect_ms, classify_ms,
+                                                track_ms, draw_ms, peak_rss_mib)
+
+// Runs in the calling process.
+PipelineBenchResult bench_pipeline(const PipelineBenchOptions& options);
 
 }  // namespace maskwatch

@@ -144,6 +144,7 @@ void read_detector(MapReader& parent, const std::string& key, DetectorSettings& 
   r.get_range("score_threshold", d.score_threshold, 0.05f, 1.0f);
   r.get_range("detect_width", d.detect_width, 64, 4096);
   r.get_range("margin", d.margin, 0.0, 3.0);
+  r.get_range("reclassify_after_s", d.reclassify_after_s, 0.0, 10.0);
   r.finish();
 }
 
@@ -341,7 +342,8 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
     return nlohmann::json{{"face_model", d.face_model.empty() ? "(asset directory's YuNet)" : d.face_model},
                           {"score_threshold", d.score_threshold},
                           {"detect_width", d.detect_width},
-                          {"margin", d.margin}};
+                          {"margin", d.margin},
+                          {"reclassify_after_s", d.reclassify_after_s}};
   };
   const auto tracker_json = [](const TrackerOptions& t) {
     return nlohmann::json{{"tau_s", t.tau_s}, {"enter", t.enter}, {"uncertain_after_s", t.uncertain_after_s},

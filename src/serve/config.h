@@ -21,6 +21,7 @@ struct DetectorSettings {
   float score_threshold = 0.6f;
   int detect_width = 320;
   double margin = 0.5;
+  double reclassify_after_s = 0.2;  // classifier schedule: a steady face again after this (0: every frame)
 };
 
 struct CameraConfig {

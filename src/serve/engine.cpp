@@ -111,6 +111,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
     cam->config = cc;
     PipelineOptions po;
     po.crop_margin = cc.detector.margin;
+    po.schedule.refresh_s = cc.detector.reclassify_after_s;
     po.tracker = cc.tracker;
     cam->pipeline = std::make_unique<Pipeline>(classifier_, detector_, po);
     for (const auto& label : classifier_.classes()) cam->faces_total[label] = 0;

@@ -8,42 +8,55 @@ namespace maskwatch {
 Pipeline::Pipeline(MaskClassifier& classifier, FaceDetector& detector, const PipelineOptions& options)
     : classifier_(classifier), detector_(detector), opts_(options), tracker_(options.tracker) {}
 
-std::vector<Pipeline::Seen> Pipeline::observe(const cv::Mat& frame, StageTimes& times) {
-  Stopwatch sw;
-  const auto faces = detector_.detect(frame);
-  times.detect_ms = sw.ms();
-  sw.reset();
+std::vector<Prediction> Pipeline::classify(const cv::Mat& frame, const std::vector<cv::Rect2f>& boxes) {
+  if (boxes.empty()) return {};
   std::vector<cv::Mat> crops;
-  for (const auto& f : faces) crops.push_back(crop_face(frame, f.box, opts_.crop_margin));
-  auto preds = classifier_.classify(crops);  // all faces in one forward
-  times.classify_ms = sw.ms();
-  std::vector<Seen> seen;
-  for (size_t i = 0; i < faces.size(); ++i) seen.push_back({faces[i], std::move(preds[i])});
-  return seen;
+  for (const auto& b : boxes) crops.push_back(crop_face(frame, b, opts_.crop_margin));
+  return classifier_.classify(crops);  // all faces in one forward
 }
 
 FrameResult Pipeline::process(const cv::Mat& frame, int64_t frame_index, double t_s) {
   FrameResult r;
   r.frame = frame_index;
   r.time_s = t_s;
-  std::vector<Observation> obs;
-  for (const auto& s : observe(frame, r.times)) obs.push_back({s.face.box, s.face.score, s.prediction.probs});
   Stopwatch sw;
-  r.faces = tracker_.update(obs, t_s, &r.changes);
+  const auto faces = detector_.detect(frame);
+  r.times.detect_ms = sw.ms();
+  sw.reset();
+  std::vector<cv::Rect2f> boxes;
+  for (const auto& f : faces) boxes.push_back(f.box);
+  const auto pick = faces_to_classify(tracker_.assign(boxes, t_s), t_s, opts_.schedule);
   r.times.track_ms = sw.ms();
+  sw.reset();
+  std::vector<cv::Rect2f> picked;
+  for (size_t i = 0; i < faces.size(); ++i)
+    if (pick[i]) picked.push_back(faces[i].box);
+  auto preds = classify(frame, picked);
+  r.times.classify_ms = sw.ms();
+  r.classified = static_cast<int>(picked.size());
+  sw.reset();
+  std::vector<Observation> obs;
+  for (size_t i = 0, next = 0; i < faces.size(); ++i)
+    obs.push_back({faces[i].box, faces[i].score, pick[i] ? std::move(preds[next++].probs) : std::vector<float>{}});
+  r.faces = tracker_.commit(obs, t_s, &r.changes);
+  r.times.track_ms += sw.ms();
   return r;
 }
 
 std::vector<TrackedFace> Pipeline::classify_still(const cv::Mat& image) {
-  StageTimes times;
+  const auto faces = detector_.detect(image);
+  std::vector<cv::Rect2f> boxes;
+  for (const auto& f : faces) boxes.push_back(f.box);
+  const auto preds = classify(image, boxes);
   std::vector<TrackedFace> out;
-  for (const auto& s : observe(image, times)) {
+  for (size_t i = 0; i < faces.size(); ++i) {
     TrackedFace f;
-    f.box = s.face.box;
-    f.face_score = s.face.score;
-    f.raw = f.smoothed = s.prediction.probs;
-    f.verdict = s.prediction.label;
-    f.confidence = s.prediction.score;
+    f.box = faces[i].box;
+    f.face_score = faces[i].score;
+    f.raw = f.smoothed = preds[i].probs;
+    f.classified = true;
+    f.verdict = preds[i].label;
+    f.confidence = preds[i].score;
     out.push_back(std::move(f));
   }
   return out;

@@ -1,10 +1,12 @@
-// One frame through the real-time path: faces (YuNet) -> square crops -> one batched
-// classifier forward (OpenCV DNN) -> tracker (ids, smoothing). Times every stage.
+// One frame through the real-time path: faces (YuNet) -> tracks -> square crops of the faces
+// the schedule picks -> one batched classifier forward (OpenCV DNN) -> smoothing. Times
+// every stage.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <vector>
 
+#include "vision/classify_schedule.h"
 #include "vision/face_detector.h"
 #include "vision/mask_classifier.h"
 #include "vision/tracker.h"
@@ -31,11 +33,13 @@ struct FrameResult {
   std::vector<TrackedFace> faces;
   std::vector<VerdictChange> changes;
   StageTimes times;
+  int classified = 0;  // faces that went through the classifier in this frame
 };
 
 struct PipelineOptions {
   double crop_margin = 0.5;  // crop side = face side x 1.5: head and shoulders, like the training photos
   TrackerOptions tracker;
+  ClassifyScheduleOptions schedule;
 };
 
 class Pipeline {
@@ -48,11 +52,7 @@ class Pipeline {
   int tracks_started() const { return tracker_.tracks_started(); }
 
  private:
-  struct Seen {
-    Face face;
-    Prediction prediction;
-  };
-  std::vector<Seen> observe(const cv::Mat& frame, StageTimes& times);
+  std::vector<Prediction> classify(const cv::Mat& frame, const std::vector<cv::Rect2f>& boxes);
   MaskClassifier& classifier_;
   FaceDetector& detector_;
   PipelineOptions opts_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <tuple>
 
 namespace maskwatch {
@@ -24,7 +25,10 @@ void Tracker::smooth(Track& t, const std::vector<float>& probs, double now, std:
   if (first) {
     t.smoothed = probs;  // first observation: start from it
   } else {
-    const double alpha = 1.0 - std::exp(-std::max(0.0, now - t.last_update) / opts_.tau_s);
+    // One classification is one frame's evidence (see the header), however long ago the last one was.
+    const double since_last = now - t.last_update;
+    const double dt = last_frame_ >= 0 ? std::min(since_last, now - last_frame_) : since_last;
+    const double alpha = 1.0 - std::exp(-std::max(0.0, dt) / opts_.tau_s);
     for (size_t c = 0; c < probs.size(); ++c)
       t.smoothed[c] = static_cast<float>(t.smoothed[c] + alpha * (probs[c] - t.smoothed[c]));
   }
@@ -49,45 +53,70 @@ void Tracker::smooth(Track& t, const std::vector<float>& probs, double now, std:
 
 std::vector<TrackedFace> Tracker::update(const std::vector<Observation>& obs, double now,
                                          std::vector<VerdictChange>* changes) {
+  std::vector<cv::Rect2f> boxes;
+  for (const auto& o : obs) boxes.push_back(o.box);
+  assign(boxes, now);
+  return commit(obs, now, changes);
+}
+
+std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, double now) {
   // Greedy matching: best IoU pairs first, then centre distance for what is left.
   std::vector<std::tuple<double, size_t, size_t>> pairs;  // (score, track, observation)
   for (size_t t = 0; t < tracks_.size(); ++t)
-    for (size_t o = 0; o < obs.size(); ++o) {
-      const double v = iou(tracks_[t].box, obs[o].box);
+    for (size_t o = 0; o < boxes.size(); ++o) {
+      const double v = iou(tracks_[t].box, boxes[o]);
       if (v >= opts_.iou_match) pairs.emplace_back(1.0 + v, t, o);
-      else if (centre_shift(tracks_[t].box, obs[o].box) <= opts_.max_centre_shift)
-        pairs.emplace_back(1.0 - centre_shift(tracks_[t].box, obs[o].box) / (opts_.max_centre_shift + 1e-9) * 0.999, t, o);
+      else if (centre_shift(tracks_[t].box, boxes[o]) <= opts_.max_centre_shift)
+        pairs.emplace_back(1.0 - centre_shift(tracks_[t].box, boxes[o]) / (opts_.max_centre_shift + 1e-9) * 0.999, t, o);
     }
   std::sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
-  std::vector<int> track_of(obs.size(), -1);
+  constexpr size_t kNone = static_cast<size_t>(-1);
+  assigned_.assign(boxes.size(), kNone);
   std::vector<char> track_used(tracks_.size(), 0);
   for (const auto& [score, t, o] : pairs) {
-    if (track_used[t] || track_of[o] >= 0) continue;
+    if (track_used[t] || assigned_[o] != kNone) continue;
     track_used[t] = 1;
-    track_of[o] = static_cast<int>(t);
+    assigned_[o] = t;
   }
-  for (size_t o = 0; o < obs.size(); ++o) {
-    if (track_of[o] >= 0) continue;
-    tracks_.push_back({next_id_++, obs[o].box, {}, kUncertain, now, now, now, false});
-    track_of[o] = static_cast<int>(tracks_.size() - 1);
+  std::vector<TrackStatus> status;
+  for (size_t o = 0; o < boxes.size(); ++o) {
+    if (assigned_[o] == kNone) {
+      tracks_.push_back({next_id_++, boxes[o], {}, kUncertain, now, now, now, false, {}, {}});
+      assigned_[o] = tracks_.size() - 1;
+    }
+    const Track& t = tracks_[assigned_[o]];
+    status.push_back({t.raw.empty(), t.last_update, t.classified_box, boxes[o], t.raw, t.smoothed, t.verdict});
   }
+  return status;
+}
+
+std::vector<TrackedFace> Tracker::commit(const std::vector<Observation>& obs, double now,
+                                         std::vector<VerdictChange>* changes) {
+  if (obs.size() != assigned_.size()) throw std::logic_error("Tracker::commit: observations differ from assign()");
   std::vector<TrackedFace> out;
   for (size_t o = 0; o < obs.size(); ++o) {
-    Track& t = tracks_[static_cast<size_t>(track_of[o])];
+    Track& t = tracks_[assigned_[o]];
     t.box = obs[o].box;
     t.last_seen = now;
-    smooth(t, obs[o].probs, now, changes);
     TrackedFace f;
+    if (!obs[o].probs.empty()) {
+      smooth(t, obs[o].probs, now, changes);
+      t.classified_box = obs[o].box;
+      t.raw = obs[o].probs;
+      f.classified = true;
+    }
     f.track_id = t.id;
     f.box = obs[o].box;
     f.face_score = obs[o].face_score;
-    f.raw = obs[o].probs;
+    f.raw = t.raw;
     f.smoothed = t.smoothed;
     f.verdict = t.verdict;
-    f.confidence = t.verdict == kUncertain ? *std::max_element(t.smoothed.begin(), t.smoothed.end())
-                                           : t.smoothed[static_cast<size_t>(t.verdict)];
+    if (t.verdict != kUncertain) f.confidence = t.smoothed[static_cast<size_t>(t.verdict)];
+    else if (!t.smoothed.empty()) f.confidence = *std::max_element(t.smoothed.begin(), t.smoothed.end());
     out.push_back(std::move(f));
   }
+  assigned_.clear();
+  last_frame_ = now;
   tracks_.erase(std::remove_if(tracks_.begin(), tracks_.end(),
                                [&](const Track& t) { return now - t.last_seen > opts_.max_missed_s; }),
                 tracks_.end());

@@ -8,6 +8,10 @@
 //   - ...unless no class is confident for `uncertain_after_s`: then it is shown as uncertain.
 // With tau = 0.15 s a clean change from one class to the other flips the verdict after
 // tau * ln(1 / (1 - enter)) = 0.16 s, well inside the 0.5 s we allow.
+// A classification counts as evidence for one frame interval: when a track was not
+// classified for a while (per-track scheduling, or a missed detection), the next result
+// moves the average by one frame's weight, not by the whole gap's, so one bad crop after a
+// pause cannot flip the verdict on its own.
 #pragma once
 #include <opencv2/core.hpp>
 #include <string>
@@ -29,14 +33,26 @@ constexpr int kUncertain = -1;
 struct Observation {
   cv::Rect2f box;
   float face_score = 0;
-  std::vector<float> probs;  // classifier output for this face
+  std::vector<float> probs;  // classifier output for this face; empty: not classified this frame
+};
+
+// What the classifier scheduler needs to know about the track an observation belongs to.
+struct TrackStatus {
+  bool is_new = true;          // no classification yet
+  double classified_at = 0;    // time of the last classification
+  cv::Rect2f classified_box;   // the box then
+  cv::Rect2f box_now;          // the box in this frame
+  std::vector<float> raw;      // its probabilities
+  std::vector<float> smoothed;
+  int verdict = kUncertain;
 };
 
 struct TrackedFace {
   int track_id = 0;
   cv::Rect2f box;
   float face_score = 0;
-  std::vector<float> raw, smoothed;
+  std::vector<float> raw, smoothed;  // raw: the track's latest classification
+  bool classified = false;           // the classifier ran on this face in this frame
   int verdict = kUncertain;  // class index or kUncertain
   float confidence = 0;      // smoothed probability of the verdict (max smoothed if uncertain)
 };
@@ -57,6 +73,13 @@ class Tracker {
   std::vector<TrackedFace> update(const std::vector<Observation>& observations, double t_s,
                                   std::vector<VerdictChange>* changes = nullptr);
 
+  // The same in two steps, so the caller can decide which faces to classify in between:
+  // assign() matches the boxes to tracks (starting new ones) and tells what each track
+  // knows; commit() takes the observations in the same order (probs may be empty).
+  std::vector<TrackStatus> assign(const std::vector<cv::Rect2f>& boxes, double t_s);
+  std::vector<TrackedFace> commit(const std::vector<Observation>& observations, double t_s,
+                                  std::vector<VerdictChange>* changes = nullptr);
+
   int tracks_started() const { return next_id_ - 1; }
 
  private:
@@ -67,11 +90,15 @@ class Tracker {
     int verdict = kUncertain;
     double last_seen, last_update, last_confident;
     bool had_verdict;
+    cv::Rect2f classified_box;
+    std::vector<float> raw;
   };
   void smooth(Track& t, const std::vector<float>& probs, double now, std::vector<VerdictChange>* changes);
 
   TrackerOptions opts_;
   std::vector<Track> tracks_;
+  std::vector<size_t> assigned_;  // track index per observation, from assign() for commit()
+  double last_frame_ = -1;        // time of the previous commit (-1: none yet)
   int next_id_ = 1;
 };
 
