@@ -41,6 +41,7 @@ packages=(
   libopenblas0-openmp               # BLAS for LibTorch: the default netlib BLAS makes it 3-8x slower
   libopencv-dev opencv-data         # images, video, YuNet faces, DNN inference; Haar fallback
   libonnx-dev libprotobuf-dev       # writing + checking model.onnx
+  libxnnpack-dev libpthreadpool-dev # running the mask classifier (1.9x OpenCV DNN per face)
   libflatbuffers-dev                # reading .tflite files
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev
   libpugixml-dev                    # Pascal VOC annotations (eval --scenes)

@@ -62,11 +62,14 @@ TEST_P(OnnxParity, OpenCvMatchesLibTorchOnRandomAndRealInputs) {
     return m;
   }();
   const cv::Mat real_blob = make_blob(real_images(), size);
+  XnnpackNet xnn(bytes, size);
   for (const cv::Mat* blob : {&random_blob, &real_blob}) {
     cvnet.setInput(*blob);
     const cv::Mat out = cvnet.forward();
-    const double diff = max_abs_diff(out, torch_probs(net, blob_to_tensor(*blob)));
-    EXPECT_LE(diff, 1e-4) << "input size " << size;
+    const auto reference = torch_probs(net, blob_to_tensor(*blob));
+    EXPECT_LE(max_abs_diff(out, reference), 1e-4) << "OpenCV DNN, input size " << size;
+    // The engine `run` uses: the same tolerance against LibTorch.
+    EXPECT_LE(max_abs_diff(xnn.forward(*blob), reference), 1e-4) << "XNNPACK, input size " << size;
   }
 }
 
@@ -105,17 +108,20 @@ TEST(MaskClassifier, LoadsASavedModelAndClassifiesLikeLibTorch) {
   ModelMeta meta;
   meta.classes = {"with_mask", "without_mask"};
   save_model(dir / "model.onnx", net, meta, {});
-  MaskClassifier clf(dir / "model.onnx");
-  EXPECT_EQ(clf.classes(), meta.classes);
-  EXPECT_EQ(clf.input_size(), 224);
   const auto images = real_images();
-  const auto preds = clf.classify(images);
-  ASSERT_EQ(preds.size(), images.size());
   const auto ref = torch_probs(net, images_to_tensor(images, 224));
-  for (size_t i = 0; i < preds.size(); ++i) {
-    const auto row = ref[static_cast<int64_t>(i)];
-    EXPECT_EQ(preds[i].label, row.argmax().item<int64_t>());
-    EXPECT_NEAR(preds[i].score, row.max().item<float>(), 1e-4);
-    EXPECT_NEAR(preds[i].probs[0] + preds[i].probs[1], 1.0, 1e-5);
+  for (auto engine : {InferenceEngine::Xnnpack, InferenceEngine::OpenCvDnn}) {
+    MaskClassifier clf(dir / "model.onnx", {}, engine);
+    EXPECT_EQ(clf.engine(), engine);
+    EXPECT_EQ(clf.classes(), meta.classes);
+    EXPECT_EQ(clf.input_size(), 224);
+    const auto preds = clf.classify(images);
+    ASSERT_EQ(preds.size(), images.size());
+    for (size_t i = 0; i < preds.size(); ++i) {
+      const auto row = ref[static_cast<int64_t>(i)];
+      EXPECT_EQ(preds[i].label, row.argmax().item<int64_t>()) << inference_engine_name(engine);
+      EXPECT_NEAR(preds[i].score, row.max().item<float>(), 1e-4) << inference_engine_name(engine);
+      EXPECT_NEAR(preds[i].probs[0] + preds[i].probs[1], 1.0, 1e-5);
+    }
   }
 }

@@ -34,7 +34,7 @@ void add_detect_command(CLI::App& root) {
     set_compute_threads(o->vision.threads);
     if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
-    MaskClassifier classifier(o->vision.model);
+    MaskClassifier classifier(o->vision.model, {}, o->vision.engine());
     FaceDetector detector(o->vision.detector_options());
     Pipeline pipeline(classifier, detector, o->vision.pipeline);
     std::vector<std::filesystem::path> files;

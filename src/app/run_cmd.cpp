@@ -86,7 +86,7 @@ void run(const RunOpts& o) {
   if (!o.events.empty()) events = std::make_unique<LockedLineFile>(o.events, "events file");
   g_quit = false;
   StopSignals stop_signals([](int) { g_quit = true; });
-  MaskClassifier classifier(o.vision.model);
+  MaskClassifier classifier(o.vision.model, {}, o.vision.engine());
   FaceDetector detector(o.vision.detector_options());
   Pipeline pipeline(classifier, detector, o.vision.pipeline);
   SourceOptions so;
@@ -97,8 +97,8 @@ void run(const RunOpts& o) {
   auto source = open_source(o.source, so);
   const auto& classes = classifier.classes();
   const int mask_class = mask_class_index(classes);
-  spdlog::info("source: {}; faces: {}; model: {} ({})", source->description(), detector.description(), o.vision.model,
-               fmt::join(classes, "/"));
+  spdlog::info("source: {}; faces: {}; model: {} ({}, {})", source->description(), detector.description(),
+               o.vision.model, fmt::join(classes, "/"), inference_engine_name(classifier.engine()));
 
   std::unique_ptr<VideoRecorder> recorder;
   std::vector<std::string> recordings;  // every file written, for the summary

@@ -17,6 +17,9 @@ void VisionOptions::add_to(CLI::App* cmd) {
       ->capture_default_str()->check(CLI::Range(64, 4096));
   cmd->add_option("--margin", pipeline.crop_margin, "Crop margin around a face (0.5 = 1.5x the face box)")
       ->capture_default_str()->check(CLI::Range(0.0, 3.0));
+  cmd->add_option("--engine", engine_name, "Classifier inference engine: xnnpack (faster) or opencv")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"xnnpack", "opencv"}));
   add_threads_option(cmd, threads);
 }
 

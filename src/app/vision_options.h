@@ -17,11 +17,13 @@ struct VisionOptions {
   FaceDetectorOptions detector;
   std::string face_model;
   PipelineOptions pipeline;
+  std::string engine_name = "xnnpack";  // --engine
   int threads = 0;
 
   VisionOptions();
   void add_to(CLI::App* cmd);
   FaceDetectorOptions detector_options() const;
+  InferenceEngine engine() const { return engine_name == "opencv" ? InferenceEngine::OpenCvDnn : InferenceEngine::Xnnpack; }
 };
 
 }  // namespace maskwatch::app

@@ -7,17 +7,27 @@
 #include "nn/onnx_export.h"
 #include "nn/blob_tensor.h"
 #include "vision/mask_classifier.h"
+#include "vision/xnnpack_net.h"
 
 namespace maskwatch {
 
-std::string engine_name(Engine e) { return e == Engine::OpenCvDnn ? "OpenCV DNN (ONNX)" : "LibTorch eager"; }
+std::string engine_name(Engine e) {
+  switch (e) {
+    case Engine::OpenCvDnn: return "OpenCV DNN (ONNX)";
+    case Engine::Xnnpack: return "XNNPACK (ONNX)";
+    default: return "LibTorch eager";
+  }
+}
 
-ClassifierCase make_classifier_case(Engine engine, int input_size, int batch, int threads) {
-  torch::set_num_threads(threads);
-  cv::setNumThreads(threads);
+namespace {
+std::shared_ptr<MaskNet> random_net() {
   torch::manual_seed(0);
   auto net = std::make_shared<MaskNet>(MaskNetOptions{});
   (*net)->eval();
+  return net;
+}
+
+cv::Mat random_faces_blob(int input_size, int batch) {
   std::vector<cv::Mat> faces;
   cv::RNG rng(1);
   for (int i = 0; i < batch; ++i) {
@@ -25,12 +35,28 @@ ClassifierCase make_classifier_case(Engine engine, int input_size, int batch, in
     rng.fill(face, cv::RNG::UNIFORM, 0, 255);
     faces.push_back(face);
   }
-  const cv::Mat blob = make_blob(faces, input_size);
+  return make_blob(faces, input_size);
+}
+
+std::string onnx_bytes(MaskNet& net, int input_size) {
+  OnnxExportOptions o;
+  o.input_size = input_size;
+  return export_classifier_onnx(net, o);
+}
+}  // namespace
+
+ClassifierCase make_classifier_case(Engine engine, int input_size, int batch, int threads) {
+  torch::set_num_threads(threads);
+  cv::setNumThreads(threads);
+  auto net = random_net();
+  const cv::Mat blob = random_faces_blob(input_size, batch);
   ClassifierCase c{engine, input_size, batch, threads, {}, {}};
-  if (engine == Engine::OpenCvDnn) {
-    OnnxExportOptions o;
-    o.input_size = input_size;
-    auto cvnet = std::make_shared<cv::dnn::Net>(load_onnx_net(export_classifier_onnx(*net, o), "bench"));
+  if (engine == Engine::Xnnpack) {
+    auto xnn = std::make_shared<XnnpackNet>(onnx_bytes(*net, input_size), input_size, threads);
+    c.state = xnn;
+    c.run = [xnn, blob] { (void)xnn->forward(blob); };
+  } else if (engine == Engine::OpenCvDnn) {
+    auto cvnet = std::make_shared<cv::dnn::Net>(load_onnx_net(onnx_bytes(*net, input_size), "bench"));
     c.state = cvnet;
     c.run = [cvnet, blob] {
       cvnet->setInput(blob);

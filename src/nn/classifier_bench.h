@@ -1,4 +1,4 @@
-// Classifier latency cases: the exported model in OpenCV DNN versus LibTorch eager, at a
+// Classifier latency cases: the exported model in OpenCV DNN, XNNPACK or LibTorch eager, at a
 // given input size, batch and thread count. `maskwatch bench` and bench/ both use them.
 #pragma once
 #include <functional>
@@ -7,7 +7,7 @@
 
 namespace maskwatch {
 
-enum class Engine { OpenCvDnn, LibTorchEager };
+enum class Engine { OpenCvDnn, LibTorchEager, Xnnpack };
 std::string engine_name(Engine e);
 
 struct ClassifierCase {

@@ -1,6 +1,7 @@
 #include "vision/mask_classifier.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 
@@ -75,7 +76,10 @@ cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin) 
   return read_checked_net(bytes, origin);
 }
 
-MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar) {
+std::string inference_engine_name(InferenceEngine e) { return e == InferenceEngine::Xnnpack ? "XNNPACK" : "OpenCV DNN"; }
+
+MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar,
+                               InferenceEngine engine) {
   if (sidecar.empty()) sidecar = sidecar_path(onnx_path);
   meta_ = ModelMeta::load(sidecar);
   const auto raw = read_file_bytes(onnx_path, "model file");
@@ -89,7 +93,14 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
   if (shape.size() == 4 && shape[2] > 0 && shape[3] > 0 && (shape[2] != meta_.input_size || shape[3] != meta_.input_size))
     throw Error(fmt::format("{}: the model takes {}x{} input but its sidecar {} says {}x{}", onnx_path.string(), shape[3],
                             shape[2], sidecar.string(), meta_.input_size, meta_.input_size));
-  net_ = read_checked_net(bytes, onnx_path.string());
+  if (engine == InferenceEngine::Xnnpack) {
+    try {
+      xnn_ = std::make_unique<XnnpackNet>(bytes, meta_.input_size, cv::getNumThreads());
+    } catch (const Error& e) {
+      spdlog::warn("{}: {}; using OpenCV DNN instead", onnx_path.string(), e.what());
+    }
+  }
+  if (!xnn_) net_ = read_checked_net(bytes, onnx_path.string());
   // Probe: one forward must give one probability per class.
   const cv::Mat probe = forward_blob(make_blob({cv::Mat(meta_.input_size, meta_.input_size, CV_8UC3, cv::Scalar::all(128))},
                                                meta_.input_size));
@@ -114,6 +125,7 @@ std::vector<Prediction> MaskClassifier::classify_batched(const std::vector<cv::M
 }
 
 cv::Mat MaskClassifier::forward_blob(const cv::Mat& blob) {
+  if (xnn_) return xnn_->forward(blob);
   try {
     net_.setInput(blob);
     cv::Mat out = net_.forward();

@@ -1,6 +1,8 @@
 // `maskwatch bench`: measures and prints the speed tables that README.md quotes.
 #include <fmt/format.h>
 
+#include <map>
+
 #include <unistd.h>
 
 #include <thread>
@@ -39,8 +41,8 @@ json classifier_section(const BenchOpts& o) {
   for (int threads : o.threads)
     for (int size : o.sizes)
       for (int batch : o.batches) {
-        double ms[2] = {0, 0};
-        for (Engine e : {Engine::OpenCvDnn, Engine::LibTorchEager}) {
+        std::map<Engine, double> ms;
+        for (Engine e : {Engine::OpenCvDnn, Engine::Xnnpack, Engine::LibTorchEager}) {
           const auto r = json::parse(run_isolated([&] {
             auto c = make_classifier_case(e, size, batch, threads);
             const auto t = time_it(c.run, 3, 10, o.seconds);
@@ -49,15 +51,18 @@ json classifier_section(const BenchOpts& o) {
                         {"iterations", t.iterations}, {"blas", loaded_blas()}}
                 .dump();
           }));
-          ms[e == Engine::OpenCvDnn ? 0 : 1] = r["ms_per_face"].get<double>();
+          ms[e] = r["ms_per_face"].get<double>();
           results.push_back(r);
         }
-        rows.push_back({std::to_string(size), std::to_string(batch), std::to_string(threads),
-                        fmt::format("{:.2f}", ms[0]), fmt::format("{:.2f}", ms[1]),
-                        fmt::format("{:.1f}x", ms[1] / ms[0])});
+        const double cv_ms = ms[Engine::OpenCvDnn], xnn_ms = ms[Engine::Xnnpack], torch_ms = ms[Engine::LibTorchEager];
+        rows.push_back({std::to_string(size), std::to_string(batch), std::to_string(threads), fmt::format("{:.2f}", cv_ms),
+                        fmt::format("{:.2f}", xnn_ms), fmt::format("{:.2f}", torch_ms),
+                        fmt::format("{:.2f}x", cv_ms / xnn_ms), fmt::format("{:.1f}x", torch_ms / cv_ms)});
       }
   fmt::print("\nClassifier latency per face (median; batch forward time / batch)\n\n{}",
-             markdown_table({"input", "batch", "threads", "OpenCV DNN ms/face", "LibTorch eager ms/face", "speed-up"}, rows));
+             markdown_table({"input", "batch", "threads", "OpenCV DNN ms/face", "XNNPACK ms/face", "LibTorch eager ms/face",
+                             "XNNPACK vs OpenCV", "OpenCV vs LibTorch"},
+                            rows));
   return results;
 }
 
