@@ -8,6 +8,7 @@
 #include "nn/blob_tensor.h"
 #include "vision/mask_classifier.h"
 #include "vision/xnnpack_net.h"
+#include "util/stopwatch.h"
 
 namespace maskwatch {
 
@@ -44,6 +45,26 @@ std::string onnx_bytes(MaskNet& net, int input_size) {
   return export_classifier_onnx(net, o);
 }
 }  // namespace
+
+double classifier_macs(int input_size) {
+  auto net = random_net();
+  return XnnpackNet(onnx_bytes(*net, input_size), input_size, 1).macs_per_image();
+}
+
+double measured_peak_flops(int threads, double seconds) {
+  torch::set_num_threads(threads);
+  const int64_t n = 1024;
+  const auto a = torch::rand({n, n}), b = torch::rand({n, n});
+  auto c = torch::mm(a, b);  // warm-up
+  double best_s = 1e9;
+  Stopwatch total;
+  for (int i = 0; i < 5 || total.seconds() < seconds; ++i) {
+    Stopwatch sw;
+    c = torch::mm(a, b);
+    best_s = std::min(best_s, sw.seconds());
+  }
+  return 2.0 * n * n * n / best_s;
+}
 
 ClassifierCase make_classifier_case(Engine engine, int input_size, int batch, int threads) {
   torch::set_num_threads(threads);

@@ -17,6 +17,13 @@ struct ClassifierCase {
   std::shared_ptr<void> state;
 };
 
+// Multiply-accumulates of one face through the mask network at this input size.
+double classifier_macs(int input_size);
+
+// Best single-precision FLOP/s this machine reaches: a 1024x1024 float matrix product in
+// LibTorch (OpenBLAS) with `threads` threads, the fastest of repeated runs.
+double measured_peak_flops(int threads, double seconds);
+
 // Builds the network (random weights; speed does not depend on them) and a fixed input.
 // Sets the LibTorch and OpenCV thread counts.
 ClassifierCase make_classifier_case(Engine engine, int input_size, int batch, int threads);

@@ -58,6 +58,7 @@ Weights read_initializer(const onnx::TensorProto& t) {
 
 struct XnnpackNet::Impl {
   int size = 0, classes = 0;
+  double macs = 0;
   pthreadpool_t pool = nullptr;
   xnn_subgraph_t subgraph = nullptr;
   xnn_runtime_t runtime = nullptr;
@@ -143,6 +144,7 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
       const std::vector<size_t> out_dims = {1, oh, ow, o};
       const uint32_t y = out_tensor(out_dims);
       const uint32_t bias = m.constant(b.values, {o});
+      m.macs += static_cast<double>(oh * ow * o * kh * kw * gi);
       if (group == static_cast<int64_t>(in_c) && gi == 1 && o == in_c) {
         // Depthwise: ONNX [C, 1, kh, kw] -> XNNPACK [1, kh, kw, C].
         std::vector<float> f(w.values.size());
@@ -208,6 +210,7 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
       const size_t out = static_cast<size_t>(w.dims[0]), in = static_cast<size_t>(w.dims[1]);
       const std::vector<size_t> dims = {1, out};
       const uint32_t y = out_tensor(dims);
+      m.macs += static_cast<double>(out * in);
       check(xnn_define_fully_connected(m.subgraph, -kInf, kInf, x.id, m.constant(w.values, {out, in}),
                                        m.constant(b.values, {out}), y, XNN_FLAG_TENSORFLOW_RESHAPE_2D),
             "fully connected");
@@ -233,6 +236,8 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
 }
 
 XnnpackNet::~XnnpackNet() = default;
+
+double XnnpackNet::macs_per_image() const { return impl_->macs; }
 
 cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
   auto& m = *impl_;

@@ -25,6 +25,9 @@ class XnnpackNet {
   // per XNNPACK invocation (the runtime is built for batch 1).
   cv::Mat forward(const cv::Mat& nchw_blob);
 
+  // Multiply-accumulates of one image through the graph (convolutions and the dense layer).
+  double macs_per_image() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

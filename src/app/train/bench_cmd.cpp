@@ -38,6 +38,7 @@ struct BenchOpts {
 json classifier_section(const BenchOpts& o) {
   std::vector<std::vector<std::string>> rows;
   json results = json::array();
+  std::map<std::pair<int, int>, double> best_xnn_ms;  // (size, threads) -> XNNPACK ms/face at batch 1
   for (int threads : o.threads)
     for (int size : o.sizes)
       for (int batch : o.batches) {
@@ -55,6 +56,7 @@ json classifier_section(const BenchOpts& o) {
           results.push_back(r);
         }
         const double cv_ms = ms[Engine::OpenCvDnn], xnn_ms = ms[Engine::Xnnpack], torch_ms = ms[Engine::LibTorchEager];
+        if (batch == 1) best_xnn_ms[{size, threads}] = xnn_ms;
         rows.push_back({std::to_string(size), std::to_string(batch), std::to_string(threads), fmt::format("{:.2f}", cv_ms),
                         fmt::format("{:.2f}", xnn_ms), fmt::format("{:.2f}", torch_ms),
                         fmt::format("{:.2f}x", cv_ms / xnn_ms), fmt::format("{:.1f}x", torch_ms / cv_ms)});
@@ -63,6 +65,25 @@ json classifier_section(const BenchOpts& o) {
              markdown_table({"input", "batch", "threads", "OpenCV DNN ms/face", "XNNPACK ms/face", "LibTorch eager ms/face",
                              "XNNPACK vs OpenCV", "OpenCV vs LibTorch"},
                             rows));
+  // The physical floor: the network's arithmetic at the best FLOP/s a matrix product reaches here.
+  std::vector<std::vector<std::string>> floor_rows;
+  for (int threads : o.threads) {
+    const double peak = std::stod(run_isolated([&] { return fmt::format("{}", measured_peak_flops(threads, o.seconds)); }));
+    for (int size : o.sizes) {
+      const double macs = std::stod(run_isolated([&] { return fmt::format("{}", classifier_macs(size)); }));
+      const double floor_ms = 2 * macs / peak * 1000;
+      const auto it = best_xnn_ms.find({size, threads});
+      floor_rows.push_back({std::to_string(size), std::to_string(threads), fmt::format("{:.1f}", macs / 1e6),
+                            fmt::format("{:.1f}", peak / 1e9), fmt::format("{:.2f}", floor_ms),
+                            it == best_xnn_ms.end() ? "-" : fmt::format("{:.2f}", it->second),
+                            it == best_xnn_ms.end() ? "-" : fmt::format("{:.0f} %", 100 * floor_ms / it->second)});
+      results.push_back({{"floor", true}, {"input", size}, {"threads", threads}, {"macs", macs}, {"peak_flops", peak}});
+    }
+  }
+  fmt::print("\nPhysical floor per face: 2 x MACs / peak FLOP/s (peak: best 1024x1024 sgemm, OpenBLAS)\n\n{}",
+             markdown_table({"input", "threads", "MMACs", "peak GFLOP/s", "floor ms", "XNNPACK ms (batch 1)",
+                             "XNNPACK at % of peak"},
+                            floor_rows));
   return results;
 }
 
@@ -173,7 +194,7 @@ void add_bench_command(CLI::App& root) {
     json out{{"machine", machine_description()}};
     if (o->classifier) {
       out["classifier"] = classifier_section(*o);
-      out["blas"] = out["classifier"].back().value("blas", "?");
+      out["blas"] = out["classifier"].front().value("blas", "?");
       fmt::print("\nLibTorch BLAS: {}\nEach case runs in its own process (fresh thread pools).\n",
                  out["blas"].get<std::string>());
     }
