@@ -1,12 +1,12 @@
 // Fast inference of an exported mask model: model.onnx + model.json, run by XNNPACK
-// (about 1.9x faster than OpenCV DNN per face here, same probabilities within 1e-5; see
-// README "Classifier latency per face"), or by OpenCV DNN when asked or when XNNPACK cannot
-// build the graph (a warning says so).
+// (1.7-2.9x faster than OpenCV DNN per face here, probabilities within 1e-4 of LibTorch as
+// OpenCV's are; see README "Classifier latency per face"), or by OpenCV DNN when asked or
+// when XNNPACK cannot build the graph (a warning says so).
 //
 // Loading checks, in order, so a bad file gives a one-line error instead of a crash or a
 // silently wrong answer: the sidecar parses and is complete; model.onnx's sha256 equals the
-// sidecar's; the protobuf parses and passes onnx::checker; OpenCV builds the net; a probe
-// forward gives [1, classes] probabilities.
+// sidecar's; the protobuf parses and passes onnx::checker; XNNPACK (or OpenCV) builds the
+// net; a probe forward gives [1, classes] probabilities.
 //
 // Not thread-safe: one classifier per thread that classifies.
 #pragma once
