@@ -10,7 +10,9 @@
 #include "nn/blob_tensor.h"
 #include "model_fixtures.h"
 #include "support.h"
+#include "util/error.h"
 #include "vision/mask_classifier.h"
+#include "vision/xnnpack_net.h"
 
 using namespace maskwatch;
 using namespace maskwatch::test;
@@ -74,6 +76,27 @@ TEST_P(OnnxParity, OpenCvMatchesLibTorchOnRandomAndRealInputs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(InputSizes, OnnxParity, ::testing::Values(96, 160, 224));
+
+TEST(Xnnpack, RefusesOperatorsItDoesNotKnowInsteadOfRunningThemWrong) {
+  auto net = imported_mask_net(2);
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(export_classifier_onnx(net, {})));
+  for (auto& n : *m.mutable_graph()->mutable_node())
+    if (n.op_type() == "Relu") n.set_op_type("Sigmoid");
+  try {
+    XnnpackNet xnn(m.SerializeAsString(), 224);
+    FAIL() << "built a graph with an unknown operator";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Sigmoid"), std::string::npos) << e.what();
+  }
+  // A grouped (not depthwise) convolution is refused too.
+  ASSERT_TRUE(m.ParseFromString(export_classifier_onnx(net, {})));
+  auto* conv = m.mutable_graph()->mutable_node(0);
+  ASSERT_EQ(conv->op_type(), "Conv");
+  for (auto& a : *conv->mutable_attribute())
+    if (a.name() == "group") a.set_i(3);
+  EXPECT_THROW(XnnpackNet(m.SerializeAsString(), 224), Error);
+}
 
 TEST(OnnxExport, UsesOnlyOpsOpenCv46Reads) {
   auto net = imported_mask_net(2);

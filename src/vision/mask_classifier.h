@@ -1,5 +1,5 @@
 // Fast inference of an exported mask model: model.onnx + model.json, run by XNNPACK
-// (1.7-2.9x faster than OpenCV DNN per face here, probabilities within 1e-4 of LibTorch as
+// (1.73-2.86x faster than OpenCV DNN per face here, probabilities within 1e-4 of LibTorch as
 // OpenCV's are; see README "Classifier latency per face"), or by OpenCV DNN when asked or
 // when XNNPACK cannot build the graph (a warning says so).
 //
