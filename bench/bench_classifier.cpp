@@ -16,8 +16,8 @@ void BM_Classifier(benchmark::State& state) {
   for (int i = 0; i < 3; ++i) c.run();  // warm-up (allocations, kernel selection)
   for (auto _ : state) c.run();
   state.SetLabel(maskwatch::engine_name(engine));
-  state.counters["faces_per_s"] =
-      benchmark::Counter(static_cast<double>(batch) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["faces_per_s"] = benchmark::Counter(
+      static_cast<double>(batch) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void Args(benchmark::internal::Benchmark* b) {

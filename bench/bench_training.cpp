@@ -8,11 +8,11 @@
 #include <opencv2/core.hpp>
 
 #include "data/augment.h"
+#include "nn/blob_tensor.h"
 #include "nn/mask_net.h"
+#include "nn/tflite_import.h"
 #include "nn/torch_setup.h"
 #include "train/features.h"
-#include "nn/blob_tensor.h"
-#include "nn/tflite_import.h"
 #include "util/paths.h"
 
 namespace {
@@ -50,8 +50,11 @@ void BM_FrozenBackbone(benchmark::State& state) {
                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_FrozenBackbone)
-    ->ArgsProduct({{224, 160, 128}, {2}, {1}, {1, 2, 4, 8}})->Args({160, 1, 1, 4})->Args({160, 2, 0, 4})
-    ->Unit(benchmark::kMillisecond)->MinTime(2);
+    ->ArgsProduct({{224, 160, 128}, {2}, {1}, {1, 2, 4, 8}})
+    ->Args({160, 1, 1, 4})
+    ->Args({160, 2, 0, 4})
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(2);
 
 // The two halves apart: the prefix (stages 0-14, the view's bulk) and the tail (15-18 +
 // pool, at 5x5 for 160 px), and the whole network as one prefix.
@@ -63,8 +66,10 @@ void BM_BackboneParts(benchmark::State& state) {
   const auto x = maskwatch::images_to_tensor(random_images(batch, size), size);
   const auto pre = frozen.prefix(x);
   for (auto _ : state) {
-    if (part == 1) benchmark::DoNotOptimize(frozen.tail_pooled(pre));
-    else benchmark::DoNotOptimize(frozen.prefix(x));
+    if (part == 1)
+      benchmark::DoNotOptimize(frozen.tail_pooled(pre));
+    else
+      benchmark::DoNotOptimize(frozen.prefix(x));
   }
   state.SetLabel(part == 0 ? "prefix 0-14" : part == 1 ? "tail 15-18 + pool" : "whole network as prefix");
   state.counters["ms_per_image"] =
@@ -82,7 +87,8 @@ void BM_FrozenBackboneFromImages(benchmark::State& state) {
   const auto images = random_images(256, size);
   size_t i = 0;
   for (auto _ : state) {
-    const std::vector<cv::Mat> chunk(images.begin() + static_cast<long>(i % 256), images.begin() + static_cast<long>(i % 256 + 32));
+    const std::vector<cv::Mat> chunk(images.begin() + static_cast<long>(i % 256),
+                                     images.begin() + static_cast<long>(i % 256 + 32));
     benchmark::DoNotOptimize(frozen.tail_pooled(frozen.prefix_of_images(chunk, size)));
     i = (i + 32) % 224;
   }

@@ -24,17 +24,16 @@ struct Server {
   explicit Server(const std::string& extra_yaml = "", const fs::path& data_dir = {},
                   const std::string& extra_cameras = "", const fs::path& demo_source = {}) {
     if (!data_dir.empty()) data = data_dir;
-    std::ofstream(dir / "serve.yaml") << extra_yaml << "\ncameras:\n  demo:\n    source: "
-                                      << (demo_source.empty() ? shared_path("samples/video/webcam-mask-on-off.mp4")
-                                                              : demo_source)
-                                             .string()
-                                      << "\n    loop: true\n    fps_limit: 10\n"
-                                      << extra_cameras;
+    std::ofstream(dir / "serve.yaml")
+        << extra_yaml << "\ncameras:\n  demo:\n    source: "
+        << (demo_source.empty() ? shared_path("samples/video/webcam-mask-on-off.mp4") : demo_source).string()
+        << "\n    loop: true\n    fps_limit: 10\n"
+        << extra_cameras;
     start();
   }
   void start() {
-    proc = std::make_unique<BackgroundProcess>(cli_argv(
-        {"serve", "--config", (dir / "serve.yaml").string(), "--port", "0", "--data", data.string()}));
+    proc = std::make_unique<BackgroundProcess>(
+        cli_argv({"serve", "--config", (dir / "serve.yaml").string(), "--port", "0", "--data", data.string()}));
     const std::regex line(R"(dashboard http://127\.0\.0\.1:(\d+)/)");
     std::smatch m;
     std::string out;

@@ -4,8 +4,8 @@
 
 #include <filesystem>
 #include <functional>
-#include <vector>
 #include <string>
+#include <vector>
 
 namespace maskwatch::test {
 

@@ -60,11 +60,16 @@ TEST(Alerts, RulesFireOncePerCooldownIntoHistoryAndWebhooks) {
   const int other_hour = (tm.tm_hour + 12) % 24;
   const std::string rules =
       "alerts:\n"
-      "  - {name: once, kind: unmasked_face, seconds: 1, cooldown_s: 3600, cameras: [demo], webhook: " + base + "/hook}\n"
+      "  - {name: once, kind: unmasked_face, seconds: 1, cooldown_s: 3600, cameras: [demo], webhook: " +
+      base +
+      "/hook}\n"
       "  - {name: often, kind: unmasked_face, seconds: 0.5, cooldown_s: 4, cameras: [demo]}\n"
-      "  - {name: stuck, kind: unmasked_face, seconds: 1, cooldown_s: 3600, webhook: " + base + "/slow}\n"
+      "  - {name: stuck, kind: unmasked_face, seconds: 1, cooldown_s: 3600, webhook: " +
+      base +
+      "/slow}\n"
       "  - {name: gone, kind: camera_offline, seconds: 1, cooldown_s: 3600}\n"
-      "  - {name: not-now, kind: unmasked_face, seconds: 0.5, cooldown_s: 0, hours: [" + std::to_string(other_hour) + "]}\n";
+      "  - {name: not-now, kind: unmasked_face, seconds: 0.5, cooldown_s: 0, hours: [" +
+      std::to_string(other_hour) + "]}\n";
   Server srv(rules, {}, "  gone:\n    source: /nonexistent/camera.mp4\n");
 
   // The webhook: one POST with the alert and a snapshot URL that resolves to a JPEG.
@@ -80,8 +85,8 @@ TEST(Alerts, RulesFireOncePerCooldownIntoHistoryAndWebhooks) {
   const auto snap = srv.client().Get(url.substr(prefix.size()).c_str());
   ASSERT_TRUE(snap);
   ASSERT_EQ(snap->status, 200);
-  const auto img = cv::imdecode(cv::Mat(1, static_cast<int>(snap->body.size()), CV_8U, const_cast<char*>(snap->body.data())),
-                                cv::IMREAD_COLOR);
+  const auto img = cv::imdecode(
+      cv::Mat(1, static_cast<int>(snap->body.size()), CV_8U, const_cast<char*>(snap->body.data())), cv::IMREAD_COLOR);
   EXPECT_GT(img.cols, 100);
 
   // A receiver that does not answer does not stall the frame loop.

@@ -35,8 +35,19 @@ TEST(Audit, RanksDeliberatelyWrongLabelsFirst) {
     fs::create_directories(d / "data/without_mask");
     fs::create_symlink(without[i], d / "data/without_mask" / without[i].filename());
   }
-  const std::vector<std::string> args = {"audit", "--data", (d / "data").string(), "--out", (d / "audit").string(),
-                                         "--input-size", "128", "--folds", "5", "--sheet", "20", "--threads", "1"};
+  const std::vector<std::string> args = {"audit",
+                                         "--data",
+                                         (d / "data").string(),
+                                         "--out",
+                                         (d / "audit").string(),
+                                         "--input-size",
+                                         "128",
+                                         "--folds",
+                                         "5",
+                                         "--sheet",
+                                         "20",
+                                         "--threads",
+                                         "1"};
   const auto r = run_cli(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(d / "audit/audit.png"));

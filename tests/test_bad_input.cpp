@@ -4,10 +4,10 @@
 
 #include <random>
 
-#include "nn/onnx_export.h"
-#include "nn/tflite_import.h"
 #include "model/tflite_reader.h"
 #include "model_fixtures.h"
+#include "nn/onnx_export.h"
+#include "nn/tflite_import.h"
 #include "support.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -56,7 +56,8 @@ TEST(BadInput, TruncatedTfliteFilesAreRefusedOrLoadTheSameWeights) {
     ASSERT_EQ(errors, 0);
     std::mt19937 rng(1);
     for (size_t n : truncation_points(full.size(), rng, 30)) {
-      const double got = import_or_error(std::vector<uint8_t>(full.begin(), full.begin() + static_cast<long>(n)), &errors);
+      const double got =
+          import_or_error(std::vector<uint8_t>(full.begin(), full.begin() + static_cast<long>(n)), &errors);
       EXPECT_TRUE(std::isnan(got) || got == reference) << name << " truncated to " << n << " bytes gave other weights";
       if (n < full.size() * 9 / 10) EXPECT_TRUE(std::isnan(got)) << name << " truncated to " << n << " was accepted";
     }
@@ -178,8 +179,12 @@ TEST_F(ModelFiles, BrokenSidecarsAreRefused) {
   std::vector<std::function<void(nlohmann::json&)>> breakages = {
       [](auto& j) { j.erase("classes"); },
       [](auto& j) { j["classes"] = {"only_one"}; },
-      [](auto& j) { j["classes"] = {"a", "b", "c"}; },  // model has 2 outputs
-      [](auto& j) { j["classes"] = {1, 2}; },
+      [](auto& j) {
+        j["classes"] = {"a", "b", "c"};
+      },  // model has 2 outputs
+      [](auto& j) {
+        j["classes"] = {1, 2};
+      },
       [](auto& j) { j["input"]["width"] = 100; },
       [](auto& j) { j["input"]["color"] = "BGR"; },
       [](auto& j) { j["input"] = "224"; },
@@ -215,7 +220,8 @@ TEST(BadInputCli, BadFilesGiveOneLineAndExitCode1) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find("error"), std::string::npos);
   }
-  const auto bad_image = run_cli({"imagenet", "--backbone", asset(kQuantBackbone).string(), (dir / "random.tflite").string()});
+  const auto bad_image =
+      run_cli({"imagenet", "--backbone", asset(kQuantBackbone).string(), (dir / "random.tflite").string()});
   EXPECT_EQ(bad_image.exit_code, 1) << bad_image.err;
 }
 

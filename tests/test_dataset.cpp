@@ -26,10 +26,10 @@ std::string jpeg_with_exif_orientation_6(const cv::Mat& img) {
   std::vector<uchar> jpg;
   cv::imencode(".jpg", img, jpg);
   // APP1 Exif: "Exif\0\0" + little-endian TIFF header + IFD0 with one entry (0x0112 SHORT 1 = 6).
-  const unsigned char tiff[] = {'I', 'I', 42, 0, 8, 0, 0, 0,  // header, IFD0 at offset 8
-                                1, 0,                          // one entry
-                                0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0,  // Orientation = 6
-                                0, 0, 0, 0};                   // no next IFD
+  const unsigned char tiff[] = {'I',  'I',  42, 0, 8, 0, 0, 0,              // header, IFD0 at offset 8
+                                1,    0,                                    // one entry
+                                0x12, 0x01, 3,  0, 1, 0, 0, 0, 6, 0, 0, 0,  // Orientation = 6
+                                0,    0,    0,  0};                         // no next IFD
   std::string app1 = std::string("Exif\0\0", 6) + std::string(reinterpret_cast<const char*>(tiff), sizeof tiff);
   const size_t len = app1.size() + 2;
   std::string segment = {'\xFF', '\xE1', static_cast<char>(len >> 8), static_cast<char>(len & 0xFF)};
@@ -124,7 +124,7 @@ TEST(ImageIo, GrayAlphaSixteenBitTinyAndLargeImagesBecomeBgr8) {
   TempDir d;
   cv::Mat gray(30, 40, CV_8UC1, cv::Scalar(77));
   cv::imwrite((d / "gray.png").string(), gray);
-  cv::Mat rgba(30, 40, CV_8UC4, cv::Scalar(0, 0, 255, 0));  // fully transparent red
+  cv::Mat rgba(30, 40, CV_8UC4, cv::Scalar(0, 0, 255, 0));         // fully transparent red
   rgba(cv::Rect(0, 0, 20, 30)).setTo(cv::Scalar(255, 0, 0, 255));  // left half opaque blue
   cv::imwrite((d / "alpha.png").string(), rgba);
   cv::Mat deep(30, 40, CV_16UC3, cv::Scalar(65535, 0, 32896));
@@ -137,7 +137,7 @@ TEST(ImageIo, GrayAlphaSixteenBitTinyAndLargeImagesBecomeBgr8) {
   EXPECT_EQ(g.at<cv::Vec3b>(5, 5), cv::Vec3b(77, 77, 77));
   const cv::Mat a = load_image_or_throw(d / "alpha.png");
   EXPECT_EQ(a.type(), CV_8UC3);
-  EXPECT_EQ(a.at<cv::Vec3b>(5, 5), cv::Vec3b(255, 0, 0));      // opaque blue stays blue
+  EXPECT_EQ(a.at<cv::Vec3b>(5, 5), cv::Vec3b(255, 0, 0));       // opaque blue stays blue
   EXPECT_EQ(a.at<cv::Vec3b>(5, 35), cv::Vec3b(128, 128, 128));  // transparent -> grey, not red
   const cv::Mat h = load_image_or_throw(d / "deep.png");
   EXPECT_EQ(h.type(), CV_8UC3);
@@ -208,7 +208,9 @@ TEST(Dataset, BadSourcesMapsAndExclusionsAreClearErrors) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message([&] { scan_datasets({d / "a/data", d / "b/data"}); }).find("two data folders are named 'data'"),
+  EXPECT_NE(message([&] {
+              scan_datasets({d / "a/data", d / "b/data"});
+            }).find("two data folders are named 'data'"),
             std::string::npos);
   EXPECT_NE(message([&] { scan_datasets({d / "flat"}); }).find("no class folders"), std::string::npos);
   ScanOptions bad_map;
@@ -220,7 +222,8 @@ TEST(Dataset, BadSourcesMapsAndExclusionsAreClearErrors) {
 
   ScanOptions ex;
   ex.exclude_file = d / "exclude.txt";
-  write_bytes(ex.exclude_file, "# reviewed by eye\ndata/with_mask/x.jpg  # unmasked bystander\nother-set/with_mask/q.jpg\n\n");
+  write_bytes(ex.exclude_file,
+              "# reviewed by eye\ndata/with_mask/x.jpg  # unmasked bystander\nother-set/with_mask/q.jpg\n\n");
   write_jpeg(d / "a/data/with_mask/w.jpg");
   const auto ds = scan_datasets({d / "a/data"}, ex);
   EXPECT_EQ(ds.items.size(), 2u);
@@ -253,7 +256,7 @@ TEST(Dataset, ASymlinkLoopInAClassFolderIsSkipped) {
   TempDir d;
   write_jpeg(d / "data/a/1.jpg");
   write_jpeg(d / "data/b/2.jpg");
-  fs::create_symlink("loop", d / "data/a/loop");  // points at itself
+  fs::create_symlink("loop", d / "data/a/loop");                   // points at itself
   fs::create_directory_symlink(d / "data/a", d / "data/a/cycle");  // a directory cycle
   const auto ds = scan_datasets({d / "data"});
   EXPECT_EQ(ds.items.size(), 2u);

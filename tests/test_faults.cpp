@@ -8,9 +8,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
+#include "model/model_meta.h"
 #include "support.h"
 #include "util/json_io.h"
-#include "model/model_meta.h"
 #include "util/paths.h"
 
 using namespace maskwatch;
@@ -41,8 +41,7 @@ int frames_in_video(const fs::path& p) {
 
 // A good face photo from the seed set, as JPEG bytes.
 std::string face_jpeg() {
-  for (const auto& e : fs::directory_iterator(shared_path("data/seed-masks/without_mask")))
-    return read_bytes(e.path());
+  for (const auto& e : fs::directory_iterator(shared_path("data/seed-masks/without_mask"))) return read_bytes(e.path());
   return {};
 }
 
@@ -110,7 +109,8 @@ TEST(Faults, OutputPathsAreCheckedBeforeAnyWork) {
   write_bytes(dir / "file", "not a folder");
   const auto video = long_clip(dir, 3);
   for (const char* flag : {"--json", "--events", "--record"}) {
-    const auto r = run_cli({"run", "--source", video.string(), "--no-display", flag, (dir / "file" / "out.x").string()});
+    const auto r =
+        run_cli({"run", "--source", video.string(), "--no-display", flag, (dir / "file" / "out.x").string()});
     EXPECT_EQ(r.exit_code, 1) << flag;
     EXPECT_NE(r.err.find("file/out.x"), std::string::npos) << flag << ": " << r.err;
     EXPECT_EQ(r.out.find("frames"), std::string::npos) << flag << ": the video was processed first";

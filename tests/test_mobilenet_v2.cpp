@@ -67,7 +67,7 @@ TEST(MaskNet, FreezingLeavesOnlyTheChosenStagesTrainable) {
   int64_t n = 0;
   for (auto& p : net->trainable_parameters()) n += p.numel();
   EXPECT_EQ(n, 1280 * 128 + 128 + 128 * 2 + 2);  // head only
-  net->freeze_backbone_before(15);  // blocks 14-16 + final conv
+  net->freeze_backbone_before(15);               // blocks 14-16 + final conv
   int64_t tail = 0;
   for (int s = 15; s < kNumStages; ++s)
     for (auto& p : net->backbone->stage_module(s).parameters()) tail += p.numel();

@@ -26,14 +26,16 @@ struct Broker {
   std::unique_ptr<BackgroundProcess> proc;
   Broker() { start(); }
   void start() {
-    std::ofstream(dir / "mosquitto.conf") << "listener " << port << " 127.0.0.1\nallow_anonymous true\npersistence false\n";
+    std::ofstream(dir / "mosquitto.conf")
+        << "listener " << port << " 127.0.0.1\nallow_anonymous true\npersistence false\n";
     proc = std::make_unique<BackgroundProcess>(
         std::vector<std::string>{"/usr/sbin/mosquitto", "-c", (dir / "mosquitto.conf").string()});
     // Up when it accepts a subscriber.
     EXPECT_TRUE(wait_until(
         [&] {
-          return std::system(("mosquitto_pub -h 127.0.0.1 -p " + std::to_string(port) + " -t probe -m x >/dev/null 2>&1")
-                                 .c_str()) == 0 ||
+          return std::system(
+                     ("mosquitto_pub -h 127.0.0.1 -p " + std::to_string(port) + " -t probe -m x >/dev/null 2>&1")
+                         .c_str()) == 0 ||
                  !proc->running();
         },
         10));
@@ -57,9 +59,9 @@ struct Message {
 struct Subscriber {
   std::unique_ptr<BackgroundProcess> proc;
   Subscriber(const Broker& b, const std::string& filter) {
-    proc = std::make_unique<BackgroundProcess>(std::vector<std::string>{
-        "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(b.port), "-q", "1", "-t", filter, "-F",
-        "%r %t %p"});
+    proc = std::make_unique<BackgroundProcess>(std::vector<std::string>{"/usr/bin/mosquitto_sub", "-h", "127.0.0.1",
+                                                                        "-p", std::to_string(b.port), "-q", "1", "-t",
+                                                                        filter, "-F", "%r %t %p"});
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed
   }
   std::vector<Message> messages() const {
@@ -86,8 +88,8 @@ struct Subscriber {
 };
 
 void publish(const Broker& b, const std::string& topic, const std::string& payload) {
-  const std::string cmd = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(b.port) + " -q 1 -t '" + topic + "' -m '" +
-                          payload + "'";
+  const std::string cmd =
+      "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(b.port) + " -q 1 -t '" + topic + "' -m '" + payload + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
@@ -106,7 +108,8 @@ TEST(Mqtt, TopicsPayloadsRetainedStateDetectSetAndTheLastWill) {
   Server srv(broker.mqtt_yaml("site1", ", compliance_interval_s: 1, stats_interval_s: 1") +
              "alerts: [{name: bare, kind: unmasked_face, seconds: 0.5, cooldown_s: 3600}]\n");
   const std::string p = "maskwatch/site1/";
-  ASSERT_TRUE(wait_until([&] { return sub.has(p + "available", "online") && sub.has(p + "demo/status", "online"); }, 30))
+  ASSERT_TRUE(
+      wait_until([&] { return sub.has(p + "available", "online") && sub.has(p + "demo/status", "online"); }, 30))
       << srv.proc->err() << sub.proc->out();
 
   // Verdict events with the documented fields, then the live counts and the periodic topics.
@@ -124,7 +127,8 @@ TEST(Mqtt, TopicsPayloadsRetainedStateDetectSetAndTheLastWill) {
   for (const char* key : {"end_time", "snapshot_url"}) EXPECT_TRUE(e.contains(key)) << key;
   EXPECT_TRUE(wait_until([&] { return sub.has(p + "demo/faces", "1"); }, 10));
   EXPECT_TRUE(sub.has(p + "demo/faces", "0"));  // reset at start
-  ASSERT_TRUE(wait_until([&] { return !sub.payloads(p + "demo/compliance").empty() && !sub.payloads(p + "stats").empty(); }, 10));
+  ASSERT_TRUE(wait_until(
+      [&] { return !sub.payloads(p + "demo/compliance").empty() && !sub.payloads(p + "stats").empty(); }, 10));
   const auto c = nlohmann::json::parse(sub.payloads(p + "demo/compliance").back());
   for (const char* key : {"start", "faces", "with_mask", "without_mask", "uncertain", "compliance"})
     EXPECT_TRUE(c.contains(key)) << key << " " << c;
@@ -204,7 +208,9 @@ TEST(Mqtt, MessagesWaitWhileTheBrokerIsDownAndTheOldestDropBeyondTheBuffer) {
   // Stats every second carry the uptime: the ones made while the broker was down are known.
   Server srv(broker.mqtt_yaml("site3", ", stats_interval_s: 1, compliance_interval_s: 1, buffer_messages: 1000"));
   Server small(broker.mqtt_yaml("site4", ", stats_interval_s: 1, compliance_interval_s: 1, buffer_messages: 3"));
-  ASSERT_TRUE(wait_until([&] { return metric(srv, "maskwatch_mqtt_connected") == 1 && metric(small, "maskwatch_mqtt_connected") == 1; }, 30));
+  ASSERT_TRUE(wait_until(
+      [&] { return metric(srv, "maskwatch_mqtt_connected") == 1 && metric(small, "maskwatch_mqtt_connected") == 1; },
+      30));
   broker.stop();
   const double down_at = srv.get_json("/api/stats")["uptime_s"].get<double>();
   ASSERT_TRUE(wait_until([&] { return metric(srv, "maskwatch_mqtt_connected") == 0; }, 5));
@@ -218,7 +224,12 @@ TEST(Mqtt, MessagesWaitWhileTheBrokerIsDownAndTheOldestDropBeyondTheBuffer) {
 
   broker.start();  // same port; the subscriber is there before the services reconnect (>= 1 s)
   Subscriber sub(broker, "maskwatch/#");
-  ASSERT_TRUE(wait_until([&] { return metric(srv, "maskwatch_mqtt_queued_messages") == 0 && metric(small, "maskwatch_mqtt_queued_messages") == 0; }, 40))
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return metric(srv, "maskwatch_mqtt_queued_messages") == 0 &&
+               metric(small, "maskwatch_mqtt_queued_messages") == 0;
+      },
+      40))
       << srv.proc->err();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   std::vector<double> held;
@@ -274,7 +285,8 @@ TEST(Mqtt, OneFleetPageShowsEverySiteOnTheBroker) {
   const auto r = nlohmann::json::parse(read_bytes(central.dir / "check.json"));
   std::set<std::string> shown;
   for (const auto& row : r["fleet"]) shown.insert(row["site"].get<std::string>());
-  EXPECT_TRUE(shown.count("maskwatch/site-a") && shown.count("maskwatch/site-b") && shown.count("maskwatch/central")) << r;
+  EXPECT_TRUE(shown.count("maskwatch/site-a") && shown.count("maskwatch/site-b") && shown.count("maskwatch/central"))
+      << r;
   EXPECT_TRUE(r["console_errors"].empty()) << r["console_errors"];
 
   // A site that dies shows offline (its Last Will).

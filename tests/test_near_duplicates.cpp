@@ -10,7 +10,9 @@ using namespace maskwatch;
 using namespace maskwatch::test;
 
 namespace {
-cv::Mat seed_image(const std::string& rel) { return resize_square(load_image_or_throw(shared_path("data/seed-masks/" + rel)), 224); }
+cv::Mat seed_image(const std::string& rel) {
+  return resize_square(load_image_or_throw(shared_path("data/seed-masks/" + rel)), 224);
+}
 }  // namespace
 
 TEST(NearDuplicates, AWarpedAndMirroredCopyIsFound) {

@@ -6,9 +6,9 @@
 
 #include <set>
 
-#include "nn/onnx_export.h"
-#include "nn/blob_tensor.h"
 #include "model_fixtures.h"
+#include "nn/blob_tensor.h"
+#include "nn/onnx_export.h"
 #include "support.h"
 #include "util/error.h"
 #include "vision/mask_classifier.h"
@@ -101,7 +101,8 @@ TEST(Xnnpack, RefusesOperatorsItDoesNotKnowInsteadOfRunningThemWrong) {
 TEST(OnnxExport, UsesOnlyOpsOpenCv46Reads) {
   auto net = imported_mask_net(2);
   const auto ops = op_types(export_classifier_onnx(net, {}));
-  const std::set<std::string> allowed = {"Conv", "Clip", "Add", "GlobalAveragePool", "Flatten", "Gemm", "Relu", "Softmax"};
+  const std::set<std::string> allowed = {"Conv",    "Clip", "Add",  "GlobalAveragePool",
+                                         "Flatten", "Gemm", "Relu", "Softmax"};
   for (const auto& op : ops) EXPECT_TRUE(allowed.count(op)) << op;
   EXPECT_TRUE(ops.count("Clip"));
   EXPECT_FALSE(ops.count("BatchNormalization"));  // folded

@@ -109,8 +109,8 @@ TEST(Run, UnreadableSourcesGiveExitCode1WithAReason) {
 TEST(Run, MaxFramesAndImageFolderSources) {
   TempDir dir;
   const auto clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
-  const auto r = run_cli({"run", "--source", clip, "--no-display", "--max-frames", "10", "--json",
-                          (dir / "s.json").string()});
+  const auto r =
+      run_cli({"run", "--source", clip, "--no-display", "--max-frames", "10", "--json", (dir / "s.json").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_json(dir / "s.json")["frames"], 10);
 
@@ -153,8 +153,8 @@ TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
   fs::copy_file(shared_path("data/seed-masks/with_mask/0-with-mask.jpg"), dir / "in/a_masked.jpg");
   fs::copy_file(shared_path("data/seed-masks/without_mask/100.jpg"), dir / "in/b_bare.jpg");
   write_bytes(dir / "in/c_broken.jpg", "not an image");
-  const auto r = run_cli({"detect", (dir / "in").string(), "--out", (dir / "out").string(), "--json",
-                          (dir / "faces.json").string()});
+  const auto r = run_cli(
+      {"detect", (dir / "in").string(), "--out", (dir / "out").string(), "--json", (dir / "faces.json").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("c_broken.jpg"), std::string::npos) << "no warning for the broken image: " << r.err;
   const auto j = read_json(dir / "faces.json");
@@ -169,7 +169,8 @@ TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
       for (const char* k : {"x1", "y1", "x2", "y2", "face_score", "label", "score"}) ASSERT_TRUE(f.contains(k)) << k;
       EXPECT_GE(f["x1"].get<double>(), 0);
       EXPECT_LE(f["x2"].get<double>(), img["width"].get<double>());
-      const double area = (f["x2"].get<double>() - f["x1"].get<double>()) * (f["y2"].get<double>() - f["y1"].get<double>());
+      const double area =
+          (f["x2"].get<double>() - f["x1"].get<double>()) * (f["y2"].get<double>() - f["y1"].get<double>());
       if (area > best_area) best_area = area, best = f["label"];
     }
     main_labels.push_back(best);
@@ -186,8 +187,8 @@ TEST(Run, AlertAfterRingsOncePerUnmaskedEpisode) {
   // The clip: without a mask in frames 0-12 and 62-77 (15 fps), with one in 19-56.
   TempDir dir;
   const std::string clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
-  const auto r = run_cli({"run", "--source", clip, "--no-display", "--alert-after", "0.5", "--json",
-                          (dir / "s.json").string()});
+  const auto r =
+      run_cli({"run", "--source", clip, "--no-display", "--alert-after", "0.5", "--json", (dir / "s.json").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = read_json(dir / "s.json");
   // Two unmasked episodes long enough (0.87 s and 1.07 s of the clip); the masked part between
@@ -195,8 +196,8 @@ TEST(Run, AlertAfterRingsOncePerUnmaskedEpisode) {
   EXPECT_EQ(s["alerts"], 2) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\a'), 2);
   EXPECT_NE(r.err.find("alert: face #"), std::string::npos) << r.err;
-  const auto quiet = run_cli({"run", "--source", clip, "--no-display", "--alert-after", "5", "--json",
-                              (dir / "q.json").string()});
+  const auto quiet =
+      run_cli({"run", "--source", clip, "--no-display", "--alert-after", "5", "--json", (dir / "q.json").string()});
   ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
   EXPECT_EQ(read_json(dir / "q.json")["alerts"], 0);
   EXPECT_EQ(quiet.err.find('\a'), std::string::npos);

@@ -30,13 +30,13 @@ TEST(SceneEval, MatchingCountsDuplicatesIgnoresDifficultAndSmallBoxes) {
   const std::vector<GroundTruthBox> truth = {
       {0, a, 0, false}, {0, b, 0, false}, {0, c, 1, false}, {0, ignore, -1, false}, {0, small, 0, false}};
   const std::vector<ScoredBox> dets = {
-      {0, a, 0.9, 0},      // TP
-      {0, ignore, 0.8, 0}, // on a box of a class not evaluated: ignored
-      {0, empty, 0.7, 0},  // FP
-      {0, a, 0.6, 0},      // second detection of A: FP
-      {0, b, 0.5, 0},      // TP
-      {0, small, 0.4, 0},  // on a face under 32 px: ignored
-      {0, c, 0.3, 1},      // another class: not counted for class 0
+      {0, a, 0.9, 0},       // TP
+      {0, ignore, 0.8, 0},  // on a box of a class not evaluated: ignored
+      {0, empty, 0.7, 0},   // FP
+      {0, a, 0.6, 0},       // second detection of A: FP
+      {0, b, 0.5, 0},       // TP
+      {0, small, 0.4, 0},   // on a face under 32 px: ignored
+      {0, c, 0.3, 1},       // another class: not counted for class 0
   };
   const auto r = average_precision(truth, dets, 0);
   EXPECT_EQ(r.positives, 2);
@@ -73,8 +73,10 @@ TEST(Voc, ParsesBoxesAndRefusesBadFiles) {
     </annotation>)");
   write_bytes(d / "nan.xml", R"(<annotation><size><width>100</width><height>100</height></size><object>
     <name>with_mask</name><bndbox><xmin>a</xmin><ymin>5</ymin><xmax>8</xmax><ymax>9</ymax></bndbox></object></annotation>)");
-  for (const auto& [file, words] : std::vector<std::pair<std::string, std::string>>{
-           {"broken.xml", "not valid XML"}, {"outside.xml", "outside the 100x100 image"}, {"nan.xml", "not a number"}}) {
+  for (const auto& [file, words] :
+       std::vector<std::pair<std::string, std::string>>{{"broken.xml", "not valid XML"},
+                                                        {"outside.xml", "outside the 100x100 image"},
+                                                        {"nan.xml", "not a number"}}) {
     try {
       parse_voc(d / file);
       ADD_FAILURE() << file << " was accepted";
@@ -98,25 +100,39 @@ cv::Rect2f paste(cv::Mat& scene, const fs::path& crop, cv::Point at, int side) {
 }
 
 std::string object_xml(const std::string& name, const cv::Rect2f& b) {
-  return fmt::format("<object><name>{}</name><difficult>0</difficult><bndbox><xmin>{:.0f}</xmin><ymin>{:.0f}</ymin>"
-                     "<xmax>{:.0f}</xmax><ymax>{:.0f}</ymax></bndbox></object>",
-                     name, b.x, b.y, b.x + b.width, b.y + b.height);
+  return fmt::format(
+      "<object><name>{}</name><difficult>0</difficult><bndbox><xmin>{:.0f}</xmin><ymin>{:.0f}</ymin>"
+      "<xmax>{:.0f}</xmax><ymax>{:.0f}</ymax></bndbox></object>",
+      name, b.x, b.y, b.x + b.width, b.y + b.height);
 }
 
 }  // namespace
 
 TEST(SceneEvalCli, PastedRealFacesGiveTheHandComputedAp) {
   TempDir d;
-  const auto real = shared_path("data/real-masks"), incorrect = shared_path("data/real-masks-incorrect/mask_worn_incorrectly");
+  const auto real = shared_path("data/real-masks"),
+             incorrect = shared_path("data/real-masks-incorrect/mask_worn_incorrectly");
   cv::Mat scene(480, 1280, CV_8UC3, cv::Scalar(120, 125, 130));
   std::string objects;
-  objects += object_xml("with_mask", paste(scene, real / "with_mask/jolignier__JPEGImages_02ce9b3ce3309179fc223d36cee7db75_1.jpg", {20, 40}, 180));
-  objects += object_xml("with_mask", paste(scene, real / "with_mask/jolignier__JPEGImages_03b48d16cc1fb2cc6fb168bc5aff09f5_1.jpg", {230, 40}, 180));
-  objects += object_xml("without_mask", paste(scene, real / "without_mask/jolignier__JPEGImages_00b1add2cd030d9806be0f4e79464f9a_0.jpg", {440, 40}, 180));
-  objects += object_xml("without_mask", paste(scene, real / "without_mask/jolignier__JPEGImages_00f9e472f8603b8ed0d88532f0e5aad5_0.jpg", {650, 40}, 180));
+  objects += object_xml(
+      "with_mask",
+      paste(scene, real / "with_mask/jolignier__JPEGImages_02ce9b3ce3309179fc223d36cee7db75_1.jpg", {20, 40}, 180));
+  objects += object_xml(
+      "with_mask",
+      paste(scene, real / "with_mask/jolignier__JPEGImages_03b48d16cc1fb2cc6fb168bc5aff09f5_1.jpg", {230, 40}, 180));
+  objects += object_xml(
+      "without_mask",
+      paste(scene, real / "without_mask/jolignier__JPEGImages_00b1add2cd030d9806be0f4e79464f9a_0.jpg", {440, 40}, 180));
+  objects += object_xml(
+      "without_mask",
+      paste(scene, real / "without_mask/jolignier__JPEGImages_00f9e472f8603b8ed0d88532f0e5aad5_0.jpg", {650, 40}, 180));
   // Ignored: a mask under the nose (class not evaluated) and a face under 32 px.
-  objects += object_xml("mask_weared_incorrect", paste(scene, incorrect / "jolignier__JPEGImages_0258d0b34e25847b932350066dfc5671_0.jpg", {860, 40}, 180));
-  objects += object_xml("without_mask", paste(scene, real / "without_mask/jolignier__JPEGImages_00b1add2cd030d9806be0f4e79464f9a_1.jpg", {1100, 300}, 36));
+  objects += object_xml(
+      "mask_weared_incorrect",
+      paste(scene, incorrect / "jolignier__JPEGImages_0258d0b34e25847b932350066dfc5671_0.jpg", {860, 40}, 180));
+  objects += object_xml("without_mask",
+                        paste(scene, real / "without_mask/jolignier__JPEGImages_00b1add2cd030d9806be0f4e79464f9a_1.jpg",
+                              {1100, 300}, 36));
   // Missed: a labelled box over plain background (no face for the detector to find).
   objects += object_xml("with_mask", cv::Rect2f(100, 300, 100, 100));
   fs::create_directories(d / "images");
@@ -124,8 +140,8 @@ TEST(SceneEvalCli, PastedRealFacesGiveTheHandComputedAp) {
   write_bytes(d / "annotations/scene.xml",
               "<annotation><filename>scene.png</filename><size><width>1280</width><height>480</height></size>" +
                   objects + "</annotation>");
-  const auto r = run_cli({"eval", "--scenes", d.path.string(), "--json", (d / "scenes.json").string(), "--out",
-                          (d / "plots").string()});
+  const auto r = run_cli(
+      {"eval", "--scenes", d.path.string(), "--json", (d / "scenes.json").string(), "--out", (d / "plots").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = read_json(d / "scenes.json");
   // with_mask: 3 positives, the two real ones found first -> recall 2/3 at precision 1.

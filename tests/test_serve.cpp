@@ -46,7 +46,8 @@ std::string raw_http(int port, const std::string& request, bool read_reply = tru
 }
 
 cv::Mat decode(const std::string& body) {
-  return cv::imdecode(cv::Mat(1, static_cast<int>(body.size()), CV_8U, const_cast<char*>(body.data())), cv::IMREAD_COLOR);
+  return cv::imdecode(cv::Mat(1, static_cast<int>(body.size()), CV_8U, const_cast<char*>(body.data())),
+                      cv::IMREAD_COLOR);
 }
 
 int count_of(const std::string& s, const std::string& what) {
@@ -196,8 +197,9 @@ TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
   EXPECT_NE(offline[0]["detail"].get<std::string>().find("not found"), std::string::npos) << offline[0];
 
   // Path traversal, unknown routes, oversized and malformed requests: refused, never served.
-  for (const char* path : {"/api/../../etc/passwd", "/api/events/..%2F..%2Fetc%2Fpasswd", "/api/demo/../../../etc/passwd",
-                           "/api/events/1/snapshot.jpg/../../../../etc/passwd", "/api/%2e%2e/latest.jpg"}) {
+  for (const char* path :
+       {"/api/../../etc/passwd", "/api/events/..%2F..%2Fetc%2Fpasswd", "/api/demo/../../../etc/passwd",
+        "/api/events/1/snapshot.jpg/../../../../etc/passwd", "/api/%2e%2e/latest.jpg"}) {
     auto r = srv.client().Get(path);
     ASSERT_TRUE(r) << path;
     EXPECT_TRUE(r->status == 404 || r->status == 400) << path << " " << r->status;

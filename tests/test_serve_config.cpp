@@ -49,15 +49,18 @@ cameras:
   EXPECT_FLOAT_EQ(door->detector.score_threshold, 0.7f);
   EXPECT_DOUBLE_EQ(hall->fps_limit, 2);
   EXPECT_FLOAT_EQ(hall->detector.score_threshold, 0.5f);
-  EXPECT_EQ(hall->source, "0");  // a webcam index is not a path
+  EXPECT_EQ(hall->source, "0");                          // a webcam index is not a path
   EXPECT_EQ(cfg.storage.dir, "/etc/mw/maskwatch-data");  // relative to the config file
 }
 
 TEST(ServeConfig, MistakesNameTheFileLineAndKey) {
-  EXPECT_EQ(error_of("cameras:\n  door:\n    source: x.mp4\n    fsp_limit: 3\n").rfind("/etc/mw/test.yaml:4: unknown key 'fsp_limit' in cameras.door", 0), 0u)
+  EXPECT_EQ(error_of("cameras:\n  door:\n    source: x.mp4\n    fsp_limit: 3\n")
+                .rfind("/etc/mw/test.yaml:4: unknown key 'fsp_limit' in cameras.door", 0),
+            0u)
       << error_of("cameras:\n  door:\n    source: x.mp4\n    fsp_limit: 3\n");
-  EXPECT_NE(error_of("http:\n  port: many\ncameras: {a: {source: x}}\n").find(":2: http.port: 'many' is not a whole number"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of("http:\n  port: many\ncameras: {a: {source: x}}\n").find(":2: http.port: 'many' is not a whole number"),
+      std::string::npos);
   EXPECT_NE(error_of("http: {port: 70000}\ncameras: {a: {source: x}}\n").find("http.port must be between 0 and 65535"),
             std::string::npos);
   EXPECT_NE(error_of("cameras: {}\n").find("at least one camera"), std::string::npos);
@@ -80,7 +83,8 @@ cameras: {door: {source: "rtsp://admin:pa55@10.0.0.9/live"}}
                                       "/tmp/c.yaml");
   EXPECT_EQ(cfg.http.auth.token, "s3cret-token");
   const std::string shown = cfg.to_json(/*redact=*/true).dump();
-  for (const char* secret : {"s3cret-token", "hunter2", "pa55", "admin:"}) EXPECT_EQ(shown.find(secret), std::string::npos) << secret;
+  for (const char* secret : {"s3cret-token", "hunter2", "pa55", "admin:"})
+    EXPECT_EQ(shown.find(secret), std::string::npos) << secret;
   EXPECT_NE(shown.find("rtsp://***@10.0.0.9/live"), std::string::npos) << shown;
   EXPECT_NE(cfg.to_json(false).dump().find("pa55"), std::string::npos);
 }

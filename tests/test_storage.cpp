@@ -10,7 +10,8 @@ using namespace maskwatch::test;
 
 namespace {
 
-TrackEvent track(const std::string& camera, int id, double end, const std::string& label, const std::string& snap = "") {
+TrackEvent track(const std::string& camera, int id, double end, const std::string& label,
+                 const std::string& snap = "") {
   TrackEvent e;
   e.camera = camera;
   e.track_id = id;

@@ -25,8 +25,8 @@ struct StreamServer {
   int port = free_port();
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/live.ts";
   BackgroundProcess proc{{"ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i",
-                          shared_path("samples/video/webcam-mask-on-off.mp4").string(), "-c", "copy", "-bsf:v", "dump_extra", "-f", "mpegts",
-                          "-listen", "1", url}};
+                          shared_path("samples/video/webcam-mask-on-off.mp4").string(), "-c", "copy", "-bsf:v",
+                          "dump_extra", "-f", "mpegts", "-listen", "1", url}};
 };
 
 // A run reading the server, started once the server listens; returns when frames flow.
@@ -35,8 +35,8 @@ struct StreamRun {
   fs::path events = dir / "events.jsonl", summary = dir / "sum.json";
   std::unique_ptr<BackgroundProcess> proc;
   StreamRun(const StreamServer& server, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"run", "--source", server.url, "--no-display", "--events", events.string(),
-                                     "--json", summary.string()};
+    std::vector<std::string> args = {"run",      "--source",      server.url, "--no-display",
+                                     "--events", events.string(), "--json",   summary.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // ffmpeg opens its input and listens
     proc = std::make_unique<BackgroundProcess>(cli_argv(args));
@@ -64,8 +64,7 @@ TEST(StreamFaults, AStallIsLoggedAndCtrlCStillQuitsAtOnce) {
   StreamRun run(server);
   ASSERT_TRUE(run.flowing()) << run.proc->err();
   server.proc.signal(SIGSTOP);  // the connection stays open, no data comes
-  EXPECT_TRUE(wait_until([&] { return run.proc->err().find("stalled") != std::string::npos; }, 10))
-      << run.proc->err();
+  EXPECT_TRUE(wait_until([&] { return run.proc->err().find("stalled") != std::string::npos; }, 10)) << run.proc->err();
   run.proc->signal(SIGINT);
   EXPECT_EQ(run.proc->wait(1.5), 0) << run.proc->err();
   server.proc.signal(SIGCONT);

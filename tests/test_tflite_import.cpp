@@ -2,10 +2,10 @@
 
 #include <fmt/format.h>
 
-#include "nn/imagenet.h"
-#include "nn/tflite_import.h"
 #include "model/tflite_reader.h"
 #include "model_fixtures.h"
+#include "nn/imagenet.h"
+#include "nn/tflite_import.h"
 #include "support.h"
 #include "tflite_writer.h"
 #include "util/error.h"

@@ -115,7 +115,8 @@ TEST(Crop, SquareWithMarginCentredOnTheFace) {
 
 TEST(Crop, ClampedInsideTheFrameAtBorders) {
   const cv::Size frame(640, 480);
-  for (const cv::Rect2f face : {cv::Rect2f(-20, -30, 100, 100), cv::Rect2f(600, 440, 60, 60), cv::Rect2f(0, 200, 80, 80)}) {
+  for (const cv::Rect2f face :
+       {cv::Rect2f(-20, -30, 100, 100), cv::Rect2f(600, 440, 60, 60), cv::Rect2f(0, 200, 80, 80)}) {
     const cv::Rect r = square_crop(face, frame, 0.5);
     EXPECT_GE(r.x, 0);
     EXPECT_GE(r.y, 0);
@@ -156,7 +157,8 @@ std::vector<TrackedFace> scheduled_frame(Tracker& t, const std::vector<cv::Rect2
 TEST(ClassifySchedule, SteadyFacesAreRefreshedOneAtATimeAndNeverLeftStale) {
   const ClassifyScheduleOptions o;  // refresh every 0.2 s
   Tracker t;
-  const std::vector<cv::Rect2f> boxes = {{0, 0, 100, 100}, {200, 0, 100, 100}, {0, 200, 100, 100}, {200, 200, 100, 100}};
+  const std::vector<cv::Rect2f> boxes = {
+      {0, 0, 100, 100}, {200, 0, 100, 100}, {0, 200, 100, 100}, {200, 200, 100, 100}};
   std::vector<double> last(4, 0);
   int total = 0;
   const double fps = 30;
@@ -170,8 +172,10 @@ TEST(ClassifySchedule, SteadyFacesAreRefreshedOneAtATimeAndNeverLeftStale) {
       if (pick[k]) obs.back().probs = {0.98f, 0.02f}, last[k] = now, ++n;
       EXPECT_LE(now - last[k], 2 * o.refresh_s + 1e-9) << "face " << k << " stale at frame " << i;
     }
-    if (i == 0) EXPECT_EQ(n, 4);  // new faces: all at once
-    else EXPECT_LE(n, 1) << "frame " << i;  // refreshes spread over frames
+    if (i == 0)
+      EXPECT_EQ(n, 4);  // new faces: all at once
+    else
+      EXPECT_LE(n, 1) << "frame " << i;  // refreshes spread over frames
     total += n;
     const auto faces = t.commit(obs, now);
     for (const auto& f : faces) EXPECT_EQ(f.verdict, 0);
@@ -193,9 +197,12 @@ TEST(ClassifySchedule, ARealChangeStillShowsWithinHalfASecond) {
       double flipped_at = -1;
       for (; time < change_at + 1.5 && flipped_at < 0; time += 1 / fps) {
         const float p = time < change_at ? 0.98f : 0.03f;
-        const auto f = scheduled_frame(t, box, time, o, [&](size_t) { return p; }, &classified);
-        if (time < change_at) ASSERT_EQ(f[0].verdict, 0) << fps;
-        else if (f[0].verdict == 1) flipped_at = time;
+        const auto f = scheduled_frame(
+            t, box, time, o, [&](size_t) { return p; }, &classified);
+        if (time < change_at)
+          ASSERT_EQ(f[0].verdict, 0) << fps;
+        else if (f[0].verdict == 1)
+          flipped_at = time;
       }
       ASSERT_GE(flipped_at, 0) << fps;
       EXPECT_LE(flipped_at - change_at, 0.5) << fps << " fps, phase " << phase;

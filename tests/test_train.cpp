@@ -4,10 +4,10 @@
 #include "support.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json_io.h"
 #include "util/paths.h"
 #include "util/sha256.h"
-#include "util/files.h"
 #include "vision/mask_classifier.h"
 
 using namespace maskwatch;
@@ -63,7 +63,8 @@ TEST(Train, ShortRunLearnsAndWritesEveryArtifact) {
   const auto ev = read_json(dir / "eval.json");
   EXPECT_EQ(ev["n"], m["test"]["n"]);
   EXPECT_NEAR(ev["accuracy"].get<double>(), m["test"]["accuracy"].get<double>(), 1e-9);
-  for (const char* field : {"balanced_accuracy", "per_class", "confusion", "predictions"}) EXPECT_TRUE(ev.contains(field)) << field;
+  for (const char* field : {"balanced_accuracy", "per_class", "confusion", "predictions"})
+    EXPECT_TRUE(ev.contains(field)) << field;
   EXPECT_TRUE(ev["per_class"]["with_mask"].contains("f1"));
   ASSERT_FALSE(ev["predictions"].empty());
   EXPECT_TRUE(ev["predictions"][0].contains("image") && ev["predictions"][0].contains("score"));
@@ -176,7 +177,8 @@ TEST(Train, TwoSourcesGivePerSourceMetricsAndACalibratedExport) {
   // with at least 10 images of a class has some of them in test.
   for (const auto& [source, counts] : j["data"]["per_source"].items())
     for (const auto& [cls, count] : counts.items())
-      if (count.get<int>() >= 10) EXPECT_GT(j["split"]["counts_by_source"]["test"][source].value(cls, 0), 0) << source << " " << cls;
+      if (count.get<int>() >= 10)
+        EXPECT_GT(j["split"]["counts_by_source"]["test"][source].value(cls, 0), 0) << source << " " << cls;
   // Calibration: a temperature was fitted, folded into the export, and recorded in the sidecar.
   EXPECT_NE(m.calibration.temperature, 1.0);
   EXPECT_LE(m.calibration.val_nll_after, m.calibration.val_nll_before + 1e-9);

@@ -108,8 +108,8 @@ std::string write_tflite(const std::vector<TfliteLayer>& layers, WeightEncoding 
       std::vector<int8_t> q(l.weight.size());
       for (size_t i = 0; i < q.size(); ++i)
         q[i] = static_cast<int8_t>(std::lround(l.weight[i] / scale[(i / inner) % channels]));
-      w = add_tensor(l.name, l.shape, 9, add_buffer(q.data(), q.size()), scale,
-                     std::vector<int64_t>(channels, 0), qdim);
+      w = add_tensor(l.name, l.shape, 9, add_buffer(q.data(), q.size()), scale, std::vector<int64_t>(channels, 0),
+                     qdim);
     }
     const int32_t bias = add_tensor(l.name + "_bias", {static_cast<int32_t>(l.bias.size())}, 0,
                                     add_buffer(l.bias.data(), l.bias.size() * 4), {}, {}, 0);
@@ -121,7 +121,8 @@ std::string write_tflite(const std::vector<TfliteLayer>& layers, WeightEncoding 
       b.AddElement<int8_t>(slot(0), 0, -1);  // SAME (force write)
       b.AddElement<int32_t>(slot(1), l.stride, 0);
       b.AddElement<int32_t>(slot(2), l.stride, 0);
-      if (l.op == 3) b.AddElement<int8_t>(slot(3), static_cast<int8_t>(l.activation), 0);
+      if (l.op == 3)
+        b.AddElement<int8_t>(slot(3), static_cast<int8_t>(l.activation), 0);
       else {
         b.AddElement<int32_t>(slot(3), 1, 0);
         b.AddElement<int8_t>(slot(4), static_cast<int8_t>(l.activation), 0);

@@ -13,13 +13,13 @@ namespace maskwatch::test {
 enum class WeightEncoding { Float32, Float16, Int8PerChannel };
 
 struct TfliteLayer {
-  int op;                       // TFLite builtin code: 3 conv, 4 depthwise, 9 fully connected
+  int op;  // TFLite builtin code: 3 conv, 4 depthwise, 9 fully connected
   std::string name;
-  std::vector<int32_t> shape;   // TFLite layout (OHWI, 1HWC, or [out, in])
+  std::vector<int32_t> shape;  // TFLite layout (OHWI, 1HWC, or [out, in])
   std::vector<float> weight;
   std::vector<float> bias;
   int stride = 1;
-  int activation = 0;           // 0 none, 3 relu6
+  int activation = 0;  // 0 none, 3 relu6
 };
 
 // The layers of `net` in file order (weights with BN folded), including the top if any.

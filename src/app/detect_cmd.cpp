@@ -5,13 +5,13 @@
 #include <algorithm>
 
 #include "app/commands.h"
-#include "util/threads.h"
 #include "app/vision_options.h"
 #include "data/image_io.h"
 #include "eval/plots.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/json_io.h"
+#include "util/threads.h"
 #include "vision/events.h"
 #include "vision/overlay.h"
 
@@ -28,8 +28,9 @@ void add_detect_command(CLI::App& root) {
   o->vision.add_to(cmd);
   cmd->add_option("inputs", o->inputs, "Images and/or folders of images")->required();
   cmd->add_option("--out", o->out, "Write annotated copies here (PNG, same names)");
-  cmd->add_option("--json", o->json_out,
-                  "Write [{image, width, height, faces: [{track_id, x1, y1, x2, y2, label, score, face_score, probs}]}]");
+  cmd->add_option(
+      "--json", o->json_out,
+      "Write [{image, width, height, faces: [{track_id, x1, y1, x2, y2, label, score, face_score, probs}]}]");
   cmd->callback([o] {
     set_compute_threads(o->vision.threads);
     if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
@@ -79,7 +80,8 @@ void add_detect_command(CLI::App& root) {
       }
     }
     if (!o->json_out.empty()) write_json_atomic(o->json_out, results);
-    if (results.empty() && !files.empty()) throw Error(fmt::format("none of the {} image(s) could be read", files.size()));
+    if (results.empty() && !files.empty())
+      throw Error(fmt::format("none of the {} image(s) could be read", files.size()));
     if (failed) spdlog::warn("{} image(s) skipped", failed);
     if (suspect) spdlog::warn("{} image(s) decoded with problems (see above)", suspect);
   });

@@ -142,13 +142,14 @@ void evaluate_folders(const EvalOpts& o) {
   if (!o.json_out.empty()) write_json_atomic(o.json_out, result);
   if (!o.out.empty()) {
     const std::filesystem::path dir = o.out;
-    save_png(dir / "confusion.png", draw_confusion(report.confusion, report.classes,
-                                                   fmt::format("{} images, accuracy {:.2f}%", report.n, 100 * report.accuracy)));
+    save_png(dir / "confusion.png",
+             draw_confusion(report.confusion, report.classes,
+                            fmt::format("{} images, accuracy {:.2f}%", report.n, 100 * report.accuracy)));
     if (!error_images.empty()) save_png(dir / "errors.png", draw_montage(error_images, error_captions));
     save_png(dir / "reliability.png",
-             draw_xy_chart(fmt::format("{} images: ECE {:.4f}", report.n, calib.ece), "confidence (top class)",
-                           "accuracy", {{"model", calib.confidence, calib.accuracy, cv::Scalar(200, 110, 30), true, false}},
-                           true, true));
+             draw_xy_chart(
+                 fmt::format("{} images: ECE {:.4f}", report.n, calib.ece), "confidence (top class)", "accuracy",
+                 {{"model", calib.confidence, calib.accuracy, cv::Scalar(200, 110, 30), true, false}}, true, true));
   }
 }
 
@@ -181,24 +182,32 @@ void add_eval_command(CLI::App& root) {
   auto o = std::make_shared<EvalOpts>();
   auto* cmd = root.add_subcommand("eval", "Evaluate a model on labelled folders (one sub-folder per class)");
   cmd->add_option("--model", o->model, "model.onnx (with model.json beside it)")->capture_default_str();
-  auto* data = cmd->add_option("--data", o->data, "Folder with one sub-folder per class (repeatable); names must be "
-                                                  "model classes or mapped with --map");
+  auto* data = cmd->add_option("--data", o->data,
+                               "Folder with one sub-folder per class (repeatable); names must be "
+                               "model classes or mapped with --map");
   auto* scenes = cmd->add_option("--scenes", o->scenes,
                                  "Pascal VOC folder (images/ + annotations/*.xml): detection + classification end to "
                                  "end, AP per class, mAP, face AP, PR curves");
   data->excludes(scenes);
-  cmd->add_option("--classes", o->classes, "With --scenes: classes to evaluate (default with_mask without_mask; boxes "
-                                           "of other classes are ignored)");
+  cmd->add_option("--classes", o->classes,
+                  "With --scenes: classes to evaluate (default with_mask without_mask; boxes "
+                  "of other classes are ignored)");
   cmd->add_option("--face-threshold", o->face_threshold, "With --scenes: minimum YuNet face score")
-      ->capture_default_str()->check(CLI::Range(0.05, 1.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 1.0));
   cmd->add_option("--map", o->maps, "Count a class folder as a model class: FROM=TO (repeatable)");
-  cmd->add_option("--json", o->json_out, "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, "
-                                         "ece, predictions");
+  cmd->add_option("--json", o->json_out,
+                  "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, "
+                  "ece, predictions");
   cmd->add_option("--split", o->split, "split.json of a training run: evaluate only one of its splits");
-  cmd->add_option("--subset", o->subset, "With --split: train, val or test")->capture_default_str()
+  cmd->add_option("--subset", o->subset, "With --split: train, val or test")
+      ->capture_default_str()
       ->check(CLI::IsMember({"train", "val", "test"}));
-  cmd->add_option("--out", o->out, "Also write confusion.png, errors.png (misclassified images) and reliability.png (or, with --scenes, pr_curves.png) here");
-  cmd->add_flag("--no-face-crops", o->no_face_crops, "Classify whole images instead of the crop around the detected face");
+  cmd->add_option("--out", o->out,
+                  "Also write confusion.png, errors.png (misclassified images) and reliability.png (or, with --scenes, "
+                  "pr_curves.png) here");
+  cmd->add_flag("--no-face-crops", o->no_face_crops,
+                "Classify whole images instead of the crop around the detected face");
   cmd->add_option("--face-model", o->face_model, "YuNet model for the face crops (default: the asset directory's)");
   cmd->add_option("--batch", o->batch, "Images per forward")->capture_default_str()->check(CLI::Range(1, 256));
   add_threads_option(cmd, o->threads);

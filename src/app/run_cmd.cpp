@@ -11,15 +11,15 @@
 #include <opencv2/imgproc.hpp>
 
 #include "app/commands.h"
-#include "util/threads.h"
 #include "app/vision_options.h"
-#include "util/stopwatch.h"
 #include "eval/plots.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/json_io.h"
 #include "util/locked_file.h"
 #include "util/stop_signals.h"
+#include "util/stopwatch.h"
+#include "util/threads.h"
 #include "vision/events.h"
 #include "vision/overlay.h"
 #include "vision/recorder.h"
@@ -78,7 +78,8 @@ void run(const RunOpts& o) {
   set_compute_threads(o.vision.threads);
   const bool display = !o.no_display;
   if (display && !std::getenv("DISPLAY") && !std::getenv("WAYLAND_DISPLAY"))
-    throw Error("no display available (DISPLAY is not set): use --no-display, with --record or --events to see results");
+    throw Error(
+        "no display available (DISPLAY is not set): use --no-display, with --record or --events to see results");
   // Every output is checked before the first frame: a long run must not fail at its end.
   if (!o.json_out.empty()) check_output_path(o.json_out, "summary file");
   if (!o.record.empty()) check_output_path(o.record, "recording");
@@ -167,7 +168,8 @@ void run(const RunOpts& o) {
     if (key == ' ') status.paused = !status.paused;
     if (key == 'm') status.mirrored = !status.mirrored;
     if (key == 'c' && !annotated.empty()) {
-      const auto path = std::filesystem::path(o.snapshot_dir) / fmt::format("maskwatch-{}-{}.png", timestamp(), f.index);
+      const auto path =
+          std::filesystem::path(o.snapshot_dir) / fmt::format("maskwatch-{}-{}.png", timestamp(), f.index);
       save_png(path, annotated);
       status.message = "snapshot " + path.string();
       message_until = wall.ms() / 1000 + 2;
@@ -196,12 +198,12 @@ void run(const RunOpts& o) {
   const double n = static_cast<double>(std::max<int64_t>(1, sum.frames));
   fmt::print("frames {} ({} dropped), faces seen {} in {} frames ({} classified), tracks {}, verdict changes {}{}\n",
              sum.frames, source->dropped(), sum.face_frames, sum.frames_with_faces, sum.classified,
-             pipeline.tracks_started(), sum.verdict_changes,
-             alarm ? fmt::format(", alerts {}", sum.alerts) : "");
-  fmt::print("with mask: {:.1f}% of face detections; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
-             "draw {:.1f} ms per frame)\n",
-             100 * sum.share_with_mask(), sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n,
-             sum.sum.track_ms / n, sum.sum.draw_ms / n);
+             pipeline.tracks_started(), sum.verdict_changes, alarm ? fmt::format(", alerts {}", sum.alerts) : "");
+  fmt::print(
+      "with mask: {:.1f}% of face detections; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
+      "draw {:.1f} ms per frame)\n",
+      100 * sum.share_with_mask(), sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n, sum.sum.track_ms / n,
+      sum.sum.draw_ms / n);
   if (sum.outage_s > 0) fmt::print("waited {:.1f} s for the source (not counted in FPS)\n", sum.outage_s);
   for (const auto& file : recordings) fmt::print("recording: {}\n", file);
   if (!o.json_out.empty()) write_json_atomic(o.json_out, s);
@@ -214,10 +216,12 @@ void run(const RunOpts& o) {
 void add_run_command(CLI::App& root) {
   auto o = std::make_shared<RunOpts>();
   auto* cmd = root.add_subcommand(
-      "run", "Real-time mask detection from a webcam, video file, stream or image folder. Keys: q/Esc quit, "
-             "c snapshot, v start/stop recording, m mirror, space pause");
+      "run",
+      "Real-time mask detection from a webcam, video file, stream or image folder. Keys: q/Esc quit, "
+      "c snapshot, v start/stop recording, m mirror, space pause");
   o->vision.add_to(cmd);
-  cmd->add_option("--source", o->source, "0 (webcam index), /dev/videoN, a video file, rtsp/http URL, or an image folder")
+  cmd->add_option("--source", o->source,
+                  "0 (webcam index), /dev/videoN, a video file, rtsp/http URL, or an image folder")
       ->capture_default_str();
   cmd->add_flag("--no-display", o->no_display, "Run without a window (servers, CI)");
   cmd->add_option("--record", o->record, "Write the annotated video here (.mp4 or .avi)");
@@ -229,7 +233,8 @@ void add_run_command(CLI::App& root) {
   cmd->add_option("--reconnect-for", o->reconnect_for_s,
                   "Streams and cameras: keep trying to reconnect for this many seconds after the last frame, then "
                   "exit 1 (0 = forever, right for a live camera)")
-      ->capture_default_str()->check(CLI::Range(0.0, 1e7));
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
   cmd->add_option("--alert-after", o->alert_after_s,
                   "Ring the terminal bell and log an alert when a face stays without a mask this many seconds "
                   "(once per episode; 0 = off)")
@@ -242,7 +247,8 @@ void add_run_command(CLI::App& root) {
       ->check(CLI::Range(0.0, 10.0));
   cmd->add_option("--width", o->width, "Camera width")->capture_default_str();
   cmd->add_option("--height", o->height, "Camera height")->capture_default_str();
-  cmd->add_option("--snapshot-dir", o->snapshot_dir, "Where c and v save snapshots and recordings")->capture_default_str();
+  cmd->add_option("--snapshot-dir", o->snapshot_dir, "Where c and v save snapshots and recordings")
+      ->capture_default_str();
   cmd->callback([o] { run(*o); });
 }
 

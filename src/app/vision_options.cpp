@@ -1,5 +1,5 @@
-#include "app/cli.h"
 #include "app/vision_options.h"
+#include "app/cli.h"
 
 #include "util/paths.h"
 
@@ -12,11 +12,14 @@ void VisionOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--face-model", face_model,
                   "YuNet face detector .onnx (default: the asset directory's; Haar cascade if missing)");
   cmd->add_option("--face-threshold", detector.score_threshold, "Minimum YuNet face score")
-      ->capture_default_str()->check(CLI::Range(0.05, 1.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 1.0));
   cmd->add_option("--detect-width", detector.detect_width, "Width the frame is scaled to for face detection")
-      ->capture_default_str()->check(CLI::Range(64, 4096));
+      ->capture_default_str()
+      ->check(CLI::Range(64, 4096));
   cmd->add_option("--margin", pipeline.crop_margin, "Crop margin around a face (0.5 = 1.5x the face box)")
-      ->capture_default_str()->check(CLI::Range(0.0, 3.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3.0));
   cmd->add_option("--engine", engine_name, "Classifier inference engine: xnnpack (faster) or opencv")
       ->capture_default_str()
       ->check(CLI::IsMember({"xnnpack", "opencv"}));

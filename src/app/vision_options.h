@@ -23,7 +23,9 @@ struct VisionOptions {
   VisionOptions();
   void add_to(CLI::App* cmd);
   FaceDetectorOptions detector_options() const;
-  InferenceEngine engine() const { return engine_name == "opencv" ? InferenceEngine::OpenCvDnn : InferenceEngine::Xnnpack; }
+  InferenceEngine engine() const {
+    return engine_name == "opencv" ? InferenceEngine::OpenCvDnn : InferenceEngine::Xnnpack;
+  }
 };
 
 }  // namespace maskwatch::app

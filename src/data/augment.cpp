@@ -75,8 +75,10 @@ void apply_photo(cv::Mat& img, const PhotoParams& p) {
     cv::Mat g;
     cv::cvtColor(f, g, cv::COLOR_BGR2GRAY);
     cv::cvtColor(g, g, cv::COLOR_GRAY2BGR);
-    if (p.gray) f = g;
-    else if (p.saturation != 1) f = g + (f - g) * p.saturation;
+    if (p.gray)
+      f = g;
+    else if (p.saturation != 1)
+      f = g + (f - g) * p.saturation;
     const cv::Scalar mean = cv::mean(g);
     f = (f - mean) * p.contrast + mean;
     f *= p.brightness;

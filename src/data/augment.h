@@ -31,11 +31,11 @@ struct PhotoOptions {
 struct PhotoParams {
   double brightness = 1, contrast = 1, saturation = 1;
   bool gray = false;
-  double downscale = -1;   // < 0 none; else the side is 16 + downscale x (size/3 - 16) px
-  double blur_sigma = 0;   // pixels at 224
+  double downscale = -1;  // < 0 none; else the side is 16 + downscale x (size/3 - 16) px
+  double blur_sigma = 0;  // pixels at 224
   double noise_sigma = 0;
   uint64_t noise_seed = 0;
-  int jpeg_quality = 0;    // 0 = none
+  int jpeg_quality = 0;  // 0 = none
 };
 
 struct AugmentOptions {

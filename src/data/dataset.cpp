@@ -26,9 +26,12 @@ std::vector<std::string> split_csv_line(const std::string& line) {
   for (size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
     if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') cells.back() += '"', ++i;
-      else if (c == '"') quoted = false;
-      else cells.back() += c;
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"')
+        cells.back() += '"', ++i;
+      else if (c == '"')
+        quoted = false;
+      else
+        cells.back() += c;
     } else if (c == '"') {
       quoted = true;
     } else if (c == ',') {
@@ -71,8 +74,7 @@ std::string root_name(const std::filesystem::path& dir) {
   auto p = dir;
   if (p.filename().empty()) p = p.parent_path();  // "data/" -> "data"
   std::string name = p.filename().string();
-  if (name.empty() || name == "." || name == "..")
-    name = std::filesystem::weakly_canonical(p).filename().string();
+  if (name.empty() || name == "." || name == "..") name = std::filesystem::weakly_canonical(p).filename().string();
   return name;
 }
 
@@ -197,7 +199,8 @@ Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const Scan
       if (e.is_directory(ec2) && e.path().filename().string()[0] != '.') sub.push_back(e.path().filename().string());
     }
     if (ec) throw Error("cannot list " + dir.string() + ": " + ec.message());
-    if (sub.empty()) throw Error(fmt::format("{}: no class folders (expected one sub-folder of images per class)", dir.string()));
+    if (sub.empty())
+      throw Error(fmt::format("{}: no class folders (expected one sub-folder of images per class)", dir.string()));
     std::sort(sub.begin(), sub.end());
     for (const auto& s : sub) {
       folder_names.insert(s);
@@ -234,13 +237,16 @@ Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const Scan
       if (ec) break;
       std::error_code ec2;
       if (!it->is_regular_file(ec2)) continue;
-      if (is_image_file(it->path())) files.push_back(it->path());
-      else ++ds.ignored_files;
+      if (is_image_file(it->path()))
+        files.push_back(it->path());
+      else
+        ++ds.ignored_files;
     }
     std::sort(files.begin(), files.end());
     if (files.empty()) throw Error(fmt::format("class folder {} holds no image file", f.dir.string()));
     for (const auto& file : files) {
-      const std::string in_root = file.lexically_relative(root_dir).generic_string();  // not relative(): it follows symlinks
+      const std::string in_root =
+          file.lexically_relative(root_dir).generic_string();  // not relative(): it follows symlinks
       DatasetItem item;
       item.rel = f.root + "/" + in_root;
       item.path = file;

@@ -28,8 +28,8 @@ struct DatasetItem {
   std::filesystem::path path;
   int label = 0;
   std::string source;
-  std::string photo;   // original photo from MANIFEST.csv, "" when unknown
-  std::string sha256;  // of the file bytes (set by load_dataset_images)
+  std::string photo;                     // original photo from MANIFEST.csv, "" when unknown
+  std::string sha256;                    // of the file bytes (set by load_dataset_images)
   CropKind crop = CropKind::WholeImage;  // set by load_dataset_images
 };
 
@@ -75,8 +75,8 @@ struct Dataset {
 Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const ScanOptions& options = {});
 
 struct LoadOptions {
-  int size = 224;              // output side (square)
-  bool face_crops = true;      // cut the run-time crop around the detected face
+  int size = 224;          // output side (square)
+  bool face_crops = true;  // cut the run-time crop around the detected face
   TrainingCropOptions crop;
   bool show_progress = true;
 };

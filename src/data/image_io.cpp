@@ -13,8 +13,8 @@
 namespace maskwatch {
 
 bool is_image_file(const std::filesystem::path& path) {
-  static const std::set<std::string> exts = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif",
-                                             ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2"};
+  static const std::set<std::string> exts = {".jpg",  ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif",
+                                             ".tiff", ".ppm",  ".pgm", ".pbm", ".pnm", ".jp2"};
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   return exts.count(ext) > 0;
@@ -50,8 +50,10 @@ bool is_png(const std::vector<uint8_t>& b) {
 // areas do not turn into whatever colour the encoder left under them.
 cv::Mat to_bgr8(const cv::Mat& img) {
   cv::Mat m = img;
-  if (m.depth() == CV_16U) m.convertTo(m, CV_8U, 1.0 / 257.0);
-  else if (m.depth() != CV_8U) m.convertTo(m, CV_8U);
+  if (m.depth() == CV_16U)
+    m.convertTo(m, CV_8U, 1.0 / 257.0);
+  else if (m.depth() != CV_8U)
+    m.convertTo(m, CV_8U);
   if (m.channels() == 1) {
     cv::cvtColor(m, m, cv::COLOR_GRAY2BGR);
   } else if (m.channels() == 4) {

@@ -103,7 +103,8 @@ struct UnionFind {
   std::vector<int> parent;
   explicit UnionFind(size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
   int find(int x) {
-    while (parent[static_cast<size_t>(x)] != x) x = parent[static_cast<size_t>(x)] = parent[static_cast<size_t>(parent[static_cast<size_t>(x)])];
+    while (parent[static_cast<size_t>(x)] != x)
+      x = parent[static_cast<size_t>(x)] = parent[static_cast<size_t>(parent[static_cast<size_t>(x)])];
     return x;
   }
   void unite(int a, int b) {
@@ -165,9 +166,8 @@ DuplicateGroups find_near_duplicates(const std::vector<cv::Mat>& images, const c
       std::iota(order.begin(), order.end(), 0);
       const float* row = sim.ptr<float>(i - b0);
       const int k = std::min(o.candidates_per_image + 1, n);
-      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int x, int y) {
-        return row[x] != row[y] ? row[x] > row[y] : x < y;
-      });
+      std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                        [&](int x, int y) { return row[x] != row[y] ? row[x] > row[y] : x < y; });
       for (int r = 0; r < k; ++r) {
         const int j = order[static_cast<size_t>(r)];
         if (j == i) continue;
@@ -235,8 +235,10 @@ int merge_groups_by_key(DuplicateGroups& g, const std::vector<std::string>& keys
   std::vector<int> first_member(static_cast<size_t>(g.num_groups), -1);
   for (size_t i = 0; i < n; ++i) {  // keep the existing groups
     int& f = first_member[static_cast<size_t>(g.group[i])];
-    if (f < 0) f = static_cast<int>(i);
-    else uf.unite(f, static_cast<int>(i));
+    if (f < 0)
+      f = static_cast<int>(i);
+    else
+      uf.unite(f, static_cast<int>(i));
   }
   std::map<std::string, int> first;
   int merges = 0;
@@ -281,9 +283,10 @@ nlohmann::json leak_report(const DuplicateGroups& g, const std::vector<int>& lab
   std::iota(singletons.begin(), singletons.end(), 0);
   return {{"this_split", count(split)},
           {"plain_random_split", count(split_groups(labels, singletons, num_classes, fractions, seed))},
-          {"note", "near copies by the detector (embedding + geometric check); 'similar' = any train image among "
-                   "the top embedding neighbours with mirror-aware cosine >= the threshold (also catches the same "
-                   "person in another photo, and some look-alikes)"}};
+          {"note",
+           "near copies by the detector (embedding + geometric check); 'similar' = any train image among "
+           "the top embedding neighbours with mirror-aware cosine >= the threshold (also catches the same "
+           "person in another photo, and some look-alikes)"}};
 }
 
 nlohmann::json DuplicateGroups::summary() const {

@@ -31,7 +31,7 @@ struct DuplicateOptions {
   // ORB keypoints per image (and per mirror) for the geometric check, for a 224x224 image;
   // scaled with the area (255 at 160 px): fewer on small images keep matching cheap.
   int orb_keypoints_at_224 = 500;
-  int min_inliers = 12;            // RANSAC affine inliers
+  int min_inliers = 12;             // RANSAC affine inliers
   double min_overlap = 0.35;        // overlap area / image area after warping
   int grid = 4;                     // cells per side for the local correlation check
   double min_cell_agreement = 0.8;  // share of textured cells that must correlate (NCC >= 0.7)

@@ -64,7 +64,8 @@ std::vector<Split> split_groups(const std::vector<int>& labels, const std::vecto
         best = s;
       }
     }
-    for (int c = 0; c < num_classes; ++c) have[static_cast<size_t>(best)][static_cast<size_t>(c)] += g.per_class[static_cast<size_t>(c)];
+    for (int c = 0; c < num_classes; ++c)
+      have[static_cast<size_t>(best)][static_cast<size_t>(c)] += g.per_class[static_cast<size_t>(c)];
     for (size_t i : g.items) out[i] = static_cast<Split>(best);
   }
   return out;

@@ -14,7 +14,9 @@ nlohmann::json split_counts(const Dataset& ds, const std::vector<Split>& split) 
     nlohmann::json per = nlohmann::json::object();
     for (const auto& c : ds.classes) per[c] = 0;
     for (size_t i = 0; i < ds.items.size(); ++i)
-      if (split[i] == s) per[ds.classes[static_cast<size_t>(ds.items[i].label)]] = per[ds.classes[static_cast<size_t>(ds.items[i].label)]].get<int>() + 1;
+      if (split[i] == s)
+        per[ds.classes[static_cast<size_t>(ds.items[i].label)]] =
+            per[ds.classes[static_cast<size_t>(ds.items[i].label)]].get<int>() + 1;
     out[split_name(s)] = per;
   }
   return out;
@@ -53,8 +55,10 @@ SplitAssignment split_from_json(const nlohmann::json& j, const Dataset& ds, cons
   try {
     for (const auto& it : j.at("items")) {
       const std::string s = it.at("split").get<std::string>();
-      const Split sp = s == "train" ? Split::Train : s == "val" ? Split::Val : s == "test" ? Split::Test
-                                                                                           : throw Error("bad split");
+      const Split sp = s == "train"  ? Split::Train
+                       : s == "val"  ? Split::Val
+                       : s == "test" ? Split::Test
+                                     : throw Error("bad split");
       by_name[it.at("image").get<std::string>()] = {sp, it.at("group").get<int>()};
     }
   } catch (const std::exception& e) {

@@ -14,7 +14,8 @@ ClassificationReport classification_report(const std::vector<int>& truth, const 
   r.confusion.assign(k, std::vector<int>(k, 0));
   int correct = 0;
   for (size_t i = 0; i < truth.size(); ++i) {
-    if (truth[i] < 0 || static_cast<size_t>(truth[i]) >= k || predicted[i] < 0 || static_cast<size_t>(predicted[i]) >= k)
+    if (truth[i] < 0 || static_cast<size_t>(truth[i]) >= k || predicted[i] < 0 ||
+        static_cast<size_t>(predicted[i]) >= k)
       throw Error("metrics: class index out of range");
     ++r.confusion[static_cast<size_t>(truth[i])][static_cast<size_t>(predicted[i])];
     correct += truth[i] == predicted[i];
@@ -50,12 +51,8 @@ nlohmann::json ClassificationReport::to_json() const {
                        {"recall", per_class[c].recall},
                        {"f1", per_class[c].f1},
                        {"n", per_class[c].n}};
-  return {{"n", n},
-          {"accuracy", accuracy},
-          {"balanced_accuracy", balanced_accuracy},
-          {"per_class", per},
-          {"confusion", confusion},
-          {"classes", classes}};
+  return {{"n", n},           {"accuracy", accuracy},   {"balanced_accuracy", balanced_accuracy},
+          {"per_class", per}, {"confusion", confusion}, {"classes", classes}};
 }
 
 std::map<std::string, ClassificationReport> grouped_reports(const std::vector<int>& truth,

@@ -47,8 +47,8 @@ std::string tick_label(double v, double step, bool percent) {
 }
 
 // Grid and tick labels on both axes; the y range should already be widened to its ticks.
-void draw_axes(cv::Mat& img, const Axes& a, const std::vector<double>& xt, const std::vector<double>& yt, bool x_percent,
-               bool y_percent, const std::string& x_label, const std::string& y_label) {
+void draw_axes(cv::Mat& img, const Axes& a, const std::vector<double>& xt, const std::vector<double>& yt,
+               bool x_percent, bool y_percent, const std::string& x_label, const std::string& y_label) {
   const double ys = yt.size() > 1 ? yt[1] - yt[0] : 1, xs = xt.size() > 1 ? xt[1] - xt[0] : 1;
   for (double v : yt) {
     cv::line(img, {a.plot.x, a.py(v)}, {a.plot.x + a.plot.width, a.py(v)}, kGrid, 1);
@@ -189,7 +189,8 @@ cv::Mat draw_confusion(const std::vector<std::vector<int>>& confusion, const std
     }
     text(img, classes[static_cast<size_t>(r)], {left - 8, top + r * cell + cell / 2 + 5}, 0.45, kInk, 1, false, true);
   }
-  for (int c = 0; c < k; ++c) text(img, classes[static_cast<size_t>(c)], {left + c * cell + cell / 2, top - 8}, 0.42, kInk, 1, true);
+  for (int c = 0; c < k; ++c)
+    text(img, classes[static_cast<size_t>(c)], {left + c * cell + cell / 2, top - 8}, 0.42, kInk, 1, true);
   text(img, "true", {left - 8, top - 8}, 0.45, kInk, 1, false, true);
   return img;
 }
@@ -237,7 +238,8 @@ cv::Mat draw_xy_chart(const std::string& title, const std::string& x_label, cons
   for (const auto& s : series) {
     std::vector<cv::Point> pts;
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i)
-      if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) pts.push_back(a.at(std::clamp(s.x[i], 0.0, 1.0), std::clamp(s.y[i], 0.0, 1.0)));
+      if (std::isfinite(s.x[i]) && std::isfinite(s.y[i]))
+        pts.push_back(a.at(std::clamp(s.x[i], 0.0, 1.0), std::clamp(s.y[i], 0.0, 1.0)));
     if (s.step && pts.size() > 1) {
       std::vector<cv::Point> stairs;
       for (size_t i = 0; i < pts.size(); ++i) {

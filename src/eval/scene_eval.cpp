@@ -51,7 +51,8 @@ ApResult average_precision(const std::vector<GroundTruthBox>& truth, const std::
   std::vector<const ScoredBox*> dets;
   for (const auto& d : detections)
     if (cls < 0 || d.cls == cls) dets.push_back(&d);
-  std::stable_sort(dets.begin(), dets.end(), [](const ScoredBox* a, const ScoredBox* b) { return a->score > b->score; });
+  std::stable_sort(dets.begin(), dets.end(),
+                   [](const ScoredBox* a, const ScoredBox* b) { return a->score > b->score; });
   std::vector<char> used(truth.size(), 0);
   for (const auto* d : dets) {
     // VOC: the best-overlapping box of this class decides; boxes to ignore only when no box
@@ -103,7 +104,8 @@ std::filesystem::path image_for(const std::filesystem::path& dir, const VocAnnot
 // Model class probabilities -> evaluated class probabilities: a model class that is not
 // evaluated and does not mean "mask" adds to without_mask (a mask worn under the nose is
 // not a mask worn), if that is evaluated.
-std::vector<float> evaluated_probs(const std::vector<float>& probs, const std::vector<int>& model_to_eval, int fold_into) {
+std::vector<float> evaluated_probs(const std::vector<float>& probs, const std::vector<int>& model_to_eval,
+                                   int fold_into) {
   std::vector<float> out(static_cast<size_t>(*std::max_element(model_to_eval.begin(), model_to_eval.end()) + 1), 0.0f);
   for (size_t m = 0; m < probs.size(); ++m) {
     const int e = model_to_eval[m] >= 0 ? model_to_eval[m] : fold_into;
@@ -134,7 +136,8 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
   const auto ann_dir = dir / "annotations";
   std::error_code ec;
   if (!std::filesystem::is_directory(ann_dir, ec))
-    throw Error(fmt::format("{}: no annotations/ folder (expected Pascal VOC: images/ and annotations/*.xml)", dir.string()));
+    throw Error(
+        fmt::format("{}: no annotations/ folder (expected Pascal VOC: images/ and annotations/*.xml)", dir.string()));
   std::vector<std::filesystem::path> xmls;
   for (const auto& e : std::filesystem::directory_iterator(ann_dir, ec))
     if (e.path().extension() == ".xml") xmls.push_back(e.path());
@@ -192,36 +195,29 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
     const auto ap = average_precision(truth, class_dets, static_cast<int>(c), o.iou, o.min_face);
     const auto op = average_precision(truth, top_dets, static_cast<int>(c), o.iou, o.min_face);
     map_sum += ap.ap;
-    per_class[classes[c]] = {
-        {"ap", ap.ap},
-        {"positives", ap.positives},
-        {"operating_point",
-         {{"tp", op.tp}, {"fp", op.fp}, {"ignored", op.ignored},
-          {"precision", op.tp + op.fp ? static_cast<double>(op.tp) / (op.tp + op.fp) : 0.0},
-          {"recall", op.positives ? static_cast<double>(op.tp) / op.positives : 0.0}}}};
+    per_class[classes[c]] = {{"ap", ap.ap},
+                             {"positives", ap.positives},
+                             {"operating_point",
+                              {{"tp", op.tp},
+                               {"fp", op.fp},
+                               {"ignored", op.ignored},
+                               {"precision", op.tp + op.fp ? static_cast<double>(op.tp) / (op.tp + op.fp) : 0.0},
+                               {"recall", op.positives ? static_cast<double>(op.tp) / op.positives : 0.0}}}};
     curves.push_back({fmt::format("{} AP {:.3f}", classes[c], ap.ap), ap.recall, ap.precision,
                       colours[c % colours.size()], false, true});
   }
   const auto face = average_precision(truth, face_dets, -1, o.iou, o.min_face);
-  curves.push_back({fmt::format("any face AP {:.3f}", face.ap), face.recall, face.precision, cv::Scalar(90, 90, 90),
-                    false, true});
+  curves.push_back(
+      {fmt::format("any face AP {:.3f}", face.ap), face.recall, face.precision, cv::Scalar(90, 90, 90), false, true});
   const double map = map_sum / static_cast<double>(classes.size());
-  nlohmann::json report = {{"images", images},
-                           {"missing_images", missing_images},
-                           {"unreadable_images", unreadable},
-                           {"classes", classes},
-                           {"ground_truth_boxes", gt_counts},
-                           {"iou_threshold", o.iou},
-                           {"min_face_px", o.min_face},
-                           {"per_class", per_class},
-                           {"map", map},
-                           {"face_ap", face.ap},
-                           {"face_positives", face.positives},
-                           {"detections", face_dets.size()}};
+  nlohmann::json report = {
+      {"images", images},          {"missing_images", missing_images}, {"unreadable_images", unreadable},
+      {"classes", classes},        {"ground_truth_boxes", gt_counts},  {"iou_threshold", o.iou},
+      {"min_face_px", o.min_face}, {"per_class", per_class},           {"map", map},
+      {"face_ap", face.ap},        {"face_positives", face.positives}, {"detections", face_dets.size()}};
   if (!plot_dir.empty())
-    save_png(plot_dir / "pr_curves.png",
-             draw_xy_chart(fmt::format("{} scenes: mAP@0.5 {:.3f}", images, map), "recall", "precision", curves,
-                           false, false));
+    save_png(plot_dir / "pr_curves.png", draw_xy_chart(fmt::format("{} scenes: mAP@0.5 {:.3f}", images, map), "recall",
+                                                       "precision", curves, false, false));
   return report;
 }
 

@@ -22,7 +22,7 @@ class Pipeline;
 struct GroundTruthBox {
   int image = 0;
   cv::Rect2f box;
-  int cls = 0;        // evaluated class index, or -1: a region to ignore for every class
+  int cls = 0;  // evaluated class index, or -1: a region to ignore for every class
   bool difficult = false;
 };
 

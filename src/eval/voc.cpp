@@ -16,7 +16,8 @@ double number(const pugi::xml_node& parent, const char* name, const std::string&
   try {
     size_t used = 0;
     const double v = std::stod(text, &used);
-    if (used != text.size() && text.find_first_not_of(" \t\r\n", used) != std::string::npos) throw std::invalid_argument(text);
+    if (used != text.size() && text.find_first_not_of(" \t\r\n", used) != std::string::npos)
+      throw std::invalid_argument(text);
     return v;
   } catch (const std::exception&) {
     throw Error(fmt::format("{}: <{}> is not a number ('{}')", origin, name, text));
@@ -28,7 +29,8 @@ VocAnnotation parse_voc(const std::filesystem::path& xml_path) {
   const std::string origin = xml_path.string();
   pugi::xml_document doc;
   const auto parsed = doc.load_file(xml_path.c_str());
-  if (!parsed) throw Error(fmt::format("{}: not valid XML ({} at byte {})", origin, parsed.description(), parsed.offset));
+  if (!parsed)
+    throw Error(fmt::format("{}: not valid XML ({} at byte {})", origin, parsed.description(), parsed.offset));
   const auto root = doc.child("annotation");
   if (!root) throw Error(fmt::format("{}: no <annotation> element (not a Pascal VOC file)", origin));
   VocAnnotation a;
@@ -38,7 +40,8 @@ VocAnnotation parse_voc(const std::filesystem::path& xml_path) {
   if (!size) throw Error(fmt::format("{}: <size> is missing", origin));
   a.width = static_cast<int>(number(size, "width", origin));
   a.height = static_cast<int>(number(size, "height", origin));
-  if (a.width <= 0 || a.height <= 0) throw Error(fmt::format("{}: image size {}x{} is not positive", origin, a.width, a.height));
+  if (a.width <= 0 || a.height <= 0)
+    throw Error(fmt::format("{}: image size {}x{} is not positive", origin, a.width, a.height));
   int index = 0;
   for (const auto& obj : root.children("object")) {
     ++index;

@@ -11,7 +11,7 @@ namespace maskwatch {
 const std::vector<BlockSpec>& mobilenet_v2_blocks() {
   // (expansion t, output channels c, repeats n, first stride s) from the MobileNetV2 paper.
   static const std::vector<BlockSpec> blocks = [] {
-    const int table[][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
+    const int table[][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
                             {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
     std::vector<BlockSpec> out;
     int in = 32;
@@ -43,8 +43,7 @@ int stage_output_size(int stage, int input_size) {
 
 void check_input_size(int input_size) {
   if (input_size < 96 || input_size > 224 || input_size % 32 != 0)
-    throw Error(fmt::format("input size {} not supported: use a multiple of 32 from 96 to 224",
-                            input_size));
+    throw Error(fmt::format("input size {} not supported: use a multiple of 32 from 96 to 224", input_size));
 }
 
 std::pair<int, int> same_padding(int in_size, int kernel, int stride) {

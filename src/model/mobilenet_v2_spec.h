@@ -12,7 +12,7 @@ namespace maskwatch {
 
 constexpr int kNumStages = 19;
 constexpr int kFeatureChannels = 1280;
-constexpr int kNumConvs = 52;  // stem + 16 blocks x 3 + block 0 x 2 + final conv
+constexpr int kNumConvs = 52;           // stem + 16 blocks x 3 + block 0 x 2 + final conv
 constexpr double kBatchNormEps = 1e-3;  // Keras' default
 
 struct BlockSpec {

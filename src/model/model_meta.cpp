@@ -25,7 +25,8 @@ nlohmann::json ModelMeta::to_json() const {
         {"note", "value = pixel * scale + offset"}}},
       {"output", {{"kind", "softmax probabilities"}, {"shape", {"N", static_cast<int>(classes.size())}}}},
       {"calibration",
-       {{"temperature", temperature}, {"note", "folded into the last layer: the outputs are calibrated probabilities"}}},
+       {{"temperature", temperature},
+        {"note", "folded into the last layer: the outputs are calibrated probabilities"}}},
       {"crop", crop},
       {"onnx_sha256", onnx_sha256},
       {"training", training},
@@ -36,7 +37,8 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j, const std::string& origi
   const auto bad = [&](const std::string& why) { return Error(fmt::format("model sidecar {}: {}", origin, why)); };
   if (!j.is_object()) throw bad("not a JSON object");
   if (j.value("format", "") != "maskwatch-model") throw bad("\"format\" is not \"maskwatch-model\"");
-  if (!j.contains("format_version") || !j["format_version"].is_number_integer()) throw bad("no integer \"format_version\"");
+  if (!j.contains("format_version") || !j["format_version"].is_number_integer())
+    throw bad("no integer \"format_version\"");
   if (j["format_version"].get<int>() > kModelFormatVersion)
     throw bad(fmt::format("format_version {} is newer than this maskwatch ({})", j["format_version"].get<int>(),
                           kModelFormatVersion));

@@ -43,14 +43,11 @@ struct TensorT : private fb::Table {
   int8_t type() const { return GetField<int8_t>(slot(1), 0); }
   uint32_t buffer() const { return GetField<uint32_t>(slot(2), 0); }
   const fb::String* name() const { return GetPointer<const fb::String*>(slot(3)); }
-  const QuantizationParameters* quantization() const {
-    return GetPointer<const QuantizationParameters*>(slot(4));
-  }
+  const QuantizationParameters* quantization() const { return GetPointer<const QuantizationParameters*>(slot(4)); }
   bool Verify(fb::Verifier& v) const {
     return VerifyTableStart(v) && VerifyOffset(v, slot(0)) && v.VerifyVector(shape()) &&
-           VerifyField<int8_t>(v, slot(1), 1) && VerifyField<uint32_t>(v, slot(2), 4) &&
-           VerifyOffset(v, slot(3)) && v.VerifyString(name()) && VerifyOffset(v, slot(4)) &&
-           v.VerifyTable(quantization()) && v.EndTable();
+           VerifyField<int8_t>(v, slot(1), 1) && VerifyField<uint32_t>(v, slot(2), 4) && VerifyOffset(v, slot(3)) &&
+           v.VerifyString(name()) && VerifyOffset(v, slot(4)) && v.VerifyTable(quantization()) && v.EndTable();
   }
 };
 
@@ -103,8 +100,7 @@ struct OperatorT : private fb::Table {
       case kDepthwiseConv2DOptions:
         if (!v.VerifyTable(static_cast<const DepthwiseConv2DOptions*>(options()))) return false;
         break;
-      default:
-        break;
+      default: break;
     }
     return v.EndTable();
   }
@@ -153,19 +149,20 @@ struct ModelT : private fb::Table {
   const VecOf<BufferT>* buffers() const { return GetPointer<const VecOf<BufferT>*>(slot(4)); }
   bool Verify(fb::Verifier& v) const {
     return VerifyTableStart(v) && VerifyField<uint32_t>(v, slot(0), 4) && VerifyOffset(v, slot(1)) &&
-           v.VerifyVector(operator_codes()) && v.VerifyVectorOfTables(operator_codes()) &&
-           VerifyOffset(v, slot(2)) && v.VerifyVector(subgraphs()) && v.VerifyVectorOfTables(subgraphs()) &&
-           VerifyOffset(v, slot(3)) && v.VerifyString(GetPointer<const fb::String*>(slot(3))) &&
-           VerifyOffset(v, slot(4)) && v.VerifyVector(buffers()) && v.VerifyVectorOfTables(buffers()) &&
-           v.EndTable();
+           v.VerifyVector(operator_codes()) && v.VerifyVectorOfTables(operator_codes()) && VerifyOffset(v, slot(2)) &&
+           v.VerifyVector(subgraphs()) && v.VerifyVectorOfTables(subgraphs()) && VerifyOffset(v, slot(3)) &&
+           v.VerifyString(GetPointer<const fb::String*>(slot(3))) && VerifyOffset(v, slot(4)) &&
+           v.VerifyVector(buffers()) && v.VerifyVectorOfTables(buffers()) && v.EndTable();
   }
 };
 
 size_t element_size(TensorType t) {
   switch (t) {
-    case TensorType::Float32: case TensorType::Int32: return 4;
+    case TensorType::Float32:
+    case TensorType::Int32: return 4;
     case TensorType::Float16: return 2;
-    case TensorType::UInt8: case TensorType::Int8: return 1;
+    case TensorType::UInt8:
+    case TensorType::Int8: return 1;
     case TensorType::Int64: return 8;
   }
   return 0;
@@ -175,16 +172,21 @@ bool known_type(int8_t t) { return t == 0 || t == 1 || t == 2 || t == 3 || t == 
 
 Op to_op(int32_t code) {
   switch (code) {
-    case 0: case 1: case 3: case 4: case 6: case 9: case 22: case 25: case 40: case 114:
-      return static_cast<Op>(code);
-    default:
-      return Op::Other;
+    case 0:
+    case 1:
+    case 3:
+    case 4:
+    case 6:
+    case 9:
+    case 22:
+    case 25:
+    case 40:
+    case 114: return static_cast<Op>(code);
+    default: return Op::Other;
   }
 }
 
-Activation to_activation(int8_t a) {
-  return (a >= 0 && a <= 4) ? static_cast<Activation>(a) : Activation::Other;
-}
+Activation to_activation(int8_t a) { return (a >= 0 && a <= 4) ? static_cast<Activation>(a) : Activation::Other; }
 
 template <typename T>
 std::vector<T> to_vector(const Vec<T>* v) {
@@ -232,7 +234,8 @@ Model parse_model(std::vector<uint8_t> bytes, const std::string& origin) {
     if (!known_type(t->type())) throw fail(fmt::format("tensor '{}' has unsupported type {}", out.name, t->type()));
     out.type = static_cast<TensorType>(t->type());
     for (int32_t d : out.shape)
-      if (d < 0 || d > (1 << 24)) throw fail(fmt::format("tensor '{}' has invalid shape {}", out.name, out.shape_string()));
+      if (d < 0 || d > (1 << 24))
+        throw fail(fmt::format("tensor '{}' has invalid shape {}", out.name, out.shape_string()));
     if (const auto* q = t->quantization()) {
       out.scale = to_vector(q->scale());
       out.zero_point = to_vector(q->zero_point());
@@ -254,7 +257,8 @@ Model parse_model(std::vector<uint8_t> bytes, const std::string& origin) {
         out.size = static_cast<size_t>(b->size());
       }
     }
-    if (out.has_data && static_cast<int64_t>(out.size) != out.num_elements() * static_cast<int64_t>(element_size(out.type)))
+    if (out.has_data &&
+        static_cast<int64_t>(out.size) != out.num_elements() * static_cast<int64_t>(element_size(out.type)))
       throw fail(fmt::format("tensor '{}' ({}) holds {} bytes, its shape needs {}", out.name, out.shape_string(),
                              out.size, out.num_elements() * static_cast<int64_t>(element_size(out.type))));
     model.tensors.push_back(std::move(out));
@@ -274,9 +278,11 @@ Model parse_model(std::vector<uint8_t> bytes, const std::string& origin) {
     op.inputs = to_vector(o->inputs());
     op.outputs = to_vector(o->outputs());
     for (int32_t idx : op.inputs)
-      if (idx >= static_cast<int32_t>(num_tensors)) throw fail(fmt::format("operator {} reads tensor {} of {}", i, idx, num_tensors));
+      if (idx >= static_cast<int32_t>(num_tensors))
+        throw fail(fmt::format("operator {} reads tensor {} of {}", i, idx, num_tensors));
     for (int32_t idx : op.outputs)
-      if (idx < 0 || idx >= static_cast<int32_t>(num_tensors)) throw fail(fmt::format("operator {} writes tensor {} of {}", i, idx, num_tensors));
+      if (idx < 0 || idx >= static_cast<int32_t>(num_tensors))
+        throw fail(fmt::format("operator {} writes tensor {} of {}", i, idx, num_tensors));
     if (o->options_type() == kConv2DOptions && o->options()) {
       const auto* c = static_cast<const Conv2DOptions*>(o->options());
       op.padding = static_cast<Padding>(c->padding());
@@ -298,7 +304,8 @@ Model parse_model(std::vector<uint8_t> bytes, const std::string& origin) {
 }
 
 std::vector<float> Model::dequantize(int index) const {
-  if (index < 0 || index >= static_cast<int>(tensors.size())) throw Error(fmt::format("tensor index {} out of range", index));
+  if (index < 0 || index >= static_cast<int>(tensors.size()))
+    throw Error(fmt::format("tensor index {} out of range", index));
   const Tensor& t = tensors[static_cast<size_t>(index)];
   if (!t.has_data) throw Error(fmt::format("tensor '{}' has no constant data", t.name));
   const uint8_t* data = bytes.data() + t.offset;
@@ -322,13 +329,16 @@ std::vector<float> Model::dequantize(int index) const {
   size_t channels = 1, inner = 1;
   if (t.scale.size() > 1) {
     const int qd = t.quantized_dimension;
-    if (qd < 0 || qd >= static_cast<int>(t.shape.size()) || t.shape[static_cast<size_t>(qd)] != static_cast<int>(t.scale.size()))
-      throw Error(fmt::format("tensor '{}' ({}) has {} scales along dimension {}", t.name, t.shape_string(), t.scale.size(), qd));
+    if (qd < 0 || qd >= static_cast<int>(t.shape.size()) ||
+        t.shape[static_cast<size_t>(qd)] != static_cast<int>(t.scale.size()))
+      throw Error(fmt::format("tensor '{}' ({}) has {} scales along dimension {}", t.name, t.shape_string(),
+                              t.scale.size(), qd));
     channels = t.scale.size();
     for (size_t d = static_cast<size_t>(qd) + 1; d < t.shape.size(); ++d) inner *= static_cast<size_t>(t.shape[d]);
   }
   if (!t.zero_point.empty() && t.zero_point.size() != t.scale.size())
-    throw Error(fmt::format("tensor '{}' has {} scales but {} zero points", t.name, t.scale.size(), t.zero_point.size()));
+    throw Error(
+        fmt::format("tensor '{}' has {} scales but {} zero points", t.name, t.scale.size(), t.zero_point.size()));
   for (size_t i = 0; i < n; ++i) {
     const size_t c = channels > 1 ? (i / inner) % channels : 0;
     const double zp = t.zero_point.empty() ? 0.0 : static_cast<double>(t.zero_point[c]);

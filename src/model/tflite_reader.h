@@ -13,8 +13,17 @@ namespace maskwatch::tflite {
 
 enum class TensorType : int8_t { Float32 = 0, Float16 = 1, Int32 = 2, UInt8 = 3, Int64 = 4, Int8 = 9 };
 enum class Op : int32_t {
-  Add = 0, AveragePool2D = 1, Conv2D = 3, DepthwiseConv2D = 4, Dequantize = 6, FullyConnected = 9,
-  Reshape = 22, Softmax = 25, Mean = 40, Quantize = 114, Other = -1
+  Add = 0,
+  AveragePool2D = 1,
+  Conv2D = 3,
+  DepthwiseConv2D = 4,
+  Dequantize = 6,
+  FullyConnected = 9,
+  Reshape = 22,
+  Softmax = 25,
+  Mean = 40,
+  Quantize = 114,
+  Other = -1
 };
 enum class Padding : int8_t { Same = 0, Valid = 1 };
 enum class Activation : int8_t { None = 0, Relu = 1, ReluN1To1 = 2, Relu6 = 3, Tanh = 4, Other = -1 };
@@ -23,11 +32,11 @@ struct Tensor {
   std::string name;
   std::vector<int32_t> shape;
   TensorType type = TensorType::Float32;
-  std::vector<float> scale;          // empty when not quantized
+  std::vector<float> scale;  // empty when not quantized
   std::vector<int64_t> zero_point;
   int32_t quantized_dimension = 0;
-  bool has_data = false;             // false for activations
-  size_t offset = 0, size = 0;       // where the data lies in Model::bytes
+  bool has_data = false;        // false for activations
+  size_t offset = 0, size = 0;  // where the data lies in Model::bytes
 
   int64_t num_elements() const;
   std::string shape_string() const;  // "32x3x3x3"
@@ -44,9 +53,9 @@ struct Operator {
 };
 
 struct Model {
-  std::vector<uint8_t> bytes;        // the whole file; tensors point into it
+  std::vector<uint8_t> bytes;  // the whole file; tensors point into it
   std::vector<Tensor> tensors;
-  std::vector<Operator> operators;   // execution order of subgraph 0
+  std::vector<Operator> operators;  // execution order of subgraph 0
   std::vector<int32_t> inputs, outputs;
 
   // Tensor data as float32: dequantized ((q - zero_point) * scale, per tensor or per

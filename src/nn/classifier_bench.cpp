@@ -1,14 +1,14 @@
 #include "nn/classifier_bench.h"
 
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
+#include <opencv2/core.hpp>
 
+#include "nn/blob_tensor.h"
 #include "nn/mask_net.h"
 #include "nn/onnx_export.h"
-#include "nn/blob_tensor.h"
+#include "util/stopwatch.h"
 #include "vision/mask_classifier.h"
 #include "vision/xnnpack_net.h"
-#include "util/stopwatch.h"
 
 namespace maskwatch {
 

@@ -33,8 +33,8 @@ std::vector<ClassScore> imagenet_topk(MobileNetV2& net, const std::vector<std::s
   std::vector<ClassScore> out;
   for (int64_t i = 0; i < values.size(0); ++i) {
     const int idx = static_cast<int>(indices[i].item<int64_t>());
-    const std::string label = idx < static_cast<int>(labels.size()) ? labels[static_cast<size_t>(idx)]
-                                                                     : fmt::format("class {}", idx);
+    const std::string label =
+        idx < static_cast<int>(labels.size()) ? labels[static_cast<size_t>(idx)] : fmt::format("class {}", idx);
     out.push_back({label, idx, values[i].item<float>()});
   }
   return out;

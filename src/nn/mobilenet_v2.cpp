@@ -9,14 +9,11 @@ namespace maskwatch {
 namespace F = torch::nn::functional;
 
 ConvBNImpl::ConvBNImpl(int in, int out, int kernel_, int stride_, int groups_, bool relu6_)
-    : in_channels(in), out_channels(out), kernel(kernel_), stride(stride_), groups(groups_),
-      relu6(relu6_) {
-  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
-                                                       .stride(stride)
-                                                       .groups(groups)
-                                                       .bias(false)));
-  bn = register_module("bn", torch::nn::BatchNorm2d(
-                                 torch::nn::BatchNormOptions(out).eps(kBatchNormEps).momentum(0.01)));
+    : in_channels(in), out_channels(out), kernel(kernel_), stride(stride_), groups(groups_), relu6(relu6_) {
+  conv = register_module(
+      "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel).stride(stride).groups(groups).bias(false)));
+  bn =
+      register_module("bn", torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(out).eps(kBatchNormEps).momentum(0.01)));
 }
 
 torch::Tensor ConvBNImpl::forward(torch::Tensor x) {
@@ -83,9 +80,12 @@ torch::Tensor MobileNetV2Impl::forward_stages(torch::Tensor x, int first, int la
   if (first < 0 || last >= kNumStages || first > last)
     throw Error(fmt::format("bad stage range [{}, {}]", first, last));
   for (int s = first; s <= last; ++s) {
-    if (s == 0) x = stem->forward(x);
-    else if (s == kNumStages - 1) x = last_conv->forward(x);
-    else x = blocks[static_cast<size_t>(s - 1)]->forward(x);
+    if (s == 0)
+      x = stem->forward(x);
+    else if (s == kNumStages - 1)
+      x = last_conv->forward(x);
+    else
+      x = blocks[static_cast<size_t>(s - 1)]->forward(x);
   }
   return x;
 }

@@ -11,7 +11,7 @@
 namespace maskwatch {
 namespace {
 
-constexpr int kOpset = 10;    // Clip takes min/max as attributes up to opset 10
+constexpr int kOpset = 10;     // Clip takes min/max as attributes up to opset 10
 constexpr int kIrVersion = 5;  // the IR version that goes with opset 10
 
 // Builds one ONNX graph node by node; names values v0, v1, ...
@@ -175,7 +175,8 @@ std::string export_backbone_onnx(MobileNetV2& backbone, int last_stage, bool poo
   return g.finish(x, {c, s, s});
 }
 
-void save_model(const std::filesystem::path& onnx_path, MaskNet& net, ModelMeta meta, const OnnxExportOptions& options) {
+void save_model(const std::filesystem::path& onnx_path, MaskNet& net, ModelMeta meta,
+                const OnnxExportOptions& options) {
   if (static_cast<int>(meta.classes.size()) != net->options.num_classes)
     throw Error(fmt::format("{} class names for a {}-class model", meta.classes.size(), net->options.num_classes));
   const std::string bytes = export_classifier_onnx(net, options);

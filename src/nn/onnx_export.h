@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <string>
 
-#include "nn/mask_net.h"
 #include "model/model_meta.h"
+#include "nn/mask_net.h"
 #include "nn/mobilenet_v2.h"
 
 namespace maskwatch {

@@ -35,13 +35,12 @@ torch::Tensor tensor_from(const tflite::Model& m, int index, const std::vector<i
 }
 
 // Bias of a conv/FC op (input 2), or zeros when the op has none.
-torch::Tensor bias_of(const tflite::Model& m, const tflite::Operator& op, int64_t channels,
-                      const std::string& slot) {
+torch::Tensor bias_of(const tflite::Model& m, const tflite::Operator& op, int64_t channels, const std::string& slot) {
   if (op.inputs.size() < 3 || op.inputs[2] < 0) return torch::zeros({channels});
   const auto& t = m.tensors[static_cast<size_t>(op.inputs[2])];
   if (t.shape != std::vector<int32_t>{static_cast<int32_t>(channels)})
-    throw Error(fmt::format("tensor '{}' has shape {} where MobileNetV2 needs {} ({} bias)", t.name,
-                            t.shape_string(), channels, slot));
+    throw Error(fmt::format("tensor '{}' has shape {} where MobileNetV2 needs {} ({} bias)", t.name, t.shape_string(),
+                            channels, slot));
   return tensor_from(m, op.inputs[2], {channels});
 }
 
@@ -73,25 +72,26 @@ TfliteImportReport import_model(const tflite::Model& m, const std::filesystem::p
     auto& [slot, conv] = slots[s];
     const bool depthwise = conv->groups > 1;
     if (s >= layer_ops.size())
-      throw Error(fmt::format("{}: only {} convolutions, MobileNetV2 needs {} (first missing: {})",
-                              file.string(), layer_ops.size(), slots.size(), slot));
+      throw Error(fmt::format("{}: only {} convolutions, MobileNetV2 needs {} (first missing: {})", file.string(),
+                              layer_ops.size(), slots.size(), slot));
     const auto& op = m.operators[layer_ops[s]];
     const auto& w = weight_of(m, op, layer_ops[s]);
     const Op want = depthwise ? Op::DepthwiseConv2D : Op::Conv2D;
     if (op.op != want)
-      throw Error(fmt::format("tensor '{}' belongs to a {} where MobileNetV2 has a {} ({})", w.name,
-                              op_name(op.op), op_name(want), slot));
+      throw Error(fmt::format("tensor '{}' belongs to a {} where MobileNetV2 has a {} ({})", w.name, op_name(op.op),
+                              op_name(want), slot));
     const int32_t k = conv->kernel, out = conv->out_channels, in = conv->in_channels;
     const std::vector<int32_t> want_shape =
         depthwise ? std::vector<int32_t>{1, k, k, out} : std::vector<int32_t>{out, k, k, in};
     if (w.shape != want_shape)
-      throw Error(fmt::format("tensor '{}' has shape {} where MobileNetV2 needs {} ({})", w.name,
-                              w.shape_string(), fmt::join(want_shape, "x"), slot));
+      throw Error(fmt::format("tensor '{}' has shape {} where MobileNetV2 needs {} ({})", w.name, w.shape_string(),
+                              fmt::join(want_shape, "x"), slot));
     if (op.stride_h != conv->stride || op.stride_w != conv->stride)
       throw Error(fmt::format("tensor '{}' is used with stride {}x{} where MobileNetV2 needs {} ({})", w.name,
                               op.stride_h, op.stride_w, conv->stride, slot));
     if (k > 1 && op.padding != tflite::Padding::Same)
-      throw Error(fmt::format("tensor '{}' is used with VALID padding where MobileNetV2 needs SAME ({})", w.name, slot));
+      throw Error(
+          fmt::format("tensor '{}' is used with VALID padding where MobileNetV2 needs SAME ({})", w.name, slot));
     const auto want_act = conv->relu6 ? tflite::Activation::Relu6 : tflite::Activation::None;
     if (op.activation != want_act)
       throw Error(fmt::format("tensor '{}' is followed by activation {} where MobileNetV2 needs {} ({})", w.name,
@@ -113,8 +113,8 @@ TfliteImportReport import_model(const tflite::Model& m, const std::filesystem::p
                           w.shape[3] == kFeatureChannels;
     const bool fc_top = op.op == Op::FullyConnected && w.shape.size() == 2 && w.shape[1] == kFeatureChannels;
     if (!conv_top && !fc_top)
-      throw Error(fmt::format("tensor '{}' has shape {} where MobileNetV2's classifier needs Kx{} or Kx1x1x{}",
-                              w.name, w.shape_string(), kFeatureChannels, kFeatureChannels));
+      throw Error(fmt::format("tensor '{}' has shape {} where MobileNetV2's classifier needs Kx{} or Kx1x1x{}", w.name,
+                              w.shape_string(), kFeatureChannels, kFeatureChannels));
     report.top_classes = w.shape[0];
     if (net->imagenet_top) {
       const auto want = net->imagenet_top->weight.size(0);

@@ -17,7 +17,9 @@ struct TfliteImportReport {
   int top_classes = 0;        // classes of the ImageNet top in the file (0 if none)
 };
 
-namespace tflite { struct Model; }
+namespace tflite {
+struct Model;
+}
 
 // Fills `net`. When net has an ImageNet top, the file's classifier must match it.
 TfliteImportReport import_tflite(const std::filesystem::path& file, MobileNetV2& net);

@@ -9,8 +9,8 @@
 #include <opencv2/videoio.hpp>
 
 #include "perf/timing.h"
-#include "util/stopwatch.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 #include "util/threads.h"
 #include "vision/overlay.h"
 #include "vision/pipeline.h"

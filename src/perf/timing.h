@@ -16,8 +16,8 @@ struct TimingStats {
 
 // Runs fn `warmup` times untimed, then until both min_iterations and min_seconds are
 // reached (capped at max_iterations); statistics over the per-call wall times.
-TimingStats time_it(const std::function<void()>& fn, int warmup = 3, int min_iterations = 10,
-                    double min_seconds = 1.0, int max_iterations = 1000);
+TimingStats time_it(const std::function<void()>& fn, int warmup = 3, int min_iterations = 10, double min_seconds = 1.0,
+                    int max_iterations = 1000);
 
 // Peak resident set size of this process so far, in MiB (from /proc/self/status VmHWM).
 double peak_rss_mib();

@@ -24,7 +24,11 @@ bool in_schedule(const AlertRule& rule, double unix_time) {
 
 AlertEngine::AlertEngine(const ServeConfig& config, Engine& engine, Storage& storage, std::string base_url,
                          std::function<void(const nlohmann::json&)> to_mqtt)
-    : rules_(config.alerts), engine_(engine), storage_(storage), base_url_(std::move(base_url)), to_mqtt_(std::move(to_mqtt)) {
+    : rules_(config.alerts),
+      engine_(engine),
+      storage_(storage),
+      base_url_(std::move(base_url)),
+      to_mqtt_(std::move(to_mqtt)) {
   for (const auto& r : rules_)
     if (!r.webhook.empty()) webhooks_ = std::make_unique<WebhookSender>();
 }
@@ -52,7 +56,8 @@ void AlertEngine::observe(const nlohmann::json& e) {
   const std::string type = e.value("type", "");
   const std::string camera = e.value("camera", "");
   if (type == "status") {
-    if (e.value("status", "") == "offline") offline_since_.emplace(camera, e.value("time", unix_now()));
+    if (e.value("status", "") == "offline")
+      offline_since_.emplace(camera, e.value("time", unix_now()));
     else {
       offline_since_.erase(camera);
       for (auto it = fired_outages_.begin(); it != fired_outages_.end();)
@@ -95,7 +100,8 @@ void AlertEngine::check(double now) {
         }
       } else if (rule.kind == "camera_offline") {
         const auto off = offline_since_.find(camera);
-        if (off == offline_since_.end() || now - off->second < rule.seconds || fired_outages_.count({rule.name, camera}))
+        if (off == offline_since_.end() || now - off->second < rule.seconds ||
+            fired_outages_.count({rule.name, camera}))
           continue;
         fired_outages_.insert({rule.name, camera});
         fire(rule, camera, now, fmt::format("camera {} offline for {:.0f} s", camera, now - off->second),
@@ -134,9 +140,9 @@ void AlertEngine::fire(const AlertRule& rule, const std::string& camera, double 
   }
   const int64_t id = engine_.history().add_alert(camera, now, rule.name, message, snapshot);
   const std::string path = snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id);
-  nlohmann::json alert = {{"type", "alert"}, {"id", id},           {"rule", rule.name},
-                          {"kind", rule.kind}, {"camera", camera}, {"time", now},
-                          {"message", message}, {"snapshot_url", path.empty() ? "" : base_url_ + path}};
+  nlohmann::json alert = {
+      {"type", "alert"},  {"id", id},    {"rule", rule.name},  {"kind", rule.kind},
+      {"camera", camera}, {"time", now}, {"message", message}, {"snapshot_url", path.empty() ? "" : base_url_ + path}};
   for (const auto& [k, v] : extra.items()) alert[k] = v;
   spdlog::info("alert {}: {}", rule.name, message);
   engine_.bus().publish(alert.dump());

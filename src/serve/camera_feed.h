@@ -33,7 +33,7 @@ class CameraFeed {
   const CameraConfig& config() const { return config_; }
   int64_t frames_captured() const { return captured_; }
   int64_t frames_dropped() const { return dropped_; }  // overwritten before the worker took them
-  double camera_fps() const;                            // measured capture rate
+  double camera_fps() const;                           // measured capture rate
 
  private:
   void loop();

@@ -19,7 +19,8 @@ class MapReader {
  public:
   MapReader(const YAML::Node& node, std::string where, const std::string& file)
       : node_(node), where_(std::move(where)), file_(file) {
-    if (node_ && !node_.IsNull() && !node_.IsMap()) fail(node_, fmt::format("{} must be a mapping of keys to values", where_));
+    if (node_ && !node_.IsNull() && !node_.IsMap())
+      fail(node_, fmt::format("{} must be a mapping of keys to values", where_));
   }
 
   [[noreturn]] void fail(const YAML::Node& at, const std::string& what) const {
@@ -88,10 +89,14 @@ class MapReader {
  private:
   template <class T>
   static const char* type_name() {
-    if constexpr (std::is_same_v<T, bool>) return "true or false";
-    else if constexpr (std::is_integral_v<T>) return "a whole number";
-    else if constexpr (std::is_floating_point_v<T>) return "a number";
-    else return "text";
+    if constexpr (std::is_same_v<T, bool>)
+      return "true or false";
+    else if constexpr (std::is_integral_v<T>)
+      return "a whole number";
+    else if constexpr (std::is_floating_point_v<T>)
+      return "a number";
+    else
+      return "text";
   }
   YAML::Node node_;
   std::string where_, file_;
@@ -108,9 +113,12 @@ std::string expand(const std::string& s, const MapReader& r, const YAML::Node& a
     const std::string name = (*it)[1];
     const char* env = std::getenv(name.c_str());
     std::string value;
-    if (env) value = env;
-    else if (name == "MASKWATCH_SHARED") value = shared_data_dir().string();
-    else r.fail(at, fmt::format("{}: environment variable {} is not set", r.where(), name));
+    if (env)
+      value = env;
+    else if (name == "MASKWATCH_SHARED")
+      value = shared_data_dir().string();
+    else
+      r.fail(at, fmt::format("{}: environment variable {} is not set", r.where(), name));
     out += s.substr(last, static_cast<size_t>(it->position()) - last) + value;
     last = static_cast<size_t>(it->position() + it->length());
   }
@@ -132,7 +140,8 @@ void read_secret(MapReader& r, const std::string& key, std::string& out) {
   r.get(key + "_env", env);
   if (env.empty()) return;
   const char* v = std::getenv(env.c_str());
-  if (!v) r.fail(r.child(key + "_env"), fmt::format("{}.{}_env: environment variable {} is not set", r.where(), key, env));
+  if (!v)
+    r.fail(r.child(key + "_env"), fmt::format("{}.{}_env: environment variable {} is not set", r.where(), key, env));
   out = v;
 }
 
@@ -205,7 +214,8 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
       if (h < 0 || h > 23) r.fail(r.child("hours"), fmt::format("{}.hours: {} is not an hour (0-23)", r.where(), h));
     r.get_list("weekdays", a.weekdays);
     for (int d : a.weekdays)
-      if (d < 0 || d > 6) r.fail(r.child("weekdays"), fmt::format("{}.weekdays: {} is not a weekday (0 = Sunday .. 6)", r.where(), d));
+      if (d < 0 || d > 6)
+        r.fail(r.child("weekdays"), fmt::format("{}.weekdays: {} is not a weekday (0 = Sunday .. 6)", r.where(), d));
     r.get("mqtt", a.mqtt);
     r.get("webhook", a.webhook);
     a.webhook = expand(a.webhook, r, r.child("webhook"));
@@ -346,8 +356,11 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
                           {"reclassify_after_s", d.reclassify_after_s}};
   };
   const auto tracker_json = [](const TrackerOptions& t) {
-    return nlohmann::json{{"tau_s", t.tau_s}, {"enter", t.enter}, {"uncertain_after_s", t.uncertain_after_s},
-                          {"max_missed_s", t.max_missed_s}, {"iou_match", t.iou_match}};
+    return nlohmann::json{{"tau_s", t.tau_s},
+                          {"enter", t.enter},
+                          {"uncertain_after_s", t.uncertain_after_s},
+                          {"max_missed_s", t.max_missed_s},
+                          {"iou_match", t.iou_match}};
   };
   nlohmann::json cams = nlohmann::json::object();
   for (const auto& c : cameras)
@@ -363,42 +376,52 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
                     {"tracker", tracker_json(c.tracker)}};
   nlohmann::json alert_list = nlohmann::json::array();
   for (const auto& a : alerts)
-    alert_list.push_back({{"name", a.name},       {"kind", a.kind},         {"cameras", a.cameras},
-                          {"seconds", a.seconds}, {"below", a.below},       {"window_minutes", a.window_minutes},
-                          {"min_faces", a.min_faces}, {"cooldown_s", a.cooldown_s}, {"hours", a.hours},
-                          {"weekdays", a.weekdays}, {"mqtt", a.mqtt},       {"webhook", redact ? redact_url(a.webhook) : a.webhook},
+    alert_list.push_back({{"name", a.name},
+                          {"kind", a.kind},
+                          {"cameras", a.cameras},
+                          {"seconds", a.seconds},
+                          {"below", a.below},
+                          {"window_minutes", a.window_minutes},
+                          {"min_faces", a.min_faces},
+                          {"cooldown_s", a.cooldown_s},
+                          {"hours", a.hours},
+                          {"weekdays", a.weekdays},
+                          {"mqtt", a.mqtt},
+                          {"webhook", redact ? redact_url(a.webhook) : a.webhook},
                           {"sound", a.sound}});
-  return {{"file", file.string()},
-          {"model", model.empty() ? default_model_path().string() : model},
-          {"detector", detector_json(detector)},
-          {"tracker", tracker_json(tracker)},
-          {"http",
-           {{"listen", http.listen},
-            {"port", http.port},
-            {"max_stream_clients", http.max_stream_clients},
-            {"stream_fps", http.stream_fps},
-            {"jpeg_quality", http.jpeg_quality},
-            {"auth", {{"token", secret(http.auth.token)}, {"user", http.auth.user}, {"password", secret(http.auth.password)}}}}},
-          {"storage",
-           {{"dir", storage.dir},
-            {"retention_days", storage.retention_days},
-            {"max_disk_mb", storage.max_disk_mb},
-            {"snapshots", storage.snapshots}}},
-          {"mqtt",
-           {{"enabled", mqtt.enabled},
-            {"host", mqtt.host},
-            {"port", mqtt.port},
-            {"user", mqtt.user},
-            {"password", secret(mqtt.password)},
-            {"client_id", mqtt.client_id},
-            {"topic_prefix", mqtt.prefix()},
-            {"tls", mqtt.tls},
-            {"compliance_interval_s", mqtt.compliance_interval_s},
-            {"stats_interval_s", mqtt.stats_interval_s},
-            {"buffer_messages", mqtt.buffer_messages}}},
-          {"alerts", alert_list},
-          {"fleet", {{"subscribe", fleet.subscribe}}},
-          {"cameras", cams}};
+  return {
+      {"file", file.string()},
+      {"model", model.empty() ? default_model_path().string() : model},
+      {"detector", detector_json(detector)},
+      {"tracker", tracker_json(tracker)},
+      {"http",
+       {{"listen", http.listen},
+        {"port", http.port},
+        {"max_stream_clients", http.max_stream_clients},
+        {"stream_fps", http.stream_fps},
+        {"jpeg_quality", http.jpeg_quality},
+        {"auth",
+         {{"token", secret(http.auth.token)}, {"user", http.auth.user}, {"password", secret(http.auth.password)}}}}},
+      {"storage",
+       {{"dir", storage.dir},
+        {"retention_days", storage.retention_days},
+        {"max_disk_mb", storage.max_disk_mb},
+        {"snapshots", storage.snapshots}}},
+      {"mqtt",
+       {{"enabled", mqtt.enabled},
+        {"host", mqtt.host},
+        {"port", mqtt.port},
+        {"user", mqtt.user},
+        {"password", secret(mqtt.password)},
+        {"client_id", mqtt.client_id},
+        {"topic_prefix", mqtt.prefix()},
+        {"tls", mqtt.tls},
+        {"compliance_interval_s", mqtt.compliance_interval_s},
+        {"stats_interval_s", mqtt.stats_interval_s},
+        {"buffer_messages", mqtt.buffer_messages}}},
+      {"alerts", alert_list},
+      {"fleet", {{"subscribe", fleet.subscribe}}},
+      {"cameras", cams}};
 }
 
 }  // namespace maskwatch

@@ -26,11 +26,11 @@ struct DetectorSettings {
 
 struct CameraConfig {
   std::string name;
-  std::string source;      // webcam index, /dev/videoN, file, rtsp/http URL
+  std::string source;  // webcam index, /dev/videoN, file, rtsp/http URL
   bool enabled = true;
   int width = 640, height = 480;  // requested camera resolution
-  double fps_limit = 10;   // frames processed per second at most
-  bool loop = false;       // video files: start again at the end (demo, tests)
+  double fps_limit = 10;          // frames processed per second at most
+  bool loop = false;              // video files: start again at the end (demo, tests)
   bool mirror = false;
   double reconnect_max_s = 30;  // longest wait between reconnect attempts
   DetectorSettings detector;
@@ -73,18 +73,18 @@ struct MqttConfig {
 
 struct AlertRule {
   std::string name;
-  std::string kind;                // "unmasked_face", "low_compliance", "camera_offline"
+  std::string kind;                  // "unmasked_face", "low_compliance", "camera_offline"
   std::vector<std::string> cameras;  // empty = all
-  double seconds = 3;              // unmasked_face: visible this long; camera_offline: down this long
-  double below = 0.8;              // low_compliance: share with mask under this...
-  double window_minutes = 10;      // ...over this window
-  int min_faces = 1;               // low_compliance: at least this many faces in the window
+  double seconds = 3;                // unmasked_face: visible this long; camera_offline: down this long
+  double below = 0.8;                // low_compliance: share with mask under this...
+  double window_minutes = 10;        // ...over this window
+  int min_faces = 1;                 // low_compliance: at least this many faces in the window
   double cooldown_s = 300;
-  std::vector<int> hours;          // allowed hours of the day (0-23); empty = always
-  std::vector<int> weekdays;       // 0 = Sunday .. 6; empty = every day
+  std::vector<int> hours;     // allowed hours of the day (0-23); empty = always
+  std::vector<int> weekdays;  // 0 = Sunday .. 6; empty = every day
   bool mqtt = true;
-  std::string webhook;             // http(s) URL, optional
-  bool sound = false;              // `maskwatch run` only
+  std::string webhook;  // http(s) URL, optional
+  bool sound = false;   // `maskwatch run` only
 };
 
 struct FleetConfig {

@@ -99,7 +99,8 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
         FaceDetectorOptions o;
         o.model = config.detector.face_model;
         o.score_threshold = config.detector.score_threshold;
-        for (const auto& c : config.cameras) o.score_threshold = std::min(o.score_threshold, c.detector.score_threshold);
+        for (const auto& c : config.cameras)
+          o.score_threshold = std::min(o.score_threshold, c.detector.score_threshold);
         o.detect_width = config.detector.detect_width;
         return o;
       }()) {
@@ -117,9 +118,8 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
     for (const auto& label : classifier_.classes()) cam->faces_total[label] = 0;
     cam->faces_total["uncertain"] = 0;
     Camera* raw = cam.get();
-    cam->feed = std::make_unique<CameraFeed>(cc, &wake_, [this, raw](const std::string& s, const std::string& d) {
-      on_status(*raw, s, d);
-    });
+    cam->feed = std::make_unique<CameraFeed>(
+        cc, &wake_, [this, raw](const std::string& s, const std::string& d) { on_status(*raw, s, d); });
     cameras_.push_back(std::move(cam));
   }
 }
@@ -163,8 +163,8 @@ void Engine::on_status(Camera& cam, const std::string& status, const std::string
   const double now = unix_now();
   spdlog::info("camera {}: {} ({})", cam.config.name, status, detail);
   history_->add_status(cam.config.name, now, status, detail);
-  bus_.publish(nlohmann::json{{"type", "status"}, {"camera", cam.config.name}, {"status", status},
-                              {"detail", detail}, {"time", now}}
+  bus_.publish(nlohmann::json{
+      {"type", "status"}, {"camera", cam.config.name}, {"status", status}, {"detail", detail}, {"time", now}}
                    .dump());
 }
 
@@ -209,7 +209,8 @@ void Engine::worker() {
     }
     if (std::chrono::steady_clock::now() > next_retention) {
       try {
-        const int removed = storage_.apply_retention(config_.storage.retention_days, config_.storage.max_disk_mb, unix_now());
+        const int removed =
+            storage_.apply_retention(config_.storage.retention_days, config_.storage.max_disk_mb, unix_now());
         if (removed) spdlog::info("retention: removed {} old snapshot(s)", removed);
       } catch (const std::exception& e) {
         spdlog::error("retention: {}", e.what());
@@ -228,8 +229,9 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
   FrameResult r = cam.pipeline->process(frame, index, time_s);
   // The camera's own face threshold (the detector is shared at the global one).
   const float min_face = cam.config.detector.score_threshold;
-  r.faces.erase(std::remove_if(r.faces.begin(), r.faces.end(), [&](const TrackedFace& f) { return f.face_score < min_face; }),
-                r.faces.end());
+  r.faces.erase(
+      std::remove_if(r.faces.begin(), r.faces.end(), [&](const TrackedFace& f) { return f.face_score < min_face; }),
+      r.faces.end());
   const auto& classes = classifier_.classes();
 
   // Track bookkeeping: the final verdict is the class a track showed longest.
@@ -253,16 +255,17 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
     nlohmann::json box = nullptr;
     for (const auto& f : r.faces)
       if (f.track_id == c.track_id) box = {f.box.x, f.box.y, f.box.x + f.box.width, f.box.y + f.box.height};
-    bus_.publish(nlohmann::json{{"type", c.first ? "new" : "update"},
-                                {"camera", cam.config.name},
-                                {"track_id", c.track_id},
-                                {"label", verdict_name(c.to, classes)},
-                                {"from", c.first ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(c.from, classes))},
-                                {"score", c.confidence},
-                                {"start_time", t != cam.open_tracks.end() ? nlohmann::json(t->second.start) : nlohmann::json(nullptr)},
-                                {"box", box},
-                                {"time", now}}
-                     .dump());
+    bus_.publish(nlohmann::json{
+        {"type", c.first ? "new" : "update"},
+        {"camera", cam.config.name},
+        {"track_id", c.track_id},
+        {"label", verdict_name(c.to, classes)},
+        {"from", c.first ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(c.from, classes))},
+        {"score", c.confidence},
+        {"start_time", t != cam.open_tracks.end() ? nlohmann::json(t->second.start) : nlohmann::json(nullptr)},
+        {"box", box},
+        {"time",
+         now}}.dump());
   }
   const double max_missed = cam.config.tracker.max_missed_s;
   std::vector<int> ended;
@@ -361,16 +364,17 @@ void Engine::finish_track(Camera& cam, int track_id) {
     std::lock_guard<std::mutex> lock(cam.mutex);
     ++cam.faces_total[e.label];
   }
-  bus_.publish(nlohmann::json{{"type", "end"},
-                              {"id", id},
-                              {"camera", e.camera},
-                              {"track_id", track_id},
-                              {"label", e.label},
-                              {"score", e.score},
-                              {"start_time", e.start},
-                              {"end_time", e.end},
-                              {"box", {e.x1, e.y1, e.x2, e.y2}},
-                              {"snapshot_url", e.snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id)}}
+  bus_.publish(nlohmann::json{
+      {"type", "end"},
+      {"id", id},
+      {"camera", e.camera},
+      {"track_id", track_id},
+      {"label", e.label},
+      {"score", e.score},
+      {"start_time", e.start},
+      {"end_time", e.end},
+      {"box", {e.x1, e.y1, e.x2, e.y2}},
+      {"snapshot_url", e.snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id)}}
                    .dump());
 }
 
@@ -466,11 +470,13 @@ nlohmann::json Engine::stats() const {
     for (int i = 0; i < 5; ++i)
       stages[kStageNames[i]] = stage_hist_[i]->n ? 1000 * stage_hist_[i]->sum / stage_hist_[i]->n : 0.0;
   }
-  const nlohmann::json storage = {{"pending_rows", history_->pending()},
-                                   {"dropped_rows", history_->dropped()},
-                                   {"error", history_->last_error()}};
-  return {{"cameras", cams}, {"inference_ms_mean", stages}, {"uptime_s", unix_now() - started_unix_},
-          {"classes", classifier_.classes()}, {"storage", storage}};
+  const nlohmann::json storage = {
+      {"pending_rows", history_->pending()}, {"dropped_rows", history_->dropped()}, {"error", history_->last_error()}};
+  return {{"cameras", cams},
+          {"inference_ms_mean", stages},
+          {"uptime_s", unix_now() - started_unix_},
+          {"classes", classifier_.classes()},
+          {"storage", storage}};
 }
 
 std::string Engine::prometheus_metrics() const {
@@ -479,14 +485,16 @@ std::string Engine::prometheus_metrics() const {
   for (const auto& c : cameras_)
     out += fmt::format("maskwatch_camera_up{{camera=\"{}\"}} {}\n", c->config.name,
                        c->feed && c->feed->status() == "online" ? 1 : 0);
-  out += "# HELP maskwatch_camera_frames_total Frames per camera by what happened to them.\n"
-         "# TYPE maskwatch_camera_frames_total counter\n";
+  out +=
+      "# HELP maskwatch_camera_frames_total Frames per camera by what happened to them.\n"
+      "# TYPE maskwatch_camera_frames_total counter\n";
   for (const auto& c : cameras_) {
     std::lock_guard<std::mutex> lock(c->mutex);
     const int64_t dropped = c->feed ? c->feed->frames_dropped() : 0;
-    for (const auto& [result, n] : {std::pair<const char*, int64_t>{"processed", c->processed}, {"skipped", c->skipped},
-                                   {"dropped", dropped}})
-      out += fmt::format("maskwatch_camera_frames_total{{camera=\"{}\",result=\"{}\"}} {}\n", c->config.name, result, n);
+    for (const auto& [result, n] :
+         {std::pair<const char*, int64_t>{"processed", c->processed}, {"skipped", c->skipped}, {"dropped", dropped}})
+      out +=
+          fmt::format("maskwatch_camera_frames_total{{camera=\"{}\",result=\"{}\"}} {}\n", c->config.name, result, n);
   }
   out += "# HELP maskwatch_faces_total Finished face tracks by final verdict.\n# TYPE maskwatch_faces_total counter\n";
   for (const auto& c : cameras_) {
@@ -503,8 +511,9 @@ std::string Engine::prometheus_metrics() const {
       "# HELP maskwatch_storage_dropped_rows_total History rows dropped because too many waited.\n"
       "# TYPE maskwatch_storage_dropped_rows_total counter\nmaskwatch_storage_dropped_rows_total {}\n",
       history_->pending(), history_->dropped());
-  out += "# HELP maskwatch_inference_seconds Time per processed frame by stage.\n"
-         "# TYPE maskwatch_inference_seconds histogram\n";
+  out +=
+      "# HELP maskwatch_inference_seconds Time per processed frame by stage.\n"
+      "# TYPE maskwatch_inference_seconds histogram\n";
   {
     std::lock_guard<std::mutex> lock(hist_mutex_);
     for (int i = 0; i < 5; ++i) {

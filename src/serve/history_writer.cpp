@@ -51,7 +51,8 @@ int64_t HistoryWriter::write(const Row& row) {
 int64_t HistoryWriter::submit(Row row) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (pending_.size() >= capacity_) {
-    if (dropped_ == 0) spdlog::error("storage: {} history rows wait in memory; dropping the oldest from now on", capacity_);
+    if (dropped_ == 0)
+      spdlog::error("storage: {} history rows wait in memory; dropping the oldest from now on", capacity_);
     pending_.pop_front();
     ++dropped_;
   }

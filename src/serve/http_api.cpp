@@ -26,9 +26,7 @@ void send_json(Response& res, const nlohmann::json& j, int status = 200) {
   res.set_content(j.dump(), "application/json");
 }
 
-void send_error(Response& res, int status, const std::string& message) {
-  send_json(res, {{"error", message}}, status);
-}
+void send_error(Response& res, int status, const std::string& message) { send_json(res, {{"error", message}}, status); }
 
 // Query parameter as a number; absent -> fallback; malformed -> throws (400).
 double number_param(const Request& req, const char* name, double fallback) {
@@ -59,8 +57,8 @@ std::string base64_encode(const std::string& in) {
   std::string out;
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                       static_cast<uint8_t>(in[i + 2]);
+    const uint32_t v =
+        (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
     for (int s : {18, 12, 6, 0}) out += k[(v >> s) & 63];
   }
   if (i + 1 == in.size()) {
@@ -99,7 +97,8 @@ std::shared_ptr<void> log_client(const std::string& what, const Request& req, st
 HttpApi::HttpApi(const ServeConfig& config, Engine& engine, Storage& storage)
     : config_(config), engine_(engine), storage_(storage), server_(std::make_unique<httplib::Server>()) {
   // Every MJPEG viewer and SSE listener holds a thread: room for all of them plus API calls.
-  const int threads = config_.http.max_stream_clients * static_cast<int>(std::max<size_t>(1, engine_.camera_names().size())) + 8;
+  const int threads =
+      config_.http.max_stream_clients * static_cast<int>(std::max<size_t>(1, engine_.camera_names().size())) + 8;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   server_->set_write_timeout(5, 0);  // a stalled viewer frees its thread within seconds
   server_->set_read_timeout(5, 0);
@@ -111,7 +110,8 @@ HttpApi::~HttpApi() { stop(); }
 
 int HttpApi::bind(const std::string& host, int port) {
   const int bound = port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) throw Error(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", host, port));
+  if (bound <= 0)
+    throw Error(fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", host, port));
   return bound;
 }
 
@@ -129,7 +129,8 @@ void HttpApi::routes() {
     const std::string header = req.get_header_value("Authorization");
     bool ok = false;
     if (!auth.token.empty()) ok = ok || constant_time_equal(header, "Bearer " + auth.token);
-    if (!auth.user.empty()) ok = ok || constant_time_equal(header, "Basic " + base64_encode(auth.user + ":" + auth.password));
+    if (!auth.user.empty())
+      ok = ok || constant_time_equal(header, "Basic " + base64_encode(auth.user + ":" + auth.password));
     if (ok) return httplib::Server::HandlerResponse::Unhandled;
     res.status = 401;
     if (!auth.user.empty()) res.set_header("WWW-Authenticate", "Basic realm=\"maskwatch\"");
@@ -149,16 +150,21 @@ void HttpApi::routes() {
   s.Get("/healthz", [](const Request&, Response& res) { res.set_content("ok\n", "text/plain"); });
   s.Get("/", [](const Request&, Response& res) { res.set_content(dashboard_html(), "text/html; charset=utf-8"); });
   s.Get("/api/version", [this](const Request&, Response& res) {
-    send_json(res, {{"name", "maskwatch"}, {"version", MASKWATCH_VERSION}, {"model", config_.model},
-                    {"classes", engine_.classes()}, {"cameras", engine_.camera_names()}, {"fleet", fleet_ != nullptr}});
+    send_json(res, {{"name", "maskwatch"},
+                    {"version", MASKWATCH_VERSION},
+                    {"model", config_.model},
+                    {"classes", engine_.classes()},
+                    {"cameras", engine_.camera_names()},
+                    {"fleet", fleet_ != nullptr}});
   });
   s.Get("/api/config", [this](const Request&, Response& res) { send_json(res, config_.to_json(/*redact=*/true)); });
   s.Get("/api/stats", [this](const Request&, Response& res) { send_json(res, engine_.stats()); });
   s.Get("/metrics", [this](const Request&, Response& res) {
-    res.set_content(fmt::format("# HELP maskwatch_build_info Version of this server.\n# TYPE maskwatch_build_info gauge\n"
-                                "maskwatch_build_info{{version=\"{}\"}} 1\n{}",
-                                MASKWATCH_VERSION, engine_.prometheus_metrics() + (more_metrics_ ? more_metrics_() : "")),
-                    "text/plain; version=0.0.4");
+    res.set_content(
+        fmt::format("# HELP maskwatch_build_info Version of this server.\n# TYPE maskwatch_build_info gauge\n"
+                    "maskwatch_build_info{{version=\"{}\"}} 1\n{}",
+                    MASKWATCH_VERSION, engine_.prometheus_metrics() + (more_metrics_ ? more_metrics_() : "")),
+        "text/plain; version=0.0.4");
   });
 
   // Events: registered before the /api/<camera>/ routes, so "events" never reads as a camera.
@@ -167,22 +173,23 @@ void HttpApi::routes() {
     auto client = log_client("event listener", req);
     auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
     res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider("text/event-stream", [this, cursor, last_write, client](size_t, httplib::DataSink& sink) {
-      if (engine_.stopping()) {
-        sink.done();
-        return true;
-      }
-      uint64_t missed = 0;
-      const auto lines = engine_.bus().read(cursor.get(), std::chrono::milliseconds(1000), &missed);
-      std::string chunk;
-      if (missed) chunk += fmt::format("event: missed\ndata: {}\n\n", missed);
-      for (const auto& l : lines) chunk += "data: " + l + "\n\n";
-      const auto now = std::chrono::steady_clock::now();
-      if (chunk.empty() && now - *last_write > std::chrono::seconds(10)) chunk = ": keep-alive\n\n";
-      if (chunk.empty()) return true;
-      *last_write = now;
-      return sink.write(chunk.data(), chunk.size());
-    });
+    res.set_chunked_content_provider(
+        "text/event-stream", [this, cursor, last_write, client](size_t, httplib::DataSink& sink) {
+          if (engine_.stopping()) {
+            sink.done();
+            return true;
+          }
+          uint64_t missed = 0;
+          const auto lines = engine_.bus().read(cursor.get(), std::chrono::milliseconds(1000), &missed);
+          std::string chunk;
+          if (missed) chunk += fmt::format("event: missed\ndata: {}\n\n", missed);
+          for (const auto& l : lines) chunk += "data: " + l + "\n\n";
+          const auto now = std::chrono::steady_clock::now();
+          if (chunk.empty() && now - *last_write > std::chrono::seconds(10)) chunk = ": keep-alive\n\n";
+          if (chunk.empty()) return true;
+          *last_write = now;
+          return sink.write(chunk.data(), chunk.size());
+        });
   });
   s.Get(R"(/api/events/(\d+)/snapshot\.jpg)", [this](const Request& req, Response& res) {
     const auto e = storage_.event(std::stoll(req.matches[1]));
@@ -194,7 +201,8 @@ void HttpApi::routes() {
     auto e = storage_.event(std::stoll(req.matches[1]));
     if (!e) return send_error(res, 404, "no such event");
     const int64_t id = (*e)["id"].get<int64_t>();
-    (*e)["snapshot_url"] = (*e)["snapshot_file"].get<std::string>().empty() ? "" : fmt::format("/api/events/{}/snapshot.jpg", id);
+    (*e)["snapshot_url"] =
+        (*e)["snapshot_file"].get<std::string>().empty() ? "" : fmt::format("/api/events/{}/snapshot.jpg", id);
     e->erase("snapshot_file");
     send_json(res, *e);
   });
@@ -210,7 +218,8 @@ void HttpApi::routes() {
     if (q.limit < 1 || q.limit > 10000) return send_error(res, 400, "limit must be 1..10000");
     auto events = storage_.events(q);
     for (auto& e : events)
-      e["snapshot_url"] = e.value("has_snapshot", false) ? fmt::format("/api/events/{}/snapshot.jpg", e["id"].get<int64_t>()) : "";
+      e["snapshot_url"] =
+          e.value("has_snapshot", false) ? fmt::format("/api/events/{}/snapshot.jpg", e["id"].get<int64_t>()) : "";
     send_json(res, events);
   });
   s.Get("/api/fleet", [this](const Request&, Response& res) {
@@ -223,7 +232,8 @@ void HttpApi::routes() {
     const std::string interval = req.has_param("interval") ? req.get_param_value("interval") : "minute";
     const int64_t step = interval == "minute" ? 60 : interval == "hour" ? 3600 : interval == "day" ? 86400 : 0;
     if (!step) return send_error(res, 400, "interval must be minute, hour or day");
-    const double after = number_param(req, "after", today_start()), before = number_param(req, "before", unix_now() + 60);
+    const double after = number_param(req, "after", today_start()),
+                 before = number_param(req, "before", unix_now() + 60);
     nlohmann::json out = nlohmann::json::array();
     for (const auto& b : storage_.compliance(camera, after, before, step)) out.push_back(b.to_json());
     send_json(res, out);
@@ -232,7 +242,8 @@ void HttpApi::routes() {
   s.Get(R"(/api/([A-Za-z0-9_-]+)/latest\.jpg)", [this](const Request& req, Response& res) {
     const std::string camera = req.matches[1];
     if (!engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
-    const int h = static_cast<int>(number_param(req, "h", 0)), quality = static_cast<int>(number_param(req, "quality", 0));
+    const int h = static_cast<int>(number_param(req, "h", 0)),
+              quality = static_cast<int>(number_param(req, "quality", 0));
     if (h < 0 || h > 4320) return send_error(res, 400, "h must be 0..4320");
     if (quality < 0 || quality > 100) return send_error(res, 400, "quality must be 1..100");
     const auto jpeg = engine_.latest_jpeg(camera, req.get_param_value("boxes") != "0", h, quality);
@@ -244,12 +255,14 @@ void HttpApi::routes() {
     const std::string camera = req.matches[1];
     if (!engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
     const int h = static_cast<int>(number_param(req, "h", 0));
-    const double fps = std::min(number_param(req, "fps", config_.http.stream_fps), static_cast<double>(config_.http.stream_fps));
+    const double fps =
+        std::min(number_param(req, "fps", config_.http.stream_fps), static_cast<double>(config_.http.stream_fps));
     if (h < 0 || h > 4320 || !(fps > 0)) return send_error(res, 400, "h must be 0..4320 and fps > 0");
     if (!engine_.add_stream_client(camera)) {
-      spdlog::warn("camera {}: MJPEG viewer {}:{} refused, {} viewers already", camera, req.remote_addr, req.remote_port,
-                   config_.http.max_stream_clients);
-      return send_error(res, 503, fmt::format("camera {} has its maximum of {} viewers", camera, config_.http.max_stream_clients));
+      spdlog::warn("camera {}: MJPEG viewer {}:{} refused, {} viewers already", camera, req.remote_addr,
+                   req.remote_port, config_.http.max_stream_clients);
+      return send_error(
+          res, 503, fmt::format("camera {} has its maximum of {} viewers", camera, config_.http.max_stream_clients));
     }
     // The viewer slot is released when the provider is destroyed (client gone or server stopping).
     auto slot = log_client(fmt::format("camera {}: MJPEG viewer", camera), req,
@@ -269,12 +282,14 @@ void HttpApi::routes() {
           const auto jpeg = engine_.latest_jpeg(camera, true, h);
           if (!jpeg) return true;
           *last_seq = jpeg->seq;
-          *next_due = std::chrono::steady_clock::now() +
-                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(1.0 / fps));
-          const std::string head = fmt::format("--maskwatchframe\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-                                               jpeg->bytes.size());
+          *next_due =
+              std::chrono::steady_clock::now() +
+              std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(1.0 / fps));
+          const std::string head = fmt::format(
+              "--maskwatchframe\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg->bytes.size());
           return sink.write(head.data(), head.size()) &&
-                 sink.write(reinterpret_cast<const char*>(jpeg->bytes.data()), jpeg->bytes.size()) && sink.write("\r\n", 2);
+                 sink.write(reinterpret_cast<const char*>(jpeg->bytes.data()), jpeg->bytes.size()) &&
+                 sink.write("\r\n", 2);
         });
   });
 }

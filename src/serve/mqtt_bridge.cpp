@@ -43,7 +43,8 @@ void MqttBridge::start() {
   if (fleet_) o.subscribe.insert(o.subscribe.end(), fleet_filters_.begin(), fleet_filters_.end());
   client_ = std::make_unique<MqttClient>(o, [this](const std::string& t, const std::string& p) { on_message(t, p); });
   // Retained state starts from a known point: counts 0, detection on, status as it is now.
-  for (const auto& cam : engine_.camera_names()) publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
+  for (const auto& cam : engine_.camera_names())
+    publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
   publish_counts(/*force=*/true);
   cursor_ = engine_.bus().head();  // here, not in the thread: no event of the cameras' start is missed
   thread_ = std::thread([this] { loop(); });
@@ -138,7 +139,8 @@ void MqttBridge::loop() {
   while (!stop_) {
     uint64_t missed = 0;
     const auto lines = engine_.bus().read(&cursor_, std::chrono::milliseconds(200), &missed);
-    if (missed) spdlog::warn("mqtt: {} live event(s) came faster than they could be published and were skipped", missed);
+    if (missed)
+      spdlog::warn("mqtt: {} live event(s) came faster than they could be published and were skipped", missed);
     for (const auto& line : lines) {
       try {
         publish_event(nlohmann::json::parse(line));
@@ -165,8 +167,7 @@ void MqttBridge::loop() {
   for (const auto& line : engine_.bus().read(&cursor_, std::chrono::milliseconds(0))) {
     try {
       publish_event(nlohmann::json::parse(line));
-    } catch (const std::exception&) {
-    }
+    } catch (const std::exception&) {}
   }
   // Stopped: nobody is in view any more, and retained counts must not say otherwise.
   for (const auto& cam : engine_.camera_names()) {

@@ -47,7 +47,7 @@ class MqttBridge {
   Storage& storage_;
   std::unique_ptr<MqttClient> client_;
   std::map<std::string, std::pair<int, int>> last_counts_;  // camera -> (faces, without_mask)
-  uint64_t cursor_ = 0;  // next event of the engine's bus to read
+  uint64_t cursor_ = 0;                                     // next event of the engine's bus to read
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

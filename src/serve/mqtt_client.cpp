@@ -39,8 +39,10 @@ struct MqttCallbacks {
       c.connected_ = c.just_connected_ = true;
       c.is_connected_ = true;
       c.connecting_ = false;
-      if (c.warned_) spdlog::info("mqtt: connected to {} again", c.uri());
-      else spdlog::info("mqtt: connected to {} as {}", c.uri(), c.o_.client_id);
+      if (c.warned_)
+        spdlog::info("mqtt: connected to {} again", c.uri());
+      else
+        spdlog::info("mqtt: connected to {} as {}", c.uri(), c.o_.client_id);
       c.warned_ = false;
     }
     c.wake_.notify_all();
@@ -64,9 +66,10 @@ struct MqttCallbacks {
       std::lock_guard<std::mutex> lock(c.mutex_);
       c.connecting_ = false;
       if (!c.warned_)
-        spdlog::warn("mqtt: cannot connect to {} ({}); retrying, holding up to {} messages meanwhile", c.uri(),
-                     response && response->message ? response->message : fmt::format("code {}", response ? response->code : 0),
-                     c.o_.capacity);
+        spdlog::warn(
+            "mqtt: cannot connect to {} ({}); retrying, holding up to {} messages meanwhile", c.uri(),
+            response && response->message ? response->message : fmt::format("code {}", response ? response->code : 0),
+            c.o_.capacity);
       c.warned_ = true;
     }
     c.wake_.notify_all();
@@ -88,7 +91,8 @@ struct MqttCallbacks {
   }
 };
 
-MqttClient::MqttClient(MqttOptions options, Handler on_message) : o_(std::move(options)), on_message_(std::move(on_message)) {
+MqttClient::MqttClient(MqttOptions options, Handler on_message)
+    : o_(std::move(options)), on_message_(std::move(on_message)) {
   MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
   co.MQTTVersion = MQTTVERSION_3_1_1;
   MQTTAsync handle = nullptr;
@@ -116,7 +120,8 @@ bool MqttClient::send(const MqttMessage& m) {
   msg.qos = m.qos;
   msg.retained = m.retained;
   MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-  if (MQTTAsync_sendMessage(static_cast<MQTTAsync>(client_), m.topic.c_str(), &msg, &ro) != MQTTASYNC_SUCCESS) return false;
+  if (MQTTAsync_sendMessage(static_cast<MQTTAsync>(client_), m.topic.c_str(), &msg, &ro) != MQTTASYNC_SUCCESS)
+    return false;
   ++sent_;
   return true;
 }
@@ -152,8 +157,10 @@ void MqttClient::run() {
       const bool still_connected = ok || MQTTAsync_isConnected(handle);
       lock.lock();
       if (!ok) {  // it goes back first in line
-        if (queue_.size() >= o_.capacity) ++dropped_;
-        else queue_.push_front(std::move(m));
+        if (queue_.size() >= o_.capacity)
+          ++dropped_;
+        else
+          queue_.push_front(std::move(m));
         if (still_connected) {
           // Refused while connected: Paho's window of unacknowledged QoS 1 messages is full
           // (a long queue after an outage). Wait for acknowledgements, then go on.

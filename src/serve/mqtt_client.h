@@ -28,8 +28,8 @@ struct MqttOptions {
   int port = 1883;
   bool tls = false;
   std::string client_id, user, password;
-  MqttMessage will;      // sent by the broker if we vanish (topic empty = none)
-  MqttMessage on_connect;  // published first after every (re)connect (topic empty = none)
+  MqttMessage will;                    // sent by the broker if we vanish (topic empty = none)
+  MqttMessage on_connect;              // published first after every (re)connect (topic empty = none)
   std::vector<std::string> subscribe;  // topic filters, subscribed after every (re)connect
   size_t capacity = 1000;
 };

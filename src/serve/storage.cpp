@@ -104,13 +104,15 @@ Storage::Storage(const std::filesystem::path& dir) : dir_(dir) {
   sqlite3_busy_timeout(db_, 2000);
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=NORMAL");  // WAL + NORMAL: durable up to the last checkpointed commit
-  exec("CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, "
-       "camera TEXT NOT NULL, time REAL NOT NULL, track_id INTEGER, start REAL, end_time REAL, label TEXT, "
-       "score REAL, x1 REAL, y1 REAL, x2 REAL, y2 REAL, snapshot TEXT, detail TEXT)");
+  exec(
+      "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, "
+      "camera TEXT NOT NULL, time REAL NOT NULL, track_id INTEGER, start REAL, end_time REAL, label TEXT, "
+      "score REAL, x1 REAL, y1 REAL, x2 REAL, y2 REAL, snapshot TEXT, detail TEXT)");
   exec("CREATE INDEX IF NOT EXISTS events_time ON events(time)");
-  exec("CREATE TABLE IF NOT EXISTS compliance (camera TEXT NOT NULL, minute INTEGER NOT NULL, "
-       "faces INTEGER NOT NULL DEFAULT 0, with_mask INTEGER NOT NULL DEFAULT 0, without_mask INTEGER NOT NULL "
-       "DEFAULT 0, uncertain INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (camera, minute))");
+  exec(
+      "CREATE TABLE IF NOT EXISTS compliance (camera TEXT NOT NULL, minute INTEGER NOT NULL, "
+      "faces INTEGER NOT NULL DEFAULT 0, with_mask INTEGER NOT NULL DEFAULT 0, without_mask INTEGER NOT NULL "
+      "DEFAULT 0, uncertain INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (camera, minute))");
 }
 
 Storage::~Storage() { sqlite3_close(db_); }
@@ -156,7 +158,8 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
 int64_t Storage::add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
                            const std::string& snapshot) {
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement ins(db_, "INSERT INTO events (type, camera, time, label, detail, snapshot) VALUES ('alert', ?, ?, ?, ?, ?)");
+  Statement ins(db_,
+                "INSERT INTO events (type, camera, time, label, detail, snapshot) VALUES ('alert', ?, ?, ?, ?, ?)");
   ins.bind(1, camera).bind(2, time).bind(3, rule).bind(4, detail).bind(5, snapshot);
   ins.step();
   return sqlite3_last_insert_rowid(db_);
@@ -211,7 +214,9 @@ std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, dou
   if (!camera.empty()) sql += " AND camera = ?4";
   sql += " GROUP BY b ORDER BY b";
   Statement s(db_, sql.c_str());
-  s.bind(1, interval_s).bind(2, static_cast<int64_t>(std::floor(after))).bind(3, static_cast<int64_t>(std::ceil(before)));
+  s.bind(1, interval_s)
+      .bind(2, static_cast<int64_t>(std::floor(after)))
+      .bind(3, static_cast<int64_t>(std::ceil(before)));
   if (!camera.empty()) s.bind(4, camera);
   std::vector<ComplianceBucket> out;
   while (s.step()) out.push_back({s.integer(0), s.integer(1), s.integer(2), s.integer(3), s.integer(4)});

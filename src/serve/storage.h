@@ -20,11 +20,11 @@ namespace maskwatch {
 struct TrackEvent {
   std::string camera;
   int track_id = 0;
-  double start = 0, end = 0;  // unix seconds
-  std::string label;          // final verdict: the class seen longest (uncertain only if nothing else)
-  double score = 0;           // its highest smoothed probability
+  double start = 0, end = 0;             // unix seconds
+  std::string label;                     // final verdict: the class seen longest (uncertain only if nothing else)
+  double score = 0;                      // its highest smoothed probability
   float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // box in the best frame
-  std::string snapshot;       // file name under snapshots/, or ""
+  std::string snapshot;                  // file name under snapshots/, or ""
 };
 
 struct EventQuery {

@@ -11,7 +11,8 @@ namespace maskwatch {
 
 std::pair<std::string, std::string> split_url(const std::string& url) {
   const auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos || (url.compare(0, scheme_end, "http") != 0 && url.compare(0, scheme_end, "https") != 0))
+  if (scheme_end == std::string::npos ||
+      (url.compare(0, scheme_end, "http") != 0 && url.compare(0, scheme_end, "https") != 0))
     throw Error("not an http(s) URL: " + url);
   const auto path = url.find('/', scheme_end + 3);
   if (path == std::string::npos) return {url, "/"};
@@ -88,7 +89,8 @@ void WebhookSender::run() {
         backoff_s *= 2;
       }
     }
-    if (ok) ++delivered_;
+    if (ok)
+      ++delivered_;
     else {
       ++failed_;
       spdlog::error("webhook {}: alert not delivered after 4 tries", job.url);

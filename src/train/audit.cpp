@@ -78,8 +78,9 @@ torch::Tensor out_of_fold(const torch::Tensor& x, const std::vector<int>& labels
     if (held.empty() || train.empty()) continue;
     torch::manual_seed(mix_seed(o.seed, 11, static_cast<uint64_t>(f)));
     MaskNet net(MaskNetOptions{classes, 128, 0.5});
-    torch::optim::Adam opt(std::vector<torch::Tensor>{net->fc1->weight, net->fc1->bias, net->fc2->weight, net->fc2->bias},
-                           torch::optim::AdamOptions(1e-3));
+    torch::optim::Adam opt(
+        std::vector<torch::Tensor>{net->fc1->weight, net->fc1->bias, net->fc2->weight, net->fc2->bias},
+        torch::optim::AdamOptions(1e-3));
     const auto xt = x.index_select(0, torch::tensor(train)), yt = y.index_select(0, torch::tensor(train));
     const int64_t n = xt.size(0);
     for (int e = 0; e < o.epochs; ++e) {
@@ -88,7 +89,8 @@ torch::Tensor out_of_fold(const torch::Tensor& x, const std::vector<int>& labels
       for (int64_t i = 0; i < n; i += 64) {
         const auto idx = order.slice(0, i, std::min(n, i + 64));
         opt.zero_grad();
-        const auto loss = torch::nn::functional::cross_entropy(net->head(xt.index_select(0, idx)), yt.index_select(0, idx));
+        const auto loss =
+            torch::nn::functional::cross_entropy(net->head(xt.index_select(0, idx)), yt.index_select(0, idx));
         loss.backward();
         opt.step();
       }
@@ -121,8 +123,8 @@ AuditResult run_audit(const AuditOptions& o) {
 
   AuditResult result;
   result.images = ds.items.size();
-  const std::string key = sha256_hex(fmt::format("{}|{}|{}|{}", ds.manifest_sha256(), o.backbone.filename().string(),
-                                                 o.input_size, o.face_crops));
+  const std::string key = sha256_hex(
+      fmt::format("{}|{}|{}|{}", ds.manifest_sha256(), o.backbone.filename().string(), o.input_size, o.face_crops));
   const auto cache = o.out / "features.bin";
   torch::Tensor x = read_cache(cache, key);
   result.features_from_cache = x.defined() && x.size(0) == static_cast<int64_t>(ds.items.size());
@@ -207,7 +209,8 @@ AuditResult run_audit(const AuditOptions& o) {
   for (size_t start = 0, page = 1; start < sheet.size(); start += kPage, ++page) {
     const size_t end = std::min(sheet.size(), start + kPage);
     const std::vector<cv::Mat> imgs(sheet.begin() + static_cast<long>(start), sheet.begin() + static_cast<long>(end));
-    const std::vector<std::string> caps(captions.begin() + static_cast<long>(start), captions.begin() + static_cast<long>(end));
+    const std::vector<std::string> caps(captions.begin() + static_cast<long>(start),
+                                        captions.begin() + static_cast<long>(end));
     save_png(o.out / (page == 1 ? std::string("audit.png") : fmt::format("audit-{}.png", page)),
              draw_montage(imgs, caps, 128, 10));
   }

@@ -5,7 +5,6 @@
 
 namespace maskwatch {
 
-
 FrozenBackbone::FrozenBackbone(MobileNetV2 backbone, int split_stage) : net_(std::move(backbone)), split_(split_stage) {
   if (split_stage < 1 || split_stage > kNumStages) throw Error("split stage out of range");
 }
@@ -14,7 +13,8 @@ torch::Tensor FrozenBackbone::prefix(const torch::Tensor& images) const {
   torch::NoGradGuard guard;  // not InferenceMode: its tensors could not feed the autograd tail later
   std::vector<torch::Tensor> parts;
   for (int64_t i = 0; i < images.size(0); i += chunk_) {
-    auto x = images.slice(0, i, std::min<int64_t>(i + chunk_, images.size(0))).contiguous(torch::MemoryFormat::ChannelsLast);
+    auto x =
+        images.slice(0, i, std::min<int64_t>(i + chunk_, images.size(0))).contiguous(torch::MemoryFormat::ChannelsLast);
     parts.push_back(net_->forward_stages(x, 0, split_ - 1).contiguous());
   }
   return torch::cat(parts, 0);

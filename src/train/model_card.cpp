@@ -67,19 +67,20 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
       "Classes in output order: {}. Exported to ONNX (opset 10, BatchNorm folded) for OpenCV DNN; `model.json` beside "
       "it says how to feed it. Probabilities are calibrated (temperature {:.3f}, fitted on the validation split, "
       "folded into the last layer).\n\n",
-      recipe["backbone"].get<std::string>(), recipe["head"]["hidden"].get<int>(), recipe["head"]["dropout"].get<double>(),
-      m.classes.size(), recipe["input_size"].get<int>(), recipe["input_size"].get<int>(), 1.5,
-      fmt::join(m.classes, ", "), m.calibration.temperature);
+      recipe["backbone"].get<std::string>(), recipe["head"]["hidden"].get<int>(),
+      recipe["head"]["dropout"].get<double>(), m.classes.size(), recipe["input_size"].get<int>(),
+      recipe["input_size"].get<int>(), 1.5, fmt::join(m.classes, ", "), m.calibration.temperature);
 
   s += "## Data\n\n";
   const auto& data = m.data;
-  s += fmt::format("{} usable images ({}), {} skipped (undecodable), {} excluded by the exclusion list, {} non-image "
-                   "files ignored. Data folders: {}.{}\n\n",
-                   data["images"].get<int>(), data["per_class"].dump(), data["skipped_count"].get<int>(),
-                   data.value("excluded", 0), data["ignored_non_image_files"].get<int>(),
-                   fmt::join(recipe["data"].get<std::vector<std::string>>(), ", "),
-                   recipe["class_map"].empty() ? "" : " Class folders mapped: " + recipe["class_map"].dump() + ".");
-  s += "| source | images per class | crops: face / whole image / no face found | origin and licence |\n|---|---|---|---|\n";
+  s += fmt::format(
+      "{} usable images ({}), {} skipped (undecodable), {} excluded by the exclusion list, {} non-image "
+      "files ignored. Data folders: {}.{}\n\n",
+      data["images"].get<int>(), data["per_class"].dump(), data["skipped_count"].get<int>(), data.value("excluded", 0),
+      data["ignored_non_image_files"].get<int>(), fmt::join(recipe["data"].get<std::vector<std::string>>(), ", "),
+      recipe["class_map"].empty() ? "" : " Class folders mapped: " + recipe["class_map"].dump() + ".");
+  s += "| source | images per class | crops: face / whole image / no face found | origin and licence "
+       "|\n|---|---|---|---|\n";
   for (const auto& [src, counts] : data["per_source"].items()) {
     const auto crops = data["crops"].value(src, nlohmann::json::object());
     s += fmt::format("| {} | {} | {} / {} / {} | {} |\n", src, counts.dump(), crops.value("face", 0),
@@ -88,14 +89,16 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
   s += "\nUse for research and evaluation: most sources state no licence (see `../shared/README.md`).\n\n";
   s += fmt::format("- Data manifest sha256: `{}` (every file with its sha256; see split.json).\n",
                    data["manifest_sha256"].get<std::string>());
-  s += fmt::format("- Split (seed {}, 70/15/15 stratified by source and class, near-duplicate groups and crops of one "
-                   "photo kept whole): {}\n",
-                   recipe["seed"].get<uint64_t>(), m.split["counts"].dump());
+  s += fmt::format(
+      "- Split (seed {}, 70/15/15 stratified by source and class, near-duplicate groups and crops of one "
+      "photo kept whole): {}\n",
+      recipe["seed"].get<uint64_t>(), m.split["counts"].dump());
   const auto& nd = m.near_duplicates;
   if (nd.value("enabled", false)) {
     const auto& leak = nd["leak"];
     s += fmt::format(
-        "- Near-duplicates: {} groups for {} images ({} groups hold copies or crops of one photo, largest {}; {} merges "
+        "- Near-duplicates: {} groups for {} images ({} groups hold copies or crops of one photo, largest {}; {} "
+        "merges "
         "came from MANIFEST.csv photo ids). Test images with a near copy in train: **{} of {}** here, {} with a plain "
         "random split of the same data.\n",
         nd["groups"].get<int>(), data["images"].get<int>(), nd["groups_with_duplicates"].get<int>(),
@@ -120,15 +123,16 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
       aug["photo"].dump(), m.best_epoch);
   s += "| epoch | phase | train loss | train acc | val loss | val acc | s |\n|---|---|---|---|---|---|---|\n";
   for (const auto& e : m.epochs)
-    s += fmt::format("| {}{} | {} | {:.4f} | {} | {:.4f} | {} | {:.1f} |\n", e.epoch, e.epoch == m.best_epoch ? " *" : "",
-                     e.phase, e.train_loss, pct(e.train_accuracy), e.val_loss, pct(e.val_accuracy), e.seconds);
+    s += fmt::format("| {}{} | {} | {:.4f} | {} | {:.4f} | {} | {:.1f} |\n", e.epoch,
+                     e.epoch == m.best_epoch ? " *" : "", e.phase, e.train_loss, pct(e.train_accuracy), e.val_loss,
+                     pct(e.val_accuracy), e.seconds);
   const auto& t = m.timing;
-  s += fmt::format("\n{} {:.0f} s: data {:.0f} s (decode and face crops {:.0f}, features {:.0f}, "
-                   "near-duplicates {:.0f}), phase 1 {:.0f} s (of which augmented views {:.0f}), phase 2 {:.0f} s, "
-                   "export and evaluation {:.0f} s. Peak RSS {:.0f} MiB.\n\n",
-                   t.resumed ? "Wall clock of the last session (a resumed run; phase times are totals)" : "Wall clock",
-                   t.wall_s, t.data_s(), t.decode_s, t.features_s, t.dedup_s, t.phase1_s, t.views_s, t.phase2_s,
-                   t.finish_s, m.peak_rss_mib);
+  s += fmt::format(
+      "\n{} {:.0f} s: data {:.0f} s (decode and face crops {:.0f}, features {:.0f}, "
+      "near-duplicates {:.0f}), phase 1 {:.0f} s (of which augmented views {:.0f}), phase 2 {:.0f} s, "
+      "export and evaluation {:.0f} s. Peak RSS {:.0f} MiB.\n\n",
+      t.resumed ? "Wall clock of the last session (a resumed run; phase times are totals)" : "Wall clock", t.wall_s,
+      t.data_s(), t.decode_s, t.features_s, t.dedup_s, t.phase1_s, t.views_s, t.phase2_s, t.finish_s, m.peak_rss_mib);
 
   s += "## Test metrics (held-out split, through the exported ONNX model in OpenCV DNN)\n\n";
   const auto& test = m.test.overall;
@@ -143,9 +147,10 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
     s += per_source_table(b, m.classes) + "\n";
   }
   const auto& c = m.calibration;
-  s += fmt::format("Calibration: temperature {:.3f}; expected calibration error (10 bins) on validation {:.4f} -> "
-                   "{:.4f}, on test {:.4f} -> {:.4f} (`reliability.png`).\n\n",
-                   c.temperature, c.val_ece_before, c.val_ece_after, c.test_ece_before, c.test_ece_after);
+  s += fmt::format(
+      "Calibration: temperature {:.3f}; expected calibration error (10 bins) on validation {:.4f} -> "
+      "{:.4f}, on test {:.4f} -> {:.4f} (`reliability.png`).\n\n",
+      c.temperature, c.val_ece_before, c.val_ece_after, c.test_ece_before, c.test_ece_after);
 
   s += "## Known limits\n\n";
   s += "- A mask counts as worn only when it covers mouth and nose. Some sources label masks under the chin or nose "
@@ -154,9 +159,10 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
   s += "- The seed-masks masks are pasted graphics; Face Mask 12K's unmasked half is sharp celebrity photos while many "
        "masked ones are upscaled web images, a shortcut that camera effects in training (both classes alike) work "
        "against. Per-source numbers above are the early warning.\n";
-  s += fmt::format("- The test split has {} images; one image is about {:.2f} percentage points. Sources with few "
-                   "test images move more.\n",
-                   test.n, 100.0 / std::max(1, test.n));
+  s += fmt::format(
+      "- The test split has {} images; one image is about {:.2f} percentage points. Sources with few "
+      "test images move more.\n",
+      test.n, 100.0 / std::max(1, test.n));
   s += "- Faces must be found first (YuNet in `maskwatch run`/`detect`): a face the detector misses gets no verdict.\n";
   return s;
 }

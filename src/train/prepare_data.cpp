@@ -114,8 +114,9 @@ PreparedData prepare_data(const TrainOptions& o, const FrozenBackbone& frozen, T
                fmt::join(p.ds.classes, ", "), p.ds.sources().size(), format_duration(timing.decode_s));
 
   const auto split_path = o.out / "split.json";
-  const auto reuse = !o.split.empty() ? o.split : o.resume && std::filesystem::exists(split_path) ? split_path
-                                                                                                  : std::filesystem::path();
+  const auto reuse = !o.split.empty()                                  ? o.split
+                     : o.resume && std::filesystem::exists(split_path) ? split_path
+                                                                       : std::filesystem::path();
   if (!reuse.empty()) {
     p.split_info = read_json(reuse, "split file");
     p.assignment = split_from_json(p.split_info, p.ds, reuse.string());
@@ -149,11 +150,12 @@ PreparedData prepare_data(const TrainOptions& o, const FrozenBackbone& frozen, T
       dedup = found.summary();
       dedup["enabled"] = true;
       dedup["leak"] = leak_report(found, stratum, num_strata, p.assignment.split, o.fractions, o.seed);
-      spdlog::info("near-duplicates: {} groups for {} images ({} groups with copies or crops of one photo); test "
-                   "images with a near copy in train: {} (a plain random split: {})",
-                   found.num_groups, p.images.size(), dedup["groups_with_duplicates"].get<int>(),
-                   dedup["leak"]["this_split"]["with_near_copy_in_train"].get<int>(),
-                   dedup["leak"]["plain_random_split"]["with_near_copy_in_train"].get<int>());
+      spdlog::info(
+          "near-duplicates: {} groups for {} images ({} groups with copies or crops of one photo); test "
+          "images with a near copy in train: {} (a plain random split: {})",
+          found.num_groups, p.images.size(), dedup["groups_with_duplicates"].get<int>(),
+          dedup["leak"]["this_split"]["with_near_copy_in_train"].get<int>(),
+          dedup["leak"]["plain_random_split"]["with_near_copy_in_train"].get<int>());
     }
     dedup["merged_by_photo"] = photo_merges;
     timing.dedup_s = sw.seconds();

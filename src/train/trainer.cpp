@@ -66,7 +66,8 @@ std::vector<int> argmax_rows(const Rows& rows) {
 }
 
 void check_out_dir(const TrainOptions& o) {
-  const bool has_run = std::filesystem::exists(o.out / kCheckpointFile) || std::filesystem::exists(o.out / "model.onnx");
+  const bool has_run =
+      std::filesystem::exists(o.out / kCheckpointFile) || std::filesystem::exists(o.out / "model.onnx");
   if (has_run && !o.resume && !o.force)
     throw Error(fmt::format("{} already holds a training run: use --resume to continue it or --force to start over",
                             o.out.string()));
@@ -97,9 +98,7 @@ struct EpochStats {
     correct += logits.argmax(1).eq(labels).sum().item<double>();
     n += b;
   }
-  std::string status() const {
-    return n ? fmt::format("loss {:.4f} acc {:.2f}%", loss / n, 100 * correct / n) : "";
-  }
+  std::string status() const { return n ? fmt::format("loss {:.4f} acc {:.2f}%", loss / n, 100 * correct / n) : ""; }
 };
 
 class Trainer {
@@ -143,7 +142,7 @@ class Trainer {
   std::unique_ptr<FrozenBackbone> frozen_;
   PreparedData data_;
   torch::Tensor val_prefix_, test_prefix_, val_labels_, test_labels_, train_labels_;
-  torch::Tensor val_pooled_;  // phase 1 only: the tail is frozen, so val features never change
+  torch::Tensor val_pooled_;          // phase 1 only: the tail is frozen, so val features never change
   std::vector<double> train_weight_;  // per training row
   std::map<int, View> views_;
   LoopState state_;
@@ -349,8 +348,8 @@ TrainResult Trainer::run() {
   if (o_.resume && std::filesystem::exists(ckpt)) {
     state_ = read_loop_state(ckpt);
     if (state_.recipe_sha256 != fingerprint)
-      throw Error(fmt::format("{} comes from a run with other data or options; use another --out or --force",
-                              ckpt.string()));
+      throw Error(
+          fmt::format("{} comes from a run with other data or options; use another --out or --force", ckpt.string()));
     if (std::filesystem::exists(o_.out / "metrics.json")) {
       const auto m = read_json(o_.out / "metrics.json", "metrics file");
       for (const auto& e : m.value("epochs", nlohmann::json::array())) {
@@ -530,7 +529,8 @@ void Trainer::save_sidecar() {
       {"split", metrics_.split},
       {"near_duplicates", metrics_.near_duplicates},
       {"best_epoch", metrics_.best_epoch},
-      {"val", {{"loss", metrics_.val_loss}, {"accuracy", metrics_.val.overall.accuracy}, {"n", metrics_.val.overall.n}}},
+      {"val",
+       {{"loss", metrics_.val_loss}, {"accuracy", metrics_.val.overall.accuracy}, {"n", metrics_.val.overall.n}}},
       {"test",
        {{"accuracy", metrics_.test.overall.accuracy},
         {"balanced_accuracy", metrics_.test.overall.balanced_accuracy},

@@ -36,30 +36,30 @@ struct TrainOptions {
   std::filesystem::path split;                   // --split FILE: reuse another run's split.json
   std::filesystem::path backbone, out;
   std::vector<std::filesystem::path> baseline_models;  // also evaluated on the test split
-  bool face_crops = true;             // train on the run-time face crop (data/training_crop.h)
-  std::filesystem::path face_model;   // YuNet for the crops; empty = the asset directory's
-  int epochs = 15;              // phase 1
-  int fine_tune_epochs = 5;     // phase 2
-  int views = 4;                // augmented views per training image, cycled through the epochs (README: 4 vs 5)
+  bool face_crops = true;                              // train on the run-time face crop (data/training_crop.h)
+  std::filesystem::path face_model;                    // YuNet for the crops; empty = the asset directory's
+  int epochs = 15;                                     // phase 1
+  int fine_tune_epochs = 5;                            // phase 2
+  int views = 4;  // augmented views per training image, cycled through the epochs (README: 4 vs 5)
   int batch = 32;
-  int input_size = 160;             // chosen by measurement: README "Input size"
+  int input_size = 160;  // chosen by measurement: README "Input size"
   uint64_t seed = 42;
-  double lr = 1e-3;             // phase 1 (Keras Adam default)
-  double fine_tune_lr = 1e-4;   // phase 2
+  double lr = 1e-3;               // phase 1 (Keras Adam default)
+  double fine_tune_lr = 1e-4;     // phase 2
   int fine_tune_from_block = 14;  // phase 2 trains blocks 14..16 + the final 1x1 conv
-  int patience = 0;             // early stopping per phase (0 = off)
+  int patience = 0;               // early stopping per phase (0 = off)
   int hidden = 128;
   double dropout = 0.5;
-  bool calibrate = true;        // fit a temperature on the validation split
+  bool calibrate = true;  // fit a temperature on the validation split
   SplitFractions fractions;
   AugmentOptions augment;
   bool dedup = true;
   DuplicateOptions dedup_options;
-  int limit_per_class = 0;      // use at most N images per class (0 = all)
+  int limit_per_class = 0;  // use at most N images per class (0 = all)
   bool resume = false, force = false;
-  int stop_after_epochs = 0;    // stop as if interrupted after N epochs this run (tests)
+  int stop_after_epochs = 0;  // stop as if interrupted after N epochs this run (tests)
   int threads = 0;
-  std::string command_line;     // recorded in the model card
+  std::string command_line;  // recorded in the model card
 
   // Everything that changes the result (not out/resume/threads...), for metrics and resume.
   nlohmann::json recipe() const;

@@ -33,9 +33,9 @@ EpochRecord EpochRecord::from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json TrainingTiming::to_json() const {
-  return {{"decode_seconds", decode_s},   {"features_seconds", features_s}, {"near_duplicates_seconds", dedup_s},
-          {"data_seconds", data_s()},     {"views_seconds", views_s},       {"phase1_seconds", phase1_s},
-          {"phase2_seconds", phase2_s},   {"finish_seconds", finish_s},     {"wall_seconds_this_run", wall_s},
+  return {{"decode_seconds", decode_s}, {"features_seconds", features_s}, {"near_duplicates_seconds", dedup_s},
+          {"data_seconds", data_s()},   {"views_seconds", views_s},       {"phase1_seconds", phase1_s},
+          {"phase2_seconds", phase2_s}, {"finish_seconds", finish_s},     {"wall_seconds_this_run", wall_s},
           {"resumed", resumed}};
 }
 

@@ -14,8 +14,7 @@
 
 namespace maskwatch {
 
-std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what,
-                                     bool allow_empty) {
+std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what, bool allow_empty) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(what + " not found: " + path.string());
   if (fs::is_directory(path, ec)) throw Error(what + " is a directory, not a file: " + path.string());
@@ -36,8 +35,7 @@ namespace {
 fs::path temp_sibling(const fs::path& path) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::ostringstream name;
-  name << "." << path.stem().string() << ".tmp" << std::hex << (rng() & 0xffffffffu)
-       << path.extension().string();
+  name << "." << path.stem().string() << ".tmp" << std::hex << (rng() & 0xffffffffu) << path.extension().string();
   return path.parent_path() / name.str();
 }
 void ensure_parent(const fs::path& path) {
@@ -78,9 +76,11 @@ void check_output_path(const fs::path& path, const std::string& what) {
   if (fs::is_directory(path, ec)) throw Error(fmt::format("{} {}: is a directory", what, path.string()));
   const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
   fs::create_directories(parent, ec);
-  if (ec) throw Error(fmt::format("{} {}: cannot create folder {}: {}", what, path.string(), parent.string(), ec.message()));
+  if (ec)
+    throw Error(fmt::format("{} {}: cannot create folder {}: {}", what, path.string(), parent.string(), ec.message()));
   if (access(parent.c_str(), W_OK | X_OK) != 0)
-    throw Error(fmt::format("{} {}: cannot write in {}: {}", what, path.string(), parent.string(), std::strerror(errno)));
+    throw Error(
+        fmt::format("{} {}: cannot write in {}: {}", what, path.string(), parent.string(), std::strerror(errno)));
   if (fs::exists(path, ec) && access(path.c_str(), W_OK) != 0)
     throw Error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
 }
@@ -89,7 +89,8 @@ void check_output_dir(const fs::path& dir, const std::string& what) {
   if (dir.empty()) throw Error(what + ": empty path");
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir, ec)) throw Error(fmt::format("{} {}: cannot create it{}", what, dir.string(), ec ? ": " + ec.message() : ""));
+  if (ec || !fs::is_directory(dir, ec))
+    throw Error(fmt::format("{} {}: cannot create it{}", what, dir.string(), ec ? ": " + ec.message() : ""));
   if (access(dir.c_str(), W_OK | X_OK) != 0)
     throw Error(fmt::format("{} {}: {}", what, dir.string(), std::strerror(errno)));
 }

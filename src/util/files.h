@@ -13,8 +13,7 @@ namespace fs = std::filesystem;
 
 // Reads a whole file. Throws Error("<what> <path>: ...") when it is missing, a directory,
 // unreadable or (unless allow_empty) empty. `what` names the file's role, e.g. "model file".
-std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what = "file",
-                                     bool allow_empty = false);
+std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what = "file", bool allow_empty = false);
 std::string read_file_text(const fs::path& path, const std::string& what = "file");
 
 // Writes bytes to path atomically. Creates the parent directory if needed.

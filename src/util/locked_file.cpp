@@ -21,8 +21,9 @@ LockedLineFile::LockedLineFile(const std::filesystem::path& path, const std::str
     const int err = errno;
     ::close(fd_);
     fd_ = -1;
-    throw Error(err == EWOULDBLOCK ? fmt::format("{} {} is being written by another maskwatch process", what, path.string())
-                                   : fmt::format("{} {}: cannot lock: {}", what, path.string(), std::strerror(err)));
+    throw Error(err == EWOULDBLOCK
+                    ? fmt::format("{} {} is being written by another maskwatch process", what, path.string())
+                    : fmt::format("{} {}: cannot lock: {}", what, path.string(), std::strerror(err)));
   }
   if (ftruncate(fd_, 0) != 0) throw Error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
 }

@@ -21,8 +21,12 @@ std::string format_duration(double s) {
 bool ProgressBar::enabled() { return std::getenv("MASKWATCH_NO_PROGRESS") == nullptr; }
 
 ProgressBar::ProgressBar(std::string label, size_t total, std::string unit)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total),
-      tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      tty_(isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 ProgressBar::~ProgressBar() {
   if (!finished_ && done_ > 0) finish(status_);
@@ -67,8 +71,7 @@ void ProgressBar::draw(bool final) {
     line = fmt::format("{} [{}{}] {:3.0f}% {}/{} {:.1f} {}/s", label_, std::string(filled, '#'),
                        std::string(width - filled, '.'), frac * 100, done_, total_, r, unit_);
   }
-  line += final ? fmt::format(" in {}", format_duration(elapsed_s()))
-                : fmt::format(" ETA {}", format_duration(eta));
+  line += final ? fmt::format(" in {}", format_duration(elapsed_s())) : fmt::format(" ETA {}", format_duration(eta));
   if (!status_.empty()) line += " | " + status_;
   if (tty_)
     std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final ? "\n" : "");

@@ -13,8 +13,7 @@ std::string sha256_hex(const void* data, size_t size) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), data, size) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1)
+      EVP_DigestUpdate(ctx.get(), data, size) != 1 || EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1)
     throw Error("sha256 failed (OpenSSL)");
   static const char* hex = "0123456789abcdef";
   std::string out;

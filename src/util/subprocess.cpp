@@ -48,8 +48,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, bool capture_std
   }
   int status = 0;
   struct rusage usage {};
-  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
-  }
+  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {}
   r.wall_seconds = sw.seconds();
   r.max_rss_mib = static_cast<double>(usage.ru_maxrss) / 1024.0;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

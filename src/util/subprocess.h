@@ -8,8 +8,8 @@
 namespace maskwatch {
 
 struct ProcessResult {
-  int exit_code = -1;      // 128 + signal when killed by a signal
-  std::string out;         // stdout (stderr is passed through)
+  int exit_code = -1;  // 128 + signal when killed by a signal
+  std::string out;     // stdout (stderr is passed through)
   double wall_seconds = 0;
   double max_rss_mib = 0;  // peak resident set of the child (getrusage via wait4)
 };

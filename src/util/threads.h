@@ -4,7 +4,7 @@
 
 namespace maskwatch {
 
-int resolve_threads(int requested);  // 0 -> hardware concurrency
+int resolve_threads(int requested);       // 0 -> hardware concurrency
 void set_compute_threads(int requested);  // OpenCV
 
 // OpenMP (LibTorch, OpenBLAS) threads spin ~300000 times at every barrier before they sleep.

@@ -19,9 +19,9 @@
 namespace maskwatch {
 
 struct ClassifyScheduleOptions {
-  double refresh_s = 0.2;   // 0: classify every face in every frame
-  double sure = 0.9;        // a result below this keeps the face classified every frame
-  double moved_iou = 0.6;   // box overlap with the last classified box below this: classify
+  double refresh_s = 0.2;  // 0: classify every face in every frame
+  double sure = 0.9;       // a result below this keeps the face classified every frame
+  double moved_iou = 0.6;  // box overlap with the last classified box below this: classify
 };
 
 // One flag per track status (same order): true = classify this face now.

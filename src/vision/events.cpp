@@ -16,7 +16,8 @@ std::string verdict_name(int verdict, const std::vector<std::string>& classes) {
 
 nlohmann::json face_json(const TrackedFace& f, const std::vector<std::string>& classes) {
   nlohmann::json probs = nlohmann::json::object();
-  for (size_t c = 0; c < classes.size() && c < f.smoothed.size(); ++c) probs[classes[c]] = round2(f.smoothed[c] * 100) / 100;
+  for (size_t c = 0; c < classes.size() && c < f.smoothed.size(); ++c)
+    probs[classes[c]] = round2(f.smoothed[c] * 100) / 100;
   return {{"track_id", f.track_id},
           {"x1", round2(f.box.x)},
           {"y1", round2(f.box.y)},
@@ -31,7 +32,11 @@ nlohmann::json face_json(const TrackedFace& f, const std::vector<std::string>& c
 nlohmann::json frame_event(const FrameResult& r, const std::vector<std::string>& classes, double fps) {
   nlohmann::json faces = nlohmann::json::array();
   for (const auto& f : r.faces) faces.push_back(face_json(f, classes));
-  return {{"type", "frame"}, {"frame", r.frame}, {"time_ms", round2(r.time_s * 1000)}, {"faces", faces}, {"fps", round2(fps)}};
+  return {{"type", "frame"},
+          {"frame", r.frame},
+          {"time_ms", round2(r.time_s * 1000)},
+          {"faces", faces},
+          {"fps", round2(fps)}};
 }
 
 nlohmann::json verdict_event(const FrameResult& r, const VerdictChange& c, const std::vector<std::string>& classes) {

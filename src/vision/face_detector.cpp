@@ -48,9 +48,10 @@ FaceDetector::FaceDetector(const FaceDetectorOptions& o) : opts_(o) {
   if (!opts_.model.empty()) throw Error("face model not found: " + opts_.model.string());
   const auto cascade = default_haar_cascade();  // opencv-data's frontal face cascade
   if (cascade.empty() || !haar_.load(cascade.string()))
-    throw Error(fmt::format("no face detector: YuNet model {} is missing and no Haar cascade was found "
-                            "(install opencv-data, or pass --face-model)",
-                            model.string()));
+    throw Error(
+        fmt::format("no face detector: YuNet model {} is missing and no Haar cascade was found "
+                    "(install opencv-data, or pass --face-model)",
+                    model.string()));
   spdlog::warn("YuNet model {} not found: falling back to the Haar cascade, which often misses masked faces",
                model.string());
 }
@@ -66,8 +67,10 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   const double scale = std::min(1.0, static_cast<double>(opts_.detect_width) / frame.cols);
   const cv::Size size(std::max(1, static_cast<int>(std::lround(frame.cols * scale))),
                       std::max(1, static_cast<int>(std::lround(frame.rows * scale))));
-  if (scale < 1.0) cv::resize(frame, small_, size, 0, 0, cv::INTER_AREA);
-  else small_ = frame;
+  if (scale < 1.0)
+    cv::resize(frame, small_, size, 0, 0, cv::INTER_AREA);
+  else
+    small_ = frame;
   // YuNet's forward throws on inputs under about 60 px a side (its coarsest feature map
   // becomes empty). Pad small images on the right/bottom: boxes keep their coordinates.
   if (small_.cols < kMinDetectSide || small_.rows < kMinDetectSide) {

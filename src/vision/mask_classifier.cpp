@@ -1,9 +1,9 @@
 #include "vision/mask_classifier.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
+#include <spdlog/spdlog.h>
 
 #include <cmath>
 
@@ -32,23 +32,29 @@ std::vector<int64_t> check_onnx_bytes(const std::string& bytes, const std::strin
   for (const auto& t : proto.graph().initializer()) {
     int64_t n = 1;
     for (auto d : t.dims()) {
-      if (d < 0 || d > (int64_t{1} << 31)) throw Error(fmt::format("{}: initializer '{}' has invalid dims", origin, t.name()));
+      if (d < 0 || d > (int64_t{1} << 31))
+        throw Error(fmt::format("{}: initializer '{}' has invalid dims", origin, t.name()));
       n *= d;
       if (n > (int64_t{1} << 31)) throw Error(fmt::format("{}: initializer '{}' is too large", origin, t.name()));
     }
     int64_t elem = 0;
     switch (t.data_type()) {
-      case onnx::TensorProto::FLOAT: case onnx::TensorProto::INT32: elem = 4; break;
+      case onnx::TensorProto::FLOAT:
+      case onnx::TensorProto::INT32: elem = 4; break;
       case onnx::TensorProto::FLOAT16: elem = 2; break;
-      case onnx::TensorProto::INT64: case onnx::TensorProto::DOUBLE: elem = 8; break;
-      case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8: elem = 1; break;
+      case onnx::TensorProto::INT64:
+      case onnx::TensorProto::DOUBLE: elem = 8; break;
+      case onnx::TensorProto::INT8:
+      case onnx::TensorProto::UINT8: elem = 1; break;
       default: throw Error(fmt::format("{}: initializer '{}' has an unsupported type", origin, t.name()));
     }
-    const int64_t have = t.has_raw_data() ? static_cast<int64_t>(t.raw_data().size())
-                                          : elem * (t.float_data_size() + t.int32_data_size() + t.int64_data_size() +
-                                                    t.double_data_size());
+    const int64_t have =
+        t.has_raw_data()
+            ? static_cast<int64_t>(t.raw_data().size())
+            : elem * (t.float_data_size() + t.int32_data_size() + t.int64_data_size() + t.double_data_size());
     if (have != n * elem)
-      throw Error(fmt::format("{}: initializer '{}' holds {} bytes, its dims need {}", origin, t.name(), have, n * elem));
+      throw Error(
+          fmt::format("{}: initializer '{}' holds {} bytes, its dims need {}", origin, t.name(), have, n * elem));
   }
   std::vector<int64_t> input_shape;
   for (const auto& d : proto.graph().input(0).type().tensor_type().shape().dim())
@@ -76,7 +82,9 @@ cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin) 
   return read_checked_net(bytes, origin);
 }
 
-std::string inference_engine_name(InferenceEngine e) { return e == InferenceEngine::Xnnpack ? "XNNPACK" : "OpenCV DNN"; }
+std::string inference_engine_name(InferenceEngine e) {
+  return e == InferenceEngine::Xnnpack ? "XNNPACK" : "OpenCV DNN";
+}
 
 MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar,
                                InferenceEngine engine) {
@@ -90,9 +98,10 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
   // The sidecar's input size must be the one the network was exported for: a hand-edited
   // size would run (the graph is fully convolutional) but silently lose accuracy.
   const auto shape = check_onnx_bytes(bytes, onnx_path.string());
-  if (shape.size() == 4 && shape[2] > 0 && shape[3] > 0 && (shape[2] != meta_.input_size || shape[3] != meta_.input_size))
-    throw Error(fmt::format("{}: the model takes {}x{} input but its sidecar {} says {}x{}", onnx_path.string(), shape[3],
-                            shape[2], sidecar.string(), meta_.input_size, meta_.input_size));
+  if (shape.size() == 4 && shape[2] > 0 && shape[3] > 0 &&
+      (shape[2] != meta_.input_size || shape[3] != meta_.input_size))
+    throw Error(fmt::format("{}: the model takes {}x{} input but its sidecar {} says {}x{}", onnx_path.string(),
+                            shape[3], shape[2], sidecar.string(), meta_.input_size, meta_.input_size));
   if (engine == InferenceEngine::Xnnpack) {
     try {
       xnn_ = std::make_unique<XnnpackNet>(bytes, meta_.input_size, cv::getNumThreads());
@@ -102,22 +111,24 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
   }
   if (!xnn_) net_ = read_checked_net(bytes, onnx_path.string());
   // Probe: one forward must give one probability per class.
-  const cv::Mat probe = forward_blob(make_blob({cv::Mat(meta_.input_size, meta_.input_size, CV_8UC3, cv::Scalar::all(128))},
-                                               meta_.input_size));
+  const cv::Mat probe = forward_blob(
+      make_blob({cv::Mat(meta_.input_size, meta_.input_size, CV_8UC3, cv::Scalar::all(128))}, meta_.input_size));
   if (probe.rows != 1 || probe.cols != static_cast<int>(meta_.classes.size()))
     throw Error(fmt::format("{}: model gives {} outputs but the sidecar lists {} classes", onnx_path.string(),
                             probe.total(), meta_.classes.size()));
   const double sum = cv::sum(probe)[0];
   if (!std::isfinite(sum) || std::abs(sum - 1.0) > 1e-3)
-    throw Error(fmt::format("{}: model output is not a probability distribution (sums to {})", onnx_path.string(), sum));
+    throw Error(
+        fmt::format("{}: model output is not a probability distribution (sums to {})", onnx_path.string(), sum));
 }
 
 std::vector<Prediction> MaskClassifier::classify_batched(const std::vector<cv::Mat>& crops, int batch) {
   std::vector<Prediction> out;
   out.reserve(crops.size());
   for (size_t i = 0; i < crops.size(); i += static_cast<size_t>(batch)) {
-    const std::vector<cv::Mat> part(crops.begin() + static_cast<long>(i),
-                                    crops.begin() + static_cast<long>(std::min(crops.size(), i + static_cast<size_t>(batch))));
+    const std::vector<cv::Mat> part(
+        crops.begin() + static_cast<long>(i),
+        crops.begin() + static_cast<long>(std::min(crops.size(), i + static_cast<size_t>(batch))));
     auto preds = classify(part);
     std::move(preds.begin(), preds.end(), std::back_inserter(out));
   }

@@ -9,12 +9,16 @@
 
 namespace maskwatch {
 
-VideoRecorder::VideoRecorder(std::filesystem::path path, double fps) : path_(std::move(path)), fps_(fps > 0 ? fps : 15) {
+VideoRecorder::VideoRecorder(std::filesystem::path path, double fps)
+    : path_(std::move(path)), fps_(fps > 0 ? fps : 15) {
   std::string ext = path_.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (ext == ".mp4" || ext == ".m4v" || ext == ".mov") fourcc_ = cv::VideoWriter::fourcc('m', 'p', '4', 'v');
-  else if (ext == ".avi") fourcc_ = cv::VideoWriter::fourcc('M', 'J', 'P', 'G');
-  else throw Error("recording needs a .mp4, .m4v, .mov or .avi file name, not " + path_.string());
+  if (ext == ".mp4" || ext == ".m4v" || ext == ".mov")
+    fourcc_ = cv::VideoWriter::fourcc('m', 'p', '4', 'v');
+  else if (ext == ".avi")
+    fourcc_ = cv::VideoWriter::fourcc('M', 'J', 'P', 'G');
+  else
+    throw Error("recording needs a .mp4, .m4v, .mov or .avi file name, not " + path_.string());
   tmp_ = path_.parent_path() / ("." + path_.stem().string() + ".part" + ext);
   if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
 }

@@ -117,8 +117,10 @@ class LiveSource : public FrameSource {
     std::unique_lock<std::mutex> lock(s_->mutex);
     const bool done = s_->cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return s_->finished; });
     lock.unlock();
-    if (done) worker_.join();
-    else worker_.detach();  // blocked in a read that will time out; it owns a share of the state
+    if (done)
+      worker_.join();
+    else
+      worker_.detach();  // blocked in a read that will time out; it owns a share of the state
   }
   bool read(SourceFrame& out) override {
     std::unique_lock<std::mutex> lock(s_->mutex);
@@ -180,10 +182,14 @@ class LiveSource : public FrameSource {
       return stop;
     }
     bool open() {
-      if (camera >= 0) cap.open(camera, cv::CAP_V4L2);
-      else if (is_camera()) cap.open(spec, cv::CAP_V4L2);
-      else cap.open(spec, cv::CAP_FFMPEG, {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, opts.open_timeout_ms,
-                                          cv::CAP_PROP_READ_TIMEOUT_MSEC, opts.read_timeout_ms});
+      if (camera >= 0)
+        cap.open(camera, cv::CAP_V4L2);
+      else if (is_camera())
+        cap.open(spec, cv::CAP_V4L2);
+      else
+        cap.open(spec, cv::CAP_FFMPEG,
+                 {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, opts.open_timeout_ms, cv::CAP_PROP_READ_TIMEOUT_MSEC,
+                  opts.read_timeout_ms});
       if (!cap.isOpened()) return false;
       if (is_camera()) {
         cap.set(cv::CAP_PROP_FRAME_WIDTH, opts.width);

@@ -19,11 +19,11 @@
 namespace maskwatch {
 
 struct SourceOptions {
-  int width = 640, height = 480;  // requested camera resolution
-  double folder_fps = 1.0;        // time step between images of a folder
-  double reconnect_for_s = 0;     // live: give up this long after the last frame (0 = never)
-  int open_timeout_ms = 5000;     // streams: FFmpeg open time-out
-  int read_timeout_ms = 3000;     // streams: a read that waits longer is a stall (reopen)
+  int width = 640, height = 480;              // requested camera resolution
+  double folder_fps = 1.0;                    // time step between images of a folder
+  double reconnect_for_s = 0;                 // live: give up this long after the last frame (0 = never)
+  int open_timeout_ms = 5000;                 // streams: FFmpeg open time-out
+  int read_timeout_ms = 3000;                 // streams: a read that waits longer is a stall (reopen)
   const std::atomic<bool>* cancel = nullptr;  // live: read() returns false soon after it is set
 };
 

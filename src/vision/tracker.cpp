@@ -65,9 +65,11 @@ std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, d
   for (size_t t = 0; t < tracks_.size(); ++t)
     for (size_t o = 0; o < boxes.size(); ++o) {
       const double v = iou(tracks_[t].box, boxes[o]);
-      if (v >= opts_.iou_match) pairs.emplace_back(1.0 + v, t, o);
+      if (v >= opts_.iou_match)
+        pairs.emplace_back(1.0 + v, t, o);
       else if (centre_shift(tracks_[t].box, boxes[o]) <= opts_.max_centre_shift)
-        pairs.emplace_back(1.0 - centre_shift(tracks_[t].box, boxes[o]) / (opts_.max_centre_shift + 1e-9) * 0.999, t, o);
+        pairs.emplace_back(1.0 - centre_shift(tracks_[t].box, boxes[o]) / (opts_.max_centre_shift + 1e-9) * 0.999, t,
+                           o);
     }
   std::sort(pairs.begin(), pairs.end(), [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
   constexpr size_t kNone = static_cast<size_t>(-1);
@@ -111,8 +113,10 @@ std::vector<TrackedFace> Tracker::commit(const std::vector<Observation>& obs, do
     f.raw = t.raw;
     f.smoothed = t.smoothed;
     f.verdict = t.verdict;
-    if (t.verdict != kUncertain) f.confidence = t.smoothed[static_cast<size_t>(t.verdict)];
-    else if (!t.smoothed.empty()) f.confidence = *std::max_element(t.smoothed.begin(), t.smoothed.end());
+    if (t.verdict != kUncertain)
+      f.confidence = t.smoothed[static_cast<size_t>(t.verdict)];
+    else if (!t.smoothed.empty())
+      f.confidence = *std::max_element(t.smoothed.begin(), t.smoothed.end());
     out.push_back(std::move(f));
   }
   assigned_.clear();

@@ -21,11 +21,11 @@ namespace maskwatch {
 
 struct TrackerOptions {
   double iou_match = 0.3;
-  double max_centre_shift = 0.6;  // fallback match: centre moved less than this x box size
-  double max_missed_s = 0.5;      // a track survives this long without a detection
-  double tau_s = 0.15;            // EMA time constant
-  double enter = 0.65;            // smoothed probability needed to (re)assign a verdict
-  double uncertain_after_s = 0.6; // no confident class for this long -> uncertain
+  double max_centre_shift = 0.6;   // fallback match: centre moved less than this x box size
+  double max_missed_s = 0.5;       // a track survives this long without a detection
+  double tau_s = 0.15;             // EMA time constant
+  double enter = 0.65;             // smoothed probability needed to (re)assign a verdict
+  double uncertain_after_s = 0.6;  // no confident class for this long -> uncertain
 };
 
 constexpr int kUncertain = -1;
@@ -38,11 +38,11 @@ struct Observation {
 
 // What the classifier scheduler needs to know about the track an observation belongs to.
 struct TrackStatus {
-  bool is_new = true;          // no classification yet
-  double classified_at = 0;    // time of the last classification
-  cv::Rect2f classified_box;   // the box then
-  cv::Rect2f box_now;          // the box in this frame
-  std::vector<float> raw;      // its probabilities
+  bool is_new = true;         // no classification yet
+  double classified_at = 0;   // time of the last classification
+  cv::Rect2f classified_box;  // the box then
+  cv::Rect2f box_now;         // the box in this frame
+  std::vector<float> raw;     // its probabilities
   std::vector<float> smoothed;
   int verdict = kUncertain;
 };
@@ -53,8 +53,8 @@ struct TrackedFace {
   float face_score = 0;
   std::vector<float> raw, smoothed;  // raw: the track's latest classification
   bool classified = false;           // the classifier ran on this face in this frame
-  int verdict = kUncertain;  // class index or kUncertain
-  float confidence = 0;      // smoothed probability of the verdict (max smoothed if uncertain)
+  int verdict = kUncertain;          // class index or kUncertain
+  float confidence = 0;              // smoothed probability of the verdict (max smoothed if uncertain)
 };
 
 struct VerdictChange {

@@ -83,7 +83,8 @@ struct XnnpackNet::Impl {
 
   uint32_t tensor(const std::vector<size_t>& dims, uint32_t external_id = XNN_INVALID_VALUE_ID, uint32_t flags = 0) {
     uint32_t id = 0;
-    check(xnn_define_tensor_value(subgraph, xnn_datatype_fp32, dims.size(), dims.data(), nullptr, external_id, flags, &id),
+    check(xnn_define_tensor_value(subgraph, xnn_datatype_fp32, dims.size(), dims.data(), nullptr, external_id, flags,
+                                  &id),
           "tensor");
     return id;
   }
@@ -118,7 +119,8 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
   };
   const auto weights = [&](const onnx::NodeProto& n, int i) {
     const auto it = inits.find(n.input(i));
-    if (it == inits.end()) throw Error(fmt::format("XNNPACK: {} weight '{}' is not an initializer", n.op_type(), n.input(i)));
+    if (it == inits.end())
+      throw Error(fmt::format("XNNPACK: {} weight '{}' is not an initializer", n.op_type(), n.input(i)));
     return read_initializer(*it->second);
   };
   constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -150,16 +152,17 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
         std::vector<float> f(w.values.size());
         for (size_t c = 0; c < o; ++c)
           for (size_t i = 0; i < kh * kw; ++i) f[i * o + c] = w.values[c * kh * kw + i];
-        check(xnn_define_depthwise_convolution_2d(
-                  m.subgraph, pads[0], pads[3], pads[2], pads[1], kh, kw, strides[0], strides[1], dilations[0],
-                  dilations[1], 1, in_c, -kInf, kInf, x.id, m.constant(std::move(f), {1, kh, kw, o}), bias, y, 0),
+        check(xnn_define_depthwise_convolution_2d(m.subgraph, pads[0], pads[3], pads[2], pads[1], kh, kw, strides[0],
+                                                  strides[1], dilations[0], dilations[1], 1, in_c, -kInf, kInf, x.id,
+                                                  m.constant(std::move(f), {1, kh, kw, o}), bias, y, 0),
               "depthwise convolution");
       } else if (group == 1 && gi == in_c) {
         // ONNX [O, I, kh, kw] -> XNNPACK [O, kh, kw, I].
         std::vector<float> f(w.values.size());
         for (size_t oc = 0; oc < o; ++oc)
           for (size_t ic = 0; ic < gi; ++ic)
-            for (size_t i = 0; i < kh * kw; ++i) f[(oc * kh * kw + i) * gi + ic] = w.values[(oc * gi + ic) * kh * kw + i];
+            for (size_t i = 0; i < kh * kw; ++i)
+              f[(oc * kh * kw + i) * gi + ic] = w.values[(oc * gi + ic) * kh * kw + i];
         check(xnn_define_convolution_2d(m.subgraph, pads[0], pads[3], pads[2], pads[1], kh, kw, strides[0], strides[1],
                                         dilations[0], dilations[1], 1, gi, o, -kInf, kInf, x.id,
                                         m.constant(std::move(f), {o, kh, kw, gi}), bias, y, 0),
@@ -206,7 +209,8 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
         throw Error("XNNPACK: only Gemm with transB=1 is supported");
       const auto* alpha = attribute(n, "alpha");
       const auto* beta = attribute(n, "beta");
-      if ((alpha && alpha->f() != 1.0f) || (beta && beta->f() != 1.0f)) throw Error("XNNPACK: Gemm with alpha/beta != 1");
+      if ((alpha && alpha->f() != 1.0f) || (beta && beta->f() != 1.0f))
+        throw Error("XNNPACK: Gemm with alpha/beta != 1");
       const size_t out = static_cast<size_t>(w.dims[0]), in = static_cast<size_t>(w.dims[1]);
       const std::vector<size_t> dims = {1, out};
       const uint32_t y = out_tensor(dims);

@@ -2,9 +2,9 @@
 // load. Starts `maskwatch serve` as its own process with N cameras (the sample clip scaled
 // to 640x480, looped), opens MJPEG viewers and polls /api/stats at a fixed rate, then
 // reports processed FPS per camera, API latency p50/p99, the server's peak RSS and CPU.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <httplib.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,8 +28,8 @@
 #include "serve/mqtt_client.h"
 #include "util/error.h"
 #include "util/net.h"
-#include "util/stopwatch.h"
 #include "util/paths.h"
+#include "util/stopwatch.h"
 
 namespace maskwatch::app {
 namespace {
@@ -40,7 +40,7 @@ struct BenchServeOpts {
   double seconds = 20;
   int cameras = 2, viewers = 8, poll_hz = 20;
   std::string broker = "/usr/sbin/mosquitto";  // "" = no MQTT
-  double outage_s = 0;                          // broker down this long after the measurement
+  double outage_s = 0;                         // broker down this long after the measurement
   int buffer_messages = 1000;
   std::string clip = (shared_data_dir() / "samples" / "video" / "webcam-mask-on-off.mp4").string();
 };
@@ -50,7 +50,8 @@ std::filesystem::path make_clip_640(const std::string& clip, const std::filesyst
   cv::VideoCapture in(clip);
   if (!in.isOpened()) throw Error("cannot open " + clip);
   const auto out = dir / "clip640.avi";
-  cv::VideoWriter w(out.string(), cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), in.get(cv::CAP_PROP_FPS), cv::Size(640, 480));
+  cv::VideoWriter w(out.string(), cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), in.get(cv::CAP_PROP_FPS),
+                    cv::Size(640, 480));
   for (cv::Mat f; in.read(f);) {
     const int cw = f.rows * 4 / 3;
     cv::Mat crop = f(cv::Rect((f.cols - cw) / 2, 0, cw, f.rows)), small;
@@ -135,15 +136,17 @@ void bench_serve(const BenchServeOpts& o) {
   {
     std::ofstream cfg(dir / "bench.yaml");
     cfg << "http: {max_stream_clients: " << o.viewers << "}\ncameras:\n";
-    for (int c = 0; c < o.cameras; ++c) cfg << "  cam" << c << ": {source: " << clip.string() << ", loop: true, fps_limit: 30}\n";
+    for (int c = 0; c < o.cameras; ++c)
+      cfg << "  cam" << c << ": {source: " << clip.string() << ", loop: true, fps_limit: 30}\n";
   }
   std::unique_ptr<Broker> broker;
   if (!o.broker.empty()) {
-    if (access(o.broker.c_str(), X_OK) != 0) throw Error("no MQTT broker at " + o.broker + " (install mosquitto, or --broker '')");
+    if (access(o.broker.c_str(), X_OK) != 0)
+      throw Error("no MQTT broker at " + o.broker + " (install mosquitto, or --broker '')");
     broker = std::make_unique<Broker>(o.broker, dir);
     std::ofstream(dir / "bench.yaml", std::ios::app)
-        << "mqtt: {host: 127.0.0.1, port: " << broker->port << ", client_id: bench, buffer_messages: " << o.buffer_messages
-        << "}\n";
+        << "mqtt: {host: 127.0.0.1, port: " << broker->port
+        << ", client_id: bench, buffer_messages: " << o.buffer_messages << "}\n";
   }
   int out_pipe[2];
   if (pipe(out_pipe) != 0) throw Error("pipe failed");
@@ -217,7 +220,8 @@ void bench_serve(const BenchServeOpts& o) {
       std::lock_guard<std::mutex> lock(mqtt_mutex);
       mqtt_latency_ms.push_back(1000 * (unix_now() - e["time"].get<double>()));
     });
-    for (int i = 0; i < 50 && !subscriber->connected(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int i = 0; i < 50 && !subscriber->connected(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // subscribed
   }
   measuring = true;
@@ -272,22 +276,27 @@ void bench_serve(const BenchServeOpts& o) {
   for (int c = 0; c < o.cameras; ++c) {
     const auto name = fmt::format("cam{}", c);
     const double fps = static_cast<double>(after["cameras"][name]["frames_processed"].get<int64_t>() -
-                                           before["cameras"][name]["frames_processed"].get<int64_t>()) / elapsed;
+                                           before["cameras"][name]["frames_processed"].get<int64_t>()) /
+                       elapsed;
     rows += fmt::format("| {} | {:.1f} | {} |\n", name, fps, after["cameras"][name]["faces_now"].get<int>());
   }
-  fmt::print("serve under load: {} cameras (640x480 clip, 15 fps, looped), {} MJPEG viewers, /api/stats polled at "
-             "{} Hz, {:.0f} s\n\n| camera | processed FPS | faces now |\n|---|---|---|\n{}\n",
-             o.cameras, o.viewers, o.poll_hz, elapsed, rows);
-  fmt::print("| API /api/stats p50 ms | p99 ms | requests | server peak RSS MiB | server CPU (cores) | MJPEG MB/s to viewers |\n"
-             "|---|---|---|---|---|---|\n| {:.2f} | {:.2f} | {} | {:.0f} | {:.2f} | {:.2f} |\n",
-             percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.size(), rss, cpu,
-             static_cast<double>(stream_bytes.load()) / elapsed / 1e6);
+  fmt::print(
+      "serve under load: {} cameras (640x480 clip, 15 fps, looped), {} MJPEG viewers, /api/stats polled at "
+      "{} Hz, {:.0f} s\n\n| camera | processed FPS | faces now |\n|---|---|---|\n{}\n",
+      o.cameras, o.viewers, o.poll_hz, elapsed, rows);
+  fmt::print(
+      "| API /api/stats p50 ms | p99 ms | requests | server peak RSS MiB | server CPU (cores) | MJPEG MB/s to viewers "
+      "|\n"
+      "|---|---|---|---|---|---|\n| {:.2f} | {:.2f} | {} | {:.0f} | {:.2f} | {:.2f} |\n",
+      percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.size(), rss, cpu,
+      static_cast<double>(stream_bytes.load()) / elapsed / 1e6);
   if (broker) {
     std::lock_guard<std::mutex> lock(mqtt_mutex);
-    fmt::print("\n| MQTT messages/s | verdict events | event latency p50 ms | p99 ms | max ms |\n|---|---|---|---|---|\n"
-               "| {:.1f} | {} | {:.1f} | {:.1f} | {:.1f} |\n",
-               static_cast<double>(mqtt_messages.load()) / elapsed, mqtt_latency_ms.size(), percentile(mqtt_latency_ms, 0.5),
-               percentile(mqtt_latency_ms, 0.99), percentile(mqtt_latency_ms, 1.0));
+    fmt::print(
+        "\n| MQTT messages/s | verdict events | event latency p50 ms | p99 ms | max ms |\n|---|---|---|---|---|\n"
+        "| {:.1f} | {} | {:.1f} | {:.1f} | {:.1f} |\n",
+        static_cast<double>(mqtt_messages.load()) / elapsed, mqtt_latency_ms.size(), percentile(mqtt_latency_ms, 0.5),
+        percentile(mqtt_latency_ms, 0.99), percentile(mqtt_latency_ms, 1.0));
   }
   fmt::print("{}", outage_table);
 }
@@ -300,10 +309,15 @@ void add_bench_serve_command(CLI::App& root) {
   cmd->group("");  // hidden
   cmd->add_option("--seconds", o->seconds, "Measuring time")->capture_default_str()->check(CLI::Range(2.0, 3600.0));
   cmd->add_option("--cameras", o->cameras, "Cameras")->capture_default_str()->check(CLI::Range(1, 16));
-  cmd->add_option("--viewers", o->viewers, "MJPEG viewers (spread over the cameras)")->capture_default_str()->check(CLI::Range(0, 64));
-  cmd->add_option("--poll-hz", o->poll_hz, "/api/stats requests per second")->capture_default_str()->check(CLI::Range(1, 1000));
+  cmd->add_option("--viewers", o->viewers, "MJPEG viewers (spread over the cameras)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  cmd->add_option("--poll-hz", o->poll_hz, "/api/stats requests per second")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   cmd->add_option("--clip", o->clip, "Video the cameras play")->capture_default_str();
-  cmd->add_option("--broker", o->broker, "mosquitto executable for the MQTT part ('' = no MQTT)")->capture_default_str();
+  cmd->add_option("--broker", o->broker, "mosquitto executable for the MQTT part ('' = no MQTT)")
+      ->capture_default_str();
   cmd->add_option("--broker-outage", o->outage_s, "Then stop the broker this many seconds: memory and catch-up")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));

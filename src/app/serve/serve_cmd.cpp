@@ -10,8 +10,8 @@
 
 #include "app/cli.h"
 #include "app/serve/commands.h"
-#include "serve/config.h"
 #include "serve/alerts.h"
+#include "serve/config.h"
 #include "serve/engine.h"
 #include "serve/fleet.h"
 #include "serve/http_api.h"
@@ -71,11 +71,14 @@ void serve(const ServeOpts& o) {
     api.add_metrics([&mqtt] { return mqtt->prometheus_metrics(); });
   }
   char host[256] = "127.0.0.1";
-  if (cfg.http.listen == "0.0.0.0" || cfg.http.listen == "::") gethostname(host, sizeof host - 1);
-  else std::snprintf(host, sizeof host, "%s", cfg.http.listen.c_str());
-  AlertEngine alerts(cfg, engine, storage, fmt::format("http://{}:{}", host, port),
-                     mqtt ? std::function<void(const nlohmann::json&)>([&mqtt](const nlohmann::json& a) { mqtt->publish_alert(a); })
-                          : nullptr);
+  if (cfg.http.listen == "0.0.0.0" || cfg.http.listen == "::")
+    gethostname(host, sizeof host - 1);
+  else
+    std::snprintf(host, sizeof host, "%s", cfg.http.listen.c_str());
+  AlertEngine alerts(
+      cfg, engine, storage, fmt::format("http://{}:{}", host, port),
+      mqtt ? std::function<void(const nlohmann::json&)>([&mqtt](const nlohmann::json& a) { mqtt->publish_alert(a); })
+           : nullptr);
   g_stop = false;
   const StopSignals stop_signals([](int) { g_stop = true; });
   if (mqtt) mqtt->start();  // before the cameras: their first status goes out too
@@ -104,8 +107,9 @@ void add_serve_command(CLI::App& root) {
                                   "Run cameras as a service: HTTP API, live dashboard, compliance history (Ctrl-C, "
                                   "SIGTERM or SIGHUP stop it cleanly)");
   cmd->add_option("--config", o->config, "YAML config (see examples/demo.yaml)")->required();
-  cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (default: the config's http.listen and http.port; "
-                                         "127.0.0.1:8080)");
+  cmd->add_option("--listen", o->listen,
+                  "HOST:PORT to listen on (default: the config's http.listen and http.port; "
+                  "127.0.0.1:8080)");
   cmd->add_option("--port", o->port, "Port only (0 = any free port, printed at start)")->check(CLI::Range(0, 65535));
   cmd->add_option("--data", o->data_dir, "Storage folder (default: the config's storage.dir)");
   add_threads_option(cmd, o->threads);
@@ -116,7 +120,8 @@ void add_config_command(CLI::App& root) {
   auto* cmd = root.add_subcommand("config", "Work with serve configuration files");
   cmd->require_subcommand(1);
   auto file = std::make_shared<std::string>();
-  auto* check = cmd->add_subcommand("check", "Validate a config file and print the effective settings (secrets hidden)");
+  auto* check =
+      cmd->add_subcommand("check", "Validate a config file and print the effective settings (secrets hidden)");
   check->add_option("file", *file, "YAML config")->required();
   check->callback([file] {
     const ServeConfig cfg = load_serve_config(*file);

@@ -18,16 +18,21 @@ void add_audit_command(CLI::App& root) {
   auto threads = std::make_shared<int>(0);
   auto no_face_crops = std::make_shared<bool>(false);
   auto* cmd = root.add_subcommand(
-      "audit", "Find likely label errors: out-of-fold predictions on cached features, a ranked CSV and a contact sheet");
+      "audit",
+      "Find likely label errors: out-of-fold predictions on cached features, a ranked CSV and a contact sheet");
   cmd->add_option("--data", *data, "Folder with one sub-folder of images per class (repeatable)")->required();
   cmd->add_option("--map", *maps, "Fold a class folder into a class: FROM=TO (repeatable)");
   cmd->add_option("--exclude", *exclude, "File of image names to leave out");
   cmd->add_option("--out", *out, "Where audit.csv, audit.png, audit.json and the feature cache go")->required();
   cmd->add_option("--backbone", *backbone, "MobileNetV2 .tflite with ImageNet weights")->capture_default_str();
   cmd->add_option("--input-size", o->input_size, "Square input size of the features")->capture_default_str();
-  cmd->add_option("--folds", o->folds, "Folds for out-of-fold predictions")->capture_default_str()->check(CLI::Range(2, 20));
+  cmd->add_option("--folds", o->folds, "Folds for out-of-fold predictions")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 20));
   cmd->add_option("--epochs", o->epochs, "Head epochs per fold")->capture_default_str()->check(CLI::Range(1, 1000));
-  cmd->add_option("--sheet", o->sheet, "Images on the contact sheet")->capture_default_str()->check(CLI::Range(1, 2000));
+  cmd->add_option("--sheet", o->sheet, "Images on the contact sheet")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 2000));
   cmd->add_option("--seed", o->seed, "Seed for folds and heads")->capture_default_str();
   cmd->add_flag("--no-face-crops", *no_face_crops, "Use whole images instead of the run-time face crop");
   add_threads_option(cmd, *threads);

@@ -10,14 +10,14 @@
 #include "app/train/commands.h"
 #include "nn/classifier_bench.h"
 #include "perf/pipeline_bench.h"
-#include "vision/classify_schedule.h"
 #include "perf/timing.h"
 #include "train/trainer.h"
-#include "util/paths.h"
-#include "util/threads.h"
 #include "util/error.h"
 #include "util/json_io.h"
+#include "util/paths.h"
 #include "util/subprocess.h"
+#include "util/threads.h"
+#include "vision/classify_schedule.h"
 
 namespace maskwatch::app {
 namespace {
@@ -26,8 +26,8 @@ struct BenchOpts {
   std::string json_out;
   bool train = false, serve = false, classifier = true, pipeline = true;
   std::string model = default_model_path().string();
-  std::string clip = (default_seed_data_path().parent_path().parent_path() / "samples" / "video" /
-                      "webcam-mask-on-off.mp4").string();
+  std::string clip =
+      (default_seed_data_path().parent_path().parent_path() / "samples" / "video" / "webcam-mask-on-off.mp4").string();
   std::vector<std::string> train_data = {default_seed_data_path().string(), default_real_data_path().string()};
   double seconds = 1.0;
   std::vector<int> sizes = {224, 160, 128};
@@ -47,9 +47,14 @@ json classifier_section(const BenchOpts& o) {
           const auto r = json::parse(run_isolated([&] {
             auto c = make_classifier_case(e, size, batch, threads);
             const auto t = time_it(c.run, 3, 10, o.seconds);
-            return json{{"engine", engine_name(e)}, {"input", size}, {"batch", batch}, {"threads", threads},
-                        {"median_ms_per_batch", t.median_ms}, {"ms_per_face", t.median_ms / batch},
-                        {"iterations", t.iterations}, {"blas", loaded_blas()}}
+            return json{{"engine", engine_name(e)},
+                        {"input", size},
+                        {"batch", batch},
+                        {"threads", threads},
+                        {"median_ms_per_batch", t.median_ms},
+                        {"ms_per_face", t.median_ms / batch},
+                        {"iterations", t.iterations},
+                        {"blas", loaded_blas()}}
                 .dump();
           }));
           ms[e] = r["ms_per_face"].get<double>();
@@ -57,18 +62,19 @@ json classifier_section(const BenchOpts& o) {
         }
         const double cv_ms = ms[Engine::OpenCvDnn], xnn_ms = ms[Engine::Xnnpack], torch_ms = ms[Engine::LibTorchEager];
         if (batch == 1) best_xnn_ms[{size, threads}] = xnn_ms;
-        rows.push_back({std::to_string(size), std::to_string(batch), std::to_string(threads), fmt::format("{:.2f}", cv_ms),
-                        fmt::format("{:.2f}", xnn_ms), fmt::format("{:.2f}", torch_ms),
+        rows.push_back({std::to_string(size), std::to_string(batch), std::to_string(threads),
+                        fmt::format("{:.2f}", cv_ms), fmt::format("{:.2f}", xnn_ms), fmt::format("{:.2f}", torch_ms),
                         fmt::format("{:.2f}x", cv_ms / xnn_ms), fmt::format("{:.1f}x", torch_ms / cv_ms)});
       }
   fmt::print("\nClassifier latency per face (median; batch forward time / batch)\n\n{}",
-             markdown_table({"input", "batch", "threads", "OpenCV DNN ms/face", "XNNPACK ms/face", "LibTorch eager ms/face",
-                             "XNNPACK vs OpenCV", "OpenCV vs LibTorch"},
+             markdown_table({"input", "batch", "threads", "OpenCV DNN ms/face", "XNNPACK ms/face",
+                             "LibTorch eager ms/face", "XNNPACK vs OpenCV", "OpenCV vs LibTorch"},
                             rows));
   // The physical floor: the network's arithmetic at the best FLOP/s a matrix product reaches here.
   std::vector<std::vector<std::string>> floor_rows;
   for (int threads : o.threads) {
-    const double peak = std::stod(run_isolated([&] { return fmt::format("{}", measured_peak_flops(threads, o.seconds)); }));
+    const double peak =
+        std::stod(run_isolated([&] { return fmt::format("{}", measured_peak_flops(threads, o.seconds)); }));
     for (int size : o.sizes) {
       const double macs = std::stod(run_isolated([&] { return fmt::format("{}", classifier_macs(size)); }));
       const double floor_ms = 2 * macs / peak * 1000;
@@ -89,10 +95,18 @@ json classifier_section(const BenchOpts& o) {
 
 // Runs one pipeline case in the runtime executable (no LibTorch loaded, its own memory).
 PipelineBenchResult pipeline_case(const BenchOpts& o, int faces, bool decode, double reclassify_after_s) {
-  std::vector<std::string> args = {sibling_executable(kRuntimeBinary).string(), "bench-pipeline", "--model", o.model,
-                                   "--clip", o.clip, "--faces", std::to_string(faces), "--frames",
+  std::vector<std::string> args = {sibling_executable(kRuntimeBinary).string(),
+                                   "bench-pipeline",
+                                   "--model",
+                                   o.model,
+                                   "--clip",
+                                   o.clip,
+                                   "--faces",
+                                   std::to_string(faces),
+                                   "--frames",
                                    std::to_string(std::max(100, static_cast<int>(o.seconds * 100))),
-                                   "--reclassify-after", fmt::format("{}", reclassify_after_s)};
+                                   "--reclassify-after",
+                                   fmt::format("{}", reclassify_after_s)};
   if (decode) args.push_back("--decode");
   const auto r = run_process(args);
   if (r.exit_code != 0) throw Error(fmt::format("pipeline benchmark case failed (exit code {})", r.exit_code));
@@ -117,12 +131,13 @@ json pipeline_section(const BenchOpts& o) {
                         fmt::format("{:.0f}", r.peak_rss_mib)});
         results.push_back(r);
       }
-  fmt::print("\nEnd to end per 640x480 frame ({} threads; frames timed as from a 30 fps camera; stage columns and "
-             "frame ms are means, FPS = 1000 / mean frame ms; model {})\n\n{}",
-             results[0].threads, o.model,
-             markdown_table({"faces", "decode", "reclassify", "found", "classified", "decode ms", "detect ms",
-                             "classify ms", "track ms", "draw ms", "frame ms", "p95 ms", "FPS", "peak RSS MiB"},
-                            rows));
+  fmt::print(
+      "\nEnd to end per 640x480 frame ({} threads; frames timed as from a 30 fps camera; stage columns and "
+      "frame ms are means, FPS = 1000 / mean frame ms; model {})\n\n{}",
+      results[0].threads, o.model,
+      markdown_table({"faces", "decode", "reclassify", "found", "classified", "decode ms", "detect ms", "classify ms",
+                      "track ms", "draw ms", "frame ms", "p95 ms", "FPS", "peak RSS MiB"},
+                     rows));
   return results;
 }
 
@@ -139,10 +154,15 @@ json train_section(const BenchOpts& o) {
     const auto m = train_mask_model(t).metrics;
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
-    return json{{"images", m.data["images"]}, {"timing", m.timing.to_json()}, {"peak_rss_mib", m.peak_rss_mib},
-                {"test_balanced_accuracy", m.test.overall.balanced_accuracy}, {"test_n", m.test.overall.n},
-                {"phase1_epochs", m.recipe["epochs"]}, {"phase2_epochs", m.recipe["fine_tune_epochs"]},
-                {"views", m.recipe["views"]}, {"train_images", m.split["counts"]["train"]}}
+    return json{{"images", m.data["images"]},
+                {"timing", m.timing.to_json()},
+                {"peak_rss_mib", m.peak_rss_mib},
+                {"test_balanced_accuracy", m.test.overall.balanced_accuracy},
+                {"test_n", m.test.overall.n},
+                {"phase1_epochs", m.recipe["epochs"]},
+                {"phase2_epochs", m.recipe["fine_tune_epochs"]},
+                {"views", m.recipe["views"]},
+                {"train_images", m.split["counts"]["train"]}}
         .dump();
   }));
   const auto& t = r["timing"];
@@ -151,7 +171,8 @@ json train_section(const BenchOpts& o) {
       {"data: decode + face crops", sec(t["decode_seconds"])},
       {"data: features (unaugmented, all images)", sec(t["features_seconds"])},
       {"data: near-duplicates (mirrored features, ORB checks)", sec(t["near_duplicates_seconds"])},
-      {fmt::format("phase 1: {} augmented views through the frozen backbone", r["views"].get<int>()), sec(t["views_seconds"])},
+      {fmt::format("phase 1: {} augmented views through the frozen backbone", r["views"].get<int>()),
+       sec(t["views_seconds"])},
       {fmt::format("phase 1: {} head epochs on the views", r["phase1_epochs"].get<int>()),
        fmt::format("{:.1f}", t["phase1_seconds"].get<double>() - t["views_seconds"].get<double>())},
       {fmt::format("phase 2: {} fine-tuning epochs", r["phase2_epochs"].get<int>()), sec(t["phase2_seconds"])},
@@ -170,13 +191,16 @@ void add_bench_command(CLI::App& root) {
   auto o = std::make_shared<BenchOpts>();
   auto* cmd = root.add_subcommand("bench", "Measure speed and print the tables quoted in README.md");
   cmd->add_option("--json", o->json_out, "Also write all measurements as JSON");
-  cmd->add_option("--seconds", o->seconds, "Minimum measuring time per case")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--seconds", o->seconds, "Minimum measuring time per case")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "Thread counts to measure (default: 1 and all cores)")
       ->check(CLI::Range(1, 4 * resolve_threads(0)));
   cmd->add_flag("--train", o->train, "Also time the default training recipe end to end (about 10 minutes)");
   cmd->add_flag("--serve", o->serve, "Also load-test `serve`: 2 cameras, 8 MJPEG viewers, /api/stats at 20 Hz (20 s)");
   cmd->add_option("--train-data", o->train_data, "Data folders for --train")->capture_default_str();
-  cmd->add_option("--sizes", o->sizes, "Classifier input sizes to measure")->capture_default_str()
+  cmd->add_option("--sizes", o->sizes, "Classifier input sizes to measure")
+      ->capture_default_str()
       ->check(CLI::Range(96, 224));
   auto skip_classifier = std::make_shared<bool>(false), skip_pipeline = std::make_shared<bool>(false);
   cmd->add_flag("--no-classifier", *skip_classifier, "Skip the classifier latency table");
@@ -202,7 +226,8 @@ void add_bench_command(CLI::App& root) {
     if (o->train) out["train"] = train_section(*o);
     if (o->serve) {
       std::fflush(stdout);
-      const auto r = run_process({sibling_executable(kRuntimeBinary).string(), "bench-serve"}, /*capture_stdout=*/false);
+      const auto r =
+          run_process({sibling_executable(kRuntimeBinary).string(), "bench-serve"}, /*capture_stdout=*/false);
       if (r.exit_code != 0) throw Error(fmt::format("serve benchmark failed (exit code {})", r.exit_code));
     }
     out["peak_rss_mib"] = peak_rss_mib();

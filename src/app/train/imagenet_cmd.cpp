@@ -5,9 +5,9 @@
 
 #include "app/cli.h"
 #include "app/train/commands.h"
-#include "nn/torch_setup.h"
 #include "nn/imagenet.h"
 #include "nn/tflite_import.h"
+#include "nn/torch_setup.h"
 #include "util/json_io.h"
 #include "util/paths.h"
 
@@ -36,8 +36,8 @@ void add_imagenet_command(CLI::App& root) {
     TfliteImportReport report;
     auto net = load_imagenet_mobilenet(opts->backbone, &report);
     const auto labels = read_labels(opts->labels);
-    fmt::print("backbone {}: {} weights, {} convs, {} classes\n", opts->backbone, report.weight_format,
-               report.convs, report.top_classes);
+    fmt::print("backbone {}: {} weights, {} convs, {} classes\n", opts->backbone, report.weight_format, report.convs,
+               report.top_classes);
     json results = json::array();
     for (const auto& image : opts->images) {
       const auto top = imagenet_topk(net, labels, image, opts->top);

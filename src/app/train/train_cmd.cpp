@@ -2,15 +2,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-
 #include "app/cli.h"
 #include "app/train/commands.h"
 #include "data/dataset.h"
 #include "nn/torch_setup.h"
 #include "train/trainer.h"
 #include "util/error.h"
-#include "util/stop_signals.h"
 #include "util/paths.h"
+#include "util/stop_signals.h"
 
 namespace maskwatch::app {
 namespace {
@@ -55,58 +54,107 @@ void add_train_command(CLI::App& root) {
   cmd->add_option("--data", *data,
                   "Folder with one sub-folder of images per class; repeat to train on several (class folders merge "
                   "by name). Default: ../shared/data/seed-masks and ../shared/data/real-masks");
-  cmd->add_option("--map", *maps, "Fold a class folder into a class: FROM=TO, e.g. mask_worn_incorrectly=without_mask "
-                                  "(repeatable)");
+  cmd->add_option("--map", *maps,
+                  "Fold a class folder into a class: FROM=TO, e.g. mask_worn_incorrectly=without_mask "
+                  "(repeatable)");
   cmd->add_option("--source-weight", *weights,
                   "Sampling weight of a source: SOURCE=W (each image is seen about W times per epoch; default 1; "
                   "repeatable)");
-  cmd->add_option("--exclude", *exclude, "File of image names (data-folder/class/file) to leave out")->capture_default_str();
+  cmd->add_option("--exclude", *exclude, "File of image names (data-folder/class/file) to leave out")
+      ->capture_default_str();
   cmd->add_flag("--no-exclude", (*flags)["no_exclude"], "Use every image (ignore the exclusion list)");
   cmd->add_option("--out", *out, "Output folder (model, metrics, plots, split, checkpoints)")->required();
-  cmd->add_option("--split", o->split, "Reuse the split.json of another run on the same data (compare recipes on one "
-                                       "split; skips the near-duplicate search)");
+  cmd->add_option("--split", o->split,
+                  "Reuse the split.json of another run on the same data (compare recipes on one "
+                  "split; skips the near-duplicate search)");
   cmd->add_option("--backbone", *backbone, "MobileNetV2 .tflite with ImageNet weights")->capture_default_str();
   cmd->add_option("--baseline-model", *baselines, "Also evaluate this model.onnx on the test split (repeatable)");
-  cmd->add_option("--epochs", o->epochs, "Phase 1 epochs (backbone frozen)")->capture_default_str()->check(CLI::Range(1, 10000));
-  cmd->add_option("--fine-tune-epochs", o->fine_tune_epochs, "Phase 2 epochs (top blocks unfrozen)")->capture_default_str()->check(CLI::Range(0, 10000));
+  cmd->add_option("--epochs", o->epochs, "Phase 1 epochs (backbone frozen)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  cmd->add_option("--fine-tune-epochs", o->fine_tune_epochs, "Phase 2 epochs (top blocks unfrozen)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000));
   cmd->add_option("--views", o->views, "Augmented views of each training image, cycled through the epochs")
-      ->capture_default_str()->check(CLI::Range(1, 100));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   cmd->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::Range(1, 1024));
-  cmd->add_option("--input-size", o->input_size, "Square input size: a multiple of 32 from 96 to 224")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed for split, shuffling, augmentation and initialisation")->capture_default_str();
+  cmd->add_option("--input-size", o->input_size, "Square input size: a multiple of 32 from 96 to 224")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed for split, shuffling, augmentation and initialisation")
+      ->capture_default_str();
   cmd->add_option("--lr", o->lr, "Phase 1 Adam learning rate")->capture_default_str();
   cmd->add_option("--fine-tune-lr", o->fine_tune_lr, "Phase 2 Adam learning rate")->capture_default_str();
   cmd->add_option("--fine-tune-from-block", o->fine_tune_from_block,
-                  "Phase 2 trains inverted-residual blocks from this one (0..16) and the final conv")->capture_default_str();
-  cmd->add_option("--patience", o->patience, "Stop a phase after N epochs without val-loss improvement (0 = off)")->capture_default_str();
-  cmd->add_option("--val-fraction", o->fractions.val, "Share of images for validation")->capture_default_str()->check(CLI::Range(0.0, 0.5));
-  cmd->add_option("--test-fraction", o->fractions.test, "Share of images for the held-out test")->capture_default_str()->check(CLI::Range(0.0, 0.5));
+                  "Phase 2 trains inverted-residual blocks from this one (0..16) and the final conv")
+      ->capture_default_str();
+  cmd->add_option("--patience", o->patience, "Stop a phase after N epochs without val-loss improvement (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--val-fraction", o->fractions.val, "Share of images for validation")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.5));
+  cmd->add_option("--test-fraction", o->fractions.test, "Share of images for the held-out test")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.5));
   cmd->add_flag("--no-face-crops", (*flags)["no_face_crops"],
                 "Train on whole images instead of the run-time crop around the detected face");
   cmd->add_option("--face-model", o->face_model, "YuNet model for the face crops (default: the asset directory's)");
   cmd->add_flag("--no-calibrate", (*flags)["no_calibrate"], "Do not fit a temperature on the validation split");
   auto* aug = "Augmentation";
   cmd->add_option("--rotation", o->augment.rotation_deg, "Max rotation, degrees")->capture_default_str()->group(aug);
-  cmd->add_option("--zoom", o->augment.zoom, "Zoom range (0.15 = ±15 %: the crop margin's jitter)")->capture_default_str()->group(aug);
-  cmd->add_option("--shift", o->augment.shift, "Max shift, fraction of the crop (the face centre's jitter)")->capture_default_str()->group(aug);
-  cmd->add_option("--shear", o->augment.shear_deg, "Max shear, degrees (Keras' shear_range)")->capture_default_str()->group(aug);
+  cmd->add_option("--zoom", o->augment.zoom, "Zoom range (0.15 = ±15 %: the crop margin's jitter)")
+      ->capture_default_str()
+      ->group(aug);
+  cmd->add_option("--shift", o->augment.shift, "Max shift, fraction of the crop (the face centre's jitter)")
+      ->capture_default_str()
+      ->group(aug);
+  cmd->add_option("--shear", o->augment.shear_deg, "Max shear, degrees (Keras' shear_range)")
+      ->capture_default_str()
+      ->group(aug);
   cmd->add_flag("--no-flip", (*flags)["no_flip"], "No horizontal flips")->group(aug);
   cmd->add_flag("--no-augment", (*flags)["no_augment"], "Train on the images as they are")->group(aug);
   auto& ph = o->augment.photo;
-  cmd->add_flag("--no-camera-effects", (*flags)["no_photo"], "No brightness/colour/blur/noise/JPEG/downscale effects")->group(aug);
-  cmd->add_option("--brightness", ph.brightness, "Brightness jitter (0.4 = x0.6..1.4)")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 0.9));
-  cmd->add_option("--contrast", ph.contrast, "Contrast jitter")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 0.9));
-  cmd->add_option("--saturation", ph.saturation, "Saturation jitter")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--gray-p", ph.gray_p, "Probability of grayscale (IR cameras)")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--downscale-p", ph.downscale_p, "Probability of downscale-then-upscale (small faces)")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--blur-p", ph.blur_p, "Probability of Gaussian blur")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--noise-p", ph.noise_p, "Probability of sensor noise")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--jpeg-p", ph.jpeg_p, "Probability of JPEG re-encoding at quality 15-60")->capture_default_str()->group(aug)->check(CLI::Range(0.0, 1.0));
-  cmd->add_flag("--no-dedup", (*flags)["no_dedup"], "Do not group near-duplicates before splitting (the test split will leak)");
+  cmd->add_flag("--no-camera-effects", (*flags)["no_photo"], "No brightness/colour/blur/noise/JPEG/downscale effects")
+      ->group(aug);
+  cmd->add_option("--brightness", ph.brightness, "Brightness jitter (0.4 = x0.6..1.4)")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--contrast", ph.contrast, "Contrast jitter")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--saturation", ph.saturation, "Saturation jitter")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--gray-p", ph.gray_p, "Probability of grayscale (IR cameras)")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--downscale-p", ph.downscale_p, "Probability of downscale-then-upscale (small faces)")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--blur-p", ph.blur_p, "Probability of Gaussian blur")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--noise-p", ph.noise_p, "Probability of sensor noise")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--jpeg-p", ph.jpeg_p, "Probability of JPEG re-encoding at quality 15-60")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--no-dedup", (*flags)["no_dedup"],
+                "Do not group near-duplicates before splitting (the test split will leak)");
   cmd->add_option("--limit-per-class", o->limit_per_class, "Use at most N images per class (quick experiments)");
   cmd->add_flag("--resume", o->resume, "Continue the run in --out from its last complete epoch");
   cmd->add_flag("--force", o->force, "Start over even if --out holds a previous run");
-  cmd->add_option("--stop-after-epochs", o->stop_after_epochs, "Stop (resumable) after N epochs of this run")->group("");
+  cmd->add_option("--stop-after-epochs", o->stop_after_epochs, "Stop (resumable) after N epochs of this run")
+      ->group("");
   add_threads_option(cmd, o->threads);
   cmd->callback([=] {
     setup_training_compute(o->threads);
