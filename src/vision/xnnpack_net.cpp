@@ -232,7 +232,9 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
   const auto it = values.find(output_name);
   if (it == values.end() || it->second.dims.size() != 2) throw Error("XNNPACK: the graph's output was not built");
   m.classes = static_cast<int>(it->second.dims[1]);
-  check(xnn_create_runtime_v2(m.subgraph, m.pool, 0, &m.runtime), "runtime creation");
+  // Workers sleep after each inference instead of spinning: YuNet (OpenCV threads) runs next
+  // on the same cores, and so may other processes. No cost measured (user time within noise).
+  check(xnn_create_runtime_v2(m.subgraph, m.pool, XNN_FLAG_YIELD_WORKERS, &m.runtime), "runtime creation");
   m.input.resize(s * s * 3 + XNN_EXTRA_BYTES / sizeof(float));
   m.output.resize(static_cast<size_t>(m.classes));
   const xnn_external_value io[2] = {{m.input_id, m.input.data()}, {m.output_id, m.output.data()}};
