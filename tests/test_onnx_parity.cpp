@@ -149,3 +149,31 @@ TEST(MaskClassifier, LoadsASavedModelAndClassifiesLikeLibTorch) {
     }
   }
 }
+
+TEST(Xnnpack, LeavesThePoolWhenTheCoresAreBusyAndComesBackWhenFree) {
+  PoolChoice c;
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(c.update(5.9, 6.0));  // idle: 98 % of a core
+  // Beside a busy process the classifying thread gets 64 % of a core: off the pool within
+  // a handful of inferences.
+  int pooled_after = 0;
+  for (int i = 0; i < 20; ++i) pooled_after += c.update(48.0, 75.0);
+  EXPECT_FALSE(c.pooled());
+  EXPECT_LE(pooled_after, PoolChoice::kMinPooledBeforeLeaving);
+  // Still busy (one thread gets 76 %): stays alone, however long.
+  for (int i = 0; i < 200; ++i) EXPECT_FALSE(c.update(11.5, 15.1));
+  // Free again: back on the pool within a few inferences.
+  int alone = 0;
+  while (!c.update(10.7, 10.9) && alone < 1000) ++alone;
+  EXPECT_LT(alone, 15);
+  // A short burst of contention: off the pool, and back only after 30 inferences alone.
+  for (int i = 0; i < 10; ++i) c.update(48.0, 75.0);
+  ASSERT_FALSE(c.pooled());
+  alone = 0;
+  while (!c.update(10.7, 10.9) && alone < 1000) ++alone;
+  EXPECT_GE(alone + 1, PoolChoice::kMinAloneBeforeReturning - 10);
+  EXPECT_LT(alone, 40);
+  // A single slow inference does not move it.
+  for (int i = 0; i < 40; ++i) c.update(5.9, 6.0);
+  EXPECT_TRUE(c.update(3.0, 9.0));
+  EXPECT_TRUE(c.pooled());
+}

@@ -5,6 +5,10 @@
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
+#include <spdlog/spdlog.h>
+#include <time.h>
+
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -65,6 +69,21 @@ struct XnnpackNet::Impl {
   std::vector<std::vector<float>> constants;  // must outlive the runtime
   std::vector<float> input, output;
   uint32_t input_id = 0, output_id = 1;
+  PoolChoice choice;
+  bool runtime_pooled = false;
+
+  // (Re)creates the runtime on the pool or on the calling thread alone. Weights are packed
+  // again: about as long as one inference.
+  void make_runtime(bool pooled) {
+    if (runtime) xnn_delete_runtime(runtime), runtime = nullptr;
+    // Workers sleep after each inference instead of spinning: YuNet (OpenCV threads) runs
+    // next on the same cores, and so may other processes.
+    check(xnn_create_runtime_v2(subgraph, pooled ? pool : nullptr, XNN_FLAG_YIELD_WORKERS, &runtime),
+          "runtime creation");
+    const xnn_external_value io[2] = {{input_id, input.data()}, {output_id, output.data()}};
+    check(xnn_setup_runtime(runtime, 2, io), "runtime setup");
+    runtime_pooled = pooled;
+  }
 
   ~Impl() {
     if (runtime) xnn_delete_runtime(runtime);
@@ -98,7 +117,7 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
   auto& m = *impl_;
   m.size = input_size;
   const size_t n_threads = threads > 0 ? static_cast<size_t>(threads) : std::thread::hardware_concurrency();
-  m.pool = pthreadpool_create(n_threads);
+  if (n_threads > 1) m.pool = pthreadpool_create(n_threads);
   check(xnn_create_subgraph(2, 0, &m.subgraph), "subgraph");
   const auto& graph = proto.graph();
   std::map<std::string, const onnx::TensorProto*> inits;
@@ -232,18 +251,35 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
   const auto it = values.find(output_name);
   if (it == values.end() || it->second.dims.size() != 2) throw Error("XNNPACK: the graph's output was not built");
   m.classes = static_cast<int>(it->second.dims[1]);
-  // Workers sleep after each inference instead of spinning: YuNet (OpenCV threads) runs next
-  // on the same cores, and so may other processes. No cost measured (user time within noise).
-  check(xnn_create_runtime_v2(m.subgraph, m.pool, XNN_FLAG_YIELD_WORKERS, &m.runtime), "runtime creation");
   m.input.resize(s * s * 3 + XNN_EXTRA_BYTES / sizeof(float));
   m.output.resize(static_cast<size_t>(m.classes));
-  const xnn_external_value io[2] = {{m.input_id, m.input.data()}, {m.output_id, m.output.data()}};
-  check(xnn_setup_runtime(m.runtime, 2, io), "runtime setup");
+  m.make_runtime(n_threads > 1);
 }
 
 XnnpackNet::~XnnpackNet() = default;
 
 double XnnpackNet::macs_per_image() const { return impl_->macs; }
+
+bool XnnpackNet::pooled() const { return impl_->runtime_pooled; }
+
+bool PoolChoice::update(double cpu_ms, double wall_ms) {
+  if (wall_ms <= 0) return pooled_;
+  share_ += 0.2 * (std::min(1.0, cpu_ms / wall_ms) - share_);
+  if (++since_switch_ < (pooled_ ? kMinPooledBeforeLeaving : kMinAloneBeforeReturning)) return pooled_;
+  if ((pooled_ && share_ < kLeavePoolBelow) || (!pooled_ && share_ > kReturnAbove)) {
+    pooled_ = !pooled_;
+    since_switch_ = 0;
+  }
+  return pooled_;
+}
+
+namespace {
+double ms_of(clockid_t clock) {
+  timespec t{};
+  clock_gettime(clock, &t);
+  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
+}
+}  // namespace
 
 cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
   auto& m = *impl_;
@@ -256,7 +292,16 @@ cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
     const float* src = blob.ptr<float>(i);
     for (size_t p = 0; p < plane; ++p)  // NCHW -> NHWC
       for (size_t c = 0; c < 3; ++c) m.input[p * 3 + c] = src[c * plane + p];
+    const double wall0 = ms_of(CLOCK_MONOTONIC), cpu0 = ms_of(CLOCK_THREAD_CPUTIME_ID);
     check(xnn_invoke_runtime(m.runtime), "inference");
+    const bool pooled = m.choice.update(ms_of(CLOCK_THREAD_CPUTIME_ID) - cpu0, ms_of(CLOCK_MONOTONIC) - wall0);
+    if (m.pool && pooled != m.runtime_pooled) {
+      spdlog::info("classifier: {} (this thread got {:.0f} % of a core while classifying)",
+                   pooled ? "cores free again, back on the XNNPACK thread pool"
+                          : "other work is using the cores, XNNPACK runs on one thread",
+                   100 * m.choice.cpu_share());
+      m.make_runtime(pooled);
+    }
     std::memcpy(out.ptr<float>(i), m.output.data(), m.output.size() * sizeof(float));
   }
   return out;

@@ -12,6 +12,29 @@
 
 namespace maskwatch {
 
+// XNNPACK's thread pool splits every layer across threads and spins at each of ~65 joins per
+// image. Beside another busy process that turns into waiting for a descheduled worker:
+// measured on 2 cores with a busy loop per core, 76 ms per face pooled against 15 ms on one
+// thread (6 and 11 ms when idle). So the net watches how much CPU its calling thread got
+// during each inference (thread CPU time / wall time: 0.98 idle, 0.64-0.76 beside a busy
+// process) and runs on one thread while the cores are contended, on the pool otherwise.
+class PoolChoice {
+ public:
+  // One inference's thread CPU ms and wall ms; returns whether the next should use the pool.
+  bool update(double cpu_ms, double wall_ms);
+  bool pooled() const { return pooled_; }
+  double cpu_share() const { return share_; }
+
+  static constexpr double kLeavePoolBelow = 0.85, kReturnAbove = 0.93;
+  // Leaving the pool is urgent (each pooled inference may cost 5x); returning can wait.
+  static constexpr int kMinPooledBeforeLeaving = 5, kMinAloneBeforeReturning = 30;
+
+ private:
+  bool pooled_ = true;
+  double share_ = 1.0;  // moving average of cpu / wall
+  int since_switch_ = 0;
+};
+
 class XnnpackNet {
  public:
   // `onnx_bytes`: a model that passed check_onnx_bytes; input [N, 3, size, size].
@@ -27,6 +50,8 @@ class XnnpackNet {
 
   // Multiply-accumulates of one image through the graph (convolutions and the dense layer).
   double macs_per_image() const;
+  // Whether the thread pool is in use now (see PoolChoice).
+  bool pooled() const;
 
  private:
   struct Impl;
