@@ -134,7 +134,7 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
       t.resumed ? "Wall clock of the last session (a resumed run; phase times are totals)" : "Wall clock", t.wall_s,
       t.data_s(), t.decode_s, t.features_s, t.dedup_s, t.phase1_s, t.views_s, t.phase2_s, t.finish_s, m.peak_rss_mib);
 
-  s += "## Test metrics (held-out split, through the exported ONNX model in OpenCV DNN)\n\n";
+  s += "## Test metrics (held-out split, through the exported ONNX model, as `run` runs it)\n\n";
   const auto& test = m.test.overall;
   s += fmt::format("Accuracy **{}** on {} images; balanced accuracy **{}**. Per source:\n\n", pct(test.accuracy),
                    test.n, pct(test.balanced_accuracy));

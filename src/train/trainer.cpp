@@ -468,7 +468,8 @@ void Trainer::export_and_test(const torch::Tensor& test_probs) {
   metrics_.onnx_path = onnx_path.string();
   metrics_.onnx_bytes = std::filesystem::file_size(onnx_path);
 
-  // The shipped artifact decides the reported test metrics: run the ONNX file in OpenCV DNN.
+  // The shipped artifact decides the reported test metrics: run the ONNX file as `run` does
+  // (MaskClassifier: XNNPACK, or OpenCV DNN where XNNPACK cannot build it).
   MaskClassifier clf(onnx_path);
   std::vector<cv::Mat> crops;
   for (size_t i : data_.test) crops.push_back(data_.images[i]);
@@ -489,7 +490,7 @@ void Trainer::export_and_test(const torch::Tensor& test_probs) {
                                          {"true", data_.ds.classes[static_cast<size_t>(data_.labels[item])]},
                                          {"score", preds[t].score}});
   }
-  metrics_.test = evaluate_items("this model (ONNX in OpenCV DNN)", data_.test, predicted);
+  metrics_.test = evaluate_items("this model (ONNX, as run uses it)", data_.test, predicted);
 }
 
 void Trainer::evaluate_baselines() {

@@ -12,7 +12,7 @@
 //      rate. The prefix before them stays frozen, so its features of view k mod K are reused
 //      and only the tail runs with gradients.
 //   4. Best epoch by validation loss -> temperature calibration on val -> model.onnx +
-//      model.json -> test metrics through the ONNX in OpenCV DNN, overall and per source ->
+//      model.json -> test metrics through the ONNX as `run` runs it, overall and per source ->
 //      plots, metrics.json, MODEL_CARD.md. A checkpoint is written atomically after every epoch.
 #pragma once
 #include <filesystem>
