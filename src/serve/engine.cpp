@@ -57,7 +57,8 @@ struct Engine::Camera {
   CameraConfig config;
   std::unique_ptr<CameraFeed> feed;
   std::unique_ptr<Pipeline> pipeline;
-  std::chrono::steady_clock::time_point last_processed{}, last_done{};
+  std::chrono::steady_clock::time_point last_processed{}, last_start{};
+  double mean_interval_s = 0;  // between processed frames' starts, moving average
   struct OpenTrack {
     double start = 0, last_seen = 0;
     std::map<int, int> frames_per_verdict;
@@ -280,12 +281,16 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
   }
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
-    const auto t = std::chrono::steady_clock::now();
+    // FPS from the spacing of processing starts (paced by fps_limit), averaged as intervals:
+    // completion times bunch up when one frame takes longer than the next (a classifier
+    // refresh, a busy core), and an average of 1/dt would overshoot the limit.
+    const auto start = cam.last_processed;
     if (cam.processed > 0) {
-      const double dt = std::chrono::duration<double>(t - cam.last_done).count();
-      if (dt > 0) cam.process_fps = cam.process_fps > 0 ? 0.9 * cam.process_fps + 0.1 / dt : 1 / dt;
+      const double dt = std::chrono::duration<double>(start - cam.last_start).count();
+      if (dt > 0) cam.mean_interval_s = cam.mean_interval_s > 0 ? 0.9 * cam.mean_interval_s + 0.1 * dt : dt;
+      if (cam.mean_interval_s > 0) cam.process_fps = 1 / cam.mean_interval_s;
     }
-    cam.last_done = t;
+    cam.last_start = start;
     ++cam.seq;
     cam.raw = frame;
     cam.overlay.fps = cam.process_fps;
