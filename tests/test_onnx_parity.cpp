@@ -96,6 +96,13 @@ TEST(Xnnpack, RefusesOperatorsItDoesNotKnowInsteadOfRunningThemWrong) {
   for (auto& a : *conv->mutable_attribute())
     if (a.name() == "group") a.set_i(3);
   EXPECT_THROW(XnnpackNet(m.SerializeAsString(), 224), Error);
+  // Attributes that do not fit (three pads) are an error, not an out-of-range read.
+  ASSERT_TRUE(m.ParseFromString(export_classifier_onnx(net, {})));
+  for (auto& a : *m.mutable_graph()->mutable_node(0)->mutable_attribute())
+    if (a.name() == "pads") a.mutable_ints()->RemoveLast();
+  EXPECT_THROW(XnnpackNet(m.SerializeAsString(), 224), Error);
+  // So is an input too small for the network's kernels.
+  EXPECT_THROW(XnnpackNet(export_classifier_onnx(net, {}), 8), Error);
 }
 
 TEST(OnnxExport, UsesOnlyOpsOpenCv46Reads) {

@@ -55,6 +55,12 @@ Weights read_initializer(const onnx::TensorProto& t) {
   } else {
     w.values.assign(t.float_data().begin(), t.float_data().end());
   }
+  size_t n = 1;
+  for (auto d : w.dims) {
+    if (d <= 0 || d > (int64_t{1} << 24)) throw Error("XNNPACK: initializer '" + t.name() + "' has invalid dims");
+    n *= static_cast<size_t>(d);
+  }
+  if (n != w.values.size()) throw Error("XNNPACK: initializer '" + t.name() + "' does not hold its dims' values");
   return w;
 }
 
@@ -114,6 +120,9 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
   check(init, "initialisation (this CPU may lack the instructions XNNPACK needs)");
   onnx::ModelProto proto;
   if (!proto.ParseFromString(bytes)) throw Error("XNNPACK: the ONNX model does not parse");
+  if (input_size < 16 || input_size > 1024) throw Error("XNNPACK: input size must be 16-1024");
+  if (proto.graph().input_size() < 1 || proto.graph().output_size() < 1)
+    throw Error("XNNPACK: the graph has no input or output");
   auto& m = *impl_;
   m.size = input_size;
   const size_t n_threads = threads > 0 ? static_cast<size_t>(threads) : std::thread::hardware_concurrency();
@@ -145,6 +154,7 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
   constexpr float kInf = std::numeric_limits<float>::infinity();
   for (const auto& n : graph.node()) {
     const std::string& op = n.op_type();
+    if (n.input_size() < 1 || n.output_size() < 1) throw Error("XNNPACK: " + op + " without input or output");
     const bool last = n.output(0) == output_name;
     const auto out_tensor = [&](const std::vector<size_t>& dims) {
       return last ? m.tensor(dims, m.output_id, XNN_VALUE_FLAG_EXTERNAL_OUTPUT) : m.tensor(dims);
@@ -159,7 +169,16 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
       const int64_t group = int_attr(n, "group", 1);
       const size_t o = static_cast<size_t>(w.dims[0]), gi = static_cast<size_t>(w.dims[1]);
       const size_t kh = static_cast<size_t>(w.dims[2]), kw = static_cast<size_t>(w.dims[3]);
+      const auto positive = [](const std::vector<int64_t>& v, int64_t lo) {
+        return std::all_of(v.begin(), v.end(), [&](int64_t e) { return e >= lo && e <= 64; });
+      };
+      if (x.dims.size() != 4 || strides.size() != 2 || dilations.size() != 2 || pads.size() != 4 ||
+          !positive(strides, 1) || !positive(dilations, 1) || !positive(pads, 0) || b.values.size() != o)
+        throw Error("XNNPACK: Conv '" + n.output(0) + "' has attributes or a bias that do not fit");
       const size_t in_c = x.dims[3];
+      if (x.dims[1] + pads[0] + pads[2] < dilations[0] * (kh - 1) + 1 ||
+          x.dims[2] + pads[1] + pads[3] < dilations[1] * (kw - 1) + 1)
+        throw Error("XNNPACK: Conv '" + n.output(0) + "' kernel is larger than its input");
       const size_t oh = (x.dims[1] + pads[0] + pads[2] - dilations[0] * (kh - 1) - 1) / strides[0] + 1;
       const size_t ow = (x.dims[2] + pads[1] + pads[3] - dilations[1] * (kw - 1) - 1) / strides[1] + 1;
       const std::vector<size_t> out_dims = {1, oh, ow, o};
@@ -212,6 +231,7 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
       values[n.output(0)] = {y, a.dims};
     } else if (op == "GlobalAveragePool") {
       const Value& x = input_of(n, 0);
+      if (x.dims.size() != 4) throw Error("XNNPACK: GlobalAveragePool of a non-4D tensor");
       const std::vector<size_t> dims = {1, 1, 1, x.dims[3]};
       const uint32_t y = out_tensor(dims);
       check(xnn_define_global_average_pooling_2d(m.subgraph, -kInf, kInf, x.id, y, 0), "global average pooling");
@@ -231,6 +251,9 @@ XnnpackNet::XnnpackNet(const std::string& bytes, int input_size, int threads) : 
       if ((alpha && alpha->f() != 1.0f) || (beta && beta->f() != 1.0f))
         throw Error("XNNPACK: Gemm with alpha/beta != 1");
       const size_t out = static_cast<size_t>(w.dims[0]), in = static_cast<size_t>(w.dims[1]);
+      size_t x_elements = 1;
+      for (auto d : x.dims) x_elements *= d;
+      if (x_elements != in || b.values.size() != out) throw Error("XNNPACK: Gemm shapes do not fit its input");
       const std::vector<size_t> dims = {1, out};
       const uint32_t y = out_tensor(dims);
       m.macs += static_cast<double>(out * in);
