@@ -79,6 +79,7 @@ struct Engine::Camera {
   OverlayStatus overlay;
   mutable std::map<std::tuple<bool, int, int>, std::shared_ptr<const Jpeg>> jpegs;  // of jpegs_seq only
   mutable int64_t jpegs_seq = 0;
+  mutable double last_draw_ms = 0;  // the overlay shows the previous drawing's time, as `run` does
   mutable std::mutex encode_mutex;  // one encoder per camera: the others wait and share its JPEG
   int64_t seq = 0;
   int64_t processed = 0, skipped = 0;
@@ -401,7 +402,7 @@ std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool 
     }
     raw = cam->raw;  // shared, never written: the worker stores a new Mat per frame
     seq = cam->seq;
-    if (boxes) result = cam->result, overlay = cam->overlay;
+    if (boxes) result = cam->result, overlay = cam->overlay, overlay.times.draw_ms = cam->last_draw_ms;
   }
   // Drawn and encoded outside the camera's lock: the worker goes on with the next frame.
   Stopwatch draw_clock;
@@ -418,6 +419,7 @@ std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool 
     stage_hist_[4]->add(encode_s);
   }
   std::lock_guard<std::mutex> lock(cam->mutex);
+  if (boxes) cam->last_draw_ms = draw_s * 1000;
   if (cam->jpegs_seq != seq) cam->jpegs.clear(), cam->jpegs_seq = seq;
   if (cam->jpegs.size() > 8) cam->jpegs.clear();
   cam->jpegs.emplace(key, j);
