@@ -39,7 +39,9 @@ packages=(
   build-essential cmake pkg-config
   libtorch-dev                      # training, LibTorch reference inference
   libopenblas0-openmp               # BLAS for LibTorch: the default netlib BLAS makes it 3-8x slower
-  libopencv-dev opencv-data         # images, video, YuNet faces, DNN inference; Haar fallback
+  libopencv-dev opencv-data         # image processing, YuNet faces, DNN inference; Haar fallback
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libavdevice-dev  # video in/out, cameras
+  libjpeg62-turbo-dev libpng-dev    # JPEG and PNG (the runtime does not load OpenCV's imgcodecs)
   libonnx-dev libprotobuf-dev       # writing + checking model.onnx
   libxnnpack-dev libpthreadpool-dev # running the mask classifier (1.9x OpenCV DNN per face)
   libflatbuffers-dev                # reading .tflite files

@@ -19,6 +19,22 @@ TEST(RuntimeExecutable, HasNoLibTorchInItsDynamicDependencies) {
   EXPECT_NE(train.out.find("libtorch"), std::string::npos);
 }
 
+// OpenCV's imgcodecs, videoio and highgui load GDAL, GStreamer, Qt... (about 50 MiB resident):
+// the runtime reads images and video with libjpeg/libpng/FFmpeg and loads the window plugin
+// only when a window opens.
+TEST(RuntimeExecutable, LoadsNeitherOpenCvCodecsNorVideoioNorHighgui) {
+  const auto ldd = run_process({"/usr/bin/ldd", MASKWATCH_TEST_BINARY});
+  ASSERT_EQ(ldd.exit_code, 0);
+  EXPECT_NE(ldd.out.find("libavcodec"), std::string::npos) << ldd.out;
+  for (const char* lib : {"libopencv_imgcodecs", "libopencv_videoio", "libopencv_highgui", "libgdal", "libQt5",
+                          "libgstreamer", "libavdevice"})
+    EXPECT_EQ(ldd.out.find(lib), std::string::npos) << lib << " in\n" << ldd.out;
+  // The window plugin beside it is the one that has highgui.
+  const auto plugin = fs::path(MASKWATCH_TEST_BINARY).parent_path() / "libmaskwatch_display.so";
+  const auto plugin_ldd = run_process({"/usr/bin/ldd", plugin.string()});
+  EXPECT_NE(plugin_ldd.out.find("libopencv_highgui"), std::string::npos) << plugin_ldd.out;
+}
+
 TEST(RuntimeExecutable, HandsTrainingCommandsToTheTrainingExecutable) {
   const auto r = run_cli({"train", "--help"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

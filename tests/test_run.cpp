@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 
 #include "support.h"
@@ -104,6 +105,19 @@ TEST(Run, UnreadableSourcesGiveExitCode1WithAReason) {
     EXPECT_EQ(no_display.exit_code, 1);
     EXPECT_NE(no_display.err.find("--no-display"), std::string::npos) << no_display.err;
   }
+}
+
+// The window lives in libmaskwatch_display.so (highgui), loaded only when one opens; Qt's
+// offscreen platform stands in for a screen.
+TEST(Run, ShowsItsWindowThroughTheDisplayPlugin) {
+  setenv("QT_QPA_PLATFORM", "offscreen", 1);
+  setenv("DISPLAY", ":offscreen", 1);
+  const auto r =
+      run_cli({"run", "--source", shared_path("samples/video/webcam-mask-on-off.mp4").string(), "--max-frames", "3"});
+  unsetenv("QT_QPA_PLATFORM");
+  unsetenv("DISPLAY");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("frames 3 "), std::string::npos) << r.out;
 }
 
 TEST(Run, MaxFramesAndImageFolderSources) {

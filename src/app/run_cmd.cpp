@@ -7,7 +7,6 @@
 #include <csignal>
 #include <ctime>
 #include <fstream>
-#include <opencv2/highgui.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "app/commands.h"
@@ -20,6 +19,7 @@
 #include "util/stop_signals.h"
 #include "util/stopwatch.h"
 #include "util/threads.h"
+#include "vision/display.h"
 #include "vision/events.h"
 #include "vision/overlay.h"
 #include "vision/recorder.h"
@@ -105,7 +105,8 @@ void run(const RunOpts& o) {
   std::vector<std::string> recordings;  // every file written, for the summary
   const double record_fps = source->live() ? 15.0 : source->fps();
   if (!o.record.empty()) recorder = std::make_unique<VideoRecorder>(o.record, record_fps);
-  if (display) cv::namedWindow("maskwatch", cv::WINDOW_AUTOSIZE);
+  std::unique_ptr<Display> window;
+  if (display) window = std::make_unique<Display>("maskwatch");
 
   Summary sum;
   OverlayStatus status;
@@ -161,9 +162,9 @@ void run(const RunOpts& o) {
         }
       }
     }
-    if (!display) continue;
-    cv::imshow("maskwatch", annotated);
-    const int key = cv::waitKey(status.paused ? 50 : 1) & 0xFF;
+    if (!window) continue;
+    window->show(annotated);
+    const int key = window->wait_key(status.paused ? 50 : 1) & 0xFF;
     if (key == 'q' || key == 27) break;
     if (key == ' ') status.paused = !status.paused;
     if (key == 'm') status.mirrored = !status.mirrored;
@@ -193,7 +194,7 @@ void run(const RunOpts& o) {
     recorder->close();
     recordings.push_back(recorder->path().string());
   }
-  if (display) cv::destroyAllWindows();
+  window.reset();
   const json s = sum.to_json(pipeline.tracks_started(), source->dropped());
   const double n = static_cast<double>(std::max<int64_t>(1, sum.frames));
   fmt::print("frames {} ({} dropped), faces seen {} in {} frames ({} classified), tracks {}, verdict changes {}{}\n",

@@ -1,10 +1,10 @@
 #include "data/augment.h"
 
 #include <cmath>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <vector>
 
+#include "media/image_codec.h"
 #include "model/preprocess.h"
 
 namespace maskwatch {
@@ -103,9 +103,8 @@ void apply_photo(cv::Mat& img, const PhotoParams& p) {
     sum.convertTo(img, CV_8U);
   }
   if (p.jpeg_quality > 0) {
-    std::vector<uchar> buf;
-    cv::imencode(".jpg", img, buf, {cv::IMWRITE_JPEG_QUALITY, p.jpeg_quality});
-    img = cv::imdecode(buf, cv::IMREAD_COLOR);
+    const auto buf = encode_jpeg(img, p.jpeg_quality);
+    img = decode_jpeg(buf.data(), buf.size());
   }
 }
 

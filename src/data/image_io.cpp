@@ -1,12 +1,13 @@
 #include "data/image_io.h"
 
 #include <algorithm>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <set>
 
 #include <spdlog/spdlog.h>
 
+#include "media/image_codec.h"
+#include "media/video_reader.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -42,10 +43,6 @@ std::vector<std::filesystem::path> list_image_files(const std::filesystem::path&
 
 namespace {
 
-bool is_png(const std::vector<uint8_t>& b) {
-  return b.size() > 8 && b[0] == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G';
-}
-
 // 1/3/4 channels, 8 or 16 bit -> 8-bit BGR; alpha composited over mid grey so transparent
 // areas do not turn into whatever colour the encoder left under them.
 cv::Mat to_bgr8(const cv::Mat& img) {
@@ -80,14 +77,26 @@ cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why) {
     if (why) *why = "empty file";
     return {};
   }
+  // JPEG and PNG (nearly every photo) with libjpeg-turbo / libpng as cv::imread would;
+  // BMP, WebP, TIFF, PNM, JPEG 2000 with FFmpeg's image decoders.
   cv::Mat img;
+  std::string reason;
   try {
-    const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<uint8_t*>(bytes.data()));
-    // PNG may carry alpha (no EXIF orientation there); everything else: IMREAD_COLOR, which
-    // applies EXIF orientation and converts gray / 16-bit to 8-bit BGR.
-    img = is_png(bytes) ? to_bgr8(cv::imdecode(buf, cv::IMREAD_UNCHANGED)) : cv::imdecode(buf, cv::IMREAD_COLOR);
+    if (is_jpeg(bytes.data(), bytes.size())) {
+      img = decode_jpeg(bytes.data(), bytes.size(), &reason);
+    } else if (is_png(bytes.data(), bytes.size())) {
+      img = decode_png(bytes.data(), bytes.size(), &reason);
+      if (!img.empty()) img = to_bgr8(img);
+    } else {
+      VideoReader reader;
+      if (!reader.open_memory(bytes) || !reader.read(img)) reason = reader.error();
+    }
   } catch (const cv::Exception& e) {
-    if (why) *why = std::string("decoder error: ") + e.err;
+    reason = std::string("decoder error: ") + e.err;
+    img.release();
+  }
+  if (img.empty() && !reason.empty()) {
+    if (why) *why = reason;
     return {};
   }
   if (img.empty() || img.cols < 1 || img.rows < 1) {

@@ -10,7 +10,7 @@
 
 namespace maskwatch {
 
-// Extensions OpenCV can decode here (case-insensitive).
+// Extensions decode_image reads (case-insensitive).
 bool is_image_file(const std::filesystem::path& path);
 
 // The image files directly in `dir`, sorted by name. Entries that cannot be inspected (a

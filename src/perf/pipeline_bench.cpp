@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <opencv2/imgproc.hpp>
-#include <opencv2/videoio.hpp>
 
+#include "media/video_reader.h"
 #include "perf/timing.h"
 #include "util/error.h"
 #include "util/stopwatch.h"
@@ -20,8 +20,8 @@
 namespace maskwatch {
 
 std::vector<cv::Mat> pipeline_bench_frames(const std::filesystem::path& clip, int faces) {
-  cv::VideoCapture cap(clip.string(), cv::CAP_FFMPEG);
-  if (!cap.isOpened()) throw Error("cannot open " + clip.string());
+  VideoReader cap;
+  if (!cap.open(clip.string())) throw Error("cannot open " + clip.string() + ": " + cap.error());
   auto four_by_three = [](const cv::Mat& f) {
     const int w = std::min(f.cols, f.rows * 4 / 3);
     cv::Mat out;

@@ -5,9 +5,9 @@
 
 #include <chrono>
 #include <cmath>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "media/image_codec.h"
 #include "util/files.h"
 #include "util/paths.h"
 #include "util/stopwatch.h"
@@ -21,12 +21,6 @@ namespace {
 constexpr const char* kStageNames[5] = {"detect", "classify", "track", "draw", "encode"};
 constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
 constexpr size_t kBucketCount = sizeof kBuckets / sizeof kBuckets[0];
-
-std::vector<uchar> encode_jpeg(const cv::Mat& img, int quality) {
-  std::vector<uchar> out;
-  cv::imencode(".jpg", img, out, {cv::IMWRITE_JPEG_QUALITY, quality});
-  return out;
-}
 
 cv::Mat scaled_to_height(const cv::Mat& img, int h) {
   if (h <= 0 || h == img.rows) return img;

@@ -14,21 +14,40 @@
 
 namespace maskwatch {
 
-std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what, bool allow_empty) {
+namespace {
+// Reads into a buffer sized from the file's length: growing it while reading would hold up to
+// twice a model's size at once.
+template <typename Buffer>
+Buffer read_whole(const fs::path& path, const std::string& what, bool allow_empty) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(what + " not found: " + path.string());
   if (fs::is_directory(path, ec)) throw Error(what + " is a directory, not a file: " + path.string());
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error("cannot open " + what + ": " + path.string());
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::streamoff size = in.tellg();
+  Buffer bytes;
+  if (size > 0) {
+    in.seekg(0);
+    bytes.resize(static_cast<size_t>(size));
+    in.read(reinterpret_cast<char*>(bytes.data()), size);
+    if (in.gcount() != size) throw Error("cannot read " + what + ": " + path.string());
+  } else {  // /proc files and pipes report no size: read until the end
+    in.clear();
+    in.seekg(0);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
   if (in.bad()) throw Error("cannot read " + what + ": " + path.string());
   if (bytes.empty() && !allow_empty) throw Error(what + " is empty: " + path.string());
   return bytes;
 }
+}  // namespace
+
+std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what, bool allow_empty) {
+  return read_whole<std::vector<uint8_t>>(path, what, allow_empty);
+}
 
 std::string read_file_text(const fs::path& path, const std::string& what) {
-  auto bytes = read_file_bytes(path, what);
-  return std::string(bytes.begin(), bytes.end());
+  return read_whole<std::string>(path, what, false);
 }
 
 namespace {

@@ -1,13 +1,25 @@
 #include "util/png.h"
 
-#include <opencv2/imgcodecs.hpp>
+#include <algorithm>
+
+#include "media/image_codec.h"
+#include "util/error.h"
 
 #include "util/files.h"
 
 namespace maskwatch {
 
 void save_png(const std::filesystem::path& path, const cv::Mat& image) {
-  write_atomic_with(path, [&](const std::filesystem::path& tmp) { return cv::imwrite(tmp.string(), image); });
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::vector<uint8_t> bytes;
+  if (ext == ".png")
+    bytes = encode_png(image);
+  else if (ext == ".jpg" || ext == ".jpeg")
+    bytes = encode_jpeg(image, 95);
+  else
+    throw Error("cannot write " + path.string() + ": images are written as .png or .jpg");
+  write_file_atomic(path, bytes.data(), bytes.size());
 }
 
 }  // namespace maskwatch

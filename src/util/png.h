@@ -5,7 +5,7 @@
 
 namespace maskwatch {
 
-// Writes the image (format from the extension, usually .png) under a temporary name and
+// Writes the image (.png, or .jpg at quality 95, from the extension) under a temporary name and
 // renames it into place; creates the parent folder. Throws Error on failure.
 void save_png(const std::filesystem::path& path, const cv::Mat& image);
 

@@ -5,6 +5,8 @@
 #include <onnx/onnx_pb.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <cmath>
 
 #include "model/preprocess.h"
@@ -14,7 +16,10 @@
 
 namespace maskwatch {
 
-std::vector<int64_t> check_onnx_bytes(const std::string& bytes, const std::string& origin) {
+namespace {
+// Parses and checks; returns the model and its first input's shape.
+std::pair<onnx::ModelProto, std::vector<int64_t>> parse_checked_onnx(const std::string& bytes,
+                                                                     const std::string& origin) {
   onnx::ModelProto proto;
   if (bytes.empty() || !proto.ParseFromString(bytes))
     throw Error(fmt::format("{}: not an ONNX model (protobuf does not parse; truncated or corrupted?)", origin));
@@ -59,10 +64,9 @@ std::vector<int64_t> check_onnx_bytes(const std::string& bytes, const std::strin
   std::vector<int64_t> input_shape;
   for (const auto& d : proto.graph().input(0).type().tensor_type().shape().dim())
     input_shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
-  return input_shape;
+  return {std::move(proto), std::move(input_shape)};
 }
 
-namespace {
 cv::dnn::Net read_checked_net(const std::string& bytes, const std::string& origin) {
   cv::dnn::Net net;
   try {
@@ -77,6 +81,10 @@ cv::dnn::Net read_checked_net(const std::string& bytes, const std::string& origi
 }
 }  // namespace
 
+std::vector<int64_t> check_onnx_bytes(const std::string& bytes, const std::string& origin) {
+  return parse_checked_onnx(bytes, origin).second;
+}
+
 cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin) {
   check_onnx_bytes(bytes, origin);
   return read_checked_net(bytes, origin);
@@ -86,30 +94,52 @@ std::string inference_engine_name(InferenceEngine e) {
   return e == InferenceEngine::Xnnpack ? "XNNPACK" : "OpenCV DNN";
 }
 
+namespace {
+// The model file's bytes, checked against the sidecar's sha256.
+std::string read_verified_model(const std::filesystem::path& onnx_path, const std::filesystem::path& sidecar,
+                                const ModelMeta& meta) {
+  std::string bytes = read_file_text(onnx_path, "model file");
+  if (sha256_hex(bytes) != meta.onnx_sha256)
+    throw Error(fmt::format("{} does not match its sidecar {} (sha256 differs): export them together",
+                            onnx_path.string(), sidecar.string()));
+  return bytes;
+}
+}  // namespace
+
 MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar,
                                InferenceEngine engine) {
   if (sidecar.empty()) sidecar = sidecar_path(onnx_path);
   meta_ = ModelMeta::load(sidecar);
-  const auto raw = read_file_bytes(onnx_path, "model file");
-  const std::string bytes(raw.begin(), raw.end());
-  if (sha256_hex(bytes) != meta_.onnx_sha256)
-    throw Error(fmt::format("{} does not match its sidecar {} (sha256 differs): export them together",
-                            onnx_path.string(), sidecar.string()));
+  // Memory: the file's bytes, the parsed protobuf, the converted weights and XNNPACK's packed
+  // weights are each about the model's size (9.5 MB); they are dropped in turn so that at most
+  // two are held at once, and only the packed weights stay (peak RSS is a runtime target).
+  auto bytes = read_verified_model(onnx_path, sidecar, meta_);
+  auto [proto, shape] = parse_checked_onnx(bytes, onnx_path.string());
   // The sidecar's input size must be the one the network was exported for: a hand-edited
   // size would run (the graph is fully convolutional) but silently lose accuracy.
-  const auto shape = check_onnx_bytes(bytes, onnx_path.string());
   if (shape.size() == 4 && shape[2] > 0 && shape[3] > 0 &&
       (shape[2] != meta_.input_size || shape[3] != meta_.input_size))
     throw Error(fmt::format("{}: the model takes {}x{} input but its sidecar {} says {}x{}", onnx_path.string(),
                             shape[3], shape[2], sidecar.string(), meta_.input_size, meta_.input_size));
   if (engine == InferenceEngine::Xnnpack) {
+    std::string().swap(bytes);
     try {
-      xnn_ = std::make_unique<XnnpackNet>(bytes, meta_.input_size, cv::getNumThreads());
+      auto reload = [onnx_path, sidecar, meta = meta_] {
+        return parse_checked_onnx(read_verified_model(onnx_path, sidecar, meta), onnx_path.string()).first;
+      };
+      xnn_ = std::make_unique<XnnpackNet>(std::move(proto), meta_.input_size, cv::getNumThreads(), reload);
     } catch (const Error& e) {
       spdlog::warn("{}: {}; using OpenCV DNN instead", onnx_path.string(), e.what());
     }
   }
-  if (!xnn_) net_ = read_checked_net(bytes, onnx_path.string());
+  if (!xnn_) {
+    onnx::ModelProto().Swap(&proto);
+    if (bytes.empty()) bytes = read_verified_model(onnx_path, sidecar, meta_);
+    net_ = read_checked_net(bytes, onnx_path.string());
+  }
+  // The bytes, protobuf and converted weights freed above sit in the middle of the heap, where
+  // glibc keeps them resident until asked: 15 MB for the shipped model.
+  malloc_trim(0);
   // Probe: one forward must give one probability per class.
   const cv::Mat probe = forward_blob(
       make_blob({cv::Mat(meta_.input_size, meta_.input_size, CV_8UC3, cv::Scalar::all(128))}, meta_.input_size));

@@ -4,7 +4,8 @@
 #pragma once
 #include <filesystem>
 #include <opencv2/core.hpp>
-#include <opencv2/videoio.hpp>
+
+#include "media/video_writer.h"
 
 namespace maskwatch {
 
@@ -24,8 +25,7 @@ class VideoRecorder {
  private:
   std::filesystem::path path_, tmp_;
   double fps_;
-  int fourcc_;
-  cv::VideoWriter writer_;
+  VideoWriter writer_;
   cv::Size size_;
   int frames_ = 0;
 };

@@ -8,10 +8,11 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
-#include <opencv2/videoio.hpp>
 #include <thread>
 
 #include "data/image_io.h"
+#include "media/v4l2_camera.h"
+#include "media/video_reader.h"
 #include "util/error.h"
 
 namespace maskwatch {
@@ -24,19 +25,19 @@ class VideoFileSource : public FrameSource {
  public:
   explicit VideoFileSource(const std::string& path) : path_(path) {
     if (!std::filesystem::exists(path)) throw Error("video file not found: " + path);
-    cap_.open(path, cv::CAP_FFMPEG);
-    if (!cap_.isOpened()) throw Error("cannot open video " + path + " (not a video, or a codec FFmpeg lacks)");
-    fps_ = cap_.get(cv::CAP_PROP_FPS);
+    if (!reader_.open(path))
+      throw Error("cannot open video " + path + " (not a video, or a codec FFmpeg lacks: " + reader_.error() + ")");
+    fps_ = reader_.fps();
     if (!(fps_ > 0 && fps_ < 1000)) fps_ = 30;
     // A file that opens but yields no frame is as bad as one that does not open.
-    if (!cap_.read(first_) || first_.empty()) throw Error("cannot decode any frame of " + path);
+    if (!reader_.read(first_) || first_.empty()) throw Error("cannot decode any frame of " + path);
   }
   bool read(SourceFrame& out) override {
     cv::Mat frame;
     if (!first_.empty()) {
       frame = first_;
       first_.release();
-    } else if (!cap_.read(frame) || frame.empty()) {
+    } else if (!reader_.read(frame) || frame.empty()) {
       return false;
     }
     out.image = frame;
@@ -50,7 +51,7 @@ class VideoFileSource : public FrameSource {
 
  private:
   std::string path_;
-  cv::VideoCapture cap_;
+  VideoReader reader_;
   cv::Mat first_;
   double fps_ = 30;
   int64_t next_ = 0;
@@ -102,9 +103,11 @@ class LiveSource : public FrameSource {
     s_->opts = o;
     s_->start = s_->last_frame = Clock::now();
     if (!s_->open()) {
-      throw Error(s_->is_camera() ? fmt::format("cannot open camera {} (missing, busy, or no permission)", s_->spec)
-                                  : fmt::format("cannot open stream {} (no answer within {:.0f} s, or not a stream)",
-                                                s_->spec, o.open_timeout_ms / 1000.0));
+      throw Error(
+          s_->is_camera()
+              ? fmt::format("cannot open camera {} (missing, busy, or no permission: {})", s_->spec, s_->open_error)
+              : fmt::format("cannot open stream {} (no answer within {:.0f} s, or not a stream: {})", s_->spec,
+                            o.open_timeout_ms / 1000.0, s_->open_error));
     }
     worker_ = std::thread([s = s_] { s->capture_loop(); });
   }
@@ -163,7 +166,10 @@ class LiveSource : public FrameSource {
     int camera = -1;
     SourceOptions opts;
     Clock::time_point start, last_frame;
-    cv::VideoCapture cap;  // used by the capture thread only (after construction)
+    // Used by the capture thread only (after construction): a camera is read by V4l2Camera,
+    // or by FFmpeg when it offers neither YUYV nor MJPEG; streams by FFmpeg.
+    V4l2Camera camera_device;
+    VideoReader cap;
     int width = 0, height = 0;
     double fps = 0;
     mutable std::mutex mutex;
@@ -175,6 +181,7 @@ class LiveSource : public FrameSource {
     bool stall_logged = false;  // since the last frame
     int failures = 0;           // failed reads/reopens in a row, since the last frame
     std::string failure;
+    std::string open_error;  // FFmpeg's reason for the last failed open
 
     bool is_camera() const { return camera >= 0 || spec.rfind("/dev/video", 0) == 0; }
     bool stopping() {
@@ -182,22 +189,32 @@ class LiveSource : public FrameSource {
       return stop;
     }
     bool open() {
-      if (camera >= 0)
-        cap.open(camera, cv::CAP_V4L2);
-      else if (is_camera())
-        cap.open(spec, cv::CAP_V4L2);
-      else
-        cap.open(spec, cv::CAP_FFMPEG,
-                 {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, opts.open_timeout_ms, cv::CAP_PROP_READ_TIMEOUT_MSEC,
-                  opts.read_timeout_ms});
-      if (!cap.isOpened()) return false;
+      VideoReaderOptions o;
+      o.open_timeout_ms = opts.open_timeout_ms;
+      o.read_timeout_ms = opts.read_timeout_ms;
+      const std::string url = camera >= 0 ? "/dev/video" + std::to_string(camera) : spec;
       if (is_camera()) {
-        cap.set(cv::CAP_PROP_FRAME_WIDTH, opts.width);
-        cap.set(cv::CAP_PROP_FRAME_HEIGHT, opts.height);
+        if (camera_device.open(url, opts.width, opts.height)) {
+          width = camera_device.width();
+          height = camera_device.height();
+          fps = camera_device.fps();
+          return true;
+        }
+        open_error = camera_device.error();
+        if (camera_device.device_failed()) return false;  // FFmpeg would fail the same way
+        spdlog::info("{}; reading it through FFmpeg", open_error);
+        o.camera = true;
+        o.width = opts.width;
+        o.height = opts.height;
+        o.read_timeout_ms = 0;  // a camera's read blocks in the driver until the next frame
       }
-      width = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_WIDTH));
-      height = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_HEIGHT));
-      fps = cap.get(cv::CAP_PROP_FPS);
+      if (!cap.open(url, o)) {
+        open_error = cap.error();
+        return false;
+      }
+      width = cap.width();
+      height = cap.height();
+      fps = cap.fps();
       if (!(fps > 0 && fps < 1000)) fps = 0;  // MPEG-TS reports its 90 kHz clock: unknown
       return true;
     }
@@ -212,7 +229,9 @@ class LiveSource : public FrameSource {
       int64_t index = 0;
       while (!stopping()) {
         cv::Mat frame;
-        if (cap.isOpened() && cap.read(frame) && !frame.empty()) {
+        const bool got = camera_device.is_open() ? camera_device.read(frame, opts.read_timeout_ms)
+                                                 : cap.is_open() && cap.read(frame);
+        if (got && !frame.empty()) {
           backoff_s = 0.5;
           const auto now = Clock::now();
           std::lock_guard<std::mutex> lock(mutex);
@@ -246,7 +265,8 @@ class LiveSource : public FrameSource {
           spdlog::warn("{}: stream ended, dropped or timed out; reconnecting in {:.1f} s", spec, backoff_s);
         if (!pause(backoff_s)) break;
         backoff_s = std::min(backoff_s * 2, 8.0);
-        cap.release();
+        camera_device.close();
+        cap.close();
         if (!stopping() && open()) spdlog::info("{}: reopened", spec);
       }
       std::lock_guard<std::mutex> lock(mutex);

@@ -1,7 +1,7 @@
 // Where frames come from. `open_source` understands:
 //   "0", "1"...        webcam index (V4L2), --width x --height (640x480 by default)
 //   /dev/videoN        webcam device
-//   rtsp://, http://.. network stream (OpenCV's FFmpeg backend)
+//   rtsp://, http://.. network stream (FFmpeg)
 //   a folder           its images, sorted by name (unreadable ones skipped with a warning)
 //   anything else      a video file
 // Files are read frame by frame and timed by their frame rate, so results do not depend on

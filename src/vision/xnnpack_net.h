@@ -5,10 +5,15 @@
 // attribute is refused with an Error, so a model it cannot run exactly is never run
 // approximately. `maskwatch bench` compares it with OpenCV DNN (speed and probabilities).
 #pragma once
+#include <functional>
 #include <memory>
 #include <opencv2/core.hpp>
 #include <string>
 #include <vector>
+
+namespace onnx {
+class ModelProto;
+}
 
 namespace maskwatch {
 
@@ -40,6 +45,11 @@ class XnnpackNet {
   // `onnx_bytes`: a model that passed check_onnx_bytes; input [N, 3, size, size].
   // threads: XNNPACK's thread pool size (0 = all cores).
   XnnpackNet(const std::string& onnx_bytes, int input_size, int threads = 0);
+  // The same from a parsed model, which it empties once the graph is built so that the
+  // protobuf, the converted weights and XNNPACK's packed copy are never all in memory.
+  // `reload` gives the same model again: with it, the converted weights are dropped once the
+  // runtime is built and read again only when the runtime is rebuilt (a PoolChoice switch).
+  XnnpackNet(onnx::ModelProto&& model, int input_size, int threads = 0, std::function<onnx::ModelProto()> reload = {});
   ~XnnpackNet();
   XnnpackNet(const XnnpackNet&) = delete;
   XnnpackNet& operator=(const XnnpackNet&) = delete;

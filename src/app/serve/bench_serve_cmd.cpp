@@ -17,7 +17,6 @@
 #include <memory>
 #include <mutex>
 #include <opencv2/imgproc.hpp>
-#include <opencv2/videoio.hpp>
 #include <regex>
 #include <thread>
 
@@ -25,6 +24,8 @@
 #include <sstream>
 
 #include "app/serve/commands.h"
+#include "media/video_reader.h"
+#include "media/video_writer.h"
 #include "serve/mqtt_client.h"
 #include "util/error.h"
 #include "util/net.h"
@@ -47,17 +48,18 @@ struct BenchServeOpts {
 
 // The clip at 640x480 (letterboxed crop of the centre), as MJPEG AVI.
 std::filesystem::path make_clip_640(const std::string& clip, const std::filesystem::path& dir) {
-  cv::VideoCapture in(clip);
-  if (!in.isOpened()) throw Error("cannot open " + clip);
+  VideoReader in;
+  if (!in.open(clip)) throw Error("cannot open " + clip + ": " + in.error());
   const auto out = dir / "clip640.avi";
-  cv::VideoWriter w(out.string(), cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), in.get(cv::CAP_PROP_FPS),
-                    cv::Size(640, 480));
+  VideoWriter w;
+  if (!w.open(out, in.fps(), cv::Size(640, 480))) throw Error("cannot write " + out.string() + ": " + w.error());
   for (cv::Mat f; in.read(f);) {
     const int cw = f.rows * 4 / 3;
     cv::Mat crop = f(cv::Rect((f.cols - cw) / 2, 0, cw, f.rows)), small;
     cv::resize(crop, small, cv::Size(640, 480), 0, 0, cv::INTER_AREA);
-    w.write(small);
+    if (!w.write(small)) throw Error("cannot write " + out.string() + ": " + w.error());
   }
+  if (!w.close()) throw Error("cannot write " + out.string() + ": " + w.error());
   return out;
 }
 

@@ -1,0 +1,33 @@
+// Video encoding with FFmpeg directly (see video_reader.h for why not OpenCV's videoio):
+// .mp4/.m4v/.mov get MPEG-4 Part 2 (what OpenCV's 'mp4v' writer produced), .avi gets MJPEG.
+// Frames are BGR; every frame must have the size given to open().
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <opencv2/core.hpp>
+#include <string>
+
+namespace maskwatch {
+
+class VideoWriter {
+ public:
+  VideoWriter();
+  ~VideoWriter();  // closes (writes the trailer) if still open
+  VideoWriter(const VideoWriter&) = delete;
+  VideoWriter& operator=(const VideoWriter&) = delete;
+
+  // Whether the extension names a container this writer knows (.mp4 .m4v .mov .avi).
+  static bool supports(const std::filesystem::path& path);
+  // False (error() says why) for an unknown extension, a size FFmpeg refuses, an unwritable path.
+  bool open(const std::filesystem::path& path, double fps, cv::Size size);
+  bool write(const cv::Mat& bgr);  // false on an encoder or disk error (error() says which)
+  bool close();                    // flushes the encoder and writes the trailer
+  bool is_open() const;
+  const std::string& error() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace maskwatch

@@ -1,0 +1,249 @@
+// Our image and video I/O (libjpeg-turbo, libpng, FFmpeg) against OpenCV's imgcodecs and
+// videoio, which the runtime no longer loads: decoded pixels must be the same, so accuracy
+// numbers, training and the clip tests mean what they meant before.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "data/image_io.h"
+#include "media/image_codec.h"
+#include "media/v4l2_camera.h"
+#include "media/video_reader.h"
+#include "media/video_writer.h"
+#include "support.h"
+#include "util/error.h"
+#include "util/files.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
+  return a.size() == b.size() && a.type() == b.type() && (a.empty() || cv::norm(a, b, cv::NORM_INF) == 0);
+}
+
+// A picture with edges, gradients and noise in every channel (a flat colour would hide a
+// swapped channel or a chroma filter).
+cv::Mat test_picture(cv::Size size, int channels, int depth = CV_8U, uint64_t seed = 7) {
+  cv::Mat img(size, CV_MAKETYPE(depth, channels));
+  cv::RNG rng(seed);
+  rng.fill(img, cv::RNG::UNIFORM, 0, depth == CV_16U ? 65536 : 256);
+  cv::Mat blurred;
+  cv::GaussianBlur(img, blurred, cv::Size(7, 7), 2);
+  cv::rectangle(blurred, cv::Rect(size.width / 4, size.height / 4, size.width / 3, size.height / 3),
+                cv::Scalar::all(depth == CV_16U ? 60000 : 230), cv::FILLED);
+  return blurred;
+}
+
+}  // namespace
+
+TEST(Media, JpegDecodingMatchesOpenCvOnTheSharedPhotos) {
+  // Every 16th photo of each data set (about 730 JPEGs from six cameras and tools).
+  int compared = 0;
+  for (const char* set : {"data/seed-masks", "data/real-masks", "data/real-masks-incorrect"}) {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::recursive_directory_iterator(shared_path(set)))
+      if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    ASSERT_GT(files.size(), 100u) << set;
+    for (size_t i = 0; i < files.size(); i += 16) {
+      const cv::Mat ours = load_image(files[i]);
+      const cv::Mat theirs = cv::imread(files[i].string(), cv::IMREAD_COLOR);
+      ASSERT_TRUE(same_pixels(ours, theirs)) << files[i];
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 700);
+}
+
+TEST(Media, PngDecodingMatchesOpenCvForEveryLayout) {
+  TempDir dir;
+  int n = 0;
+  for (int depth : {CV_8U, CV_16U})
+    for (int channels : {1, 3, 4}) {
+      const cv::Mat img = test_picture({37, 23}, channels, depth, static_cast<uint64_t>(n));
+      const auto path = dir / ("p" + std::to_string(n++) + ".png");
+      ASSERT_TRUE(cv::imwrite(path.string(), img));
+      const auto bytes = read_file_bytes(path);
+      const cv::Mat ours = decode_png(bytes.data(), bytes.size());
+      EXPECT_TRUE(same_pixels(ours, cv::imread(path.string(), cv::IMREAD_UNCHANGED))) << depth << " " << channels;
+      EXPECT_TRUE(same_pixels(ours, img)) << depth << " " << channels;
+    }
+  // 1-bit gray (bilevel) expands to 0/255 as OpenCV gives it.
+  cv::Mat bw = test_picture({40, 9}, 1) > 128;
+  const auto path = dir / "bw.png";
+  ASSERT_TRUE(cv::imwrite(path.string(), bw, {cv::IMWRITE_PNG_BILEVEL, 1}));
+  const auto bytes = read_file_bytes(path);
+  EXPECT_TRUE(same_pixels(decode_png(bytes.data(), bytes.size()), cv::imread(path.string(), cv::IMREAD_UNCHANGED)));
+}
+
+TEST(Media, EncodersRoundTrip) {
+  for (int channels : {1, 3, 4}) {
+    const cv::Mat img = test_picture({64, 40}, channels);
+    const auto png = encode_png(img);
+    EXPECT_TRUE(same_pixels(cv::imdecode(png, cv::IMREAD_UNCHANGED), img)) << channels;
+  }
+  const cv::Mat img = test_picture({160, 120}, 3);
+  const auto jpg = encode_jpeg(img, 95);
+  const cv::Mat back = cv::imdecode(jpg, cv::IMREAD_COLOR);
+  ASSERT_EQ(back.size(), img.size());
+  EXPECT_GT(cv::PSNR(back, img), 30.0);
+  EXPECT_TRUE(same_pixels(decode_jpeg(jpg.data(), jpg.size()), back));  // and our decoder reads it as OpenCV
+  EXPECT_THROW(encode_jpeg(cv::Mat(4, 4, CV_32FC3), 90), Error);
+  EXPECT_THROW(encode_png(cv::Mat()), Error);
+}
+
+TEST(Media, OtherImageFormatsDecodeThroughFfmpeg) {
+  TempDir dir;
+  const cv::Mat img = test_picture({50, 30}, 3);
+  for (const char* ext : {".bmp", ".tiff", ".ppm", ".webp"}) {
+    const auto path = dir / (std::string("x") + ext);
+    // WebP quality above 100 is lossless.
+    ASSERT_TRUE(cv::imwrite(path.string(), img, {cv::IMWRITE_WEBP_QUALITY, 101})) << ext;
+    std::string why;
+    const cv::Mat ours = load_image(path, &why);
+    EXPECT_TRUE(same_pixels(ours, img)) << ext << ": " << why;
+  }
+  const cv::Mat gray = test_picture({21, 11}, 1);
+  ASSERT_TRUE(cv::imwrite((dir / "g.pgm").string(), gray));
+  cv::Mat gray_bgr;
+  cv::cvtColor(gray, gray_bgr, cv::COLOR_GRAY2BGR);
+  EXPECT_TRUE(same_pixels(load_image(dir / "g.pgm"), gray_bgr));
+}
+
+TEST(Media, UndecodableBytesGiveAReason) {
+  std::string why;
+  const std::vector<uint8_t> text = {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'};
+  EXPECT_TRUE(decode_image(text, &why).empty());
+  EXPECT_FALSE(why.empty());
+  auto png = encode_png(test_picture({30, 30}, 3));
+  png.resize(png.size() / 2);
+  why.clear();
+  EXPECT_TRUE(decode_png(png.data(), png.size(), &why).empty());
+  EXPECT_NE(why.find("PNG"), std::string::npos) << why;
+  std::vector<uint8_t> header_only = {0xFF, 0xD8, 0xFF, 0xE0, 0x00};
+  why.clear();
+  EXPECT_TRUE(decode_jpeg(header_only.data(), header_only.size(), &why).empty());
+  EXPECT_NE(why.find("JPEG"), std::string::npos) << why;
+}
+
+TEST(Media, VideoFramesMatchOpenCvOnTheClip) {
+  const auto clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  cv::VideoCapture cap(clip, cv::CAP_FFMPEG);
+  ASSERT_TRUE(cap.isOpened());
+  VideoReader reader;
+  ASSERT_TRUE(reader.open(clip)) << reader.error();
+  EXPECT_DOUBLE_EQ(reader.fps(), cap.get(cv::CAP_PROP_FPS));
+  EXPECT_EQ(reader.width(), 1280);
+  EXPECT_EQ(reader.height(), 720);
+  int frames = 0;
+  for (cv::Mat theirs; cap.read(theirs); ++frames) {
+    cv::Mat ours;
+    ASSERT_TRUE(reader.read(ours)) << "frame " << frames;
+    ASSERT_TRUE(same_pixels(ours, theirs)) << "frame " << frames;
+  }
+  cv::Mat extra;
+  EXPECT_FALSE(reader.read(extra));
+  EXPECT_EQ(frames, 78);
+}
+
+TEST(Media, WrittenVideosPlayBackInOpenCv) {
+  TempDir dir;
+  std::vector<cv::Mat> frames;
+  for (int i = 0; i < 20; ++i) {
+    cv::Mat f = test_picture({160, 120}, 3, CV_8U, 1);
+    cv::circle(f, cv::Point(10 + 6 * i, 60), 15, cv::Scalar(0, 0, 255), cv::FILLED);
+    frames.push_back(f);
+  }
+  for (const char* name : {"v.mp4", "v.avi"}) {
+    VideoWriter w;
+    ASSERT_TRUE(w.open(dir / name, 15, {160, 120})) << w.error();
+    for (const auto& f : frames) ASSERT_TRUE(w.write(f)) << w.error();
+    EXPECT_FALSE(w.write(cv::Mat(10, 10, CV_8UC3)));  // wrong size: refused, not written
+    ASSERT_TRUE(w.close()) << w.error();
+    cv::VideoCapture cap((dir / name).string(), cv::CAP_FFMPEG);
+    ASSERT_TRUE(cap.isOpened()) << name;
+    EXPECT_NEAR(cap.get(cv::CAP_PROP_FPS), 15.0, 1e-6) << name;
+    int n = 0;
+    for (cv::Mat f; cap.read(f); ++n) {
+      ASSERT_LT(n, 20) << name;
+      EXPECT_GT(cv::PSNR(f, frames[static_cast<size_t>(n)]), 25.0) << name << " frame " << n;
+    }
+    EXPECT_EQ(n, 20) << name;
+  }
+  VideoWriter w;
+  EXPECT_FALSE(w.open(dir / "v.gif", 15, {160, 120}));
+  EXPECT_FALSE(w.open(dir / "odd.mp4", 15, {161, 120}));
+  EXPECT_NE(w.error().find("161x120"), std::string::npos) << w.error();
+  EXPECT_FALSE(w.open(dir / "no" / "such" / "dir" / "v.mp4", 15, {160, 120}));
+}
+
+TEST(Media, MissingFilesAndDevicesAreReasonsNotCrashes) {
+  VideoReader r;
+  EXPECT_FALSE(r.open("/nonexistent/clip.mp4"));
+  EXPECT_FALSE(r.error().empty());
+  cv::Mat f;
+  EXPECT_FALSE(r.read(f));
+  VideoReaderOptions camera;
+  camera.camera = true;
+  EXPECT_FALSE(r.open("/dev/video97", camera));
+  EXPECT_FALSE(r.error().empty());
+  // A file that is not a video.
+  TempDir dir;
+  write_file_atomic(dir / "notes.mp4", std::string("these are not frames"));
+  EXPECT_FALSE(r.open((dir / "notes.mp4").string()));
+}
+
+TEST(Media, CameraYuyvFramesConvertAsOpenCvDoes) {
+  // 6x2 pixels in rows padded to 16 bytes, as drivers may pad them.
+  const int w = 6, h = 2;
+  const size_t stride = 16;
+  std::vector<uint8_t> buf(stride * h, 0xEE);
+  cv::RNG rng(3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w * 2; ++x) buf[static_cast<size_t>(y) * stride + static_cast<size_t>(x)] = rng.uniform(0, 256);
+  const cv::Mat ours = v4l2_frame_to_bgr(kFourccYuyv, buf.data(), buf.size(), w, h, stride);
+  cv::Mat expected;
+  cv::cvtColor(cv::Mat(h, w, CV_8UC2, buf.data(), stride), expected, cv::COLOR_YUV2BGR_YUYV);
+  EXPECT_TRUE(same_pixels(ours, expected));
+  std::string why;
+  EXPECT_TRUE(v4l2_frame_to_bgr(kFourccYuyv, buf.data(), buf.size() - 1, w, h, stride, &why).empty());
+  EXPECT_NE(why.find("short"), std::string::npos) << why;
+}
+
+TEST(Media, CameraMjpegWithoutHuffmanTablesDecodes) {
+  // Webcams leave the standard Huffman tables out of MJPEG frames; cut them from a JPEG
+  // written with the standard tables and it must decode to the same pixels.
+  const cv::Mat img = test_picture({64, 48}, 3);
+  const auto jpg = encode_jpeg(img, 90);
+  std::vector<uint8_t> mjpeg(jpg.begin(), jpg.begin() + 2);
+  size_t at = 2, cut = 0;
+  while (at + 4 <= jpg.size() && jpg[at] == 0xFF && jpg[at + 1] != 0xDA) {
+    const size_t len = static_cast<size_t>(jpg[at + 2]) << 8 | jpg[at + 3];
+    if (jpg[at + 1] == 0xC4)
+      ++cut;
+    else
+      mjpeg.insert(mjpeg.end(), jpg.begin() + static_cast<long>(at), jpg.begin() + static_cast<long>(at + 2 + len));
+    at += 2 + len;
+  }
+  mjpeg.insert(mjpeg.end(), jpg.begin() + static_cast<long>(at), jpg.end());
+  ASSERT_GT(cut, 0u);
+  const cv::Mat ours = v4l2_frame_to_bgr(kFourccMjpeg, mjpeg.data(), mjpeg.size(), 64, 48, 0);
+  EXPECT_TRUE(same_pixels(ours, decode_jpeg(jpg.data(), jpg.size())));
+}
+
+TEST(Media, CameraDevicesThatAreNotCamerasAreRefusedAsSuch) {
+  V4l2Camera cam;
+  EXPECT_FALSE(cam.open("/dev/video97", 640, 480));
+  EXPECT_TRUE(cam.device_failed());
+  EXPECT_NE(cam.error().find("No such file"), std::string::npos) << cam.error();
+  EXPECT_FALSE(cam.open("/dev/null", 640, 480));
+  EXPECT_TRUE(cam.device_failed());
+  EXPECT_NE(cam.error().find("not a V4L2 device"), std::string::npos) << cam.error();
+  cv::Mat f;
+  EXPECT_FALSE(cam.read(f, 10));
+}
