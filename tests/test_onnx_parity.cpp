@@ -105,6 +105,44 @@ TEST(Xnnpack, RefusesOperatorsItDoesNotKnowInsteadOfRunningThemWrong) {
   EXPECT_THROW(XnnpackNet(export_classifier_onnx(net, {}), 8), Error);
 }
 
+// The converted weights are dropped once packed; moving between the thread pool and one
+// thread rebuilds the runtime from a reloaded model, with the same outputs. A model that can
+// no longer be read leaves the working runtime in place.
+TEST(Xnnpack, RebuildsFromTheReloadedModelWhenItLeavesOrRejoinsThePool) {
+  auto net = imported_mask_net(2);
+  const std::string bytes = export_classifier_onnx(net, {});
+  int reloads = 0;
+  bool reload_works = true;
+  const auto parse = [&] {
+    onnx::ModelProto m;
+    if (!reload_works || !m.ParseFromString(bytes)) throw Error("the model file is gone");
+    return m;
+  };
+  const auto reload = [&] {
+    ++reloads;
+    return parse();
+  };
+  XnnpackNet xnn(parse(), 224, 2, reload);
+  ASSERT_TRUE(xnn.pooled());
+  const cv::Mat blob = make_blob(real_images(), 224);
+  const cv::Mat pooled = xnn.forward(blob);
+  xnn.set_pooled(false);
+  EXPECT_FALSE(xnn.pooled());
+  EXPECT_EQ(reloads, 1);
+  EXPECT_LE(cv::norm(xnn.forward(blob), pooled, cv::NORM_INF), 1e-6);
+  xnn.set_pooled(true);
+  EXPECT_TRUE(xnn.pooled());
+  EXPECT_EQ(reloads, 2);
+  EXPECT_LE(cv::norm(xnn.forward(blob), pooled, cv::NORM_INF), 1e-6);
+  reload_works = false;
+  xnn.set_pooled(false);
+  EXPECT_TRUE(xnn.pooled());  // stayed where it was
+  EXPECT_EQ(reloads, 3);
+  EXPECT_LE(cv::norm(xnn.forward(blob), pooled, cv::NORM_INF), 1e-6);
+  xnn.set_pooled(false);
+  EXPECT_EQ(reloads, 3);  // and does not try again on every inference
+}
+
 TEST(OnnxExport, UsesOnlyOpsOpenCv46Reads) {
   auto net = imported_mask_net(2);
   const auto ops = op_types(export_classifier_onnx(net, {}));

@@ -338,6 +338,11 @@ double XnnpackNet::macs_per_image() const { return impl_->macs; }
 
 bool XnnpackNet::pooled() const { return impl_->runtime_pooled; }
 
+void XnnpackNet::set_pooled(bool pooled) {
+  auto& m = *impl_;
+  if (m.pool && pooled != m.runtime_pooled && !m.reload_failed) m.switch_runtime(pooled);
+}
+
 bool PoolChoice::update(double cpu_ms, double wall_ms) {
   if (wall_ms <= 0) return pooled_;
   share_ += 0.2 * (std::min(1.0, cpu_ms / wall_ms) - share_);
