@@ -213,14 +213,13 @@ TEST(ClassifySchedule, ARealChangeStillShowsWithinHalfASecond) {
 TEST(ClassifySchedule, NewUnsureAndMovingFacesAreClassifiedEveryFrame) {
   const ClassifyScheduleOptions o;
   TrackStatus steady;
-  steady.is_new = false;
   steady.classified_at = 1.0;
   steady.classified_box = steady.box_now = {100, 100, 100, 100};
-  steady.raw = steady.smoothed = {0.97f, 0.03f};
+  steady.raw = {0.97f, 0.03f};
   steady.verdict = 0;
   EXPECT_EQ(faces_to_classify({steady}, 1.05, o), std::vector<bool>{false});
   auto fresh = steady;
-  fresh.is_new = true;
+  fresh.raw.clear();  // never classified
   auto unsure = steady;
   unsure.raw = {0.8f, 0.2f};
   auto disagrees = steady;

@@ -19,7 +19,7 @@ std::vector<bool> faces_to_classify(const std::vector<TrackStatus>& tracks, doub
   for (size_t i = 0; i < tracks.size(); ++i) {
     const auto& t = tracks[i];
     const double age = now - t.classified_at;
-    if (o.refresh_s <= 0 || t.is_new || unsure(t, o.sure) || iou(t.box_now, t.classified_box) < o.moved_iou ||
+    if (o.refresh_s <= 0 || t.is_new() || unsure(t, o.sure) || iou(t.box_now, t.classified_box) < o.moved_iou ||
         age >= 2 * o.refresh_s) {
       pick[i] = true;
     } else if (age >= o.refresh_s && (oldest < 0 || age > now - tracks[static_cast<size_t>(oldest)].classified_at)) {

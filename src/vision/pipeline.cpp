@@ -9,12 +9,12 @@ Pipeline::Pipeline(MaskClassifier& classifier, FaceDetector& detector, const Pip
     : classifier_(classifier), detector_(detector), opts_(options), tracker_(options.tracker) {}
 
 std::vector<Prediction> Pipeline::classify(const cv::Mat& frame, const std::vector<cv::Rect2f>& boxes) {
-  if (boxes.empty()) return {};
-  std::vector<cv::Mat> crops;
-  for (const auto& b : boxes) crops.push_back(crop_face(frame, b, opts_.crop_margin));
   // One face per forward: as fast per face as a batch here (bench, 2026-11-26), and the
   // network keeps one input shape, so its buffers stay at batch-1 size (-9 MiB at 4 faces).
-  return classifier_.classify_batched(crops, 1);
+  std::vector<Prediction> preds;
+  for (const auto& b : boxes)
+    preds.push_back(std::move(classifier_.classify({crop_face(frame, b, opts_.crop_margin)})[0]));
+  return preds;
 }
 
 FrameResult Pipeline::process(const cv::Mat& frame, int64_t frame_index, double t_s) {

@@ -87,7 +87,7 @@ std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, d
       assigned_[o] = tracks_.size() - 1;
     }
     const Track& t = tracks_[assigned_[o]];
-    status.push_back({t.raw.empty(), t.last_update, t.classified_box, boxes[o], t.raw, t.smoothed, t.verdict});
+    status.push_back({t.last_update, t.classified_box, boxes[o], t.raw, t.verdict});
   }
   return status;
 }

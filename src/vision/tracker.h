@@ -38,13 +38,12 @@ struct Observation {
 
 // What the classifier scheduler needs to know about the track an observation belongs to.
 struct TrackStatus {
-  bool is_new = true;         // no classification yet
   double classified_at = 0;   // time of the last classification
   cv::Rect2f classified_box;  // the box then
   cv::Rect2f box_now;         // the box in this frame
-  std::vector<float> raw;     // its probabilities
-  std::vector<float> smoothed;
+  std::vector<float> raw;     // its probabilities (empty: never classified)
   int verdict = kUncertain;
+  bool is_new() const { return raw.empty(); }
 };
 
 struct TrackedFace {
