@@ -16,9 +16,7 @@ namespace maskwatch {
 bool is_image_file(const std::filesystem::path& path) {
   static const std::set<std::string> exts = {".jpg",  ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif",
                                              ".tiff", ".ppm",  ".pgm", ".pbm", ".pnm", ".jp2"};
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return exts.count(ext) > 0;
+  return exts.count(lower_extension(path)) > 0;
 }
 
 std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir) {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "util/png.h"
+#include "media/save_png.h"
 
 namespace maskwatch {
 

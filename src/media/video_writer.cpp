@@ -1,6 +1,7 @@
 #include "media/video_writer.h"
 
 #include "media/ffmpeg_util.h"
+#include "util/files.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -14,15 +15,6 @@ extern "C" {
 #include <climits>
 
 namespace maskwatch {
-namespace {
-
-std::string lower_extension(const std::filesystem::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext;
-}
-
-}  // namespace
 
 struct VideoWriter::Impl {
   AVFormatContext* format = nullptr;

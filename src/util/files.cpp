@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -41,6 +43,12 @@ Buffer read_whole(const fs::path& path, const std::string& what, bool allow_empt
   return bytes;
 }
 }  // namespace
+
+std::string lower_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
 
 std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what, bool allow_empty) {
   return read_whole<std::vector<uint8_t>>(path, what, allow_empty);

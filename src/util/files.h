@@ -11,6 +11,9 @@ namespace maskwatch {
 
 namespace fs = std::filesystem;
 
+// The path's extension in lower case, with its dot (".jpg"); "" when it has none.
+std::string lower_extension(const fs::path& path);
+
 // Reads a whole file. Throws Error("<what> <path>: ...") when it is missing, a directory,
 // unreadable or (unless allow_empty) empty. `what` names the file's role, e.g. "model file".
 std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what = "file", bool allow_empty = false);
@@ -21,7 +24,8 @@ void write_file_atomic(const fs::path& path, const void* data, size_t size);
 void write_file_atomic(const fs::path& path, const std::string& text);
 
 // Calls write(tmp_path) to produce the file under a temporary name that keeps the
-// extension (so e.g. cv::imwrite picks the right encoder), then renames it into place.
+// extension (so an encoder chosen by extension still picks the right one), then renames it
+// into place.
 // `write` returns false or throws on failure; the temp file is removed either way.
 void write_atomic_with(const fs::path& path, const std::function<bool(const fs::path&)>& write);
 

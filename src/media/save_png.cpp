@@ -1,17 +1,13 @@
-#include "util/png.h"
-
-#include <algorithm>
+#include "media/save_png.h"
 
 #include "media/image_codec.h"
 #include "util/error.h"
-
 #include "util/files.h"
 
 namespace maskwatch {
 
 void save_png(const std::filesystem::path& path, const cv::Mat& image) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string ext = lower_extension(path);
   std::vector<uint8_t> bytes;
   if (ext == ".png")
     bytes = encode_png(image);
