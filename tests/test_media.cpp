@@ -125,6 +125,17 @@ TEST(Media, UndecodableBytesGiveAReason) {
   why.clear();
   EXPECT_TRUE(decode_png(png.data(), png.size(), &why).empty());
   EXPECT_NE(why.find("PNG"), std::string::npos) << why;
+  // A header claiming 60000x60000 pixels is refused before any memory is taken.
+  auto huge = encode_jpeg(test_picture({16, 16}, 3), 90);
+  for (size_t i = 2; i + 8 < huge.size(); ++i)
+    if (huge[i] == 0xFF && huge[i + 1] == 0xC0) {  // SOF0: length(2) precision(1) height(2) width(2)
+      huge[i + 5] = huge[i + 7] = 0xEA;
+      huge[i + 6] = huge[i + 8] = 0x60;
+      break;
+    }
+  why.clear();
+  EXPECT_TRUE(decode_jpeg(huge.data(), huge.size(), &why).empty());
+  EXPECT_NE(why.find("too large"), std::string::npos) << why;
   std::vector<uint8_t> header_only = {0xFF, 0xD8, 0xFF, 0xE0, 0x00};
   why.clear();
   EXPECT_TRUE(decode_jpeg(header_only.data(), header_only.size(), &why).empty());

@@ -114,6 +114,10 @@ cv::Mat cmyk_to_bgr(const cv::Mat& cmyk) {
   return bgr;
 }
 
+// A header may claim any size; more pixels than this is refused before memory is taken
+// (OpenCV refuses above 2^30; a photo of 268 megapixels is already far beyond a face).
+constexpr uint64_t kMaxPixels = uint64_t{1} << 28;
+
 bool set_why(std::string* why, std::string text) {
   if (why) *why = std::move(text);
   return false;
@@ -220,14 +224,16 @@ cv::Mat decode_jpeg(const uint8_t* data, size_t size, std::string* why) {
   // Saved markers live in libjpeg's per-image pool, which jpeg_finish_decompress frees.
   const int orientation = ok ? exif_orientation(&d) : 1;
   const bool cmyk = ok && d.num_components == 4;
-  ok = ok && jpeg_start(&d, &e, cmyk);
+  const bool too_large = ok && uint64_t{d.image_width} * d.image_height > kMaxPixels;
+  ok = ok && !too_large && jpeg_start(&d, &e, cmyk);
   if (ok) {
     img.create(static_cast<int>(d.output_height), static_cast<int>(d.output_width), cmyk ? CV_8UC4 : CV_8UC3);
     ok = jpeg_read_rows(&d, &e, img.data, img.step);
   }
   jpeg_destroy_decompress(&d);
   if (!ok) {
-    set_why(why, std::string("JPEG decoder: ") + e.message);
+    set_why(why, too_large ? "JPEG decoder: image too large (over 268 megapixels)"
+                           : std::string("JPEG decoder: ") + e.message);
     return {};
   }
   if (cmyk) img = cmyk_to_bgr(img);
@@ -247,8 +253,8 @@ cv::Mat decode_png(const uint8_t* data, size_t size, std::string* why) {
   PngInfo h;
   cv::Mat img;
   std::vector<png_bytep> rows;
-  bool ok = png_read_header_from(png, info, &state, &h) && h.width > 0 && h.height > 0 && h.width < (1u << 15) &&
-            h.height < (1u << 15) && (h.channels == 1 || h.channels == 3 || h.channels == 4) &&
+  bool ok = png_read_header_from(png, info, &state, &h) && h.width > 0 && h.height > 0 &&
+            uint64_t{h.width} * h.height <= kMaxPixels && (h.channels == 1 || h.channels == 3 || h.channels == 4) &&
             (h.depth == 8 || h.depth == 16);
   if (ok) {
     img.create(static_cast<int>(h.height), static_cast<int>(h.width),

@@ -181,7 +181,7 @@ class LiveSource : public FrameSource {
     bool stall_logged = false;  // since the last frame
     int failures = 0;           // failed reads/reopens in a row, since the last frame
     std::string failure;
-    std::string open_error;  // FFmpeg's reason for the last failed open
+    std::string open_error;  // why the last open failed (V4L2's or FFmpeg's words)
 
     bool is_camera() const { return camera >= 0 || spec.rfind("/dev/video", 0) == 0; }
     bool stopping() {

@@ -79,6 +79,7 @@ struct XnnpackNet::Impl {
   bool runtime_pooled = false;
   std::function<onnx::ModelProto()> reload;  // empty: the subgraph is kept for rebuilds
   bool reload_failed = false;
+  bool pinned = false;  // set_pooled was called: PoolChoice no longer moves the runtime
 
   // Defines the subgraph and its weights (NHWC copies) from the model, which it empties.
   void build(onnx::ModelProto&& proto);
@@ -345,6 +346,7 @@ bool XnnpackNet::pooled() const { return impl_->runtime_pooled; }
 
 void XnnpackNet::set_pooled(bool pooled) {
   auto& m = *impl_;
+  m.pinned = true;
   if (m.pool && pooled != m.runtime_pooled && !m.reload_failed) m.switch_runtime(pooled);
 }
 
@@ -381,7 +383,7 @@ cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
     const double wall0 = ms_of(CLOCK_MONOTONIC), cpu0 = ms_of(CLOCK_THREAD_CPUTIME_ID);
     check(xnn_invoke_runtime(m.runtime), "inference");
     const bool pooled = m.choice.update(ms_of(CLOCK_THREAD_CPUTIME_ID) - cpu0, ms_of(CLOCK_MONOTONIC) - wall0);
-    if (m.pool && pooled != m.runtime_pooled && !m.reload_failed) {
+    if (m.pool && pooled != m.runtime_pooled && !m.reload_failed && !m.pinned) {
       spdlog::info("classifier: {} (this thread got {:.0f} % of a core while classifying)",
                    pooled ? "cores free again, back on the XNNPACK thread pool"
                           : "other work is using the cores, XNNPACK runs on one thread",

@@ -62,8 +62,9 @@ class XnnpackNet {
   double macs_per_image() const;
   // Whether the thread pool is in use now (see PoolChoice).
   bool pooled() const;
-  // Rebuilds the runtime on the pool or on the calling thread now (forward() does it when
-  // PoolChoice says so). Without a pool, or when the model cannot be reloaded, nothing changes.
+  // Puts the runtime on the pool or on the calling thread now and keeps it there: forward()
+  // no longer follows PoolChoice (for benchmarks and tests that need fixed conditions).
+  // Without a pool, or when the model cannot be reloaded, the runtime stays where it is.
   void set_pooled(bool pooled);
 
  private:
