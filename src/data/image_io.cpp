@@ -93,12 +93,8 @@ cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why) {
     reason = std::string("decoder error: ") + e.err;
     img.release();
   }
-  if (img.empty() && !reason.empty()) {
-    if (why) *why = reason;
-    return {};
-  }
   if (img.empty() || img.cols < 1 || img.rows < 1) {
-    if (why) *why = "cannot be decoded as an image";
+    if (why) *why = reason.empty() ? "cannot be decoded as an image" : reason;
     return {};
   }
   return img;

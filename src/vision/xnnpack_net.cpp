@@ -96,8 +96,12 @@ struct XnnpackNet::Impl {
     std::vector<std::vector<float>>().swap(constants);
   }
 
+  // Whether switch_runtime(pooled) would change anything.
+  bool can_switch_to(bool pooled) const { return pool && pooled != runtime_pooled && !reload_failed; }
+
   // A runtime on the pool or on one thread; rebuilds the subgraph from `reload` when it was
-  // dropped. If the model cannot be read again, the current runtime stays (logged once).
+  // dropped, and drops it again afterwards. If the model cannot be read again, the current
+  // runtime stays (logged once).
   void switch_runtime(bool pooled) {
     if (!subgraph) {
       onnx::ModelProto proto;
@@ -177,8 +181,7 @@ XnnpackNet::XnnpackNet(onnx::ModelProto&& proto, int input_size, int threads, st
   const size_t s = static_cast<size_t>(input_size);
   m.input.resize(s * s * 3 + XNN_EXTRA_BYTES / sizeof(float));
   m.output.resize(static_cast<size_t>(m.classes));
-  m.make_runtime(n_threads > 1);
-  if (m.reload) m.drop_subgraph();
+  m.switch_runtime(n_threads > 1);
 }
 
 void XnnpackNet::Impl::build(onnx::ModelProto&& proto) {
@@ -347,7 +350,7 @@ bool XnnpackNet::pooled() const { return impl_->runtime_pooled; }
 void XnnpackNet::set_pooled(bool pooled) {
   auto& m = *impl_;
   m.pinned = true;
-  if (m.pool && pooled != m.runtime_pooled && !m.reload_failed) m.switch_runtime(pooled);
+  if (m.can_switch_to(pooled)) m.switch_runtime(pooled);
 }
 
 bool PoolChoice::update(double cpu_ms, double wall_ms) {
@@ -383,7 +386,7 @@ cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
     const double wall0 = ms_of(CLOCK_MONOTONIC), cpu0 = ms_of(CLOCK_THREAD_CPUTIME_ID);
     check(xnn_invoke_runtime(m.runtime), "inference");
     const bool pooled = m.choice.update(ms_of(CLOCK_THREAD_CPUTIME_ID) - cpu0, ms_of(CLOCK_MONOTONIC) - wall0);
-    if (m.pool && pooled != m.runtime_pooled && !m.reload_failed && !m.pinned) {
+    if (!m.pinned && m.can_switch_to(pooled)) {
       spdlog::info("classifier: {} (this thread got {:.0f} % of a core while classifying)",
                    pooled ? "cores free again, back on the XNNPACK thread pool"
                           : "other work is using the cores, XNNPACK runs on one thread",
