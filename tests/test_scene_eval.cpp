@@ -54,6 +54,66 @@ TEST(SceneEval, MatchingCountsDuplicatesIgnoresDifficultAndSmallBoxes) {
   EXPECT_EQ(any.tp, 3);
 }
 
+TEST(SceneEval, HeadlineScoresTheShownLabelAndEveryFalseFace) {
+  // A, C: with_mask (class 0); B: without_mask (class 1); S: a face under 32 px (ignore region).
+  const cv::Rect2f a(0, 0, 100, 100), b(200, 0, 100, 100), c(400, 0, 100, 100), s(0, 300, 20, 20),
+      nothing(300, 300, 20, 20);
+  const std::vector<GroundTruthBox> truth = {{0, a, 0}, {0, b, 1}, {0, c, 0}, {0, s, 0}};
+  const auto face = [](cv::Rect2f box, float score, float p0) {
+    const int label = p0 >= 0.5f ? 0 : 1;
+    return SceneFace{0, box, score, label, label == 0 ? p0 : 1 - p0, {p0, 1 - p0}};
+  };
+  const std::vector<SceneFace> faces = {
+      face(a, 1.0f, 0.9f),        // right: with_mask 0.9
+      face(b, 1.0f, 0.7f),        // wrong argmax: shown as with_mask 0.7 on an unmasked face
+      face(nothing, 0.9f, 0.2f),  // a small detection on no face: shown as without_mask 0.72
+      face(s, 0.8f, 0.5f),        // on the small face: ignored
+      face(c, 0.5f, 0.6f),        // right: with_mask 0.3
+  };
+  // Headline, with_mask: A 0.9 TP, B 0.7 FP, S 0.4 ignored, C 0.3 TP -> 0.5 x 1 + 0.5 x 2/3.
+  const auto shown = shown_label_detections(faces);
+  const auto with = average_precision(truth, shown, 0);
+  EXPECT_EQ(with.tp, 2);
+  EXPECT_EQ(with.fp, 1);
+  EXPECT_EQ(with.ignored, 1);
+  EXPECT_NEAR(with.ap, 0.5 + 0.5 * 2 / 3, 1e-12);
+  // without_mask: its one face was shown as with_mask, and the small false face counts.
+  const auto without = average_precision(truth, shown, 1);
+  EXPECT_EQ(without.positives, 1);
+  EXPECT_EQ(without.fp, 1);
+  EXPECT_NEAR(without.ap, 0.0, 1e-12);
+  ASSERT_EQ(without.false_positives.size(), 1u);
+  EXPECT_EQ(shown[without.false_positives[0]].box, nothing);
+  // Per-class-score variant, without_mask: nothing 0.72 FP, B 0.3 TP, C 0.2 FP, A 0.1 FP -> 0.5.
+  const auto kind = per_class_score_detections(faces, 2);
+  EXPECT_NEAR(average_precision(truth, kind, 1).ap, 0.5, 1e-12);
+  EXPECT_NEAR(average_precision(truth, kind, 0).ap, 0.5 + 0.5 * 2 / 3, 1e-12);
+  // Face AP: A, B TP (1.0), nothing FP (0.9), S ignored, C TP -> 2/3 x 1 + 1/3 x 3/4.
+  const auto faces_ap = average_precision(truth, face_detections(faces), -1);
+  EXPECT_EQ(faces_ap.positives, 3);
+  EXPECT_NEAR(faces_ap.ap, 2.0 / 3 + 0.25, 1e-12);
+  EXPECT_EQ(std::count(faces_ap.truth_found.begin(), faces_ap.truth_found.end(), 1), 3);
+}
+
+TEST(SceneEval, BoxFitRecoversAKnownShiftAndScale) {
+  // Labelled boxes are the detector's moved by (0.15, 0.05) x its size and 1.1 x 1.2 as large.
+  std::vector<GroundTruthBox> truth;
+  std::vector<ScoredBox> dets;
+  const BoxCorrection known{0.15f, 0.05f, 1.1f, 1.2f};
+  for (int i = 0; i < 5; ++i) {
+    const cv::Rect2f d(50.0f * i, 10, 40.0f + 10 * i, 40.0f + 10 * i);
+    dets.push_back({i, d, 0.9, -1});
+    truth.push_back({i, known.apply(d), 0});
+  }
+  truth.push_back({0, {600, 600, 10, 10}, 0});  // under 32 px: not used
+  const auto fit = fit_box_correction(truth, dets);
+  EXPECT_NEAR(fit.dx, 0.15, 1e-5);
+  EXPECT_NEAR(fit.dy, 0.05, 1e-5);
+  EXPECT_NEAR(fit.sw, 1.1, 1e-5);
+  EXPECT_NEAR(fit.sh, 1.2, 1e-5);
+  EXPECT_TRUE(fit_box_correction(truth, {}).identity());
+}
+
 TEST(Voc, ParsesBoxesAndRefusesBadFiles) {
   TempDir d;
   write_bytes(d / "good.xml", R"(<annotation><filename>x.png</filename><size><width>640</width><height>480</height>

@@ -1,6 +1,8 @@
 #include "app/vision_options.h"
 #include "app/cli.h"
 
+#include <fmt/format.h>
+
 #include "util/paths.h"
 
 namespace maskwatch::app {
@@ -9,8 +11,7 @@ VisionOptions::VisionOptions() : model(default_model_path().string()) {}
 
 void VisionOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--model", model, "Mask classifier model.onnx (model.json beside it)")->capture_default_str();
-  cmd->add_option("--face-model", face_model,
-                  "YuNet face detector .onnx (default: the asset directory's; Haar cascade if missing)");
+  cmd->add_option("--face-model", face_model, face_model_help());
   cmd->add_option("--face-threshold", detector.score_threshold, "Minimum YuNet face score")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 1.0));
@@ -24,6 +25,14 @@ void VisionOptions::add_to(CLI::App* cmd) {
       ->capture_default_str()
       ->check(CLI::IsMember({"xnnpack", "opencv"}));
   add_threads_option(cmd, threads);
+}
+
+std::string face_model_help() {
+  std::string names;
+  for (const auto& n : face_model_names()) names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", n.name, n.what);
+  return fmt::format(
+      "Face detector: a name ({}) or a YuNet 2022/2023 .onnx file (default {}; Haar cascade if its file is missing)",
+      names, default_face_model_name());
 }
 
 FaceDetectorOptions VisionOptions::detector_options() const {

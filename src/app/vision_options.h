@@ -28,4 +28,7 @@ struct VisionOptions {
   }
 };
 
+// --face-model's help: the model names it accepts, the default, or a path.
+std::string face_model_help();
+
 }  // namespace maskwatch::app

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <numeric>
+#include <opencv2/imgproc.hpp>
 
 #include "data/image_io.h"
 #include "eval/plots.h"
 #include "eval/voc.h"
+#include "media/save_png.h"
 #include "util/error.h"
 #include "util/progress.h"
 #include "vision/pipeline.h"
@@ -39,54 +41,93 @@ double all_point_ap(const std::vector<double>& recall, const std::vector<double>
 
 ApResult average_precision(const std::vector<GroundTruthBox>& truth, const std::vector<ScoredBox>& detections, int cls,
                            double iou_threshold, float min_face) {
-  const auto small = [&](const cv::Rect2f& b) { return std::min(b.width, b.height) < min_face; };
-  const auto counted = [&](const GroundTruthBox& g) {  // a positive of this class
-    return !g.difficult && !small(g.box) && g.cls >= 0 && (cls < 0 || g.cls == cls);
+  const auto ignore_region = [&](const GroundTruthBox& g) {
+    return g.difficult || g.cls < 0 || std::min(g.box.width, g.box.height) < min_face;
   };
-  const auto relevant = [&](const GroundTruthBox& g) {  // can be matched (counted or ignored)
-    return cls < 0 || g.cls == cls || g.cls < 0 || g.difficult || small(g.box);
-  };
+  const auto counted = [&](const GroundTruthBox& g) { return !ignore_region(g) && (cls < 0 || g.cls == cls); };
   ApResult r;
-  for (const auto& g : truth) r.positives += counted(g);
-  std::vector<const ScoredBox*> dets;
-  for (const auto& d : detections)
-    if (cls < 0 || d.cls == cls) dets.push_back(&d);
-  std::stable_sort(dets.begin(), dets.end(),
-                   [](const ScoredBox* a, const ScoredBox* b) { return a->score > b->score; });
-  std::vector<char> used(truth.size(), 0);
-  for (const auto* d : dets) {
-    // VOC: the best-overlapping box of this class decides; boxes to ignore only when no box
-    // of the class overlaps enough.
-    double best = 0, best_ignored = 0;
-    int match = -1;
-    for (size_t g = 0; g < truth.size(); ++g) {
-      const auto& t = truth[g];
-      if (t.image != d->image || !relevant(t)) continue;
-      const double o = iou(t.box, d->box);
-      if (counted(t)) {
-        if (o > best) best = o, match = static_cast<int>(g);
-      } else {
-        best_ignored = std::max(best_ignored, o);
-      }
-    }
-    if (match >= 0 && best >= iou_threshold) {
-      if (used[static_cast<size_t>(match)]) {
-        ++r.fp;  // a second detection of one face
-      } else {
-        used[static_cast<size_t>(match)] = 1;
-        ++r.tp;
-      }
-    } else if (best_ignored >= iou_threshold || small(d->box)) {
+  r.truth_found.assign(truth.size(), 0);
+  std::map<int, std::vector<size_t>> by_image;  // boxes a detection can take: its class's and ignore regions
+  for (size_t g = 0; g < truth.size(); ++g) {
+    r.positives += counted(truth[g]);
+    if (counted(truth[g]) || ignore_region(truth[g])) by_image[truth[g].image].push_back(g);
+  }
+  std::vector<size_t> order;
+  for (size_t i = 0; i < detections.size(); ++i)
+    if (cls < 0 || detections[i].cls == cls) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return detections[a].score > detections[b].score; });
+  for (const size_t i : order) {
+    const auto& d = detections[i];
+    double best = 0;
+    long match = -1;
+    if (const auto it = by_image.find(d.image); it != by_image.end())
+      for (const size_t g : it->second)
+        if (const double o = iou(truth[g].box, d.box); o > best) best = o, match = static_cast<long>(g);
+    if (match >= 0 && best >= iou_threshold && ignore_region(truth[static_cast<size_t>(match)])) {
       ++r.ignored;
       continue;
+    }
+    if (match >= 0 && best >= iou_threshold && !r.truth_found[static_cast<size_t>(match)]) {
+      r.truth_found[static_cast<size_t>(match)] = 1;
+      ++r.tp;
     } else {
-      ++r.fp;
+      ++r.fp;  // nothing there, the wrong label, or a second detection of one face
+      r.false_positives.push_back(i);
     }
     r.recall.push_back(r.positives ? static_cast<double>(r.tp) / r.positives : 0.0);
     r.precision.push_back(static_cast<double>(r.tp) / (r.tp + r.fp));
   }
   r.ap = r.positives ? all_point_ap(r.recall, r.precision) : 0.0;
   return r;
+}
+
+std::vector<ScoredBox> shown_label_detections(const std::vector<SceneFace>& faces) {
+  std::vector<ScoredBox> out;
+  for (const auto& f : faces)
+    if (f.label >= 0) out.push_back({f.image, f.box, static_cast<double>(f.face_score) * f.label_prob, f.label});
+  return out;
+}
+
+std::vector<ScoredBox> per_class_score_detections(const std::vector<SceneFace>& faces, int classes) {
+  std::vector<ScoredBox> out;
+  for (const auto& f : faces)
+    for (int c = 0; c < classes && c < static_cast<int>(f.probs.size()); ++c)
+      out.push_back({f.image, f.box, static_cast<double>(f.face_score) * f.probs[static_cast<size_t>(c)], c});
+  return out;
+}
+
+std::vector<ScoredBox> face_detections(const std::vector<SceneFace>& faces) {
+  std::vector<ScoredBox> out;
+  for (const auto& f : faces) out.push_back({f.image, f.box, f.face_score, -1});
+  return out;
+}
+
+BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const std::vector<ScoredBox>& faces,
+                                 float min_face) {
+  std::vector<float> dx, dy, sw, sh;
+  std::map<int, std::vector<const GroundTruthBox*>> by_image;
+  for (const auto& g : truth)
+    if (std::min(g.box.width, g.box.height) >= min_face) by_image[g.image].push_back(&g);
+  for (const auto& f : faces) {
+    const GroundTruthBox* best = nullptr;
+    double best_iou = 0.3;
+    for (const auto* g : by_image[f.image])
+      if (const double o = iou(g->box, f.box); o >= best_iou) best_iou = o, best = g;
+    if (!best || f.box.width <= 0 || f.box.height <= 0) continue;
+    const auto& b = f.box;
+    const auto& t = best->box;
+    dx.push_back((t.x + t.width / 2 - (b.x + b.width / 2)) / b.width);
+    dy.push_back((t.y + t.height / 2 - (b.y + b.height / 2)) / b.height);
+    sw.push_back(t.width / b.width);
+    sh.push_back(t.height / b.height);
+  }
+  if (dx.empty()) return {};
+  const auto median = [](std::vector<float>& v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  return {median(dx), median(dy), median(sw), median(sh)};
 }
 
 namespace {
@@ -112,6 +153,100 @@ std::vector<float> evaluated_probs(const std::vector<float>& probs, const std::v
     if (e >= 0 && static_cast<size_t>(e) < out.size()) out[static_cast<size_t>(e)] += probs[m];
   }
   return out;
+}
+
+// Keeps the boxes and faces of the images in `keep` (all when null).
+template <typename T>
+std::vector<T> of_images(const std::vector<T>& v, const std::set<int>* keep) {
+  if (!keep) return v;
+  std::vector<T> out;
+  for (const auto& x : v)
+    if (keep->count(x.image)) out.push_back(x);
+  return out;
+}
+
+double ratio(int a, int b) { return b ? static_cast<double>(a) / b : 0.0; }
+
+// The metrics of one set of images: headline mAP and per class, the per-class-score variant,
+// face AP, and the operating point (every detection the product shows).
+nlohmann::json score_scenes(const std::vector<GroundTruthBox>& all_truth, const std::vector<SceneFace>& all_faces,
+                            const std::vector<std::string>& classes, const SceneEvalOptions& o,
+                            const std::set<int>* images, std::vector<XySeries>* curves = nullptr) {
+  const auto truth = of_images(all_truth, images);
+  const auto faces = of_images(all_faces, images);
+  const auto shown = shown_label_detections(faces);
+  const auto kind = per_class_score_detections(faces, static_cast<int>(classes.size()));
+  const std::vector<cv::Scalar> colours = {{60, 160, 40}, {50, 50, 210}, {20, 150, 230}, {150, 80, 160}};
+  nlohmann::json per_class = nlohmann::json::object();
+  double map = 0, kind_map = 0;
+  for (size_t c = 0; c < classes.size(); ++c) {
+    const auto ap = average_precision(truth, shown, static_cast<int>(c), o.iou, o.min_face);
+    const auto kind_ap = average_precision(truth, kind, static_cast<int>(c), o.iou, o.min_face);
+    map += ap.ap / static_cast<double>(classes.size());
+    kind_map += kind_ap.ap / static_cast<double>(classes.size());
+    per_class[classes[c]] = {{"ap", ap.ap},
+                             {"per_class_score_ap", kind_ap.ap},
+                             {"positives", ap.positives},
+                             {"operating_point",
+                              {{"tp", ap.tp},
+                               {"fp", ap.fp},
+                               {"ignored", ap.ignored},
+                               {"precision", ratio(ap.tp, ap.tp + ap.fp)},
+                               {"recall", ratio(ap.tp, ap.positives)}}}};
+    if (curves)
+      curves->push_back({fmt::format("{} AP {:.3f}", classes[c], ap.ap), ap.recall, ap.precision,
+                         colours[c % colours.size()], false, true});
+  }
+  const auto face = average_precision(truth, face_detections(faces), -1, o.iou, o.min_face);
+  if (curves)
+    curves->push_back(
+        {fmt::format("any face AP {:.3f}", face.ap), face.recall, face.precision, cv::Scalar(90, 90, 90), false, true});
+  std::set<int> seen;
+  for (const auto& g : truth) seen.insert(g.image);
+  return {{"images", seen.size()},
+          {"map", map},
+          {"per_class_score_map", kind_map},
+          {"per_class", per_class},
+          {"face_ap", face.ap},
+          {"face_positives", face.positives},
+          {"face_recall", ratio(face.tp, face.positives)},
+          {"face_precision", ratio(face.tp, face.tp + face.fp)},
+          {"detections", faces.size()}};
+}
+
+// A square around `box` (1.5x its side) from the image, `side` px.
+cv::Mat face_tile(const cv::Mat& img, const cv::Rect2f& box) {
+  const float side = std::max(box.width, box.height) * 1.5f;
+  const cv::Rect want(cvRound(box.x + box.width / 2 - side / 2), cvRound(box.y + box.height / 2 - side / 2),
+                      std::max(1, cvRound(side)), std::max(1, cvRound(side)));
+  cv::Mat tile(want.size(), img.type(), cv::Scalar::all(40));
+  const cv::Rect have = want & cv::Rect(0, 0, img.cols, img.rows);
+  if (have.area() > 0) img(have).copyTo(tile(have - want.tl()));
+  const cv::Rect2f inner(box.x - static_cast<float>(want.x), box.y - static_cast<float>(want.y), box.width, box.height);
+  cv::rectangle(tile, inner, cv::Scalar(0, 220, 255), std::max(1, cvRound(side / 80)));
+  return tile;
+}
+
+struct Tile {
+  int image;
+  cv::Rect2f box;
+  std::string caption;
+};
+
+// Montage of up to `limit` tiles (in the order given), reading each image once.
+cv::Mat contact_sheet(const std::vector<std::filesystem::path>& paths, std::vector<Tile> tiles, size_t limit) {
+  if (tiles.size() > limit) tiles.resize(limit);
+  std::vector<cv::Mat> images;
+  std::vector<std::string> captions;
+  std::map<int, cv::Mat> cache;
+  for (const auto& t : tiles) {
+    auto& img = cache[t.image];
+    if (img.empty()) img = load_image(paths[static_cast<size_t>(t.image)]);
+    if (img.empty()) continue;
+    images.push_back(face_tile(img, t.box));
+    captions.push_back(t.caption);
+  }
+  return images.empty() ? cv::Mat() : draw_montage(images, captions);
 }
 
 }  // namespace
@@ -145,9 +280,11 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
   if (xmls.empty()) throw Error(fmt::format("{}: no .xml annotation files", ann_dir.string()));
 
   std::vector<GroundTruthBox> truth;
-  std::vector<ScoredBox> class_dets, top_dets, face_dets;
+  std::vector<SceneFace> faces;
+  std::vector<std::filesystem::path> paths;
+  std::set<int> subset_ids, even_ids, odd_ids;
   std::map<std::string, int> gt_counts;
-  int images = 0, missing_images = 0, unreadable = 0;
+  int missing_images = 0, unreadable = 0;
   ProgressBar bar("scenes", xmls.size(), "img");
   for (const auto& xml : xmls) {
     bar.advance(1);
@@ -168,7 +305,10 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
     if (img.cols != a.width || img.rows != a.height)
       throw Error(fmt::format("{}: says the image is {}x{}, but {} is {}x{}", xml.string(), a.width, a.height,
                               path.string(), img.cols, img.rows));
-    const int id = images++;
+    const int id = static_cast<int>(paths.size());
+    paths.push_back(path);
+    (id % 2 ? odd_ids : even_ids).insert(id);
+    if (o.subset.count(path.filename().string())) subset_ids.insert(id);
     for (const auto& obj : a.objects) {
       const std::string name = canonical_class_name(obj.name);
       const auto it = std::find(classes.begin(), classes.end(), name);
@@ -176,48 +316,72 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
       ++gt_counts[name];
     }
     for (const auto& f : pipeline.classify_still(img)) {
-      const auto p = evaluated_probs(f.raw, model_to_eval, fold_into);
-      for (size_t c = 0; c < p.size(); ++c)
-        class_dets.push_back({id, f.box, static_cast<double>(f.face_score) * p[c], static_cast<int>(c)});
-      const int top = static_cast<int>(std::max_element(p.begin(), p.end()) - p.begin());
-      top_dets.push_back({id, f.box, f.face_score, top});
-      face_dets.push_back({id, f.box, f.face_score, -1});
+      SceneFace s{id, f.box, f.face_score, -1, 0, evaluated_probs(f.raw, model_to_eval, fold_into)};
+      // The label the overlay shows: the model's top class, folded as its probability is.
+      const size_t top = static_cast<size_t>(std::max_element(f.raw.begin(), f.raw.end()) - f.raw.begin());
+      if (top < f.raw.size()) s.label = model_to_eval[top] >= 0 ? model_to_eval[top] : fold_into;
+      if (s.label >= 0) s.label_prob = f.raw[top];
+      faces.push_back(std::move(s));
     }
   }
   bar.finish();
-  if (!images) throw Error(fmt::format("{}: no annotated image could be read", dir.string()));
+  if (paths.empty()) throw Error(fmt::format("{}: no annotated image could be read", dir.string()));
 
-  nlohmann::json per_class = nlohmann::json::object();
   std::vector<XySeries> curves;
-  const std::vector<cv::Scalar> colours = {{60, 160, 40}, {50, 50, 210}, {20, 150, 230}, {150, 80, 160}};
-  double map_sum = 0;
-  for (size_t c = 0; c < classes.size(); ++c) {
-    const auto ap = average_precision(truth, class_dets, static_cast<int>(c), o.iou, o.min_face);
-    const auto op = average_precision(truth, top_dets, static_cast<int>(c), o.iou, o.min_face);
-    map_sum += ap.ap;
-    per_class[classes[c]] = {{"ap", ap.ap},
-                             {"positives", ap.positives},
-                             {"operating_point",
-                              {{"tp", op.tp},
-                               {"fp", op.fp},
-                               {"ignored", op.ignored},
-                               {"precision", op.tp + op.fp ? static_cast<double>(op.tp) / (op.tp + op.fp) : 0.0},
-                               {"recall", op.positives ? static_cast<double>(op.tp) / op.positives : 0.0}}}};
-    curves.push_back({fmt::format("{} AP {:.3f}", classes[c], ap.ap), ap.recall, ap.precision,
-                      colours[c % colours.size()], false, true});
+  nlohmann::json report = score_scenes(truth, faces, classes, o, nullptr, &curves);
+  report.update({{"missing_images", missing_images},
+                 {"unreadable_images", unreadable},
+                 {"classes", classes},
+                 {"ground_truth_boxes", gt_counts},
+                 {"iou_threshold", o.iou},
+                 {"min_face_px", o.min_face},
+                 {"protocol",
+                  "one detection per face with the label shown (argmax), score = face score x its probability; "
+                  "every unmatched detection is a false positive; faces under min_face px, difficult and "
+                  "not-evaluated boxes are ignore regions"}});
+  if (!o.subset_name.empty()) {
+    report["subset"] = score_scenes(truth, faces, classes, o, &subset_ids);
+    report["subset"]["name"] = o.subset_name;
   }
-  const auto face = average_precision(truth, face_dets, -1, o.iou, o.min_face);
-  curves.push_back(
-      {fmt::format("any face AP {:.3f}", face.ap), face.recall, face.precision, cv::Scalar(90, 90, 90), false, true});
-  const double map = map_sum / static_cast<double>(classes.size());
-  nlohmann::json report = {
-      {"images", images},          {"missing_images", missing_images}, {"unreadable_images", unreadable},
-      {"classes", classes},        {"ground_truth_boxes", gt_counts},  {"iou_threshold", o.iou},
-      {"min_face_px", o.min_face}, {"per_class", per_class},           {"map", map},
-      {"face_ap", face.ap},        {"face_positives", face.positives}, {"detections", face_dets.size()}};
-  if (!plot_dir.empty())
-    save_png(plot_dir / "pr_curves.png", draw_xy_chart(fmt::format("{} scenes: mAP@0.5 {:.3f}", images, map), "recall",
-                                                       "precision", curves, false, false));
+  if (o.fit_boxes) {
+    // Fitted on the even-numbered images, scored on the odd ones with and without it.
+    const auto correction =
+        fit_box_correction(of_images(truth, &even_ids), face_detections(of_images(faces, &even_ids)), o.min_face);
+    auto corrected = faces;
+    for (auto& f : corrected) f.box = correction.apply(f.box);
+    report["box_fit"] = {
+        {"correction", {{"dx", correction.dx}, {"dy", correction.dy}, {"sw", correction.sw}, {"sh", correction.sh}}},
+        {"fitted_on_images", even_ids.size()},
+        {"held_out_without", score_scenes(truth, faces, classes, o, &odd_ids)},
+        {"held_out_with", score_scenes(truth, corrected, classes, o, &odd_ids)}};
+  }
+  if (!plot_dir.empty()) {
+    save_png(plot_dir / "pr_curves.png", draw_xy_chart(fmt::format("{} scenes: mAP@0.5 {:.3f} (one label per face)",
+                                                                   paths.size(), report["map"].get<double>()),
+                                                       "recall", "precision", curves, false, false));
+    // Contact sheets: labelled faces no detection found (largest first) and detections that
+    // match no face (highest score first).
+    const auto face = average_precision(truth, face_detections(faces), -1, o.iou, o.min_face);
+    std::vector<Tile> missed, false_faces;
+    for (size_t g = 0; g < truth.size(); ++g) {
+      const auto& t = truth[g];
+      if (face.truth_found[g] || t.cls < 0 || t.difficult || std::min(t.box.width, t.box.height) < o.min_face) continue;
+      missed.push_back(
+          {t.image, t.box,
+           fmt::format("{} {:.0f}px", classes[static_cast<size_t>(t.cls)], std::min(t.box.width, t.box.height))});
+    }
+    std::stable_sort(missed.begin(), missed.end(),
+                     [](const Tile& a, const Tile& b) { return a.box.area() > b.box.area(); });
+    const auto dets = face_detections(faces);
+    for (const size_t i : face.false_positives)
+      false_faces.push_back({dets[i].image, dets[i].box, fmt::format("score {:.2f}", dets[i].score)});
+    for (const auto& [name, tiles] : {std::pair{"missed_faces.png", &missed}, {"false_faces.png", &false_faces}}) {
+      const cv::Mat sheet = contact_sheet(paths, *tiles, 96);
+      if (!sheet.empty()) save_png(plot_dir / name, sheet);
+    }
+    report["missed_faces"] = missed.size();
+    report["false_faces"] = false_faces.size();
+  }
   return report;
 }
 

@@ -127,4 +127,19 @@ PipelineBenchResult bench_pipeline(const PipelineBenchOptions& o) {
   return r;
 }
 
+FaceDetectBenchResult bench_face_detector(const FaceDetectorOptions& o, const std::filesystem::path& clip, int faces,
+                                          double seconds, int threads) {
+  set_compute_threads(resolve_threads(threads));
+  const auto frames = pipeline_bench_frames(clip, faces);
+  FaceDetector detector(o);
+  size_t next = 0, found = 0, runs = 0;
+  const auto t = time_it(
+      [&] {
+        found += detector.detect(frames[next++ % frames.size()]).size();
+        ++runs;
+      },
+      5, 20, seconds);
+  return {t.median_ms, runs ? static_cast<double>(found) / static_cast<double>(runs) : 0.0, t.iterations};
+}
+
 }  // namespace maskwatch

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "vision/face_detector.h"
+
 namespace maskwatch {
 
 // `faces` is 1 or 4.
@@ -43,5 +45,14 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PipelineBenchResult, faces, deco
 
 // Runs in the calling process.
 PipelineBenchResult bench_pipeline(const PipelineBenchOptions& options);
+
+// Face detection alone on the 640x480 test frames (`faces` 1 or 4): median ms per frame and
+// the mean number of faces found.
+struct FaceDetectBenchResult {
+  double median_ms = 0, faces_per_frame = 0;
+  int iterations = 0;
+};
+FaceDetectBenchResult bench_face_detector(const FaceDetectorOptions& detector, const std::filesystem::path& clip,
+                                          int faces, double seconds, int threads);
 
 }  // namespace maskwatch

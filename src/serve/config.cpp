@@ -10,6 +10,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/paths.h"
+#include "vision/face_detector.h"
 
 namespace maskwatch {
 namespace {
@@ -149,7 +150,13 @@ void read_detector(MapReader& parent, const std::string& key, DetectorSettings& 
   MapReader r(parent.child(key), parent.where() + "." + key, parent.file());
   std::string face_model;
   r.get("face_model", face_model);
-  if (!face_model.empty()) d.face_model = resolve(expand(face_model, r, r.child("face_model")), base);
+  const auto is_name = [&] {
+    for (const auto& n : face_model_names())
+      if (face_model == n.name) return true;
+    return false;
+  };
+  if (!face_model.empty())
+    d.face_model = is_name() ? face_model : resolve(expand(face_model, r, r.child("face_model")), base);
   r.get_range("score_threshold", d.score_threshold, 0.05f, 1.0f);
   r.get_range("detect_width", d.detect_width, 64, 4096);
   r.get_range("margin", d.margin, 0.0, 3.0);
@@ -349,11 +356,12 @@ ServeConfig load_serve_config(const std::filesystem::path& file) {
 nlohmann::json ServeConfig::to_json(bool redact) const {
   const auto secret = [&](const std::string& s) { return redact && !s.empty() ? std::string("***") : s; };
   const auto detector_json = [](const DetectorSettings& d) {
-    return nlohmann::json{{"face_model", d.face_model.empty() ? "(asset directory's YuNet)" : d.face_model},
-                          {"score_threshold", d.score_threshold},
-                          {"detect_width", d.detect_width},
-                          {"margin", d.margin},
-                          {"reclassify_after_s", d.reclassify_after_s}};
+    return nlohmann::json{
+        {"face_model", d.face_model.empty() ? std::string(default_face_model_name()) + " (default)" : d.face_model},
+        {"score_threshold", d.score_threshold},
+        {"detect_width", d.detect_width},
+        {"margin", d.margin},
+        {"reclassify_after_s", d.reclassify_after_s}};
   };
   const auto tracker_json = [](const TrackerOptions& t) {
     return nlohmann::json{{"tau_s", t.tau_s},

@@ -17,7 +17,7 @@
 namespace maskwatch {
 
 struct DetectorSettings {
-  std::string face_model;  // empty = the asset directory's YuNet
+  std::string face_model;  // a face model name or file; empty = the default (vision/face_detector.h)
   float score_threshold = 0.6f;
   int detect_width = 320;
   double margin = 0.5;

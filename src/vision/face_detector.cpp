@@ -3,16 +3,63 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <opencv2/dnn.hpp>
 #include <opencv2/imgproc.hpp>
+#include <set>
 
 #include "util/error.h"
 #include "util/files.h"
 #include "util/paths.h"
+#include "util/sha256.h"
+#include "vision/yunet_2023.h"
 
 namespace maskwatch {
 namespace {
+
 constexpr int kMinDetectSide = 64;
+
+// Box corrections fitted by `eval --scenes --fit-boxes` on the even-numbered scenes of
+// scenes-dev (README "Face stage"), keyed by the model file's sha256. Files we do not know
+// get none.
+struct KnownCorrection {
+  const char* sha256;
+  BoxCorrection correction;
+};
+const std::vector<KnownCorrection>& known_corrections() {
+  static const std::vector<KnownCorrection> known = {};
+  return known;
+}
+
+std::set<std::string> output_names(const cv::dnn::Net& net) {
+  const auto v = net.getUnconnectedOutLayersNames();
+  return {v.begin(), v.end()};
+}
+
 }  // namespace
+
+cv::Rect2f BoxCorrection::apply(const cv::Rect2f& b) const {
+  const float cx = b.x + b.width * (0.5f + dx), cy = b.y + b.height * (0.5f + dy);
+  const float w = b.width * sw, h = b.height * sh;
+  return {cx - w / 2, cy - h / 2, w, h};
+}
+
+const std::vector<FaceModelName>& face_model_names() {
+  static const std::vector<FaceModelName> names = {
+      {"yunet-n", "yunet_n_640_640.onnx", "YuNet 2023 normal (libfacedetection.train)"},
+      {"yunet-s", "yunet_s_320_320.onnx", "YuNet 2023 small: fewer channels"},
+      {"yunet-2022", kYunetModel, "YuNet 2022 (OpenCV zoo), OpenCV's FaceDetectorYN"},
+  };
+  return names;
+}
+
+const char* default_face_model_name() { return "yunet-n"; }
+
+std::filesystem::path resolve_face_model(const std::filesystem::path& model) {
+  const std::string m = model.empty() ? default_face_model_name() : model.string();
+  for (const auto& n : face_model_names())
+    if (m == n.name) return asset_path(n.file);
+  return model;
+}
 
 std::filesystem::path default_haar_cascade() {
   for (const char* p : {"/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml",
@@ -21,44 +68,103 @@ std::filesystem::path default_haar_cascade() {
   return {};
 }
 
+FaceDetector::~FaceDetector() = default;
+FaceDetector::FaceDetector(FaceDetector&&) noexcept = default;
+
 FaceDetector::FaceDetector(const FaceDetectorOptions& o) : opts_(o) {
   if (opts_.detect_width < 64) throw Error("face detection width must be at least 64 pixels");
-  const auto model = opts_.model.empty() ? asset_path(kYunetModel) : opts_.model;
-  if (std::filesystem::exists(model)) {
-    // Read it ourselves first so an empty or unreadable file gives our error, not OpenCV's.
-    read_file_bytes(model, "face model");
-    try {
-      yunet_ = cv::FaceDetectorYN::create(model.string(), "", cv::Size(opts_.detect_width, opts_.detect_width),
-                                          opts_.score_threshold, opts_.nms_threshold, opts_.top_k);
-    } catch (const cv::Exception& e) {
-      throw Error(fmt::format("cannot load face model {}: {}", model.string(), e.err));
-    }
-    if (!yunet_) throw Error("cannot load face model " + model.string());
-    // Any ONNX loads; only a forward shows whether it has YuNet's outputs (the mask model
-    // fails with "Layer with requested id=-1 not found"). One probe at start-up.
-    try {
-      cv::Mat probe(kMinDetectSide, kMinDetectSide, CV_8UC3, cv::Scalar::all(128)), found;
-      yunet_->setInputSize(probe.size());
-      yunet_->detect(probe, found);
-    } catch (const cv::Exception&) {
-      throw Error(fmt::format("face model {} is not a YuNet face detector (its outputs do not match)", model.string()));
-    }
+  path_ = resolve_face_model(opts_.model);
+  if (!std::filesystem::exists(path_)) {
+    if (!opts_.model.empty()) throw Error("face model not found: " + path_.string());
+    const auto cascade = default_haar_cascade();  // opencv-data's frontal face cascade
+    if (cascade.empty() || !haar_.load(cascade.string()))
+      throw Error(
+          fmt::format("no face detector: YuNet model {} is missing and no Haar cascade was found "
+                      "(install opencv-data, or pass --face-model)",
+                      path_.string()));
+    spdlog::warn("YuNet model {} not found: falling back to the Haar cascade, which often misses masked faces",
+                 path_.string());
     return;
   }
-  if (!opts_.model.empty()) throw Error("face model not found: " + opts_.model.string());
-  const auto cascade = default_haar_cascade();  // opencv-data's frontal face cascade
-  if (cascade.empty() || !haar_.load(cascade.string()))
+  // Read it ourselves first so an empty or unreadable file gives our error, not OpenCV's.
+  const auto bytes = read_file_bytes(path_, "face model");
+  const std::string sha = sha256_hex(bytes);
+  for (const auto& k : known_corrections())
+    if (sha == k.sha256) correction_ = k.correction;
+  if (opts_.box_correction) correction_ = *opts_.box_correction;
+  std::set<std::string> outputs;
+  try {
+    outputs = output_names(cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  } catch (const cv::Exception& e) {
+    throw Error(fmt::format("cannot load face model {}: {}", path_.string(), e.err));
+  }
+  const auto& names_2023 = yunet_2023_output_names();
+  if (outputs == std::set<std::string>(names_2023.begin(), names_2023.end())) {
+    kind_ = FaceModelKind::Yunet2023;
+    yunet_2023_ = std::make_unique<Yunet2023>(path_);
+    return;
+  }
+  if (outputs != std::set<std::string>{"loc", "conf", "iou"})
+    throw Error(fmt::format(
+        "face model {} is not a YuNet face detector: its outputs are {}; YuNet 2023 has {}, YuNet 2022 has loc, "
+        "conf, iou",
+        path_.string(), fmt::join(outputs, ", "), fmt::join(names_2023, ", ")));
+  kind_ = FaceModelKind::Yunet2022;
+  try {
+    yunet_ = cv::FaceDetectorYN::create(path_.string(), "", cv::Size(opts_.detect_width, opts_.detect_width),
+                                        opts_.score_threshold, opts_.nms_threshold, opts_.top_k);
+  } catch (const cv::Exception& e) {
+    throw Error(fmt::format("cannot load face model {}: {}", path_.string(), e.err));
+  }
+  if (!yunet_) throw Error("cannot load face model " + path_.string());
+  // The names fit; only a forward shows whether the shapes do. One probe at start-up.
+  try {
+    cv::Mat probe(kMinDetectSide, kMinDetectSide, CV_8UC3, cv::Scalar::all(128)), found;
+    yunet_->setInputSize(probe.size());
+    yunet_->detect(probe, found);
+  } catch (const cv::Exception& e) {
     throw Error(
-        fmt::format("no face detector: YuNet model {} is missing and no Haar cascade was found "
-                    "(install opencv-data, or pass --face-model)",
-                    model.string()));
-  spdlog::warn("YuNet model {} not found: falling back to the Haar cascade, which often misses masked faces",
-               model.string());
+        fmt::format("face model {} has YuNet 2022's output names but does not run as one: {}", path_.string(), e.err));
+  }
 }
 
 std::string FaceDetector::description() const {
-  return yunet_ ? fmt::format("YuNet at {} px wide, score >= {}", opts_.detect_width, opts_.score_threshold)
-                : "Haar cascade (fallback)";
+  if (kind_ == FaceModelKind::Haar) return "Haar cascade (fallback)";
+  return fmt::format("{} {} at {} px wide, score >= {}",
+                     kind_ == FaceModelKind::Yunet2023 ? "YuNet 2023" : "YuNet 2022", path_.filename().string(),
+                     opts_.detect_width, opts_.score_threshold);
+}
+
+std::vector<Face> FaceDetector::detect_2022(const cv::Mat& small) {
+  if (small.size() != input_size_) {
+    yunet_->setInputSize(small.size());
+    input_size_ = small.size();
+  }
+  cv::Mat out;
+  yunet_->detect(small, out);
+  std::vector<Face> faces;
+  for (int r = 0; r < out.rows; ++r) {
+    const float* d = out.ptr<float>(r);  // x, y, w, h, 5 landmarks (10), score
+    Face f{{d[0], d[1], d[2], d[3]}, d[14], {}};
+    for (size_t p = 0; p < 5; ++p) f.landmarks[p] = {d[4 + 2 * p], d[5 + 2 * p]};
+    faces.push_back(f);
+  }
+  return faces;
+}
+
+std::vector<Face> FaceDetector::detect_2023(const cv::Mat& small) {
+  const auto found = yunet_2023_->detect(small, opts_.score_threshold);
+  std::vector<cv::Rect2d> boxes;
+  std::vector<float> scores;
+  for (const auto& c : found) boxes.emplace_back(c.box), scores.push_back(c.score);
+  std::vector<int> keep;
+  cv::dnn::NMSBoxes(boxes, scores, opts_.score_threshold, opts_.nms_threshold, keep, 1.0f, opts_.top_k);
+  std::vector<Face> faces;
+  for (int i : keep) {
+    const auto& c = found[static_cast<size_t>(i)];
+    faces.push_back({c.box, c.score, c.landmarks});
+  }
+  return faces;
 }
 
 std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
@@ -71,7 +177,7 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
     cv::resize(frame, small_, size, 0, 0, cv::INTER_AREA);
   else
     small_ = frame;
-  // YuNet's forward throws on inputs under about 60 px a side (its coarsest feature map
+  // YuNet 2022's forward throws on inputs under about 60 px a side (its coarsest feature map
   // becomes empty). Pad small images on the right/bottom: boxes keep their coordinates.
   if (small_.cols < kMinDetectSide || small_.rows < kMinDetectSide) {
     cv::Mat padded;
@@ -79,36 +185,25 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
                        std::max(0, kMinDetectSide - small_.cols), cv::BORDER_CONSTANT, cv::Scalar::all(0));
     small_ = padded;
   }
-  const cv::Size detect_size = small_.size();
-  const auto to_frame = [s = static_cast<float>(scale)](float x, float y, float w, float h) {
-    return cv::Rect2f(x / s, y / s, w / s, h / s);
-  };
-  if (yunet_) {
-    if (detect_size != input_size_) {
-      yunet_->setInputSize(detect_size);
-      input_size_ = detect_size;
+  switch (kind_) {
+    case FaceModelKind::Yunet2023: faces = detect_2023(small_); break;
+    case FaceModelKind::Yunet2022: faces = detect_2022(small_); break;
+    case FaceModelKind::Haar: {
+      cv::Mat gray;
+      cv::cvtColor(small_, gray, cv::COLOR_BGR2GRAY);
+      std::vector<cv::Rect> rects;
+      haar_.detectMultiScale(gray, rects, 1.1, 4, 0, cv::Size(24, 24));
+      for (const auto& r : rects) faces.push_back({cv::Rect2f(r), 1.0f, {}});
+      break;
     }
-    cv::Mat out;
-    yunet_->detect(small_, out);
-    for (int r = 0; r < out.rows; ++r) {
-      const float* d = out.ptr<float>(r);  // x, y, w, h, 5 landmarks (10), score
-      faces.push_back({to_frame(d[0], d[1], d[2], d[3]), d[14]});
-    }
-  } else {
-    cv::Mat gray;
-    cv::cvtColor(small_, gray, cv::COLOR_BGR2GRAY);
-    std::vector<cv::Rect> rects;
-    haar_.detectMultiScale(gray, rects, 1.1, 4, 0, cv::Size(24, 24));
-    for (const auto& r : rects)
-      faces.push_back({to_frame(static_cast<float>(r.x), static_cast<float>(r.y), static_cast<float>(r.width),
-                                static_cast<float>(r.height)),
-                       1.0f});
   }
-  // Clip to the frame; drop degenerate boxes.
+  // To frame pixels, in the annotators' convention; clipped to the frame; degenerate boxes dropped.
+  const float s = static_cast<float>(scale);
   const cv::Rect2f bounds(0, 0, static_cast<float>(frame.cols), static_cast<float>(frame.rows));
   std::vector<Face> kept;
   for (auto& f : faces) {
-    f.box &= bounds;
+    f.box = correction_.apply(cv::Rect2f(f.box.x / s, f.box.y / s, f.box.width / s, f.box.height / s)) & bounds;
+    for (auto& p : f.landmarks) p = {p.x / s, p.y / s};
     if (f.box.width >= 4 && f.box.height >= 4) kept.push_back(f);
   }
   return kept;

@@ -93,6 +93,41 @@ json classifier_section(const BenchOpts& o) {
   return results;
 }
 
+// Face detection per 640x480 frame for each detector candidate (each in a fresh child).
+json face_detector_section(const BenchOpts& o) {
+  std::vector<std::vector<std::string>> rows;
+  json results = json::array();
+  const int threads = resolve_threads(0);
+  for (const auto& [model, width] : std::vector<std::pair<std::string, int>>{
+           {"yunet-2022", 320}, {"yunet-n", 320}, {"yunet-s", 320}, {"yunet-n", 480}, {"yunet-n", 640}}) {
+    std::vector<std::string> row = {model, std::to_string(width)};
+    for (int faces : {1, 4}) {
+      const auto r = json::parse(run_isolated([&, model = model, width = width] {
+        FaceDetectorOptions d;
+        d.model = model;
+        d.detect_width = width;
+        const auto b = bench_face_detector(d, o.clip, faces, o.seconds, threads);
+        return json{{"model", model},
+                    {"detect_width", width},
+                    {"faces", faces},
+                    {"threads", threads},
+                    {"median_ms", b.median_ms},
+                    {"found_per_frame", b.faces_per_frame},
+                    {"iterations", b.iterations}}
+            .dump();
+      }));
+      row.push_back(fmt::format("{:.2f}", r["median_ms"].get<double>()));
+      row.push_back(fmt::format("{:.2f}", r["found_per_frame"].get<double>()));
+      results.push_back(r);
+    }
+    rows.push_back(row);
+  }
+  fmt::print(
+      "\nFace detection per 640x480 frame ({} threads, median; the clip's frames, one face or a mosaic of four)\n\n{}",
+      threads, markdown_table({"model", "detect width", "1 face: ms", "found", "4 faces: ms", "found"}, rows));
+  return results;
+}
+
 // Runs one pipeline case in the runtime executable (no LibTorch loaded, its own memory).
 PipelineBenchResult pipeline_case(const BenchOpts& o, int faces, bool decode, double reclassify_after_s) {
   std::vector<std::string> args = {sibling_executable(kRuntimeBinary).string(),
@@ -222,6 +257,7 @@ void add_bench_command(CLI::App& root) {
       fmt::print("\nLibTorch BLAS: {}\nEach case runs in its own process (fresh thread pools).\n",
                  out["blas"].get<std::string>());
     }
+    if (o->pipeline) out["face_detector"] = face_detector_section(*o);
     if (o->pipeline) out["pipeline"] = pipeline_section(*o);
     if (o->train) out["train"] = train_section(*o);
     if (o->serve) {

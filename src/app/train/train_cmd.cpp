@@ -98,7 +98,8 @@ void add_train_command(CLI::App& root) {
       ->check(CLI::Range(0.0, 0.5));
   cmd->add_flag("--no-face-crops", (*flags)["no_face_crops"],
                 "Train on whole images instead of the run-time crop around the detected face");
-  cmd->add_option("--face-model", o->face_model, "YuNet model for the face crops (default: the asset directory's)");
+  cmd->add_option("--face-model", o->face_model,
+                  "Face detector for the crops: a model name (see `maskwatch run --help`) or a YuNet .onnx file");
   cmd->add_flag("--no-calibrate", (*flags)["no_calibrate"], "Do not fit a temperature on the validation split");
   auto* aug = "Augmentation";
   cmd->add_option("--rotation", o->augment.rotation_deg, "Max rotation, degrees")->capture_default_str()->group(aug);

@@ -1,0 +1,132 @@
+// The face stage: the 2023 YuNet decoder on hand-made outputs, model names and kinds, the
+// refusals of files that are not YuNet, the box correction, and both YuNet generations on
+// real photos.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <opencv2/imgproc.hpp>
+
+#include "data/image_io.h"
+#include "support.h"
+#include "util/error.h"
+#include "util/paths.h"
+#include "vision/face_detector.h"
+#include "vision/tracker.h"
+#include "vision/yunet_2023.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+// Zeroed outputs of a w x h input (sides multiples of 32), in yunet_2023_output_names order.
+std::vector<cv::Mat> empty_outputs(int w, int h) {
+  std::vector<cv::Mat> outs;
+  for (int width : {1, 1, 4, 10})
+    for (int s : {8, 16, 32}) {
+      const int sizes[3] = {1, (w / s) * (h / s), width};
+      outs.emplace_back(3, sizes, CV_32F, cv::Scalar(0));
+    }
+  return outs;
+}
+
+float* cell(cv::Mat& m, int i) { return m.ptr<float>() + static_cast<size_t>(i) * m.size[2]; }
+
+}  // namespace
+
+TEST(Yunet2023, DecodesOneAnchorByHand) {
+  auto outs = empty_outputs(64, 96);  // stride 16: 4 columns x 6 rows
+  const int i = 1 * 4 + 2;            // row 1, column 2
+  cell(outs[1], i)[0] = 0.81f;        // cls_16
+  cell(outs[4], i)[0] = 1.5f;         // obj_16, clamped to 1: score sqrt(0.81 x 1) = 0.9
+  float* b = cell(outs[7], i);        // bbox_16
+  b[0] = 0.5f, b[1] = 0.25f, b[2] = std::log(2.0f), b[3] = std::log(3.0f);
+  cell(outs[10], i)[0] = 0.1f, cell(outs[10], i)[1] = 0.2f;  // first landmark
+  cell(outs[2], 0)[0] = 0.25f, cell(outs[5], 0)[0] = 0.25f;  // stride 32: score 0.25, under the threshold
+  const auto found = decode_yunet_2023(outs, {64, 96}, 0.5f);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_NEAR(found[0].score, 0.9f, 1e-6);
+  // Centre ((2 + 0.5) x 16, (1 + 0.25) x 16) = (40, 20), size (2 x 16, 3 x 16) = (32, 48).
+  EXPECT_NEAR(found[0].box.x, 24, 1e-4);
+  EXPECT_NEAR(found[0].box.y, -4, 1e-4);
+  EXPECT_NEAR(found[0].box.width, 32, 1e-4);
+  EXPECT_NEAR(found[0].box.height, 48, 1e-4);
+  EXPECT_NEAR(found[0].landmarks[0].x, 2.1f * 16, 1e-4);
+  EXPECT_NEAR(found[0].landmarks[0].y, 1.2f * 16, 1e-4);
+  EXPECT_EQ(decode_yunet_2023(outs, {64, 96}, 0.2f).size(), 2u);
+}
+
+TEST(Yunet2023, AnOutputOfTheWrongShapeIsNamed) {
+  auto outs = empty_outputs(64, 64);
+  const int sizes[3] = {1, 16, 5};  // bbox_16 with 5 values per cell
+  outs[7] = cv::Mat(3, sizes, CV_32F, cv::Scalar(0));
+  try {
+    decode_yunet_2023(outs, {64, 64}, 0.5f, "x.onnx");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("x.onnx"), std::string::npos) << what;
+    EXPECT_NE(what.find("bbox_16 is [1, 16, 5], expected [1, 16, 4]"), std::string::npos) << what;
+  }
+  EXPECT_THROW(decode_yunet_2023(empty_outputs(64, 64), {64, 60}, 0.5f), Error);  // not a multiple of 32
+}
+
+TEST(FaceDetector, NamesResolveToTheAssetsAndKindsAreToldByOutputs) {
+  EXPECT_EQ(resolve_face_model("yunet-2022"), asset_path(kYunetModel));
+  EXPECT_EQ(resolve_face_model("some/file.onnx"), std::filesystem::path("some/file.onnx"));
+  EXPECT_EQ(resolve_face_model(""), resolve_face_model(default_face_model_name()));
+  FaceDetectorOptions o;
+  o.model = "yunet-2022";
+  EXPECT_EQ(FaceDetector(o).kind(), FaceModelKind::Yunet2022);
+  for (const char* name : {"yunet-n", "yunet-s"}) {
+    o.model = name;
+    EXPECT_EQ(FaceDetector(o).kind(), FaceModelKind::Yunet2023) << name;
+  }
+}
+
+TEST(FaceDetector, AFileThatIsNoYunetIsRefusedWithWhatDiffers) {
+  TempDir d;
+  FaceDetectorOptions o;
+  o.model = default_model_path();  // the mask classifier: one output named otherwise
+  try {
+    FaceDetector det(o);
+    ADD_FAILURE() << "the mask model was accepted as a face model";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("not a YuNet face detector"), std::string::npos) << what;
+    EXPECT_NE(what.find(default_model_path().string()), std::string::npos) << what;
+    EXPECT_NE(what.find("cls_8"), std::string::npos) << what;  // says what a 2023 model has
+  }
+  write_bytes(d / "junk.onnx", "not a model at all");
+  o.model = d / "junk.onnx";
+  EXPECT_THROW(FaceDetector{o}, Error);
+}
+
+TEST(FaceDetector, BoxCorrectionMapsCentreAndSize) {
+  const BoxCorrection c{0.15f, 0.15f, 1.1f, 1.2f};
+  const cv::Rect2f out = c.apply({0, 0, 100, 100});
+  EXPECT_NEAR(out.x, 10, 1e-4);
+  EXPECT_NEAR(out.y, 5, 1e-4);
+  EXPECT_NEAR(out.width, 110, 1e-4);
+  EXPECT_NEAR(out.height, 120, 1e-4);
+  EXPECT_TRUE(BoxCorrection{}.identity());
+}
+
+TEST(FaceDetector, BothGenerationsFindTheSameRealFaces) {
+  // A real unmasked portrait: both generations find its one face, with overlapping boxes.
+  const auto img = load_image_or_throw(shared_path("data/seed-masks/without_mask/0.jpg"));
+  FaceDetectorOptions o;
+  o.model = "yunet-2022";
+  const auto old_faces = FaceDetector(o).detect(img);
+  o.model = "yunet-n";
+  const auto new_faces = FaceDetector(o).detect(img);
+  ASSERT_EQ(old_faces.size(), 1u);
+  ASSERT_EQ(new_faces.size(), 1u);
+  EXPECT_GT(iou(old_faces[0].box, new_faces[0].box), 0.6);
+  EXPECT_GT(new_faces[0].score, 0.6f);
+  // Landmarks: eyes above the nose tip, the nose above the mouth corners, all inside the box.
+  const auto& l = new_faces[0].landmarks;
+  EXPECT_LT(l[0].y, l[2].y);
+  EXPECT_LT(l[2].y, l[3].y);
+  for (const auto& p : l) EXPECT_TRUE(new_faces[0].box.contains(p)) << p;
+}
