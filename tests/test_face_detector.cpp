@@ -102,14 +102,18 @@ TEST(FaceDetector, AFileThatIsNoYunetIsRefusedWithWhatDiffers) {
   EXPECT_THROW(FaceDetector{o}, Error);
 }
 
-TEST(FaceDetector, BoxCorrectionMapsCentreAndSize) {
-  const BoxCorrection c{0.15f, 0.15f, 1.1f, 1.2f};
-  const cv::Rect2f out = c.apply({0, 0, 100, 100});
-  EXPECT_NEAR(out.x, 10, 1e-4);
-  EXPECT_NEAR(out.y, 5, 1e-4);
-  EXPECT_NEAR(out.width, 110, 1e-4);
-  EXPECT_NEAR(out.height, 120, 1e-4);
+TEST(FaceDetector, BoxCorrectionMapsCentreAndSizeByTheFaceSizeTheDetectorSaw) {
+  BoxCorrection c;
+  c.dx[0] = 0.1f, c.dy[1] = 0.05f, c.lw[0] = std::log(1.1f), c.lh[1] = std::log(0.9f);
+  // A 128 px box seen at half scale: 64 detector pixels, L = 1.
+  const cv::Rect2f out = c.apply({0, 0, 128, 100}, 0.5);
+  const float w = 128 * 1.1f, h = 100 * 0.9f, cx = 64 + 0.1f * 128, cy = 50 + 0.05f * 100;
+  EXPECT_NEAR(out.x, cx - w / 2, 1e-3);
+  EXPECT_NEAR(out.y, cy - h / 2, 1e-3);
+  EXPECT_NEAR(out.width, w, 1e-3);
+  EXPECT_NEAR(out.height, h, 1e-3);
   EXPECT_TRUE(BoxCorrection{}.identity());
+  EXPECT_FALSE(c.identity());
 }
 
 TEST(FaceDetector, BothGenerationsFindTheSameRealFaces) {

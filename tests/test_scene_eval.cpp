@@ -95,23 +95,28 @@ TEST(SceneEval, HeadlineScoresTheShownLabelAndEveryFalseFace) {
   EXPECT_EQ(std::count(faces_ap.truth_found.begin(), faces_ap.truth_found.end(), 1), 3);
 }
 
-TEST(SceneEval, BoxFitRecoversAKnownShiftAndScale) {
-  // Labelled boxes are the detector's moved by (0.15, 0.05) x its size and 1.1 x 1.2 as large.
+TEST(SceneEval, BoxFitRecoversAKnownSizeDependentCorrection) {
+  // Labelled boxes are the detector's moved by (0.01 + 0.02 L, 0.05) x its size and scaled by
+  // exp(0.1 - 0.05 L) x exp(-0.02 L), L = log2(width in detector pixels / 32).
+  BoxCorrection known;
+  known.dx[0] = 0.01f, known.dx[1] = 0.02f, known.dy[0] = 0.05f;
+  known.lw[0] = 0.1f, known.lw[1] = -0.05f, known.lh[1] = -0.02f;
   std::vector<GroundTruthBox> truth;
-  std::vector<ScoredBox> dets;
-  const BoxCorrection known{0.15f, 0.05f, 1.1f, 1.2f};
-  for (int i = 0; i < 5; ++i) {
-    const cv::Rect2f d(50.0f * i, 10, 40.0f + 10 * i, 40.0f + 10 * i);
-    dets.push_back({i, d, 0.9, -1});
-    truth.push_back({i, known.apply(d), 0});
+  std::vector<SceneFace> faces;
+  for (int i = 0; i < 12; ++i) {
+    const cv::Rect2f d(10, 10, 40.0f + 25 * i, 50.0f + 30 * i);
+    const double scale = i % 2 ? 0.5 : 1.0;
+    faces.push_back({i, d, 0.9f, 0, 0.9f, {}, scale});
+    truth.push_back({i, known.apply(d, scale), 0});
   }
-  truth.push_back({0, {600, 600, 10, 10}, 0});  // under 32 px: not used
-  const auto fit = fit_box_correction(truth, dets);
-  EXPECT_NEAR(fit.dx, 0.15, 1e-5);
-  EXPECT_NEAR(fit.dy, 0.05, 1e-5);
-  EXPECT_NEAR(fit.sw, 1.1, 1e-5);
-  EXPECT_NEAR(fit.sh, 1.2, 1e-5);
-  EXPECT_TRUE(fit_box_correction(truth, {}).identity());
+  faces.push_back({0, {500, 500, 60, 60}, 0.3f, 0, 0.3f, {}, 1.0});  // under the score: not used
+  truth.push_back({0, {600, 600, 10, 10}, 0});                       // under 32 px: not used
+  const auto fit = fit_box_correction(truth, faces, 0.6f);
+  const float* got[4] = {fit.dx, fit.dy, fit.lw, fit.lh};
+  const float* want[4] = {known.dx, known.dy, known.lw, known.lh};
+  for (int k = 0; k < 4; ++k)
+    for (int j = 0; j < 2; ++j) EXPECT_NEAR(got[k][j], want[k][j], 1e-4) << k << " " << j;
+  EXPECT_TRUE(fit_box_correction(truth, {}, 0.6f).identity());
 }
 
 TEST(Voc, ParsesBoxesAndRefusesBadFiles) {
@@ -216,6 +221,10 @@ TEST(SceneEvalCli, PastedRealFacesGiveTheHandComputedAp) {
   EXPECT_EQ(op["tp"], 2);
   EXPECT_EQ(op["fp"], 0);
   EXPECT_TRUE(fs::exists(d / "plots/pr_curves.png"));
+  // The box over plain background is the one missed face, on its contact sheet.
+  EXPECT_EQ(j["missed_faces"], 1);
+  EXPECT_TRUE(fs::exists(d / "plots/missed_faces.png"));
+  EXPECT_GE(j["per_class_score_map"].get<double>(), j["map"].get<double>() - 1e-12);
 
   // Bad input: a malformed annotation is named, not skipped.
   write_bytes(d / "annotations/zz-broken.xml", "<annotation><size>");

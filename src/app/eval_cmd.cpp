@@ -220,9 +220,13 @@ void evaluate_scene_folder(const EvalOpts& o) {
   if (report.contains("box_fit")) {
     const auto& b = report["box_fit"];
     const auto& c = b["correction"];
-    fmt::print("box correction fitted on {} even-numbered scenes: dx {:+.4f} dy {:+.4f} sw {:.4f} sh {:.4f}\n",
-               b["fitted_on_images"].get<int>(), c["dx"].get<double>(), c["dy"].get<double>(), c["sw"].get<double>(),
-               c["sh"].get<double>());
+    const auto term = [&](const char* k) {
+      return fmt::format("{:+.4f} {:+.4f} L", c[k][0].get<double>(), c[k][1].get<double>());
+    };
+    fmt::print(
+        "box correction fitted on {} even-numbered scenes (L = log2(box width in detector pixels / 32)):\n"
+        "  dx {}   dy {}   log width ratio {}   log height ratio {}\n",
+        b["fitted_on_images"].get<int>(), term("dx"), term("dy"), term("lw"), term("lh"));
     print_scene_block("odd-numbered scenes, boxes as the detector gives them", b["held_out_without"]);
     print_scene_block("odd-numbered scenes, boxes corrected", b["held_out_with"]);
   }

@@ -30,7 +30,7 @@ TrainingCrop choose_training_crop(const cv::Mat& image, FaceDetector& detector, 
     if (best) break;
   }
   if (!best) return out;
-  out.rect = square_crop(best->box, image.size(), o.margin);
+  out.rect = square_crop(best->crop_box, image.size(), o.margin);  // as the pipeline crops
   out.face_score = best->score;
   out.kind = out.rect.width < o.whole_image_share * side ? CropKind::Face : CropKind::WholeImage;
   return out;

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <opencv2/imgproc.hpp>
 
@@ -103,31 +104,45 @@ std::vector<ScoredBox> face_detections(const std::vector<SceneFace>& faces) {
   return out;
 }
 
-BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const std::vector<ScoredBox>& faces,
-                                 float min_face) {
-  std::vector<float> dx, dy, sw, sh;
+BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const std::vector<SceneFace>& faces,
+                                 float min_score, float min_face) {
   std::map<int, std::vector<const GroundTruthBox*>> by_image;
   for (const auto& g : truth)
     if (std::min(g.box.width, g.box.height) >= min_face) by_image[g.image].push_back(&g);
+  std::vector<double> l;
+  std::vector<double> t[4];  // dx, dy, log width ratio, log height ratio
   for (const auto& f : faces) {
+    if (f.face_score < min_score || f.box.width <= 0 || f.box.height <= 0) continue;
     const GroundTruthBox* best = nullptr;
     double best_iou = 0.3;
     for (const auto* g : by_image[f.image])
       if (const double o = iou(g->box, f.box); o >= best_iou) best_iou = o, best = g;
-    if (!best || f.box.width <= 0 || f.box.height <= 0) continue;
+    if (!best) continue;
     const auto& b = f.box;
-    const auto& t = best->box;
-    dx.push_back((t.x + t.width / 2 - (b.x + b.width / 2)) / b.width);
-    dy.push_back((t.y + t.height / 2 - (b.y + b.height / 2)) / b.height);
-    sw.push_back(t.width / b.width);
-    sh.push_back(t.height / b.height);
+    const auto& g = best->box;
+    const auto clip = [](double v) { return std::clamp(v, -1.0, 1.0); };
+    l.push_back(std::log2(std::max(1.0, b.width * f.input_scale) / 32.0));
+    t[0].push_back(clip((g.x + g.width / 2 - (b.x + b.width / 2)) / b.width));
+    t[1].push_back(clip((g.y + g.height / 2 - (b.y + b.height / 2)) / b.height));
+    t[2].push_back(clip(std::log(g.width / b.width)));
+    t[3].push_back(clip(std::log(g.height / b.height)));
   }
-  if (dx.empty()) return {};
-  const auto median = [](std::vector<float>& v) {
-    std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
-    return v[v.size() / 2];
-  };
-  return {median(dx), median(dy), median(sw), median(sh)};
+  BoxCorrection c;
+  if (l.size() < 10) return c;
+  const double n = static_cast<double>(l.size());
+  const double ml = std::accumulate(l.begin(), l.end(), 0.0) / n;
+  double vl = 0;
+  for (double v : l) vl += (v - ml) * (v - ml);
+  float* out[4] = {c.dx, c.dy, c.lw, c.lh};
+  for (int k = 0; k < 4; ++k) {
+    const double mt = std::accumulate(t[k].begin(), t[k].end(), 0.0) / n;
+    double cov = 0;
+    for (size_t i = 0; i < l.size(); ++i) cov += (l[i] - ml) * (t[k][i] - mt);
+    const double slope = vl > 0 ? cov / vl : 0.0;
+    out[k][0] = static_cast<float>(mt - slope * ml);
+    out[k][1] = static_cast<float>(slope);
+  }
+  return c;
 }
 
 namespace {
@@ -315,8 +330,9 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
       truth.push_back({id, obj.box, it == classes.end() ? -1 : static_cast<int>(it - classes.begin()), obj.difficult});
       ++gt_counts[name];
     }
+    const double scale = pipeline.detector().input_scale(img.cols);
     for (const auto& f : pipeline.classify_still(img)) {
-      SceneFace s{id, f.box, f.face_score, -1, 0, evaluated_probs(f.raw, model_to_eval, fold_into)};
+      SceneFace s{id, f.box, f.face_score, -1, 0, evaluated_probs(f.raw, model_to_eval, fold_into), scale};
       // The label the overlay shows: the model's top class, folded as its probability is.
       const size_t top = static_cast<size_t>(std::max_element(f.raw.begin(), f.raw.end()) - f.raw.begin());
       if (top < f.raw.size()) s.label = model_to_eval[top] >= 0 ? model_to_eval[top] : fold_into;
@@ -346,14 +362,18 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
   if (o.fit_boxes) {
     // Fitted on the even-numbered images, scored on the odd ones with and without it.
     const auto correction =
-        fit_box_correction(of_images(truth, &even_ids), face_detections(of_images(faces, &even_ids)), o.min_face);
+        fit_box_correction(of_images(truth, &even_ids), of_images(faces, &even_ids), o.fit_min_score, o.min_face);
     auto corrected = faces;
-    for (auto& f : corrected) f.box = correction.apply(f.box);
-    report["box_fit"] = {
-        {"correction", {{"dx", correction.dx}, {"dy", correction.dy}, {"sw", correction.sw}, {"sh", correction.sh}}},
-        {"fitted_on_images", even_ids.size()},
-        {"held_out_without", score_scenes(truth, faces, classes, o, &odd_ids)},
-        {"held_out_with", score_scenes(truth, corrected, classes, o, &odd_ids)}};
+    for (auto& f : corrected) f.box = correction.apply(f.box, f.input_scale);
+    const auto terms = [](const float(&c)[2]) { return nlohmann::json::array({c[0], c[1]}); };
+    report["box_fit"] = {{"correction",
+                          {{"dx", terms(correction.dx)},
+                           {"dy", terms(correction.dy)},
+                           {"lw", terms(correction.lw)},
+                           {"lh", terms(correction.lh)}}},
+                         {"fitted_on_images", even_ids.size()},
+                         {"held_out_without", score_scenes(truth, faces, classes, o, &odd_ids)},
+                         {"held_out_with", score_scenes(truth, corrected, classes, o, &odd_ids)}};
   }
   if (!plot_dir.empty()) {
     save_png(plot_dir / "pr_curves.png", draw_xy_chart(fmt::format("{} scenes: mAP@0.5 {:.3f} (one label per face)",

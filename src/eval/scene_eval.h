@@ -69,6 +69,7 @@ struct SceneFace {
   int label = -1;            // evaluated class of the label the product shows (-1: none)
   float label_prob = 0;      // the model's probability of that label
   std::vector<float> probs;  // per evaluated class
+  double input_scale = 1;    // detector input pixels per image pixel
 };
 
 // Detections for the headline protocol, the per-class-score variant and face AP.
@@ -86,6 +87,7 @@ struct SceneEvalOptions {
   // Fit a BoxCorrection on the even-numbered images and report it on the odd ones (the
   // pipeline's detector must run without a correction).
   bool fit_boxes = false;
+  float fit_min_score = 0.6f;  // faces used for the fit: the product's default operating point
 };
 
 // Reads DIR/annotations/*.xml (images in DIR/images), runs the pipeline on every image and
@@ -95,10 +97,12 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
                                const std::vector<std::string>& model_classes, const SceneEvalOptions& options,
                                const std::filesystem::path& plot_dir);
 
-// Median centre offset and size ratio from detector boxes to the labelled boxes they overlap
-// (IoU >= 0.3, labelled faces of at least `min_face` px); identity when there are none.
-BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const std::vector<ScoredBox>& faces,
-                                 float min_face = 32);
+// Least-squares fit of each BoxCorrection term (a + b x L) from the faces with score >=
+// `min_score` to the labelled boxes they overlap best (IoU >= 0.3, labelled faces of at least
+// `min_face` px); offsets and log ratios clipped to +-1 so that a stray match cannot pull the
+// line. Identity when fewer than 10 pairs.
+BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const std::vector<SceneFace>& faces,
+                                 float min_score, float min_face = 32);
 
 // VOC class name -> this project's name ("mask_weared_incorrect" -> "mask_worn_incorrectly").
 std::string canonical_class_name(const std::string& voc_name);

@@ -21,19 +21,25 @@ namespace maskwatch {
 class Yunet2023;
 
 struct Face {
-  cv::Rect2f box;  // frame pixels
+  cv::Rect2f box;  // frame pixels, in the annotators' convention (BoxCorrection)
   float score = 0;
   // Right eye, left eye, nose tip, right and left mouth corner (frame pixels); zeros from Haar.
   std::array<cv::Point2f, 5> landmarks{};
+  // The box as the detector gave it (frame pixels): the classifier's crop is cut around it, as
+  // its training crops were (the correction moves boxes towards the labels, not the crops).
+  cv::Rect2f crop_box;
 };
 
-// A per-coordinate linear map from the detector's box to the annotators' convention (fitted
-// on half of scenes-dev by `eval --scenes --fit-boxes`): centre moves by (dx, dy) x the box
-// size, width and height scale by (sw, sh).
+// A per-coordinate linear map from the detector's box to the annotators' convention, fitted on
+// the even-numbered scenes of scenes-dev by `eval --scenes --fit-boxes`. With L = log2(box
+// width in the detector's input pixels / 32) (the face size the network saw), the centre moves
+// by (dx, dy) x the box size and the sides scale by (exp(lw), exp(lh)), each term a + b x L:
+// the labelled boxes are tighter than YuNet's for large faces, looser for small ones.
 struct BoxCorrection {
-  float dx = 0, dy = 0, sw = 1, sh = 1;
-  cv::Rect2f apply(const cv::Rect2f& b) const;
-  bool identity() const { return dx == 0 && dy == 0 && sw == 1 && sh == 1; }
+  float dx[2] = {0, 0}, dy[2] = {0, 0}, lw[2] = {0, 0}, lh[2] = {0, 0};
+  // `input_scale`: detector input pixels per frame pixel.
+  cv::Rect2f apply(const cv::Rect2f& box, double input_scale) const;
+  bool identity() const;
 };
 
 struct FaceDetectorOptions {
@@ -68,6 +74,8 @@ class FaceDetector {
   ~FaceDetector();
   FaceDetector(FaceDetector&&) noexcept;
   std::vector<Face> detect(const cv::Mat& bgr_frame);
+  // Detector input pixels per frame pixel for a frame of this width.
+  double input_scale(int frame_width) const;
   std::string description() const;
   FaceModelKind kind() const { return kind_; }
   const BoxCorrection& box_correction() const { return correction_; }

@@ -32,7 +32,7 @@ FrameResult Pipeline::process(const cv::Mat& frame, int64_t frame_index, double 
   sw.reset();
   std::vector<cv::Rect2f> picked;
   for (size_t i = 0; i < faces.size(); ++i)
-    if (pick[i]) picked.push_back(faces[i].box);
+    if (pick[i]) picked.push_back(faces[i].crop_box);
   auto preds = classify(frame, picked);
   r.times.classify_ms = sw.ms();
   r.classified = static_cast<int>(picked.size());
@@ -47,9 +47,9 @@ FrameResult Pipeline::process(const cv::Mat& frame, int64_t frame_index, double 
 
 std::vector<TrackedFace> Pipeline::classify_still(const cv::Mat& image) {
   const auto faces = detector_.detect(image);
-  std::vector<cv::Rect2f> boxes;
-  for (const auto& f : faces) boxes.push_back(f.box);
-  const auto preds = classify(image, boxes);
+  std::vector<cv::Rect2f> crop_boxes;
+  for (const auto& f : faces) crop_boxes.push_back(f.crop_box);
+  const auto preds = classify(image, crop_boxes);
   std::vector<TrackedFace> out;
   for (size_t i = 0; i < faces.size(); ++i) {
     TrackedFace f;

@@ -50,6 +50,7 @@ class Pipeline {
   // Faces and raw (unsmoothed) probabilities of a single still image.
   std::vector<TrackedFace> classify_still(const cv::Mat& bgr_image);
   int tracks_started() const { return tracker_.tracks_started(); }
+  const FaceDetector& detector() const { return detector_; }
 
  private:
   std::vector<Prediction> classify(const cv::Mat& frame, const std::vector<cv::Rect2f>& boxes);
