@@ -265,6 +265,9 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     r.get("listen", cfg.http.listen);
     r.get_range("port", cfg.http.port, 0, 65535);
     r.get_range("max_stream_clients", cfg.http.max_stream_clients, 0, 1000);
+    r.get_range("max_streams", cfg.http.max_streams, 0, 1000);
+    r.get_range("max_connections_per_client", cfg.http.max_connections_per_client, 1, 10000);
+    r.get_range("request_timeout_s", cfg.http.request_timeout_s, 0.5, 300.0);
     r.get_range("stream_fps", cfg.http.stream_fps, 1, 60);
     r.get_range("jpeg_quality", cfg.http.jpeg_quality, 10, 100);
     MapReader a(r.child("auth"), "http.auth", file);
@@ -398,6 +401,9 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
        {{"listen", http.listen},
         {"port", http.port},
         {"max_stream_clients", http.max_stream_clients},
+        {"max_streams", http.max_streams},
+        {"max_connections_per_client", http.max_connections_per_client},
+        {"request_timeout_s", http.request_timeout_s},
         {"stream_fps", http.stream_fps},
         {"jpeg_quality", http.jpeg_quality},
         {"auth",

@@ -46,8 +46,15 @@ struct HttpAuth {
 struct HttpConfig {
   std::string listen = "127.0.0.1";
   int port = 8080;
-  int max_stream_clients = 8;  // MJPEG viewers per server; the next gets 503
-  int stream_fps = 10;         // MJPEG frames per second at most
+  int max_stream_clients = 8;  // MJPEG viewers per camera; the next gets 503
+  // Every open stream (MJPEG viewer or event listener) holds one HTTP thread for its whole
+  // life: at most this many over all cameras, so that the pool always has threads left.
+  int max_streams = 32;
+  int max_connections_per_client = 16;  // open connections per remote address; the next gets 503
+  // A connection must send a complete request head within this long of connecting (or of
+  // its previous answer); slower ones (slowloris) are closed.
+  double request_timeout_s = 5;
+  int stream_fps = 10;  // MJPEG frames per second at most
   int jpeg_quality = 80;
   HttpAuth auth;
 };
