@@ -496,3 +496,22 @@ TEST(Serve, NumbersOutOfRangeAndUnknownTypesAre400WithTheRange) {
   EXPECT_EQ(srv.client().Get("/api/events?type=status&limit=10000")->status, 200);
   srv.stop(5.0);
 }
+
+TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {
+  // A camera whose source is a FIFO nobody writes to: its capture thread sits in open(2).
+  TempDir tmp;
+  const fs::path fifo = tmp / "camera.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Server srv("http: {max_stream_clients: 8, max_streams: 40, max_connections_per_client: 100}", {},
+             "  pipe:\n    source: " + fifo.string() + "\n");
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
+  std::vector<int> streams;
+  for (int i = 0; i < 20; ++i) streams.push_back(open_get(srv.port, "/api/events/stream"));
+  for (int i = 0; i < 8; ++i) streams.push_back(open_get(srv.port, "/api/demo/stream.mjpeg"));
+  auto drain = std::make_unique<Drain>(streams);
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["streams"] == 28; }, 10));
+  const double took = srv.stop(5.0);
+  std::cout << "[ measured ] SIGTERM to exit with a silent FIFO source and 28 streams open: " << took << " s\n";
+  drain.reset();
+  for (int fd : streams) close(fd);
+}
