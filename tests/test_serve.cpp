@@ -515,3 +515,41 @@ TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {
   drain.reset();
   for (int fd : streams) close(fd);
 }
+
+TEST(Serve, StreamPasswordsNeverReachLogsHistoryOrTheApi) {
+  // A camera behind an HTTP stream with credentials, on a port where nothing listens.
+  const std::string secret = "s3cr3t-pw";
+  const std::string url = fmt::format("http://viewer:{}@127.0.0.1:{}/live.mjpeg", secret, free_loopback_port());
+  Server srv("", {}, "  locked:\n    source: \"" + url + "\"\n    reconnect_max_s: 1\n");
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/events?camera=locked&type=status").size() >= 1; }, 30))
+      << srv.proc->err();
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(2); }, 30)) << srv.proc->err();
+  std::string answers;
+  for (const char* path : {"/", "/api/version", "/api/config", "/api/stats", "/metrics", "/api/events?limit=10000",
+                           "/api/events?type=status", "/api/compliance"}) {
+    const auto r = srv.client().Get(path);
+    ASSERT_TRUE(r) << path;
+    answers += r->body;
+  }
+  for (const auto& e : srv.get_json("/api/events?limit=10000"))
+    answers += srv.client().Get(fmt::format("/api/events/{}", e["id"].get<int64_t>()).c_str())->body;
+  EXPECT_EQ(answers.find(secret), std::string::npos);
+  EXPECT_NE(answers.find("viewer:***@127.0.0.1"), std::string::npos);  // redacted, not left out
+  srv.stop(5.0);
+  const std::string log = srv.proc->err() + srv.proc->out();
+  EXPECT_EQ(log.find(secret), std::string::npos) << log;
+  EXPECT_NE(log.find("viewer:***@"), std::string::npos) << log;
+  for (const char* file : {"maskwatch.db", "maskwatch.db-wal"})
+    if (fs::exists(srv.data / file)) EXPECT_EQ(read_bytes(srv.data / file).find(secret), std::string::npos) << file;
+}
+
+TEST(Serve, OutsideTextCannotForgeALogLine) {
+  // A camera source name carrying a newline and a fake log line: it appears in the
+  // "cannot open" lines, escaped, never as a line of its own.
+  Server srv("", {}, "  odd:\n    source: \"/nonexistent/a\\n[00:00:00] error: forged.mp4\"\n");
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/events?camera=odd&type=status").size() >= 1; }, 30));
+  srv.stop(5.0);
+  const std::string log = srv.proc->err();
+  EXPECT_EQ(log.find("\n[00:00:00] error: forged"), std::string::npos) << log;
+  EXPECT_NE(log.find("/nonexistent/a\\n[00:00:00] error: forged.mp4"), std::string::npos) << log;
+}

@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "util/log_text.h"
 #include "vision/source.h"
 
 namespace maskwatch {
@@ -88,7 +89,8 @@ void CameraFeed::set_status(const std::string& s, const std::string& detail) {
     if (s == status_ && s != "disabled") return;
     status_ = s;
   }
-  if (on_status_) on_status_(s, detail);
+  // The detail is stored in history and served by the API: never with a stream's password.
+  if (on_status_) on_status_(s, redact_url(detail));
 }
 
 bool CameraFeed::sleep_for(double seconds) {

@@ -231,11 +231,6 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
 
 }  // namespace
 
-std::string redact_url(const std::string& url) {
-  static const std::regex creds(R"(^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]+@)");
-  return std::regex_replace(url, creds, "$1***@");
-}
-
 const CameraConfig* ServeConfig::camera(const std::string& name) const {
   for (const auto& c : cameras)
     if (c.name == name) return &c;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "util/log_text.h"  // redact_url
 #include "vision/tracker.h"
 
 namespace maskwatch {
@@ -112,15 +113,12 @@ struct ServeConfig {
 
   const CameraConfig* camera(const std::string& name) const;
   // The effective configuration; with `redact`, passwords, tokens and stream credentials
-  // (user:password@ in URLs) are replaced by "***".
+  // (the password of user:password@ in URLs) are replaced by "***".
   nlohmann::json to_json(bool redact) const;
 };
 
 // Throws Error("FILE:LINE: ...") for malformed YAML, unknown keys, wrong types or values.
 ServeConfig load_serve_config(const std::filesystem::path& file);
 ServeConfig parse_serve_config(const std::string& yaml_text, const std::filesystem::path& origin);
-
-// "rtsp://user:secret@host/x" -> "rtsp://***@host/x".
-std::string redact_url(const std::string& url);
 
 }  // namespace maskwatch
