@@ -101,6 +101,35 @@ TEST(ServeConfig, TheShippedDemoIsValidHere) {
   EXPECT_TRUE(fs::exists(cfg.cameras[0].source)) << cfg.cameras[0].source;
 }
 
+TEST(ServeConfig, DuplicateKeysNonFiniteNumbersBadWebhooksAndFileFoldersAreRejected) {
+  const std::string twice = error_of("cameras:\n  demo: {source: a.mp4}\n  demo: {source: b.mp4}\n");
+  EXPECT_EQ(twice.rfind("/etc/mw/test.yaml:3: duplicate key 'demo' in cameras (first at line 2)", 0), 0u) << twice;
+  EXPECT_NE(error_of("http: {port: 1, port: 2}\ncameras: {a: {source: x}}\n").find("duplicate key 'port' in http"),
+            std::string::npos);
+  for (const char* v : {".nan", ".inf", "-.inf", ".NaN"}) {
+    const std::string e = error_of(std::string("cameras:\n  a:\n    source: x\n    fps_limit: ") + v + "\n");
+    EXPECT_NE(e.find(":4: cameras.a.fps_limit: '" + std::string(v) + "' is not a finite number"), std::string::npos)
+        << v << ": " << e;
+  }
+  const auto webhook = [](const std::string& url) {
+    return error_of("cameras: {a: {source: x}}\nalerts:\n  - kind: unmasked_face\n    webhook: \"" + url + "\"\n");
+  };
+  for (const char* bad : {"http://", "http://a b:99/x", "ftp://host/x", "http://host:99999/x", "http://host:0/x",
+                          "https://host/a\\tb", "http:///path"})
+    EXPECT_NE(webhook(bad).find(":4: alerts[1].webhook: "), std::string::npos) << bad << ": " << webhook(bad);
+  EXPECT_NE(webhook("http://host:99999/x").find("port 99999 is not 1..65535"), std::string::npos);
+  for (const char* good :
+       {"https://hooks.example.com:8443/x?y=1", "http://[::1]:8080/h", "http://10.0.0.2", "https://user:pw@host/p"})
+    EXPECT_EQ(webhook(good), "") << good;
+  TempDir tmp;
+  std::ofstream(tmp / "a-file") << "x";
+  const std::string file_dir =
+      error_of("storage: {dir: " + (tmp / "a-file").string() + "}\ncameras: {a: {source: x}}\n");
+  EXPECT_NE(file_dir.find("test.yaml:1: storage.dir: " + (tmp / "a-file").string() + " is a file, not a folder"),
+            std::string::npos)
+      << file_dir;
+}
+
 TEST(LogText, UrlsLoseTheirPasswordsAndLogLinesCannotBeForged) {
   EXPECT_EQ(redact_url("open http://viewer:pa55@cam.local:8080/live failed; rtsp://tok3n@10.0.0.9/x ok"),
             "open http://viewer:***@cam.local:8080/live failed; rtsp://***@10.0.0.9/x ok");
