@@ -386,7 +386,7 @@ TEST(Serve, HistoryWaitsInMemoryWhileTheDiskIsFullAndIsWrittenAfter) {
 
 TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
   // 20 event listeners + 4 MJPEG viewers fill the cap of 24 streams; 20 slowloris sockets
-  // send their request heads a byte at a time. The API still answers at once.
+  // send their requests a byte at a time. The API still answers at once.
   Server srv("http: {max_stream_clients: 8, max_streams: 24, max_connections_per_client: 100, request_timeout_s: 2}");
   ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
   std::vector<int> streams;
@@ -396,10 +396,12 @@ TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
   ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["streams"] == 24; }, 10))
       << srv.get_json("/api/stats")["http"];
 
+  // Half trickle their head, half their body.
   std::vector<int> slow;
   for (int i = 0; i < 20; ++i) {
     slow.push_back(connect_from(srv.port));
-    send_text(slow.back(), "GET /api/stats HTTP/1.1\r\nHost: x\r\n");
+    send_text(slow.back(), i % 2 ? "GET /api/stats HTTP/1.1\r\nHost: x\r\n"
+                                 : "POST /api/stats HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
   }
   std::atomic<bool> trickling{true};
   std::thread trickle([&] {
@@ -419,7 +421,7 @@ TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
     EXPECT_EQ(r->status, 503) << path;
     EXPECT_NE(r->body.find("maximum of 24 streams"), std::string::npos) << r->body;
   }
-  // The slow heads are closed by the server within its 2 s time-out (plus margin).
+  // The slow requests are closed by the server within its 2 s time-out (plus margin).
   EXPECT_TRUE(wait_until([&] { return std::all_of(slow.begin(), slow.end(), closed_by_server); }, 8));
   trickling = false;
   trickle.join();

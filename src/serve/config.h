@@ -52,8 +52,8 @@ struct HttpConfig {
   // life: at most this many over all cameras, so that the pool always has threads left.
   int max_streams = 32;
   int max_connections_per_client = 16;  // open connections per remote address; the next gets 503
-  // A connection must send a complete request head within this long of connecting (or of
-  // its previous answer); slower ones (slowloris) are closed.
+  // A connection must send a complete request (head and body) within this long of
+  // connecting or of its previous answer; slower ones (slowloris) are closed.
   double request_timeout_s = 5;
   int stream_fps = 10;  // MJPEG frames per second at most
   int jpeg_quality = 80;

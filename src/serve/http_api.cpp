@@ -124,24 +124,24 @@ std::pair<std::string, int> peer_of(int sock) {
 }
 
 // httplib::Stream over one accepted socket, as the library's own SocketStream (buffered
-// reads, poll() time-outs, no SIGPIPE), plus a deadline for the request head: a read that
-// would wait past it fails, so a client that sends its head a byte at a time (slowloris)
-// is dropped after http.request_timeout_s instead of holding a thread for ever.
+// reads, poll() time-outs, no SIGPIPE), plus a deadline for reading the request: a read
+// that would wait past it fails, so a client that sends its head or body a byte at a time
+// (slowloris) is dropped after http.request_timeout_s instead of holding a thread for
+// ever. Handlers never read (streams only write), so the deadline needs no clearing.
 class GuardedStream : public httplib::Stream {
  public:
   GuardedStream(int sock, std::string addr, int port, int read_ms, int write_ms)
       : sock_(sock), addr_(std::move(addr)), port_(port), read_ms_(read_ms), write_ms_(write_ms) {}
 
   void set_deadline(Clock::time_point t) { deadline_ = t; }
-  void clear_deadline() { deadline_ = Clock::time_point::max(); }
-  // A read of the request head found nothing before the deadline (or the read time-out).
-  bool head_timed_out() const { return head_timed_out_; }
+  // A read of the request found nothing before the deadline (or the read time-out).
+  bool request_timed_out() const { return request_timed_out_; }
   // Waits for the first byte of a request (also between keep-alive requests) until the deadline.
   bool wait_for_request() const { return off_ < len_ || wait_socket(sock_, POLLIN, read_wait_ms()); }
 
   bool is_readable() const override {
     if (off_ < len_ || wait_socket(sock_, POLLIN, read_wait_ms())) return true;
-    if (deadline_ != Clock::time_point::max()) head_timed_out_ = true;
+    request_timed_out_ = true;
     return false;
   }
   bool is_writable() const override { return wait_socket(sock_, POLLOUT, write_ms_); }
@@ -184,9 +184,8 @@ class GuardedStream : public httplib::Stream {
   socket_t socket() const override { return sock_; }
 
  private:
-  // The read time-out, cut short by the head deadline.
+  // The read time-out, cut short by the request deadline.
   int read_wait_ms() const {
-    if (deadline_ == Clock::time_point::max()) return read_ms_;
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
     return static_cast<int>(std::clamp<int64_t>(left, 0, read_ms_));
   }
@@ -194,7 +193,7 @@ class GuardedStream : public httplib::Stream {
   std::string addr_;
   int port_, read_ms_, write_ms_;
   Clock::time_point deadline_ = Clock::time_point::max();
-  mutable bool head_timed_out_ = false;
+  mutable bool request_timed_out_ = false;
   char buf_[4096];
   size_t off_ = 0, len_ = 0;
 };
@@ -202,7 +201,7 @@ class GuardedStream : public httplib::Stream {
 // cpp-httplib 0.11 (Debian 12) has one per-connection hook, the virtual
 // process_and_close_socket. This server replaces the library's connection loop there
 // (parsing and routing stay the library's: process_request) to admit or refuse the
-// connection by its client address and to bound the time to a complete request head.
+// connection by its client address and to bound the time to a complete request.
 class GuardedServer : public httplib::Server {
  public:
   explicit GuardedServer(ConnectionGuard& guard) : guard_(guard) {}
@@ -232,8 +231,8 @@ class GuardedServer : public httplib::Server {
         return;                          // an idle keep-alive connection ends quietly
       }
       bool closed = false;
-      const bool ok = process_request(strm, left == 1, closed, [&](httplib::Request&) { strm.clear_deadline(); });
-      if (strm.head_timed_out()) {
+      const bool ok = process_request(strm, left == 1, closed, nullptr);
+      if (strm.request_timed_out()) {
         guard_.count_slow();
         spdlog::debug("http: closed {}:{}: no complete request within the time-out", addr, port);
         return;
