@@ -388,7 +388,7 @@ HttpApi::HttpApi(const ServeConfig& config, Engine& engine, Storage& storage)
       guard_(std::make_unique<ConnectionGuard>(config.http.max_connections_per_client, config.http.request_timeout_s)),
       server_(std::make_unique<GuardedServer>(*guard_)) {
   // Each connection holds a pool thread. Streams (MJPEG, SSE) are capped at max_streams and
-  // one client address at max_connections_per_client, slow heads are closed after
+  // one client address at max_connections_per_client, slow requests are closed after
   // request_timeout_s: the caps are reached with 16 threads still free for everyone else.
   const int threads = config_.http.max_streams + config_.http.max_connections_per_client + 16;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
@@ -489,7 +489,7 @@ void HttpApi::routes() {
     auto slot = take_stream_slot();
     if (!slot) return refuse_stream(res, "event listener", req, config_.http.max_streams);
     auto cursor = std::make_shared<uint64_t>(engine_.bus().head());
-    auto client = log_client("event listener", req, [slot] {});
+    auto client = log_client("event listener", req, [slot] {});  // the slot lives as long as the listener
     auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
