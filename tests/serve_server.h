@@ -66,11 +66,14 @@ struct Server {
     const auto s = nlohmann::json::parse(r->body)["cameras"]["demo"];
     return s["status"] == "online" && s["frames_processed"].get<int>() >= frames;
   }
-  void stop() {
+  // SIGTERM; expects exit 0 within max_s. Returns the seconds it took.
+  double stop(double max_s = 2.0) {
     const auto t0 = std::chrono::steady_clock::now();
     proc->signal(SIGTERM);
     EXPECT_EQ(proc->wait(10), 0) << proc->err();
-    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(took, max_s);
+    return took;
   }
 };
 

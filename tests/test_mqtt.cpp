@@ -297,3 +297,28 @@ TEST(Mqtt, OneFleetPageShowsEverySiteOnTheBroker) {
   EXPECT_TRUE(wait_until([&] { return site("maskwatch/site-b")["available"] == "stopped"; }, 5));
   central.stop();
 }
+
+TEST(Mqtt, APayloadWithANewlineCannotForgeALogLine) {
+  Broker broker;
+  Subscriber sub(broker, "maskwatch/#");
+  Server srv(broker.mqtt_yaml("site5"));
+  const std::string p = "maskwatch/site5/";
+  ASSERT_TRUE(wait_until([&] { return sub.has(p + "available", "online"); }, 30)) << srv.proc->err();
+  // A wrong detect/set payload is logged with the payload; this one carries a fake line.
+  const std::string forged = "[00:00:00] error: forged";
+  auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (std::chrono::steady_clock::now() - last >= std::chrono::seconds(1)) {  // until subscribed
+          publish(broker, p + "demo/detect/set", "maybe\n" + forged);
+          last = std::chrono::steady_clock::now();
+        }
+        return srv.proc->err().find("expected ON or OFF") != std::string::npos;
+      },
+      15))
+      << srv.proc->err();
+  const std::string log = srv.proc->err();
+  EXPECT_EQ(log.find("\n" + forged), std::string::npos) << log;
+  EXPECT_NE(log.find("got 'maybe\\n" + forged + "'"), std::string::npos) << log;
+  srv.stop(5.0);
+}

@@ -1,17 +1,23 @@
 // `maskwatch serve` end to end: the real binary on the demo clip (looped as a camera), a
 // real SQLite file, real HTTP clients and a real headless Chromium on the dashboard.
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <opencv2/imgcodecs.hpp>
 #include <regex>
 #include <thread>
@@ -19,6 +25,7 @@
 #include "serve_server.h"
 #include "support.h"
 #include "util/json_io.h"
+#include "util/net.h"
 
 using namespace maskwatch;
 using namespace maskwatch::test;
@@ -54,6 +61,97 @@ int count_of(const std::string& s, const std::string& what) {
   int n = 0;
   for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
   return n;
+}
+
+// A TCP connection to the server from a chosen loopback address (all of 127/8 is local),
+// so that one test can be several clients. -1 when it cannot connect.
+int connect_from(int port, const char* from = "127.0.0.1") {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, from, &local.sin_addr);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void send_text(int fd, const std::string& s) { (void)!send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
+
+// GET path on a new connection, left open; the caller reads (or not) what comes.
+int open_get(int port, const std::string& path, const char* from = "127.0.0.1") {
+  const int fd = connect_from(port, from);
+  if (fd >= 0) send_text(fd, "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  return fd;
+}
+
+// What comes back on fd until the server closes it or timeout_s passes.
+std::string read_reply(int fd, double timeout_s) {
+  std::string out;
+  char buf[4096];
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  pollfd p{fd, POLLIN, 0};
+  while (std::chrono::steady_clock::now() < until && poll(&p, 1, 50) >= 0) {
+    if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// True once the server has closed fd (end of stream or reset); drops what is pending.
+bool closed_by_server(int fd) {
+  char buf[4096];
+  while (true) {
+    const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) continue;
+    return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+}
+
+// Reads and drops everything that comes on some sockets: streams that must keep flowing
+// (a viewer that stops reading is dropped by the server's write time-out).
+class Drain {
+ public:
+  explicit Drain(const std::vector<int>& fds) {
+    for (int fd : fds) polls_.push_back({fd, POLLIN, 0});
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Drain() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    std::vector<char> buf(1 << 16);
+    while (!stop_) {
+      if (poll(polls_.data(), polls_.size(), 100) <= 0) continue;
+      for (auto& p : polls_)
+        if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && recv(p.fd, buf.data(), buf.size(), MSG_DONTWAIT) <= 0)
+          p.fd = -1;  // closed: poll() skips negative descriptors
+    }
+  }
+  std::vector<pollfd> polls_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Status of GET path on a new connection, and whether it came within max_s.
+void expect_quick_answer(const Server& srv, const std::string& path, double max_s) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = srv.client().Get(path.c_str());
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(r) << path << " got no answer";
+  EXPECT_EQ(r->status, 200) << path;
+  EXPECT_LT(took, max_s) << path;
 }
 
 }  // namespace
@@ -284,4 +382,176 @@ TEST(Serve, HistoryWaitsInMemoryWhileTheDiskIsFullAndIsWrittenAfter) {
   EXPECT_GE(tracks(), before + static_cast<size_t>(waited));
   EXPECT_NE(srv.proc->err().find("writable again; wrote"), std::string::npos) << srv.proc->err();
   srv.stop();
+}
+
+TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
+  // 20 event listeners + 4 MJPEG viewers fill the cap of 24 streams; 20 slowloris sockets
+  // send their requests a byte at a time. The API still answers at once.
+  Server srv("http: {max_stream_clients: 8, max_streams: 24, max_connections_per_client: 100, request_timeout_s: 2}");
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
+  std::vector<int> streams;
+  for (int i = 0; i < 20; ++i) streams.push_back(open_get(srv.port, "/api/events/stream"));
+  for (int i = 0; i < 4; ++i) streams.push_back(open_get(srv.port, "/api/demo/stream.mjpeg"));
+  auto drain = std::make_unique<Drain>(streams);
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["streams"] == 24; }, 10))
+      << srv.get_json("/api/stats")["http"];
+
+  // Half trickle their head, half their body.
+  std::vector<int> slow;
+  for (int i = 0; i < 20; ++i) {
+    slow.push_back(connect_from(srv.port));
+    send_text(slow.back(), i % 2 ? "GET /api/stats HTTP/1.1\r\nHost: x\r\n"
+                                 : "POST /api/stats HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+  }
+  std::atomic<bool> trickling{true};
+  std::thread trickle([&] {
+    while (trickling) {
+      for (int fd : slow) send_text(fd, "X");
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
+  for (int round = 0; round < 5; ++round) {
+    expect_quick_answer(srv, "/healthz", 1.0);
+    expect_quick_answer(srv, "/api/stats", 1.0);
+  }
+  // One stream beyond the cap: a clear 503, for either kind.
+  for (const char* path : {"/api/events/stream", "/api/demo/stream.mjpeg"}) {
+    const auto r = srv.client().Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 503) << path;
+    EXPECT_NE(r->body.find("maximum of 24 streams"), std::string::npos) << r->body;
+  }
+  // The slow requests are closed by the server within its 2 s time-out (plus margin).
+  EXPECT_TRUE(wait_until([&] { return std::all_of(slow.begin(), slow.end(), closed_by_server); }, 8));
+  trickling = false;
+  trickle.join();
+  const auto http = srv.get_json("/api/stats")["http"];
+  EXPECT_GE(http["closed_slow"].get<int>(), 20) << http;
+  EXPECT_EQ(http["streams"], 24) << http;  // the streams were never disturbed
+  EXPECT_GE(http["refused_streams"].get<int>(), 2) << http;
+  const std::string metrics = srv.client().Get("/metrics")->body;
+  EXPECT_NE(metrics.find("maskwatch_http_streams 24\n"), std::string::npos) << metrics;
+
+  // SIGTERM with every stream still open: they are closed at once.
+  const double took = srv.stop(5.0);
+  std::cout << "[ measured ] SIGTERM to exit with 24 streams open: " << took << " s\n";
+  drain.reset();
+  for (int fd : streams) close(fd);
+  for (int fd : slow) close(fd);
+}
+
+TEST(Serve, OneClientAddressCannotTakeEveryConnection) {
+  Server srv("http: {max_connections_per_client: 4, request_timeout_s: 30}");
+  // Four idle connections from 127.0.0.2: its cap.
+  std::vector<int> idle;
+  for (int i = 0; i < 4; ++i) idle.push_back(connect_from(srv.port, "127.0.0.2"));
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["connections"] >= 5; }, 10));
+  // The fifth from the same address gets a clear 503 at once...
+  const int fifth = open_get(srv.port, "/healthz", "127.0.0.2");
+  const std::string reply = read_reply(fifth, 5);
+  close(fifth);
+  EXPECT_NE(reply.find("HTTP/1.1 503"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("too many connections from 127.0.0.2 (at most 4 at a time)"), std::string::npos) << reply;
+  // ...while other addresses are served as usual.
+  expect_quick_answer(srv, "/healthz", 1.0);
+  // One leaves: the address may connect again.
+  close(idle.back());
+  idle.pop_back();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const int fd = open_get(srv.port, "/healthz", "127.0.0.2");
+        const bool ok = read_reply(fd, 2).find("HTTP/1.1 200") != std::string::npos;
+        close(fd);
+        return ok;
+      },
+      5));
+  EXPECT_GE(srv.get_json("/api/stats")["http"]["refused_connections"].get<int>(), 1);
+  EXPECT_NE(srv.client().Get("/metrics")->body.find("maskwatch_http_refused_total{reason=\"per_client\"} "),
+            std::string::npos);
+  EXPECT_NE(srv.proc->err().find("client 127.0.0.2 has 4 connections open"), std::string::npos) << srv.proc->err();
+  for (int fd : idle) close(fd);
+  srv.stop(5.0);
+}
+
+TEST(Serve, NumbersOutOfRangeAndUnknownTypesAre400WithTheRange) {
+  Server srv;
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(1); }, 30)) << srv.proc->err();
+  const auto expect_400 = [&](const std::string& path, const std::string& says) {
+    const auto r = srv.client().Get(path.c_str());
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 400) << path << " " << r->body;
+    EXPECT_NE(r->body.find(says), std::string::npos) << path << " " << r->body;
+  };
+  expect_400("/api/events/99999999999999999999999", "event id must be from 1 to 9223372036854775807");
+  expect_400("/api/events/99999999999999999999999/snapshot.jpg", "event id must be from 1");
+  expect_400("/api/events/0", "event id must be from 1");
+  expect_400("/api/events?limit=0", "limit=0 must be a whole number from 1 to 10000");
+  expect_400("/api/events?limit=1e30", "from 1 to 10000");
+  expect_400("/api/events?limit=2.5", "from 1 to 10000");
+  expect_400("/api/events?type=nonsense", "type=nonsense must be track, status or alert");
+  expect_400("/api/demo/latest.jpg?quality=0", "quality=0 must be a whole number from 1 to 100");
+  expect_400("/api/demo/latest.jpg?quality=101", "from 1 to 100");
+  expect_400("/api/demo/latest.jpg?h=-1", "h=-1 must be a whole number from 0 to 4320");
+  expect_400("/api/demo/stream.mjpeg?h=99999", "from 0 to 4320");
+  EXPECT_EQ(srv.client().Get("/api/events/123456789")->status, 404);
+  EXPECT_EQ(srv.client().Get("/api/demo/latest.jpg?quality=1")->status, 200);
+  EXPECT_EQ(srv.client().Get("/api/events?type=status&limit=10000")->status, 200);
+  srv.stop(5.0);
+}
+
+TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {
+  // A camera whose source is a FIFO nobody writes to: its capture thread sits in open(2).
+  TempDir tmp;
+  const fs::path fifo = tmp / "camera.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Server srv("http: {max_stream_clients: 8, max_streams: 40, max_connections_per_client: 100}", {},
+             "  pipe:\n    source: " + fifo.string() + "\n");
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
+  std::vector<int> streams;
+  for (int i = 0; i < 20; ++i) streams.push_back(open_get(srv.port, "/api/events/stream"));
+  for (int i = 0; i < 8; ++i) streams.push_back(open_get(srv.port, "/api/demo/stream.mjpeg"));
+  auto drain = std::make_unique<Drain>(streams);
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["streams"] == 28; }, 10));
+  const double took = srv.stop(5.0);
+  std::cout << "[ measured ] SIGTERM to exit with a silent FIFO source and 28 streams open: " << took << " s\n";
+  drain.reset();
+  for (int fd : streams) close(fd);
+}
+
+TEST(Serve, StreamPasswordsNeverReachLogsHistoryOrTheApi) {
+  // A camera behind an HTTP stream with credentials, on a port where nothing listens.
+  const std::string secret = "s3cr3t-pw";
+  const std::string url = fmt::format("http://viewer:{}@127.0.0.1:{}/live.mjpeg", secret, free_loopback_port());
+  Server srv("", {}, "  locked:\n    source: \"" + url + "\"\n    reconnect_max_s: 1\n");
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/events?camera=locked&type=status").size() >= 1; }, 30))
+      << srv.proc->err();
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(2); }, 30)) << srv.proc->err();
+  std::string answers;
+  for (const char* path : {"/", "/api/version", "/api/config", "/api/stats", "/metrics", "/api/events?limit=10000",
+                           "/api/events?type=status", "/api/compliance"}) {
+    const auto r = srv.client().Get(path);
+    ASSERT_TRUE(r) << path;
+    answers += r->body;
+  }
+  for (const auto& e : srv.get_json("/api/events?limit=10000"))
+    answers += srv.client().Get(fmt::format("/api/events/{}", e["id"].get<int64_t>()).c_str())->body;
+  EXPECT_EQ(answers.find(secret), std::string::npos);
+  EXPECT_NE(answers.find("viewer:***@127.0.0.1"), std::string::npos);  // redacted, not left out
+  srv.stop(5.0);
+  const std::string log = srv.proc->err() + srv.proc->out();
+  EXPECT_EQ(log.find(secret), std::string::npos) << log;
+  EXPECT_NE(log.find("viewer:***@"), std::string::npos) << log;
+  for (const char* file : {"maskwatch.db", "maskwatch.db-wal"})
+    if (fs::exists(srv.data / file)) EXPECT_EQ(read_bytes(srv.data / file).find(secret), std::string::npos) << file;
+}
+
+TEST(Serve, OutsideTextCannotForgeALogLine) {
+  // A camera source name carrying a newline and a fake log line: it appears in the
+  // "cannot open" lines, escaped, never as a line of its own.
+  Server srv("", {}, "  odd:\n    source: \"/nonexistent/a\\n[00:00:00] error: forged.mp4\"\n");
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/events?camera=odd&type=status").size() >= 1; }, 30));
+  srv.stop(5.0);
+  const std::string log = srv.proc->err();
+  EXPECT_EQ(log.find("\n[00:00:00] error: forged"), std::string::npos) << log;
+  EXPECT_NE(log.find("/nonexistent/a\\n[00:00:00] error: forged.mp4"), std::string::npos) << log;
 }

@@ -16,6 +16,7 @@
 #include <exception>
 
 #include "util/error.h"
+#include "util/log_text.h"
 #include "util/paths.h"
 #include "util/threads.h"
 
@@ -57,7 +58,7 @@ int cli_main(CLI::App& app, int argc, char** argv) {
   if (!std::getenv("OPENCV_LOG_LEVEL")) cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   // Logs and warnings go to stderr; stdout carries results only.
   spdlog::set_default_logger(spdlog::stderr_color_mt("maskwatch"));
-  spdlog::set_pattern("[%H:%M:%S] %^%l%$: %v");
+  install_log_format();  // "[time] level: message", the message redacted and escaped
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   try {
@@ -72,7 +73,7 @@ int cli_main(CLI::App& app, int argc, char** argv) {
     std::fprintf(stderr, "maskwatch: usage error: %s (see --help)\n", e.what());
     return 2;
   } catch (const std::exception& e) {
-    std::string msg = e.what();
+    std::string msg = redact_url(e.what());
     // Keep the promise of one line: OpenCV and LibTorch messages can span several.
     for (auto& c : msg)
       if (c == '\n' || c == '\r') c = ' ';

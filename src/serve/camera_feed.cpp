@@ -1,14 +1,34 @@
 #include "serve/camera_feed.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 
+#include "util/log_text.h"
 #include "vision/source.h"
 
 namespace maskwatch {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A FIFO that nobody writes to blocks open(2) for ever: FFmpeg's file protocol opens it
+// blocking and no interrupt callback reaches a blocked system call. Opening the FIFO for
+// writing (non-blocking) completes such a reader's open, and closing it at once gives the
+// reader end-of-file, so the source fails to open and the capture thread sees the stop.
+// Without a reader the open fails with ENXIO, harmlessly.
+void wake_fifo_reader(const std::string& source) {
+  struct stat st {};
+  if (::stat(source.c_str(), &st) != 0 || !S_ISFIFO(st.st_mode)) return;
+  const int fd = ::open(source.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd >= 0) ::close(fd);
+}
+
+}  // namespace
 
 CameraFeed::CameraFeed(CameraConfig config, std::condition_variable* wake, StatusCallback on_status)
     : config_(std::move(config)), wake_(wake), on_status_(std::move(on_status)) {}
@@ -18,16 +38,27 @@ void CameraFeed::start() {
     set_status("disabled", "disabled in the config");
     return;
   }
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    loop();
+    std::lock_guard<std::mutex> lock(mutex_);
+    finished_ = true;
+    stop_cv_.notify_all();
+  });
 }
 
 CameraFeed::~CameraFeed() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-  }
-  cancel_ = true;
+  std::unique_lock<std::mutex> lock(mutex_);
+  stop_ = true;
+  cancel_ = true;  // a live source's read() returns at once
   stop_cv_.notify_all();
+  // Until the thread has left: it may be about to enter a blocking open, so wake it again.
+  while (thread_.joinable() && !finished_) {
+    lock.unlock();
+    wake_fifo_reader(config_.source);
+    lock.lock();
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return finished_; });
+  }
+  lock.unlock();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -58,7 +89,8 @@ void CameraFeed::set_status(const std::string& s, const std::string& detail) {
     if (s == status_ && s != "disabled") return;
     status_ = s;
   }
-  if (on_status_) on_status_(s, detail);
+  // The detail is stored in history and served by the API: never with a stream's password.
+  if (on_status_) on_status_(s, redact_url(detail));
 }
 
 bool CameraFeed::sleep_for(double seconds) {
@@ -85,6 +117,7 @@ void CameraFeed::loop() {
       so.cancel = &cancel_;
       source = open_source(config_.source, so);
     } catch (const std::exception& e) {
+      if (!sleep_for(0)) break;  // stopping: the open was interrupted on purpose
       set_status("offline", e.what());
       spdlog::warn("camera {}: {}; retrying in {:.0f} s", config_.name, e.what(), backoff_s);
       if (!sleep_for(backoff_s)) break;

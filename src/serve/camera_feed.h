@@ -22,7 +22,7 @@ class CameraFeed {
   using StatusCallback = std::function<void(const std::string& status, const std::string& detail)>;
   // `wake` is notified on every new frame (the inference worker waits on it).
   CameraFeed(CameraConfig config, std::condition_variable* wake, StatusCallback on_status);
-  ~CameraFeed();  // stops and joins the capture thread
+  ~CameraFeed();  // stops and joins the capture thread, waking a source blocked in open
   CameraFeed(const CameraFeed&) = delete;
   CameraFeed& operator=(const CameraFeed&) = delete;
 
@@ -49,6 +49,7 @@ class CameraFeed {
   int64_t latest_index_ = 0;
   double latest_time_ = 0;
   bool has_new_ = false, stop_ = false;
+  bool finished_ = false;            // the capture thread has left loop()
   std::string status_ = "starting";  // until the first open succeeds or fails
   std::atomic<int64_t> captured_{0}, dropped_{0};
   std::atomic<bool> cancel_{false};  // makes a live source's read() return at once

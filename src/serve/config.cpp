@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <map>
 #include <regex>
 #include <set>
 
+#include "serve/webhook.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/paths.h"
@@ -22,6 +25,7 @@ class MapReader {
       : node_(node), where_(std::move(where)), file_(file) {
     if (node_ && !node_.IsNull() && !node_.IsMap())
       fail(node_, fmt::format("{} must be a mapping of keys to values", where_));
+    check_unique_keys();
   }
 
   [[noreturn]] void fail(const YAML::Node& at, const std::string& what) const {
@@ -43,6 +47,9 @@ class MapReader {
     } catch (const YAML::Exception&) {
       fail(v, fmt::format("{}.{}: '{}' is not {}", where_, key, v.Scalar(), type_name<T>()));
     }
+    // YAML's .nan and .inf are numbers to yaml-cpp; NaN would pass every range check.
+    if constexpr (std::is_floating_point_v<T>)
+      if (!std::isfinite(out)) fail(v, fmt::format("{}.{}: '{}' is not a finite number", where_, key, v.Scalar()));
   }
 
   template <class T>
@@ -88,6 +95,18 @@ class MapReader {
   const std::string& where() const { return where_; }
 
  private:
+  // yaml-cpp keeps both entries of a repeated key (a lookup finds the first, iteration
+  // sees both): a second `demo:` camera would silently make two cameras of one name.
+  void check_unique_keys() const {
+    if (!node_ || !node_.IsMap()) return;
+    std::map<std::string, int> first_line;
+    for (const auto& kv : node_) {
+      const auto [it, fresh] = first_line.emplace(kv.first.Scalar(), kv.first.Mark().line + 1);
+      if (!fresh)
+        fail(kv.first, fmt::format("duplicate key '{}' in {} (first at line {})", it->first, where_, it->second));
+    }
+  }
+
   template <class T>
   static const char* type_name() {
     if constexpr (std::is_same_v<T, bool>)
@@ -226,8 +245,11 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
     r.get("mqtt", a.mqtt);
     r.get("webhook", a.webhook);
     a.webhook = expand(a.webhook, r, r.child("webhook"));
-    if (!a.webhook.empty() && a.webhook.rfind("http://", 0) != 0 && a.webhook.rfind("https://", 0) != 0)
-      r.fail(r.child("webhook"), fmt::format("{}.webhook must be an http:// or https:// URL", r.where()));
+    if (!a.webhook.empty()) try {
+        split_url(a.webhook);  // the sender's own check, at load time
+      } catch (const Error& e) {
+        r.fail(r.child("webhook"), fmt::format("{}.webhook: {}", r.where(), e.what()));
+      }
     r.get("sound", a.sound);
     r.finish();
     for (const auto& cam : a.cameras)
@@ -237,11 +259,6 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
 }
 
 }  // namespace
-
-std::string redact_url(const std::string& url) {
-  static const std::regex creds(R"(^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]+@)");
-  return std::regex_replace(url, creds, "$1***@");
-}
 
 const CameraConfig* ServeConfig::camera(const std::string& name) const {
   for (const auto& c : cameras)
@@ -272,6 +289,9 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     r.get("listen", cfg.http.listen);
     r.get_range("port", cfg.http.port, 0, 65535);
     r.get_range("max_stream_clients", cfg.http.max_stream_clients, 0, 1000);
+    r.get_range("max_streams", cfg.http.max_streams, 0, 1000);
+    r.get_range("max_connections_per_client", cfg.http.max_connections_per_client, 1, 10000);
+    r.get_range("request_timeout_s", cfg.http.request_timeout_s, 0.5, 300.0);
     r.get_range("stream_fps", cfg.http.stream_fps, 1, 60);
     r.get_range("jpeg_quality", cfg.http.jpeg_quality, 10, 100);
     MapReader a(r.child("auth"), "http.auth", file);
@@ -289,6 +309,10 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     r.get("dir", dir);
     if (!dir.empty()) cfg.storage.dir = dir;
     cfg.storage.dir = resolve(expand(cfg.storage.dir, r, r.child("dir")), base);
+    std::error_code ec;
+    if (std::filesystem::exists(cfg.storage.dir, ec) && !std::filesystem::is_directory(cfg.storage.dir, ec))
+      r.fail(r.child("dir") ? r.child("dir") : doc,
+             fmt::format("storage.dir: {} is a file, not a folder", cfg.storage.dir));
     r.get_range("retention_days", cfg.storage.retention_days, 0, 36500);
     r.get_range("max_disk_mb", cfg.storage.max_disk_mb, 0, 10000000);
     r.get("snapshots", cfg.storage.snapshots);
@@ -330,6 +354,7 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   const YAML::Node cams = root.child("cameras");
   if (!cams || cams.IsNull() || !cams.IsMap() || cams.size() == 0)
     root.fail(cams ? cams : doc, "cameras: give at least one camera as `cameras: {<name>: {source: ...}}`");
+  MapReader(cams, "cameras", file);  // a camera named twice is an error
   for (const auto& kv : cams) {
     const auto name = kv.first.as<std::string>();
     if (!valid_camera_name(name))
@@ -406,6 +431,9 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
        {{"listen", http.listen},
         {"port", http.port},
         {"max_stream_clients", http.max_stream_clients},
+        {"max_streams", http.max_streams},
+        {"max_connections_per_client", http.max_connections_per_client},
+        {"request_timeout_s", http.request_timeout_s},
         {"stream_fps", http.stream_fps},
         {"jpeg_quality", http.jpeg_quality},
         {"auth",

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "util/log_text.h"  // redact_url
 #include "vision/tracker.h"
 
 namespace maskwatch {
@@ -46,8 +47,15 @@ struct HttpAuth {
 struct HttpConfig {
   std::string listen = "127.0.0.1";
   int port = 8080;
-  int max_stream_clients = 8;  // MJPEG viewers per server; the next gets 503
-  int stream_fps = 10;         // MJPEG frames per second at most
+  int max_stream_clients = 8;  // MJPEG viewers per camera; the next gets 503
+  // Every open stream (MJPEG viewer or event listener) holds one HTTP thread for its whole
+  // life: at most this many over all cameras, so that the pool always has threads left.
+  int max_streams = 32;
+  int max_connections_per_client = 16;  // open connections per remote address; the next gets 503
+  // A connection must send a complete request (head and body) within this long of
+  // connecting or of its previous answer; slower ones (slowloris) are closed.
+  double request_timeout_s = 5;
+  int stream_fps = 10;  // MJPEG frames per second at most
   int jpeg_quality = 80;
   HttpAuth auth;
 };
@@ -105,15 +113,12 @@ struct ServeConfig {
 
   const CameraConfig* camera(const std::string& name) const;
   // The effective configuration; with `redact`, passwords, tokens and stream credentials
-  // (user:password@ in URLs) are replaced by "***".
+  // (the password of user:password@ in URLs) are replaced by "***".
   nlohmann::json to_json(bool redact) const;
 };
 
 // Throws Error("FILE:LINE: ...") for malformed YAML, unknown keys, wrong types or values.
 ServeConfig load_serve_config(const std::filesystem::path& file);
 ServeConfig parse_serve_config(const std::string& yaml_text, const std::filesystem::path& origin);
-
-// "rtsp://user:secret@host/x" -> "rtsp://***@host/x".
-std::string redact_url(const std::string& url);
 
 }  // namespace maskwatch

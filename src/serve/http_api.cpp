@@ -2,12 +2,23 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <netdb.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <functional>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "serve/dashboard_page.h"
@@ -16,7 +27,239 @@
 #include "util/stopwatch.h"
 
 namespace maskwatch {
+
+using Clock = std::chrono::steady_clock;
+
+// Open connections of the server, by socket and by client address. Lets one address hold
+// at most `per_client` connections (each one is a pool thread) and closes every socket at
+// once when the server stops, so no thread waits out a keep-alive or a stream.
+class ConnectionGuard {
+ public:
+  ConnectionGuard(int per_client, double request_timeout_s)
+      : per_client_(per_client),
+        request_timeout_(
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(request_timeout_s))) {}
+
+  // False when `addr` has its maximum open already, or the server is stopping.
+  bool admit(int sock, const std::string& addr) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = per_addr_.try_emplace(addr, 0).first;
+    if (stopping_ || it->second >= per_client_) {
+      if (it->second == 0) per_addr_.erase(it);
+      ++refused_;
+      // One line when an address reaches its cap, not one per refused connection.
+      if (!stopping_ && capped_.insert(addr).second)
+        spdlog::warn("http: client {} has {} connections open (http.max_connections_per_client); refusing more", addr,
+                     per_client_);
+      return false;
+    }
+    ++it->second;
+    socks_.insert(sock);
+    return true;
+  }
+
+  // Called before the socket is closed: close_all() never touches a reused descriptor.
+  void leave(int sock, const std::string& addr) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    socks_.erase(sock);
+    auto it = per_addr_.find(addr);
+    if (it != per_addr_.end() && --it->second < per_client_) capped_.erase(addr);
+    if (it != per_addr_.end() && it->second <= 0) per_addr_.erase(it);
+  }
+
+  // shutdown() makes every blocked poll/recv/send of the connection threads return at once.
+  void close_all() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    for (int s : socks_) ::shutdown(s, SHUT_RDWR);
+  }
+
+  bool stopping() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stopping_;
+  }
+  void count_slow() { ++closed_slow_; }
+  int per_client() const { return per_client_; }
+  Clock::duration request_timeout() const { return request_timeout_; }
+
+  nlohmann::json stats() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {{"connections", socks_.size()}, {"refused_connections", refused_}, {"closed_slow", closed_slow_.load()}};
+  }
+
+ private:
+  const int per_client_;
+  const Clock::duration request_timeout_;
+  mutable std::mutex mutex_;
+  std::set<int> socks_;
+  std::map<std::string, int> per_addr_;
+  std::set<std::string> capped_;
+  bool stopping_ = false;
+  int64_t refused_ = 0;
+  std::atomic<int64_t> closed_slow_{0};
+};
+
 namespace {
+
+int to_ms(time_t sec, time_t usec) { return static_cast<int>(sec * 1000 + usec / 1000); }
+
+// poll() for one socket; true when `events` (or a hang-up) came within `ms`.
+bool wait_socket(int sock, short events, int ms) {
+  pollfd p{sock, events, 0};
+  int r;
+  do r = ::poll(&p, 1, ms);
+  while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+// The client's numeric address and port, as cpp-httplib writes them into Request.
+std::pair<std::string, int> peer_of(int sock) {
+  sockaddr_storage a{};
+  socklen_t len = sizeof a;
+  char host[NI_MAXHOST] = "", port[NI_MAXSERV] = "0";
+  if (getpeername(sock, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    getnameinfo(reinterpret_cast<sockaddr*>(&a), len, host, sizeof host, port, sizeof port,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+  return {host, std::atoi(port)};
+}
+
+// httplib::Stream over one accepted socket, as the library's own SocketStream (buffered
+// reads, poll() time-outs, no SIGPIPE), plus a deadline for reading the request: a read
+// that would wait past it fails, so a client that sends its head or body a byte at a time
+// (slowloris) is dropped after http.request_timeout_s instead of holding a thread for
+// ever. Handlers never read (streams only write), so the deadline needs no clearing.
+class GuardedStream : public httplib::Stream {
+ public:
+  GuardedStream(int sock, std::string addr, int port, int read_ms, int write_ms)
+      : sock_(sock), addr_(std::move(addr)), port_(port), read_ms_(read_ms), write_ms_(write_ms) {}
+
+  void set_deadline(Clock::time_point t) { deadline_ = t; }
+  // A read of the request found nothing before the deadline (or the read time-out).
+  bool request_timed_out() const { return request_timed_out_; }
+  // Waits for the first byte of a request (also between keep-alive requests) until the deadline.
+  bool wait_for_request() const { return off_ < len_ || wait_socket(sock_, POLLIN, read_wait_ms()); }
+
+  bool is_readable() const override {
+    if (off_ < len_ || wait_socket(sock_, POLLIN, read_wait_ms())) return true;
+    request_timed_out_ = true;
+    return false;
+  }
+  bool is_writable() const override { return wait_socket(sock_, POLLOUT, write_ms_); }
+  ssize_t read(char* ptr, size_t size) override {
+    if (off_ == len_) {
+      if (!is_readable()) return -1;
+      ssize_t n;
+      do n = ::recv(sock_, buf_, sizeof buf_, 0);
+      while (n < 0 && errno == EINTR);
+      if (n <= 0) return n;
+      off_ = 0;
+      len_ = static_cast<size_t>(n);
+    }
+    const size_t k = std::min(size, len_ - off_);
+    std::memcpy(ptr, buf_ + off_, k);
+    off_ += k;
+    return static_cast<ssize_t>(k);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!is_writable()) return -1;
+    ssize_t n;
+    do n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = addr_;
+    port = port_;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    char host[NI_MAXHOST] = "", serv[NI_MAXSERV] = "0";
+    if (getsockname(sock_, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+      getnameinfo(reinterpret_cast<sockaddr*>(&a), len, host, sizeof host, serv, sizeof serv,
+                  NI_NUMERICHOST | NI_NUMERICSERV);
+    ip = host;
+    port = std::atoi(serv);
+  }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  // The read time-out, cut short by the request deadline.
+  int read_wait_ms() const {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+    return static_cast<int>(std::clamp<int64_t>(left, 0, read_ms_));
+  }
+  int sock_;
+  std::string addr_;
+  int port_, read_ms_, write_ms_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  mutable bool request_timed_out_ = false;
+  char buf_[4096];
+  size_t off_ = 0, len_ = 0;
+};
+
+// cpp-httplib 0.11 (Debian 12) has one per-connection hook, the virtual
+// process_and_close_socket. This server replaces the library's connection loop there
+// (parsing and routing stay the library's: process_request) to admit or refuse the
+// connection by its client address and to bound the time to a complete request.
+class GuardedServer : public httplib::Server {
+ public:
+  explicit GuardedServer(ConnectionGuard& guard) : guard_(guard) {}
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    const auto [addr, port] = peer_of(sock);
+    if (guard_.admit(sock, addr)) {
+      serve_connection(sock, addr, port);
+      guard_.leave(sock, addr);
+    } else {
+      refuse(sock, addr);
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return true;
+  }
+
+  void serve_connection(int sock, const std::string& addr, int port) {
+    GuardedStream strm(sock, addr, port, to_ms(read_timeout_sec_, read_timeout_usec_),
+                       to_ms(write_timeout_sec_, write_timeout_usec_));
+    for (size_t left = keep_alive_max_count_; left > 0 && svr_sock_ != INVALID_SOCKET && !guard_.stopping(); --left) {
+      const bool first = left == keep_alive_max_count_;
+      strm.set_deadline(Clock::now() + guard_.request_timeout());
+      if (!strm.wait_for_request()) {
+        if (first) guard_.count_slow();  // connected and never asked anything in time
+        return;                          // an idle keep-alive connection ends quietly
+      }
+      bool closed = false;
+      const bool ok = process_request(strm, left == 1, closed, nullptr);
+      if (strm.request_timed_out()) {
+        guard_.count_slow();
+        spdlog::debug("http: closed {}:{}: no complete request within the time-out", addr, port);
+        return;
+      }
+      if (!ok || closed) return;
+    }
+  }
+
+  // A clear 503 without parsing the request (that would take a thread's time), then what
+  // the client sent within 50 ms is read, so that the close does not turn into a reset
+  // that swallows the answer. At most 50 ms of a thread per refused connection.
+  void refuse(int sock, const std::string& addr) const {
+    const std::string body = fmt::format(R"j({{"error":"too many connections from {} (at most {} at a time)"}})j", addr,
+                                         guard_.per_client());
+    const std::string reply = fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+        "Retry-After: 1\r\nConnection: close\r\n\r\n{}",
+        body.size(), body);
+    (void)!::send(sock, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(sock, SHUT_WR);
+    char scratch[4096];
+    if (wait_socket(sock, POLLIN, 50))
+      while (::recv(sock, scratch, sizeof scratch, MSG_DONTWAIT) > 0) {}
+  }
+
+  ConnectionGuard& guard_;
+};
 
 using httplib::Request;
 using httplib::Response;
@@ -42,7 +285,25 @@ double number_param(const Request& req, const char* name, double fallback) {
   }
 }
 
-// Midnight today, local time, as unix seconds.
+// A whole-number query parameter within [lo, hi]; absent -> fallback; otherwise 400 with the range.
+int int_param(const Request& req, const char* name, int fallback, int lo, int hi) {
+  if (!req.has_param(name)) return fallback;
+  const double d = number_param(req, name, fallback);
+  if (d < lo || d > hi || d != std::floor(d))
+    throw Error(
+        fmt::format("parameter {}={} must be a whole number from {} to {}", name, req.get_param_value(name), lo, hi));
+  return static_cast<int>(d);
+}
+
+// The id of /api/events/<id>: the route's \d+ can be any length, stoll would throw 500.
+int64_t event_id(const std::string& digits) {
+  int64_t id = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+  if (ec != std::errc() || end != digits.data() + digits.size() || id < 1)
+    throw Error(fmt::format("event id must be from 1 to {}", std::numeric_limits<int64_t>::max()));
+  return id;
+}
+
 bool constant_time_equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   unsigned char d = 0;
@@ -92,13 +353,44 @@ std::shared_ptr<void> log_client(const std::string& what, const Request& req, st
   });
 }
 
+// 503 for a stream beyond http.max_streams: every stream holds a server thread for its life.
+void refuse_stream(Response& res, const std::string& what, const Request& req, int max_streams) {
+  spdlog::warn("{} {}:{} refused: {} streams open (http.max_streams)", what, req.remote_addr, req.remote_port,
+               max_streams);
+  res.set_header("Retry-After", "5");
+  send_error(
+      res, 503,
+      fmt::format("the server has its maximum of {} streams open (MJPEG viewers and event listeners)", max_streams));
+}
+
+std::string http_metrics(const nlohmann::json& h) {
+  return fmt::format(
+      "# HELP maskwatch_http_connections Open HTTP connections.\n# TYPE maskwatch_http_connections gauge\n"
+      "maskwatch_http_connections {}\n"
+      "# HELP maskwatch_http_streams Open MJPEG viewers and event listeners.\n# TYPE maskwatch_http_streams gauge\n"
+      "maskwatch_http_streams {}\n"
+      "# HELP maskwatch_http_refused_total Connections and streams refused with 503.\n"
+      "# TYPE maskwatch_http_refused_total counter\n"
+      "maskwatch_http_refused_total{{reason=\"per_client\"}} {}\nmaskwatch_http_refused_total{{reason=\"streams\"}} "
+      "{}\n"
+      "# HELP maskwatch_http_slow_closed_total Connections closed without a complete request in time.\n"
+      "# TYPE maskwatch_http_slow_closed_total counter\nmaskwatch_http_slow_closed_total {}\n",
+      h["connections"].get<size_t>(), h["streams"].get<int>(), h["refused_connections"].get<int64_t>(),
+      h["refused_streams"].get<int64_t>(), h["closed_slow"].get<int64_t>());
+}
+
 }  // namespace
 
 HttpApi::HttpApi(const ServeConfig& config, Engine& engine, Storage& storage)
-    : config_(config), engine_(engine), storage_(storage), server_(std::make_unique<httplib::Server>()) {
-  // Every MJPEG viewer and SSE listener holds a thread: room for all of them plus API calls.
-  const int threads =
-      config_.http.max_stream_clients * static_cast<int>(std::max<size_t>(1, engine_.camera_names().size())) + 8;
+    : config_(config),
+      engine_(engine),
+      storage_(storage),
+      guard_(std::make_unique<ConnectionGuard>(config.http.max_connections_per_client, config.http.request_timeout_s)),
+      server_(std::make_unique<GuardedServer>(*guard_)) {
+  // Each connection holds a pool thread. Streams (MJPEG, SSE) are capped at max_streams and
+  // one client address at max_connections_per_client, slow requests are closed after
+  // request_timeout_s: the caps are reached with 16 threads still free for everyone else.
+  const int threads = config_.http.max_streams + config_.http.max_connections_per_client + 16;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   server_->set_write_timeout(5, 0);  // a stalled viewer frees its thread within seconds
   server_->set_read_timeout(5, 0);
@@ -118,7 +410,27 @@ int HttpApi::bind(const std::string& host, int port) {
 void HttpApi::serve_forever() { server_->listen_after_bind(); }
 
 void HttpApi::stop() {
+  guard_->close_all();  // open streams and keep-alive connections end now, not at their time-outs
   if (server_ && server_->is_running()) server_->stop();
+}
+
+std::shared_ptr<void> HttpApi::take_stream_slot() {
+  int n = streams_.load();
+  do {
+    if (n >= config_.http.max_streams) {
+      ++refused_streams_;
+      return nullptr;
+    }
+  } while (!streams_.compare_exchange_weak(n, n + 1));
+  return std::shared_ptr<void>(&streams_, [](std::atomic<int>* s) { --*s; });
+}
+
+nlohmann::json HttpApi::http_stats() const {
+  auto j = guard_->stats();
+  j["streams"] = streams_.load();
+  j["max_streams"] = config_.http.max_streams;
+  j["refused_streams"] = refused_streams_.load();
+  return j;
 }
 
 void HttpApi::routes() {
@@ -158,19 +470,26 @@ void HttpApi::routes() {
                     {"fleet", fleet_ != nullptr}});
   });
   s.Get("/api/config", [this](const Request&, Response& res) { send_json(res, config_.to_json(/*redact=*/true)); });
-  s.Get("/api/stats", [this](const Request&, Response& res) { send_json(res, engine_.stats()); });
+  s.Get("/api/stats", [this](const Request&, Response& res) {
+    auto j = engine_.stats();
+    j["http"] = http_stats();
+    send_json(res, j);
+  });
   s.Get("/metrics", [this](const Request&, Response& res) {
     res.set_content(
         fmt::format("# HELP maskwatch_build_info Version of this server.\n# TYPE maskwatch_build_info gauge\n"
                     "maskwatch_build_info{{version=\"{}\"}} 1\n{}",
-                    MASKWATCH_VERSION, engine_.prometheus_metrics() + (more_metrics_ ? more_metrics_() : "")),
+                    MASKWATCH_VERSION,
+                    engine_.prometheus_metrics() + http_metrics(http_stats()) + (more_metrics_ ? more_metrics_() : "")),
         "text/plain; version=0.0.4");
   });
 
   // Events: registered before the /api/<camera>/ routes, so "events" never reads as a camera.
   s.Get("/api/events/stream", [this](const Request& req, Response& res) {
+    auto slot = take_stream_slot();
+    if (!slot) return refuse_stream(res, "event listener", req, config_.http.max_streams);
     auto cursor = std::make_shared<uint64_t>(engine_.bus().head());
-    auto client = log_client("event listener", req);
+    auto client = log_client("event listener", req, [slot] {});  // the slot lives as long as the listener
     auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
@@ -192,13 +511,13 @@ void HttpApi::routes() {
         });
   });
   s.Get(R"(/api/events/(\d+)/snapshot\.jpg)", [this](const Request& req, Response& res) {
-    const auto e = storage_.event(std::stoll(req.matches[1]));
+    const auto e = storage_.event(event_id(req.matches[1]));
     if (!e || (*e)["snapshot_file"].get<std::string>().empty()) return send_error(res, 404, "no such snapshot");
     const auto bytes = read_file_bytes(storage_.snapshot_dir() / (*e)["snapshot_file"].get<std::string>(), "snapshot");
     res.set_content(std::string(bytes.begin(), bytes.end()), "image/jpeg");
   });
   s.Get(R"(/api/events/(\d+))", [this](const Request& req, Response& res) {
-    auto e = storage_.event(std::stoll(req.matches[1]));
+    auto e = storage_.event(event_id(req.matches[1]));
     if (!e) return send_error(res, 404, "no such event");
     const int64_t id = (*e)["id"].get<int64_t>();
     (*e)["snapshot_url"] =
@@ -212,10 +531,11 @@ void HttpApi::routes() {
     q.label = req.get_param_value("label");
     q.type = req.get_param_value("type");
     if (!q.camera.empty() && !engine_.has_camera(q.camera)) return send_error(res, 404, "unknown camera " + q.camera);
+    if (!q.type.empty() && q.type != "track" && q.type != "status" && q.type != "alert")
+      return send_error(res, 400, fmt::format("parameter type={} must be track, status or alert", q.type));
     if (req.has_param("after")) q.after = number_param(req, "after", 0);
     if (req.has_param("before")) q.before = number_param(req, "before", 0);
-    q.limit = static_cast<int>(number_param(req, "limit", 100));
-    if (q.limit < 1 || q.limit > 10000) return send_error(res, 400, "limit must be 1..10000");
+    q.limit = int_param(req, "limit", 100, 1, 10000);
     auto events = storage_.events(q);
     for (auto& e : events)
       e["snapshot_url"] =
@@ -242,10 +562,8 @@ void HttpApi::routes() {
   s.Get(R"(/api/([A-Za-z0-9_-]+)/latest\.jpg)", [this](const Request& req, Response& res) {
     const std::string camera = req.matches[1];
     if (!engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
-    const int h = static_cast<int>(number_param(req, "h", 0)),
-              quality = static_cast<int>(number_param(req, "quality", 0));
-    if (h < 0 || h > 4320) return send_error(res, 400, "h must be 0..4320");
-    if (quality < 0 || quality > 100) return send_error(res, 400, "quality must be 1..100");
+    const int h = int_param(req, "h", 0, 0, 4320),
+              quality = int_param(req, "quality", 0, 1, 100);  // 0: the configured quality
     const auto jpeg = engine_.latest_jpeg(camera, req.get_param_value("boxes") != "0", h, quality);
     if (!jpeg) return send_error(res, 503, "no frame yet from camera " + camera);
     res.set_header("Cache-Control", "no-store");
@@ -254,10 +572,13 @@ void HttpApi::routes() {
   s.Get(R"(/api/([A-Za-z0-9_-]+)/stream\.mjpeg)", [this](const Request& req, Response& res) {
     const std::string camera = req.matches[1];
     if (!engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
-    const int h = static_cast<int>(number_param(req, "h", 0));
+    const int h = int_param(req, "h", 0, 0, 4320);
     const double fps =
         std::min(number_param(req, "fps", config_.http.stream_fps), static_cast<double>(config_.http.stream_fps));
-    if (h < 0 || h > 4320 || !(fps > 0)) return send_error(res, 400, "h must be 0..4320 and fps > 0");
+    if (!(fps > 0)) return send_error(res, 400, "parameter fps must be above 0");
+    auto stream_slot = take_stream_slot();
+    if (!stream_slot)
+      return refuse_stream(res, fmt::format("camera {}: MJPEG viewer", camera), req, config_.http.max_streams);
     if (!engine_.add_stream_client(camera)) {
       spdlog::warn("camera {}: MJPEG viewer {}:{} refused, {} viewers already", camera, req.remote_addr,
                    req.remote_port, config_.http.max_stream_clients);
@@ -266,7 +587,7 @@ void HttpApi::routes() {
     }
     // The viewer slot is released when the provider is destroyed (client gone or server stopping).
     auto slot = log_client(fmt::format("camera {}: MJPEG viewer", camera), req,
-                           [this, camera] { engine_.remove_stream_client(camera); });
+                           [this, camera, stream_slot] { engine_.remove_stream_client(camera); });
     auto last_seq = std::make_shared<int64_t>(0);
     auto next_due = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
     res.set_header("Cache-Control", "no-cache");

@@ -1,7 +1,11 @@
 // The HTTP side of `serve` (cpp-httplib): JSON API, MJPEG and JPEG views, server-sent
 // events, Prometheus metrics and the dashboard page. Routes are listed in README "serve".
 // Auth (bearer token or basic) guards everything except /healthz when configured.
+// cpp-httplib keeps one pool thread per connection; ConnectionGuard (http_api.cpp) keeps
+// streams, slow clients and greedy clients from taking them all, so /healthz and
+// /api/stats always have a thread.
 #pragma once
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,6 +20,8 @@ class Server;
 }
 
 namespace maskwatch {
+
+class ConnectionGuard;
 
 class HttpApi {
  public:
@@ -32,10 +38,17 @@ class HttpApi {
 
  private:
   void routes();
+  // A slot for one long-lived stream (MJPEG viewer or event listener) out of
+  // http.max_streams; nullptr when all are taken. Released when the handle goes.
+  std::shared_ptr<void> take_stream_slot();
+  nlohmann::json http_stats() const;
   const ServeConfig& config_;
   Engine& engine_;
   Storage& storage_;
+  std::unique_ptr<ConnectionGuard> guard_;  // before server_: outlives it
   std::unique_ptr<httplib::Server> server_;
+  std::atomic<int> streams_{0};
+  std::atomic<int64_t> refused_streams_{0};
   std::function<std::string()> more_metrics_;
   const FleetView* fleet_ = nullptr;
 };

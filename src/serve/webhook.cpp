@@ -3,17 +3,29 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <regex>
 
+#include "serve/config.h"
 #include "util/error.h"
 
 namespace maskwatch {
 
 std::pair<std::string, std::string> split_url(const std::string& url) {
+  // scheme, optional user@, host (name, IPv4 or [IPv6]), optional :port, optional /path;
+  // no spaces or control characters anywhere.
+  static const std::regex form(
+      R"(^https?://(?:[^/@\s]*@)?(?:[A-Za-z0-9._~%-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?(/\S*)?$)");
+  std::smatch m;
+  const bool control =
+      std::any_of(url.begin(), url.end(), [](char c) { return std::iscntrl(static_cast<unsigned char>(c)); });
+  if (control || !std::regex_match(url, m, form))
+    throw Error("not an http(s) URL with a host and no spaces: " + redact_url(url));
+  if (m[1].matched && (std::stoi(m[1]) < 1 || std::stoi(m[1]) > 65535))
+    throw Error(fmt::format("port {} is not 1..65535 in {}", m[1].str(), redact_url(url)));
   const auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos ||
-      (url.compare(0, scheme_end, "http") != 0 && url.compare(0, scheme_end, "https") != 0))
-    throw Error("not an http(s) URL: " + url);
   const auto path = url.find('/', scheme_end + 3);
   if (path == std::string::npos) return {url, "/"};
   return {url.substr(0, path), url.substr(path)};
@@ -63,7 +75,8 @@ bool WebhookSender::deliver(const std::string& url, const std::string& body) {
   }
   if (r && r->status >= 200 && r->status < 300) return true;
   if (!r && stop_) return false;
-  spdlog::warn("webhook {}: {}", url, r ? fmt::format("HTTP {}", r->status) : httplib::to_string(r.error()));
+  spdlog::warn("webhook {}: {}", redact_url(url),
+               r ? fmt::format("HTTP {}", r->status) : httplib::to_string(r.error()));
   return false;
 }
 

@@ -2,15 +2,21 @@
 // load. Starts `maskwatch serve` as its own process with N cameras (the sample clip scaled
 // to 640x480, looped), opens MJPEG viewers and polls /api/stats at a fixed rate, then
 // reports processed FPS per camera, API latency p50/p99, the server's peak RSS and CPU.
+// With --listeners and --slowloris, event listeners and slow-request sockets join the
+// viewers (the HTTP layer under hostile use): /healthz latency and the SIGTERM exit time too.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -40,6 +46,8 @@ using Clock = std::chrono::steady_clock;
 struct BenchServeOpts {
   double seconds = 20;
   int cameras = 2, viewers = 8, poll_hz = 20;
+  int listeners = 0;  // SSE event listeners
+  int slowloris = 0;  // sockets that send a request head a byte at a time, reopened when dropped
   std::string broker = "/usr/sbin/mosquitto";  // "" = no MQTT
   double outage_s = 0;                         // broker down this long after the measurement
   int buffer_messages = 1000;
@@ -130,6 +138,41 @@ double metric_value(httplib::Client& api, const std::string& name) {
   return std::stod(m[1]);
 }
 
+// Keeps `count` slowloris sockets on the server until `stop`: each sends a request head a
+// byte every 200 ms; one the server drops (its request time-out) is opened again.
+void keep_slowloris(int port, int count, const std::atomic<bool>& stop) {
+  const auto open_one = [port] {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      close(fd);
+      return -1;
+    }
+    const std::string head = "GET /api/stats HTTP/1.1\r\nHost: x\r\n";
+    (void)!send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    return fd;
+  };
+  std::vector<int> fds(static_cast<size_t>(count), -1);
+  while (!stop) {
+    for (int& fd : fds) {
+      char buf[512];
+      const ssize_t n = fd < 0 ? 0 : recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (fd >= 0 && (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))) {
+        (void)!send(fd, "X", 1, MSG_NOSIGNAL);
+        continue;
+      }
+      if (fd >= 0) close(fd);  // dropped by the server: a new one takes its place
+      fd = open_one();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (int fd : fds)
+    if (fd >= 0) close(fd);
+}
+
 void bench_serve(const BenchServeOpts& o) {
   char tmpl[] = "/tmp/maskwatch-bench-serve-XXXXXX";
   if (!mkdtemp(tmpl)) throw Error("cannot create a temporary folder");
@@ -137,7 +180,9 @@ void bench_serve(const BenchServeOpts& o) {
   const auto clip = make_clip_640(o.clip, dir);
   {
     std::ofstream cfg(dir / "bench.yaml");
-    cfg << "http: {max_stream_clients: " << o.viewers << "}\ncameras:\n";
+    // Every client here is 127.0.0.1: the per-client cap must hold them all.
+    cfg << "http: {max_stream_clients: " << o.viewers << ", max_streams: " << o.viewers + o.listeners
+        << ", max_connections_per_client: " << o.viewers + o.listeners + o.slowloris + 16 << "}\ncameras:\n";
     for (int c = 0; c < o.cameras; ++c)
       cfg << "  cam" << c << ": {source: " << clip.string() << ", loop: true, fps_limit: 30}\n";
   }
@@ -201,6 +246,12 @@ void bench_serve(const BenchServeOpts& o) {
         return !stop;
       });
     });
+  for (int l = 0; l < o.listeners; ++l)
+    viewers.emplace_back([&] {
+      httplib::Client c("127.0.0.1", port);
+      c.Get("/api/events/stream", [&](const char*, size_t) { return !stop; });
+    });
+  std::thread slow([&] { keep_slowloris(port, o.slowloris, stop); });
   // An MQTT subscriber: messages per second, and for verdict events the time from the
   // verdict change (the event's own time stamp) to its arrival here.
   std::mutex mqtt_mutex;
@@ -230,11 +281,14 @@ void bench_serve(const BenchServeOpts& o) {
   const auto before = stats();
   const double cpu0 = process_cpu_seconds(pid);
   const auto t0 = Clock::now();
-  std::vector<double> latencies;
+  std::vector<double> latencies, health_latencies;
   while (std::chrono::duration<double>(Clock::now() - t0).count() < o.seconds) {
     const auto a = Clock::now();
     (void)stats();
     latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+    const auto h = Clock::now();
+    (void)api.Get("/healthz");
+    health_latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - h).count());
     std::this_thread::sleep_until(a + std::chrono::microseconds(1000000 / o.poll_hz));
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -242,8 +296,17 @@ void bench_serve(const BenchServeOpts& o) {
   const double cpu = (process_cpu_seconds(pid) - cpu0) / elapsed;
   const double rss = status_mib(pid, "VmHWM");
   measuring = false;
+  // SIGTERM with every stream and slow socket still attached (unless the broker part follows).
+  double exit_s = -1;
+  if (!(broker && o.outage_s > 0)) {
+    const auto term = Clock::now();
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    exit_s = std::chrono::duration<double>(Clock::now() - term).count();
+  }
   stop = true;
   for (auto& t : viewers) t.join();
+  slow.join();
   // Broker outage: memory of the server while messages queue, then the catch-up.
   std::string outage_table;
   if (broker && o.outage_s > 0) {
@@ -270,8 +333,10 @@ void bench_serve(const BenchServeOpts& o) {
     for (std::string line; std::getline(log, line);)
       if (line.find("mqtt:") != std::string::npos) outage_table += "server log: " + line + "\n";
   }
-  kill(pid, SIGTERM);
-  waitpid(pid, nullptr, 0);
+  if (exit_s < 0) {
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+  }
   std::filesystem::remove_all(dir);
 
   std::string rows;
@@ -292,6 +357,12 @@ void bench_serve(const BenchServeOpts& o) {
       "|---|---|---|---|---|---|\n| {:.2f} | {:.2f} | {} | {:.0f} | {:.2f} | {:.2f} |\n",
       percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.size(), rss, cpu,
       static_cast<double>(stream_bytes.load()) / elapsed / 1e6);
+  if (o.listeners > 0 || o.slowloris > 0 || exit_s >= 0)
+    fmt::print(
+        "\n| streams (viewers + listeners) | slowloris sockets | /healthz p50 ms | p99 ms | /api/stats p99 ms | "
+        "SIGTERM to exit s |\n|---|---|---|---|---|---|\n| {} | {} | {:.2f} | {:.2f} | {:.2f} | {} |\n",
+        o.viewers + o.listeners, o.slowloris, percentile(health_latencies, 0.5), percentile(health_latencies, 0.99),
+        percentile(latencies, 0.99), exit_s >= 0 ? fmt::format("{:.2f}", exit_s) : "-");
   if (broker) {
     std::lock_guard<std::mutex> lock(mqtt_mutex);
     fmt::print(
@@ -314,6 +385,12 @@ void add_bench_serve_command(CLI::App& root) {
   cmd->add_option("--viewers", o->viewers, "MJPEG viewers (spread over the cameras)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  cmd->add_option("--listeners", o->listeners, "Server-sent event listeners")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  cmd->add_option("--slowloris", o->slowloris, "Sockets that send their request head a byte at a time")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   cmd->add_option("--poll-hz", o->poll_hz, "/api/stats requests per second")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
