@@ -3,12 +3,15 @@
 // real photos.
 #include <gtest/gtest.h>
 
+#include <onnx/onnx_pb.h>
+
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
 #include "data/image_io.h"
 #include "support.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/paths.h"
 #include "vision/face_detector.h"
 #include "vision/tracker.h"
@@ -133,4 +136,33 @@ TEST(FaceDetector, BothGenerationsFindTheSameRealFaces) {
   EXPECT_LT(l[0].y, l[2].y);
   EXPECT_LT(l[2].y, l[3].y);
   for (const auto& p : l) EXPECT_TRUE(new_faces[0].box.contains(p)) << p;
+}
+
+TEST(FaceDetector, A2023ModelWhoseOutputsHaveOtherShapesIsRefusedByName) {
+  // The real 2023 model with bbox_8 and kps_8 swapped: the names fit, the shapes do not.
+  onnx::ModelProto m;
+  const auto bytes = read_file_bytes(asset_path("yunet_n_320_320.onnx"));
+  ASSERT_TRUE(m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  const auto swap = [](std::string* name) {
+    if (*name == "bbox_8")
+      *name = "kps_8";
+    else if (*name == "kps_8")
+      *name = "bbox_8";
+  };
+  for (auto& n : *m.mutable_graph()->mutable_node())
+    for (auto& out : *n.mutable_output()) swap(&out);
+  for (auto& out : *m.mutable_graph()->mutable_output()) swap(out.mutable_name());
+  TempDir d;
+  write_bytes(d / "swapped.onnx", m.SerializeAsString());
+  FaceDetectorOptions o;
+  o.model = d / "swapped.onnx";
+  try {
+    FaceDetector det(o);
+    ADD_FAILURE() << "a model with swapped outputs was accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("swapped.onnx"), std::string::npos) << what;
+    EXPECT_NE(what.find("bbox_8 is [1, 64, 10], expected [1, 64, 4]"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
 }

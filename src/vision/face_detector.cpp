@@ -170,7 +170,7 @@ std::vector<Face> FaceDetector::detect_2022(const cv::Mat& small) {
   std::vector<Face> faces;
   for (int r = 0; r < out.rows; ++r) {
     const float* d = out.ptr<float>(r);  // x, y, w, h, 5 landmarks (10), score
-    Face f{{d[0], d[1], d[2], d[3]}, d[14], {}};
+    Face f{{d[0], d[1], d[2], d[3]}, d[14], {}, {}};
     for (size_t p = 0; p < 5; ++p) f.landmarks[p] = {d[4 + 2 * p], d[5 + 2 * p]};
     faces.push_back(f);
   }
@@ -187,7 +187,7 @@ std::vector<Face> FaceDetector::detect_2023(const cv::Mat& small) {
   std::vector<Face> faces;
   for (int i : keep) {
     const auto& c = found[static_cast<size_t>(i)];
-    faces.push_back({c.box, c.score, c.landmarks});
+    faces.push_back({c.box, c.score, c.landmarks, {}});
   }
   return faces;
 }
@@ -218,7 +218,7 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
       cv::cvtColor(small_, gray, cv::COLOR_BGR2GRAY);
       std::vector<cv::Rect> rects;
       haar_.detectMultiScale(gray, rects, 1.1, 4, 0, cv::Size(24, 24));
-      for (const auto& r : rects) faces.push_back({cv::Rect2f(r), 1.0f, {}});
+      for (const auto& r : rects) faces.push_back({cv::Rect2f(r), 1.0f, {}, {}});
       break;
     }
   }

@@ -98,8 +98,13 @@ json face_detector_section(const BenchOpts& o) {
   std::vector<std::vector<std::string>> rows;
   json results = json::array();
   const int threads = resolve_threads(0);
-  for (const auto& [model, width] : std::vector<std::pair<std::string, int>>{
-           {"yunet-2022", 320}, {"yunet-n", 320}, {"yunet-s", 320}, {"yunet-n", 480}, {"yunet-n", 640}}) {
+  for (const auto& [model, width] : std::vector<std::pair<std::string, int>>{{"yunet-2022", 320},
+                                                                             {"yunet-n", 320},
+                                                                             {"yunet-s", 320},
+                                                                             {"yunet-2022", 480},
+                                                                             {"yunet-n", 480},
+                                                                             {"yunet-2022", 640},
+                                                                             {"yunet-n", 640}}) {
     std::vector<std::string> row = {model, std::to_string(width)};
     for (int faces : {1, 4}) {
       const auto r = json::parse(run_isolated([&, model = model, width = width] {
