@@ -20,6 +20,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "serve/dashboard_page.h"
 #include "util/error.h"
@@ -112,16 +113,18 @@ bool wait_socket(int sock, short events, int ms) {
   return r > 0;
 }
 
-// The client's numeric address and port, as cpp-httplib writes them into Request.
-std::pair<std::string, int> peer_of(int sock) {
+// A socket's numeric address and port (getpeername: the client's, as cpp-httplib writes them
+// into Request; getsockname: ours).
+std::pair<std::string, int> address_of(int sock, int (*which)(int, sockaddr*, socklen_t*)) {
   sockaddr_storage a{};
   socklen_t len = sizeof a;
   char host[NI_MAXHOST] = "", port[NI_MAXSERV] = "0";
-  if (getpeername(sock, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+  if (which(sock, reinterpret_cast<sockaddr*>(&a), &len) == 0)
     getnameinfo(reinterpret_cast<sockaddr*>(&a), len, host, sizeof host, port, sizeof port,
                 NI_NUMERICHOST | NI_NUMERICSERV);
   return {host, std::atoi(port)};
 }
+std::pair<std::string, int> peer_of(int sock) { return address_of(sock, ::getpeername); }
 
 // httplib::Stream over one accepted socket, as the library's own SocketStream (buffered
 // reads, poll() time-outs, no SIGPIPE), plus a deadline for reading the request: a read
@@ -172,14 +175,7 @@ class GuardedStream : public httplib::Stream {
     port = port_;
   }
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage a{};
-    socklen_t len = sizeof a;
-    char host[NI_MAXHOST] = "", serv[NI_MAXSERV] = "0";
-    if (getsockname(sock_, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-      getnameinfo(reinterpret_cast<sockaddr*>(&a), len, host, sizeof host, serv, sizeof serv,
-                  NI_NUMERICHOST | NI_NUMERICSERV);
-    ip = host;
-    port = std::atoi(serv);
+    std::tie(ip, port) = address_of(sock_, ::getsockname);
   }
   socket_t socket() const override { return sock_; }
 
