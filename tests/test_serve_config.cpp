@@ -58,6 +58,21 @@ cameras:
   EXPECT_EQ(cfg.storage.dir, "/etc/mw/maskwatch-data");  // relative to the config file
 }
 
+TEST(ServeConfig, FaceModelIsANameOrAFileBesideTheConfig) {
+  const auto cfg = parse_serve_config(R"(
+defaults:
+  detector: {face_model: yunet-n}
+cameras:
+  door: {source: "0"}
+  hall:
+    source: "1"
+    detector: {face_model: models/faces.onnx}
+)",
+                                      "/etc/mw/test.yaml");
+  EXPECT_EQ(cfg.camera("door")->detector.face_model, "yunet-n");  // a name stays a name
+  EXPECT_EQ(cfg.camera("hall")->detector.face_model, "/etc/mw/models/faces.onnx");
+}
+
 TEST(ServeConfig, MistakesNameTheFileLineAndKey) {
   EXPECT_EQ(error_of("cameras:\n  door:\n    source: x.mp4\n    fsp_limit: 3\n")
                 .rfind("/etc/mw/test.yaml:4: unknown key 'fsp_limit' in cameras.door", 0),
