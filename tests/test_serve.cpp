@@ -384,6 +384,54 @@ TEST(Serve, HistoryWaitsInMemoryWhileTheDiskIsFullAndIsWrittenAfter) {
   srv.stop();
 }
 
+TEST(Serve, TheDataFolderHasOneOwnerAndIsRecreatedWhenDeleted) {
+  Server srv;
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
+  // A second service on the same folder: one clear line and exit 1, before loading models.
+  const auto second =
+      run_cli({"serve", "--config", (srv.dir / "serve.yaml").string(), "--port", "0", "--data", srv.data.string()}, 30);
+  EXPECT_EQ(second.exit_code, 1) << second.err;
+  EXPECT_NE(second.err.find(fmt::format("maskwatch: error: storage folder {} is in use by another maskwatch "
+                                        "process (pid {};",
+                                        srv.data.string(), srv.proc->pid())),
+            std::string::npos)
+      << second.err;
+  EXPECT_EQ(count_of(second.err, "\n"), 1) << second.err;
+
+  // The folder is deleted and a file takes its place: storage.error says so within the
+  // 2 s retry, and the API goes on.
+  const auto storage = [&] { return srv.get_json("/api/stats")["storage"]; };
+  fs::remove_all(srv.data);
+  write_bytes(srv.data, "in the way");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return storage()["error"].get<std::string>().find("was deleted and cannot be reopened") != std::string::npos;
+      },
+      10))
+      << storage();
+  EXPECT_EQ(srv.client().Get("/healthz")->status, 200);
+  // The way is clear: folder and database come back, and history goes there.
+  fs::remove(srv.data);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = storage();
+        return s["error"] == "" && s["reopened"] == 1;
+      },
+      10))
+      << storage();
+  EXPECT_TRUE(fs::exists(srv.data / "maskwatch.db"));
+  srv.stop(5.0);  // ends the open face track into the new database
+  EXPECT_NE(srv.proc->err().find("was deleted; reopening it"), std::string::npos) << srv.proc->err();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((srv.data / "maskwatch.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM events WHERE type = 'track'", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_GE(sqlite3_column_int(st, 0), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
 TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
   // 20 event listeners + 4 MJPEG viewers fill the cap of 24 streams; 20 slowloris sockets
   // send their requests a byte at a time. The API still answers at once.

@@ -471,8 +471,10 @@ nlohmann::json Engine::stats() const {
     for (int i = 0; i < 5; ++i)
       stages[kStageNames[i]] = stage_hist_[i]->n ? 1000 * stage_hist_[i]->sum / stage_hist_[i]->n : 0.0;
   }
-  const nlohmann::json storage = {
-      {"pending_rows", history_->pending()}, {"dropped_rows", history_->dropped()}, {"error", history_->last_error()}};
+  const nlohmann::json storage = {{"pending_rows", history_->pending()},
+                                  {"dropped_rows", history_->dropped()},
+                                  {"error", history_->last_error()},
+                                  {"reopened", storage_.reopened()}};
   return {{"cameras", cams},
           {"inference_ms_mean", stages},
           {"uptime_s", unix_now() - started_unix_},
