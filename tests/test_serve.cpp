@@ -566,6 +566,66 @@ TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {
   for (int fd : streams) close(fd);
 }
 
+TEST(Serve, AFifoWithoutAWriterSaysWhyItIsStillStarting) {
+  TempDir tmp;
+  const fs::path fifo = tmp / "camera.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Server srv("", {}, "  pipe:\n    source: " + fifo.string() + "\n");
+  const auto pipe = [&] { return srv.get_json("/api/stats")["cameras"]["pipe"]; };
+  ASSERT_TRUE(wait_until(
+      [&] { return pipe().value("status_detail", "").find("waiting for a writer on the FIFO") != std::string::npos; },
+      20))
+      << pipe() << srv.proc->err();
+  EXPECT_EQ(pipe()["status"], "starting");
+  EXPECT_NE(srv.proc->err().find("camera pipe: waiting for a writer on the FIFO"), std::string::npos)
+      << srv.proc->err();
+  srv.stop(5.0);
+}
+
+TEST(Serve, AnImageFolderReadToItsEndStaysOfflineInsteadOfFlapping) {
+  TempDir tmp;
+  const fs::path folder = tmp / "stills";
+  fs::create_directories(folder);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(cv::imwrite((folder / fmt::format("{}.jpg", i)).string(),
+                            cv::Mat(240, 320, CV_8UC3, cv::Scalar(40 * i, 90, 160))));
+  Server srv("", {}, "  stills:\n    source: " + folder.string() + "\n");  // loop: false
+  const auto stills = [&] { return srv.get_json("/api/stats")["cameras"]["stills"]; };
+  const auto statuses = [&] { return srv.get_json("/api/events?camera=stills&type=status").size(); };
+  ASSERT_TRUE(wait_until([&] { return stills()["status"] == "offline"; }, 20)) << stills() << srv.proc->err();
+  EXPECT_EQ(stills()["status_detail"], "image folder ended; not read again (loop: false)") << stills();
+  EXPECT_EQ(statuses(), 2u);  // online, then offline once
+  // Reopened, it would be online again within its 1 s backoff: for 4 s it stays as it is.
+  EXPECT_FALSE(wait_until([&] { return statuses() > 2 || stills()["status"] != "offline"; }, 4))
+      << srv.get_json("/api/events?camera=stills&type=status");
+  EXPECT_EQ(count_of(srv.proc->err(), "video file ended"), 0) << srv.proc->err();
+  srv.stop(5.0);
+}
+
+TEST(Serve, CameraFpsIsTheRateAtWhichFramesArrive) {
+  // An 8000x8000 MJPEG clip at a nominal 25 fps: decoding a frame takes far longer than its
+  // 40 ms here (about 2 frames a second).
+  TempDir tmp;
+  const fs::path clip = tmp / "big.avi";
+  const std::string make = fmt::format(
+      "ffmpeg -v error -y -f lavfi -i testsrc=s=8000x8000:r=25:d=0.4 -c:v mjpeg -q:v 8 '{}'", clip.string());
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  Server srv("", {}, "  big:\n    source: " + clip.string() + "\n    loop: true\n    fps_limit: 2\n");
+  const auto big = [&] { return srv.get_json("/api/stats")["cameras"]["big"]; };
+  ASSERT_TRUE(wait_until([&] { return big()["frames_captured"].get<int>() >= 3; }, 60)) << srv.proc->err();
+  // The frames that arrive in a 6 s window, against what camera_fps says at its end.
+  const auto t0 = std::chrono::steady_clock::now();
+  const int n0 = big()["frames_captured"].get<int>();
+  std::this_thread::sleep_for(std::chrono::seconds(6));  // a measuring window, not a wait for a condition
+  const auto s = big();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double arrived = (s["frames_captured"].get<int>() - n0) / secs;
+  std::cout << "[ measured ] 8000x8000 source: " << arrived << " frames/s arrived, camera_fps " << s["camera_fps"]
+            << "\n";
+  EXPECT_NEAR(s["camera_fps"].get<double>(), arrived, 0.35 * arrived + 0.5) << s;
+  srv.stop(5.0);
+}
+
 TEST(Serve, StreamPasswordsNeverReachLogsHistoryOrTheApi) {
   // A camera behind an HTTP stream with credentials, on a port where nothing listens.
   const std::string secret = "s3cr3t-pw";

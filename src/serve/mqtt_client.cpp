@@ -27,6 +27,23 @@ struct Done {
   }
 };
 
+// Why a connect failed, in words. Paho reports a broker's refusal with the CONNACK return
+// code (1..5, MQTT 3.1.1) and the message "CONNACK return code", and its own failures
+// (socket, TLS) with negative codes and their text.
+std::string connect_failure(const MQTTAsync_failureData* response) {
+  if (!response) return "no reason given";
+  switch (response->code) {
+    case 1: return "the broker refused the connection: unacceptable protocol version (CONNACK 1)";
+    case 2: return "the broker refused the connection: client id rejected (CONNACK 2)";
+    case 3: return "the broker refused the connection: server unavailable (CONNACK 3)";
+    case 4: return "the broker refused the credentials: bad user name or password (CONNACK 4)";
+    case 5: return "the broker refused the credentials: not authorized (CONNACK 5)";
+    default: break;
+  }
+  return response->message ? fmt::format("{} (code {})", response->message, response->code)
+                           : fmt::format("code {}", response->code);
+}
+
 }  // namespace
 
 // Paho calls these on its own thread, with the MqttClient as context. They only change our
@@ -66,10 +83,8 @@ struct MqttCallbacks {
       std::lock_guard<std::mutex> lock(c.mutex_);
       c.connecting_ = false;
       if (!c.warned_)
-        spdlog::warn(
-            "mqtt: cannot connect to {} ({}); retrying, holding up to {} messages meanwhile", c.uri(),
-            response && response->message ? response->message : fmt::format("code {}", response ? response->code : 0),
-            c.o_.capacity);
+        spdlog::warn("mqtt: cannot connect to {}: {}; retrying, holding up to {} messages meanwhile", c.uri(),
+                     connect_failure(response), c.o_.capacity);
       c.warned_ = true;
     }
     c.wake_.notify_all();
