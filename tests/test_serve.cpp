@@ -341,6 +341,55 @@ TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
   again.stop();
 }
 
+TEST(Serve, WithATokenTheDashboardOffersALoginAndItsCookieOpensTheApi) {
+  setenv("MASKWATCH_TEST_SERVE_TOKEN", "tok-456", 1);
+  Server srv("http: {auth: {token_env: MASKWATCH_TEST_SERVE_TOKEN}}");
+  auto c = srv.client();
+  // No credentials: the page is a login form (not JSON), the API stays a JSON 401.
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 401);
+  EXPECT_EQ(page->get_header_value("Content-Type").rfind("text/html", 0), 0u);
+  EXPECT_NE(page->body.find("<form method=\"post\" action=\"/login\">"), std::string::npos) << page->body;
+  EXPECT_NE(page->body.find("name=\"token\""), std::string::npos);
+  EXPECT_EQ(c.Get("/api/stats")->body, R"({"error":"authentication required"})");
+  // A wrong token: the form again, saying so, and no cookie.
+  const auto refused = [](const httplib::Result& r) {
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401);
+    EXPECT_NE(r->body.find("not the right one"), std::string::npos);
+    EXPECT_FALSE(r->has_header("Set-Cookie"));
+  };
+  const char* form = "application/x-www-form-urlencoded";
+  refused(c.Get("/?token=tok-455"));
+  refused(c.Post("/login", "token=tok-455", form));
+  // The right one, by link or by the form: a redirect to the plain dashboard URL with an
+  // HttpOnly, SameSite=Strict cookie that does not carry the token.
+  const auto let_in = [](const httplib::Result& r) -> std::string {
+    if (!r) return "no answer";
+    EXPECT_EQ(r->status, 303);
+    EXPECT_EQ(r->get_header_value("Location"), "/");
+    const std::string set = r->get_header_value("Set-Cookie");
+    for (const char* part : {"maskwatch_session=", "; HttpOnly", "; SameSite=Strict", "; Path=/"})
+      EXPECT_NE(set.find(part), std::string::npos) << set;
+    EXPECT_EQ(set.find("tok-456"), std::string::npos) << set;
+    return set.substr(0, set.find(';'));
+  };
+  const std::string cookie = let_in(c.Get("/?token=tok-456"));
+  EXPECT_EQ(let_in(c.Post("/login", "token=tok-456", form)), cookie);  // one session value
+  // The cookie opens the page and the API, as the header does; a wrong one does not.
+  const httplib::Headers with_cookie = {{"Cookie", "theme=dark; " + cookie}};
+  const auto dash = c.Get("/", with_cookie);
+  ASSERT_TRUE(dash);
+  EXPECT_EQ(dash->status, 200);
+  EXPECT_NE(dash->body.find("EventSource"), std::string::npos);  // the dashboard itself
+  EXPECT_EQ(c.Get("/api/stats", with_cookie)->status, 200);
+  ASSERT_TRUE(wait_until([&] { return c.Get("/api/demo/latest.jpg", with_cookie)->status == 200; }, 30));
+  EXPECT_EQ(c.Get("/api/stats", {{"Cookie", cookie + "0"}})->status, 401);
+  EXPECT_EQ(c.Get("/api/stats", {{"Authorization", "Bearer tok-456"}})->status, 200);
+  srv.stop(5.0);
+}
+
 TEST(Serve, HistoryWaitsInMemoryWhileTheDiskIsFullAndIsWrittenAfter) {
   // A camera whose face leaves the picture for 2 s every loop, so that tracks end (and are
   // written) every ~7 s: the demo clip with black frames after it.
