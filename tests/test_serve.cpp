@@ -459,6 +459,10 @@ TEST(Serve, TheDataFolderHasOneOwnerAndIsRecreatedWhenDeleted) {
       10))
       << storage();
   EXPECT_EQ(srv.client().Get("/healthz")->status, 200);
+  const auto history = srv.client().Get("/api/events");
+  ASSERT_TRUE(history);
+  EXPECT_EQ(history->status, 503) << history->body;  // the service's trouble, not the request's
+  EXPECT_NE(history->body.find("cannot be reopened"), std::string::npos) << history->body;
   // The way is clear: folder and database come back, and history goes there.
   fs::remove(srv.data);
   ASSERT_TRUE(wait_until(

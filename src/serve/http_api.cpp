@@ -532,6 +532,8 @@ void HttpApi::routes() {
   s.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
     try {
       std::rethrow_exception(ep);
+    } catch (const StorageUnavailable& e) {
+      send_error(res, 503, e.what());
     } catch (const Error& e) {
       send_error(res, 400, e.what());
     } catch (const std::exception& e) {

@@ -184,7 +184,8 @@ sqlite3* Storage::db_locked() {
   try {
     open_locked();
   } catch (const std::exception& e) {
-    throw Error(fmt::format("database {} {} and cannot be reopened: {}", database_path().string(), lost_, e.what()));
+    throw StorageUnavailable(
+        fmt::format("database {} {} and cannot be reopened: {}", database_path().string(), lost_, e.what()));
   }
   ++reopened_;
   spdlog::warn("storage: database {} reopened; history is written to it again", database_path().string());

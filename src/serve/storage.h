@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "util/error.h"
 #include "util/locked_file.h"
 
 namespace maskwatch {
@@ -47,6 +48,12 @@ struct ComplianceBucket {
   // {start, faces, with_mask, without_mask, uncertain, compliance}: compliance is the share
   // with a mask among the faces with a verdict (null when there were none).
   nlohmann::json to_json() const;
+};
+
+// The database cannot be used now (deleted or replaced, and reopening fails): the API
+// answers 503, not the 400 of an Error the request caused.
+struct StorageUnavailable : Error {
+  using Error::Error;
 };
 
 // A file's identity (device, inode): another file at the same path has another one.
