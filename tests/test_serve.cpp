@@ -473,6 +473,7 @@ TEST(Serve, TheDataFolderHasOneOwnerAndIsRecreatedWhenDeleted) {
       10))
       << storage();
   EXPECT_TRUE(fs::exists(srv.data / "maskwatch.db"));
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["cameras"]["demo"]["faces_now"] >= 1; }, 10));
   srv.stop(5.0);  // ends the open face track into the new database
   EXPECT_NE(srv.proc->err().find("was deleted; reopening it"), std::string::npos) << srv.proc->err();
   sqlite3* db = nullptr;
