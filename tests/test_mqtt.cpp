@@ -386,4 +386,6 @@ TEST(Mqtt, ABrokerThatRefusesTheCredentialsIsLoggedAsSuch) {
   EXPECT_EQ(log.find("TCP/TLS connect failure"), std::string::npos) << log;
   EXPECT_EQ(log.find("wrong-pw"), std::string::npos) << log;
   srv.stop(5.0);
+  // What could not be sent is put down to the refusal, not to an unreachable broker.
+  EXPECT_NE(srv.proc->err().find("at exit (the broker refused the credentials"), std::string::npos) << srv.proc->err();
 }

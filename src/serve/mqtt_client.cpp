@@ -54,6 +54,7 @@ struct MqttCallbacks {
     {
       std::lock_guard<std::mutex> lock(c.mutex_);
       c.connected_ = c.just_connected_ = true;
+      c.last_failure_.clear();
       c.is_connected_ = true;
       c.connecting_ = false;
       if (c.warned_)
@@ -82,9 +83,10 @@ struct MqttCallbacks {
     {
       std::lock_guard<std::mutex> lock(c.mutex_);
       c.connecting_ = false;
+      c.last_failure_ = connect_failure(response);
       if (!c.warned_)
         spdlog::warn("mqtt: cannot connect to {}: {}; retrying, holding up to {} messages meanwhile", c.uri(),
-                     connect_failure(response), c.o_.capacity);
+                     c.last_failure_, c.o_.capacity);
       c.warned_ = true;
     }
     c.wake_.notify_all();
@@ -264,11 +266,16 @@ void MqttClient::close(const MqttMessage& last) {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();  // sends what is queued while connected
   size_t left = 0;
+  std::string why;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     left = queue_.size();
+    why = last_failure_;
   }
-  if (left) spdlog::warn("mqtt: {} message(s) not sent: the broker at {} was unreachable at exit", left, uri());
+  // "Unreachable" would mislead when the broker answered and refused us.
+  if (left)
+    spdlog::warn("mqtt: {} message(s) not sent: no connection to {} at exit ({})", left, uri(),
+                 why.empty() ? "unreachable" : why);
   auto handle = static_cast<MQTTAsync>(client_);
   if (MQTTAsync_isConnected(handle)) {
     // Up to 2 s for the messages in flight to be acknowledged (Paho's own disconnect
