@@ -620,7 +620,7 @@ TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {
   for (int fd : streams) close(fd);
 }
 
-TEST(Serve, AFifoWithoutAWriterSaysWhyItIsStillStarting) {
+TEST(Serve, AFifoSaysItWaitsForAWriterAndWaitsAgainWhenOneLeaves) {
   TempDir tmp;
   const fs::path fifo = tmp / "camera.fifo";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
@@ -633,6 +633,20 @@ TEST(Serve, AFifoWithoutAWriterSaysWhyItIsStillStarting) {
   EXPECT_EQ(pipe()["status"], "starting");
   EXPECT_NE(srv.proc->err().find("camera pipe: waiting for a writer on the FIFO"), std::string::npos)
       << srv.proc->err();
+  // A writer sends 2 s of the clip and leaves: online, then waiting for the next writer
+  // (not "ended", as a file read to its end would be).
+  BackgroundProcess writer({"/usr/bin/ffmpeg", "-v", "error", "-y", "-t", "2", "-i",
+                            shared_path("samples/video/webcam-mask-on-off.mp4").string(), "-c", "copy", "-bsf:v",
+                            "dump_extra", "-f", "mpegts", fifo.string()});
+  ASSERT_TRUE(wait_until([&] { return pipe()["status"] == "online"; }, 20)) << pipe() << srv.proc->err();
+  EXPECT_EQ(writer.wait(20), 0) << writer.err();
+  ASSERT_TRUE(wait_until([&] { return pipe()["status"] == "offline"; }, 20)) << pipe();
+  EXPECT_TRUE(wait_until(
+      [&] { return pipe().value("status_detail", "").find("waiting for a writer") != std::string::npos; }, 10))
+      << pipe();
+  const std::string events = srv.client().Get("/api/events?camera=pipe&type=status")->body;
+  EXPECT_NE(events.find("the FIFO's writer closed it"), std::string::npos) << events;
+  EXPECT_EQ(events.find("not read again"), std::string::npos) << events;
   srv.stop(5.0);
 }
 
