@@ -322,3 +322,70 @@ TEST(Mqtt, APayloadWithANewlineCannotForgeALogLine) {
   EXPECT_NE(log.find("got 'maybe\\n" + forged + "'"), std::string::npos) << log;
   srv.stop(5.0);
 }
+
+TEST(Mqtt, DetectionOffZeroesProcessFpsAndAnUnknownCameraIsNamedAsSuch) {
+  Broker broker;
+  Subscriber sub(broker, "maskwatch/#");
+  Server srv(broker.mqtt_yaml("site6"));
+  const std::string p = "maskwatch/site6/";
+  ASSERT_TRUE(wait_until([&] { return sub.has(p + "available", "online") && srv.online_with_frames(3); }, 30))
+      << srv.proc->err();
+  const auto demo = [&] { return srv.get_json("/api/stats")["cameras"]["demo"]; };
+  ASSERT_GT(demo()["process_fps"].get<double>(), 0.0);
+
+  // A camera that does not exist is named as such, whatever the payload.
+  auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (std::chrono::steady_clock::now() - last >= std::chrono::seconds(1)) {  // until subscribed
+          publish(broker, p + "nope/detect/set", "maybe");
+          last = std::chrono::steady_clock::now();
+        }
+        return srv.proc->err().find("no camera named 'nope' (cameras: demo)") != std::string::npos;
+      },
+      15))
+      << srv.proc->err();
+  EXPECT_EQ(srv.proc->err().find("expected ON or OFF"), std::string::npos) << srv.proc->err();
+
+  // Detection off: nothing is processed, and the rate says so (it kept its last value).
+  publish(broker, p + "demo/detect/set", "OFF");
+  ASSERT_TRUE(wait_until([&] { return demo()["detect"] == false; }, 10)) << srv.proc->err();
+  EXPECT_TRUE(wait_until([&] { return demo()["process_fps"].get<double>() == 0.0; }, 5)) << demo();
+  const int skipped = demo()["frames_skipped"].get<int>();
+  EXPECT_TRUE(wait_until([&] { return demo()["frames_skipped"].get<int>() > skipped + 3; }, 10)) << demo();
+  EXPECT_EQ(demo()["process_fps"].get<double>(), 0.0) << demo();
+  // On again: a rate again, within the limit (the pause is no interval).
+  publish(broker, p + "demo/detect/set", "ON");
+  ASSERT_TRUE(wait_until([&] { return demo()["process_fps"].get<double>() > 2.0; }, 10)) << demo();
+  EXPECT_LE(demo()["process_fps"].get<double>(), 11.0) << demo();  // fps_limit 10
+  srv.stop(5.0);
+}
+
+TEST(Mqtt, ABrokerThatRefusesTheCredentialsIsLoggedAsSuch) {
+  TempDir dir;
+  const int port = free_port();
+  const std::string passwd = (dir / "passwd").string();
+  ASSERT_EQ(std::system(("mosquitto_passwd -b -c '" + passwd + "' maskwatch right-pw").c_str()), 0);
+  std::ofstream(dir / "mosquitto.conf") << "listener " << port << " 127.0.0.1\nallow_anonymous false\npassword_file "
+                                        << passwd << "\npersistence false\n";
+  BackgroundProcess broker({"/usr/sbin/mosquitto", "-c", (dir / "mosquitto.conf").string()});
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return std::system(("mosquitto_pub -h 127.0.0.1 -p " + std::to_string(port) +
+                            " -u maskwatch -P right-pw -t probe -m x >/dev/null 2>&1")
+                               .c_str()) == 0;
+      },
+      10))
+      << broker.err();
+  Server srv("mqtt: {host: 127.0.0.1, port: " + std::to_string(port) +
+             ", client_id: site7, user: maskwatch, password: wrong-pw}\n");
+  EXPECT_TRUE(wait_until([&] { return srv.proc->err().find("mqtt: cannot connect") != std::string::npos; }, 20))
+      << srv.proc->err();
+  const std::string log = srv.proc->err();
+  EXPECT_NE(log.find("the broker refused the credentials"), std::string::npos) << log;
+  EXPECT_EQ(log.find("TCP/TLS connect failure"), std::string::npos) << log;
+  EXPECT_EQ(log.find("wrong-pw"), std::string::npos) << log;
+  srv.stop(5.0);
+  // What could not be sent is put down to the refusal, not to an unreachable broker.
+  EXPECT_NE(srv.proc->err().find("at exit (the broker refused the credentials"), std::string::npos) << srv.proc->err();
+}

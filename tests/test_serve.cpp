@@ -341,6 +341,55 @@ TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
   again.stop();
 }
 
+TEST(Serve, WithATokenTheDashboardOffersALoginAndItsCookieOpensTheApi) {
+  setenv("MASKWATCH_TEST_SERVE_TOKEN", "tok-456", 1);
+  Server srv("http: {auth: {token_env: MASKWATCH_TEST_SERVE_TOKEN}}");
+  auto c = srv.client();
+  // No credentials: the page is a login form (not JSON), the API stays a JSON 401.
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 401);
+  EXPECT_EQ(page->get_header_value("Content-Type").rfind("text/html", 0), 0u);
+  EXPECT_NE(page->body.find("<form method=\"post\" action=\"/login\">"), std::string::npos) << page->body;
+  EXPECT_NE(page->body.find("name=\"token\""), std::string::npos);
+  EXPECT_EQ(c.Get("/api/stats")->body, R"({"error":"authentication required"})");
+  // A wrong token: the form again, saying so, and no cookie.
+  const auto refused = [](const httplib::Result& r) {
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401);
+    EXPECT_NE(r->body.find("not the right one"), std::string::npos);
+    EXPECT_FALSE(r->has_header("Set-Cookie"));
+  };
+  const char* form = "application/x-www-form-urlencoded";
+  refused(c.Get("/?token=tok-455"));
+  refused(c.Post("/login", "token=tok-455", form));
+  // The right one, by link or by the form: a redirect to the plain dashboard URL with an
+  // HttpOnly, SameSite=Strict cookie that does not carry the token.
+  const auto let_in = [](const httplib::Result& r) -> std::string {
+    if (!r) return "no answer";
+    EXPECT_EQ(r->status, 303);
+    EXPECT_EQ(r->get_header_value("Location"), "/");
+    const std::string set = r->get_header_value("Set-Cookie");
+    for (const char* part : {"maskwatch_session=", "; HttpOnly", "; SameSite=Strict", "; Path=/"})
+      EXPECT_NE(set.find(part), std::string::npos) << set;
+    EXPECT_EQ(set.find("tok-456"), std::string::npos) << set;
+    return set.substr(0, set.find(';'));
+  };
+  const std::string cookie = let_in(c.Get("/?token=tok-456"));
+  EXPECT_EQ(let_in(c.Post("/login", "token=tok-456", form)), cookie);  // one session value
+  // The cookie opens the page and the API, as the header does; a wrong one does not.
+  const httplib::Headers with_cookie = {{"Cookie", "theme=dark; " + cookie}};
+  const auto dash = c.Get("/", with_cookie);
+  ASSERT_TRUE(dash);
+  EXPECT_EQ(dash->status, 200);
+  EXPECT_NE(dash->body.find("EventSource"), std::string::npos);  // the dashboard itself
+  EXPECT_EQ(c.Get("/api/stats", with_cookie)->status, 200);
+  ASSERT_TRUE(wait_until([&] { return c.Get("/api/demo/latest.jpg", with_cookie)->status == 200; }, 30));
+  EXPECT_EQ(c.Get("/api/stats", {{"Cookie", cookie + "0"}})->status, 401);
+  EXPECT_EQ(c.Get("/api/stats", {{"Authorization", "Bearer tok-456"}})->status, 200);
+  srv.stop(5.0);
+}
+
 TEST(Serve, HistoryWaitsInMemoryWhileTheDiskIsFullAndIsWrittenAfter) {
   // A camera whose face leaves the picture for 2 s every loop, so that tracks end (and are
   // written) every ~7 s: the demo clip with black frames after it.
@@ -382,6 +431,59 @@ TEST(Serve, HistoryWaitsInMemoryWhileTheDiskIsFullAndIsWrittenAfter) {
   EXPECT_GE(tracks(), before + static_cast<size_t>(waited));
   EXPECT_NE(srv.proc->err().find("writable again; wrote"), std::string::npos) << srv.proc->err();
   srv.stop();
+}
+
+TEST(Serve, TheDataFolderHasOneOwnerAndIsRecreatedWhenDeleted) {
+  Server srv;
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
+  // A second service on the same folder: one clear line and exit 1, before loading models.
+  const auto second =
+      run_cli({"serve", "--config", (srv.dir / "serve.yaml").string(), "--port", "0", "--data", srv.data.string()}, 30);
+  EXPECT_EQ(second.exit_code, 1) << second.err;
+  EXPECT_NE(second.err.find(fmt::format("maskwatch: error: storage folder {} is in use by another maskwatch "
+                                        "process (pid {};",
+                                        srv.data.string(), srv.proc->pid())),
+            std::string::npos)
+      << second.err;
+  EXPECT_EQ(count_of(second.err, "\n"), 1) << second.err;
+
+  // The folder is deleted and a file takes its place: storage.error says so within the
+  // 2 s retry, and the API goes on.
+  const auto storage = [&] { return srv.get_json("/api/stats")["storage"]; };
+  fs::remove_all(srv.data);
+  write_bytes(srv.data, "in the way");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return storage()["error"].get<std::string>().find("was deleted and cannot be reopened") != std::string::npos;
+      },
+      10))
+      << storage();
+  EXPECT_EQ(srv.client().Get("/healthz")->status, 200);
+  const auto history = srv.client().Get("/api/events");
+  ASSERT_TRUE(history);
+  EXPECT_EQ(history->status, 503) << history->body;  // the service's trouble, not the request's
+  EXPECT_NE(history->body.find("cannot be reopened"), std::string::npos) << history->body;
+  // The way is clear: folder and database come back, and history goes there.
+  fs::remove(srv.data);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto s = storage();
+        return s["error"] == "" && s["reopened"] == 1;
+      },
+      10))
+      << storage();
+  EXPECT_TRUE(fs::exists(srv.data / "maskwatch.db"));
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["cameras"]["demo"]["faces_now"] >= 1; }, 10));
+  srv.stop(5.0);  // ends the open face track into the new database
+  EXPECT_NE(srv.proc->err().find("was deleted; reopening it"), std::string::npos) << srv.proc->err();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((srv.data / "maskwatch.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM events WHERE type = 'track'", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_GE(sqlite3_column_int(st, 0), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
@@ -516,6 +618,80 @@ TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {
   std::cout << "[ measured ] SIGTERM to exit with a silent FIFO source and 28 streams open: " << took << " s\n";
   drain.reset();
   for (int fd : streams) close(fd);
+}
+
+TEST(Serve, AFifoSaysItWaitsForAWriterAndWaitsAgainWhenOneLeaves) {
+  TempDir tmp;
+  const fs::path fifo = tmp / "camera.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  Server srv("", {}, "  pipe:\n    source: " + fifo.string() + "\n");
+  const auto pipe = [&] { return srv.get_json("/api/stats")["cameras"]["pipe"]; };
+  ASSERT_TRUE(wait_until(
+      [&] { return pipe().value("status_detail", "").find("waiting for a writer on the FIFO") != std::string::npos; },
+      20))
+      << pipe() << srv.proc->err();
+  EXPECT_EQ(pipe()["status"], "starting");
+  EXPECT_NE(srv.proc->err().find("camera pipe: waiting for a writer on the FIFO"), std::string::npos)
+      << srv.proc->err();
+  // A writer sends 2 s of the clip and leaves: online, then waiting for the next writer
+  // (not "ended", as a file read to its end would be).
+  BackgroundProcess writer({"/usr/bin/ffmpeg", "-v", "error", "-y", "-t", "2", "-i",
+                            shared_path("samples/video/webcam-mask-on-off.mp4").string(), "-c", "copy", "-bsf:v",
+                            "dump_extra", "-f", "mpegts", fifo.string()});
+  ASSERT_TRUE(wait_until([&] { return pipe()["status"] == "online"; }, 20)) << pipe() << srv.proc->err();
+  EXPECT_EQ(writer.wait(20), 0) << writer.err();
+  ASSERT_TRUE(wait_until([&] { return pipe()["status"] == "offline"; }, 20)) << pipe();
+  EXPECT_TRUE(wait_until(
+      [&] { return pipe().value("status_detail", "").find("waiting for a writer") != std::string::npos; }, 10))
+      << pipe();
+  const std::string events = srv.client().Get("/api/events?camera=pipe&type=status")->body;
+  EXPECT_NE(events.find("the FIFO's writer closed it"), std::string::npos) << events;
+  EXPECT_EQ(events.find("not read again"), std::string::npos) << events;
+  srv.stop(5.0);
+}
+
+TEST(Serve, AnImageFolderReadToItsEndStaysOfflineInsteadOfFlapping) {
+  TempDir tmp;
+  const fs::path folder = tmp / "stills";
+  fs::create_directories(folder);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(cv::imwrite((folder / fmt::format("{}.jpg", i)).string(),
+                            cv::Mat(240, 320, CV_8UC3, cv::Scalar(40 * i, 90, 160))));
+  Server srv("", {}, "  stills:\n    source: " + folder.string() + "\n");  // loop: false
+  const auto stills = [&] { return srv.get_json("/api/stats")["cameras"]["stills"]; };
+  const auto statuses = [&] { return srv.get_json("/api/events?camera=stills&type=status").size(); };
+  ASSERT_TRUE(wait_until([&] { return stills()["status"] == "offline"; }, 20)) << stills() << srv.proc->err();
+  EXPECT_EQ(stills()["status_detail"], "image folder ended; not read again (loop: false)") << stills();
+  EXPECT_EQ(statuses(), 2u);  // online, then offline once
+  // Reopened, it would be online again within its 1 s backoff: for 4 s it stays as it is.
+  EXPECT_FALSE(wait_until([&] { return statuses() > 2 || stills()["status"] != "offline"; }, 4))
+      << srv.get_json("/api/events?camera=stills&type=status");
+  EXPECT_EQ(count_of(srv.proc->err(), "video file ended"), 0) << srv.proc->err();
+  srv.stop(5.0);
+}
+
+TEST(Serve, CameraFpsIsTheRateAtWhichFramesArrive) {
+  // An 8000x8000 MJPEG clip at a nominal 25 fps: decoding a frame takes far longer than its
+  // 40 ms here (about 2 frames a second).
+  TempDir tmp;
+  const fs::path clip = tmp / "big.avi";
+  const std::string make = fmt::format(
+      "ffmpeg -v error -y -f lavfi -i testsrc=s=8000x8000:r=25:d=0.4 -c:v mjpeg -q:v 8 '{}'", clip.string());
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
+  Server srv("", {}, "  big:\n    source: " + clip.string() + "\n    loop: true\n    fps_limit: 2\n");
+  const auto big = [&] { return srv.get_json("/api/stats")["cameras"]["big"]; };
+  ASSERT_TRUE(wait_until([&] { return big()["frames_captured"].get<int>() >= 3; }, 60)) << srv.proc->err();
+  // The frames that arrive in a 6 s window, against what camera_fps says at its end.
+  const auto t0 = std::chrono::steady_clock::now();
+  const int n0 = big()["frames_captured"].get<int>();
+  std::this_thread::sleep_for(std::chrono::seconds(6));  // a measuring window, not a wait for a condition
+  const auto s = big();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double arrived = (s["frames_captured"].get<int>() - n0) / secs;
+  std::cout << "[ measured ] 8000x8000 source: " << arrived << " frames/s arrived, camera_fps " << s["camera_fps"]
+            << "\n";
+  EXPECT_NEAR(s["camera_fps"].get<double>(), arrived, 0.35 * arrived + 0.5) << s;
+  srv.stop(5.0);
 }
 
 TEST(Serve, StreamPasswordsNeverReachLogsHistoryOrTheApi) {

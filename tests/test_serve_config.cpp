@@ -165,3 +165,19 @@ TEST(LogText, UrlsLoseTheirPasswordsAndLogLinesCannotBeForged) {
   EXPECT_EQ(text.find("pa55"), std::string::npos) << text;
   EXPECT_NE(text.find("http://u:***@h/x"), std::string::npos) << text;
 }
+
+TEST(LogText, ALineThatKeepsRepeatingIsLoggedOncePerIntervalWithACount) {
+  using namespace std::chrono;
+  LogThrottle t(minutes(10));
+  const auto t0 = steady_clock::time_point{} + hours(1);
+  ASSERT_TRUE(t.admit(t0));                  // the first: at its level, nothing held back
+  EXPECT_EQ(*t.admit(t0 + minutes(10)), 0);  // an interval later: logged again
+  // Flipping every 5 s for 10 minutes: 119 at debug level, then one line that counts them.
+  int logged = 0;
+  for (int i = 1; i < 120; ++i) logged += t.admit(t0 + minutes(10) + seconds(5 * i)).has_value();
+  EXPECT_EQ(logged, 0);
+  const auto next = t.admit(t0 + minutes(20));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(*next, 119);
+  EXPECT_FALSE(t.admit(t0 + minutes(20) + seconds(1)));
+}

@@ -2,6 +2,9 @@
 // retention.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include "serve/history_writer.h"
 #include "serve/storage.h"
 #include "support.h"
 
@@ -104,4 +107,85 @@ TEST(Storage, AnUnwritableFolderIsAClearError) {
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("storage folder"), std::string::npos) << e.what();
   }
+}
+
+TEST(Storage, ASecondOwnerOfTheFolderIsRefusedWithThePid) {
+  TempDir dir;
+  {
+    Storage first(dir / "data");
+    try {
+      Storage second(dir / "data");  // flock locks belong to the open file: refused in one process too
+      FAIL() << "expected an error";
+    } catch (const std::exception& e) {
+      const std::string why = e.what();
+      EXPECT_NE(why.find("is in use by another maskwatch process (pid " + std::to_string(getpid()) + ";"),
+                std::string::npos)
+          << why;
+      EXPECT_EQ(why.find('\n'), std::string::npos) << why;
+    }
+  }
+  Storage again(dir / "data");  // released with its owner
+  EXPECT_TRUE(again.events({}).empty());
+}
+
+TEST(Storage, ADeletedFolderIsRecreatedAndAReplacedDatabaseReopenedWhenUsable) {
+  TempDir dir;
+  const fs::path data = dir / "data";
+  Storage st(data);
+  st.add_status("door", 1, "online", "first");
+  // The folder is deleted: the next row goes to a new folder and database, not to the
+  // unlinked file.
+  fs::remove_all(data);
+  st.add_status("door", 2, "online", "after the delete");
+  EXPECT_EQ(st.reopened(), 1);
+  EXPECT_TRUE(fs::exists(data / "maskwatch.db"));
+  EXPECT_TRUE(fs::exists(data / "maskwatch.lock"));
+  auto rows = st.events({});
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["detail"], "after the delete");
+  EXPECT_THROW(Storage{data}, std::exception);  // the new folder is locked as well
+
+  // The database is replaced by a file that is no database: every call fails (so the
+  // writer keeps its rows) until a usable file is there again.
+  write_bytes(dir / "garbage", std::string(8192, 'x'));
+  fs::rename(dir / "garbage", data / "maskwatch.db");
+  try {
+    st.add_status("door", 3, "online", "while replaced");
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("was replaced by another file and cannot be reopened"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(st.check(), std::exception);
+  fs::remove(data / "maskwatch.db");
+  st.check();
+  EXPECT_EQ(st.reopened(), 2);
+  st.add_status("door", 4, "online", "back");
+  rows = st.events({});
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["detail"], "back");
+}
+
+TEST(Storage, TheWriterKeepsRowsWhileTheFolderCannotBeRecreated) {
+  TempDir dir;
+  const fs::path data = dir / "data";
+  Storage st(data);
+  HistoryWriter w(st, "with_mask", 100);
+  EXPECT_GT(w.add_status("door", 1, "online", "before"), 0);
+  // The folder is deleted and a file takes its place: it cannot be recreated.
+  fs::remove_all(data);
+  write_bytes(data, "in the way");
+  EXPECT_EQ(w.add_status("door", 2, "offline", "kept 1"), 0);
+  EXPECT_EQ(w.add_status("door", 3, "online", "kept 2"), 0);
+  EXPECT_EQ(w.pending(), 2u);
+  EXPECT_NE(w.last_error().find("was deleted and cannot be reopened"), std::string::npos) << w.last_error();
+  EXPECT_EQ(w.retry(), 2u);
+  // The way is clear again: the next retry recreates the folder and writes both, in order.
+  fs::remove(data);
+  EXPECT_EQ(w.retry(), 0u);
+  EXPECT_EQ(w.last_error(), "");
+  const auto rows = st.events({});
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["detail"], "kept 2");
+  EXPECT_EQ(rows[1]["detail"], "kept 1");
 }

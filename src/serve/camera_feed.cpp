@@ -5,16 +5,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 #include "util/log_text.h"
 #include "vision/source.h"
 
 namespace maskwatch {
 
-using Clock = std::chrono::steady_clock;
+using Clock = CameraFeed::Clock;
 
 namespace {
+
+// camera_fps counts the frames that arrived this long back: a rate of frames actually
+// delivered, which falls when they come slowly or stop (an average of 1/interval per frame
+// overshoots when intervals vary and keeps its last value when frames stop).
+constexpr auto kRateWindow = std::chrono::seconds(5);
+
+bool is_fifo(const std::string& source) {
+  struct stat st {};
+  return ::stat(source.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
+}
 
 // A FIFO that nobody writes to blocks open(2) for ever: FFmpeg's file protocol opens it
 // blocking and no interrupt callback reaches a blocked system call. Opening the FIFO for
@@ -22,8 +34,7 @@ namespace {
 // reader end-of-file, so the source fails to open and the capture thread sees the stop.
 // Without a reader the open fails with ENXIO, harmlessly.
 void wake_fifo_reader(const std::string& source) {
-  struct stat st {};
-  if (::stat(source.c_str(), &st) != 0 || !S_ISFIFO(st.st_mode)) return;
+  if (!is_fifo(source)) return;
   const int fd = ::open(source.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd >= 0) ::close(fd);
 }
@@ -78,9 +89,27 @@ std::string CameraFeed::status() const {
   return status_;
 }
 
+std::string CameraFeed::status_detail() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return detail_;
+}
+
 double CameraFeed::camera_fps() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return status_ == "online" ? fps_ema_ : 0.0;
+  if (status_ != "online" || arrivals_.empty()) return 0.0;
+  const auto now = Clock::now();
+  const auto first = std::find_if(arrivals_.begin(), arrivals_.end(), [&](auto t) { return now - t <= kRateWindow; });
+  const auto n = static_cast<double>(std::distance(first, arrivals_.end()));
+  if (now - run_start_ >= kRateWindow) return n / std::chrono::duration<double>(kRateWindow).count();
+  // The first seconds of a run: the spacing of the frames so far.
+  const double span = std::chrono::duration<double>(arrivals_.back() - arrivals_.front()).count();
+  return n >= 2 && span > 0 ? (n - 1) / span : 0.0;
+}
+
+void CameraFeed::count_arrival(Clock::time_point now) {
+  if (arrivals_.empty()) run_start_ = now;
+  arrivals_.push_back(now);
+  while (now - arrivals_.front() > kRateWindow) arrivals_.pop_front();
 }
 
 void CameraFeed::set_status(const std::string& s, const std::string& detail) {
@@ -88,9 +117,19 @@ void CameraFeed::set_status(const std::string& s, const std::string& detail) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (s == status_ && s != "disabled") return;
     status_ = s;
+    detail_ = redact_url(detail);
+    arrivals_.clear();  // a new run of frames: no rate from the last one
   }
   // The detail is stored in history and served by the API: never with a stream's password.
   if (on_status_) on_status_(s, redact_url(detail));
+}
+
+void CameraFeed::note_waiting(const std::string& why) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    detail_ = redact_url(why);
+  }
+  spdlog::info("camera {}: {}", config_.name, why);
 }
 
 bool CameraFeed::sleep_for(double seconds) {
@@ -115,6 +154,9 @@ void CameraFeed::loop() {
       so.height = config_.height;
       so.reconnect_for_s = 5;  // the feed does its own reconnecting, with the camera's backoff
       so.cancel = &cancel_;
+      // Opening a FIFO blocks until a writer opens it, with nothing to report meanwhile.
+      if (is_fifo(config_.source))
+        note_waiting("waiting for a writer on the FIFO (open blocks until one opens it for writing)");
       source = open_source(config_.source, so);
     } catch (const std::exception& e) {
       if (!sleep_for(0)) break;  // stopping: the open was interrupted on purpose
@@ -127,7 +169,6 @@ void CameraFeed::loop() {
     const bool paced = !source->live();  // a file: deliver frames at its own rate
     const double period = paced && source->fps() > 0 ? 1.0 / source->fps() : 0;
     auto next_due = Clock::now();
-    auto last = Clock::now();
     SourceFrame f;
     bool got_any = false;
     while (true) {
@@ -149,8 +190,6 @@ void CameraFeed::loop() {
       }
       if (config_.mirror) cv::flip(f.image, f.image, 1);
       const auto now = Clock::now();
-      const double dt = std::chrono::duration<double>(now - last).count();
-      last = now;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (has_new_) ++dropped_;
@@ -158,7 +197,7 @@ void CameraFeed::loop() {
         latest_index_ = index++;
         latest_time_ = std::chrono::duration<double>(now - started).count();
         has_new_ = true;
-        if (dt > 0) fps_ema_ = fps_ema_ > 0 ? 0.9 * fps_ema_ + 0.1 / dt : 1 / dt;
+        count_arrival(now);
       }
       ++captured_;
       wake_->notify_all();
@@ -168,7 +207,21 @@ void CameraFeed::loop() {
       if (stop_) break;
     }
     if (got_any && paced && config_.loop) continue;  // the demo clip again, at once
-    const std::string why = paced ? "video file ended" : source->failure().empty() ? "source ended" : source->failure();
+    const bool fifo = is_fifo(config_.source);
+    if (got_any && paced && !fifo) {
+      // A file or folder that was read to its end is done: opening it again would show the
+      // same frames again and flap online/offline with every pass. (A FIFO is opened again:
+      // its next writer brings new frames.)
+      const std::string what = std::filesystem::is_directory(config_.source) ? "image folder" : "video file";
+      set_status("offline", what + " ended; not read again (loop: false)");
+      spdlog::info("camera {}: {} ended; not read again (loop: false)", config_.name, what);
+      while (sleep_for(3600)) {}
+      break;
+    }
+    const std::string why = fifo                        ? "the FIFO's writer closed it"
+                            : paced                     ? "video file ended"
+                            : source->failure().empty() ? "source ended"
+                                                        : source->failure();
     set_status("offline", why);
     spdlog::warn("camera {}: {}; reconnecting in {:.0f} s", config_.name, why, backoff_s);
     if (!sleep_for(backoff_s)) break;

@@ -2,11 +2,14 @@
 // paces video files at their own frame rate (a file stands in for a camera; `loop` starts it
 // again at the end), and reconnects with exponential backoff when the source is lost.
 // Status: "starting" until the first open, "online" while frames come, "offline" while
-// reconnecting, "disabled" when the config says so; every change calls on_status (from
-// the capture thread).
+// reconnecting (or for good: a file or image folder that ended without `loop`), "disabled"
+// when the config says so; every change calls on_status (from the capture thread), and
+// status_detail() says why (also while "starting" waits for a FIFO's writer).
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <opencv2/core.hpp>
@@ -19,6 +22,7 @@ namespace maskwatch {
 
 class CameraFeed {
  public:
+  using Clock = std::chrono::steady_clock;
   using StatusCallback = std::function<void(const std::string& status, const std::string& detail)>;
   // `wake` is notified on every new frame (the inference worker waits on it).
   CameraFeed(CameraConfig config, std::condition_variable* wake, StatusCallback on_status);
@@ -30,15 +34,18 @@ class CameraFeed {
   // Moves the newest frame out if there is one not taken yet.
   bool take(cv::Mat& frame, int64_t& index, double& time_s);
   std::string status() const;
+  std::string status_detail() const;  // why the status is what it is (no password)
   const CameraConfig& config() const { return config_; }
   int64_t frames_captured() const { return captured_; }
   int64_t frames_dropped() const { return dropped_; }  // overwritten before the worker took them
-  double camera_fps() const;                           // measured capture rate
+  double camera_fps() const;                           // frames that arrived in the last few seconds, per second
 
  private:
   void loop();
   void set_status(const std::string& s, const std::string& detail);
-  bool sleep_for(double seconds);  // false when stopping
+  void note_waiting(const std::string& why);  // the status stays; its detail and one log line say why
+  void count_arrival(Clock::time_point now);  // under mutex_
+  bool sleep_for(double seconds);             // false when stopping
 
   CameraConfig config_;
   std::condition_variable* wake_;
@@ -51,9 +58,11 @@ class CameraFeed {
   bool has_new_ = false, stop_ = false;
   bool finished_ = false;            // the capture thread has left loop()
   std::string status_ = "starting";  // until the first open succeeds or fails
+  std::string detail_;
   std::atomic<int64_t> captured_{0}, dropped_{0};
-  std::atomic<bool> cancel_{false};  // makes a live source's read() return at once
-  double fps_ema_ = 0;
+  std::atomic<bool> cancel_{false};         // makes a live source's read() return at once
+  std::deque<Clock::time_point> arrivals_;  // of the frames in the last kRateWindow
+  Clock::time_point run_start_{};           // the first frame since the status last changed
   std::thread thread_;
 };
 

@@ -280,7 +280,7 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
     // completion times bunch up when one frame takes longer than the next (a classifier
     // refresh, a busy core), and an average of 1/dt would overshoot the limit.
     const auto start = cam.last_processed;
-    if (cam.processed > 0) {
+    if (cam.last_start != std::chrono::steady_clock::time_point{}) {
       const double dt = std::chrono::duration<double>(start - cam.last_start).count();
       if (dt > 0) cam.mean_interval_s = cam.mean_interval_s > 0 ? 0.9 * cam.mean_interval_s + 0.1 * dt : dt;
       if (cam.mean_interval_s > 0) cam.process_fps = 1 / cam.mean_interval_s;
@@ -307,6 +307,12 @@ void Engine::finish_open_tracks(Camera& cam) {
 void Engine::show_undetected(Camera& cam, cv::Mat frame) {
   finish_open_tracks(cam);
   std::lock_guard<std::mutex> lock(cam.mutex);
+  // Nothing is processed: the rate is 0, and it starts afresh when detection is back (the
+  // pause is no interval between processed frames).
+  cam.process_fps = 0;
+  cam.mean_interval_s = 0;
+  cam.last_start = {};
+  cam.overlay.fps = 0;
   ++cam.seq;
   cam.raw = std::move(frame);
   cam.result = FrameResult{};
@@ -452,6 +458,7 @@ nlohmann::json Engine::stats() const {
     for (const auto& [k, v] : c->now_by_label) now_by_label[k] = v;
     const auto& mask_label = classifier_.classes()[static_cast<size_t>(mask_class_)];
     cams[c->config.name] = {{"status", status},
+                            {"status_detail", c->feed ? c->feed->status_detail() : ""},
                             {"camera_fps", c->feed ? c->feed->camera_fps() : 0.0},
                             {"process_fps", status == "online" ? c->process_fps : 0.0},
                             {"fps_limit", c->config.fps_limit},
@@ -471,8 +478,10 @@ nlohmann::json Engine::stats() const {
     for (int i = 0; i < 5; ++i)
       stages[kStageNames[i]] = stage_hist_[i]->n ? 1000 * stage_hist_[i]->sum / stage_hist_[i]->n : 0.0;
   }
-  const nlohmann::json storage = {
-      {"pending_rows", history_->pending()}, {"dropped_rows", history_->dropped()}, {"error", history_->last_error()}};
+  const nlohmann::json storage = {{"pending_rows", history_->pending()},
+                                  {"dropped_rows", history_->dropped()},
+                                  {"error", history_->last_error()},
+                                  {"reopened", storage_.reopened()}};
   return {{"cameras", cams},
           {"inference_ms_mean", stages},
           {"uptime_s", unix_now() - started_unix_},

@@ -69,10 +69,7 @@ bool HistoryWriter::flush_locked(const Row* newest, int64_t* newest_id) {
       const int64_t id = write(pending_.front());
       if (newest && &pending_.front() == newest) *newest_id = id;
     } catch (const std::exception& e) {
-      if (error_.empty())
-        spdlog::error("storage: {}; history waits in memory (up to {} rows) until a write succeeds", e.what(),
-                      capacity_);
-      error_ = e.what();
+      fail_locked(e.what());
       return false;
     }
     pending_.pop_front();
@@ -83,8 +80,22 @@ bool HistoryWriter::flush_locked(const Row* newest, int64_t* newest_id) {
   return true;
 }
 
+void HistoryWriter::fail_locked(const std::string& why) {
+  if (error_.empty())
+    spdlog::error("storage: {}; history waits in memory (up to {} rows) until a write succeeds", why, capacity_);
+  error_ = why;
+}
+
 size_t HistoryWriter::retry() {
   std::lock_guard<std::mutex> lock(mutex_);
+  try {
+    // Even with no row to write: a deleted or replaced database is noticed (and its folder
+    // recreated) now, and shown in storage.error while that fails.
+    storage_.check();
+  } catch (const std::exception& e) {
+    fail_locked(e.what());
+    return pending_.size();
+  }
   flush_locked(nullptr, nullptr);
   return pending_.size();
 }

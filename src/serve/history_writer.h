@@ -1,8 +1,9 @@
 // Writes history rows (finished tracks, camera status changes) to Storage, and survives a
 // storage that fails for a while: when the disk is full or the folder turns read-only, the
 // rows wait in memory (bounded: the oldest are dropped and counted beyond `capacity`) and are
-// written in their order as soon as a write succeeds again. The worker calls retry() every
-// few seconds; one log line when writing starts to fail and one when it works again.
+// written in their order as soon as a write succeeds again (a deleted or replaced database
+// that Storage cannot reopen is one more such failure). The worker calls retry() every few
+// seconds; one log line when writing starts to fail and one when it works again.
 // Thread-safe (the worker writes tracks, capture threads write status changes).
 #pragma once
 #include <cstdint>
@@ -40,6 +41,7 @@ class HistoryWriter {
   int64_t write(const Row& row);  // throws on a storage error
   int64_t submit(Row row);
   bool flush_locked(const Row* newest, int64_t* newest_id);
+  void fail_locked(const std::string& why);  // one log line when writing starts to fail
 
   Storage& storage_;
   const std::string mask_label_;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -25,6 +26,7 @@
 #include "serve/dashboard_page.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/sha256.h"
 #include "util/stopwatch.h"
 
 namespace maskwatch {
@@ -300,12 +302,84 @@ int64_t event_id(const std::string& digits) {
   return id;
 }
 
+// Secrets compared in a time that does not depend on where they differ (OpenSSL's).
 bool constant_time_equal(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return d == 0;
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
+
+constexpr const char* kSessionCookie = "maskwatch_session";
+
+// With token auth, a browser cannot add the Authorization header to a page it opens: the
+// dashboard's login (a form posting to /login, or GET /?token=... once) sets an HttpOnly,
+// SameSite=Strict cookie instead. Its value is derived from the token (a restart keeps it
+// valid; the token itself is not kept in the browser). No Secure flag: `serve` speaks plain
+// HTTP, where a browser would drop such a cookie.
+class AuthGate {
+ public:
+  explicit AuthGate(HttpAuth auth)
+      : auth_(std::move(auth)),
+        session_(auth_.token.empty() ? "" : sha256_hex("maskwatch dashboard session\n" + auth_.token)) {}
+
+  bool enabled() const { return auth_.enabled(); }
+  bool has_login() const { return !auth_.token.empty(); }
+  bool token_ok(const std::string& token) const { return has_login() && constant_time_equal(token, auth_.token); }
+
+  bool allows(const Request& req) const {
+    const std::string header = req.get_header_value("Authorization");
+    if (has_login() && constant_time_equal(header, "Bearer " + auth_.token)) return true;
+    if (!auth_.user.empty() && constant_time_equal(header, "Basic " + base64_encode(auth_.user + ":" + auth_.password)))
+      return true;
+    return has_login() && constant_time_equal(cookie(req, kSessionCookie), session_);
+  }
+
+  // 303 to the dashboard with the session cookie.
+  void let_in(Response& res) const {
+    res.status = 303;
+    res.set_header("Location", "/");
+    res.set_header("Set-Cookie", fmt::format("{}={}; HttpOnly; SameSite=Strict; Path=/", kSessionCookie, session_));
+    res.set_header("Cache-Control", "no-store");
+  }
+
+  // 401: the login form for the dashboard page (token auth), JSON for everything else.
+  void refuse(const Request& req, Response& res, bool wrong_token = false) const {
+    res.status = 401;
+    if (!auth_.user.empty()) res.set_header("WWW-Authenticate", "Basic realm=\"maskwatch\"");
+    if (has_login() && (req.path == "/" || req.path == "/login"))
+      res.set_content(login_page(wrong_token), "text/html; charset=utf-8");
+    else
+      res.set_content(R"({"error":"authentication required"})", "application/json");
+  }
+
+ private:
+  // The value of one cookie in the request's Cookie header, or "".
+  static std::string cookie(const Request& req, const std::string& name) {
+    const std::string all = req.get_header_value("Cookie");
+    for (size_t at = 0; at < all.size();) {
+      const size_t end = std::min(all.find(';', at), all.size());
+      size_t begin = at;
+      while (begin < end && all[begin] == ' ') ++begin;
+      const std::string pair = all.substr(begin, end - begin);
+      if (pair.compare(0, name.size() + 1, name + "=") == 0) return pair.substr(name.size() + 1);
+      at = end + 1;
+    }
+    return "";
+  }
+
+  static std::string login_page(bool wrong_token) {
+    return fmt::format(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+        "content=\"width=device-width\"><title>maskwatch: sign in</title><style>body{{font-family:sans-serif;"
+        "max-width:22rem;margin:4rem auto;padding:0 1rem}}input{{width:100%;padding:.5rem;margin:.5rem 0;"
+        "box-sizing:border-box}}.wrong{{color:#b00}}</style></head><body><h1>maskwatch</h1>{}"
+        "<form method=\"post\" action=\"/login\"><label>Access token<input type=\"password\" name=\"token\" "
+        "autocomplete=\"current-password\" autofocus required></label><input type=\"submit\" value=\"Sign in\">"
+        "</form></body></html>\n",
+        wrong_token ? "<p class=\"wrong\">That token is not the right one.</p>" : "");
+  }
+
+  HttpAuth auth_;
+  std::string session_;
+};
 
 }  // namespace
 
@@ -431,23 +505,35 @@ nlohmann::json HttpApi::http_stats() const {
 
 void HttpApi::routes() {
   auto& s = *server_;
-  const HttpAuth auth = config_.http.auth;
-  s.set_pre_routing_handler([auth](const Request& req, Response& res) {
-    if (!auth.enabled() || req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
-    const std::string header = req.get_header_value("Authorization");
-    bool ok = false;
-    if (!auth.token.empty()) ok = ok || constant_time_equal(header, "Bearer " + auth.token);
-    if (!auth.user.empty())
-      ok = ok || constant_time_equal(header, "Basic " + base64_encode(auth.user + ":" + auth.password));
-    if (ok) return httplib::Server::HandlerResponse::Unhandled;
-    res.status = 401;
-    if (!auth.user.empty()) res.set_header("WWW-Authenticate", "Basic realm=\"maskwatch\"");
-    res.set_content(R"({"error":"authentication required"})", "application/json");
+  auto gate = std::make_shared<const AuthGate>(config_.http.auth);
+  s.set_pre_routing_handler([gate](const Request& req, Response& res) {
+    if (!gate->enabled() || req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
+    if (gate->has_login() && req.path == "/login" && req.method == "POST")
+      return httplib::Server::HandlerResponse::Unhandled;  // checks the token itself, once the body is read
+    if (gate->has_login() && req.path == "/" && req.has_param("token")) {
+      // A link with the token: the cookie, and the dashboard's URL without the token.
+      if (gate->token_ok(req.get_param_value("token")))
+        gate->let_in(res);
+      else
+        gate->refuse(req, res, /*wrong_token=*/true);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (gate->allows(req)) return httplib::Server::HandlerResponse::Unhandled;
+    gate->refuse(req, res);
     return httplib::Server::HandlerResponse::Handled;
   });
+  if (gate->has_login())
+    s.Post("/login", [gate](const Request& req, Response& res) {
+      if (gate->token_ok(req.get_param_value("token")))
+        gate->let_in(res);
+      else
+        gate->refuse(req, res, /*wrong_token=*/true);
+    });
   s.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
     try {
       std::rethrow_exception(ep);
+    } catch (const StorageUnavailable& e) {
+      send_error(res, 503, e.what());
     } catch (const Error& e) {
       send_error(res, 400, e.what());
     } catch (const std::exception& e) {

@@ -1,5 +1,6 @@
 #include "serve/mqtt_bridge.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -73,15 +74,18 @@ void MqttBridge::on_message(const std::string& topic, const std::string& payload
     return;
   }
   const std::string camera = topic.substr(head.size(), topic.size() - head.size() - tail.size());
+  // The camera first: for a topic naming no camera, its payload is beside the point.
+  if (!engine_.has_camera(camera)) {
+    spdlog::warn("mqtt: {}: no camera named '{}' (cameras: {})", topic, camera,
+                 fmt::join(engine_.camera_names(), ", "));
+    return;
+  }
   const std::string value = upper(payload);
   if (value != "ON" && value != "OFF") {
     spdlog::warn("mqtt: {}: expected ON or OFF, got '{}'", topic, payload.substr(0, 40));
     return;
   }
-  if (!engine_.set_detect(camera, value == "ON")) {
-    spdlog::warn("mqtt: {}: no camera named '{}'", topic, camera);
-    return;
-  }
+  engine_.set_detect(camera, value == "ON");
   publish(camera + "/detect/state", value, true);
 }
 

@@ -27,6 +27,23 @@ struct Done {
   }
 };
 
+// Why a connect failed, in words. Paho reports a broker's refusal with the CONNACK return
+// code (1..5, MQTT 3.1.1) and the message "CONNACK return code", and its own failures
+// (socket, TLS) with negative codes and their text.
+std::string connect_failure(const MQTTAsync_failureData* response) {
+  if (!response) return "no reason given";
+  switch (response->code) {
+    case 1: return "the broker refused the connection: unacceptable protocol version (CONNACK 1)";
+    case 2: return "the broker refused the connection: client id rejected (CONNACK 2)";
+    case 3: return "the broker refused the connection: server unavailable (CONNACK 3)";
+    case 4: return "the broker refused the credentials: bad user name or password (CONNACK 4)";
+    case 5: return "the broker refused the credentials: not authorized (CONNACK 5)";
+    default: break;
+  }
+  return response->message ? fmt::format("{} (code {})", response->message, response->code)
+                           : fmt::format("code {}", response->code);
+}
+
 }  // namespace
 
 // Paho calls these on its own thread, with the MqttClient as context. They only change our
@@ -37,6 +54,7 @@ struct MqttCallbacks {
     {
       std::lock_guard<std::mutex> lock(c.mutex_);
       c.connected_ = c.just_connected_ = true;
+      c.last_failure_.clear();
       c.is_connected_ = true;
       c.connecting_ = false;
       if (c.warned_)
@@ -65,11 +83,10 @@ struct MqttCallbacks {
     {
       std::lock_guard<std::mutex> lock(c.mutex_);
       c.connecting_ = false;
+      c.last_failure_ = connect_failure(response);
       if (!c.warned_)
-        spdlog::warn(
-            "mqtt: cannot connect to {} ({}); retrying, holding up to {} messages meanwhile", c.uri(),
-            response && response->message ? response->message : fmt::format("code {}", response ? response->code : 0),
-            c.o_.capacity);
+        spdlog::warn("mqtt: cannot connect to {}: {}; retrying, holding up to {} messages meanwhile", c.uri(),
+                     c.last_failure_, c.o_.capacity);
       c.warned_ = true;
     }
     c.wake_.notify_all();
@@ -249,11 +266,16 @@ void MqttClient::close(const MqttMessage& last) {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();  // sends what is queued while connected
   size_t left = 0;
+  std::string why;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     left = queue_.size();
+    why = last_failure_;
   }
-  if (left) spdlog::warn("mqtt: {} message(s) not sent: the broker at {} was unreachable at exit", left, uri());
+  // "Unreachable" would mislead when the broker answered and refused us.
+  if (left)
+    spdlog::warn("mqtt: {} message(s) not sent: no connection to {} at exit ({})", left, uri(),
+                 why.empty() ? "unreachable" : why);
   auto handle = static_cast<MQTTAsync>(client_);
   if (MQTTAsync_isConnected(handle)) {
     // Up to 2 s for the messages in flight to be acknowledged (Paho's own disconnect

@@ -68,6 +68,7 @@ class MqttClient {
   std::condition_variable wake_;
   std::deque<MqttMessage> queue_;
   bool connected_ = false, connecting_ = false, just_connected_ = false, closing_ = false, warned_ = false;
+  std::string last_failure_;  // why the last connect failed ("" after a connect)
   std::atomic<bool> is_connected_{false};
   std::atomic<int64_t> dropped_{0}, sent_{0};
   std::thread thread_;

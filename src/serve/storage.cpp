@@ -1,9 +1,13 @@
 #include "serve/storage.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 
 #include "util/error.h"
@@ -84,6 +88,12 @@ nlohmann::json ComplianceBucket::to_json() const {
           {"compliance", decided ? nlohmann::json(static_cast<double>(with_mask) / decided) : nlohmann::json(nullptr)}};
 }
 
+std::optional<FileId> file_id(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
+}
+
 double today_start() {
   std::time_t t = std::time(nullptr);
   std::tm tm = *std::localtime(&t);
@@ -92,30 +102,105 @@ double today_start() {
 }
 
 Storage::Storage(const std::filesystem::path& dir) : dir_(dir) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  open_locked();
+}
+
+Storage::~Storage() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  close_locked();
+}
+
+void Storage::open_locked() {
   std::error_code ec;
   std::filesystem::create_directories(snapshot_dir(), ec);
-  if (ec) throw Error(fmt::format("storage folder {}: {}", dir.string(), ec.message()));
+  if (ec) throw Error(fmt::format("storage folder {}: {}", dir_.string(), ec.message()));
+  // A recreated folder has a new lock file: let go of the old one (gone with its folder, or
+  // still ours: flock would refuse us a second lock on it) and take the one there now.
+  lock_.reset();
+  lock_ = std::make_unique<FolderLock>(dir_, "maskwatch.lock", "storage folder");
   if (sqlite3_open_v2(database_path().c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
+    db_ = nullptr;
     throw Error(fmt::format("database {}: {}", database_path().string(), why));
   }
-  sqlite3_busy_timeout(db_, 2000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=NORMAL");  // WAL + NORMAL: durable up to the last checkpointed commit
-  exec(
-      "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, "
-      "camera TEXT NOT NULL, time REAL NOT NULL, track_id INTEGER, start REAL, end_time REAL, label TEXT, "
-      "score REAL, x1 REAL, y1 REAL, x2 REAL, y2 REAL, snapshot TEXT, detail TEXT)");
-  exec("CREATE INDEX IF NOT EXISTS events_time ON events(time)");
-  exec(
-      "CREATE TABLE IF NOT EXISTS compliance (camera TEXT NOT NULL, minute INTEGER NOT NULL, "
-      "faces INTEGER NOT NULL DEFAULT 0, with_mask INTEGER NOT NULL DEFAULT 0, without_mask INTEGER NOT NULL "
-      "DEFAULT 0, uncertain INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (camera, minute))");
+  try {
+    sqlite3_busy_timeout(db_, 2000);
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");  // WAL + NORMAL: durable up to the last checkpointed commit
+    exec(
+        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, "
+        "camera TEXT NOT NULL, time REAL NOT NULL, track_id INTEGER, start REAL, end_time REAL, label TEXT, "
+        "score REAL, x1 REAL, y1 REAL, x2 REAL, y2 REAL, snapshot TEXT, detail TEXT)");
+    exec("CREATE INDEX IF NOT EXISTS events_time ON events(time)");
+    exec(
+        "CREATE TABLE IF NOT EXISTS compliance (camera TEXT NOT NULL, minute INTEGER NOT NULL, "
+        "faces INTEGER NOT NULL DEFAULT 0, with_mask INTEGER NOT NULL DEFAULT 0, without_mask INTEGER NOT NULL "
+        "DEFAULT 0, uncertain INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (camera, minute))");
+    // Both files exist now (the schema went through the WAL): remember which files they are.
+    db_id_ = file_id(database_path());
+    wal_id_ = file_id(wal_path());
+    shm_id_ = file_id(shm_path());
+    if (!db_id_) throw Error(fmt::format("database {}: {}", database_path().string(), std::strerror(errno)));
+  } catch (...) {
+    close_locked();
+    throw;
+  }
 }
 
-Storage::~Storage() { sqlite3_close(db_); }
+bool Storage::file_is_ours_locked() const { return db_id_ && file_id(database_path()) == db_id_; }
+
+void Storage::close_locked() {
+  if (!db_) return;
+  const bool moved = !file_is_ours_locked();
+  sqlite3_close(db_);
+  db_ = nullptr;
+  // SQLite neither checkpoints nor deletes the -wal and -shm files of a database file that
+  // was deleted or replaced under it. Left at the path, our old WAL would be replayed into
+  // the next database opened there (old pages over a new file): remove them while they
+  // are still ours (not those of a database that another process has made there since).
+  if (moved) {
+    std::error_code ec;
+    if (wal_id_ && file_id(wal_path()) == wal_id_) std::filesystem::remove(wal_path(), ec);
+    if (shm_id_ && file_id(shm_path()) == shm_id_) std::filesystem::remove(shm_path(), ec);
+  }
+  db_id_.reset();
+  wal_id_.reset();
+  shm_id_.reset();
+}
+
+sqlite3* Storage::db_locked() {
+  if (db_ && file_is_ours_locked()) return db_;
+  if (db_) {
+    // Rows written from here on would go to a file nobody can open again: stop using it.
+    std::error_code ec;
+    lost_ = std::filesystem::exists(database_path(), ec) ? "was replaced by another file" : "was deleted";
+    spdlog::error("storage: database {} {}; reopening it (the history in the old file is gone)",
+                  database_path().string(), lost_);
+    close_locked();
+  }
+  try {
+    open_locked();
+  } catch (const std::exception& e) {
+    throw StorageUnavailable(
+        fmt::format("database {} {} and cannot be reopened: {}", database_path().string(), lost_, e.what()));
+  }
+  ++reopened_;
+  spdlog::warn("storage: database {} reopened; history is written to it again", database_path().string());
+  return db_;
+}
+
+void Storage::check() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  db_locked();
+}
+
+int64_t Storage::reopened() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return reopened_;
+}
 
 void Storage::exec(const char* sql) {
   char* err = nullptr;
@@ -128,21 +213,22 @@ void Storage::exec(const char* sql) {
 
 int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
   std::lock_guard<std::mutex> lock(mutex_);
+  sqlite3* db = db_locked();
   exec("BEGIN");
   try {
-    Statement ins(db_,
+    Statement ins(db,
                   "INSERT INTO events (type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, "
                   "snapshot) VALUES ('track', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     ins.bind(1, e.camera).bind(2, e.end).bind(3, e.track_id).bind(4, e.start).bind(5, e.end).bind(6, e.label);
     ins.bind(7, e.score).bind(8, static_cast<double>(e.x1)).bind(9, static_cast<double>(e.y1));
     ins.bind(10, static_cast<double>(e.x2)).bind(11, static_cast<double>(e.y2)).bind(12, e.snapshot);
     ins.step();
-    const int64_t id = sqlite3_last_insert_rowid(db_);
+    const int64_t id = sqlite3_last_insert_rowid(db);
     const char* column = e.label == mask_label ? "with_mask" : e.label == "uncertain" ? "uncertain" : "without_mask";
-    Statement up(db_, fmt::format("INSERT INTO compliance (camera, minute, faces, {0}) VALUES (?, ?, 1, 1) "
-                                  "ON CONFLICT(camera, minute) DO UPDATE SET faces = faces + 1, {0} = {0} + 1",
-                                  column)
-                          .c_str());
+    Statement up(db, fmt::format("INSERT INTO compliance (camera, minute, faces, {0}) VALUES (?, ?, 1, 1) "
+                                 "ON CONFLICT(camera, minute) DO UPDATE SET faces = faces + 1, {0} = {0} + 1",
+                                 column)
+                         .c_str());
     up.bind(1, e.camera).bind(2, static_cast<int64_t>(std::floor(e.end / 60)) * 60);
     up.step();
     exec("COMMIT");
@@ -150,7 +236,7 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
   } catch (...) {
     // Not exec(): after a full disk SQLite may have rolled back already, and that error
     // must not hide the first one.
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
 }
@@ -158,20 +244,21 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
 int64_t Storage::add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
                            const std::string& snapshot) {
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement ins(db_,
-                "INSERT INTO events (type, camera, time, label, detail, snapshot) VALUES ('alert', ?, ?, ?, ?, ?)");
+  sqlite3* db = db_locked();
+  Statement ins(db, "INSERT INTO events (type, camera, time, label, detail, snapshot) VALUES ('alert', ?, ?, ?, ?, ?)");
   ins.bind(1, camera).bind(2, time).bind(3, rule).bind(4, detail).bind(5, snapshot);
   ins.step();
-  return sqlite3_last_insert_rowid(db_);
+  return sqlite3_last_insert_rowid(db);
 }
 
 int64_t Storage::add_status(const std::string& camera, double time, const std::string& status,
                             const std::string& detail) {
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement ins(db_, "INSERT INTO events (type, camera, time, label, detail) VALUES ('status', ?, ?, ?, ?)");
+  sqlite3* db = db_locked();
+  Statement ins(db, "INSERT INTO events (type, camera, time, label, detail) VALUES ('status', ?, ?, ?, ?)");
   ins.bind(1, camera).bind(2, time).bind(3, status).bind(4, detail);
   ins.step();
-  return sqlite3_last_insert_rowid(db_);
+  return sqlite3_last_insert_rowid(db);
 }
 
 nlohmann::json Storage::events(const EventQuery& q) {
@@ -183,7 +270,7 @@ nlohmann::json Storage::events(const EventQuery& q) {
   if (q.after) sql += " AND time > ?4";
   if (q.before) sql += " AND time < ?5";
   sql += " ORDER BY time DESC, id DESC LIMIT ?6";
-  Statement s(db_, sql.c_str());
+  Statement s(db_locked(), sql.c_str());
   if (!q.camera.empty()) s.bind(1, q.camera);
   if (!q.label.empty()) s.bind(2, q.label);
   if (!q.type.empty()) s.bind(3, q.type);
@@ -197,7 +284,7 @@ nlohmann::json Storage::events(const EventQuery& q) {
 
 std::optional<nlohmann::json> Storage::event(int64_t id) {
   std::lock_guard<std::mutex> lock(mutex_);
-  Statement s(db_, fmt::format("SELECT {} FROM events WHERE id = ?", kEventColumns).c_str());
+  Statement s(db_locked(), fmt::format("SELECT {} FROM events WHERE id = ?", kEventColumns).c_str());
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   auto e = event_row(s);
@@ -213,7 +300,7 @@ std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, dou
       "WHERE minute >= ?2 AND minute < ?3";
   if (!camera.empty()) sql += " AND camera = ?4";
   sql += " GROUP BY b ORDER BY b";
-  Statement s(db_, sql.c_str());
+  Statement s(db_locked(), sql.c_str());
   s.bind(1, interval_s)
       .bind(2, static_cast<int64_t>(std::floor(after)))
       .bind(3, static_cast<int64_t>(std::ceil(before)));
@@ -228,13 +315,14 @@ int Storage::apply_retention(int days, int64_t max_mb, double now) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     const double cutoff = now - days * 86400.0;
-    Statement old(db_, "SELECT snapshot FROM events WHERE time < ? AND snapshot <> ''");
+    sqlite3* db = db_locked();
+    Statement old(db, "SELECT snapshot FROM events WHERE time < ? AND snapshot <> ''");
     old.bind(1, cutoff);
     while (old.step()) doomed.push_back(old.text(0));
-    Statement del(db_, "DELETE FROM events WHERE time < ?");
+    Statement del(db, "DELETE FROM events WHERE time < ?");
     del.bind(1, cutoff);
     del.step();
-    Statement delc(db_, "DELETE FROM compliance WHERE minute < ?");
+    Statement delc(db, "DELETE FROM compliance WHERE minute < ?");
     delc.bind(1, static_cast<int64_t>(cutoff));
     delc.step();
   }
@@ -258,7 +346,7 @@ int Storage::apply_retention(int days, int64_t max_mb, double now) {
       total -= size;
       ++removed;
       std::lock_guard<std::mutex> lock(mutex_);
-      Statement clear(db_, "UPDATE events SET snapshot = '' WHERE snapshot = ?");
+      Statement clear(db_locked(), "UPDATE events SET snapshot = '' WHERE snapshot = ?");
       clear.bind(1, name);
       clear.step();
     }

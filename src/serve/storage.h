@@ -4,16 +4,25 @@
 // JPEG snapshots of each track's best frame beside it. Retention by age and snapshot size.
 // Thread-safe: one connection behind a mutex (the writer is the inference worker; the
 // readers are HTTP handlers; all statements are short).
+// The folder belongs to one process (a lock file in it). A database file that is deleted
+// (with its folder or alone) or replaced under us is noticed before each statement (its
+// inode against the open one's): the folder and database are then recreated, or the other
+// file opened; until that works every call throws, so writers keep their rows (HistoryWriter).
 #pragma once
 #include <sqlite3.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "util/error.h"
+#include "util/locked_file.h"
 
 namespace maskwatch {
 
@@ -41,12 +50,28 @@ struct ComplianceBucket {
   nlohmann::json to_json() const;
 };
 
+// The database cannot be used now (deleted or replaced, and reopening fails): the API
+// answers 503, not the 400 of an Error the request caused.
+struct StorageUnavailable : Error {
+  using Error::Error;
+};
+
+// A file's identity (device, inode): another file at the same path has another one.
+struct FileId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const FileId& o) const { return dev == o.dev && ino == o.ino; }
+  bool operator!=(const FileId& o) const { return !(*this == o); }
+};
+std::optional<FileId> file_id(const std::filesystem::path& path);  // nullopt: no such file
+
 // Local midnight of today, as unix seconds (the default start of "today's" compliance).
 double today_start();
 
 class Storage {
  public:
-  // Creates dir, the database and snapshots/ when missing; throws Error naming the file.
+  // Creates dir, the database and snapshots/ when missing; throws Error naming the file, or
+  // naming the process that holds the folder.
   explicit Storage(const std::filesystem::path& dir);
   ~Storage();
   Storage(const Storage&) = delete;
@@ -70,14 +95,31 @@ class Storage {
   // Returns how many snapshot files were removed.
   int apply_retention(int days, int64_t max_mb, double now);
 
+  // Reopens (or recreates) the database if its file was deleted or replaced; throws Error
+  // while that fails. Every other call does the same first; this one lets a caller notice
+  // it without a statement to run (HistoryWriter, every 2 s).
+  void check();
+  // How many times the database was recreated or reopened after it was deleted or replaced.
+  int64_t reopened() const;
+
   std::filesystem::path snapshot_dir() const { return dir_ / "snapshots"; }
   std::filesystem::path database_path() const { return dir_ / "maskwatch.db"; }
 
  private:
+  std::filesystem::path wal_path() const { return dir_ / "maskwatch.db-wal"; }
+  std::filesystem::path shm_path() const { return dir_ / "maskwatch.db-shm"; }
+  void open_locked();                // folder, lock, database, schema; throws Error
+  void close_locked();               // and, if its file was deleted or replaced, its -wal and -shm
+  sqlite3* db_locked();              // the connection, reopened first if its file was deleted or replaced
+  bool file_is_ours_locked() const;  // the path still names the file we opened
   void exec(const char* sql);
   std::filesystem::path dir_;
   sqlite3* db_ = nullptr;
-  std::mutex mutex_;
+  std::optional<FileId> db_id_, wal_id_, shm_id_;  // the open database's files
+  std::unique_ptr<FolderLock> lock_;
+  int64_t reopened_ = 0;
+  std::string lost_;  // what happened to the last file: "was deleted", "was replaced by another file"
+  mutable std::mutex mutex_;
 };
 
 }  // namespace maskwatch

@@ -1,6 +1,8 @@
-// An append-only text file that one process owns at a time: opened with an exclusive
-// flock(2), so a second writer gets a clear error instead of interleaving into corrupt
-// lines. The file is emptied only after the lock is held (never under another writer).
+// Files that one process owns at a time, through an exclusive flock(2) (released by the
+// kernel when the process ends, however it ends: no stale locks after a kill -9).
+// LockedLineFile: an append-only text file, so a second writer gets a clear error instead of
+// interleaving into corrupt lines; it is emptied only after the lock is held.
+// FolderLock: a folder that one process writes (the `serve` data folder).
 #pragma once
 #include <filesystem>
 #include <string>
@@ -20,6 +22,20 @@ class LockedLineFile {
 
  private:
   std::filesystem::path path_;
+  int fd_ = -1;
+};
+
+// Holds an exclusive flock on `<dir>/<name>` (created if missing) for its life and writes
+// our pid into it, so that a second process is told which one holds the folder.
+class FolderLock {
+ public:
+  // Throws Error("<what> <dir> is in use by another maskwatch process (pid N)") when held.
+  FolderLock(const std::filesystem::path& dir, const std::string& name, const std::string& what);
+  ~FolderLock();
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
   int fd_ = -1;
 };
 

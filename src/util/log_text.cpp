@@ -58,4 +58,15 @@ void install_log_format() {
   spdlog::set_formatter(std::move(formatter));
 }
 
+std::optional<int64_t> LogThrottle::admit(Clock::time_point now) {
+  if (last_ && now - *last_ < interval_) {
+    ++held_;
+    return std::nullopt;
+  }
+  last_ = now;
+  const int64_t held = held_;
+  held_ = 0;
+  return held;
+}
+
 }  // namespace maskwatch

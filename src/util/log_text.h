@@ -2,6 +2,9 @@
 // into log lines, stored history and API answers: credentials in URLs hidden, control
 // characters escaped so that no payload can forge or split a log line.
 #pragma once
+#include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -13,6 +16,23 @@ std::string redact_url(std::string_view text);
 
 // Control characters as C escapes (\n, \r, \t, \x1b ...); everything else as it is.
 std::string escape_control(std::string_view text);
+
+// A line that can repeat without end (a state that flips back and forth with the load): the
+// first one is logged at its level, then at most one per `interval`, saying how many came
+// in between; those go to debug level. One owner (not thread-safe).
+class LogThrottle {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit LogThrottle(Clock::duration interval) : interval_(interval) {}
+  // Log this one at its level: how many were held back since the last one that was.
+  // nullopt: debug level only.
+  std::optional<int64_t> admit(Clock::time_point now = Clock::now());
+
+ private:
+  Clock::duration interval_;
+  std::optional<Clock::time_point> last_;
+  int64_t held_ = 0;
+};
 
 // spdlog's default logger prints every message through redact_url and escape_control.
 void install_log_format();

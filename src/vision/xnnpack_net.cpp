@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "util/error.h"
+#include "util/log_text.h"
 
 namespace maskwatch {
 
@@ -80,6 +81,7 @@ struct XnnpackNet::Impl {
   std::function<onnx::ModelProto()> reload;  // empty: the subgraph is kept for rebuilds
   bool reload_failed = false;
   bool pinned = false;  // set_pooled was called: PoolChoice no longer moves the runtime
+  LogThrottle switch_log{std::chrono::minutes(10)};
 
   // Defines the subgraph and its weights (NHWC copies) from the model, which it empties.
   void build(onnx::ModelProto&& proto);
@@ -387,10 +389,19 @@ cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
     check(xnn_invoke_runtime(m.runtime), "inference");
     const bool pooled = m.choice.update(ms_of(CLOCK_THREAD_CPUTIME_ID) - cpu0, ms_of(CLOCK_MONOTONIC) - wall0);
     if (!m.pinned && m.can_switch_to(pooled)) {
-      spdlog::info("classifier: {} (this thread got {:.0f} % of a core while classifying)",
-                   pooled ? "cores free again, back on the XNNPACK thread pool"
-                          : "other work is using the cores, XNNPACK runs on one thread",
-                   100 * m.choice.cpu_share());
+      const std::string line = fmt::format("classifier: {} (this thread got {:.0f} % of a core while classifying)",
+                                           pooled ? "cores free again, back on the XNNPACK thread pool"
+                                                  : "other work is using the cores, XNNPACK runs on one thread",
+                                           100 * m.choice.cpu_share());
+      // Under a load that comes and goes this flips every few seconds (123 of 137 lines in
+      // 10 minutes of `serve`): the first switch tells what happens, then one line in 10
+      // minutes says that it goes on; each switch is still there at debug level.
+      if (const auto held = m.switch_log.admit())
+        spdlog::info(
+            "{}{}", line,
+            *held ? fmt::format("; {} more switch(es) since the last such line (each at debug level)", *held) : "");
+      else
+        spdlog::debug("{}", line);
       m.switch_runtime(pooled);
     }
     std::memcpy(out.ptr<float>(i), m.output.data(), m.output.size() * sizeof(float));
