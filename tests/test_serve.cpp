@@ -144,6 +144,11 @@ class Drain {
   std::thread thread_;
 };
 
+// A starved API never answers (the client times out after 5 s); a busy CI machine once took
+// 1.02 s for /healthz beside 44 open streams and sockets. Latency itself is measured by
+// `bench --serve`, not asserted here.
+constexpr double kStarved = 3.0;
+
 // Status of GET path on a new connection, and whether it came within max_s.
 void expect_quick_answer(const Server& srv, const std::string& path, double max_s) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -513,8 +518,8 @@ TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
     }
   });
   for (int round = 0; round < 5; ++round) {
-    expect_quick_answer(srv, "/healthz", 1.0);
-    expect_quick_answer(srv, "/api/stats", 1.0);
+    expect_quick_answer(srv, "/healthz", kStarved);
+    expect_quick_answer(srv, "/api/stats", kStarved);
   }
   // One stream beyond the cap: a clear 503, for either kind.
   for (const char* path : {"/api/events/stream", "/api/demo/stream.mjpeg"}) {
@@ -555,7 +560,7 @@ TEST(Serve, OneClientAddressCannotTakeEveryConnection) {
   EXPECT_NE(reply.find("HTTP/1.1 503"), std::string::npos) << reply;
   EXPECT_NE(reply.find("too many connections from 127.0.0.2 (at most 4 at a time)"), std::string::npos) << reply;
   // ...while other addresses are served as usual.
-  expect_quick_answer(srv, "/healthz", 1.0);
+  expect_quick_answer(srv, "/healthz", kStarved);
   // One leaves: the address may connect again.
   close(idle.back());
   idle.pop_back();
