@@ -491,6 +491,19 @@ TEST(Serve, TheDataFolderHasOneOwnerAndIsRecreatedWhenDeleted) {
   sqlite3_close(db);
 }
 
+TEST(Serve, AStreamWhoseClientLeftFreesItsSlotAtOnce) {
+  // An idle event listener writes only every 10 s: without checking for the closed socket its
+  // slot would stay taken that long after the tab was closed.
+  Server srv("");
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(1); }, 30)) << srv.proc->err();
+  std::vector<int> fds = {open_get(srv.port, "/api/events/stream"), open_get(srv.port, "/api/demo/stream.mjpeg")};
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["streams"] == 2; }, 10))
+      << srv.get_json("/api/stats")["http"];
+  for (int fd : fds) close(fd);
+  EXPECT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["streams"] == 0; }, 4))
+      << srv.get_json("/api/stats")["http"];
+}
+
 TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
   // 20 event listeners + 4 MJPEG viewers fill the cap of 24 streams; 20 slowloris sockets
   // send their requests a byte at a time. The API still answers at once.

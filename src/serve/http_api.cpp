@@ -149,7 +149,17 @@ class GuardedStream : public httplib::Stream {
     request_timed_out_ = true;
     return false;
   }
-  bool is_writable() const override { return wait_socket(sock_, POLLOUT, write_ms_); }
+  // A client that has gone (closed its end) is not writable either: a stream ends as soon as
+  // its provider asks, not at the next write that fails (up to 10 s later for an idle event
+  // stream), so a reloading dashboard does not pile up slots against the caps.
+  bool is_writable() const override { return !peer_closed() && wait_socket(sock_, POLLOUT, write_ms_); }
+  bool peer_closed() const {
+    pollfd p{sock_, POLLIN | POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return true;
+    char c;
+    return off_ == len_ && ::recv(sock_, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  }
   ssize_t read(char* ptr, size_t size) override {
     if (off_ == len_) {
       if (!is_readable()) return -1;
@@ -576,6 +586,7 @@ void HttpApi::routes() {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream", [this, cursor, last_write, client](size_t, httplib::DataSink& sink) {
+          if (!sink.is_writable()) return false;  // the listener has gone: free its slot now
           if (engine_.stopping()) {
             sink.done();
             return true;
