@@ -117,18 +117,19 @@ FaceDetector::FaceDetector(const FaceDetectorOptions& o) : opts_(o) {
   for (const auto& k : known_corrections())
     if (sha == k.sha256) correction_ = k.correction;
   if (opts_.box_correction) correction_ = *opts_.box_correction;
-  std::set<std::string> outputs;
+  cv::dnn::Net net;
   try {
-    outputs = output_names(cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    net = cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   } catch (const cv::Exception& e) {
     throw Error(fmt::format("cannot load face model {}: {}", path_.string(), e.err));
   }
-  const auto& names_2023 = yunet_2023_output_names();
-  if (outputs == std::set<std::string>(names_2023.begin(), names_2023.end())) {
+  if (Yunet2023::has_2023_outputs(net)) {
     kind_ = FaceModelKind::Yunet2023;
-    yunet_2023_ = std::make_unique<Yunet2023>(path_);
+    yunet_2023_ = std::make_unique<Yunet2023>(path_, std::move(net));
     return;
   }
+  const auto outputs = output_names(net);
+  const auto& names_2023 = yunet_2023_output_names();
   if (outputs != std::set<std::string>{"loc", "conf", "iou"})
     throw Error(fmt::format(
         "face model {} is not a YuNet face detector: its outputs are {}; YuNet 2023 has {}, YuNet 2022 has loc, "
@@ -227,8 +228,9 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   const cv::Rect2f bounds(0, 0, static_cast<float>(frame.cols), static_cast<float>(frame.rows));
   std::vector<Face> kept;
   for (auto& f : faces) {
-    f.crop_box = cv::Rect2f(f.box.x / s, f.box.y / s, f.box.width / s, f.box.height / s) & bounds;
-    f.box = correction_.apply(cv::Rect2f(f.box.x / s, f.box.y / s, f.box.width / s, f.box.height / s), scale) & bounds;
+    const cv::Rect2f in_frame(f.box.x / s, f.box.y / s, f.box.width / s, f.box.height / s);
+    f.crop_box = in_frame & bounds;
+    f.box = correction_.apply(in_frame, scale) & bounds;
     for (auto& p : f.landmarks) p = {p.x / s, p.y / s};
     if (f.box.width >= 4 && f.box.height >= 4 && f.crop_box.width >= 4 && f.crop_box.height >= 4) kept.push_back(f);
   }

@@ -80,12 +80,8 @@ bool Yunet2023::has_2023_outputs(const cv::dnn::Net& net) {
   return have == std::set<std::string>(want.begin(), want.end());
 }
 
-Yunet2023::Yunet2023(const std::filesystem::path& model) : path_(model), out_names_(yunet_2023_output_names()) {
-  try {
-    net_ = cv::dnn::readNetFromONNX(model.string());
-  } catch (const cv::Exception& e) {
-    throw Error(fmt::format("cannot load face model {}: {}", model.string(), e.err));
-  }
+Yunet2023::Yunet2023(const std::filesystem::path& model, cv::dnn::Net net)
+    : path_(model), net_(std::move(net)), out_names_(yunet_2023_output_names()) {
   if (!has_2023_outputs(net_)) {
     const auto got = net_.getUnconnectedOutLayersNames();
     throw Error(fmt::format("face model {} is not a 2023 YuNet: its outputs are {}, expected {}", model.string(),

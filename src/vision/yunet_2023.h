@@ -34,12 +34,13 @@ std::vector<FaceCandidate> decode_yunet_2023(const std::vector<cv::Mat>& outputs
 
 class Yunet2023 {
  public:
-  // Loads and probes the network; throws Error naming the file and what differs when it is not
+  // Probes the network (`net`, read from `model` by the face detector, which reads the file once to
+  // tell its kind); throws Error naming the file and what differs when it is not
   // a 2023 YuNet (other outputs, or outputs of other shapes).
-  explicit Yunet2023(const std::filesystem::path& model);
+  Yunet2023(const std::filesystem::path& model, cv::dnn::Net net);
   // Candidates (before NMS) in `bgr`'s pixels; `bgr` may be any size.
   std::vector<FaceCandidate> detect(const cv::Mat& bgr, float threshold);
-  // True when the ONNX file's outputs are the 2023 ones (cheap: reads the graph only).
+  // True when the net's outputs are the 2023 ones (cheap: reads the graph only).
   static bool has_2023_outputs(const cv::dnn::Net& net);
 
  private:
