@@ -638,6 +638,30 @@ TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {
   for (int fd : streams) close(fd);
 }
 
+TEST(Serve, SigtermEndsAtOnceWhenAFifoWriterIsConnectedButSilent) {
+  // Two writers that hold the FIFO open and send nothing more: one silent from the start (the
+  // open's probe waits in read(2)), one after a second of video (the frame read waits). No
+  // interrupt callback reaches a blocked read; the capture thread is left behind instead.
+  for (const bool sends_first : {false, true}) {
+    SCOPED_TRACE(sends_first ? "writer sends 1 s, then stays silent" : "writer silent from the start");
+    TempDir tmp;
+    const fs::path fifo = tmp / "camera.fifo";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    Server srv("", {}, "  pipe:\n    source: " + fifo.string() + "\n");
+    const std::string send =
+        sends_first ? "/usr/bin/ffmpeg -v error -t 1 -i '" + shared_path("samples/video/webcam-mask-on-off.mp4").string() +
+                          "' -c copy -bsf:v dump_extra -f mpegts - ; "
+                    : std::string();
+    BackgroundProcess writer({"/bin/sh", "-c", "exec > '" + fifo.string() + "'; " + send + "exec sleep 60"});
+    const auto pipe = [&] { return srv.get_json("/api/stats")["cameras"]["pipe"]; };
+    if (sends_first) ASSERT_TRUE(wait_until([&] { return pipe()["status"] == "online"; }, 20)) << srv.proc->err();
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // the writer is now silent; the reader waits
+    const double took = srv.stop(3.0);
+    std::cout << "[ measured ] SIGTERM to exit with a connected, silent FIFO writer: " << took << " s\n";
+    writer.signal(SIGKILL);
+  }
+}
+
 TEST(Serve, AFifoSaysItWaitsForAWriterAndWaitsAgainWhenOneLeaves) {
   TempDir tmp;
   const fs::path fifo = tmp / "camera.fifo";

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,18 +22,13 @@ namespace {
 // overshoots when intervals vary and keeps its last value when frames stop).
 constexpr auto kRateWindow = std::chrono::seconds(5);
 
-bool is_fifo(const std::string& source) {
-  struct stat st {};
-  return ::stat(source.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
-}
-
 // A FIFO that nobody writes to blocks open(2) for ever: FFmpeg's file protocol opens it
 // blocking and no interrupt callback reaches a blocked system call. Opening the FIFO for
 // writing (non-blocking) completes such a reader's open, and closing it at once gives the
 // reader end-of-file, so the source fails to open and the capture thread sees the stop.
 // Without a reader the open fails with ENXIO, harmlessly.
 void wake_fifo_reader(const std::string& source) {
-  if (!is_fifo(source)) return;
+  if (!is_fifo_path(source)) return;
   const int fd = ::open(source.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd >= 0) ::close(fd);
 }
@@ -155,7 +149,7 @@ void CameraFeed::loop() {
       so.reconnect_for_s = 5;  // the feed does its own reconnecting, with the camera's backoff
       so.cancel = &cancel_;
       // Opening a FIFO blocks until a writer opens it, with nothing to report meanwhile.
-      if (is_fifo(config_.source))
+      if (is_fifo_path(config_.source))
         note_waiting("waiting for a writer on the FIFO (open blocks until one opens it for writing)");
       source = open_source(config_.source, so);
     } catch (const std::exception& e) {
@@ -207,7 +201,7 @@ void CameraFeed::loop() {
       if (stop_) break;
     }
     if (got_any && paced && config_.loop) continue;  // the demo clip again, at once
-    const bool fifo = is_fifo(config_.source);
+    const bool fifo = is_fifo_path(config_.source);
     if (got_any && paced && !fifo) {
       // A file or folder that was read to its end is done: opening it again would show the
       // same frames again and flap online/offline with every pass. (A FIFO is opened again:

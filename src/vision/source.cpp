@@ -10,6 +10,8 @@
 #include <mutex>
 #include <thread>
 
+#include <sys/stat.h>
+
 #include "data/image_io.h"
 #include "media/v4l2_camera.h"
 #include "media/video_reader.h"
@@ -102,7 +104,10 @@ class LiveSource : public FrameSource {
     s_->camera = camera_index;
     s_->opts = o;
     s_->start = s_->last_frame = Clock::now();
-    if (!s_->open()) {
+    // A FIFO's open blocks until a writer comes (and its probe until the writer sends): the
+    // capture thread does it, so closing the source never waits on it.
+    s_->open_in_thread = is_fifo_path(s_->spec);
+    if (!s_->open_in_thread && !s_->open()) {
       throw Error(
           s_->is_camera()
               ? fmt::format("cannot open camera {} (missing, busy, or no permission: {})", s_->spec, s_->open_error)
@@ -180,6 +185,7 @@ class LiveSource : public FrameSource {
     bool has_new = false, finished = false, stop = false;
     bool stall_logged = false;  // since the last frame
     int failures = 0;           // failed reads/reopens in a row, since the last frame
+    bool open_in_thread = false;  // a FIFO: the capture thread opens it
     std::string failure;
     std::string open_error;  // why the last open failed (V4L2's or FFmpeg's words)
 
@@ -227,6 +233,10 @@ class LiveSource : public FrameSource {
     void capture_loop() {
       double backoff_s = 0.5;
       int64_t index = 0;
+      if (open_in_thread && !stopping() && !open()) {  // the reconnect path below tries again
+        std::lock_guard<std::mutex> lock(mutex);
+        failure = fmt::format("{}: {}", spec, open_error);
+      }
       while (!stopping()) {
         cv::Mat frame;
         const bool got = camera_device.is_open() ? camera_device.read(frame, opts.read_timeout_ms)
@@ -247,6 +257,11 @@ class LiveSource : public FrameSource {
           continue;
         }
         const double since_frame = std::chrono::duration<double>(Clock::now() - last_frame).count();
+        if (open_in_thread) {  // a FIFO's writer left (or never sent a stream): the owner opens it again
+          std::lock_guard<std::mutex> lock(mutex);
+          if (failure.empty()) failure = fmt::format("{}: the FIFO's writer closed it", spec);
+          break;
+        }
         if (opts.reconnect_for_s > 0 && since_frame >= opts.reconnect_for_s) {
           std::lock_guard<std::mutex> lock(mutex);
           failure = fmt::format("{}: lost, no frame for {:.0f} s (--reconnect-for {:g})", spec, since_frame,
@@ -279,6 +294,15 @@ class LiveSource : public FrameSource {
   std::thread worker_;
 };
 
+}  // namespace
+
+bool is_fifo_path(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+namespace {
+
 bool all_digits(const std::string& s) {
   return !s.empty() && s.size() < 4 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
@@ -289,7 +313,7 @@ std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOp
   if (spec.empty()) throw Error("no source given");
   if (all_digits(spec)) return std::make_unique<LiveSource>(spec, std::stoi(spec), o);
   if (spec.rfind("/dev/video", 0) == 0) return std::make_unique<LiveSource>(spec, -1, o);
-  if (spec.find("://") != std::string::npos) return std::make_unique<LiveSource>(spec, -1, o);
+  if (spec.find("://") != std::string::npos || is_fifo_path(spec)) return std::make_unique<LiveSource>(spec, -1, o);
   std::error_code ec;
   if (std::filesystem::is_directory(spec, ec)) return std::make_unique<ImageFolderSource>(spec, o.folder_fps);
   return std::make_unique<VideoFileSource>(spec);

@@ -2,6 +2,7 @@
 //   "0", "1"...        webcam index (V4L2), --width x --height (640x480 by default)
 //   /dev/videoN        webcam device
 //   rtsp://, http://.. network stream (FFmpeg)
+//   a FIFO (named pipe) a live stream written by another program (e.g. ffmpeg ... -f mpegts)
 //   a folder           its images, sorted by name (unreadable ones skipped with a warning)
 //   anything else      a video file
 // Files are read frame by frame and timed by their frame rate, so results do not depend on
@@ -17,6 +18,11 @@
 #include <string>
 
 namespace maskwatch {
+
+// True when `path` is a FIFO (named pipe). Opening one blocks until a writer opens it, and a
+// writer that stays silent blocks every read: such a source is opened and read by the capture
+// thread, which is left behind (not joined) if it is still stuck when the source closes.
+bool is_fifo_path(const std::string& path);
 
 struct SourceOptions {
   int width = 640, height = 480;              // requested camera resolution
