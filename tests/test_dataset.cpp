@@ -184,10 +184,12 @@ TEST(Dataset, SeveralFoldersMergeClassesByNameAndKeepTheirSources) {
   EXPECT_EQ(ds.classes, (std::vector<std::string>{"with_mask", "without_mask"}));
   ASSERT_EQ(ds.items.size(), 6u);
   EXPECT_EQ(ds.class_counts(), (std::vector<int>{2, 4}));
-  EXPECT_EQ(ds.sources(), (std::vector<std::string>{"jolly", "karan", "seed"}));
+  // The folded folder is a source of its own: reported (and weighted) apart from jolly's with/without.
+  EXPECT_EQ(ds.sources(), (std::vector<std::string>{"jolly", "jolly/mask_worn_incorrectly", "karan", "seed"}));
   std::map<std::string, std::string> source_of;
   for (const auto& it : ds.items) source_of[it.rel] = it.source;
-  EXPECT_EQ(source_of["odd/mask_worn_incorrectly/jolly__4.jpg"], "jolly");
+  EXPECT_EQ(source_of["odd/mask_worn_incorrectly/jolly__4.jpg"], "jolly/mask_worn_incorrectly");
+  EXPECT_EQ(source_of["real/with_mask/jolly__1.jpg"], "jolly");
   EXPECT_EQ(source_of["seed/with_mask/a.jpg"], "seed");
   // Without the map the odd folder is a third class.
   EXPECT_EQ(scan_datasets({d / "seed", d / "odd"}).classes.size(), 3u);

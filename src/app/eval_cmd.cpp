@@ -192,6 +192,10 @@ void print_scene_block(const std::string& title, const json& r) {
                c["ap"].get<double>(), c["positives"].get<int>(), op["precision"].get<double>(),
                op["recall"].get<double>());
   }
+  if (const auto& w = r["worn_incorrectly"]; w["boxes"].get<int>() > 0)
+    fmt::print("  masks worn incorrectly: {} labelled, {} found, {} of them shown as with_mask ({:.1f} % not)\n",
+               w["boxes"].get<int>(), w["found"].get<int>(), w["shown_with_mask"].get<int>(),
+               100 * w["not_with_mask_share"].get<double>());
 }
 
 void evaluate_scene_folder(const EvalOpts& o) {
@@ -205,6 +209,7 @@ void evaluate_scene_folder(const EvalOpts& o) {
   Pipeline pipeline(clf, detector);
   SceneEvalOptions so;
   so.classes = o.classes;
+  for (const auto& m : o.maps) so.class_map.insert(parse_class_mapping(m));
   so.fit_boxes = o.fit_boxes;
   if (!o.split.empty()) {
     so.subset = unseen_scenes(o.split);
@@ -269,7 +274,10 @@ void add_eval_command(CLI::App& root) {
   cmd->add_option("--face-threshold", o->face_threshold, "With --scenes: minimum YuNet face score")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 1.0));
-  cmd->add_option("--map", o->maps, "Count a class folder as a model class: FROM=TO (repeatable)");
+  cmd->add_option("--map", o->maps,
+                  "Count a class folder as a model class: FROM=TO (repeatable). With --scenes it maps labelled "
+                  "classes, e.g. mask_worn_incorrectly=without_mask scores a chin mask shown as with_mask as a "
+                  "miss and a false face");
   cmd->add_option("--json", o->json_out,
                   "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, "
                   "ece, predictions");

@@ -183,6 +183,7 @@ Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const Scan
   struct Folder {
     std::filesystem::path dir;
     std::string root, cls;
+    std::string folded;  // the class folder's own name when --map folds it into another class
   };
   std::vector<Folder> folders;
   std::set<std::string> names, folder_names;
@@ -205,7 +206,7 @@ Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const Scan
     for (const auto& s : sub) {
       folder_names.insert(s);
       names.insert(mapped(s));
-      folders.push_back({dir / s, root, mapped(s)});
+      folders.push_back({dir / s, root, mapped(s), mapped(s) == s ? std::string() : s});
     }
   }
   for (const auto& [from, to] : o.class_map)
@@ -252,6 +253,9 @@ Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const Scan
       item.path = file;
       item.label = label;
       item.source = source_of(file.filename().string(), f.root);
+      // A folded folder is its own source ("jolignier/mask_worn_incorrectly"): its images are
+      // reported apart (how many are not called the other class) and can be weighted apart.
+      if (!f.folded.empty()) item.source += "/" + f.folded;
       if (const auto k = keys.find(in_root); k != keys.end()) item.photo = k->second;
       ds.items.push_back(std::move(item));
     }

@@ -5,7 +5,8 @@
 // An item's name (`rel`) is "<data folder name>/<class folder>/<file>", '/'-separated: unique
 // across folders, and what split.json and --exclude files list. Its source is the file-name
 // prefix before "__" when there is one (real-masks names files "<source>__..."), else the
-// data folder's name. When a data folder has a MANIFEST.csv with `file`, `repo` and `path`
+// data folder's name; a class folder folded into another class by --map adds its own name
+// ("jolignier/mask_worn_incorrectly"), so those images are reported and weighted apart. When a data folder has a MANIFEST.csv with `file`, `repo` and `path`
 // columns, crops cut from the same original photo share a `photo` key, so the split keeps
 // them together.
 //

@@ -1,6 +1,7 @@
 #include "data/split_file.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 
@@ -49,8 +50,14 @@ nlohmann::json split_to_json(const Dataset& ds, const SplitAssignment& a, const 
 }
 
 SplitAssignment split_from_json(const nlohmann::json& j, const Dataset& ds, const std::string& origin) {
-  if (!j.is_object() || j.value("manifest_sha256", "") != ds.manifest_sha256())
-    throw Error(fmt::format("{} was made for different data (manifest differs)", origin));
+  if (!j.is_object()) throw Error(fmt::format("{}: malformed split file (not a JSON object)", origin));
+  // Other data than the split was made for is fine when every image is one it lists (more
+  // exclusions, a class folded with --map, a third class): recipes are then compared on one
+  // split. An image it does not list is an error below.
+  if (j.value("manifest_sha256", "") != ds.manifest_sha256())
+    spdlog::info("{} was made for other data (exclusions, class map or classes differ): reusing its assignment of "
+                 "the images it lists",
+                 origin);
   std::map<std::string, std::pair<Split, int>> by_name;
   try {
     for (const auto& it : j.at("items")) {

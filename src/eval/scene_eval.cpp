@@ -182,6 +182,30 @@ std::vector<T> of_images(const std::vector<T>& v, const std::set<int>* keep) {
 
 double ratio(int a, int b) { return b ? static_cast<double>(a) / b : 0.0; }
 
+// What the product shows on the faces labelled as masks worn incorrectly (at least min_face,
+// not difficult): found = a shown detection overlaps it with IoU >= o.iou (the best one is
+// its verdict); with_mask = that verdict is the with_mask class, which a compliance monitor
+// must not say.
+nlohmann::json worn_incorrectly_verdicts(const std::vector<GroundTruthBox>& truth, const std::vector<SceneFace>& faces,
+                                         int with_mask, const SceneEvalOptions& o) {
+  int boxes = 0, found = 0, shown_with = 0;
+  for (const auto& g : truth) {
+    if (!g.worn_incorrectly || g.difficult || std::min(g.box.width, g.box.height) < o.min_face) continue;
+    ++boxes;
+    const SceneFace* best = nullptr;
+    double best_iou = o.iou;
+    for (const auto& f : faces)
+      if (f.image == g.image && iou(f.box, g.box) >= best_iou) best = &f, best_iou = iou(f.box, g.box);
+    if (!best) continue;
+    ++found;
+    shown_with += with_mask >= 0 && best->label == with_mask;
+  }
+  return {{"boxes", boxes},
+          {"found", found},
+          {"shown_with_mask", shown_with},
+          {"not_with_mask_share", found ? 1.0 - ratio(shown_with, found) : 0.0}};
+}
+
 // The metrics of one set of images: headline mAP and per class, the per-class-score variant,
 // face AP, and the operating point (every detection the product shows).
 nlohmann::json score_scenes(const std::vector<GroundTruthBox>& all_truth, const std::vector<SceneFace>& all_faces,
@@ -218,7 +242,11 @@ nlohmann::json score_scenes(const std::vector<GroundTruthBox>& all_truth, const 
         {fmt::format("any face AP {:.3f}", face.ap), face.recall, face.precision, cv::Scalar(90, 90, 90), false, true});
   std::set<int> seen;
   for (const auto& g : truth) seen.insert(g.image);
+  const auto with = std::find(classes.begin(), classes.end(), "with_mask");
   return {{"images", seen.size()},
+          {"worn_incorrectly",
+           worn_incorrectly_verdicts(truth, faces, with == classes.end() ? -1 : static_cast<int>(with - classes.begin()),
+                                     o)},
           {"map", map},
           {"per_class_score_map", kind_map},
           {"per_class", per_class},
@@ -325,10 +353,13 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
     (id % 2 ? odd_ids : even_ids).insert(id);
     if (o.subset.count(path.filename().string())) subset_ids.insert(id);
     for (const auto& obj : a.objects) {
-      const std::string name = canonical_class_name(obj.name);
+      const std::string labelled = canonical_class_name(obj.name);
+      const auto m = o.class_map.find(labelled);
+      const std::string name = m == o.class_map.end() ? labelled : m->second;
       const auto it = std::find(classes.begin(), classes.end(), name);
-      truth.push_back({id, obj.box, it == classes.end() ? -1 : static_cast<int>(it - classes.begin()), obj.difficult});
-      ++gt_counts[name];
+      truth.push_back({id, obj.box, it == classes.end() ? -1 : static_cast<int>(it - classes.begin()), obj.difficult,
+                       labelled == "mask_worn_incorrectly"});
+      ++gt_counts[labelled];
     }
     const double scale = pipeline.detector().input_scale(img.cols);
     for (const auto& f : pipeline.classify_still(img)) {

@@ -8,7 +8,7 @@
 //     their argmax), score = face score x that label's probability;
 //   - ignore regions: labelled faces under `min_face` px (shorter side), boxes marked
 //     difficult, and boxes of classes not evaluated (masks worn incorrectly, unless --classes
-//     names that class);
+//     names that class or --map folds it into one, e.g. mask_worn_incorrectly=without_mask);
 //   - each detection, best score first, takes the highest-IoU box that is of its class or an
 //     ignore region; IoU >= 0.5 with a box of its class is a true positive (a second detection
 //     of that box a false positive), with an ignore region it is ignored, and anything else, a
@@ -36,6 +36,7 @@ struct GroundTruthBox {
   cv::Rect2f box;
   int cls = 0;  // evaluated class index, or -1: a region to ignore for every class
   bool difficult = false;
+  bool worn_incorrectly = false;  // labelled as a mask under the nose or chin (whatever it is scored as)
 };
 
 struct ScoredBox {
@@ -79,6 +80,9 @@ std::vector<ScoredBox> face_detections(const std::vector<SceneFace>& faces);
 
 struct SceneEvalOptions {
   std::vector<std::string> classes;  // evaluated classes; empty = with_mask and without_mask
+  // Labelled class -> evaluated class (after canonical_class_name), e.g. mask_worn_incorrectly ->
+  // without_mask: a chin mask must then be shown as "without mask" to count as found.
+  std::map<std::string, std::string> class_map;
   float min_face = 32;
   double iou = 0.5;
   // Images (file names in images/) reported again on their own ("subset" in the report).

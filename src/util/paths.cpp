@@ -27,6 +27,8 @@ std::filesystem::path default_seed_data_path() { return shared_data_dir() / "dat
 
 std::filesystem::path default_real_data_path() { return shared_data_dir() / "data" / "real-masks"; }
 
+std::filesystem::path default_incorrect_data_path() { return shared_data_dir() / "data" / "real-masks-incorrect"; }
+
 std::filesystem::path default_exclude_path() {
   return std::filesystem::path(MASKWATCH_SOURCE_DIR) / "data" / "label-exclusions.txt";
 }

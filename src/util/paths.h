@@ -12,9 +12,11 @@ std::filesystem::path asset_dir();
 std::filesystem::path asset_path(const std::string& name);
 // The shared data folder configured at build time (../shared beside the project).
 std::filesystem::path shared_data_dir();
-// The seed training set (shared/data/seed-masks) and the real photos (shared/data/real-masks).
+// The seed training set (shared/data/seed-masks), the real photos (shared/data/real-masks) and
+// the real masks worn under the nose or chin (shared/data/real-masks-incorrect).
 std::filesystem::path default_seed_data_path();
 std::filesystem::path default_real_data_path();
+std::filesystem::path default_incorrect_data_path();
 // The label exclusion list the default recipe uses (data/label-exclusions.txt in the project).
 std::filesystem::path default_exclude_path();
 // The shipped mask model (models/model.onnx), or MASKWATCH_MODEL when set.
