@@ -20,6 +20,7 @@
 #include <iostream>
 #include <opencv2/imgcodecs.hpp>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "serve_server.h"
@@ -619,6 +620,35 @@ TEST(Serve, NumbersOutOfRangeAndUnknownTypesAre400WithTheRange) {
   srv.stop(5.0);
 }
 
+TEST(Serve, FacesUnderACamerasOwnThresholdMakeNoEvents) {
+  // Two cameras on the same clip; "strict" shows only faces with a face score of 1.0, which
+  // the clip never reaches, so it shows none and must publish no verdict (the detector is
+  // shared at the lower threshold, and the tracker follows those faces all the same).
+  Server srv("", {},
+             "  strict:\n    source: " + shared_path("samples/video/webcam-mask-on-off.mp4").string() +
+                 "\n    loop: true\n    fps_limit: 10\n    detector: {score_threshold: 1.0}\n");
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
+  std::string sse;
+  const auto t0 = std::chrono::steady_clock::now();
+  srv.client().Get("/api/events/stream", [&](const char* data, size_t n) {
+    sse.append(data, n);
+    return std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8) && sse.size() < 200000;
+  });
+  int demo_events = 0;
+  std::istringstream lines(sse);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("data: ", 0) != 0) continue;
+    const auto e = nlohmann::json::parse(line.substr(6));
+    if (e.value("type", "") != "new" && e.value("type", "") != "update") continue;
+    EXPECT_NE(e["camera"], "strict") << e;
+    EXPECT_FALSE(e["box"].is_null()) << e;
+    demo_events += e["camera"] == "demo";
+  }
+  EXPECT_GE(demo_events, 1) << sse;
+  EXPECT_EQ(srv.get_json("/api/stats")["cameras"]["strict"]["faces_now"], 0);
+  srv.stop(5.0);
+}
+
 TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {
   // A camera whose source is a FIFO nobody writes to: its capture thread sits in open(2).
   TempDir tmp;
@@ -648,10 +678,10 @@ TEST(Serve, SigtermEndsAtOnceWhenAFifoWriterIsConnectedButSilent) {
     const fs::path fifo = tmp / "camera.fifo";
     ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
     Server srv("", {}, "  pipe:\n    source: " + fifo.string() + "\n");
-    const std::string send =
-        sends_first ? "/usr/bin/ffmpeg -v error -t 1 -i '" + shared_path("samples/video/webcam-mask-on-off.mp4").string() +
-                          "' -c copy -bsf:v dump_extra -f mpegts - ; "
-                    : std::string();
+    const std::string send = sends_first ? "/usr/bin/ffmpeg -v error -t 1 -i '" +
+                                               shared_path("samples/video/webcam-mask-on-off.mp4").string() +
+                                               "' -c copy -bsf:v dump_extra -f mpegts - ; "
+                                         : std::string();
     BackgroundProcess writer({"/bin/sh", "-c", "exec > '" + fifo.string() + "'; " + send + "exec sleep 60"});
     const auto pipe = [&] { return srv.get_json("/api/stats")["cameras"]["pipe"]; };
     if (sends_first) ASSERT_TRUE(wait_until([&] { return pipe()["status"] == "online"; }, 20)) << srv.proc->err();

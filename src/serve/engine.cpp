@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <opencv2/imgproc.hpp>
 
 #include "media/image_codec.h"
@@ -133,7 +134,16 @@ void Engine::stop() {
   wake_.notify_all();
   for (auto& c : cameras_) c->frame_cv.notify_all();
   if (worker_.joinable()) worker_.join();
-  for (auto& c : cameras_) c->feed.reset();  // joins the capture threads
+  for (auto& c : cameras_) {
+    // stats() and prometheus_metrics() (HTTP, MQTT threads) read the feed under the camera's
+    // mutex: take it out under that mutex, then join its capture thread outside it.
+    std::unique_ptr<CameraFeed> feed;
+    {
+      std::lock_guard<std::mutex> lock(c->mutex);
+      feed = std::move(c->feed);
+    }
+    feed.reset();
+  }
   // Tracks still open are history too: end them now.
   for (auto& c : cameras_) finish_open_tracks(*c);
   if (const size_t lost = history_->retry())
@@ -230,10 +240,15 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
       r.faces.end());
   const auto& classes = classifier_.classes();
 
-  // Track bookkeeping: the final verdict is the class a track showed longest.
+  // Track bookkeeping: the final verdict is the class a track showed longest. A track is
+  // news when it first passes the camera's threshold (its verdict may have changed earlier,
+  // while the tracker followed it below the threshold).
+  std::map<int, const TrackedFace*> shown, fresh_faces;
   for (const auto& f : r.faces) {
     auto [it, fresh] = cam.open_tracks.try_emplace(f.track_id);
     auto& t = it->second;
+    shown[f.track_id] = &f;
+    if (fresh) fresh_faces[f.track_id] = &f;
     if (fresh) t.start = now;
     t.last_seen = now;
     ++t.frames_per_verdict[f.verdict];
@@ -246,23 +261,25 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
       t.box = f.box;
     }
   }
-  for (const auto& c : r.changes) {
-    const auto t = cam.open_tracks.find(c.track_id);
-    nlohmann::json box = nullptr;
-    for (const auto& f : r.faces)
-      if (f.track_id == c.track_id) box = {f.box.x, f.box.y, f.box.x + f.box.width, f.box.y + f.box.height};
+  const auto publish_verdict = [&](int track_id, bool is_new, int from, int to, float score) {
+    const auto& f = *shown.at(track_id);
     bus_.publish(nlohmann::json{
-        {"type", c.first ? "new" : "update"},
+        {"type", is_new ? "new" : "update"},
         {"camera", cam.config.name},
-        {"track_id", c.track_id},
-        {"label", verdict_name(c.to, classes)},
-        {"from", c.first ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(c.from, classes))},
-        {"score", c.confidence},
-        {"start_time", t != cam.open_tracks.end() ? nlohmann::json(t->second.start) : nlohmann::json(nullptr)},
-        {"box", box},
+        {"track_id", track_id},
+        {"label", verdict_name(to, classes)},
+        {"from", is_new ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(from, classes))},
+        {"score", score},
+        {"start_time", cam.open_tracks.at(track_id).start},
+        {"box", {f.box.x, f.box.y, f.box.x + f.box.width, f.box.y + f.box.height}},
         {"time",
          now}}.dump());
-  }
+  };
+  // Faces under the camera's threshold are not shown: their changes are not news either.
+  for (const auto& c : r.changes)
+    if (shown.count(c.track_id))
+      publish_verdict(c.track_id, fresh_faces.erase(c.track_id) > 0, c.from, c.to, c.confidence);
+  for (const auto& [id, f] : fresh_faces) publish_verdict(id, true, kUncertain, f->verdict, f->confidence);
   const double max_missed = cam.config.tracker.max_missed_s;
   std::vector<int> ended;
   for (const auto& [id, t] : cam.open_tracks)
@@ -492,9 +509,11 @@ nlohmann::json Engine::stats() const {
 std::string Engine::prometheus_metrics() const {
   std::string out;
   out += "# HELP maskwatch_camera_up 1 when the camera delivers frames.\n# TYPE maskwatch_camera_up gauge\n";
-  for (const auto& c : cameras_)
+  for (const auto& c : cameras_) {
+    std::lock_guard<std::mutex> lock(c->mutex);
     out += fmt::format("maskwatch_camera_up{{camera=\"{}\"}} {}\n", c->config.name,
                        c->feed && c->feed->status() == "online" ? 1 : 0);
+  }
   out +=
       "# HELP maskwatch_camera_frames_total Frames per camera by what happened to them.\n"
       "# TYPE maskwatch_camera_frames_total counter\n";
