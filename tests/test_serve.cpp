@@ -170,6 +170,13 @@ TEST(Serve, ApiFramesStreamsMetricsAndHistoryAcrossARestart) {
   const auto stats = srv.get_json("/api/stats");
   EXPECT_GT(stats["cameras"]["demo"]["process_fps"].get<double>(), 2.0);
   EXPECT_LE(stats["cameras"]["demo"]["process_fps"].get<double>(), 11.0);  // fps_limit 10
+  {
+    // The clip is 15 fps: fps_limit 10 keeps two frames in three (one in two before pacing by time).
+    ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(20); }, 30));
+    const auto d = srv.get_json("/api/stats")["cameras"]["demo"];
+    const double processed = d["frames_processed"].get<double>(), skipped = d["frames_skipped"].get<double>();
+    EXPECT_NEAR(processed / (processed + skipped), 2.0 / 3, 0.1) << d;
+  }
   EXPECT_EQ(stats["cameras"]["demo"]["faces_now"], 1);
 
   // Frames: annotated, raw, scaled.

@@ -9,6 +9,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "media/image_codec.h"
+#include "serve/frame_pacer.h"
 #include "util/files.h"
 #include "util/paths.h"
 #include "util/stopwatch.h"
@@ -53,6 +54,7 @@ struct Engine::Camera {
   std::unique_ptr<CameraFeed> feed;
   std::unique_ptr<Pipeline> pipeline;
   std::chrono::steady_clock::time_point last_processed{}, last_start{};
+  FramePacer pacer;            // fps_limit (worker thread only)
   double mean_interval_s = 0;  // between processed frames' starts, moving average
   struct OpenTrack {
     double start = 0, last_seen = 0;
@@ -107,6 +109,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
   for (const auto& cc : config_.cameras) {
     auto cam = std::make_unique<Camera>();
     cam->config = cc;
+    cam->pacer = FramePacer(cc.fps_limit);
     PipelineOptions po;
     po.crop_margin = cc.detector.margin;
     po.schedule.refresh_s = cc.detector.reclassify_after_s;
@@ -188,8 +191,7 @@ void Engine::worker() {
       double t = 0;
       if (!cam.feed->take(frame, index, t)) continue;
       const auto now = std::chrono::steady_clock::now();
-      const double since = std::chrono::duration<double>(now - cam.last_processed).count();
-      if (cam.config.fps_limit > 0 && since < 1.0 / cam.config.fps_limit) {
+      if (!cam.pacer.admit(t)) {  // fps_limit, by capture time
         std::lock_guard<std::mutex> lock(cam.mutex);
         ++cam.skipped;
         continue;

@@ -1,0 +1,60 @@
+// fps_limit pacing by capture time (serve/frame_pacer.h).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "serve/frame_pacer.h"
+
+namespace maskwatch {
+namespace {
+
+// Indices of the admitted frames of a `source_fps` source over `seconds`, capture times
+// shifted by up to +-jitter_s (a fixed pattern).
+std::vector<int> admitted(double limit, double source_fps, double seconds, double jitter_s = 0) {
+  FramePacer pacer(limit);
+  std::vector<int> kept;
+  const int frames = static_cast<int>(std::lround(source_fps * seconds));
+  for (int i = 0; i < frames; ++i) {
+    const double wobble = jitter_s * std::sin(i * 2.3);
+    if (pacer.admit(i / source_fps + wobble)) kept.push_back(i);
+  }
+  return kept;
+}
+
+TEST(FramePacer, AFifteenFpsSourceGivesTheLimitOnAverageEvenlySpaced) {
+  for (const double limit : {5.0, 7.5, 10.0, 14.0}) {
+    SCOPED_TRACE(limit);
+    const auto kept = admitted(limit, 15, 30);
+    // 30 s: limit x 30 frames (the first frame is free: +1 at most).
+    EXPECT_NEAR(static_cast<double>(kept.size()), limit * 30, 1.0);
+    // Evenly spread: no gap longer than the next whole number of source frames per kept one.
+    const int max_gap = static_cast<int>(std::ceil(15 / limit - 1e-9));
+    for (size_t k = 1; k < kept.size(); ++k) EXPECT_LE(kept[k] - kept[k - 1], max_gap) << "at frame " << kept[k];
+  }
+  // 10 of 15 keeps two in three: the old rule (1/limit since the last one) kept one in two.
+  EXPECT_EQ(admitted(10, 15, 1), (std::vector<int>{0, 2, 3, 5, 6, 8, 9, 11, 12, 14}));
+}
+
+TEST(FramePacer, JitterDoesNotChangeTheRateAndNoLimitKeepsAll) {
+  for (const double limit : {5.0, 10.0, 14.0}) {
+    SCOPED_TRACE(limit);
+    EXPECT_NEAR(static_cast<double>(admitted(limit, 15, 60, 0.004).size()), limit * 60, 2.0);
+  }
+  EXPECT_EQ(admitted(0, 15, 10).size(), 150u);
+  EXPECT_EQ(admitted(30, 15, 10).size(), 150u);  // a limit above the source rate keeps every frame
+}
+
+TEST(FramePacer, AStallIsNotFollowedByABurst) {
+  FramePacer pacer(10);
+  int kept = 0;
+  for (int i = 0; i < 15; ++i) kept += pacer.admit(i / 15.0);
+  // Five seconds without frames, then 15 fps again: at most two frames of catch-up credit.
+  int after = 0;
+  for (int i = 0; i < 6; ++i) after += pacer.admit(6.0 + i / 15.0);
+  EXPECT_LE(after, 5);  // 6 frames in 0.4 s at 10 fps is 4, plus the capped credit
+  EXPECT_GE(after, 4);
+}
+
+}  // namespace
+}  // namespace maskwatch
