@@ -1,7 +1,7 @@
 // `maskwatch eval`: accuracy of an exported model on labelled folders (optionally only one
-// split of a training run), through the same OpenCV DNN path and the same face crops the
-// detector uses; overall and per source, with calibration error. `--scenes` evaluates
-// detection + classification end to end on annotated scenes (eval/scene_eval.h).
+// split of a training run), through the same classifier as `run` (XNNPACK by default) and
+// the same face crops the detector uses; overall and per source, with calibration error.
+// `--scenes` evaluates detection + classification end to end on annotated scenes (eval/scene_eval.h).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 

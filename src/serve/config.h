@@ -47,7 +47,7 @@ struct HttpAuth {
 struct HttpConfig {
   std::string listen = "127.0.0.1";
   int port = 8080;
-  int max_stream_clients = 8;  // MJPEG viewers per camera; the next gets 503
+  int max_stream_clients = 8;  // MJPEG viewers of each camera (not of the server); the next gets 503
   // Every open stream (MJPEG viewer or event listener) holds one HTTP thread for its whole
   // life: at most this many over all cameras, so that the pool always has threads left.
   int max_streams = 32;

@@ -1,6 +1,6 @@
 // One frame through the real-time path: faces (YuNet) -> tracks -> square crops of the faces
-// the schedule picks -> one batched classifier forward (OpenCV DNN) -> smoothing. Times
-// every stage.
+// the schedule picks -> the classifier (XNNPACK by default, OpenCV DNN as the fallback; one
+// face per forward) -> smoothing. Times every stage.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
