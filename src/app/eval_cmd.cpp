@@ -1,7 +1,9 @@
 // `maskwatch eval`: accuracy of an exported model on labelled folders (optionally only one
 // split of a training run), through the same classifier as `run` (XNNPACK by default) and
 // the same face crops the detector uses; overall and per source, with calibration error.
-// `--scenes` evaluates detection + classification end to end on annotated scenes (eval/scene_eval.h).
+// `--conditions` does the same for the crops rendered under named camera conditions
+// (eval/conditions.h). `--scenes` evaluates detection + classification end to end on
+// annotated scenes (eval/scene_eval.h).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -13,6 +15,8 @@
 #include "data/dataset.h"
 #include "data/split_file.h"
 #include "eval/calibration.h"
+#include "eval/condition_eval.h"
+#include "eval/conditions.h"
 #include "eval/metrics.h"
 #include "eval/plots.h"
 #include "eval/scene_eval.h"
@@ -21,6 +25,7 @@
 #include "util/json_io.h"
 #include "util/paths.h"
 #include "util/progress.h"
+#include "util/seed.h"
 #include "util/threads.h"
 #include "vision/face_detector.h"
 #include "vision/mask_classifier.h"
@@ -31,6 +36,7 @@ namespace {
 
 struct EvalOpts {
   std::string model = default_model_path().string(), json_out, split, subset = "test", out, scenes;
+  bool conditions = false;
   std::vector<std::string> data, maps, classes;
   float face_threshold = FaceDetectorOptions{}.score_threshold;
   bool no_face_crops = false;
@@ -62,8 +68,9 @@ void print_report(const ClassificationReport& r) {
                100 * r.per_class[c].precision, 100 * r.per_class[c].recall, r.per_class[c].f1, r.per_class[c].n);
 }
 
-void evaluate_folders(const EvalOpts& o) {
-  MaskClassifier clf(o.model);
+// The labelled items to evaluate: the data folders (classes in the model's order), only the
+// chosen subset when a split file is given.
+Dataset evaluation_dataset(const EvalOpts& o, const MaskClassifier& clf) {
   ScanOptions so;
   so.classes = clf.classes();
   so.min_classes = 1;
@@ -71,21 +78,20 @@ void evaluate_folders(const EvalOpts& o) {
   std::vector<std::filesystem::path> dirs(o.data.begin(), o.data.end());
   Dataset ds = scan_datasets(dirs, so);
   if (!o.split.empty()) keep_split(ds, o);
+  return ds;
+}
 
+// Decodes the classifier's crops of `ds` in chunks, handing each chunk's items and crops to
+// use(items, crops): the face crops of a whole data set need not sit in memory at once. Images
+// that fail to decode (a chunk whose images of one class all failed, too) are only skipped.
+template <class Use>
+void for_each_loaded_chunk(const Dataset& ds, const EvalOpts& o, const MaskClassifier& clf, ProgressBar& bar,
+                           std::vector<SkippedImage>& skipped, Use use) {
   LoadOptions lo;
   lo.size = clf.input_size();
   lo.face_crops = !o.no_face_crops;
   lo.crop.detector.model = o.face_model;
   lo.show_progress = false;
-  std::vector<int> truth, predicted;
-  std::vector<std::string> sources;
-  Rows probs;
-  json predictions = json::array();
-  std::vector<cv::Mat> error_images;
-  std::vector<std::string> error_captions;
-  std::vector<SkippedImage> skipped;
-  ProgressBar bar("eval", ds.items.size(), "img");
-  // In chunks: the face crops of a whole data set would not need to sit in memory at once.
   constexpr size_t kChunk = 256;
   for (size_t start = 0; start < ds.items.size(); start += kChunk) {
     Dataset part = ds;
@@ -100,9 +106,27 @@ void evaluate_folders(const EvalOpts& o) {
     }
     skipped.insert(skipped.end(), part.skipped.begin(), part.skipped.end());
     if (images.size() != part.items.size()) images.clear(), part.items.clear();
+    use(part.items, images);
+    bar.advance(n_in);  // skipped images count as done too
+  }
+  bar.finish();
+}
+
+void evaluate_folders(const EvalOpts& o) {
+  MaskClassifier clf(o.model);
+  const Dataset ds = evaluation_dataset(o, clf);
+  std::vector<int> truth, predicted;
+  std::vector<std::string> sources;
+  Rows probs;
+  json predictions = json::array();
+  std::vector<cv::Mat> error_images;
+  std::vector<std::string> error_captions;
+  std::vector<SkippedImage> skipped;
+  ProgressBar bar("eval", ds.items.size(), "img");
+  for_each_loaded_chunk(ds, o, clf, bar, skipped, [&](const auto& items, const auto& images) {
     const auto preds = clf.classify_batched(images, o.batch);
     for (size_t k = 0; k < preds.size(); ++k) {
-      const auto& item = part.items[k];
+      const auto& item = items[k];
       truth.push_back(item.label);
       predicted.push_back(preds[k].label);
       sources.push_back(item.source);
@@ -119,9 +143,7 @@ void evaluate_folders(const EvalOpts& o) {
                                              clf.classes()[static_cast<size_t>(preds[k].label)], preds[k].score * 100));
       }
     }
-    bar.advance(n_in);  // skipped images count as done too
-  }
-  bar.finish();
+  });
   if (!skipped.empty()) spdlog::warn("skipped {} image(s) that could not be decoded", skipped.size());
   if (truth.empty()) throw Error("no image could be evaluated");
   const auto report = classification_report(truth, predicted, clf.classes());
@@ -153,6 +175,50 @@ void evaluate_folders(const EvalOpts& o) {
              draw_xy_chart(
                  fmt::format("{} images: ECE {:.4f}", report.n, calib.ece), "confidence (top class)", "accuracy",
                  {{"model", calib.confidence, calib.accuracy, cv::Scalar(200, 110, 30), true, false}}, true, true));
+  }
+}
+
+// `--conditions`: the crops decoded once, then classified under every camera condition
+// (eval/conditions.h), rendered a chunk at a time.
+void evaluate_under_conditions(const EvalOpts& o) {
+  MaskClassifier clf(o.model);
+  const Dataset ds = evaluation_dataset(o, clf);
+  ConditionInputs in;
+  std::vector<std::string> names;
+  std::vector<SkippedImage> skipped;
+  {
+    ProgressBar bar("decode", ds.items.size(), "img");
+    for_each_loaded_chunk(ds, o, clf, bar, skipped, [&](const auto& items, const auto& images) {
+      for (size_t k = 0; k < images.size(); ++k) {
+        in.crops.push_back(images[k]);
+        in.labels.push_back(items[k].label);
+        in.sources.push_back(items[k].source);
+        in.seeds.push_back(fnv1a(items[k].rel));  // the image's own noise, whatever else is evaluated
+        names.push_back(items[k].rel);
+      }
+    });
+  }
+  if (!skipped.empty()) spdlog::warn("skipped {} image(s) that could not be decoded", skipped.size());
+  if (in.crops.empty()) throw Error("no image could be evaluated");
+  ProgressBar bar("conditions", in.crops.size() * camera_conditions().size(), "img");
+  const auto report = evaluate_conditions(clf, in, o.batch, &bar);
+  bar.finish();
+  fmt::print(
+      "balanced accuracy (%) under camera conditions; change from clean in points; r = recall; "
+      "per source after |\n{}",
+      report.table());
+  json result = report.to_json();
+  for (auto& s : result["samples"]) s["image"] = names.at(s["index"].get<size_t>());
+  result["model"] = o.model;
+  result["data"] = o.data;
+  if (!o.split.empty()) result["split"] = {{"file", o.split}, {"subset", o.subset}};
+  json skipped_json = json::array();
+  for (const auto& s : skipped) skipped_json.push_back({{"image", s.rel}, {"reason", s.reason}});
+  result["skipped"] = skipped_json;
+  if (!o.json_out.empty()) write_json_atomic(o.json_out, result);
+  if (!o.out.empty()) {
+    save_png(std::filesystem::path(o.out) / "conditions.png", draw_conditions_sheet(report));
+    fmt::print("wrote conditions.png to {}\n", o.out);
   }
 }
 
@@ -241,6 +307,15 @@ void evaluate_scene_folder(const EvalOpts& o) {
   if (!o.json_out.empty()) write_json_atomic(o.json_out, report);
 }
 
+std::string conditions_help() {
+  std::string h =
+      "Classify the same decoded crops under each camera condition (light is changed in linear light; "
+      "noise is seeded per image, so reruns give the same pixels) and report n, balanced accuracy, recall per "
+      "class and balanced accuracy per source for each. The conditions:";
+  for (const auto& c : camera_conditions()) h += fmt::format("\n  {}: {}", c.name, c.description);
+  return h;
+}
+
 }  // namespace
 
 void add_eval_command(CLI::App& root) {
@@ -262,6 +337,8 @@ void add_eval_command(CLI::App& root) {
                                  "sheets of missed and false faces (--out). With --split: the same for the scenes "
                                  "whose crops are all in that training run's test subset");
   data->excludes(scenes);
+  auto* conditions = cmd->add_flag("--conditions", o->conditions, conditions_help());
+  conditions->excludes(scenes);
   cmd->add_option("--classes", o->classes,
                   "With --scenes: classes to evaluate (default with_mask without_mask; boxes "
                   "of other classes are ignored)");
@@ -280,7 +357,8 @@ void add_eval_command(CLI::App& root) {
                   "miss and a false face");
   cmd->add_option("--json", o->json_out,
                   "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, "
-                  "ece, predictions");
+                  "ece, predictions (with --conditions: per condition n, balanced_accuracy, recall per class, "
+                  "per_source, confusion)");
   cmd->add_option("--split", o->split,
                   "split.json of a training run: evaluate only one of its splits (with --scenes: also report the "
                   "scenes the classifier never trained on)");
@@ -289,7 +367,8 @@ void add_eval_command(CLI::App& root) {
       ->check(CLI::IsMember({"train", "val", "test"}));
   cmd->add_option("--out", o->out,
                   "Also write confusion.png, errors.png (misclassified images) and reliability.png (or, with --scenes, "
-                  "pr_curves.png, missed_faces.png and false_faces.png) here");
+                  "pr_curves.png, missed_faces.png and false_faces.png; with --conditions, conditions.png: 8 fixed "
+                  "sample crops under every condition) here");
   cmd->add_flag("--no-face-crops", o->no_face_crops,
                 "Classify whole images instead of the crop around the detected face");
   cmd->add_option("--face-model", o->face_model, face_model_help());
@@ -301,6 +380,7 @@ void add_eval_command(CLI::App& root) {
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
     if (!o->scenes.empty()) return evaluate_scene_folder(*o);
     if (o->data.empty()) throw CLI::RequiredError("--data or --scenes");
+    if (o->conditions) return evaluate_under_conditions(*o);
     evaluate_folders(*o);
   });
 }

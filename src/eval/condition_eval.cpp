@@ -1,0 +1,200 @@
+#include "eval/condition_eval.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <mutex>
+#include <opencv2/core/utility.hpp>
+#include <opencv2/imgproc.hpp>
+#include <set>
+
+#include "eval/conditions.h"
+#include "util/error.h"
+#include "util/progress.h"
+#include "vision/mask_classifier.h"
+
+namespace maskwatch {
+namespace {
+
+// Renders inputs [begin, end) under one condition on all cores. An error in a worker is
+// carried out and thrown here: an exception must not leave OpenCV's thread pool.
+std::vector<cv::Mat> render_range(const Condition& c, const ConditionInputs& in, size_t begin, size_t end) {
+  std::vector<cv::Mat> out(end - begin);
+  std::mutex m;
+  std::string failure;
+  cv::parallel_for_(cv::Range(static_cast<int>(begin), static_cast<int>(end)), [&](const cv::Range& r) {
+    for (int i = r.start; i < r.end; ++i) {
+      const auto k = static_cast<size_t>(i);
+      try {
+        out[k - begin] = c.render(in.crops[k], in.seeds[k]);
+      } catch (const std::exception& e) {
+        const std::lock_guard<std::mutex> lock(m);
+        if (failure.empty()) failure = e.what();
+      }
+    }
+  });
+  if (!failure.empty()) throw Error(fmt::format("condition '{}': {}", c.name, failure));
+  return out;
+}
+
+std::string percent(double v) { return fmt::format("{:.2f}", 100 * v); }
+
+}  // namespace
+
+std::vector<size_t> pick_samples(const std::vector<int>& labels, size_t classes, size_t per_class) {
+  std::vector<std::vector<size_t>> of_class(classes);
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] >= 0 && static_cast<size_t>(labels[i]) < classes)
+      of_class[static_cast<size_t>(labels[i])].push_back(i);
+  // A class with fewer items than its share gives its slots to the classes that have more.
+  const size_t total = per_class * classes;
+  std::vector<size_t> take(classes, 0);
+  for (size_t given = 0, round = 0; given < total && round < total; ++round)
+    for (size_t c = 0; c < classes && given < total; ++c)
+      if (take[c] < of_class[c].size()) ++take[c], ++given;
+  std::vector<size_t> picked;
+  for (size_t c = 0; c < classes; ++c)
+    for (size_t k = 0; k < take[c]; ++k) {
+      const auto& items = of_class[c];
+      picked.push_back(items[(2 * k + 1) * items.size() / (2 * take[c])]);  // centres of equal slices
+    }
+  return picked;
+}
+
+ConditionsReport evaluate_conditions(MaskClassifier& classifier, const ConditionInputs& in, int batch,
+                                     ProgressBar* bar) {
+  const size_t n = in.crops.size();
+  if (n == 0) throw Error("no image to evaluate under camera conditions");
+  if (in.labels.size() != n || in.sources.size() != n || in.seeds.size() != n)
+    throw Error("camera conditions: crops, labels, sources and seeds differ in number");
+  ConditionsReport r;
+  r.classes = classifier.classes();
+  const std::set<std::string> distinct(in.sources.begin(), in.sources.end());
+  r.sources.assign(distinct.begin(), distinct.end());
+  r.samples = pick_samples(in.labels, r.classes.size());
+  for (const size_t s : r.samples) r.sample_truth.push_back(in.labels[s]);
+  // Renders of one chunk at a time: 128 crops of 160 px are 10 MB, all conditions of a test
+  // split would be 1.3 GB.
+  constexpr size_t kChunk = 128;
+  for (const auto& c : camera_conditions()) {
+    std::vector<int> predicted(n);
+    for (size_t start = 0; start < n; start += kChunk) {
+      const size_t end = std::min(n, start + kChunk);
+      const auto preds = classifier.classify_batched(render_range(c, in, start, end), batch);
+      for (size_t k = 0; k < preds.size(); ++k) predicted[start + k] = preds[k].label;
+      if (bar) bar->advance(end - start, c.name);
+    }
+    ConditionResult res{c.name, c.description, classification_report(in.labels, predicted, r.classes),
+                        grouped_reports(in.labels, predicted, in.sources, r.classes)};
+    r.results.push_back(std::move(res));
+    std::vector<cv::Mat> renders;
+    std::vector<int> labels;
+    for (const size_t s : r.samples) {
+      renders.push_back(c.render(in.crops[s], in.seeds[s]));
+      labels.push_back(predicted[s]);
+    }
+    r.sample_renders.push_back(std::move(renders));
+    r.sample_predictions.push_back(std::move(labels));
+  }
+  return r;
+}
+
+nlohmann::json ConditionsReport::to_json() const {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& c : results) {
+    nlohmann::json recall = nlohmann::json::object(), per_source = nlohmann::json::object();
+    for (size_t k = 0; k < classes.size(); ++k) recall[classes[k]] = c.report.per_class[k].recall;
+    for (const auto& [source, rep] : c.per_source) {
+      nlohmann::json source_recall = nlohmann::json::object();
+      for (size_t k = 0; k < classes.size(); ++k)
+        if (rep.per_class[k].n) source_recall[classes[k]] = rep.per_class[k].recall;
+      per_source[source] = {{"n", rep.n},
+                            {"accuracy", rep.accuracy},
+                            {"balanced_accuracy", rep.balanced_accuracy},
+                            {"recall", source_recall}};
+    }
+    rows.push_back({{"name", c.name},
+                    {"description", c.description},
+                    {"n", c.report.n},
+                    {"accuracy", c.report.accuracy},
+                    {"balanced_accuracy", c.report.balanced_accuracy},
+                    {"recall", recall},
+                    {"per_source", per_source},
+                    {"confusion", c.report.confusion}});
+  }
+  nlohmann::json samples = nlohmann::json::array();
+  for (size_t s = 0; s < this->samples.size(); ++s) {
+    nlohmann::json predicted = nlohmann::json::object();
+    for (size_t c = 0; c < results.size(); ++c)
+      predicted[results[c].name] = classes.at(static_cast<size_t>(sample_predictions[c][s]));
+    samples.push_back({{"index", this->samples[s]},
+                       {"true", classes.at(static_cast<size_t>(sample_truth[s]))},
+                       {"predicted", predicted}});
+  }
+  return {{"classes", classes}, {"sources", sources}, {"conditions", rows}, {"samples", samples}};
+}
+
+std::string ConditionsReport::table() const {
+  size_t name_w = 9;
+  for (const auto& c : results) name_w = std::max(name_w, c.name.size());
+  std::vector<size_t> class_w, source_w;
+  std::string out = fmt::format("{:<{}}  {:>5}  {:>8}  {:>6}", "condition", name_w, "n", "balanced", "change");
+  for (const auto& c : classes) {
+    class_w.push_back(std::max<size_t>(7, c.size() + 2));  // "r " + class: recall
+    out += fmt::format("  {:>{}}", "r " + c, class_w.back());
+  }
+  out += "  |";
+  for (const auto& s : sources) {
+    source_w.push_back(std::max<size_t>(6, s.size()));
+    out += fmt::format("  {:>{}}", s, source_w.back());
+  }
+  out += "\n";
+  const double clean = results.empty() ? 0 : results.front().report.balanced_accuracy;
+  for (const auto& c : results) {
+    out += fmt::format("{:<{}}  {:>5}  {:>7}%  {:>+6.2f}", c.name, name_w, c.report.n,
+                       percent(c.report.balanced_accuracy), 100 * (c.report.balanced_accuracy - clean));
+    for (size_t k = 0; k < classes.size(); ++k)
+      out += fmt::format("  {:>{}}", percent(c.report.per_class[k].recall), class_w[k]);
+    out += "  |";
+    for (size_t k = 0; k < sources.size(); ++k) {
+      const auto it = c.per_source.find(sources[k]);
+      out +=
+          fmt::format("  {:>{}}", it == c.per_source.end() ? "-" : percent(it->second.balanced_accuracy), source_w[k]);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+cv::Mat draw_conditions_sheet(const ConditionsReport& r) {
+  const cv::Scalar ink(40, 40, 40), grey(110, 110, 110), wrong(40, 40, 220), white(255, 255, 255);
+  const int font = cv::FONT_HERSHEY_SIMPLEX;
+  int cell = 16;
+  for (const auto& row : r.sample_renders)
+    for (const auto& m : row) cell = std::max({cell, m.cols, m.rows});
+  const int gap = 8, label_w = 200, header_h = 30, cols = static_cast<int>(r.samples.size());
+  const int rows = static_cast<int>(r.sample_renders.size());
+  cv::Mat sheet(header_h + rows * (cell + gap) + gap, label_w + cols * (cell + gap) + gap, CV_8UC3, white);
+  cv::putText(sheet, "red frame: wrong", {10, header_h - 10}, font, 0.45, wrong, 1, cv::LINE_AA);
+  for (int s = 0; s < cols; ++s)
+    cv::putText(sheet, r.classes.at(static_cast<size_t>(r.sample_truth.at(static_cast<size_t>(s)))),
+                {label_w + s * (cell + gap), header_h - 10}, font, 0.45, ink, 1, cv::LINE_AA);
+  for (int row = 0; row < rows; ++row) {
+    const int y = header_h + row * (cell + gap);
+    const auto& res = r.results[static_cast<size_t>(row)];
+    cv::putText(sheet, res.name, {10, y + cell / 2 - 4}, font, 0.6, ink, 1, cv::LINE_AA);
+    cv::putText(sheet, fmt::format("balanced {:.1f}%", 100 * res.report.balanced_accuracy), {10, y + cell / 2 + 20},
+                font, 0.45, grey, 1, cv::LINE_AA);
+    for (int s = 0; s < cols; ++s) {
+      const auto& img = r.sample_renders[static_cast<size_t>(row)][static_cast<size_t>(s)];
+      const cv::Rect at(label_w + s * (cell + gap), y, img.cols, img.rows);
+      img.copyTo(sheet(at));
+      if (r.sample_predictions[static_cast<size_t>(row)][static_cast<size_t>(s)] !=
+          r.sample_truth[static_cast<size_t>(s)])
+        cv::rectangle(sheet, cv::Rect(at.x - 3, at.y - 3, at.width + 6, at.height + 6), wrong, 3);
+    }
+  }
+  return sheet;
+}
+
+}  // namespace maskwatch

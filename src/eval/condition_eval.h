@@ -1,0 +1,67 @@
+// `eval --conditions`: the classifier's accuracy on the same decoded crops rendered under each
+// camera condition (eval/conditions.h), overall, per class and per source; a text table, JSON
+// and a contact sheet of a few fixed sample crops under every condition.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+#include "eval/metrics.h"
+
+namespace maskwatch {
+
+class MaskClassifier;
+class ProgressBar;
+
+// What is evaluated: decoded crops (8-bit BGR) with their true class, source and a per-image
+// seed (the same image always gets the same noise, whichever run or model).
+struct ConditionInputs {
+  std::vector<cv::Mat> crops;
+  std::vector<int> labels;
+  std::vector<std::string> sources;
+  std::vector<uint64_t> seeds;
+};
+
+struct ConditionResult {
+  std::string name, description;
+  ClassificationReport report;
+  std::map<std::string, ClassificationReport> per_source;
+};
+
+struct ConditionsReport {
+  std::vector<std::string> classes, sources;
+  std::vector<ConditionResult> results;  // in camera_conditions() order
+  // The contact sheet's samples: input indices and true classes, and per condition their
+  // renders and predicted classes.
+  std::vector<size_t> samples;
+  std::vector<int> sample_truth;
+  std::vector<std::vector<cv::Mat>> sample_renders;
+  std::vector<std::vector<int>> sample_predictions;
+
+  // {"classes", "sources", "conditions": [{name, description, n, accuracy, balanced_accuracy,
+  //   recall: {class: r}, per_source: {source: {n, balanced_accuracy}}, confusion}], "samples"}
+  nlohmann::json to_json() const;
+  // One line per condition: n, balanced accuracy, its change from clean, recall per class,
+  // balanced accuracy per source (columns).
+  std::string table() const;
+};
+
+// Up to `per_class` inputs of each class, evenly spaced through that class's items in input
+// order (so they come from several sources); a class short of items leaves its slots to the
+// others. Fixed: the same inputs always give the same samples.
+std::vector<size_t> pick_samples(const std::vector<int>& labels, size_t classes, size_t per_class = 4);
+
+// Renders each condition in chunks (never all renders at once) and classifies them, `batch`
+// crops per forward; advances `bar` (when given) by one per crop and condition.
+ConditionsReport evaluate_conditions(MaskClassifier& classifier, const ConditionInputs& inputs, int batch,
+                                     ProgressBar* bar = nullptr);
+
+// One row per condition (its name and balanced accuracy on the left), the samples as columns
+// at the crop's own size (no resampling hides blur or blocking); a red frame marks a sample
+// the classifier got wrong under that condition.
+cv::Mat draw_conditions_sheet(const ConditionsReport& report);
+
+}  // namespace maskwatch
