@@ -191,3 +191,27 @@ TEST(Train, TwoSourcesGivePerSourceMetricsAndACalibratedExport) {
   EXPECT_NE(card.find("Face Mask 12K, MIT licence"), std::string::npos);
   EXPECT_NE(card.find("| seed-masks |"), std::string::npos);
 }
+
+namespace maskwatch::test {
+
+TEST(Train, TheDefaultRecipeFoldsMasksUnderTheNoseIntoWithoutMask) {
+  TrainOptions o;
+  use_default_training_data(o);
+  ASSERT_EQ(o.data.size(), 3u);
+  EXPECT_EQ(o.data[2].filename(), "real-masks-incorrect");
+  EXPECT_EQ(o.class_map.at("mask_worn_incorrectly"), "without_mask");
+  EXPECT_EQ(o.source_weights.at("jolignier/mask_worn_incorrectly"), kIncorrectWeight);
+  // What the caller set wins: a third class (no fold, so no folded source to weight) ...
+  TrainOptions three;
+  three.class_map["mask_worn_incorrectly"] = "mask_worn_incorrectly";
+  use_default_training_data(three);
+  EXPECT_EQ(three.class_map.at("mask_worn_incorrectly"), "mask_worn_incorrectly");
+  EXPECT_TRUE(three.source_weights.empty());
+  // ... or another weight.
+  TrainOptions light;
+  light.source_weights["jolignier/mask_worn_incorrectly"] = 1;
+  use_default_training_data(light);
+  EXPECT_EQ(light.source_weights.at("jolignier/mask_worn_incorrectly"), 1);
+}
+
+}  // namespace maskwatch::test

@@ -35,7 +35,7 @@ namespace maskwatch::app {
 namespace {
 
 struct EvalOpts {
-  std::string model = default_model_path().string(), json_out, split, subset = "test", out, scenes;
+  std::string model = default_model_path().string(), json_out, split, subset = "test", out, scenes, exclude;
   bool conditions = false;
   std::vector<std::string> data, maps, classes;
   float face_threshold = FaceDetectorOptions{}.score_threshold;
@@ -75,6 +75,10 @@ Dataset evaluation_dataset(const EvalOpts& o, const MaskClassifier& clf) {
   so.classes = clf.classes();
   so.min_classes = 1;
   for (const auto& m : o.maps) so.class_map.insert(parse_class_mapping(m));
+  if (!o.exclude.empty()) {
+    if (!std::filesystem::exists(o.exclude)) throw Error("exclude file not found: " + o.exclude);
+    so.exclude_file = o.exclude;
+  }
   std::vector<std::filesystem::path> dirs(o.data.begin(), o.data.end());
   Dataset ds = scan_datasets(dirs, so);
   if (!o.split.empty()) keep_split(ds, o);
@@ -351,6 +355,9 @@ void add_eval_command(CLI::App& root) {
   cmd->add_option("--face-threshold", o->face_threshold, "With --scenes: minimum YuNet face score")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 1.0));
+  cmd->add_option("--exclude", o->exclude,
+                  "File of image names (data-folder/class/file) to leave out, as `train --exclude` (e.g. "
+                  "data/label-exclusions.txt: the labels reviewed as wrong)");
   cmd->add_option("--map", o->maps,
                   "Count a class folder as a model class: FROM=TO (repeatable). With --scenes it maps labelled "
                   "classes, e.g. mask_worn_incorrectly=without_mask scores a chin mask shown as with_mask as a "

@@ -42,6 +42,11 @@ std::string per_source_table(const SplitEvaluation& ev, const std::vector<std::s
 }  // namespace
 
 std::string source_note(const std::string& source) {
+  // A class folder folded by --map ("jolignier/mask_worn_incorrectly"): its source's note, and what it holds.
+  if (const auto slash = source.find('/'); slash != std::string::npos)
+    return fmt::format("{} ({}, folded into another class by --map)", source_note(source.substr(0, slash)),
+                       source.substr(slash + 1) == "mask_worn_incorrectly" ? "masks under the nose or on the chin"
+                                                                         : source.substr(slash + 1));
   if (source == "seed-masks")
     return "the original project's training set (Prajna Bhandary's \"observations\" data): masks pasted onto "
            "photos by a script; no licence stated";

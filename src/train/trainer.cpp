@@ -21,6 +21,7 @@
 #include "train/prepare_data.h"
 #include "util/error.h"
 #include "util/json_io.h"
+#include "util/paths.h"
 #include "util/progress.h"
 #include "util/sha256.h"
 #include "util/stopwatch.h"
@@ -663,5 +664,15 @@ nlohmann::json TrainOptions::recipe() const {
 void request_training_stop() { g_stop = true; }
 
 TrainResult train_mask_model(const TrainOptions& options) { return Trainer(options).run(); }
+
+void use_default_training_data(TrainOptions& o) {
+  o.data = {default_seed_data_path(), default_real_data_path(), default_incorrect_data_path()};
+  const std::string folder = "mask_worn_incorrectly";
+  if (!o.class_map.count(folder)) o.class_map[folder] = "without_mask";
+  if (o.class_map[folder] != folder) {  // folded: its images are a source of their own
+    const std::string source = "jolignier/" + folder;
+    if (!o.source_weights.count(source)) o.source_weights[source] = kIncorrectWeight;
+  }
+}
 
 }  // namespace maskwatch

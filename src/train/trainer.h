@@ -46,7 +46,7 @@ struct TrainOptions {
   uint64_t seed = 42;
   double lr = 1e-3;               // phase 1 (Keras Adam default)
   double fine_tune_lr = 1e-4;     // phase 2
-  int fine_tune_from_block = 14;  // phase 2 trains blocks 14..16 + the final 1x1 conv
+  int fine_tune_from_block = 12;  // phase 2 trains blocks 12..16 + the final 1x1 conv (README "Worn correctly")
   int patience = 0;               // early stopping per phase (0 = off)
   int hidden = 128;
   double dropout = 0.5;
@@ -71,6 +71,13 @@ struct TrainResult {
 };
 
 TrainResult train_mask_model(const TrainOptions& options);
+
+// The default recipe's data (README "Worn correctly"): seed-masks, real-masks and
+// real-masks-incorrect, the masks under the nose or chin folded into without_mask (a mask
+// counts only over mouth and nose) and sampled kIncorrectWeight times per epoch, being few.
+// Fills o.data and, where the caller set none, the fold and the weight.
+inline constexpr double kIncorrectWeight = 6;
+void use_default_training_data(TrainOptions& o);
 
 // Set from a signal handler: training stops after the current batch, keeping the last
 // complete epoch's checkpoint.

@@ -53,7 +53,10 @@ void add_train_command(CLI::App& root) {
                                   "model.onnx + model.json with metrics, curves, calibration and a model card");
   cmd->add_option("--data", *data,
                   "Folder with one sub-folder of images per class; repeat to train on several (class folders merge "
-                  "by name). Default: ../shared/data/seed-masks and ../shared/data/real-masks");
+                  "by name). Default: ../shared/data/seed-masks, ../shared/data/real-masks and "
+                  "../shared/data/real-masks-incorrect, its masks under the nose or chin folded into without_mask "
+                  "(--map mask_worn_incorrectly=without_mask) and sampled 6x (--source-weight "
+                  "jolignier/mask_worn_incorrectly=6)");
   cmd->add_option("--map", *maps,
                   "Fold a class folder into a class: FROM=TO, e.g. mask_worn_incorrectly=without_mask "
                   "(repeatable)");
@@ -162,8 +165,8 @@ void add_train_command(CLI::App& root) {
     auto& f = *flags;
     o->data.clear();
     for (const auto& d : *data) o->data.emplace_back(d);
-    if (o->data.empty()) o->data = {default_seed_data_path(), default_real_data_path()};
     for (const auto& m : *maps) o->class_map.insert(parse_class_mapping(m));
+    const bool default_data = o->data.empty();
     for (const auto& w : *weights) {
       const auto [source, value] = parse_class_mapping(w);
       try {
@@ -174,6 +177,7 @@ void add_train_command(CLI::App& root) {
         throw Error(fmt::format("--source-weight {}: the weight must be a number", w));
       }
     }
+    if (default_data) use_default_training_data(*o);  // after --map and --source-weight: they win
     o->exclude = f["no_exclude"] ? "" : *exclude;
     if (!o->exclude.empty() && !std::filesystem::exists(o->exclude)) {
       if (*exclude != default_exclude_path().string()) throw Error("exclude file not found: " + o->exclude.string());
