@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <map>
 #include <opencv2/imgproc.hpp>
 
@@ -49,13 +50,16 @@ struct Engine::Histogram {
 
 // Everything about one camera. Feed and pipeline are touched by the worker only; the
 // outputs (frames, JPEG, live counts) are guarded by `mutex` for the HTTP threads.
+// process_fps counts the frames processed this long back.
+constexpr auto kRateWindow = std::chrono::seconds(3);
+
 struct Engine::Camera {
   CameraConfig config;
   std::unique_ptr<CameraFeed> feed;
   std::unique_ptr<Pipeline> pipeline;
-  std::chrono::steady_clock::time_point last_processed{}, last_start{};
-  FramePacer pacer;            // fps_limit (worker thread only)
-  double mean_interval_s = 0;  // between processed frames' starts, moving average
+  std::chrono::steady_clock::time_point last_processed{};
+  FramePacer pacer;                                                 // fps_limit (worker thread only)
+  std::deque<std::chrono::steady_clock::time_point> recent_starts;  // processing starts, last kRateWindow
   struct OpenTrack {
     double start = 0, last_seen = 0;
     std::map<int, int> frames_per_verdict;
@@ -295,16 +299,16 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
   }
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
-    // FPS from the spacing of processing starts (paced by fps_limit), averaged as intervals:
-    // completion times bunch up when one frame takes longer than the next (a classifier
-    // refresh, a busy core), and an average of 1/dt would overshoot the limit.
+    // FPS from the processing starts (paced by fps_limit) of the last few seconds, counted:
+    // completion times bunch up when one frame takes longer than the next, and the pacer
+    // spaces frames unevenly (10 of 15 fps: gaps of 1 and 2 source frames), so neither 1/dt
+    // nor an average that starts from the first gap says the rate.
     const auto start = cam.last_processed;
-    if (cam.last_start != std::chrono::steady_clock::time_point{}) {
-      const double dt = std::chrono::duration<double>(start - cam.last_start).count();
-      if (dt > 0) cam.mean_interval_s = cam.mean_interval_s > 0 ? 0.9 * cam.mean_interval_s + 0.1 * dt : dt;
-      if (cam.mean_interval_s > 0) cam.process_fps = 1 / cam.mean_interval_s;
-    }
-    cam.last_start = start;
+    cam.recent_starts.push_back(start);
+    while (start - cam.recent_starts.front() > kRateWindow) cam.recent_starts.pop_front();
+    const double span = std::chrono::duration<double>(start - cam.recent_starts.front()).count();
+    if (cam.recent_starts.size() >= 3 && span > 0)  // two gaps at least: one could be a short one
+      cam.process_fps = static_cast<double>(cam.recent_starts.size() - 1) / span;
     ++cam.seq;
     cam.raw = frame;
     cam.overlay.fps = cam.process_fps;
@@ -329,8 +333,7 @@ void Engine::show_undetected(Camera& cam, cv::Mat frame) {
   // Nothing is processed: the rate is 0, and it starts afresh when detection is back (the
   // pause is no interval between processed frames).
   cam.process_fps = 0;
-  cam.mean_interval_s = 0;
-  cam.last_start = {};
+  cam.recent_starts.clear();
   cam.overlay.fps = 0;
   ++cam.seq;
   cam.raw = std::move(frame);
