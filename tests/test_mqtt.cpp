@@ -357,7 +357,8 @@ TEST(Mqtt, DetectionOffZeroesProcessFpsAndAnUnknownCameraIsNamedAsSuch) {
   // On again: a rate again, within the limit (the pause is no interval).
   publish(broker, p + "demo/detect/set", "ON");
   ASSERT_TRUE(wait_until([&] { return demo()["process_fps"].get<double>() > 2.0; }, 10)) << demo();
-  EXPECT_LE(demo()["process_fps"].get<double>(), 11.0) << demo();  // fps_limit 10
+  // fps_limit 10; over the first few frames the 1/15 s grain of a 15 fps source reads up to 11.25
+  EXPECT_LE(demo()["process_fps"].get<double>(), 12.0) << demo();
   srv.stop(5.0);
 }
 
