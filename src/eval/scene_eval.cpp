@@ -194,8 +194,11 @@ nlohmann::json worn_incorrectly_verdicts(const std::vector<GroundTruthBox>& trut
     ++boxes;
     const SceneFace* best = nullptr;
     double best_iou = o.iou;
-    for (const auto& f : faces)
-      if (f.image == g.image && iou(f.box, g.box) >= best_iou) best = &f, best_iou = iou(f.box, g.box);
+    for (const auto& f : faces) {
+      if (f.image != g.image) continue;
+      const double overlap = iou(f.box, g.box);
+      if (overlap >= best_iou) best = &f, best_iou = overlap;
+    }
     if (!best) continue;
     ++found;
     shown_with += with_mask >= 0 && best->label == with_mask;
@@ -243,18 +246,18 @@ nlohmann::json score_scenes(const std::vector<GroundTruthBox>& all_truth, const 
   std::set<int> seen;
   for (const auto& g : truth) seen.insert(g.image);
   const auto with = std::find(classes.begin(), classes.end(), "with_mask");
-  return {{"images", seen.size()},
-          {"worn_incorrectly",
-           worn_incorrectly_verdicts(truth, faces, with == classes.end() ? -1 : static_cast<int>(with - classes.begin()),
-                                     o)},
-          {"map", map},
-          {"per_class_score_map", kind_map},
-          {"per_class", per_class},
-          {"face_ap", face.ap},
-          {"face_positives", face.positives},
-          {"face_recall", ratio(face.tp, face.positives)},
-          {"face_precision", ratio(face.tp, face.tp + face.fp)},
-          {"detections", faces.size()}};
+  return {
+      {"images", seen.size()},
+      {"worn_incorrectly", worn_incorrectly_verdicts(
+                               truth, faces, with == classes.end() ? -1 : static_cast<int>(with - classes.begin()), o)},
+      {"map", map},
+      {"per_class_score_map", kind_map},
+      {"per_class", per_class},
+      {"face_ap", face.ap},
+      {"face_positives", face.positives},
+      {"face_recall", ratio(face.tp, face.positives)},
+      {"face_precision", ratio(face.tp, face.tp + face.fp)},
+      {"detections", faces.size()}};
 }
 
 // A square around `box` (1.5x its side) from the image, `side` px.

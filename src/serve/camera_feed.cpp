@@ -201,21 +201,20 @@ void CameraFeed::loop() {
       if (stop_) break;
     }
     if (got_any && paced && config_.loop) continue;  // the demo clip again, at once
-    const bool fifo = is_fifo_path(config_.source);
-    if (got_any && paced && !fifo) {
+    if (got_any && paced) {
       // A file or folder that was read to its end is done: opening it again would show the
-      // same frames again and flap online/offline with every pass. (A FIFO is opened again:
-      // its next writer brings new frames.)
+      // same frames again and flap online/offline with every pass. (A FIFO is a live source,
+      // opened again below: its next writer brings new frames.)
       const std::string what = std::filesystem::is_directory(config_.source) ? "image folder" : "video file";
       set_status("offline", what + " ended; not read again (loop: false)");
       spdlog::info("camera {}: {} ended; not read again (loop: false)", config_.name, what);
       while (sleep_for(3600)) {}
       break;
     }
-    const std::string why = fifo                        ? "the FIFO's writer closed it"
-                            : paced                     ? "video file ended"
-                            : source->failure().empty() ? "source ended"
-                                                        : source->failure();
+    const std::string why = is_fifo_path(config_.source) ? "the FIFO's writer closed it"
+                            : paced                      ? "video file ended"
+                            : source->failure().empty()  ? "source ended"
+                                                         : source->failure();
     set_status("offline", why);
     spdlog::warn("camera {}: {}; reconnecting in {:.0f} s", config_.name, why, backoff_s);
     if (!sleep_for(backoff_s)) break;

@@ -13,7 +13,6 @@ class FramePacer {
   // True: process the frame captured at `time_s` (seconds, any origin, non-decreasing).
   // A limit of 0 or less admits every frame.
   bool admit(double time_s);
-  void reset() { started_ = false; }  // the next frame starts afresh (e.g. detection back on)
 
  private:
   double limit_;
