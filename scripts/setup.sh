@@ -91,6 +91,8 @@ setup: no asset directory found. Pass --assets DIR (or --shared DIR) with:
   tf2_mobilenet_v2_1.0_224_ptq.tflite (TF2 Keras MobileNetV2, post-training quantized)
   imagenet_labels.txt                 (1001 ImageNet labels, 0 = background)
   face_detection_yunet_2022.onnx      (OpenCV zoo, YuNet 2022)
+  yunet_n_640_640.onnx, yunet_s_320_320.onnx, yunet_n_320_320.onnx
+                                      (libfacedetection.train, YuNet 2023; yunet-n is the default)
 MSG
   exit 1
 fi

@@ -51,14 +51,17 @@ TEST(Audit, RanksDeliberatelyWrongLabelsFirst) {
   const auto r = run_cli(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(d / "audit/audit.png"));
-  // At least four of the five planted labels are among the ten most suspicious of 105 images
-  // (chance would put half of one there; the fifth is a crop whose mask hardly shows).
+  // At least four of the five planted labels are among the 15 most suspicious of 105 images
+  // (chance: 0.7 of one there, four or more once in about 770 runs). With the crops of
+  // YuNet 2022 four were in the top ten; with the 2023 model's (the default detector since
+  // 2026-12-03) three are, the other two at 12 and 13, behind real label noise of the source
+  // (with_mask crops whose mask hardly shows).
   std::ifstream csv(d / "audit/audit.csv");
   std::string line;
   std::getline(csv, line);
   EXPECT_EQ(line, "rank,image,source,label,predicted,p_label,p_predicted,fold,flagged");
   int found = 0;
-  for (int rank = 0; rank < 10 && std::getline(csv, line); ++rank) {
+  for (int rank = 0; rank < 15 && std::getline(csv, line); ++rank) {
     std::stringstream ss(line);
     std::string cell, image;
     std::getline(ss, cell, ',');

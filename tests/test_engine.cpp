@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "serve/config.h"
@@ -46,6 +48,60 @@ TEST(Engine, StatsAndMetricsMayBeReadWhileTheEngineStops) {
     done = true;
     for (auto& t : readers) t.join();
     EXPECT_GT(reads.load(), 0);
+  }
+}
+
+// Two cameras on two inference workers: each worker has its own models, a camera is claimed
+// by one worker at a time, so every camera's frames go through its one tracker in order. The
+// sample clip, looped, has one person who puts a mask on and takes it off: each camera's
+// events must read as one tracker's would (track ids only grow, and the verdicts of a track
+// change, never repeat), and both cameras are processed at their fps_limit.
+TEST(Engine, TwoWorkersShareTwoCamerasEachCameraInOrder) {
+  TempDir dir;
+  const std::string clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  const auto config = [&](const std::string& workers) {
+    return parse_serve_config("storage: {dir: " + (dir / "data").string() + "}\n" + workers + "cameras:\n  a: {source: " +
+                                  clip + ", loop: true, fps_limit: 8}\n  b: {source: " + clip +
+                                  ", loop: true, fps_limit: 8}\n",
+                              dir / "serve.yaml");
+  };
+  {
+    Storage storage(config("").storage.dir);
+    Engine engine(config("detector: {workers: 1}\n"), storage);
+    EXPECT_EQ(engine.stats()["workers"], 1);
+  }
+  Storage storage(config("").storage.dir);
+  Engine engine(config("detector: {workers: 2}\n"), storage);
+  EXPECT_EQ(engine.stats()["workers"], 2);
+  uint64_t cursor = engine.bus().head();
+  engine.start();
+  std::map<std::string, int> last_track;
+  std::map<std::pair<std::string, int>, std::string> label_of;
+  int verdicts = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  while (std::chrono::steady_clock::now() < until)
+    for (const auto& line : engine.bus().read(&cursor, std::chrono::milliseconds(200))) {
+      const auto e = nlohmann::json::parse(line);
+      if (e["type"] != "new" && e["type"] != "update") continue;
+      const std::string cam = e["camera"];
+      const int id = e["track_id"];
+      if (e["type"] == "new") {
+        EXPECT_GT(id, last_track.count(cam) ? last_track[cam] : -1) << line;
+        last_track[cam] = id;
+      } else {
+        EXPECT_EQ(id, last_track[cam]) << line;  // one person in view: updates are of the newest track
+        EXPECT_NE(e["label"].get<std::string>(), label_of[std::make_pair(cam, id)]) << line;
+      }
+      label_of[std::make_pair(cam, id)] = e["label"];
+      ++verdicts;
+    }
+  const auto stats = engine.stats();
+  engine.stop();
+  EXPECT_GT(verdicts, 2);
+  for (const char* cam : {"a", "b"}) {
+    EXPECT_TRUE(last_track.count(cam)) << cam << " published no verdict";
+    // 6 s at fps_limit 8, minus start-up (model loading, first frames): well over half.
+    EXPECT_GT(stats["cameras"][cam]["frames_processed"].get<int>(), 25) << stats.dump();
   }
 }
 

@@ -166,3 +166,66 @@ TEST(FaceDetector, A2023ModelWhoseOutputsHaveOtherShapesIsRefusedByName) {
     EXPECT_EQ(what.find('\n'), std::string::npos) << what;
   }
 }
+
+TEST(FaceDetector, XnnpackRunsThe2023ModelAsOpenCvDoesOnRealScenes) {
+  // Real annotated scenes of different sizes, one after another through one detector (the
+  // XNNPACK graph is defined again for each new input size, and its padding cleared): the
+  // same faces as OpenCV DNN, boxes within a hundredth of a pixel, scores within 1e-4.
+  const auto images = list_image_files(shared_path("data/scenes-dev/images"));
+  ASSERT_GE(images.size(), 40u);
+  FaceDetectorOptions o;
+  o.model = "yunet-n";
+  o.detect_width = 480;
+  FaceDetector xnn(o);
+  o.xnnpack = false;
+  FaceDetector cv_dnn(o);
+  EXPECT_TRUE(xnn.on_xnnpack());
+  EXPECT_FALSE(cv_dnn.on_xnnpack());
+  size_t faces = 0;
+  for (size_t i : {0, 13, 0, 27, 39, 13}) {
+    const auto img = load_image_or_throw(images[i]);
+    const auto a = xnn.detect(img), b = cv_dnn.detect(img);
+    ASSERT_EQ(a.size(), b.size()) << images[i];
+    for (size_t k = 0; k < a.size(); ++k) {
+      EXPECT_NEAR(a[k].score, b[k].score, 1e-4) << images[i];
+      for (const auto& [p, q] : {std::pair{a[k].box.tl(), b[k].box.tl()}, std::pair{a[k].box.br(), b[k].box.br()},
+                                 std::pair{a[k].landmarks[2], b[k].landmarks[2]}}) {
+        EXPECT_NEAR(p.x, q.x, 0.01) << images[i];
+        EXPECT_NEAR(p.y, q.y, 0.01) << images[i];
+      }
+    }
+    faces += a.size();
+  }
+  EXPECT_GE(faces, 6u);
+}
+
+TEST(FaceDetector, AGraphXnnpackCannotRunExactlyIsRefusedWithTheWayOut) {
+  // The real 2023 model with its upsampling changed from 2x to 1.5x: nearest resize by a
+  // non-integer factor is no longer a deconvolution of ones, so XNNPACK refuses it by name.
+  onnx::ModelProto m;
+  const auto bytes = read_file_bytes(asset_path("yunet_n_320_320.onnx"));
+  ASSERT_TRUE(m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  std::string scales;
+  for (const auto& n : m.graph().node())
+    if (n.op_type() == "Resize") scales = n.input(2);
+  ASSERT_FALSE(scales.empty());
+  for (auto& t : *m.mutable_graph()->mutable_initializer())
+    if (t.name() == scales) {
+      const float s[4] = {1, 1, 1.5f, 1.5f};
+      t.clear_float_data();
+      t.set_raw_data(std::string(reinterpret_cast<const char*>(s), sizeof s));
+    }
+  TempDir d;
+  write_bytes(d / "resize15.onnx", m.SerializeAsString());
+  FaceDetectorOptions o;
+  o.model = d / "resize15.onnx";
+  try {
+    FaceDetector det(o);
+    ADD_FAILURE() << "a 1.5x nearest resize was accepted by XNNPACK";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("resize15.onnx cannot run on XNNPACK"), std::string::npos) << what;
+    EXPECT_NE(what.find("scales are not (1, 1, f, f) with an integer f"), std::string::npos) << what;
+    EXPECT_NE(what.find("--engine opencv"), std::string::npos) << what;
+  }
+}

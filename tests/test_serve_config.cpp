@@ -9,9 +9,11 @@
 #include <sstream>
 
 #include "serve/config.h"
+#include "vision/face_detector.h"
 #include "support.h"
 #include "util/error.h"
 #include "util/log_text.h"
+#include "util/threads.h"
 #include "util/paths.h"
 
 using namespace maskwatch;
@@ -29,6 +31,33 @@ std::string error_of(const std::string& yaml) {
 }
 
 }  // namespace
+
+TEST(ServeConfig, DetectorDefaultsAreTheFaceDetectorsOwn) {
+  // serve and run/detect/eval see the same face stage unless told otherwise.
+  EXPECT_EQ(DetectorSettings{}.detect_width, FaceDetectorOptions{}.detect_width);
+  EXPECT_FLOAT_EQ(DetectorSettings{}.score_threshold, FaceDetectorOptions{}.score_threshold);
+  EXPECT_EQ(FaceDetectorOptions{}.detect_width, 384);
+  EXPECT_STREQ(default_face_model_name(), "yunet-n");
+}
+
+TEST(ServeConfig, InferenceWorkersAreCountedOnceAndInRange) {
+  const auto parse = [](const std::string& yaml) { return parse_serve_config(yaml, "/etc/mw/w.yaml"); };
+  EXPECT_EQ(parse("detector: {workers: 2}\ncameras: {a: {source: x.mp4}}\n").detector.workers, 2);
+  EXPECT_EQ(parse("cameras: {a: {source: x.mp4}}\n").detector.workers, 0);  // auto
+  const auto refused = [&](const std::string& yaml, const std::string& want) {
+    try {
+      parse(yaml);
+      ADD_FAILURE() << "accepted: " << yaml;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  const std::string cores4 = std::to_string(4 * resolve_threads(0));
+  refused("detector: {workers: 0}\ncameras: {a: {source: x.mp4}}\n", "w.yaml:1: config.detector.workers must be between 1 and " + cores4);
+  refused("detector: {workers: 1000}\ncameras: {a: {source: x.mp4}}\n", "w.yaml:1: config.detector.workers must be between 1");
+  refused("cameras:\n  a:\n    source: x.mp4\n    detector: {workers: 2}\n",
+          "w.yaml:4: cameras.a.detector.workers: inference workers serve every camera");
+}
 
 TEST(ServeConfig, DefaultsAndPerCameraOverrides) {
   const auto cfg = parse_serve_config(R"(

@@ -21,7 +21,7 @@ void VisionOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--margin", pipeline.crop_margin, "Crop margin around a face (0.5 = 1.5x the face box)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3.0));
-  cmd->add_option("--engine", engine_name, "Classifier inference engine: xnnpack (faster) or opencv")
+  cmd->add_option("--engine", engine_name, "Inference engine of the classifier and the 2023 face models: xnnpack (faster) or opencv")
       ->capture_default_str()
       ->check(CLI::IsMember({"xnnpack", "opencv"}));
   add_threads_option(cmd, threads);
@@ -38,6 +38,7 @@ std::string face_model_help() {
 FaceDetectorOptions VisionOptions::detector_options() const {
   FaceDetectorOptions o = detector;
   o.model = face_model;
+  o.xnnpack = engine() == InferenceEngine::Xnnpack;
   return o;
 }
 

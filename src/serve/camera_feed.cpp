@@ -67,13 +67,14 @@ CameraFeed::~CameraFeed() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool CameraFeed::take(cv::Mat& frame, int64_t& index, double& time_s) {
+bool CameraFeed::take(cv::Mat& frame, int64_t& index, double& time_s, Clock::time_point* captured) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!has_new_) return false;
   frame = std::move(latest_);
   latest_ = cv::Mat();
   index = latest_index_;
   time_s = latest_time_;
+  if (captured) *captured = latest_captured_;
   has_new_ = false;
   return true;
 }
@@ -190,6 +191,7 @@ void CameraFeed::loop() {
         latest_ = f.image;
         latest_index_ = index++;
         latest_time_ = std::chrono::duration<double>(now - started).count();
+        latest_captured_ = now;
         has_new_ = true;
         count_arrival(now);
       }

@@ -31,8 +31,8 @@ class CameraFeed {
   CameraFeed& operator=(const CameraFeed&) = delete;
 
   void start();
-  // Moves the newest frame out if there is one not taken yet.
-  bool take(cv::Mat& frame, int64_t& index, double& time_s);
+  // Moves the newest frame out if there is one not taken yet; `captured`: when it arrived.
+  bool take(cv::Mat& frame, int64_t& index, double& time_s, Clock::time_point* captured = nullptr);
   std::string status() const;
   std::string status_detail() const;  // why the status is what it is (no password)
   const CameraConfig& config() const { return config_; }
@@ -55,6 +55,7 @@ class CameraFeed {
   cv::Mat latest_;
   int64_t latest_index_ = 0;
   double latest_time_ = 0;
+  Clock::time_point latest_captured_{};
   bool has_new_ = false, stop_ = false;
   bool finished_ = false;            // the capture thread has left loop()
   std::string status_ = "starting";  // until the first open succeeds or fails

@@ -13,6 +13,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/paths.h"
+#include "util/threads.h"
 #include "vision/face_detector.h"
 
 namespace maskwatch {
@@ -165,8 +166,17 @@ void read_secret(MapReader& r, const std::string& key, std::string& out) {
   out = v;
 }
 
-void read_detector(MapReader& parent, const std::string& key, DetectorSettings& d, const std::filesystem::path& base) {
+void read_detector(MapReader& parent, const std::string& key, DetectorSettings& d, const std::filesystem::path& base,
+                   bool global) {
   MapReader r(parent.child(key), parent.where() + "." + key, parent.file());
+  if (const YAML::Node w = r.child("workers"); w && !w.IsNull()) {
+    if (global)
+      r.get_range("workers", d.workers, 1, 4 * resolve_threads(0));  // unset: 0, one per core
+    else
+      r.fail(w,
+           fmt::format("{}.workers: inference workers serve every camera; set them once, under the top-level detector:",
+                       r.where()));
+  }
   std::string face_model;
   r.get("face_model", face_model);
   const auto is_name = [&] {
@@ -205,7 +215,7 @@ void read_camera_keys(MapReader& r, CameraConfig& c, const std::filesystem::path
   r.get("loop", c.loop);
   r.get("mirror", c.mirror);
   r.get_range("reconnect_max_s", c.reconnect_max_s, 0.5, 3600.0);
-  read_detector(r, "detector", c.detector, base);
+  read_detector(r, "detector", c.detector, base, false);
   read_tracker(r, c.tracker);
 }
 
@@ -282,7 +292,7 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   std::string model;
   root.get("model", model);
   if (!model.empty()) cfg.model = resolve(expand(model, root, root.child("model")), base);
-  read_detector(root, "detector", cfg.detector, base);
+  read_detector(root, "detector", cfg.detector, base, true);
   read_tracker(root, cfg.tracker);
   {
     MapReader r(root.child("http"), "http", file);
@@ -425,7 +435,11 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
   return {
       {"file", file.string()},
       {"model", model.empty() ? default_model_path().string() : model},
-      {"detector", detector_json(detector)},
+      {"detector", [&] {
+         auto d = detector_json(detector);
+         d["workers"] = detector.workers ? nlohmann::json(detector.workers) : nlohmann::json("auto (one per core)");
+         return d;
+       }()},
       {"tracker", tracker_json(tracker)},
       {"http",
        {{"listen", http.listen},

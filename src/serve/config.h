@@ -20,9 +20,11 @@ namespace maskwatch {
 struct DetectorSettings {
   std::string face_model;  // a face model name or file; empty = the default (vision/face_detector.h)
   float score_threshold = 0.6f;
-  int detect_width = 320;
+  int detect_width = 384;  // as FaceDetectorOptions (a test checks they agree)
   double margin = 0.5;
   double reclassify_after_s = 0.2;  // classifier schedule: a steady face again after this (0: every frame)
+  // Inference workers (top-level detector: only): 0 = one per core, at most one per camera.
+  int workers = 0;
 };
 
 struct CameraConfig {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -14,6 +15,7 @@
 #include "util/files.h"
 #include "util/paths.h"
 #include "util/stopwatch.h"
+#include "util/threads.h"
 #include "vision/crop.h"
 #include "vision/events.h"
 #include "vision/overlay.h"
@@ -52,6 +54,13 @@ struct Engine::Histogram {
 // outputs (frames, JPEG, live counts) are guarded by `mutex` for the HTTP threads.
 // process_fps counts the frames processed this long back.
 constexpr auto kRateWindow = std::chrono::seconds(3);
+constexpr size_t kLatencyFrames = 300;
+
+static double percentile_of(std::deque<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
 
 struct Engine::Camera {
   CameraConfig config;
@@ -90,12 +99,36 @@ struct Engine::Camera {
   std::map<std::string, int64_t> faces_total;  // finished tracks by final label
   std::atomic<int> stream_clients{0};
   std::atomic<bool> detect{true};
+  std::atomic<bool> busy{false};  // claimed by a worker (Engine::worker)
+  std::deque<double> latencies_ms;  // capture to result, the last kLatencyFrames processed frames
+};
+
+namespace {
+// Workers: as asked, else one per core but no more than there are cameras (a camera is
+// processed by one worker at a time, so more would idle).
+int worker_count(const ServeConfig& c) {
+  if (c.detector.workers > 0) return c.detector.workers;
+  return std::max(1, std::min(resolve_threads(0), static_cast<int>(c.cameras.size())));
+}
+}  // namespace
+
+struct Engine::Worker {
+  std::unique_ptr<MaskClassifier> own_classifier;  // workers after the first
+  std::unique_ptr<FaceDetector> own_detector;
+  MaskClassifier* classifier = nullptr;
+  FaceDetector* detector = nullptr;
+  size_t next = 0;  // the camera it looks at first
+  std::thread thread;
 };
 
 Engine::Engine(const ServeConfig& config, Storage& storage)
     : config_(config),
       storage_(storage),
-      classifier_(config.model.empty() ? default_model_path().string() : config.model),
+      workers_wanted_(worker_count(config)),
+      // Each worker's XNNPACK pools get an equal share of the cores.
+      engine_threads_(std::max(1, resolve_threads(0) / workers_wanted_)),
+      classifier_(config.model.empty() ? default_model_path().string() : config.model, {}, InferenceEngine::Xnnpack,
+                  engine_threads_),
       detector_([&] {
         // One detector serves every camera, at the lowest face threshold any camera asks
         // for; each camera then drops the faces under its own (process()).
@@ -105,6 +138,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
         for (const auto& c : config.cameras)
           o.score_threshold = std::min(o.score_threshold, c.detector.score_threshold);
         o.detect_width = config.detector.detect_width;
+        o.threads = engine_threads_;
         return o;
       }()) {
   mask_class_ = mask_class_index(classifier_.classes());
@@ -126,6 +160,25 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
         cc, &wake_, [this, raw](const std::string& s, const std::string& d) { on_status(*raw, s, d); });
     cameras_.push_back(std::move(cam));
   }
+  const std::filesystem::path model = config.model.empty() ? default_model_path() : std::filesystem::path(config.model);
+  for (int w = 0; w < workers_wanted_; ++w) {
+    auto worker = std::make_unique<Worker>();
+    if (w == 0) {
+      worker->classifier = &classifier_;
+      worker->detector = &detector_;
+    } else {
+      worker->own_classifier = std::make_unique<MaskClassifier>(model, std::filesystem::path{},
+                                                                classifier_.engine(), engine_threads_);
+      worker->own_detector = std::make_unique<FaceDetector>(detector_.options());
+      worker->classifier = worker->own_classifier.get();
+      worker->detector = worker->own_detector.get();
+    }
+    worker->next = cameras_.empty() ? 0 : static_cast<size_t>(w) % cameras_.size();
+    workers_.push_back(std::move(worker));
+  }
+  if (workers_.size() > 1)
+    spdlog::info("{} inference workers, {} thread(s) each for detection and classification", workers_.size(),
+                 engine_threads_);
 }
 
 Engine::~Engine() { stop(); }
@@ -133,14 +186,16 @@ Engine::~Engine() { stop(); }
 void Engine::start() {
   started_unix_ = unix_now();
   for (auto& c : cameras_) c->feed->start();
-  worker_ = std::thread([this] { worker(); });
+  for (size_t w = 0; w < workers_.size(); ++w)
+    workers_[w]->thread = std::thread([this, w] { worker(*workers_[w], w == 0); });
 }
 
 void Engine::stop() {
   if (stop_.exchange(true)) return;
   wake_.notify_all();
   for (auto& c : cameras_) c->frame_cv.notify_all();
-  if (worker_.joinable()) worker_.join();
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
   for (auto& c : cameras_) {
     // stats() and prometheus_metrics() (HTTP, MQTT threads) read the feed under the camera's
     // mutex: take it out under that mutex, then join its capture thread outside it.
@@ -181,19 +236,26 @@ void Engine::on_status(Camera& cam, const std::string& status, const std::string
                    .dump());
 }
 
-void Engine::worker() {
-  size_t next = 0;
+void Engine::worker(Worker& me, bool housekeeping) {
   auto next_retention = std::chrono::steady_clock::now();
   auto next_history_retry = std::chrono::steady_clock::now();
   while (!stop_) {
     bool did = false;
     for (size_t k = 0; k < cameras_.size() && !did; ++k) {
-      Camera& cam = *cameras_[(next + k) % cameras_.size()];
+      const size_t at = (me.next + k) % cameras_.size();
+      Camera& cam = *cameras_[at];
+      // One worker per camera at a time: its frames are processed in order, by one tracker.
+      if (cam.busy.exchange(true, std::memory_order_acquire)) continue;
+      struct Release {
+        std::atomic<bool>& busy;
+        ~Release() { busy.store(false, std::memory_order_release); }
+      } release{cam.busy};
       if (!cam.feed) continue;
       cv::Mat frame;
       int64_t index = 0;
       double t = 0;
-      if (!cam.feed->take(frame, index, t)) continue;
+      std::chrono::steady_clock::time_point captured;
+      if (!cam.feed->take(frame, index, t, &captured)) continue;
       const auto now = std::chrono::steady_clock::now();
       if (!cam.pacer.admit(t)) {  // fps_limit, by capture time
         std::lock_guard<std::mutex> lock(cam.mutex);
@@ -201,25 +263,24 @@ void Engine::worker() {
         continue;
       }
       cam.last_processed = now;
+      me.next = (at + 1) % cameras_.size();  // fairness: the next camera goes first next time
+      did = true;
       if (!cam.detect) {
         show_undetected(cam, std::move(frame));
-        next = (next + k + 1) % cameras_.size();
-        did = true;
         continue;
       }
       try {
-        process(cam, std::move(frame), index, t);
+        cam.pipeline->bind(*me.classifier, *me.detector);
+        process(cam, std::move(frame), index, t, captured);
       } catch (const std::exception& e) {
         spdlog::error("camera {}: frame {}: {}", cam.config.name, index, e.what());
       }
-      next = (next + k + 1) % cameras_.size();  // fairness: the next camera goes first next time
-      did = true;
     }
-    if (std::chrono::steady_clock::now() > next_history_retry) {
+    if (housekeeping && std::chrono::steady_clock::now() > next_history_retry) {
       history_->retry();
       next_history_retry = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     }
-    if (std::chrono::steady_clock::now() > next_retention) {
+    if (housekeeping && std::chrono::steady_clock::now() > next_retention) {
       try {
         const int removed =
             storage_.apply_retention(config_.storage.retention_days, config_.storage.max_disk_mb, unix_now());
@@ -236,7 +297,8 @@ void Engine::worker() {
   }
 }
 
-void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
+void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
+                     std::chrono::steady_clock::time_point captured) {
   const double now = unix_now();
   FrameResult r = cam.pipeline->process(frame, index, time_s);
   // The camera's own face threshold (the detector is shared at the global one).
@@ -309,6 +371,10 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s) {
     const double span = std::chrono::duration<double>(start - cam.recent_starts.front()).count();
     if (cam.recent_starts.size() >= 3 && span > 0)  // two gaps at least: one could be a short one
       cam.process_fps = static_cast<double>(cam.recent_starts.size() - 1) / span;
+    // Capture to result: waiting for a worker, detection, classification, bookkeeping.
+    cam.latencies_ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - captured).count());
+    if (cam.latencies_ms.size() > kLatencyFrames) cam.latencies_ms.pop_front();
     ++cam.seq;
     cam.raw = frame;
     cam.overlay.fps = cam.process_fps;
@@ -492,7 +558,9 @@ nlohmann::json Engine::stats() const {
                             {"with_mask_now", now_by_label[mask_label]},
                             {"faces_now_by_label", now_by_label},
                             {"stream_clients", c->stream_clients.load()},
-                            {"detect", c->detect.load()}};
+                            {"detect", c->detect.load()},
+                            {"latency_ms_p50", percentile_of(c->latencies_ms, 0.5)},
+                            {"latency_ms_p99", percentile_of(c->latencies_ms, 0.99)}};
   }
   nlohmann::json stages = nlohmann::json::object();
   {
@@ -507,6 +575,7 @@ nlohmann::json Engine::stats() const {
   return {{"cameras", cams},
           {"inference_ms_mean", stages},
           {"uptime_s", unix_now() - started_unix_},
+          {"workers", workers_.size()},
           {"classes", classifier_.classes()},
           {"storage", storage}};
 }

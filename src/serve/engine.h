@@ -1,7 +1,11 @@
-// The `serve` engine: one CameraFeed (capture thread) per camera and ONE inference worker
-// shared by all of them. The worker takes cameras round robin, each at most at its
-// fps_limit (frames beyond are counted as skipped) and runs that camera's Pipeline (its own
-// tracker and smoothing). The overlay is drawn and the JPEG encoded lazily, by the first HTTP
+// The `serve` engine: one CameraFeed (capture thread) per camera and a few inference workers
+// (`detector.workers`; default one per core, at most one per camera) shared by all of them.
+// Each worker has its own face detector and classifier (the same files; their thread pools
+// split the cores between the workers) and takes cameras round robin: it claims a camera,
+// takes its newest frame, runs that camera's Pipeline (its own tracker and smoothing) on its
+// models and lets the camera go, so a camera's frames are processed one at a time, in order,
+// while different cameras overlap. Each camera is processed at most at its fps_limit
+// (frames beyond are counted as skipped). The overlay is drawn and the JPEG encoded lazily, by the first HTTP
 // thread that asks for a frame (once per frame and size; every viewer shares that buffer), so
 // the worker never waits for viewers and nothing is encoded when nobody watches. Face tracks that end become rows in
 // Storage with a snapshot of their best frame; verdict and status changes go to the EventBus.
@@ -71,8 +75,10 @@ class Engine {
 
  private:
   struct Camera;
-  void worker();
-  void process(Camera& cam, cv::Mat frame, int64_t index, double time_s);
+  struct Worker;
+  void worker(Worker& me, bool housekeeping);
+  void process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
+               std::chrono::steady_clock::time_point captured);
   void show_undetected(Camera& cam, cv::Mat frame);  // detection off: the picture only
   void finish_track(Camera& cam, int track_id);
   void finish_open_tracks(Camera& cam);
@@ -81,6 +87,8 @@ class Engine {
 
   ServeConfig config_;
   Storage& storage_;
+  int workers_wanted_ = 1;  // before classifier_ and detector_: their thread counts depend on it
+  int engine_threads_ = 0;
   MaskClassifier classifier_;
   FaceDetector detector_;
   int mask_class_ = 0;
@@ -90,7 +98,7 @@ class Engine {
   mutable std::mutex wake_mutex_;
   std::condition_variable wake_;
   std::atomic<bool> stop_{false};
-  std::thread worker_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // the first runs on classifier_ and detector_
   double started_unix_ = 0;
   struct Histogram;
   std::unique_ptr<Histogram> stage_hist_[5];  // detect, classify, track, draw, encode

@@ -47,10 +47,16 @@ struct FaceDetectorOptions {
   std::filesystem::path model;
   float score_threshold = 0.6f;
   float nms_threshold = 0.3f;
-  int detect_width = 320;
+  // 640x480 -> 384x288: a multiple of 32 both ways, no padding (README "Face stage").
+  int detect_width = 384;
   int top_k = 100;
   // Empty: the model's own (fitted per model; identity for files we do not know).
   std::optional<BoxCorrection> box_correction;
+  // 2023 models: XNNPACK runs them (false: OpenCV DNN). The 2022 model always runs on OpenCV
+  // (cv::FaceDetectorYN).
+  bool xnnpack = true;
+  // XNNPACK's threads for the 2023 models; 0 = as many as OpenCV is set to.
+  int threads = 0;
 };
 
 enum class FaceModelKind { Yunet2023, Yunet2022, Haar };
@@ -77,7 +83,10 @@ class FaceDetector {
   // Detector input pixels per frame pixel for a frame of this width.
   double input_scale(int frame_width) const;
   std::string description() const;
+  // Whether XNNPACK runs the network (a 2023 model without --engine opencv).
+  bool on_xnnpack() const;
   FaceModelKind kind() const { return kind_; }
+  const FaceDetectorOptions& options() const { return opts_; }
   const BoxCorrection& box_correction() const { return correction_; }
 
  private:

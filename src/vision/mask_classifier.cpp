@@ -107,7 +107,7 @@ std::string read_verified_model(const std::filesystem::path& onnx_path, const st
 }  // namespace
 
 MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar,
-                               InferenceEngine engine) {
+                               InferenceEngine engine, int threads) {
   if (sidecar.empty()) sidecar = sidecar_path(onnx_path);
   meta_ = ModelMeta::load(sidecar);
   // Memory: the file's bytes, the parsed protobuf, the converted weights and XNNPACK's packed
@@ -127,7 +127,8 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
       auto reload = [onnx_path, sidecar, meta = meta_] {
         return parse_checked_onnx(read_verified_model(onnx_path, sidecar, meta), onnx_path.string()).first;
       };
-      xnn_ = std::make_unique<XnnpackNet>(std::move(proto), meta_.input_size, cv::getNumThreads(), reload);
+      xnn_ = std::make_unique<XnnpackNet>(std::move(proto), meta_.input_size,
+                                          threads > 0 ? threads : cv::getNumThreads(), reload);
     } catch (const Error& e) {
       spdlog::warn("{}: {}; using OpenCV DNN instead", onnx_path.string(), e.what());
     }

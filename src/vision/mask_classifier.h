@@ -40,10 +40,10 @@ std::string inference_engine_name(InferenceEngine e);
 
 class MaskClassifier {
  public:
-  // `sidecar` defaults to model.json beside the ONNX file. XNNPACK uses as many threads as
-  // OpenCV is set to (set_compute_threads) when the classifier is built.
+  // `sidecar` defaults to model.json beside the ONNX file. XNNPACK uses `threads` threads, 0 =
+  // as many as OpenCV is set to (set_compute_threads) when the classifier is built.
   explicit MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar = {},
-                          InferenceEngine engine = InferenceEngine::Xnnpack);
+                          InferenceEngine engine = InferenceEngine::Xnnpack, int threads = 0);
 
   // BGR crops of any size; one forward for all of them.
   std::vector<Prediction> classify(const std::vector<cv::Mat>& bgr_crops);

@@ -6,14 +6,14 @@
 namespace maskwatch {
 
 Pipeline::Pipeline(MaskClassifier& classifier, FaceDetector& detector, const PipelineOptions& options)
-    : classifier_(classifier), detector_(detector), opts_(options), tracker_(options.tracker) {}
+    : classifier_(&classifier), detector_(&detector), opts_(options), tracker_(options.tracker) {}
 
 std::vector<Prediction> Pipeline::classify(const cv::Mat& frame, const std::vector<cv::Rect2f>& boxes) {
   // One face per forward: as fast per face as a batch here (bench, 2026-11-26), and the
   // network keeps one input shape, so its buffers stay at batch-1 size (-9 MiB at 4 faces).
   std::vector<Prediction> preds;
   for (const auto& b : boxes)
-    preds.push_back(std::move(classifier_.classify({crop_face(frame, b, opts_.crop_margin)})[0]));
+    preds.push_back(std::move(classifier_->classify({crop_face(frame, b, opts_.crop_margin)})[0]));
   return preds;
 }
 
@@ -22,7 +22,7 @@ FrameResult Pipeline::process(const cv::Mat& frame, int64_t frame_index, double 
   r.frame = frame_index;
   r.time_s = t_s;
   Stopwatch sw;
-  const auto faces = detector_.detect(frame);
+  const auto faces = detector_->detect(frame);
   r.times.detect_ms = sw.ms();
   sw.reset();
   std::vector<cv::Rect2f> boxes;
@@ -46,7 +46,7 @@ FrameResult Pipeline::process(const cv::Mat& frame, int64_t frame_index, double 
 }
 
 std::vector<TrackedFace> Pipeline::classify_still(const cv::Mat& image) {
-  const auto faces = detector_.detect(image);
+  const auto faces = detector_->detect(image);
   std::vector<cv::Rect2f> crop_boxes;
   for (const auto& f : faces) crop_boxes.push_back(f.crop_box);
   const auto preds = classify(image, crop_boxes);

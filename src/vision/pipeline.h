@@ -50,12 +50,16 @@ class Pipeline {
   // Faces and raw (unsmoothed) probabilities of a single still image.
   std::vector<TrackedFace> classify_still(const cv::Mat& bgr_image);
   int tracks_started() const { return tracker_.tracks_started(); }
-  const FaceDetector& detector() const { return detector_; }
+  const FaceDetector& detector() const { return *detector_; }
+  // Runs the next frames on these models (the same model files: `serve` gives a camera's
+  // pipeline the models of whichever inference worker takes its next frame; the tracker and
+  // schedule state stay with the pipeline).
+  void bind(MaskClassifier& classifier, FaceDetector& detector) { classifier_ = &classifier, detector_ = &detector; }
 
  private:
   std::vector<Prediction> classify(const cv::Mat& frame, const std::vector<cv::Rect2f>& boxes);
-  MaskClassifier& classifier_;
-  FaceDetector& detector_;
+  MaskClassifier* classifier_;
+  FaceDetector* detector_;
   PipelineOptions opts_;
   Tracker tracker_;
 };

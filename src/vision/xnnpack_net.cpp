@@ -16,55 +16,12 @@
 
 #include "util/error.h"
 #include "util/log_text.h"
+#include "vision/onnx_to_xnnpack.h"
 
 namespace maskwatch {
 
 namespace {
-
-void check(xnn_status s, const std::string& what) {
-  if (s != xnn_status_success) throw Error(fmt::format("XNNPACK: {} failed (status {})", what, static_cast<int>(s)));
-}
-
-const onnx::AttributeProto* attribute(const onnx::NodeProto& n, const std::string& name) {
-  for (const auto& a : n.attribute())
-    if (a.name() == name) return &a;
-  return nullptr;
-}
-
-int64_t int_attr(const onnx::NodeProto& n, const std::string& name, int64_t fallback) {
-  const auto* a = attribute(n, name);
-  return a ? a->i() : fallback;
-}
-
-std::vector<int64_t> ints_attr(const onnx::NodeProto& n, const std::string& name, std::vector<int64_t> fallback) {
-  const auto* a = attribute(n, name);
-  return a ? std::vector<int64_t>(a->ints().begin(), a->ints().end()) : fallback;
-}
-
-// An initializer as float values and dims.
-struct Weights {
-  std::vector<int64_t> dims;
-  std::vector<float> values;
-};
-
-Weights read_initializer(const onnx::TensorProto& t) {
-  if (t.data_type() != onnx::TensorProto::FLOAT) throw Error("XNNPACK: initializer '" + t.name() + "' is not float");
-  Weights w{{t.dims().begin(), t.dims().end()}, {}};
-  if (t.has_raw_data()) {
-    w.values.resize(t.raw_data().size() / sizeof(float));
-    std::memcpy(w.values.data(), t.raw_data().data(), w.values.size() * sizeof(float));
-  } else {
-    w.values.assign(t.float_data().begin(), t.float_data().end());
-  }
-  size_t n = 1;
-  for (auto d : w.dims) {
-    if (d <= 0 || d > (int64_t{1} << 24)) throw Error("XNNPACK: initializer '" + t.name() + "' has invalid dims");
-    n *= static_cast<size_t>(d);
-  }
-  if (n != w.values.size()) throw Error("XNNPACK: initializer '" + t.name() + "' does not hold its dims' values");
-  return w;
-}
-
+void check(xnn_status s, const std::string& what) { check_xnn(static_cast<int>(s), what); }
 }  // namespace
 
 struct XnnpackNet::Impl {
@@ -139,23 +96,6 @@ struct XnnpackNet::Impl {
     if (subgraph) xnn_delete_subgraph(subgraph);
     if (pool) pthreadpool_destroy(pool);
   }
-
-  uint32_t constant(std::vector<float> values, const std::vector<size_t>& dims) {
-    constants.push_back(std::move(values));
-    uint32_t id = 0;
-    check(xnn_define_tensor_value(subgraph, xnn_datatype_fp32, dims.size(), dims.data(), constants.back().data(),
-                                  XNN_INVALID_VALUE_ID, 0, &id),
-          "constant");
-    return id;
-  }
-
-  uint32_t tensor(const std::vector<size_t>& dims, uint32_t external_id = XNN_INVALID_VALUE_ID, uint32_t flags = 0) {
-    uint32_t id = 0;
-    check(xnn_define_tensor_value(subgraph, xnn_datatype_fp32, dims.size(), dims.data(), nullptr, external_id, flags,
-                                  &id),
-          "tensor");
-    return id;
-  }
 };
 
 namespace {
@@ -187,159 +127,15 @@ XnnpackNet::XnnpackNet(onnx::ModelProto&& proto, int input_size, int threads, st
 }
 
 void XnnpackNet::Impl::build(onnx::ModelProto&& proto) {
-  auto& m = *this;
   if (proto.graph().input_size() < 1 || proto.graph().output_size() < 1)
     throw Error("XNNPACK: the graph has no input or output");
   drop_subgraph();
-  macs = 0;
-  check(xnn_create_subgraph(2, 0, &m.subgraph), "subgraph");
-  const auto& graph = proto.graph();
-  std::map<std::string, const onnx::TensorProto*> inits;
-  for (const auto& t : graph.initializer()) inits[t.name()] = &t;
-  // Values: id and NHWC shape (4D activations) or [N, C] after Flatten/Gemm.
-  struct Value {
-    uint32_t id;
-    std::vector<size_t> dims;
-  };
-  std::map<std::string, Value> values;
+  check(xnn_create_subgraph(2, 0, &subgraph), "subgraph");
   const size_t s = static_cast<size_t>(size);
-  values[graph.input(0).name()] = {m.tensor({1, s, s, 3}, m.input_id, XNN_VALUE_FLAG_EXTERNAL_INPUT), {1, s, s, 3}};
-  const std::string output_name = graph.output(0).name();
-  const auto input_of = [&](const onnx::NodeProto& n, int i) -> const Value& {
-    const auto it = values.find(n.input(i));
-    if (it == values.end()) throw Error(fmt::format("XNNPACK: {} input '{}' is unknown", n.op_type(), n.input(i)));
-    return it->second;
-  };
-  const auto weights = [&](const onnx::NodeProto& n, int i) {
-    const auto it = inits.find(n.input(i));
-    if (it == inits.end())
-      throw Error(fmt::format("XNNPACK: {} weight '{}' is not an initializer", n.op_type(), n.input(i)));
-    return read_initializer(*it->second);
-  };
-  constexpr float kInf = std::numeric_limits<float>::infinity();
-  for (const auto& n : graph.node()) {
-    const std::string& op = n.op_type();
-    if (n.input_size() < 1 || n.output_size() < 1) throw Error("XNNPACK: " + op + " without input or output");
-    const bool last = n.output(0) == output_name;
-    const auto out_tensor = [&](const std::vector<size_t>& dims) {
-      return last ? m.tensor(dims, m.output_id, XNN_VALUE_FLAG_EXTERNAL_OUTPUT) : m.tensor(dims);
-    };
-    if (op == "Conv") {
-      const Value& x = input_of(n, 0);
-      Weights w = weights(n, 1);
-      if (w.dims.size() != 4 || n.input_size() < 3) throw Error("XNNPACK: Conv without 4D weights and bias");
-      const Weights b = weights(n, 2);
-      const auto strides = ints_attr(n, "strides", {1, 1}), dilations = ints_attr(n, "dilations", {1, 1});
-      const auto pads = ints_attr(n, "pads", {0, 0, 0, 0});  // top, left, bottom, right
-      const int64_t group = int_attr(n, "group", 1);
-      const size_t o = static_cast<size_t>(w.dims[0]), gi = static_cast<size_t>(w.dims[1]);
-      const size_t kh = static_cast<size_t>(w.dims[2]), kw = static_cast<size_t>(w.dims[3]);
-      const auto positive = [](const std::vector<int64_t>& v, int64_t lo) {
-        return std::all_of(v.begin(), v.end(), [&](int64_t e) { return e >= lo && e <= 64; });
-      };
-      if (x.dims.size() != 4 || strides.size() != 2 || dilations.size() != 2 || pads.size() != 4 ||
-          !positive(strides, 1) || !positive(dilations, 1) || !positive(pads, 0) || b.values.size() != o)
-        throw Error("XNNPACK: Conv '" + n.output(0) + "' has attributes or a bias that do not fit");
-      const size_t in_c = x.dims[3];
-      if (x.dims[1] + pads[0] + pads[2] < dilations[0] * (kh - 1) + 1 ||
-          x.dims[2] + pads[1] + pads[3] < dilations[1] * (kw - 1) + 1)
-        throw Error("XNNPACK: Conv '" + n.output(0) + "' kernel is larger than its input");
-      const size_t oh = (x.dims[1] + pads[0] + pads[2] - dilations[0] * (kh - 1) - 1) / strides[0] + 1;
-      const size_t ow = (x.dims[2] + pads[1] + pads[3] - dilations[1] * (kw - 1) - 1) / strides[1] + 1;
-      const std::vector<size_t> out_dims = {1, oh, ow, o};
-      const uint32_t y = out_tensor(out_dims);
-      const uint32_t bias = m.constant(b.values, {o});
-      m.macs += static_cast<double>(oh * ow * o * kh * kw * gi);
-      if (group == static_cast<int64_t>(in_c) && gi == 1 && o == in_c) {
-        // Depthwise: ONNX [C, 1, kh, kw] -> XNNPACK [1, kh, kw, C].
-        std::vector<float> f(w.values.size());
-        for (size_t c = 0; c < o; ++c)
-          for (size_t i = 0; i < kh * kw; ++i) f[i * o + c] = w.values[c * kh * kw + i];
-        check(xnn_define_depthwise_convolution_2d(m.subgraph, pads[0], pads[3], pads[2], pads[1], kh, kw, strides[0],
-                                                  strides[1], dilations[0], dilations[1], 1, in_c, -kInf, kInf, x.id,
-                                                  m.constant(std::move(f), {1, kh, kw, o}), bias, y, 0),
-              "depthwise convolution");
-      } else if (group == 1 && gi == in_c) {
-        // ONNX [O, I, kh, kw] -> XNNPACK [O, kh, kw, I].
-        std::vector<float> f(w.values.size());
-        for (size_t oc = 0; oc < o; ++oc)
-          for (size_t ic = 0; ic < gi; ++ic)
-            for (size_t i = 0; i < kh * kw; ++i)
-              f[(oc * kh * kw + i) * gi + ic] = w.values[(oc * gi + ic) * kh * kw + i];
-        check(xnn_define_convolution_2d(m.subgraph, pads[0], pads[3], pads[2], pads[1], kh, kw, strides[0], strides[1],
-                                        dilations[0], dilations[1], 1, gi, o, -kInf, kInf, x.id,
-                                        m.constant(std::move(f), {o, kh, kw, gi}), bias, y, 0),
-              "convolution");
-      } else {
-        throw Error(fmt::format("XNNPACK: grouped convolution with {} groups is not supported", group));
-      }
-      values[n.output(0)] = {y, out_dims};
-    } else if (op == "Clip" || op == "Relu") {
-      const Value& x = input_of(n, 0);
-      float lo = 0, hi = kInf;
-      if (op == "Clip") {
-        if (n.input_size() > 1) throw Error("XNNPACK: Clip with min/max inputs (opset 11+) is not supported");
-        const auto* a = attribute(n, "min");
-        const auto* b = attribute(n, "max");
-        lo = a ? a->f() : -kInf;
-        hi = b ? b->f() : kInf;
-      }
-      const uint32_t y = out_tensor(x.dims);
-      check(xnn_define_clamp(m.subgraph, lo, hi, x.id, y, 0), "clamp");
-      values[n.output(0)] = {y, x.dims};
-    } else if (op == "Add") {
-      const Value& a = input_of(n, 0);
-      const Value& b = input_of(n, 1);
-      if (a.dims != b.dims) throw Error("XNNPACK: Add of different shapes");
-      const uint32_t y = out_tensor(a.dims);
-      check(xnn_define_add2(m.subgraph, -kInf, kInf, a.id, b.id, y, 0), "add");
-      values[n.output(0)] = {y, a.dims};
-    } else if (op == "GlobalAveragePool") {
-      const Value& x = input_of(n, 0);
-      if (x.dims.size() != 4) throw Error("XNNPACK: GlobalAveragePool of a non-4D tensor");
-      const std::vector<size_t> dims = {1, 1, 1, x.dims[3]};
-      const uint32_t y = out_tensor(dims);
-      check(xnn_define_global_average_pooling_2d(m.subgraph, -kInf, kInf, x.id, y, 0), "global average pooling");
-      values[n.output(0)] = {y, dims};
-    } else if (op == "Flatten") {
-      // [1, 1, 1, C] NHWC holds the same bytes as [1, C]: the next Gemm reshapes (RESHAPE_2D).
-      Value x = input_of(n, 0);
-      if (x.dims.size() == 4 && (x.dims[1] != 1 || x.dims[2] != 1)) throw Error("XNNPACK: Flatten of a spatial map");
-      values[n.output(0)] = x;
-    } else if (op == "Gemm") {
-      const Value& x = input_of(n, 0);
-      const Weights w = weights(n, 1), b = weights(n, 2);
-      if (int_attr(n, "transB", 0) != 1 || int_attr(n, "transA", 0) != 0 || w.dims.size() != 2)
-        throw Error("XNNPACK: only Gemm with transB=1 is supported");
-      const auto* alpha = attribute(n, "alpha");
-      const auto* beta = attribute(n, "beta");
-      if ((alpha && alpha->f() != 1.0f) || (beta && beta->f() != 1.0f))
-        throw Error("XNNPACK: Gemm with alpha/beta != 1");
-      const size_t out = static_cast<size_t>(w.dims[0]), in = static_cast<size_t>(w.dims[1]);
-      size_t x_elements = 1;
-      for (auto d : x.dims) x_elements *= d;
-      if (x_elements != in || b.values.size() != out) throw Error("XNNPACK: Gemm shapes do not fit its input");
-      const std::vector<size_t> dims = {1, out};
-      const uint32_t y = out_tensor(dims);
-      m.macs += static_cast<double>(out * in);
-      check(xnn_define_fully_connected(m.subgraph, -kInf, kInf, x.id, m.constant(w.values, {out, in}),
-                                       m.constant(b.values, {out}), y, XNN_FLAG_TENSORFLOW_RESHAPE_2D),
-            "fully connected");
-      values[n.output(0)] = {y, dims};
-    } else if (op == "Softmax") {
-      const Value& x = input_of(n, 0);
-      if (x.dims.size() != 2) throw Error("XNNPACK: Softmax over a non-2D tensor");
-      const uint32_t y = out_tensor(x.dims);
-      check(xnn_define_softmax(m.subgraph, x.id, y, 0), "softmax");
-      values[n.output(0)] = {y, x.dims};
-    } else {
-      throw Error("XNNPACK: operator " + op + " is not supported");
-    }
-  }
-  const auto it = values.find(output_name);
-  if (it == values.end() || it->second.dims.size() != 2) throw Error("XNNPACK: the graph's output was not built");
-  m.classes = static_cast<int>(it->second.dims[1]);
-  inits.clear();
+  const auto shape = define_onnx_graph(proto.graph(), subgraph, constants, s, s, {proto.graph().output(0).name()});
+  if (shape.output_dims[0].size() != 2) throw Error("XNNPACK: the classifier's output is not [1, classes]");
+  macs = shape.macs;
+  classes = static_cast<int>(shape.output_dims[0][1]);
   onnx::ModelProto().Swap(&proto);  // frees the protobuf's copy of the weights (Clear() keeps it)
 }
 
@@ -374,6 +170,12 @@ double ms_of(clockid_t clock) {
 }
 }  // namespace
 
+bool PoolChoice::run_timed(const std::function<void()>& inference) {
+  const double wall0 = ms_of(CLOCK_MONOTONIC), cpu0 = ms_of(CLOCK_THREAD_CPUTIME_ID);
+  inference();
+  return update(ms_of(CLOCK_THREAD_CPUTIME_ID) - cpu0, ms_of(CLOCK_MONOTONIC) - wall0);
+}
+
 cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
   auto& m = *impl_;
   if (blob.dims != 4 || blob.size[1] != 3 || blob.size[2] != m.size || blob.size[3] != m.size)
@@ -385,9 +187,7 @@ cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
     const float* src = blob.ptr<float>(i);
     for (size_t p = 0; p < plane; ++p)  // NCHW -> NHWC
       for (size_t c = 0; c < 3; ++c) m.input[p * 3 + c] = src[c * plane + p];
-    const double wall0 = ms_of(CLOCK_MONOTONIC), cpu0 = ms_of(CLOCK_THREAD_CPUTIME_ID);
-    check(xnn_invoke_runtime(m.runtime), "inference");
-    const bool pooled = m.choice.update(ms_of(CLOCK_THREAD_CPUTIME_ID) - cpu0, ms_of(CLOCK_MONOTONIC) - wall0);
+    const bool pooled = m.choice.run_timed([&] { check(xnn_invoke_runtime(m.runtime), "inference"); });
     if (!m.pinned && m.can_switch_to(pooled)) {
       const std::string line = fmt::format("classifier: {} (this thread got {:.0f} % of a core while classifying)",
                                            pooled ? "cores free again, back on the XNNPACK thread pool"

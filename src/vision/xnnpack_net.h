@@ -1,9 +1,9 @@
 // The mask classifier's ONNX graph run by XNNPACK (the CPU engine behind TFLite) instead of
 // OpenCV DNN. It reads the graph our exporter writes (Conv with folded BatchNorm, plain or
 // depthwise; Clip; Relu; Add; GlobalAveragePool; Flatten; Gemm; Softmax) and builds an XNNPACK
-// subgraph from it, weights converted once to XNNPACK's NHWC layouts. Any other operator or
-// attribute is refused with an Error, so a model it cannot run exactly is never run
-// approximately. `maskwatch bench` compares it with OpenCV DNN (speed and probabilities).
+// subgraph from it (vision/onnx_to_xnnpack.h), weights converted once to XNNPACK's NHWC
+// layouts. Any other operator or attribute is refused with an Error, so a model it cannot run
+// exactly is never run approximately. `maskwatch bench` compares it with OpenCV DNN (speed and probabilities).
 #pragma once
 #include <functional>
 #include <memory>
@@ -27,6 +27,8 @@ class PoolChoice {
  public:
   // One inference's thread CPU ms and wall ms; returns whether the next should use the pool.
   bool update(double cpu_ms, double wall_ms);
+  // Runs `inference` on the calling thread, timed, and returns update()'s answer.
+  bool run_timed(const std::function<void()>& inference);
   bool pooled() const { return pooled_; }
   double cpu_share() const { return share_; }
 

@@ -1,6 +1,7 @@
 #include "vision/yunet_2023.h"
 
 #include <fmt/format.h>
+#include <onnx/onnx_pb.h>
 
 #include <algorithm>
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <set>
 
 #include "util/error.h"
+#include "vision/xnnpack_graph.h"
 
 namespace maskwatch {
 namespace {
@@ -80,7 +82,10 @@ bool Yunet2023::has_2023_outputs(const cv::dnn::Net& net) {
   return have == std::set<std::string>(want.begin(), want.end());
 }
 
-Yunet2023::Yunet2023(const std::filesystem::path& model, cv::dnn::Net net)
+Yunet2023::~Yunet2023() = default;
+
+Yunet2023::Yunet2023(const std::filesystem::path& model, cv::dnn::Net net, const std::vector<uint8_t>* onnx_bytes,
+                     int threads)
     : path_(model), net_(std::move(net)), out_names_(yunet_2023_output_names()) {
   if (!has_2023_outputs(net_)) {
     const auto got = net_.getUnconnectedOutLayersNames();
@@ -88,6 +93,18 @@ Yunet2023::Yunet2023(const std::filesystem::path& model, cv::dnn::Net net)
                             fmt::join(got, ", "), fmt::join(out_names_, ", ")));
   }
   net_.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+  if (onnx_bytes) {
+    onnx::ModelProto proto;
+    if (!proto.ParseFromArray(onnx_bytes->data(), static_cast<int>(onnx_bytes->size())))
+      throw Error(fmt::format("face model {} does not parse as ONNX", model.string()));
+    try {
+      xnn_ = std::make_unique<XnnpackGraph>(std::move(proto), out_names_, threads > 0 ? threads : cv::getNumThreads());
+    } catch (const Error& e) {
+      throw Error(fmt::format("face model {} cannot run on XNNPACK ({}); --engine opencv runs it on OpenCV DNN",
+                              model.string(), e.what()));
+    }
+    net_ = cv::dnn::Net();  // not needed any more
+  }
   // One probe forward at the smallest input: a graph with these names but other shapes is
   // refused now, with the shape that differs, not on the first frame.
   try {
@@ -101,6 +118,15 @@ std::vector<FaceCandidate> Yunet2023::detect(const cv::Mat& bgr, float threshold
   // Pad bottom/right to multiples of 32: boxes keep their coordinates.
   const auto up = [](int v) { return std::max(kAlign, (v + kAlign - 1) / kAlign * kAlign); };
   const cv::Size input(up(bgr.cols), up(bgr.rows));
+  if (xnn_) {
+    // Written in place into XNNPACK's input (BGR 0-255; HWC is its NHWC as it is). The padding
+    // stays zero while the image size stays; a new image size clears it first.
+    cv::Mat hwc = xnn_->input(input);
+    if (bgr.size() != xnn_image_size_) hwc.setTo(cv::Scalar::all(0)), xnn_image_size_ = bgr.size();
+    cv::Mat roi = hwc(cv::Rect(cv::Point(), bgr.size()));
+    bgr.convertTo(roi, CV_32F);
+    return decode_yunet_2023(xnn_->run(), input, threshold, path_.string());
+  }
   const cv::Mat* in = &bgr;
   if (input != bgr.size()) {
     cv::copyMakeBorder(bgr, padded_, 0, input.height - bgr.rows, 0, input.width - bgr.cols, cv::BORDER_CONSTANT,

@@ -1,5 +1,6 @@
-// The 2023 YuNet face detectors (libfacedetection.train: yunet_n / yunet_s) run as a plain
-// cv::dnn::Net: OpenCV 4.6's cv::FaceDetectorYN only decodes the 2022 outputs. The network is
+// The 2023 YuNet face detectors (libfacedetection.train: yunet_n / yunet_s), run by XNNPACK
+// (vision/xnnpack_graph.h; 2.x faster than OpenCV DNN, `bench`) or as a plain cv::dnn::Net
+// (`--engine opencv`): OpenCV 4.6's cv::FaceDetectorYN only decodes the 2022 outputs. The network is
 // fully convolutional: any input whose sides are multiples of 32 works, so a 640x480 frame
 // scaled to 320x240 is padded to 320x256, not to the 320x320 square the file was exported at.
 //
@@ -10,6 +11,7 @@
 #pragma once
 #include <array>
 #include <filesystem>
+#include <memory>
 #include <opencv2/core.hpp>
 #include <opencv2/dnn.hpp>
 #include <string>
@@ -32,20 +34,28 @@ const std::vector<std::string>& yunet_2023_output_names();
 std::vector<FaceCandidate> decode_yunet_2023(const std::vector<cv::Mat>& outputs, cv::Size input, float threshold,
                                              const std::string& model = "model");
 
+class XnnpackGraph;
+
 class Yunet2023 {
  public:
   // Probes the network (`net`, read from `model` by the face detector, which reads the file once to
   // tell its kind); throws Error naming the file and what differs when it is not
-  // a 2023 YuNet (other outputs, or outputs of other shapes).
-  Yunet2023(const std::filesystem::path& model, cv::dnn::Net net);
+  // a 2023 YuNet (other outputs, or outputs of other shapes). With `onnx_bytes` (the file's
+  // bytes) XNNPACK runs it; without, OpenCV DNN.
+  Yunet2023(const std::filesystem::path& model, cv::dnn::Net net, const std::vector<uint8_t>* onnx_bytes = nullptr,
+            int threads = 0);
+  ~Yunet2023();
   // Candidates (before NMS) in `bgr`'s pixels; `bgr` may be any size.
   std::vector<FaceCandidate> detect(const cv::Mat& bgr, float threshold);
   // True when the net's outputs are the 2023 ones (cheap: reads the graph only).
   static bool has_2023_outputs(const cv::dnn::Net& net);
+  bool on_xnnpack() const { return xnn_ != nullptr; }
 
  private:
   std::filesystem::path path_;
   cv::dnn::Net net_;
+  std::unique_ptr<XnnpackGraph> xnn_;  // set: XNNPACK runs the graph, else net_
+  cv::Size xnn_image_size_;            // the image size written into XNNPACK's input last
   std::vector<std::string> out_names_;
   cv::Mat padded_, blob_;
   std::vector<cv::Mat> outs_;

@@ -4,6 +4,9 @@
 // reports processed FPS per camera, API latency p50/p99, the server's peak RSS and CPU.
 // With --listeners and --slowloris, event listeners and slow-request sockets join the
 // viewers (the HTTP layer under hostile use): /healthz latency and the SIGTERM exit time too.
+// With --h264 the cameras play H.264 files made with the Debian `ffmpeg` (the clip, and with
+// --empty an empty scene: a still of the clip's bare wall with sensor noise), as IP cameras
+// send them; per camera it reports processed FPS and the capture-to-result latency.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -37,6 +40,7 @@
 #include "util/net.h"
 #include "util/paths.h"
 #include "util/stopwatch.h"
+#include "util/subprocess.h"
 
 namespace maskwatch::app {
 namespace {
@@ -52,7 +56,36 @@ struct BenchServeOpts {
   double outage_s = 0;                         // broker down this long after the measurement
   int buffer_messages = 1000;
   std::string clip = (shared_data_dir() / "samples" / "video" / "webcam-mask-on-off.mp4").string();
+  double fps_limit = 30;
+  int workers = 0;    // detector.workers; 0 = the server's default
+  bool h264 = false;  // H.264 files instead of MJPEG
+  int empty = 0;      // cameras (the last ones) that show an empty scene
+  std::string ffmpeg = "/usr/bin/ffmpeg";
 };
+
+// H.264 640x480 15 fps versions of the MJPEG clip and of an empty scene (a still of the
+// clip's bare wall, top right, scaled up, with temporal sensor noise so that frames differ).
+std::pair<std::filesystem::path, std::filesystem::path> make_h264_clips(const std::filesystem::path& mjpeg,
+                                                                        const std::string& source,
+                                                                        const std::string& ffmpeg,
+                                                                        const std::filesystem::path& dir) {
+  if (access(ffmpeg.c_str(), X_OK) != 0) throw Error("--h264 needs ffmpeg at " + ffmpeg + " (apt install ffmpeg)");
+  const std::vector<std::string> x264 = {"-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "30"};
+  const auto run = [&](std::vector<std::string> args, const std::filesystem::path& out) {
+    args.insert(args.begin(), {ffmpeg, "-v", "error", "-y"});
+    args.insert(args.end(), x264.begin(), x264.end());
+    args.push_back(out.string());
+    if (run_process(args).exit_code != 0) throw Error("ffmpeg could not write " + out.string());
+  };
+  const auto faces = dir / "faces.mp4", empty = dir / "empty.mp4";
+  run({"-i", mjpeg.string(), "-r", "15"}, faces);
+  run({"-i", source, "-vf", "select=eq(n\\,0),crop=iw*0.28:ih*0.37:iw*0.72:0,scale=640:480", "-frames:v", "1",
+       "-c:v", "png", "-f", "image2"},
+      dir / "wall.png");
+  run({"-loop", "1", "-framerate", "15", "-t", "10", "-i", (dir / "wall.png").string(), "-vf", "noise=alls=6:allf=t"},
+      empty);
+  return {faces, empty};
+}
 
 // The clip at 640x480 (letterboxed crop of the centre), as MJPEG AVI.
 std::filesystem::path make_clip_640(const std::string& clip, const std::filesystem::path& dir) {
@@ -177,14 +210,18 @@ void bench_serve(const BenchServeOpts& o) {
   char tmpl[] = "/tmp/maskwatch-bench-serve-XXXXXX";
   if (!mkdtemp(tmpl)) throw Error("cannot create a temporary folder");
   const std::filesystem::path dir = tmpl;
-  const auto clip = make_clip_640(o.clip, dir);
+  auto clip = make_clip_640(o.clip, dir), empty_clip = clip;
+  if (o.h264) std::tie(clip, empty_clip) = make_h264_clips(clip, o.clip, o.ffmpeg, dir);
   {
     std::ofstream cfg(dir / "bench.yaml");
     // Every client here is 127.0.0.1: the per-client cap must hold them all.
     cfg << "http: {max_stream_clients: " << o.viewers << ", max_streams: " << o.viewers + o.listeners
-        << ", max_connections_per_client: " << o.viewers + o.listeners + o.slowloris + 16 << "}\ncameras:\n";
+        << ", max_connections_per_client: " << o.viewers + o.listeners + o.slowloris + 16 << "}\n";
+    if (o.workers > 0) cfg << "detector: {workers: " << o.workers << "}\n";
+    cfg << "cameras:\n";
     for (int c = 0; c < o.cameras; ++c)
-      cfg << "  cam" << c << ": {source: " << clip.string() << ", loop: true, fps_limit: 30}\n";
+      cfg << "  cam" << c << ": {source: " << (c >= o.cameras - o.empty ? empty_clip : clip).string()
+          << ", loop: true, fps_limit: " << o.fps_limit << "}\n";
   }
   std::unique_ptr<Broker> broker;
   if (!o.broker.empty()) {
@@ -340,17 +377,33 @@ void bench_serve(const BenchServeOpts& o) {
   std::filesystem::remove_all(dir);
 
   std::string rows;
+  double fps_min = 1e9, fps_sum = 0, latency_max = 0;
   for (int c = 0; c < o.cameras; ++c) {
     const auto name = fmt::format("cam{}", c);
-    const double fps = static_cast<double>(after["cameras"][name]["frames_processed"].get<int64_t>() -
+    const auto& cam = after["cameras"][name];
+    const double fps = static_cast<double>(cam["frames_processed"].get<int64_t>() -
                                            before["cameras"][name]["frames_processed"].get<int64_t>()) /
                        elapsed;
-    rows += fmt::format("| {} | {:.1f} | {} |\n", name, fps, after["cameras"][name]["faces_now"].get<int>());
+    const double p99 = cam.value("latency_ms_p99", 0.0);
+    if (c < o.cameras - o.empty) fps_min = std::min(fps_min, fps);
+    fps_sum += fps;
+    latency_max = std::max(latency_max, p99);
+    rows += fmt::format("| {} | {} | {:.1f} | {} | {:.0f} | {:.0f} |\n", name,
+                        c >= o.cameras - o.empty ? "empty scene" : "faces", fps, cam["faces_now"].get<int>(),
+                        cam.value("latency_ms_p50", 0.0), p99);
   }
   fmt::print(
-      "serve under load: {} cameras (640x480 clip, 15 fps, looped), {} MJPEG viewers, /api/stats polled at "
-      "{} Hz, {:.0f} s\n\n| camera | processed FPS | faces now |\n|---|---|---|\n{}\n",
-      o.cameras, o.viewers, o.poll_hz, elapsed, rows);
+      "serve under load: {} cameras ({} 640x480 15 fps, looped; {} of them an empty scene), fps_limit {}, {} "
+      "worker(s), {} MJPEG viewers, /api/stats polled at {} Hz, {:.0f} s\n\n"
+      "| camera | scene | processed FPS | faces now | capture to result p50 ms | p99 ms |\n|---|---|---|---|---|---|\n{}\n",
+      o.cameras, o.h264 ? "H.264" : "MJPEG", o.empty, o.fps_limit, after.value("workers", 1), o.viewers, o.poll_hz,
+      elapsed, rows);
+  fmt::print(
+      "| cameras | workers | processed FPS per camera with faces: min | mean (all) | cores used | latency p99 ms (worst "
+      "camera) | API p99 ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|\n| {} | {} | {:.1f} | {:.1f} | {:.2f} | "
+      "{:.0f} | {:.2f} | {:.0f} |\n\n",
+      o.cameras, after.value("workers", 1), o.empty < o.cameras ? fps_min : 0.0, fps_sum / o.cameras, cpu, latency_max,
+      percentile(latencies, 0.99), rss);
   fmt::print(
       "| API /api/stats p50 ms | p99 ms | requests | server peak RSS MiB | server CPU (cores) | MJPEG MB/s to viewers "
       "|\n"
@@ -395,6 +448,16 @@ void add_bench_serve_command(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--clip", o->clip, "Video the cameras play")->capture_default_str();
+  cmd->add_option("--fps-limit", o->fps_limit, "Each camera's fps_limit")->capture_default_str()->check(
+      CLI::Range(0.5, 120.0));
+  cmd->add_option("--workers", o->workers, "detector.workers (0 = the server's default: one per core)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  cmd->add_flag("--h264", o->h264, "Cameras play H.264 files (made with ffmpeg) instead of MJPEG");
+  cmd->add_option("--empty", o->empty, "Cameras (the last ones) that show an empty scene")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
+  cmd->add_option("--ffmpeg", o->ffmpeg, "ffmpeg executable for --h264")->capture_default_str();
   cmd->add_option("--broker", o->broker, "mosquitto executable for the MQTT part ('' = no MQTT)")
       ->capture_default_str();
   cmd->add_option("--broker-outage", o->outage_s, "Then stop the broker this many seconds: memory and catch-up")

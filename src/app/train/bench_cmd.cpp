@@ -115,21 +115,27 @@ json face_detector_section(const BenchOpts& o) {
   std::vector<std::vector<std::string>> rows;
   json results = json::array();
   const int threads = resolve_threads(0);
-  for (const auto& [model, width] : std::vector<std::pair<std::string, int>>{{"yunet-2022", 320},
-                                                                             {"yunet-n", 320},
-                                                                             {"yunet-s", 320},
-                                                                             {"yunet-2022", 480},
-                                                                             {"yunet-n", 480},
-                                                                             {"yunet-2022", 640},
-                                                                             {"yunet-n", 640}}) {
-    std::vector<std::string> row = {model, std::to_string(width)};
+  struct Case {
+    std::string model;
+    int width;
+    bool xnnpack;  // 2023 models only; the 2022 model runs on OpenCV's cv::FaceDetectorYN
+  };
+  const std::vector<Case> cases = {
+      {"yunet-2022", 320, false}, {"yunet-n", 320, false}, {"yunet-n", 320, true},  {"yunet-s", 320, true},
+      {"yunet-n", 384, true},     {"yunet-n", 416, true},  {"yunet-n", 448, true},  {"yunet-2022", 480, false},
+      {"yunet-n", 480, false},    {"yunet-n", 480, true},  {"yunet-2022", 640, false}, {"yunet-n", 640, false},
+      {"yunet-n", 640, true}};
+  for (const auto& [model, width, xnnpack] : cases) {
+    std::vector<std::string> row = {model, xnnpack ? "XNNPACK" : "OpenCV DNN", std::to_string(width)};
     for (int faces : {1, 4}) {
-      const auto r = json::parse(run_isolated([&, model = model, width = width] {
+      const auto r = json::parse(run_isolated([&, model = model, width = width, xnnpack = xnnpack] {
         FaceDetectorOptions d;
         d.model = model;
         d.detect_width = width;
+        d.xnnpack = xnnpack;
         const auto b = bench_face_detector(d, o.clip, faces, o.seconds, threads);
         return json{{"model", model},
+                    {"engine", xnnpack ? "xnnpack" : "opencv"},
                     {"detect_width", width},
                     {"faces", faces},
                     {"threads", threads},
@@ -146,7 +152,7 @@ json face_detector_section(const BenchOpts& o) {
   }
   fmt::print(
       "\nFace detection per 640x480 frame ({} threads, median; the clip's frames, one face or a mosaic of four)\n\n{}",
-      threads, markdown_table({"model", "detect width", "1 face: ms", "found", "4 faces: ms", "found"}, rows));
+      threads, markdown_table({"model", "engine", "detect width", "1 face: ms", "found", "4 faces: ms", "found"}, rows));
   return results;
 }
 

@@ -1,0 +1,45 @@
+// A fully convolutional ONNX graph with several outputs (the 2023 YuNet face detector) run by
+// XNNPACK at whatever input size the frames have. XNNPACK's runtimes are built for one shape,
+// so the graph is defined again when the input size changes (a camera's frames keep theirs;
+// about a millisecond for YuNet n). Like the classifier (vision/xnnpack_net.h) it leaves the
+// thread pool for the calling thread while other work holds the cores (PoolChoice).
+#pragma once
+#include <memory>
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+namespace onnx {
+class ModelProto;
+}
+
+namespace maskwatch {
+
+class XnnpackGraph {
+ public:
+  // `model` is kept (its weights are small next to the activations); `outputs` names the
+  // graph outputs run() returns, in that order. threads: pool size (0 = all cores).
+  // Throws Error when the graph uses what vision/onnx_to_xnnpack.h does not run.
+  XnnpackGraph(onnx::ModelProto model, std::vector<std::string> outputs, int threads = 0);
+  ~XnnpackGraph();
+  XnnpackGraph(const XnnpackGraph&) = delete;
+  XnnpackGraph& operator=(const XnnpackGraph&) = delete;
+
+  // The input for an image of `size`: a CV_32FC3 Mat (NHWC, batch 1) over the runtime's own
+  // buffer, to be filled in place (no copy) before run(). A new size defines the graph again.
+  cv::Mat input(cv::Size size);
+  // Runs on the input. Returns the outputs as float Mats of their memory-order dims, valid
+  // until the next input() or run().
+  const std::vector<cv::Mat>& run();
+  // Multiply-accumulates of the last input size.
+  double macs() const;
+  bool pooled() const;
+  // Keeps the runtime on the pool or on the calling thread (benchmarks).
+  void set_pooled(bool pooled);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace maskwatch
