@@ -59,6 +59,30 @@ TEST(ServeConfig, InferenceWorkersAreCountedOnceAndInRange) {
           "w.yaml:4: cameras.a.detector.workers: inference workers serve every camera");
 }
 
+TEST(ServeConfig, MotionGatingPerCameraWithRanges) {
+  const auto cfg = parse_serve_config(
+      "defaults: {motion: {threshold: 20}}\ncameras:\n  a: {source: x.mp4}\n  b: {source: y.mp4, motion: {enabled: "
+      "false}}\n",
+      "/etc/mw/m.yaml");
+  EXPECT_EQ(cfg.camera("a")->motion.threshold, 20);
+  EXPECT_TRUE(cfg.camera("a")->motion.enabled);
+  EXPECT_FALSE(cfg.camera("b")->motion.enabled);
+  EXPECT_DOUBLE_EQ(cfg.camera("b")->motion.full_every_s, 2.0);
+  for (const auto& [yaml, want] : std::vector<std::pair<std::string, std::string>>{
+           {"cameras: {a: {source: x.mp4, motion: {threshold: 0}}}", "cameras.a.motion.threshold must be between 1 and 254"},
+           {"cameras: {a: {source: x.mp4, motion: {min_area: 2}}}", "cameras.a.motion.min_area must be between"},
+           {"cameras: {a: {source: x.mp4, motion: {full_every_s: 0}}}", "cameras.a.motion.full_every_s must be between"},
+           {"cameras: {a: {source: x.mp4, motion: {treshold: 5}}}", "treshold"}}) {
+    try {
+      parse_serve_config(yaml, "/etc/mw/m.yaml");
+      ADD_FAILURE() << "accepted: " << yaml;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("m.yaml:1"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(ServeConfig, DefaultsAndPerCameraOverrides) {
   const auto cfg = parse_serve_config(R"(
 http: {port: 9000}

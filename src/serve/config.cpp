@@ -217,6 +217,12 @@ void read_camera_keys(MapReader& r, CameraConfig& c, const std::filesystem::path
   r.get_range("reconnect_max_s", c.reconnect_max_s, 0.5, 3600.0);
   read_detector(r, "detector", c.detector, base, false);
   read_tracker(r, c.tracker);
+  MapReader m(r.child("motion"), r.where() + ".motion", r.file());
+  m.get("enabled", c.motion.enabled);
+  m.get_range("threshold", c.motion.threshold, 1, 254);
+  m.get_range("min_area", c.motion.min_area, 0.0001, 1.0);
+  m.get_range("full_every_s", c.motion.full_every_s, 0.1, 60.0);
+  m.finish();
 }
 
 bool valid_camera_name(const std::string& s) {
@@ -416,7 +422,12 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
                     {"mirror", c.mirror},
                     {"reconnect_max_s", c.reconnect_max_s},
                     {"detector", detector_json(c.detector)},
-                    {"tracker", tracker_json(c.tracker)}};
+                    {"tracker", tracker_json(c.tracker)},
+                    {"motion",
+                     {{"enabled", c.motion.enabled},
+                      {"threshold", c.motion.threshold},
+                      {"min_area", c.motion.min_area},
+                      {"full_every_s", c.motion.full_every_s}}}};
   nlohmann::json alert_list = nlohmann::json::array();
   for (const auto& a : alerts)
     alert_list.push_back({{"name", a.name},

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "util/log_text.h"  // redact_url
+#include "vision/motion_gate.h"
 #include "vision/tracker.h"
 
 namespace maskwatch {
@@ -38,6 +39,7 @@ struct CameraConfig {
   double reconnect_max_s = 30;  // longest wait between reconnect attempts
   DetectorSettings detector;
   TrackerOptions tracker;
+  MotionOptions motion;  // motion gating of the face detector (vision/motion_gate.h)
 };
 
 struct HttpAuth {

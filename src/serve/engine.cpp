@@ -68,6 +68,7 @@ struct Engine::Camera {
   std::unique_ptr<Pipeline> pipeline;
   std::chrono::steady_clock::time_point last_processed{};
   FramePacer pacer;                                                 // fps_limit (worker thread only)
+  MotionGate motion;                                                // the detector only where something moved
   std::deque<std::chrono::steady_clock::time_point> recent_starts;  // processing starts, last kRateWindow
   struct OpenTrack {
     double start = 0, last_seen = 0;
@@ -93,6 +94,7 @@ struct Engine::Camera {
   mutable std::mutex encode_mutex;  // one encoder per camera: the others wait and share its JPEG
   int64_t seq = 0;
   int64_t processed = 0, skipped = 0;
+  int64_t without_detection = 0;  // processed with the last faces: nothing moved
   double process_fps = 0;
   int faces_now = 0;
   std::map<std::string, int> now_by_label;
@@ -148,6 +150,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
     auto cam = std::make_unique<Camera>();
     cam->config = cc;
     cam->pacer = FramePacer(cc.fps_limit);
+    cam->motion = MotionGate(cc.motion);
     PipelineOptions po;
     po.crop_margin = cc.detector.margin;
     po.schedule.refresh_s = cc.detector.reclassify_after_s;
@@ -300,7 +303,9 @@ void Engine::worker(Worker& me, bool housekeeping) {
 void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
                      std::chrono::steady_clock::time_point captured) {
   const double now = unix_now();
-  FrameResult r = cam.pipeline->process(frame, index, time_s);
+  const bool detect = cam.motion.needs_detection(frame, time_s);
+  FrameResult r = detect ? cam.pipeline->process(frame, index, time_s)
+                         : cam.pipeline->process_with_last_faces(frame, index, time_s);
   // The camera's own face threshold (the detector is shared at the global one).
   const float min_face = cam.config.detector.score_threshold;
   r.faces.erase(
@@ -357,7 +362,7 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
   {
     std::lock_guard<std::mutex> lock(hist_mutex_);
     const double stage_s[3] = {r.times.detect_ms / 1000, r.times.classify_ms / 1000, r.times.track_ms / 1000};
-    for (int i = 0; i < 3; ++i) stage_hist_[i]->add(stage_s[i]);
+    for (int i = detect ? 0 : 1; i < 3; ++i) stage_hist_[i]->add(stage_s[i]);  // no detection: no detect time
   }
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
@@ -379,6 +384,7 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
     cam.raw = frame;
     cam.overlay.fps = cam.process_fps;
     ++cam.processed;
+    if (!detect) ++cam.without_detection;
     cam.faces_now = static_cast<int>(r.faces.size());
     cam.now_by_label.clear();
     for (const auto& f : r.faces) ++cam.now_by_label[verdict_name(f.verdict, classes)];
@@ -552,6 +558,7 @@ nlohmann::json Engine::stats() const {
                             {"fps_limit", c->config.fps_limit},
                             {"frames_captured", c->feed ? c->feed->frames_captured() : 0},
                             {"frames_processed", c->processed},
+                            {"frames_without_detection", c->without_detection},
                             {"frames_skipped", c->skipped},
                             {"frames_dropped", c->feed ? c->feed->frames_dropped() : 0},
                             {"faces_now", c->faces_now},

@@ -19,12 +19,21 @@ std::vector<Prediction> Pipeline::classify(const cv::Mat& frame, const std::vect
 
 FrameResult Pipeline::process(const cv::Mat& frame, int64_t frame_index, double t_s) {
   FrameResult r;
+  Stopwatch sw;
+  last_faces_ = detector_->detect(frame);
+  r.times.detect_ms = sw.ms();
+  return track_and_classify(frame, frame_index, t_s, std::move(r));
+}
+
+FrameResult Pipeline::process_with_last_faces(const cv::Mat& frame, int64_t frame_index, double t_s) {
+  return track_and_classify(frame, frame_index, t_s, FrameResult{});
+}
+
+FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_index, double t_s, FrameResult r) {
   r.frame = frame_index;
   r.time_s = t_s;
+  const auto& faces = last_faces_;
   Stopwatch sw;
-  const auto faces = detector_->detect(frame);
-  r.times.detect_ms = sw.ms();
-  sw.reset();
   std::vector<cv::Rect2f> boxes;
   for (const auto& f : faces) boxes.push_back(f.box);
   const auto pick = faces_to_classify(tracker_.assign(boxes, t_s), t_s, opts_.schedule);

@@ -47,6 +47,9 @@ class Pipeline {
   Pipeline(MaskClassifier& classifier, FaceDetector& detector, const PipelineOptions& options = {});
   // Frames must come in time order; t_s is the frame's media or wall time in seconds.
   FrameResult process(const cv::Mat& bgr_frame, int64_t frame_index, double t_s);
+  // The same without the detector: the faces of the last frame that had it (a frame in which
+  // nothing moved, vision/motion_gate.h). Tracks, schedule and smoothing go on as usual.
+  FrameResult process_with_last_faces(const cv::Mat& bgr_frame, int64_t frame_index, double t_s);
   // Faces and raw (unsmoothed) probabilities of a single still image.
   std::vector<TrackedFace> classify_still(const cv::Mat& bgr_image);
   int tracks_started() const { return tracker_.tracks_started(); }
@@ -58,6 +61,8 @@ class Pipeline {
 
  private:
   std::vector<Prediction> classify(const cv::Mat& frame, const std::vector<cv::Rect2f>& boxes);
+  FrameResult track_and_classify(const cv::Mat& frame, int64_t frame_index, double t_s, FrameResult r);
+  std::vector<Face> last_faces_;  // of the last frame that had the detector
   MaskClassifier* classifier_;
   FaceDetector* detector_;
   PipelineOptions opts_;

@@ -60,6 +60,7 @@ struct BenchServeOpts {
   int workers = 0;    // detector.workers; 0 = the server's default
   bool h264 = false;  // H.264 files instead of MJPEG
   int empty = 0;      // cameras (the last ones) that show an empty scene
+  bool motion = true;  // motion gating of the detector (the cameras' default)
   std::string ffmpeg = "/usr/bin/ffmpeg";
 };
 
@@ -73,14 +74,13 @@ std::pair<std::filesystem::path, std::filesystem::path> make_h264_clips(const st
   const std::vector<std::string> x264 = {"-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "30"};
   const auto run = [&](std::vector<std::string> args, const std::filesystem::path& out) {
     args.insert(args.begin(), {ffmpeg, "-v", "error", "-y"});
-    args.insert(args.end(), x264.begin(), x264.end());
+    if (out.extension() == ".mp4") args.insert(args.end(), x264.begin(), x264.end());
     args.push_back(out.string());
     if (run_process(args).exit_code != 0) throw Error("ffmpeg could not write " + out.string());
   };
   const auto faces = dir / "faces.mp4", empty = dir / "empty.mp4";
   run({"-i", mjpeg.string(), "-r", "15"}, faces);
-  run({"-i", source, "-vf", "select=eq(n\\,0),crop=iw*0.28:ih*0.37:iw*0.72:0,scale=640:480", "-frames:v", "1",
-       "-c:v", "png", "-f", "image2"},
+  run({"-i", source, "-vf", "select=eq(n\\,0),crop=iw*0.28:ih*0.37:iw*0.72:0,scale=640:480", "-frames:v", "1"},
       dir / "wall.png");
   run({"-loop", "1", "-framerate", "15", "-t", "10", "-i", (dir / "wall.png").string(), "-vf", "noise=alls=6:allf=t"},
       empty);
@@ -221,7 +221,7 @@ void bench_serve(const BenchServeOpts& o) {
     cfg << "cameras:\n";
     for (int c = 0; c < o.cameras; ++c)
       cfg << "  cam" << c << ": {source: " << (c >= o.cameras - o.empty ? empty_clip : clip).string()
-          << ", loop: true, fps_limit: " << o.fps_limit << "}\n";
+          << ", loop: true, fps_limit: " << o.fps_limit << (o.motion ? "" : ", motion: {enabled: false}") << "}\n";
   }
   std::unique_ptr<Broker> broker;
   if (!o.broker.empty()) {
@@ -393,16 +393,17 @@ void bench_serve(const BenchServeOpts& o) {
                         cam.value("latency_ms_p50", 0.0), p99);
   }
   fmt::print(
-      "serve under load: {} cameras ({} 640x480 15 fps, looped; {} of them an empty scene), fps_limit {}, {} "
-      "worker(s), {} MJPEG viewers, /api/stats polled at {} Hz, {:.0f} s\n\n"
+      "serve under load: {} cameras ({} 640x480 15 fps, looped; {} of them an empty scene), fps_limit {}, motion "
+      "gating {}, {} worker(s), {} MJPEG viewers, /api/stats polled at {} Hz, {:.0f} s\n\n"
       "| camera | scene | processed FPS | faces now | capture to result p50 ms | p99 ms |\n|---|---|---|---|---|---|\n{}\n",
-      o.cameras, o.h264 ? "H.264" : "MJPEG", o.empty, o.fps_limit, after.value("workers", 1), o.viewers, o.poll_hz,
+      o.cameras, o.h264 ? "H.264" : "MJPEG", o.empty, o.fps_limit, o.motion ? "on" : "off", after.value("workers", 1),
+      o.viewers, o.poll_hz,
       elapsed, rows);
   fmt::print(
-      "| cameras | workers | processed FPS per camera with faces: min | mean (all) | cores used | latency p99 ms (worst "
-      "camera) | API p99 ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|\n| {} | {} | {:.1f} | {:.1f} | {:.2f} | "
-      "{:.0f} | {:.2f} | {:.0f} |\n\n",
-      o.cameras, after.value("workers", 1), o.empty < o.cameras ? fps_min : 0.0, fps_sum / o.cameras, cpu, latency_max,
+      "| cameras | empty | motion gating | workers | processed FPS per camera with faces: min | mean (all) | cores used | "
+      "latency p99 ms (worst camera) | API p99 ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n| {} | {} | "
+      "{} | {} | {:.1f} | {:.1f} | {:.2f} | {:.0f} | {:.2f} | {:.0f} |\n\n",
+      o.cameras, o.empty, o.motion ? "on" : "off", after.value("workers", 1), o.empty < o.cameras ? fps_min : 0.0, fps_sum / o.cameras, cpu, latency_max,
       percentile(latencies, 0.99), rss);
   fmt::print(
       "| API /api/stats p50 ms | p99 ms | requests | server peak RSS MiB | server CPU (cores) | MJPEG MB/s to viewers "
@@ -457,6 +458,7 @@ void add_bench_serve_command(CLI::App& root) {
   cmd->add_option("--empty", o->empty, "Cameras (the last ones) that show an empty scene")
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
+  cmd->add_flag("--motion,!--no-motion", o->motion, "Motion gating of the face detector (default on)");
   cmd->add_option("--ffmpeg", o->ffmpeg, "ffmpeg executable for --h264")->capture_default_str();
   cmd->add_option("--broker", o->broker, "mosquitto executable for the MQTT part ('' = no MQTT)")
       ->capture_default_str();
