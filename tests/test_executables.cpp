@@ -2,7 +2,10 @@
 // training commands (by handing them to `maskwatch-train`).
 #include <gtest/gtest.h>
 
+#include "model/model_meta.h"
 #include "support.h"
+#include "util/json_io.h"
+#include "util/paths.h"
 #include "util/subprocess.h"
 
 using namespace maskwatch;
@@ -45,4 +48,15 @@ TEST(RuntimeExecutable, HandsTrainingCommandsToTheTrainingExecutable) {
   const auto help = run_cli({"--help"});
   EXPECT_NE(help.out.find("train"), std::string::npos);
   EXPECT_NE(help.out.find("detect"), std::string::npos);
+}
+
+TEST(RuntimeExecutable, VersionNamesTheReleaseTheCommitAndTheModel) {
+  const auto r = run_cli({"--version"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("maskwatch 0.1.0 (git ", 0), 0u) << r.out;
+  EXPECT_EQ(r.out.find("(git unknown)"), std::string::npos) << r.out;  // built from a checkout
+  // The shipped model's sha256, as its sidecar records it.
+  const auto sha = read_json(sidecar_path(default_model_path()))["onnx_sha256"].get<std::string>();
+  ASSERT_EQ(sha.size(), 64u);
+  EXPECT_NE(r.out.find("sha256 " + sha), std::string::npos) << r.out;
 }

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <exception>
 
+#include "model/model_meta.h"
 #include "util/error.h"
 #include "util/log_text.h"
 #include "util/paths.h"
@@ -47,6 +48,18 @@ CLI::Option* add_threads_option(CLI::App* cmd, int& threads, const std::string& 
   return cmd->add_option("--threads", threads, help)->capture_default_str()->check(CLI::Range(0, most));
 }
 
+std::string version_text() {
+  std::string model;
+  const auto path = default_model_path();
+  try {
+    const auto meta = ModelMeta::load(sidecar_path(path));
+    model = fmt::format("model {}: sha256 {}", path.string(), meta.onnx_sha256);
+  } catch (const std::exception& e) {
+    model = fmt::format("model {}: not readable ({})", path.string(), e.what());
+  }
+  return fmt::format("maskwatch {} (git {})\n{}", MASKWATCH_VERSION, MASKWATCH_GIT_COMMIT, model);
+}
+
 int cli_main(CLI::App& app, int argc, char** argv) {
   // A write beyond the file-size limit (ulimit -f) then fails with EFBIG, which we report
   // and survive (serve keeps history in memory), instead of killing the process.
@@ -60,6 +73,7 @@ int cli_main(CLI::App& app, int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("maskwatch"));
   install_log_format();  // "[time] level: message", the message redacted and escaped
   app.require_subcommand(1);
+  app.set_version_flag("--version", version_text, "Print the version, git commit and default model's sha256, and exit");
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   try {
     app.parse(argc, argv);

@@ -19,6 +19,10 @@ const std::vector<std::string>& training_command_names();
 // throws Error when the training executable is missing.
 void exec_training_binary_if_needed(int argc, char** argv);
 
+// `--version`: version, the git commit it was built from, and the default model's sha256 (from
+// its sidecar; "missing" or the reason when it cannot be read).
+std::string version_text();
+
 // The one --threads option of every command: 0 = all cores, else 1..4x the cores (more only
 // thrashes; a negative count is a usage error, not "all cores").
 CLI::Option* add_threads_option(CLI::App* cmd, int& threads, const std::string& help = "CPU threads (0 = all cores)");
