@@ -35,6 +35,30 @@ std::vector<cv::Mat> empty_outputs(int w, int h) {
 
 float* cell(cv::Mat& m, int i) { return m.ptr<float>() + static_cast<size_t>(i) * m.size[2]; }
 
+// The real 2023 model, parsed, to be changed by a test.
+onnx::ModelProto yunet_n() {
+  onnx::ModelProto m;
+  const auto bytes = read_file_bytes(asset_path("yunet_n_320_320.onnx"));
+  EXPECT_TRUE(m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  return m;
+}
+
+// The error a FaceDetector gives for model `m` saved as `name` (empty, and a failure, if it
+// is accepted).
+std::string refusal(const onnx::ModelProto& m, const std::string& name) {
+  TempDir d;
+  write_bytes(d / name, m.SerializeAsString());
+  FaceDetectorOptions o;
+  o.model = d / name;
+  try {
+    FaceDetector det(o);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << name << " was accepted";
+  return {};
+}
+
 }  // namespace
 
 TEST(Yunet2023, DecodesOneAnchorByHand) {
@@ -140,9 +164,7 @@ TEST(FaceDetector, BothGenerationsFindTheSameRealFaces) {
 
 TEST(FaceDetector, A2023ModelWhoseOutputsHaveOtherShapesIsRefusedByName) {
   // The real 2023 model with bbox_8 and kps_8 swapped: the names fit, the shapes do not.
-  onnx::ModelProto m;
-  const auto bytes = read_file_bytes(asset_path("yunet_n_320_320.onnx"));
-  ASSERT_TRUE(m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  auto m = yunet_n();
   const auto swap = [](std::string* name) {
     if (*name == "bbox_8")
       *name = "kps_8";
@@ -152,19 +174,10 @@ TEST(FaceDetector, A2023ModelWhoseOutputsHaveOtherShapesIsRefusedByName) {
   for (auto& n : *m.mutable_graph()->mutable_node())
     for (auto& out : *n.mutable_output()) swap(&out);
   for (auto& out : *m.mutable_graph()->mutable_output()) swap(out.mutable_name());
-  TempDir d;
-  write_bytes(d / "swapped.onnx", m.SerializeAsString());
-  FaceDetectorOptions o;
-  o.model = d / "swapped.onnx";
-  try {
-    FaceDetector det(o);
-    ADD_FAILURE() << "a model with swapped outputs was accepted";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("swapped.onnx"), std::string::npos) << what;
-    EXPECT_NE(what.find("bbox_8 is [1, 64, 10], expected [1, 64, 4]"), std::string::npos) << what;
-    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-  }
+  const std::string what = refusal(m, "swapped.onnx");
+  EXPECT_NE(what.find("swapped.onnx"), std::string::npos) << what;
+  EXPECT_NE(what.find("bbox_8 is [1, 64, 10], expected [1, 64, 4]"), std::string::npos) << what;
+  EXPECT_EQ(what.find('\n'), std::string::npos) << what;
 }
 
 TEST(FaceDetector, XnnpackRunsThe2023ModelAsOpenCvDoesOnRealScenes) {
@@ -202,9 +215,7 @@ TEST(FaceDetector, XnnpackRunsThe2023ModelAsOpenCvDoesOnRealScenes) {
 TEST(FaceDetector, AGraphXnnpackCannotRunExactlyIsRefusedWithTheWayOut) {
   // The real 2023 model with its upsampling changed from 2x to 1.5x: nearest resize by a
   // non-integer factor is no longer a deconvolution of ones, so XNNPACK refuses it by name.
-  onnx::ModelProto m;
-  const auto bytes = read_file_bytes(asset_path("yunet_n_320_320.onnx"));
-  ASSERT_TRUE(m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())));
+  auto m = yunet_n();
   std::string scales;
   for (const auto& n : m.graph().node())
     if (n.op_type() == "Resize") scales = n.input(2);
@@ -215,17 +226,8 @@ TEST(FaceDetector, AGraphXnnpackCannotRunExactlyIsRefusedWithTheWayOut) {
       t.clear_float_data();
       t.set_raw_data(std::string(reinterpret_cast<const char*>(s), sizeof s));
     }
-  TempDir d;
-  write_bytes(d / "resize15.onnx", m.SerializeAsString());
-  FaceDetectorOptions o;
-  o.model = d / "resize15.onnx";
-  try {
-    FaceDetector det(o);
-    ADD_FAILURE() << "a 1.5x nearest resize was accepted by XNNPACK";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("resize15.onnx cannot run on XNNPACK"), std::string::npos) << what;
-    EXPECT_NE(what.find("scales are not (1, 1, f, f) with an integer f"), std::string::npos) << what;
-    EXPECT_NE(what.find("--engine opencv"), std::string::npos) << what;
-  }
+  const std::string what = refusal(m, "resize15.onnx");
+  EXPECT_NE(what.find("resize15.onnx cannot run on XNNPACK"), std::string::npos) << what;
+  EXPECT_NE(what.find("scales are not (1, 1, f, f) with an integer f"), std::string::npos) << what;
+  EXPECT_NE(what.find("--engine opencv"), std::string::npos) << what;
 }

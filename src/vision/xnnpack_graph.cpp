@@ -22,12 +22,11 @@ struct XnnpackGraph::Impl {
   xnn_runtime_t runtime = nullptr;
   std::vector<std::vector<float>> constants;  // read by the subgraph while runtimes are made
   cv::Size size;                              // input size the subgraph is defined for
-  double macs = 0;
   std::vector<float> input;
   std::vector<std::vector<float>> output_buffers;
   std::vector<cv::Mat> outputs;  // views of output_buffers
   PoolChoice choice;
-  bool runtime_pooled = false, pinned = false;
+  bool runtime_pooled = false;
 
   ~Impl() { release(); if (pool) pthreadpool_destroy(pool); }
 
@@ -43,7 +42,6 @@ struct XnnpackGraph::Impl {
     check_xnn(xnn_create_subgraph(externals, 0, &subgraph), "subgraph");
     const auto shape = define_onnx_graph(model.graph(), subgraph, constants, static_cast<size_t>(s.height),
                                          static_cast<size_t>(s.width), output_names);
-    macs = shape.macs;
     size = s;
     input.assign(static_cast<size_t>(s.area()) * 3 + XNN_EXTRA_BYTES / sizeof(float), 0.0f);
     output_buffers.clear();
@@ -55,7 +53,7 @@ struct XnnpackGraph::Impl {
       std::vector<int> sizes(dims.begin(), dims.end());
       outputs.emplace_back(static_cast<int>(sizes.size()), sizes.data(), CV_32F, output_buffers.back().data());
     }
-    make_runtime(pool && (pinned ? runtime_pooled : choice.pooled()));
+    make_runtime(pool && choice.pooled());
   }
 
   void make_runtime(bool pooled) {
@@ -94,23 +92,13 @@ cv::Mat XnnpackGraph::input(cv::Size size) {
 const std::vector<cv::Mat>& XnnpackGraph::run() {
   auto& m = *impl_;
   const bool pooled = m.choice.run_timed([&] { check_xnn(xnn_invoke_runtime(m.runtime), "inference"); });
-  if (!m.pinned && m.pool && pooled != m.runtime_pooled) {
+  if (m.pool && pooled != m.runtime_pooled) {
     spdlog::debug("face detector: XNNPACK {} (this thread got {:.0f} % of a core)",
                   pooled ? "back on the thread pool" : "on one thread, other work is using the cores",
                   100 * m.choice.cpu_share());
     m.make_runtime(pooled);
   }
   return m.outputs;
-}
-
-double XnnpackGraph::macs() const { return impl_->macs; }
-
-bool XnnpackGraph::pooled() const { return impl_->runtime_pooled; }
-
-void XnnpackGraph::set_pooled(bool pooled) {
-  auto& m = *impl_;
-  m.pinned = true;
-  if (m.pool && pooled != m.runtime_pooled) m.make_runtime(pooled);
 }
 
 }  // namespace maskwatch

@@ -31,11 +31,6 @@ class XnnpackGraph {
   // Runs on the input. Returns the outputs as float Mats of their memory-order dims, valid
   // until the next input() or run().
   const std::vector<cv::Mat>& run();
-  // Multiply-accumulates of the last input size.
-  double macs() const;
-  bool pooled() const;
-  // Keeps the runtime on the pool or on the calling thread (benchmarks).
-  void set_pooled(bool pooled);
 
  private:
   struct Impl;
