@@ -125,3 +125,36 @@ TEST(Augment, BorderIsReplicatedNotBlack) {
   const cv::Mat out = augment_image(img, p, 100);
   EXPECT_EQ(out.at<cv::Vec3b>(50, 2), cv::Vec3b(200, 150, 100));
 }
+
+TEST(Augment, ADimRoomTakesLightAwayInLinearLightAndLeavesTheOtherDrawsAlone) {
+  PhotoOptions without_dim, always_dim;
+  without_dim.dim_p = 0;
+  always_dim.dim_p = 1;
+  int dims = 0;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    const auto a = draw_photo(without_dim, seed), b = draw_photo(always_dim, seed);
+    // The dim room is drawn after everything else: the other effects are the same draws.
+    EXPECT_EQ(a.brightness, b.brightness);
+    EXPECT_EQ(a.jpeg_quality, b.jpeg_quality);
+    EXPECT_EQ(a.noise_sigma, b.noise_sigma);
+    EXPECT_EQ(a.dim_ev, 0);
+    EXPECT_GE(b.dim_ev, -2.5);
+    EXPECT_LE(b.dim_ev, -0.5);
+    EXPECT_GE(b.dim_noise, 0.01);
+    EXPECT_LE(b.dim_noise, 0.05);
+    dims += draw_photo(PhotoOptions{}, seed).dim_ev != 0;
+  }
+  EXPECT_NEAR(dims, 30, 15);  // the default probability, 0.15 of 200
+  // -1 EV on mid grey (sRGB 128 = linear 0.2159) halves the linear light: 0.1080 is sRGB 92.
+  // With noise of sigma 0.01 the mean stays there (92 +- 1).
+  cv::Mat img(64, 64, CV_8UC3, cv::Scalar::all(128));
+  PhotoParams p;
+  p.dim_ev = -1;
+  p.dim_noise = 0.01;
+  p.dim_seed = 5;
+  apply_photo(img, p);
+  EXPECT_NEAR(cv::mean(img)[0], 92, 1.0);
+  cv::Scalar mean, stddev;
+  cv::meanStdDev(img, mean, stddev);
+  EXPECT_GT(stddev[0], 2.0);  // the noise is there: ~0.01 / (slope of sRGB at 0.108) ~ 3.5 levels
+}

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "media/image_codec.h"
+#include "media/linear_light.h"
 #include "model/preprocess.h"
 
 namespace maskwatch {
@@ -63,12 +64,24 @@ PhotoParams draw_photo(const PhotoOptions& o, uint64_t seed) {
     p.noise_seed = mix_seed(seed, 0x6e6f697365ULL);
   }
   if (jpeg < o.jpeg_p) p.jpeg_quality = static_cast<int>(quality);
+  // Drawn after the others, so that adding it left every earlier draw as it was.
+  const double dim = s.uniform(0, 1), ev = s.uniform(-2.5, -0.5), dim_noise = s.uniform(0.01, 0.05);
+  if (dim < o.dim_p) {
+    p.dim_ev = ev;
+    p.dim_noise = dim_noise;
+    p.dim_seed = mix_seed(seed, 0x64696dULL);
+  }
   return p;
 }
 
 void apply_photo(cv::Mat& img, const PhotoParams& p) {
   if (img.empty()) return;
   const int size = std::min(img.cols, img.rows);
+  if (p.dim_ev != 0) {  // the light the sensor gets, then its noise: before anything the camera does
+    cv::Mat linear = srgb8_to_linear(img) * std::exp2(p.dim_ev);
+    add_linear_noise(linear, p.dim_noise, p.dim_seed);
+    img = linear_to_srgb8(linear);
+  }
   if (p.brightness != 1 || p.contrast != 1 || p.saturation != 1 || p.gray) {
     cv::Mat f;
     img.convertTo(f, CV_32F);

@@ -5,8 +5,9 @@
 //    replicate, as Keras' ImageDataGenerator(fill_mode="nearest") did for the original
 //    project. On a run-time face crop, zoom and shift are the jitter of margin and centre.
 //  - Camera effects, applied to both classes alike so neither sharpness nor colour can tell
-//    a class or a source: brightness / contrast / saturation, grayscale (IR cameras),
-//    downscale-then-upscale (small distant faces), blur, sensor noise, JPEG artefacts.
+//    a class or a source: a dim room on a webcam (less light and sensor noise, in linear
+//    light as a sensor sees them), brightness / contrast / saturation, grayscale (IR
+//    cameras), downscale-then-upscale (small distant faces), blur, sensor noise, JPEG.
 #pragma once
 #include <cstdint>
 #include <opencv2/core.hpp>
@@ -25,6 +26,9 @@ struct PhotoOptions {
   double blur_p = 0.2;       // Gaussian blur, sigma U[0.5, 2] px at 224 (scaled with the size)
   double noise_p = 0.15;     // Gaussian noise, sigma U[2, 10] grey levels
   double jpeg_p = 0.25;      // JPEG re-encode at quality U[15, 60]
+  // A dim room: U[-2.5, -0.5] EV in linear light, then sensor noise sigma U[0.01, 0.05] of
+  // full scale in linear light (the `eval --conditions` dim webcam is -2 EV, 0.04, JPEG 40).
+  double dim_p = 0.15;
   bool enabled = true;
 };
 
@@ -36,6 +40,9 @@ struct PhotoParams {
   double noise_sigma = 0;
   uint64_t noise_seed = 0;
   int jpeg_quality = 0;  // 0 = none
+  double dim_ev = 0;     // 0 = no dim room; else the exposure change in EV (negative)
+  double dim_noise = 0;  // linear-light noise sigma with dim_ev
+  uint64_t dim_seed = 0;
 };
 
 struct AugmentOptions {

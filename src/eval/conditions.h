@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "media/linear_light.h"
+
 namespace maskwatch {
 
 struct Condition {
@@ -29,13 +31,7 @@ const Condition& find_condition(const std::string& name);
 
 // Building blocks (the conditions are compositions of these; exposed for tests).
 //
-// 8-bit BGR -> linear light, CV_32FC3 in [0, 1] (the sRGB transfer curve, per channel).
-cv::Mat srgb8_to_linear(const cv::Mat& bgr);
-// Linear light (any values; clipped to [0, 1]) -> 8-bit sRGB, rounded to the nearest level.
-cv::Mat linear_to_srgb8(const cv::Mat& linear);
-// Adds Gaussian noise of `sigma` (fraction of full scale) to a linear CV_32FC3 image, one
-// independent draw per pixel and channel from `seed`.
-void add_linear_noise(cv::Mat& linear, double sigma, uint64_t seed);
+// Linear light: srgb8_to_linear, linear_to_srgb8, add_linear_noise (media/linear_light.h).
 // Re-encodes as JPEG at `quality` (1-100) and decodes again (libjpeg, 4:2:0).
 cv::Mat jpeg_round_trip(const cv::Mat& bgr, int quality);
 // Downscales so the shorter side is `side` px (area averaging) and back up (bilinear); an

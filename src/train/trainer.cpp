@@ -656,7 +656,8 @@ nlohmann::json TrainOptions::recipe() const {
               {"downscale_p", p.downscale_p},
               {"blur_p", p.blur_p},
               {"noise_p", p.noise_p},
-              {"jpeg_p", p.jpeg_p}}}}},
+              {"jpeg_p", p.jpeg_p},
+              {"dim_p", p.dim_p}}}}},
           {"dedup", dedup},
           {"limit_per_class", limit_per_class}};
 }

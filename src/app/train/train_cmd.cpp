@@ -152,6 +152,11 @@ void add_train_command(CLI::App& root) {
       ->capture_default_str()
       ->group(aug)
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--dim-p", ph.dim_p,
+                  "Probability of a dim room: -0.5 to -2.5 EV and sensor noise (sigma 0.01-0.05), in linear light")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--no-dedup", (*flags)["no_dedup"],
                 "Do not group near-duplicates before splitting (the test split will leak)");
   cmd->add_option("--limit-per-class", o->limit_per_class, "Use at most N images per class (quick experiments)");
