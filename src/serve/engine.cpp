@@ -103,7 +103,18 @@ struct Engine::Camera {
   std::atomic<bool> detect{true};
   std::atomic<bool> busy{false};  // claimed by a worker (Engine::worker)
   std::deque<double> latencies_ms;  // capture to result, the last kLatencyFrames processed frames
+  std::map<std::string, int> in_view_by_label;  // open tracks by their verdict so far
 };
+
+namespace {
+// The verdict a track has shown longest; uncertain only when it never had another.
+int longest_verdict(const std::map<int, int>& frames_per_verdict) {
+  int best = kUncertain, best_n = 0;
+  for (const auto& [v, n] : frames_per_verdict)
+    if (v != kUncertain && n > best_n) best = v, best_n = n;
+  return best;
+}
+}  // namespace
 
 namespace {
 // Workers: as asked, else one per core but no more than there are cameras (a camera is
@@ -388,6 +399,9 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
     cam.faces_now = static_cast<int>(r.faces.size());
     cam.now_by_label.clear();
     for (const auto& f : r.faces) ++cam.now_by_label[verdict_name(f.verdict, classes)];
+    cam.in_view_by_label.clear();
+    for (const auto& [id, t] : cam.open_tracks)
+      ++cam.in_view_by_label[verdict_name(longest_verdict(t.frames_per_verdict), classes)];
     cam.result = std::move(r);
   }
   cam.frame_cv.notify_all();
@@ -397,6 +411,18 @@ void Engine::finish_open_tracks(Camera& cam) {
   std::vector<int> ids;
   for (const auto& [id, t] : cam.open_tracks) ids.push_back(id);
   for (int id : ids) finish_track(cam, id);
+  std::lock_guard<std::mutex> lock(cam.mutex);
+  cam.in_view_by_label.clear();
+}
+
+std::map<std::string, int> Engine::faces_in_view(const std::string& camera) const {
+  std::map<std::string, int> out;
+  for (const auto& c : cameras_) {
+    if (!camera.empty() && c->config.name != camera) continue;
+    std::lock_guard<std::mutex> lock(c->mutex);
+    for (const auto& [label, n] : c->in_view_by_label) out[label] += n;
+  }
+  return out;
 }
 
 void Engine::show_undetected(Camera& cam, cv::Mat frame) {
@@ -413,6 +439,7 @@ void Engine::show_undetected(Camera& cam, cv::Mat frame) {
   ++cam.skipped;
   cam.faces_now = 0;
   cam.now_by_label.clear();
+  cam.in_view_by_label.clear();
   cam.frame_cv.notify_all();
 }
 
@@ -434,10 +461,7 @@ void Engine::finish_track(Camera& cam, int track_id) {
   auto t = std::move(it->second);
   cam.open_tracks.erase(it);
   const auto& classes = classifier_.classes();
-  // Longest-shown class; uncertain only when the track never had a verdict.
-  int best = kUncertain, best_n = 0;
-  for (const auto& [v, n] : t.frames_per_verdict)
-    if (v != kUncertain && n > best_n) best = v, best_n = n;
+  const int best = longest_verdict(t.frames_per_verdict);
   TrackEvent e;
   e.camera = cam.config.name;
   e.track_id = track_id;

@@ -67,6 +67,9 @@ class Engine {
   bool detect_enabled(const std::string& camera) const;
 
   nlohmann::json stats() const;
+  // The faces in view now (open tracks) of `camera` (empty: all), by the verdict each has
+  // shown longest so far ("uncertain" when none yet): what compliance counts before they end.
+  std::map<std::string, int> faces_in_view(const std::string& camera = "") const;
   HistoryWriter& history() { return *history_; }
   const std::string& mask_label() const { return classes()[static_cast<size_t>(mask_class_)]; }
   std::string prometheus_metrics() const;

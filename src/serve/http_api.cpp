@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -647,8 +648,26 @@ void HttpApi::routes() {
     if (!step) return send_error(res, 400, "interval must be minute, hour or day");
     const double after = number_param(req, "after", today_start()),
                  before = number_param(req, "before", unix_now() + 60);
+    auto buckets = storage_.compliance(camera, after, before, step);
+    // Faces still in view count too (in the bucket of now, where their track will end), by
+    // the verdict each has shown longest so far, and marked as such (`in_view`): a person in
+    // front of the camera for minutes is not missing from "today".
+    const double now = unix_now();
+    if (now >= after && now < before) {
+      const auto in_view = engine_.faces_in_view(camera);
+      if (!in_view.empty()) {
+        const int64_t start = static_cast<int64_t>(std::floor(now / 60)) * 60 / step * step;
+        auto it = std::find_if(buckets.begin(), buckets.end(), [&](const auto& b) { return b.start >= start; });
+        if (it == buckets.end() || it->start != start) it = buckets.insert(it, ComplianceBucket{start});
+        for (const auto& [label, n] : in_view) {
+          (label == engine_.mask_label() ? it->with_mask : label == "uncertain" ? it->uncertain : it->without_mask) += n;
+          it->faces += n;
+          it->in_view += n;
+        }
+      }
+    }
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& b : storage_.compliance(camera, after, before, step)) out.push_back(b.to_json());
+    for (const auto& b : buckets) out.push_back(b.to_json());
     send_json(res, out);
   });
 

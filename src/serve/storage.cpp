@@ -85,6 +85,7 @@ nlohmann::json ComplianceBucket::to_json() const {
           {"with_mask", with_mask},
           {"without_mask", without_mask},
           {"uncertain", uncertain},
+          {"in_view", in_view},
           {"compliance", decided ? nlohmann::json(static_cast<double>(with_mask) / decided) : nlohmann::json(nullptr)}};
 }
 

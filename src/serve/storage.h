@@ -45,8 +45,9 @@ struct EventQuery {
 struct ComplianceBucket {
   int64_t start = 0;  // unix seconds
   int64_t faces = 0, with_mask = 0, without_mask = 0, uncertain = 0;
-  // {start, faces, with_mask, without_mask, uncertain, compliance}: compliance is the share
-  // with a mask among the faces with a verdict (null when there were none).
+  int64_t in_view = 0;  // of `faces`: still in view (open tracks, counted by their verdict so far)
+  // {start, faces, with_mask, without_mask, uncertain, in_view, compliance}: compliance is the
+  // share with a mask among the faces with a verdict (null when there were none).
   nlohmann::json to_json() const;
 };
 
