@@ -142,9 +142,12 @@ TEST(Augment, ADimRoomTakesLightAwayInLinearLightAndLeavesTheOtherDrawsAlone) {
     EXPECT_LE(b.dim_ev, -0.5);
     EXPECT_GE(b.dim_noise, 0.01);
     EXPECT_LE(b.dim_noise, 0.05);
-    dims += draw_photo(PhotoOptions{}, seed).dim_ev != 0;
+    PhotoOptions some;
+    some.dim_p = 0.15;
+    dims += draw_photo(some, seed).dim_ev != 0;
+    EXPECT_EQ(draw_photo(PhotoOptions{}, seed).dim_ev, 0);  // off by default
   }
-  EXPECT_NEAR(dims, 30, 15);  // the default probability, 0.15 of 200
+  EXPECT_NEAR(dims, 30, 15);  // 0.15 of 200
   // -1 EV on mid grey (sRGB 128 = linear 0.2159) halves the linear light: 0.1080 is sRGB 92.
   // With noise of sigma 0.01 the mean stays there (92 +- 1).
   cv::Mat img(64, 64, CV_8UC3, cv::Scalar::all(128));

@@ -45,6 +45,27 @@ TEST(MotionGate, NoiseIsNotMotionAMovingHandIsAndTheDetectorStillRunsEveryFullPe
   cv::rectangle(frame, cv::Rect(100, 200, 60, 60), cv::Scalar(80, 110, 160), cv::FILLED);
   EXPECT_TRUE(gate.needs_detection(frame, 5.05));
   EXPECT_GT(gate.changed_share(), 0.008);
+  // Slow drift adds up: a patch creeping 1 px per frame (less than the shrink's 8 px blocks)
+  // is seen long before the next full detection, because frames are compared with the one
+  // the detector last ran on, not with the one before.
+  MotionGate slow;
+  cv::RNG rng2(11);
+  int first_motion = -1;
+  for (int i = 0; i < 20 && first_motion < 0; ++i) {
+    cv::Mat f = noisy_wall(rng2);
+    cv::rectangle(f, cv::Rect(100 + i, 200, 60, 60), cv::Scalar(80, 110, 160), cv::FILLED);
+    if (slow.needs_detection(f, i * 0.1) && i > 0) first_motion = i;
+  }
+  EXPECT_GT(first_motion, 0);
+  EXPECT_LE(first_motion, 10);  // within a second, where the full detection comes at 2 s
+  // A new frame size (a camera that reconnected at another resolution) is not a still scene.
+  MotionGate sized;
+  cv::RNG rng3(5);
+  EXPECT_TRUE(sized.needs_detection(noisy_wall(rng3), 0.0));
+  EXPECT_FALSE(sized.needs_detection(noisy_wall(rng3), 0.1));
+  cv::Mat bigger;
+  cv::resize(noisy_wall(rng3), bigger, cv::Size(1280, 960));
+  EXPECT_TRUE(sized.needs_detection(bigger, 0.2));
   // Disabled: every frame.
   MotionOptions off;
   off.enabled = false;

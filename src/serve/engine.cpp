@@ -121,7 +121,7 @@ namespace {
 // processed by one worker at a time, so more would idle).
 int worker_count(const ServeConfig& c) {
   if (c.detector.workers > 0) return c.detector.workers;
-  return std::max(1, std::min(resolve_threads(0), static_cast<int>(c.cameras.size())));
+  return std::max(1, std::min(cv::getNumThreads(), static_cast<int>(c.cameras.size())));
 }
 }  // namespace
 
@@ -139,7 +139,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
       storage_(storage),
       workers_wanted_(worker_count(config)),
       // Each worker's XNNPACK pools get an equal share of the cores.
-      engine_threads_(std::max(1, resolve_threads(0) / workers_wanted_)),
+      engine_threads_(std::max(1, cv::getNumThreads() / workers_wanted_)),  // `serve --threads`, else the cores
       classifier_(config.model.empty() ? default_model_path().string() : config.model, {}, InferenceEngine::Xnnpack,
                   engine_threads_),
       detector_([&] {
@@ -262,8 +262,15 @@ void Engine::worker(Worker& me, bool housekeeping) {
       if (cam.busy.exchange(true, std::memory_order_acquire)) continue;
       struct Release {
         std::atomic<bool>& busy;
-        ~Release() { busy.store(false, std::memory_order_release); }
-      } release{cam.busy};
+        std::condition_variable& wake;
+        bool processed = false;
+        ~Release() {
+          busy.store(false, std::memory_order_release);
+          // A frame that arrived meanwhile may have woken a worker that found this camera
+          // busy and went back to sleep: wake one again now that the camera is free.
+          if (processed) wake.notify_one();
+        }
+      } release{cam.busy, wake_};
       if (!cam.feed) continue;
       cv::Mat frame;
       int64_t index = 0;
@@ -278,7 +285,7 @@ void Engine::worker(Worker& me, bool housekeeping) {
       }
       cam.last_processed = now;
       me.next = (at + 1) % cameras_.size();  // fairness: the next camera goes first next time
-      did = true;
+      did = release.processed = true;
       if (!cam.detect) {
         show_undetected(cam, std::move(frame));
         continue;
@@ -462,6 +469,12 @@ void Engine::finish_track(Camera& cam, int track_id) {
   cam.open_tracks.erase(it);
   const auto& classes = classifier_.classes();
   const int best = longest_verdict(t.frames_per_verdict);
+  {
+    // Out of the faces in view before it is counted as finished (no moment counts it twice).
+    std::lock_guard<std::mutex> lock(cam.mutex);
+    const auto v = cam.in_view_by_label.find(verdict_name(best, classes));
+    if (v != cam.in_view_by_label.end() && --v->second <= 0) cam.in_view_by_label.erase(v);
+  }
   TrackEvent e;
   e.camera = cam.config.name;
   e.track_id = track_id;

@@ -202,24 +202,28 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   const double scale = input_scale(frame.cols);
   const cv::Size size(std::max(1, static_cast<int>(std::lround(frame.cols * scale))),
                       std::max(1, static_cast<int>(std::lround(frame.rows * scale))));
-  if (scale < 1.0)
+  // `in` is the frame itself when it is small enough, never a buffer of ours that the frame
+  // shares: resizing the next frame into such a buffer would overwrite this one (which the
+  // caller may still show or encode).
+  cv::Mat in = frame;
+  if (scale < 1.0) {
     cv::resize(frame, small_, size, 0, 0, cv::INTER_AREA);
-  else
-    small_ = frame;
+    in = small_;
+  }
   // YuNet 2022's forward throws on inputs under about 60 px a side (its coarsest feature map
   // becomes empty). Pad small images on the right/bottom: boxes keep their coordinates.
-  if (small_.cols < kMinDetectSide || small_.rows < kMinDetectSide) {
+  if (in.cols < kMinDetectSide || in.rows < kMinDetectSide) {
     cv::Mat padded;
-    cv::copyMakeBorder(small_, padded, 0, std::max(0, kMinDetectSide - small_.rows), 0,
-                       std::max(0, kMinDetectSide - small_.cols), cv::BORDER_CONSTANT, cv::Scalar::all(0));
-    small_ = padded;
+    cv::copyMakeBorder(in, padded, 0, std::max(0, kMinDetectSide - in.rows), 0, std::max(0, kMinDetectSide - in.cols),
+                       cv::BORDER_CONSTANT, cv::Scalar::all(0));
+    in = padded;
   }
   switch (kind_) {
-    case FaceModelKind::Yunet2023: faces = detect_2023(small_); break;
-    case FaceModelKind::Yunet2022: faces = detect_2022(small_); break;
+    case FaceModelKind::Yunet2023: faces = detect_2023(in); break;
+    case FaceModelKind::Yunet2022: faces = detect_2022(in); break;
     case FaceModelKind::Haar: {
       cv::Mat gray;
-      cv::cvtColor(small_, gray, cv::COLOR_BGR2GRAY);
+      cv::cvtColor(in, gray, cv::COLOR_BGR2GRAY);
       std::vector<cv::Rect> rects;
       haar_.detectMultiScale(gray, rects, 1.1, 4, 0, cv::Size(24, 24));
       for (const auto& r : rects) faces.push_back({cv::Rect2f(r), 1.0f, {}, {}});

@@ -21,17 +21,18 @@ bool MotionGate::needs_detection(const cv::Mat& bgr, double t_s) {
   else
     small_.copyTo(grey_);
   bool moved = true;
-  if (prev_.size() == grey_.size()) {
-    cv::absdiff(grey_, prev_, diff_);
+  if (bgr.size() == frame_size_ && reference_.size() == grey_.size()) {
+    cv::absdiff(grey_, reference_, diff_);
     const int changed = cv::countNonZero(diff_ > opts_.threshold);
     changed_ = static_cast<double>(changed) / static_cast<double>(diff_.total());
     moved = changed_ >= opts_.min_area;
   }
-  std::swap(prev_, grey_);
   const bool due = !have_detection_ || t_s - last_detection_s_ >= opts_.full_every_s || t_s < last_detection_s_;
   if (moved || due) {
     last_detection_s_ = t_s;
     have_detection_ = true;
+    std::swap(reference_, grey_);
+    frame_size_ = bgr.size();
     return true;
   }
   return false;

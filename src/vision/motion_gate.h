@@ -1,6 +1,7 @@
 // Decides whether a frame needs the face detector, the way NVRs run detection only where
 // something moves: the frame is shrunk to 80 px wide grey (each pixel the mean of an 8x8
-// block at 640x480, which averages sensor noise away) and compared with the previous one; it
+// block at 640x480, which averages sensor noise away) and compared with the frame the
+// detector last ran on (not the previous frame: slow drift adds up until it counts); it
 // moved when enough of those pixels changed by more than a threshold. A frame without motion
 // shows the same faces as the last one that had the detector, so `serve` keeps them (the
 // tracker goes on with the same boxes) instead of looking again; every `full_every_s` the
@@ -24,12 +25,13 @@ class MotionGate {
   // frame size, motion since the previous frame, or full_every_s since the last detection.
   // Call once per processed frame, in time order.
   bool needs_detection(const cv::Mat& bgr, double t_s);
-  // Share of shrunk pixels that changed between the last two frames.
+  // Share of shrunk pixels that changed since the frame the detector last ran on.
   double changed_share() const { return changed_; }
 
  private:
   MotionOptions opts_;
-  cv::Mat prev_, grey_, small_, diff_;
+  cv::Mat reference_, grey_, small_, diff_;  // reference_: the last frame that had the detector
+  cv::Size frame_size_;
   double last_detection_s_ = 0;
   bool have_detection_ = false;
   double changed_ = 0;

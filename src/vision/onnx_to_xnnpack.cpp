@@ -227,7 +227,14 @@ class Definer {
     throw Error("XNNPACK: operator " + op + " is not supported");
   }
 
+  // Padding given as `auto_pad` (SAME_UPPER, ...) is not read here: refused, never ignored.
+  static void check_explicit_pads(const onnx::NodeProto& n) {
+    const std::string pad = string_attr(n, "auto_pad", "NOTSET");
+    if (pad != "NOTSET") throw Error("XNNPACK: " + n.op_type() + " '" + n.output(0) + "' uses auto_pad " + pad);
+  }
+
   void conv(const onnx::NodeProto& n) {
+    check_explicit_pads(n);
     const Value x = map_input(n);
     Tensor<float> w = init(n, 1);
     if (w.dims.size() != 4 || n.input_size() < 3) throw Error("XNNPACK: Conv without 4D weights and bias");
@@ -278,6 +285,7 @@ class Definer {
   }
 
   void max_pool(const onnx::NodeProto& n) {
+    check_explicit_pads(n);
     const Value x = map_input(n);
     const auto k = ints_attr(n, "kernel_shape", {}), strides = ints_attr(n, "strides", {1, 1});
     const auto pads = ints_attr(n, "pads", {0, 0, 0, 0}), dilations = ints_attr(n, "dilations", {1, 1});

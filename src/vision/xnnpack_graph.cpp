@@ -38,11 +38,11 @@ struct XnnpackGraph::Impl {
 
   void define(cv::Size s) {
     release();
+    size = cv::Size();  // set again only once a runtime exists for this size
     const uint32_t externals = static_cast<uint32_t>(1 + output_names.size());
     check_xnn(xnn_create_subgraph(externals, 0, &subgraph), "subgraph");
     const auto shape = define_onnx_graph(model.graph(), subgraph, constants, static_cast<size_t>(s.height),
                                          static_cast<size_t>(s.width), output_names);
-    size = s;
     input.assign(static_cast<size_t>(s.area()) * 3 + XNN_EXTRA_BYTES / sizeof(float), 0.0f);
     output_buffers.clear();
     outputs.clear();
@@ -54,6 +54,7 @@ struct XnnpackGraph::Impl {
       outputs.emplace_back(static_cast<int>(sizes.size()), sizes.data(), CV_32F, output_buffers.back().data());
     }
     make_runtime(pool && choice.pooled());
+    size = s;
   }
 
   void make_runtime(bool pooled) {
@@ -91,12 +92,18 @@ cv::Mat XnnpackGraph::input(cv::Size size) {
 
 const std::vector<cv::Mat>& XnnpackGraph::run() {
   auto& m = *impl_;
+  if (!m.runtime) throw Error("XNNPACK graph: no runtime (building it failed)");
   const bool pooled = m.choice.run_timed([&] { check_xnn(xnn_invoke_runtime(m.runtime), "inference"); });
   if (m.pool && pooled != m.runtime_pooled) {
     spdlog::debug("face detector: XNNPACK {} (this thread got {:.0f} % of a core)",
                   pooled ? "back on the thread pool" : "on one thread, other work is using the cores",
                   100 * m.choice.cpu_share());
-    m.make_runtime(pooled);
+    try {
+      m.make_runtime(pooled);
+    } catch (...) {
+      m.size = cv::Size();  // the next input() defines the graph again
+      throw;
+    }
   }
   return m.outputs;
 }

@@ -73,7 +73,7 @@ std::pair<std::filesystem::path, std::filesystem::path> make_h264_clips(const st
   if (access(ffmpeg.c_str(), X_OK) != 0) throw Error("--h264 needs ffmpeg at " + ffmpeg + " (apt install ffmpeg)");
   const std::vector<std::string> x264 = {"-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "30"};
   const auto run = [&](std::vector<std::string> args, const std::filesystem::path& out) {
-    args.insert(args.begin(), {ffmpeg, "-v", "error", "-y"});
+    args.insert(args.begin(), {ffmpeg, "-nostdin", "-v", "error", "-y"});
     if (out.extension() == ".mp4") args.insert(args.end(), x264.begin(), x264.end());
     args.push_back(out.string());
     if (run_process(args).exit_code != 0) throw Error("ffmpeg could not write " + out.string());
@@ -210,6 +210,8 @@ void bench_serve(const BenchServeOpts& o) {
   char tmpl[] = "/tmp/maskwatch-bench-serve-XXXXXX";
   if (!mkdtemp(tmpl)) throw Error("cannot create a temporary folder");
   const std::filesystem::path dir = tmpl;
+  if (o.empty > 0 && !o.h264) throw Error("--empty needs --h264 (the empty scene is made as an H.264 file)");
+  if (o.empty > o.cameras) throw Error("--empty cannot exceed --cameras");
   auto clip = make_clip_640(o.clip, dir), empty_clip = clip;
   if (o.h264) std::tie(clip, empty_clip) = make_h264_clips(clip, o.clip, o.ffmpeg, dir);
   {
