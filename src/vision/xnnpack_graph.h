@@ -1,7 +1,7 @@
 // A fully convolutional ONNX graph with several outputs (the 2023 YuNet face detector) run by
 // XNNPACK at whatever input size the frames have. XNNPACK's runtimes are built for one shape,
-// so the graph is defined again when the input size changes (a camera's frames keep theirs;
-// about a millisecond for YuNet n). Like the classifier (vision/xnnpack_net.h) it leaves the
+// so the graph is defined for each input size it meets (about a millisecond for YuNet n) and
+// the last four sizes are kept built (a `serve` worker detects on cameras of several sizes). Like the classifier (vision/xnnpack_net.h) it leaves the
 // thread pool for the calling thread while other work holds the cores (PoolChoice).
 #pragma once
 #include <memory>
@@ -33,6 +33,7 @@ class XnnpackGraph {
   const std::vector<cv::Mat>& run();
 
  private:
+  struct Instance;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
