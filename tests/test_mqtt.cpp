@@ -182,6 +182,41 @@ TEST(Mqtt, TopicsPayloadsRetainedStateDetectSetAndTheLastWill) {
   EXPECT_TRUE(wait_until([&] { return sub.payloads(p + "available").back() == "offline"; }, 15)) << sub.proc->out();
 }
 
+TEST(Mqtt, HomeAssistantDiscoveryNamesStateTopicsThatCarryValues) {
+  Broker broker;
+  Subscriber sub(broker, "#");
+  Server srv(broker.mqtt_yaml("site.1"));  // a client id HA ids cannot hold as it is
+  const std::string cfg = "homeassistant/sensor/maskwatch_site_1_demo_";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return !sub.payloads(cfg + "faces/config").empty() && !sub.payloads(cfg + "without_mask/config").empty() &&
+               !sub.payloads(cfg + "compliance/config").empty();
+      },
+      30))
+      << srv.proc->err() << sub.proc->out();
+  // Retained: a Home Assistant that starts later (a late subscriber) finds them at once.
+  Subscriber late(broker, "homeassistant/#");
+  ASSERT_TRUE(wait_until([&] { return late.messages().size() >= 3; }, 10)) << late.proc->out();
+  for (const char* key : {"faces", "without_mask", "compliance"}) {
+    bool retained = false;
+    for (const auto& m : late.messages()) retained |= m.topic == cfg + key + "/config" && m.retained;
+    EXPECT_TRUE(retained) << key << late.proc->out();
+    const auto c = nlohmann::json::parse(sub.payloads(cfg + key + "/config").back());
+    EXPECT_EQ(c["unique_id"], std::string("maskwatch_site_1_demo_") + key) << c;
+    EXPECT_EQ(c["state_topic"], std::string("maskwatch/site.1/demo/") + key) << c;
+    EXPECT_EQ(c["availability"][0]["topic"], "maskwatch/site.1/available") << c;
+    EXPECT_EQ(c["device"]["identifiers"][0], "maskwatch_site_1_demo") << c;
+    // The state topic it names carries values.
+    const std::string state = c["state_topic"];
+    EXPECT_TRUE(wait_until([&] { return !sub.payloads(state).empty(); }, 20)) << state;
+  }
+  EXPECT_TRUE(sub.has("maskwatch/site.1/available", "online"));
+  EXPECT_TRUE(wait_until([&] { return sub.has("maskwatch/site.1/demo/faces", "1"); }, 20));
+  const auto compliance = nlohmann::json::parse(sub.payloads("maskwatch/site.1/demo/compliance").back());
+  EXPECT_TRUE(compliance.contains("compliance")) << compliance;  // what the value template reads
+  srv.stop();
+}
+
 TEST(Mqtt, ACleanStopSaysStoppedAndEndsTheOpenTrack) {
   Broker broker;
   Subscriber sub(broker, "maskwatch/#");

@@ -348,6 +348,10 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     r.get_range("compliance_interval_s", cfg.mqtt.compliance_interval_s, 1, 86400);
     r.get_range("stats_interval_s", cfg.mqtt.stats_interval_s, 1, 86400);
     r.get_range("buffer_messages", cfg.mqtt.buffer_messages, 0, 10000000);
+    r.get("discovery", cfg.mqtt.discovery);
+    r.get("discovery_prefix", cfg.mqtt.discovery_prefix);
+    if (cfg.mqtt.discovery_prefix.empty() || cfg.mqtt.discovery_prefix.find_first_of("+#") != std::string::npos)
+      r.fail(r.child("discovery_prefix"), "mqtt.discovery_prefix must be non-empty and free of '+' and '#'");
     r.finish();
     if (cfg.mqtt.client_id.empty() || cfg.mqtt.client_id.find_first_of("/+#") != std::string::npos)
       r.fail(root.child("mqtt"), "mqtt.client_id must be non-empty and free of '/', '+' and '#'");
@@ -478,6 +482,8 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
         {"topic_prefix", mqtt.prefix()},
         {"tls", mqtt.tls},
         {"compliance_interval_s", mqtt.compliance_interval_s},
+        {"discovery", mqtt.discovery},
+        {"discovery_prefix", mqtt.discovery_prefix},
         {"stats_interval_s", mqtt.stats_interval_s},
         {"buffer_messages", mqtt.buffer_messages}}},
       {"alerts", alert_list},

@@ -80,6 +80,9 @@ struct MqttConfig {
   int compliance_interval_s = 60;
   int stats_interval_s = 60;
   int buffer_messages = 1000;  // held while the broker is down; oldest dropped beyond
+  // Home Assistant MQTT discovery: retained sensor configs under <discovery_prefix>/sensor/.
+  bool discovery = true;
+  std::string discovery_prefix = "homeassistant";
   std::string prefix() const { return topic_prefix.empty() ? "maskwatch/" + client_id : topic_prefix; }
 };
 

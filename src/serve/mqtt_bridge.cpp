@@ -47,6 +47,7 @@ void MqttBridge::start() {
   for (const auto& cam : engine_.camera_names())
     publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
   publish_counts(/*force=*/true);
+  if (config_.discovery) publish_discovery();
   cursor_ = engine_.bus().head();  // here, not in the thread: no event of the cameras' start is missed
   thread_ = std::thread([this] { loop(); });
 }
@@ -110,6 +111,46 @@ void MqttBridge::publish_event(const nlohmann::json& e) {
   client_->publish({prefix_ + "/events", out.dump(), 1, false});
 }
 
+// Home Assistant MQTT discovery: per camera three sensors (faces in view, without a mask,
+// today's compliance), each a retained config naming the state topic this bridge already
+// publishes, and the instance's availability topic ("online", else unavailable).
+void MqttBridge::publish_discovery() {
+  std::string node = config_.client_id;  // HA ids take [A-Za-z0-9_-]
+  for (char& ch : node)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') ch = '_';
+  struct Sensor {
+    const char *key, *name, *unit, *icon, *value_template;
+  };
+  static const Sensor sensors[] = {
+      {"faces", "faces in view", "faces", "mdi:account-multiple", nullptr},
+      {"without_mask", "faces without mask", "faces", "mdi:face-mask-outline", nullptr},
+      {"compliance", "compliance today", "%", "mdi:percent",
+       "{{ (value_json.compliance * 100) | round(1) if value_json.compliance is not none else 'unknown' }}"}};
+  for (const auto& cam : engine_.camera_names())
+    for (const auto& s : sensors) {
+      const std::string id = fmt::format("maskwatch_{}_{}_{}", node, cam, s.key);
+      nlohmann::json c = {
+          {"name", fmt::format("{} {}", cam, s.name)},
+          {"unique_id", id},
+          {"object_id", id},
+          {"state_topic", prefix_ + "/" + cam + "/" + s.key},
+          {"unit_of_measurement", s.unit},
+          {"state_class", "measurement"},
+          {"icon", s.icon},
+          {"availability",
+           {{{"topic", prefix_ + "/available"},
+             {"value_template", "{{ 'online' if value == 'online' else 'offline' }}"}}}},
+          {"device",
+           {{"identifiers", {fmt::format("maskwatch_{}_{}", node, cam)}},
+            {"name", fmt::format("maskwatch {} {}", config_.client_id, cam)},
+            {"manufacturer", "maskwatch"},
+            {"model", "face mask compliance camera"},
+            {"sw_version", MASKWATCH_VERSION}}}};
+      if (s.value_template) c["value_template"] = s.value_template;
+      client_->publish({fmt::format("{}/sensor/{}/config", config_.discovery_prefix, id), c.dump(), 1, true});
+    }
+}
+
 // Retained current counts per camera: published when they change (and once at start).
 void MqttBridge::publish_counts(bool force) {
   const auto stats = engine_.stats();
@@ -138,7 +179,7 @@ void MqttBridge::publish_compliance() {
 
 void MqttBridge::loop() {
   using Clock = std::chrono::steady_clock;
-  auto next_compliance = Clock::now() + std::chrono::seconds(config_.compliance_interval_s);
+  auto next_compliance = Clock::now();  // once at start (the sensors have a value at once), then every interval
   auto next_stats = Clock::now();  // stats once at start, then every stats_interval_s
   while (!stop_) {
     uint64_t missed = 0;

@@ -38,6 +38,7 @@ class MqttBridge {
   void publish_event(const nlohmann::json& e);
   void publish_counts(bool force);
   void publish_compliance();
+  void publish_discovery();
 
   MqttConfig config_;
   std::vector<std::string> fleet_filters_;
