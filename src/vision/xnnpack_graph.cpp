@@ -31,6 +31,7 @@ struct XnnpackGraph::Instance {
   std::vector<cv::Mat> outputs;  // views of output_buffers
   bool pooled = false;           // the runtime's
   uint64_t last_use = 0;
+  cv::Size written;  // the image size last handed out by input(): outside it the input is zero
 
   Instance() = default;
   Instance(const Instance&) = delete;
@@ -121,12 +122,16 @@ XnnpackGraph::XnnpackGraph(onnx::ModelProto model, std::vector<std::string> outp
 
 XnnpackGraph::~XnnpackGraph() = default;
 
-cv::Mat XnnpackGraph::input(cv::Size size) {
+cv::Mat XnnpackGraph::input(cv::Size size, cv::Size image) {
   auto& m = *impl_;
-  if (size.width <= 0 || size.height <= 0) throw Error("XNNPACK graph: empty input");
+  if (size.width <= 0 || size.height <= 0 || image.width <= 0 || image.height <= 0 || image.width > size.width ||
+      image.height > size.height)
+    throw Error("XNNPACK graph: empty input, or an image larger than the input");
   m.current = nullptr;  // stays unset if building fails
   Instance& in = m.use(size);
-  return cv::Mat(size, CV_32FC3, in.input.data());
+  cv::Mat all(size, CV_32FC3, in.input.data());
+  if (image != in.written) all.setTo(cv::Scalar::all(0)), in.written = image;
+  return all(cv::Rect(cv::Point(), image));
 }
 
 const std::vector<cv::Mat>& XnnpackGraph::run() {

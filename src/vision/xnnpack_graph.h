@@ -25,9 +25,11 @@ class XnnpackGraph {
   XnnpackGraph(const XnnpackGraph&) = delete;
   XnnpackGraph& operator=(const XnnpackGraph&) = delete;
 
-  // The input for an image of `size`: a CV_32FC3 Mat (NHWC, batch 1) over the runtime's own
-  // buffer, to be filled in place (no copy) before run(). A new size defines the graph again.
-  cv::Mat input(cv::Size size);
+  // The input for an image of `image` size inside a graph input of `size` (sides >= the
+  // image's; the rest is zero padding, right and bottom): a CV_32FC3 Mat (NHWC, batch 1) over
+  // the runtime's own buffer, `image` large, to be filled in place (no copy) before run().
+  // The padding is cleared only when the image size written into this input size changes.
+  cv::Mat input(cv::Size size, cv::Size image);
   // Runs on the input. Returns the outputs as float Mats of their memory-order dims, valid
   // until the next input() or run().
   const std::vector<cv::Mat>& run();

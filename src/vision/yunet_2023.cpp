@@ -119,11 +119,9 @@ std::vector<FaceCandidate> Yunet2023::detect(const cv::Mat& bgr, float threshold
   const auto up = [](int v) { return std::max(kAlign, (v + kAlign - 1) / kAlign * kAlign); };
   const cv::Size input(up(bgr.cols), up(bgr.rows));
   if (xnn_) {
-    // Written in place into XNNPACK's input (BGR 0-255; HWC is its NHWC as it is). The padding
-    // stays zero while the image size stays; a new image size clears it first.
-    cv::Mat hwc = xnn_->input(input);
-    if (bgr.size() != xnn_image_size_) hwc.setTo(cv::Scalar::all(0)), xnn_image_size_ = bgr.size();
-    cv::Mat roi = hwc(cv::Rect(cv::Point(), bgr.size()));
+    // Written in place into XNNPACK's input (BGR 0-255; HWC is its NHWC as it is), whose
+    // padding XNNPACK's graph keeps zero.
+    cv::Mat roi = xnn_->input(input, bgr.size());
     bgr.convertTo(roi, CV_32F);
     return decode_yunet_2023(xnn_->run(), input, threshold, path_.string());
   }

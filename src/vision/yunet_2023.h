@@ -55,7 +55,6 @@ class Yunet2023 {
   std::filesystem::path path_;
   cv::dnn::Net net_;
   std::unique_ptr<XnnpackGraph> xnn_;  // set: XNNPACK runs the graph, else net_
-  cv::Size xnn_image_size_;            // the image size written into XNNPACK's input last
   std::vector<std::string> out_names_;
   cv::Mat padded_, blob_;
   std::vector<cv::Mat> outs_;
