@@ -80,8 +80,9 @@ TEST(Engine, TwoWorkersShareTwoCamerasEachCameraInOrder) {
   int verdicts = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
   while (std::chrono::steady_clock::now() < until)
-    for (const auto& line : engine.bus().read(&cursor, std::chrono::milliseconds(200))) {
-      const auto e = nlohmann::json::parse(line);
+    for (const auto& event : engine.bus().read(&cursor, std::chrono::milliseconds(200))) {
+      const auto e = to_json(*event, engine.classes());
+      const std::string line = e.dump();
       if (e["type"] != "new" && e["type"] != "update") continue;
       const std::string cam = e["camera"];
       const int id = e["track_id"];

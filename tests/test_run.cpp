@@ -32,8 +32,10 @@ TEST(Run, WebcamClipGetsTheRightSmoothedLabelWithTheDefaultModel) {
   const auto labels = read_json(shared_path("samples/video/webcam-mask-on-off.labels.json"));
   const auto lines = read_lines(dir / "events.jsonl");
 
+  // serve's vocabulary: the track's first verdict ("new"), its changes ("update") and its
+  // "end" with the verdict shown longest, each with the frame it happened in.
   std::map<int, json> frames;
-  int verdict_lines = 0;
+  std::vector<json> verdicts, ends;
   for (const auto& l : lines) {
     ASSERT_TRUE(l.contains("type"));
     if (l["type"] == "frame") {
@@ -41,14 +43,30 @@ TEST(Run, WebcamClipGetsTheRightSmoothedLabelWithTheDefaultModel) {
       for (const auto& f : l["faces"])
         for (const char* k : {"track_id", "x1", "y1", "x2", "y2", "label", "score"}) ASSERT_TRUE(f.contains(k)) << k;
       frames[l["frame"].get<int>()] = l;
+    } else if (l["type"] == "new" || l["type"] == "update") {
+      for (const char* k : {"frame", "time", "start_time", "track_id", "from", "label", "score", "box"})
+        ASSERT_TRUE(l.contains(k)) << k;
+      EXPECT_EQ(l["from"].is_null(), l["type"] == "new") << l;
+      verdicts.push_back(l);
     } else {
-      ASSERT_EQ(l["type"], "verdict");
-      for (const char* k : {"frame", "time_ms", "track_id", "from", "to", "score"}) ASSERT_TRUE(l.contains(k)) << k;
-      ++verdict_lines;
+      ASSERT_EQ(l["type"], "end") << l;
+      ends.push_back(l);
     }
   }
   EXPECT_EQ(frames.size(), 78u);
-  EXPECT_GE(verdict_lines, 3);  // first verdict, mask on, mask off
+  ASSERT_GE(verdicts.size(), 3u);  // first verdict, mask on, mask off
+  EXPECT_EQ(verdicts.front()["type"], "new");
+  for (size_t i = 1; i < verdicts.size(); ++i) {
+    EXPECT_EQ(verdicts[i]["type"], "update");
+    EXPECT_EQ(verdicts[i]["from"], verdicts[i - 1]["label"]) << verdicts[i];
+    EXPECT_GE(verdicts[i]["frame"].get<int>(), verdicts[i - 1]["frame"].get<int>());
+  }
+  // The one track ends with the run (the clip ends with the person in view).
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0]["track_id"], 1);
+  EXPECT_EQ(ends[0]["start_time"], verdicts.front()["start_time"]);
+  EXPECT_GE(ends[0]["end_time"].get<double>(), verdicts.back()["time"].get<double>());
+  EXPECT_TRUE(ends[0]["label"] == "with_mask" || ends[0]["label"] == "without_mask") << ends[0];
 
   int labelled = 0, right = 0, last_segment = 0, last_right = 0;
   for (const auto& seg : labels["segments"]) {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "serve/config.h"
+#include "serve/http_api.h"
 #include "vision/face_detector.h"
 #include "support.h"
 #include "util/error.h"
@@ -233,4 +234,16 @@ TEST(LogText, ALineThatKeepsRepeatingIsLoggedOncePerIntervalWithACount) {
   ASSERT_TRUE(next);
   EXPECT_EQ(*next, 119);
   EXPECT_FALSE(t.admit(t0 + minutes(20) + seconds(1)));
+}
+
+// HTTP Basic credentials are compared as base64 (OpenSSL's encoder): the RFC 4648 test vectors.
+TEST(HttpAuth, Base64OfBasicCredentialsFollowsRfc4648) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(base64_encode("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64_encode("maskwatch:s3cret\xff"), "bWFza3dhdGNoOnMzY3JldP8=");
 }

@@ -35,8 +35,14 @@ TEST(Tracker, ForgetsTracksThatAreGoneTooLong) {
   const int id = t.update({obs(100, 100, 0.9f)}, 0.0)[0].track_id;
   t.update({}, 0.3);
   EXPECT_EQ(t.update({obs(100, 100, 0.9f)}, 0.4)[0].track_id, id);  // gone 0.4 s: same person
-  t.update({}, 1.0);
-  EXPECT_NE(t.update({obs(100, 100, 0.9f)}, 1.5)[0].track_id, id);  // gone 1.1 s: new track
+  std::vector<int> ended;
+  t.update({}, 0.9, nullptr, &ended);
+  EXPECT_TRUE(ended.empty());  // gone 0.5 s: still followed (max_missed_s = 0.5)
+  t.update({}, 1.0, nullptr, &ended);
+  EXPECT_EQ(ended, std::vector<int>{id});  // the end of the track is reported, once
+  ended.clear();
+  EXPECT_NE(t.update({obs(100, 100, 0.9f)}, 1.5, nullptr, &ended)[0].track_id, id);  // gone 1.1 s: new track
+  EXPECT_TRUE(ended.empty());
 }
 
 TEST(Tracker, SmoothingRemovesSingleFrameFlickers) {

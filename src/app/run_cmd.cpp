@@ -24,7 +24,8 @@
 #include "vision/overlay.h"
 #include "vision/recorder.h"
 #include "vision/source.h"
-#include "vision/unmasked_alarm.h"
+#include "vision/track_ledger.h"
+#include "vision/unmasked_rule.h"
 
 namespace maskwatch::app {
 namespace {
@@ -112,8 +113,18 @@ void run(const RunOpts& o) {
   OverlayStatus status;
   status.mirrored = o.mirror;
   double message_until = 0;
-  std::unique_ptr<UnmaskedAlarm> alarm;
-  if (o.alert_after_s > 0) alarm = std::make_unique<UnmaskedAlarm>(o.alert_after_s, mask_class);
+  // The face lifecycle `serve` reports, on source time: events and the alarm come from it.
+  TrackLedger ledger;
+  std::unique_ptr<UnmaskedRule> alarm;
+  if (o.alert_after_s > 0) alarm = std::make_unique<UnmaskedRule>(o.alert_after_s, mask_class);
+  const auto log_event = [&](nlohmann::json line, int64_t frame) {
+    line["frame"] = frame;
+    events->write_line(line.dump());
+  };
+  const auto record_end = [&](const TrackEnded& t, int64_t frame) {
+    if (events) log_event(ended_json(t, classes), frame);
+    if (alarm) alarm->on_end("", t.track_id);
+  };
   Stopwatch wall, frame_clock;
   double fps_ema = 0, last_draw_ms = 0;
   cv::Mat annotated;
@@ -140,10 +151,13 @@ void run(const RunOpts& o) {
         last_draw_ms = r.times.draw_ms;
       }
       if (recorder) recorder->write(annotated);
-      if (events) {
-        events->write_line(frame_event(r, classes, fps_ema).dump());
-        for (const auto& c : r.changes) events->write_line(verdict_event(r, c, classes).dump());
+      const LedgerUpdate news = ledger.observe(r, f.image, r.time_s);
+      if (events) events->write_line(frame_event(r, classes, fps_ema).dump());
+      for (const auto& v : news.verdicts) {
+        if (events) log_event(verdict_json(v, classes), r.frame);
+        if (alarm) alarm->on_verdict("", v);
       }
+      for (const auto& t : news.ended) record_end(t, r.frame);
       ++sum.frames;
       sum.face_frames += static_cast<int64_t>(r.faces.size());
       sum.frames_with_faces += !r.faces.empty();
@@ -152,12 +166,13 @@ void run(const RunOpts& o) {
       sum.verdict_changes += static_cast<int64_t>(r.changes.size());
       sum.sum += r.times;
       if (alarm) {
-        for (const int track : alarm->update(r)) {
+        while (const auto due = alarm->next_due(r.time_s)) {
           ++sum.alerts;
           std::fputc('\a', stderr);  // the terminal bell: the sound a console has
           std::fflush(stderr);
-          spdlog::warn("alert: face #{} without a mask for {:.1f} s (frame {})", track, o.alert_after_s, f.index);
-          status.message = fmt::format("ALERT: face #{} without a mask", track);
+          spdlog::warn("alert: face #{} without a mask for {:.1f} s (frame {})", due->track_id, o.alert_after_s,
+                       f.index);
+          status.message = fmt::format("ALERT: face #{} without a mask", due->track_id);
           message_until = wall.ms() / 1000 + 3;
         }
       }
@@ -190,6 +205,7 @@ void run(const RunOpts& o) {
     }
   }
   sum.wall_s = wall.ms() / 1000;
+  for (const auto& t : ledger.end_all()) record_end(t, f.index);  // the faces still in view end with the run
   if (recorder) {
     recorder->close();
     recordings.push_back(recorder->path().string());

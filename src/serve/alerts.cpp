@@ -23,14 +23,16 @@ bool in_schedule(const AlertRule& rule, double unix_time) {
 }
 
 AlertEngine::AlertEngine(const ServeConfig& config, Engine& engine, Storage& storage, std::string base_url,
-                         std::function<void(const nlohmann::json&)> to_mqtt)
+                         std::function<void(const AlertFired&)> to_mqtt)
     : rules_(config.alerts),
       engine_(engine),
       storage_(storage),
       base_url_(std::move(base_url)),
       to_mqtt_(std::move(to_mqtt)) {
-  for (const auto& r : rules_)
+  for (const auto& r : rules_) {
     if (!r.webhook.empty()) webhooks_ = std::make_unique<WebhookSender>();
+    if (r.kind == "unmasked_face") unmasked_.emplace(r.name, UnmaskedRule(r.seconds, engine_.mask_class()));
+  }
 }
 
 AlertEngine::~AlertEngine() { stop(); }
@@ -52,31 +54,19 @@ bool AlertEngine::applies(const AlertRule& rule, const std::string& camera) cons
 }
 
 // Keeps what the rules need from the live events.
-void AlertEngine::observe(const nlohmann::json& e) {
-  const std::string type = e.value("type", "");
-  const std::string camera = e.value("camera", "");
-  if (type == "status") {
-    if (e.value("status", "") == "offline")
-      offline_since_.emplace(camera, e.value("time", unix_now()));
-    else {
-      offline_since_.erase(camera);
+void AlertEngine::observe(const LiveEvent& e) {
+  if (const auto* st = std::get_if<StatusChanged>(&e)) {
+    if (st->status == CameraStatus::Offline) {
+      offline_since_.emplace(st->camera, st->time);
+    } else {
+      offline_since_.erase(st->camera);
       for (auto it = fired_outages_.begin(); it != fired_outages_.end();)
-        it = it->second == camera ? fired_outages_.erase(it) : std::next(it);
+        it = it->second == st->camera ? fired_outages_.erase(it) : std::next(it);
     }
-    return;
-  }
-  if (type != "new" && type != "update" && type != "end") return;
-  const auto key = std::make_pair(camera, e.value("track_id", -1));
-  const std::string label = e.value("label", "");
-  if (type == "end" || label == engine_.mask_label()) {
-    // The episode is over: the next time this face shows without a mask is a new one.
-    unmasked_since_.erase(key);
-    for (auto it = fired_tracks_.begin(); it != fired_tracks_.end();)
-      it = std::get<1>(*it) == camera && std::get<2>(*it) == key.second ? fired_tracks_.erase(it) : std::next(it);
-  } else if (label == "uncertain") {
-    unmasked_since_.erase(key);  // not known to be unmasked; the episode may go on
-  } else {
-    unmasked_since_.emplace(key, e.value("time", unix_now()));
+  } else if (const auto* v = std::get_if<FaceVerdict>(&e)) {
+    for (auto& [name, rule] : unmasked_) rule.on_verdict(v->camera, v->change);
+  } else if (const auto* f = std::get_if<FaceEnded>(&e)) {
+    for (auto& [name, rule] : unmasked_) rule.on_end(f->camera, f->track.track_id);
   }
 }
 
@@ -90,13 +80,13 @@ void AlertEngine::check(double now) {
       const auto last = last_fired_.find({rule.name, camera});
       if (last != last_fired_.end() && now - last->second < rule.cooldown_s) continue;
       if (rule.kind == "unmasked_face") {
-        for (const auto& [key, since] : unmasked_since_) {
-          if (key.first != camera || now - since < rule.seconds || fired_tracks_.count({rule.name, camera, key.second}))
-            continue;
-          fired_tracks_.insert({rule.name, camera, key.second});
-          fire(rule, camera, now, fmt::format("a face without a mask for {:.0f} s on {}", now - since, camera),
-               {{"track_id", key.second}, {"since", since}}, true);
-          break;  // one alert per check and camera; the cooldown decides about the next
+        // One alert per check and camera; the cooldown decides about the next.
+        if (const auto due = unmasked_.at(rule.name).next_due(now, camera)) {
+          AlertFired a;
+          a.message = fmt::format("a face without a mask for {:.0f} s on {}", now - due->since, camera);
+          a.track_id = due->track_id;
+          a.since = due->since;
+          fire(rule, camera, now, std::move(a), true);
         }
       } else if (rule.kind == "camera_offline") {
         const auto off = offline_since_.find(camera);
@@ -104,8 +94,10 @@ void AlertEngine::check(double now) {
             fired_outages_.count({rule.name, camera}))
           continue;
         fired_outages_.insert({rule.name, camera});
-        fire(rule, camera, now, fmt::format("camera {} offline for {:.0f} s", camera, now - off->second),
-             {{"since", off->second}}, false);
+        AlertFired a;
+        a.message = fmt::format("camera {} offline for {:.0f} s", camera, now - off->second);
+        a.since = off->second;
+        fire(rule, camera, now, std::move(a), false);
       } else if (rule.kind == "low_compliance" && compliance_due) {
         int64_t faces = 0, with = 0, without = 0;
         for (const auto& b : storage_.compliance(camera, now - rule.window_minutes * 60, now + 60, 60))
@@ -113,17 +105,19 @@ void AlertEngine::check(double now) {
         if (faces < rule.min_faces || with + without == 0) continue;
         const double share = static_cast<double>(with) / static_cast<double>(with + without);
         if (share >= rule.below) continue;
-        fire(rule, camera, now,
-             fmt::format("compliance {:.0f} % on {} over {:.0f} min ({} faces), under {:.0f} %", 100 * share, camera,
-                         rule.window_minutes, faces, 100 * rule.below),
-             {{"compliance", share}, {"faces", faces}}, true);
+        AlertFired a;
+        a.message = fmt::format("compliance {:.0f} % on {} over {:.0f} min ({} faces), under {:.0f} %", 100 * share,
+                                camera, rule.window_minutes, faces, 100 * rule.below);
+        a.compliance = share;
+        a.faces = faces;
+        fire(rule, camera, now, std::move(a), true);
       }
     }
   }
 }
 
-void AlertEngine::fire(const AlertRule& rule, const std::string& camera, double now, const std::string& message,
-                       const nlohmann::json& extra, bool with_snapshot) {
+void AlertEngine::fire(const AlertRule& rule, const std::string& camera, double now, AlertFired a,
+                       bool with_snapshot) {
   last_fired_[{rule.name, camera}] = now;
   ++fired_;
   std::string snapshot;
@@ -138,24 +132,22 @@ void AlertEngine::fire(const AlertRule& rule, const std::string& camera, double 
       }
     }
   }
-  const int64_t id = engine_.history().add_alert(camera, now, rule.name, message, snapshot);
-  const std::string path = snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id);
-  nlohmann::json alert = {
-      {"type", "alert"},  {"id", id},    {"rule", rule.name},  {"kind", rule.kind},
-      {"camera", camera}, {"time", now}, {"message", message}, {"snapshot_url", path.empty() ? "" : base_url_ + path}};
-  for (const auto& [k, v] : extra.items()) alert[k] = v;
-  spdlog::info("alert {}: {}", rule.name, message);
-  engine_.bus().publish(alert.dump());
-  if (rule.mqtt && to_mqtt_) to_mqtt_(alert);
-  if (!rule.webhook.empty() && webhooks_) webhooks_->post(rule.webhook, alert.dump());
+  a.id = engine_.history().add_alert(camera, now, rule.name, a.message, snapshot);
+  const std::string path = snapshot.empty() || a.id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", a.id);
+  a.rule = rule.name;
+  a.kind = rule.kind;
+  a.camera = camera;
+  a.time = now;
+  a.snapshot_url = path.empty() ? "" : base_url_ + path;
+  spdlog::info("alert {}: {}", rule.name, a.message);
+  engine_.bus().publish(a);
+  if (rule.mqtt && to_mqtt_) to_mqtt_(a);
+  if (!rule.webhook.empty() && webhooks_) webhooks_->post(rule.webhook, to_json(a).dump());
 }
 
 void AlertEngine::loop() {
   while (!stop_) {
-    for (const auto& line : engine_.bus().read(&cursor_, std::chrono::milliseconds(200))) {
-      const auto e = nlohmann::json::parse(line, nullptr, false);
-      if (!e.is_discarded()) observe(e);
-    }
+    for (const auto& e : engine_.bus().read(&cursor_, std::chrono::milliseconds(200))) observe(*e);
     try {
       check(unix_now());
     } catch (const std::exception& e) {

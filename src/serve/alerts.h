@@ -19,6 +19,7 @@
 #include "serve/engine.h"
 #include "serve/storage.h"
 #include "serve/webhook.h"
+#include "vision/unmasked_rule.h"
 
 namespace maskwatch {
 
@@ -27,7 +28,7 @@ class AlertEngine {
   // `base_url` (http://host:port) makes the snapshot URL in webhooks absolute; `to_mqtt` gets
   // the alerts of rules with mqtt: true (may be empty).
   AlertEngine(const ServeConfig& config, Engine& engine, Storage& storage, std::string base_url,
-              std::function<void(const nlohmann::json&)> to_mqtt);
+              std::function<void(const AlertFired&)> to_mqtt);
   ~AlertEngine();  // stop()
   AlertEngine(const AlertEngine&) = delete;
   AlertEngine& operator=(const AlertEngine&) = delete;
@@ -38,23 +39,22 @@ class AlertEngine {
 
  private:
   void loop();
-  void observe(const nlohmann::json& e);
+  void observe(const LiveEvent& e);
   void check(double now);
-  void fire(const AlertRule& rule, const std::string& camera, double now, const std::string& message,
-            const nlohmann::json& extra, bool with_snapshot);
+  // Completes `a` (id, rule, camera, time, snapshot) and sends it everywhere the rule says.
+  void fire(const AlertRule& rule, const std::string& camera, double now, AlertFired a, bool with_snapshot);
   bool applies(const AlertRule& rule, const std::string& camera) const;
 
   std::vector<AlertRule> rules_;
   Engine& engine_;
   Storage& storage_;
   std::string base_url_;
-  std::function<void(const nlohmann::json&)> to_mqtt_;
+  std::function<void(const AlertFired&)> to_mqtt_;
   std::unique_ptr<WebhookSender> webhooks_;
-  // What the events said: tracks unmasked since, cameras offline since.
-  std::map<std::pair<std::string, int>, double> unmasked_since_;
+  // What the events said: unmasked episodes (per unmasked_face rule), cameras offline since.
+  std::map<std::string, UnmaskedRule> unmasked_;
   std::map<std::string, double> offline_since_;
   std::map<std::pair<std::string, std::string>, double> last_fired_;  // (rule, camera)
-  std::set<std::tuple<std::string, std::string, int>> fired_tracks_;  // (rule, camera, track)
   std::set<std::pair<std::string, std::string>> fired_outages_;       // (rule, camera)
   double next_compliance_check_ = 0;
   std::atomic<int64_t> fired_{0};

@@ -40,7 +40,7 @@ CameraFeed::CameraFeed(CameraConfig config, std::condition_variable* wake, Statu
 
 void CameraFeed::start() {
   if (!config_.enabled) {
-    set_status("disabled", "disabled in the config");
+    set_status(CameraStatus::Disabled, "disabled in the config");
     return;
   }
   thread_ = std::thread([this] {
@@ -79,7 +79,7 @@ bool CameraFeed::take(cv::Mat& frame, int64_t& index, double& time_s, Clock::tim
   return true;
 }
 
-std::string CameraFeed::status() const {
+CameraStatus CameraFeed::status() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return status_;
 }
@@ -91,7 +91,7 @@ std::string CameraFeed::status_detail() const {
 
 double CameraFeed::camera_fps() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (status_ != "online" || arrivals_.empty()) return 0.0;
+  if (status_ != CameraStatus::Online || arrivals_.empty()) return 0.0;
   const auto now = Clock::now();
   const auto first = std::find_if(arrivals_.begin(), arrivals_.end(), [&](auto t) { return now - t <= kRateWindow; });
   const auto n = static_cast<double>(std::distance(first, arrivals_.end()));
@@ -107,10 +107,10 @@ void CameraFeed::count_arrival(Clock::time_point now) {
   while (now - arrivals_.front() > kRateWindow) arrivals_.pop_front();
 }
 
-void CameraFeed::set_status(const std::string& s, const std::string& detail) {
+void CameraFeed::set_status(CameraStatus s, const std::string& detail) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (s == status_ && s != "disabled") return;
+    if (s == status_ && s != CameraStatus::Disabled) return;
     status_ = s;
     detail_ = redact_url(detail);
     arrivals_.clear();  // a new run of frames: no rate from the last one
@@ -155,7 +155,7 @@ void CameraFeed::loop() {
       source = open_source(config_.source, so);
     } catch (const std::exception& e) {
       if (!sleep_for(0)) break;  // stopping: the open was interrupted on purpose
-      set_status("offline", e.what());
+      set_status(CameraStatus::Offline, e.what());
       spdlog::warn("camera {}: {}; retrying in {:.0f} s", config_.name, e.what(), backoff_s);
       if (!sleep_for(backoff_s)) break;
       backoff_s = std::min(backoff_s * 2, config_.reconnect_max_s);
@@ -175,7 +175,7 @@ void CameraFeed::loop() {
       if (!got_any) {
         got_any = true;
         backoff_s = 1;
-        set_status("online", source->description());
+        set_status(CameraStatus::Online, source->description());
       }
       if (period > 0) {
         next_due += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(period));
@@ -208,7 +208,7 @@ void CameraFeed::loop() {
       // same frames again and flap online/offline with every pass. (A FIFO is a live source,
       // opened again below: its next writer brings new frames.)
       const std::string what = std::filesystem::is_directory(config_.source) ? "image folder" : "video file";
-      set_status("offline", what + " ended; not read again (loop: false)");
+      set_status(CameraStatus::Offline, what + " ended; not read again (loop: false)");
       spdlog::info("camera {}: {} ended; not read again (loop: false)", config_.name, what);
       while (sleep_for(3600)) {}
       break;
@@ -217,7 +217,7 @@ void CameraFeed::loop() {
                             : paced                      ? "video file ended"
                             : source->failure().empty()  ? "source ended"
                                                          : source->failure();
-    set_status("offline", why);
+    set_status(CameraStatus::Offline, why);
     spdlog::warn("camera {}: {}; reconnecting in {:.0f} s", config_.name, why, backoff_s);
     if (!sleep_for(backoff_s)) break;
     backoff_s = std::min(backoff_s * 2, config_.reconnect_max_s);

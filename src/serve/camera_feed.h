@@ -17,13 +17,14 @@
 #include <thread>
 
 #include "serve/config.h"
+#include "serve/live_event.h"
 
 namespace maskwatch {
 
 class CameraFeed {
  public:
   using Clock = std::chrono::steady_clock;
-  using StatusCallback = std::function<void(const std::string& status, const std::string& detail)>;
+  using StatusCallback = std::function<void(CameraStatus status, const std::string& detail)>;
   // `wake` is notified on every new frame (the inference worker waits on it).
   CameraFeed(CameraConfig config, std::condition_variable* wake, StatusCallback on_status);
   ~CameraFeed();  // stops and joins the capture thread, waking a source blocked in open
@@ -33,7 +34,7 @@ class CameraFeed {
   void start();
   // Moves the newest frame out if there is one not taken yet; `captured`: when it arrived.
   bool take(cv::Mat& frame, int64_t& index, double& time_s, Clock::time_point* captured = nullptr);
-  std::string status() const;
+  CameraStatus status() const;
   std::string status_detail() const;  // why the status is what it is (no password)
   const CameraConfig& config() const { return config_; }
   int64_t frames_captured() const { return captured_; }
@@ -42,7 +43,7 @@ class CameraFeed {
 
  private:
   void loop();
-  void set_status(const std::string& s, const std::string& detail);
+  void set_status(CameraStatus s, const std::string& detail);
   void note_waiting(const std::string& why);  // the status stays; its detail and one log line say why
   void count_arrival(Clock::time_point now);  // under mutex_
   bool sleep_for(double seconds);             // false when stopping
@@ -58,7 +59,7 @@ class CameraFeed {
   Clock::time_point latest_captured_{};
   bool has_new_ = false, stop_ = false;
   bool finished_ = false;            // the capture thread has left loop()
-  std::string status_ = "starting";  // until the first open succeeds or fails
+  CameraStatus status_ = CameraStatus::Starting;  // until the first open succeeds or fails
   std::string detail_;
   std::atomic<int64_t> captured_{0}, dropped_{0};
   std::atomic<bool> cancel_{false};         // makes a live source's read() return at once

@@ -70,15 +70,7 @@ struct Engine::Camera {
   FramePacer pacer;                                                 // fps_limit (worker thread only)
   MotionGate motion;                                                // the detector only where something moved
   std::deque<std::chrono::steady_clock::time_point> recent_starts;  // processing starts, last kRateWindow
-  struct OpenTrack {
-    double start = 0, last_seen = 0;
-    std::map<int, int> frames_per_verdict;
-    double top_score = 0;
-    float best_face_score = -1;
-    cv::Rect2f box;
-    cv::Mat best_crop;  // JPEG source for the snapshot
-  };
-  std::map<int, OpenTrack> open_tracks;
+  TrackLedger ledger;  // its face tracks: starts, verdict changes, ends (worker thread only)
 
   mutable std::mutex mutex;
   mutable std::condition_variable frame_cv;
@@ -105,16 +97,6 @@ struct Engine::Camera {
   std::deque<double> latencies_ms;  // capture to result, the last kLatencyFrames processed frames
   std::map<std::string, int> in_view_by_label;  // open tracks by their verdict so far
 };
-
-namespace {
-// The verdict a track has shown longest; uncertain only when it never had another.
-int longest_verdict(const std::map<int, int>& frames_per_verdict) {
-  int best = kUncertain, best_n = 0;
-  for (const auto& [v, n] : frames_per_verdict)
-    if (v != kUncertain && n > best_n) best = v, best_n = n;
-  return best;
-}
-}  // namespace
 
 namespace {
 // Workers: as asked, else one per core but no more than there are cameras (a camera is
@@ -162,6 +144,9 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
     cam->config = cc;
     cam->pacer = FramePacer(cc.fps_limit);
     cam->motion = MotionGate(cc.motion);
+    // The detector is shared at the lowest threshold of any camera: the ledger drops the
+    // faces under this camera's own.
+    cam->ledger = TrackLedger({cc.detector.score_threshold, config_.storage.snapshots, 0.5});
     PipelineOptions po;
     po.crop_margin = cc.detector.margin;
     po.schedule.refresh_s = cc.detector.reclassify_after_s;
@@ -171,7 +156,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
     cam->faces_total["uncertain"] = 0;
     Camera* raw = cam.get();
     cam->feed = std::make_unique<CameraFeed>(
-        cc, &wake_, [this, raw](const std::string& s, const std::string& d) { on_status(*raw, s, d); });
+        cc, &wake_, [this, raw](CameraStatus s, const std::string& d) { on_status(*raw, s, d); });
     cameras_.push_back(std::move(cam));
   }
   const std::filesystem::path model = config.model.empty() ? default_model_path() : std::filesystem::path(config.model);
@@ -241,13 +226,11 @@ std::vector<std::string> Engine::camera_names() const {
   return out;
 }
 
-void Engine::on_status(Camera& cam, const std::string& status, const std::string& detail) {
+void Engine::on_status(Camera& cam, CameraStatus status, const std::string& detail) {
   const double now = unix_now();
-  spdlog::info("camera {}: {} ({})", cam.config.name, status, detail);
-  history_->add_status(cam.config.name, now, status, detail);
-  bus_.publish(nlohmann::json{
-      {"type", "status"}, {"camera", cam.config.name}, {"status", status}, {"detail", detail}, {"time", now}}
-                   .dump());
+  spdlog::info("camera {}: {} ({})", cam.config.name, status_name(status), detail);
+  history_->add_status(cam.config.name, now, status_name(status), detail);
+  bus_.publish(StatusChanged{cam.config.name, status, detail, now});
 }
 
 void Engine::worker(Worker& me, bool housekeeping) {
@@ -324,58 +307,9 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
   const bool detect = cam.motion.needs_detection(frame, time_s);
   FrameResult r = detect ? cam.pipeline->process(frame, index, time_s)
                          : cam.pipeline->process_with_last_faces(frame, index, time_s);
-  // The camera's own face threshold (the detector is shared at the global one).
-  const float min_face = cam.config.detector.score_threshold;
-  r.faces.erase(
-      std::remove_if(r.faces.begin(), r.faces.end(), [&](const TrackedFace& f) { return f.face_score < min_face; }),
-      r.faces.end());
-  const auto& classes = classifier_.classes();
-
-  // Track bookkeeping: the final verdict is the class a track showed longest. A track is
-  // news when it first passes the camera's threshold (its verdict may have changed earlier,
-  // while the tracker followed it below the threshold).
-  std::map<int, const TrackedFace*> shown, fresh_faces;
-  for (const auto& f : r.faces) {
-    auto [it, fresh] = cam.open_tracks.try_emplace(f.track_id);
-    auto& t = it->second;
-    shown[f.track_id] = &f;
-    if (fresh) fresh_faces[f.track_id] = &f;
-    if (fresh) t.start = now;
-    t.last_seen = now;
-    ++t.frames_per_verdict[f.verdict];
-    if (f.verdict != kUncertain) t.top_score = std::max(t.top_score, static_cast<double>(f.confidence));
-    if (config_.storage.snapshots && f.face_score > t.best_face_score) {
-      t.best_face_score = f.face_score;
-      t.box = f.box;
-      t.best_crop = crop_face(frame, f.box, 0.5).clone();
-    } else if (!config_.storage.snapshots) {
-      t.box = f.box;
-    }
-  }
-  const auto publish_verdict = [&](int track_id, bool is_new, int from, int to, float score) {
-    const auto& f = *shown.at(track_id);
-    bus_.publish(nlohmann::json{
-        {"type", is_new ? "new" : "update"},
-        {"camera", cam.config.name},
-        {"track_id", track_id},
-        {"label", verdict_name(to, classes)},
-        {"from", is_new ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(from, classes))},
-        {"score", score},
-        {"start_time", cam.open_tracks.at(track_id).start},
-        {"box", {f.box.x, f.box.y, f.box.x + f.box.width, f.box.y + f.box.height}},
-        {"time",
-         now}}.dump());
-  };
-  // Faces under the camera's threshold are not shown: their changes are not news either.
-  for (const auto& c : r.changes)
-    if (shown.count(c.track_id))
-      publish_verdict(c.track_id, fresh_faces.erase(c.track_id) > 0, c.from, c.to, c.confidence);
-  for (const auto& [id, f] : fresh_faces) publish_verdict(id, true, kUncertain, f->verdict, f->confidence);
-  const double max_missed = cam.config.tracker.max_missed_s;
-  std::vector<int> ended;
-  for (const auto& [id, t] : cam.open_tracks)
-    if (now - t.last_seen > max_missed + 0.5) ended.push_back(id);
-  for (int id : ended) finish_track(cam, id);
+  LedgerUpdate news = cam.ledger.observe(r, frame, now);
+  for (auto& v : news.verdicts) bus_.publish(FaceVerdict{cam.config.name, std::move(v)});
+  for (auto& t : news.ended) finish_track(cam, std::move(t));
 
   {
     std::lock_guard<std::mutex> lock(hist_mutex_);
@@ -405,21 +339,21 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
     if (!detect) ++cam.without_detection;
     cam.faces_now = static_cast<int>(r.faces.size());
     cam.now_by_label.clear();
-    for (const auto& f : r.faces) ++cam.now_by_label[verdict_name(f.verdict, classes)];
-    cam.in_view_by_label.clear();
-    for (const auto& [id, t] : cam.open_tracks)
-      ++cam.in_view_by_label[verdict_name(longest_verdict(t.frames_per_verdict), classes)];
+    for (const auto& f : r.faces) ++cam.now_by_label[verdict_name(f.verdict, classes())];
+    cam.in_view_by_label = by_label(cam.ledger.in_view());
     cam.result = std::move(r);
   }
   cam.frame_cv.notify_all();
 }
 
 void Engine::finish_open_tracks(Camera& cam) {
-  std::vector<int> ids;
-  for (const auto& [id, t] : cam.open_tracks) ids.push_back(id);
-  for (int id : ids) finish_track(cam, id);
-  std::lock_guard<std::mutex> lock(cam.mutex);
-  cam.in_view_by_label.clear();
+  for (auto& t : cam.ledger.end_all()) finish_track(cam, std::move(t));
+}
+
+std::map<std::string, int> Engine::by_label(const std::map<int, int>& by_verdict) const {
+  std::map<std::string, int> out;
+  for (const auto& [verdict, n] : by_verdict) out[verdict_name(verdict, classifier_.classes())] += n;
+  return out;
 }
 
 std::map<std::string, int> Engine::faces_in_view(const std::string& camera) const {
@@ -462,57 +396,42 @@ bool Engine::detect_enabled(const std::string& camera) const {
   return cam && cam->detect;
 }
 
-void Engine::finish_track(Camera& cam, int track_id) {
-  auto it = cam.open_tracks.find(track_id);
-  if (it == cam.open_tracks.end()) return;
-  auto t = std::move(it->second);
-  cam.open_tracks.erase(it);
-  const auto& classes = classifier_.classes();
-  const int best = longest_verdict(t.frames_per_verdict);
+void Engine::finish_track(Camera& cam, TrackEnded t) {
   {
-    // Out of the faces in view before it is counted as finished (no moment counts it twice).
+    // Out of the faces in view (the ledger has let it go) before it is counted as finished:
+    // no moment counts it twice.
     std::lock_guard<std::mutex> lock(cam.mutex);
-    const auto v = cam.in_view_by_label.find(verdict_name(best, classes));
-    if (v != cam.in_view_by_label.end() && --v->second <= 0) cam.in_view_by_label.erase(v);
+    cam.in_view_by_label = by_label(cam.ledger.in_view());
   }
   TrackEvent e;
   e.camera = cam.config.name;
-  e.track_id = track_id;
-  e.start = t.start;
-  e.end = t.last_seen;
-  e.label = verdict_name(best, classes);
+  e.track_id = t.track_id;
+  e.start = t.start_time;
+  e.end = t.end_time;
+  e.label = verdict_name(t.verdict, classifier_.classes());
   e.score = t.top_score;
   e.x1 = t.box.x;
   e.y1 = t.box.y;
   e.x2 = t.box.x + t.box.width;
   e.y2 = t.box.y + t.box.height;
-  if (!t.best_crop.empty()) {
-    e.snapshot = fmt::format("{:.0f}-{}-{}.jpg", t.start * 1000, cam.config.name, track_id);
+  if (!t.snapshot.empty()) {
+    e.snapshot = fmt::format("{:.0f}-{}-{}.jpg", t.start_time * 1000, cam.config.name, t.track_id);
     try {
-      const auto bytes = encode_jpeg(t.best_crop, 90);
+      const auto bytes = encode_jpeg(t.snapshot, 90);
       write_file_atomic(storage_.snapshot_dir() / e.snapshot, bytes.data(), bytes.size());
     } catch (const std::exception& ex) {
       spdlog::error("snapshot {}: {}", e.snapshot, ex.what());
       e.snapshot.clear();
     }
+    t.snapshot.release();
   }
   const int64_t id = history_->add_track(e);  // 0 while storage fails: then no URL yet
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
     ++cam.faces_total[e.label];
   }
-  bus_.publish(nlohmann::json{
-      {"type", "end"},
-      {"id", id},
-      {"camera", e.camera},
-      {"track_id", track_id},
-      {"label", e.label},
-      {"score", e.score},
-      {"start_time", e.start},
-      {"end_time", e.end},
-      {"box", {e.x1, e.y1, e.x2, e.y2}},
-      {"snapshot_url", e.snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id)}}
-                   .dump());
+  const std::string url = e.snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id);
+  bus_.publish(FaceEnded{cam.config.name, std::move(t), id, url});
 }
 
 std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool boxes, int h, int quality) const {
@@ -582,16 +501,16 @@ nlohmann::json Engine::stats() const {
   nlohmann::json cams = nlohmann::json::object();
   for (const auto& c : cameras_) {
     std::lock_guard<std::mutex> lock(c->mutex);
-    const std::string status = c->feed ? c->feed->status() : "offline";
+    const CameraStatus status = c->feed ? c->feed->status() : CameraStatus::Offline;
     nlohmann::json now_by_label = nlohmann::json::object();
     for (const auto& label : classifier_.classes()) now_by_label[label] = 0;
     now_by_label["uncertain"] = 0;
     for (const auto& [k, v] : c->now_by_label) now_by_label[k] = v;
     const auto& mask_label = classifier_.classes()[static_cast<size_t>(mask_class_)];
-    cams[c->config.name] = {{"status", status},
+    cams[c->config.name] = {{"status", status_name(status)},
                             {"status_detail", c->feed ? c->feed->status_detail() : ""},
                             {"camera_fps", c->feed ? c->feed->camera_fps() : 0.0},
-                            {"process_fps", status == "online" ? c->process_fps : 0.0},
+                            {"process_fps", status == CameraStatus::Online ? c->process_fps : 0.0},
                             {"fps_limit", c->config.fps_limit},
                             {"frames_captured", c->feed ? c->feed->frames_captured() : 0},
                             {"frames_processed", c->processed},
@@ -630,7 +549,7 @@ std::string Engine::prometheus_metrics() const {
   for (const auto& c : cameras_) {
     std::lock_guard<std::mutex> lock(c->mutex);
     out += fmt::format("maskwatch_camera_up{{camera=\"{}\"}} {}\n", c->config.name,
-                       c->feed && c->feed->status() == "online" ? 1 : 0);
+                       c->feed && c->feed->status() == CameraStatus::Online ? 1 : 0);
   }
   out +=
       "# HELP maskwatch_camera_frames_total Frames per camera by what happened to them.\n"

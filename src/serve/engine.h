@@ -28,6 +28,7 @@
 #include "vision/face_detector.h"
 #include "vision/mask_classifier.h"
 #include "vision/pipeline.h"
+#include "vision/track_ledger.h"
 
 namespace maskwatch {
 
@@ -72,6 +73,7 @@ class Engine {
   std::map<std::string, int> faces_in_view(const std::string& camera = "") const;
   HistoryWriter& history() { return *history_; }
   const std::string& mask_label() const { return classes()[static_cast<size_t>(mask_class_)]; }
+  int mask_class() const { return mask_class_; }
   std::string prometheus_metrics() const;
   EventBus& bus() { return bus_; }
   bool stopping() const { return stop_; }
@@ -83,9 +85,10 @@ class Engine {
   void process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
                std::chrono::steady_clock::time_point captured);
   void show_undetected(Camera& cam, cv::Mat frame);  // detection off: the picture only
-  void finish_track(Camera& cam, int track_id);
+  void finish_track(Camera& cam, TrackEnded track);
   void finish_open_tracks(Camera& cam);
-  void on_status(Camera& cam, const std::string& status, const std::string& detail);
+  void on_status(Camera& cam, CameraStatus status, const std::string& detail);
+  std::map<std::string, int> by_label(const std::map<int, int>& by_verdict) const;
   Camera* find(const std::string& name) const;
 
   ServeConfig config_;

@@ -62,8 +62,8 @@ void MqttBridge::publish(const std::string& suffix, const std::string& payload, 
   client_->publish({prefix_ + "/" + suffix, payload, 1, retained});
 }
 
-void MqttBridge::publish_alert(const nlohmann::json& alert) {
-  if (client_) client_->publish({prefix_ + "/alerts", alert.dump(), 1, false});
+void MqttBridge::publish_alert(const AlertFired& alert) {
+  if (client_) client_->publish({prefix_ + "/alerts", to_json(alert).dump(), 1, false});
 }
 
 void MqttBridge::on_message(const std::string& topic, const std::string& payload) {
@@ -90,24 +90,17 @@ void MqttBridge::on_message(const std::string& topic, const std::string& payload
   publish(camera + "/detect/state", value, true);
 }
 
-void MqttBridge::publish_event(const nlohmann::json& e) {
-  const std::string type = e.value("type", "");
-  if (type == "status") {
-    publish(e["camera"].get<std::string>() + "/status", e["status"].get<std::string>(), true);
+void MqttBridge::publish_event(const LiveEvent& e) {
+  if (const auto* st = std::get_if<StatusChanged>(&e)) {
+    publish(st->camera + "/status", status_name(st->status), true);
     return;
   }
-  if (type != "new" && type != "update" && type != "end") return;
-  nlohmann::json out = {{"type", type},
-                        {"camera", e["camera"]},
-                        {"track_id", e["track_id"]},
-                        {"label", e["label"]},
-                        {"score", e["score"]},
-                        {"start_time", e.value("start_time", nlohmann::json(nullptr))},
-                        {"end_time", e.value("end_time", nlohmann::json(nullptr))},
-                        {"box", e.value("box", nlohmann::json(nullptr))},
-                        {"snapshot_url", e.value("snapshot_url", nlohmann::json(nullptr))},
-                        {"time", e.contains("time") ? e["time"] : e.value("end_time", nlohmann::json(nullptr))}};
-  if (type != "end") out["from"] = e.value("from", nlohmann::json(nullptr));
+  if (!std::holds_alternative<FaceVerdict>(e) && !std::holds_alternative<FaceEnded>(e)) return;
+  // One shape for every face message: what the other kind has is there as null.
+  nlohmann::json out = to_json(e, engine_.classes());
+  for (const char* key : {"end_time", "snapshot_url"})
+    if (!out.contains(key)) out[key] = nullptr;
+  if (!out.contains("time")) out["time"] = out["end_time"];
   client_->publish({prefix_ + "/events", out.dump(), 1, false});
 }
 
@@ -183,12 +176,12 @@ void MqttBridge::loop() {
   auto next_stats = Clock::now();  // stats once at start, then every stats_interval_s
   while (!stop_) {
     uint64_t missed = 0;
-    const auto lines = engine_.bus().read(&cursor_, std::chrono::milliseconds(200), &missed);
+    const auto events = engine_.bus().read(&cursor_, std::chrono::milliseconds(200), &missed);
     if (missed)
       spdlog::warn("mqtt: {} live event(s) came faster than they could be published and were skipped", missed);
-    for (const auto& line : lines) {
+    for (const auto& e : events) {
       try {
-        publish_event(nlohmann::json::parse(line));
+        publish_event(*e);
       } catch (const std::exception& e) {
         spdlog::warn("mqtt: event not published: {}", e.what());
       }
@@ -206,12 +199,12 @@ void MqttBridge::loop() {
     } catch (const std::exception& e) {
       spdlog::warn("mqtt: {}", e.what());
     }
-    if (engine_.bus().closed() && lines.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (engine_.bus().closed() && events.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   // Whatever the engine said while stopping (the tracks it ended) goes out too.
-  for (const auto& line : engine_.bus().read(&cursor_, std::chrono::milliseconds(0))) {
+  for (const auto& e : engine_.bus().read(&cursor_, std::chrono::milliseconds(0))) {
     try {
-      publish_event(nlohmann::json::parse(line));
+      publish_event(*e);
     } catch (const std::exception&) {}
   }
   // Stopped: nobody is in view any more, and retained counts must not say otherwise.

@@ -29,13 +29,13 @@ class MqttBridge {
   // Publishes the last state, `available` = stopped, and disconnects cleanly.
   void stop();
   std::string prometheus_metrics() const;
-  void publish_alert(const nlohmann::json& alert);  // <prefix>/alerts, QoS 1
+  void publish_alert(const AlertFired& alert);  // <prefix>/alerts, QoS 1
 
  private:
   void loop();
   void on_message(const std::string& topic, const std::string& payload);
   void publish(const std::string& suffix, const std::string& payload, bool retained);
-  void publish_event(const nlohmann::json& e);
+  void publish_event(const LiveEvent& e);
   void publish_counts(bool force);
   void publish_compliance();
   void publish_discovery();

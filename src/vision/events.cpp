@@ -39,14 +39,29 @@ nlohmann::json frame_event(const FrameResult& r, const std::vector<std::string>&
           {"fps", round2(fps)}};
 }
 
-nlohmann::json verdict_event(const FrameResult& r, const VerdictChange& c, const std::vector<std::string>& classes) {
-  return {{"type", "verdict"},
-          {"frame", r.frame},
-          {"time_ms", round2(r.time_s * 1000)},
-          {"track_id", c.track_id},
-          {"from", c.first ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(c.from, classes))},
-          {"to", verdict_name(c.to, classes)},
-          {"score", c.confidence}};
+namespace {
+nlohmann::json box_json(const cv::Rect2f& b) { return {b.x, b.y, b.x + b.width, b.y + b.height}; }
+}  // namespace
+
+nlohmann::json verdict_json(const VerdictChanged& v, const std::vector<std::string>& classes) {
+  return {{"type", v.is_new ? "new" : "update"},
+          {"track_id", v.track_id},
+          {"label", verdict_name(v.to, classes)},
+          {"from", v.is_new ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(v.from, classes))},
+          {"score", v.score},
+          {"start_time", v.start_time},
+          {"box", box_json(v.box)},
+          {"time", v.time}};
+}
+
+nlohmann::json ended_json(const TrackEnded& e, const std::vector<std::string>& classes) {
+  return {{"type", "end"},
+          {"track_id", e.track_id},
+          {"label", verdict_name(e.verdict, classes)},
+          {"score", e.top_score},
+          {"start_time", e.start_time},
+          {"end_time", e.end_time},
+          {"box", box_json(e.box)}};
 }
 
 }  // namespace maskwatch

@@ -49,7 +49,7 @@ FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_ind
   std::vector<Observation> obs;
   for (size_t i = 0, next = 0; i < faces.size(); ++i)
     obs.push_back({faces[i].box, faces[i].score, pick[i] ? std::move(preds[next++].probs) : std::vector<float>{}});
-  r.faces = tracker_.commit(obs, t_s, &r.changes);
+  r.faces = tracker_.commit(obs, t_s, &r.changes, &r.ended);
   r.times.track_ms += sw.ms();
   return r;
 }

@@ -1,5 +1,5 @@
 // One frame through the real-time path: faces (YuNet) -> tracks -> square crops of the faces
-// the schedule picks -> the classifier (XNNPACK by default, OpenCV DNN as the fallback; one
+// the schedule picks -> the classifier (XNNPACK by default, OpenCV DNN on request; one
 // face per forward) -> smoothing. Times every stage.
 #pragma once
 #include <nlohmann/json.hpp>
@@ -32,6 +32,7 @@ struct FrameResult {
   double time_s = 0;
   std::vector<TrackedFace> faces;
   std::vector<VerdictChange> changes;
+  std::vector<int> ended;  // tracks the tracker let go in this frame (unseen for max_missed_s)
   StageTimes times;
   int classified = 0;  // faces that went through the classifier in this frame
 };

@@ -52,11 +52,11 @@ void Tracker::smooth(Track& t, const std::vector<float>& probs, double now, std:
 }
 
 std::vector<TrackedFace> Tracker::update(const std::vector<Observation>& obs, double now,
-                                         std::vector<VerdictChange>* changes) {
+                                         std::vector<VerdictChange>* changes, std::vector<int>* ended) {
   std::vector<cv::Rect2f> boxes;
   for (const auto& o : obs) boxes.push_back(o.box);
   assign(boxes, now);
-  return commit(obs, now, changes);
+  return commit(obs, now, changes, ended);
 }
 
 std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, double now) {
@@ -93,7 +93,7 @@ std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, d
 }
 
 std::vector<TrackedFace> Tracker::commit(const std::vector<Observation>& obs, double now,
-                                         std::vector<VerdictChange>* changes) {
+                                         std::vector<VerdictChange>* changes, std::vector<int>* ended) {
   if (obs.size() != assigned_.size()) throw std::logic_error("Tracker::commit: observations differ from assign()");
   std::vector<TrackedFace> out;
   for (size_t o = 0; o < obs.size(); ++o) {
@@ -121,9 +121,11 @@ std::vector<TrackedFace> Tracker::commit(const std::vector<Observation>& obs, do
   }
   assigned_.clear();
   last_frame_ = now;
-  tracks_.erase(std::remove_if(tracks_.begin(), tracks_.end(),
-                               [&](const Track& t) { return now - t.last_seen > opts_.max_missed_s; }),
-                tracks_.end());
+  const auto gone = [&](const Track& t) { return now - t.last_seen > opts_.max_missed_s; };
+  if (ended)
+    for (const auto& t : tracks_)
+      if (gone(t)) ended->push_back(t.id);
+  tracks_.erase(std::remove_if(tracks_.begin(), tracks_.end(), gone), tracks_.end());
   return out;
 }
 

@@ -68,16 +68,18 @@ class Tracker {
   explicit Tracker(const TrackerOptions& options = {}) : opts_(options) {}
 
   // One call per frame with all observations; t_s is the frame's time (seconds, increasing).
-  // Returns one TrackedFace per observation (same order); verdict changes go to *changes.
+  // Returns one TrackedFace per observation (same order); verdict changes go to *changes,
+  // the ids of the tracks it lets go (unseen for longer than max_missed_s: the one
+  // definition of a track's end, vision/track_ledger.h) to *ended.
   std::vector<TrackedFace> update(const std::vector<Observation>& observations, double t_s,
-                                  std::vector<VerdictChange>* changes = nullptr);
+                                  std::vector<VerdictChange>* changes = nullptr, std::vector<int>* ended = nullptr);
 
   // The same in two steps, so the caller can decide which faces to classify in between:
   // assign() matches the boxes to tracks (starting new ones) and tells what each track
   // knows; commit() takes the observations in the same order (probs may be empty).
   std::vector<TrackStatus> assign(const std::vector<cv::Rect2f>& boxes, double t_s);
   std::vector<TrackedFace> commit(const std::vector<Observation>& observations, double t_s,
-                                  std::vector<VerdictChange>* changes = nullptr);
+                                  std::vector<VerdictChange>* changes = nullptr, std::vector<int>* ended = nullptr);
 
   int tracks_started() const { return next_id_ - 1; }
 

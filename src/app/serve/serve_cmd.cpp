@@ -77,7 +77,7 @@ void serve(const ServeOpts& o) {
     std::snprintf(host, sizeof host, "%s", cfg.http.listen.c_str());
   AlertEngine alerts(
       cfg, engine, storage, fmt::format("http://{}:{}", host, port),
-      mqtt ? std::function<void(const nlohmann::json&)>([&mqtt](const nlohmann::json& a) { mqtt->publish_alert(a); })
+      mqtt ? std::function<void(const AlertFired&)>([&mqtt](const AlertFired& a) { mqtt->publish_alert(a); })
            : nullptr);
   g_stop = false;
   const StopSignals stop_signals([](int) { g_stop = true; });

@@ -1,0 +1,52 @@
+#include "serve/live_event.h"
+
+#include "vision/events.h"
+
+namespace maskwatch {
+
+const char* status_name(CameraStatus s) {
+  switch (s) {
+    case CameraStatus::Starting: return "starting";
+    case CameraStatus::Online: return "online";
+    case CameraStatus::Offline: return "offline";
+    case CameraStatus::Disabled: return "disabled";
+  }
+  return "unknown";
+}
+
+nlohmann::json to_json(const AlertFired& a) {
+  nlohmann::json j = {{"type", "alert"},     {"id", a.id},         {"rule", a.rule},
+                      {"kind", a.kind},      {"camera", a.camera}, {"time", a.time},
+                      {"message", a.message}, {"snapshot_url", a.snapshot_url}};
+  if (a.track_id) j["track_id"] = *a.track_id;
+  if (a.since) j["since"] = *a.since;
+  if (a.compliance) j["compliance"] = *a.compliance;
+  if (a.faces) j["faces"] = *a.faces;
+  return j;
+}
+
+nlohmann::json to_json(const LiveEvent& e, const std::vector<std::string>& classes) {
+  struct Visit {
+    const std::vector<std::string>& classes;
+    nlohmann::json operator()(const FaceVerdict& v) const {
+      auto j = verdict_json(v.change, classes);
+      j["camera"] = v.camera;
+      return j;
+    }
+    nlohmann::json operator()(const FaceEnded& f) const {
+      auto j = ended_json(f.track, classes);
+      j["camera"] = f.camera;
+      j["id"] = f.id;
+      j["snapshot_url"] = f.snapshot_url;
+      return j;
+    }
+    nlohmann::json operator()(const StatusChanged& s) const {
+      return {{"type", "status"}, {"camera", s.camera}, {"status", status_name(s.status)}, {"detail", s.detail},
+              {"time", s.time}};
+    }
+    nlohmann::json operator()(const AlertFired& a) const { return to_json(a); }
+  };
+  return std::visit(Visit{classes}, e);
+}
+
+}  // namespace maskwatch

@@ -1,0 +1,56 @@
+// What `serve` tells the world, typed: a face's verdict changed, a face track ended, a camera's
+// status changed, an alert fired. Engine and AlertEngine publish these on the EventBus; the
+// dashboard's event stream (SSE), MQTT and the alert rules read them. They become JSON only
+// where they leave the process, through to_json below (one vocabulary with `run --events`,
+// vision/events.h).
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "vision/track_ledger.h"
+
+namespace maskwatch {
+
+enum class CameraStatus { Starting, Online, Offline, Disabled };
+const char* status_name(CameraStatus s);  // "starting", "online", "offline", "disabled"
+
+struct FaceVerdict {
+  std::string camera;
+  VerdictChanged change;
+};
+
+struct FaceEnded {
+  std::string camera;
+  TrackEnded track;  // without its snapshot crop (stored as a file: snapshot_url)
+  int64_t id = 0;    // its history row (0 while storage fails)
+  std::string snapshot_url;
+};
+
+struct StatusChanged {
+  std::string camera;
+  CameraStatus status = CameraStatus::Starting;
+  std::string detail;
+  double time = 0;
+};
+
+struct AlertFired {
+  int64_t id = 0;  // its history row
+  std::string rule, kind, camera, message, snapshot_url;
+  double time = 0;
+  std::optional<int> track_id;           // unmasked_face
+  std::optional<double> since;           // unmasked_face, camera_offline
+  std::optional<double> compliance;      // low_compliance
+  std::optional<int64_t> faces;          // low_compliance
+};
+
+using LiveEvent = std::variant<FaceVerdict, FaceEnded, StatusChanged, AlertFired>;
+
+// `classes` names the verdicts (class indices) of face events.
+nlohmann::json to_json(const LiveEvent& e, const std::vector<std::string>& classes);
+nlohmann::json to_json(const AlertFired& a);
+
+}  // namespace maskwatch

@@ -1,0 +1,76 @@
+// The life of each face track as the product reports it, one definition for `run` and
+// `serve`: a track opens when its face first shows (at or over the face threshold), its
+// verdict changes are news while it shows, and it ends when the tracker lets it go (unseen
+// for TrackerOptions::max_missed_s, FrameResult::ended), with the verdict it showed longest
+// and a crop of its best-scored face. It stamps events with the time it is given (source
+// time in `run`, the wall clock in `serve`), so it is tested without a model, a camera or
+// a clock.
+#pragma once
+#include <map>
+#include <opencv2/core.hpp>
+#include <vector>
+
+#include "vision/pipeline.h"
+
+namespace maskwatch {
+
+struct VerdictChanged {
+  int track_id = 0;
+  bool is_new = false;  // the track's first event: `from` means nothing
+  int from = kUncertain, to = kUncertain;
+  float score = 0;  // smoothed probability of `to`
+  double start_time = 0, time = 0;
+  cv::Rect2f box;
+};
+
+struct TrackEnded {
+  int track_id = 0;
+  int verdict = kUncertain;             // shown longest; uncertain only when it never had another
+  double top_score = 0;                 // highest confidence while it had a verdict
+  double start_time = 0, end_time = 0;  // first and last shown
+  cv::Rect2f box;                       // of its best face (with snapshots), else its last
+  cv::Mat snapshot;                     // crop around its best face; empty without snapshots
+};
+
+struct LedgerOptions {
+  float min_face_score = 0;  // faces under it are not shown: dropped from the result, no news
+  bool snapshots = false;    // keep a crop of each track's best face for TrackEnded
+  double snapshot_margin = 0.5;
+};
+
+struct LedgerUpdate {
+  std::vector<VerdictChanged> verdicts;  // in the order they happened; new tracks after changes
+  std::vector<TrackEnded> ended;
+};
+
+class TrackLedger {
+ public:
+  explicit TrackLedger(const LedgerOptions& options = {}) : opts_(options) {}
+  // One processed frame (its faces under the threshold are removed from r.faces); `frame` is
+  // only read for snapshots. `now` stamps the events.
+  LedgerUpdate observe(FrameResult& r, const cv::Mat& frame, double now);
+  // Ends every open track now (source finished, detection turned off, shutdown).
+  std::vector<TrackEnded> end_all();
+  // Open tracks by the verdict each has shown longest so far.
+  std::map<int, int> in_view() const;
+  size_t open_tracks() const { return open_.size(); }
+
+ private:
+  struct Open {
+    double start = 0, last_seen = 0;
+    std::map<int, int> frames_per_verdict;
+    double top_score = 0;
+    float best_face_score = -1;
+    cv::Rect2f box;
+    cv::Mat best_crop;
+  };
+  TrackEnded finish(int track_id, Open&& t) const;
+
+  LedgerOptions opts_;
+  std::map<int, Open> open_;
+};
+
+// The verdict shown in most frames; uncertain only when there was no other.
+int longest_verdict(const std::map<int, int>& frames_per_verdict);
+
+}  // namespace maskwatch
