@@ -35,7 +35,9 @@ TEST(Engine, StatsAndMetricsMayBeReadWhileTheEngineStops) {
       readers.emplace_back([&] {
         while (!done) {
           const auto s = engine.stats();
-          const auto m = engine.prometheus_metrics();
+          PromText text;
+          engine.prometheus_metrics(text);
+          const std::string m = text.str();
           EXPECT_TRUE(s["cameras"].contains("a"));
           EXPECT_NE(m.find("maskwatch_camera_up{camera=\"b\"}"), std::string::npos);
           ++reads;

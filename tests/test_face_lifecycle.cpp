@@ -119,6 +119,40 @@ TEST(TrackLedger, FacesUnderTheThresholdAreDroppedAndBringNoNews) {
   EXPECT_EQ(ledger.open_tracks(), 0u);
 }
 
+// A face that sinks under the camera's threshold while the tracker still follows it: what
+// changed meanwhile is news when it shows again, and hidden for longer than max_missed_s it
+// ends, as an unseen track does (no stale verdict held open for an alert to fire on).
+TEST(TrackLedger, AFaceHiddenUnderTheThresholdReportsItsChangeOrEnds) {
+  LedgerOptions o;
+  o.min_face_score = 0.8f;
+  TrackLedger ledger(o);
+  const cv::Mat img(100, 200, CV_8UC3, cv::Scalar::all(0));
+  auto r = frame(0, {face(1, kWithout)});
+  ASSERT_EQ(ledger.observe(r, img, 0).verdicts.size(), 1u);
+  r = frame(0.2, {face(1, kWith, 0.6f)}, {{1, kWithout, kWith, 0.9f, false}});  // hidden: no news
+  auto u = ledger.observe(r, img, 0.2);
+  EXPECT_TRUE(u.verdicts.empty());
+  EXPECT_TRUE(u.ended.empty());
+  r = frame(0.4, {face(1, kWith, 0.9f)});  // shown again: the change it made while hidden
+  u = ledger.observe(r, img, 0.4);
+  ASSERT_EQ(u.verdicts.size(), 1u);
+  EXPECT_FALSE(u.verdicts[0].is_new);
+  EXPECT_EQ(u.verdicts[0].from, kWithout);
+  EXPECT_EQ(u.verdicts[0].to, kWith);
+  r = frame(0.8, {face(1, kWithout, 0.6f)});
+  EXPECT_TRUE(ledger.observe(r, img, 0.8).ended.empty());  // hidden 0.4 s: still in view
+  r = frame(0.95, {face(1, kWithout, 0.6f)});
+  u = ledger.observe(r, img, 0.95);  // hidden 0.55 s > max_missed_s 0.5: ended
+  ASSERT_EQ(u.ended.size(), 1u);
+  EXPECT_EQ(u.ended[0].end_time, 0.4);
+  EXPECT_EQ(ledger.open_tracks(), 0u);
+  // Shown again later, the same tracker id opens a new episode: "new", then its own "end".
+  r = frame(1.2, {face(1, kWithout, 0.9f)});
+  u = ledger.observe(r, img, 1.2);
+  ASSERT_EQ(u.verdicts.size(), 1u);
+  EXPECT_TRUE(u.verdicts[0].is_new);
+}
+
 TEST(UnmaskedRule, DueOnceAfterTheLimitOnAFakeClock) {
   UnmaskedRule rule(5.0, kWith);
   rule.on_verdict("a", verdict(1, kWithout, 100));

@@ -174,8 +174,13 @@ TEST(Serve, ApiFramesStreamsMetricsAndHistoryAcrossARestart) {
     // The clip is 15 fps: fps_limit 10 keeps two frames in three (one in two before pacing by time).
     ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(20); }, 30));
     const auto d = srv.get_json("/api/stats")["cameras"]["demo"];
-    const double processed = d["frames_processed"].get<double>(), skipped = d["frames_skipped"].get<double>();
-    EXPECT_NEAR(processed / (processed + skipped), 2.0 / 3, 0.1) << d;
+    const double processed = d["frames_processed"].get<double>(), skipped = d["frames_skipped"].get<double>(),
+                 dropped = d["frames_dropped"].get<double>();
+    // Never more than two in three, whatever the load; exactly that when the worker kept up
+    // (a worker starved by other processes loses frames before pacing: then the pacer admits
+    // more of those it gets).
+    EXPECT_LE(processed / (processed + skipped + dropped), 2.0 / 3 + 0.1) << d;
+    if (dropped <= 2) EXPECT_NEAR(processed / (processed + skipped), 2.0 / 3, 0.1) << d;
   }
   EXPECT_EQ(stats["cameras"]["demo"]["faces_now"], 1);
   {

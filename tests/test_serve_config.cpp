@@ -10,6 +10,7 @@
 
 #include "serve/config.h"
 #include "serve/http_api.h"
+#include "serve/prometheus.h"
 #include "vision/face_detector.h"
 #include "support.h"
 #include "util/error.h"
@@ -246,4 +247,25 @@ TEST(HttpAuth, Base64OfBasicCredentialsFollowsRfc4648) {
   EXPECT_EQ(base64_encode("fooba"), "Zm9vYmE=");
   EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
   EXPECT_EQ(base64_encode("maskwatch:s3cret\xff"), "bWFza3dhdGNoOnMzY3JldP8=");
+}
+
+// /metrics text: one HELP/TYPE per family, label values escaped, cumulative histogram buckets.
+TEST(Prometheus, FamiliesEscapedLabelsAndCumulativeBuckets) {
+  PromText out;
+  out.family("m_up", "gauge", "Up.").sample("m_up", 1, {{"camera", "door \"A\"\\\n"}});
+  PromHistogram h;
+  h.add(0.0005);
+  h.add(0.003);
+  h.add(0.003);
+  h.add(7.0);
+  out.family("m_seconds", "histogram", "Time.").histogram("m_seconds", h, {{"stage", "detect"}});
+  const std::string t = out.str();
+  EXPECT_NE(t.find("# HELP m_up Up.\n# TYPE m_up gauge\nm_up{camera=\"door \\\"A\\\"\\\\\\n\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("m_seconds_bucket{stage=\"detect\",le=\"0.001\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("m_seconds_bucket{stage=\"detect\",le=\"0.0025\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("m_seconds_bucket{stage=\"detect\",le=\"0.005\"} 3\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("m_seconds_bucket{stage=\"detect\",le=\"1\"} 3\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("m_seconds_bucket{stage=\"detect\",le=\"+Inf\"} 4\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("m_seconds_count{stage=\"detect\"} 4\n"), std::string::npos) << t;
+  EXPECT_NEAR(h.mean(), (0.0005 + 0.006 + 7.0) / 4, 1e-12);
 }

@@ -114,7 +114,9 @@ void run(const RunOpts& o) {
   status.mirrored = o.mirror;
   double message_until = 0;
   // The face lifecycle `serve` reports, on source time: events and the alarm come from it.
-  TrackLedger ledger;
+  LedgerOptions ledger_options;
+  ledger_options.max_missed_s = o.vision.pipeline.tracker.max_missed_s;
+  TrackLedger ledger(ledger_options);
   std::unique_ptr<UnmaskedRule> alarm;
   if (o.alert_after_s > 0) alarm = std::make_unique<UnmaskedRule>(o.alert_after_s, mask_class);
   const auto log_event = [&](nlohmann::json line, int64_t frame) {
@@ -242,7 +244,7 @@ void add_run_command(CLI::App& root) {
       ->capture_default_str();
   cmd->add_flag("--no-display", o->no_display, "Run without a window (servers, CI)");
   cmd->add_option("--record", o->record, "Write the annotated video here (.mp4 or .avi)");
-  cmd->add_option("--events", o->events, "Write JSON lines: one per frame, one per verdict change");
+  cmd->add_option("--events", o->events, "Write JSON lines: one per frame, and each face track's first verdict (new), changes (update) and end, as serve publishes them");
   cmd->add_option("--json", o->json_out, "Write the end-of-run summary as JSON");
   cmd->add_flag("--mirror", o->mirror, "Mirror the image (selfie view)");
   cmd->add_option("--max-frames", o->max_frames, "Stop after N frames (0 = until the source ends)")

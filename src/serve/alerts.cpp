@@ -31,7 +31,7 @@ AlertEngine::AlertEngine(const ServeConfig& config, Engine& engine, Storage& sto
       to_mqtt_(std::move(to_mqtt)) {
   for (const auto& r : rules_) {
     if (!r.webhook.empty()) webhooks_ = std::make_unique<WebhookSender>();
-    if (r.kind == "unmasked_face") unmasked_.emplace(r.name, UnmaskedRule(r.seconds, engine_.mask_class()));
+    if (r.kind == "unmasked_face") unmasked_.emplace(&r, UnmaskedRule(r.seconds, engine_.mask_class()));
   }
 }
 
@@ -81,7 +81,7 @@ void AlertEngine::check(double now) {
       if (last != last_fired_.end() && now - last->second < rule.cooldown_s) continue;
       if (rule.kind == "unmasked_face") {
         // One alert per check and camera; the cooldown decides about the next.
-        if (const auto due = unmasked_.at(rule.name).next_due(now, camera)) {
+        if (const auto due = unmasked_.at(&rule).next_due(now, camera)) {
           AlertFired a;
           a.message = fmt::format("a face without a mask for {:.0f} s on {}", now - due->since, camera);
           a.track_id = due->track_id;

@@ -52,7 +52,7 @@ class AlertEngine {
   std::function<void(const AlertFired&)> to_mqtt_;
   std::unique_ptr<WebhookSender> webhooks_;
   // What the events said: unmasked episodes (per unmasked_face rule), cameras offline since.
-  std::map<std::string, UnmaskedRule> unmasked_;
+  std::map<const AlertRule*, UnmaskedRule> unmasked_;  // of rules_ (names may repeat)
   std::map<std::string, double> offline_since_;
   std::map<std::pair<std::string, std::string>, double> last_fired_;  // (rule, camera)
   std::set<std::pair<std::string, std::string>> fired_outages_;       // (rule, camera)

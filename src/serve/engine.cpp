@@ -11,92 +11,14 @@
 #include <opencv2/imgproc.hpp>
 
 #include "media/image_codec.h"
-#include "serve/frame_pacer.h"
+#include "serve/engine_camera.h"
 #include "util/files.h"
 #include "util/paths.h"
 #include "util/stopwatch.h"
-#include "util/threads.h"
-#include "vision/crop.h"
 #include "vision/events.h"
 #include "vision/overlay.h"
 
 namespace maskwatch {
-namespace {
-
-constexpr const char* kStageNames[5] = {"detect", "classify", "track", "draw", "encode"};
-constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
-constexpr size_t kBucketCount = sizeof kBuckets / sizeof kBuckets[0];
-
-cv::Mat scaled_to_height(const cv::Mat& img, int h) {
-  if (h <= 0 || h == img.rows) return img;
-  cv::Mat out;
-  const int w = std::max(1, static_cast<int>(std::lround(img.cols * static_cast<double>(h) / img.rows)));
-  cv::resize(img, out, cv::Size(w, h), 0, 0, h < img.rows ? cv::INTER_AREA : cv::INTER_LINEAR);
-  return out;
-}
-
-}  // namespace
-
-struct Engine::Histogram {
-  uint64_t counts[kBucketCount + 1] = {};
-  double sum = 0;
-  uint64_t n = 0;
-  void add(double seconds) {
-    size_t i = 0;
-    while (i < kBucketCount && seconds > kBuckets[i]) ++i;
-    ++counts[i];
-    sum += seconds;
-    ++n;
-  }
-};
-
-// Everything about one camera. Feed and pipeline are touched by the worker only; the
-// outputs (frames, JPEG, live counts) are guarded by `mutex` for the HTTP threads.
-// process_fps counts the frames processed this long back.
-constexpr auto kRateWindow = std::chrono::seconds(3);
-constexpr size_t kLatencyFrames = 300;
-
-static double percentile_of(std::deque<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
-
-struct Engine::Camera {
-  CameraConfig config;
-  std::unique_ptr<CameraFeed> feed;
-  std::unique_ptr<Pipeline> pipeline;
-  std::chrono::steady_clock::time_point last_processed{};
-  FramePacer pacer;                                                 // fps_limit (worker thread only)
-  MotionGate motion;                                                // the detector only where something moved
-  std::deque<std::chrono::steady_clock::time_point> recent_starts;  // processing starts, last kRateWindow
-  TrackLedger ledger;  // its face tracks: starts, verdict changes, ends (worker thread only)
-
-  mutable std::mutex mutex;
-  mutable std::condition_variable frame_cv;
-  // The newest processed frame and what was found in it. Its JPEGs are drawn and encoded
-  // lazily, by the first HTTP thread that asks, once per frame and size: the worker never
-  // pays for viewers, and with none watching nothing is encoded at all.
-  cv::Mat raw;
-  FrameResult result;
-  OverlayStatus overlay;
-  mutable std::map<std::tuple<bool, int, int>, std::shared_ptr<const Jpeg>> jpegs;  // of jpegs_seq only
-  mutable int64_t jpegs_seq = 0;
-  mutable double last_draw_ms = 0;  // the overlay shows the previous drawing's time, as `run` does
-  mutable std::mutex encode_mutex;  // one encoder per camera: the others wait and share its JPEG
-  int64_t seq = 0;
-  int64_t processed = 0, skipped = 0;
-  int64_t without_detection = 0;  // processed with the last faces: nothing moved
-  double process_fps = 0;
-  int faces_now = 0;
-  std::map<std::string, int> now_by_label;
-  std::map<std::string, int64_t> faces_total;  // finished tracks by final label
-  std::atomic<int> stream_clients{0};
-  std::atomic<bool> detect{true};
-  std::atomic<bool> busy{false};  // claimed by a worker (Engine::worker)
-  std::deque<double> latencies_ms;  // capture to result, the last kLatencyFrames processed frames
-  std::map<std::string, int> in_view_by_label;  // open tracks by their verdict so far
-};
 
 namespace {
 // Workers: as asked, else one per core but no more than there are cameras (a camera is
@@ -138,7 +60,6 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
       }()) {
   mask_class_ = mask_class_index(classifier_.classes());
   history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
-  for (auto& h : stage_hist_) h = std::make_unique<Histogram>();
   for (const auto& cc : config_.cameras) {
     auto cam = std::make_unique<Camera>();
     cam->config = cc;
@@ -146,7 +67,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
     cam->motion = MotionGate(cc.motion);
     // The detector is shared at the lowest threshold of any camera: the ledger drops the
     // faces under this camera's own.
-    cam->ledger = TrackLedger({cc.detector.score_threshold, config_.storage.snapshots, 0.5});
+    cam->ledger = TrackLedger({cc.detector.score_threshold, config_.storage.snapshots, 0.5, cc.tracker.max_missed_s});
     PipelineOptions po;
     po.crop_margin = cc.detector.margin;
     po.schedule.refresh_s = cc.detector.reclassify_after_s;
@@ -314,7 +235,7 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
   {
     std::lock_guard<std::mutex> lock(hist_mutex_);
     const double stage_s[3] = {r.times.detect_ms / 1000, r.times.classify_ms / 1000, r.times.track_ms / 1000};
-    for (int i = detect ? 0 : 1; i < 3; ++i) stage_hist_[i]->add(stage_s[i]);  // no detection: no detect time
+    for (int i = detect ? 0 : 1; i < 3; ++i) stage_hist_[i].add(stage_s[i]);  // no detection: no detect time
   }
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
@@ -353,16 +274,6 @@ void Engine::finish_open_tracks(Camera& cam) {
 std::map<std::string, int> Engine::by_label(const std::map<int, int>& by_verdict) const {
   std::map<std::string, int> out;
   for (const auto& [verdict, n] : by_verdict) out[verdict_name(verdict, classifier_.classes())] += n;
-  return out;
-}
-
-std::map<std::string, int> Engine::faces_in_view(const std::string& camera) const {
-  std::map<std::string, int> out;
-  for (const auto& c : cameras_) {
-    if (!camera.empty() && c->config.name != camera) continue;
-    std::lock_guard<std::mutex> lock(c->mutex);
-    for (const auto& [label, n] : c->in_view_by_label) out[label] += n;
-  }
   return out;
 }
 
@@ -432,170 +343,6 @@ void Engine::finish_track(Camera& cam, TrackEnded t) {
   }
   const std::string url = e.snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id);
   bus_.publish(FaceEnded{cam.config.name, std::move(t), id, url});
-}
-
-std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool boxes, int h, int quality) const {
-  const Camera* cam = find(camera);
-  if (!cam) return nullptr;
-  if (quality <= 0) quality = config_.http.jpeg_quality;
-  const auto key = std::make_tuple(boxes, h, quality);
-  std::lock_guard<std::mutex> encoding(cam->encode_mutex);
-  cv::Mat raw;
-  FrameResult result;
-  OverlayStatus overlay;
-  int64_t seq = 0;
-  {
-    std::lock_guard<std::mutex> lock(cam->mutex);
-    if (cam->raw.empty()) return nullptr;
-    if (cam->jpegs_seq == cam->seq) {
-      if (auto it = cam->jpegs.find(key); it != cam->jpegs.end()) return it->second;
-    }
-    raw = cam->raw;  // shared, never written: the worker stores a new Mat per frame
-    seq = cam->seq;
-    if (boxes) result = cam->result, overlay = cam->overlay, overlay.times.draw_ms = cam->last_draw_ms;
-  }
-  // Drawn and encoded outside the camera's lock: the worker goes on with the next frame.
-  Stopwatch draw_clock;
-  const cv::Mat img = boxes ? annotate_frame(raw, result, classifier_.classes(), overlay) : raw;
-  const double draw_s = draw_clock.ms() / 1000;
-  Stopwatch encode_clock;
-  auto j = std::make_shared<Jpeg>();
-  j->bytes = encode_jpeg(scaled_to_height(img, h), quality);
-  j->seq = seq;
-  const double encode_s = encode_clock.ms() / 1000;
-  if (boxes) {
-    std::lock_guard<std::mutex> lock(hist_mutex_);
-    stage_hist_[3]->add(draw_s);
-    stage_hist_[4]->add(encode_s);
-  }
-  std::lock_guard<std::mutex> lock(cam->mutex);
-  if (boxes) cam->last_draw_ms = draw_s * 1000;
-  if (cam->jpegs_seq != seq) cam->jpegs.clear(), cam->jpegs_seq = seq;
-  if (cam->jpegs.size() > 8) cam->jpegs.clear();
-  cam->jpegs.emplace(key, j);
-  return j;
-}
-
-bool Engine::wait_for_frame(const std::string& camera, int64_t after_seq, std::chrono::milliseconds timeout) const {
-  const Camera* cam = find(camera);
-  if (!cam) return false;
-  std::unique_lock<std::mutex> lock(cam->mutex);
-  return cam->frame_cv.wait_for(lock, timeout, [&] { return cam->seq > after_seq || stop_; }) && !stop_;
-}
-
-bool Engine::add_stream_client(const std::string& camera) {
-  Camera* cam = find(camera);
-  if (!cam) return false;
-  int n = cam->stream_clients.load();
-  do {
-    if (n >= config_.http.max_stream_clients) return false;
-  } while (!cam->stream_clients.compare_exchange_weak(n, n + 1));
-  return true;
-}
-
-void Engine::remove_stream_client(const std::string& camera) {
-  if (Camera* cam = find(camera)) --cam->stream_clients;
-}
-
-nlohmann::json Engine::stats() const {
-  nlohmann::json cams = nlohmann::json::object();
-  for (const auto& c : cameras_) {
-    std::lock_guard<std::mutex> lock(c->mutex);
-    const CameraStatus status = c->feed ? c->feed->status() : CameraStatus::Offline;
-    nlohmann::json now_by_label = nlohmann::json::object();
-    for (const auto& label : classifier_.classes()) now_by_label[label] = 0;
-    now_by_label["uncertain"] = 0;
-    for (const auto& [k, v] : c->now_by_label) now_by_label[k] = v;
-    const auto& mask_label = classifier_.classes()[static_cast<size_t>(mask_class_)];
-    cams[c->config.name] = {{"status", status_name(status)},
-                            {"status_detail", c->feed ? c->feed->status_detail() : ""},
-                            {"camera_fps", c->feed ? c->feed->camera_fps() : 0.0},
-                            {"process_fps", status == CameraStatus::Online ? c->process_fps : 0.0},
-                            {"fps_limit", c->config.fps_limit},
-                            {"frames_captured", c->feed ? c->feed->frames_captured() : 0},
-                            {"frames_processed", c->processed},
-                            {"frames_without_detection", c->without_detection},
-                            {"frames_skipped", c->skipped},
-                            {"frames_dropped", c->feed ? c->feed->frames_dropped() : 0},
-                            {"faces_now", c->faces_now},
-                            {"with_mask_now", now_by_label[mask_label]},
-                            {"faces_now_by_label", now_by_label},
-                            {"stream_clients", c->stream_clients.load()},
-                            {"detect", c->detect.load()},
-                            {"latency_ms_p50", percentile_of(c->latencies_ms, 0.5)},
-                            {"latency_ms_p99", percentile_of(c->latencies_ms, 0.99)}};
-  }
-  nlohmann::json stages = nlohmann::json::object();
-  {
-    std::lock_guard<std::mutex> lock(hist_mutex_);
-    for (int i = 0; i < 5; ++i)
-      stages[kStageNames[i]] = stage_hist_[i]->n ? 1000 * stage_hist_[i]->sum / stage_hist_[i]->n : 0.0;
-  }
-  const nlohmann::json storage = {{"pending_rows", history_->pending()},
-                                  {"dropped_rows", history_->dropped()},
-                                  {"error", history_->last_error()},
-                                  {"reopened", storage_.reopened()}};
-  return {{"cameras", cams},
-          {"inference_ms_mean", stages},
-          {"uptime_s", unix_now() - started_unix_},
-          {"workers", workers_.size()},
-          {"classes", classifier_.classes()},
-          {"storage", storage}};
-}
-
-std::string Engine::prometheus_metrics() const {
-  std::string out;
-  out += "# HELP maskwatch_camera_up 1 when the camera delivers frames.\n# TYPE maskwatch_camera_up gauge\n";
-  for (const auto& c : cameras_) {
-    std::lock_guard<std::mutex> lock(c->mutex);
-    out += fmt::format("maskwatch_camera_up{{camera=\"{}\"}} {}\n", c->config.name,
-                       c->feed && c->feed->status() == CameraStatus::Online ? 1 : 0);
-  }
-  out +=
-      "# HELP maskwatch_camera_frames_total Frames per camera by what happened to them.\n"
-      "# TYPE maskwatch_camera_frames_total counter\n";
-  for (const auto& c : cameras_) {
-    std::lock_guard<std::mutex> lock(c->mutex);
-    const int64_t dropped = c->feed ? c->feed->frames_dropped() : 0;
-    for (const auto& [result, n] :
-         {std::pair<const char*, int64_t>{"processed", c->processed}, {"skipped", c->skipped}, {"dropped", dropped}})
-      out +=
-          fmt::format("maskwatch_camera_frames_total{{camera=\"{}\",result=\"{}\"}} {}\n", c->config.name, result, n);
-  }
-  out += "# HELP maskwatch_faces_total Finished face tracks by final verdict.\n# TYPE maskwatch_faces_total counter\n";
-  for (const auto& c : cameras_) {
-    std::lock_guard<std::mutex> lock(c->mutex);
-    for (const auto& [state, n] : c->faces_total)
-      out += fmt::format("maskwatch_faces_total{{camera=\"{}\",state=\"{}\"}} {}\n", c->config.name, state, n);
-  }
-  out += "# HELP maskwatch_stream_clients MJPEG viewers now.\n# TYPE maskwatch_stream_clients gauge\n";
-  for (const auto& c : cameras_)
-    out += fmt::format("maskwatch_stream_clients{{camera=\"{}\"}} {}\n", c->config.name, c->stream_clients.load());
-  out += fmt::format(
-      "# HELP maskwatch_storage_pending_rows History rows waiting in memory for the disk.\n"
-      "# TYPE maskwatch_storage_pending_rows gauge\nmaskwatch_storage_pending_rows {}\n"
-      "# HELP maskwatch_storage_dropped_rows_total History rows dropped because too many waited.\n"
-      "# TYPE maskwatch_storage_dropped_rows_total counter\nmaskwatch_storage_dropped_rows_total {}\n",
-      history_->pending(), history_->dropped());
-  out +=
-      "# HELP maskwatch_inference_seconds Time per processed frame by stage.\n"
-      "# TYPE maskwatch_inference_seconds histogram\n";
-  {
-    std::lock_guard<std::mutex> lock(hist_mutex_);
-    for (int i = 0; i < 5; ++i) {
-      const auto& h = *stage_hist_[i];
-      uint64_t cum = 0;
-      for (size_t b = 0; b < kBucketCount; ++b) {
-        cum += h.counts[b];
-        out += fmt::format("maskwatch_inference_seconds_bucket{{stage=\"{}\",le=\"{}\"}} {}\n", kStageNames[i],
-                           kBuckets[b], cum);
-      }
-      out += fmt::format("maskwatch_inference_seconds_bucket{{stage=\"{}\",le=\"+Inf\"}} {}\n", kStageNames[i], h.n);
-      out += fmt::format("maskwatch_inference_seconds_sum{{stage=\"{}\"}} {}\n", kStageNames[i], h.sum);
-      out += fmt::format("maskwatch_inference_seconds_count{{stage=\"{}\"}} {}\n", kStageNames[i], h.n);
-    }
-  }
-  return out;
 }
 
 }  // namespace maskwatch

@@ -24,6 +24,7 @@
 #include "serve/config.h"
 #include "serve/event_bus.h"
 #include "serve/history_writer.h"
+#include "serve/prometheus.h"
 #include "serve/storage.h"
 #include "vision/face_detector.h"
 #include "vision/mask_classifier.h"
@@ -37,6 +38,22 @@ struct Jpeg {
   std::vector<uchar> bytes;
   int64_t seq = 0;  // processed-frame number of its camera
 };
+
+// One camera's numbers, read at one moment (/api/stats, MQTT, /metrics).
+struct CameraStats {
+  CameraStatus status = CameraStatus::Offline;
+  std::string status_detail;
+  double camera_fps = 0, process_fps = 0, fps_limit = 0;
+  int64_t frames_captured = 0, frames_processed = 0, frames_without_detection = 0, frames_skipped = 0,
+          frames_dropped = 0;
+  int faces_now = 0, with_mask_now = 0;
+  std::map<std::string, int> faces_now_by_label;  // every class and "uncertain"
+  std::map<std::string, int64_t> faces_total;     // finished tracks by final label
+  int stream_clients = 0;
+  bool detect = true;
+  double latency_ms_p50 = 0, latency_ms_p99 = 0;  // capture to result
+};
+nlohmann::json to_json(const CameraStats& s);
 
 class Engine {
  public:
@@ -67,14 +84,15 @@ class Engine {
   bool set_detect(const std::string& camera, bool on);
   bool detect_enabled(const std::string& camera) const;
 
-  nlohmann::json stats() const;
+  std::vector<std::pair<std::string, CameraStats>> camera_stats() const;  // in config order
+  nlohmann::json stats() const;  // /api/stats: every camera's and the engine's
   // The faces in view now (open tracks) of `camera` (empty: all), by the verdict each has
   // shown longest so far ("uncertain" when none yet): what compliance counts before they end.
   std::map<std::string, int> faces_in_view(const std::string& camera = "") const;
   HistoryWriter& history() { return *history_; }
   const std::string& mask_label() const { return classes()[static_cast<size_t>(mask_class_)]; }
   int mask_class() const { return mask_class_; }
-  std::string prometheus_metrics() const;
+  void prometheus_metrics(PromText& out) const;
   EventBus& bus() { return bus_; }
   bool stopping() const { return stop_; }
 
@@ -106,8 +124,7 @@ class Engine {
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<Worker>> workers_;  // the first runs on classifier_ and detector_
   double started_unix_ = 0;
-  struct Histogram;
-  std::unique_ptr<Histogram> stage_hist_[5];  // detect, classify, track, draw, encode
+  mutable PromHistogram stage_hist_[5];  // detect, classify, track, draw, encode (draw/encode by HTTP threads)
   mutable std::mutex hist_mutex_;
 };
 

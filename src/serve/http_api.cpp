@@ -430,20 +430,16 @@ void refuse_stream(Response& res, const std::string& what, const Request& req, i
       fmt::format("the server has its maximum of {} streams open (MJPEG viewers and event listeners)", max_streams));
 }
 
-std::string http_metrics(const nlohmann::json& h) {
-  return fmt::format(
-      "# HELP maskwatch_http_connections Open HTTP connections.\n# TYPE maskwatch_http_connections gauge\n"
-      "maskwatch_http_connections {}\n"
-      "# HELP maskwatch_http_streams Open MJPEG viewers and event listeners.\n# TYPE maskwatch_http_streams gauge\n"
-      "maskwatch_http_streams {}\n"
-      "# HELP maskwatch_http_refused_total Connections and streams refused with 503.\n"
-      "# TYPE maskwatch_http_refused_total counter\n"
-      "maskwatch_http_refused_total{{reason=\"per_client\"}} {}\nmaskwatch_http_refused_total{{reason=\"streams\"}} "
-      "{}\n"
-      "# HELP maskwatch_http_slow_closed_total Connections closed without a complete request in time.\n"
-      "# TYPE maskwatch_http_slow_closed_total counter\nmaskwatch_http_slow_closed_total {}\n",
-      h["connections"].get<size_t>(), h["streams"].get<int>(), h["refused_connections"].get<int64_t>(),
-      h["refused_streams"].get<int64_t>(), h["closed_slow"].get<int64_t>());
+void http_metrics(PromText& out, const nlohmann::json& h) {
+  out.family("maskwatch_http_connections", "gauge", "Open HTTP connections.")
+      .sample("maskwatch_http_connections", h["connections"].get<double>());
+  out.family("maskwatch_http_streams", "gauge", "Open MJPEG viewers and event listeners.")
+      .sample("maskwatch_http_streams", h["streams"].get<double>());
+  out.family("maskwatch_http_refused_total", "counter", "Connections and streams refused with 503.")
+      .sample("maskwatch_http_refused_total", h["refused_connections"].get<double>(), {{"reason", "per_client"}})
+      .sample("maskwatch_http_refused_total", h["refused_streams"].get<double>(), {{"reason", "streams"}});
+  out.family("maskwatch_http_slow_closed_total", "counter", "Connections closed without a complete request in time.")
+      .sample("maskwatch_http_slow_closed_total", h["closed_slow"].get<double>());
 }
 
 }  // namespace
@@ -555,12 +551,13 @@ void HttpApi::routes() {
     send_json(res, j);
   });
   s.Get("/metrics", [this](const Request&, Response& res) {
-    res.set_content(
-        fmt::format("# HELP maskwatch_build_info Version of this server.\n# TYPE maskwatch_build_info gauge\n"
-                    "maskwatch_build_info{{version=\"{}\"}} 1\n{}",
-                    MASKWATCH_VERSION,
-                    engine_.prometheus_metrics() + http_metrics(http_stats()) + (more_metrics_ ? more_metrics_() : "")),
-        "text/plain; version=0.0.4");
+    PromText out;
+    out.family("maskwatch_build_info", "gauge", "Version of this server.")
+        .sample("maskwatch_build_info", 1, {{"version", MASKWATCH_VERSION}});
+    engine_.prometheus_metrics(out);
+    http_metrics(out, http_stats());
+    if (more_metrics_) more_metrics_(out);
+    res.set_content(out.str(), "text/plain; version=0.0.4");
   });
 
   // Events: registered before the /api/<camera>/ routes, so "events" never reads as a camera.

@@ -32,7 +32,7 @@ class HttpApi {
   void serve_forever();  // returns after stop()
   void stop();
   // More Prometheus text for /metrics (e.g. the MQTT bridge's); set before serve_forever().
-  void add_metrics(std::function<std::string()> more) { more_metrics_ = std::move(more); }
+  void add_metrics(std::function<void(PromText&)> more) { more_metrics_ = std::move(more); }
   // Serves /api/fleet from this view (404 without one); set before serve_forever().
   void set_fleet(const FleetView* fleet) { fleet_ = fleet; }
 
@@ -49,7 +49,7 @@ class HttpApi {
   std::unique_ptr<httplib::Server> server_;
   std::atomic<int> streams_{0};
   std::atomic<int64_t> refused_streams_{0};
-  std::function<std::string()> more_metrics_;
+  std::function<void(PromText&)> more_metrics_;
   const FleetView* fleet_ = nullptr;
 };
 

@@ -101,6 +101,7 @@ void MqttBridge::publish_event(const LiveEvent& e) {
   for (const char* key : {"end_time", "snapshot_url"})
     if (!out.contains(key)) out[key] = nullptr;
   if (!out.contains("time")) out["time"] = out["end_time"];
+  out.erase("id");  // the history row is the API's business
   client_->publish({prefix_ + "/events", out.dump(), 1, false});
 }
 
@@ -146,11 +147,9 @@ void MqttBridge::publish_discovery() {
 
 // Retained current counts per camera: published when they change (and once at start).
 void MqttBridge::publish_counts(bool force) {
-  const auto stats = engine_.stats();
-  for (const auto& [cam, s] : stats["cameras"].items()) {
-    const int faces = s.value("faces_now", 0);
-    const int uncertain = s["faces_now_by_label"].value("uncertain", 0);
-    const int without = std::max(0, faces - s.value("with_mask_now", 0) - uncertain);
+  for (const auto& [cam, s] : engine_.camera_stats()) {
+    const int faces = s.faces_now;
+    const int without = std::max(0, faces - s.with_mask_now - s.faces_now_by_label.at("uncertain"));
     auto& last = last_counts_[cam];
     if (force || last.first != faces) publish(cam + "/faces", std::to_string(faces), true);
     if (force || last.second != without) publish(cam + "/without_mask", std::to_string(without), true);
@@ -214,18 +213,16 @@ void MqttBridge::loop() {
   }
 }
 
-std::string MqttBridge::prometheus_metrics() const {
-  if (!client_) return "";
-  return fmt::format(
-      "# HELP maskwatch_mqtt_connected 1 while connected to the MQTT broker.\n# TYPE maskwatch_mqtt_connected gauge\n"
-      "maskwatch_mqtt_connected {}\n"
-      "# HELP maskwatch_mqtt_messages_total MQTT messages handed to the broker connection.\n"
-      "# TYPE maskwatch_mqtt_messages_total counter\nmaskwatch_mqtt_messages_total {}\n"
-      "# HELP maskwatch_mqtt_queued_messages Messages held while the broker is unreachable.\n"
-      "# TYPE maskwatch_mqtt_queued_messages gauge\nmaskwatch_mqtt_queued_messages {}\n"
-      "# HELP maskwatch_mqtt_dropped_messages_total Messages dropped because the queue was full.\n"
-      "# TYPE maskwatch_mqtt_dropped_messages_total counter\nmaskwatch_mqtt_dropped_messages_total {}\n",
-      client_->connected() ? 1 : 0, client_->sent(), client_->queued(), client_->dropped());
+void MqttBridge::prometheus_metrics(PromText& out) const {
+  if (!client_) return;
+  out.family("maskwatch_mqtt_connected", "gauge", "1 while connected to the MQTT broker.")
+      .sample("maskwatch_mqtt_connected", client_->connected() ? 1 : 0);
+  out.family("maskwatch_mqtt_messages_total", "counter", "MQTT messages handed to the broker connection.")
+      .sample("maskwatch_mqtt_messages_total", static_cast<double>(client_->sent()));
+  out.family("maskwatch_mqtt_queued_messages", "gauge", "Messages held while the broker is unreachable.")
+      .sample("maskwatch_mqtt_queued_messages", static_cast<double>(client_->queued()));
+  out.family("maskwatch_mqtt_dropped_messages_total", "counter", "Messages dropped because the queue was full.")
+      .sample("maskwatch_mqtt_dropped_messages_total", static_cast<double>(client_->dropped()));
 }
 
 }  // namespace maskwatch

@@ -28,7 +28,7 @@ class MqttBridge {
   void start();
   // Publishes the last state, `available` = stopped, and disconnects cleanly.
   void stop();
-  std::string prometheus_metrics() const;
+  void prometheus_metrics(PromText& out) const;
   void publish_alert(const AlertFired& alert);  // <prefix>/alerts, QoS 1
 
  private:

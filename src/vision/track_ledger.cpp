@@ -18,15 +18,20 @@ LedgerUpdate TrackLedger::observe(FrameResult& r, const cv::Mat& frame, double n
                                [&](const TrackedFace& f) { return f.face_score < opts_.min_face_score; }),
                 r.faces.end());
   LedgerUpdate u;
-  // A track is news when it first shows: its verdict may have changed before, while the
-  // tracker followed it under the threshold.
-  std::map<int, const TrackedFace*> shown, fresh;
   for (const auto& f : r.faces) {
     auto [it, is_new] = open_.try_emplace(f.track_id);
     Open& t = it->second;
-    shown[f.track_id] = &f;
-    if (is_new) fresh[f.track_id] = &f, t.start = now;
+    if (is_new) t.start = now;
+    // News is what was shown against what was last reported: a track is new when it first
+    // shows (its verdict may have changed before, under the threshold), and a verdict that
+    // changed while it was hidden is reported when it shows again, from the one last said.
+    if (is_new || f.verdict != t.reported) {
+      u.verdicts.push_back({f.track_id, is_new, is_new ? kUncertain : t.reported, f.verdict, f.confidence, t.start,
+                            now, f.box});
+      t.reported = f.verdict;
+    }
     t.last_seen = now;
+    t.last_shown_s = r.time_s;
     ++t.frames_per_verdict[f.verdict];
     if (f.verdict != kUncertain) t.top_score = std::max(t.top_score, static_cast<double>(f.confidence));
     if (!opts_.snapshots) {
@@ -37,17 +42,17 @@ LedgerUpdate TrackLedger::observe(FrameResult& r, const cv::Mat& frame, double n
       t.best_crop = crop_face(frame, f.box, opts_.snapshot_margin).clone();
     }
   }
-  const auto verdict = [&](int id, bool is_new, int from, int to, float score) {
-    u.verdicts.push_back({id, is_new, is_new ? kUncertain : from, to, score, open_.at(id).start, now, shown.at(id)->box});
-  };
-  for (const auto& c : r.changes)
-    if (shown.count(c.track_id)) verdict(c.track_id, fresh.erase(c.track_id) > 0, c.from, c.to, c.confidence);
-  for (const auto& [id, f] : fresh) verdict(id, true, kUncertain, f->verdict, f->confidence);
-  for (int id : r.ended)
-    if (auto it = open_.find(id); it != open_.end()) {
-      u.ended.push_back(finish(id, std::move(it->second)));
-      open_.erase(it);
+  // A track ends as the tracker's do: unseen (here: not shown) for longer than max_missed_s
+  // of frame time. The tracker letting it go ends it too (below the threshold, that comes later).
+  for (auto it = open_.begin(); it != open_.end();) {
+    const bool let_go = std::find(r.ended.begin(), r.ended.end(), it->first) != r.ended.end();
+    if (let_go || r.time_s - it->second.last_shown_s > opts_.max_missed_s) {
+      u.ended.push_back(finish(it->first, std::move(it->second)));
+      it = open_.erase(it);
+    } else {
+      ++it;
     }
+  }
   return u;
 }
 

@@ -1,8 +1,9 @@
 // The life of each face track as the product reports it, one definition for `run` and
 // `serve`: a track opens when its face first shows (at or over the face threshold), its
-// verdict changes are news while it shows, and it ends when the tracker lets it go (unseen
-// for TrackerOptions::max_missed_s, FrameResult::ended), with the verdict it showed longest
-// and a crop of its best-scored face. It stamps events with the time it is given (source
+// verdict changes are news while it shows (one shown after a change while hidden is news
+// then), and it ends as the tracker's tracks do, when not shown for max_missed_s of frame
+// time (or when the tracker lets it go: FrameResult::ended), with the verdict it showed
+// longest and a crop of its best-scored face. It stamps events with the time it is given (source
 // time in `run`, the wall clock in `serve`), so it is tested without a model, a camera or
 // a clock.
 #pragma once
@@ -36,6 +37,7 @@ struct LedgerOptions {
   float min_face_score = 0;  // faces under it are not shown: dropped from the result, no news
   bool snapshots = false;    // keep a crop of each track's best face for TrackEnded
   double snapshot_margin = 0.5;
+  double max_missed_s = TrackerOptions{}.max_missed_s;  // the tracker's: one definition of a track's end
 };
 
 struct LedgerUpdate {
@@ -57,7 +59,9 @@ class TrackLedger {
 
  private:
   struct Open {
-    double start = 0, last_seen = 0;
+    double start = 0, last_seen = 0;  // event times
+    double last_shown_s = 0;           // frame time
+    int reported = kUncertain;         // the verdict the last event said
     std::map<int, int> frames_per_verdict;
     double top_score = 0;
     float best_face_score = -1;

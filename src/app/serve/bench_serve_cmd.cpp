@@ -39,6 +39,7 @@
 #include "util/error.h"
 #include "util/net.h"
 #include "util/paths.h"
+#include "util/percentile.h"
 #include "util/stopwatch.h"
 #include "util/subprocess.h"
 
@@ -102,12 +103,6 @@ std::filesystem::path make_clip_640(const std::string& clip, const std::filesyst
   }
   if (!w.close()) throw Error("cannot write " + out.string() + ": " + w.error());
   return out;
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
 double process_cpu_seconds(int pid) {

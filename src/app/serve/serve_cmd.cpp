@@ -68,7 +68,7 @@ void serve(const ServeOpts& o) {
   std::unique_ptr<MqttBridge> mqtt;
   if (cfg.mqtt.enabled) {
     mqtt = std::make_unique<MqttBridge>(cfg, engine, storage, cfg.fleet.subscribe.empty() ? nullptr : &fleet);
-    api.add_metrics([&mqtt] { return mqtt->prometheus_metrics(); });
+    api.add_metrics([&mqtt](PromText& out) { mqtt->prometheus_metrics(out); });
   }
   char host[256] = "127.0.0.1";
   if (cfg.http.listen == "0.0.0.0" || cfg.http.listen == "::")
