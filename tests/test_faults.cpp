@@ -119,7 +119,7 @@ TEST(Faults, OutputPathsAreCheckedBeforeAnyWork) {
   const auto r = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--events",
                           (dir / "new" / "deeper" / "e.jsonl").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(line_count(dir / "new" / "deeper" / "e.jsonl"), 3u + 1u);  // 3 frames + the first verdict
+  EXPECT_EQ(line_count(dir / "new" / "deeper" / "e.jsonl"), 3u + 2u);  // 3 frames + the track's new and end
   const auto d = run_cli({"detect", clip().string(), "--out", (dir / "file" / "annotated").string()});
   EXPECT_EQ(d.exit_code, 1);
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "serve/frame_pacer.h"
+#include "util/rate_meter.h"
 
 namespace maskwatch {
 namespace {
@@ -58,3 +59,32 @@ TEST(FramePacer, AStallIsNotFollowedByABurst) {
 
 }  // namespace
 }  // namespace maskwatch
+
+// The one rate estimator (capture, processing, run's overlay): what happened in the window.
+TEST(RateMeter, CountsTheWindowAndFallsWhenEventsStop) {
+  using maskwatch::RateMeter;
+  using namespace std::chrono;
+  RateMeter m(seconds(3));
+  const auto t0 = RateMeter::Clock::time_point{} + hours(1);
+  EXPECT_EQ(m.rate(t0), 0.0);
+  // 10 of 15 fps by a pacer: gaps of 1 and 2 source frames (66.7 and 133.3 ms).
+  auto t = t0;
+  for (int i = 0; i < 40; ++i) {
+    m.tick(t);
+    t += milliseconds(i % 2 ? 133 : 67);
+  }
+  EXPECT_NEAR(m.rate(t - milliseconds(67)), 10.0, 0.4);
+  // Early on: the spacing of the events so far (2 gaps needed).
+  RateMeter early(seconds(3));
+  early.tick(t0);
+  early.tick(t0 + milliseconds(100));
+  EXPECT_EQ(early.rate(t0 + milliseconds(100)), 0.0);
+  early.tick(t0 + milliseconds(200));
+  EXPECT_NEAR(early.rate(t0 + milliseconds(200)), 10.0, 1e-9);
+  // Events stop: the rate falls to 0 within the window, instead of keeping its last value.
+  EXPECT_NEAR(m.rate(t + milliseconds(1500)), 5.0, 0.5);
+  EXPECT_EQ(m.rate(t + seconds(4)), 0.0);
+  m.reset();
+  m.tick(t + seconds(10));
+  EXPECT_EQ(m.rate(t + seconds(10)), 0.0);
+}

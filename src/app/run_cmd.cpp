@@ -17,6 +17,7 @@
 #include "util/json_io.h"
 #include "util/locked_file.h"
 #include "util/stop_signals.h"
+#include "util/rate_meter.h"
 #include "util/stopwatch.h"
 #include "util/threads.h"
 #include "vision/display.h"
@@ -127,8 +128,9 @@ void run(const RunOpts& o) {
     if (events) log_event(ended_json(t, classes), frame);
     if (alarm) alarm->on_end("", t.track_id);
   };
-  Stopwatch wall, frame_clock;
-  double fps_ema = 0, last_draw_ms = 0;
+  Stopwatch wall;
+  double last_draw_ms = 0;
+  RateMeter frame_rate(std::chrono::seconds(2));  // frames through the loop, shown on the overlay
   cv::Mat annotated;
   SourceFrame f;
   while (!g_quit && (o.max_frames == 0 || sum.frames < o.max_frames)) {
@@ -140,10 +142,9 @@ void run(const RunOpts& o) {
       if (!got) break;
       if (status.mirrored) cv::flip(f.image, f.image, 1);
       auto r = pipeline.process(f.image, f.index, f.time_s);
-      const double dt = frame_clock.ms() / 1000;
-      frame_clock.reset();
-      if (sum.frames > 0) fps_ema = fps_ema > 0 ? 0.9 * fps_ema + 0.1 / std::max(dt, 1e-6) : 1.0 / std::max(dt, 1e-6);
-      status.fps = fps_ema;
+      const auto done = RateMeter::Clock::now();
+      frame_rate.tick(done);
+      status.fps = frame_rate.rate(done);
       status.times.draw_ms = last_draw_ms;  // this frame's drawing is not done yet
       status.recording = recorder != nullptr;
       if (wall.ms() / 1000 > message_until) status.message.clear();
@@ -154,7 +155,7 @@ void run(const RunOpts& o) {
       }
       if (recorder) recorder->write(annotated);
       const LedgerUpdate news = ledger.observe(r, f.image, r.time_s);
-      if (events) events->write_line(frame_event(r, classes, fps_ema).dump());
+      if (events) events->write_line(frame_event(r, classes, status.fps).dump());
       for (const auto& v : news.verdicts) {
         if (events) log_event(verdict_json(v, classes), r.frame);
         if (alarm) alarm->on_verdict("", v);

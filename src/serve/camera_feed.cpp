@@ -17,11 +17,6 @@ using Clock = CameraFeed::Clock;
 
 namespace {
 
-// camera_fps counts the frames that arrived this long back: a rate of frames actually
-// delivered, which falls when they come slowly or stop (an average of 1/interval per frame
-// overshoots when intervals vary and keeps its last value when frames stop).
-constexpr auto kRateWindow = std::chrono::seconds(5);
-
 // A FIFO that nobody writes to blocks open(2) for ever: FFmpeg's file protocol opens it
 // blocking and no interrupt callback reaches a blocked system call. Opening the FIFO for
 // writing (non-blocking) completes such a reader's open, and closing it at once gives the
@@ -91,20 +86,7 @@ std::string CameraFeed::status_detail() const {
 
 double CameraFeed::camera_fps() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (status_ != CameraStatus::Online || arrivals_.empty()) return 0.0;
-  const auto now = Clock::now();
-  const auto first = std::find_if(arrivals_.begin(), arrivals_.end(), [&](auto t) { return now - t <= kRateWindow; });
-  const auto n = static_cast<double>(std::distance(first, arrivals_.end()));
-  if (now - run_start_ >= kRateWindow) return n / std::chrono::duration<double>(kRateWindow).count();
-  // The first seconds of a run: the spacing of the frames so far.
-  const double span = std::chrono::duration<double>(arrivals_.back() - arrivals_.front()).count();
-  return n >= 2 && span > 0 ? (n - 1) / span : 0.0;
-}
-
-void CameraFeed::count_arrival(Clock::time_point now) {
-  if (arrivals_.empty()) run_start_ = now;
-  arrivals_.push_back(now);
-  while (now - arrivals_.front() > kRateWindow) arrivals_.pop_front();
+  return status_ == CameraStatus::Online ? arrivals_.rate(Clock::now()) : 0.0;
 }
 
 void CameraFeed::set_status(CameraStatus s, const std::string& detail) {
@@ -113,7 +95,7 @@ void CameraFeed::set_status(CameraStatus s, const std::string& detail) {
     if (s == status_ && s != CameraStatus::Disabled) return;
     status_ = s;
     detail_ = redact_url(detail);
-    arrivals_.clear();  // a new run of frames: no rate from the last one
+    arrivals_.reset();  // a new run of frames: no rate from the last one
   }
   // The detail is stored in history and served by the API: never with a stream's password.
   if (on_status_) on_status_(s, redact_url(detail));
@@ -166,12 +148,16 @@ void CameraFeed::loop() {
     auto next_due = Clock::now();
     SourceFrame f;
     bool got_any = false;
+    int64_t source_dropped = 0;
     while (true) {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stop_) break;
       }
       if (!source->read(f)) break;
+      // A live source keeps only its newest frame too: what it dropped before we took one
+      // was dropped for this camera as well.
+      if (const int64_t d = source->dropped(); d > source_dropped) dropped_ += d - source_dropped, source_dropped = d;
       if (!got_any) {
         got_any = true;
         backoff_s = 1;
@@ -193,7 +179,7 @@ void CameraFeed::loop() {
         latest_time_ = std::chrono::duration<double>(now - started).count();
         latest_captured_ = now;
         has_new_ = true;
-        count_arrival(now);
+        arrivals_.tick(now);
       }
       ++captured_;
       wake_->notify_all();

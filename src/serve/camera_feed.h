@@ -18,6 +18,7 @@
 
 #include "serve/config.h"
 #include "serve/live_event.h"
+#include "util/rate_meter.h"
 
 namespace maskwatch {
 
@@ -38,14 +39,13 @@ class CameraFeed {
   std::string status_detail() const;  // why the status is what it is (no password)
   const CameraConfig& config() const { return config_; }
   int64_t frames_captured() const { return captured_; }
-  int64_t frames_dropped() const { return dropped_; }  // overwritten before the worker took them
+  int64_t frames_dropped() const { return dropped_; }  // overwritten before the worker (or this feed, from a live source) took them
   double camera_fps() const;                           // frames that arrived in the last few seconds, per second
 
  private:
   void loop();
   void set_status(CameraStatus s, const std::string& detail);
   void note_waiting(const std::string& why);  // the status stays; its detail and one log line say why
-  void count_arrival(Clock::time_point now);  // under mutex_
   bool sleep_for(double seconds);             // false when stopping
 
   CameraConfig config_;
@@ -63,8 +63,7 @@ class CameraFeed {
   std::string detail_;
   std::atomic<int64_t> captured_{0}, dropped_{0};
   std::atomic<bool> cancel_{false};         // makes a live source's read() return at once
-  std::deque<Clock::time_point> arrivals_;  // of the frames in the last kRateWindow
-  Clock::time_point run_start_{};           // the first frame since the status last changed
+  RateMeter arrivals_{std::chrono::seconds(5)};  // camera_fps: frames delivered, since the status last changed
   std::thread thread_;
 };
 

@@ -239,16 +239,10 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
   }
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
-    // FPS from the processing starts (paced by fps_limit) of the last few seconds, counted:
-    // completion times bunch up when one frame takes longer than the next, and the pacer
-    // spaces frames unevenly (10 of 15 fps: gaps of 1 and 2 source frames), so neither 1/dt
-    // nor an average that starts from the first gap says the rate.
-    const auto start = cam.last_processed;
-    cam.recent_starts.push_back(start);
-    while (start - cam.recent_starts.front() > kRateWindow) cam.recent_starts.pop_front();
-    const double span = std::chrono::duration<double>(start - cam.recent_starts.front()).count();
-    if (cam.recent_starts.size() >= 3 && span > 0)  // two gaps at least: one could be a short one
-      cam.process_fps = static_cast<double>(cam.recent_starts.size() - 1) / span;
+    // FPS from the processing starts (completion times bunch up when one frame takes longer
+    // than the next).
+    cam.processing.tick(cam.last_processed);
+    cam.process_fps = cam.processing.rate(cam.last_processed);
     // Capture to result: waiting for a worker, detection, classification, bookkeeping.
     cam.latencies_ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - captured).count());
@@ -283,7 +277,7 @@ void Engine::show_undetected(Camera& cam, cv::Mat frame) {
   // Nothing is processed: the rate is 0, and it starts afresh when detection is back (the
   // pause is no interval between processed frames).
   cam.process_fps = 0;
-  cam.recent_starts.clear();
+  cam.processing.reset();
   cam.overlay.fps = 0;
   ++cam.seq;
   cam.raw = std::move(frame);

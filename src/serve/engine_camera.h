@@ -13,6 +13,7 @@
 #include "serve/camera_feed.h"
 #include "serve/engine.h"
 #include "serve/frame_pacer.h"
+#include "util/rate_meter.h"
 #include "vision/motion_gate.h"
 #include "vision/overlay.h"
 #include "vision/track_ledger.h"
@@ -23,8 +24,6 @@ constexpr const char* kStageNames[5] = {"detect", "classify", "track", "draw", "
 
 // Everything about one camera. Feed and pipeline are touched by the worker only; the
 // outputs (frames, JPEG, live counts) are guarded by `mutex` for the HTTP threads.
-// process_fps counts the frames processed this long back.
-constexpr auto kRateWindow = std::chrono::seconds(3);
 constexpr size_t kLatencyFrames = 300;
 
 struct Engine::Camera {
@@ -34,7 +33,7 @@ struct Engine::Camera {
   std::chrono::steady_clock::time_point last_processed{};
   FramePacer pacer;                                                 // fps_limit (worker thread only)
   MotionGate motion;                                                // the detector only where something moved
-  std::deque<std::chrono::steady_clock::time_point> recent_starts;  // processing starts, last kRateWindow
+  RateMeter processing;                                             // processing starts (under mutex)
   TrackLedger ledger;  // its face tracks: starts, verdict changes, ends (worker thread only)
 
   mutable std::mutex mutex;

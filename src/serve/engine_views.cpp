@@ -111,7 +111,7 @@ std::vector<std::pair<std::string, CameraStats>> Engine::camera_stats() const {
       s.frames_captured = c->feed->frames_captured();
       s.frames_dropped = c->feed->frames_dropped();
     }
-    s.process_fps = s.status == CameraStatus::Online ? c->process_fps : 0.0;
+    s.process_fps = s.status == CameraStatus::Online ? c->processing.rate(std::chrono::steady_clock::now()) : 0.0;
     s.fps_limit = c->config.fps_limit;
     s.frames_processed = c->processed;
     s.frames_without_detection = c->without_detection;
