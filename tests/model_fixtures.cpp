@@ -1,6 +1,6 @@
 #include "model_fixtures.h"
 
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "nn/tflite_import.h"
 #include "support.h"
 #include "util/paths.h"

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "eval/condition_eval.h"
 #include "eval/conditions.h"
 #include "support.h"

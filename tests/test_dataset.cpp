@@ -4,7 +4,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "data/dataset.h"
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "support.h"
 #include "util/error.h"
 

@@ -2,6 +2,9 @@
 // training commands (by handing them to `maskwatch-train`).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "model/model_meta.h"
 #include "support.h"
 #include "util/json_io.h"
@@ -59,4 +62,20 @@ TEST(RuntimeExecutable, VersionNamesTheReleaseTheCommitAndTheModel) {
   const auto sha = read_json(sidecar_path(default_model_path()))["onnx_sha256"].get<std::string>();
   ASSERT_EQ(sha.size(), 64u);
   EXPECT_NE(r.out.find("sha256 " + sha), std::string::npos) << r.out;
+}
+
+// Config keys are declared once (serve/config.cpp): the README's table is that table, printed.
+TEST(RuntimeExecutable, ReadmeConfigTableIsTheOneTheBinaryPrints) {
+  const auto r = run_cli({"config", "keys", "--markdown"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| `tracker.max_missed_s` | 0 .. 60 | `0.5` |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| `mqtt.password` |"), std::string::npos);
+  std::ifstream in(std::filesystem::path(MASKWATCH_TEST_SOURCE_DIR) / "README.md");
+  const std::string readme((std::istreambuf_iterator<char>(in)), {});
+  const std::string open = "<!-- config-keys: maskwatch config keys --markdown -->\n", close = "<!-- /config-keys -->";
+  const auto a = readme.find(open), b = readme.find(close);
+  ASSERT_NE(a, std::string::npos);
+  ASSERT_NE(b, std::string::npos);
+  EXPECT_EQ(readme.substr(a + open.size(), b - a - open.size()), r.out)
+      << "README's config table is stale: paste `maskwatch config keys --markdown` between the markers";
 }

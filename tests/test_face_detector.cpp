@@ -8,7 +8,7 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "support.h"
 #include "util/error.h"
 #include "util/files.h"

@@ -8,7 +8,7 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "media/image_codec.h"
 #include "media/v4l2_camera.h"
 #include "media/video_reader.h"

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "data/augment.h"
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "data/near_duplicates.h"
 #include "model/preprocess.h"
 #include "support.h"

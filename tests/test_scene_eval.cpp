@@ -7,7 +7,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "eval/scene_eval.h"
 #include "eval/voc.h"
 #include "support.h"

@@ -6,7 +6,7 @@
 
 #include "app/commands.h"
 #include "app/vision_options.h"
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "eval/plots.h"
 #include "util/error.h"
 #include "util/files.h"

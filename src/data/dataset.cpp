@@ -9,7 +9,7 @@
 #include <opencv2/core/utility.hpp>
 #include <set>
 
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "model/preprocess.h"
 #include "util/error.h"
 #include "util/files.h"

@@ -8,7 +8,7 @@
 #include <numeric>
 #include <opencv2/imgproc.hpp>
 
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "eval/plots.h"
 #include "eval/voc.h"
 #include "media/save_png.h"

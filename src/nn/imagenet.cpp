@@ -4,7 +4,7 @@
 
 #include <sstream>
 
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "nn/blob_tensor.h"
 #include "util/error.h"
 #include "util/files.h"

@@ -8,6 +8,8 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <type_traits>
+#include <variant>
 
 #include "serve/webhook.h"
 #include "util/error.h"
@@ -166,6 +168,184 @@ void read_secret(MapReader& r, const std::string& key, std::string& out) {
   out = v;
 }
 
+// Every plain key is declared once, in a table: its member, range and help drive reading
+// (typed, range-checked, file:line errors), the effective config (`config check`,
+// /api/config, secrets shown as ***) and the key reference (`config keys`). Keys that need
+// more (paths, names, lists, cross-checks) are read by hand around their table.
+template <class S>
+struct Field {
+  const char* key;
+  std::variant<bool S::*, int S::*, float S::*, double S::*, std::string S::*> member;
+  double lo = 0, hi = 0;  // numbers: the allowed range
+  const char* help = "";
+  bool secret = false;  // text: may come from <key>_env instead; shown as ***
+};
+
+template <class S>
+void read_fields(MapReader& r, S& s, const std::vector<Field<S>>& fields) {
+  for (const auto& f : fields)
+    std::visit(
+        [&](auto m) {
+          using T = std::remove_reference_t<decltype(s.*m)>;
+          if constexpr (std::is_same_v<T, bool>)
+            r.get(f.key, s.*m);
+          else if constexpr (std::is_same_v<T, std::string>)
+            f.secret ? read_secret(r, f.key, s.*m) : r.get(f.key, s.*m);
+          else
+            r.get_range(f.key, s.*m, static_cast<T>(f.lo), static_cast<T>(f.hi));
+        },
+        f.member);
+}
+
+template <class S>
+nlohmann::json fields_json(const S& s, const std::vector<Field<S>>& fields, bool redact) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : fields)
+    std::visit(
+        [&](auto m) {
+          if constexpr (std::is_same_v<std::remove_cv_t<std::remove_reference_t<decltype(s.*m)>>, std::string>)
+            j[f.key] = f.secret && redact && !(s.*m).empty() ? std::string("***") : s.*m;
+          else
+            j[f.key] = s.*m;
+        },
+        f.member);
+  return j;
+}
+
+template <class S>
+void document(std::vector<ConfigKey>& out, const std::string& prefix, const std::vector<Field<S>>& fields) {
+  static const S defaults{};
+  for (const auto& f : fields) {
+    ConfigKey k;
+    k.key = prefix + f.key;
+    k.help = f.help;
+    k.secret = f.secret;
+    std::visit(
+        [&](auto m) {
+          using T = std::remove_cv_t<std::remove_reference_t<decltype(defaults.*m)>>;
+          const T& v = defaults.*m;
+          if constexpr (std::is_same_v<T, bool>) {
+            k.type = "true/false";
+            k.default_value = v ? "true" : "false";
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            k.type = "text";
+            k.default_value = "\"" + v + "\"";
+          } else {
+            k.type = fmt::format("{} .. {}", static_cast<T>(f.lo), static_cast<T>(f.hi));
+            k.default_value = fmt::format("{}", v);
+          }
+        },
+        f.member);
+    out.push_back(std::move(k));
+  }
+}
+
+const std::vector<Field<TrackerOptions>>& tracker_fields() {
+  static const std::vector<Field<TrackerOptions>> f = {
+      {"tau_s", &TrackerOptions::tau_s, 0, 10, "time constant of the smoothing of a face's class probabilities"},
+      {"enter", &TrackerOptions::enter, 0.5, 1, "smoothed probability a class needs to become the verdict"},
+      {"uncertain_after_s", &TrackerOptions::uncertain_after_s, 0, 60,
+       "no confident class for this long: the face is shown as uncertain"},
+      {"max_missed_s", &TrackerOptions::max_missed_s, 0, 60,
+       "a face unseen for longer ends its track (history row, `end` event)"},
+      {"iou_match", &TrackerOptions::iou_match, 0, 1, "box overlap that continues a track"}};
+  return f;
+}
+
+const std::vector<Field<MotionOptions>>& motion_fields() {
+  static const std::vector<Field<MotionOptions>> f = {
+      {"enabled", &MotionOptions::enabled, 0, 0, "run the face detector only on frames where something moved"},
+      {"threshold", &MotionOptions::threshold, 1, 254, "grey levels a (shrunk) pixel must change by"},
+      {"min_area", &MotionOptions::min_area, 0.0001, 1, "share of the pixels that must change"},
+      {"full_every_s", &MotionOptions::full_every_s, 0.1, 60, "the detector runs at least this often"}};
+  return f;
+}
+
+const std::vector<Field<DetectorSettings>>& detector_fields() {
+  static const std::vector<Field<DetectorSettings>> f = {
+      {"score_threshold", &DetectorSettings::score_threshold, 0.05, 1, "face score needed to show a face"},
+      {"detect_width", &DetectorSettings::detect_width, 64, 4096, "frames are shrunk to this width for detection"},
+      {"margin", &DetectorSettings::margin, 0, 3, "crop side = face side x (1 + margin) for the classifier"},
+      {"reclassify_after_s", &DetectorSettings::reclassify_after_s, 0, 10,
+       "a steady face is classified again after this (0: every face every frame)"}};
+  return f;
+}
+
+const std::vector<Field<CameraConfig>>& camera_fields() {
+  static const std::vector<Field<CameraConfig>> f = {
+      {"enabled", &CameraConfig::enabled, 0, 0, "false: the camera is listed but not opened"},
+      {"width", &CameraConfig::width, 16, 8192, "requested camera resolution"},
+      {"height", &CameraConfig::height, 16, 8192, "requested camera resolution"},
+      {"fps_limit", &CameraConfig::fps_limit, 0.1, 240, "frames processed per second at most"},
+      {"loop", &CameraConfig::loop, 0, 0, "video files: start again at the end (demo, tests)"},
+      {"mirror", &CameraConfig::mirror, 0, 0, "mirror the picture"},
+      {"reconnect_max_s", &CameraConfig::reconnect_max_s, 0.5, 3600, "longest wait between reconnect attempts"}};
+  return f;
+}
+
+const std::vector<Field<HttpConfig>>& http_fields() {
+  static const std::vector<Field<HttpConfig>> f = {
+      {"listen", &HttpConfig::listen, 0, 0, "address to listen on (0.0.0.0: every interface)"},
+      {"port", &HttpConfig::port, 0, 65535, "0: any free port (printed at start)"},
+      {"max_stream_clients", &HttpConfig::max_stream_clients, 0, 1000, "MJPEG viewers of each camera; the next gets 503"},
+      {"max_streams", &HttpConfig::max_streams, 0, 1000,
+       "open streams (MJPEG viewers, event listeners) over all cameras"},
+      {"max_connections_per_client", &HttpConfig::max_connections_per_client, 1, 10000,
+       "open connections per remote address; the next gets 503"},
+      {"request_timeout_s", &HttpConfig::request_timeout_s, 0.5, 300,
+       "a complete request must arrive within this long (slow ones are closed)"},
+      {"stream_fps", &HttpConfig::stream_fps, 1, 60, "MJPEG frames per second at most"},
+      {"jpeg_quality", &HttpConfig::jpeg_quality, 10, 100, "JPEG quality of frames and streams"}};
+  return f;
+}
+
+const std::vector<Field<HttpAuth>>& auth_fields() {
+  static const std::vector<Field<HttpAuth>> f = {
+      {"token", &HttpAuth::token, 0, 0, "bearer token (or token_env: a variable holding it)", true},
+      {"user", &HttpAuth::user, 0, 0, "HTTP basic user"},
+      {"password", &HttpAuth::password, 0, 0, "HTTP basic password (or password_env)", true}};
+  return f;
+}
+
+const std::vector<Field<StorageConfig>>& storage_fields() {
+  static const std::vector<Field<StorageConfig>> f = {
+      {"retention_days", &StorageConfig::retention_days, 0, 36500, "snapshots older than this are removed (0: never)"},
+      {"max_disk_mb", &StorageConfig::max_disk_mb, 0, 10000000, "oldest snapshots go beyond this (0: no limit)"},
+      {"snapshots", &StorageConfig::snapshots, 0, 0, "keep a JPEG of each face track's best frame"}};
+  return f;
+}
+
+const std::vector<Field<MqttConfig>>& mqtt_fields() {
+  static const std::vector<Field<MqttConfig>> f = {
+      {"enabled", &MqttConfig::enabled, 0, 0, "on by default when the mqtt section is there"},
+      {"host", &MqttConfig::host, 0, 0, "broker address"},
+      {"port", &MqttConfig::port, 1, 65535, "broker port"},
+      {"user", &MqttConfig::user, 0, 0, "broker user"},
+      {"password", &MqttConfig::password, 0, 0, "broker password (or password_env)", true},
+      {"client_id", &MqttConfig::client_id, 0, 0, "this instance's id (no '/', '+', '#')"},
+      {"tls", &MqttConfig::tls, 0, 0, "connect with TLS"},
+      {"compliance_interval_s", &MqttConfig::compliance_interval_s, 1, 86400, "today's compliance is published this often"},
+      {"stats_interval_s", &MqttConfig::stats_interval_s, 1, 86400, "stats are published this often"},
+      {"buffer_messages", &MqttConfig::buffer_messages, 0, 10000000,
+       "messages held while the broker is down; the oldest go beyond"},
+      {"discovery", &MqttConfig::discovery, 0, 0, "Home Assistant discovery: three sensors per camera"},
+      {"discovery_prefix", &MqttConfig::discovery_prefix, 0, 0, "Home Assistant's discovery topic prefix"}};
+  return f;
+}
+
+const std::vector<Field<AlertRule>>& alert_fields() {
+  static const std::vector<Field<AlertRule>> f = {
+      {"seconds", &AlertRule::seconds, 0, 86400,
+       "unmasked_face: without a mask this long; camera_offline: down this long"},
+      {"below", &AlertRule::below, 0, 1, "low_compliance: share with a mask under this..."},
+      {"window_minutes", &AlertRule::window_minutes, 1, 1440, "...over this window"},
+      {"min_faces", &AlertRule::min_faces, 1, 1000000, "low_compliance: at least this many faces in the window"},
+      {"cooldown_s", &AlertRule::cooldown_s, 0, 864000, "the rule fires at most once this often per camera"},
+      {"mqtt", &AlertRule::mqtt, 0, 0, "publish on <prefix>/alerts"},
+      {"sound", &AlertRule::sound, 0, 0, "`maskwatch run` only"}};
+  return f;
+}
+
 void read_detector(MapReader& parent, const std::string& key, DetectorSettings& d, const std::filesystem::path& base,
                    bool global) {
   MapReader r(parent.child(key), parent.where() + "." + key, parent.file());
@@ -186,20 +366,13 @@ void read_detector(MapReader& parent, const std::string& key, DetectorSettings& 
   };
   if (!face_model.empty())
     d.face_model = is_name() ? face_model : resolve(expand(face_model, r, r.child("face_model")), base);
-  r.get_range("score_threshold", d.score_threshold, 0.05f, 1.0f);
-  r.get_range("detect_width", d.detect_width, 64, 4096);
-  r.get_range("margin", d.margin, 0.0, 3.0);
-  r.get_range("reclassify_after_s", d.reclassify_after_s, 0.0, 10.0);
+  read_fields(r, d, detector_fields());
   r.finish();
 }
 
 void read_tracker(MapReader& parent, TrackerOptions& t) {
   MapReader r(parent.child("tracker"), parent.where() + ".tracker", parent.file());
-  r.get_range("tau_s", t.tau_s, 0.0, 10.0);
-  r.get_range("enter", t.enter, 0.5, 1.0);
-  r.get_range("uncertain_after_s", t.uncertain_after_s, 0.0, 60.0);
-  r.get_range("max_missed_s", t.max_missed_s, 0.0, 60.0);
-  r.get_range("iou_match", t.iou_match, 0.0, 1.0);
+  read_fields(r, t, tracker_fields());
   r.finish();
 }
 
@@ -208,20 +381,11 @@ void read_camera_keys(MapReader& r, CameraConfig& c, const std::filesystem::path
   std::string source;
   r.get("source", source);
   if (!source.empty()) c.source = resolve(expand(source, r, r.child("source")), base);
-  r.get("enabled", c.enabled);
-  r.get_range("width", c.width, 16, 8192);
-  r.get_range("height", c.height, 16, 8192);
-  r.get_range("fps_limit", c.fps_limit, 0.1, 240.0);
-  r.get("loop", c.loop);
-  r.get("mirror", c.mirror);
-  r.get_range("reconnect_max_s", c.reconnect_max_s, 0.5, 3600.0);
+  read_fields(r, c, camera_fields());
   read_detector(r, "detector", c.detector, base, false);
   read_tracker(r, c.tracker);
   MapReader m(r.child("motion"), r.where() + ".motion", r.file());
-  m.get("enabled", c.motion.enabled);
-  m.get_range("threshold", c.motion.threshold, 1, 254);
-  m.get_range("min_area", c.motion.min_area, 0.0001, 1.0);
-  m.get_range("full_every_s", c.motion.full_every_s, 0.1, 60.0);
+  read_fields(m, c.motion, motion_fields());
   m.finish();
 }
 
@@ -246,11 +410,7 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
     if (!kinds.count(a.kind))
       r.fail(node, fmt::format("{}: kind must be unmasked_face, low_compliance or camera_offline", r.where()));
     r.get_list("cameras", a.cameras);
-    r.get_range("seconds", a.seconds, 0.0, 86400.0);
-    r.get_range("below", a.below, 0.0, 1.0);
-    r.get_range("window_minutes", a.window_minutes, 1.0, 1440.0);
-    r.get_range("min_faces", a.min_faces, 1, 1000000);
-    r.get_range("cooldown_s", a.cooldown_s, 0.0, 864000.0);
+    read_fields(r, a, alert_fields());
     r.get_list("hours", a.hours);
     for (int h : a.hours)
       if (h < 0 || h > 23) r.fail(r.child("hours"), fmt::format("{}.hours: {} is not an hour (0-23)", r.where(), h));
@@ -258,7 +418,6 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
     for (int d : a.weekdays)
       if (d < 0 || d > 6)
         r.fail(r.child("weekdays"), fmt::format("{}.weekdays: {} is not a weekday (0 = Sunday .. 6)", r.where(), d));
-    r.get("mqtt", a.mqtt);
     r.get("webhook", a.webhook);
     a.webhook = expand(a.webhook, r, r.child("webhook"));
     if (!a.webhook.empty()) try {
@@ -266,7 +425,6 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
       } catch (const Error& e) {
         r.fail(r.child("webhook"), fmt::format("{}.webhook: {}", r.where(), e.what()));
       }
-    r.get("sound", a.sound);
     r.finish();
     for (const auto& cam : a.cameras)
       if (!cfg.camera(cam)) r.fail(r.child("cameras"), fmt::format("{}: no camera named '{}'", r.where(), cam));
@@ -302,18 +460,9 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   read_tracker(root, cfg.tracker);
   {
     MapReader r(root.child("http"), "http", file);
-    r.get("listen", cfg.http.listen);
-    r.get_range("port", cfg.http.port, 0, 65535);
-    r.get_range("max_stream_clients", cfg.http.max_stream_clients, 0, 1000);
-    r.get_range("max_streams", cfg.http.max_streams, 0, 1000);
-    r.get_range("max_connections_per_client", cfg.http.max_connections_per_client, 1, 10000);
-    r.get_range("request_timeout_s", cfg.http.request_timeout_s, 0.5, 300.0);
-    r.get_range("stream_fps", cfg.http.stream_fps, 1, 60);
-    r.get_range("jpeg_quality", cfg.http.jpeg_quality, 10, 100);
+    read_fields(r, cfg.http, http_fields());
     MapReader a(r.child("auth"), "http.auth", file);
-    read_secret(a, "token", cfg.http.auth.token);
-    a.get("user", cfg.http.auth.user);
-    read_secret(a, "password", cfg.http.auth.password);
+    read_fields(a, cfg.http.auth, auth_fields());
     a.finish();
     if (!cfg.http.auth.user.empty() && cfg.http.auth.password.empty())
       r.fail(r.child("auth"), "http.auth: a user needs a password (or password_env)");
@@ -329,27 +478,14 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     if (std::filesystem::exists(cfg.storage.dir, ec) && !std::filesystem::is_directory(cfg.storage.dir, ec))
       r.fail(r.child("dir") ? r.child("dir") : doc,
              fmt::format("storage.dir: {} is a file, not a folder", cfg.storage.dir));
-    r.get_range("retention_days", cfg.storage.retention_days, 0, 36500);
-    r.get_range("max_disk_mb", cfg.storage.max_disk_mb, 0, 10000000);
-    r.get("snapshots", cfg.storage.snapshots);
+    read_fields(r, cfg.storage, storage_fields());
     r.finish();
   }
   {
     MapReader r(root.child("mqtt"), "mqtt", file);
     cfg.mqtt.enabled = static_cast<bool>(root.child("mqtt")) && !root.child("mqtt").IsNull();
-    r.get("enabled", cfg.mqtt.enabled);
-    r.get("host", cfg.mqtt.host);
-    r.get_range("port", cfg.mqtt.port, 1, 65535);
-    r.get("user", cfg.mqtt.user);
-    read_secret(r, "password", cfg.mqtt.password);
-    r.get("client_id", cfg.mqtt.client_id);
+    read_fields(r, cfg.mqtt, mqtt_fields());
     r.get("topic_prefix", cfg.mqtt.topic_prefix);
-    r.get("tls", cfg.mqtt.tls);
-    r.get_range("compliance_interval_s", cfg.mqtt.compliance_interval_s, 1, 86400);
-    r.get_range("stats_interval_s", cfg.mqtt.stats_interval_s, 1, 86400);
-    r.get_range("buffer_messages", cfg.mqtt.buffer_messages, 0, 10000000);
-    r.get("discovery", cfg.mqtt.discovery);
-    r.get("discovery_prefix", cfg.mqtt.discovery_prefix);
     if (cfg.mqtt.discovery_prefix.empty() || cfg.mqtt.discovery_prefix.find_first_of("+#") != std::string::npos)
       r.fail(r.child("discovery_prefix"), "mqtt.discovery_prefix must be non-empty and free of '+' and '#'");
     r.finish();
@@ -399,96 +535,79 @@ ServeConfig load_serve_config(const std::filesystem::path& file) {
 }
 
 nlohmann::json ServeConfig::to_json(bool redact) const {
-  const auto secret = [&](const std::string& s) { return redact && !s.empty() ? std::string("***") : s; };
-  const auto detector_json = [](const DetectorSettings& d) {
-    return nlohmann::json{
-        {"face_model", d.face_model.empty() ? std::string(default_face_model_name()) + " (default)" : d.face_model},
-        {"score_threshold", d.score_threshold},
-        {"detect_width", d.detect_width},
-        {"margin", d.margin},
-        {"reclassify_after_s", d.reclassify_after_s}};
-  };
-  const auto tracker_json = [](const TrackerOptions& t) {
-    return nlohmann::json{{"tau_s", t.tau_s},
-                          {"enter", t.enter},
-                          {"uncertain_after_s", t.uncertain_after_s},
-                          {"max_missed_s", t.max_missed_s},
-                          {"iou_match", t.iou_match}};
+  const auto detector_json = [&](const DetectorSettings& d) {
+    auto j = fields_json(d, detector_fields(), redact);
+    j["face_model"] = d.face_model.empty() ? std::string(default_face_model_name()) + " (default)" : d.face_model;
+    return j;
   };
   nlohmann::json cams = nlohmann::json::object();
-  for (const auto& c : cameras)
-    cams[c.name] = {{"source", redact ? redact_url(c.source) : c.source},
-                    {"enabled", c.enabled},
-                    {"width", c.width},
-                    {"height", c.height},
-                    {"fps_limit", c.fps_limit},
-                    {"loop", c.loop},
-                    {"mirror", c.mirror},
-                    {"reconnect_max_s", c.reconnect_max_s},
-                    {"detector", detector_json(c.detector)},
-                    {"tracker", tracker_json(c.tracker)},
-                    {"motion",
-                     {{"enabled", c.motion.enabled},
-                      {"threshold", c.motion.threshold},
-                      {"min_area", c.motion.min_area},
-                      {"full_every_s", c.motion.full_every_s}}}};
+  for (const auto& c : cameras) {
+    auto j = fields_json(c, camera_fields(), redact);
+    j["source"] = redact ? redact_url(c.source) : c.source;
+    j["detector"] = detector_json(c.detector);
+    j["tracker"] = fields_json(c.tracker, tracker_fields(), redact);
+    j["motion"] = fields_json(c.motion, motion_fields(), redact);
+    cams[c.name] = j;
+  }
   nlohmann::json alert_list = nlohmann::json::array();
-  for (const auto& a : alerts)
-    alert_list.push_back({{"name", a.name},
-                          {"kind", a.kind},
-                          {"cameras", a.cameras},
-                          {"seconds", a.seconds},
-                          {"below", a.below},
-                          {"window_minutes", a.window_minutes},
-                          {"min_faces", a.min_faces},
-                          {"cooldown_s", a.cooldown_s},
-                          {"hours", a.hours},
-                          {"weekdays", a.weekdays},
-                          {"mqtt", a.mqtt},
-                          {"webhook", redact ? redact_url(a.webhook) : a.webhook},
-                          {"sound", a.sound}});
-  return {
-      {"file", file.string()},
-      {"model", model.empty() ? default_model_path().string() : model},
-      {"detector", [&] {
-         auto d = detector_json(detector);
-         d["workers"] = detector.workers ? nlohmann::json(detector.workers) : nlohmann::json("auto (one per core)");
-         return d;
-       }()},
-      {"tracker", tracker_json(tracker)},
-      {"http",
-       {{"listen", http.listen},
-        {"port", http.port},
-        {"max_stream_clients", http.max_stream_clients},
-        {"max_streams", http.max_streams},
-        {"max_connections_per_client", http.max_connections_per_client},
-        {"request_timeout_s", http.request_timeout_s},
-        {"stream_fps", http.stream_fps},
-        {"jpeg_quality", http.jpeg_quality},
-        {"auth",
-         {{"token", secret(http.auth.token)}, {"user", http.auth.user}, {"password", secret(http.auth.password)}}}}},
-      {"storage",
-       {{"dir", storage.dir},
-        {"retention_days", storage.retention_days},
-        {"max_disk_mb", storage.max_disk_mb},
-        {"snapshots", storage.snapshots}}},
-      {"mqtt",
-       {{"enabled", mqtt.enabled},
-        {"host", mqtt.host},
-        {"port", mqtt.port},
-        {"user", mqtt.user},
-        {"password", secret(mqtt.password)},
-        {"client_id", mqtt.client_id},
-        {"topic_prefix", mqtt.prefix()},
-        {"tls", mqtt.tls},
-        {"compliance_interval_s", mqtt.compliance_interval_s},
-        {"discovery", mqtt.discovery},
-        {"discovery_prefix", mqtt.discovery_prefix},
-        {"stats_interval_s", mqtt.stats_interval_s},
-        {"buffer_messages", mqtt.buffer_messages}}},
-      {"alerts", alert_list},
-      {"fleet", {{"subscribe", fleet.subscribe}}},
-      {"cameras", cams}};
+  for (const auto& a : alerts) {
+    auto j = fields_json(a, alert_fields(), redact);
+    j["name"] = a.name;
+    j["kind"] = a.kind;
+    j["cameras"] = a.cameras;
+    j["hours"] = a.hours;
+    j["weekdays"] = a.weekdays;
+    j["webhook"] = redact ? redact_url(a.webhook) : a.webhook;
+    alert_list.push_back(j);
+  }
+  auto d = detector_json(detector);
+  d["workers"] = detector.workers ? nlohmann::json(detector.workers) : nlohmann::json("auto (one per core)");
+  auto h = fields_json(http, http_fields(), redact);
+  h["auth"] = fields_json(http.auth, auth_fields(), redact);
+  auto st = fields_json(storage, storage_fields(), redact);
+  st["dir"] = storage.dir;
+  auto m = fields_json(mqtt, mqtt_fields(), redact);
+  m["topic_prefix"] = mqtt.prefix();
+  return {{"file", file.string()},
+          {"model", model.empty() ? default_model_path().string() : model},
+          {"detector", d},
+          {"tracker", fields_json(tracker, tracker_fields(), redact)},
+          {"http", h},
+          {"storage", st},
+          {"mqtt", m},
+          {"alerts", alert_list},
+          {"fleet", {{"subscribe", fleet.subscribe}}},
+          {"cameras", cams}};
+}
+
+std::vector<ConfigKey> config_keys() {
+  std::vector<ConfigKey> out;
+  const auto by_hand = [&](std::string key, std::string type, std::string def, std::string help) {
+    out.push_back({std::move(key), std::move(type), std::move(def), std::move(help), false});
+  };
+  by_hand("model", "path", "\"\" (the shipped model)", "the classifier (model.onnx)");
+  by_hand("detector.face_model", "name or path", fmt::format("\"{}\"", default_face_model_name()),
+          "face detector: a name (maskwatch detect --help) or an .onnx file");
+  by_hand("detector.workers", "1 .. 4 x cores", "one per core, at most one per camera",
+          "inference workers for all cameras (top level only)");
+  document(out, "detector.", detector_fields());
+  document(out, "tracker.", tracker_fields());
+  document(out, "http.", http_fields());
+  document(out, "http.auth.", auth_fields());
+  by_hand("storage.dir", "path", "\"maskwatch-data\"", "history database and snapshots");
+  document(out, "storage.", storage_fields());
+  document(out, "mqtt.", mqtt_fields());
+  by_hand("mqtt.topic_prefix", "text", "\"maskwatch/<client_id>\"", "topics are <prefix>/<camera>/...");
+  by_hand("fleet.subscribe", "list of topic filters", "[]", "other instances to show (needs mqtt)");
+  by_hand("cameras.<name>.source", "text", "(required)", "webcam index, /dev/videoN, file, folder, rtsp/http URL, FIFO");
+  document(out, "cameras.<name>.", camera_fields());
+  document(out, "cameras.<name>.motion.", motion_fields());
+  out.push_back({"cameras.<name>.detector, .tracker", "", "", "as detector: and tracker: above, for this camera", false});
+  by_hand("alerts[].kind", "unmasked_face, low_compliance, camera_offline", "(required)", "what the rule watches");
+  by_hand("alerts[].name, cameras, hours, weekdays, webhook", "", "", "rule name; cameras (empty: all); local hours "
+          "0-23 and weekdays 0-6 (empty: always); an http(s) URL to POST to");
+  document(out, "alerts[].", alert_fields());
+  return out;
 }
 
 }  // namespace maskwatch

@@ -13,17 +13,21 @@
 #include <vector>
 
 #include "util/log_text.h"  // redact_url
+#include "vision/face_detector.h"
 #include "vision/motion_gate.h"
+#include "vision/pipeline.h"
 #include "vision/tracker.h"
 
 namespace maskwatch {
 
+// The face stage of a camera. Defaults are those of `run` and `detect`, taken from the
+// options they use, so the two never drift apart.
 struct DetectorSettings {
   std::string face_model;  // a face model name or file; empty = the default (vision/face_detector.h)
-  float score_threshold = 0.6f;
-  int detect_width = 384;  // as FaceDetectorOptions (a test checks they agree)
-  double margin = 0.5;
-  double reclassify_after_s = 0.2;  // classifier schedule: a steady face again after this (0: every frame)
+  float score_threshold = FaceDetectorOptions{}.score_threshold;
+  int detect_width = FaceDetectorOptions{}.detect_width;
+  double margin = PipelineOptions{}.crop_margin;
+  double reclassify_after_s = ClassifyScheduleOptions{}.refresh_s;  // a steady face again after this (0: every frame)
   // Inference workers (top-level detector: only): 0 = one per core, at most one per camera.
   int workers = 0;
 };
@@ -123,6 +127,14 @@ struct ServeConfig {
   // (the password of user:password@ in URLs) are replaced by "***".
   nlohmann::json to_json(bool redact) const;
 };
+
+// One documented key (`maskwatch config keys`, README): cameras.<name>.* may also be set
+// under defaults:, and a camera's detector and tracker override the top-level ones.
+struct ConfigKey {
+  std::string key, type, default_value, help;
+  bool secret = false;  // also <key>_env; shown as ***
+};
+std::vector<ConfigKey> config_keys();
 
 // Throws Error("FILE:LINE: ...") for malformed YAML, unknown keys, wrong types or values.
 ServeConfig load_serve_config(const std::filesystem::path& file);

@@ -12,7 +12,7 @@
 
 #include <sys/stat.h>
 
-#include "data/image_io.h"
+#include "media/image_io.h"
 #include "media/v4l2_camera.h"
 #include "media/video_reader.h"
 #include "util/error.h"

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -127,6 +128,24 @@ void add_config_command(CLI::App& root) {
     const ServeConfig cfg = load_serve_config(*file);
     fmt::print("{}\n", cfg.to_json(/*redact=*/true).dump(2));
     spdlog::info("{}: OK, {} camera(s)", *file, cfg.cameras.size());
+  });
+  auto markdown = std::make_shared<bool>(false);
+  auto* keys = cmd->add_subcommand("keys", "Every config key: its values, default and meaning");
+  keys->add_flag("--markdown", *markdown, "As a Markdown table (the README's)");
+  keys->callback([markdown] {
+    const auto all = config_keys();
+    if (*markdown) {
+      fmt::print("| key | values | default | meaning |\n|---|---|---|---|\n");
+      for (const auto& k : all)
+        fmt::print("| `{}` | {} | {} | {}{} |\n", k.key, k.type, k.default_value.empty() ? "" : "`" + k.default_value + "`",
+                   k.help, k.secret ? " (secret: also `" + k.key.substr(k.key.rfind('.') + 1) + "_env`)" : "");
+      return;
+    }
+    size_t width = 0;
+    for (const auto& k : all) width = std::max(width, k.key.size());
+    for (const auto& k : all)
+      fmt::print("{:<{}}  {}{}{}\n", k.key, width, k.help, k.type.empty() ? "" : " [" + k.type + "]",
+                 k.default_value.empty() ? "" : " (default " + k.default_value + ")");
   });
 }
 

@@ -1,4 +1,4 @@
-#include "data/image_io.h"
+#include "media/image_io.h"
 
 #include <algorithm>
 #include <opencv2/imgproc.hpp>
