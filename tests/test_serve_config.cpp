@@ -269,3 +269,21 @@ TEST(Prometheus, FamiliesEscapedLabelsAndCumulativeBuckets) {
   EXPECT_NE(t.find("m_seconds_count{stage=\"detect\"} 4\n"), std::string::npos) << t;
   EXPECT_NEAR(h.mean(), (0.0005 + 0.006 + 7.0) / 4, 1e-12);
 }
+
+// privacy: blurred unless the config says otherwise; top level, defaults and per camera.
+TEST(ServeConfig, PrivacyIsBlurredByDefaultAndSetPerCamera) {
+  const auto cfg = parse_serve_config(
+      "privacy: {faces: none}\ncameras:\n  a: {source: x.mp4}\n  b: {source: x.mp4, privacy: {faces: full}}\n",
+      "t.yaml");
+  EXPECT_EQ(cfg.camera("a")->privacy, FacePrivacy::None);
+  EXPECT_EQ(cfg.camera("b")->privacy, FacePrivacy::Full);
+  EXPECT_EQ(cfg.to_json(true)["cameras"]["a"]["privacy"]["faces"], "none");
+  EXPECT_EQ(parse_serve_config("cameras: {a: {source: x}}\n", "t.yaml").camera("a")->privacy, FacePrivacy::Blurred);
+  EXPECT_EQ(parse_serve_config("cameras: {a: {source: x}}\n", "t.yaml").storage.retention_days, 7);
+  EXPECT_NE(error_of("cameras:\n  a:\n    source: x\n    privacy: {faces: blurry}\n")
+                .find(":4: cameras.a.privacy.faces must be full, blurred or none, not 'blurry'"),
+            std::string::npos)
+      << error_of("cameras:\n  a:\n    source: x\n    privacy: {faces: blurry}\n");
+  EXPECT_NE(error_of("privacy: {face: full}\ncameras: {a: {source: x}}\n").find("unknown key 'face' in privacy"),
+            std::string::npos);
+}

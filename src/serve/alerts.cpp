@@ -121,7 +121,8 @@ void AlertEngine::fire(const AlertRule& rule, const std::string& camera, double 
   last_fired_[{rule.name, camera}] = now;
   ++fired_;
   std::string snapshot;
-  if (with_snapshot) {
+  // privacy none: no face pixels are stored, a picture of the scene neither.
+  if (with_snapshot && engine_.privacy(camera) != FacePrivacy::None) {
     if (const auto jpeg = engine_.latest_jpeg(camera)) {
       snapshot = fmt::format("alert-{:.0f}-{}.jpg", now * 1000, camera);
       try {

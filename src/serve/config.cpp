@@ -376,6 +376,20 @@ void read_tracker(MapReader& parent, TrackerOptions& t) {
   r.finish();
 }
 
+// privacy: {faces: full | blurred | none}
+void read_privacy(MapReader& parent, FacePrivacy& out) {
+  MapReader r(parent.child("privacy"), parent.where() == "config" ? "privacy" : parent.where() + ".privacy",
+              parent.file());
+  std::string faces;
+  r.get("faces", faces);
+  if (!faces.empty()) {
+    const auto p = parse_privacy(faces);
+    if (!p) r.fail(r.child("faces"), fmt::format("{}.faces must be full, blurred or none, not '{}'", r.where(), faces));
+    out = *p;
+  }
+  r.finish();
+}
+
 // Keys a camera (or the camera defaults) may set.
 void read_camera_keys(MapReader& r, CameraConfig& c, const std::filesystem::path& base) {
   std::string source;
@@ -387,6 +401,7 @@ void read_camera_keys(MapReader& r, CameraConfig& c, const std::filesystem::path
   MapReader m(r.child("motion"), r.where() + ".motion", r.file());
   read_fields(m, c.motion, motion_fields());
   m.finish();
+  read_privacy(r, c.privacy);
 }
 
 bool valid_camera_name(const std::string& s) {
@@ -502,6 +517,7 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   CameraConfig defaults;
   defaults.detector = cfg.detector;
   defaults.tracker = cfg.tracker;
+  read_privacy(root, defaults.privacy);
   {
     MapReader r(root.child("defaults"), "defaults", file);
     read_camera_keys(r, defaults, base);
@@ -547,6 +563,7 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
     j["detector"] = detector_json(c.detector);
     j["tracker"] = fields_json(c.tracker, tracker_fields(), redact);
     j["motion"] = fields_json(c.motion, motion_fields(), redact);
+    j["privacy"] = {{"faces", privacy_name(c.privacy)}};
     cams[c.name] = j;
   }
   nlohmann::json alert_list = nlohmann::json::array();
@@ -594,6 +611,9 @@ std::vector<ConfigKey> config_keys() {
   document(out, "tracker.", tracker_fields());
   document(out, "http.", http_fields());
   document(out, "http.auth.", auth_fields());
+  by_hand("privacy.faces", "full, blurred, none", "\"blurred\"",
+          "what of a face may leave the process or be stored: blurred pixelates every face box (grown by "
+          "the crop margin) before encoding; none keeps no face pixels (no snapshots); per camera too");
   by_hand("storage.dir", "path", "\"maskwatch-data\"", "history database and snapshots");
   document(out, "storage.", storage_fields());
   document(out, "mqtt.", mqtt_fields());

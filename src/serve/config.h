@@ -16,6 +16,7 @@
 #include "vision/face_detector.h"
 #include "vision/motion_gate.h"
 #include "vision/pipeline.h"
+#include "vision/privacy.h"
 #include "vision/tracker.h"
 
 namespace maskwatch {
@@ -44,6 +45,7 @@ struct CameraConfig {
   DetectorSettings detector;
   TrackerOptions tracker;
   MotionOptions motion;  // motion gating of the face detector (vision/motion_gate.h)
+  FacePrivacy privacy = FacePrivacy::Blurred;  // what of a face leaves the process (vision/privacy.h)
 };
 
 struct HttpAuth {
@@ -70,7 +72,7 @@ struct HttpConfig {
 
 struct StorageConfig {
   std::string dir = "maskwatch-data";
-  int retention_days = 30;
+  int retention_days = 7;  // short by default, as data protection authorities ask
   int max_disk_mb = 2048;
   bool snapshots = true;
 };

@@ -67,7 +67,9 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
     cam->motion = MotionGate(cc.motion);
     // The detector is shared at the lowest threshold of any camera: the ledger drops the
     // faces under this camera's own.
-    cam->ledger = TrackLedger({cc.detector.score_threshold, config_.storage.snapshots, 0.5, cc.tracker.max_missed_s});
+    // privacy none: no face pixels kept, so no snapshots either.
+    cam->ledger = TrackLedger({cc.detector.score_threshold, config_.storage.snapshots && cc.privacy != FacePrivacy::None,
+                               0.5, cc.tracker.max_missed_s});
     PipelineOptions po;
     po.crop_margin = cc.detector.margin;
     po.schedule.refresh_s = cc.detector.reclassify_after_s;
@@ -228,6 +230,9 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
   const bool detect = cam.motion.needs_detection(frame, time_s);
   FrameResult r = detect ? cam.pipeline->process(frame, index, time_s)
                          : cam.pipeline->process_with_last_faces(frame, index, time_s);
+  // Every face found hides in what leaves the process, shown (over the camera's threshold) or not.
+  std::vector<cv::Rect2f> face_boxes;
+  for (const auto& f : r.faces) face_boxes.push_back(f.box);
   LedgerUpdate news = cam.ledger.observe(r, frame, now);
   for (auto& v : news.verdicts) bus_.publish(FaceVerdict{cam.config.name, std::move(v)});
   for (auto& t : news.ended) finish_track(cam, std::move(t));
@@ -249,6 +254,8 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
     if (cam.latencies_ms.size() > kLatencyFrames) cam.latencies_ms.pop_front();
     ++cam.seq;
     cam.raw = frame;
+    cam.face_boxes = std::move(face_boxes);
+    cam.faces_known = true;
     cam.overlay.fps = cam.process_fps;
     ++cam.processed;
     if (!detect) ++cam.without_detection;
@@ -281,6 +288,8 @@ void Engine::show_undetected(Camera& cam, cv::Mat frame) {
   cam.overlay.fps = 0;
   ++cam.seq;
   cam.raw = std::move(frame);
+  cam.face_boxes.clear();
+  cam.faces_known = false;  // no detector ran: with privacy on, the whole picture is hidden
   cam.result = FrameResult{};
   ++cam.skipped;
   cam.faces_now = 0;
@@ -294,6 +303,11 @@ bool Engine::set_detect(const std::string& camera, bool on) {
   if (!cam) return false;
   if (cam->detect.exchange(on) != on) spdlog::info("camera {}: detection {}", camera, on ? "on" : "off");
   return true;
+}
+
+FacePrivacy Engine::privacy(const std::string& camera) const {
+  const Camera* cam = find(camera);
+  return cam ? cam->config.privacy : FacePrivacy::Full;
 }
 
 bool Engine::detect_enabled(const std::string& camera) const {
@@ -320,6 +334,9 @@ void Engine::finish_track(Camera& cam, TrackEnded t) {
   e.x2 = t.box.x + t.box.width;
   e.y2 = t.box.y + t.box.height;
   if (!t.snapshot.empty()) {
+    // The snapshot is the face box grown by the crop margin: blurred, all of it is the face.
+    hide_faces(t.snapshot, {cv::Rect2f(0, 0, static_cast<float>(t.snapshot.cols), static_cast<float>(t.snapshot.rows))},
+               0, cam.config.privacy);
     e.snapshot = fmt::format("{:.0f}-{}-{}.jpg", t.start_time * 1000, cam.config.name, t.track_id);
     try {
       const auto bytes = encode_jpeg(t.snapshot, 90);

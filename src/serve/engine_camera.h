@@ -42,6 +42,8 @@ struct Engine::Camera {
   // lazily, by the first HTTP thread that asks, once per frame and size: the worker never
   // pays for viewers, and with none watching nothing is encoded at all.
   cv::Mat raw;
+  std::vector<cv::Rect2f> face_boxes;  // every face found in `raw` (hidden as config.privacy says)
+  bool faces_known = false;            // false: no detector ran on `raw` (detection off)
   FrameResult result;
   OverlayStatus overlay;
   mutable std::map<std::tuple<bool, int, int>, std::shared_ptr<const Jpeg>> jpegs;  // of jpegs_seq only

@@ -43,6 +43,8 @@ std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool 
   const auto key = std::make_tuple(boxes, h, quality);
   std::lock_guard<std::mutex> encoding(cam->encode_mutex);
   cv::Mat raw;
+  std::vector<cv::Rect2f> face_boxes;
+  bool faces_known = false;
   FrameResult result;
   OverlayStatus overlay;
   int64_t seq = 0;
@@ -53,12 +55,22 @@ std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool 
       if (auto it = cam->jpegs.find(key); it != cam->jpegs.end()) return it->second;
     }
     raw = cam->raw;  // shared, never written: the worker stores a new Mat per frame
+    face_boxes = cam->face_boxes;
+    faces_known = cam->faces_known;
     seq = cam->seq;
     if (boxes) result = cam->result, overlay = cam->overlay, overlay.times.draw_ms = cam->last_draw_ms;
   }
   // Drawn and encoded outside the camera's lock: the worker goes on with the next frame.
   Stopwatch draw_clock;
-  const cv::Mat img = boxes ? annotate_frame(raw, result, classifier_.classes(), overlay) : raw;
+  cv::Mat img = raw;
+  if (cam->config.privacy != FacePrivacy::Full) {  // before anything is drawn or encoded
+    img = raw.clone();
+    if (faces_known)
+      hide_faces(img, face_boxes, cam->config.detector.margin, cam->config.privacy);
+    else
+      hide_all(img, cam->config.privacy);
+  }
+  if (boxes) img = annotate_frame(img, result, classifier_.classes(), overlay);
   const double draw_s = draw_clock.ms() / 1000;
   Stopwatch encode_clock;
   auto j = std::make_shared<Jpeg>();
