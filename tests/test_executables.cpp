@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "model/model_meta.h"
+#include "vision/face_stage_settings.h"
 #include "support.h"
 #include "util/json_io.h"
 #include "util/paths.h"
@@ -78,4 +79,17 @@ TEST(RuntimeExecutable, ReadmeConfigTableIsTheOneTheBinaryPrints) {
   ASSERT_NE(b, std::string::npos);
   EXPECT_EQ(readme.substr(a + open.size(), b - a - open.size()), r.out)
       << "README's config table is stale: paste `maskwatch config keys --markdown` between the markers";
+}
+
+// Face-stage settings are declared once (vision/face_stage_settings.h): `run` refuses what
+// `serve`'s config refuses, with the same bounds, and says which config key it is.
+TEST(RuntimeExecutable, RunFlagsAndServeKeysShareTheirRanges) {
+  for (const auto* spec : {&face_stage::kFaceThreshold, &face_stage::kDetectWidth, &face_stage::kMargin,
+                           &face_stage::kReclassifyAfter}) {
+    const auto r = run_cli({"run", spec->flag, std::to_string(spec->hi + 1), "--source", "nothing-here.mp4"});
+    EXPECT_NE(r.exit_code, 0) << spec->flag;
+    EXPECT_NE(r.err.find("not in range"), std::string::npos) << spec->flag << ": " << r.err;
+    const auto help = run_cli({"run", "--help"});
+    EXPECT_NE(help.out.find(std::string("serve: detector.") + spec->key), std::string::npos) << spec->key;
+  }
 }

@@ -260,11 +260,7 @@ void add_run_command(CLI::App& root) {
                   "(once per episode; 0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 86400.0));
-  cmd->add_option("--reclassify-after", o->vision.pipeline.schedule.refresh_s,
-                  "Seconds after which a steady face is classified again; new, unsure or moving faces are classified "
-                  "every frame (0 = every face every frame)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 10.0));
+  add_setting(cmd, face_stage::kReclassifyAfter, o->vision.pipeline.schedule.refresh_s);
   cmd->add_option("--width", o->width, "Camera width")->capture_default_str();
   cmd->add_option("--height", o->height, "Camera height")->capture_default_str();
   cmd->add_option("--snapshot-dir", o->snapshot_dir, "Where c and v save snapshots and recordings")

@@ -12,15 +12,9 @@ VisionOptions::VisionOptions() : model(default_model_path().string()) {}
 void VisionOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--model", model, "Mask classifier model.onnx (model.json beside it)")->capture_default_str();
   cmd->add_option("--face-model", face_model, face_model_help());
-  cmd->add_option("--face-threshold", detector.score_threshold, "Minimum YuNet face score")
-      ->capture_default_str()
-      ->check(CLI::Range(0.05, 1.0));
-  cmd->add_option("--detect-width", detector.detect_width, "Width the frame is scaled to for face detection")
-      ->capture_default_str()
-      ->check(CLI::Range(64, 4096));
-  cmd->add_option("--margin", pipeline.crop_margin, "Crop margin around a face (0.5 = 1.5x the face box)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 3.0));
+  add_setting(cmd, face_stage::kFaceThreshold, detector.score_threshold);
+  add_setting(cmd, face_stage::kDetectWidth, detector.detect_width);
+  add_setting(cmd, face_stage::kMargin, pipeline.crop_margin);
   cmd->add_option("--engine", engine_name, "Inference engine of the classifier and the 2023 face models: xnnpack (faster) or opencv")
       ->capture_default_str()
       ->check(CLI::IsMember({"xnnpack", "opencv"}));

@@ -3,10 +3,12 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <memory>
 #include <string>
 
 #include "vision/face_detector.h"
+#include "vision/face_stage_settings.h"
 #include "vision/mask_classifier.h"
 #include "vision/pipeline.h"
 
@@ -27,6 +29,16 @@ struct VisionOptions {
     return engine_name == "opencv" ? InferenceEngine::OpenCvDnn : InferenceEngine::Xnnpack;
   }
 };
+
+// A face-stage setting as a flag: the flag, range and help serve's config key has too.
+template <class T>
+CLI::Option* add_setting(CLI::App* cmd, const SettingSpec& spec, T& value) {
+  std::string help = spec.help;
+  help[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(help[0])));
+  return cmd->add_option(spec.flag, value, help + " (serve: detector." + spec.key + ")")
+      ->capture_default_str()
+      ->check(CLI::Range(static_cast<T>(spec.lo), static_cast<T>(spec.hi)));
+}
 
 // --face-model's help: the model names it accepts, the default, or a path.
 std::string face_model_help();

@@ -17,6 +17,7 @@
 #include "util/paths.h"
 #include "util/threads.h"
 #include "vision/face_detector.h"
+#include "vision/face_stage_settings.h"
 
 namespace maskwatch {
 namespace {
@@ -261,13 +262,18 @@ const std::vector<Field<MotionOptions>>& motion_fields() {
   return f;
 }
 
+// A key `run` and `detect` also take as a flag: its name, range and help from the one spec.
+template <class S, class M>
+Field<S> shared_field(const SettingSpec& spec, M S::*member) {
+  return {spec.key, member, spec.lo, spec.hi, spec.help};
+}
+
 const std::vector<Field<DetectorSettings>>& detector_fields() {
   static const std::vector<Field<DetectorSettings>> f = {
-      {"score_threshold", &DetectorSettings::score_threshold, 0.05, 1, "face score needed to show a face"},
-      {"detect_width", &DetectorSettings::detect_width, 64, 4096, "frames are shrunk to this width for detection"},
-      {"margin", &DetectorSettings::margin, 0, 3, "crop side = face side x (1 + margin) for the classifier"},
-      {"reclassify_after_s", &DetectorSettings::reclassify_after_s, 0, 10,
-       "a steady face is classified again after this (0: every face every frame)"}};
+      shared_field(face_stage::kFaceThreshold, &DetectorSettings::score_threshold),
+      shared_field(face_stage::kDetectWidth, &DetectorSettings::detect_width),
+      shared_field(face_stage::kMargin, &DetectorSettings::margin),
+      shared_field(face_stage::kReclassifyAfter, &DetectorSettings::reclassify_after_s)};
   return f;
 }
 
