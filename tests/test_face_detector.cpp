@@ -285,3 +285,26 @@ TEST(Privacy, BlurredFacesCannotBeFoundAgainAndNoneLeavesNoFacePixels) {
   EXPECT_LE(found_again, faces / 10);
   EXPECT_LT(after, 0.02 * before);
 }
+
+// The edges: a face cut by the frame border is hidden up to the border (its margin is not
+// shifted away), and a frame whose faces are unknown (detection off) is pixelated so that a
+// portrait's face cannot be found in it.
+TEST(Privacy, FacesAtTheBorderAndFramesWithoutDetection) {
+  const auto img = load_image_or_throw(shared_path("data/seed-masks/without_mask/0.jpg"));
+  FaceDetector detector{FaceDetectorOptions{}};
+  ASSERT_EQ(detector.detect(img).size(), 1u);
+  cv::Mat all = img.clone();
+  hide_all(all, FacePrivacy::Blurred);
+  EXPECT_TRUE(detector.detect(all).empty());
+  // A box hanging over the left edge: every column from the border to its grown right side changes.
+  cv::Mat edge(200, 300, CV_8UC3);
+  cv::randu(edge, cv::Scalar::all(0), cv::Scalar::all(255));
+  cv::Mat hidden = edge.clone();
+  hide_faces(hidden, {cv::Rect2f(-30, 50, 80, 80)}, 0.5, FacePrivacy::None);
+  const cv::Rect expected(0, 30, 70, 120);  // centre (10, 90), side 120: x -50..70, y 30..150
+  double lo = 0, hi = 0;
+  cv::minMaxLoc(hidden(expected).reshape(1), &lo, &hi);
+  EXPECT_EQ(lo, 128);
+  EXPECT_EQ(hi, 128);
+  EXPECT_EQ(cv::norm(hidden.colRange(71, 300), edge.colRange(71, 300), cv::NORM_INF), 0);
+}

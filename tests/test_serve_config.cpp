@@ -279,7 +279,8 @@ TEST(ServeConfig, PrivacyIsBlurredByDefaultAndSetPerCamera) {
   EXPECT_EQ(cfg.camera("b")->privacy, FacePrivacy::Full);
   EXPECT_EQ(cfg.to_json(true)["cameras"]["a"]["privacy"]["faces"], "none");
   EXPECT_EQ(parse_serve_config("cameras: {a: {source: x}}\n", "t.yaml").camera("a")->privacy, FacePrivacy::Blurred);
-  EXPECT_EQ(parse_serve_config("cameras: {a: {source: x}}\n", "t.yaml").storage.retention_days, 7);
+  EXPECT_EQ(parse_serve_config("cameras: {a: {source: x}}\n", "t.yaml").storage.snapshot_days, 7);
+  EXPECT_EQ(parse_serve_config("cameras: {a: {source: x}}\n", "t.yaml").storage.retention_days, 30);
   EXPECT_NE(error_of("cameras:\n  a:\n    source: x\n    privacy: {faces: blurry}\n")
                 .find(":4: cameras.a.privacy.faces must be full, blurred or none, not 'blurry'"),
             std::string::npos)

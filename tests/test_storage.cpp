@@ -87,7 +87,7 @@ TEST(Storage, RetentionDropsOldRowsAndSnapshotsOverTheSizeCap) {
     st.add_track(track("door", i, i == 0 ? now - 40 * 86400 : now - 100 + i, "with_mask", snap), "with_mask");
   }
   // 40 days old goes (row and file); then the 2.4 -> 1.8 MB of files still exceed 1 MB: the oldest go.
-  const int removed = st.apply_retention(30, 1, now);
+  const int removed = st.apply_retention(30, 0, 1, now);
   EXPECT_EQ(removed, 3);
   const auto left = st.events({});
   ASSERT_EQ(left.size(), 3u);
@@ -96,6 +96,15 @@ TEST(Storage, RetentionDropsOldRowsAndSnapshotsOverTheSizeCap) {
   EXPECT_EQ(with_snapshot, 1);
   EXPECT_TRUE(fs::exists(st.snapshot_dir() / "1003-door-3.jpg"));
   EXPECT_TRUE(st.compliance("door", now - 50 * 86400, now - 35 * 86400, 86400).empty());
+  // 0 turns a rule off: nothing more goes.
+  EXPECT_EQ(st.apply_retention(0, 0, 0, now + 400 * 86400), 0);
+  EXPECT_EQ(st.events({}).size(), 3u);
+  EXPECT_TRUE(fs::exists(st.snapshot_dir() / "1003-door-3.jpg"));
+  // Pictures older than snapshot_days go; their rows stay, without a picture.
+  EXPECT_EQ(st.apply_retention(0, 7, 0, now + 8 * 86400), 1);
+  ASSERT_EQ(st.events({}).size(), 3u);
+  for (const auto& e : st.events({})) EXPECT_FALSE(e["has_snapshot"].get<bool>());
+  EXPECT_FALSE(fs::exists(st.snapshot_dir() / "1003-door-3.jpg"));
 }
 
 TEST(Storage, AnUnwritableFolderIsAClearError) {

@@ -36,6 +36,7 @@ TEST(Tracker, ForgetsTracksThatAreGoneTooLong) {
   t.update({}, 0.3);
   EXPECT_EQ(t.update({obs(100, 100, 0.9f)}, 0.4)[0].track_id, id);  // gone 0.4 s: same person
   std::vector<int> ended;
+  EXPECT_EQ(t.boxes().size(), 1u);  // missed in this frame, still followed: privacy hides its last box
   t.update({}, 0.9, nullptr, &ended);
   EXPECT_TRUE(ended.empty());  // gone 0.5 s: still followed (max_missed_s = 0.5)
   t.update({}, 1.0, nullptr, &ended);

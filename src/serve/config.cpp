@@ -315,8 +315,11 @@ const std::vector<Field<HttpAuth>>& auth_fields() {
 
 const std::vector<Field<StorageConfig>>& storage_fields() {
   static const std::vector<Field<StorageConfig>> f = {
-      {"retention_days", &StorageConfig::retention_days, 0, 36500, "snapshots older than this are removed (0: never)"},
-      {"max_disk_mb", &StorageConfig::max_disk_mb, 0, 10000000, "oldest snapshots go beyond this (0: no limit)"},
+      {"retention_days", &StorageConfig::retention_days, 0, 36500,
+       "history (events, compliance) older than this many days is removed, with its pictures (0: kept)"},
+      {"snapshot_days", &StorageConfig::snapshot_days, 0, 36500,
+       "face snapshots and alert pictures older than this many days are removed; their events stay (0: kept)"},
+      {"max_disk_mb", &StorageConfig::max_disk_mb, 0, 10000000, "the oldest pictures go while they take more (0: no cap)"},
       {"snapshots", &StorageConfig::snapshots, 0, 0, "keep a JPEG of each face track's best frame"}};
   return f;
 }

@@ -72,7 +72,8 @@ struct HttpConfig {
 
 struct StorageConfig {
   std::string dir = "maskwatch-data";
-  int retention_days = 7;  // short by default, as data protection authorities ask
+  int retention_days = 30;  // history: events and compliance (0: kept)
+  int snapshot_days = 7;    // pictures of faces: short by default, as data protection authorities ask (0: kept)
   int max_disk_mb = 2048;
   bool snapshots = true;
 };

@@ -12,6 +12,7 @@
 
 #include "media/image_codec.h"
 #include "serve/engine_camera.h"
+#include "serve/track_archive.h"
 #include "util/files.h"
 #include "util/paths.h"
 #include "util/stopwatch.h"
@@ -210,7 +211,8 @@ void Engine::worker(Worker& me, bool housekeeping) {
     if (housekeeping && std::chrono::steady_clock::now() > next_retention) {
       try {
         const int removed =
-            storage_.apply_retention(config_.storage.retention_days, config_.storage.max_disk_mb, unix_now());
+            storage_.apply_retention(config_.storage.retention_days, config_.storage.snapshot_days,
+                                   config_.storage.max_disk_mb, unix_now());
         if (removed) spdlog::info("retention: removed {} old snapshot(s)", removed);
       } catch (const std::exception& e) {
         spdlog::error("retention: {}", e.what());
@@ -230,8 +232,9 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
   const bool detect = cam.motion.needs_detection(frame, time_s);
   FrameResult r = detect ? cam.pipeline->process(frame, index, time_s)
                          : cam.pipeline->process_with_last_faces(frame, index, time_s);
-  // Every face found hides in what leaves the process, shown (over the camera's threshold) or not.
-  std::vector<cv::Rect2f> face_boxes;
+  // Every face hides in what leaves the process: those found in this frame, shown (over the
+  // camera's threshold) or not, and the last box of each track the detector missed in it.
+  std::vector<cv::Rect2f> face_boxes = cam.pipeline->tracked_boxes();
   for (const auto& f : r.faces) face_boxes.push_back(f.box);
   LedgerUpdate news = cam.ledger.observe(r, frame, now);
   for (auto& v : news.verdicts) bus_.publish(FaceVerdict{cam.config.name, std::move(v)});
@@ -307,7 +310,7 @@ bool Engine::set_detect(const std::string& camera, bool on) {
 
 FacePrivacy Engine::privacy(const std::string& camera) const {
   const Camera* cam = find(camera);
-  return cam ? cam->config.privacy : FacePrivacy::Full;
+  return cam ? cam->config.privacy : FacePrivacy::Blurred;
 }
 
 bool Engine::detect_enabled(const std::string& camera) const {
@@ -322,38 +325,13 @@ void Engine::finish_track(Camera& cam, TrackEnded t) {
     std::lock_guard<std::mutex> lock(cam.mutex);
     cam.in_view_by_label = by_label(cam.ledger.in_view());
   }
-  TrackEvent e;
-  e.camera = cam.config.name;
-  e.track_id = t.track_id;
-  e.start = t.start_time;
-  e.end = t.end_time;
-  e.label = verdict_name(t.verdict, classifier_.classes());
-  e.score = t.top_score;
-  e.x1 = t.box.x;
-  e.y1 = t.box.y;
-  e.x2 = t.box.x + t.box.width;
-  e.y2 = t.box.y + t.box.height;
-  if (!t.snapshot.empty()) {
-    // The snapshot is the face box grown by the crop margin: blurred, all of it is the face.
-    hide_faces(t.snapshot, {cv::Rect2f(0, 0, static_cast<float>(t.snapshot.cols), static_cast<float>(t.snapshot.rows))},
-               0, cam.config.privacy);
-    e.snapshot = fmt::format("{:.0f}-{}-{}.jpg", t.start_time * 1000, cam.config.name, t.track_id);
-    try {
-      const auto bytes = encode_jpeg(t.snapshot, 90);
-      write_file_atomic(storage_.snapshot_dir() / e.snapshot, bytes.data(), bytes.size());
-    } catch (const std::exception& ex) {
-      spdlog::error("snapshot {}: {}", e.snapshot, ex.what());
-      e.snapshot.clear();
-    }
-    t.snapshot.release();
-  }
-  const int64_t id = history_->add_track(e);  // 0 while storage fails: then no URL yet
+  FaceEnded ended = archive_track(cam.config.name, std::move(t), classifier_.classes(), cam.config.privacy,
+                                  storage_.snapshot_dir(), *history_);
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
-    ++cam.faces_total[e.label];
+    ++cam.faces_total[verdict_name(ended.track.verdict, classifier_.classes())];
   }
-  const std::string url = e.snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id);
-  bus_.publish(FaceEnded{cam.config.name, std::move(t), id, url});
+  bus_.publish(std::move(ended));
 }
 
 }  // namespace maskwatch

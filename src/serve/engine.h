@@ -82,7 +82,7 @@ class Engine {
   // Turns detection for one camera on or off (MQTT detect/set): while off, its frames are
   // shown without boxes, its open tracks end and no verdict events come. False: no such camera.
   bool set_detect(const std::string& camera, bool on);
-  // The camera's privacy mode (Full for an unknown camera); latest_jpeg already applies it.
+  // The camera's privacy mode (Blurred for an unknown camera); latest_jpeg already applies it.
   FacePrivacy privacy(const std::string& camera) const;
   bool detect_enabled(const std::string& camera) const;
 

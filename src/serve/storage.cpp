@@ -311,21 +311,32 @@ std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, dou
   return out;
 }
 
-int Storage::apply_retention(int days, int64_t max_mb, double now) {
+int Storage::apply_retention(int days, int snapshot_days, int64_t max_mb, double now) {
   std::vector<std::string> doomed;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    const double cutoff = now - days * 86400.0;
     sqlite3* db = db_locked();
-    Statement old(db, "SELECT snapshot FROM events WHERE time < ? AND snapshot <> ''");
-    old.bind(1, cutoff);
-    while (old.step()) doomed.push_back(old.text(0));
-    Statement del(db, "DELETE FROM events WHERE time < ?");
-    del.bind(1, cutoff);
-    del.step();
-    Statement delc(db, "DELETE FROM compliance WHERE minute < ?");
-    delc.bind(1, static_cast<int64_t>(cutoff));
-    delc.step();
+    if (days > 0) {
+      const double cutoff = now - days * 86400.0;
+      Statement old(db, "SELECT snapshot FROM events WHERE time < ? AND snapshot <> ''");
+      old.bind(1, cutoff);
+      while (old.step()) doomed.push_back(old.text(0));
+      Statement del(db, "DELETE FROM events WHERE time < ?");
+      del.bind(1, cutoff);
+      del.step();
+      Statement delc(db, "DELETE FROM compliance WHERE minute < ?");
+      delc.bind(1, static_cast<int64_t>(cutoff));
+      delc.step();
+    }
+    if (snapshot_days > 0) {
+      const double cutoff = now - snapshot_days * 86400.0;
+      Statement old(db, "SELECT snapshot FROM events WHERE time < ? AND snapshot <> ''");
+      old.bind(1, cutoff);
+      while (old.step()) doomed.push_back(old.text(0));
+      Statement clear(db, "UPDATE events SET snapshot = '' WHERE time < ? AND snapshot <> ''");
+      clear.bind(1, cutoff);
+      clear.step();
+    }
   }
   int removed = 0;
   std::error_code ec;
@@ -342,6 +353,7 @@ int Storage::apply_retention(int days, int64_t max_mb, double now) {
   std::sort(files.begin(), files.end());
   const uintmax_t cap = static_cast<uintmax_t>(std::max<int64_t>(0, max_mb)) * 1024 * 1024;
   for (const auto& [name, size] : files) {
+    if (max_mb <= 0) break;
     if (total <= cap) break;
     if (std::filesystem::remove(snapshot_dir() / name, ec)) {
       total -= size;

@@ -94,7 +94,10 @@ class Storage {
 
   // Deletes events and counts older than `days` and the oldest snapshots beyond `max_mb`.
   // Returns how many snapshot files were removed.
-  int apply_retention(int days, int64_t max_mb, double now);
+  // History (events, compliance) older than `days` goes with its snapshots; snapshots older
+  // than `snapshot_days` go before their rows (the row stays, without a picture); then the
+  // oldest snapshots while they take more than max_mb. 0 turns each rule off.
+  int apply_retention(int days, int snapshot_days, int64_t max_mb, double now);
 
   // Reopens (or recreates) the database if its file was deleted or replaced; throws Error
   // while that fails. Every other call does the same first; this one lets a caller notice

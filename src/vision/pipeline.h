@@ -54,6 +54,7 @@ class Pipeline {
   // Faces and raw (unsmoothed) probabilities of a single still image.
   std::vector<TrackedFace> classify_still(const cv::Mat& bgr_image);
   int tracks_started() const { return tracker_.tracks_started(); }
+  std::vector<cv::Rect2f> tracked_boxes() const { return tracker_.boxes(); }  // Tracker::boxes
   const FaceDetector& detector() const { return *detector_; }
   // Runs the next frames on these models (the same model files: `serve` gives a camera's
   // pipeline the models of whichever inference worker takes its next frame; the tracker and

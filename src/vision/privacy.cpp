@@ -1,9 +1,9 @@
 #include "vision/privacy.h"
 
 #include <algorithm>
+#include <cmath>
 #include <opencv2/imgproc.hpp>
 
-#include "vision/crop.h"
 
 namespace maskwatch {
 
@@ -51,8 +51,17 @@ void hide(cv::Mat roi, FacePrivacy mode) {
 
 void hide_faces(cv::Mat& img, const std::vector<cv::Rect2f>& faces, double margin, FacePrivacy mode) {
   if (mode == FacePrivacy::Full || img.empty()) return;
+  const cv::Rect frame(0, 0, img.cols, img.rows);
   for (const auto& f : faces) {
-    const cv::Rect r = square_crop(f, img.size(), margin) & cv::Rect(0, 0, img.cols, img.rows);
+    // The square the classifier's crop would take, not shifted into the frame (a face at the
+    // edge keeps its margin on the inside), and never less than the box rounded outward.
+    const float side = std::max(f.width, f.height) * static_cast<float>(1 + std::max(0.0, margin));
+    const float cx = f.x + f.width / 2, cy = f.y + f.height / 2;
+    const cv::Rect grown(cv::Point(static_cast<int>(std::floor(cx - side / 2)), static_cast<int>(std::floor(cy - side / 2))),
+                         cv::Point(static_cast<int>(std::ceil(cx + side / 2)), static_cast<int>(std::ceil(cy + side / 2))));
+    const cv::Rect box(cv::Point(static_cast<int>(std::floor(f.x)), static_cast<int>(std::floor(f.y))),
+                       cv::Point(static_cast<int>(std::ceil(f.x + f.width)), static_cast<int>(std::ceil(f.y + f.height))));
+    const cv::Rect r = (grown | box) & frame;
     if (r.area() > 0) hide(img(r), mode);
   }
 }
@@ -60,10 +69,15 @@ void hide_faces(cv::Mat& img, const std::vector<cv::Rect2f>& faces, double margi
 void hide_all(cv::Mat& img, FacePrivacy mode) {
   if (mode == FacePrivacy::Full || img.empty()) return;
   if (mode == FacePrivacy::None) return hide(img, mode);
-  // Blocks of about a small face's size: a scene stays readable, no face does.
+  // No face is located: blocks of a tenth of the short side (a face that fills a third of
+  // the frame is 3 x 3 blocks), smoothed as faces are. The scene stays readable, no face does.
+  const int block = std::max(16, std::min(img.cols, img.rows) / 10);
   cv::Mat small;
-  cv::resize(img, small, cv::Size(std::max(1, img.cols / 24), std::max(1, img.rows / 24)), 0, 0, cv::INTER_AREA);
+  cv::resize(img, small, cv::Size(std::max(1, img.cols / block), std::max(1, img.rows / block)), 0, 0, cv::INTER_AREA);
   cv::resize(small, img, img.size(), 0, 0, cv::INTER_NEAREST);
+  const int k = block | 1;
+  cv::blur(img, img, cv::Size(k, k));
+  cv::blur(img, img, cv::Size(k, k));
 }
 
 }  // namespace maskwatch

@@ -59,6 +59,12 @@ std::vector<TrackedFace> Tracker::update(const std::vector<Observation>& obs, do
   return commit(obs, now, changes, ended);
 }
 
+std::vector<cv::Rect2f> Tracker::boxes() const {
+  std::vector<cv::Rect2f> out;
+  for (const auto& t : tracks_) out.push_back(t.box);
+  return out;
+}
+
 std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, double now) {
   // Greedy matching: best IoU pairs first, then centre distance for what is left.
   std::vector<std::tuple<double, size_t, size_t>> pairs;  // (score, track, observation)

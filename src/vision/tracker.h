@@ -82,6 +82,8 @@ class Tracker {
                                   std::vector<VerdictChange>* changes = nullptr, std::vector<int>* ended = nullptr);
 
   int tracks_started() const { return next_id_ - 1; }
+  // The last box of every track still followed (seen within max_missed_s), this frame's or not.
+  std::vector<cv::Rect2f> boxes() const;
 
  private:
   struct Track {
