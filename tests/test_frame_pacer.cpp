@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "serve/frame_pacer.h"
+#include "util/bounded_queue.h"
 #include "util/rate_meter.h"
 
 namespace maskwatch {
@@ -87,4 +88,18 @@ TEST(RateMeter, CountsTheWindowAndFallsWhenEventsStop) {
   m.reset();
   m.tick(t + seconds(10));
   EXPECT_EQ(m.rate(t + seconds(10)), 0.0);
+}
+
+// The one drop-oldest rule of the queues that wait for a receiver (webhooks, MQTT, history).
+TEST(BoundedQueue, KeepsTheNewestAndHandsBackTheOldest) {
+  std::deque<int> q;
+  for (int i = 1; i <= 3; ++i) EXPECT_FALSE(maskwatch::push_dropping_oldest(q, i, 3));
+  const auto dropped = maskwatch::push_dropping_oldest(q, 4, 3);
+  ASSERT_TRUE(dropped);
+  EXPECT_EQ(*dropped, 1);
+  EXPECT_EQ(q, (std::deque<int>{2, 3, 4}));
+  std::deque<int> one;
+  maskwatch::push_dropping_oldest(one, 1, 0);  // a capacity of 0 still holds the newest
+  EXPECT_EQ(*maskwatch::push_dropping_oldest(one, 2, 0), 1);
+  EXPECT_EQ(one, std::deque<int>{2});
 }

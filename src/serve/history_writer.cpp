@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <exception>
 
+#include "util/bounded_queue.h"
+
 namespace maskwatch {
 
 HistoryWriter::HistoryWriter(Storage& storage, std::string mask_label, size_t capacity)
@@ -50,13 +52,11 @@ int64_t HistoryWriter::write(const Row& row) {
 
 int64_t HistoryWriter::submit(Row row) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (pending_.size() >= capacity_) {
+  if (push_dropping_oldest(pending_, std::move(row), capacity_)) {
     if (dropped_ == 0)
       spdlog::error("storage: {} history rows wait in memory; dropping the oldest from now on", capacity_);
-    pending_.pop_front();
     ++dropped_;
   }
-  pending_.push_back(std::move(row));
   int64_t id = 0;
   flush_locked(&pending_.back(), &id);
   return id;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "util/bounded_queue.h"
 #include "util/error.h"
 
 namespace maskwatch {
@@ -242,11 +243,7 @@ void MqttClient::publish(MqttMessage m) {
       ++dropped_;
       return;
     }
-    if (queue_.size() >= std::max<size_t>(1, o_.capacity)) {
-      queue_.pop_front();
-      ++dropped_;
-    }
-    queue_.push_back(std::move(m));
+    if (push_dropping_oldest(queue_, std::move(m), o_.capacity)) ++dropped_;
   }
   wake_.notify_all();
 }

@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "serve/config.h"
+#include "util/bounded_queue.h"
 #include "util/error.h"
 
 namespace maskwatch {
@@ -47,12 +48,10 @@ WebhookSender::~WebhookSender() {
 void WebhookSender::post(const std::string& url, const std::string& json_body) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (jobs_.size() >= 100) {
-      spdlog::warn("webhook: 100 alerts wait for delivery; dropping the oldest ({})", jobs_.front().url);
-      jobs_.pop_front();
+    if (const auto dropped = push_dropping_oldest(jobs_, Job{url, json_body}, 100)) {
+      spdlog::warn("webhook: 100 alerts wait for delivery; dropping the oldest ({})", dropped->url);
       ++failed_;
     }
-    jobs_.push_back({url, json_body});
   }
   wake_.notify_all();
 }
