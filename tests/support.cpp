@@ -1,5 +1,7 @@
 #include "support.h"
 
+#include <opencv2/imgproc.hpp>
+
 #include "util/net.h"
 
 #include <fcntl.h>
@@ -140,6 +142,16 @@ size_t line_count(const fs::path& p) {
   size_t n = 0;
   for (std::string line; std::getline(in, line);) ++n;
   return n;
+}
+
+double detail_energy(const cv::Mat& img, const cv::Rect2f& region) {
+  const cv::Rect r = cv::Rect(region) & cv::Rect(0, 0, img.cols, img.rows);
+  cv::Mat grey, lap;
+  cv::cvtColor(img(r), grey, cv::COLOR_BGR2GRAY);
+  cv::Laplacian(grey, lap, CV_32F);
+  cv::Scalar mean, sd;
+  cv::meanStdDev(lap, mean, sd);
+  return sd[0] * sd[0];
 }
 
 }  // namespace maskwatch::test

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <opencv2/core.hpp>
 #include <functional>
 #include <string>
 #include <vector>
@@ -64,6 +65,9 @@ void write_bytes(const fs::path& path, const std::string& bytes);
 // A loopback TCP port that was free a moment ago (for servers the test starts).
 int free_port();
 size_t line_count(const fs::path& p);
+// Fine detail in `region` of a BGR image (clipped to it): the variance of the Laplacian of its
+// grey levels. A face keeps a lot; a pixelated or flat one almost none.
+double detail_energy(const cv::Mat& img, const cv::Rect2f& region);
 std::string read_bytes(const fs::path& path);
 
 }  // namespace maskwatch::test

@@ -242,15 +242,6 @@ TEST(Privacy, BlurredFacesCannotBeFoundAgainAndNoneLeavesNoFacePixels) {
   const auto images = list_image_files(shared_path("data/scenes-dev/images"));
   ASSERT_GE(images.size(), 60u);
   FaceDetector detector{FaceDetectorOptions{}};
-  const auto energy = [](const cv::Mat& img, const cv::Rect2f& box) {
-    const cv::Rect r = cv::Rect(box) & cv::Rect(0, 0, img.cols, img.rows);
-    cv::Mat grey, lap;
-    cv::cvtColor(img(r), grey, cv::COLOR_BGR2GRAY);
-    cv::Laplacian(grey, lap, CV_32F);
-    cv::Scalar mean, sd;
-    cv::meanStdDev(lap, mean, sd);
-    return sd[0] * sd[0];
-  };
   size_t faces = 0, found_again = 0;
   double before = 0, after = 0;
   for (size_t i = 0; i < 60; ++i) {
@@ -264,7 +255,7 @@ TEST(Privacy, BlurredFacesCannotBeFoundAgainAndNoneLeavesNoFacePixels) {
     hide_faces(blurred, boxes, 0.5, FacePrivacy::Blurred);
     for (const auto& again : detector.detect(blurred))
       for (const auto& b : boxes) found_again += iou(again.box, b) > 0.3;
-    for (const auto& b : boxes) before += energy(img, b), after += energy(blurred, b);
+    for (const auto& b : boxes) before += detail_energy(img, b), after += detail_energy(blurred, b);
     faces += boxes.size();
     cv::Mat none = img.clone();
     hide_faces(none, boxes, 0.5, FacePrivacy::None);

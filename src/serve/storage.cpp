@@ -316,27 +316,24 @@ int Storage::apply_retention(int days, int snapshot_days, int64_t max_mb, double
   {
     std::lock_guard<std::mutex> lock(mutex_);
     sqlite3* db = db_locked();
-    if (days > 0) {
-      const double cutoff = now - days * 86400.0;
+    // The pictures of the events before `cutoff` go: rows removed (history) or kept without one.
+    const auto drop_before = [&](double cutoff, const char* sql) {
       Statement old(db, "SELECT snapshot FROM events WHERE time < ? AND snapshot <> ''");
       old.bind(1, cutoff);
       while (old.step()) doomed.push_back(old.text(0));
-      Statement del(db, "DELETE FROM events WHERE time < ?");
-      del.bind(1, cutoff);
-      del.step();
+      Statement change(db, sql);
+      change.bind(1, cutoff);
+      change.step();
+    };
+    if (days > 0) {
+      const double cutoff = now - days * 86400.0;
+      drop_before(cutoff, "DELETE FROM events WHERE time < ?");
       Statement delc(db, "DELETE FROM compliance WHERE minute < ?");
       delc.bind(1, static_cast<int64_t>(cutoff));
       delc.step();
     }
-    if (snapshot_days > 0) {
-      const double cutoff = now - snapshot_days * 86400.0;
-      Statement old(db, "SELECT snapshot FROM events WHERE time < ? AND snapshot <> ''");
-      old.bind(1, cutoff);
-      while (old.step()) doomed.push_back(old.text(0));
-      Statement clear(db, "UPDATE events SET snapshot = '' WHERE time < ? AND snapshot <> ''");
-      clear.bind(1, cutoff);
-      clear.step();
-    }
+    if (snapshot_days > 0)
+      drop_before(now - snapshot_days * 86400.0, "UPDATE events SET snapshot = '' WHERE time < ? AND snapshot <> ''");
   }
   int removed = 0;
   std::error_code ec;
