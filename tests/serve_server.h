@@ -60,8 +60,8 @@ struct Server {
     }
     return nlohmann::json::parse(r->body);
   }
-  bool online_with_frames(int frames) const {
-    auto r = client().Get("/api/stats");
+  bool online_with_frames(int frames, const httplib::Headers& auth = {}) const {
+    auto r = client().Get("/api/stats", auth);
     if (!r || r->status != 200) return false;
     const auto s = nlohmann::json::parse(r->body)["cameras"]["demo"];
     return s["status"] == "online" && s["frames_processed"].get<int>() >= frames;

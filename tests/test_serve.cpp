@@ -23,6 +23,7 @@
 #include <sstream>
 #include <thread>
 
+#include "serve/http_api.h"
 #include "serve_server.h"
 #include "support.h"
 #include "util/json_io.h"
@@ -287,6 +288,44 @@ TEST(Serve, ATokenGuardsEverythingButHealthAndIsNeverShown) {
   const auto cfg = c.Get("/api/config", right);
   ASSERT_EQ(cfg->status, 200);
   EXPECT_EQ(cfg->body.find("tok-123"), std::string::npos);
+  srv.stop();
+}
+
+// Roles: a viewer sees everything a dashboard shows, not the configuration, and cannot switch
+// detection (403 with the reason); an admin can; without credentials, 401. Endpoint by endpoint.
+TEST(Serve, ViewerAndAdminRolesByTokenBasicAndCookie) {
+  Server srv("http: {auth: {token: adm-1, viewer_token: view-2, viewer_user: guard, viewer_password: pw}}");
+  const httplib::Headers admin = {{"Authorization", "Bearer adm-1"}}, viewer = {{"Authorization", "Bearer view-2"}},
+                         basic_viewer = {{"Authorization", "Basic " + base64_encode("guard:pw")}};
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(2, viewer); }, 30)) << srv.proc->err();
+  auto c = srv.client();
+  for (const char* path : {"/api/stats", "/api/version", "/api/events", "/api/compliance?camera=demo",
+                           "/api/demo/latest.jpg", "/metrics", "/"}) {
+    EXPECT_EQ(c.Get(path)->status, 401) << path;
+    EXPECT_EQ(c.Get(path, viewer)->status, 200) << path;
+    EXPECT_EQ(c.Get(path, basic_viewer)->status, 200) << path;
+    EXPECT_EQ(c.Get(path, admin)->status, 200) << path;
+  }
+  const auto cfg = c.Get("/api/config", viewer);
+  EXPECT_EQ(cfg->status, 403);
+  EXPECT_NE(cfg->body.find("needs the admin role"), std::string::npos) << cfg->body;
+  EXPECT_EQ(c.Get("/api/config", admin)->status, 200);
+  EXPECT_EQ(c.Post("/api/demo/detect", viewer, "off", "text/plain")->status, 403);
+  EXPECT_EQ(c.Post("/api/demo/detect", "off", "text/plain")->status, 401);
+  const auto off = c.Post("/api/demo/detect", admin, "off", "text/plain");
+  ASSERT_EQ(off->status, 200) << off->body;
+  EXPECT_EQ(nlohmann::json::parse(off->body)["detect"], false);
+  EXPECT_EQ(nlohmann::json::parse(c.Get("/api/stats", viewer)->body)["cameras"]["demo"]["detect"], false);
+  EXPECT_EQ(c.Post("/api/demo/detect?on=1", admin, "", "text/plain")->status, 200);
+  EXPECT_EQ(c.Post("/api/demo/detect", admin, "maybe", "text/plain")->status, 400);
+  EXPECT_EQ(c.Post("/api/nope/detect", admin, "on", "text/plain")->status, 404);
+  // The viewer's dashboard login: its cookie opens the dashboard's API, not the admin's.
+  const auto login = c.Post("/login", "token=view-2", "application/x-www-form-urlencoded");
+  ASSERT_EQ(login->status, 303);
+  const std::string cookie = login->get_header_value("Set-Cookie").substr(0, login->get_header_value("Set-Cookie").find(';'));
+  const httplib::Headers with_cookie = {{"Cookie", cookie}};
+  EXPECT_EQ(c.Get("/api/stats", with_cookie)->status, 200);
+  EXPECT_EQ(c.Get("/api/config", with_cookie)->status, 403);
   srv.stop();
 }
 

@@ -288,3 +288,21 @@ TEST(ServeConfig, PrivacyIsBlurredByDefaultAndSetPerCamera) {
   EXPECT_NE(error_of("privacy: {face: full}\ncameras: {a: {source: x}}\n").find("unknown key 'face' in privacy"),
             std::string::npos);
 }
+
+// Viewer credentials come with admin ones, complete, and not the admin's token again.
+TEST(ServeConfig, ViewerCredentialsNeedAnAdminAndTheirOwnSecret) {
+  const auto cfg = parse_serve_config(
+      "http: {auth: {token: a, viewer_token: v, viewer_user: g, viewer_password: p}}\ncameras: {a: {source: x}}\n",
+      "t.yaml");
+  EXPECT_TRUE(cfg.http.auth.has_viewer());
+  EXPECT_EQ(cfg.to_json(true)["http"]["auth"]["viewer_token"], "***");
+  EXPECT_EQ(cfg.to_json(true)["http"]["auth"]["viewer_password"], "***");
+  EXPECT_NE(error_of("http: {auth: {viewer_token: v}}\ncameras: {a: {source: x}}\n").find("need admin ones too"),
+            std::string::npos);
+  EXPECT_NE(error_of("http: {auth: {token: a, viewer_user: g}}\ncameras: {a: {source: x}}\n")
+                .find("a viewer_user needs a viewer_password"),
+            std::string::npos);
+  EXPECT_NE(error_of("http: {auth: {token: a, viewer_token: a}}\ncameras: {a: {source: x}}\n")
+                .find("viewer_token must differ"),
+            std::string::npos);
+}

@@ -307,9 +307,13 @@ const std::vector<Field<HttpConfig>>& http_fields() {
 
 const std::vector<Field<HttpAuth>>& auth_fields() {
   static const std::vector<Field<HttpAuth>> f = {
-      {"token", &HttpAuth::token, 0, 0, "bearer token (or token_env: a variable holding it)", true},
-      {"user", &HttpAuth::user, 0, 0, "HTTP basic user"},
-      {"password", &HttpAuth::password, 0, 0, "HTTP basic password (or password_env)", true}};
+      {"token", &HttpAuth::token, 0, 0, "admin: bearer token (or token_env: a variable holding it)", true},
+      {"user", &HttpAuth::user, 0, 0, "admin: HTTP basic user"},
+      {"password", &HttpAuth::password, 0, 0, "admin: HTTP basic password (or password_env)", true},
+      {"viewer_token", &HttpAuth::viewer_token, 0, 0,
+       "viewer (dashboard, live, stats, events; not /api/config nor detection on/off): bearer token", true},
+      {"viewer_user", &HttpAuth::viewer_user, 0, 0, "viewer: HTTP basic user"},
+      {"viewer_password", &HttpAuth::viewer_password, 0, 0, "viewer: HTTP basic password", true}};
   return f;
 }
 
@@ -490,6 +494,13 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     a.finish();
     if (!cfg.http.auth.user.empty() && cfg.http.auth.password.empty())
       r.fail(r.child("auth"), "http.auth: a user needs a password (or password_env)");
+    if (!cfg.http.auth.viewer_user.empty() && cfg.http.auth.viewer_password.empty())
+      r.fail(r.child("auth"), "http.auth: a viewer_user needs a viewer_password (or viewer_password_env)");
+    if (cfg.http.auth.has_viewer() && cfg.http.auth.token.empty() && cfg.http.auth.user.empty())
+      r.fail(r.child("auth"), "http.auth: viewer credentials need admin ones too (token or user), or nobody could "
+                              "change anything");
+    if (!cfg.http.auth.token.empty() && cfg.http.auth.token == cfg.http.auth.viewer_token)
+      r.fail(r.child("auth"), "http.auth: viewer_token must differ from the admin token");
     r.finish();
   }
   {

@@ -48,10 +48,16 @@ struct CameraConfig {
   FacePrivacy privacy = FacePrivacy::Blurred;  // what of a face leaves the process (vision/privacy.h)
 };
 
+// Two roles: admin (token or user/password: everything) and viewer (viewer_token or
+// viewer_user/viewer_password: dashboard, live view, stats, events, history; not the config
+// nor switching detection). No credentials at all: everyone is admin (listen on 127.0.0.1).
 struct HttpAuth {
-  std::string token;           // bearer token
-  std::string user, password;  // basic auth
-  bool enabled() const { return !token.empty() || !user.empty(); }
+  std::string token;           // admin: bearer token
+  std::string user, password;  // admin: basic auth
+  std::string viewer_token;
+  std::string viewer_user, viewer_password;
+  bool enabled() const { return !token.empty() || !user.empty() || has_viewer(); }
+  bool has_viewer() const { return !viewer_token.empty() || !viewer_user.empty(); }
 };
 
 struct HttpConfig {

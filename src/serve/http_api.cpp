@@ -21,6 +21,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -321,41 +322,71 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 
 constexpr const char* kSessionCookie = "maskwatch_session";
 
+enum class Role { None, Viewer, Admin };
+
+// What only an admin may do: read the configuration, switch detection.
+bool admin_only(const Request& req) {
+  static const std::regex detect(R"(/api/[A-Za-z0-9_-]+/detect)");
+  return req.path == "/api/config" || std::regex_match(req.path, detect);
+}
+
 // With token auth, a browser cannot add the Authorization header to a page it opens: the
 // dashboard's login (a form posting to /login, or GET /?token=... once) sets an HttpOnly,
 // SameSite=Strict cookie instead. Its value is derived from the token (a restart keeps it
-// valid; the token itself is not kept in the browser). No Secure flag: `serve` speaks plain
-// HTTP, where a browser would drop such a cookie.
+// valid; the token itself is not kept in the browser), one per role. No Secure flag: `serve`
+// speaks plain HTTP, where a browser would drop such a cookie.
 class AuthGate {
  public:
   explicit AuthGate(HttpAuth auth)
       : auth_(std::move(auth)),
-        session_(auth_.token.empty() ? "" : sha256_hex("maskwatch dashboard session\n" + auth_.token)) {}
+        admin_session_(session_of(auth_.token)),
+        viewer_session_(session_of(auth_.viewer_token)) {}
 
   bool enabled() const { return auth_.enabled(); }
-  bool has_login() const { return !auth_.token.empty(); }
-  bool token_ok(const std::string& token) const { return has_login() && constant_time_equal(token, auth_.token); }
-
-  bool allows(const Request& req) const {
-    const std::string header = req.get_header_value("Authorization");
-    if (has_login() && constant_time_equal(header, "Bearer " + auth_.token)) return true;
-    if (!auth_.user.empty() && constant_time_equal(header, "Basic " + base64_encode(auth_.user + ":" + auth_.password)))
-      return true;
-    return has_login() && constant_time_equal(cookie(req, kSessionCookie), session_);
+  bool has_login() const { return !auth_.token.empty() || !auth_.viewer_token.empty(); }
+  Role token_role(const std::string& token) const {
+    if (!auth_.token.empty() && constant_time_equal(token, auth_.token)) return Role::Admin;
+    if (!auth_.viewer_token.empty() && constant_time_equal(token, auth_.viewer_token)) return Role::Viewer;
+    return Role::None;
   }
 
-  // 303 to the dashboard with the session cookie.
-  void let_in(Response& res) const {
+  Role role(const Request& req) const {
+    if (!enabled()) return Role::Admin;
+    const std::string header = req.get_header_value("Authorization");
+    const std::string session = cookie(req, kSessionCookie);
+    const auto matches = [&](const std::string& token, const std::string& user, const std::string& password,
+                             const std::string& session_value) {
+      return (!token.empty() && (constant_time_equal(header, "Bearer " + token) ||
+                                 constant_time_equal(session, session_value))) ||
+             (!user.empty() && constant_time_equal(header, "Basic " + base64_encode(user + ":" + password)));
+    };
+    if (matches(auth_.token, auth_.user, auth_.password, admin_session_)) return Role::Admin;
+    if (matches(auth_.viewer_token, auth_.viewer_user, auth_.viewer_password, viewer_session_)) return Role::Viewer;
+    return Role::None;
+  }
+
+  // 303 to the dashboard with the role's session cookie.
+  void let_in(Response& res, Role role) const {
     res.status = 303;
     res.set_header("Location", "/");
-    res.set_header("Set-Cookie", fmt::format("{}={}; HttpOnly; SameSite=Strict; Path=/", kSessionCookie, session_));
+    res.set_header("Set-Cookie", fmt::format("{}={}; HttpOnly; SameSite=Strict; Path=/", kSessionCookie,
+                                             role == Role::Admin ? admin_session_ : viewer_session_));
     res.set_header("Cache-Control", "no-store");
+  }
+
+  static void forbid(const Request& req, Response& res) {
+    res.status = 403;
+    res.set_content(nlohmann::json{{"error", fmt::format("{} {} needs the admin role; these credentials are a "
+                                                          "viewer's",
+                                                          req.method, req.path)}}
+                        .dump(),
+                    "application/json");
   }
 
   // 401: the login form for the dashboard page (token auth), JSON for everything else.
   void refuse(const Request& req, Response& res, bool wrong_token = false) const {
     res.status = 401;
-    if (!auth_.user.empty()) res.set_header("WWW-Authenticate", "Basic realm=\"maskwatch\"");
+    if (!auth_.user.empty() || !auth_.viewer_user.empty()) res.set_header("WWW-Authenticate", "Basic realm=\"maskwatch\"");
     if (has_login() && (req.path == "/" || req.path == "/login"))
       res.set_content(login_page(wrong_token), "text/html; charset=utf-8");
     else
@@ -389,8 +420,12 @@ class AuthGate {
         wrong_token ? "<p class=\"wrong\">That token is not the right one.</p>" : "");
   }
 
+  static std::string session_of(const std::string& token) {
+    return token.empty() ? "" : sha256_hex("maskwatch dashboard session\n" + token);
+  }
+
   HttpAuth auth_;
-  std::string session_;
+  std::string admin_session_, viewer_session_;
 };
 
 }  // namespace
@@ -505,20 +540,27 @@ void HttpApi::routes() {
       return httplib::Server::HandlerResponse::Unhandled;  // checks the token itself, once the body is read
     if (gate->has_login() && req.path == "/" && req.has_param("token")) {
       // A link with the token: the cookie, and the dashboard's URL without the token.
-      if (gate->token_ok(req.get_param_value("token")))
-        gate->let_in(res);
+      if (const Role r = gate->token_role(req.get_param_value("token")); r != Role::None)
+        gate->let_in(res, r);
       else
         gate->refuse(req, res, /*wrong_token=*/true);
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (gate->allows(req)) return httplib::Server::HandlerResponse::Unhandled;
-    gate->refuse(req, res);
-    return httplib::Server::HandlerResponse::Handled;
+    const Role role = gate->role(req);
+    if (role == Role::None) {
+      gate->refuse(req, res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (role == Role::Viewer && admin_only(req)) {
+      AuthGate::forbid(req, res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
   });
   if (gate->has_login())
     s.Post("/login", [gate](const Request& req, Response& res) {
-      if (gate->token_ok(req.get_param_value("token")))
-        gate->let_in(res);
+      if (const Role r = gate->token_role(req.get_param_value("token")); r != Role::None)
+        gate->let_in(res, r);
       else
         gate->refuse(req, res, /*wrong_token=*/true);
     });
@@ -654,6 +696,17 @@ void HttpApi::routes() {
     send_json(res, out);
   });
 
+  // Detection on or off (admin): as MQTT's <prefix>/<camera>/detect/set. Body or ?on=: on/off.
+  s.Post(R"(/api/([A-Za-z0-9_-]+)/detect)", [this](const Request& req, Response& res) {
+    const std::string camera = req.matches[1];
+    std::string value = req.has_param("on") ? req.get_param_value("on") : req.body;
+    for (auto& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
+    if (value != "on" && value != "off" && value != "1" && value != "0")
+      return send_error(res, 400, "say on or off (body or ?on=)");
+    if (!engine_.set_detect(camera, value == "on" || value == "1")) return send_error(res, 404, "no such camera");
+    send_json(res, {{"camera", camera}, {"detect", engine_.detect_enabled(camera)}});
+  });
   s.Get(R"(/api/([A-Za-z0-9_-]+)/latest\.jpg)", [this](const Request& req, Response& res) {
     const std::string camera = req.matches[1];
     if (!engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
