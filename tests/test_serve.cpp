@@ -316,7 +316,14 @@ TEST(Serve, ViewerAndAdminRolesByTokenBasicAndCookie) {
   ASSERT_EQ(off->status, 200) << off->body;
   EXPECT_EQ(nlohmann::json::parse(off->body)["detect"], false);
   EXPECT_EQ(nlohmann::json::parse(c.Get("/api/stats", viewer)->body)["cameras"]["demo"]["detect"], false);
+  // What `curl -d on` sends: a form whose one field is named "on".
+  const auto on = c.Post("/api/demo/detect", admin, "on", "application/x-www-form-urlencoded");
+  ASSERT_EQ(on->status, 200) << on->body;
+  EXPECT_EQ(nlohmann::json::parse(on->body)["detect"], true);
   EXPECT_EQ(c.Post("/api/demo/detect?on=1", admin, "", "text/plain")->status, 200);
+  // The scheme is case-insensitive, spaces around the credentials are not part of them.
+  EXPECT_EQ(c.Get("/api/config", {{"Authorization", "bearer  adm-1 "}})->status, 200);
+  EXPECT_EQ(c.Get("/api/config", {{"Authorization", "BEARER view-2"}})->status, 403);
   EXPECT_EQ(c.Post("/api/demo/detect", admin, "maybe", "text/plain")->status, 400);
   EXPECT_EQ(c.Post("/api/nope/detect", admin, "on", "text/plain")->status, 404);
   // The viewer's dashboard login: its cookie opens the dashboard's API, not the admin's.

@@ -305,4 +305,14 @@ TEST(ServeConfig, ViewerCredentialsNeedAnAdminAndTheirOwnSecret) {
   EXPECT_NE(error_of("http: {auth: {token: a, viewer_token: a}}\ncameras: {a: {source: x}}\n")
                 .find("viewer_token must differ"),
             std::string::npos);
+  EXPECT_NE(error_of("http: {auth: {user: u, password: p, viewer_user: u, viewer_password: p}}\ncameras: {a: {source: "
+                     "x}}\n")
+                .find("viewer_user must differ from the admin user"),
+            std::string::npos);
+  EXPECT_NE(error_of("http: {auth: {token: a, viewer_password: p}}\ncameras: {a: {source: x}}\n")
+                .find("a viewer_password needs a viewer_user"),
+            std::string::npos);
+  EXPECT_NE(error_of("http: {auth: {token: \" a \"}}\ncameras: {a: {source: x}}\n").find("must not begin or end"),
+            std::string::npos);
+  EXPECT_NE(error_of("privacy: {faces: ''}\ncameras: {a: {source: x}}\n").find("not empty"), std::string::npos);
 }

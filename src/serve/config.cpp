@@ -354,7 +354,7 @@ const std::vector<Field<AlertRule>>& alert_fields() {
       {"window_minutes", &AlertRule::window_minutes, 1, 1440, "...over this window"},
       {"min_faces", &AlertRule::min_faces, 1, 1000000, "low_compliance: at least this many faces in the window"},
       {"cooldown_s", &AlertRule::cooldown_s, 0, 864000, "the rule fires at most once this often per camera"},
-      {"mqtt", &AlertRule::mqtt, 0, 0, "publish on <prefix>/alerts"},
+      {"mqtt", &AlertRule::mqtt, 0, 0, "publish on PREFIX/alerts (mqtt.topic_prefix)"},
       {"sound", &AlertRule::sound, 0, 0, "`maskwatch run` only"}};
   return f;
 }
@@ -391,10 +391,16 @@ void read_tracker(MapReader& parent, TrackerOptions& t) {
 
 // privacy: {faces: full | blurred | none}
 void read_privacy(MapReader& parent, FacePrivacy& out) {
-  MapReader r(parent.child("privacy"), parent.where() == "config" ? "privacy" : parent.where() + ".privacy",
-              parent.file());
+  const YAML::Node node = parent.child("privacy");
+  MapReader r(node, parent.where() == "config" ? "privacy" : parent.where() + ".privacy", parent.file());
   std::string faces;
   r.get("faces", faces);
+  // Given but empty (`faces:` or `faces: ''`) is a mistake, not the default.
+  if (node && node.IsMap()) {
+    const YAML::Node given = static_cast<const YAML::Node&>(node)["faces"];
+    if (given && (given.IsNull() || (given.IsScalar() && faces.empty())))
+      r.fail(given, fmt::format("{}.faces must be full, blurred or none, not empty", r.where()));
+  }
   if (!faces.empty()) {
     const auto p = parse_privacy(faces);
     if (!p) r.fail(r.child("faces"), fmt::format("{}.faces must be full, blurred or none, not '{}'", r.where(), faces));
@@ -494,8 +500,19 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     a.finish();
     if (!cfg.http.auth.user.empty() && cfg.http.auth.password.empty())
       r.fail(r.child("auth"), "http.auth: a user needs a password (or password_env)");
-    if (!cfg.http.auth.viewer_user.empty() && cfg.http.auth.viewer_password.empty())
+    const auto& au = cfg.http.auth;
+    if (!au.viewer_user.empty() && au.viewer_password.empty())
       r.fail(r.child("auth"), "http.auth: a viewer_user needs a viewer_password (or viewer_password_env)");
+    if (au.user.empty() && !au.password.empty())
+      r.fail(r.child("auth"), "http.auth: a password needs a user");
+    if (au.viewer_user.empty() && !au.viewer_password.empty())
+      r.fail(r.child("auth"), "http.auth: a viewer_password needs a viewer_user");
+    if (!au.user.empty() && au.user == au.viewer_user)
+      r.fail(r.child("auth"), "http.auth: viewer_user must differ from the admin user");
+    for (const auto* token : {&au.token, &au.viewer_token})
+      if (!token->empty() && (std::isspace(static_cast<unsigned char>(token->front())) ||
+                              std::isspace(static_cast<unsigned char>(token->back()))))
+        r.fail(r.child("auth"), "http.auth: a token must not begin or end with a space (it could not be sent)");
     if (cfg.http.auth.has_viewer() && cfg.http.auth.token.empty() && cfg.http.auth.user.empty())
       r.fail(r.child("auth"), "http.auth: viewer credentials need admin ones too (token or user), or nobody could "
                               "change anything");
@@ -637,12 +654,14 @@ std::vector<ConfigKey> config_keys() {
   by_hand("storage.dir", "path", "\"maskwatch-data\"", "history database and snapshots");
   document(out, "storage.", storage_fields());
   document(out, "mqtt.", mqtt_fields());
-  by_hand("mqtt.topic_prefix", "text", "\"maskwatch/<client_id>\"", "topics are <prefix>/<camera>/...");
+  by_hand("mqtt.topic_prefix", "text", "\"maskwatch/<client_id>\"", "topics are PREFIX/CAMERA/...");
   by_hand("fleet.subscribe", "list of topic filters", "[]", "other instances to show (needs mqtt)");
   by_hand("cameras.<name>.source", "text", "(required)", "webcam index, /dev/videoN, file, folder, rtsp/http URL, FIFO");
   document(out, "cameras.<name>.", camera_fields());
   document(out, "cameras.<name>.motion.", motion_fields());
+  by_hand("cameras.<name>.privacy.faces", "full, blurred, none", "privacy.faces", "as privacy: above, for this camera");
   out.push_back({"cameras.<name>.detector, .tracker", "", "", "as detector: and tracker: above, for this camera", false});
+  out.push_back({"defaults.*", "", "", "any key of a camera but source: the value every camera starts from", false});
   by_hand("alerts[].kind", "unmasked_face, low_compliance, camera_offline", "(required)", "what the rule watches");
   by_hand("alerts[].name, cameras, hours, weekdays, webhook", "", "", "rule name; cameras (empty: all); local hours "
           "0-23 and weekdays 0-6 (empty: always); an http(s) URL to POST to");

@@ -259,6 +259,7 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
     cam.raw = frame;
     cam.face_boxes = std::move(face_boxes);
     cam.faces_known = true;
+    cam.overlay.message.clear();
     cam.overlay.fps = cam.process_fps;
     ++cam.processed;
     if (!detect) ++cam.without_detection;
@@ -293,6 +294,7 @@ void Engine::show_undetected(Camera& cam, cv::Mat frame) {
   cam.raw = std::move(frame);
   cam.face_boxes.clear();
   cam.faces_known = false;  // no detector ran: with privacy on, the whole picture is hidden
+  cam.overlay.message = "detection off";
   cam.result = FrameResult{};
   ++cam.skipped;
   cam.faces_now = 0;

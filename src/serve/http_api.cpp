@@ -352,7 +352,7 @@ class AuthGate {
 
   Role role(const Request& req) const {
     if (!enabled()) return Role::Admin;
-    const std::string header = req.get_header_value("Authorization");
+    const std::string header = normalised_authorization(req.get_header_value("Authorization"));
     const std::string session = cookie(req, kSessionCookie);
     const auto matches = [&](const std::string& token, const std::string& user, const std::string& password,
                              const std::string& session_value) {
@@ -418,6 +418,23 @@ class AuthGate {
         "autocomplete=\"current-password\" autofocus required></label><input type=\"submit\" value=\"Sign in\">"
         "</form></body></html>\n",
         wrong_token ? "<p class=\"wrong\">That token is not the right one.</p>" : "");
+  }
+
+  // "bearer  X " -> "Bearer X": the scheme is case-insensitive (RFC 9110), spaces are not part
+  // of the credentials.
+  static std::string normalised_authorization(std::string h) {
+    const auto trim = [](std::string s) {
+      const auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+    };
+    h = trim(h);
+    const size_t space = h.find(' ');
+    if (space == std::string::npos) return h;
+    std::string scheme = h.substr(0, space);
+    for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (scheme == "bearer") scheme = "Bearer";
+    if (scheme == "basic") scheme = "Basic";
+    return scheme + " " + trim(h.substr(space + 1));
   }
 
   static std::string session_of(const std::string& token) {
@@ -699,7 +716,9 @@ void HttpApi::routes() {
   // Detection on or off (admin): as MQTT's <prefix>/<camera>/detect/set. Body or ?on=: on/off.
   s.Post(R"(/api/([A-Za-z0-9_-]+)/detect)", [this](const Request& req, Response& res) {
     const std::string camera = req.matches[1];
-    std::string value = req.has_param("on") ? req.get_param_value("on") : req.body;
+    // ?on=off, or the body: plain text, or what `curl -d on` sends (a form field named "on").
+    std::string value = req.get_param_value("on");
+    if (value.empty()) value = req.body;
     for (auto& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
     if (value != "on" && value != "off" && value != "1" && value != "0")
