@@ -232,10 +232,10 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
   const bool detect = cam.motion.needs_detection(frame, time_s);
   FrameResult r = detect ? cam.pipeline->process(frame, index, time_s)
                          : cam.pipeline->process_with_last_faces(frame, index, time_s);
-  // Every face hides in what leaves the process: those found in this frame, shown (over the
-  // camera's threshold) or not, and the last box of each track the detector missed in it.
+  // Every face hides in what leaves the process: the tracker's boxes are those found in this
+  // frame, shown (over the camera's threshold) or not, and the last box of each track the
+  // detector missed in it.
   std::vector<cv::Rect2f> face_boxes = cam.pipeline->tracked_boxes();
-  for (const auto& f : r.faces) face_boxes.push_back(f.box);
   LedgerUpdate news = cam.ledger.observe(r, frame, now);
   for (auto& v : news.verdicts) bus_.publish(FaceVerdict{cam.config.name, std::move(v)});
   for (auto& t : news.ended) finish_track(cam, std::move(t));
