@@ -79,8 +79,16 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
     for (const auto& label : classifier_.classes()) cam->faces_total[label] = 0;
     cam->faces_total["uncertain"] = 0;
     Camera* raw = cam.get();
-    cam->feed = std::make_unique<CameraFeed>(
-        cc, &wake_, [this, raw](CameraStatus s, const std::string& d) { on_status(*raw, s, d); });
+    CaptureOptions co;
+    co.source.width = cc.width;
+    co.source.height = cc.height;
+    co.name = "camera " + cc.name;
+    co.loop = cc.loop;
+    co.mirror = cc.mirror;
+    co.backoff_max_s = cc.reconnect_max_s;
+    co.on_status = [this, raw](CameraStatus s, const std::string& d) { on_status(*raw, s, d); };
+    co.on_frame = [this] { wake_.notify_all(); };
+    cam->feed = std::make_unique<Capture>(cc.source, std::move(co));
     cameras_.push_back(std::move(cam));
   }
   const std::filesystem::path model = config.model.empty() ? default_model_path() : std::filesystem::path(config.model);
@@ -108,7 +116,12 @@ Engine::~Engine() { stop(); }
 
 void Engine::start() {
   started_unix_ = unix_now();
-  for (auto& c : cameras_) c->feed->start();
+  for (auto& c : cameras_) {
+    if (c->config.enabled)
+      c->feed->start();
+    else
+      c->feed->disable("disabled in the config");
+  }
   for (size_t w = 0; w < workers_.size(); ++w)
     workers_[w]->thread = std::thread([this, w] { worker(*workers_[w], w == 0); });
 }
@@ -122,7 +135,7 @@ void Engine::stop() {
   for (auto& c : cameras_) {
     // stats() and prometheus_metrics() (HTTP, MQTT threads) read the feed under the camera's
     // mutex: take it out under that mutex, then join its capture thread outside it.
-    std::unique_ptr<CameraFeed> feed;
+    std::unique_ptr<Capture> feed;
     {
       std::lock_guard<std::mutex> lock(c->mutex);
       feed = std::move(c->feed);
@@ -179,13 +192,10 @@ void Engine::worker(Worker& me, bool housekeeping) {
         }
       } release{cam.busy, wake_};
       if (!cam.feed) continue;
-      cv::Mat frame;
-      int64_t index = 0;
-      double t = 0;
-      std::chrono::steady_clock::time_point captured;
-      if (!cam.feed->take(frame, index, t, &captured)) continue;
+      SourceFrame f;
+      if (!cam.feed->take(f)) continue;
       const auto now = std::chrono::steady_clock::now();
-      if (!cam.pacer.admit(t)) {  // fps_limit, by capture time
+      if (!cam.pacer.admit(f.time_s)) {  // fps_limit, by capture time
         std::lock_guard<std::mutex> lock(cam.mutex);
         ++cam.skipped;
         continue;
@@ -194,12 +204,13 @@ void Engine::worker(Worker& me, bool housekeeping) {
       me.next = (at + 1) % cameras_.size();  // fairness: the next camera goes first next time
       did = release.processed = true;
       if (!cam.detect) {
-        show_undetected(cam, std::move(frame));
+        show_undetected(cam, std::move(f.image));
         continue;
       }
+      const int64_t index = f.index;
       try {
         cam.pipeline->bind(*me.classifier, *me.detector);
-        process(cam, std::move(frame), index, t, captured);
+        process(cam, std::move(f));
       } catch (const std::exception& e) {
         spdlog::error("camera {}: frame {}: {}", cam.config.name, index, e.what());
       }
@@ -226,12 +237,12 @@ void Engine::worker(Worker& me, bool housekeeping) {
   }
 }
 
-void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
-                     std::chrono::steady_clock::time_point captured) {
+void Engine::process(Camera& cam, SourceFrame f) {
   const double now = unix_now();
-  const bool detect = cam.motion.needs_detection(frame, time_s);
-  FrameResult r = detect ? cam.pipeline->process(frame, index, time_s)
-                         : cam.pipeline->process_with_last_faces(frame, index, time_s);
+  const cv::Mat& frame = f.image;
+  const bool detect = cam.motion.needs_detection(frame, f.time_s);
+  FrameResult r = detect ? cam.pipeline->process(frame, f.index, f.time_s)
+                         : cam.pipeline->process_with_last_faces(frame, f.index, f.time_s);
   // Every face hides in what leaves the process: the tracker's boxes are those found in this
   // frame, shown (over the camera's threshold) or not, and the last box of each track the
   // detector missed in it.
@@ -253,7 +264,7 @@ void Engine::process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
     cam.process_fps = cam.processing.rate(cam.last_processed);
     // Capture to result: waiting for a worker, detection, classification, bookkeeping.
     cam.latencies_ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - captured).count());
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - f.captured).count());
     if (cam.latencies_ms.size() > kLatencyFrames) cam.latencies_ms.pop_front();
     ++cam.seq;
     cam.raw = frame;

@@ -1,4 +1,4 @@
-// The `serve` engine: one CameraFeed (capture thread) per camera and a few inference workers
+// The `serve` engine: one Capture (vision/capture.h: capture thread) per camera and a few inference workers
 // (`detector.workers`; default one per core, at most one per camera) shared by all of them.
 // Each worker has its own face detector and classifier (the same files; their thread pools
 // split the cores between the workers) and takes cameras round robin: it claims a camera,
@@ -20,12 +20,12 @@
 #include <thread>
 #include <vector>
 
-#include "serve/camera_feed.h"
 #include "serve/config.h"
 #include "serve/event_bus.h"
 #include "serve/history_writer.h"
 #include "serve/prometheus.h"
 #include "serve/storage.h"
+#include "vision/capture.h"
 #include "vision/face_detector.h"
 #include "vision/mask_classifier.h"
 #include "vision/pipeline.h"
@@ -102,8 +102,7 @@ class Engine {
   struct Camera;
   struct Worker;
   void worker(Worker& me, bool housekeeping);
-  void process(Camera& cam, cv::Mat frame, int64_t index, double time_s,
-               std::chrono::steady_clock::time_point captured);
+  void process(Camera& cam, SourceFrame frame);
   void show_undetected(Camera& cam, cv::Mat frame);  // detection off: the picture only
   void finish_track(Camera& cam, TrackEnded track);
   void finish_open_tracks(Camera& cam);

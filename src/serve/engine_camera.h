@@ -10,10 +10,10 @@
 #include <mutex>
 #include <tuple>
 
-#include "serve/camera_feed.h"
 #include "serve/engine.h"
 #include "serve/frame_pacer.h"
 #include "util/rate_meter.h"
+#include "vision/capture.h"
 #include "vision/motion_gate.h"
 #include "vision/overlay.h"
 #include "vision/track_ledger.h"
@@ -28,7 +28,7 @@ constexpr size_t kLatencyFrames = 300;
 
 struct Engine::Camera {
   CameraConfig config;
-  std::unique_ptr<CameraFeed> feed;
+  std::unique_ptr<Capture> feed;
   std::unique_ptr<Pipeline> pipeline;
   std::chrono::steady_clock::time_point last_processed{};
   FramePacer pacer;                                                 // fps_limit (worker thread only)

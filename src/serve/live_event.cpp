@@ -4,16 +4,6 @@
 
 namespace maskwatch {
 
-const char* status_name(CameraStatus s) {
-  switch (s) {
-    case CameraStatus::Starting: return "starting";
-    case CameraStatus::Online: return "online";
-    case CameraStatus::Offline: return "offline";
-    case CameraStatus::Disabled: return "disabled";
-  }
-  return "unknown";
-}
-
 nlohmann::json to_json(const AlertFired& a) {
   nlohmann::json j = {{"type", "alert"},     {"id", a.id},         {"rule", a.rule},
                       {"kind", a.kind},      {"camera", a.camera}, {"time", a.time},

@@ -11,12 +11,10 @@
 #include <variant>
 #include <vector>
 
+#include "vision/capture.h"  // CameraStatus
 #include "vision/track_ledger.h"
 
 namespace maskwatch {
-
-enum class CameraStatus { Starting, Online, Offline, Disabled };
-const char* status_name(CameraStatus s);  // "starting", "online", "offline", "disabled"
 
 struct FaceVerdict {
   std::string camera;

@@ -5,10 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
-#include <mutex>
-#include <thread>
 
 #include <sys/stat.h>
 
@@ -16,12 +13,10 @@
 #include "media/v4l2_camera.h"
 #include "media/video_reader.h"
 #include "util/error.h"
+#include "vision/capture.h"
 
 namespace maskwatch {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-constexpr double kStallLogSeconds = 2.0;  // live source quiet this long (connection open): logged as a stall
 
 class VideoFileSource : public FrameSource {
  public:
@@ -94,204 +89,75 @@ class ImageFolderSource : public FrameSource {
   int64_t next_ = 0;
 };
 
-// Cameras and streams: a capture thread keeps only the newest frame. Its state lives in a
-// shared block so that, if the thread is stuck inside FFmpeg when we quit, it can be left to
-// finish on its own (its read times out) instead of holding up the exit.
-class LiveSource : public FrameSource {
+// A camera (V4L2Camera, or FFmpeg when it offers neither YUYV nor MJPEG), a stream or a FIFO
+// (FFmpeg), read directly: each read() blocks until the next frame or a time-out.
+class DeviceSource : public FrameSource {
  public:
-  LiveSource(std::string spec, int camera_index, const SourceOptions& o) : s_(std::make_shared<State>()) {
-    s_->spec = std::move(spec);
-    s_->camera = camera_index;
-    s_->opts = o;
-    s_->start = s_->last_frame = Clock::now();
-    // A FIFO's open blocks until a writer comes (and its probe until the writer sends): the
-    // capture thread does it, so closing the source never waits on it.
-    s_->open_in_thread = is_fifo_path(s_->spec);
-    if (!s_->open_in_thread && !s_->open()) {
-      throw Error(
-          s_->is_camera()
-              ? fmt::format("cannot open camera {} (missing, busy, or no permission: {})", s_->spec, s_->open_error)
-              : fmt::format("cannot open stream {} (no answer within {:.0f} s, or not a stream: {})", s_->spec,
-                            o.open_timeout_ms / 1000.0, s_->open_error));
-    }
-    worker_ = std::thread([s = s_] { s->capture_loop(); });
-  }
-  ~LiveSource() override {
-    {
-      std::lock_guard<std::mutex> lock(s_->mutex);
-      s_->stop = true;
-    }
-    s_->cv.notify_all();
-    std::unique_lock<std::mutex> lock(s_->mutex);
-    const bool done = s_->cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return s_->finished; });
-    lock.unlock();
-    if (done)
-      worker_.join();
-    else
-      worker_.detach();  // blocked in a read that will time out; it owns a share of the state
+  DeviceSource(std::string spec, int camera_index, const SourceOptions& o)
+      : spec_(std::move(spec)), camera_(camera_index), opts_(o) {
+    if (!open())
+      throw Error(is_camera()
+                      ? fmt::format("cannot open camera {} (missing, busy, or no permission: {})", spec_, open_error_)
+                      : fmt::format("cannot open stream {} (no answer within {:.0f} s, or not a stream: {})", spec_,
+                                    o.open_timeout_ms / 1000.0, open_error_));
   }
   bool read(SourceFrame& out) override {
-    std::unique_lock<std::mutex> lock(s_->mutex);
-    const auto cancelled = [&] { return s_->opts.cancel && s_->opts.cancel->load(); };
-    while (!s_->has_new && !s_->finished && !cancelled()) {
-      s_->cv.wait_for(lock, std::chrono::milliseconds(100));
-      // A server that stops sending keeps the connection open: say so once, while the
-      // capture thread still waits for its read to time out.
-      const double quiet = std::chrono::duration<double>(Clock::now() - s_->last_frame).count();
-      if (quiet > kStallLogSeconds && !s_->stall_logged && s_->failures == 0 && s_->latest_index > 0) {
-        s_->stall_logged = true;
-        spdlog::warn("{}: stalled, no frame for {:.0f} s", s_->spec, quiet);
-      }
-    }
-    if (!s_->has_new) return false;
-    out.image = s_->latest;
-    out.index = s_->latest_index;
-    out.time_s = s_->latest_time;
-    s_->has_new = false;
+    cv::Mat frame;
+    const bool got = camera_device_.is_open() ? camera_device_.read(frame, opts_.read_timeout_ms)
+                                              : cap_.is_open() && cap_.read(frame);
+    if (!got || frame.empty()) return false;
+    out.image = frame;
+    out.index = next_++;
     return true;
   }
   bool live() const override { return true; }
-  double fps() const override { return s_->fps; }
+  double fps() const override { return fps_; }
   std::string description() const override {
-    return fmt::format("{} {} ({}x{}, {:.0f} fps)", s_->is_camera() ? "camera" : "stream", s_->spec, s_->width,
-                       s_->height, s_->fps);
-  }
-  int64_t dropped() const override {
-    std::lock_guard<std::mutex> lock(s_->mutex);
-    return s_->dropped;
-  }
-  std::string failure() const override {
-    std::lock_guard<std::mutex> lock(s_->mutex);
-    return s_->failure;
+    return fmt::format("{} {} ({}x{}, {:.0f} fps)", is_camera() ? "camera" : "stream", spec_, width_, height_, fps_);
   }
 
  private:
-  struct State {
-    std::string spec;
-    int camera = -1;
-    SourceOptions opts;
-    Clock::time_point start, last_frame;
-    // Used by the capture thread only (after construction): a camera is read by V4l2Camera,
-    // or by FFmpeg when it offers neither YUYV nor MJPEG; streams by FFmpeg.
-    V4l2Camera camera_device;
-    VideoReader cap;
-    int width = 0, height = 0;
-    double fps = 0;
-    mutable std::mutex mutex;
-    std::condition_variable cv;
-    cv::Mat latest;
-    int64_t latest_index = 0, dropped = 0;
-    double latest_time = 0;
-    bool has_new = false, finished = false, stop = false;
-    bool stall_logged = false;  // since the last frame
-    int failures = 0;           // failed reads/reopens in a row, since the last frame
-    bool open_in_thread = false;  // a FIFO: the capture thread opens it
-    std::string failure;
-    std::string open_error;  // why the last open failed (V4L2's or FFmpeg's words)
+  bool is_camera() const { return camera_ >= 0 || spec_.rfind("/dev/video", 0) == 0; }
+  bool open() {
+    VideoReaderOptions o;
+    o.open_timeout_ms = opts_.open_timeout_ms;
+    o.read_timeout_ms = opts_.read_timeout_ms;
+    const std::string url = camera_ >= 0 ? "/dev/video" + std::to_string(camera_) : spec_;
+    if (is_camera()) {
+      if (camera_device_.open(url, opts_.width, opts_.height)) {
+        width_ = camera_device_.width();
+        height_ = camera_device_.height();
+        fps_ = camera_device_.fps();
+        return true;
+      }
+      open_error_ = camera_device_.error();
+      if (camera_device_.device_failed()) return false;  // FFmpeg would fail the same way
+      spdlog::info("{}; reading it through FFmpeg", open_error_);
+      o.camera = true;
+      o.width = opts_.width;
+      o.height = opts_.height;
+      o.read_timeout_ms = 0;  // a camera's read blocks in the driver until the next frame
+    }
+    if (!cap_.open(url, o)) {
+      open_error_ = cap_.error();
+      return false;
+    }
+    width_ = cap_.width();
+    height_ = cap_.height();
+    fps_ = cap_.fps();
+    if (!(fps_ > 0 && fps_ < 1000)) fps_ = 0;  // MPEG-TS reports its 90 kHz clock: unknown
+    return true;
+  }
 
-    bool is_camera() const { return camera >= 0 || spec.rfind("/dev/video", 0) == 0; }
-    bool stopping() {
-      std::lock_guard<std::mutex> lock(mutex);
-      return stop;
-    }
-    bool open() {
-      VideoReaderOptions o;
-      o.open_timeout_ms = opts.open_timeout_ms;
-      o.read_timeout_ms = opts.read_timeout_ms;
-      const std::string url = camera >= 0 ? "/dev/video" + std::to_string(camera) : spec;
-      if (is_camera()) {
-        if (camera_device.open(url, opts.width, opts.height)) {
-          width = camera_device.width();
-          height = camera_device.height();
-          fps = camera_device.fps();
-          return true;
-        }
-        open_error = camera_device.error();
-        if (camera_device.device_failed()) return false;  // FFmpeg would fail the same way
-        spdlog::info("{}; reading it through FFmpeg", open_error);
-        o.camera = true;
-        o.width = opts.width;
-        o.height = opts.height;
-        o.read_timeout_ms = 0;  // a camera's read blocks in the driver until the next frame
-      }
-      if (!cap.open(url, o)) {
-        open_error = cap.error();
-        return false;
-      }
-      width = cap.width();
-      height = cap.height();
-      fps = cap.fps();
-      if (!(fps > 0 && fps < 1000)) fps = 0;  // MPEG-TS reports its 90 kHz clock: unknown
-      return true;
-    }
-    // Sleeps up to `s` seconds, waking early when asked to stop. False when stopping.
-    bool pause(double s) {
-      std::unique_lock<std::mutex> lock(mutex);
-      cv.wait_for(lock, std::chrono::duration<double>(s), [&] { return stop; });
-      return !stop;
-    }
-    void capture_loop() {
-      double backoff_s = 0.5;
-      int64_t index = 0;
-      if (open_in_thread && !stopping() && !open()) {  // the reconnect path below tries again
-        std::lock_guard<std::mutex> lock(mutex);
-        failure = fmt::format("{}: {}", spec, open_error);
-      }
-      while (!stopping()) {
-        cv::Mat frame;
-        const bool got = camera_device.is_open() ? camera_device.read(frame, opts.read_timeout_ms)
-                                                 : cap.is_open() && cap.read(frame);
-        if (got && !frame.empty()) {
-          backoff_s = 0.5;
-          const auto now = Clock::now();
-          std::lock_guard<std::mutex> lock(mutex);
-          failures = 0;
-          stall_logged = false;
-          if (has_new) ++dropped;  // the consumer did not take the previous one: keep only the newest
-          latest = frame;
-          latest_index = index++;
-          latest_time = std::chrono::duration<double>(now - start).count();
-          last_frame = now;
-          has_new = true;
-          cv.notify_all();
-          continue;
-        }
-        const double since_frame = std::chrono::duration<double>(Clock::now() - last_frame).count();
-        if (open_in_thread) {  // a FIFO's writer left (or never sent a stream): the owner opens it again
-          std::lock_guard<std::mutex> lock(mutex);
-          if (failure.empty()) failure = fmt::format("{}: the FIFO's writer closed it", spec);
-          break;
-        }
-        if (opts.reconnect_for_s > 0 && since_frame >= opts.reconnect_for_s) {
-          std::lock_guard<std::mutex> lock(mutex);
-          failure = fmt::format("{}: lost, no frame for {:.0f} s (--reconnect-for {:g})", spec, since_frame,
-                                opts.reconnect_for_s);
-          spdlog::error("{}", failure);
-          break;
-        }
-        int failed_before;
-        {
-          std::lock_guard<std::mutex> lock(mutex);
-          failed_before = failures++;
-        }
-        if (failed_before > 0)
-          spdlog::warn("{}: still no frame after {:.0f} s; reconnecting in {:.1f} s", spec, since_frame, backoff_s);
-        else
-          spdlog::warn("{}: stream ended, dropped or timed out; reconnecting in {:.1f} s", spec, backoff_s);
-        if (!pause(backoff_s)) break;
-        backoff_s = std::min(backoff_s * 2, 8.0);
-        camera_device.close();
-        cap.close();
-        if (!stopping() && open()) spdlog::info("{}: reopened", spec);
-      }
-      std::lock_guard<std::mutex> lock(mutex);
-      finished = true;
-      cv.notify_all();
-    }
-  };
-
-  std::shared_ptr<State> s_;
-  std::thread worker_;
+  std::string spec_;
+  int camera_ = -1;
+  SourceOptions opts_;
+  V4l2Camera camera_device_;
+  VideoReader cap_;
+  int width_ = 0, height_ = 0;
+  double fps_ = 0;
+  int64_t next_ = 0;
+  std::string open_error_;  // why the open failed (V4L2's or FFmpeg's words)
 };
 
 }  // namespace
@@ -309,11 +175,19 @@ bool all_digits(const std::string& s) {
 
 }  // namespace
 
+bool is_live_spec(const std::string& spec) {
+  return all_digits(spec) || spec.rfind("/dev/video", 0) == 0 || spec.find("://") != std::string::npos ||
+         is_fifo_path(spec);
+}
+
 std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOptions& o) {
+  if (!spec.empty() && is_live_spec(spec)) return open_live_source(spec, o);
+  return open_reader(spec, o);
+}
+
+std::unique_ptr<FrameSource> open_reader(const std::string& spec, const SourceOptions& o) {
   if (spec.empty()) throw Error("no source given");
-  if (all_digits(spec)) return std::make_unique<LiveSource>(spec, std::stoi(spec), o);
-  if (spec.rfind("/dev/video", 0) == 0) return std::make_unique<LiveSource>(spec, -1, o);
-  if (spec.find("://") != std::string::npos || is_fifo_path(spec)) return std::make_unique<LiveSource>(spec, -1, o);
+  if (is_live_spec(spec)) return std::make_unique<DeviceSource>(spec, all_digits(spec) ? std::stoi(spec) : -1, o);
   std::error_code ec;
   if (std::filesystem::is_directory(spec, ec)) return std::make_unique<ImageFolderSource>(spec, o.folder_fps);
   return std::make_unique<VideoFileSource>(spec);

@@ -6,13 +6,14 @@
 //   a folder           its images, sorted by name (unreadable ones skipped with a warning)
 //   anything else      a video file
 // Files are read frame by frame and timed by their frame rate, so results do not depend on
-// processing speed. Live sources (cameras, streams) are read by a capture thread that keeps
-// only the newest frame, so processing never falls behind the camera; a stream that drops
-// or stalls is reopened with backoff. Opens and reads of streams time out (FFmpeg's
-// interrupt callback), so a dead server never blocks a thread for long, and read() returns
-// at once when the `cancel` flag is set (Ctrl-C while a stream is down).
+// processing speed. Live sources (cameras, streams, FIFOs) are read by a capture thread
+// (vision/capture.h) that keeps only the newest frame, so processing never falls behind the
+// camera; a stream that drops or stalls is reopened with backoff. Opens and reads of streams
+// time out (FFmpeg's interrupt callback), so a dead server never blocks a thread for long, and
+// read() returns at once when the `cancel` flag is set (Ctrl-C while a stream is down).
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <opencv2/core.hpp>
 #include <string>
@@ -36,7 +37,8 @@ struct SourceOptions {
 struct SourceFrame {
   cv::Mat image;
   int64_t index = 0;  // 0-based frame number (frames dropped by live sources are skipped)
-  double time_s = 0;  // media time (files) or seconds since the source opened (live)
+  double time_s = 0;  // media time (files) or seconds since the capture started (live)
+  std::chrono::steady_clock::time_point captured{};  // when it arrived (set by a capture thread)
 };
 
 class FrameSource {
@@ -54,5 +56,13 @@ class FrameSource {
 
 // Throws Error with a clear reason when the source cannot be opened.
 std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOptions& options = {});
+
+// True for cameras, streams and FIFOs (what open_source reads through a capture thread).
+bool is_live_spec(const std::string& spec);
+
+// The source itself, without a capture thread: a live source's read() blocks until its next
+// frame and returns false when it stalls past read_timeout_ms or ends (failure() says why); a
+// FIFO's open blocks until a writer comes. For vision/capture. Throws Error like open_source.
+std::unique_ptr<FrameSource> open_reader(const std::string& spec, const SourceOptions& options = {});
 
 }  // namespace maskwatch
