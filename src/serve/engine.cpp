@@ -62,34 +62,10 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
   mask_class_ = mask_class_index(classifier_.classes());
   history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
   for (const auto& cc : config_.cameras) {
-    auto cam = std::make_unique<Camera>();
-    cam->config = cc;
-    cam->pacer = FramePacer(cc.fps_limit);
-    cam->motion = MotionGate(cc.motion);
-    // The detector is shared at the lowest threshold of any camera: the ledger drops the
-    // faces under this camera's own.
-    // privacy none: no face pixels kept, so no snapshots either.
-    cam->ledger = TrackLedger({cc.detector.score_threshold, config_.storage.snapshots && cc.privacy != FacePrivacy::None,
-                               0.5, cc.tracker.max_missed_s});
-    PipelineOptions po;
-    po.crop_margin = cc.detector.margin;
-    po.schedule.refresh_s = cc.detector.reclassify_after_s;
-    po.tracker = cc.tracker;
-    cam->pipeline = std::make_unique<Pipeline>(classifier_, detector_, po);
-    for (const auto& label : classifier_.classes()) cam->faces_total[label] = 0;
-    cam->faces_total["uncertain"] = 0;
-    Camera* raw = cam.get();
-    CaptureOptions co;
-    co.source.width = cc.width;
-    co.source.height = cc.height;
-    co.name = "camera " + cc.name;
-    co.loop = cc.loop;
-    co.mirror = cc.mirror;
-    co.backoff_max_s = cc.reconnect_max_s;
-    co.on_status = [this, raw](CameraStatus s, const std::string& d) { on_status(*raw, s, d); };
-    co.on_frame = [this] { wake_.notify_all(); };
-    cam->feed = std::make_unique<Capture>(cc.source, std::move(co));
-    cameras_.push_back(std::move(cam));
+    cameras_.push_back(std::make_unique<Camera>(
+        cc, config_.storage, classifier_, detector_,
+        [this](Camera& cam, CameraStatus s, const std::string& d) { on_status(cam, s, d); },
+        [this] { wake_.notify_all(); }));
   }
   const std::filesystem::path model = config.model.empty() ? default_model_path() : std::filesystem::path(config.model);
   for (int w = 0; w < workers_wanted_; ++w) {
@@ -147,20 +123,6 @@ void Engine::stop() {
   if (const size_t lost = history_->retry())
     spdlog::error("storage: {} history row(s) could not be written before stopping: {}", lost, history_->last_error());
   bus_.close();
-}
-
-Engine::Camera* Engine::find(const std::string& name) const {
-  for (const auto& c : cameras_)
-    if (c->config.name == name) return c.get();
-  return nullptr;
-}
-
-bool Engine::has_camera(const std::string& name) const { return find(name) != nullptr; }
-
-std::vector<std::string> Engine::camera_names() const {
-  std::vector<std::string> out;
-  for (const auto& c : cameras_) out.push_back(c->config.name);
-  return out;
 }
 
 void Engine::on_status(Camera& cam, CameraStatus status, const std::string& detail) {
@@ -312,23 +274,6 @@ void Engine::show_undetected(Camera& cam, cv::Mat frame) {
   cam.now_by_label.clear();
   cam.in_view_by_label.clear();
   cam.frame_cv.notify_all();
-}
-
-bool Engine::set_detect(const std::string& camera, bool on) {
-  Camera* cam = find(camera);
-  if (!cam) return false;
-  if (cam->detect.exchange(on) != on) spdlog::info("camera {}: detection {}", camera, on ? "on" : "off");
-  return true;
-}
-
-FacePrivacy Engine::privacy(const std::string& camera) const {
-  const Camera* cam = find(camera);
-  return cam ? cam->config.privacy : FacePrivacy::Blurred;
-}
-
-bool Engine::detect_enabled(const std::string& camera) const {
-  const Camera* cam = find(camera);
-  return cam && cam->detect;
 }
 
 void Engine::finish_track(Camera& cam, TrackEnded t) {

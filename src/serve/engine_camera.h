@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,11 @@ constexpr const char* kStageNames[5] = {"detect", "classify", "track", "draw", "
 constexpr size_t kLatencyFrames = 300;
 
 struct Engine::Camera {
+  // Its pipeline on the first worker's models; its capture (not started) reporting through
+  // `on_status` and `on_frame`. Counts start at zero for every class.
+  Camera(const CameraConfig& config, const StorageConfig& storage, MaskClassifier& classifier, FaceDetector& detector,
+         std::function<void(Camera&, CameraStatus, const std::string&)> on_status, std::function<void()> on_frame);
+
   CameraConfig config;
   std::unique_ptr<Capture> feed;
   std::unique_ptr<Pipeline> pipeline;

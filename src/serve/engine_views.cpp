@@ -1,6 +1,8 @@
 // The reading side of the engine, for HTTP and MQTT threads: the newest frame as JPEG (drawn
-// and encoded lazily, once per frame and size), viewers, stats and metrics.
+// and encoded lazily, once per frame and size), viewers, stats and metrics; cameras by name
+// and their switches (detection on/off, privacy).
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
@@ -206,6 +208,37 @@ void Engine::prometheus_metrics(PromText& out) const {
   out.family("maskwatch_inference_seconds", "histogram", "Time per processed frame by stage.");
   std::lock_guard<std::mutex> lock(hist_mutex_);
   for (int i = 0; i < 5; ++i) out.histogram("maskwatch_inference_seconds", stage_hist_[i], {{"stage", kStageNames[i]}});
+}
+
+Engine::Camera* Engine::find(const std::string& name) const {
+  for (const auto& c : cameras_)
+    if (c->config.name == name) return c.get();
+  return nullptr;
+}
+
+bool Engine::has_camera(const std::string& name) const { return find(name) != nullptr; }
+
+std::vector<std::string> Engine::camera_names() const {
+  std::vector<std::string> out;
+  for (const auto& c : cameras_) out.push_back(c->config.name);
+  return out;
+}
+
+bool Engine::set_detect(const std::string& camera, bool on) {
+  Camera* cam = find(camera);
+  if (!cam) return false;
+  if (cam->detect.exchange(on) != on) spdlog::info("camera {}: detection {}", camera, on ? "on" : "off");
+  return true;
+}
+
+FacePrivacy Engine::privacy(const std::string& camera) const {
+  const Camera* cam = find(camera);
+  return cam ? cam->config.privacy : FacePrivacy::Blurred;
+}
+
+bool Engine::detect_enabled(const std::string& camera) const {
+  const Camera* cam = find(camera);
+  return cam && cam->detect;
 }
 
 }  // namespace maskwatch

@@ -1,0 +1,35 @@
+#include "serve/engine_camera.h"
+
+namespace maskwatch {
+
+Engine::Camera::Camera(const CameraConfig& cc, const StorageConfig& storage, MaskClassifier& classifier,
+                       FaceDetector& detector,
+                       std::function<void(Camera&, CameraStatus, const std::string&)> on_status,
+                       std::function<void()> on_frame)
+    : config(cc),
+      pacer(cc.fps_limit),
+      motion(cc.motion),
+      // The detector is shared at the lowest threshold of any camera: the ledger drops the
+      // faces under this camera's own. Privacy none: no face pixels kept, so no snapshots.
+      ledger(LedgerOptions{cc.detector.score_threshold, storage.snapshots && cc.privacy != FacePrivacy::None, 0.5,
+              cc.tracker.max_missed_s}) {
+  PipelineOptions po;
+  po.crop_margin = cc.detector.margin;
+  po.schedule.refresh_s = cc.detector.reclassify_after_s;
+  po.tracker = cc.tracker;
+  pipeline = std::make_unique<Pipeline>(classifier, detector, po);
+  for (const auto& label : classifier.classes()) faces_total[label] = 0;
+  faces_total["uncertain"] = 0;
+  CaptureOptions co;
+  co.source.width = cc.width;
+  co.source.height = cc.height;
+  co.name = "camera " + cc.name;
+  co.loop = cc.loop;
+  co.mirror = cc.mirror;
+  co.backoff_max_s = cc.reconnect_max_s;
+  co.on_status = [this, on_status](CameraStatus s, const std::string& d) { on_status(*this, s, d); };
+  co.on_frame = std::move(on_frame);
+  feed = std::make_unique<Capture>(cc.source, std::move(co));
+}
+
+}  // namespace maskwatch
