@@ -20,9 +20,11 @@ namespace {
 
 class VideoFileSource : public FrameSource {
  public:
-  explicit VideoFileSource(const std::string& path) : path_(path) {
+  VideoFileSource(const std::string& path, const SourceOptions& o) : path_(path) {
     if (!std::filesystem::exists(path)) throw Error("video file not found: " + path);
-    if (!reader_.open(path))
+    VideoReaderOptions ro;
+    ro.decoder_threads = o.decoder_threads;
+    if (!reader_.open(path, ro))
       throw Error("cannot open video " + path + " (not a video, or a codec FFmpeg lacks: " + reader_.error() + ")");
     fps_ = reader_.fps();
     if (!(fps_ > 0 && fps_ < 1000)) fps_ = 30;
@@ -120,6 +122,7 @@ class DeviceSource : public FrameSource {
   bool is_camera() const { return camera_ >= 0 || spec_.rfind("/dev/video", 0) == 0; }
   bool open() {
     VideoReaderOptions o;
+    o.decoder_threads = opts_.decoder_threads;
     o.open_timeout_ms = opts_.open_timeout_ms;
     o.read_timeout_ms = opts_.read_timeout_ms;
     const std::string url = camera_ >= 0 ? "/dev/video" + std::to_string(camera_) : spec_;
@@ -190,7 +193,7 @@ std::unique_ptr<FrameSource> open_reader(const std::string& spec, const SourceOp
   if (is_live_spec(spec)) return std::make_unique<DeviceSource>(spec, all_digits(spec) ? std::stoi(spec) : -1, o);
   std::error_code ec;
   if (std::filesystem::is_directory(spec, ec)) return std::make_unique<ImageFolderSource>(spec, o.folder_fps);
-  return std::make_unique<VideoFileSource>(spec);
+  return std::make_unique<VideoFileSource>(spec, o);
 }
 
 }  // namespace maskwatch

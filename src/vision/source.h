@@ -32,6 +32,7 @@ struct SourceOptions {
   int open_timeout_ms = 5000;                 // streams: FFmpeg open time-out
   int read_timeout_ms = 3000;                 // streams: a read that waits longer is a stall (reopen)
   const std::atomic<bool>* cancel = nullptr;  // live: read() returns false soon after it is set
+  int decoder_threads = 0;                    // FFmpeg decoding threads per source (0 = one per core)
 };
 
 struct SourceFrame {
