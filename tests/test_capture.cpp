@@ -4,7 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
 #include <mutex>
+#include <thread>
 #include <opencv2/imgcodecs.hpp>
 #include <string>
 #include <vector>
@@ -40,6 +43,10 @@ struct Statuses {
     std::lock_guard<std::mutex> lock(mutex);
     return seen;
   }
+  // The callback runs just after status() changes: wait for it rather than race it.
+  bool wait_for(size_t n) {
+    return wait_until([&] { return get().size() >= n; }, 5);
+  }
 };
 
 }  // namespace
@@ -65,6 +72,7 @@ TEST(Capture, AFolderIsPacedKeepsOnlyTheNewestFrameAndEndsOffline) {
   EXPECT_EQ(f.index, 3);
   EXPECT_EQ(f.image.at<cv::Vec3b>(10, 10)[0], 60);  // the last image
   EXPECT_FALSE(capture.take(f));                     // taken once
+  ASSERT_TRUE(statuses.wait_for(2));
   const auto seen = statuses.get();
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0].first, CameraStatus::Online);
@@ -88,7 +96,8 @@ TEST(Capture, LoopStartsAgainAndMirrorFlips) {
   ASSERT_TRUE(capture.take(f));
   EXPECT_LT(f.image.at<cv::Vec3b>(10, 70)[2], 10);   // the dark half is now on the right
   EXPECT_GT(f.image.at<cv::Vec3b>(10, 10)[2], 240);  // and the bright one on the left
-  EXPECT_NEAR(capture.camera_fps(), 50, 20);
+  EXPECT_GT(capture.camera_fps(), 10);  // about 50 (reopening at each loop costs a little)
+  EXPECT_LT(capture.camera_fps(), 80);
 }
 
 TEST(Capture, AMissingSourceIsRetriedWithBackoffUntilItAppears) {
@@ -107,6 +116,7 @@ TEST(Capture, AMissingSourceIsRetriedWithBackoffUntilItAppears) {
   // The folder appears: it is opened at the next attempt (0.5 s, then 1 s apart).
   fs::rename(make_folder(tmp, 2), later);
   EXPECT_TRUE(wait_until([&] { return capture.status() == CameraStatus::Online; }, 5)) << capture.status_detail();
+  ASSERT_TRUE(wait_until([&] { return !statuses.get().empty() && statuses.get().back().first == CameraStatus::Online; }, 5));
   const auto seen = statuses.get();
   ASSERT_GE(seen.size(), 2u);
   EXPECT_EQ(seen.front().first, CameraStatus::Offline);
@@ -117,13 +127,13 @@ TEST(Capture, WaitGivesEachFrameThenFalseAtTheEnd) {
   TempDir tmp;
   const fs::path folder = make_folder(tmp, 3);
   CaptureOptions o;
-  o.source.folder_fps = 10;
+  o.source.folder_fps = 3;
   Capture capture(folder.string(), o);
   capture.start(/*open_here=*/true);
   std::vector<int> blues;
   SourceFrame f;
   while (capture.wait(f)) blues.push_back(f.image.at<cv::Vec3b>(0, 0)[0]);
-  EXPECT_EQ(blues, (std::vector<int>{0, 20, 40}));  // 100 ms apart: the reader keeps up
+  EXPECT_EQ(blues, (std::vector<int>{0, 20, 40}));  // 333 ms apart: the reader keeps up
   EXPECT_EQ(capture.failure(), "");                 // ended, not lost
 }
 
@@ -146,4 +156,48 @@ TEST(Capture, OpenHereThrowsTheReasonAndADisabledCameraSaysWhy) {
   ASSERT_EQ(statuses.get().size(), 1u);
   SourceFrame f;
   EXPECT_FALSE(off.wait(f));  // ended: returns at once
+}
+
+TEST(Capture, AFifoWaitsForAWriterAndForTheNextOneOrEndsWhenAskedTo) {
+  TempDir tmp;
+  const fs::path fifo = tmp / "camera.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  const auto write_one_second = [&] {
+    return BackgroundProcess({"/usr/bin/ffmpeg", "-v", "error", "-y", "-t", "1", "-i", clip, "-c", "copy", "-bsf:v",
+                              "dump_extra", "-f", "mpegts", fifo.string()});
+  };
+  for (const bool reopen : {true, false}) {
+    SCOPED_TRACE(reopen ? "serve: waits for the next writer" : "run: ends with the writer");
+    Statuses statuses;
+    CaptureOptions o;
+    o.reopen_fifo = reopen;
+    o.on_status = [&](CameraStatus s, const std::string& d) { statuses.add(s, d); };
+    auto capture = std::make_unique<Capture>(fifo.string(), o);
+    capture->start(/*open_here=*/true);  // a FIFO is opened by the capture thread: no block here
+    ASSERT_TRUE(wait_until([&] { return capture->status_detail().find("waiting for a writer") != std::string::npos; }, 5));
+    EXPECT_EQ(capture->status(), CameraStatus::Starting);
+    auto writer = write_one_second();
+    SourceFrame f;
+    ASSERT_TRUE(capture->wait(f)) << capture->failure();
+    EXPECT_EQ(f.image.cols, 1280);  // the clip
+    EXPECT_EQ(writer.wait(20), 0) << writer.err();
+    if (reopen) {
+      ASSERT_TRUE(wait_until([&] { return capture->status_detail().find("waiting for a writer") != std::string::npos &&
+                                          capture->status() == CameraStatus::Offline; }, 10))
+          << capture->status_detail();
+      ASSERT_TRUE(statuses.wait_for(2));
+      EXPECT_EQ(statuses.get()[1].second, "the FIFO's writer closed it");
+      // Stopping while it waits in open(2) for the next writer takes well under a second.
+      const auto t0 = Capture::Clock::now();
+      capture.reset();
+      EXPECT_LT(std::chrono::duration<double>(Capture::Clock::now() - t0).count(), 0.4);  // 0.5: left behind
+      const size_t before = statuses.get().size();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      EXPECT_EQ(statuses.get().size(), before);  // no callback after destruction
+    } else {
+      while (capture->wait(f)) {}
+      EXPECT_EQ(capture->failure(), fifo.string() + ": the FIFO's writer closed it");
+    }
+  }
 }

@@ -14,8 +14,15 @@
 
 namespace maskwatch {
 
+std::filesystem::path installed_data_dir() {
+  std::error_code ec;
+  const auto dir = executable_dir().parent_path() / "share" / "maskwatch";
+  return std::filesystem::is_directory(dir / "models", ec) ? dir : std::filesystem::path{};
+}
+
 std::filesystem::path asset_dir() {
   if (const char* env = std::getenv("MASKWATCH_ASSETS"); env && *env) return env;
+  if (const auto installed = installed_data_dir(); !installed.empty()) return installed / "assets";
   return MASKWATCH_DEFAULT_ASSET_DIR;
 }
 
@@ -43,6 +50,7 @@ std::filesystem::path sibling_executable(const std::string& name) { return execu
 
 std::filesystem::path default_model_path() {
   if (const char* env = std::getenv("MASKWATCH_MODEL"); env && *env) return env;
+  if (const auto installed = installed_data_dir(); !installed.empty()) return installed / "models" / "model.onnx";
   return std::filesystem::path(MASKWATCH_SOURCE_DIR) / "models" / "model.onnx";
 }
 

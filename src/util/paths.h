@@ -1,6 +1,7 @@
 // Where maskwatch finds its inputs when the user does not say: the verified asset
 // directory (MASKWATCH_ASSETS, else the one scripts/setup.sh configured at build time)
-// and the shipped default model in the source tree's models/.
+// and the shipped default model in the source tree's models/. An installed maskwatch (the
+// .deb: /usr/bin/maskwatch) finds both in ../share/maskwatch beside its executable instead.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -21,6 +22,9 @@ std::filesystem::path default_incorrect_data_path();
 std::filesystem::path default_exclude_path();
 // The shipped mask model (models/model.onnx), or MASKWATCH_MODEL when set.
 std::filesystem::path default_model_path();
+
+// EXE_DIR/../share/maskwatch when the running executable was installed with one ("" if not).
+std::filesystem::path installed_data_dir();
 
 // The folder of the running executable (/proc/self/exe), and a program beside it.
 std::filesystem::path executable_dir();

@@ -51,7 +51,7 @@ struct Capture::State {
   std::string spec;
   CaptureOptions opts;
   std::string log_name;  // opts.name, or the source
-  bool fifo = false;
+  bool fifo = false;  // the source is a FIFO now (checked again before each open; capture thread only)
   Clock::time_point started = Clock::now();
   std::unique_ptr<FrameSource> reader;  // the capture thread's (or start()'s, before the thread)
 
@@ -143,12 +143,26 @@ struct Capture::State {
   }
 
   bool open() {
+    fifo = is_fifo_path(spec);  // a FIFO made after the start is one from then on
     if (fifo) note_waiting("waiting for a writer on the FIFO (open blocks until one opens it for writing)");
     std::unique_ptr<FrameSource> r = open_reader(spec, opts.source);  // throws with the reason
     std::lock_guard<std::mutex> lock(mutex);
     description = r->description();
     fps = r->fps();
     reader = std::move(r);
+    return true;
+  }
+
+  // A live source that gave no frame for reconnect_for_s is lost for good: true after ending.
+  bool gave_up() {
+    const double give_up = opts.source.reconnect_for_s;
+    const double since_frame = std::chrono::duration<double>(Clock::now() - last_frame).count();
+    if (!(give_up > 0 && since_frame >= give_up)) return false;
+    const std::string why =
+        fmt::format("{}: lost, no frame for {:.0f} s (--reconnect-for {:g})", spec, since_frame, give_up);
+    spdlog::error("{}", why);
+    set_status(CameraStatus::Offline, why);
+    end(why);
     return true;
   }
 
@@ -160,16 +174,8 @@ void Capture::State::run() {
   int64_t index = 0;
   bool reopening = false;  // a live source was lost and is being opened again
   while (!stopping()) {
-    const double since_frame = std::chrono::duration<double>(Clock::now() - last_frame).count();
-    const double give_up = opts.source.reconnect_for_s;
     if (!reader) {
-      if (reopening && give_up > 0 && since_frame >= give_up) {
-        const std::string why = fmt::format("{}: lost, no frame for {:.0f} s (--reconnect-for {:g})", spec,
-                                            since_frame, give_up);
-        spdlog::error("{}", why);
-        set_status(CameraStatus::Offline, why);
-        return end(why);
-      }
+      if (reopening && gave_up()) return;
       try {
         open();
       } catch (const std::exception& e) {
@@ -220,6 +226,7 @@ void Capture::State::run() {
                                                         : src.failure();
     reader.reset();
     if (fifo && !opts.reopen_fifo) return end(spec + ": " + why);
+    if (gave_up()) return;
     set_status(CameraStatus::Offline, why);
     reopening = true;
     if (fifo) continue;  // its next writer brings new frames: wait for one at once
@@ -234,11 +241,10 @@ Capture::Capture(std::string spec, CaptureOptions options) : s_(std::make_shared
   s_->spec = std::move(spec);
   s_->opts = std::move(options);
   s_->log_name = s_->opts.name.empty() ? s_->spec : s_->opts.name;
-  s_->fifo = is_fifo_path(s_->spec);
 }
 
 void Capture::start(bool open_here) {
-  if (open_here && !s_->fifo) s_->open();  // throws with the reason
+  if (open_here && !is_fifo_path(s_->spec)) s_->open();  // throws with the reason
   thread_ = std::thread([s = s_] { s->run(); });
 }
 
@@ -261,7 +267,7 @@ Capture::~Capture() {
   const auto deadline = Clock::now() + std::chrono::milliseconds(500);
   std::unique_lock<std::mutex> lock(s_->mutex);
   while (!s_->finished && Clock::now() < deadline) {
-    if (s_->fifo) {
+    if (is_fifo_path(s_->spec)) {
       lock.unlock();
       wake_fifo_reader(s_->spec);
       lock.lock();
