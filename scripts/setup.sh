@@ -37,6 +37,7 @@ step() { printf '\n== %s\n' "$*"; }
 # --- 1. Debian packages (each one is explained in README.md) ----------------------------
 packages=(
   build-essential cmake pkg-config
+  dpkg-dev                          # the .deb (cpack): dpkg-shlibdeps writes its Depends
   libtorch-dev                      # training, LibTorch reference inference
   libopenblas0-openmp               # BLAS for LibTorch: the default netlib BLAS makes it 3-8x slower
   libopencv-dev opencv-data         # image processing, YuNet faces, DNN inference; Haar fallback

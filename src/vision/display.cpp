@@ -28,7 +28,10 @@ F symbol(void* lib, const char* name) {
 }  // namespace
 
 Display::Display(const std::string& title) : title_(title) {
-  const auto plugin = executable_dir() / "libmaskwatch_display.so";
+  // Beside the executable in a build folder; in lib/maskwatch when installed (the .deb).
+  auto plugin = executable_dir() / "libmaskwatch_display.so";
+  if (std::error_code ec; !std::filesystem::exists(plugin, ec))
+    plugin = executable_dir().parent_path() / "lib" / "maskwatch" / "libmaskwatch_display.so";
   lib_ = dlopen(plugin.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib_) throw Error(std::string("cannot open a window (") + dlerror() + "): use --no-display");
   try {

@@ -1,0 +1,119 @@
+// The Debian package (issue 21): built with cpack from this build, unpacked into a folder and
+// run from there, as a site would after `apt install ./maskwatch_*.deb`.
+#include <gtest/gtest.h>
+
+#include <httplib.h>
+
+#include <csignal>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "support.h"
+#include "util/json_io.h"
+
+using namespace maskwatch;
+using namespace maskwatch::test;
+
+namespace {
+
+struct Ran {
+  int code = -1;
+  std::string out, err;
+};
+
+Ran run(const std::vector<std::string>& argv, double timeout_s = 120) {
+  BackgroundProcess p(argv);
+  Ran r;
+  r.code = p.wait(timeout_s);
+  r.out = p.out();
+  r.err = p.err();
+  return r;
+}
+
+// The line of `unit` that starts with key=, without the key.
+std::string unit_value(const std::string& unit, const std::string& key) {
+  std::istringstream in(unit);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
+  return {};
+}
+
+}  // namespace
+
+TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
+  TempDir tmp;
+  const fs::path build = fs::path(MASKWATCH_TEST_BINARY).parent_path();
+  const auto made = run({"cpack", "--config", (build / "CPackConfig.cmake").string(), "-G", "DEB", "-B",
+                         (tmp / "out").string()},
+                        300);
+  ASSERT_EQ(made.code, 0) << made.out << made.err;
+  fs::path deb;
+  for (const auto& e : fs::directory_iterator(tmp / "out"))
+    if (e.path().extension() == ".deb") deb = e.path();
+  ASSERT_FALSE(deb.empty()) << made.out;
+
+  // Control fields: its name, and Depends computed from what the binary links.
+  const auto fields = run({"dpkg-deb", "-f", deb.string(), "Package", "Depends", "Recommends"});
+  ASSERT_EQ(fields.code, 0) << fields.err;
+  EXPECT_NE(fields.out.find("Package: maskwatch"), std::string::npos) << fields.out;
+  for (const char* dep : {"libopencv-core406", "libopencv-dnn406", "libxnnpack0", "libavcodec59", "libsqlite3-0",
+                          "libpaho-mqtt1.3", "libopencv-highgui406"})
+    EXPECT_NE(fields.out.find(dep), std::string::npos) << dep << " missing from " << fields.out;
+  EXPECT_EQ(fields.out.find("libtorch"), std::string::npos) << "the runtime needs no LibTorch: " << fields.out;
+  EXPECT_NE(fields.out.find("Recommends: libavdevice59"), std::string::npos) << fields.out;
+
+  // The site's config is a conffile (an upgrade keeps its edits).
+  ASSERT_EQ(run({"dpkg-deb", "-e", deb.string(), (tmp / "control").string()}).code, 0);
+  EXPECT_EQ(read_bytes(tmp / "control" / "conffiles"), "/etc/maskwatch/maskwatch.yaml\n");
+
+  const fs::path root = tmp / "root";
+  ASSERT_EQ(run({"dpkg-deb", "-x", deb.string(), root.string()}).code, 0);
+  for (const char* f : {"usr/bin/maskwatch", "usr/lib/maskwatch/libmaskwatch_display.so",
+                        "usr/share/maskwatch/models/model.onnx", "usr/share/maskwatch/models/model.json",
+                        "usr/share/maskwatch/assets/yunet_n_640_640.onnx", "usr/lib/systemd/system/maskwatch.service",
+                        "etc/maskwatch/maskwatch.yaml", "usr/share/doc/maskwatch/README.md"})
+    EXPECT_TRUE(fs::exists(root / f)) << f;
+  EXPECT_FALSE(fs::exists(root / "usr/bin/maskwatch-train"));  // a site does not train
+  const std::string bin = (root / "usr/bin/maskwatch").string();
+
+  // The unpacked binary takes its model and detectors from ../share/maskwatch, not from the
+  // source tree it was built in (nothing in the environment points anywhere).
+  unsetenv("MASKWATCH_MODEL");
+  unsetenv("MASKWATCH_ASSETS");
+  const auto check = run({bin, "config", "check", (root / "etc/maskwatch/maskwatch.yaml").string()});
+  ASSERT_EQ(check.code, 0) << check.err;
+  EXPECT_NE(check.out.find("\"model\": \"" + (root / "usr/share/maskwatch/models/model.onnx").string() + "\""),
+            std::string::npos)
+      << check.out;
+  const auto image = shared_path("data/seed-masks/without_mask/0.jpg").string();
+  const auto detected = run({bin, "detect", image, "--json", (tmp / "faces.json").string()});
+  ASSERT_EQ(detected.code, 0) << detected.err;
+  const auto faces = read_json(tmp / "faces.json");
+  ASSERT_EQ(faces.size(), 1u);
+  ASSERT_EQ(faces[0]["faces"].size(), 1u);
+  EXPECT_EQ(faces[0]["faces"][0]["label"], "without_mask");
+  EXPECT_EQ(detected.err.find("Haar"), std::string::npos) << "the packaged YuNet was not found: " << detected.err;
+
+  // The unit's command, run from the unpacked folder with the packaged config: it serves
+  // (the webcam of the default config is absent here, so that camera is offline) and stops
+  // at SIGTERM, the way systemd stops it.
+  const std::string unit = read_bytes(root / "usr/lib/systemd/system/maskwatch.service");
+  const std::string exec = unit_value(unit, "ExecStart");
+  EXPECT_EQ(exec, "/usr/bin/maskwatch serve --config /etc/maskwatch/maskwatch.yaml --data /var/lib/maskwatch");
+  EXPECT_EQ(unit_value(unit, "ExecStartPre"), "/usr/bin/maskwatch config check /etc/maskwatch/maskwatch.yaml");
+  EXPECT_EQ(unit_value(unit, "StateDirectory"), "maskwatch");
+  EXPECT_EQ(unit_value(unit, "DynamicUser"), "yes");
+  const int port = free_port();
+  BackgroundProcess serve({bin, "serve", "--config", (root / "etc/maskwatch/maskwatch.yaml").string(), "--data",
+                           (tmp / "var-lib-maskwatch").string(), "--listen", "127.0.0.1:" + std::to_string(port)});
+  httplib::Client client("127.0.0.1", port);
+  ASSERT_TRUE(wait_until([&] { return client.Get("/healthz") != nullptr; }, 60)) << serve.err();
+  const auto stats = client.Get("/api/stats");
+  ASSERT_TRUE(stats) << serve.err();
+  const auto j = nlohmann::json::parse(stats->body);
+  ASSERT_TRUE(j["cameras"].contains("webcam")) << j.dump();
+  serve.signal(SIGTERM);
+  EXPECT_EQ(serve.wait(20), 0) << serve.err();
+  EXPECT_TRUE(fs::exists(tmp / "var-lib-maskwatch")) << "no data folder";
+}
