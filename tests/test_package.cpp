@@ -43,11 +43,11 @@ std::string unit_value(const std::string& unit, const std::string& key) {
 
 TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   TempDir tmp;
-  const fs::path build = fs::path(MASKWATCH_TEST_BINARY).parent_path();
-  const auto made = run({"cpack", "--config", (build / "CPackConfig.cmake").string(), "-G", "DEB", "-B",
+  const auto made = run({"bash", (fs::path(MASKWATCH_TEST_SOURCE_DIR) / "scripts/package.sh").string(),
                          (tmp / "out").string()},
                         300);
   ASSERT_EQ(made.code, 0) << made.out << made.err;
+  EXPECT_NE(made.out.find("maskwatch_0.1.0_amd64.deb"), std::string::npos) << made.out;
   fs::path deb;
   for (const auto& e : fs::directory_iterator(tmp / "out"))
     if (e.path().extension() == ".deb") deb = e.path();
@@ -65,14 +65,14 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
 
   // The site's config is a conffile (an upgrade keeps its edits).
   ASSERT_EQ(run({"dpkg-deb", "-e", deb.string(), (tmp / "control").string()}).code, 0);
-  EXPECT_EQ(read_bytes(tmp / "control" / "conffiles"), "/etc/maskwatch/maskwatch.yaml\n");
+  EXPECT_EQ(read_bytes(tmp / "control" / "conffiles"), "/etc/maskwatch/config.yaml\n");
 
   const fs::path root = tmp / "root";
   ASSERT_EQ(run({"dpkg-deb", "-x", deb.string(), root.string()}).code, 0);
   for (const char* f : {"usr/bin/maskwatch", "usr/lib/maskwatch/libmaskwatch_display.so",
                         "usr/share/maskwatch/models/model.onnx", "usr/share/maskwatch/models/model.json",
                         "usr/share/maskwatch/assets/yunet_n_640_640.onnx", "usr/lib/systemd/system/maskwatch.service",
-                        "etc/maskwatch/maskwatch.yaml", "usr/share/doc/maskwatch/README.md"})
+                        "etc/maskwatch/config.yaml", "usr/share/doc/maskwatch/README.md"})
     EXPECT_TRUE(fs::exists(root / f)) << f;
   EXPECT_FALSE(fs::exists(root / "usr/bin/maskwatch-train"));  // a site does not train
   const std::string bin = (root / "usr/bin/maskwatch").string();
@@ -81,7 +81,13 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   // source tree it was built in (nothing in the environment points anywhere).
   unsetenv("MASKWATCH_MODEL");
   unsetenv("MASKWATCH_ASSETS");
-  const auto check = run({bin, "config", "check", (root / "etc/maskwatch/maskwatch.yaml").string()});
+  const auto version = run({bin, "--version"});
+  ASSERT_EQ(version.code, 0) << version.err;
+  const std::string model_sha = run({"sha256sum", (root / "usr/share/maskwatch/models/model.onnx").string()}).out.substr(0, 64);
+  EXPECT_NE(version.out.find("model " + (root / "usr/share/maskwatch/models/model.onnx").string() + ": sha256 " + model_sha),
+            std::string::npos)
+      << version.out;
+  const auto check = run({bin, "config", "check", (root / "etc/maskwatch/config.yaml").string()});
   ASSERT_EQ(check.code, 0) << check.err;
   EXPECT_NE(check.out.find("\"model\": \"" + (root / "usr/share/maskwatch/models/model.onnx").string() + "\""),
             std::string::npos)
@@ -100,12 +106,12 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   // at SIGTERM, the way systemd stops it.
   const std::string unit = read_bytes(root / "usr/lib/systemd/system/maskwatch.service");
   const std::string exec = unit_value(unit, "ExecStart");
-  EXPECT_EQ(exec, "/usr/bin/maskwatch serve --config /etc/maskwatch/maskwatch.yaml --data /var/lib/maskwatch");
-  EXPECT_EQ(unit_value(unit, "ExecStartPre"), "/usr/bin/maskwatch config check /etc/maskwatch/maskwatch.yaml");
+  EXPECT_EQ(exec, "/usr/bin/maskwatch serve --config /etc/maskwatch/config.yaml --data /var/lib/maskwatch");
+  EXPECT_EQ(unit_value(unit, "ExecStartPre"), "/usr/bin/maskwatch config check /etc/maskwatch/config.yaml");
   EXPECT_EQ(unit_value(unit, "StateDirectory"), "maskwatch");
   EXPECT_EQ(unit_value(unit, "DynamicUser"), "yes");
   const int port = free_port();
-  BackgroundProcess serve({bin, "serve", "--config", (root / "etc/maskwatch/maskwatch.yaml").string(), "--data",
+  BackgroundProcess serve({bin, "serve", "--config", (root / "etc/maskwatch/config.yaml").string(), "--data",
                            (tmp / "var-lib-maskwatch").string(), "--listen", "127.0.0.1:" + std::to_string(port)});
   httplib::Client client("127.0.0.1", port);
   ASSERT_TRUE(wait_until([&] { return client.Get("/healthz") != nullptr; }, 60)) << serve.err();
