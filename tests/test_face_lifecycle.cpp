@@ -153,6 +153,53 @@ TEST(TrackLedger, AFaceHiddenUnderTheThresholdReportsItsChangeOrEnds) {
   EXPECT_TRUE(u.verdicts[0].is_new);
 }
 
+TEST(Zones, IncludeZonesNameTheFaceExcludeZonesDropIt) {
+  // A 100 x 100 frame: an include zone on the left half, an exclude square inside it.
+  const std::vector<Zone> zones = {{"left", true, {{0, 0}, {0.5f, 0}, {0.5f, 1}, {0, 1}}},
+                                   {"poster", false, {{0.1f, 0.1f}, {0.3f, 0.1f}, {0.3f, 0.3f}, {0.1f, 0.3f}}}};
+  const cv::Size size(100, 100);
+  const auto at = [&](float cx, float cy) { return place_face(zones, cv::Rect2f(cx - 5, cy - 5, 10, 10), size); };
+  EXPECT_TRUE(at(40, 60).counts);
+  EXPECT_EQ(at(40, 60).zone, "left");
+  EXPECT_FALSE(at(20, 20).counts);  // on the poster
+  EXPECT_FALSE(at(80, 60).counts);  // outside every include zone
+  EXPECT_TRUE(place_face({}, cv::Rect2f(80, 60, 10, 10), size).counts);  // no zones: everywhere
+  // Only exclude zones: everywhere but there.
+  EXPECT_TRUE(place_face({zones[1]}, cv::Rect2f(75, 55, 10, 10), size).counts);
+  EXPECT_EQ(place_face({zones[1]}, cv::Rect2f(75, 55, 10, 10), size).zone, "");
+
+  // The ledger shows only faces that count, and its events carry the zone entered by.
+  LedgerOptions o;
+  o.zones = zones;
+  TrackLedger ledger(o);
+  const cv::Mat picture(100, 100, CV_8UC3, cv::Scalar::all(0));
+  TrackedFace in = face(1, kWithout), poster = face(2, kWithout), right = face(3, kWith);
+  in.box = cv::Rect2f(35, 55, 10, 10);
+  poster.box = cv::Rect2f(15, 15, 10, 10);
+  right.box = cv::Rect2f(75, 55, 10, 10);
+  auto r = frame(0.0, {in, poster, right});
+  const auto u = ledger.observe(r, picture, 100.0);
+  ASSERT_EQ(r.faces.size(), 1u);
+  EXPECT_EQ(r.faces[0].track_id, 1);
+  ASSERT_EQ(u.verdicts.size(), 1u);
+  EXPECT_EQ(u.verdicts[0].zone, "left");
+  EXPECT_EQ(verdict_json(u.verdicts[0], kClasses)["zone"], "left");
+  const std::string left = "left", other = "door";
+  EXPECT_EQ(ledger.in_view(&left), (std::map<int, int>{{kWithout, 1}}));
+  EXPECT_TRUE(ledger.in_view(&other).empty());
+  // Walking out of the zone, the face stops counting: not shown, and its track ends as an
+  // unseen one does, with the zone it entered by.
+  in.box = cv::Rect2f(75, 55, 10, 10);
+  auto r2 = frame(0.1, {in});
+  EXPECT_TRUE(ledger.observe(r2, picture, 100.1).verdicts.empty());
+  EXPECT_TRUE(r2.faces.empty());
+  auto r3 = frame(1.0, {in});
+  const auto ended = ledger.observe(r3, picture, 101.0).ended;
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].zone, "left");
+  EXPECT_EQ(ended_json(ended[0], kClasses)["zone"], "left");
+}
+
 TEST(UnmaskedRule, DueOnceAfterTheLimitOnAFakeClock) {
   UnmaskedRule rule(5.0, kWith);
   rule.on_verdict("a", verdict(1, kWithout, 100));

@@ -25,6 +25,7 @@
 
 #include "serve/http_api.h"
 #include "serve_server.h"
+#include "serve/storage.h"
 #include "support.h"
 #include "util/json_io.h"
 #include "util/net.h"
@@ -719,6 +720,69 @@ TEST(Serve, FacesUnderACamerasOwnThresholdMakeNoEvents) {
   EXPECT_GE(demo_events, 1) << sse;
   EXPECT_EQ(srv.get_json("/api/stats")["cameras"]["strict"]["faces_now"], 0);
   srv.stop(5.0);
+}
+
+TEST(Serve, ZonesDropFacesOutsideNameTheRestAndAreDrawnOnTheLiveView) {
+  // The clip twice more: "zoned" counts faces inside the zone "room" (nearly all the frame),
+  // "walled" excludes the whole frame (a screen showing people, say).
+  const std::string clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  Server srv("", {},
+             "  zoned:\n    source: " + clip + "\n    loop: true\n    privacy: {faces: full}\n"
+             "    zones: {room: {points: [[0.05, 0.05], [0.95, 0.05], [0.95, 0.95], [0.05, 0.95]]}}\n"
+             "  walled:\n    source: " + clip + "\n    loop: true\n"
+             "    zones: {screen: {type: exclude, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}\n");
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
+  const auto in_view = [&](const std::string& query) {
+    int64_t n = 0;
+    for (const auto& b : srv.get_json("/api/compliance?" + query)) n += b["in_view"].get<int64_t>();
+    return n;
+  };
+  ASSERT_TRUE(wait_until([&] { return in_view("camera=zoned&zone=room") >= 1; }, 30)) << srv.proc->err();
+  std::string sse;
+  const auto t0 = std::chrono::steady_clock::now();
+  srv.client().Get("/api/events/stream", [&](const char* data, size_t n) {
+    sse.append(data, n);
+    return std::chrono::steady_clock::now() - t0 < std::chrono::seconds(6) && sse.size() < 200000;
+  });
+  int zoned = 0;
+  std::istringstream lines(sse);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("data: ", 0) != 0) continue;
+    const auto e = nlohmann::json::parse(line.substr(6));
+    if (e.value("type", "") != "new" && e.value("type", "") != "update" && e.value("type", "") != "end") continue;
+    EXPECT_NE(e["camera"], "walled") << e;
+    if (e["camera"] == "zoned") EXPECT_EQ(e.value("zone", ""), "room") << e, ++zoned;
+    if (e["camera"] == "demo") EXPECT_FALSE(e.contains("zone")) << e;
+  }
+  const auto walled = srv.get_json("/api/stats")["cameras"]["walled"];
+  EXPECT_GT(walled["frames_processed"].get<int>(), 3);
+  EXPECT_EQ(walled["faces_now"], 0);
+  EXPECT_EQ(in_view("camera=walled"), 0);
+  EXPECT_EQ(srv.client().Get("/api/compliance?zone=nowhere")->status, 404);
+  EXPECT_EQ(srv.client().Get("/api/compliance?camera=demo&zone=room")->status, 404);  // room is zoned's
+  // The live view outlines the zone: cyan (BGR 255, 255, 0) on its left edge, at 5 % of the width.
+  const auto j = srv.client().Get("/api/zoned/latest.jpg?boxes=1&quality=95");
+  ASSERT_TRUE(j && j->status == 200);
+  const cv::Mat img = cv::imdecode(std::vector<uchar>(j->body.begin(), j->body.end()), cv::IMREAD_COLOR);
+  ASSERT_FALSE(img.empty());
+  const int x = static_cast<int>(std::lround(0.05 * img.cols)), y = img.rows * 3 / 4;
+  int cyan = 0;
+  for (int dx = -2; dx <= 2; ++dx) {
+    const cv::Vec3b p = img.at<cv::Vec3b>(y, x + dx);
+    cyan += p[0] > 180 && p[1] > 180 && p[2] < 120;
+  }
+  EXPECT_GE(cyan, 1) << "no zone outline near x=" << x;
+  srv.stop(5.0);  // ends the open tracks into the history
+  Storage history(srv.data);
+  EventQuery q;
+  q.type = "track";
+  q.camera = "zoned";
+  const auto tracks = history.events(q);
+  ASSERT_GE(tracks.size(), 1u);
+  for (const auto& t : tracks) EXPECT_EQ(t.value("zone", ""), "room") << t;
+  q.camera = "walled";
+  EXPECT_TRUE(history.events(q).empty());
+  std::cout << "[ measured ] zoned camera: " << zoned << " live events in 6 s, " << tracks.size() << " tracks\n";
 }
 
 TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {

@@ -289,6 +289,38 @@ TEST(ServeConfig, PrivacyIsBlurredByDefaultAndSetPerCamera) {
             std::string::npos);
 }
 
+TEST(ServeConfig, ZonesArePolygonsInFrameSharesWithTheirMistakesNamed) {
+  const auto cfg = parse_serve_config(
+      "cameras:\n  a:\n    source: x.mp4\n    zones:\n      door: {points: [[0, 0], [0.5, 0], [0.5, 1]]}\n"
+      "      tv: {type: exclude, points: [[0.6, 0.1], [0.9, 0.1], [0.9, 0.4], [0.6, 0.4]]}\n",
+      "t.yaml");
+  const auto& zones = cfg.camera("a")->zones;
+  ASSERT_EQ(zones.size(), 2u);
+  EXPECT_EQ(zones[0].name, "door");
+  EXPECT_TRUE(zones[0].include);
+  EXPECT_EQ(zones[0].points[1], cv::Point2f(0.5f, 0));
+  EXPECT_FALSE(zones[1].include);
+  EXPECT_EQ(cfg.to_json(true)["cameras"]["a"]["zones"]["tv"]["type"], "exclude");
+  const std::string head = "cameras:\n  a:\n    source: x\n    zones:\n";
+  const auto mistake = [&](const std::string& zone) { return error_of(head + "      " + zone + "\n"); };
+  EXPECT_NE(mistake("d: {points: [[0, 0], [1, 0]]}").find(":5: cameras.a.zones.d.points: give at least three"),
+            std::string::npos)
+      << mistake("d: {points: [[0, 0], [1, 0]]}");
+  EXPECT_NE(mistake("d: {points: [[0, 0], [1.5, 0], [1, 1]]}").find("each between 0 and 1"), std::string::npos);
+  EXPECT_NE(mistake("d: {points: [[0, 0], [x, 0], [1, 1]]}").find("each between 0 and 1"), std::string::npos);
+  EXPECT_NE(mistake("d: {points: [[0, 0], [0.5, 0.5], [1, 1]]}").find("enclose no area"), std::string::npos);
+  EXPECT_NE(mistake("d: {type: inside, points: [[0, 0], [1, 0], [1, 1]]}")
+                .find("cameras.a.zones.d.type must be include or exclude, not 'inside'"),
+            std::string::npos);
+  EXPECT_NE(mistake("d: {points: [[0, 0], [1, 0], [1, 1]], colour: red}").find("unknown key 'colour'"),
+            std::string::npos);
+  EXPECT_NE(mistake("'a b': {points: [[0, 0], [1, 0], [1, 1]]}").find("zone name 'a b'"), std::string::npos);
+  EXPECT_NE(error_of("defaults: {zones: {d: {points: [[0, 0], [1, 0], [1, 1]]}}}\ncameras: {a: {source: x}}\n")
+                .find("unknown key 'zones' in defaults"),
+            std::string::npos)
+      << error_of("defaults: {zones: {d: {points: [[0, 0], [1, 0], [1, 1]]}}}\ncameras: {a: {source: x}}\n");
+}
+
 // Viewer credentials come with admin ones, complete, and not the admin's token again.
 TEST(ServeConfig, ViewerCredentialsNeedAnAdminAndTheirOwnSecret) {
   const auto cfg = parse_serve_config(

@@ -1,6 +1,7 @@
 // Compliance history in a real SQLite file: rows, per-minute counts, buckets, restart,
 // retention.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <unistd.h>
 
@@ -75,6 +76,53 @@ TEST(Storage, TracksBecomeEventsAndMinuteCounts) {
   for (const auto& b : hours) faces += b.faces, uncertain += b.uncertain;
   EXPECT_EQ(faces, 4);
   EXPECT_EQ(uncertain, 1);
+}
+
+TEST(Storage, ZonesAreCountedFromTheirEventsAndAnOldDatabaseGetsTheColumn) {
+  TempDir dir;
+  const double m0 = std::floor(1'700'000'000.0 / 60) * 60;
+  {
+    // A database of a build before zones: its events table has no zone column.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir.path / "maskwatch.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, "
+                           "camera TEXT NOT NULL, time REAL NOT NULL, track_id INTEGER, start REAL, end_time REAL, "
+                           "label TEXT, score REAL, x1 REAL, y1 REAL, x2 REAL, y2 REAL, snapshot TEXT, detail TEXT);"
+                           "INSERT INTO events (type, camera, time, track_id, start, end_time, label) "
+                           "VALUES ('track', 'door', 1700000000, 7, 1699999995, 1700000000, 'with_mask');",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  Storage st(dir.path);
+  ASSERT_EQ(st.events({}).size(), 1u);  // the old row is still there, without a zone
+  EXPECT_FALSE(st.events({})[0].contains("zone"));
+  const auto in = [&](int id, double end, const std::string& label, const std::string& zone) {
+    TrackEvent e = track("door", id, end, label);
+    e.zone = zone;
+    st.add_track(e, "with_mask");
+  };
+  in(1, m0 + 10, "with_mask", "entrance");
+  in(2, m0 + 20, "without_mask", "entrance");
+  in(3, m0 + 30, "without_mask", "till");
+  in(4, m0 + 70, "uncertain", "entrance");
+  EXPECT_EQ(st.events({})[0]["zone"], "entrance");  // newest first
+  const auto entrance = st.compliance("door", m0 - 60, m0 + 600, 60, "entrance", "with_mask");
+  ASSERT_EQ(entrance.size(), 2u);
+  EXPECT_EQ(entrance[0].start, static_cast<int64_t>(m0));
+  EXPECT_EQ(entrance[0].faces, 2);
+  EXPECT_EQ(entrance[0].with_mask, 1);
+  EXPECT_EQ(entrance[0].without_mask, 1);
+  EXPECT_EQ(entrance[1].uncertain, 1);
+  const auto till = st.compliance("", m0 - 60, m0 + 600, 3600, "till", "with_mask");
+  ASSERT_EQ(till.size(), 1u);
+  EXPECT_EQ(till[0].faces, 1);
+  EXPECT_EQ(till[0].without_mask, 1);
+  // The camera's own counts hold every zone (and the faces outside any).
+  int64_t faces = 0;
+  for (const auto& b : st.compliance("door", m0 - 60, m0 + 600, 60)) faces += b.faces;
+  EXPECT_EQ(faces, 4);
 }
 
 TEST(Storage, RetentionDropsOldRowsAndSnapshotsOverTheSizeCap) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <opencv2/imgproc.hpp>
 #include <regex>
 #include <set>
 #include <type_traits>
@@ -428,6 +429,50 @@ bool valid_camera_name(const std::string& s) {
   return std::regex_match(s, ok);
 }
 
+// zones: {<name>: {type: include | exclude, points: [[x, y], ...]}}, frame-relative 0..1.
+void read_zones(MapReader& cam, std::vector<Zone>& out) {
+  const YAML::Node node = cam.child("zones");
+  if (!node || node.IsNull()) return;
+  const std::string where = cam.where() + ".zones";
+  MapReader zones(node, where, cam.file());  // a zone named twice is an error
+  for (const auto& kv : node) {
+    Zone z;
+    z.name = kv.first.as<std::string>();
+    if (!valid_camera_name(z.name))
+      zones.fail(kv.first, fmt::format("{}: zone name '{}': use letters, digits, '_' and '-' (it appears in URLs)",
+                                       where, z.name));
+    const std::string at = where + "." + z.name;
+    MapReader r(kv.second, at, cam.file());
+    std::string type = "include";
+    r.get("type", type);
+    if (type != "include" && type != "exclude")
+      r.fail(r.child("type"), fmt::format("{}.type must be include or exclude, not '{}'", at, type));
+    z.include = type == "include";
+    const YAML::Node points = r.child("points");
+    const auto bad_points = [&](const YAML::Node& n) {
+      r.fail(n ? n : kv.second, fmt::format("{}.points: give at least three [x, y] corners, each between 0 and 1 "
+                                            "(a share of the frame's width and height)",
+                                            at));
+    };
+    if (!points || !points.IsSequence() || points.size() < 3) bad_points(points);
+    for (const auto& p : points) {
+      if (!p.IsSequence() || p.size() != 2 || !p[0].IsScalar() || !p[1].IsScalar()) bad_points(p);
+      float x = -1, y = -1;
+      try {
+        x = p[0].as<float>(), y = p[1].as<float>();
+      } catch (const YAML::Exception&) {
+        bad_points(p);
+      }
+      if (!(x >= 0 && x <= 1 && y >= 0 && y <= 1)) bad_points(p);
+      z.points.emplace_back(x, y);
+    }
+    if (std::abs(cv::contourArea(z.points)) < 1e-4)
+      r.fail(points, fmt::format("{}.points enclose no area (corners on one line?)", at));
+    r.finish();
+    out.push_back(std::move(z));
+  }
+}
+
 void read_alerts(MapReader& root, ServeConfig& cfg) {
   const YAML::Node list = root.child("alerts");
   if (!list || list.IsNull()) return;
@@ -574,6 +619,7 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     c.name = name;
     MapReader r(kv.second, "cameras." + name, file);
     read_camera_keys(r, c, base);
+    read_zones(r, c.zones);
     r.finish();
     if (c.source.empty()) r.fail(kv.second ? kv.second : kv.first, fmt::format("cameras.{}: no source", name));
     cfg.cameras.push_back(c);
@@ -601,6 +647,15 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
     j["tracker"] = fields_json(c.tracker, tracker_fields(), redact);
     j["motion"] = fields_json(c.motion, motion_fields(), redact);
     j["privacy"] = {{"faces", privacy_name(c.privacy)}};
+    if (!c.zones.empty()) {
+      nlohmann::json zones = nlohmann::json::object();
+      for (const auto& z : c.zones) {
+        nlohmann::json pts = nlohmann::json::array();
+        for (const auto& p : z.points) pts.push_back({p.x, p.y});
+        zones[z.name] = {{"type", z.include ? "include" : "exclude"}, {"points", pts}};
+      }
+      j["zones"] = zones;
+    }
     cams[c.name] = j;
   }
   nlohmann::json alert_list = nlohmann::json::array();
@@ -660,6 +715,11 @@ std::vector<ConfigKey> config_keys() {
   document(out, "cameras.<name>.", camera_fields());
   document(out, "cameras.<name>.motion.", motion_fields());
   by_hand("cameras.<name>.privacy.faces", "full, blurred, none", "privacy.faces", "as privacy: above, for this camera");
+  by_hand("cameras.<name>.zones.<zone>.type", "include, exclude", "\"include\"",
+          "include: faces count only with their box centre in an include zone (the event carries its name); "
+          "exclude: faces there never count (a poster, a screen)");
+  by_hand("cameras.<name>.zones.<zone>.points", "list of [x, y]", "(required)",
+          "three or more corners, shares of the frame's width and height (0..1); not in defaults");
   out.push_back({"cameras.<name>.detector, .tracker", "", "", "as detector: and tracker: above, for this camera", false});
   out.push_back({"defaults.*", "", "", "any key of a camera but source: the value every camera starts from", false});
   by_hand("alerts[].kind", "unmasked_face, low_compliance, camera_offline", "(required)", "what the rule watches");

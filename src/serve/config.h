@@ -18,6 +18,7 @@
 #include "vision/pipeline.h"
 #include "vision/privacy.h"
 #include "vision/tracker.h"
+#include "vision/zones.h"
 
 namespace maskwatch {
 
@@ -46,6 +47,7 @@ struct CameraConfig {
   TrackerOptions tracker;
   MotionOptions motion;  // motion gating of the face detector (vision/motion_gate.h)
   FacePrivacy privacy = FacePrivacy::Blurred;  // what of a face leaves the process (vision/privacy.h)
+  std::vector<Zone> zones;  // where faces count (vision/zones.h); per camera only, not in defaults
 };
 
 // Two roles: admin (token or user/password: everything) and viewer (viewer_token or

@@ -239,7 +239,7 @@ void Engine::process(Camera& cam, SourceFrame f) {
     cam.faces_now = static_cast<int>(r.faces.size());
     cam.now_by_label.clear();
     for (const auto& f : r.faces) ++cam.now_by_label[verdict_name(f.verdict, classes())];
-    cam.in_view_by_label = by_label(cam.ledger.in_view());
+    refresh_in_view(cam);
     cam.result = std::move(r);
   }
   cam.frame_cv.notify_all();
@@ -273,7 +273,14 @@ void Engine::show_undetected(Camera& cam, cv::Mat frame) {
   cam.faces_now = 0;
   cam.now_by_label.clear();
   cam.in_view_by_label.clear();
+  cam.in_view_by_zone.clear();
   cam.frame_cv.notify_all();
+}
+
+void Engine::refresh_in_view(Camera& cam) const {
+  cam.in_view_by_label = by_label(cam.ledger.in_view());
+  for (const auto& z : cam.config.zones)
+    if (z.include) cam.in_view_by_zone[z.name] = by_label(cam.ledger.in_view(&z.name));
 }
 
 void Engine::finish_track(Camera& cam, TrackEnded t) {
@@ -281,7 +288,7 @@ void Engine::finish_track(Camera& cam, TrackEnded t) {
     // Out of the faces in view (the ledger has let it go) before it is counted as finished:
     // no moment counts it twice.
     std::lock_guard<std::mutex> lock(cam.mutex);
-    cam.in_view_by_label = by_label(cam.ledger.in_view());
+    refresh_in_view(cam);
   }
   FaceEnded ended = archive_track(cam.config.name, std::move(t), classifier_.classes(), cam.config.privacy,
                                   storage_.snapshot_dir(), *history_);

@@ -90,7 +90,10 @@ class Engine {
   nlohmann::json stats() const;  // /api/stats: every camera's and the engine's
   // The faces in view now (open tracks) of `camera` (empty: all), by the verdict each has
   // shown longest so far ("uncertain" when none yet): what compliance counts before they end.
-  std::map<std::string, int> faces_in_view(const std::string& camera = "") const;
+  // Open tracks by their verdict so far, of one camera (or all) and one include zone (or all).
+  std::map<std::string, int> faces_in_view(const std::string& camera = "", const std::string& zone = "") const;
+  // Whether any camera (or this one) has an include zone of this name.
+  bool has_zone(const std::string& camera, const std::string& zone) const;
   HistoryWriter& history() { return *history_; }
   const std::string& mask_label() const { return classes()[static_cast<size_t>(mask_class_)]; }
   int mask_class() const { return mask_class_; }
@@ -105,6 +108,7 @@ class Engine {
   void process(Camera& cam, SourceFrame frame);
   void show_undetected(Camera& cam, cv::Mat frame);  // detection off: the picture only
   void finish_track(Camera& cam, TrackEnded track);
+  void refresh_in_view(Camera& cam) const;  // under cam.mutex
   void finish_open_tracks(Camera& cam);
   void on_status(Camera& cam, CameraStatus status, const std::string& detail);
   std::map<std::string, int> by_label(const std::map<int, int>& by_verdict) const;

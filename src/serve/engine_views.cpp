@@ -28,14 +28,26 @@ cv::Mat scaled_to_height(const cv::Mat& img, int h) {
 
 }  // namespace
 
-std::map<std::string, int> Engine::faces_in_view(const std::string& camera) const {
+std::map<std::string, int> Engine::faces_in_view(const std::string& camera, const std::string& zone) const {
   std::map<std::string, int> out;
   for (const auto& c : cameras_) {
     if (!camera.empty() && c->config.name != camera) continue;
     std::lock_guard<std::mutex> lock(c->mutex);
-    for (const auto& [label, n] : c->in_view_by_label) out[label] += n;
+    if (zone.empty()) {
+      for (const auto& [label, n] : c->in_view_by_label) out[label] += n;
+    } else if (auto it = c->in_view_by_zone.find(zone); it != c->in_view_by_zone.end()) {
+      for (const auto& [label, n] : it->second) out[label] += n;
+    }
   }
   return out;
+}
+
+bool Engine::has_zone(const std::string& camera, const std::string& zone) const {
+  for (const auto& c : cameras_)
+    if (camera.empty() || c->config.name == camera)
+      for (const auto& z : c->config.zones)
+        if (z.include && z.name == zone) return true;
+  return false;
 }
 
 std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool boxes, int h, int quality) const {

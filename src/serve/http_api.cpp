@@ -685,18 +685,21 @@ void HttpApi::routes() {
   s.Get("/api/compliance", [this](const Request& req, Response& res) {
     const std::string camera = req.get_param_value("camera");
     if (!camera.empty() && !engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
+    const std::string zone = req.get_param_value("zone");
+    if (!zone.empty() && !engine_.has_zone(camera, zone))
+      return send_error(res, 404, "no include zone " + zone + (camera.empty() ? "" : " on camera " + camera));
     const std::string interval = req.has_param("interval") ? req.get_param_value("interval") : "minute";
     const int64_t step = interval == "minute" ? 60 : interval == "hour" ? 3600 : interval == "day" ? 86400 : 0;
     if (!step) return send_error(res, 400, "interval must be minute, hour or day");
     const double after = number_param(req, "after", today_start()),
                  before = number_param(req, "before", unix_now() + 60);
-    auto buckets = storage_.compliance(camera, after, before, step);
+    auto buckets = storage_.compliance(camera, after, before, step, zone, engine_.mask_label());
     // Faces still in view count too (in the bucket of now, where their track will end), by
     // the verdict each has shown longest so far, and marked as such (`in_view`): a person in
     // front of the camera for minutes is not missing from "today".
     const double now = unix_now();
     if (now >= after && now < before) {
-      const auto in_view = engine_.faces_in_view(camera);
+      const auto in_view = engine_.faces_in_view(camera, zone);
       if (!in_view.empty()) {
         const int64_t start = static_cast<int64_t>(std::floor(now / 60)) * 60 / step * step;
         auto it = std::find_if(buckets.begin(), buckets.end(), [&](const auto& b) { return b.start >= start; });

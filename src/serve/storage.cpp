@@ -53,7 +53,7 @@ class Statement {
 };
 
 constexpr const char* kEventColumns =
-    "id, type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, snapshot, detail";
+    "id, type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, snapshot, detail, zone";
 
 nlohmann::json event_row(const Statement& s) {
   nlohmann::json e = {{"id", s.integer(0)}, {"type", s.text(1)}, {"camera", s.text(2)}, {"time", s.real(3)}};
@@ -65,6 +65,7 @@ nlohmann::json event_row(const Statement& s) {
     e["score"] = s.real(8);
     e["box"] = {s.real(9), s.real(10), s.real(11), s.real(12)};
     e["has_snapshot"] = !s.text(13).empty();
+    if (!s.text(15).empty()) e["zone"] = s.text(15);
   } else if (e["type"] == "alert") {
     e["rule"] = s.text(7);
     e["detail"] = s.text(14);
@@ -136,6 +137,8 @@ void Storage::open_locked() {
         "camera TEXT NOT NULL, time REAL NOT NULL, track_id INTEGER, start REAL, end_time REAL, label TEXT, "
         "score REAL, x1 REAL, y1 REAL, x2 REAL, y2 REAL, snapshot TEXT, detail TEXT)");
     exec("CREATE INDEX IF NOT EXISTS events_time ON events(time)");
+    // Zones came later: a database of an older build gets the column (empty for its rows).
+    if (!has_column("events", "zone")) exec("ALTER TABLE events ADD COLUMN zone TEXT");
     exec(
         "CREATE TABLE IF NOT EXISTS compliance (camera TEXT NOT NULL, minute INTEGER NOT NULL, "
         "faces INTEGER NOT NULL DEFAULT 0, with_mask INTEGER NOT NULL DEFAULT 0, without_mask INTEGER NOT NULL "
@@ -212,6 +215,13 @@ void Storage::exec(const char* sql) {
   }
 }
 
+bool Storage::has_column(const char* table, const char* column) {
+  Statement s(db_, fmt::format("PRAGMA table_info({})", table).c_str());
+  while (s.step())
+    if (s.text(1) == column) return true;
+  return false;
+}
+
 int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
   std::lock_guard<std::mutex> lock(mutex_);
   sqlite3* db = db_locked();
@@ -219,10 +229,11 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
   try {
     Statement ins(db,
                   "INSERT INTO events (type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, "
-                  "snapshot) VALUES ('track', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                  "snapshot, zone) VALUES ('track', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     ins.bind(1, e.camera).bind(2, e.end).bind(3, e.track_id).bind(4, e.start).bind(5, e.end).bind(6, e.label);
     ins.bind(7, e.score).bind(8, static_cast<double>(e.x1)).bind(9, static_cast<double>(e.y1));
     ins.bind(10, static_cast<double>(e.x2)).bind(11, static_cast<double>(e.y2)).bind(12, e.snapshot);
+    ins.bind(13, e.zone);
     ins.step();
     const int64_t id = sqlite3_last_insert_rowid(db);
     const char* column = e.label == mask_label ? "with_mask" : e.label == "uncertain" ? "uncertain" : "without_mask";
@@ -294,11 +305,18 @@ std::optional<nlohmann::json> Storage::event(int64_t id) {
 }
 
 std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, double after, double before,
-                                                  int64_t interval_s) {
+                                                  int64_t interval_s, const std::string& zone,
+                                                  const std::string& mask_label) {
   std::lock_guard<std::mutex> lock(mutex_);
+  // The compliance table holds a camera's minutes; a zone's are counted from its face events
+  // (the same minutes: the one a track ended in; kept as long: retention_days).
   std::string sql =
-      "SELECT (minute / ?1) * ?1 AS b, SUM(faces), SUM(with_mask), SUM(without_mask), SUM(uncertain) FROM compliance "
-      "WHERE minute >= ?2 AND minute < ?3";
+      zone.empty()
+          ? "SELECT (minute / ?1) * ?1 AS b, SUM(faces), SUM(with_mask), SUM(without_mask), SUM(uncertain) FROM "
+            "compliance WHERE minute >= ?2 AND minute < ?3"
+          : "SELECT ((CAST(end_time / 60 AS INTEGER) * 60) / ?1) * ?1 AS b, COUNT(*), SUM(label = ?6), "
+            "SUM(label <> ?6 AND label <> 'uncertain'), SUM(label = 'uncertain') FROM events WHERE type = 'track' "
+            "AND zone = ?5 AND CAST(end_time / 60 AS INTEGER) * 60 >= ?2 AND CAST(end_time / 60 AS INTEGER) * 60 < ?3";
   if (!camera.empty()) sql += " AND camera = ?4";
   sql += " GROUP BY b ORDER BY b";
   Statement s(db_locked(), sql.c_str());
@@ -306,6 +324,7 @@ std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, dou
       .bind(2, static_cast<int64_t>(std::floor(after)))
       .bind(3, static_cast<int64_t>(std::ceil(before)));
   if (!camera.empty()) s.bind(4, camera);
+  if (!zone.empty()) s.bind(5, zone).bind(6, mask_label);
   std::vector<ComplianceBucket> out;
   while (s.step()) out.push_back({s.integer(0), s.integer(1), s.integer(2), s.integer(3), s.integer(4)});
   return out;

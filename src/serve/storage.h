@@ -34,6 +34,7 @@ struct TrackEvent {
   double score = 0;                      // its highest smoothed probability
   float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // box in the best frame
   std::string snapshot;                  // file name under snapshots/, or ""
+  std::string zone;                      // the include zone the face entered by, or ""
 };
 
 struct EventQuery {
@@ -90,7 +91,10 @@ class Storage {
   nlohmann::json events(const EventQuery& q);
   std::optional<nlohmann::json> event(int64_t id);
   // Buckets of `interval_s` seconds (60, 3600, 86400) between after and before.
-  std::vector<ComplianceBucket> compliance(const std::string& camera, double after, double before, int64_t interval_s);
+  // Of one include zone too, when `zone` is given (counted from the face events, which carry
+  // it; `mask_label` names the compliant verdict there, as for add_track).
+  std::vector<ComplianceBucket> compliance(const std::string& camera, double after, double before, int64_t interval_s,
+                                           const std::string& zone = "", const std::string& mask_label = "with_mask");
 
   // Deletes events and counts older than `days` and the oldest snapshots beyond `max_mb`.
   // Returns how many snapshot files were removed.
@@ -117,6 +121,7 @@ class Storage {
   sqlite3* db_locked();              // the connection, reopened first if its file was deleted or replaced
   bool file_is_ours_locked() const;  // the path still names the file we opened
   void exec(const char* sql);
+  bool has_column(const char* table, const char* column);
   std::filesystem::path dir_;
   sqlite3* db_ = nullptr;
   std::optional<FileId> db_id_, wal_id_, shm_id_;  // the open database's files

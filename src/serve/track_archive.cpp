@@ -22,6 +22,7 @@ FaceEnded archive_track(const std::string& camera, TrackEnded t, const std::vect
   e.y1 = t.box.y;
   e.x2 = t.box.x + t.box.width;
   e.y2 = t.box.y + t.box.height;
+  e.zone = t.zone;
   if (!t.snapshot.empty()) {
     // The snapshot is the face box grown by the crop margin: blurred, all of it is the face.
     const cv::Rect2f all(0, 0, static_cast<float>(t.snapshot.cols), static_cast<float>(t.snapshot.rows));

@@ -44,7 +44,7 @@ nlohmann::json box_json(const cv::Rect2f& b) { return {b.x, b.y, b.x + b.width, 
 }  // namespace
 
 nlohmann::json verdict_json(const VerdictChanged& v, const std::vector<std::string>& classes) {
-  return {{"type", v.is_new ? "new" : "update"},
+  nlohmann::json j = {{"type", v.is_new ? "new" : "update"},
           {"track_id", v.track_id},
           {"label", verdict_name(v.to, classes)},
           {"from", v.is_new ? nlohmann::json(nullptr) : nlohmann::json(verdict_name(v.from, classes))},
@@ -52,16 +52,20 @@ nlohmann::json verdict_json(const VerdictChanged& v, const std::vector<std::stri
           {"start_time", v.start_time},
           {"box", box_json(v.box)},
           {"time", v.time}};
+  if (!v.zone.empty()) j["zone"] = v.zone;
+  return j;
 }
 
 nlohmann::json ended_json(const TrackEnded& e, const std::vector<std::string>& classes) {
-  return {{"type", "end"},
+  nlohmann::json j = {{"type", "end"},
           {"track_id", e.track_id},
           {"label", verdict_name(e.verdict, classes)},
           {"score", e.top_score},
           {"start_time", e.start_time},
           {"end_time", e.end_time},
           {"box", box_json(e.box)}};
+  if (!e.zone.empty()) j["zone"] = e.zone;  // the include zone the face entered by
+  return j;
 }
 
 }  // namespace maskwatch

@@ -117,6 +117,7 @@ cv::Mat annotate_frame(const cv::Mat& frame, FrameResult& result, const std::vec
                        OverlayStatus status) {
   Stopwatch sw;
   cv::Mat out = frame.clone();
+  draw_zones(out, status.zones);
   draw_faces(out, result.faces, classes);
   status.times.detect_ms = result.times.detect_ms;
   status.times.classify_ms = result.times.classify_ms;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "vision/pipeline.h"
+#include "vision/zones.h"
 
 namespace maskwatch {
 
@@ -15,6 +16,7 @@ struct OverlayStatus {
   StageTimes times;
   bool recording = false, paused = false, mirrored = false;
   std::string message;  // transient, e.g. "snapshot saved: ..."
+  std::vector<Zone> zones;  // outlined under the faces (serve: the camera's zones)
 };
 
 // Index of the class that means "wearing a mask": the first class whose name contains

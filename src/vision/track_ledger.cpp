@@ -14,20 +14,28 @@ int longest_verdict(const std::map<int, int>& frames_per_verdict) {
 }
 
 LedgerUpdate TrackLedger::observe(FrameResult& r, const cv::Mat& frame, double now) {
-  r.faces.erase(std::remove_if(r.faces.begin(), r.faces.end(),
-                               [&](const TrackedFace& f) { return f.face_score < opts_.min_face_score; }),
-                r.faces.end());
+  std::vector<TrackedFace> shown;
+  std::vector<std::string> zone_of;  // of the faces shown
+  for (auto& f : r.faces) {
+    if (f.face_score < opts_.min_face_score) continue;
+    ZonePlace place = place_face(opts_.zones, f.box, frame.size());
+    if (!place.counts) continue;
+    shown.push_back(std::move(f));
+    zone_of.push_back(std::move(place.zone));
+  }
+  r.faces = std::move(shown);
   LedgerUpdate u;
-  for (const auto& f : r.faces) {
+  for (size_t i = 0; i < r.faces.size(); ++i) {
+    const TrackedFace& f = r.faces[i];
     auto [it, is_new] = open_.try_emplace(f.track_id);
     Open& t = it->second;
-    if (is_new) t.start = now;
+    if (is_new) t.start = now, t.zone = zone_of[i];
     // News is what was shown against what was last reported: a track is new when it first
     // shows (its verdict may have changed before, under the threshold), and a verdict that
     // changed while it was hidden is reported when it shows again, from the one last said.
     if (is_new || f.verdict != t.reported) {
       u.verdicts.push_back({f.track_id, is_new, is_new ? kUncertain : t.reported, f.verdict, f.confidence, t.start,
-                            now, f.box});
+                            now, f.box, t.zone});
       t.reported = f.verdict;
     }
     t.last_seen = now;
@@ -63,9 +71,10 @@ std::vector<TrackEnded> TrackLedger::end_all() {
   return out;
 }
 
-std::map<int, int> TrackLedger::in_view() const {
+std::map<int, int> TrackLedger::in_view(const std::string* zone) const {
   std::map<int, int> out;
-  for (const auto& [id, t] : open_) ++out[longest_verdict(t.frames_per_verdict)];
+  for (const auto& [id, t] : open_)
+    if (!zone || t.zone == *zone) ++out[longest_verdict(t.frames_per_verdict)];
   return out;
 }
 
@@ -78,6 +87,7 @@ TrackEnded TrackLedger::finish(int track_id, Open&& t) const {
   e.end_time = t.last_seen;
   e.box = t.box;
   e.snapshot = std::move(t.best_crop);
+  e.zone = std::move(t.zone);
   return e;
 }
 

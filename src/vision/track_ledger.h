@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "vision/pipeline.h"
+#include "vision/zones.h"
 
 namespace maskwatch {
 
@@ -22,6 +23,7 @@ struct VerdictChanged {
   float score = 0;  // smoothed probability of `to`
   double start_time = 0, time = 0;
   cv::Rect2f box;
+  std::string zone;  // the include zone the track entered by ("" without include zones)
 };
 
 struct TrackEnded {
@@ -31,6 +33,7 @@ struct TrackEnded {
   double start_time = 0, end_time = 0;  // first and last shown
   cv::Rect2f box;                       // of its best face (with snapshots), else its last
   cv::Mat snapshot;                     // crop around its best face; empty without snapshots
+  std::string zone;                     // the include zone it entered by
 };
 
 struct LedgerOptions {
@@ -38,6 +41,7 @@ struct LedgerOptions {
   bool snapshots = false;    // keep a crop of each track's best face for TrackEnded
   double snapshot_margin = 0.5;
   double max_missed_s = TrackerOptions{}.max_missed_s;  // the tracker's: one definition of a track's end
+  std::vector<Zone> zones;  // faces that do not count there are not shown (vision/zones.h)
 };
 
 struct LedgerUpdate {
@@ -48,13 +52,14 @@ struct LedgerUpdate {
 class TrackLedger {
  public:
   explicit TrackLedger(const LedgerOptions& options = {}) : opts_(options) {}
-  // One processed frame (its faces under the threshold are removed from r.faces); `frame` is
-  // only read for snapshots. `now` stamps the events.
+  // One processed frame (its faces under the threshold, or outside the zones, are removed
+  // from r.faces); `frame` is read for snapshots and its size for the zones. `now` stamps the
+  // events.
   LedgerUpdate observe(FrameResult& r, const cv::Mat& frame, double now);
   // Ends every open track now (source finished, detection turned off, shutdown).
   std::vector<TrackEnded> end_all();
-  // Open tracks by the verdict each has shown longest so far.
-  std::map<int, int> in_view() const;
+  // Open tracks by the verdict each has shown longest so far (of one zone, when given).
+  std::map<int, int> in_view(const std::string* zone = nullptr) const;
   size_t open_tracks() const { return open_.size(); }
 
  private:
@@ -67,6 +72,7 @@ class TrackLedger {
     float best_face_score = -1;
     cv::Rect2f box;
     cv::Mat best_crop;
+    std::string zone;
   };
   TrackEnded finish(int track_id, Open&& t) const;
 
