@@ -217,6 +217,40 @@ TEST(Mqtt, HomeAssistantDiscoveryNamesStateTopicsThatCarryValues) {
   srv.stop();
 }
 
+TEST(Mqtt, AReloadGivesANewCameraItsSensorsAndTakesThoseOfACameraThatWent) {
+  Broker broker;
+  Subscriber sub(broker, "#");
+  Server srv(broker.mqtt_yaml("site5"));
+  const std::string cfg = "homeassistant/sensor/maskwatch_site5_";
+  ASSERT_TRUE(wait_until([&] { return !sub.payloads(cfg + "demo_faces/config").empty(); }, 30)) << srv.proc->err();
+  // The same site with "door" instead of "demo".
+  std::ofstream(srv.dir / "serve.yaml") << broker.mqtt_yaml("site5") << "cameras:\n  door:\n    source: "
+                                        << shared_path("samples/video/webcam-mask-on-off.mp4").string()
+                                        << "\n    loop: true\n";
+  const auto r = srv.client().Post("/api/config/reload", "", "text/plain");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto j = nlohmann::json::parse(r->body);
+  EXPECT_EQ(j["added"], nlohmann::json({"door"}));
+  EXPECT_EQ(j["removed"], nlohmann::json({"demo"}));
+  EXPECT_TRUE(j["restart_needed"].empty()) << j;
+  for (const char* key : {"faces", "without_mask", "compliance"}) {
+    // demo's sensors are deleted (an empty retained message), door's announced.
+    EXPECT_TRUE(wait_until([&] { return sub.has(cfg + "demo_" + key + "/config", ""); }, 10)) << key;
+    EXPECT_TRUE(wait_until([&] { return !sub.payloads(cfg + "door_" + key + "/config").empty(); }, 10)) << key;
+  }
+  EXPECT_TRUE(wait_until([&] { return sub.has("maskwatch/site5/door/faces", "1"); }, 30)) << srv.proc->err();
+  // A Home Assistant that connects now finds door's sensors and none of demo's.
+  Subscriber late(broker, "homeassistant/#");
+  ASSERT_TRUE(wait_until([&] { return late.messages().size() >= 3; }, 10)) << late.proc->out();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (const auto& m : late.messages()) EXPECT_EQ(m.topic.find("_demo_"), std::string::npos) << m.topic;
+  Subscriber late_state(broker, "maskwatch/site5/demo/#");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(late_state.messages().empty()) << late_state.proc->out();  // no retained state of demo left
+  srv.stop();
+}
+
 TEST(Mqtt, ACleanStopSaysStoppedAndEndsTheOpenTrack) {
   Broker broker;
   Subscriber sub(broker, "maskwatch/#");

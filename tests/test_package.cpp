@@ -108,6 +108,7 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   const std::string exec = unit_value(unit, "ExecStart");
   EXPECT_EQ(exec, "/usr/bin/maskwatch serve --config /etc/maskwatch/config.yaml --data /var/lib/maskwatch");
   EXPECT_EQ(unit_value(unit, "ExecStartPre"), "/usr/bin/maskwatch config check /etc/maskwatch/config.yaml");
+  EXPECT_EQ(unit_value(unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
   EXPECT_EQ(unit_value(unit, "StateDirectory"), "maskwatch");
   EXPECT_EQ(unit_value(unit, "DynamicUser"), "yes");
   const int port = free_port();

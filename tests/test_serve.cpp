@@ -785,6 +785,76 @@ TEST(Serve, ZonesDropFacesOutsideNameTheRestAndAreDrawnOnTheLiveView) {
   std::cout << "[ measured ] zoned camera: " << zoned << " live events in 6 s, " << tracks.size() << " tracks\n";
 }
 
+TEST(Serve, SighupAndReloadChangeCamerasLiveAndABadFileChangesNothing) {
+  Server srv;
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(3); }, 30)) << srv.proc->err();
+  const std::string clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  const auto write = [&](const std::string& yaml) { std::ofstream(srv.dir / "serve.yaml") << yaml; };
+  const std::string demo = "  demo:\n    source: " + clip + "\n    loop: true\n    fps_limit: 10\n";
+  const auto statuses = [&](const std::string& cam) {
+    return srv.get_json("/api/events?type=status&camera=" + cam);
+  };
+  const size_t demo_statuses = statuses("demo").size();
+  // A viewer of demo, across every reload below.
+  std::atomic<int> frames{0};
+  std::atomic<bool> done{false};
+  struct Viewer {
+    std::atomic<bool>& done;
+    std::thread thread;
+    ~Viewer() {
+      done = true;
+      if (thread.joinable()) thread.join();
+    }
+  } viewer{done, std::thread([&] {
+             srv.client().Get("/api/demo/stream.mjpeg", [&](const char* data, size_t n) {
+               frames += static_cast<int>(std::count(data, data + n, '\xd9'));  // about one JPEG end marker a frame
+               return !done.load();
+             });
+           })};
+
+  // 1. SIGHUP adds a camera; demo goes on untouched.
+  write("cameras:\n" + demo + "  extra:\n    source: " + clip + "\n    loop: true\n");
+  srv.proc->signal(SIGHUP);
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["cameras"].contains("extra"); }, 10))
+      << srv.proc->err();
+  ASSERT_TRUE(wait_until(
+      [&] { return srv.get_json("/api/stats")["cameras"]["extra"]["frames_processed"].get<int>() >= 3; }, 30));
+  EXPECT_EQ(statuses("demo").size(), demo_statuses);  // no restart of its capture
+  EXPECT_TRUE(srv.get_json("/api/config")["cameras"].contains("extra"));
+  EXPECT_TRUE(srv.proc->running());
+
+  // 2. A file with a mistake changes nothing and says where the mistake is.
+  write("cameras:\n" + demo + "  extra:\n    source: " + clip + "\n    fps_limit: -3\n");
+  const auto bad = srv.client().Post("/api/config/reload", "", "text/plain");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  EXPECT_NE(bad->body.find("serve.yaml:8: cameras.extra.fps_limit must be between"), std::string::npos) << bad->body;
+  EXPECT_TRUE(srv.get_json("/api/stats")["cameras"].contains("extra"));
+
+  // 3. Changed, removed, and what needs a restart, over the API.
+  write("http: {stream_fps: 5}\ncameras:\n  demo:\n    source: " + clip + "\n    loop: true\n    fps_limit: 5\n");
+  const auto ok = srv.client().Post("/api/config/reload", "", "text/plain");
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(ok->status, 200) << ok->body;
+  const auto j = nlohmann::json::parse(ok->body);
+  EXPECT_EQ(j["changed"], nlohmann::json({"demo"}));
+  EXPECT_EQ(j["removed"], nlohmann::json({"extra"}));
+  EXPECT_EQ(j["restart_needed"], nlohmann::json({"http"}));
+  EXPECT_FALSE(srv.get_json("/api/stats")["cameras"].contains("extra"));
+  // Its history stays (the API's per-camera filters know only the cameras configured now).
+  std::string last_extra;
+  for (const auto& e : srv.get_json("/api/events?type=status"))
+    if (e["camera"] == "extra" && last_extra.empty()) last_extra = e["detail"];  // newest first
+  EXPECT_EQ(last_extra, "removed from the config");
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["cameras"]["demo"]["status"] == "online"; }, 10));
+  EXPECT_EQ(srv.get_json("/api/stats")["cameras"]["demo"]["fps_limit"], 5.0);
+  // The viewer saw frames after the change too (its stream followed the new camera).
+  const int seen = frames.load();
+  EXPECT_TRUE(wait_until([&] { return frames.load() > seen + 3; }, 10)) << seen;
+  done = true;
+  srv.stop(5.0);
+}
+
 TEST(Serve, SigtermEndsAtOnceWithAFifoSourceAndOpenStreams) {
   // A camera whose source is a FIFO nobody writes to: its capture thread sits in open(2).
   TempDir tmp;

@@ -633,6 +633,28 @@ ServeConfig load_serve_config(const std::filesystem::path& file) {
   return parse_serve_config(read_file_text(file, "config file"), file);
 }
 
+nlohmann::json camera_json(const CameraConfig& c, bool redact) {
+  auto j = fields_json(c, camera_fields(), redact);
+  j["source"] = redact ? redact_url(c.source) : c.source;
+  auto d = fields_json(c.detector, detector_fields(), redact);
+  d["face_model"] = c.detector.face_model.empty() ? std::string(default_face_model_name()) + " (default)"
+                                                  : c.detector.face_model;
+  j["detector"] = d;
+  j["tracker"] = fields_json(c.tracker, tracker_fields(), redact);
+  j["motion"] = fields_json(c.motion, motion_fields(), redact);
+  j["privacy"] = {{"faces", privacy_name(c.privacy)}};
+  if (!c.zones.empty()) {
+    nlohmann::json zones = nlohmann::json::object();
+    for (const auto& z : c.zones) {
+      nlohmann::json pts = nlohmann::json::array();
+      for (const auto& p : z.points) pts.push_back({p.x, p.y});
+      zones[z.name] = {{"type", z.include ? "include" : "exclude"}, {"points", pts}};
+    }
+    j["zones"] = zones;
+  }
+  return j;
+}
+
 nlohmann::json ServeConfig::to_json(bool redact) const {
   const auto detector_json = [&](const DetectorSettings& d) {
     auto j = fields_json(d, detector_fields(), redact);
@@ -640,24 +662,7 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
     return j;
   };
   nlohmann::json cams = nlohmann::json::object();
-  for (const auto& c : cameras) {
-    auto j = fields_json(c, camera_fields(), redact);
-    j["source"] = redact ? redact_url(c.source) : c.source;
-    j["detector"] = detector_json(c.detector);
-    j["tracker"] = fields_json(c.tracker, tracker_fields(), redact);
-    j["motion"] = fields_json(c.motion, motion_fields(), redact);
-    j["privacy"] = {{"faces", privacy_name(c.privacy)}};
-    if (!c.zones.empty()) {
-      nlohmann::json zones = nlohmann::json::object();
-      for (const auto& z : c.zones) {
-        nlohmann::json pts = nlohmann::json::array();
-        for (const auto& p : z.points) pts.push_back({p.x, p.y});
-        zones[z.name] = {{"type", z.include ? "include" : "exclude"}, {"points", pts}};
-      }
-      j["zones"] = zones;
-    }
-    cams[c.name] = j;
-  }
+  for (const auto& c : cameras) cams[c.name] = camera_json(c, redact);
   nlohmann::json alert_list = nlohmann::json::array();
   for (const auto& a : alerts) {
     auto j = fields_json(a, alert_fields(), redact);

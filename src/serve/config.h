@@ -149,6 +149,9 @@ std::vector<ConfigKey> config_keys();
 
 // Throws Error("FILE:LINE: ...") for malformed YAML, unknown keys, wrong types or values.
 ServeConfig load_serve_config(const std::filesystem::path& file);
+// One camera's settings as /api/config shows them (every key; also how a reconfiguration
+// tells a changed camera from an unchanged one).
+nlohmann::json camera_json(const CameraConfig& c, bool redact);
 ServeConfig parse_serve_config(const std::string& yaml_text, const std::filesystem::path& origin);
 
 }  // namespace maskwatch

@@ -61,12 +61,9 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
       }()) {
   mask_class_ = mask_class_index(classifier_.classes());
   history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
-  for (const auto& cc : config_.cameras) {
-    cameras_.push_back(std::make_unique<Camera>(
-        cc, config_.storage, classifier_, detector_,
-        [this](Camera& cam, CameraStatus s, const std::string& d) { on_status(cam, s, d); },
-        [this] { wake_.notify_all(); }));
-  }
+  auto list = std::make_shared<CameraList>();
+  for (const auto& cc : config_.cameras) list->push_back(make_camera(cc));
+  cameras_ = std::move(list);
   const std::filesystem::path model = config.model.empty() ? default_model_path() : std::filesystem::path(config.model);
   for (int w = 0; w < workers_wanted_; ++w) {
     auto worker = std::make_unique<Worker>();
@@ -80,7 +77,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
       worker->classifier = worker->own_classifier.get();
       worker->detector = worker->own_detector.get();
     }
-    worker->next = cameras_.empty() ? 0 : static_cast<size_t>(w) % cameras_.size();
+    worker->next = cameras_->empty() ? 0 : static_cast<size_t>(w) % cameras_->size();
     workers_.push_back(std::move(worker));
   }
   if (workers_.size() > 1)
@@ -92,12 +89,7 @@ Engine::~Engine() { stop(); }
 
 void Engine::start() {
   started_unix_ = unix_now();
-  for (auto& c : cameras_) {
-    if (c->config.enabled)
-      c->feed->start();
-    else
-      c->feed->disable("disabled in the config");
-  }
+  for (auto& c : *cameras()) start_camera(*c);
   for (size_t w = 0; w < workers_.size(); ++w)
     workers_[w]->thread = std::thread([this, w] { worker(*workers_[w], w == 0); });
 }
@@ -105,10 +97,12 @@ void Engine::start() {
 void Engine::stop() {
   if (stop_.exchange(true)) return;
   wake_.notify_all();
-  for (auto& c : cameras_) c->frame_cv.notify_all();
+  std::lock_guard<std::mutex> one(reconfigure_mutex_);  // none under way, none after
+  const auto cams = cameras();
+  for (auto& c : *cams) c->frame_cv.notify_all();
   for (auto& w : workers_)
     if (w->thread.joinable()) w->thread.join();
-  for (auto& c : cameras_) {
+  for (auto& c : *cams) {
     // stats() and prometheus_metrics() (HTTP, MQTT threads) read the feed under the camera's
     // mutex: take it out under that mutex, then join its capture thread outside it.
     std::unique_ptr<Capture> feed;
@@ -119,7 +113,7 @@ void Engine::stop() {
     feed.reset();
   }
   // Tracks still open are history too: end them now.
-  for (auto& c : cameras_) finish_open_tracks(*c);
+  for (auto& c : *cams) finish_open_tracks(*c);
   if (const size_t lost = history_->retry())
     spdlog::error("storage: {} history row(s) could not be written before stopping: {}", lost, history_->last_error());
   bus_.close();
@@ -137,9 +131,10 @@ void Engine::worker(Worker& me, bool housekeeping) {
   auto next_history_retry = std::chrono::steady_clock::now();
   while (!stop_) {
     bool did = false;
-    for (size_t k = 0; k < cameras_.size() && !did; ++k) {
-      const size_t at = (me.next + k) % cameras_.size();
-      Camera& cam = *cameras_[at];
+    const auto cams = cameras();
+    for (size_t k = 0; k < cams->size() && !did; ++k) {
+      const size_t at = (me.next + k) % cams->size();
+      Camera& cam = *(*cams)[at];
       // One worker per camera at a time: its frames are processed in order, by one tracker.
       if (cam.busy.exchange(true, std::memory_order_acquire)) continue;
       struct Release {
@@ -163,7 +158,7 @@ void Engine::worker(Worker& me, bool housekeeping) {
         continue;
       }
       cam.last_processed = now;
-      me.next = (at + 1) % cameras_.size();  // fairness: the next camera goes first next time
+      me.next = (at + 1) % cams->size();  // fairness: the next camera goes first next time
       did = release.processed = true;
       if (!cam.detect) {
         show_undetected(cam, std::move(f.image));

@@ -55,6 +55,13 @@ struct CameraStats {
 };
 nlohmann::json to_json(const CameraStats& s);
 
+// What a reconfiguration did to the cameras (Engine::reconfigure), by name.
+struct CameraChanges {
+  std::vector<std::string> added, removed, changed, unchanged;
+  std::vector<std::string> notes;  // what waits for a restart
+  nlohmann::json to_json() const;
+};
+
 class Engine {
  public:
   Engine(const ServeConfig& config, Storage& storage);
@@ -64,6 +71,11 @@ class Engine {
 
   void start();
   void stop();
+  // Live reconfiguration of the cameras (SIGHUP, POST /api/config/reload): cameras added,
+  // removed or changed (any key) take effect now; the others go on untouched (their capture,
+  // tracks, streams). A removed or changed camera ends its open tracks into the history; a
+  // changed one starts afresh under the same name (its viewers stay). Call after start().
+  CameraChanges reconfigure(const std::vector<CameraConfig>& cameras);
 
   bool has_camera(const std::string& name) const;
   std::vector<std::string> camera_names() const;
@@ -88,9 +100,9 @@ class Engine {
 
   std::vector<std::pair<std::string, CameraStats>> camera_stats() const;  // in config order
   nlohmann::json stats() const;  // /api/stats: every camera's and the engine's
-  // The faces in view now (open tracks) of `camera` (empty: all), by the verdict each has
-  // shown longest so far ("uncertain" when none yet): what compliance counts before they end.
-  // Open tracks by their verdict so far, of one camera (or all) and one include zone (or all).
+  // The faces in view now (open tracks) of `camera` (empty: all) and of one include zone
+  // (empty: all), by the verdict each has shown longest so far ("uncertain" when none yet):
+  // what compliance counts before they end.
   std::map<std::string, int> faces_in_view(const std::string& camera = "", const std::string& zone = "") const;
   // Whether any camera (or this one) has an include zone of this name.
   bool has_zone(const std::string& camera, const std::string& zone) const;
@@ -112,7 +124,13 @@ class Engine {
   void finish_open_tracks(Camera& cam);
   void on_status(Camera& cam, CameraStatus status, const std::string& detail);
   std::map<std::string, int> by_label(const std::map<int, int>& by_verdict) const;
-  Camera* find(const std::string& name) const;
+  using CameraList = std::vector<std::shared_ptr<Camera>>;
+  // The cameras now: a snapshot that stays valid while held (a reconfiguration swaps the list).
+  std::shared_ptr<const CameraList> cameras() const;
+  std::shared_ptr<Camera> find(const std::string& name) const;
+  std::shared_ptr<Camera> make_camera(const CameraConfig& config);
+  void start_camera(Camera& cam);
+  void retire(Camera& cam, const std::string& why);  // stops it for good; its tracks end
 
   ServeConfig config_;
   Storage& storage_;
@@ -122,7 +140,9 @@ class Engine {
   FaceDetector detector_;
   int mask_class_ = 0;
   std::unique_ptr<HistoryWriter> history_;  // rows survive a full or read-only disk
-  std::vector<std::unique_ptr<Camera>> cameras_;
+  mutable std::mutex cameras_mutex_;  // guards the pointer, not the cameras
+  std::shared_ptr<const CameraList> cameras_;
+  std::mutex reconfigure_mutex_;  // one reconfiguration at a time
   EventBus bus_;
   mutable std::mutex wake_mutex_;
   std::condition_variable wake_;

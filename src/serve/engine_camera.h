@@ -65,7 +65,8 @@ struct Engine::Camera {
   std::map<std::string, int64_t> faces_total;  // finished tracks by final label
   std::atomic<int> stream_clients{0};
   std::atomic<bool> detect{true};
-  std::atomic<bool> busy{false};  // claimed by a worker (Engine::worker)
+  std::atomic<bool> busy{false};  // claimed by a worker (Engine::worker), or for good when retired
+  std::atomic<bool> retired{false};  // removed or replaced by a reconfiguration
   std::deque<double> latencies_ms;  // capture to result, the last kLatencyFrames processed frames
   std::map<std::string, int> in_view_by_label;  // open tracks by their verdict so far
   std::map<std::string, std::map<std::string, int>> in_view_by_zone;  // the same, by include zone

@@ -30,7 +30,7 @@ cv::Mat scaled_to_height(const cv::Mat& img, int h) {
 
 std::map<std::string, int> Engine::faces_in_view(const std::string& camera, const std::string& zone) const {
   std::map<std::string, int> out;
-  for (const auto& c : cameras_) {
+  for (const auto& c : *cameras()) {
     if (!camera.empty() && c->config.name != camera) continue;
     std::lock_guard<std::mutex> lock(c->mutex);
     if (zone.empty()) {
@@ -43,7 +43,7 @@ std::map<std::string, int> Engine::faces_in_view(const std::string& camera, cons
 }
 
 bool Engine::has_zone(const std::string& camera, const std::string& zone) const {
-  for (const auto& c : cameras_)
+  for (const auto& c : *cameras())
     if (camera.empty() || c->config.name == camera)
       for (const auto& z : c->config.zones)
         if (z.include && z.name == zone) return true;
@@ -51,7 +51,7 @@ bool Engine::has_zone(const std::string& camera, const std::string& zone) const 
 }
 
 std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool boxes, int h, int quality) const {
-  const Camera* cam = find(camera);
+  const auto cam = find(camera);
   if (!cam) return nullptr;
   if (quality <= 0) quality = config_.http.jpeg_quality;
   const auto key = std::make_tuple(boxes, h, quality);
@@ -105,14 +105,16 @@ std::shared_ptr<const Jpeg> Engine::latest_jpeg(const std::string& camera, bool 
 }
 
 bool Engine::wait_for_frame(const std::string& camera, int64_t after_seq, std::chrono::milliseconds timeout) const {
-  const Camera* cam = find(camera);
+  const auto cam = find(camera);
   if (!cam) return false;
   std::unique_lock<std::mutex> lock(cam->mutex);
-  return cam->frame_cv.wait_for(lock, timeout, [&] { return cam->seq > after_seq || stop_; }) && !stop_;
+  // A camera replaced by a reconfiguration wakes its viewers: they find its successor.
+  return cam->frame_cv.wait_for(lock, timeout, [&] { return cam->seq > after_seq || stop_ || cam->retired; }) &&
+         !stop_;
 }
 
 bool Engine::add_stream_client(const std::string& camera) {
-  Camera* cam = find(camera);
+  const auto cam = find(camera);
   if (!cam) return false;
   int n = cam->stream_clients.load();
   do {
@@ -122,12 +124,12 @@ bool Engine::add_stream_client(const std::string& camera) {
 }
 
 void Engine::remove_stream_client(const std::string& camera) {
-  if (Camera* cam = find(camera)) --cam->stream_clients;
+  if (const auto cam = find(camera)) --cam->stream_clients;
 }
 
 std::vector<std::pair<std::string, CameraStats>> Engine::camera_stats() const {
   std::vector<std::pair<std::string, CameraStats>> out;
-  for (const auto& c : cameras_) {
+  for (const auto& c : *cameras()) {
     std::lock_guard<std::mutex> lock(c->mutex);
     CameraStats s;
     if (c->feed) {
@@ -222,9 +224,14 @@ void Engine::prometheus_metrics(PromText& out) const {
   for (int i = 0; i < 5; ++i) out.histogram("maskwatch_inference_seconds", stage_hist_[i], {{"stage", kStageNames[i]}});
 }
 
-Engine::Camera* Engine::find(const std::string& name) const {
-  for (const auto& c : cameras_)
-    if (c->config.name == name) return c.get();
+std::shared_ptr<const Engine::CameraList> Engine::cameras() const {
+  std::lock_guard<std::mutex> lock(cameras_mutex_);
+  return cameras_;
+}
+
+std::shared_ptr<Engine::Camera> Engine::find(const std::string& name) const {
+  for (const auto& c : *cameras())
+    if (c->config.name == name) return c;
   return nullptr;
 }
 
@@ -232,24 +239,24 @@ bool Engine::has_camera(const std::string& name) const { return find(name) != nu
 
 std::vector<std::string> Engine::camera_names() const {
   std::vector<std::string> out;
-  for (const auto& c : cameras_) out.push_back(c->config.name);
+  for (const auto& c : *cameras()) out.push_back(c->config.name);
   return out;
 }
 
 bool Engine::set_detect(const std::string& camera, bool on) {
-  Camera* cam = find(camera);
+  const auto cam = find(camera);
   if (!cam) return false;
   if (cam->detect.exchange(on) != on) spdlog::info("camera {}: detection {}", camera, on ? "on" : "off");
   return true;
 }
 
 FacePrivacy Engine::privacy(const std::string& camera) const {
-  const Camera* cam = find(camera);
+  const auto cam = find(camera);
   return cam ? cam->config.privacy : FacePrivacy::Blurred;
 }
 
 bool Engine::detect_enabled(const std::string& camera) const {
-  const Camera* cam = find(camera);
+  const auto cam = find(camera);
   return cam && cam->detect;
 }
 

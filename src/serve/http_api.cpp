@@ -324,10 +324,10 @@ constexpr const char* kSessionCookie = "maskwatch_session";
 
 enum class Role { None, Viewer, Admin };
 
-// What only an admin may do: read the configuration, switch detection.
+// What only an admin may do: read and reload the configuration, switch detection.
 bool admin_only(const Request& req) {
   static const std::regex detect(R"(/api/[A-Za-z0-9_-]+/detect)");
-  return req.path == "/api/config" || std::regex_match(req.path, detect);
+  return req.path == "/api/config" || req.path == "/api/config/reload" || std::regex_match(req.path, detect);
 }
 
 // With token auth, a browser cannot add the Authorization header to a page it opens: the
@@ -581,6 +581,18 @@ void HttpApi::routes() {
       else
         gate->refuse(req, res, /*wrong_token=*/true);
     });
+  // httplib's own refusals come with no body: say why, in the API's JSON. A POST without a
+  // body or Content-Length (`curl -X POST` alone) is refused before any handler runs.
+  s.set_error_handler(httplib::Server::HandlerWithResponse([](const Request& req, Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string why = fmt::format("HTTP {}", res.status);
+    if (res.status == 400 && req.method == "POST" && !req.has_header("Content-Length"))
+      why = "a POST needs a body or Content-Length: 0 (curl: -d '')";
+    else if (res.status == 404)
+      why = fmt::format("no such endpoint: {} {}", req.method, req.path.substr(0, 200));
+    send_json(res, {{"error", why}}, res.status);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
   s.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
     try {
       std::rethrow_exception(ep);
@@ -603,7 +615,15 @@ void HttpApi::routes() {
                     {"cameras", engine_.camera_names()},
                     {"fleet", fleet_ != nullptr}});
   });
-  s.Get("/api/config", [this](const Request&, Response& res) { send_json(res, config_.to_json(/*redact=*/true)); });
+  s.Get("/api/config", [this](const Request&, Response& res) {
+    send_json(res, hooks_.view ? hooks_.view() : config_.to_json(/*redact=*/true));
+  });
+  s.Post("/api/config/reload", [this](const Request&, Response& res) {
+    if (!hooks_.reload) return send_error(res, 404, "live reconfiguration is not available here");
+    const auto [status, body] = hooks_.reload();
+    res.status = status;
+    res.set_content(body.dump(), "application/json");
+  });
   s.Get("/api/stats", [this](const Request&, Response& res) {
     auto j = engine_.stats();
     j["http"] = http_stats();

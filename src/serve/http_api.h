@@ -35,6 +35,14 @@ class HttpApi {
   void add_metrics(std::function<void(PromText&)> more) { more_metrics_ = std::move(more); }
   // Serves /api/fleet from this view (404 without one); set before serve_forever().
   void set_fleet(const FleetView* fleet) { fleet_ = fleet; }
+  // Live reconfiguration (admin): POST /api/config/reload calls `reload`, which answers
+  // {HTTP status, JSON}; `view` gives what /api/config shows (the config as it now runs).
+  // Set before serve_forever(); without them, reload is 404 and /api/config the first config.
+  struct ConfigHooks {
+    std::function<std::pair<int, nlohmann::json>()> reload;
+    std::function<nlohmann::json()> view;
+  };
+  void set_config_hooks(ConfigHooks hooks) { hooks_ = std::move(hooks); }
 
  private:
   void routes();
@@ -51,6 +59,7 @@ class HttpApi {
   std::atomic<int64_t> refused_streams_{0};
   std::function<void(PromText&)> more_metrics_;
   const FleetView* fleet_ = nullptr;
+  ConfigHooks hooks_;
 };
 
 // Exposed for tests: "user:pass" -> "dXNlcjpwYXNz".

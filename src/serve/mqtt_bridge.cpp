@@ -47,7 +47,7 @@ void MqttBridge::start() {
   for (const auto& cam : engine_.camera_names())
     publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
   publish_counts(/*force=*/true);
-  if (config_.discovery) publish_discovery();
+  if (config_.discovery) publish_discovery(engine_.camera_names());
   cursor_ = engine_.bus().head();  // here, not in the thread: no event of the cameras' start is missed
   thread_ = std::thread([this] { loop(); });
 }
@@ -108,7 +108,18 @@ void MqttBridge::publish_event(const LiveEvent& e) {
 // Home Assistant MQTT discovery: per camera three sensors (faces in view, without a mask,
 // today's compliance), each a retained config naming the state topic this bridge already
 // publishes, and the instance's availability topic ("online", else unavailable).
-void MqttBridge::publish_discovery() {
+namespace {
+constexpr const char* kSensorKeys[] = {"faces", "without_mask", "compliance"};
+}
+
+std::string MqttBridge::discovery_topic(const std::string& camera, const char* sensor) const {
+  std::string node = config_.client_id;  // HA ids take [A-Za-z0-9_-]
+  for (char& ch : node)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') ch = '_';
+  return fmt::format("{}/sensor/maskwatch_{}_{}_{}/config", config_.discovery_prefix, node, camera, sensor);
+}
+
+void MqttBridge::publish_discovery(const std::vector<std::string>& cameras) {
   std::string node = config_.client_id;  // HA ids take [A-Za-z0-9_-]
   for (char& ch : node)
     if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') ch = '_';
@@ -120,7 +131,7 @@ void MqttBridge::publish_discovery() {
       {"without_mask", "faces without mask", "faces", "mdi:face-mask-outline", nullptr},
       {"compliance", "compliance today", "%", "mdi:percent",
        "{{ (value_json.compliance * 100) | round(1) if value_json.compliance is not none else 'unknown' }}"}};
-  for (const auto& cam : engine_.camera_names())
+  for (const auto& cam : cameras)
     for (const auto& s : sensors) {
       const std::string id = fmt::format("maskwatch_{}_{}_{}", node, cam, s.key);
       nlohmann::json c = {
@@ -141,8 +152,41 @@ void MqttBridge::publish_discovery() {
             {"model", "face mask compliance camera"},
             {"sw_version", MASKWATCH_VERSION}}}};
       if (s.value_template) c["value_template"] = s.value_template;
-      client_->publish({fmt::format("{}/sensor/{}/config", config_.discovery_prefix, id), c.dump(), 1, true});
+      client_->publish({discovery_topic(cam, s.key), c.dump(), 1, true});
     }
+}
+
+void MqttBridge::cameras_changed(const CameraChanges& changes) {
+  std::lock_guard<std::mutex> lock(changes_mutex_);
+  changes_.push_back(changes);
+}
+
+void MqttBridge::remove_camera(const std::string& camera) {
+  for (const char* topic : {"faces", "without_mask", "status", "detect/state"}) publish(camera + "/" + topic, "", true);
+  if (config_.discovery)
+    for (const char* key : kSensorKeys) client_->publish({discovery_topic(camera, key), "", 1, true});
+  last_counts_.erase(camera);
+}
+
+void MqttBridge::apply_camera_changes() {
+  std::vector<CameraChanges> todo;
+  {
+    std::lock_guard<std::mutex> lock(changes_mutex_);
+    todo.swap(changes_);
+  }
+  if (todo.empty()) return;
+  // The engine's last word on a removed camera (its status) goes out before it is removed.
+  for (const auto& e : engine_.bus().read(&cursor_, std::chrono::milliseconds(0))) publish_event(*e);
+  for (const auto& ch : todo) {
+    for (const auto& cam : ch.removed) remove_camera(cam);
+    std::vector<std::string> fresh = ch.added;
+    fresh.insert(fresh.end(), ch.changed.begin(), ch.changed.end());
+    for (const auto& cam : fresh) {
+      publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
+      last_counts_.erase(cam);  // its counts go out at once
+    }
+    if (config_.discovery) publish_discovery(ch.added);
+  }
 }
 
 // Retained current counts per camera: published when they change (and once at start).
@@ -150,9 +194,10 @@ void MqttBridge::publish_counts(bool force) {
   for (const auto& [cam, s] : engine_.camera_stats()) {
     const int faces = s.faces_now;
     const int without = std::max(0, faces - s.with_mask_now - s.faces_now_by_label.at("uncertain"));
+    const bool now = force || !last_counts_.count(cam);  // a camera new to this bridge: at once
     auto& last = last_counts_[cam];
-    if (force || last.first != faces) publish(cam + "/faces", std::to_string(faces), true);
-    if (force || last.second != without) publish(cam + "/without_mask", std::to_string(without), true);
+    if (now || last.first != faces) publish(cam + "/faces", std::to_string(faces), true);
+    if (now || last.second != without) publish(cam + "/without_mask", std::to_string(without), true);
     last = {faces, without};
   }
 }
@@ -186,6 +231,7 @@ void MqttBridge::loop() {
       }
     }
     try {
+      apply_camera_changes();
       publish_counts(false);
       if (Clock::now() >= next_compliance) {
         publish_compliance();

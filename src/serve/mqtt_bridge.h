@@ -5,6 +5,8 @@
 #pragma once
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -30,6 +32,10 @@ class MqttBridge {
   void stop();
   void prometheus_metrics(PromText& out) const;
   void publish_alert(const AlertFired& alert);  // <prefix>/alerts, QoS 1
+  // After a reconfiguration: new and changed cameras get their retained state and Home
+  // Assistant sensors; removed ones lose theirs (empty retained messages delete them).
+  // Applied on the bridge's thread, after the events the engine published before.
+  void cameras_changed(const CameraChanges& changes);
 
  private:
   void loop();
@@ -38,7 +44,10 @@ class MqttBridge {
   void publish_event(const LiveEvent& e);
   void publish_counts(bool force);
   void publish_compliance();
-  void publish_discovery();
+  void publish_discovery(const std::vector<std::string>& cameras);
+  void remove_camera(const std::string& camera);
+  void apply_camera_changes();
+  std::string discovery_topic(const std::string& camera, const char* sensor) const;
 
   MqttConfig config_;
   std::vector<std::string> fleet_filters_;
@@ -49,6 +58,8 @@ class MqttBridge {
   std::unique_ptr<MqttClient> client_;
   std::map<std::string, std::pair<int, int>> last_counts_;  // camera -> (faces, without_mask)
   uint64_t cursor_ = 0;                                     // next event of the engine's bus to read
+  std::mutex changes_mutex_;
+  std::vector<CameraChanges> changes_;  // waiting for the bridge's thread
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <mutex>
 #include <thread>
 
 #include "app/cli.h"
@@ -27,6 +29,24 @@ namespace maskwatch::app {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
+
+// SIGHUP re-reads the config (as daemons do; systemd's `reload`), where StopSignals would stop.
+class ReloadSignal {
+ public:
+  ReloadSignal() {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { g_reload = true; };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, &old_);
+  }
+  ~ReloadSignal() { sigaction(SIGHUP, &old_, nullptr); }
+  ReloadSignal(const ReloadSignal&) = delete;
+  ReloadSignal& operator=(const ReloadSignal&) = delete;
+
+ private:
+  struct sigaction old_ {};
+};
 
 struct ServeOpts {
   std::string config, listen, data_dir;
@@ -53,12 +73,59 @@ void apply_listen(const std::string& spec, HttpConfig& http) {
   }
 }
 
-void serve(const ServeOpts& o) {
-  set_compute_threads(o.threads);
+// The config file with the command line's overrides, as at start and at each reload.
+ServeConfig load_config(const ServeOpts& o) {
   ServeConfig cfg = load_serve_config(o.config);
   apply_listen(o.listen, cfg.http);
   if (o.port >= 0) cfg.http.port = o.port;
   if (!o.data_dir.empty()) cfg.storage.dir = o.data_dir;
+  return cfg;
+}
+
+// Re-reads the config: cameras change now; other changed sections are named (a restart
+// applies them). A file that does not load changes nothing: {400, its file:line reason}.
+class Reloader {
+ public:
+  Reloader(const ServeOpts& o, ServeConfig running, Engine& engine, MqttBridge* mqtt)
+      : opts_(o), running_(std::move(running)), engine_(engine), mqtt_(mqtt) {}
+  std::pair<int, nlohmann::json> reload() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ServeConfig next;
+    try {
+      next = load_config(opts_);
+    } catch (const std::exception& e) {
+      spdlog::error("reload refused, the running config stays: {}", e.what());
+      return {400, {{"error", e.what()}, {"applied", false}}};
+    }
+    const auto was = running_.to_json(false), now = next.to_json(false);
+    std::vector<std::string> restart;
+    for (const auto& [key, value] : was.items())
+      if (key != "cameras" && key != "file" && now.value(key, nlohmann::json()) != value) restart.push_back(key);
+    const CameraChanges changes = engine_.reconfigure(next.cameras);
+    if (mqtt_) mqtt_->cameras_changed(changes);
+    running_.cameras = next.cameras;
+    nlohmann::json out = changes.to_json();
+    out["applied"] = true;
+    out["restart_needed"] = restart;
+    if (!restart.empty()) spdlog::warn("reload: {} changed; a restart applies that", fmt::join(restart, ", "));
+    return {200, out};
+  }
+  nlohmann::json view() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return running_.to_json(/*redact=*/true);
+  }
+
+ private:
+  const ServeOpts& opts_;
+  std::mutex mutex_;
+  ServeConfig running_;  // the file's other sections as at start: what a restart would change
+  Engine& engine_;
+  MqttBridge* mqtt_;
+};
+
+void serve(const ServeOpts& o) {
+  set_compute_threads(o.threads);
+  const ServeConfig cfg = load_config(o);
   check_output_dir(cfg.storage.dir, "storage folder");
   Storage storage(cfg.storage.dir);
   Engine engine(cfg, storage);
@@ -80,8 +147,12 @@ void serve(const ServeOpts& o) {
       cfg, engine, storage, fmt::format("http://{}:{}", host, port),
       mqtt ? std::function<void(const AlertFired&)>([&mqtt](const AlertFired& a) { mqtt->publish_alert(a); })
            : nullptr);
+  Reloader reloader(o, cfg, engine, mqtt.get());
+  api.set_config_hooks({[&reloader] { return reloader.reload(); }, [&reloader] { return reloader.view(); }});
   g_stop = false;
+  g_reload = false;
   const StopSignals stop_signals([](int) { g_stop = true; });
+  const ReloadSignal reload_signal;
   if (mqtt) mqtt->start();  // before the cameras: their first status goes out too
   alerts.start();
   engine.start();
@@ -90,7 +161,13 @@ void serve(const ServeOpts& o) {
   fmt::print("maskwatch serve: {} camera(s), dashboard http://{}:{}/ , data in {}\n", cfg.cameras.size(),
              cfg.http.listen, port, cfg.storage.dir);
   std::fflush(stdout);
-  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  while (!g_stop) {
+    if (g_reload.exchange(false)) {
+      spdlog::info("SIGHUP: reading {} again", o.config);
+      reloader.reload();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   spdlog::info("stopping: finishing open face tracks");
   engine.stop();  // ends streams and SSE first, so the HTTP threads can finish
   alerts.stop();
@@ -105,8 +182,9 @@ void serve(const ServeOpts& o) {
 void add_serve_command(CLI::App& root) {
   auto o = std::make_shared<ServeOpts>();
   auto* cmd = root.add_subcommand("serve",
-                                  "Run cameras as a service: HTTP API, live dashboard, compliance history (Ctrl-C, "
-                                  "SIGTERM or SIGHUP stop it cleanly)");
+                                  "Run cameras as a service: HTTP API, live dashboard, compliance history (Ctrl-C or "
+                                  "SIGTERM stop it cleanly; SIGHUP or POST /api/config/reload re-read the config: "
+                                  "cameras added, removed or changed apply at once)");
   cmd->add_option("--config", o->config, "YAML config (see examples/demo.yaml)")->required();
   cmd->add_option("--listen", o->listen,
                   "HOST:PORT to listen on (default: the config's http.listen and http.port; "
