@@ -439,9 +439,10 @@ void read_zones(MapReader& cam, std::vector<Zone>& out) {
     Zone z;
     z.name = kv.first.as<std::string>();
     if (!valid_camera_name(z.name))
-      zones.fail(kv.first, fmt::format("{}: zone name '{}': use letters, digits, '_' and '-' (it appears in URLs)",
+      zones.fail(kv.first, fmt::format("{}: zone name '{}': up to 64 letters, digits, '_' and '-' (it appears in URLs)",
                                        where, z.name));
     const std::string at = where + "." + z.name;
+    if (!kv.second.IsMap()) zones.fail(kv.first, fmt::format("{}: give {{type: include|exclude, points: [[x, y], ...]}}", at));
     MapReader r(kv.second, at, cam.file());
     std::string type = "include";
     r.get("type", type);
@@ -467,7 +468,9 @@ void read_zones(MapReader& cam, std::vector<Zone>& out) {
       z.points.emplace_back(x, y);
     }
     if (std::abs(cv::contourArea(z.points)) < 1e-4)
-      r.fail(points, fmt::format("{}.points enclose no area (corners on one line?)", at));
+      r.fail(points, fmt::format("{}.points enclose no area (corners on one line, or a polygon that crosses "
+                                 "itself evenly)",
+                                 at));
     r.finish();
     out.push_back(std::move(z));
   }
@@ -630,7 +633,28 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
 }
 
 ServeConfig load_serve_config(const std::filesystem::path& file) {
+  // A FIFO or a device would block the reader (a reload holds up the shutdown) or never end.
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec) && !std::filesystem::is_regular_file(file, ec))
+    throw Error(fmt::format("config file {}: not a regular file", file.string()));
+  if (std::filesystem::exists(file, ec) && std::filesystem::file_size(file, ec) > (8u << 20))
+    throw Error(fmt::format("config file {}: larger than 8 MiB, not a config", file.string()));
   return parse_serve_config(read_file_text(file, "config file"), file);
+}
+
+void check_config_files(const ServeConfig& cfg) {
+  std::error_code ec;
+  if (!cfg.model.empty() && !std::filesystem::is_regular_file(cfg.model, ec))
+    throw Error(fmt::format("{}: model {} not found", cfg.file.string(), cfg.model));
+  const auto check_face = [&](const DetectorSettings& d, const std::string& where) {
+    if (d.face_model.empty()) return;  // the default: YuNet, else the Haar fallback with a warning
+    const auto path = resolve_face_model(d.face_model);
+    if (!std::filesystem::is_regular_file(path, ec))
+      throw Error(fmt::format("{}: {}face_model {} not found ({})", cfg.file.string(), where, d.face_model,
+                              path.string()));
+  };
+  check_face(cfg.detector, "detector.");
+  for (const auto& c : cfg.cameras) check_face(c.detector, "cameras." + c.name + ".detector.");
 }
 
 nlohmann::json camera_json(const CameraConfig& c, bool redact) {

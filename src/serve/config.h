@@ -149,6 +149,10 @@ std::vector<ConfigKey> config_keys();
 
 // Throws Error("FILE:LINE: ...") for malformed YAML, unknown keys, wrong types or values.
 ServeConfig load_serve_config(const std::filesystem::path& file);
+// The files a config names exist: the model, and each face model given by name or path
+// (what `serve` would fail on at start). Throws Error naming the file. For `config check`
+// and reloads.
+void check_config_files(const ServeConfig& cfg);
 // One camera's settings as /api/config shows them (every key; also how a reconfiguration
 // tells a changed camera from an unchanged one).
 nlohmann::json camera_json(const CameraConfig& c, bool redact);

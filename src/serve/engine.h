@@ -131,6 +131,7 @@ class Engine {
   std::shared_ptr<Camera> make_camera(const CameraConfig& config);
   void start_camera(Camera& cam);
   void retire(Camera& cam, const std::string& why);  // stops it for good; its tracks end
+  int viewers(const std::string& camera) const;
 
   ServeConfig config_;
   Storage& storage_;
@@ -140,6 +141,8 @@ class Engine {
   FaceDetector detector_;
   int mask_class_ = 0;
   std::unique_ptr<HistoryWriter> history_;  // rows survive a full or read-only disk
+  mutable std::mutex viewers_mutex_;
+  std::map<std::string, int> viewers_;  // MJPEG viewers by camera name (a replaced camera keeps them)
   mutable std::mutex cameras_mutex_;  // guards the pointer, not the cameras
   std::shared_ptr<const CameraList> cameras_;
   std::mutex reconfigure_mutex_;  // one reconfiguration at a time

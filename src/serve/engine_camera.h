@@ -63,7 +63,6 @@ struct Engine::Camera {
   int faces_now = 0;
   std::map<std::string, int> now_by_label;
   std::map<std::string, int64_t> faces_total;  // finished tracks by final label
-  std::atomic<int> stream_clients{0};
   std::atomic<bool> detect{true};
   std::atomic<bool> busy{false};  // claimed by a worker (Engine::worker), or for good when retired
   std::atomic<bool> retired{false};  // removed or replaced by a reconfiguration

@@ -62,7 +62,20 @@ CameraChanges Engine::reconfigure(const std::vector<CameraConfig>& next) {
   std::vector<std::shared_ptr<Camera>> arriving;
   for (const auto& cc : next) {
     const auto before = old_named(cc.name);
-    if (before && camera_json(before->config, false) == camera_json(cc, false)) {
+    // The shared detector's model and input width are set once, at start: a camera that asks
+    // for others gets a note, not a restart of its capture.
+    const auto own = [](const CameraConfig& c) {
+      auto j = camera_json(c, false);
+      j["detector"].erase("face_model");
+      j["detector"].erase("detect_width");
+      return j;
+    };
+    if (before && (camera_json(before->config, false)["detector"] != camera_json(cc, false)["detector"]) &&
+        own(before->config)["detector"] == own(cc)["detector"])
+      ch.notes.push_back(fmt::format("camera {}: the face model and detect_width are the shared detector's: a "
+                                     "restart applies them",
+                                     cc.name));
+    if (before && own(before->config) == own(cc)) {
       list->push_back(before);
       ch.unchanged.push_back(cc.name);
       continue;
@@ -81,6 +94,7 @@ CameraChanges Engine::reconfigure(const std::vector<CameraConfig>& next) {
       std::lock_guard<std::mutex> lock(before->mutex);
       cam->seq = before->seq;  // its viewers wait for a frame newer than the last one they saw
       cam->faces_total = before->faces_total;
+      cam->detect = before->detect.load();  // switched off by an operator: stays off
     }
     list->push_back(cam);
     arriving.push_back(std::move(cam));

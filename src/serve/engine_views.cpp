@@ -114,17 +114,23 @@ bool Engine::wait_for_frame(const std::string& camera, int64_t after_seq, std::c
 }
 
 bool Engine::add_stream_client(const std::string& camera) {
-  const auto cam = find(camera);
-  if (!cam) return false;
-  int n = cam->stream_clients.load();
-  do {
-    if (n >= config_.http.max_stream_clients) return false;
-  } while (!cam->stream_clients.compare_exchange_weak(n, n + 1));
+  if (!find(camera)) return false;
+  std::lock_guard<std::mutex> lock(viewers_mutex_);
+  int& n = viewers_[camera];
+  if (n >= config_.http.max_stream_clients) return false;
+  ++n;
   return true;
 }
 
 void Engine::remove_stream_client(const std::string& camera) {
-  if (const auto cam = find(camera)) --cam->stream_clients;
+  std::lock_guard<std::mutex> lock(viewers_mutex_);
+  if (auto it = viewers_.find(camera); it != viewers_.end() && it->second > 0) --it->second;
+}
+
+int Engine::viewers(const std::string& camera) const {
+  std::lock_guard<std::mutex> lock(viewers_mutex_);
+  const auto it = viewers_.find(camera);
+  return it == viewers_.end() ? 0 : it->second;
 }
 
 std::vector<std::pair<std::string, CameraStats>> Engine::camera_stats() const {
@@ -150,7 +156,7 @@ std::vector<std::pair<std::string, CameraStats>> Engine::camera_stats() const {
     for (const auto& [k, v] : c->now_by_label) s.faces_now_by_label[k] = v;
     s.with_mask_now = s.faces_now_by_label[mask_label()];
     s.faces_total = c->faces_total;
-    s.stream_clients = c->stream_clients.load();
+    s.stream_clients = viewers(c->config.name);
     s.detect = c->detect.load();
     s.latency_ms_p50 = percentile(c->latencies_ms, 0.5);
     s.latency_ms_p99 = percentile(c->latencies_ms, 0.99);

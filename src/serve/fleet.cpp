@@ -44,6 +44,10 @@ bool FleetView::on_message(const std::string& topic, const std::string& payload,
   std::lock_guard<std::mutex> lock(mutex_);
   auto& s = sites_[site];
   s.last_seen = now;
+  if (leaf == "status" && payload.empty()) {  // its retained state deleted: the camera was removed there
+    s.cameras.erase(camera);
+    return true;
+  }
   auto& c = s.cameras[camera];
   if (c.is_null()) c = {{"status", "unknown"}, {"faces", nullptr}, {"without_mask", nullptr}, {"compliance", nullptr}};
   if (leaf == "status") {

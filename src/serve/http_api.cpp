@@ -277,7 +277,8 @@ using httplib::Response;
 
 void send_json(Response& res, const nlohmann::json& j, int status = 200) {
   res.status = status;
-  res.set_content(j.dump(), "application/json");
+  // Text from outside (a config file's bytes in an error) may not be UTF-8: replaced, not a 500.
+  res.set_content(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
 }
 
 void send_error(Response& res, int status, const std::string& message) { send_json(res, {{"error", message}}, status); }
@@ -621,8 +622,7 @@ void HttpApi::routes() {
   s.Post("/api/config/reload", [this](const Request&, Response& res) {
     if (!hooks_.reload) return send_error(res, 404, "live reconfiguration is not available here");
     const auto [status, body] = hooks_.reload();
-    res.status = status;
-    res.set_content(body.dump(), "application/json");
+    send_json(res, body, status);
   });
   s.Get("/api/stats", [this](const Request&, Response& res) {
     auto j = engine_.stats();
@@ -686,7 +686,7 @@ void HttpApi::routes() {
     q.camera = req.get_param_value("camera");
     q.label = req.get_param_value("label");
     q.type = req.get_param_value("type");
-    if (!q.camera.empty() && !engine_.has_camera(q.camera)) return send_error(res, 404, "unknown camera " + q.camera);
+    if (!q.camera.empty() && !known_camera(q.camera)) return send_error(res, 404, "unknown camera " + q.camera);
     if (!q.type.empty() && q.type != "track" && q.type != "status" && q.type != "alert")
       return send_error(res, 400, fmt::format("parameter type={} must be track, status or alert", q.type));
     if (req.has_param("after")) q.after = number_param(req, "after", 0);
@@ -704,9 +704,9 @@ void HttpApi::routes() {
   });
   s.Get("/api/compliance", [this](const Request& req, Response& res) {
     const std::string camera = req.get_param_value("camera");
-    if (!camera.empty() && !engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
+    if (!camera.empty() && !known_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
     const std::string zone = req.get_param_value("zone");
-    if (!zone.empty() && !engine_.has_zone(camera, zone))
+    if (!zone.empty() && !engine_.has_zone(camera, zone) && !storage_.has_zone(camera, zone))
       return send_error(res, 404, "no include zone " + zone + (camera.empty() ? "" : " on camera " + camera));
     const std::string interval = req.has_param("interval") ? req.get_param_value("interval") : "minute";
     const int64_t step = interval == "minute" ? 60 : interval == "hour" ? 3600 : interval == "day" ? 86400 : 0;
@@ -789,7 +789,10 @@ void HttpApi::routes() {
             return true;
           }
           std::this_thread::sleep_until(*next_due);
-          if (!engine_.wait_for_frame(camera, *last_seq, std::chrono::milliseconds(1000))) return !engine_.stopping();
+          if (!engine_.wait_for_frame(camera, *last_seq, std::chrono::milliseconds(1000))) {
+            if (!engine_.has_camera(camera)) sink.done();  // removed by a reconfiguration: the stream ends
+            return !engine_.stopping();
+          }
           const auto jpeg = engine_.latest_jpeg(camera, true, h);
           if (!jpeg) return true;
           *last_seq = jpeg->seq;

@@ -50,6 +50,10 @@ class HttpApi {
   // http.max_streams; nullptr when all are taken. Released when the handle goes.
   std::shared_ptr<void> take_stream_slot();
   nlohmann::json http_stats() const;
+  // Configured now, or in the history (a camera a reconfiguration removed): its history stays queryable.
+  bool known_camera(const std::string& name) const {
+    return engine_.has_camera(name) || storage_.has_camera(name);
+  }
   const ServeConfig& config_;
   Engine& engine_;
   Storage& storage_;

@@ -185,6 +185,10 @@ void MqttBridge::apply_camera_changes() {
       publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
       last_counts_.erase(cam);  // its counts go out at once
     }
+    // Its status as it is now: a removal applied after its first status (removed and added
+    // again within one pass) must not leave it without one.
+    for (const auto& [cam, stats] : engine_.camera_stats())
+      if (std::find(fresh.begin(), fresh.end(), cam) != fresh.end()) publish(cam + "/status", status_name(stats.status), true);
     if (config_.discovery) publish_discovery(ch.added);
   }
 }

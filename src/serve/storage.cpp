@@ -215,6 +215,22 @@ void Storage::exec(const char* sql) {
   }
 }
 
+bool Storage::has_camera(const std::string& camera) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement s(db_locked(), "SELECT 1 FROM events WHERE camera = ? LIMIT 1");
+  s.bind(1, camera);
+  return s.step();
+}
+
+bool Storage::has_zone(const std::string& camera, const std::string& zone) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement s(db_locked(), camera.empty() ? "SELECT 1 FROM events WHERE zone = ?1 LIMIT 1"
+                                          : "SELECT 1 FROM events WHERE zone = ?1 AND camera = ?2 LIMIT 1");
+  s.bind(1, zone);
+  if (!camera.empty()) s.bind(2, camera);
+  return s.step();
+}
+
 bool Storage::has_column(const char* table, const char* column) {
   Statement s(db_, fmt::format("PRAGMA table_info({})", table).c_str());
   while (s.step())
@@ -315,8 +331,8 @@ std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, dou
           ? "SELECT (minute / ?1) * ?1 AS b, SUM(faces), SUM(with_mask), SUM(without_mask), SUM(uncertain) FROM "
             "compliance WHERE minute >= ?2 AND minute < ?3"
           : "SELECT ((CAST(end_time / 60 AS INTEGER) * 60) / ?1) * ?1 AS b, COUNT(*), SUM(label = ?6), "
-            "SUM(label <> ?6 AND label <> 'uncertain'), SUM(label = 'uncertain') FROM events WHERE type = 'track' "
-            "AND zone = ?5 AND CAST(end_time / 60 AS INTEGER) * 60 >= ?2 AND CAST(end_time / 60 AS INTEGER) * 60 < ?3";
+            "SUM(label <> ?6 AND label <> 'uncertain'), SUM(label = 'uncertain') FROM events WHERE time >= ?7 "
+            "AND time < ?8 AND type = 'track' AND zone = ?5";
   if (!camera.empty()) sql += " AND camera = ?4";
   sql += " GROUP BY b ORDER BY b";
   Statement s(db_locked(), sql.c_str());
@@ -324,7 +340,12 @@ std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, dou
       .bind(2, static_cast<int64_t>(std::floor(after)))
       .bind(3, static_cast<int64_t>(std::ceil(before)));
   if (!camera.empty()) s.bind(4, camera);
-  if (!zone.empty()) s.bind(5, zone).bind(6, mask_label);
+  if (!zone.empty()) {
+    // A track's time is its end; its minute starts at or after `after` and before `before`
+    // exactly when the end lies in these minute-aligned bounds (the time index answers).
+    const auto minute_up = [](double t) { return std::ceil(t / 60) * 60; };
+    s.bind(5, zone).bind(6, mask_label).bind(7, minute_up(std::floor(after))).bind(8, minute_up(std::ceil(before)));
+  }
   std::vector<ComplianceBucket> out;
   while (s.step()) out.push_back({s.integer(0), s.integer(1), s.integer(2), s.integer(3), s.integer(4)});
   return out;

@@ -91,6 +91,9 @@ class Storage {
   nlohmann::json events(const EventQuery& q);
   std::optional<nlohmann::json> event(int64_t id);
   // Buckets of `interval_s` seconds (60, 3600, 86400) between after and before.
+  // Whether the history holds any event of this camera.
+  bool has_camera(const std::string& camera);
+  bool has_zone(const std::string& camera, const std::string& zone);  // a face event in it (of that camera)
   // Of one include zone too, when `zone` is given (counted from the face events, which carry
   // it; `mask_label` names the compliant verdict there, as for add_track).
   std::vector<ComplianceBucket> compliance(const std::string& camera, double after, double before, int64_t interval_s,

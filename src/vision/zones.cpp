@@ -1,5 +1,6 @@
 #include "vision/zones.h"
 
+#include <algorithm>
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
@@ -20,7 +21,11 @@ std::vector<cv::Point> in_pixels(const Zone& z, cv::Size frame) {
 
 ZonePlace place_face(const std::vector<Zone>& zones, const cv::Rect2f& box, cv::Size frame) {
   ZonePlace place;
-  if (zones.empty() || frame.width <= 0 || frame.height <= 0) return place;
+  if (zones.empty()) return place;
+  if (frame.width <= 0 || frame.height <= 0) {  // nowhere to place it: it counts only without include zones
+    place.counts = std::none_of(zones.begin(), zones.end(), [](const Zone& z) { return z.include; });
+    return place;
+  }
   const cv::Point2f centre((box.x + box.width / 2) / frame.width, (box.y + box.height / 2) / frame.height);
   bool any_include = false, in_include = false;
   for (const auto& z : zones) {

@@ -37,6 +37,7 @@ class ReloadSignal {
   ReloadSignal() {
     struct sigaction sa {};
     sa.sa_handler = [](int) { g_reload = true; };
+    sa.sa_flags = SA_RESTART;  // other threads' blocking calls go on
     sigemptyset(&sa.sa_mask);
     sigaction(SIGHUP, &sa, &old_);
   }
@@ -93,14 +94,24 @@ class Reloader {
     ServeConfig next;
     try {
       next = load_config(opts_);
+      check_config_files(next);  // what the next restart would need
     } catch (const std::exception& e) {
       spdlog::error("reload refused, the running config stays: {}", e.what());
       return {400, {{"error", e.what()}, {"applied", false}}};
     }
     const auto was = running_.to_json(false), now = next.to_json(false);
     std::vector<std::string> restart;
-    for (const auto& [key, value] : was.items())
-      if (key != "cameras" && key != "file" && now.value(key, nlohmann::json()) != value) restart.push_back(key);
+    // The cameras carry the top-level tracker and detector settings (applied through them),
+    // except what the one shared detector is built with at start.
+    for (const auto& [key, value] : was.items()) {
+      if (key == "cameras" || key == "file" || key == "tracker") continue;
+      if (key == "detector") {
+        for (const char* shared : {"face_model", "detect_width", "workers"})
+          if (now["detector"][shared] != value[shared]) restart.push_back(std::string("detector.") + shared);
+        continue;
+      }
+      if (now.value(key, nlohmann::json()) != value) restart.push_back(key);
+    }
     const CameraChanges changes = engine_.reconfigure(next.cameras);
     if (mqtt_) mqtt_->cameras_changed(changes);
     running_.cameras = next.cameras;
@@ -204,6 +215,7 @@ void add_config_command(CLI::App& root) {
   check->add_option("file", *file, "YAML config")->required();
   check->callback([file] {
     const ServeConfig cfg = load_serve_config(*file);
+    check_config_files(cfg);
     fmt::print("{}\n", cfg.to_json(/*redact=*/true).dump(2));
     spdlog::info("{}: OK, {} camera(s)", *file, cfg.cameras.size());
   });
