@@ -657,13 +657,18 @@ void check_config_files(const ServeConfig& cfg) {
   for (const auto& c : cfg.cameras) check_face(c.detector, "cameras." + c.name + ".detector.");
 }
 
+namespace {
+nlohmann::json detector_json(const DetectorSettings& d, bool redact) {
+  auto j = fields_json(d, detector_fields(), redact);
+  j["face_model"] = d.face_model.empty() ? std::string(default_face_model_name()) + " (default)" : d.face_model;
+  return j;
+}
+}  // namespace
+
 nlohmann::json camera_json(const CameraConfig& c, bool redact) {
   auto j = fields_json(c, camera_fields(), redact);
   j["source"] = redact ? redact_url(c.source) : c.source;
-  auto d = fields_json(c.detector, detector_fields(), redact);
-  d["face_model"] = c.detector.face_model.empty() ? std::string(default_face_model_name()) + " (default)"
-                                                  : c.detector.face_model;
-  j["detector"] = d;
+  j["detector"] = detector_json(c.detector, redact);
   j["tracker"] = fields_json(c.tracker, tracker_fields(), redact);
   j["motion"] = fields_json(c.motion, motion_fields(), redact);
   j["privacy"] = {{"faces", privacy_name(c.privacy)}};
@@ -680,11 +685,6 @@ nlohmann::json camera_json(const CameraConfig& c, bool redact) {
 }
 
 nlohmann::json ServeConfig::to_json(bool redact) const {
-  const auto detector_json = [&](const DetectorSettings& d) {
-    auto j = fields_json(d, detector_fields(), redact);
-    j["face_model"] = d.face_model.empty() ? std::string(default_face_model_name()) + " (default)" : d.face_model;
-    return j;
-  };
   nlohmann::json cams = nlohmann::json::object();
   for (const auto& c : cameras) cams[c.name] = camera_json(c, redact);
   nlohmann::json alert_list = nlohmann::json::array();
@@ -698,7 +698,7 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
     j["webhook"] = redact ? redact_url(a.webhook) : a.webhook;
     alert_list.push_back(j);
   }
-  auto d = detector_json(detector);
+  auto d = detector_json(detector, redact);
   d["workers"] = detector.workers ? nlohmann::json(detector.workers) : nlohmann::json("auto (one per core)");
   auto h = fields_json(http, http_fields(), redact);
   h["auth"] = fields_json(http.auth, auth_fields(), redact);

@@ -64,21 +64,22 @@ CameraChanges Engine::reconfigure(const std::vector<CameraConfig>& next) {
     const auto before = old_named(cc.name);
     // The shared detector's model and input width are set once, at start: a camera that asks
     // for others gets a note, not a restart of its capture.
-    const auto own = [](const CameraConfig& c) {
-      auto j = camera_json(c, false);
+    const auto own = [](nlohmann::json j) {
       j["detector"].erase("face_model");
       j["detector"].erase("detect_width");
       return j;
     };
-    if (before && (camera_json(before->config, false)["detector"] != camera_json(cc, false)["detector"]) &&
-        own(before->config)["detector"] == own(cc)["detector"])
-      ch.notes.push_back(fmt::format("camera {}: the face model and detect_width are the shared detector's: a "
-                                     "restart applies them",
-                                     cc.name));
-    if (before && own(before->config) == own(cc)) {
-      list->push_back(before);
-      ch.unchanged.push_back(cc.name);
-      continue;
+    if (before) {
+      const auto was = camera_json(before->config, false), now = camera_json(cc, false);
+      if (was["detector"] != now["detector"] && own(was)["detector"] == own(now)["detector"])
+        ch.notes.push_back(fmt::format("camera {}: the face model and detect_width are the shared detector's: a "
+                                       "restart applies them",
+                                       cc.name));
+      if (own(was) == own(now)) {
+        list->push_back(before);
+        ch.unchanged.push_back(cc.name);
+        continue;
+      }
     }
     if (cc.detector.score_threshold < detector_.options().score_threshold)
       ch.notes.push_back(fmt::format("camera {}: faces under the shared detector's threshold {:.2f} need a restart",

@@ -112,17 +112,19 @@ namespace {
 constexpr const char* kSensorKeys[] = {"faces", "without_mask", "compliance"};
 }
 
-std::string MqttBridge::discovery_topic(const std::string& camera, const char* sensor) const {
+std::string MqttBridge::node_id() const {
   std::string node = config_.client_id;  // HA ids take [A-Za-z0-9_-]
   for (char& ch : node)
     if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') ch = '_';
-  return fmt::format("{}/sensor/maskwatch_{}_{}_{}/config", config_.discovery_prefix, node, camera, sensor);
+  return node;
+}
+
+std::string MqttBridge::discovery_topic(const std::string& camera, const char* sensor) const {
+  return fmt::format("{}/sensor/maskwatch_{}_{}_{}/config", config_.discovery_prefix, node_id(), camera, sensor);
 }
 
 void MqttBridge::publish_discovery(const std::vector<std::string>& cameras) {
-  std::string node = config_.client_id;  // HA ids take [A-Za-z0-9_-]
-  for (char& ch : node)
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-') ch = '_';
+  const std::string node = node_id();
   struct Sensor {
     const char *key, *name, *unit, *icon, *value_template;
   };

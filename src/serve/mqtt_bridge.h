@@ -47,6 +47,7 @@ class MqttBridge {
   void publish_discovery(const std::vector<std::string>& cameras);
   void remove_camera(const std::string& camera);
   void apply_camera_changes();
+  std::string node_id() const;  // the client id as Home Assistant ids allow it
   std::string discovery_topic(const std::string& camera, const char* sensor) const;
 
   MqttConfig config_;
