@@ -10,7 +10,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <thread>
 
+#include "media/video_reader.h"
 #include "serve_server.h"
+#include "util/stopwatch.h"
 #include "support.h"
 
 using namespace maskwatch;
@@ -112,4 +114,87 @@ TEST(Alerts, RulesFireOncePerCooldownIntoHistoryAndWebhooks) {
   ASSERT_EQ(gone.size(), 1u);
   EXPECT_NE(gone[0]["detail"].get<std::string>().find("offline"), std::string::npos) << gone[0];
   srv.stop();  // under 2 s, with the slow delivery still in flight
+}
+
+// Event clips end to end: an alert of the demo camera gets an H.264 clip from before to after
+// it (404 with Retry-After while it is recorded; admins only), the dashboard plays it in
+// Chromium, and a camera with privacy none keeps no clip at all.
+TEST(Alerts, AnAlertGetsAClipThatOnlyAdminsWatchAndTheDashboardPlays) {
+  const std::string demo = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  Server srv(
+      "clips: {before_s: 2, after_s: 4, fps: 5}\n"
+      "http: {auth: {token: adm-1, viewer_token: view-1}}\n"
+      "alerts:\n"
+      "  - {name: bare, kind: unmasked_face, seconds: 0.5, cooldown_s: 3600}\n",
+      {}, "  hidden:\n    source: " + demo + "\n    loop: true\n    fps_limit: 10\n    privacy: {faces: none}\n");
+  const httplib::Headers admin = {{"Authorization", "Bearer adm-1"}};
+  const httplib::Headers viewer = {{"Authorization", "Bearer view-1"}};
+  auto c = srv.client();
+  const auto alert_of = [&](const std::string& camera) {
+    const auto r = c.Get(("/api/events?type=alert&camera=" + camera).c_str(), admin);
+    const auto list = r && r->status == 200 ? nlohmann::json::parse(r->body) : nlohmann::json::array();
+    return list.empty() ? nlohmann::json() : list[0];
+  };
+  nlohmann::json a;
+  ASSERT_TRUE(wait_until([&] { return !(a = alert_of("demo")).is_null(); }, 40)) << srv.proc->err();
+  const std::string url = a["clip_url"];
+  EXPECT_EQ(url, "/api/events/" + std::to_string(a["id"].get<int64_t>()) + "/clip.mp4");
+  if (unix_now() < a["time"].get<double>() + 3) {  // well within after_s: still being recorded
+    const auto early = c.Get(url.c_str(), admin);
+    ASSERT_TRUE(early);
+    EXPECT_EQ(early->status, 404);
+    EXPECT_NE(early->body.find("still being recorded"), std::string::npos) << early->body;
+    EXPECT_GE(std::stoi(early->get_header_value("Retry-After")), 1);
+  }
+  // A viewer sees the event and its blurred snapshot, not the clip.
+  const auto as_viewer = c.Get(url.c_str(), viewer);
+  ASSERT_TRUE(as_viewer);
+  EXPECT_EQ(as_viewer->status, 403);
+  EXPECT_NE(as_viewer->body.find("admin"), std::string::npos) << as_viewer->body;
+  EXPECT_EQ(c.Get(a["snapshot_url"].get<std::string>().c_str(), viewer)->status, 200);
+
+  std::unique_ptr<httplib::Response> clip;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto got = c.Get(url.c_str(), admin);
+        if (got) clip = std::make_unique<httplib::Response>(*got);
+        return clip && clip->status == 200;
+      },
+      15))
+      << (clip ? clip->body : "no answer") << srv.proc->err();
+  EXPECT_EQ(clip->get_header_value("Content-Type"), "video/mp4");
+  ASSERT_GT(clip->body.size(), 1000u);
+  EXPECT_EQ(clip->body.substr(4, 4), "ftyp");
+  VideoReader r;
+  ASSERT_TRUE(r.open_memory(std::vector<uint8_t>(clip->body.begin(), clip->body.end()))) << r.error();
+  int frames = 0;
+  cv::Mat f;
+  while (r.read(f)) ++frames;
+  EXPECT_EQ(f.cols, 640);
+  // 4 s after at 5 a second, and up to 2 s before (the camera may have started later).
+  EXPECT_GE(frames, 20);
+  EXPECT_LE(frames, 31);
+
+  // The dashboard (admin session) plays it.
+  const fs::path script = fs::path(MASKWATCH_TEST_SOURCE_DIR) / "tests" / "browser" / "dashboard_check.py";
+  fs::create_directories(MASKWATCH_TEST_ARTIFACT_DIR);
+  const fs::path shot = fs::path(MASKWATCH_TEST_ARTIFACT_DIR) / "dashboard-clip.png";
+  const std::string page = "http://127.0.0.1:" + std::to_string(srv.port) + "/?token=adm-1";
+  const std::string cmd = "timeout 90 /usr/bin/python3 " + script.string() + " --clip '" + page + "' " +
+                          shot.string() + " 1280 1400 > " + (srv.dir / "check.json").string() + " 2> " +
+                          (srv.dir / "check.log").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_bytes(srv.dir / "check.log");
+  const auto page_result = nlohmann::json::parse(read_bytes(srv.dir / "check.json"));
+  EXPECT_GT(page_result["clip"].value("played_s", 0.0), 1.0) << page_result;
+  EXPECT_EQ(page_result["clip"].value("width", 0), 640) << page_result;
+  EXPECT_TRUE(page_result["console_errors"].empty()) << page_result["console_errors"];
+
+  // Privacy none: the alert is there, without snapshot or clip; no file of that camera.
+  nlohmann::json hidden;
+  ASSERT_TRUE(wait_until([&] { return !(hidden = alert_of("hidden")).is_null(); }, 20));
+  EXPECT_EQ(hidden["clip_url"], "") << hidden;
+  EXPECT_EQ(hidden["snapshot_url"], "") << hidden;
+  srv.stop(4);
+  for (const auto& e : fs::directory_iterator(srv.data / "clips"))
+    EXPECT_NE(e.path().filename().string().find("-demo-"), std::string::npos) << e.path();
 }

@@ -311,6 +311,9 @@ TEST(Serve, ViewerAndAdminRolesByTokenBasicAndCookie) {
   EXPECT_EQ(cfg->status, 403);
   EXPECT_NE(cfg->body.find("needs the admin role"), std::string::npos) << cfg->body;
   EXPECT_EQ(c.Get("/api/config", admin)->status, 200);
+  // Clips are the admin's (there is no event 999: the admin learns that, the viewer not).
+  EXPECT_EQ(c.Get("/api/events/999/clip.mp4", viewer)->status, 403);
+  EXPECT_EQ(c.Get("/api/events/999/clip.mp4", admin)->status, 404);
   EXPECT_EQ(c.Post("/api/demo/detect", viewer, "off", "text/plain")->status, 403);
   EXPECT_EQ(c.Post("/api/demo/detect", "off", "text/plain")->status, 401);
   const auto off = c.Post("/api/demo/detect", admin, "off", "text/plain");

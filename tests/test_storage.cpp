@@ -123,6 +123,10 @@ TEST(Storage, ZonesAreCountedFromTheirEventsAndAnOldDatabaseGetsTheColumn) {
   int64_t faces = 0;
   for (const auto& b : st.compliance("door", m0 - 60, m0 + 600, 60)) faces += b.faces;
   EXPECT_EQ(faces, 4);
+  // Clips came later still: the old database has their column too.
+  const int64_t alert = st.add_alert("door", m0 + 80, "unmasked", "a face without a mask", "", "1-door-alert.mp4");
+  EXPECT_TRUE(st.events({})[0]["has_clip"].get<bool>());
+  EXPECT_EQ((*st.event(alert))["clip_file"], "1-door-alert.mp4");
 }
 
 TEST(Storage, RetentionDropsOldRowsAndSnapshotsOverTheSizeCap) {
@@ -153,6 +157,42 @@ TEST(Storage, RetentionDropsOldRowsAndSnapshotsOverTheSizeCap) {
   ASSERT_EQ(st.events({}).size(), 3u);
   for (const auto& e : st.events({})) EXPECT_FALSE(e["has_snapshot"].get<bool>());
   EXPECT_FALSE(fs::exists(st.snapshot_dir() / "1003-door-3.jpg"));
+}
+
+TEST(Storage, ClipsGoWithSnapshotsByAgeAndTheOldestPicturesFirstUnderTheCap) {
+  TempDir dir;
+  Storage st(dir.path);
+  const double now = 1'800'000'000;
+  const auto picture = [](const fs::path& p, size_t kb, int age_s) {
+    write_bytes(p, std::string(kb * 1024, 'x'));
+    fs::last_write_time(p, fs::file_time_type::clock::now() - std::chrono::seconds(age_s));
+  };
+  // Old alert (10 days): snapshot and clip. New alert: a 0.7 MB clip (older file) and a
+  // 0.5 MB snapshot (newer file).
+  picture(st.snapshot_dir() / "a.jpg", 100, 900);
+  picture(st.clip_dir() / "a.mp4", 300, 900);
+  const int64_t old_id = st.add_alert("door", now - 10 * 86400, "unmasked", "old", "a.jpg", "a.mp4");
+  picture(st.clip_dir() / "b.mp4", 700, 60);
+  picture(st.snapshot_dir() / "b.jpg", 500, 30);
+  const int64_t new_id = st.add_alert("door", now - 60, "unmasked", "new", "b.jpg", "b.mp4");
+  // Pictures older than 7 days go, rows stay; then 1.2 MB > 1 MB: the oldest file (the clip) goes.
+  EXPECT_EQ(st.apply_retention(30, 7, 1, now), 3);
+  EXPECT_FALSE(fs::exists(st.clip_dir() / "a.mp4"));
+  EXPECT_FALSE(fs::exists(st.snapshot_dir() / "a.jpg"));
+  EXPECT_FALSE(fs::exists(st.clip_dir() / "b.mp4"));
+  EXPECT_TRUE(fs::exists(st.snapshot_dir() / "b.jpg"));
+  EXPECT_EQ((*st.event(old_id))["clip_file"], "");
+  EXPECT_EQ((*st.event(old_id))["snapshot_file"], "");
+  EXPECT_EQ((*st.event(new_id))["clip_file"], "");
+  EXPECT_EQ((*st.event(new_id))["snapshot_file"], "b.jpg");
+  // A clip still being written (a hidden temporary file) is neither counted nor removed.
+  picture(st.clip_dir() / ".c.tmp1.mp4", 2000, 3000);
+  EXPECT_EQ(st.apply_retention(30, 7, 1, now), 0);
+  EXPECT_TRUE(fs::exists(st.clip_dir() / ".c.tmp1.mp4"));
+  // History older than retention_days goes with its row.
+  EXPECT_EQ(st.apply_retention(5, 0, 0, now), 0);
+  EXPECT_FALSE(st.event(old_id));
+  EXPECT_TRUE(st.event(new_id));
 }
 
 TEST(Storage, AnUnwritableFolderIsAClearError) {

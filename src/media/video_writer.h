@@ -1,6 +1,8 @@
 // Video encoding with FFmpeg directly (see video_reader.h for why not OpenCV's videoio):
-// .mp4/.m4v/.mov get MPEG-4 Part 2 (what OpenCV's 'mp4v' writer produced), .avi gets MJPEG.
-// Frames are BGR; every frame must have the size given to open().
+// .mp4/.m4v/.mov get MPEG-4 Part 2 (what OpenCV's 'mp4v' writer produced; fast to encode),
+// or H.264 with `for_browsers` (libx264: what browsers play in a <video> element, which
+// MPEG-4 Part 2 is not; the index at the front so playback starts before the whole file is
+// loaded); .avi gets MJPEG. Frames are BGR; every frame must have the size given to open().
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -8,6 +10,11 @@
 #include <string>
 
 namespace maskwatch {
+
+struct VideoWriterOptions {
+  bool for_browsers = false;  // .mp4/.m4v/.mov: H.264, fast start
+  int threads = 0;            // encoder threads (0: FFmpeg chooses)
+};
 
 class VideoWriter {
  public:
@@ -19,7 +26,7 @@ class VideoWriter {
   // Whether the extension names a container this writer knows (.mp4 .m4v .mov .avi).
   static bool supports(const std::filesystem::path& path);
   // False (error() says why) for an unknown extension, a size FFmpeg refuses, an unwritable path.
-  bool open(const std::filesystem::path& path, double fps, cv::Size size);
+  bool open(const std::filesystem::path& path, double fps, cv::Size size, const VideoWriterOptions& options = {});
   bool write(const cv::Mat& bgr);  // false on an encoder or disk error (error() says which)
   bool close();                    // flushes the encoder and writes the trailer
   bool is_open() const;

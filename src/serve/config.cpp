@@ -329,6 +329,17 @@ const std::vector<Field<StorageConfig>>& storage_fields() {
   return f;
 }
 
+const std::vector<Field<ClipConfig>>& clip_fields() {
+  static const std::vector<Field<ClipConfig>> f = {
+      {"enabled", &ClipConfig::enabled, 0, 0,
+       "an MP4 around each alert of a face or compliance rule (not with privacy none); kept as snapshots are"},
+      {"before_s", &ClipConfig::before_s, 0, 60, "seconds before the alert"},
+      {"after_s", &ClipConfig::after_s, 0, 60, "seconds after the alert (the clip is ready then)"},
+      {"fps", &ClipConfig::fps, 1, 30, "frames per second kept and shown"},
+      {"width", &ClipConfig::width, 64, 4096, "wider frames are scaled down to this width"}};
+  return f;
+}
+
 const std::vector<Field<MqttConfig>>& mqtt_fields() {
   static const std::vector<Field<MqttConfig>> f = {
       {"enabled", &MqttConfig::enabled, 0, 0, "on by default when the mqtt section is there"},
@@ -582,6 +593,11 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     r.finish();
   }
   {
+    MapReader r(root.child("clips"), "clips", file);
+    read_fields(r, cfg.clips, clip_fields());
+    r.finish();
+  }
+  {
     MapReader r(root.child("mqtt"), "mqtt", file);
     cfg.mqtt.enabled = static_cast<bool>(root.child("mqtt")) && !root.child("mqtt").IsNull();
     read_fields(r, cfg.mqtt, mqtt_fields());
@@ -712,6 +728,7 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
           {"tracker", fields_json(tracker, tracker_fields(), redact)},
           {"http", h},
           {"storage", st},
+          {"clips", fields_json(clips, clip_fields(), redact)},
           {"mqtt", m},
           {"alerts", alert_list},
           {"fleet", {{"subscribe", fleet.subscribe}}},
@@ -737,6 +754,7 @@ std::vector<ConfigKey> config_keys() {
           "the crop margin) before encoding; none keeps no face pixels (no snapshots); per camera too");
   by_hand("storage.dir", "path", "\"maskwatch-data\"", "history database and snapshots");
   document(out, "storage.", storage_fields());
+  document(out, "clips.", clip_fields());
   document(out, "mqtt.", mqtt_fields());
   by_hand("mqtt.topic_prefix", "text", "\"maskwatch/<client_id>\"", "topics are PREFIX/CAMERA/...");
   by_hand("fleet.subscribe", "list of topic filters", "[]", "other instances to show (needs mqtt)");

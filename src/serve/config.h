@@ -86,6 +86,17 @@ struct StorageConfig {
   bool snapshots = true;
 };
 
+// Event clips (serve/clip_recorder.h): an MP4 around each alert of a face or compliance rule,
+// on the cameras such a rule watches; not for privacy `none`. Under storage.snapshot_days and
+// storage.max_disk_mb like the snapshots.
+struct ClipConfig {
+  bool enabled = true;
+  double before_s = 5;  // of the alert
+  double after_s = 5;
+  double fps = 5;    // frames kept per second
+  int width = 640;   // wider frames are scaled down to this
+};
+
 struct MqttConfig {
   bool enabled = false;
   std::string host = "127.0.0.1";
@@ -128,6 +139,7 @@ struct ServeConfig {
   TrackerOptions tracker;
   HttpConfig http;
   StorageConfig storage;
+  ClipConfig clips;
   MqttConfig mqtt;
   std::vector<AlertRule> alerts;
   FleetConfig fleet;

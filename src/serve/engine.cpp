@@ -61,6 +61,8 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
       }()) {
   mask_class_ = mask_class_index(classifier_.classes());
   history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
+  if (config_.clips.enabled)
+    clips_ = std::make_unique<ClipRecorder>(config_.clips, storage_.clip_dir(), classifier_.classes());
   auto list = std::make_shared<CameraList>();
   for (const auto& cc : config_.cameras) list->push_back(make_camera(cc));
   cameras_ = std::move(list);
@@ -87,8 +89,24 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
 
 Engine::~Engine() { stop(); }
 
+bool keeps_clips(const ServeConfig& config, const CameraConfig& camera) {
+  if (!config.clips.enabled || camera.privacy == FacePrivacy::None) return false;
+  return std::any_of(config.alerts.begin(), config.alerts.end(), [&](const AlertRule& r) {
+    return (r.kind == "unmasked_face" || r.kind == "low_compliance") &&
+           (r.cameras.empty() || std::find(r.cameras.begin(), r.cameras.end(), camera.name) != r.cameras.end());
+  });
+}
+
+std::string Engine::request_clip(const std::string& camera, double time, const std::string& what) {
+  const auto cam = find(camera);
+  if (!clips_ || !cam || !cam->keeps_clips) return "";
+  std::string file = ClipRecorder::file_name(time, camera, what);
+  return clips_->request(camera, time, file) ? file : "";
+}
+
 void Engine::start() {
   started_unix_ = unix_now();
+  if (clips_) clips_->start();
   for (auto& c : *cameras()) start_camera(*c);
   for (size_t w = 0; w < workers_.size(); ++w)
     workers_[w]->thread = std::thread([this, w] { worker(*workers_[w], w == 0); });
@@ -114,6 +132,7 @@ void Engine::stop() {
   }
   // Tracks still open are history too: end them now.
   for (auto& c : *cams) finish_open_tracks(*c);
+  if (clips_) clips_->stop();  // the clips asked for, with the frames there are
   if (const size_t lost = history_->retry())
     spdlog::error("storage: {} history row(s) could not be written before stopping: {}", lost, history_->last_error());
   bus_.close();
@@ -204,6 +223,9 @@ void Engine::process(Camera& cam, SourceFrame f) {
   // frame, shown (over the camera's threshold) or not, and the last box of each track the
   // detector missed in it.
   std::vector<cv::Rect2f> face_boxes = cam.pipeline->tracked_boxes();
+  if (cam.keeps_clips)
+    clips_->offer(cam.config.name, now, frame, face_boxes, r.faces, cam.config.detector.margin, cam.config.privacy,
+                  !detect);
   LedgerUpdate news = cam.ledger.observe(r, frame, now);
   for (auto& v : news.verdicts) bus_.publish(FaceVerdict{cam.config.name, std::move(v)});
   for (auto& t : news.ended) finish_track(cam, std::move(t));

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "serve/clip_recorder.h"
 #include "serve/config.h"
 #include "serve/event_bus.h"
 #include "serve/history_writer.h"
@@ -56,6 +57,10 @@ struct CameraStats {
 nlohmann::json to_json(const CameraStats& s);
 
 // What a reconfiguration did to the cameras (Engine::reconfigure), by name.
+// Whether `camera` keeps frames for clips: clips on, its faces may be stored (privacy not
+// none) and an alert rule that comes with a picture (unmasked_face, low_compliance) watches it.
+bool keeps_clips(const ServeConfig& config, const CameraConfig& camera);
+
 struct CameraChanges {
   std::vector<std::string> added, removed, changed, unchanged;
   std::vector<std::string> notes;  // what waits for a restart
@@ -107,6 +112,12 @@ class Engine {
   // Whether any camera (or this one) has an include zone of this name.
   bool has_zone(const std::string& camera, const std::string& zone) const;
   HistoryWriter& history() { return *history_; }
+  // Asks for a clip of `camera` around `time` (an alert's); returns its file name under
+  // storage's clips/, or "" when the camera keeps none (clips off, privacy none, no rule
+  // with a picture watches it).
+  std::string request_clip(const std::string& camera, double time, const std::string& what);
+  bool clip_pending(const std::string& file) const { return clips_ && clips_->pending(file); }
+  const ClipRecorder* clips() const { return clips_.get(); }
   const std::string& mask_label() const { return classes()[static_cast<size_t>(mask_class_)]; }
   int mask_class() const { return mask_class_; }
   void prometheus_metrics(PromText& out) const;
@@ -141,6 +152,7 @@ class Engine {
   FaceDetector detector_;
   int mask_class_ = 0;
   std::unique_ptr<HistoryWriter> history_;  // rows survive a full or read-only disk
+  std::unique_ptr<ClipRecorder> clips_;     // null: clips off
   mutable std::mutex viewers_mutex_;
   std::map<std::string, int> viewers_;  // MJPEG viewers by camera name (a replaced camera keeps them)
   mutable std::mutex cameras_mutex_;  // guards the pointer, not the cameras

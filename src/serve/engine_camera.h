@@ -63,6 +63,7 @@ struct Engine::Camera {
   int faces_now = 0;
   std::map<std::string, int> now_by_label;
   std::map<std::string, int64_t> faces_total;  // finished tracks by final label
+  bool keeps_clips = false;  // an alert rule with a picture watches it: its frames go to the ClipRecorder
   std::atomic<bool> detect{true};
   std::atomic<bool> busy{false};  // claimed by a worker (Engine::worker), or for good when retired
   std::atomic<bool> retired{false};  // removed or replaced by a reconfiguration

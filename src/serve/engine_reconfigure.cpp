@@ -14,10 +14,12 @@ nlohmann::json CameraChanges::to_json() const {
 }
 
 std::shared_ptr<Engine::Camera> Engine::make_camera(const CameraConfig& cc) {
-  return std::make_shared<Camera>(
+  auto cam = std::make_shared<Camera>(
       cc, config_.storage, classifier_, detector_,
       [this](Camera& cam, CameraStatus s, const std::string& d) { on_status(cam, s, d); },
       [this] { wake_.notify_all(); });
+  cam->keeps_clips = clips_ && keeps_clips(config_, cc);
+  return cam;
 }
 
 void Engine::start_camera(Camera& cam) {
@@ -37,6 +39,7 @@ void Engine::retire(Camera& cam, const std::string& why) {
   }
   feed.reset();  // joins its capture thread; no status callback after this
   finish_open_tracks(cam);
+  if (clips_) clips_->forget(cam.config.name);  // clips asked for are written with what there is
   cam.retired = true;
   {
     std::lock_guard<std::mutex> lock(cam.mutex);

@@ -197,7 +197,16 @@ nlohmann::json Engine::stats() const {
                                   {"dropped_rows", history_->dropped()},
                                   {"error", history_->last_error()},
                                   {"reopened", storage_.reopened()}};
+  nlohmann::json clips = {{"enabled", clips_ != nullptr}};
+  if (clips_)
+    clips.update({{"written", clips_->written()},
+                  {"failed", clips_->failed()},
+                  {"frames_kept", clips_->frames_kept()},
+                  {"frames_dropped", clips_->frames_dropped()},
+                  {"frame_ms_total", clips_->frame_ms_total()},
+                  {"clip_ms_total", clips_->clip_ms_total()}});
   return {{"cameras", cams},
+          {"clips", clips},
           {"inference_ms_mean", stages},
           {"uptime_s", unix_now() - started_unix_},
           {"workers", workers_.size()},

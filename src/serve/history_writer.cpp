@@ -30,7 +30,7 @@ int64_t HistoryWriter::add_status(const std::string& camera, double time, const 
 }
 
 int64_t HistoryWriter::add_alert(const std::string& camera, double time, const std::string& rule,
-                                 const std::string& detail, const std::string& snapshot) {
+                                 const std::string& detail, const std::string& snapshot, const std::string& clip) {
   Row r;
   r.kind = Row::Kind::Alert;
   r.camera = camera;
@@ -38,6 +38,7 @@ int64_t HistoryWriter::add_alert(const std::string& camera, double time, const s
   r.status = rule;
   r.detail = detail;
   r.snapshot = snapshot;
+  r.clip = clip;
   return submit(std::move(r));
 }
 
@@ -45,7 +46,7 @@ int64_t HistoryWriter::write(const Row& row) {
   switch (row.kind) {
     case Row::Kind::Track: return storage_.add_track(row.track, mask_label_);
     case Row::Kind::Status: return storage_.add_status(row.camera, row.time, row.status, row.detail);
-    case Row::Kind::Alert: return storage_.add_alert(row.camera, row.time, row.status, row.detail, row.snapshot);
+    case Row::Kind::Alert: return storage_.add_alert(row.camera, row.time, row.status, row.detail, row.snapshot, row.clip);
   }
   return 0;
 }

@@ -23,7 +23,7 @@ class HistoryWriter {
   int64_t add_track(const TrackEvent& e);
   int64_t add_status(const std::string& camera, double time, const std::string& status, const std::string& detail);
   int64_t add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
-                    const std::string& snapshot);
+                    const std::string& snapshot, const std::string& clip = "");
   // Writes what waits, if storage works again. Returns how many rows still wait.
   size_t retry();
 
@@ -35,7 +35,7 @@ class HistoryWriter {
   struct Row {
     enum class Kind { Track, Status, Alert } kind = Kind::Track;
     TrackEvent track;
-    std::string camera, status, detail, snapshot;  // status: the status, or the alert's rule
+    std::string camera, status, detail, snapshot, clip;  // status: the status, or the alert's rule
     double time = 0;
   };
   int64_t write(const Row& row);  // throws on a storage error

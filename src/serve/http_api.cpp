@@ -325,10 +325,27 @@ constexpr const char* kSessionCookie = "maskwatch_session";
 
 enum class Role { None, Viewer, Admin };
 
-// What only an admin may do: read and reload the configuration, switch detection.
+// What only an admin may do: read and reload the configuration, switch detection, watch
+// event clips (video of people, where a viewer sees the blurred stills).
 bool admin_only(const Request& req) {
   static const std::regex detect(R"(/api/[A-Za-z0-9_-]+/detect)");
-  return req.path == "/api/config" || req.path == "/api/config/reload" || std::regex_match(req.path, detect);
+  static const std::regex clip(R"(/api/events/\d+/clip\.mp4)");
+  return req.path == "/api/config" || req.path == "/api/config/reload" || std::regex_match(req.path, detect) ||
+         std::regex_match(req.path, clip);
+}
+
+// The URLs of an event's pictures (from has_snapshot/has_clip or the file columns).
+void add_picture_urls(nlohmann::json& e) {
+  const int64_t id = e["id"].get<int64_t>();
+  const auto has = [&](const char* flag, const char* file) {
+    return e.value(flag, false) || !e.value(file, std::string()).empty();
+  };
+  e["snapshot_url"] = has("has_snapshot", "snapshot_file") ? fmt::format("/api/events/{}/snapshot.jpg", id) : "";
+  if (e.value("type", "") == "alert")
+    e["clip_url"] = has("has_clip", "clip_file") ? fmt::format("/api/events/{}/clip.mp4", id) : "";
+  e.erase("snapshot_file");
+  e.erase("clip_file");
+  e.erase("has_clip");
 }
 
 // With token auth, a browser cannot add the Authorization header to a page it opens: the
@@ -672,13 +689,31 @@ void HttpApi::routes() {
     const auto bytes = read_file_bytes(storage_.snapshot_dir() / (*e)["snapshot_file"].get<std::string>(), "snapshot");
     res.set_content(std::string(bytes.begin(), bytes.end()), "image/jpeg");
   });
+  s.Get(R"(/api/events/(\d+)/clip\.mp4)", [this](const Request& req, Response& res) {
+    const int64_t id = event_id(req.matches[1]);
+    const auto e = storage_.event(id);
+    const std::string file = e ? (*e)["clip_file"].get<std::string>() : "";
+    if (file.empty()) return send_error(res, 404, fmt::format("event {} has no clip", id));
+    const auto path = storage_.clip_dir() / file;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      if (engine_.clip_pending(file)) {
+        const double ready = (*e)["time"].get<double>() + config_.clips.after_s + 1;
+        const int wait_s = std::max(1, static_cast<int>(std::ceil(ready - unix_now())));
+        res.set_header("Retry-After", std::to_string(wait_s));
+        return send_error(res, 404, fmt::format("the clip of event {} is still being recorded; ready in about {} s",
+                                                id, wait_s));
+      }
+      return send_error(res, 404, fmt::format("the clip of event {} was not kept (removed by retention, or it could "
+                                              "not be written: see the log)", id));
+    }
+    const auto bytes = read_file_bytes(path, "clip");
+    res.set_content(std::string(bytes.begin(), bytes.end()), "video/mp4");
+  });
   s.Get(R"(/api/events/(\d+))", [this](const Request& req, Response& res) {
     auto e = storage_.event(event_id(req.matches[1]));
     if (!e) return send_error(res, 404, "no such event");
-    const int64_t id = (*e)["id"].get<int64_t>();
-    (*e)["snapshot_url"] =
-        (*e)["snapshot_file"].get<std::string>().empty() ? "" : fmt::format("/api/events/{}/snapshot.jpg", id);
-    e->erase("snapshot_file");
+    add_picture_urls(*e);
     send_json(res, *e);
   });
   s.Get("/api/events", [this](const Request& req, Response& res) {
@@ -693,9 +728,7 @@ void HttpApi::routes() {
     if (req.has_param("before")) q.before = number_param(req, "before", 0);
     q.limit = int_param(req, "limit", 100, 1, 10000);
     auto events = storage_.events(q);
-    for (auto& e : events)
-      e["snapshot_url"] =
-          e.value("has_snapshot", false) ? fmt::format("/api/events/{}/snapshot.jpg", e["id"].get<int64_t>()) : "";
+    for (auto& e : events) add_picture_urls(e);
     send_json(res, events);
   });
   s.Get("/api/fleet", [this](const Request&, Response& res) {

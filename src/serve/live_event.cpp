@@ -8,6 +8,7 @@ nlohmann::json to_json(const AlertFired& a) {
   nlohmann::json j = {{"type", "alert"},     {"id", a.id},         {"rule", a.rule},
                       {"kind", a.kind},      {"camera", a.camera}, {"time", a.time},
                       {"message", a.message}, {"snapshot_url", a.snapshot_url}};
+  if (!a.clip_url.empty()) j["clip_url"] = a.clip_url;
   if (a.track_id) j["track_id"] = *a.track_id;
   if (a.since) j["since"] = *a.since;
   if (a.compliance) j["compliance"] = *a.compliance;

@@ -38,6 +38,7 @@ struct StatusChanged {
 struct AlertFired {
   int64_t id = 0;  // its history row
   std::string rule, kind, camera, message, snapshot_url;
+  std::string clip_url;  // ready clips.after_s after `time` (until then the URL answers 404 with Retry-After)
   double time = 0;
   std::optional<int> track_id;           // unmasked_face
   std::optional<double> since;           // unmasked_face, camera_offline

@@ -53,7 +53,7 @@ class Statement {
 };
 
 constexpr const char* kEventColumns =
-    "id, type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, snapshot, detail, zone";
+    "id, type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, snapshot, detail, zone, clip";
 
 nlohmann::json event_row(const Statement& s) {
   nlohmann::json e = {{"id", s.integer(0)}, {"type", s.text(1)}, {"camera", s.text(2)}, {"time", s.real(3)}};
@@ -70,6 +70,7 @@ nlohmann::json event_row(const Statement& s) {
     e["rule"] = s.text(7);
     e["detail"] = s.text(14);
     e["has_snapshot"] = !s.text(13).empty();
+    e["has_clip"] = !s.text(16).empty();
   } else {
     e["status"] = s.text(7);
     e["detail"] = s.text(14);
@@ -116,6 +117,7 @@ Storage::~Storage() {
 void Storage::open_locked() {
   std::error_code ec;
   std::filesystem::create_directories(snapshot_dir(), ec);
+  if (!ec) std::filesystem::create_directories(clip_dir(), ec);
   if (ec) throw Error(fmt::format("storage folder {}: {}", dir_.string(), ec.message()));
   // A recreated folder has a new lock file: let go of the old one (gone with its folder, or
   // still ours: flock would refuse us a second lock on it) and take the one there now.
@@ -139,6 +141,7 @@ void Storage::open_locked() {
     exec("CREATE INDEX IF NOT EXISTS events_time ON events(time)");
     // Zones came later: a database of an older build gets the column (empty for its rows).
     if (!has_column("events", "zone")) exec("ALTER TABLE events ADD COLUMN zone TEXT");
+    if (!has_column("events", "clip")) exec("ALTER TABLE events ADD COLUMN clip TEXT");  // clips too
     exec(
         "CREATE TABLE IF NOT EXISTS compliance (camera TEXT NOT NULL, minute INTEGER NOT NULL, "
         "faces INTEGER NOT NULL DEFAULT 0, with_mask INTEGER NOT NULL DEFAULT 0, without_mask INTEGER NOT NULL "
@@ -270,11 +273,12 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
 }
 
 int64_t Storage::add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
-                           const std::string& snapshot) {
+                           const std::string& snapshot, const std::string& clip) {
   std::lock_guard<std::mutex> lock(mutex_);
   sqlite3* db = db_locked();
-  Statement ins(db, "INSERT INTO events (type, camera, time, label, detail, snapshot) VALUES ('alert', ?, ?, ?, ?, ?)");
-  ins.bind(1, camera).bind(2, time).bind(3, rule).bind(4, detail).bind(5, snapshot);
+  Statement ins(db,
+                "INSERT INTO events (type, camera, time, label, detail, snapshot, clip) VALUES ('alert', ?, ?, ?, ?, ?, ?)");
+  ins.bind(1, camera).bind(2, time).bind(3, rule).bind(4, detail).bind(5, snapshot).bind(6, clip);
   ins.step();
   return sqlite3_last_insert_rowid(db);
 }
@@ -317,6 +321,7 @@ std::optional<nlohmann::json> Storage::event(int64_t id) {
   if (!s.step()) return std::nullopt;
   auto e = event_row(s);
   e["snapshot_file"] = s.text(13);
+  e["clip_file"] = s.text(16);
   return e;
 }
 
@@ -352,52 +357,81 @@ std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, dou
 }
 
 int Storage::apply_retention(int days, int snapshot_days, int64_t max_mb, double now) {
-  std::vector<std::string> doomed;
+  // The pictures of events: snapshots (JPEG) and clips (MP4), each a column naming a file in
+  // its folder.
+  struct Media {
+    const char* column;
+    std::filesystem::path dir;
+  };
+  const Media media[] = {{"snapshot", snapshot_dir()}, {"clip", clip_dir()}};
+  std::vector<std::filesystem::path> doomed;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     sqlite3* db = db_locked();
-    // The pictures of the events before `cutoff` go: rows removed (history) or kept without one.
-    const auto drop_before = [&](double cutoff, const char* sql) {
-      Statement old(db, "SELECT snapshot FROM events WHERE time < ? AND snapshot <> ''");
-      old.bind(1, cutoff);
-      while (old.step()) doomed.push_back(old.text(0));
-      Statement change(db, sql);
-      change.bind(1, cutoff);
-      change.step();
+    // The pictures of the events before `cutoff` go: with their rows (history) or from them.
+    const auto pictures_before = [&](double cutoff) {
+      for (const auto& m : media) {
+        Statement old(db, fmt::format("SELECT {0} FROM events WHERE time < ? AND {0} <> ''", m.column).c_str());
+        old.bind(1, cutoff);
+        while (old.step()) doomed.push_back(m.dir / old.text(0));
+      }
     };
     if (days > 0) {
       const double cutoff = now - days * 86400.0;
-      drop_before(cutoff, "DELETE FROM events WHERE time < ?");
+      pictures_before(cutoff);
+      Statement dele(db, "DELETE FROM events WHERE time < ?");
+      dele.bind(1, cutoff);
+      dele.step();
       Statement delc(db, "DELETE FROM compliance WHERE minute < ?");
       delc.bind(1, static_cast<int64_t>(cutoff));
       delc.step();
     }
-    if (snapshot_days > 0)
-      drop_before(now - snapshot_days * 86400.0, "UPDATE events SET snapshot = '' WHERE time < ? AND snapshot <> ''");
+    if (snapshot_days > 0) {
+      const double cutoff = now - snapshot_days * 86400.0;
+      pictures_before(cutoff);
+      for (const auto& m : media) {
+        Statement clear(db, fmt::format("UPDATE events SET {0} = '' WHERE time < ? AND {0} <> ''", m.column).c_str());
+        clear.bind(1, cutoff);
+        clear.step();
+      }
+    }
   }
   int removed = 0;
   std::error_code ec;
-  for (const auto& f : doomed) removed += std::filesystem::remove(snapshot_dir() / f, ec);
-  // Size cap: oldest snapshot files first (their names start with the unix time).
-  std::vector<std::pair<std::string, uintmax_t>> files;
+  for (const auto& f : doomed) removed += std::filesystem::remove(f, ec);
+  if (max_mb <= 0) return removed;
+  // Size cap over both folders: the oldest files first (by modification time; hidden files
+  // are writes in progress).
+  struct File {
+    std::filesystem::file_time_type time;
+    std::filesystem::path path;
+    uintmax_t size;
+    const char* column;
+  };
+  std::vector<File> files;
   uintmax_t total = 0;
-  for (const auto& e : std::filesystem::directory_iterator(snapshot_dir(), ec)) {
-    const auto size = e.file_size(ec);
-    if (ec) continue;
-    files.emplace_back(e.path().filename().string(), size);
-    total += size;
-  }
-  std::sort(files.begin(), files.end());
-  const uintmax_t cap = static_cast<uintmax_t>(std::max<int64_t>(0, max_mb)) * 1024 * 1024;
-  for (const auto& [name, size] : files) {
-    if (max_mb <= 0) break;
+  for (const auto& m : media)
+    for (const auto& e : std::filesystem::directory_iterator(m.dir, ec)) {
+      if (e.path().filename().string().rfind('.', 0) == 0) continue;
+      const auto size = e.file_size(ec);
+      if (ec) continue;
+      const auto time = e.last_write_time(ec);
+      if (ec) continue;
+      files.push_back({time, e.path(), size, m.column});
+      total += size;
+    }
+  std::sort(files.begin(), files.end(), [](const File& a, const File& b) {
+    return a.time != b.time ? a.time < b.time : a.path < b.path;
+  });
+  const uintmax_t cap = static_cast<uintmax_t>(max_mb) * 1024 * 1024;
+  for (const auto& f : files) {
     if (total <= cap) break;
-    if (std::filesystem::remove(snapshot_dir() / name, ec)) {
-      total -= size;
+    if (std::filesystem::remove(f.path, ec)) {
+      total -= f.size;
       ++removed;
       std::lock_guard<std::mutex> lock(mutex_);
-      Statement clear(db_locked(), "UPDATE events SET snapshot = '' WHERE snapshot = ?");
-      clear.bind(1, name);
+      Statement clear(db_locked(), fmt::format("UPDATE events SET {0} = '' WHERE {0} = ?", f.column).c_str());
+      clear.bind(1, f.path.filename().string());
       clear.step();
     }
   }

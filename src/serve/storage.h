@@ -84,9 +84,9 @@ class Storage {
   int64_t add_track(const TrackEvent& e, const std::string& mask_label);
   int64_t add_status(const std::string& camera, double time, const std::string& status, const std::string& detail);
   // An alert that fired: `rule` is its name, `detail` the message, `snapshot` a file under
-  // snapshots/ or "".
+  // snapshots/ or "", `clip` one under clips/ (perhaps still being recorded) or "".
   int64_t add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
-                    const std::string& snapshot);
+                    const std::string& snapshot, const std::string& clip = "");
 
   nlohmann::json events(const EventQuery& q);
   std::optional<nlohmann::json> event(int64_t id);
@@ -99,11 +99,10 @@ class Storage {
   std::vector<ComplianceBucket> compliance(const std::string& camera, double after, double before, int64_t interval_s,
                                            const std::string& zone = "", const std::string& mask_label = "with_mask");
 
-  // Deletes events and counts older than `days` and the oldest snapshots beyond `max_mb`.
-  // Returns how many snapshot files were removed.
-  // History (events, compliance) older than `days` goes with its snapshots; snapshots older
-  // than `snapshot_days` go before their rows (the row stays, without a picture); then the
-  // oldest snapshots while they take more than max_mb. 0 turns each rule off.
+  // Pictures are snapshots and clips. History (events, compliance) older than `days` goes
+  // with its pictures; pictures older than `snapshot_days` go before their rows (the row
+  // stays, without one); then the oldest pictures while they take more than max_mb. 0 turns
+  // each rule off. Returns how many picture files were removed.
   int apply_retention(int days, int snapshot_days, int64_t max_mb, double now);
 
   // Reopens (or recreates) the database if its file was deleted or replaced; throws Error
@@ -114,6 +113,7 @@ class Storage {
   int64_t reopened() const;
 
   std::filesystem::path snapshot_dir() const { return dir_ / "snapshots"; }
+  std::filesystem::path clip_dir() const { return dir_ / "clips"; }
   std::filesystem::path database_path() const { return dir_ / "maskwatch.db"; }
 
  private:

@@ -3,8 +3,10 @@
 Debian), waits until the page's scripts have filled in the camera tiles, checks what a user
 would see, and saves a screenshot. Used by tests/test_serve.cpp; prints one JSON line.
 
-usage: dashboard_check.py URL SCREENSHOT.png [WIDTH HEIGHT [FLEET_SITES]]
+usage: dashboard_check.py [--clip] URL SCREENSHOT.png [WIDTH HEIGHT [FLEET_SITES]]
 FLEET_SITES: also wait until the fleet table lists at least this many sites.
+--clip: also press the newest alert's clip button and wait until the clip plays for a second;
+        the screenshot then shows it (result: clip).
 """
 import json
 import sys
@@ -15,7 +17,29 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 
+def play_clip(driver, wait):
+    """Presses the newest alert's clip button; what the video element reports once it played."""
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "button.clip"))
+    button = driver.find_elements(By.CSS_SELECTOR, "button.clip")[0]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    wait.until(lambda d: d.execute_script(
+        "const v = document.querySelector('video.clip'); return (v && v.currentTime > 1) || "
+        "!!document.querySelector('.clip-note')"))
+    driver.execute_script("const v = document.querySelector('video.clip'); if (v) { v.pause(); "
+                          "v.scrollIntoView({block: 'center'}); }")
+    return driver.execute_script("""
+      const v = document.querySelector('video.clip'), note = document.querySelector('.clip-note');
+      return v ? {played_s: v.currentTime, width: v.videoWidth, height: v.videoHeight, duration: v.duration,
+                  src: v.currentSrc} : {error: note.textContent};""")
+
+
 def main():
+    args = sys.argv[1:]
+    clip = "--clip" in args
+    if clip:
+        args.remove("--clip")
+    sys.argv = [sys.argv[0]] + args
     url, shot = sys.argv[1], sys.argv[2]
     width, height = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (1280, 900)
     opts = webdriver.ChromeOptions()
@@ -49,6 +73,8 @@ def main():
             fleet: [...document.querySelectorAll('#fleet tr[data-site]')].map(r => ({
               site: r.dataset.site, text: r.textContent})),
           };""")
+        if clip:
+            result["clip"] = play_clip(driver, wait)
         driver.save_screenshot(shot)
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         result["console_errors"] = [e.get("message", "") for e in errors]

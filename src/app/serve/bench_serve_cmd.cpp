@@ -62,6 +62,7 @@ struct BenchServeOpts {
   bool h264 = false;  // H.264 files instead of MJPEG
   int empty = 0;      // cameras (the last ones) that show an empty scene
   bool motion = true;  // motion gating of the detector (the cameras' default)
+  bool clips = false;  // an unmasked_face alert rule every 5 s per camera: event clips recorded
   std::string ffmpeg = "/usr/bin/ffmpeg";
 };
 
@@ -215,6 +216,8 @@ void bench_serve(const BenchServeOpts& o) {
     cfg << "http: {max_stream_clients: " << o.viewers << ", max_streams: " << o.viewers + o.listeners
         << ", max_connections_per_client: " << o.viewers + o.listeners + o.slowloris + 16 << "}\n";
     if (o.workers > 0) cfg << "detector: {workers: " << o.workers << "}\n";
+    if (o.clips)
+      cfg << "alerts:\n  - {name: bench, kind: unmasked_face, seconds: 0.5, cooldown_s: 5}\n";
     cfg << "cameras:\n";
     for (int c = 0; c < o.cameras; ++c)
       cfg << "  cam" << c << ": {source: " << (c >= o.cameras - o.empty ? empty_clip : clip).string()
@@ -408,6 +411,19 @@ void bench_serve(const BenchServeOpts& o) {
       "|---|---|---|---|---|---|\n| {:.2f} | {:.2f} | {} | {:.0f} | {:.2f} | {:.2f} |\n",
       percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.size(), rss, cpu,
       static_cast<double>(stream_bytes.load()) / elapsed / 1e6);
+  if (o.clips) {
+    const auto& c = after["clips"];
+    const int64_t kept = c.value("frames_kept", int64_t{0}) - before["clips"].value("frames_kept", int64_t{0});
+    const int64_t written = c.value("written", int64_t{0}) - before["clips"].value("written", int64_t{0});
+    const double frame_ms = c.value("frame_ms_total", 0.0) - before["clips"].value("frame_ms_total", 0.0);
+    const double clip_ms = c.value("clip_ms_total", 0.0) - before["clips"].value("clip_ms_total", 0.0);
+    fmt::print(
+        "\n| event clips written | failed | frames kept | ms per frame kept | ms per clip written | recorder cores | "
+        "frames not kept (recorder behind) |\n|---|---|---|---|---|---|---|\n| {} | {} | {} | {:.2f} | {:.0f} | {:.3f} | {} "
+        "|\n",
+        written, c.value("failed", 0), kept, kept ? frame_ms / kept : 0.0, written ? clip_ms / written : 0.0,
+        (frame_ms + clip_ms) / 1000 / elapsed, c.value("frames_dropped", 0));
+  }
   if (o.listeners > 0 || o.slowloris > 0 || exit_s >= 0)
     fmt::print(
         "\n| streams (viewers + listeners) | slowloris sockets | /healthz p50 ms | p99 ms | /api/stats p99 ms | "
@@ -456,6 +472,9 @@ void add_bench_serve_command(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
   cmd->add_flag("--motion,!--no-motion", o->motion, "Motion gating of the face detector (default on)");
+  cmd->add_flag("--clips", o->clips,
+                "An unmasked_face alert rule (cooldown 5 s): each camera keeps frames for event clips and records "
+                "one per alert");
   cmd->add_option("--ffmpeg", o->ffmpeg, "ffmpeg executable for --h264")->capture_default_str();
   cmd->add_option("--broker", o->broker, "mosquitto executable for the MQTT part ('' = no MQTT)")
       ->capture_default_str();
