@@ -198,3 +198,24 @@ TEST(Alerts, AnAlertGetsAClipThatOnlyAdminsWatchAndTheDashboardPlays) {
   for (const auto& e : fs::directory_iterator(srv.data / "clips"))
     EXPECT_NE(e.path().filename().string().find("-demo-"), std::string::npos) << e.path();
 }
+
+// clips.unmasked_tracks: a clip around each track's first verdict without a mask, linked to the
+// track's history row when it ends (here: at the stop) and served after a restart.
+TEST(Alerts, UnmaskedTracksGetAClipLinkedToTheirEvent) {
+  Server srv("clips: {unmasked_tracks: true, before_s: 1, after_s: 1}\n");
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["clips"].value("written", 0) >= 1; }, 40))
+      << srv.proc->err();
+  srv.stop(4);
+  srv.start();
+  const auto tracks = srv.get_json("/api/events?type=track");
+  ASSERT_FALSE(tracks.empty());
+  std::string url;
+  for (const auto& t : tracks)
+    if (!t.value("clip_url", "").empty()) url = t["clip_url"];
+  ASSERT_FALSE(url.empty()) << tracks;
+  const auto clip = srv.client().Get(url.c_str());
+  ASSERT_TRUE(clip);
+  EXPECT_EQ(clip->status, 200);
+  EXPECT_EQ(clip->body.substr(4, 4), "ftyp");
+  srv.stop();
+}

@@ -336,7 +336,10 @@ const std::vector<Field<ClipConfig>>& clip_fields() {
       {"before_s", &ClipConfig::before_s, 0, 60, "seconds before the alert"},
       {"after_s", &ClipConfig::after_s, 0, 60, "seconds after the alert (the clip is ready then)"},
       {"fps", &ClipConfig::fps, 1, 30, "frames per second kept and shown"},
-      {"width", &ClipConfig::width, 64, 4096, "wider frames are scaled down to this width"}};
+      {"width", &ClipConfig::width, 64, 4096, "wider frames are scaled down to this width"},
+      {"unmasked_tracks", &ClipConfig::unmasked_tracks, 0, 0,
+       "also a clip around each face track's first verdict without a mask (on every camera), linked to its "
+       "event when the track ends"}};
   return f;
 }
 

@@ -95,6 +95,7 @@ struct ClipConfig {
   double after_s = 5;
   double fps = 5;    // frames kept per second
   int width = 640;   // wider frames are scaled down to this
+  bool unmasked_tracks = false;  // also a clip around each track's first verdict without a mask
 };
 
 struct MqttConfig {

@@ -91,7 +91,7 @@ Engine::~Engine() { stop(); }
 
 bool keeps_clips(const ServeConfig& config, const CameraConfig& camera) {
   if (!config.clips.enabled || camera.privacy == FacePrivacy::None) return false;
-  return std::any_of(config.alerts.begin(), config.alerts.end(), [&](const AlertRule& r) {
+  return config.clips.unmasked_tracks || std::any_of(config.alerts.begin(), config.alerts.end(), [&](const AlertRule& r) {
     return (r.kind == "unmasked_face" || r.kind == "low_compliance") &&
            (r.cameras.empty() || std::find(r.cameras.begin(), r.cameras.end(), camera.name) != r.cameras.end());
   });
@@ -227,7 +227,15 @@ void Engine::process(Camera& cam, SourceFrame f) {
     clips_->offer(cam.config.name, now, frame, face_boxes, r.faces, cam.config.detector.margin, cam.config.privacy,
                   !detect);
   LedgerUpdate news = cam.ledger.observe(r, frame, now);
-  for (auto& v : news.verdicts) bus_.publish(FaceVerdict{cam.config.name, std::move(v)});
+  for (auto& v : news.verdicts) {
+    // clips.unmasked_tracks: the first time a track is judged without a mask.
+    if (config_.clips.unmasked_tracks && cam.keeps_clips && v.to != kUncertain && v.to != mask_class_ &&
+        !cam.track_clips.count(v.track_id)) {
+      std::string file = request_clip(cam.config.name, now, fmt::format("track{}", v.track_id));
+      if (!file.empty()) cam.track_clips[v.track_id] = std::move(file);
+    }
+    bus_.publish(FaceVerdict{cam.config.name, std::move(v)});
+  }
   for (auto& t : news.ended) finish_track(cam, std::move(t));
 
   {
@@ -307,8 +315,13 @@ void Engine::finish_track(Camera& cam, TrackEnded t) {
     std::lock_guard<std::mutex> lock(cam.mutex);
     refresh_in_view(cam);
   }
+  std::string clip;
+  if (const auto it = cam.track_clips.find(t.track_id); it != cam.track_clips.end()) {
+    clip = std::move(it->second);
+    cam.track_clips.erase(it);
+  }
   FaceEnded ended = archive_track(cam.config.name, std::move(t), classifier_.classes(), cam.config.privacy,
-                                  storage_.snapshot_dir(), *history_);
+                                  storage_.snapshot_dir(), *history_, clip);
   {
     std::lock_guard<std::mutex> lock(cam.mutex);
     ++cam.faces_total[verdict_name(ended.track.verdict, classifier_.classes())];

@@ -58,7 +58,8 @@ nlohmann::json to_json(const CameraStats& s);
 
 // What a reconfiguration did to the cameras (Engine::reconfigure), by name.
 // Whether `camera` keeps frames for clips: clips on, its faces may be stored (privacy not
-// none) and an alert rule that comes with a picture (unmasked_face, low_compliance) watches it.
+// none), and clips.unmasked_tracks or an alert rule that comes with a picture
+// (unmasked_face, low_compliance) watches it.
 bool keeps_clips(const ServeConfig& config, const CameraConfig& camera);
 
 struct CameraChanges {

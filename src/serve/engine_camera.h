@@ -64,6 +64,7 @@ struct Engine::Camera {
   std::map<std::string, int> now_by_label;
   std::map<std::string, int64_t> faces_total;  // finished tracks by final label
   bool keeps_clips = false;  // an alert rule with a picture watches it: its frames go to the ClipRecorder
+  std::map<int, std::string> track_clips;  // clips.unmasked_tracks: clip file by open track (worker only)
   std::atomic<bool> detect{true};
   std::atomic<bool> busy{false};  // claimed by a worker (Engine::worker), or for good when retired
   std::atomic<bool> retired{false};  // removed or replaced by a reconfiguration

@@ -341,7 +341,7 @@ void add_picture_urls(nlohmann::json& e) {
     return e.value(flag, false) || !e.value(file, std::string()).empty();
   };
   e["snapshot_url"] = has("has_snapshot", "snapshot_file") ? fmt::format("/api/events/{}/snapshot.jpg", id) : "";
-  if (e.value("type", "") == "alert")
+  if (e.value("type", "") != "status")
     e["clip_url"] = has("has_clip", "clip_file") ? fmt::format("/api/events/{}/clip.mp4", id) : "";
   e.erase("snapshot_file");
   e.erase("clip_file");

@@ -29,6 +29,7 @@ nlohmann::json to_json(const LiveEvent& e, const std::vector<std::string>& class
       j["camera"] = f.camera;
       j["id"] = f.id;
       j["snapshot_url"] = f.snapshot_url;
+      if (!f.clip_url.empty()) j["clip_url"] = f.clip_url;
       return j;
     }
     nlohmann::json operator()(const StatusChanged& s) const {

@@ -26,6 +26,7 @@ struct FaceEnded {
   TrackEnded track;  // without its snapshot crop (stored as a file: snapshot_url)
   int64_t id = 0;    // its history row (0 while storage fails)
   std::string snapshot_url;
+  std::string clip_url;  // clips.unmasked_tracks: the clip of its first moment without a mask, or ""
 };
 
 struct StatusChanged {

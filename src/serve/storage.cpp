@@ -65,6 +65,7 @@ nlohmann::json event_row(const Statement& s) {
     e["score"] = s.real(8);
     e["box"] = {s.real(9), s.real(10), s.real(11), s.real(12)};
     e["has_snapshot"] = !s.text(13).empty();
+    e["has_clip"] = !s.text(16).empty();
     if (!s.text(15).empty()) e["zone"] = s.text(15);
   } else if (e["type"] == "alert") {
     e["rule"] = s.text(7);
@@ -248,11 +249,11 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
   try {
     Statement ins(db,
                   "INSERT INTO events (type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, "
-                  "snapshot, zone) VALUES ('track', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                  "snapshot, zone, clip) VALUES ('track', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     ins.bind(1, e.camera).bind(2, e.end).bind(3, e.track_id).bind(4, e.start).bind(5, e.end).bind(6, e.label);
     ins.bind(7, e.score).bind(8, static_cast<double>(e.x1)).bind(9, static_cast<double>(e.y1));
     ins.bind(10, static_cast<double>(e.x2)).bind(11, static_cast<double>(e.y2)).bind(12, e.snapshot);
-    ins.bind(13, e.zone);
+    ins.bind(13, e.zone).bind(14, e.clip);
     ins.step();
     const int64_t id = sqlite3_last_insert_rowid(db);
     const char* column = e.label == mask_label ? "with_mask" : e.label == "uncertain" ? "uncertain" : "without_mask";

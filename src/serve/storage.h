@@ -35,6 +35,7 @@ struct TrackEvent {
   float x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // box in the best frame
   std::string snapshot;                  // file name under snapshots/, or ""
   std::string zone;                      // the include zone the face entered by, or ""
+  std::string clip;                      // file name under clips/ (clips.unmasked_tracks), or ""
 };
 
 struct EventQuery {

@@ -10,7 +10,8 @@
 namespace maskwatch {
 
 FaceEnded archive_track(const std::string& camera, TrackEnded t, const std::vector<std::string>& classes,
-                        FacePrivacy privacy, const std::filesystem::path& snapshot_dir, HistoryWriter& history) {
+                        FacePrivacy privacy, const std::filesystem::path& snapshot_dir, HistoryWriter& history,
+                        const std::string& clip) {
   TrackEvent e;
   e.camera = camera;
   e.track_id = t.track_id;
@@ -23,6 +24,7 @@ FaceEnded archive_track(const std::string& camera, TrackEnded t, const std::vect
   e.x2 = t.box.x + t.box.width;
   e.y2 = t.box.y + t.box.height;
   e.zone = t.zone;
+  e.clip = clip;
   if (!t.snapshot.empty()) {
     // The snapshot is the face box grown by the crop margin: blurred, all of it is the face.
     const cv::Rect2f all(0, 0, static_cast<float>(t.snapshot.cols), static_cast<float>(t.snapshot.rows));
@@ -39,7 +41,9 @@ FaceEnded archive_track(const std::string& camera, TrackEnded t, const std::vect
   }
   const int64_t id = history.add_track(e);
   const std::string url = e.snapshot.empty() || id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", id);
-  return FaceEnded{camera, std::move(t), id, url};
+  FaceEnded ended{camera, std::move(t), id, url, ""};
+  if (!clip.empty() && id != 0) ended.clip_url = fmt::format("/api/events/{}/clip.mp4", id);
+  return ended;
 }
 
 }  // namespace maskwatch

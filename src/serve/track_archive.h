@@ -14,7 +14,9 @@ namespace maskwatch {
 
 // A snapshot that cannot be written is logged and left out (the row and event still come);
 // the event's id is 0 while storage fails (the row waits in `history`), then it has no URL.
+// `clip`: the file of a clip asked for this track (under clips/), or "".
 FaceEnded archive_track(const std::string& camera, TrackEnded track, const std::vector<std::string>& classes,
-                        FacePrivacy privacy, const std::filesystem::path& snapshot_dir, HistoryWriter& history);
+                        FacePrivacy privacy, const std::filesystem::path& snapshot_dir, HistoryWriter& history,
+                        const std::string& clip = "");
 
 }  // namespace maskwatch
