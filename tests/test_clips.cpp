@@ -5,8 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <opencv2/imgproc.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "media/video_reader.h"
 #include "serve/clip_recorder.h"
@@ -72,7 +77,7 @@ ClipConfig config(double before, double after, double fps = 5, int width = 320) 
 TEST(Clips, AClipHoldsBeforeToAfterInRealTimeWithFacesHidden) {
   TempDir dir;
   FakeClock clock;
-  ClipRecorder rec(config(1, 1), dir / "clips", {"with_mask", "without_mask"}, clock.fn());
+  ClipRecorder rec(config(1, 1), dir / "clips", {"with_mask", "without_mask"}, {}, clock.fn());
   rec.start();
   // 10 frames a second for 3 s from t = 1000: the recorder keeps 5 a second.
   const double t0 = 1000;
@@ -107,7 +112,7 @@ TEST(Clips, AClipHoldsBeforeToAfterInRealTimeWithFacesHidden) {
 TEST(Clips, PrivacyFullKeepsTheFaceAndAStillSceneIsEncodedOnce) {
   TempDir dir;
   FakeClock clock;
-  ClipRecorder rec(config(0.6, 0.6, 10, 640), dir / "clips", {"with_mask", "without_mask"}, clock.fn());
+  ClipRecorder rec(config(0.6, 0.6, 10, 640), dir / "clips", {"with_mask", "without_mask"}, {}, clock.fn());
   rec.start();
   const double t0 = 50;
   for (int i = 0; i < 14; ++i) {
@@ -132,7 +137,7 @@ TEST(Clips, NoFramesNoClipARemovedCameraIsWrittenAtOnceAndLeftoversGo) {
   write_bytes(dir / "clips" / ".x.tmp1234.mp4", "half a clip");  // an interrupted write
   write_bytes(dir / "clips" / "1-kept-alert.mp4", "a finished clip");
   FakeClock clock;
-  ClipRecorder rec(config(1, 30), dir / "clips", {"with_mask", "without_mask"}, clock.fn());
+  ClipRecorder rec(config(1, 30), dir / "clips", {"with_mask", "without_mask"}, {}, clock.fn());
   EXPECT_FALSE(fs::exists(dir / "clips" / ".x.tmp1234.mp4"));
   EXPECT_TRUE(fs::exists(dir / "clips" / "1-kept-alert.mp4"));
   EXPECT_FALSE(rec.request("door", 10, "early.mp4"));  // not started: refused, never pending
@@ -154,4 +159,76 @@ TEST(Clips, NoFramesNoClipARemovedCameraIsWrittenAtOnceAndLeftoversGo) {
   EXPECT_EQ(rec.written(), 1);
   EXPECT_EQ(rec.failed(), 1);
   EXPECT_EQ(read_all(dir / "clips" / "door.mp4").size(), 10u);  // 10.0 .. 11.8 s at 5 fps
+}
+
+TEST(Clips, FpsLimitEqualToClipFpsKeepsEveryFrameAndAReplacedCameraKeepsNoneOfTheOld) {
+  TempDir dir;
+  FakeClock clock;
+  std::vector<std::string> lost;
+  ClipRecorder rec(config(1.5, 0.5, 10), dir / "clips", {"with_mask", "without_mask"},
+                   [&](const std::string& f) { lost.push_back(f); }, clock.fn());
+  rec.start();
+  // A 15 fps source limited to 10: frames 67 and 133 ms apart. The old camera shows faces in
+  // full; a reload replaces it by one that blurs them.
+  const auto offer = [&](int i, FacePrivacy p) {
+    const double t = 100 + (i / 2) * 0.2 + (i % 2) * 0.1333;
+    *clock.now = t;
+    rec.offer("door", t, scene(i), {kFace}, {}, 0.0, p, false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return t;
+  };
+  for (int i = 0; i < 10; ++i) offer(i, FacePrivacy::Full);
+  ASSERT_TRUE(wait_until([&] { return rec.frames_kept() == 10; }, 5)) << rec.frames_kept();
+  rec.forget("door");
+  double t = 0;
+  for (int i = 10; i < 20; ++i) t = offer(i, FacePrivacy::Blurred);
+  ASSERT_TRUE(rec.request("door", t - 0.5, "door.mp4"));  // its window reaches back into the old camera's time
+  rec.stop();
+  EXPECT_TRUE(lost.empty());
+  const auto frames = read_all(dir / "clips" / "door.mp4");
+  // Only the new camera's ten frames (0.9 s at 10 fps), every one of them, blurred.
+  ASSERT_EQ(frames.size(), 10u);
+  for (size_t k = 0; k < frames.size(); ++k) {
+    EXPECT_NEAR(bar_length(frames[k]), (10 * (10 + static_cast<int>(k)) + 10) / 2, 3) << k;
+    const cv::Rect2f face_small(kFace.x / 2, kFace.y / 2, kFace.width / 2, kFace.height / 2);
+    cv::Mat original;
+    cv::resize(scene(10), original, {320, 240}, 0, 0, cv::INTER_AREA);
+    EXPECT_LT(detail_energy(frames[k], face_small), 0.02 * detail_energy(original, face_small)) << k;
+  }
+}
+
+TEST(Clips, AWindowShorterThanAFrameTakesTheNearestTheBacklogIsCappedAndLostClipsAreReported) {
+  TempDir dir;
+  FakeClock clock;
+  std::vector<std::string> lost;
+  std::mutex lost_mutex;
+  ClipConfig c = config(0.05, 0.05, 2);
+  ClipRecorder rec(c, dir / "clips", {"with_mask", "without_mask"},
+                   [&](const std::string& f) {
+                     std::lock_guard<std::mutex> lock(lost_mutex);
+                     lost.push_back(f);
+                   },
+                   clock.fn());
+  rec.start();
+  for (int i = 0; i < 4; ++i) {
+    *clock.now = 10 + i * 0.5;
+    rec.offer("door", 10 + i * 0.5, scene(i), {kFace}, {}, 0.0, FacePrivacy::Blurred, false);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(rec.request("door", 10.7, "short.mp4"));  // no frame within 0.05 s: the one at 10.5
+  ASSERT_TRUE(rec.request("door", 10.7, "short.mp4"));  // two rules at one moment: one clip
+  ASSERT_TRUE(rec.request("gone", 10.7, "gone.mp4"));   // a camera without frames: lost
+  for (size_t i = 2; i < ClipRecorder::kMaxClips; ++i)
+    ASSERT_TRUE(rec.request("door", 1e6, fmt::format("later{}.mp4", i))) << i;
+  EXPECT_FALSE(rec.request("door", 1e6, "one-too-many.mp4"));
+  rec.stop(0.5);
+  const auto frames = read_all(dir / "clips" / "short.mp4");
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_NEAR(bar_length(frames[0]), 10, 3);  // frame 1: (10 * 1 + 10) / 2
+  std::lock_guard<std::mutex> lock(lost_mutex);
+  EXPECT_NE(std::find(lost.begin(), lost.end(), "gone.mp4"), lost.end());
+  // The 30 "later" clips have no frames in their window but the nearest rule does not reach
+  // them (1e6 s): all lost, reported, none written.
+  EXPECT_EQ(lost.size(), ClipRecorder::kMaxClips - 1);
+  EXPECT_EQ(rec.written(), 1);
 }

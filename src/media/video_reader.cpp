@@ -119,7 +119,12 @@ struct VideoReader::Impl {
     sws = sws_getCachedContext(sws, w, h, static_cast<AVPixelFormat>(frame->format), w, h, AV_PIX_FMT_BGR24,
                                SWS_BICUBIC, nullptr, nullptr, nullptr);
     if (!sws) return false;
-    out = cv::Mat(h, w, CV_8UC3);  // always fresh: callers keep earlier frames
+    // Always fresh (callers keep earlier frames). swscale's SIMD writes rows in blocks and may
+    // run up to a block past the end of the last row (valgrind: 8 bytes past a 360-px-wide
+    // frame, which corrupted the heap): spare rows after the picture take that, and a row
+    // range of a continuous Mat stays continuous.
+    const int spare_rows = 1 + 64 / (3 * w);
+    out = cv::Mat(h + spare_rows, w, CV_8UC3).rowRange(0, h);
     uint8_t* dst[4] = {out.data, nullptr, nullptr, nullptr};
     const int dst_stride[4] = {static_cast<int>(out.step), 0, 0, 0};
     sws_scale(sws, frame->data, frame->linesize, 0, h, dst, dst_stride);

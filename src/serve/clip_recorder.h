@@ -5,7 +5,8 @@
 // and an alert asks for a clip from `before_s` before to `after_s` after it. Once that time
 // has passed, the clip is written as an H.264 MP4 (what browsers play) under the storage's
 // clips/ folder, atomically (a hidden temporary file renamed), by a thread of its own: the
-// inference workers only hand over a reference to the frame.
+// inference workers only hand over a reference to the frame; one thread keeps frames, another
+// writes clips, so a clip being encoded never makes the rings miss frames.
 // A frame in which nothing moved (the motion gate skipped the detector) reuses the previous
 // picture: an idle camera encodes nothing. Stopping writes the clips still waiting with the
 // frames they have.
@@ -34,29 +35,37 @@ namespace maskwatch {
 class ClipRecorder {
  public:
   // Removes temporary files an interrupted run left in `dir` (created when missing).
-  // `classes` name the verdicts of the faces drawn; `clock` gives the time of frames and
-  // requests (unix seconds; tests give their own).
+  // `classes` name the verdicts of the faces drawn; `on_lost` hears of each clip asked for
+  // that will not be there (no frames, a write error, not written in time at the stop), so
+  // that its event stops pointing at it; `clock` gives the time of frames and requests (unix
+  // seconds; tests give their own).
   ClipRecorder(const ClipConfig& config, std::filesystem::path dir, std::vector<std::string> classes,
-               std::function<double()> clock = unix_now);
+               std::function<void(const std::string& file)> on_lost = {}, std::function<double()> clock = unix_now);
   ~ClipRecorder();  // stop()
   ClipRecorder(const ClipRecorder&) = delete;
   ClipRecorder& operator=(const ClipRecorder&) = delete;
 
   void start();
-  void stop();  // writes the clips still waiting, with the frames they have
+  // Writes the clips still waiting with the frames they have, for at most `budget_s` (a
+  // service stop must end well within systemd's time-out); the rest are lost (on_lost).
+  void stop(double budget_s = 8);
 
-  // Worker thread, for each processed frame of a camera that keeps clips: at most `fps`
-  // frames a second are taken (a reference to `frame`, which must not be changed afterwards).
-  // `hidden`: every face box to hide; `shown`: the faces with their verdicts, drawn.
-  // `still`: nothing moved since the previous frame; its picture is kept again.
+  // Worker thread, for each processed frame of a camera that keeps clips: `fps` frames a
+  // second are taken (on a grid, so that fps_limit = fps keeps every frame) as a reference
+  // to `frame`, which must not be changed afterwards. `hidden`: every face box to hide;
+  // `shown`: the faces with their verdicts, drawn. `still`: nothing moved since the previous
+  // frame; its picture is kept again.
   void offer(const std::string& camera, double time, const cv::Mat& frame, std::vector<cv::Rect2f> hidden,
              std::vector<TrackedFace> shown, double margin, FacePrivacy privacy, bool still);
   // Asks for a clip of `camera` around `time`, written as dir/`file` (.mp4) when
-  // time + after_s has passed. False when the recorder is not running.
+  // time + after_s has passed (the same file asked twice is one clip). False when the
+  // recorder is not running or already has kMaxClips clips waiting.
   bool request(const std::string& camera, double time, const std::string& file);
-  // Whether `file` is asked for and not written yet.
+  // Whether `file` is asked for and not written (or lost) yet.
   bool pending(const std::string& file) const;
-  // Forgets a camera's frames (removed): clips asked for are written with what there is.
+  // The camera is removed or replaced (a reload): its frames are dropped at once, also those
+  // handed over and not yet kept (its successor may hide faces otherwise); the clips asked
+  // for it are written now with the frames there were.
   void forget(const std::string& camera);
 
   int64_t written() const { return written_; }
@@ -69,8 +78,10 @@ class ClipRecorder {
   const ClipConfig& config() const { return config_; }
   const std::filesystem::path& dir() const { return dir_; }
 
-  // A clip's name: <unix ms>-<camera>-<what>.mp4 (sorts by time like the snapshots).
+  // A clip's name: <unix ms>-<camera>-<what>.mp4 (sorts by time like the snapshots; the time
+  // is the one the clip is around).
   static std::string file_name(double time, const std::string& camera, const std::string& what);
+  static constexpr size_t kMaxClips = 32;  // asked for and not written yet
 
  private:
   struct Shot {
@@ -79,11 +90,11 @@ class ClipRecorder {
   };
   struct Ring {
     std::deque<Shot> shots;
-    double next_time = 0;  // the next frame taken is at or after this
-    bool forgotten = false;
+    double next_time = 0;  // the grid: the next frame taken is due at this time
   };
   struct Offer {
     std::string camera;
+    uint64_t generation = 0;  // of its camera's name when offered (forget() moves it on)
     double time = 0;
     cv::Mat frame;
     std::vector<cv::Rect2f> hidden;
@@ -96,25 +107,36 @@ class ClipRecorder {
     std::string camera, file;
     double time = 0;
   };
-  void loop();
-  void take(Offer& o);                                        // recorder thread: into its camera's ring
-  void write_due(double now, bool all);                       // recorder thread
-  bool write(const Request& r, const std::vector<Shot>& shots);  // false: logged, nothing left behind
+  struct Job {  // a clip to write, with its frames
+    Request request;
+    std::vector<Shot> shots;
+  };
+  void intake_loop();  // offers into rings; due requests into jobs
+  void writer_loop();  // jobs into files
+  void take(Offer& o);
+  void schedule_due_locked(double now, bool all);
+  Job job_locked(Request r, const Ring* ring) const;
   void prune_locked(double now);
+  bool write(const Job& job);  // false: logged, nothing left behind
+  void lost(const std::string& file);
 
   const ClipConfig config_;
   const std::filesystem::path dir_;
   const std::vector<std::string> classes_;
+  const std::function<void(const std::string&)> on_lost_;
   const std::function<double()> clock_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable intake_wake_, writer_wake_;
   std::map<std::string, Ring> rings_;
+  std::map<std::string, uint64_t> generations_;  // by camera name
   std::deque<Offer> offers_;
-  std::vector<Request> requests_;
-  std::set<std::string> writing_;  // files of requests taken out of requests_, being written
+  std::vector<Request> requests_;  // waiting for their `after`
+  std::deque<Job> jobs_;           // due, for the writer
+  std::set<std::string> writing_;  // the file the writer is on
   std::atomic<int64_t> written_{0}, failed_{0}, dropped_{0}, kept_{0}, frame_us_{0}, clip_us_{0};
-  bool stop_ = false;
-  std::thread thread_;
+  bool started_ = false, stop_ = false, intake_done_ = false;
+  double write_deadline_ = 0;  // steady seconds; 0 = none (set by stop)
+  std::thread intake_, writer_;
 };
 
 }  // namespace maskwatch

@@ -599,6 +599,9 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     MapReader r(root.child("clips"), "clips", file);
     read_fields(r, cfg.clips, clip_fields());
     r.finish();
+    if (cfg.clips.before_s + cfg.clips.after_s <= 0)
+      r.fail(r.child("before_s") ? r.child("before_s") : root.child("clips"),
+             "clips: before_s + after_s must be more than 0 s (a clip needs a length)");
   }
   {
     MapReader r(root.child("mqtt"), "mqtt", file);

@@ -62,7 +62,9 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
   mask_class_ = mask_class_index(classifier_.classes());
   history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
   if (config_.clips.enabled)
-    clips_ = std::make_unique<ClipRecorder>(config_.clips, storage_.clip_dir(), classifier_.classes());
+    clips_ = std::make_unique<ClipRecorder>(config_.clips, storage_.clip_dir(), classifier_.classes(),
+                                            // A clip that will not be there: its event stops naming it.
+                                            [this](const std::string& file) { storage_.forget_clip(file); });
   auto list = std::make_shared<CameraList>();
   for (const auto& cc : config_.cameras) list->push_back(make_camera(cc));
   cameras_ = std::move(list);
@@ -200,11 +202,12 @@ void Engine::worker(Worker& me, bool housekeeping) {
         const int removed =
             storage_.apply_retention(config_.storage.retention_days, config_.storage.snapshot_days,
                                    config_.storage.max_disk_mb, unix_now());
-        if (removed) spdlog::info("retention: removed {} old snapshot(s)", removed);
+        if (removed) spdlog::info("retention: removed {} old picture(s) (snapshots, clips)", removed);
       } catch (const std::exception& e) {
         spdlog::error("retention: {}", e.what());
       }
-      next_retention = std::chrono::steady_clock::now() + std::chrono::hours(1);
+      // Every 5 minutes: clips of a few MB each can pass max_disk_mb quickly.
+      next_retention = std::chrono::steady_clock::now() + std::chrono::minutes(5);
     }
     if (!did) {
       std::unique_lock<std::mutex> lock(wake_mutex_);
@@ -317,7 +320,11 @@ void Engine::finish_track(Camera& cam, TrackEnded t) {
   }
   std::string clip;
   if (const auto it = cam.track_clips.find(t.track_id); it != cam.track_clips.end()) {
-    clip = std::move(it->second);
+    // Named only if it is (or will be) there: a clip lost before the row exists cannot be
+    // taken out of it.
+    std::error_code ec;
+    if (clips_->pending(it->second) || std::filesystem::exists(storage_.clip_dir() / it->second, ec))
+      clip = std::move(it->second);
     cam.track_clips.erase(it);
   }
   FaceEnded ended = archive_track(cam.config.name, std::move(t), classifier_.classes(), cam.config.privacy,

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -698,7 +699,9 @@ void HttpApi::routes() {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) {
       if (engine_.clip_pending(file)) {
-        const double ready = (*e)["time"].get<double>() + config_.clips.after_s + 1;
+        // The clip is around the time its name starts with (an alert's, or a track's first
+        // moment without a mask); a backlog of clips can make it later than this.
+        const double ready = std::strtod(file.c_str(), nullptr) / 1000 + config_.clips.after_s + 1;
         const int wait_s = std::max(1, static_cast<int>(std::ceil(ready - unix_now())));
         res.set_header("Retry-After", std::to_string(wait_s));
         return send_error(res, 404, fmt::format("the clip of event {} is still being recorded; ready in about {} s",
@@ -707,8 +710,19 @@ void HttpApi::routes() {
       return send_error(res, 404, fmt::format("the clip of event {} was not kept (removed by retention, or it could "
                                               "not be written: see the log)", id));
     }
-    const auto bytes = read_file_bytes(path, "clip");
-    res.set_content(std::string(bytes.begin(), bytes.end()), "video/mp4");
+    // Streamed from the file (clips can be large; browsers ask for ranges of it).
+    const auto size = std::filesystem::file_size(path, ec);
+    auto in = std::make_shared<std::ifstream>(path, std::ios::binary);
+    if (ec || !*in) return send_error(res, 404, fmt::format("the clip of event {} cannot be read", id));
+    res.set_content_provider(
+        static_cast<size_t>(size), "video/mp4", [in](size_t offset, size_t length, httplib::DataSink& sink) {
+          std::vector<char> buf(std::min<size_t>(length, 64 * 1024));
+          in->clear();
+          in->seekg(static_cast<std::streamoff>(offset));
+          in->read(buf.data(), static_cast<std::streamsize>(buf.size()));
+          const auto got = static_cast<size_t>(in->gcount());
+          return got > 0 && sink.write(buf.data(), got);
+        });
   });
   s.Get(R"(/api/events/(\d+))", [this](const Request& req, Response& res) {
     auto e = storage_.event(event_id(req.matches[1]));

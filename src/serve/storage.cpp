@@ -117,9 +117,10 @@ Storage::~Storage() {
 
 void Storage::open_locked() {
   std::error_code ec;
-  std::filesystem::create_directories(snapshot_dir(), ec);
-  if (!ec) std::filesystem::create_directories(clip_dir(), ec);
-  if (ec) throw Error(fmt::format("storage folder {}: {}", dir_.string(), ec.message()));
+  for (const auto& sub : {snapshot_dir(), clip_dir()}) {
+    std::filesystem::create_directories(sub, ec);
+    if (ec) throw Error(fmt::format("storage folder {}: cannot create {}: {}", dir_.string(), sub.string(), ec.message()));
+  }
   // A recreated folder has a new lock file: let go of the old one (gone with its folder, or
   // still ours: flock would refuse us a second lock on it) and take the one there now.
   lock_.reset();
@@ -292,6 +293,13 @@ int64_t Storage::add_status(const std::string& camera, double time, const std::s
   ins.bind(1, camera).bind(2, time).bind(3, status).bind(4, detail);
   ins.step();
   return sqlite3_last_insert_rowid(db);
+}
+
+void Storage::forget_clip(const std::string& clip) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement s(db_locked(), "UPDATE events SET clip = '' WHERE clip = ?");
+  s.bind(1, clip);
+  s.step();
 }
 
 nlohmann::json Storage::events(const EventQuery& q) {

@@ -89,6 +89,9 @@ class Storage {
   int64_t add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
                     const std::string& snapshot, const std::string& clip = "");
 
+  // The clip file `clip` will not be there: the events naming it stop doing so.
+  void forget_clip(const std::string& clip);
+
   nlohmann::json events(const EventQuery& q);
   std::optional<nlohmann::json> event(int64_t id);
   // Buckets of `interval_s` seconds (60, 3600, 86400) between after and before.

@@ -61,17 +61,19 @@ struct BenchServeOpts {
   int workers = 0;    // detector.workers; 0 = the server's default
   bool h264 = false;  // H.264 files instead of MJPEG
   int empty = 0;      // cameras (the last ones) that show an empty scene
+  int empty_width = 640;  // of the empty scene (4:3): 320 = what a camera's sub-stream would give
   bool motion = true;  // motion gating of the detector (the cameras' default)
   bool clips = false;  // an unmasked_face alert rule every 5 s per camera: event clips recorded
   std::string ffmpeg = "/usr/bin/ffmpeg";
 };
 
-// H.264 640x480 15 fps versions of the MJPEG clip and of an empty scene (a still of the
+// H.264 15 fps versions of the MJPEG clip (640x480) and of an empty scene (a still of the
 // clip's bare wall, top right, scaled up, with temporal sensor noise so that frames differ).
 std::pair<std::filesystem::path, std::filesystem::path> make_h264_clips(const std::filesystem::path& mjpeg,
                                                                         const std::string& source,
                                                                         const std::string& ffmpeg,
-                                                                        const std::filesystem::path& dir) {
+                                                                        const std::filesystem::path& dir,
+                                                                        int empty_width) {
   if (access(ffmpeg.c_str(), X_OK) != 0) throw Error("--h264 needs ffmpeg at " + ffmpeg + " (apt install ffmpeg)");
   const std::vector<std::string> x264 = {"-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "30"};
   const auto run = [&](std::vector<std::string> args, const std::filesystem::path& out) {
@@ -82,7 +84,9 @@ std::pair<std::filesystem::path, std::filesystem::path> make_h264_clips(const st
   };
   const auto faces = dir / "faces.mp4", empty = dir / "empty.mp4";
   run({"-i", mjpeg.string(), "-r", "15"}, faces);
-  run({"-i", source, "-vf", "select=eq(n\\,0),crop=iw*0.28:ih*0.37:iw*0.72:0,scale=640:480", "-frames:v", "1"},
+  run({"-i", source, "-vf",
+       fmt::format("select=eq(n\\,0),crop=iw*0.28:ih*0.37:iw*0.72:0,scale={}:{}", empty_width, empty_width * 3 / 4),
+       "-frames:v", "1"},
       dir / "wall.png");
   run({"-loop", "1", "-framerate", "15", "-t", "10", "-i", (dir / "wall.png").string(), "-vf", "noise=alls=6:allf=t"},
       empty);
@@ -209,7 +213,7 @@ void bench_serve(const BenchServeOpts& o) {
   if (o.empty > 0 && !o.h264) throw Error("--empty needs --h264 (the empty scene is made as an H.264 file)");
   if (o.empty > o.cameras) throw Error("--empty cannot exceed --cameras");
   auto clip = make_clip_640(o.clip, dir), empty_clip = clip;
-  if (o.h264) std::tie(clip, empty_clip) = make_h264_clips(clip, o.clip, o.ffmpeg, dir);
+  if (o.h264) std::tie(clip, empty_clip) = make_h264_clips(clip, o.clip, o.ffmpeg, dir, o.empty_width);
   {
     std::ofstream cfg(dir / "bench.yaml");
     // Every client here is 127.0.0.1: the per-client cap must hold them all.
@@ -393,10 +397,11 @@ void bench_serve(const BenchServeOpts& o) {
                         cam.value("latency_ms_p50", 0.0), p99);
   }
   fmt::print(
-      "serve under load: {} cameras ({} 640x480 15 fps, looped; {} of them an empty scene), fps_limit {}, motion "
+      "serve under load: {} cameras ({} 640x480 15 fps, looped; {} of them an empty scene{}), fps_limit {}, motion "
       "gating {}, {} worker(s), {} MJPEG viewers, /api/stats polled at {} Hz, {:.0f} s\n\n"
       "| camera | scene | processed FPS | faces now | capture to result p50 ms | p99 ms |\n|---|---|---|---|---|---|\n{}\n",
-      o.cameras, o.h264 ? "H.264" : "MJPEG", o.empty, o.fps_limit, o.motion ? "on" : "off", after.value("workers", 1),
+      o.cameras, o.h264 ? "H.264" : "MJPEG", o.empty,
+      o.empty_width != 640 ? fmt::format(" at {}x{}", o.empty_width, o.empty_width * 3 / 4) : "", o.fps_limit, o.motion ? "on" : "off", after.value("workers", 1),
       o.viewers, o.poll_hz,
       elapsed, rows);
   fmt::print(
@@ -471,6 +476,11 @@ void add_bench_serve_command(CLI::App& root) {
   cmd->add_option("--empty", o->empty, "Cameras (the last ones) that show an empty scene")
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
+  cmd->add_option("--empty-width", o->empty_width,
+                  "Width of the empty scene (4:3; 320 = a camera's sub-stream, as `source` should name for idle "
+                  "cameras)")
+      ->capture_default_str()
+      ->check(CLI::Range(64, 1920));
   cmd->add_flag("--motion,!--no-motion", o->motion, "Motion gating of the face detector (default on)");
   cmd->add_flag("--clips", o->clips,
                 "An unmasked_face alert rule (cooldown 5 s): each camera keeps frames for event clips and records "
