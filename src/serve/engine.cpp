@@ -61,7 +61,15 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
       }()) {
   mask_class_ = mask_class_index(classifier_.classes());
   history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
-  if (config_.clips.enabled)
+  // Only where a clip can be asked for (alert rules and clips.unmasked_tracks need a restart
+  // to change, cameras do not).
+  const bool any_clips = config_.clips.enabled && (config_.clips.unmasked_tracks ||
+                                                   std::any_of(config_.alerts.begin(), config_.alerts.end(),
+                                                               [](const AlertRule& r) {
+                                                                 return r.kind == "unmasked_face" ||
+                                                                        r.kind == "low_compliance";
+                                                               }));
+  if (any_clips)
     clips_ = std::make_unique<ClipRecorder>(config_.clips, storage_.clip_dir(), classifier_.classes(),
                                             // A clip that will not be there: its event stops naming it.
                                             [this](const std::string& file) { storage_.forget_clip(file); });
