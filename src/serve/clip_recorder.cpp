@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <opencv2/imgproc.hpp>
 
 #include "media/image_codec.h"
@@ -35,6 +36,8 @@ double steady_s() {
 std::string ClipRecorder::file_name(double time, const std::string& camera, const std::string& what) {
   return fmt::format("{:.0f}-{}-{}.mp4", time * 1000, camera, what);
 }
+
+double ClipRecorder::time_of(const std::string& file) { return std::strtod(file.c_str(), nullptr) / 1000; }
 
 ClipRecorder::ClipRecorder(const ClipConfig& config, std::filesystem::path dir, std::vector<std::string> classes,
                            std::function<void(const std::string&)> on_lost, std::function<double()> clock)
@@ -93,8 +96,9 @@ void ClipRecorder::lost(const std::string& file) {
   }
 }
 
-void ClipRecorder::offer(const std::string& camera, double time, const cv::Mat& frame, std::vector<cv::Rect2f> hidden,
-                         std::vector<TrackedFace> shown, double margin, FacePrivacy privacy, bool still) {
+void ClipRecorder::offer(const std::string& camera, double time, const cv::Mat& frame,
+                         const std::vector<cv::Rect2f>& hidden, const std::vector<TrackedFace>& shown, double margin,
+                         FacePrivacy privacy, bool still) {
   if (frame.empty()) return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -112,8 +116,8 @@ void ClipRecorder::offer(const std::string& camera, double time, const cv::Mat& 
       ++dropped_;
       return;
     }
-    offers_.push_back(
-        {camera, generations_[camera], time, frame, std::move(hidden), std::move(shown), margin, privacy, still});
+    // The boxes and faces are copied only for a frame that is taken.
+    offers_.push_back({camera, generations_[camera], time, frame, hidden, shown, margin, privacy, still});
   }
   intake_wake_.notify_one();
 }

@@ -55,8 +55,8 @@ class ClipRecorder {
   // to `frame`, which must not be changed afterwards. `hidden`: every face box to hide;
   // `shown`: the faces with their verdicts, drawn. `still`: nothing moved since the previous
   // frame; its picture is kept again.
-  void offer(const std::string& camera, double time, const cv::Mat& frame, std::vector<cv::Rect2f> hidden,
-             std::vector<TrackedFace> shown, double margin, FacePrivacy privacy, bool still);
+  void offer(const std::string& camera, double time, const cv::Mat& frame, const std::vector<cv::Rect2f>& hidden,
+             const std::vector<TrackedFace>& shown, double margin, FacePrivacy privacy, bool still);
   // Asks for a clip of `camera` around `time`, written as dir/`file` (.mp4) when
   // time + after_s has passed (the same file asked twice is one clip). False when the
   // recorder is not running or already has kMaxClips clips waiting.
@@ -75,12 +75,10 @@ class ClipRecorder {
   int64_t frames_kept() const { return kept_; }
   double frame_ms_total() const { return frame_us_ / 1000.0; }
   double clip_ms_total() const { return clip_us_ / 1000.0; }
-  const ClipConfig& config() const { return config_; }
-  const std::filesystem::path& dir() const { return dir_; }
-
   // A clip's name: <unix ms>-<camera>-<what>.mp4 (sorts by time like the snapshots; the time
-  // is the one the clip is around).
+  // is the one the clip is around), and that time back from a name.
   static std::string file_name(double time, const std::string& camera, const std::string& what);
+  static double time_of(const std::string& file);
   static constexpr size_t kMaxClips = 32;  // asked for and not written yet
 
  private:

@@ -741,6 +741,10 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
           {"cameras", cams}};
 }
 
+bool alert_has_picture(const AlertRule& rule) {
+  return rule.kind == "unmasked_face" || rule.kind == "low_compliance";
+}
+
 std::vector<ConfigKey> config_keys() {
   std::vector<ConfigKey> out;
   const auto by_hand = [&](std::string key, std::string type, std::string def, std::string help) {

@@ -129,6 +129,10 @@ struct AlertRule {
   bool sound = false;   // `maskwatch run` only
 };
 
+// Whether the rule's alerts come with a picture (snapshot and clip): face and compliance
+// rules; a camera that went offline has none.
+bool alert_has_picture(const AlertRule& rule);
+
 struct FleetConfig {
   std::vector<std::string> subscribe;  // MQTT topic filters of other instances, e.g. maskwatch/+/#
 };

@@ -63,12 +63,9 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
   history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
   // Only where a clip can be asked for (alert rules and clips.unmasked_tracks need a restart
   // to change, cameras do not).
-  const bool any_clips = config_.clips.enabled && (config_.clips.unmasked_tracks ||
-                                                   std::any_of(config_.alerts.begin(), config_.alerts.end(),
-                                                               [](const AlertRule& r) {
-                                                                 return r.kind == "unmasked_face" ||
-                                                                        r.kind == "low_compliance";
-                                                               }));
+  const bool any_clips =
+      config_.clips.enabled && (config_.clips.unmasked_tracks ||
+                                std::any_of(config_.alerts.begin(), config_.alerts.end(), alert_has_picture));
   if (any_clips)
     clips_ = std::make_unique<ClipRecorder>(config_.clips, storage_.clip_dir(), classifier_.classes(),
                                             // A clip that will not be there: its event stops naming it.
@@ -102,7 +99,7 @@ Engine::~Engine() { stop(); }
 bool keeps_clips(const ServeConfig& config, const CameraConfig& camera) {
   if (!config.clips.enabled || camera.privacy == FacePrivacy::None) return false;
   return config.clips.unmasked_tracks || std::any_of(config.alerts.begin(), config.alerts.end(), [&](const AlertRule& r) {
-    return (r.kind == "unmasked_face" || r.kind == "low_compliance") &&
+    return alert_has_picture(r) &&
            (r.cameras.empty() || std::find(r.cameras.begin(), r.cameras.end(), camera.name) != r.cameras.end());
   });
 }

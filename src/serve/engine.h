@@ -118,7 +118,6 @@ class Engine {
   // with a picture watches it).
   std::string request_clip(const std::string& camera, double time, const std::string& what);
   bool clip_pending(const std::string& file) const { return clips_ && clips_->pending(file); }
-  const ClipRecorder* clips() const { return clips_.get(); }
   const std::string& mask_label() const { return classes()[static_cast<size_t>(mask_class_)]; }
   int mask_class() const { return mask_class_; }
   void prometheus_metrics(PromText& out) const;

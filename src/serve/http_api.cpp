@@ -701,7 +701,7 @@ void HttpApi::routes() {
       if (engine_.clip_pending(file)) {
         // The clip is around the time its name starts with (an alert's, or a track's first
         // moment without a mask); a backlog of clips can make it later than this.
-        const double ready = std::strtod(file.c_str(), nullptr) / 1000 + config_.clips.after_s + 1;
+        const double ready = ClipRecorder::time_of(file) + config_.clips.after_s + 1;
         const int wait_s = std::max(1, static_cast<int>(std::ceil(ready - unix_now())));
         res.set_header("Retry-After", std::to_string(wait_s));
         return send_error(res, 404, fmt::format("the clip of event {} is still being recorded; ready in about {} s",
