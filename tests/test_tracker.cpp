@@ -257,3 +257,44 @@ TEST(Tracker, OneBadResultAfterAPauseDoesNotFlipTheVerdict) {
   EXPECT_TRUE(f[0].classified);
   EXPECT_EQ(changes.size(), 1u);  // only the first verdict
 }
+
+TEST(Tracker, FramesTheQualityGateCannotJudgeAreNoEvidenceAndEndInUncertain) {
+  TrackerOptions opts;
+  Tracker t(opts);
+  std::vector<VerdictChange> changes;
+  auto f = t.update({obs(100, 100, 0.95f)}, 0.0, &changes);
+  ASSERT_EQ(f[0].verdict, 0);  // masked at once
+  // Dark, grainy frames: the classifier says "no mask" at 99 %, the gate does not trust it.
+  auto unjudged = [](float p_mask) {
+    Observation o = obs(100, 100, p_mask);
+    o.answered = false;
+    o.p_right = 0.4;
+    return o;
+  };
+  double now = 0;
+  for (int k = 1; k <= 8; ++k) {  // 0.53 s at 15 FPS: the verdict holds, the average does not move
+    now = k / 15.0;
+    f = t.update({unjudged(0.01f)}, now, &changes);
+    EXPECT_EQ(f[0].verdict, 0) << k;
+    EXPECT_NEAR(f[0].smoothed[0], 0.95f, 1e-6) << k;
+    EXPECT_FALSE(f[0].answered);
+    EXPECT_DOUBLE_EQ(f[0].p_right, 0.4);
+  }
+  // uncertain_after_s (0.6 s) after the last confident frame: uncertain, never "without_mask".
+  f = t.update({unjudged(0.01f)}, 9 / 15.0 + 0.01, &changes);
+  EXPECT_EQ(f[0].verdict, kUncertain);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[1].from, 0);
+  EXPECT_EQ(changes[1].to, kUncertain);
+  EXPECT_NEAR(changes[1].confidence, 0.95f, 1e-6);
+  // A judged frame again: the verdict comes back from the same average.
+  f = t.update({obs(100, 100, 0.9f)}, 0.7, &changes);
+  EXPECT_EQ(f[0].verdict, 0);
+  EXPECT_TRUE(f[0].answered);
+  // Answered frames of the other class move it as usual.
+  for (int k = 1; k <= 6; ++k) f = t.update({obs(100, 100, 0.02f)}, 0.7 + k / 15.0, &changes);
+  EXPECT_EQ(f[0].verdict, 1);
+  // A new face whose first frames cannot be judged stays uncertain: no verdict was ever guessed.
+  Tracker fresh(opts);
+  for (int k = 0; k < 12; ++k) EXPECT_EQ(fresh.update({unjudged(0.99f)}, k / 15.0)[0].verdict, kUncertain);
+}

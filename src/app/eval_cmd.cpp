@@ -36,7 +36,8 @@ namespace {
 
 struct EvalOpts {
   std::string model = default_model_path().string(), json_out, split, subset = "test", out, scenes, exclude;
-  bool conditions = false;
+  bool conditions = false, fit_gate = false, no_gate = false;
+  double gate_target = GateFitOptions{}.target;
   std::vector<std::string> data, maps, classes;
   float face_threshold = FaceDetectorOptions{}.score_threshold;
   bool no_face_crops = false;
@@ -119,8 +120,10 @@ void for_each_loaded_chunk(const Dataset& ds, const EvalOpts& o, const MaskClass
 void evaluate_folders(const EvalOpts& o) {
   MaskClassifier clf(o.model);
   const Dataset ds = evaluation_dataset(o, clf);
+  if (o.no_gate) clf.set_quality_gate({});
   std::vector<int> truth, predicted;
   std::vector<std::string> sources;
+  std::vector<double> p_right;
   Rows probs;
   json predictions = json::array();
   std::vector<cv::Mat> error_images;
@@ -135,10 +138,13 @@ void evaluate_folders(const EvalOpts& o) {
       predicted.push_back(preds[k].label);
       sources.push_back(item.source);
       probs.push_back(preds[k].probs);
+      p_right.push_back(preds[k].p_right);
       predictions.push_back({{"image", item.rel},
                              {"source", item.source},
                              {"label", clf.classes()[static_cast<size_t>(preds[k].label)]},
                              {"score", preds[k].score},
+                             {"p_right", preds[k].p_right},
+                             {"answered", preds[k].answered},
                              {"true", clf.classes()[static_cast<size_t>(item.label)]},
                              {"crop", crop_kind_name(item.crop)}});
       if (preds[k].label != item.label && error_images.size() < 60) {
@@ -160,6 +166,15 @@ void evaluate_folders(const EvalOpts& o) {
                  100 * r.balanced_accuracy);
   fmt::print("  expected calibration error (10 bins): {:.4f}\n", calib.ece);
   json result = report.to_json();
+  if (clf.quality_gate().enabled()) {
+    const auto a = score_answered(p_right, truth, predicted, clf.classes().size(), clf.quality_gate().threshold);
+    fmt::print("  quality gate (P(right) >= {:.4f}): {:.2f}% of faces answered, balanced accuracy of those {:.2f}% "
+               "(the others are shown as uncertain; the lines above count every face by its argmax)\n",
+               clf.quality_gate().threshold, 100 * a.coverage, 100 * a.balanced);
+    result["answered"] = {{"threshold", clf.quality_gate().threshold},
+                          {"coverage", a.coverage},
+                          {"balanced_accuracy", a.balanced}};
+  }
   result["model"] = o.model;
   result["data"] = o.data;
   result["per_source"] = grouped_reports_json(per_source);
@@ -182,10 +197,20 @@ void evaluate_folders(const EvalOpts& o) {
   }
 }
 
+// Writes `gate` into the model.json beside `model` (every other field as it was).
+void write_quality_gate(const std::string& model, const QualityGate& gate) {
+  const auto path = sidecar_path(model);
+  json j = read_json(path, "model sidecar");
+  j["quality_gate"] = gate.to_json();
+  ModelMeta::from_json(j, path.string());  // still a valid sidecar
+  write_json_atomic(path, j);
+}
+
 // `--conditions`: the crops decoded once, then classified under every camera condition
 // (eval/conditions.h), rendered a chunk at a time.
 void evaluate_under_conditions(const EvalOpts& o) {
   MaskClassifier clf(o.model);
+  if (o.no_gate || o.fit_gate) clf.set_quality_gate({});
   const Dataset ds = evaluation_dataset(o, clf);
   ConditionInputs in;
   std::vector<std::string> names;
@@ -205,8 +230,21 @@ void evaluate_under_conditions(const EvalOpts& o) {
   if (!skipped.empty()) spdlog::warn("skipped {} image(s) that could not be decoded", skipped.size());
   if (in.crops.empty()) throw Error("no image could be evaluated");
   ProgressBar bar("conditions", in.crops.size() * camera_conditions().size(), "img");
-  const auto report = evaluate_conditions(clf, in, o.batch, &bar);
+  std::vector<GateSample> samples;
+  auto report = evaluate_conditions(clf, in, o.batch, &bar, o.fit_gate ? &samples : nullptr);
   bar.finish();
+  if (o.fit_gate) {
+    const auto names = report.names();
+    GateFitOptions fit;
+    fit.target = o.gate_target;
+    QualityGate gate = fit_quality_gate(samples, names, clf.classes().size(), fit);
+    gate.fit["data"] = o.data;
+    gate.fit["split"] = {{"file", o.split}, {"subset", o.subset}};
+    apply_gate(report, samples, gate);
+    write_quality_gate(o.model, gate);
+    fmt::print("quality gate fitted on {} crops x {} conditions: answer when P(right) >= {:.4f}; written to {}\n",
+               in.crops.size(), names.size(), gate.threshold, sidecar_path(o.model).string());
+  }
   fmt::print(
       "balanced accuracy (%) under camera conditions; change from clean in points; r = recall; "
       "per source after |\n{}",
@@ -222,7 +260,8 @@ void evaluate_under_conditions(const EvalOpts& o) {
   if (!o.json_out.empty()) write_json_atomic(o.json_out, result);
   if (!o.out.empty()) {
     save_png(std::filesystem::path(o.out) / "conditions.png", draw_conditions_sheet(report));
-    fmt::print("wrote conditions.png to {}\n", o.out);
+    save_png(std::filesystem::path(o.out) / "risk_coverage.png", draw_risk_coverage(report));
+    fmt::print("wrote conditions.png and risk_coverage.png to {}\n", o.out);
   }
 }
 
@@ -343,6 +382,18 @@ void add_eval_command(CLI::App& root) {
   data->excludes(scenes);
   auto* conditions = cmd->add_flag("--conditions", o->conditions, conditions_help());
   conditions->excludes(scenes);
+  auto* fit_gate = cmd->add_flag(
+      "--fit-gate", o->fit_gate,
+      "With --conditions and --split ... --subset val: fit the quality gate (when a face cannot be judged: its "
+      "light, contrast, sharpness, noise and the classifier's margin -> P(right)) on these crops under every "
+      "condition, set its threshold where the answered faces under 'dim webcam' reach --gate-target balanced "
+      "accuracy, and write it into the model's model.json (atomically; model.onnx is not touched)");
+  fit_gate->needs(conditions);
+  cmd->add_option("--gate-target", o->gate_target, "With --fit-gate: balanced accuracy the answered faces must reach")
+      ->capture_default_str()
+      ->check(CLI::Range(0.5, 0.99999));
+  cmd->add_flag("--no-gate", o->no_gate,
+                "Ignore the model's quality gate (every face answered), to compare with and without it");
   cmd->add_option("--classes", o->classes,
                   "With --scenes: classes to evaluate (default with_mask without_mask; boxes "
                   "of other classes are ignored)");
@@ -387,6 +438,9 @@ void add_eval_command(CLI::App& root) {
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
     if (!o->scenes.empty()) return evaluate_scene_folder(*o);
     if (o->data.empty()) throw CLI::RequiredError("--data or --scenes");
+    if (o->fit_gate && (o->split.empty() || o->subset != "val"))
+      throw Error("--fit-gate fits on the validation crops: give --split <run>/split.json --subset val (fitting on "
+                  "test crops would make every score on them optimistic)");
     if (o->conditions) return evaluate_under_conditions(*o);
     evaluate_folders(*o);
   });

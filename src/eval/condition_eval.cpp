@@ -9,6 +9,7 @@
 #include <set>
 
 #include "eval/conditions.h"
+#include "eval/plots.h"
 #include "util/error.h"
 #include "util/progress.h"
 #include "vision/mask_classifier.h"
@@ -62,13 +63,18 @@ std::vector<size_t> pick_samples(const std::vector<int>& labels, size_t classes,
 }
 
 ConditionsReport evaluate_conditions(MaskClassifier& classifier, const ConditionInputs& in, int batch,
-                                     ProgressBar* bar) {
+                                     ProgressBar* bar, std::vector<GateSample>* gate_samples,
+                                     const std::vector<std::string>& only) {
+  for (const auto& name : only) find_condition(name);  // an unknown name is an error, not a silent skip
   const size_t n = in.crops.size();
   if (n == 0) throw Error("no image to evaluate under camera conditions");
   if (in.labels.size() != n || in.sources.size() != n || in.seeds.size() != n)
     throw Error("camera conditions: crops, labels, sources and seeds differ in number");
   ConditionsReport r;
   r.classes = classifier.classes();
+  r.gated = classifier.quality_gate().enabled();
+  r.gate_threshold = r.gated ? classifier.quality_gate().threshold : 0;
+  r.truth = in.labels;
   const std::set<std::string> distinct(in.sources.begin(), in.sources.end());
   r.sources.assign(distinct.begin(), distinct.end());
   r.samples = pick_samples(in.labels, r.classes.size());
@@ -77,15 +83,29 @@ ConditionsReport evaluate_conditions(MaskClassifier& classifier, const Condition
   // split would be 1.3 GB.
   constexpr size_t kChunk = 128;
   for (const auto& c : camera_conditions()) {
+    if (!only.empty() && std::find(only.begin(), only.end(), c.name) == only.end()) continue;
+    const size_t ci = r.results.size();
     std::vector<int> predicted(n);
+    std::vector<double> p_right(n);
     for (size_t start = 0; start < n; start += kChunk) {
       const size_t end = std::min(n, start + kChunk);
       const auto preds = classifier.classify_batched(render_range(c, in, start, end), batch);
-      for (size_t k = 0; k < preds.size(); ++k) predicted[start + k] = preds[k].label;
+      for (size_t k = 0; k < preds.size(); ++k) {
+        predicted[start + k] = preds[k].label;
+        // Without a gate the curve ranks faces by the classifier's own confidence.
+        p_right[start + k] = r.gated ? preds[k].p_right : preds[k].score;
+        if (gate_samples)
+          gate_samples->push_back({gate_inputs(preds[k].quality, preds[k].probs), in.labels[start + k], preds[k].label, ci});
+      }
       if (bar) bar->advance(end - start, c.name);
     }
-    ConditionResult res{c.name, c.description, classification_report(in.labels, predicted, r.classes),
-                        grouped_reports(in.labels, predicted, in.sources, r.classes)};
+    ConditionResult res{c.name,
+                        c.description,
+                        classification_report(in.labels, predicted, r.classes),
+                        grouped_reports(in.labels, predicted, in.sources, r.classes),
+                        predicted,
+                        p_right,
+                        score_answered(p_right, in.labels, predicted, r.classes.size(), r.gate_threshold)};
     r.results.push_back(std::move(res));
     std::vector<cv::Mat> renders;
     std::vector<int> labels;
@@ -97,6 +117,12 @@ ConditionsReport evaluate_conditions(MaskClassifier& classifier, const Condition
     r.sample_predictions.push_back(std::move(labels));
   }
   return r;
+}
+
+std::vector<std::string> ConditionsReport::names() const {
+  std::vector<std::string> out;
+  for (const auto& c : results) out.push_back(c.name);
+  return out;
 }
 
 nlohmann::json ConditionsReport::to_json() const {
@@ -121,6 +147,14 @@ nlohmann::json ConditionsReport::to_json() const {
                     {"recall", recall},
                     {"per_source", per_source},
                     {"confusion", c.report.confusion}});
+    if (gated) {
+      nlohmann::json answered_recall = nlohmann::json::object();
+      for (size_t k = 0; k < classes.size(); ++k) answered_recall[classes[k]] = c.answered.recall[k];
+      rows.back()["answered"] = {{"threshold", gate_threshold},
+                                 {"coverage", c.answered.coverage},
+                                 {"balanced_accuracy", c.answered.balanced},
+                                 {"recall", answered_recall}};
+    }
   }
   nlohmann::json samples = nlohmann::json::array();
   for (size_t s = 0; s < this->samples.size(); ++s) {
@@ -131,7 +165,7 @@ nlohmann::json ConditionsReport::to_json() const {
                        {"true", classes.at(static_cast<size_t>(sample_truth[s]))},
                        {"predicted", predicted}});
   }
-  return {{"classes", classes}, {"sources", sources}, {"conditions", rows}, {"samples", samples}};
+  return {{"classes", classes}, {"sources", sources}, {"conditions", rows}, {"samples", samples}, {"gated", gated}};
 }
 
 std::string ConditionsReport::table() const {
@@ -143,6 +177,7 @@ std::string ConditionsReport::table() const {
     class_w.push_back(std::max<size_t>(7, c.size() + 2));  // "r " + class: recall
     out += fmt::format("  {:>{}}", "r " + c, class_w.back());
   }
+  if (gated) out += fmt::format("  {:>8}  {:>8}", "answered", "their bal");
   out += "  |";
   for (const auto& s : sources) {
     source_w.push_back(std::max<size_t>(6, s.size()));
@@ -155,6 +190,7 @@ std::string ConditionsReport::table() const {
                        percent(c.report.balanced_accuracy), 100 * (c.report.balanced_accuracy - clean));
     for (size_t k = 0; k < classes.size(); ++k)
       out += fmt::format("  {:>{}}", percent(c.report.per_class[k].recall), class_w[k]);
+    if (gated) out += fmt::format("  {:>7}%  {:>7}%", percent(c.answered.coverage), percent(c.answered.balanced));
     out += "  |";
     for (size_t k = 0; k < sources.size(); ++k) {
       const auto it = c.per_source.find(sources[k]);
@@ -164,6 +200,55 @@ std::string ConditionsReport::table() const {
     out += "\n";
   }
   return out;
+}
+
+void apply_gate(ConditionsReport& r, const std::vector<GateSample>& samples, const QualityGate& gate) {
+  const size_t n = r.truth.size();
+  if (samples.size() != n * r.results.size()) throw Error("apply_gate: samples do not belong to this report");
+  r.gated = gate.enabled();
+  r.gate_threshold = gate.threshold;
+  for (size_t c = 0; c < r.results.size(); ++c) {
+    auto& res = r.results[c];
+    for (size_t i = 0; i < n; ++i) res.p_right[i] = gate.p_right(samples[c * n + i].inputs);
+    res.answered = score_answered(res.p_right, r.truth, res.predicted, r.classes.size(), gate.threshold);
+  }
+}
+
+cv::Mat draw_risk_coverage(const ConditionsReport& r) {
+  // Conditions drawn: clean, the worst few and dim webcam (all 17 would be unreadable).
+  std::vector<size_t> order(r.results.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return r.results[a].report.balanced_accuracy < r.results[b].report.balanced_accuracy;
+  });
+  std::vector<size_t> shown;
+  for (const size_t i : order)
+    if (shown.size() < 4) shown.push_back(i);
+  if (!r.results.empty() && std::find(shown.begin(), shown.end(), 0) == shown.end()) shown.push_back(0);
+  const cv::Scalar palette[] = {{40, 40, 200}, {200, 120, 30}, {40, 150, 40}, {160, 60, 160}, {90, 90, 90}};
+  std::vector<XySeries> series;
+  double lowest = 1;
+  for (size_t k = 0; k < shown.size(); ++k) {
+    const auto& c = r.results[shown[k]];
+    XySeries line{c.name, {}, {}, palette[k % 5]};
+    for (const auto& pt : risk_coverage(c.p_right, r.truth, c.predicted, r.classes.size())) {
+      line.x.push_back(pt.coverage);
+      line.y.push_back(pt.balanced);
+      if (pt.coverage >= 0.5) lowest = std::min(lowest, pt.balanced);
+    }
+    series.push_back(line);
+    if (r.gated)
+      series.push_back({fmt::format("{} at the gate: {:.1f}% answered", c.name, 100 * c.answered.coverage),
+                        {c.answered.coverage},
+                        {c.answered.balanced},
+                        palette[k % 5],
+                        true});
+  }
+  const double y_lo = std::max(0.0, std::floor((lowest - 0.01) * 50) / 50);
+  return draw_xy_chart(r.gated ? fmt::format("Risk-coverage (gate threshold P(right) >= {:.3f})", r.gate_threshold)
+                               : "Risk-coverage by classifier confidence (no gate)",
+                       "share of faces answered", "balanced accuracy of those answered", series, false, true, y_lo,
+                       1.0);
 }
 
 cv::Mat draw_conditions_sheet(const ConditionsReport& r) {

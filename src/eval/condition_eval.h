@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/gate_fit.h"
 #include "eval/metrics.h"
 
 namespace maskwatch {
@@ -27,13 +28,22 @@ struct ConditionInputs {
 
 struct ConditionResult {
   std::string name, description;
-  ClassificationReport report;
+  ClassificationReport report;  // every face, by its argmax (what a model without a gate shows)
   std::map<std::string, ClassificationReport> per_source;
+  // Per input: the predicted class and the quality gate's P(right) (1 without a gate), and
+  // the faces the gate answers (coverage, their balanced accuracy).
+  std::vector<int> predicted;
+  std::vector<double> p_right;
+  AnsweredScore answered;
 };
 
 struct ConditionsReport {
   std::vector<std::string> classes, sources;
+  bool gated = false;  // the model has a quality gate: answered columns and curves mean something
+  double gate_threshold = 0;
+  std::vector<int> truth;  // per input
   std::vector<ConditionResult> results;  // in camera_conditions() order
+  std::vector<std::string> names() const;  // of the results
   // The contact sheet's samples: input indices and true classes, and per condition their
   // renders and predicted classes.
   std::vector<size_t> samples;
@@ -45,7 +55,8 @@ struct ConditionsReport {
   //   recall: {class: r}, per_source: {source: {n, balanced_accuracy}}, confusion}], "samples"}
   nlohmann::json to_json() const;
   // One line per condition: n, balanced accuracy, its change from clean, recall per class,
-  // balanced accuracy per source (columns).
+  // with a gate the share answered and their balanced accuracy, balanced accuracy per source
+  // (columns).
   std::string table() const;
 };
 
@@ -55,9 +66,21 @@ struct ConditionsReport {
 std::vector<size_t> pick_samples(const std::vector<int>& labels, size_t classes, size_t per_class = 4);
 
 // Renders each condition in chunks (never all renders at once) and classifies them, `batch`
-// crops per forward; advances `bar` (when given) by one per crop and condition.
+// crops per forward; advances `bar` (when given) by one per crop and condition. With
+// `gate_samples`, every classified render is also kept as a sample to fit a quality gate on
+// (eval/gate_fit.h; condition = index in the report's results). `only`: these conditions
+// (names, in camera_conditions() order) instead of all.
 ConditionsReport evaluate_conditions(MaskClassifier& classifier, const ConditionInputs& inputs, int batch,
-                                     ProgressBar* bar = nullptr);
+                                     ProgressBar* bar = nullptr, std::vector<GateSample>* gate_samples = nullptr,
+                                     const std::vector<std::string>& only = {});
+
+// Re-scores a report as if the classifier had had `gate` (the samples evaluate_conditions
+// collected for this report, in its order): P(right), coverage and answered accuracy.
+void apply_gate(ConditionsReport& report, const std::vector<GateSample>& samples, const QualityGate& gate);
+
+// Risk-coverage curves, one per condition (share of faces answered against the balanced
+// accuracy of those answered), with the gate's threshold marked on each.
+cv::Mat draw_risk_coverage(const ConditionsReport& report);
 
 // One row per condition (its name and balanced accuracy on the left), the samples as columns
 // at the crop's own size (no resampling hides blur or blocking); a red frame marks a sample

@@ -227,19 +227,19 @@ cv::Mat draw_montage(const std::vector<cv::Mat>& images, const std::vector<std::
 }
 
 cv::Mat draw_xy_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
-                      const std::vector<XySeries>& series, bool diagonal, bool percent_axes) {
+                      const std::vector<XySeries>& series, bool diagonal, bool percent_axes, double y_lo,
+                      double y_hi) {
   cv::Mat img(460, 520, CV_8UC3, kWhite);
-  const Axes a{cv::Rect(75, 45, 420, 350), 0, 1, 0, 1};
+  const Axes a{cv::Rect(75, 45, 420, 350), 0, 1, y_lo, y_hi};
   text(img, title, {img.cols / 2, 24}, 0.55, kInk, 1, true);
-  const auto ticks = nice_ticks(0, 1, 5);
-  draw_axes(img, a, ticks, ticks, percent_axes, percent_axes, x_label, y_label);
+  draw_axes(img, a, nice_ticks(0, 1, 5), nice_ticks(y_lo, y_hi, 5), percent_axes, percent_axes, x_label, y_label);
   if (diagonal) cv::line(img, a.at(0, 0), a.at(1, 1), kGrid * 0.8, 1, cv::LINE_AA);
   std::vector<std::pair<std::string, cv::Scalar>> entries;
   for (const auto& s : series) {
     std::vector<cv::Point> pts;
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i)
       if (std::isfinite(s.x[i]) && std::isfinite(s.y[i]))
-        pts.push_back(a.at(std::clamp(s.x[i], 0.0, 1.0), std::clamp(s.y[i], 0.0, 1.0)));
+        pts.push_back(a.at(std::clamp(s.x[i], 0.0, 1.0), std::clamp(s.y[i], y_lo, y_hi)));
     if (s.step && pts.size() > 1) {
       std::vector<cv::Point> stairs;
       for (size_t i = 0; i < pts.size(); ++i) {

@@ -25,7 +25,8 @@ struct CurvePanel {
 // (1-based; 0 = none) labelled `marker_label`.
 cv::Mat draw_curves(const std::vector<CurvePanel>& panels, int marker_epoch, const std::string& marker_label);
 
-// A square chart over [0, 1] x [0, 1] (reliability diagrams, precision-recall curves).
+// A square chart over [0, 1] x [y_lo, y_hi] (reliability diagrams, precision-recall and
+// risk-coverage curves).
 struct XySeries {
   std::string name;
   std::vector<double> x, y;
@@ -34,7 +35,8 @@ struct XySeries {
   bool step = false;     // draw as a staircase (precision-recall envelopes)
 };
 cv::Mat draw_xy_chart(const std::string& title, const std::string& x_label, const std::string& y_label,
-                      const std::vector<XySeries>& series, bool diagonal, bool percent_axes);
+                      const std::vector<XySeries>& series, bool diagonal, bool percent_axes, double y_lo = 0,
+                      double y_hi = 1);
 
 // Images side by side (top-aligned, white padding).
 cv::Mat hconcat_images(const std::vector<cv::Mat>& images);

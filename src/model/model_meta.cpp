@@ -9,7 +9,7 @@
 namespace maskwatch {
 
 nlohmann::json ModelMeta::to_json() const {
-  return {
+  nlohmann::json j = {
       {"format", "maskwatch-model"},
       {"format_version", kModelFormatVersion},
       {"classes", classes},
@@ -31,6 +31,8 @@ nlohmann::json ModelMeta::to_json() const {
       {"onnx_sha256", onnx_sha256},
       {"training", training},
   };
+  if (quality_gate.enabled()) j["quality_gate"] = quality_gate.to_json();
+  return j;
 }
 
 ModelMeta ModelMeta::from_json(const nlohmann::json& j, const std::string& origin) {
@@ -72,6 +74,7 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j, const std::string& origi
     m.temperature = t.get<double>();
   }
   if (j.contains("crop") && j["crop"].is_object()) m.crop = j["crop"];
+  if (j.contains("quality_gate")) m.quality_gate = QualityGate::from_json(j["quality_gate"], origin);
   return m;
 }
 

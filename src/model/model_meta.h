@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "model/face_quality.h"
+
 namespace maskwatch {
 
 inline constexpr int kModelFormatVersion = 1;
@@ -22,6 +24,8 @@ struct ModelMeta {
   // How the classifier's input crop is cut from a frame (face detector, margin).
   nlohmann::json crop = {{"face_detector", "YuNet"}, {"margin", 0.5}};
   nlohmann::json training = nlohmann::json::object();  // recipe, data manifest, metrics
+  // When a face's answer cannot be trusted (model/face_quality.h); absent = always answer.
+  QualityGate quality_gate;
 
   nlohmann::json to_json() const;
   // Throws Error naming the file and the first missing or wrong field.

@@ -156,6 +156,17 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
       "Calibration: temperature {:.3f}; expected calibration error (10 bins) on validation {:.4f} -> "
       "{:.4f}, on test {:.4f} -> {:.4f} (`reliability.png`).\n\n",
       c.temperature, c.val_ece_before, c.val_ece_after, c.test_ece_before, c.test_ece_after);
+  if (m.quality_gate.is_object() && m.quality_gate.contains("threshold")) {
+    s += fmt::format(
+        "Quality gate (faces that cannot be judged from their frame are shown as uncertain): answer when P(right) >= "
+        "{:.4f}, fitted on the validation crops under camera conditions. On validation:\n\n"
+        "| condition | answered | balanced accuracy of those answered | of all faces |\n|---|---|---|---|\n",
+        m.quality_gate["threshold"].get<double>());
+    for (const auto& c : m.quality_gate["conditions"])
+      s += fmt::format("| {} | {} | {} | {} |\n", c["name"].get<std::string>(), pct(c["coverage"].get<double>()),
+                       pct(c["answered_balanced_accuracy"].get<double>()), pct(c["balanced_accuracy"].get<double>()));
+    s += "\n";
+  }
 
   s += "## Known limits\n\n";
   s += "- A mask counts as worn only when it covers mouth and nose. Some sources label masks under the chin or nose "

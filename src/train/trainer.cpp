@@ -8,6 +8,8 @@
 #include <cmath>
 
 #include "eval/calibration.h"
+#include "eval/condition_eval.h"
+#include "eval/gate_fit.h"
 #include "eval/plots.h"
 #include "nn/mask_net.h"
 #include "nn/onnx_export.h"
@@ -23,6 +25,7 @@
 #include "util/json_io.h"
 #include "util/paths.h"
 #include "util/progress.h"
+#include "util/seed.h"
 #include "util/sha256.h"
 #include "util/stopwatch.h"
 #include "vision/mask_classifier.h"
@@ -133,6 +136,7 @@ class Trainer {
   SplitEvaluation evaluate_items(const std::string& model, const std::vector<size_t>& items,
                                  const std::vector<int>& predicted) const;
   void export_and_test(const torch::Tensor& test_probs);
+  void fit_quality_gate();
   void evaluate_baselines();
   void save_sidecar();
   void write_plots(const torch::Tensor& test_logits);
@@ -494,6 +498,48 @@ void Trainer::export_and_test(const torch::Tensor& test_probs) {
   metrics_.test = evaluate_items("this model (ONNX, as run uses it)", data_.test, predicted);
 }
 
+// The quality gate (model/face_quality.h) on the validation crops under the conditions that
+// matter most for it (the clean crops, each kind of damage at its worst, and the dim webcam
+// its threshold is set on): 5 of the 17, to keep the recipe short. A failed fit (a run too
+// small to have wrong answers) leaves the model without a gate, with a warning.
+void Trainer::fit_quality_gate() {
+  if (!o_.quality_gate || data_.val.empty()) return;
+  static const std::vector<std::string> kConditions = {"clean", "noise", "jpeg 20", "low-res 24", "dim webcam"};
+  Stopwatch sw;
+  ConditionInputs in;
+  for (size_t i : data_.val) {
+    in.crops.push_back(data_.images[i]);
+    in.labels.push_back(data_.labels[i]);
+    in.sources.push_back(data_.ds.items[i].source);
+    in.seeds.push_back(fnv1a(data_.ds.items[i].rel));
+  }
+  MaskClassifier clf(o_.out / "model.onnx");
+  std::vector<GateSample> samples;
+  auto report = evaluate_conditions(clf, in, 16, nullptr, &samples, kConditions);
+  QualityGate gate;
+  try {
+    gate = maskwatch::fit_quality_gate(samples, report.names(), data_.ds.classes.size());
+  } catch (const Error& e) {
+    spdlog::warn("no quality gate: {}", e.what());
+    return;
+  }
+  gate.fit["data"] = "this run's validation split";
+  apply_gate(report, samples, gate);
+  meta_.quality_gate = gate;
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& c : report.results)
+    rows.push_back({{"name", c.name},
+                    {"coverage", c.answered.coverage},
+                    {"answered_balanced_accuracy", c.answered.balanced},
+                    {"balanced_accuracy", c.report.balanced_accuracy}});
+  metrics_.quality_gate = {{"threshold", gate.threshold}, {"weights", gate.weights}, {"conditions", rows},
+                           {"seconds", sw.seconds()}};
+  spdlog::info("quality gate: answer when P(right) >= {:.3f}; dim webcam on validation {:.1f}% answered, {:.2f}% of "
+               "those right (balanced), {:.0f} s",
+               gate.threshold, 100 * report.results.back().answered.coverage,
+               100 * report.results.back().answered.balanced, sw.seconds());
+}
+
 void Trainer::evaluate_baselines() {
   for (const auto& path : o_.baseline_models) {
     MaskClassifier clf(path);
@@ -601,6 +647,7 @@ TrainResult Trainer::finish() {
     metrics_.val = evaluate_items("this model (LibTorch)", data_.val, argmax_rows(to_rows(val_logits)));
   }
   export_and_test(torch::softmax(test_logits / temp, 1));
+  fit_quality_gate();
   evaluate_baselines();
   save_sidecar();
   write_plots(test_logits);

@@ -51,6 +51,7 @@ struct TrainOptions {
   int hidden = 128;
   double dropout = 0.5;
   bool calibrate = true;  // fit a temperature on the validation split
+  bool quality_gate = true;  // fit the quality gate on validation crops under camera conditions
   SplitFractions fractions;
   AugmentOptions augment;
   bool dedup = true;

@@ -81,6 +81,7 @@ nlohmann::json TrainingMetrics::to_json() const {
   for (const auto& b : baselines) base.push_back(b.to_json());
   m["baselines"] = base;
   m["calibration"] = calibration.to_json();
+  m["quality_gate"] = quality_gate;
   m["model"] = {{"onnx", onnx_path}, {"onnx_bytes", onnx_bytes}};
   return m;
 }

@@ -60,6 +60,9 @@ struct TrainingMetrics {
   int libtorch_same_label = 0;
   double libtorch_max_abs_prob_diff = 0;
   CalibrationReport calibration;
+  // The quality gate as fitted on validation (null: none): threshold, weights and per
+  // condition the share answered and their balanced accuracy.
+  nlohmann::json quality_gate;
   TrainingTiming timing;
   double peak_rss_mib = 0;
   std::string onnx_path;

@@ -26,7 +26,8 @@ nlohmann::json face_json(const TrackedFace& f, const std::vector<std::string>& c
           {"label", verdict_name(f.verdict, classes)},
           {"score", f.confidence},
           {"face_score", f.face_score},
-          {"probs", probs}};
+          {"probs", probs},
+          {"p_right", round2(f.p_right * 100) / 100}};
 }
 
 nlohmann::json frame_event(const FrameResult& r, const std::vector<std::string>& classes, double fps) {

@@ -181,13 +181,28 @@ cv::Mat MaskClassifier::forward_blob(const cv::Mat& blob) {
 std::vector<Prediction> MaskClassifier::classify(const std::vector<cv::Mat>& bgr_crops) {
   std::vector<Prediction> out;
   if (bgr_crops.empty()) return out;
-  const cv::Mat probs = forward_blob(make_blob(bgr_crops, meta_.input_size));
+  // Resized once: the gate measures the face on exactly the pixels the classifier sees, and a
+  // grainy face is smoothed first (model/face_quality.h).
+  std::vector<cv::Mat> sized;
+  std::vector<FaceQuality> quality;
+  sized.reserve(bgr_crops.size());
+  for (const auto& img : bgr_crops) {
+    if (img.empty() || img.type() != CV_8UC3) throw Error("classifier expects non-empty 8-bit BGR crops");
+    const cv::Mat s = resize_square(img, meta_.input_size);
+    quality.push_back(measure_face_quality(s));
+    sized.push_back(smoothed_if_noisy(s, quality.back()));
+  }
+  const cv::Mat probs = forward_blob(make_blob(sized, meta_.input_size));
+  const QualityGate& gate = meta_.quality_gate;
   for (int i = 0; i < probs.rows; ++i) {
     Prediction p;
     p.probs.assign(probs.ptr<float>(i), probs.ptr<float>(i) + probs.cols);
     const auto best = std::max_element(p.probs.begin(), p.probs.end());
     p.label = static_cast<int>(best - p.probs.begin());
     p.score = *best;
+    p.quality = quality[static_cast<size_t>(i)];
+    p.p_right = gate.p_right(p.quality, p.probs);
+    p.answered = gate.answers(p.p_right);
     out.push_back(std::move(p));
   }
   return out;

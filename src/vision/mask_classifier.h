@@ -26,6 +26,11 @@ struct Prediction {
   int label = -1;            // index into classes()
   float score = 0;           // probability of `label`
   std::vector<float> probs;  // per class, model order
+  // The quality gate's verdict (model/face_quality.h): the probability that `label` is right
+  // and whether it is high enough to answer. Without a gate in model.json: 1 and true.
+  double p_right = 1;
+  bool answered = true;
+  FaceQuality quality;  // of the crop at the model's input size, before any smoothing
 };
 
 // Parses serialized ONNX bytes and runs onnx::checker; throws Error naming `origin`.
@@ -53,6 +58,10 @@ class MaskClassifier {
   cv::Mat forward_blob(const cv::Mat& blob);
 
   const std::vector<std::string>& classes() const { return meta_.classes; }
+  const QualityGate& quality_gate() const { return meta_.quality_gate; }
+  // Replaces the gate (for fitting and for tests; the model file is not changed).
+  void set_quality_gate(const QualityGate& gate) { meta_.quality_gate = gate; }
+
   int input_size() const { return meta_.input_size; }
   InferenceEngine engine() const { return xnn_ ? InferenceEngine::Xnnpack : InferenceEngine::OpenCvDnn; }
 

@@ -47,8 +47,16 @@ FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_ind
   r.classified = static_cast<int>(picked.size());
   sw.reset();
   std::vector<Observation> obs;
-  for (size_t i = 0, next = 0; i < faces.size(); ++i)
-    obs.push_back({faces[i].box, faces[i].score, pick[i] ? std::move(preds[next++].probs) : std::vector<float>{}});
+  for (size_t i = 0, next = 0; i < faces.size(); ++i) {
+    Observation o{faces[i].box, faces[i].score, {}};
+    if (pick[i]) {
+      Prediction& p = preds[next++];
+      o.probs = std::move(p.probs);
+      o.answered = p.answered;
+      o.p_right = p.p_right;
+    }
+    obs.push_back(std::move(o));
+  }
   r.faces = tracker_.commit(obs, t_s, &r.changes, &r.ended);
   r.times.track_ms += sw.ms();
   return r;
@@ -66,7 +74,10 @@ std::vector<TrackedFace> Pipeline::classify_still(const cv::Mat& image) {
     f.face_score = faces[i].score;
     f.raw = f.smoothed = preds[i].probs;
     f.classified = true;
-    f.verdict = preds[i].label;
+    f.answered = preds[i].answered;
+    f.p_right = preds[i].p_right;
+    // A face the quality gate cannot judge is shown as uncertain; its probabilities stay.
+    f.verdict = preds[i].answered ? preds[i].label : kUncertain;
     f.confidence = preds[i].score;
     out.push_back(std::move(f));
   }

@@ -42,13 +42,25 @@ void Tracker::smooth(Track& t, const std::vector<float>& probs, double now, std:
   } else if (now - t.last_confident >= opts_.uncertain_after_s) {
     next = kUncertain;
   }
-  if (next != t.verdict) {
-    if (changes)
-      changes->push_back({t.id, t.verdict, next, next == kUncertain ? *best : t.smoothed[static_cast<size_t>(next)],
-                          first || !t.had_verdict});
-    t.had_verdict = true;
-    t.verdict = next;
+  set_verdict(t, next, first, changes);
+}
+
+void Tracker::abstain(Track& t, double now, std::vector<VerdictChange>* changes) {
+  if (t.verdict != kUncertain && now - t.last_confident >= opts_.uncertain_after_s)
+    set_verdict(t, kUncertain, false, changes);
+}
+
+void Tracker::set_verdict(Track& t, int next, bool first, std::vector<VerdictChange>* changes) {
+  if (next == t.verdict) return;
+  if (changes) {
+    const float confidence =
+        t.smoothed.empty() ? 0.f
+        : next == kUncertain ? *std::max_element(t.smoothed.begin(), t.smoothed.end())
+                             : t.smoothed[static_cast<size_t>(next)];
+    changes->push_back({t.id, t.verdict, next, confidence, first || !t.had_verdict});
   }
+  t.had_verdict = true;
+  t.verdict = next;
 }
 
 std::vector<TrackedFace> Tracker::update(const std::vector<Observation>& obs, double now,
@@ -108,15 +120,22 @@ std::vector<TrackedFace> Tracker::commit(const std::vector<Observation>& obs, do
     t.last_seen = now;
     TrackedFace f;
     if (!obs[o].probs.empty()) {
-      smooth(t, obs[o].probs, now, changes);
+      if (obs[o].answered)
+        smooth(t, obs[o].probs, now, changes);
+      else
+        abstain(t, now, changes);
       t.classified_box = obs[o].box;
       t.raw = obs[o].probs;
+      t.answered = obs[o].answered;
+      t.p_right = obs[o].p_right;
       f.classified = true;
     }
     f.track_id = t.id;
     f.box = obs[o].box;
     f.face_score = obs[o].face_score;
     f.raw = t.raw;
+    f.answered = t.answered;
+    f.p_right = t.p_right;
     f.smoothed = t.smoothed;
     f.verdict = t.verdict;
     if (t.verdict != kUncertain)

@@ -6,6 +6,10 @@
 //   - hysteresis: the verdict switches to a class only when its smoothed probability
 //     reaches `enter` (default 0.65), so a face hovering around 0.5 keeps its verdict...
 //   - ...unless no class is confident for `uncertain_after_s`: then it is shown as uncertain.
+//     A classification the quality gate did not answer (model/face_quality.h: this face
+//     cannot be judged from this frame) is no evidence either way: it leaves the average
+//     alone and does not count as confident, so a face too dark or grainy to judge for
+//     `uncertain_after_s` becomes uncertain instead of keeping a stale or guessed verdict.
 // With tau = 0.15 s a clean change from one class to the other flips the verdict after
 // tau * ln(1 / (1 - enter)) = 0.16 s, well inside the 0.5 s we allow.
 // A classification counts as evidence for one frame interval: when a track was not
@@ -34,6 +38,8 @@ struct Observation {
   cv::Rect2f box;
   float face_score = 0;
   std::vector<float> probs;  // classifier output for this face; empty: not classified this frame
+  bool answered = true;      // the quality gate trusts `probs` (false: no evidence, see above)
+  double p_right = 1;        // the gate's P(right) for `probs`
 };
 
 // What the classifier scheduler needs to know about the track an observation belongs to.
@@ -52,6 +58,8 @@ struct TrackedFace {
   float face_score = 0;
   std::vector<float> raw, smoothed;  // raw: the track's latest classification
   bool classified = false;           // the classifier ran on this face in this frame
+  bool answered = true;              // the gate trusted the latest classification
+  double p_right = 1;                // its P(right)
   int verdict = kUncertain;          // class index or kUncertain
   float confidence = 0;              // smoothed probability of the verdict (max smoothed if uncertain)
 };
@@ -95,7 +103,11 @@ class Tracker {
     bool had_verdict;
     cv::Rect2f classified_box;
     std::vector<float> raw;
+    bool answered = true;
+    double p_right = 1;
   };
+  void abstain(Track& t, double now, std::vector<VerdictChange>* changes);
+  void set_verdict(Track& t, int next, bool first, std::vector<VerdictChange>* changes);
   void smooth(Track& t, const std::vector<float>& probs, double now, std::vector<VerdictChange>* changes);
 
   TrackerOptions opts_;

@@ -104,6 +104,8 @@ void add_train_command(CLI::App& root) {
   cmd->add_option("--face-model", o->face_model,
                   "Face detector for the crops: a model name (see `maskwatch run --help`) or a YuNet .onnx file");
   cmd->add_flag("--no-calibrate", (*flags)["no_calibrate"], "Do not fit a temperature on the validation split");
+  cmd->add_flag("--no-quality-gate", (*flags)["no_quality_gate"],
+                "Do not fit the quality gate (every face answered; `eval --conditions --fit-gate` fits one later)");
   auto* aug = "Augmentation";
   cmd->add_option("--rotation", o->augment.rotation_deg, "Max rotation, degrees")->capture_default_str()->group(aug);
   cmd->add_option("--zoom", o->augment.zoom, "Zoom range (0.15 = ±15 %: the crop margin's jitter)")
@@ -193,6 +195,7 @@ void add_train_command(CLI::App& root) {
     for (const auto& b : *baselines) o->baseline_models.emplace_back(b);
     o->face_crops = !f["no_face_crops"];
     o->calibrate = !f["no_calibrate"];
+    o->quality_gate = !f["no_quality_gate"];
     o->augment.flip = !f["no_flip"];
     o->augment.enabled = !f["no_augment"];
     o->augment.photo.enabled = !f["no_photo"];
