@@ -2,6 +2,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "media/image_io.h"
 #include "util/net.h"
 
 #include <fcntl.h>
@@ -28,6 +29,14 @@ fs::path shared_dir() {
 }
 
 fs::path shared_path(const std::string& relative) { return shared_dir() / relative; }
+
+cv::Mat real_face_crop() {
+  const cv::Mat img = load_image_or_throw(
+      shared_path("data/real-masks/with_mask/jolignier__JPEGImages_02ce9b3ce3309179fc223d36cee7db75_1.jpg"));
+  cv::Mat out;
+  cv::resize(img, out, cv::Size(160, 160), 0, 0, cv::INTER_AREA);
+  return out;
+}
 fs::path asset(const std::string& name) { return shared_dir() / "models" / name; }
 
 TempDir::TempDir() {

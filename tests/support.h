@@ -17,6 +17,8 @@ namespace fs = std::filesystem;
 fs::path shared_dir();
 fs::path shared_path(const std::string& relative);
 fs::path asset(const std::string& name);  // shared/models/name
+// One real masked face from real-masks, resized to the classifier's 160 px (INTER_AREA).
+cv::Mat real_face_crop();
 
 // A fresh empty directory under the system temp dir, removed by the destructor.
 struct TempDir {

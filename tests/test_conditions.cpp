@@ -29,15 +29,6 @@ bool same(const cv::Mat& a, const cv::Mat& b) {
   return a.size() == b.size() && a.type() == b.type() && cv::norm(a, b, cv::NORM_INF) == 0;
 }
 
-// A real face crop at the classifier's 160 px.
-cv::Mat real_crop() {
-  const cv::Mat img = load_image_or_throw(
-      shared_path("data/real-masks/with_mask/jolignier__JPEGImages_02ce9b3ce3309179fc223d36cee7db75_1.jpg"));
-  cv::Mat out;
-  cv::resize(img, out, cv::Size(160, 160), 0, 0, cv::INTER_AREA);
-  return out;
-}
-
 // Mean squared difference between an image and its own Gaussian blur (sigma 2): the energy of
 // detail finer than a few pixels.
 double fine_energy(const cv::Mat& bgr) {
@@ -123,7 +114,7 @@ TEST(Conditions, BlurSigmaIsInPixelsAt160AndScalesWithTheCrop) {
 }
 
 TEST(Conditions, JpegChangesPixelsNotSize) {
-  const cv::Mat crop = real_crop();
+  const cv::Mat crop = real_face_crop();
   const cv::Mat q20 = render("jpeg 20", crop), q40 = render("jpeg 40", crop);
   ASSERT_EQ(q20.size(), crop.size());
   ASSERT_EQ(q20.type(), CV_8UC3);
@@ -164,7 +155,7 @@ TEST(Conditions, ColourCastsAreLinearGainsPerChannel) {
 }
 
 TEST(Conditions, DimWebcamIsTheCompositionOfItsParts) {
-  const cv::Mat crop = real_crop();
+  const cv::Mat crop = real_face_crop();
   cv::Mat linear = srgb8_to_linear(crop) * 0.25;
   add_linear_noise(linear, 0.04, 99);
   const cv::Mat parts = jpeg_round_trip(linear_to_srgb8(linear), 40);
@@ -180,7 +171,7 @@ TEST(Conditions, EveryConditionKeepsSizeAndTypeAndIsDeterministic) {
   const auto& all = camera_conditions();
   ASSERT_EQ(all.size(), 17u);
   EXPECT_EQ(all.front().name, "clean");
-  const cv::Mat crop = real_crop();
+  const cv::Mat crop = real_face_crop();
   cv::Mat odd;
   cv::resize(crop, odd, cv::Size(150, 97));  // not square, odd sizes
   for (const auto& c : all) {

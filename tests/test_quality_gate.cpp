@@ -25,13 +25,6 @@ using json = nlohmann::json;
 
 namespace {
 
-cv::Mat real_crop() {
-  const cv::Mat img = load_image_or_throw(
-      shared_path("data/real-masks/with_mask/jolignier__JPEGImages_02ce9b3ce3309179fc223d36cee7db75_1.jpg"));
-  cv::Mat out;
-  cv::resize(img, out, cv::Size(160, 160), 0, 0, cv::INTER_AREA);
-  return out;
-}
 
 // `n` real crops per class, spread over the folder (several sources).
 std::vector<std::pair<fs::path, int>> real_files(size_t n) {
@@ -65,7 +58,7 @@ TEST(FaceQuality, MeasuresLightContrastClippingAndNoiseOnTheFace) {
   EXPECT_DOUBLE_EQ(measure_face_quality(framed).clipped, 0);
 
   // A real face: clean under the noisy line, grainy renders over it, dark ones darker.
-  const cv::Mat face = real_crop();
+  const cv::Mat face = real_face_crop();
   const auto clean = measure_face_quality(face);
   EXPECT_LT(clean.noise, kNoisyFace);
   for (const std::string name : {"noise", "dim webcam"}) {
@@ -83,7 +76,7 @@ TEST(FaceQuality, MeasuresLightContrastClippingAndNoiseOnTheFace) {
 }
 
 TEST(FaceQuality, SmoothsOnlyGrainyFacesAndNeverTheCallersPixels) {
-  const cv::Mat face = real_crop();
+  const cv::Mat face = real_face_crop();
   const cv::Mat same = smoothed_if_noisy(face, measure_face_quality(face));
   EXPECT_EQ(same.data, face.data);  // clean: untouched, not even copied
   const cv::Mat grainy = find_condition("dim webcam").render(face, 3);
@@ -151,14 +144,18 @@ TEST(GateFit, AnsweredScoresAndTheRiskCoverageCurveByHand) {
   EXPECT_DOUBLE_EQ(s.coverage_of[1], 0.5);
   const auto curve = risk_coverage(p, truth, predicted, 2);
   ASSERT_EQ(curve.size(), 4u);
-  const double want_balanced[] = {1.0, 0.5, 0.75, 0.5}, want_coverage[] = {0.25, 0.5, 0.75, 1.0};
+  // A class with faces but none answered counts as recall 0: the first two points answer
+  // with_mask faces only.
+  const double want_balanced[] = {0.5, 0.25, 0.75, 0.5}, want_coverage[] = {0.25, 0.5, 0.75, 1.0};
   for (size_t k = 0; k < 4; ++k) {
     EXPECT_DOUBLE_EQ(curve[k].threshold, p[k]);
     EXPECT_DOUBLE_EQ(curve[k].coverage, want_coverage[k]);
     EXPECT_DOUBLE_EQ(curve[k].balanced, want_balanced[k]) << k;
   }
-  EXPECT_DOUBLE_EQ(threshold_for(curve, 0.99), 0.9);
+  EXPECT_GT(threshold_for(curve, 0.99), 0.999);     // none reaches it: answer nothing
   EXPECT_DOUBLE_EQ(threshold_for(curve, 0.7), 0.7);  // the largest coverage that reaches it
+  EXPECT_DOUBLE_EQ(score_answered(p, truth, predicted, 2, 0.85).balanced, 0.5);  // with_mask only
+  EXPECT_THROW(score_answered({0.5}, {2}, {0}, 2, 0), Error);
   EXPECT_DOUBLE_EQ(threshold_for(curve, 0.5), 0);    // every face reaches it
   // Ties enter together.
   EXPECT_EQ(risk_coverage({0.5, 0.5, 0.4}, {0, 1, 0}, {0, 1, 1}, 2).size(), 2u);
@@ -224,6 +221,14 @@ TEST(GateCli, FitGateWritesModelJsonAndDetectShowsUnjudgedFacesAsUncertain) {
   EXPECT_EQ(no_split.exit_code, 1);
   EXPECT_NE(no_split.err.find("--subset val"), std::string::npos) << no_split.err;
   EXPECT_FALSE(read_json(d / "m/model.json").contains("quality_gate"));
+  // Another run's split (its data manifest is not the model's): its "val" may be our training.
+  json foreign = {{"items", items}, {"manifest_sha256", std::string(64, 'a')}};
+  write_json_atomic(d / "foreign.json", foreign);
+  const auto other = run_cli({"eval", "--conditions", "--fit-gate", "--model", model, "--data", data, "--split",
+                              (d / "foreign.json").string(), "--subset", "val"});
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.err.find("another run"), std::string::npos) << other.err;
+  EXPECT_FALSE(read_json(d / "m/model.json").contains("quality_gate"));
 
   const auto fit = run_cli({"eval", "--conditions", "--fit-gate", "--model", model, "--data", data, "--split",
                             (d / "split.json").string(), "--subset", "val", "--json", (d / "fit.json").string(),
@@ -276,4 +281,10 @@ TEST(GateCli, FitGateWritesModelJsonAndDetectShowsUnjudgedFacesAsUncertain) {
   ASSERT_GE(faces.size(), 1u);
   EXPECT_EQ(faces[0]["label"], "uncertain");
   EXPECT_LT(faces[0]["p_right"].get<double>(), 0.999999);
+  EXPECT_NE(still.out.find("uncertain (cannot judge this face"), std::string::npos) << still.out;
+
+  // "quality_gate": null turns the gate off: every face answered again.
+  strict_meta["quality_gate"] = nullptr;
+  write_json_atomic(d / "m/model.json", strict_meta);
+  EXPECT_FALSE(MaskClassifier(model).quality_gate().enabled());
 }

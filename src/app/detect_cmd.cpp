@@ -69,8 +69,15 @@ void add_detect_command(CLI::App& root) {
       json jf = json::array();
       for (const auto& f : faces) jf.push_back(face_json(f, classifier.classes()));
       std::string verdicts;
+      const auto top = [](const TrackedFace& f) {
+        return static_cast<size_t>(std::max_element(f.raw.begin(), f.raw.end()) - f.raw.begin());
+      };
       for (const auto& f : faces)
-        verdicts += fmt::format(" {} {:.0f}%", verdict_name(f.verdict, classifier.classes()), f.confidence * 100);
+        verdicts += f.answered || f.raw.empty() ? fmt::format(" {} {:.0f}%", verdict_name(f.verdict, classifier.classes()),
+                                             f.confidence * 100)
+                               : fmt::format(" uncertain (cannot judge this face: {} {:.0f}%, P(right) {:.0f}%)",
+                                             classifier.classes()[top(f)],
+                                             f.confidence * 100, f.p_right * 100);
       fmt::print("{}: {} face{}{}\n", file.string(), faces.size(), faces.size() == 1 ? "" : "s", verdicts);
       results.push_back({{"image", file.string()}, {"width", img.cols}, {"height", img.rows}, {"faces", jf}});
       if (!o->out.empty()) {

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "app/cli.h"
@@ -197,6 +199,19 @@ void evaluate_folders(const EvalOpts& o) {
   }
 }
 
+// A gate fitted on another run's "validation" images may have been fitted on this model's
+// training images: the split must come from the run that made the model (same data manifest).
+void check_split_is_the_models(const EvalOpts& o) {
+  const json meta = read_json(sidecar_path(o.model), "model sidecar");
+  const json split = read_json(o.split, "split file");
+  const std::string model_manifest = meta.value("training", json::object()).value("data_manifest_sha256", "");
+  const std::string split_manifest = split.value("manifest_sha256", "");
+  if (!model_manifest.empty() && !split_manifest.empty() && model_manifest != split_manifest)
+    throw Error(fmt::format("{} comes from another run than {} (data manifest {}... against the model's {}...): its "
+                            "validation images may be this model's training images",
+                            o.split, o.model, split_manifest.substr(0, 8), model_manifest.substr(0, 8)));
+}
+
 // Writes `gate` into the model.json beside `model` (every other field as it was).
 void write_quality_gate(const std::string& model, const QualityGate& gate) {
   const auto path = sidecar_path(model);
@@ -210,6 +225,7 @@ void write_quality_gate(const std::string& model, const QualityGate& gate) {
 // (eval/conditions.h), rendered a chunk at a time.
 void evaluate_under_conditions(const EvalOpts& o) {
   MaskClassifier clf(o.model);
+  if (o.fit_gate) check_split_is_the_models(o);
   if (o.no_gate || o.fit_gate) clf.set_quality_gate({});
   const Dataset ds = evaluation_dataset(o, clf);
   ConditionInputs in;
@@ -238,9 +254,21 @@ void evaluate_under_conditions(const EvalOpts& o) {
     GateFitOptions fit;
     fit.target = o.gate_target;
     QualityGate gate = fit_quality_gate(samples, names, clf.classes().size(), fit);
-    gate.fit["data"] = o.data;
-    gate.fit["split"] = {{"file", o.split}, {"subset", o.subset}};
+    json data = json::array();
+    for (const auto& d : o.data) data.push_back(std::filesystem::absolute(d).lexically_normal().string());
+    gate.fit["data"] = data;
+    gate.fit["split"] = {{"file", std::filesystem::absolute(o.split).lexically_normal().string()}, {"subset", o.subset}};
     apply_gate(report, samples, gate);
+    const auto& at = report.results[static_cast<size_t>(
+        std::find(names.begin(), names.end(), fit.threshold_condition) - names.begin())];
+    if (at.answered.answered == 0)
+      throw Error(fmt::format("no threshold lets the answered faces under '{}' reach {:.2f} % balanced accuracy: "
+                              "a gate that answers nothing was not written (lower --gate-target)",
+                              fit.threshold_condition, 100 * fit.target));
+    for (size_t c = 0; c < at.answered.coverage_of.size(); ++c)
+      if (at.answered.coverage_of[c] < 0.5)
+        spdlog::warn("the gate answers {:.1f} % of the {} faces under '{}'", 100 * at.answered.coverage_of[c],
+                     clf.classes()[c], fit.threshold_condition);
     write_quality_gate(o.model, gate);
     fmt::print("quality gate fitted on {} crops x {} conditions: answer when P(right) >= {:.4f}; written to {}\n",
                in.crops.size(), names.size(), gate.threshold, sidecar_path(o.model).string());
@@ -438,6 +466,7 @@ void add_eval_command(CLI::App& root) {
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
     if (!o->scenes.empty()) return evaluate_scene_folder(*o);
     if (o->data.empty()) throw CLI::RequiredError("--data or --scenes");
+    if (!std::isfinite(o->gate_target)) throw Error("--gate-target must be a number between 0.5 and 0.99999");
     if (o->fit_gate && (o->split.empty() || o->subset != "val"))
       throw Error("--fit-gate fits on the validation crops: give --split <run>/split.json --subset val (fitting on "
                   "test crops would make every score on them optimistic)");

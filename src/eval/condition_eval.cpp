@@ -148,10 +148,14 @@ nlohmann::json ConditionsReport::to_json() const {
                     {"per_source", per_source},
                     {"confusion", c.report.confusion}});
     if (gated) {
-      nlohmann::json answered_recall = nlohmann::json::object();
-      for (size_t k = 0; k < classes.size(); ++k) answered_recall[classes[k]] = c.answered.recall[k];
+      nlohmann::json answered_recall = nlohmann::json::object(), coverage_of = nlohmann::json::object();
+      for (size_t k = 0; k < classes.size(); ++k) {
+        answered_recall[classes[k]] = c.answered.recall[k];
+        coverage_of[classes[k]] = c.answered.coverage_of[k];
+      }
       rows.back()["answered"] = {{"threshold", gate_threshold},
                                  {"coverage", c.answered.coverage},
+                                 {"coverage_by_class", coverage_of},
                                  {"balanced_accuracy", c.answered.balanced},
                                  {"recall", answered_recall}};
     }
@@ -215,7 +219,8 @@ void apply_gate(ConditionsReport& r, const std::vector<GateSample>& samples, con
 }
 
 cv::Mat draw_risk_coverage(const ConditionsReport& r) {
-  // Conditions drawn: clean, the worst few and dim webcam (all 17 would be unreadable).
+  // Conditions drawn: the four worst (dim webcam, the one the threshold is set on, always
+  // among them) and clean; all 17 would be unreadable.
   std::vector<size_t> order(r.results.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {

@@ -17,7 +17,7 @@ AnsweredScore score_answered(const std::vector<double>& p, const std::vector<int
   std::vector<size_t> of(classes, 0), answered(classes, 0), right(classes, 0);
   for (size_t i = 0; i < p.size(); ++i) {
     const auto t = static_cast<size_t>(truth[i]);
-    if (t >= classes) continue;
+    if (t >= classes) throw Error(fmt::format("answered score: true class {} of {} classes", truth[i], classes));
     ++s.n, ++of[t];
     if (p[i] < threshold) continue;
     ++s.answered, ++answered[t];
@@ -29,7 +29,9 @@ AnsweredScore score_answered(const std::vector<double>& p, const std::vector<int
   for (size_t c = 0; c < classes; ++c) {
     s.coverage_of.push_back(of[c] ? static_cast<double>(answered[c]) / static_cast<double>(of[c]) : 0);
     s.recall.push_back(answered[c] ? static_cast<double>(right[c]) / static_cast<double>(answered[c]) : 0);
-    if (answered[c]) sum += s.recall.back(), ++counted;
+    // A class with faces but none answered counts as recall 0: a gate that answers one class
+    // only is not "balanced".
+    if (of[c]) sum += s.recall.back(), ++counted;
   }
   s.balanced = counted ? sum / static_cast<double>(counted) : 0;
   return s;
@@ -42,22 +44,23 @@ std::vector<RiskCoveragePoint> risk_coverage(const std::vector<double>& p, const
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
   std::vector<size_t> of(classes, 0), answered(classes, 0), right(classes, 0);
   size_t n = 0;
-  for (size_t i = 0; i < p.size(); ++i)
-    if (static_cast<size_t>(truth[i]) < classes) ++of[static_cast<size_t>(truth[i])], ++n;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (static_cast<size_t>(truth[i]) >= classes)
+      throw Error(fmt::format("risk-coverage: true class {} of {} classes", truth[i], classes));
+    ++of[static_cast<size_t>(truth[i])], ++n;
+  }
   std::vector<RiskCoveragePoint> curve;
   size_t taken = 0;
   for (size_t k = 0; k < order.size(); ++k) {
     const size_t i = order[k];
     const auto t = static_cast<size_t>(truth[i]);
-    if (t < classes) {
-      ++taken, ++answered[t];
-      if (predicted[i] == truth[i]) ++right[t];
-    }
+    ++taken, ++answered[t];
+    if (predicted[i] == truth[i]) ++right[t];
     if (k + 1 < order.size() && p[order[k + 1]] == p[i]) continue;  // ties enter together
     double sum = 0;
     size_t counted = 0;
     for (size_t c = 0; c < classes; ++c)
-      if (answered[c]) sum += static_cast<double>(right[c]) / static_cast<double>(answered[c]), ++counted;
+      if (of[c]) sum += answered[c] ? static_cast<double>(right[c]) / static_cast<double>(answered[c]) : 0, ++counted;
     curve.push_back({p[i], n ? static_cast<double>(taken) / static_cast<double>(n) : 0,
                      counted ? sum / static_cast<double>(counted) : 0});
   }
@@ -81,7 +84,9 @@ QualityGate fit_quality_gate(const std::vector<GateSample>& samples, const std::
   size_t wrong = 0;
   for (const auto& s : samples) {
     if (s.inputs.size() != d) throw Error("quality gate: a sample has the wrong number of inputs");
-    class_n.at(static_cast<size_t>(s.truth)) += 1;
+    if (s.truth < 0 || static_cast<size_t>(s.truth) >= classes)
+      throw Error(fmt::format("quality gate: a sample of class {} with {} classes", s.truth, classes));
+    class_n[static_cast<size_t>(s.truth)] += 1;
     wrong += s.predicted != s.truth;
   }
   if (wrong == 0 || wrong == samples.size())
@@ -116,8 +121,8 @@ QualityGate fit_quality_gate(const std::vector<GateSample>& samples, const std::
       }
     }
     for (int a = 1; a < m; ++a) {  // the bias is not penalised
-      grad.at<double>(a) += o.l2 * total * w[static_cast<size_t>(a)];
-      hess.at<double>(a, a) += o.l2 * total;
+      grad.at<double>(a) += o.l2 * w[static_cast<size_t>(a)];
+      hess.at<double>(a, a) += o.l2;
     }
     cv::Mat step;
     if (!cv::solve(hess, grad, step, cv::DECOMP_CHOLESKY)) cv::solve(hess, grad, step, cv::DECOMP_SVD);
@@ -144,7 +149,9 @@ QualityGate fit_quality_gate(const std::vector<GateSample>& samples, const std::
     }
   if (p.empty()) throw Error(fmt::format("quality gate: no samples under '{}'", o.threshold_condition));
   g.threshold = threshold_for(risk_coverage(p, truth, predicted, classes), o.target);
-  g.fit = {{"method", "logistic regression of a right answer, classes weighted equally, ridge " + fmt::format("{}", o.l2)},
+  g.fit = {{"method", fmt::format("logistic regression of a right answer, classes weighted equally, ridge {} on the "
+                                   "standardised weights",
+                                   o.l2)},
            {"samples", samples.size()},
            {"conditions", names},
            {"threshold_condition", o.threshold_condition},

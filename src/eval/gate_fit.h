@@ -25,12 +25,14 @@ struct GateSample {
 struct AnsweredScore {
   size_t n = 0, answered = 0;
   double coverage = 0;           // answered / n
-  double balanced = 0;           // balanced accuracy of the answered faces (mean recall over classes)
+  double balanced = 0;           // balanced accuracy of the answered faces: mean over the classes
+                                 // that have faces of their answered recall (0 when none answered)
   std::vector<double> recall;    // per true class, answered faces only
   std::vector<double> coverage_of;  // per true class: share of its faces answered
 };
 
-// Scores the faces with P(right) `p` answered at `threshold` (p >= threshold).
+// Scores the faces with P(right) `p` answered at `threshold` (p >= threshold). Throws Error
+// on a true class outside [0, classes).
 AnsweredScore score_answered(const std::vector<double>& p, const std::vector<int>& truth,
                              const std::vector<int>& predicted, size_t classes, double threshold);
 
@@ -49,7 +51,8 @@ double threshold_for(const std::vector<RiskCoveragePoint>& curve, double target)
 struct GateFitOptions {
   double target = 0.99;                  // balanced accuracy of the answered faces
   std::string threshold_condition = "dim webcam";
-  double l2 = 1e-2;                      // ridge on the standardised weights
+  double l2 = 1;  // ridge on the standardised weights, as one sample's worth: it only keeps the
+                  // fit finite when an input separates the outcomes, and fades with more data
 };
 
 // Fits weights and threshold; `condition_names[s.condition]` names each sample's condition.

@@ -74,7 +74,7 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j, const std::string& origi
     m.temperature = t.get<double>();
   }
   if (j.contains("crop") && j["crop"].is_object()) m.crop = j["crop"];
-  if (j.contains("quality_gate")) m.quality_gate = QualityGate::from_json(j["quality_gate"], origin);
+  if (j.contains("quality_gate") && !j["quality_gate"].is_null()) m.quality_gate = QualityGate::from_json(j["quality_gate"], origin);
   return m;
 }
 

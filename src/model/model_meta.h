@@ -24,7 +24,8 @@ struct ModelMeta {
   // How the classifier's input crop is cut from a frame (face detector, margin).
   nlohmann::json crop = {{"face_detector", "YuNet"}, {"margin", 0.5}};
   nlohmann::json training = nlohmann::json::object();  // recipe, data manifest, metrics
-  // When a face's answer cannot be trusted (model/face_quality.h); absent = always answer.
+  // When a face's answer cannot be trusted (model/face_quality.h); absent or null = always
+  // answer (setting "quality_gate": null turns a model's gate off).
   QualityGate quality_gate;
 
   nlohmann::json to_json() const;

@@ -11,6 +11,7 @@
 #include "eval/condition_eval.h"
 #include "eval/gate_fit.h"
 #include "eval/plots.h"
+#include "model/preprocess.h"
 #include "nn/mask_net.h"
 #include "nn/onnx_export.h"
 #include "nn/tflite_import.h"
@@ -479,16 +480,27 @@ void Trainer::export_and_test(const torch::Tensor& test_probs) {
   std::vector<cv::Mat> crops;
   for (size_t i : data_.test) crops.push_back(data_.images[i]);
   const auto preds = clf.classify_batched(crops);
+  // Export parity on the very pixels LibTorch saw: classify() smooths grainy faces first
+  // (model/face_quality.h), which is the product's behaviour but not the export's.
+  cv::Mat raw_probs;
+  for (size_t i = 0; i < crops.size(); i += 16) {
+    const std::vector<cv::Mat> part(crops.begin() + static_cast<long>(i),
+                                    crops.begin() + static_cast<long>(std::min(crops.size(), i + 16)));
+    raw_probs.push_back(clf.forward_blob(make_blob(part, clf.input_size())));
+  }
   std::vector<int> predicted;
   for (size_t t = 0; t < preds.size(); ++t) {
     const size_t item = data_.test[t];
     predicted.push_back(preds[t].label);
-    for (size_t c = 0; c < preds[t].probs.size(); ++c)
+    int raw_label = 0;
+    for (int c = 0; c < raw_probs.cols; ++c) {
+      const double p = raw_probs.at<float>(static_cast<int>(t), c);
+      if (p > raw_probs.at<float>(static_cast<int>(t), raw_label)) raw_label = c;
       metrics_.libtorch_max_abs_prob_diff =
           std::max(metrics_.libtorch_max_abs_prob_diff,
-                   std::abs(static_cast<double>(preds[t].probs[c]) -
-                            test_probs[static_cast<int64_t>(t)][static_cast<int64_t>(c)].item<double>()));
-    metrics_.libtorch_same_label += preds[t].label == test_probs[static_cast<int64_t>(t)].argmax().item<int64_t>();
+                   std::abs(p - test_probs[static_cast<int64_t>(t)][static_cast<int64_t>(c)].item<double>()));
+    }
+    metrics_.libtorch_same_label += raw_label == test_probs[static_cast<int64_t>(t)].argmax().item<int64_t>();
     metrics_.test_predictions.push_back({{"image", data_.ds.items[item].rel},
                                          {"source", data_.ds.items[item].source},
                                          {"label", data_.ds.classes[static_cast<size_t>(preds[t].label)]},

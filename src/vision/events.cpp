@@ -27,7 +27,7 @@ nlohmann::json face_json(const TrackedFace& f, const std::vector<std::string>& c
           {"score", f.confidence},
           {"face_score", f.face_score},
           {"probs", probs},
-          {"p_right", round2(f.p_right * 100) / 100}};
+          {"p_right", std::round(f.p_right * 10000) / 10000}};
 }
 
 nlohmann::json frame_event(const FrameResult& r, const std::vector<std::string>& classes, double fps) {

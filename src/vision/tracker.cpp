@@ -20,10 +20,12 @@ double centre_shift(const cv::Rect2f& a, const cv::Rect2f& b) {
 }
 }  // namespace
 
-void Tracker::smooth(Track& t, const std::vector<float>& probs, double now, std::vector<VerdictChange>* changes) {
+void Tracker::smooth(Track& t, const std::vector<float>& probs, bool answered, double now,
+                     std::vector<VerdictChange>* changes) {
   const bool first = t.smoothed.size() != probs.size();
-  if (first) {
-    t.smoothed = probs;  // first observation: start from it
+  if (first || (t.restart && answered)) {
+    t.smoothed = probs;  // first observation (or first judged one after an unjudged stretch): start from it
+    t.restart = false;
   } else {
     // One classification is one frame's evidence (see the header), however long ago the last one was.
     const double since_last = now - t.last_update;
@@ -36,18 +38,14 @@ void Tracker::smooth(Track& t, const std::vector<float>& probs, double now, std:
   const auto best = std::max_element(t.smoothed.begin(), t.smoothed.end());
   const int best_class = static_cast<int>(best - t.smoothed.begin());
   int next = t.verdict;
-  if (*best >= opts_.enter) {
+  if (answered && *best >= opts_.enter) {
     next = best_class;
     t.last_confident = now;
   } else if (now - t.last_confident >= opts_.uncertain_after_s) {
     next = kUncertain;
+    if (!answered) t.restart = true;  // what the unjudged frames averaged to says nothing either
   }
   set_verdict(t, next, first, changes);
-}
-
-void Tracker::abstain(Track& t, double now, std::vector<VerdictChange>* changes) {
-  if (t.verdict != kUncertain && now - t.last_confident >= opts_.uncertain_after_s)
-    set_verdict(t, kUncertain, false, changes);
 }
 
 void Tracker::set_verdict(Track& t, int next, bool first, std::vector<VerdictChange>* changes) {
@@ -120,10 +118,7 @@ std::vector<TrackedFace> Tracker::commit(const std::vector<Observation>& obs, do
     t.last_seen = now;
     TrackedFace f;
     if (!obs[o].probs.empty()) {
-      if (obs[o].answered)
-        smooth(t, obs[o].probs, now, changes);
-      else
-        abstain(t, now, changes);
+      smooth(t, obs[o].probs, obs[o].answered, now, changes);
       t.classified_box = obs[o].box;
       t.raw = obs[o].probs;
       t.answered = obs[o].answered;

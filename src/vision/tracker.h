@@ -7,9 +7,12 @@
 //     reaches `enter` (default 0.65), so a face hovering around 0.5 keeps its verdict...
 //   - ...unless no class is confident for `uncertain_after_s`: then it is shown as uncertain.
 //     A classification the quality gate did not answer (model/face_quality.h: this face
-//     cannot be judged from this frame) is no evidence either way: it leaves the average
-//     alone and does not count as confident, so a face too dark or grainy to judge for
-//     `uncertain_after_s` becomes uncertain instead of keeping a stale or guessed verdict.
+//     cannot be judged from this frame) moves the average like any other but never counts
+//     as confident: it cannot give, change or keep a verdict. A face too dark or grainy to
+//     judge for `uncertain_after_s` becomes uncertain instead of keeping a stale or guessed
+//     verdict, and its next judged frame starts the average afresh, as for a new face (what
+//     the unjudged frames averaged to says nothing; a mask may have come off in the dark).
+//     One unjudged frame in a transition still helps the average along.
 // With tau = 0.15 s a clean change from one class to the other flips the verdict after
 // tau * ln(1 / (1 - enter)) = 0.16 s, well inside the 0.5 s we allow.
 // A classification counts as evidence for one frame interval: when a track was not
@@ -38,7 +41,7 @@ struct Observation {
   cv::Rect2f box;
   float face_score = 0;
   std::vector<float> probs;  // classifier output for this face; empty: not classified this frame
-  bool answered = true;      // the quality gate trusts `probs` (false: no evidence, see above)
+  bool answered = true;      // the quality gate trusts `probs` (false: never confident, see above)
   double p_right = 1;        // the gate's P(right) for `probs`
 };
 
@@ -105,10 +108,11 @@ class Tracker {
     std::vector<float> raw;
     bool answered = true;
     double p_right = 1;
+    bool restart = false;  // unjudged until uncertain: the next judged frame starts the average afresh
   };
-  void abstain(Track& t, double now, std::vector<VerdictChange>* changes);
   void set_verdict(Track& t, int next, bool first, std::vector<VerdictChange>* changes);
-  void smooth(Track& t, const std::vector<float>& probs, double now, std::vector<VerdictChange>* changes);
+  void smooth(Track& t, const std::vector<float>& probs, bool answered, double now,
+              std::vector<VerdictChange>* changes);
 
   TrackerOptions opts_;
   std::vector<Track> tracks_;
