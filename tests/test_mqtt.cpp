@@ -140,7 +140,7 @@ TEST(Mqtt, TopicsPayloadsRetainedStateDetectSetAndTheLastWill) {
   const auto alert = nlohmann::json::parse(sub.payloads(p + "alerts").front());
   EXPECT_EQ(alert["rule"], "bare") << alert;
   EXPECT_EQ(alert["camera"], "demo");
-  EXPECT_NE(alert["snapshot_url"], "");
+  EXPECT_NE(alert["snapshot_url"], "") << alert << srv.proc->err();  // seen empty once in CI (2026-12-03): say why
 
   // A late subscriber gets the retained state at once.
   Subscriber late(broker, p + "#");
