@@ -254,8 +254,8 @@ int merge_groups_by_key(DuplicateGroups& g, const std::vector<std::string>& keys
   return merges;
 }
 
-nlohmann::json leak_report(const DuplicateGroups& g, const std::vector<int>& labels, int num_classes,
-                           const std::vector<Split>& split, const SplitFractions& fractions, uint64_t seed,
+nlohmann::json leak_report(const DuplicateGroups& g, const std::vector<int>& labels,
+                           const std::vector<std::string>& keys, int num_classes, const std::vector<Split>& split, const SplitFractions& fractions, uint64_t seed,
                            double loose_cosine) {
   auto count = [&](const std::vector<Split>& s) {
     std::vector<char> by_detector(s.size(), 0), by_embedding(s.size(), 0);
@@ -282,7 +282,7 @@ nlohmann::json leak_report(const DuplicateGroups& g, const std::vector<int>& lab
   std::vector<int> singletons(labels.size());
   std::iota(singletons.begin(), singletons.end(), 0);
   return {{"this_split", count(split)},
-          {"plain_random_split", count(split_groups(labels, singletons, num_classes, fractions, seed))},
+          {"plain_random_split", count(split_groups(labels, singletons, keys, num_classes, fractions, seed))},
           {"note",
            "near copies by the detector (embedding + geometric check); 'similar' = any train image among "
            "the top embedding neighbours with mirror-aware cosine >= the threshold (also catches the same "

@@ -1,9 +1,10 @@
 #include "data/split.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
-#include "data/augment.h"
+#include "util/seed.h"
 #include "util/error.h"
 
 namespace maskwatch {
@@ -17,56 +18,66 @@ const char* split_name(Split s) {
   return "?";
 }
 
-std::vector<Split> split_groups(const std::vector<int>& labels, const std::vector<int>& groups, int num_classes,
-                                const SplitFractions& f, uint64_t seed) {
-  if (labels.size() != groups.size()) throw Error("split: labels and groups differ in length");
+namespace {
+
+// FNV-1a: a fixed, platform-independent hash of the key's bytes (std::hash is neither).
+uint64_t key_hash(const std::string& key) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+struct Group {
+  std::vector<size_t> items;
+  std::string key;  // smallest member key: the group's identity
+  uint64_t rank = 0;
+  int stratum = 0;
+};
+
+}  // namespace
+
+std::vector<Split> split_groups(const std::vector<int>& labels, const std::vector<int>& groups,
+                                const std::vector<std::string>& keys, int num_classes, const SplitFractions& f,
+                                uint64_t seed) {
+  if (labels.size() != groups.size() || labels.size() != keys.size())
+    throw Error("split: labels, groups and keys differ in length");
   if (f.train <= 0 || f.val < 0 || f.test < 0 || std::abs(f.train + f.val + f.test - 1.0) > 1e-6)
     throw Error("split fractions must be positive and sum to 1");
-  // Members and per-class counts of each group.
-  std::map<int, std::vector<size_t>> members;
-  for (size_t i = 0; i < groups.size(); ++i) members[groups[i]].push_back(i);
-  struct Group {
-    std::vector<size_t> items;
-    std::vector<int> per_class;
-    uint64_t order;  // seeded tie-breaker
-  };
-  std::vector<Group> gs;
-  for (auto& [id, items] : members) {
-    Group g{items, std::vector<int>(static_cast<size_t>(num_classes), 0), mix_seed(seed, static_cast<uint64_t>(id))};
-    for (size_t i : items) ++g.per_class.at(static_cast<size_t>(labels[i]));
-    gs.push_back(std::move(g));
-  }
-  std::sort(gs.begin(), gs.end(), [](const Group& a, const Group& b) {
-    return a.items.size() != b.items.size() ? a.items.size() > b.items.size() : a.order < b.order;
-  });
+  for (int l : labels)
+    if (l < 0 || l >= num_classes) throw Error("split: a label is outside 0.." + std::to_string(num_classes - 1));
 
-  std::vector<int> class_total(static_cast<size_t>(num_classes), 0);
-  for (int l : labels) ++class_total.at(static_cast<size_t>(l));
-  const double frac[3] = {f.train, f.val, f.test};
-  std::vector<std::vector<double>> have(3, std::vector<double>(static_cast<size_t>(num_classes), 0.0));
+  std::map<int, Group> by_id;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    auto& g = by_id[groups[i]];
+    if (g.items.empty() || keys[i] < g.key) g.key = keys[i];
+    g.items.push_back(i);
+  }
+  std::vector<std::vector<Group>> per_stratum(static_cast<size_t>(num_classes));
+  for (auto& [id, g] : by_id) {
+    std::vector<int> count(static_cast<size_t>(num_classes), 0);
+    for (size_t i : g.items) ++count[static_cast<size_t>(labels[i])];
+    g.stratum = static_cast<int>(std::max_element(count.begin(), count.end()) - count.begin());  // first of ties
+    g.rank = mix_seed(seed, key_hash(g.key));
+    per_stratum[static_cast<size_t>(g.stratum)].push_back(std::move(g));
+  }
+
   std::vector<Split> out(labels.size(), Split::Train);
-  for (const auto& g : gs) {
-    int best = 0;
-    double best_score = -1e300;
-    for (int s = 0; s < 3; ++s) {
-      if (frac[s] <= 0) continue;
-      // How far below its target this split is for the group's classes (relative deficit),
-      // weighted by how many of the group's items have that class.
-      double score = 0;
-      for (int c = 0; c < num_classes; ++c) {
-        const size_t ci = static_cast<size_t>(c);
-        if (!g.per_class[ci]) continue;
-        const double target = frac[s] * class_total[ci];
-        score += g.per_class[ci] * (target - have[static_cast<size_t>(s)][ci]) / std::max(1.0, target);
-      }
-      if (score > best_score) {
-        best_score = score;
-        best = s;
-      }
+  for (auto& gs : per_stratum) {
+    std::sort(gs.begin(), gs.end(),
+              [](const Group& a, const Group& b) { return a.rank != b.rank ? a.rank < b.rank : a.key < b.key; });
+    double total = 0;
+    for (const auto& g : gs) total += static_cast<double>(g.items.size());
+    double before = 0;
+    for (const auto& g : gs) {
+      // Where the group's middle image falls along the stratum decides its split.
+      const double mid = (before + 0.5 * static_cast<double>(g.items.size())) / total;
+      before += static_cast<double>(g.items.size());
+      const Split s = mid < f.train ? Split::Train : mid < f.train + f.val ? Split::Val : Split::Test;
+      for (size_t i : g.items) out[i] = s;
     }
-    for (int c = 0; c < num_classes; ++c)
-      have[static_cast<size_t>(best)][static_cast<size_t>(c)] += g.per_class[static_cast<size_t>(c)];
-    for (size_t i : g.items) out[i] = static_cast<Split>(best);
   }
   return out;
 }

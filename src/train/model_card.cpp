@@ -69,7 +69,7 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
   s += fmt::format(
       "MobileNetV2 1.0 (ImageNet weights imported from `{}`) + head GAP -> Dense {} ReLU -> Dropout {} -> Dense {}, "
       "input {}x{} RGB scaled to [-1, 1]: a square crop of {}x the YuNet face box, as `maskwatch run` cuts it. "
-      "Classes in output order: {}. Exported to ONNX (opset 10, BatchNorm folded) for OpenCV DNN; `model.json` beside "
+      "Classes in output order: {}. Exported to ONNX (opset 10, BatchNorm folded) for XNNPACK (OpenCV DNN as the fallback engine); `model.json` beside "
       "it says how to feed it. Probabilities are calibrated (temperature {:.3f}, fitted on the validation split, "
       "folded into the last layer).\n\n",
       recipe["backbone"].get<std::string>(), recipe["head"]["hidden"].get<int>(),

@@ -144,12 +144,14 @@ PreparedData prepare_data(const TrainOptions& o, const FrozenBackbone& frozen, T
     }
     // Crops of one photo stay together whether or not near-duplicates are searched.
     const int photo_merges = merge_groups_by_key(found, photo_keys(p.ds));
-    p.assignment.split = split_groups(stratum, found.group, num_strata, o.fractions, o.seed);
+    std::vector<std::string> keys;
+    for (const auto& item : p.ds.items) keys.push_back(item.rel);
+    p.assignment.split = split_groups(stratum, found.group, keys, num_strata, o.fractions, o.seed);
     p.assignment.group = found.group;
     if (o.dedup) {
       dedup = found.summary();
       dedup["enabled"] = true;
-      dedup["leak"] = leak_report(found, stratum, num_strata, p.assignment.split, o.fractions, o.seed);
+      dedup["leak"] = leak_report(found, stratum, keys, num_strata, p.assignment.split, o.fractions, o.seed);
       spdlog::info(
           "near-duplicates: {} groups for {} images ({} groups with copies or crops of one photo); test "
           "images with a near copy in train: {} (a plain random split: {})",
