@@ -1,7 +1,12 @@
 // Short real trainings (48 images per class at 96-128 px, a couple of epochs per phase).
 #include <gtest/gtest.h>
 
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "model/face_quality.h"
 #include "support.h"
+#include "train/batch_loader.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -215,3 +220,45 @@ TEST(Train, TheDefaultRecipeFoldsMasksUnderTheNoseIntoWithoutMask) {
 }
 
 }  // namespace maskwatch::test
+
+// Training sees what inference feeds the network: a grainy crop reaches the backbone smoothed
+// exactly as MaskClassifier::classify smooths it, a clean one untouched.
+TEST(BatchLoader, SmoothsGrainyCropsAsTheClassifierDoes) {
+  const int size = 96;
+  cv::Mat clean(size, size, CV_8UC3, cv::Scalar(90, 120, 160));
+  cv::rectangle(clean, {30, 30}, {66, 66}, cv::Scalar(40, 60, 200), cv::FILLED);  // some structure
+  cv::Mat grainy = clean.clone();
+  cv::Mat noise(size, size, CV_16SC3);
+  cv::theRNG().state = 7;
+  cv::randn(noise, 0, 10);  // ~4 % of full scale: well over kNoisyFace
+  grainy.convertTo(grainy, CV_16SC3);
+  grainy += noise;
+  grainy.convertTo(grainy, CV_8UC3);
+  ASSERT_LT(measure_face_quality(clean).noise, kNoisyFace);
+  ASSERT_GE(measure_face_quality(grainy).noise, kNoisyFace);
+
+  const std::vector<cv::Mat> images = {clean, grainy};
+  AugmentOptions plain;
+  plain.enabled = false;  // the crops as they are: only the smoothing differs
+  auto batch_of = [&](bool smooth) {
+    BatchLoader loader(images, {{0, 1}}, plain, 1, size, smooth);
+    Batch b;
+    EXPECT_TRUE(loader.next(b));
+    return b.images;
+  };
+  const auto raw = batch_of(false), smoothed = batch_of(true);
+  EXPECT_TRUE(torch::equal(raw[0], smoothed[0]));  // clean: untouched
+  EXPECT_FALSE(torch::equal(raw[1], smoothed[1]));
+  // The smoothed grainy crop is what smoothed_if_noisy makes of it.
+  const cv::Mat expected = smoothed_if_noisy(grainy, measure_face_quality(grainy));
+  const std::vector<cv::Mat> expected_images = {expected};  // the loader keeps a reference
+  BatchLoader direct(expected_images, {{0}}, plain, 1, size, false);
+  Batch e;
+  ASSERT_TRUE(direct.next(e));
+  EXPECT_TRUE(torch::allclose(smoothed[1], e.images[0]));
+  // And it is smoother: less pixel-to-pixel variation than the raw grainy crop.
+  auto roughness = [](const torch::Tensor& t) {
+    return (t.slice(2, 1) - t.slice(2, 0, -1)).abs().mean().item<double>();
+  };
+  EXPECT_LT(roughness(smoothed[1]), 0.7 * roughness(raw[1]));
+}

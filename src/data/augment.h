@@ -28,8 +28,9 @@ struct PhotoOptions {
   double jpeg_p = 0.25;      // JPEG re-encode at quality U[15, 60]
   // A dim room: U[-2.5, -0.5] EV in linear light, then sensor noise sigma U[0.01, 0.05] of
   // full scale in linear light (the `eval --conditions` dim webcam is -2 EV, 0.04, JPEG 40).
-  // Off by default: at 0.15 it turned the dim-webcam errors towards calling bare faces masked
-  // (README "Robustness under camera conditions").
+  // Off by default: at 0.15 it turned the dim-webcam errors towards calling bare faces masked,
+  // and with the smoothing of training crops and chin masks 8x it did so again on a second
+  // split (README "Robustness under camera conditions").
   double dim_p = 0;
   bool enabled = true;
 };

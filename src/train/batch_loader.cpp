@@ -1,5 +1,6 @@
 #include "train/batch_loader.h"
 
+#include "model/face_quality.h"
 #include "nn/blob_tensor.h"
 
 namespace maskwatch {
@@ -21,16 +22,24 @@ std::vector<size_t> seeded_shuffle(std::vector<size_t> items, uint64_t seed) {
 }
 
 BatchLoader::BatchLoader(const std::vector<cv::Mat>& images, std::vector<std::vector<size_t>> batches,
-                         const AugmentOptions& augment, uint64_t epoch_seed, int size)
-    : images_(images), batches_(std::move(batches)), augment_(augment), seed_(epoch_seed), size_(size) {}
+                         const AugmentOptions& augment, uint64_t epoch_seed, int size, bool smooth_noisy)
+    : images_(images),
+      batches_(std::move(batches)),
+      augment_(augment),
+      seed_(epoch_seed),
+      size_(size),
+      smooth_noisy_(smooth_noisy) {}
 
 bool BatchLoader::next(Batch& out) {
   if (delivered_ == batches_.size()) return false;
   out.items = batches_[delivered_++];
   std::vector<cv::Mat> augmented;
   augmented.reserve(out.items.size());
-  for (size_t item : out.items)
-    augmented.push_back(augment_training_image(images_[item], augment_, mix_seed(seed_, item), size_));
+  for (size_t item : out.items) {
+    cv::Mat crop = augment_training_image(images_[item], augment_, mix_seed(seed_, item), size_);
+    if (smooth_noisy_) crop = smoothed_if_noisy(crop, measure_face_quality(crop));
+    augmented.push_back(std::move(crop));
+  }
   out.images = images_to_tensor(augmented, size_);
   return true;
 }

@@ -23,8 +23,10 @@ struct Batch {
 class BatchLoader {
  public:
   // images: the decoded cache (S x S BGR); batches: dataset indices per batch, in order.
+  // smooth_noisy: grainy crops are smoothed after augmentation as the classifier smooths
+  // grainy faces at run time (model/face_quality.h).
   BatchLoader(const std::vector<cv::Mat>& images, std::vector<std::vector<size_t>> batches,
-              const AugmentOptions& augment, uint64_t epoch_seed, int size);
+              const AugmentOptions& augment, uint64_t epoch_seed, int size, bool smooth_noisy = false);
 
   // Next batch in order; false when all were delivered.
   bool next(Batch& out);
@@ -35,6 +37,7 @@ class BatchLoader {
   AugmentOptions augment_;
   uint64_t seed_;
   int size_;
+  bool smooth_noisy_;
   size_t delivered_ = 0;
 };
 

@@ -168,7 +168,7 @@ Trainer::View& Trainer::view(int v) {
 
   // In dataset order: with the backbone frozen, an image's features do not depend on its batch.
   BatchLoader loader(data_.images, make_batches(data_.train, o_.batch), o_.augment,
-                     mix_seed(o_.seed, 1, static_cast<uint64_t>(v)), o_.input_size);
+                     mix_seed(o_.seed, 1, static_cast<uint64_t>(v)), o_.input_size, o_.smooth_noisy);
   ProgressBar bar(fmt::format("augmented view {}/{}", v + 1, o_.views), data_.train.size(), "img");
   int64_t row = 0;
   for (Batch b; loader.next(b);) {
@@ -717,6 +717,7 @@ nlohmann::json TrainOptions::recipe() const {
               {"noise_p", p.noise_p},
               {"jpeg_p", p.jpeg_p},
               {"dim_p", p.dim_p}}}}},
+          {"smooth_noisy", smooth_noisy},
           {"dedup", dedup},
           {"limit_per_class", limit_per_class}};
 }

@@ -54,6 +54,10 @@ struct TrainOptions {
   bool quality_gate = true;  // fit the quality gate on validation crops under camera conditions
   SplitFractions fractions;
   AugmentOptions augment;
+  // Grainy augmented crops smoothed as MaskClassifier::classify smooths grainy faces
+  // (model/face_quality.h), so training sees what inference feeds the network. Off by
+  // default: it measured no better on its own (README "Honest uncertainty").
+  bool smooth_noisy = false;
   bool dedup = true;
   DuplicateOptions dedup_options;
   int limit_per_class = 0;  // use at most N images per class (0 = all)

@@ -159,6 +159,10 @@ void add_train_command(CLI::App& root) {
       ->capture_default_str()
       ->group(aug)
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--smooth-noisy,!--no-smooth-noisy", o->smooth_noisy,
+                "Smooth grainy augmented crops as the classifier smooths grainy faces at run time (default off: "
+                "README \"Honest uncertainty\")")
+      ->group(aug);
   cmd->add_flag("--no-dedup", (*flags)["no_dedup"],
                 "Do not group near-duplicates before splitting (the test split will leak)");
   cmd->add_option("--limit-per-class", o->limit_per_class, "Use at most N images per class (quick experiments)");
