@@ -255,7 +255,8 @@ int merge_groups_by_key(DuplicateGroups& g, const std::vector<std::string>& keys
 }
 
 nlohmann::json leak_report(const DuplicateGroups& g, const std::vector<int>& labels,
-                           const std::vector<std::string>& keys, int num_classes, const std::vector<Split>& split, const SplitFractions& fractions, uint64_t seed,
+                           const std::vector<std::string>& keys, int num_classes, const std::vector<Split>& split,
+                           const SplitFractions& fractions, uint64_t seed,
                            double loose_cosine) {
   auto count = [&](const std::vector<Split>& s) {
     std::vector<char> by_detector(s.size(), 0), by_embedding(s.size(), 0);

@@ -59,7 +59,8 @@ struct DuplicateGroups {
 // loose_cosine). Also the same counts for a plain random stratified split with the same
 // seed, to show what grouping avoided.
 nlohmann::json leak_report(const DuplicateGroups& groups, const std::vector<int>& labels,
-                           const std::vector<std::string>& keys, int num_classes, const std::vector<Split>& split, const SplitFractions& fractions, uint64_t seed,
+                           const std::vector<std::string>& keys, int num_classes, const std::vector<Split>& split,
+                           const SplitFractions& fractions, uint64_t seed,
                            double loose_cosine = 0.9);
 
 // images: same-size BGR images; embeddings / mirrored_embeddings: [N x D] CV_32F rows
