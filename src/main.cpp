@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   // Listed in --help; the hand-over above runs them in maskwatch-train.
   app.add_subcommand("train", "Train the mask classifier (transfer learning from ImageNet MobileNetV2)")
       ->allow_extras();
+  app.add_subcommand("train-faces", "Fine-tune the face detector on annotated scenes (Pascal VOC)")->allow_extras();
   app.add_subcommand("audit", "Find likely label errors in training data (out-of-fold predictions)")->allow_extras();
   app.add_subcommand("imagenet", "Check the backbone import on ImageNet images")->allow_extras();
   app.add_subcommand("bench", "Measure speed and print the tables quoted in README.md")->allow_extras();

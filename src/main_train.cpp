@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"maskwatch: training, backbone check and benchmarks (the LibTorch half of maskwatch)"};
   app.name("maskwatch");
   maskwatch::app::add_train_command(app);
+  maskwatch::app::add_face_tune_command(app);
   maskwatch::app::add_audit_command(app);
   maskwatch::app::add_imagenet_command(app);
   maskwatch::app::add_bench_command(app);

@@ -107,7 +107,7 @@ TEST(FaceDetector, NamesResolveToTheAssetsAndKindsAreToldByOutputs) {
   FaceDetectorOptions o;
   o.model = "yunet-2022";
   EXPECT_EQ(FaceDetector(o).kind(), FaceModelKind::Yunet2022);
-  for (const char* name : {"yunet-n", "yunet-s"}) {
+  for (const char* name : {"yunet-n", "yunet-s", "yunet-n-scenes"}) {
     o.model = name;
     EXPECT_EQ(FaceDetector(o).kind(), FaceModelKind::Yunet2023) << name;
   }
@@ -298,4 +298,29 @@ TEST(Privacy, FacesAtTheBorderAndFramesWithoutDetection) {
   EXPECT_EQ(lo, 128);
   EXPECT_EQ(hi, 128);
   EXPECT_EQ(cv::norm(hidden.colRange(71, 300), edge.colRange(71, 300), cv::NORM_INF), 0);
+}
+
+TEST(BoxCorrection, UndoesItselfAndTravelsAsText) {
+  // The stock 2023 n correction at the product's scale: unapply(apply(b)) is b within a
+  // hundredth of a pixel for small and large faces; the text form round-trips; text that is
+  // not 8 numbers within +-1 is refused.
+  BoxCorrection c;
+  c.dx[0] = 0.0021f, c.dx[1] = -0.0021f, c.dy[0] = 0.0626f, c.dy[1] = -0.0041f;
+  c.lw[0] = -0.0014f, c.lw[1] = -0.0399f, c.lh[0] = -0.0652f, c.lh[1] = -0.0255f;
+  for (const cv::Rect2f b : {cv::Rect2f(10, 20, 12, 14), cv::Rect2f(100, 50, 240, 300)}) {
+    const cv::Rect2f moved = c.apply(b, 0.4), back = c.unapply(moved, 0.4);
+    EXPECT_GT(std::abs(moved.y - b.y), 0.3f);
+    EXPECT_NEAR(back.x, b.x, 0.01);
+    EXPECT_NEAR(back.y, b.y, 0.01);
+    EXPECT_NEAR(back.width, b.width, 0.01);
+    EXPECT_NEAR(back.height, b.height, 0.01);
+  }
+  const auto again = BoxCorrection::from_text(c.to_text());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->to_text(), c.to_text());
+  EXPECT_FLOAT_EQ(again->lh[1], -0.0255f);
+  EXPECT_FALSE(BoxCorrection::from_text("0 0 0 0 0 0 0").has_value());
+  EXPECT_FALSE(BoxCorrection::from_text("0 0 0 0 0 0 0 0 0").has_value());
+  EXPECT_FALSE(BoxCorrection::from_text("0 0 0 0 0 0 0 5").has_value());
+  EXPECT_FALSE(BoxCorrection::from_text("0 0 0 0 0 0 0 nan").has_value());
 }

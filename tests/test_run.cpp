@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <sys/wait.h>
 
 #include "support.h"
 #include "util/json_io.h"
@@ -161,12 +162,23 @@ TEST(Run, MaxFramesAndImageFolderSources) {
 }
 
 TEST(Detect, FallsBackToHaarWithAWarningWhenYunetIsMissing) {
+  // The binary as installed (bin/ beside share/maskwatch/models) whose models folder holds the
+  // mask model but not the default face detector (yunet_n_scenes.onnx), and no assets.
   TempDir dir;
-  fs::create_directories(dir / "assets");  // an asset directory without the YuNet file
+  fs::create_directories(dir / "bin");
+  fs::create_directories(dir / "share/maskwatch/models");
+  fs::create_directories(dir / "assets");
+  fs::copy_file(MASKWATCH_TEST_BINARY, dir / "bin/maskwatch");
+  for (const char* f : {"model.onnx", "model.json"})
+    fs::create_symlink(default_model_path().parent_path() / f, dir / "share/maskwatch/models" / f);
   const auto image = shared_path("data/seed-masks/without_mask/0.jpg").string();
-  setenv("MASKWATCH_ASSETS", (dir / "assets").string().c_str(), 1);
-  const auto r = run_cli({"detect", image, "--json", (dir / "faces.json").string()});
-  unsetenv("MASKWATCH_ASSETS");
+  const std::string cmd = "MASKWATCH_ASSETS=" + (dir / "assets").string() + " " + (dir / "bin/maskwatch").string() +
+                          " detect " + image + " --json " + (dir / "faces.json").string() + " 2> " +
+                          (dir / "err").string();
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = read_bytes(dir / "err");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("Haar"), std::string::npos) << r.err;
   const auto j = read_json(dir / "faces.json");

@@ -39,7 +39,7 @@ TEST(ServeConfig, DetectorDefaultsAreTheFaceDetectorsOwn) {
   EXPECT_EQ(DetectorSettings{}.detect_width, FaceDetectorOptions{}.detect_width);
   EXPECT_FLOAT_EQ(DetectorSettings{}.score_threshold, FaceDetectorOptions{}.score_threshold);
   EXPECT_EQ(FaceDetectorOptions{}.detect_width, 384);
-  EXPECT_STREQ(default_face_model_name(), "yunet-n");
+  EXPECT_STREQ(default_face_model_name(), "yunet-n-scenes");
 }
 
 TEST(ServeConfig, InferenceWorkersAreCountedOnceAndInRange) {

@@ -24,7 +24,7 @@
 namespace maskwatch::app {
 
 const std::vector<std::string>& training_command_names() {
-  static const std::vector<std::string> names = {"train", "audit", "imagenet", "bench"};
+  static const std::vector<std::string> names = {"train", "train-faces", "audit", "imagenet", "bench"};
   return names;
 }
 

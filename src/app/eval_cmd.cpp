@@ -293,28 +293,6 @@ void evaluate_under_conditions(const EvalOpts& o) {
   }
 }
 
-// Scene images whose every face crop in `split` is in its test subset (the classifier never
-// trained on a crop of them). Crops are named <source>__JPEGImages_<scene stem>_<k>.jpg.
-std::set<std::string> unseen_scenes(const std::string& split) {
-  const auto j = read_json(split, "split file");
-  const auto scene_of = [](const std::string& rel) -> std::string {
-    const auto name = rel.substr(rel.rfind('/') + 1);
-    const auto at = name.find("__JPEGImages_");
-    const auto last = name.rfind('_');
-    if (at == std::string::npos || last == std::string::npos || last <= at + 13) return {};
-    return name.substr(at + 13, last - at - 13) + ".jpg";
-  };
-  std::set<std::string> test, seen;
-  for (const auto which : {Split::Train, Split::Val})
-    for (const auto& m : split_members(j, which, split))
-      if (auto s = scene_of(m); !s.empty()) seen.insert(s);
-  for (const auto& m : split_members(j, Split::Test, split))
-    if (auto s = scene_of(m); !s.empty() && !seen.count(s)) test.insert(s);
-  if (test.empty())
-    throw Error(fmt::format("{}: no scene crops (...__JPEGImages_<scene>_<k>.jpg) in its test subset", split));
-  return test;
-}
-
 void print_scene_block(const std::string& title, const json& r) {
   fmt::print("{} ({} scenes)\n", title, r["images"].get<int>());
   fmt::print("  mAP@0.5 {:.4f}   one label per face, every false face counts (headline)\n", r["map"].get<double>());

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "util/error.h"
+#include "util/json_io.h"
 
 namespace maskwatch {
 
@@ -90,6 +91,26 @@ std::vector<std::string> split_members(const nlohmann::json& j, Split which, con
     throw Error(fmt::format("{}: malformed split file ({})", origin, e.what()));
   }
   return out;
+}
+
+std::set<std::string> unseen_scenes(const std::string& split) {
+  const auto j = read_json(split, "split file");
+  const auto scene_of = [](const std::string& rel) -> std::string {
+    const auto name = rel.substr(rel.rfind('/') + 1);
+    const auto at = name.find("__JPEGImages_");
+    const auto last = name.rfind('_');
+    if (at == std::string::npos || last == std::string::npos || last <= at + 13) return {};
+    return name.substr(at + 13, last - at - 13) + ".jpg";
+  };
+  std::set<std::string> test, seen;
+  for (const auto which : {Split::Train, Split::Val})
+    for (const auto& m : split_members(j, which, split))
+      if (auto s = scene_of(m); !s.empty()) seen.insert(s);
+  for (const auto& m : split_members(j, Split::Test, split))
+    if (auto s = scene_of(m); !s.empty() && !seen.count(s)) test.insert(s);
+  if (test.empty())
+    throw Error(fmt::format("{}: no scene crops (...__JPEGImages_<scene>_<k>.jpg) in its test subset", split));
+  return test;
 }
 
 }  // namespace maskwatch

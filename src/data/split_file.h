@@ -3,6 +3,8 @@
 #pragma once
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "data/dataset.h"
@@ -26,5 +28,11 @@ nlohmann::json split_counts_by_source(const Dataset& ds, const std::vector<Split
 
 // Rel names of the items in one split, read from a split.json (for `eval --split`).
 std::vector<std::string> split_members(const nlohmann::json& j, Split which, const std::string& origin);
+
+// Scene images (file names) whose every face crop in the split file at `split` is in its test
+// subset: the classifier never trained on a crop of them (`eval --scenes --split`), and the
+// face detector is not fine-tuned on them (`train-faces --split`). Crops are named
+// <source>__JPEGImages_<scene stem>_<k>.jpg. Throws Error when the test subset has none.
+std::set<std::string> unseen_scenes(const std::string& split);
 
 }  // namespace maskwatch

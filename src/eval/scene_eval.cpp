@@ -147,16 +147,6 @@ BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const
 
 namespace {
 
-std::filesystem::path image_for(const std::filesystem::path& dir, const VocAnnotation& a) {
-  const auto images = dir / "images";
-  if (!a.filename.empty() && std::filesystem::exists(images / a.filename)) return images / a.filename;
-  for (const char* ext : {".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG"}) {
-    const auto p = images / (a.xml.stem().string() + ext);
-    if (std::filesystem::exists(p)) return p;
-  }
-  return {};
-}
-
 // Model class probabilities -> evaluated class probabilities: a model class that is not
 // evaluated and does not mean "mask" adds to without_mask (a mask worn under the nose is
 // not a mask worn), if that is evaluated.
@@ -314,16 +304,7 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
   const auto without = std::find(classes.begin(), classes.end(), "without_mask");
   const int fold_into = without == classes.end() ? -1 : static_cast<int>(without - classes.begin());
 
-  const auto ann_dir = dir / "annotations";
-  std::error_code ec;
-  if (!std::filesystem::is_directory(ann_dir, ec))
-    throw Error(
-        fmt::format("{}: no annotations/ folder (expected Pascal VOC: images/ and annotations/*.xml)", dir.string()));
-  std::vector<std::filesystem::path> xmls;
-  for (const auto& e : std::filesystem::directory_iterator(ann_dir, ec))
-    if (e.path().extension() == ".xml") xmls.push_back(e.path());
-  std::sort(xmls.begin(), xmls.end());
-  if (xmls.empty()) throw Error(fmt::format("{}: no .xml annotation files", ann_dir.string()));
+  const auto xmls = voc_annotation_files(dir);
 
   std::vector<GroundTruthBox> truth;
   std::vector<SceneFace> faces;
@@ -335,7 +316,7 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
   for (const auto& xml : xmls) {
     bar.advance(1);
     const auto a = parse_voc(xml);
-    const auto path = image_for(dir, a);
+    const auto path = voc_image_path(dir, a);
     if (path.empty()) {
       spdlog::warn("{}: image '{}' not found in {}", xml.string(), a.filename, (dir / "images").string());
       ++missing_images;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <pugixml.hpp>
 
 #include "util/error.h"
@@ -64,6 +65,30 @@ VocAnnotation parse_voc(const std::filesystem::path& xml_path) {
     a.objects.push_back(o);
   }
   return a;
+}
+
+std::vector<std::filesystem::path> voc_annotation_files(const std::filesystem::path& dir) {
+  const auto ann_dir = dir / "annotations";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(ann_dir, ec))
+    throw Error(
+        fmt::format("{}: no annotations/ folder (expected Pascal VOC: images/ and annotations/*.xml)", dir.string()));
+  std::vector<std::filesystem::path> xmls;
+  for (const auto& e : std::filesystem::directory_iterator(ann_dir, ec))
+    if (e.path().extension() == ".xml") xmls.push_back(e.path());
+  std::sort(xmls.begin(), xmls.end());
+  if (xmls.empty()) throw Error(fmt::format("{}: no .xml annotation files", ann_dir.string()));
+  return xmls;
+}
+
+std::filesystem::path voc_image_path(const std::filesystem::path& dir, const VocAnnotation& a) {
+  const auto images = dir / "images";
+  if (!a.filename.empty() && std::filesystem::exists(images / a.filename)) return images / a.filename;
+  for (const char* ext : {".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG"}) {
+    const auto p = images / (a.xml.stem().string() + ext);
+    if (std::filesystem::exists(p)) return p;
+  }
+  return {};
 }
 
 }  // namespace maskwatch

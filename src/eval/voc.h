@@ -27,4 +27,12 @@ struct VocAnnotation {
 // (beyond a 1-pixel tolerance for VOC's 1-based coordinates).
 VocAnnotation parse_voc(const std::filesystem::path& xml_path);
 
+// DIR/annotations/*.xml in sorted order (the order scene ids and the odd/even halves follow).
+// Throws Error when there is no annotations/ folder or no .xml in it.
+std::vector<std::filesystem::path> voc_annotation_files(const std::filesystem::path& dir);
+
+// The image an annotation describes: DIR/images/<filename>, else DIR/images/<xml stem>.<image
+// extension>; empty when neither exists.
+std::filesystem::path voc_image_path(const std::filesystem::path& dir, const VocAnnotation& a);
+
 }  // namespace maskwatch

@@ -48,10 +48,14 @@ std::filesystem::path executable_dir() {
 
 std::filesystem::path sibling_executable(const std::string& name) { return executable_dir() / name; }
 
+std::filesystem::path shipped_models_dir() {
+  if (const auto installed = installed_data_dir(); !installed.empty()) return installed / "models";
+  return std::filesystem::path(MASKWATCH_SOURCE_DIR) / "models";
+}
+
 std::filesystem::path default_model_path() {
   if (const char* env = std::getenv("MASKWATCH_MODEL"); env && *env) return env;
-  if (const auto installed = installed_data_dir(); !installed.empty()) return installed / "models" / "model.onnx";
-  return std::filesystem::path(MASKWATCH_SOURCE_DIR) / "models" / "model.onnx";
+  return shipped_models_dir() / "model.onnx";
 }
 
 }  // namespace maskwatch

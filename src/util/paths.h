@@ -22,6 +22,9 @@ std::filesystem::path default_incorrect_data_path();
 std::filesystem::path default_exclude_path();
 // The shipped mask model (models/model.onnx), or MASKWATCH_MODEL when set.
 std::filesystem::path default_model_path();
+// The folder of the models this project trains and ships (models/ in the source tree, or the
+// installed share/maskwatch/models), whatever MASKWATCH_MODEL says.
+std::filesystem::path shipped_models_dir();
 
 // EXE_DIR/../share/maskwatch when the running executable was installed with one ("" if not).
 std::filesystem::path installed_data_dir();

@@ -39,8 +39,27 @@ struct BoxCorrection {
   float dx[2] = {0, 0}, dy[2] = {0, 0}, lw[2] = {0, 0}, lh[2] = {0, 0};
   // `input_scale`: detector input pixels per frame pixel.
   cv::Rect2f apply(const cv::Rect2f& box, double input_scale) const;
+  // The detector's box that `apply` maps to `corrected` (a few fixed-point steps; the map is
+  // close to the identity): used to turn labelled boxes into the detector's convention.
+  cv::Rect2f unapply(const cv::Rect2f& corrected, double input_scale) const;
   bool identity() const;
+  // "dx0 dx1 dy0 dy1 lw0 lw1 lh0 lh1", as written into a fine-tuned model's ONNX metadata.
+  std::string to_text() const;
+  static std::optional<BoxCorrection> from_text(const std::string& text);
 };
+
+// The ONNX metadata keys under which `train-faces` records the correction its model's boxes
+// need, and the exponent that puts its scores on the product's scale (score^e; see
+// train/face_tuner.h).
+inline constexpr const char* kBoxCorrectionMetadataKey = "maskwatch.box_correction";
+inline constexpr const char* kScoreExponentMetadataKey = "maskwatch.score_exponent";
+
+// A face model's score exponent from its ONNX metadata (1 when it has none).
+float score_exponent_of(const std::vector<uint8_t>& onnx_bytes);
+
+// The correction a face model's boxes need: by the file's sha256 for the published models,
+// else from its ONNX metadata (a model fine-tuned by `train-faces`); identity otherwise.
+BoxCorrection box_correction_of(const std::vector<uint8_t>& onnx_bytes);
 
 struct FaceDetectorOptions {
   // YuNet .onnx, or a model name (face_model_names()); empty = the default model.
@@ -67,6 +86,7 @@ struct FaceModelName {
   const char* name;
   const char* file;
   const char* what;
+  bool shipped = false;  // trained by this project, in shipped_models_dir() (else an input asset)
 };
 const std::vector<FaceModelName>& face_model_names();
 // The default face model's name.

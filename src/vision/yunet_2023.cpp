@@ -43,7 +43,7 @@ const std::vector<std::string>& yunet_2023_output_names() {
 }
 
 std::vector<FaceCandidate> decode_yunet_2023(const std::vector<cv::Mat>& outs, cv::Size input, float threshold,
-                                             const std::string& model) {
+                                             const std::string& model, float score_exponent) {
   const auto& names = yunet_2023_output_names();
   if (outs.size() != names.size())
     throw Error(fmt::format("face model {}: {} outputs, expected {}", model, outs.size(), names.size()));
@@ -58,7 +58,8 @@ std::vector<FaceCandidate> decode_yunet_2023(const std::vector<cv::Mat>& outs, c
     const float* box = checked(outs[6 + k], names[6 + k], cells, 4, model);
     const float* kps = checked(outs[9 + k], names[9 + k], cells, 10, model);
     for (int i = 0; i < cells; ++i) {
-      const float score = std::sqrt(clamp01(cls[i]) * clamp01(obj[i]));
+      const float raw = clamp01(cls[i]) * clamp01(obj[i]);
+      const float score = score_exponent == 1.0f ? std::sqrt(raw) : std::pow(raw, 0.5f * score_exponent);
       if (!(score >= threshold)) continue;  // also drops NaN
       const float r = static_cast<float>(i / cols), c = static_cast<float>(i % cols), fs = static_cast<float>(s);
       const float* b = box + 4 * i;
@@ -123,7 +124,7 @@ std::vector<FaceCandidate> Yunet2023::detect(const cv::Mat& bgr, float threshold
     // padding XNNPACK's graph keeps zero.
     cv::Mat roi = xnn_->input(input, bgr.size());
     bgr.convertTo(roi, CV_32F);
-    return decode_yunet_2023(xnn_->run(), input, threshold, path_.string());
+    return decode_yunet_2023(xnn_->run(), input, threshold, path_.string(), score_exponent_);
   }
   const cv::Mat* in = &bgr;
   if (input != bgr.size()) {
@@ -134,7 +135,7 @@ std::vector<FaceCandidate> Yunet2023::detect(const cv::Mat& bgr, float threshold
   cv::dnn::blobFromImage(*in, blob_, 1.0, cv::Size(), cv::Scalar(), false, false, CV_32F);  // BGR 0-255
   net_.setInput(blob_);
   net_.forward(outs_, out_names_);
-  return decode_yunet_2023(outs_, input, threshold, path_.string());
+  return decode_yunet_2023(outs_, input, threshold, path_.string(), score_exponent_);
 }
 
 }  // namespace maskwatch

@@ -30,9 +30,11 @@ const std::vector<std::string>& yunet_2023_output_names();
 
 // Candidates with score >= threshold from the 12 outputs (in yunet_2023_output_names order) of
 // an input of `input` size (sides multiples of 32). Throws Error naming what differs when an
-// output's shape does not fit that size (`model` names the file in the message).
+// output's shape does not fit that size (`model` names the file in the message). The score is
+// sqrt(cls x obj), raised to `score_exponent` (a fine-tuned model's calibration to the product's
+// threshold; monotone, so the ranking of faces does not change).
 std::vector<FaceCandidate> decode_yunet_2023(const std::vector<cv::Mat>& outputs, cv::Size input, float threshold,
-                                             const std::string& model = "model");
+                                             const std::string& model = "model", float score_exponent = 1.0f);
 
 class XnnpackGraph;
 
@@ -47,6 +49,7 @@ class Yunet2023 {
   ~Yunet2023();
   // Candidates (before NMS) in `bgr`'s pixels; `bgr` may be any size.
   std::vector<FaceCandidate> detect(const cv::Mat& bgr, float threshold);
+  void set_score_exponent(float e) { score_exponent_ = e; }
   // True when the net's outputs are the 2023 ones (cheap: reads the graph only).
   static bool has_2023_outputs(const cv::dnn::Net& net);
   bool on_xnnpack() const { return xnn_ != nullptr; }
@@ -58,6 +61,7 @@ class Yunet2023 {
   std::vector<std::string> out_names_;
   cv::Mat padded_, blob_;
   std::vector<cv::Mat> outs_;
+  float score_exponent_ = 1.0f;
 };
 
 }  // namespace maskwatch

@@ -124,7 +124,7 @@ json face_detector_section(const BenchOpts& o) {
       {"yunet-2022", 320, false}, {"yunet-n", 320, false}, {"yunet-n", 320, true},  {"yunet-s", 320, true},
       {"yunet-n", 384, true},     {"yunet-n", 416, true},  {"yunet-n", 448, true},  {"yunet-2022", 480, false},
       {"yunet-n", 480, false},    {"yunet-n", 480, true},  {"yunet-2022", 640, false}, {"yunet-n", 640, false},
-      {"yunet-n", 640, true}};
+      {"yunet-n", 640, true},     {"yunet-n-scenes", 384, true}};
   for (const auto& [model, width, xnnpack] : cases) {
     std::vector<std::string> row = {model, xnnpack ? "XNNPACK" : "OpenCV DNN", std::to_string(width)};
     for (int faces : {1, 4}) {

@@ -9,6 +9,7 @@ void add_imagenet_command(CLI::App& root);
 void add_bench_command(CLI::App& root);
 void add_train_command(CLI::App& root);
 void add_audit_command(CLI::App& root);
+void add_face_tune_command(CLI::App& root);
 
 // The train command records the exact command line in the model card.
 void remember_command_line(int argc, char** argv);
