@@ -235,16 +235,6 @@ void Engine::process(Camera& cam, SourceFrame f) {
     clips_->offer(cam.config.name, now, frame, face_boxes, r.faces, cam.config.detector.margin, cam.config.privacy,
                   !detect);
   LedgerUpdate news = cam.ledger.observe(r, frame, now);
-  for (auto& v : news.verdicts) {
-    // clips.unmasked_tracks: the first time a track is judged without a mask.
-    if (config_.clips.unmasked_tracks && cam.keeps_clips && v.to != kUncertain && v.to != mask_class_ &&
-        !cam.track_clips.count(v.track_id)) {
-      std::string file = request_clip(cam.config.name, now, fmt::format("track{}", v.track_id));
-      if (!file.empty()) cam.track_clips[v.track_id] = std::move(file);
-    }
-    bus_.publish(FaceVerdict{cam.config.name, std::move(v)});
-  }
-  for (auto& t : news.ended) finish_track(cam, std::move(t));
 
   {
     std::lock_guard<std::mutex> lock(hist_mutex_);
@@ -276,6 +266,19 @@ void Engine::process(Camera& cam, SourceFrame f) {
     cam.result = std::move(r);
   }
   cam.frame_cv.notify_all();
+  // Events after the frame they come from is stored: an alert fired on one (a track older
+  // than the rule's seconds by the time a slow first frame is done) takes its snapshot from
+  // latest_jpeg, which has nothing before the first stored frame.
+  for (auto& v : news.verdicts) {
+    // clips.unmasked_tracks: the first time a track is judged without a mask.
+    if (config_.clips.unmasked_tracks && cam.keeps_clips && v.to != kUncertain && v.to != mask_class_ &&
+        !cam.track_clips.count(v.track_id)) {
+      std::string file = request_clip(cam.config.name, now, fmt::format("track{}", v.track_id));
+      if (!file.empty()) cam.track_clips[v.track_id] = std::move(file);
+    }
+    bus_.publish(FaceVerdict{cam.config.name, std::move(v)});
+  }
+  for (auto& t : news.ended) finish_track(cam, std::move(t));
 }
 
 void Engine::finish_open_tracks(Camera& cam) {
