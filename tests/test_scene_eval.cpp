@@ -152,6 +152,19 @@ TEST(Voc, ParsesBoxesAndRefusesBadFiles) {
   }
 }
 
+TEST(Voc, HalvesFollowTheSortedAnnotationOrderAndNameImages) {
+  TempDir d;
+  // c.xml names its image by a different file name; b.xml's image is a .jpg found by its stem;
+  // d.xml has no image at all (left out of either half).
+  for (const auto& [xml, file] : std::vector<std::pair<std::string, std::string>>{
+           {"c.xml", "photo-c.png"}, {"a.xml", "a.png"}, {"b.xml", "missing.png"}, {"d.xml", "gone.png"}})
+    write_bytes(d / "annotations" / xml, "<annotation><filename>" + file +
+                                             "</filename><size><width>10</width><height>10</height></size></annotation>");
+  for (const char* image : {"a.png", "b.jpg", "photo-c.png"}) write_bytes(d / "images" / image, "x");
+  EXPECT_EQ(voc_scenes_of_parity(d.path, 0), (std::set<std::string>{"a.png", "photo-c.png"}));
+  EXPECT_EQ(voc_scenes_of_parity(d.path, 1), (std::set<std::string>{"b.jpg"}));
+}
+
 namespace {
 
 // Pastes a real-masks crop (a square of 1.5x its face box) at `at`, `side` px wide, and
@@ -225,6 +238,14 @@ TEST(SceneEvalCli, PastedRealFacesGiveTheHandComputedAp) {
   EXPECT_EQ(j["missed_faces"], 1);
   EXPECT_TRUE(fs::exists(d / "plots/missed_faces.png"));
   EXPECT_GE(j["per_class_score_map"].get<double>(), j["map"].get<double>() - 1e-12);
+
+  // The even half (the only scene is number 0) reported on its own; the odd half is empty.
+  const auto even = run_cli({"eval", "--scenes", d.path.string(), "--half", "even", "--json", (d / "even.json").string()});
+  ASSERT_EQ(even.exit_code, 0) << even.err;
+  EXPECT_NEAR(read_json(d / "even.json")["subset"]["face_ap"].get<double>(), 0.8, 1e-9);
+  const auto odd = run_cli({"eval", "--scenes", d.path.string(), "--half", "odd"});
+  EXPECT_EQ(odd.exit_code, 1);
+  EXPECT_NE(odd.err.find("no scenes"), std::string::npos) << odd.err;
 
   // Bad input: a malformed annotation is named, not skipped.
   write_bytes(d / "annotations/zz-broken.xml", "<annotation><size>");

@@ -22,6 +22,7 @@
 #include "eval/metrics.h"
 #include "eval/plots.h"
 #include "eval/scene_eval.h"
+#include "eval/voc.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/json_io.h"
@@ -46,6 +47,7 @@ struct EvalOpts {
   std::string face_model;
   int detect_width = FaceDetectorOptions{}.detect_width;
   bool fit_boxes = false;
+  std::string half;  // with --scenes: "odd" or "even" scenes reported on their own
   int batch = 16, threads = 0;
 };
 
@@ -330,6 +332,22 @@ void evaluate_scene_folder(const EvalOpts& o) {
     so.subset = unseen_scenes(o.split);
     so.subset_name = "scenes none of whose crops the classifier trained on (test subset of " + o.split + ")";
   }
+  if (!o.half.empty()) {
+    // A held-out half for a detector trained with `train-faces --hold-out`; with --split, the
+    // scenes in both.
+    auto half = voc_scenes_of_parity(o.scenes, o.half == "odd" ? 1 : 0);
+    if (!o.split.empty()) {
+      std::set<std::string> both;
+      for (const auto& s : half)
+        if (so.subset.count(s)) both.insert(s);
+      half = std::move(both);
+    }
+    if (half.empty())
+      throw Error(fmt::format("--half {}: no scenes of {} in that half{}", o.half, o.scenes,
+                              o.split.empty() ? "" : " that are also unseen by the split's classifier"));
+    so.subset = std::move(half);
+    so.subset_name = o.half + "-numbered scenes" + (o.split.empty() ? "" : " that are also " + so.subset_name);
+  }
   auto report = evaluate_scenes(o.scenes, pipeline, clf.classes(), so, o.out);
   report["model"] = o.model;
   report["scenes"] = o.scenes;
@@ -409,6 +427,10 @@ void add_eval_command(CLI::App& root) {
   cmd->add_flag("--fit-boxes", o->fit_boxes,
                 "With --scenes: fit a box correction (centre shift, size ratio) to the labelled boxes on the "
                 "even-numbered scenes and report the odd-numbered ones with and without it");
+  cmd->add_option("--half", o->half,
+                  "With --scenes: also report the odd- or even-numbered scenes (sorted annotation order) on their "
+                  "own, e.g. the half a detector from `train-faces --hold-out` never saw")
+      ->check(CLI::IsMember({"odd", "even"}));
   cmd->add_option("--face-threshold", o->face_threshold, "With --scenes: minimum YuNet face score")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 1.0));

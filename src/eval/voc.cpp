@@ -91,4 +91,15 @@ std::filesystem::path voc_image_path(const std::filesystem::path& dir, const Voc
   return {};
 }
 
+std::set<std::string> voc_scenes_of_parity(const std::filesystem::path& dir, int parity) {
+  const auto xmls = voc_annotation_files(dir);
+  std::set<std::string> out;
+  for (size_t i = 0; i < xmls.size(); ++i) {
+    if (static_cast<int>(i % 2) != parity) continue;
+    const auto image = voc_image_path(dir, parse_voc(xmls[i]));
+    if (!image.empty()) out.insert(image.filename().string());
+  }
+  return out;
+}
+
 }  // namespace maskwatch

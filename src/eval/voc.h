@@ -3,6 +3,7 @@
 // file (a silently clipped or dropped box would skew every metric computed from it).
 #pragma once
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,5 +35,10 @@ std::vector<std::filesystem::path> voc_annotation_files(const std::filesystem::p
 // The image an annotation describes: DIR/images/<filename>, else DIR/images/<xml stem>.<image
 // extension>; empty when neither exists.
 std::filesystem::path voc_image_path(const std::filesystem::path& dir, const VocAnnotation& a);
+
+// Image file names of the scenes whose index in voc_annotation_files order has this parity
+// (0 even, 1 odd): the halves `eval --scenes --fit-boxes` fits on (even) and scores on (odd),
+// `train-faces --hold-out` leaves out and `eval --scenes --half` reports.
+std::set<std::string> voc_scenes_of_parity(const std::filesystem::path& dir, int parity);
 
 }  // namespace maskwatch

@@ -13,20 +13,6 @@
 #include "vision/face_detector.h"
 
 namespace maskwatch::app {
-namespace {
-
-// Scene file names in sorted annotation order whose index has the given parity: the halves
-// `eval --scenes --fit-boxes` fits on (even) and scores on (odd).
-std::set<std::string> scenes_of_parity(const std::filesystem::path& scenes, int parity) {
-  const auto xmls = voc_annotation_files(scenes);
-  std::set<std::string> out;
-  for (size_t i = 0; i < xmls.size(); ++i)
-    if (static_cast<int>(i % 2) == parity) out.insert(voc_image_path(scenes, parse_voc(xmls[i])).filename().string());
-  return out;
-}
-
-}  // namespace
-
 void add_face_tune_command(CLI::App& root) {
   auto o = std::make_shared<FaceTuneOptions>();
   auto scenes = std::make_shared<std::string>(), out = std::make_shared<std::string>();
@@ -74,7 +60,7 @@ void add_face_tune_command(CLI::App& root) {
     o->scenes = *scenes;
     o->out = *out;
     o->base_model = resolve_face_model(*base);
-    if (*hold_out != "none") o->held_out = scenes_of_parity(o->scenes, *hold_out == "odd" ? 1 : 0);
+    if (*hold_out != "none") o->held_out = voc_scenes_of_parity(o->scenes, *hold_out == "odd" ? 1 : 0);
     if (!split->empty())
       for (const auto& s : unseen_scenes(*split)) o->held_out.insert(s);
     const auto r = tune_face_detector(*o);
