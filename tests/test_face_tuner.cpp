@@ -147,11 +147,12 @@ double face_ap(const std::filesystem::path& dir, const std::filesystem::path& mo
 
 TEST(FaceTuner, AShortRealFineTuningKeepsWhatTheDetectorKnowsAndRecordsItsCalibration) {
   // 48 real scenes, 6 epochs (36 steps): the loss falls; the 4 held-out scenes are left out;
-  // the file is a 2023 YuNet the detector takes, with the base model's box correction and the
-  // score exponent (log 0.6 / log 0.4) in its metadata; and its face AP on those scenes stays
-  // near the stock detector's (measured on 2026-12-04: stock 0.9416, tuned 0.9282; 150 steps:
-  // 0.9383). Short runs do not improve it: the gain needs the full recipe (12 epochs over 1,204
-  // scenes; README "Face stage"), which is too long for a test.
+  // the file is a 2023 YuNet the detector takes, with a box correction refitted for its boxes
+  // (near the base model's) and the score exponent (log 0.6 / log 0.4) in its metadata; and its face AP on those scenes stays
+  // near the stock detector's (measured on 2026-12-04: stock 0.9416, tuned 0.9450 with the
+  // refitted correction, 0.9282 with the stock one; a fit on the scenes it is scored on, so
+  // optimistic). The held-out gain needs the full recipe (12 epochs over 1,204 scenes; README
+  // "Face stage"), which is too long for a test.
   setup_training_compute(0);
   const auto src = shared_path("data/scenes-dev");
   TempDir d;
@@ -184,8 +185,18 @@ TEST(FaceTuner, AShortRealFineTuningKeepsWhatTheDetectorKnowsAndRecordsItsCalibr
   fo.model = o.out;
   FaceDetector tuned(fo);
   EXPECT_EQ(tuned.kind(), FaceModelKind::Yunet2023);
-  fo.model = "yunet-n";
-  EXPECT_EQ(tuned.box_correction().to_text(), FaceDetector(fo).box_correction().to_text());
+  // The correction refitted for the tuned model's boxes: what the report says, and close to the
+  // stock model's (a short run moves the boxes little), term by term.
+  EXPECT_EQ(tuned.box_correction().to_text(), r.correction.to_text());
   EXPECT_FALSE(tuned.box_correction().identity());
+  fo.model = "yunet-n";
+  const BoxCorrection stock = FaceDetector(fo).box_correction(), refit = tuned.box_correction();
+  EXPECT_NE(refit.to_text(), stock.to_text());
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_NEAR(refit.dx[k], stock.dx[k], 0.05) << refit.to_text() << " vs " << stock.to_text();
+    EXPECT_NEAR(refit.dy[k], stock.dy[k], 0.05) << refit.to_text() << " vs " << stock.to_text();
+    EXPECT_NEAR(refit.lw[k], stock.lw[k], 0.06) << refit.to_text() << " vs " << stock.to_text();
+    EXPECT_NEAR(refit.lh[k], stock.lh[k], 0.06) << refit.to_text() << " vs " << stock.to_text();
+  }
   EXPECT_NEAR(score_exponent_of(read_file_bytes(o.out)), std::log(0.6) / std::log(0.4), 1e-3);
 }

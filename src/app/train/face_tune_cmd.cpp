@@ -54,6 +54,10 @@ void add_face_tune_command(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(0.05, 0.95));
   cmd->add_flag("--freeze-backbone", o->freeze_backbone, "Train the neck and the heads only");
+  cmd->add_flag("--refit-boxes,!--keep-base-correction", o->refit_box_correction,
+                "Fit the box correction (to the annotators' boxes) again for the tuned model on its training "
+                "scenes, as `eval --scenes --fit-boxes` does; --keep-base-correction records the base model's")
+      ->capture_default_str();
   add_threads_option(cmd, *threads);
   cmd->callback([=] {
     setup_training_compute(*threads);
@@ -66,6 +70,7 @@ void add_face_tune_command(CLI::App& root) {
     const auto r = tune_face_detector(*o);
     fmt::print("fine-tuned on {} scenes ({} labelled faces; {} held out) in {}: loss {:.3f} -> {:.3f}\n", r.scenes,
                r.faces, r.held_out, format_duration(r.seconds), r.first_loss, r.last_loss);
+    fmt::print("box correction in its metadata: {}\n", r.correction.to_text());
     fmt::print("wrote {}; try it: maskwatch eval --scenes {} --face-model {}\n", o->out.string(), o->scenes.string(),
                o->out.string());
   });
