@@ -148,10 +148,10 @@ double face_ap(const std::filesystem::path& dir, const std::filesystem::path& mo
 TEST(FaceTuner, AShortRealFineTuningKeepsWhatTheDetectorKnowsAndRecordsItsCalibration) {
   // 48 real scenes, 6 epochs (36 steps): the loss falls; the 4 held-out scenes are left out;
   // the file is a 2023 YuNet the detector takes, with a box correction refitted for its boxes
-  // (near the base model's) and the score exponent (log 0.6 / log 0.4) in its metadata; and its face AP on those scenes stays
-  // near the stock detector's (measured on 2026-12-04: stock 0.9416, tuned 0.9450 with the
-  // refitted correction, 0.9282 with the stock one; a fit on the scenes it is scored on, so
-  // optimistic). The held-out gain needs the full recipe (12 epochs over 1,204 scenes; README
+  // (near the base model's) and the score exponent (log 0.6 / log 0.4) in its metadata; and
+  // its face AP on those scenes stays near the stock detector's (measured on 2026-12-04: stock
+  // 0.9416, tuned 0.9450 with the refitted correction, 0.9282 with the stock one; a fit on the
+  // scenes it is scored on, so optimistic). The held-out gain needs the full recipe (12 epochs over 1,204 scenes; README
   // "Face stage"), which is too long for a test.
   setup_training_compute(0);
   const auto src = shared_path("data/scenes-dev");

@@ -235,8 +235,6 @@ Assignment assign(const Priors& pr, const torch::Tensor& pred, const torch::Tens
   return a;
 }
 
-}  // namespace
-
 // The fine-tuned model's boxes drift a little from the base model's convention they were
 // taught in: the correction to the annotators' boxes, fitted again on the training scenes as
 // `eval --scenes --fit-boxes` fits it (faces at the product's operating point).
@@ -269,6 +267,8 @@ BoxCorrection refit_box_correction(const FaceTuneOptions& o, const std::vector<S
   spdlog::info("box correction refitted on {} scenes: {}", scenes.size(), c.to_text());
   return c;
 }
+
+}  // namespace
 
 FaceTuneReport tune_face_detector(const FaceTuneOptions& o) {
   if (!(o.operating_score > 0.05f && o.operating_score < 0.95f))
