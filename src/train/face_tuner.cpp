@@ -367,11 +367,14 @@ FaceTuneReport tune_face_detector(const FaceTuneOptions& o) {
     net.save_onnx(o.out, {{kBoxCorrectionMetadataKey, c.to_text()},
                           {kScoreExponentMetadataKey, fmt::format("{:.4f}", exponent)}});
   };
-  save(correction);
+  save(correction);  // the refit's detector reads the tuned model from the file
   r.correction = correction;
   if (o.refit_box_correction) {
-    r.correction = refit_box_correction(o, scenes);
-    if (!r.correction.identity()) save(r.correction);
+    // Identity means too few matched faces to fit: the base correction stays, as the file says.
+    if (const BoxCorrection refit = refit_box_correction(o, scenes); !refit.identity()) {
+      r.correction = refit;
+      save(refit);
+    }
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
