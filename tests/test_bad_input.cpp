@@ -225,6 +225,16 @@ TEST(BadInputCli, BadFilesGiveOneLineAndExitCode1) {
   EXPECT_EQ(bad_image.exit_code, 1) << bad_image.err;
 }
 
+TEST(BadInputCli, AnEmptyZoomRangeForTrainFacesIsRefusedBeforeAnyWork) {
+  TempDir dir;
+  const auto r = run_cli({"train-faces", "--scenes", shared_path("data/scenes-dev").string(), "--out",
+                          (dir / "tuned.onnx").string(), "--zoom", "1.5", "0.8"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("--zoom 1.5 0.8"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "tuned.onnx"));
+}
+
 TEST(BadInputCli, UsageErrorsGiveExitCode2) {
   EXPECT_EQ(run_cli({"imagenet"}).exit_code, 2);
   EXPECT_EQ(run_cli({"no-such-command"}).exit_code, 2);

@@ -43,6 +43,7 @@ struct EvalOpts {
   double gate_target = GateFitOptions{}.target;
   std::vector<std::string> data, maps, classes;
   float face_threshold = FaceDetectorOptions{}.score_threshold;
+  float face_nms = FaceDetectorOptions{}.nms_threshold;
   bool no_face_crops = false;
   std::string face_model;
   int detect_width = FaceDetectorOptions{}.detect_width;
@@ -320,6 +321,7 @@ void evaluate_scene_folder(const EvalOpts& o) {
   FaceDetectorOptions fo;
   fo.model = o.face_model;
   fo.score_threshold = o.face_threshold;
+  fo.nms_threshold = o.face_nms;
   fo.detect_width = o.detect_width;
   if (o.fit_boxes) fo.box_correction = BoxCorrection{};  // fit on the detector's own boxes
   FaceDetector detector(fo);
@@ -434,6 +436,10 @@ void add_eval_command(CLI::App& root) {
   cmd->add_option("--face-threshold", o->face_threshold, "With --scenes: minimum YuNet face score")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 1.0));
+  cmd->add_option("--face-nms", o->face_nms,
+                  "With --scenes: IoU above which the weaker of two overlapping face boxes is dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 0.95));
   cmd->add_option("--exclude", o->exclude,
                   "File of image names (data-folder/class/file) to leave out, as `train --exclude` (e.g. "
                   "data/label-exclusions.txt: the labels reviewed as wrong)");

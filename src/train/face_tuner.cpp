@@ -86,11 +86,11 @@ std::vector<Scene> load_scenes(const FaceTuneOptions& o, const BoxCorrection& co
   return scenes;
 }
 
-// One training input: the scene zoomed by 0.8-1.25 around the product's scale, flipped half of
+// One training input: the scene zoomed by --zoom (0.8-1.25) around the product's scale, flipped half of
 // the time, its top-left canvas-sized part (padded with zeros below and to the right, as the
 // detector pads), brightness and contrast jittered.
 Sample augment(const Scene& s, const FaceTuneOptions& o, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> zoom(0.8, 1.25), gain(0.7, 1.3), offset(-25, 25), unit(0, 1);
+  std::uniform_real_distribution<double> zoom(o.zoom.first, o.zoom.second), gain(0.7, 1.3), offset(-25, 25), unit(0, 1);
   const double f = zoom(rng) / kStoreScale;
   cv::Mat scaled;
   cv::resize(s.image, scaled, cv::Size(), f, f, f < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
@@ -273,6 +273,8 @@ BoxCorrection refit_box_correction(const FaceTuneOptions& o, const std::vector<S
 FaceTuneReport tune_face_detector(const FaceTuneOptions& o) {
   if (!(o.operating_score > 0.05f && o.operating_score < 0.95f))
     throw Error(fmt::format("--operating-score {} must be between 0.05 and 0.95", o.operating_score));
+  if (!(o.zoom.first > 0 && o.zoom.first <= o.zoom.second && o.zoom.second <= 2 * kStoreScale))
+    throw Error(fmt::format("--zoom {} {}: need 0 < MIN <= MAX <= {}", o.zoom.first, o.zoom.second, 2 * kStoreScale));
   if (o.canvas % 32 || o.canvas <= 0) throw Error(fmt::format("--canvas {} must be a positive multiple of 32", o.canvas));
   check_output_path(o.out, "fine-tuned face model");
   const auto t0 = std::chrono::steady_clock::now();
