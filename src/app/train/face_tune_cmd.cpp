@@ -44,7 +44,8 @@ void add_face_tune_command(CLI::App& root) {
   cmd->add_option("--batch", o->batch, "Scenes per step")->capture_default_str()->check(CLI::Range(1, 128));
   cmd->add_option("--lr", o->lr, "Adam learning rate (warm-up, then cosine)")->capture_default_str()->check(
       CLI::Range(1e-6, 1.0));
-  cmd->add_option("--zoom", o->zoom, "Scale jitter: each scene is zoomed by a factor drawn uniformly from MIN MAX (default 0.8 1.25)")
+  cmd->add_option("--zoom", o->zoom,
+                  "Scale jitter: each scene is zoomed by a factor drawn uniformly from MIN MAX (default 0.8 1.25)")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for order and augmentation")->capture_default_str();
   cmd->add_flag("--iou-target,!--no-iou-target", o->iou_score_target,
