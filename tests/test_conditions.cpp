@@ -6,10 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <opencv2/imgproc.hpp>
+#include <set>
 
-#include "media/image_io.h"
 #include "eval/condition_eval.h"
 #include "eval/conditions.h"
+#include "media/image_io.h"
 #include "support.h"
 #include "util/error.h"
 #include "util/json_io.h"
@@ -203,6 +204,21 @@ TEST(Conditions, BadInputIsAnErrorNotACrash) {
   }
 }
 
+TEST(Conditions, ConfidentlyWrongCountsSureErrorsAndThoseTheGateLetsThrough) {
+  // Five faces: 0 right and sure; 1 wrong at 0.95 (gate says 0.97: answered); 2 wrong at 0.90
+  // exactly (gate 0.40: not answered); 3 wrong at 0.89 (not sure enough); 4 wrong at 0.99
+  // (answered). Most confident first.
+  const std::vector<int> truth{0, 1, 0, 1, 0}, predicted{0, 0, 1, 0, 1};
+  const std::vector<double> confidence{0.99, 0.95, 0.90, 0.89, 0.99}, p_right{0.99, 0.97, 0.40, 0.50, 0.96};
+  const auto gated = confidently_wrong(truth, predicted, confidence, p_right, 0.9);
+  EXPECT_EQ(gated.inputs, (std::vector<size_t>{4, 1, 2}));
+  EXPECT_EQ(gated.answered, 2u);
+  const auto ungated = confidently_wrong(truth, predicted, confidence, confidence, 0);
+  EXPECT_EQ(ungated.answered, 3u);
+  EXPECT_EQ(confidently_wrong(truth, predicted, confidence, p_right, 0.9, 0.96).inputs, (std::vector<size_t>{4}));
+  EXPECT_THROW(confidently_wrong(truth, {0, 1}, confidence, p_right, 0.9), Error);
+}
+
 TEST(Conditions, SamplesAreEvenlySpacedPerClassAndFillShortClasses) {
   std::vector<int> labels(10, 0);
   labels.insert(labels.end(), 3, 1);
@@ -246,6 +262,20 @@ TEST(ConditionsCli, ReportsEveryConditionAndCleanMatchesPlainEval) {
   const auto p = read_json(d / "plain.json");
   EXPECT_EQ(p["n"], 12);
   EXPECT_NEAR(j["conditions"][0]["balanced_accuracy"].get<double>(), p["balanced_accuracy"].get<double>(), 1e-12);
+  // The clean condition's confidently wrong answers are plain eval's wrong predictions at
+  // >= 90 %, image by image.
+  std::set<std::string> sure_plain, sure_clean;
+  for (const auto& x : p["predictions"])
+    if (x["label"] != x["true"] && x["score"].get<double>() >= 0.9) sure_plain.insert(x["image"].get<std::string>());
+  for (const auto& e : j["conditions"][0]["confidently_wrong"]["inputs"]) {
+    EXPECT_GE(e["confidence"].get<double>(), 0.9);
+    EXPECT_NE(e["true"], e["predicted"]);
+    sure_clean.insert(fs::path(e["image"].get<std::string>()).filename().string());
+  }
+  std::set<std::string> plain_names;
+  for (const auto& n : sure_plain) plain_names.insert(fs::path(n).filename().string());
+  EXPECT_EQ(sure_clean, plain_names);
+  EXPECT_EQ(p["confidently_wrong"]["count"].get<size_t>(), sure_plain.size());
 
   // --conditions and --scenes are two different evaluations.
   const auto both = run_cli({"eval", "--conditions", "--scenes", data});

@@ -170,7 +170,17 @@ void evaluate_folders(const EvalOpts& o) {
       fmt::print("  source {:<22} n {:5}  accuracy {:6.2f}%  balanced {:6.2f}%\n", name, r.n, 100 * r.accuracy,
                  100 * r.balanced_accuracy);
   fmt::print("  expected calibration error (10 bins): {:.4f}\n", calib.ece);
+  // Wrong answers the classifier was sure of (issue 19); with a gate, those it would show.
+  const bool gated = clf.quality_gate().enabled();
+  std::vector<double> confidence;
+  for (const auto& p : predictions) confidence.push_back(p["score"].get<double>());
+  const auto sure = confidently_wrong(truth, predicted, confidence, gated ? p_right : confidence,
+                                      gated ? clf.quality_gate().threshold : 0);
+  fmt::print("  wrong at >= {:.0f} % confidence: {} of {} faces{}\n", 100 * kConfidentlyWrong, sure.inputs.size(),
+             truth.size(), gated ? fmt::format(" ({} of them answered by the quality gate)", sure.answered) : "");
   json result = report.to_json();
+  result["confidently_wrong"] = {
+      {"min_confidence", kConfidentlyWrong}, {"count", sure.inputs.size()}, {"answered", sure.answered}};
   if (clf.quality_gate().enabled()) {
     const auto a = score_answered(p_right, truth, predicted, clf.classes().size(), clf.quality_gate().threshold);
     fmt::print("  quality gate (P(right) >= {:.4f}): {:.2f}% of faces answered, balanced accuracy of those {:.2f}% "
@@ -277,11 +287,13 @@ void evaluate_under_conditions(const EvalOpts& o) {
                in.crops.size(), names.size(), gate.threshold, sidecar_path(o.model).string());
   }
   fmt::print(
-      "balanced accuracy (%) under camera conditions; change from clean in points; r = recall; "
-      "per source after |\n{}",
-      report.table());
+      "balanced accuracy (%) under camera conditions; change from clean in points; r = recall; sure-wrong = "
+      "wrong answers at >= {:.0f} % confidence{}; per source after |\n{}",
+      100 * kConfidentlyWrong, report.gated ? " (every face / those the gate answers)" : "", report.table());
   json result = report.to_json();
   for (auto& s : result["samples"]) s["image"] = names.at(s["index"].get<size_t>());
+  for (auto& c : result["conditions"])
+    for (auto& e : c["confidently_wrong"]["inputs"]) e["image"] = names.at(e["index"].get<size_t>());
   result["model"] = o.model;
   result["data"] = o.data;
   if (!o.split.empty()) result["split"] = {{"file", o.split}, {"subset", o.subset}};
@@ -449,8 +461,9 @@ void add_eval_command(CLI::App& root) {
                   "miss and a false face");
   cmd->add_option("--json", o->json_out,
                   "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, "
-                  "ece, predictions (with --conditions: per condition n, balanced_accuracy, recall per class, "
-                  "per_source, confusion)");
+                  "ece, predictions, confidently_wrong (with --conditions: per condition n, balanced_accuracy, "
+                  "recall per class, per_source, confusion, confidently_wrong: the wrong answers at >= 90 % "
+                  "confidence, image by image)");
   cmd->add_option("--split", o->split,
                   "split.json of a training run: evaluate only one of its splits (with --scenes: also report the "
                   "scenes the classifier never trained on)");

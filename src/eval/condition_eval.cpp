@@ -86,12 +86,13 @@ ConditionsReport evaluate_conditions(MaskClassifier& classifier, const Condition
     if (!only.empty() && std::find(only.begin(), only.end(), c.name) == only.end()) continue;
     const size_t ci = r.results.size();
     std::vector<int> predicted(n);
-    std::vector<double> p_right(n);
+    std::vector<double> p_right(n), confidence(n);
     for (size_t start = 0; start < n; start += kChunk) {
       const size_t end = std::min(n, start + kChunk);
       const auto preds = classifier.classify_batched(render_range(c, in, start, end), batch);
       for (size_t k = 0; k < preds.size(); ++k) {
         predicted[start + k] = preds[k].label;
+        confidence[start + k] = preds[k].score;
         // Without a gate the curve ranks faces by the classifier's own confidence.
         p_right[start + k] = r.gated ? preds[k].p_right : preds[k].score;
         if (gate_samples)
@@ -105,7 +106,8 @@ ConditionsReport evaluate_conditions(MaskClassifier& classifier, const Condition
                         grouped_reports(in.labels, predicted, in.sources, r.classes),
                         predicted,
                         p_right,
-                        score_answered(p_right, in.labels, predicted, r.classes.size(), r.gate_threshold)};
+                        score_answered(p_right, in.labels, predicted, r.classes.size(), r.gate_threshold),
+                        confidence};
     r.results.push_back(std::move(res));
     std::vector<cv::Mat> renders;
     std::vector<int> labels;
@@ -119,6 +121,28 @@ ConditionsReport evaluate_conditions(MaskClassifier& classifier, const Condition
   return r;
 }
 
+ConfidentErrors confidently_wrong(const std::vector<int>& truth, const std::vector<int>& predicted,
+                                  const std::vector<double>& confidence, const std::vector<double>& p_right,
+                                  double gate_threshold, double min_confidence) {
+  const size_t n = truth.size();
+  if (predicted.size() != n || confidence.size() != n || p_right.size() != n)
+    throw Error("confidently_wrong: truth, predictions, confidences and P(right) differ in number");
+  ConfidentErrors out;
+  for (size_t i = 0; i < n; ++i)
+    if (predicted[i] != truth[i] && confidence[i] >= min_confidence) {
+      out.inputs.push_back(i);
+      if (p_right[i] >= gate_threshold) ++out.answered;
+    }
+  std::stable_sort(out.inputs.begin(), out.inputs.end(),
+                   [&](size_t a, size_t b) { return confidence[a] > confidence[b]; });
+  return out;
+}
+
+ConfidentErrors ConditionsReport::confidently_wrong(size_t condition) const {
+  const auto& c = results.at(condition);
+  return maskwatch::confidently_wrong(truth, c.predicted, c.confidence, c.p_right, gated ? gate_threshold : 0);
+}
+
 std::vector<std::string> ConditionsReport::names() const {
   std::vector<std::string> out;
   for (const auto& c : results) out.push_back(c.name);
@@ -127,7 +151,8 @@ std::vector<std::string> ConditionsReport::names() const {
 
 nlohmann::json ConditionsReport::to_json() const {
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& c : results) {
+  for (size_t ci = 0; ci < results.size(); ++ci) {
+    const auto& c = results[ci];
     nlohmann::json recall = nlohmann::json::object(), per_source = nlohmann::json::object();
     for (size_t k = 0; k < classes.size(); ++k) recall[classes[k]] = c.report.per_class[k].recall;
     for (const auto& [source, rep] : c.per_source) {
@@ -147,6 +172,18 @@ nlohmann::json ConditionsReport::to_json() const {
                     {"recall", recall},
                     {"per_source", per_source},
                     {"confusion", c.report.confusion}});
+    const auto sure = confidently_wrong(ci);
+    nlohmann::json inputs = nlohmann::json::array();
+    for (const size_t i : sure.inputs)
+      inputs.push_back({{"index", i},
+                        {"true", classes.at(static_cast<size_t>(truth[i]))},
+                        {"predicted", classes.at(static_cast<size_t>(c.predicted[i]))},
+                        {"confidence", c.confidence[i]},
+                        {"answered", !gated || c.p_right[i] >= gate_threshold}});
+    rows.back()["confidently_wrong"] = {{"min_confidence", kConfidentlyWrong},
+                                        {"count", sure.inputs.size()},
+                                        {"answered", sure.answered},
+                                        {"inputs", inputs}};
     if (gated) {
       nlohmann::json answered_recall = nlohmann::json::object(), coverage_of = nlohmann::json::object();
       for (size_t k = 0; k < classes.size(); ++k) {
@@ -182,6 +219,7 @@ std::string ConditionsReport::table() const {
     out += fmt::format("  {:>{}}", "r " + c, class_w.back());
   }
   if (gated) out += fmt::format("  {:>8}  {:>8}", "answered", "their bal");
+  out += fmt::format("  {:>10}", "sure-wrong");
   out += "  |";
   for (const auto& s : sources) {
     source_w.push_back(std::max<size_t>(6, s.size()));
@@ -189,12 +227,16 @@ std::string ConditionsReport::table() const {
   }
   out += "\n";
   const double clean = results.empty() ? 0 : results.front().report.balanced_accuracy;
-  for (const auto& c : results) {
+  for (size_t ci = 0; ci < results.size(); ++ci) {
+    const auto& c = results[ci];
     out += fmt::format("{:<{}}  {:>5}  {:>7}%  {:>+6.2f}", c.name, name_w, c.report.n,
                        percent(c.report.balanced_accuracy), 100 * (c.report.balanced_accuracy - clean));
     for (size_t k = 0; k < classes.size(); ++k)
       out += fmt::format("  {:>{}}", percent(c.report.per_class[k].recall), class_w[k]);
     if (gated) out += fmt::format("  {:>7}%  {:>7}%", percent(c.answered.coverage), percent(c.answered.balanced));
+    const auto sure = confidently_wrong(ci);
+    out += fmt::format("  {:>10}", gated ? fmt::format("{}/{}", sure.inputs.size(), sure.answered)
+                                         : std::to_string(sure.inputs.size()));
     out += "  |";
     for (size_t k = 0; k < sources.size(); ++k) {
       const auto it = c.per_source.find(sources[k]);

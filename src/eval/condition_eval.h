@@ -35,15 +35,30 @@ struct ConditionResult {
   std::vector<int> predicted;
   std::vector<double> p_right;
   AnsweredScore answered;
+  std::vector<double> confidence;  // per input: the predicted class's probability
 };
+
+// Wrong answers given with at least `min_confidence` (the predicted class's probability): the
+// errors users notice most and forgive least (issue 19: a bearded face called with_mask at
+// 99 %). `inputs`: their indices, most confident first; `answered`: how many of them the
+// quality gate lets through (P(right) >= `gate_threshold`; pass 0 when there is no gate).
+struct ConfidentErrors {
+  std::vector<size_t> inputs;
+  size_t answered = 0;
+};
+constexpr double kConfidentlyWrong = 0.9;
+ConfidentErrors confidently_wrong(const std::vector<int>& truth, const std::vector<int>& predicted,
+                                  const std::vector<double>& confidence, const std::vector<double>& p_right,
+                                  double gate_threshold, double min_confidence = kConfidentlyWrong);
 
 struct ConditionsReport {
   std::vector<std::string> classes, sources;
   bool gated = false;  // the model has a quality gate: answered columns and curves mean something
   double gate_threshold = 0;
-  std::vector<int> truth;  // per input
-  std::vector<ConditionResult> results;  // in camera_conditions() order
-  std::vector<std::string> names() const;  // of the results
+  std::vector<int> truth;                                     // per input
+  std::vector<ConditionResult> results;                       // in camera_conditions() order
+  std::vector<std::string> names() const;                     // of the results
+  ConfidentErrors confidently_wrong(size_t condition) const;  // of results[condition]
   // The contact sheet's samples: input indices and true classes, and per condition their
   // renders and predicted classes.
   std::vector<size_t> samples;
@@ -52,11 +67,13 @@ struct ConditionsReport {
   std::vector<std::vector<int>> sample_predictions;
 
   // {"classes", "sources", "conditions": [{name, description, n, accuracy, balanced_accuracy,
-  //   recall: {class: r}, per_source: {source: {n, balanced_accuracy}}, confusion}], "samples"}
+  //   recall: {class: r}, per_source: {source: {n, balanced_accuracy}}, confusion,
+  //   confidently_wrong: {min_confidence, count, answered, inputs: [{index, true, predicted,
+  //   confidence, answered}]}}], "samples"}
   nlohmann::json to_json() const;
   // One line per condition: n, balanced accuracy, its change from clean, recall per class,
-  // with a gate the share answered and their balanced accuracy, balanced accuracy per source
-  // (columns).
+  // with a gate the share answered and their balanced accuracy, the confidently wrong answers
+  // (every face, and with a gate those answered), balanced accuracy per source (columns).
   std::string table() const;
 };
 
