@@ -128,7 +128,7 @@ void evaluate_folders(const EvalOpts& o) {
   if (o.no_gate) clf.set_quality_gate({});
   std::vector<int> truth, predicted;
   std::vector<std::string> sources;
-  std::vector<double> p_right;
+  std::vector<double> p_right, confidence;
   Rows probs;
   json predictions = json::array();
   std::vector<cv::Mat> error_images;
@@ -144,6 +144,7 @@ void evaluate_folders(const EvalOpts& o) {
       sources.push_back(item.source);
       probs.push_back(preds[k].probs);
       p_right.push_back(preds[k].p_right);
+      confidence.push_back(preds[k].score);
       predictions.push_back({{"image", item.rel},
                              {"source", item.source},
                              {"label", clf.classes()[static_cast<size_t>(preds[k].label)]},
@@ -172,8 +173,6 @@ void evaluate_folders(const EvalOpts& o) {
   fmt::print("  expected calibration error (10 bins): {:.4f}\n", calib.ece);
   // Wrong answers the classifier was sure of (issue 19); with a gate, those it would show.
   const bool gated = clf.quality_gate().enabled();
-  std::vector<double> confidence;
-  for (const auto& p : predictions) confidence.push_back(p["score"].get<double>());
   const auto sure = confidently_wrong(truth, predicted, confidence, gated ? p_right : confidence,
                                       gated ? clf.quality_gate().threshold : 0);
   fmt::print("  wrong at >= {:.0f} % confidence: {} of {} faces{}\n", 100 * kConfidentlyWrong, sure.inputs.size(),
