@@ -227,6 +227,51 @@ TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
   EXPECT_EQ(only_broken.exit_code, 1);
 }
 
+TEST(Detect, NeverWritesOverItsInputsNorOverAnotherAnnotatedCopy) {
+  TempDir dir;
+  fs::create_directories(dir / "a");
+  fs::create_directories(dir / "b");
+  fs::create_directories(dir / "empty");
+  fs::copy_file(shared_path("data/seed-masks/with_mask/0-with-mask.jpg"), dir / "a/x.jpg");
+  fs::copy_file(shared_path("data/seed-masks/without_mask/100.jpg"), dir / "b/x.jpg");
+  const std::string original = read_bytes(dir / "a/x.jpg");
+  // Two inputs named x: two annotated copies, each named in the JSON.
+  const auto r = run_cli({"detect", (dir / "a/x.jpg").string(), (dir / "b/x.jpg").string(), "--out",
+                          (dir / "out").string(), "--json", (dir / "faces.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = read_json(dir / "faces.json");
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["annotated"], (dir / "out/x.png").string());
+  EXPECT_EQ(j[1]["annotated"], (dir / "out/x-2.png").string());
+  EXPECT_TRUE(fs::exists(dir / "out/x.png"));
+  EXPECT_TRUE(fs::exists(dir / "out/x-2.png"));
+  EXPECT_NE(r.err.find("same name"), std::string::npos) << r.err;
+  // --out pointing at the images when an annotated copy would replace one: refused before any work.
+  fs::copy_file(dir / "a/x.jpg", dir / "a/x.png");
+  const auto over = run_cli({"detect", (dir / "a").string(), "--out", (dir / "a").string()});
+  EXPECT_EQ(over.exit_code, 1) << over.err;
+  EXPECT_NE(over.err.find("would destroy the input"), std::string::npos) << over.err;
+  EXPECT_EQ(read_bytes(dir / "a/x.png"), original);
+  const auto json_over = run_cli({"detect", (dir / "a/x.jpg").string(), "--json", (dir / "a/x.jpg").string()});
+  EXPECT_EQ(json_over.exit_code, 1) << json_over.err;
+  EXPECT_EQ(read_bytes(dir / "a/x.jpg"), original);
+  // Nothing to look at is a failure, not an empty success.
+  EXPECT_EQ(run_cli({"detect", (dir / "empty").string()}).exit_code, 1);
+}
+
+TEST(Run, RefusesToRecordOverItsSource) {
+  TempDir dir;
+  fs::copy_file(shared_path("samples/video/webcam-mask-on-off.mp4"), dir / "clip.mp4");
+  const std::string original = read_bytes(dir / "clip.mp4");
+  for (const char* flag : {"--record", "--json", "--events"}) {
+    const auto r = run_cli({"run", "--source", (dir / "clip.mp4").string(), "--no-display", flag,
+                            (dir / "clip.mp4").string(), "--max-frames", "2"});
+    EXPECT_EQ(r.exit_code, 1) << flag << ": " << r.err;
+    EXPECT_NE(r.err.find("would destroy the input"), std::string::npos) << flag << ": " << r.err;
+  }
+  EXPECT_EQ(read_bytes(dir / "clip.mp4"), original);
+}
+
 TEST(Run, AlertAfterRingsOncePerUnmaskedEpisode) {
   // The clip: without a mask in frames 0-12 and 62-77 (15 fps), with one in 19-56.
   TempDir dir;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 
 #include "app/commands.h"
 #include "app/vision_options.h"
@@ -17,6 +18,44 @@
 
 namespace maskwatch::app {
 
+namespace {
+// The files named on the command line, folders expanded (images only, sorted).
+std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& in : inputs) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(in, ec)) {
+      const auto found = list_image_files(in);
+      if (found.empty()) spdlog::warn("no images in folder {}", in);
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (std::filesystem::exists(in, ec)) {
+      files.emplace_back(in);
+    } else {
+      throw Error("input not found: " + in);
+    }
+  }
+  return files;
+}
+
+// Where each annotated copy goes: <out>/<stem>.png, and <stem>-2.png, -3, ... when inputs from
+// different folders or with different extensions share a stem (one would overwrite the other).
+// Refuses, before any work, a name that is one of the inputs (--out pointing at the images).
+std::vector<std::filesystem::path> plan_annotated(const std::vector<std::filesystem::path>& files,
+                                                  const std::filesystem::path& out) {
+  std::vector<std::filesystem::path> planned;
+  std::set<std::string> taken;
+  for (const auto& file : files) {
+    std::filesystem::path p = out / (file.stem().string() + ".png");
+    for (int k = 2; !taken.insert(p.string()).second; ++k) p = out / fmt::format("{}-{}.png", file.stem().string(), k);
+    if (p.filename().string() != file.stem().string() + ".png")
+      spdlog::warn("{}: another input has the same name; its annotated copy is {}", file.string(), p.string());
+    refuse_overwriting(p, files, "annotated copy");
+    planned.push_back(std::move(p));
+  }
+  return planned;
+}
+}  // namespace
+
 void add_detect_command(CLI::App& root) {
   struct Opts {
     VisionOptions vision;
@@ -27,7 +66,9 @@ void add_detect_command(CLI::App& root) {
   auto* cmd = root.add_subcommand("detect", "Find faces in still images and say whether each wears a mask");
   o->vision.add_to(cmd);
   cmd->add_option("inputs", o->inputs, "Images and/or folders of images")->required();
-  cmd->add_option("--out", o->out, "Write annotated copies here (PNG, same names)");
+  cmd->add_option("--out", o->out,
+                  "Write annotated copies here: <name>.png for <name>.jpg (<name>-2.png when two inputs share a "
+                  "name); refused if that would overwrite an input");
   cmd->add_option(
       "--json", o->json_out,
       "Write [{image, width, height, faces: [{track_id, x1, y1, x2, y2, label, score, face_score, probs}]}]");
@@ -38,22 +79,14 @@ void add_detect_command(CLI::App& root) {
     MaskClassifier classifier(o->vision.model, {}, o->vision.engine());
     FaceDetector detector(o->vision.detector_options());
     Pipeline pipeline(classifier, detector, o->vision.pipeline);
-    std::vector<std::filesystem::path> files;
-    for (const auto& in : o->inputs) {
-      std::error_code ec;
-      if (std::filesystem::is_directory(in, ec)) {
-        const auto found = list_image_files(in);
-        if (found.empty()) spdlog::warn("no images in folder {}", in);
-        files.insert(files.end(), found.begin(), found.end());
-      } else if (std::filesystem::exists(in, ec)) {
-        files.emplace_back(in);
-      } else {
-        throw Error("input not found: " + in);
-      }
-    }
+    const auto files = list_inputs(o->inputs);
+    if (files.empty()) throw Error("no images to look at: the input folders hold no image files");
+    if (!o->json_out.empty()) refuse_overwriting(o->json_out, files, "JSON file");
+    const auto annotated_paths = o->out.empty() ? std::vector<std::filesystem::path>{} : plan_annotated(files, o->out);
     json results = json::array();
     int failed = 0, suspect = 0;
-    for (const auto& file : files) {
+    for (size_t i = 0; i < files.size(); ++i) {
+      const auto& file = files[i];
       std::string why, warning;
       cv::Mat img = load_image(file, &why, &warning);
       if (img.empty()) {
@@ -83,7 +116,8 @@ void add_detect_command(CLI::App& root) {
       if (!o->out.empty()) {
         cv::Mat annotated = img.clone();
         draw_faces(annotated, faces, classifier.classes(), false);
-        save_png(std::filesystem::path(o->out) / (file.stem().string() + ".png"), annotated);
+        save_png(annotated_paths[i], annotated);
+        results.back()["annotated"] = annotated_paths[i].string();
       }
     }
     if (!o->json_out.empty()) write_json_atomic(o->json_out, results);

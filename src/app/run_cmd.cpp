@@ -83,8 +83,17 @@ void run(const RunOpts& o) {
     throw Error(
         "no display available (DISPLAY is not set): use --no-display, with --record or --events to see results");
   // Every output is checked before the first frame: a long run must not fail at its end.
-  if (!o.json_out.empty()) check_output_path(o.json_out, "summary file");
-  if (!o.record.empty()) check_output_path(o.record, "recording");
+  // A recording (or summary, or events appended) over the source video would destroy it.
+  const std::vector<fs::path> inputs{o.source};
+  if (!o.json_out.empty()) {
+    refuse_overwriting(o.json_out, inputs, "summary file");
+    check_output_path(o.json_out, "summary file");
+  }
+  if (!o.record.empty()) {
+    refuse_overwriting(o.record, inputs, "recording");
+    check_output_path(o.record, "recording");
+  }
+  if (!o.events.empty()) refuse_overwriting(o.events, inputs, "events file");
   std::unique_ptr<LockedLineFile> events;
   if (!o.events.empty()) events = std::make_unique<LockedLineFile>(o.events, "events file");
   g_quit = false;
@@ -229,6 +238,8 @@ void run(const RunOpts& o) {
   if (!o.json_out.empty()) write_json_atomic(o.json_out, s);
   // The summary is written either way; losing the source for good is still a failure.
   if (!g_quit && !source->failure().empty()) throw Error(source->failure());
+  // A source that gave nothing (a folder of undecodable images) is a failure, not an empty success.
+  if (!g_quit && sum.frames == 0) throw Error(fmt::format("no frame could be read from {}", o.source));
 }
 
 }  // namespace
@@ -249,17 +260,17 @@ void add_run_command(CLI::App& root) {
   cmd->add_option("--json", o->json_out, "Write the end-of-run summary as JSON");
   cmd->add_flag("--mirror", o->mirror, "Mirror the image (selfie view)");
   cmd->add_option("--max-frames", o->max_frames, "Stop after N frames (0 = until the source ends)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+      ->check(in_range(int64_t{0}, int64_t{1} << 40));
   cmd->add_option("--reconnect-for", o->reconnect_for_s,
                   "Streams and cameras: keep trying to reconnect for this many seconds after the last frame, then "
                   "exit 1 (0 = forever, right for a live camera)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1e7));
+      ->check(in_range(0.0, 1e7));
   cmd->add_option("--alert-after", o->alert_after_s,
                   "Ring the terminal bell and log an alert when a face stays without a mask this many seconds "
                   "(once per episode; 0 = off)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 86400.0));
+      ->check(in_range(0.0, 86400.0));
   add_setting(cmd, face_stage::kReclassifyAfter, o->vision.pipeline.schedule.refresh_s);
   cmd->add_option("--width", o->width, "Camera width")->capture_default_str();
   cmd->add_option("--height", o->height, "Camera height")->capture_default_str();

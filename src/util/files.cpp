@@ -1,6 +1,7 @@
 #include "util/files.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +25,11 @@ Buffer read_whole(const fs::path& path, const std::string& what, bool allow_empt
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(what + " not found: " + path.string());
   if (fs::is_directory(path, ec)) throw Error(what + " is a directory, not a file: " + path.string());
+  // A device such as /dev/zero never ends: reading it would fill the memory. (A pipe may be
+  // meant, as with <(...), and is read to its end.)
+  const auto type = fs::status(path, ec).type();
+  if (type == fs::file_type::character || type == fs::file_type::block || type == fs::file_type::socket)
+    throw Error(what + " is a device or socket, not a file: " + path.string());
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error("cannot open " + what + ": " + path.string());
   const std::streamoff size = in.tellg();
@@ -92,8 +98,9 @@ void write_atomic_with(const fs::path& path, const std::function<bool(const fs::
   }
   fs::rename(tmp, path, ec);
   if (ec) {
+    const std::string why = ec.message();  // before the clean-up overwrites ec
     fs::remove(tmp, ec);
-    throw Error("cannot move " + tmp.string() + " to " + path.string() + ": " + ec.message());
+    throw Error("cannot move " + tmp.string() + " to " + path.string() + ": " + why);
   }
 }
 
@@ -110,6 +117,28 @@ void check_output_path(const fs::path& path, const std::string& what) {
         fmt::format("{} {}: cannot write in {}: {}", what, path.string(), parent.string(), std::strerror(errno)));
   if (fs::exists(path, ec) && access(path.c_str(), W_OK) != 0)
     throw Error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
+  // access() says yes to root everywhere, and a folder such as /proc takes no new files: create
+  // (and remove) the temporary sibling an atomic write will use, so that is known now too.
+  const fs::path probe = temp_sibling(path);
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0)
+    throw Error(
+        fmt::format("{} {}: cannot create a file in {}: {}", what, path.string(), parent.string(), std::strerror(errno)));
+  ::close(fd);
+  fs::remove(probe, ec);
+}
+
+bool same_file(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  const bool same = fs::equivalent(a, b, ec);
+  return !ec && same;
+}
+
+void refuse_overwriting(const fs::path& output, const std::vector<fs::path>& inputs, const std::string& what) {
+  for (const auto& in : inputs)
+    if (same_file(output, in))
+      throw Error(fmt::format("{} {} is the input {}: writing it would destroy the input; choose another path",
+                              what, output.string(), in.string()));
 }
 
 void check_output_dir(const fs::path& dir, const std::string& what) {

@@ -36,4 +36,10 @@ void check_output_path(const fs::path& path, const std::string& what);
 // The same for an output folder: created if missing, must be writable.
 void check_output_dir(const fs::path& dir, const std::string& what);
 
+// True when both paths exist and name the same file (links and relative spellings included).
+bool same_file(const fs::path& a, const fs::path& b);
+// Throws Error("<what> <output> is the input <in>...") when `output` already is one of `inputs`:
+// an annotated copy or a recording written over its source destroys the user's data.
+void refuse_overwriting(const fs::path& output, const std::vector<fs::path>& inputs, const std::string& what);
+
 }  // namespace maskwatch
