@@ -235,6 +235,34 @@ TEST(BadInputCli, AnEmptyZoomRangeForTrainFacesIsRefusedBeforeAnyWork) {
   EXPECT_FALSE(std::filesystem::exists(dir / "tuned.onnx"));
 }
 
+TEST(BadInputCli, NotANumberIsRefusedByEveryRangeCheck) {
+  // CLI11's Range lets NaN through (it fails both comparisons); in_range does not.
+  const auto image = shared_path("samples/imagenet/cat.bmp").string();
+  const auto clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"detect", image, "--face-threshold", "nan"},
+           {"detect", image, "--margin", "NaN"},
+           {"detect", image, "--margin", "inf"},
+           {"run", "--source", clip, "--no-display", "--reclassify-after", "nan"},
+           {"eval", "--scenes", "x", "--face-nms", "nan"}}) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args.back() << ": " << r.err;
+    EXPECT_NE(r.err.find("not a finite number"), std::string::npos) << r.err;
+  }
+}
+
+TEST(BadInputCli, EvalRefusesOptionsItWouldIgnore) {
+  const auto data = shared_path("data/seed-masks").string();
+  for (const auto& args : std::vector<std::vector<std::string>>{{"eval", "--data", data, "--classes", "with_mask"},
+                                                                {"eval", "--data", data, "--fit-boxes"},
+                                                                {"eval", "--data", data, "--subset", "val"},
+                                                                {"eval", "--scenes", "x", "--classes", "with_mask",
+                                                                 "with_mask"}}) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args[3] << ": " << r.err;
+  }
+}
+
 TEST(BadInputCli, UsageErrorsGiveExitCode2) {
   EXPECT_EQ(run_cli({"imagenet"}).exit_code, 2);
   EXPECT_EQ(run_cli({"no-such-command"}).exit_code, 2);

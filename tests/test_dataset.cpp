@@ -235,6 +235,17 @@ TEST(Dataset, BadSourcesMapsAndExclusionsAreClearErrors) {
   const auto stale = message([&] { scan_datasets({d / "a/data"}, ex); });
   EXPECT_NE(stale.find("line 1"), std::string::npos) << stale;
   EXPECT_NE(stale.find("names no image"), std::string::npos) << stale;
+  // A folder or a binary file given as the list is an error, not a list that excludes nothing.
+  ex.exclude_file = d / "a";
+  EXPECT_NE(message([&] { scan_datasets({d / "a/data"}, ex); }).find("is a directory"), std::string::npos);
+  ex.exclude_file = d / "a/data/with_mask/w.jpg";
+  EXPECT_NE(message([&] { scan_datasets({d / "a/data"}, ex); }).find("not a text file"), std::string::npos);
+
+  // One class folder mapped to two classes is refused; the same mapping twice is harmless.
+  EXPECT_EQ(parse_class_mappings({"a=with_mask", "b=without_mask", "a=with_mask"}),
+            (std::map<std::string, std::string>{{"a", "with_mask"}, {"b", "without_mask"}}));
+  EXPECT_NE(message([] { parse_class_mappings({"a=with_mask", "a=without_mask"}); }).find("already mapped to 'with_mask'"),
+            std::string::npos);
 }
 
 TEST(Dataset, ManifestPhotoIdsGroupCropsOfOnePhoto) {

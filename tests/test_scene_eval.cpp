@@ -247,6 +247,39 @@ TEST(SceneEvalCli, PastedRealFacesGiveTheHandComputedAp) {
   EXPECT_EQ(odd.exit_code, 1);
   EXPECT_NE(odd.err.find("no scenes"), std::string::npos) << odd.err;
 
+  // Scenes with masked faces only: mAP is the with_mask AP (a class without labelled faces has
+  // no AP and does not count as 0), and a rerun that misses nothing leaves no stale sheet.
+  TempDir m;
+  cv::Mat masked(480, 640, CV_8UC3, cv::Scalar(120, 125, 130));
+  std::string masked_objects =
+      object_xml("with_mask", paste(masked, real / "with_mask/jolignier__JPEGImages_02ce9b3ce3309179fc223d36cee7db75_1.jpg",
+                                    {20, 40}, 180)) +
+      object_xml("with_mask", paste(masked, real / "with_mask/jolignier__JPEGImages_03b48d16cc1fb2cc6fb168bc5aff09f5_1.jpg",
+                                    {230, 40}, 180));
+  fs::create_directories(m / "images");
+  ASSERT_TRUE(cv::imwrite((m / "images/masked.png").string(), masked));
+  const auto annotate = [&](const std::string& objects) {
+    write_bytes(m / "annotations/masked.xml",
+                "<annotation><filename>masked.png</filename><size><width>640</width><height>480</height></size>" +
+                    objects + "</annotation>");
+  };
+  annotate(masked_objects + object_xml("with_mask", cv::Rect2f(100, 300, 100, 100)));
+  const auto one = run_cli({"eval", "--scenes", m.path.string(), "--json", (m / "one.json").string(), "--out",
+                            (m / "plots").string()});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto jm = read_json(m / "one.json");
+  EXPECT_EQ(jm["per_class"]["without_mask"]["positives"], 0);
+  EXPECT_EQ(jm["map_classes"], 1);
+  EXPECT_NEAR(jm["map"].get<double>(), 2.0 / 3, 1e-9);
+  EXPECT_NEAR(jm["map"].get<double>(), jm["per_class"]["with_mask"]["ap"].get<double>(), 1e-12);
+  EXPECT_NE(one.out.find("left out of mAP"), std::string::npos) << one.out;
+  EXPECT_TRUE(fs::exists(m / "plots/missed_faces.png"));
+  annotate(masked_objects);
+  const auto all_found = run_cli({"eval", "--scenes", m.path.string(), "--out", (m / "plots").string()});
+  ASSERT_EQ(all_found.exit_code, 0) << all_found.err;
+  EXPECT_FALSE(fs::exists(m / "plots/missed_faces.png")) << "an earlier run's sheet was left as if it were this one's";
+  EXPECT_NE(all_found.out.find("no missed_faces.png"), std::string::npos) << all_found.out;
+
   // Bad input: a malformed annotation is named, not skipped.
   write_bytes(d / "annotations/zz-broken.xml", "<annotation><size>");
   const auto bad = run_cli({"eval", "--scenes", d.path.string()});

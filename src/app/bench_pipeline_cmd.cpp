@@ -18,9 +18,9 @@ void add_bench_pipeline_command(CLI::App& root) {
   cmd->add_option("--clip", *clip, "Webcam clip the test frames come from")->required();
   cmd->add_option("--faces", o->faces, "1 or 4")->check(CLI::IsMember({1, 4}));
   cmd->add_flag("--decode", o->decode, "Decode the frames from an .mp4 file");
-  cmd->add_option("--frames", o->frames, "Frames to time")->check(CLI::Range(1, 100000));
+  cmd->add_option("--frames", o->frames, "Frames to time")->check(in_range(1, 100000));
   cmd->add_option("--reclassify-after", o->reclassify_after_s, "Classifier schedule (0 = every face, every frame)")
-      ->check(CLI::Range(0.0, 10.0));
+      ->check(in_range(0.0, 10.0));
   add_threads_option(cmd, o->threads);
   cmd->callback([o, model, clip] {
     o->model = *model;

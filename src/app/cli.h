@@ -3,10 +3,27 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
 namespace maskwatch::app {
+
+// CLI::Range(lo, hi) for every number option: CLI11's own lets "nan" through (NaN fails both
+// comparisons), which then reaches OpenCV as an assertion or silently freezes a timer. Same
+// help text as CLI::Range.
+template <typename T>
+CLI::Validator in_range(T lo, T hi) {
+  const CLI::Validator range = CLI::Range(lo, hi);
+  return CLI::Validator(
+      [range](std::string& value) -> std::string {
+        double number = 0;
+        if (CLI::detail::lexical_cast(value, number) && !std::isfinite(number))
+          return "Value " + value + " is not a finite number";
+        return range(value);
+      },
+      range.get_description());
+}
 
 // Parses and runs the chosen subcommand; returns the process exit code.
 int cli_main(CLI::App& app, int argc, char** argv);

@@ -4,6 +4,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "app/cli.h"
+
 namespace maskwatch::app {
 
 void add_eval_command(CLI::App& root);

@@ -63,6 +63,9 @@ void keep_split(Dataset& ds, const EvalOpts& o) {
   if (items.empty())
     throw Error(fmt::format("none of the {} split's images are in the data folders given (names like '{}')", o.subset,
                             members.empty() ? std::string("?") : members.front()));
+  if (items.size() < keep.size())  // a score over part of a split must not pass for the whole
+    spdlog::warn("{} of the {} {} images of {} are not evaluated (excluded, or not in the data folders given)",
+                 keep.size() - items.size(), keep.size(), o.subset, o.split);
   ds.items = std::move(items);
 }
 
@@ -80,7 +83,7 @@ Dataset evaluation_dataset(const EvalOpts& o, const MaskClassifier& clf) {
   ScanOptions so;
   so.classes = clf.classes();
   so.min_classes = 1;
-  for (const auto& m : o.maps) so.class_map.insert(parse_class_mapping(m));
+  so.class_map = parse_class_mappings(o.maps);
   if (!o.exclude.empty()) {
     if (!std::filesystem::exists(o.exclude)) throw Error("exclude file not found: " + o.exclude);
     so.exclude_file = o.exclude;
@@ -203,7 +206,11 @@ void evaluate_folders(const EvalOpts& o) {
     save_png(dir / "confusion.png",
              draw_confusion(report.confusion, report.classes,
                             fmt::format("{} images, accuracy {:.2f}%", report.n, 100 * report.accuracy)));
-    if (!error_images.empty()) save_png(dir / "errors.png", draw_montage(error_images, error_captions));
+    std::error_code ec;
+    if (!error_images.empty())
+      save_png(dir / "errors.png", draw_montage(error_images, error_captions));
+    else
+      std::filesystem::remove(dir / "errors.png", ec);  // an earlier run's errors are not this run's
     save_png(dir / "reliability.png",
              draw_xy_chart(
                  fmt::format("{} images: ECE {:.4f}", report.n, calib.ece), "confidence (top class)", "accuracy",
@@ -309,6 +316,11 @@ void evaluate_under_conditions(const EvalOpts& o) {
 
 void print_scene_block(const std::string& title, const json& r) {
   fmt::print("{} ({} scenes)\n", title, r["images"].get<int>());
+  if (r.value("map_classes", 1) == 0) {
+    fmt::print("  no labelled faces of the evaluated classes here: no AP to report ({} detections)\n",
+               r["detections"].get<int>());
+    return;
+  }
   fmt::print("  mAP@0.5 {:.4f}   one label per face, every false face counts (headline)\n", r["map"].get<double>());
   fmt::print("  mAP@0.5 {:.4f}   per-class-score variant (every face offered under every class; kinder)\n",
              r["per_class_score_map"].get<double>());
@@ -317,6 +329,11 @@ void print_scene_block(const std::string& title, const json& r) {
              r["face_precision"].get<double>());
   for (const auto& [name, c] : r["per_class"].items()) {
     const auto& op = c["operating_point"];
+    if (c["positives"].get<int>() == 0) {
+      fmt::print("  {:<22} no labelled faces of this class here: left out of mAP ({} detections shown with it)\n",
+                 name, op["fp"].get<int>());
+      continue;
+    }
     fmt::print("  {:<22} AP {:.4f}  positives {:4}  at the operating point: precision {:.4f} recall {:.4f}\n", name,
                c["ap"].get<double>(), c["positives"].get<int>(), op["precision"].get<double>(),
                op["recall"].get<double>());
@@ -339,7 +356,7 @@ void evaluate_scene_folder(const EvalOpts& o) {
   Pipeline pipeline(clf, detector);
   SceneEvalOptions so;
   so.classes = o.classes;
-  for (const auto& m : o.maps) so.class_map.insert(parse_class_mapping(m));
+  so.class_map = parse_class_mappings(o.maps);
   so.fit_boxes = o.fit_boxes;
   if (!o.split.empty()) {
     so.subset = unseen_scenes(o.split);
@@ -381,9 +398,13 @@ void evaluate_scene_folder(const EvalOpts& o) {
     print_scene_block("odd-numbered scenes, boxes as the detector gives them", b["held_out_without"]);
     print_scene_block("odd-numbered scenes, boxes corrected", b["held_out_with"]);
   }
-  if (!o.out.empty())
-    fmt::print("wrote pr_curves.png, missed_faces.png ({} missed), false_faces.png ({} false) to {}\n",
-               report["missed_faces"].get<int>(), report["false_faces"].get<int>(), o.out);
+  if (!o.out.empty()) {
+    const auto sheet = [](const char* name, int n, const char* what) {
+      return n > 0 ? fmt::format("{} ({} {})", name, n, what) : fmt::format("no {} (no {})", name, what);
+    };
+    fmt::print("wrote pr_curves.png, {}, {} to {}\n", sheet("missed_faces.png", report["missed_faces"].get<int>(), "missed"),
+               sheet("false_faces.png", report["false_faces"].get<int>(), "false"), o.out);
+  }
   if (!o.json_out.empty()) write_json_atomic(o.json_out, report);
 }
 
@@ -428,7 +449,7 @@ void add_eval_command(CLI::App& root) {
   fit_gate->needs(conditions);
   cmd->add_option("--gate-target", o->gate_target, "With --fit-gate: balanced accuracy the answered faces must reach")
       ->capture_default_str()
-      ->check(CLI::Range(0.5, 0.99999));
+      ->check(in_range(0.5, 0.99999));
   cmd->add_flag("--no-gate", o->no_gate,
                 "Ignore the model's quality gate (every face answered), to compare with and without it");
   cmd->add_option("--classes", o->classes,
@@ -436,7 +457,7 @@ void add_eval_command(CLI::App& root) {
                   "of other classes are ignored)");
   cmd->add_option("--detect-width", o->detect_width, "With --scenes: width images are scaled to for face detection")
       ->capture_default_str()
-      ->check(CLI::Range(64, 4096));
+      ->check(in_range(64, 4096));
   cmd->add_flag("--fit-boxes", o->fit_boxes,
                 "With --scenes: fit a box correction (centre shift, size ratio) to the labelled boxes on the "
                 "even-numbered scenes and report the odd-numbered ones with and without it");
@@ -446,11 +467,11 @@ void add_eval_command(CLI::App& root) {
       ->check(CLI::IsMember({"odd", "even"}));
   cmd->add_option("--face-threshold", o->face_threshold, "With --scenes: minimum YuNet face score")
       ->capture_default_str()
-      ->check(CLI::Range(0.05, 1.0));
+      ->check(in_range(0.05, 1.0));
   cmd->add_option("--face-nms", o->face_nms,
                   "With --scenes: IoU above which the weaker of two overlapping face boxes is dropped")
       ->capture_default_str()
-      ->check(CLI::Range(0.05, 0.95));
+      ->check(in_range(0.05, 0.95));
   cmd->add_option("--exclude", o->exclude,
                   "File of image names (data-folder/class/file) to leave out, as `train --exclude` (e.g. "
                   "data/label-exclusions.txt: the labels reviewed as wrong)");
@@ -476,10 +497,18 @@ void add_eval_command(CLI::App& root) {
   cmd->add_flag("--no-face-crops", o->no_face_crops,
                 "Classify whole images instead of the crop around the detected face");
   cmd->add_option("--face-model", o->face_model, face_model_help());
-  cmd->add_option("--batch", o->batch, "Images per forward")->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--batch", o->batch, "Images per forward")->capture_default_str()->check(in_range(1, 256));
   add_threads_option(cmd, o->threads);
-  cmd->callback([o] {
+  cmd->callback([o, cmd] {
     set_compute_threads(o->threads);
+    // Options of one mode given to another would be silently ignored.
+    if (o->scenes.empty())
+      for (const char* name : {"--classes", "--fit-boxes", "--half", "--face-threshold", "--face-nms", "--detect-width"})
+        if (cmd->count(name) > 0) throw CLI::ValidationError(name, "works with --scenes only");
+    if (cmd->count("--subset") > 0 && o->split.empty())
+      throw CLI::ValidationError("--subset", "needs --split (the split.json the subset belongs to)");
+    if (std::set<std::string>(o->classes.begin(), o->classes.end()).size() != o->classes.size())
+      throw CLI::ValidationError("--classes", "a class is named twice");
     if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
     if (!o->scenes.empty()) return evaluate_scene_folder(*o);

@@ -3,6 +3,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "app/cli.h"
+
 #include <cctype>
 #include <memory>
 #include <string>
@@ -37,7 +39,7 @@ CLI::Option* add_setting(CLI::App* cmd, const SettingSpec& spec, T& value) {
   help[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(help[0])));
   return cmd->add_option(spec.flag, value, help + " (serve: detector." + spec.key + ")")
       ->capture_default_str()
-      ->check(CLI::Range(static_cast<T>(spec.lo), static_cast<T>(spec.hi)));
+      ->check(in_range(static_cast<T>(spec.lo), static_cast<T>(spec.hi)));
 }
 
 // --face-model's help: the model names it accepts, the default, or a path.

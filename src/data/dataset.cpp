@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 #include <mutex>
 #include <opencv2/core/utility.hpp>
 #include <set>
@@ -85,8 +86,11 @@ std::string trim(const std::string& s) {
 }
 
 void apply_exclusions(Dataset& ds, const std::filesystem::path& file, const std::set<std::string>& root_names) {
-  std::ifstream in(file);
-  if (!in) throw Error("cannot read exclude file " + file.string());
+  // Read whole: a folder or a missing file is an error here, not an empty list.
+  const std::string text = read_file_text(file, "exclude file");
+  if (text.find('\0') != std::string::npos)
+    throw Error(fmt::format("exclude file {} is not a text file (one data-folder/class/file per line)", file.string()));
+  std::istringstream in(text);
   std::set<std::string> drop;
   std::set<std::string> present;
   for (const auto& it : ds.items) present.insert(it.rel);
@@ -118,6 +122,17 @@ std::pair<std::string, std::string> parse_class_mapping(const std::string& spec)
   if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size() || spec.find('=', eq + 1) != std::string::npos)
     throw Error(fmt::format("--map '{}': expected FROM=TO (a class folder name and the class it counts as)", spec));
   return {spec.substr(0, eq), spec.substr(eq + 1)};
+}
+
+std::map<std::string, std::string> parse_class_mappings(const std::vector<std::string>& specs) {
+  std::map<std::string, std::string> maps;
+  for (const auto& spec : specs) {
+    const auto [from, to] = parse_class_mapping(spec);
+    const auto [at, added] = maps.emplace(from, to);
+    if (!added && at->second != to)
+      throw Error(fmt::format("--map {}: '{}' is already mapped to '{}'", spec, from, at->second));
+  }
+  return maps;
 }
 
 std::vector<int> Dataset::class_counts() const {

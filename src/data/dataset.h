@@ -89,5 +89,7 @@ std::vector<cv::Mat> load_dataset_images(Dataset& dataset, const LoadOptions& op
 
 // "FROM=TO" -> {FROM, TO}; throws Error on a malformed spec.
 std::pair<std::string, std::string> parse_class_mapping(const std::string& spec);
+// Every --map of a command; throws Error when one class folder is mapped to two classes.
+std::map<std::string, std::string> parse_class_mappings(const std::vector<std::string>& specs);
 
 }  // namespace maskwatch

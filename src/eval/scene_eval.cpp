@@ -210,12 +210,19 @@ nlohmann::json score_scenes(const std::vector<GroundTruthBox>& all_truth, const 
   const auto kind = per_class_score_detections(faces, static_cast<int>(classes.size()));
   const std::vector<cv::Scalar> colours = {{60, 160, 40}, {50, 50, 210}, {20, 150, 230}, {150, 80, 160}};
   nlohmann::json per_class = nlohmann::json::object();
+  // mAP is the mean over the classes that have labelled faces here (as VOC's devkit does): a
+  // class with none has no AP, and counting it as 0 would halve the score of a set of scenes
+  // that holds masked faces only.
   double map = 0, kind_map = 0;
+  int scored = 0;
   for (size_t c = 0; c < classes.size(); ++c) {
     const auto ap = average_precision(truth, shown, static_cast<int>(c), o.iou, o.min_face);
     const auto kind_ap = average_precision(truth, kind, static_cast<int>(c), o.iou, o.min_face);
-    map += ap.ap / static_cast<double>(classes.size());
-    kind_map += kind_ap.ap / static_cast<double>(classes.size());
+    if (ap.positives > 0) {
+      map += ap.ap;
+      kind_map += kind_ap.ap;
+      ++scored;
+    }
     per_class[classes[c]] = {{"ap", ap.ap},
                              {"per_class_score_ap", kind_ap.ap},
                              {"positives", ap.positives},
@@ -229,6 +236,10 @@ nlohmann::json score_scenes(const std::vector<GroundTruthBox>& all_truth, const 
       curves->push_back({fmt::format("{} AP {:.3f}", classes[c], ap.ap), ap.recall, ap.precision,
                          colours[c % colours.size()], false, true});
   }
+  if (scored > 0) {
+    map /= scored;
+    kind_map /= scored;
+  }
   const auto face = average_precision(truth, face_detections(faces), -1, o.iou, o.min_face);
   if (curves)
     curves->push_back(
@@ -237,11 +248,12 @@ nlohmann::json score_scenes(const std::vector<GroundTruthBox>& all_truth, const 
   for (const auto& g : truth) seen.insert(g.image);
   const auto with = std::find(classes.begin(), classes.end(), "with_mask");
   return {
-      {"images", seen.size()},
+      {"images", images ? images->size() : seen.size()},
       {"worn_incorrectly", worn_incorrectly_verdicts(
                                truth, faces, with == classes.end() ? -1 : static_cast<int>(with - classes.begin()), o)},
       {"map", map},
       {"per_class_score_map", kind_map},
+      {"map_classes", scored},  // classes with labelled faces, the ones mAP averages
       {"per_class", per_class},
       {"face_ap", face.ap},
       {"face_positives", face.positives},
@@ -360,6 +372,7 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
 
   std::vector<XySeries> curves;
   nlohmann::json report = score_scenes(truth, faces, classes, o, nullptr, &curves);
+  report["images"] = paths.size();  // every scene read, those without labelled faces too
   report.update({{"missing_images", missing_images},
                  {"unreadable_images", unreadable},
                  {"classes", classes},
@@ -412,7 +425,11 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
       false_faces.push_back({dets[i].image, dets[i].box, fmt::format("score {:.2f}", dets[i].score)});
     for (const auto& [name, tiles] : {std::pair{"missed_faces.png", &missed}, {"false_faces.png", &false_faces}}) {
       const cv::Mat sheet = contact_sheet(paths, *tiles, 96);
-      if (!sheet.empty()) save_png(plot_dir / name, sheet);
+      std::error_code ec;
+      if (!sheet.empty())
+        save_png(plot_dir / name, sheet);
+      else
+        std::filesystem::remove(plot_dir / name, ec);  // a sheet left by an earlier run would show faces this one did not miss
     }
     report["missed_faces"] = missed.size();
     report["false_faces"] = false_faces.size();

@@ -452,35 +452,35 @@ void add_bench_serve_command(CLI::App& root) {
   auto o = std::make_shared<BenchServeOpts>();
   auto* cmd = root.add_subcommand("bench-serve", "The service under load (run by bench --serve)");
   cmd->group("");  // hidden
-  cmd->add_option("--seconds", o->seconds, "Measuring time")->capture_default_str()->check(CLI::Range(2.0, 3600.0));
-  cmd->add_option("--cameras", o->cameras, "Cameras")->capture_default_str()->check(CLI::Range(1, 16));
+  cmd->add_option("--seconds", o->seconds, "Measuring time")->capture_default_str()->check(in_range(2.0, 3600.0));
+  cmd->add_option("--cameras", o->cameras, "Cameras")->capture_default_str()->check(in_range(1, 16));
   cmd->add_option("--viewers", o->viewers, "MJPEG viewers (spread over the cameras)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 64));
+      ->check(in_range(0, 64));
   cmd->add_option("--listeners", o->listeners, "Server-sent event listeners")
       ->capture_default_str()
-      ->check(CLI::Range(0, 256));
+      ->check(in_range(0, 256));
   cmd->add_option("--slowloris", o->slowloris, "Sockets that send their request head a byte at a time")
       ->capture_default_str()
-      ->check(CLI::Range(0, 1000));
+      ->check(in_range(0, 1000));
   cmd->add_option("--poll-hz", o->poll_hz, "/api/stats requests per second")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1000));
+      ->check(in_range(1, 1000));
   cmd->add_option("--clip", o->clip, "Video the cameras play")->capture_default_str();
   cmd->add_option("--fps-limit", o->fps_limit, "Each camera's fps_limit")->capture_default_str()->check(
-      CLI::Range(0.5, 120.0));
+      in_range(0.5, 120.0));
   cmd->add_option("--workers", o->workers, "detector.workers (0 = the server's default: one per core)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 64));
+      ->check(in_range(0, 64));
   cmd->add_flag("--h264", o->h264, "Cameras play H.264 files (made with ffmpeg) instead of MJPEG");
   cmd->add_option("--empty", o->empty, "Cameras (the last ones) that show an empty scene")
       ->capture_default_str()
-      ->check(CLI::Range(0, 16));
+      ->check(in_range(0, 16));
   cmd->add_option("--empty-width", o->empty_width,
                   "Width of the empty scene (4:3; 320 = a camera's sub-stream, as `source` should name for idle "
                   "cameras)")
       ->capture_default_str()
-      ->check(CLI::Range(64, 1920));
+      ->check(in_range(64, 1920));
   cmd->add_flag("--motion,!--no-motion", o->motion, "Motion gating of the face detector (default on)");
   cmd->add_flag("--clips", o->clips,
                 "An unmasked_face alert rule (cooldown 5 s): each camera keeps frames for event clips and records "
@@ -490,10 +490,10 @@ void add_bench_serve_command(CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--broker-outage", o->outage_s, "Then stop the broker this many seconds: memory and catch-up")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 3600.0));
+      ->check(in_range(0.0, 3600.0));
   cmd->add_option("--buffer-messages", o->buffer_messages, "The server's MQTT queue while the broker is down")
       ->capture_default_str()
-      ->check(CLI::Range(0, 10000000));
+      ->check(in_range(0, 10000000));
   cmd->callback([o] { bench_serve(*o); });
 }
 

@@ -2,6 +2,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "app/cli.h"
+
 namespace maskwatch::app {
 void add_serve_command(CLI::App& root);
 void add_config_command(CLI::App& root);

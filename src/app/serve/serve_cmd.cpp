@@ -200,7 +200,7 @@ void add_serve_command(CLI::App& root) {
   cmd->add_option("--listen", o->listen,
                   "HOST:PORT to listen on (default: the config's http.listen and http.port; "
                   "127.0.0.1:8080)");
-  cmd->add_option("--port", o->port, "Port only (0 = any free port, printed at start)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--port", o->port, "Port only (0 = any free port, printed at start)")->check(in_range(0, 65535));
   cmd->add_option("--data", o->data_dir, "Storage folder (default: the config's storage.dir)");
   add_threads_option(cmd, o->threads);
   cmd->callback([o] { serve(*o); });

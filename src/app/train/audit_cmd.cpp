@@ -28,18 +28,18 @@ void add_audit_command(CLI::App& root) {
   cmd->add_option("--input-size", o->input_size, "Square input size of the features")->capture_default_str();
   cmd->add_option("--folds", o->folds, "Folds for out-of-fold predictions")
       ->capture_default_str()
-      ->check(CLI::Range(2, 20));
-  cmd->add_option("--epochs", o->epochs, "Head epochs per fold")->capture_default_str()->check(CLI::Range(1, 1000));
+      ->check(in_range(2, 20));
+  cmd->add_option("--epochs", o->epochs, "Head epochs per fold")->capture_default_str()->check(in_range(1, 1000));
   cmd->add_option("--sheet", o->sheet, "Images on the contact sheet")
       ->capture_default_str()
-      ->check(CLI::Range(1, 2000));
+      ->check(in_range(1, 2000));
   cmd->add_option("--seed", o->seed, "Seed for folds and heads")->capture_default_str();
   cmd->add_flag("--no-face-crops", *no_face_crops, "Use whole images instead of the run-time face crop");
   add_threads_option(cmd, *threads);
   cmd->callback([=] {
     setup_training_compute(*threads);
     for (const auto& d : *data) o->data.emplace_back(d);
-    for (const auto& m : *maps) o->class_map.insert(parse_class_mapping(m));
+    o->class_map = parse_class_mappings(*maps);
     o->exclude = *exclude;
     o->out = *out;
     o->backbone = *backbone;

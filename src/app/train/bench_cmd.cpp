@@ -261,14 +261,14 @@ void add_bench_command(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "Thread counts to measure (default: 1 and all cores)")
-      ->check(CLI::Range(1, 4 * resolve_threads(0)));
+      ->check(in_range(1, 4 * resolve_threads(0)));
   cmd->add_flag("--train", o->train, "Also time the default training recipe end to end (about 10 minutes)");
   cmd->add_flag("--serve", o->serve, "Also load-test `serve`: 2 cameras, 8 MJPEG viewers, /api/stats at 20 Hz (20 s)");
   cmd->add_option("--train-data", o->train_data,
                   "Data folders for --train (default: the default recipe's, as `train` without --data)");
   cmd->add_option("--sizes", o->sizes, "Classifier input sizes to measure")
       ->capture_default_str()
-      ->check(CLI::Range(96, 224));
+      ->check(in_range(96, 224));
   auto skip_classifier = std::make_shared<bool>(false), skip_pipeline = std::make_shared<bool>(false);
   cmd->add_flag("--no-classifier", *skip_classifier, "Skip the classifier latency table");
   cmd->add_flag("--no-pipeline", *skip_pipeline, "Skip the end-to-end pipeline table");

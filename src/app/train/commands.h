@@ -3,6 +3,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "app/cli.h"
+
 namespace maskwatch::app {
 
 void add_imagenet_command(CLI::App& root);

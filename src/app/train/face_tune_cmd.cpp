@@ -36,14 +36,14 @@ void add_face_tune_command(CLI::App& root) {
                   "scenes `eval --scenes --split` reports as unseen)");
   cmd->add_option("--width", o->width, "Scenes are scaled to this width, as the detector's --detect-width")
       ->capture_default_str()
-      ->check(CLI::Range(64, 2048));
+      ->check(in_range(64, 2048));
   cmd->add_option("--canvas", o->canvas, "Side of the square training input (a multiple of 32)")
       ->capture_default_str()
-      ->check(CLI::Range(64, 2048));
-  cmd->add_option("--epochs", o->epochs, "Passes over the scenes")->capture_default_str()->check(CLI::Range(1, 500));
-  cmd->add_option("--batch", o->batch, "Scenes per step")->capture_default_str()->check(CLI::Range(1, 128));
+      ->check(in_range(64, 2048));
+  cmd->add_option("--epochs", o->epochs, "Passes over the scenes")->capture_default_str()->check(in_range(1, 500));
+  cmd->add_option("--batch", o->batch, "Scenes per step")->capture_default_str()->check(in_range(1, 128));
   cmd->add_option("--lr", o->lr, "Adam learning rate (warm-up, then cosine)")->capture_default_str()->check(
-      CLI::Range(1e-6, 1.0));
+      in_range(1e-6, 1.0));
   cmd->add_option("--zoom", o->zoom,
                   "Scale jitter: each scene is zoomed by a factor drawn uniformly from MIN MAX (default 0.8 1.25)")
       ->capture_default_str();
@@ -55,7 +55,7 @@ void add_face_tune_command(CLI::App& root) {
                   "The fine-tuned score that the product's face threshold (0.6) should stand for: the saved model "
                   "records the exponent that maps one to the other (ranking unchanged)")
       ->capture_default_str()
-      ->check(CLI::Range(0.05, 0.95));
+      ->check(in_range(0.05, 0.95));
   cmd->add_flag("--freeze-backbone", o->freeze_backbone, "Train the neck and the heads only");
   cmd->add_flag("--refit-boxes,!--keep-base-correction", o->refit_box_correction,
                 "Fit the box correction (to the annotators' boxes) again for the tuned model on its training "

@@ -29,7 +29,7 @@ void add_imagenet_command(CLI::App& root) {
   cmd->add_option("--labels", opts->labels, "ImageNet label file, one per line")->capture_default_str();
   cmd->add_option("images", opts->images, "Images to classify")->required();
   cmd->add_option("--json", opts->json_out, "Write [{image, top5: [{label, index, prob}]}] here");
-  cmd->add_option("--top", opts->top, "How many classes to print")->capture_default_str()->check(CLI::Range(1, 1000));
+  cmd->add_option("--top", opts->top, "How many classes to print")->capture_default_str()->check(in_range(1, 1000));
   add_threads_option(cmd, opts->threads);
   cmd->callback([opts] {
     setup_training_compute(opts->threads);

@@ -74,14 +74,14 @@ void add_train_command(CLI::App& root) {
   cmd->add_option("--baseline-model", *baselines, "Also evaluate this model.onnx on the test split (repeatable)");
   cmd->add_option("--epochs", o->epochs, "Phase 1 epochs (backbone frozen)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 10000));
+      ->check(in_range(1, 10000));
   cmd->add_option("--fine-tune-epochs", o->fine_tune_epochs, "Phase 2 epochs (top blocks unfrozen)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 10000));
+      ->check(in_range(0, 10000));
   cmd->add_option("--views", o->views, "Augmented views of each training image, cycled through the epochs")
       ->capture_default_str()
-      ->check(CLI::Range(1, 100));
-  cmd->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::Range(1, 1024));
+      ->check(in_range(1, 100));
+  cmd->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(in_range(1, 1024));
   cmd->add_option("--input-size", o->input_size, "Square input size: a multiple of 32 from 96 to 224")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for split, shuffling, augmentation and initialisation")
@@ -95,10 +95,10 @@ void add_train_command(CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--val-fraction", o->fractions.val, "Share of images for validation")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 0.5));
+      ->check(in_range(0.0, 0.5));
   cmd->add_option("--test-fraction", o->fractions.test, "Share of images for the held-out test")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 0.5));
+      ->check(in_range(0.0, 0.5));
   cmd->add_flag("--no-face-crops", (*flags)["no_face_crops"],
                 "Train on whole images instead of the run-time crop around the detected face");
   cmd->add_option("--face-model", o->face_model,
@@ -125,40 +125,40 @@ void add_train_command(CLI::App& root) {
   cmd->add_option("--brightness", ph.brightness, "Brightness jitter (0.4 = x0.6..1.4)")
       ->capture_default_str()
       ->group(aug)
-      ->check(CLI::Range(0.0, 0.9));
+      ->check(in_range(0.0, 0.9));
   cmd->add_option("--contrast", ph.contrast, "Contrast jitter")
       ->capture_default_str()
       ->group(aug)
-      ->check(CLI::Range(0.0, 0.9));
+      ->check(in_range(0.0, 0.9));
   cmd->add_option("--saturation", ph.saturation, "Saturation jitter")
       ->capture_default_str()
       ->group(aug)
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0));
   cmd->add_option("--gray-p", ph.gray_p, "Probability of grayscale (IR cameras)")
       ->capture_default_str()
       ->group(aug)
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0));
   cmd->add_option("--downscale-p", ph.downscale_p, "Probability of downscale-then-upscale (small faces)")
       ->capture_default_str()
       ->group(aug)
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0));
   cmd->add_option("--blur-p", ph.blur_p, "Probability of Gaussian blur")
       ->capture_default_str()
       ->group(aug)
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0));
   cmd->add_option("--noise-p", ph.noise_p, "Probability of sensor noise")
       ->capture_default_str()
       ->group(aug)
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0));
   cmd->add_option("--jpeg-p", ph.jpeg_p, "Probability of JPEG re-encoding at quality 15-60")
       ->capture_default_str()
       ->group(aug)
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0));
   cmd->add_option("--dim-p", ph.dim_p,
                   "Probability of a dim room: -0.5 to -2.5 EV and sensor noise (sigma 0.01-0.05), in linear light")
       ->capture_default_str()
       ->group(aug)
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0));
   cmd->add_flag("--smooth-noisy,!--no-smooth-noisy", o->smooth_noisy,
                 "Smooth grainy augmented crops as the classifier smooths grainy faces at run time (default off: "
                 "README \"Honest uncertainty\")")
@@ -176,7 +176,7 @@ void add_train_command(CLI::App& root) {
     auto& f = *flags;
     o->data.clear();
     for (const auto& d : *data) o->data.emplace_back(d);
-    for (const auto& m : *maps) o->class_map.insert(parse_class_mapping(m));
+    o->class_map = parse_class_mappings(*maps);
     const bool default_data = o->data.empty();
     for (const auto& w : *weights) {
       const auto [source, value] = parse_class_mapping(w);
