@@ -192,6 +192,7 @@ TEST_F(ModelFiles, BrokenSidecarsAreRefused) {
       [](auto& j) { j["format_version"] = 99; },
       [](auto& j) { j.erase("onnx_sha256"); },
       [](auto& j) { j = nlohmann::json::array(); },
+      [](auto& j) { j["input"]["scale"] = "x"; },  // a field of the wrong type: Error, not json::type_error
   };
   for (size_t i = 0; i < breakages.size(); ++i) {
     auto j = base;
@@ -265,7 +266,9 @@ TEST(BadInputCli, EvalRefusesOptionsItWouldIgnore) {
 
 TEST(BadInputCli, UsageErrorsGiveExitCode2) {
   EXPECT_EQ(run_cli({"imagenet"}).exit_code, 2);
-  EXPECT_EQ(run_cli({"no-such-command"}).exit_code, 2);
+  const auto unknown = run_cli({"no-such-command"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("unknown command 'no-such-command'"), std::string::npos) << unknown.err;
   EXPECT_EQ(run_cli({}).exit_code, 2);
   const auto help = run_cli({"imagenet", "--help"});
   EXPECT_EQ(help.exit_code, 0);

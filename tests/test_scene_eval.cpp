@@ -155,9 +155,12 @@ TEST(Voc, ParsesBoxesAndRefusesBadFiles) {
 TEST(Voc, HalvesFollowTheSortedAnnotationOrderAndNameImages) {
   TempDir d;
   // c.xml names its image by a different file name; b.xml's image is a .jpg found by its stem;
-  // d.xml has no image at all (left out of either half).
+  // d.xml has no image at all (left out of either half); e.xml names a file outside images/,
+  // which is not read.
+  write_bytes(d / "outside.png", "x");
   for (const auto& [xml, file] : std::vector<std::pair<std::string, std::string>>{
-           {"c.xml", "photo-c.png"}, {"a.xml", "a.png"}, {"b.xml", "missing.png"}, {"d.xml", "gone.png"}})
+           {"c.xml", "photo-c.png"}, {"a.xml", "a.png"}, {"b.xml", "missing.png"}, {"d.xml", "gone.png"},
+           {"e.xml", "../outside.png"}})
     write_bytes(d / "annotations" / xml, "<annotation><filename>" + file +
                                              "</filename><size><width>10</width><height>10</height></size></annotation>");
   for (const char* image : {"a.png", "b.jpg", "photo-c.png"}) write_bytes(d / "images" / image, "x");

@@ -84,6 +84,20 @@ int cli_main(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // CLI11 says "A subcommand is required" for a mistyped command name: name it instead.
+    if (argc > 1 && argv[1][0] != '-') {
+      std::string known;
+      bool found = false;
+      for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+        known += (known.empty() ? "" : ", ") + sub->get_name();
+        found = found || sub->get_name() == argv[1];
+      }
+      if (!found) {
+        std::fprintf(stderr, "maskwatch: usage error: unknown command '%s' (commands: %s; see --help)\n", argv[1],
+                     known.c_str());
+        return 2;
+      }
+    }
     std::fprintf(stderr, "maskwatch: usage error: %s (see --help)\n", e.what());
     return 2;
   } catch (const std::exception& e) {

@@ -493,7 +493,8 @@ void add_eval_command(CLI::App& root) {
   cmd->add_option("--out", o->out,
                   "Also write confusion.png, errors.png (misclassified images) and reliability.png (or, with --scenes, "
                   "pr_curves.png, missed_faces.png and false_faces.png; with --conditions, conditions.png: 8 fixed "
-                  "sample crops under every condition) here");
+                  "sample crops under every condition, and risk_coverage.png) here. A sheet with nothing to show is "
+                  "not written, and one left by an earlier run is removed");
   cmd->add_flag("--no-face-crops", o->no_face_crops,
                 "Classify whole images instead of the crop around the detected face");
   cmd->add_option("--face-model", o->face_model, face_model_help());

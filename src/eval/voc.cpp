@@ -83,7 +83,10 @@ std::vector<std::filesystem::path> voc_annotation_files(const std::filesystem::p
 
 std::filesystem::path voc_image_path(const std::filesystem::path& dir, const VocAnnotation& a) {
   const auto images = dir / "images";
-  if (!a.filename.empty() && std::filesystem::exists(images / a.filename)) return images / a.filename;
+  // <filename> names a file in images/, never a path out of it ("../../x" or "/etc/x").
+  const std::filesystem::path named(a.filename);
+  if (!a.filename.empty() && named.filename() == named && std::filesystem::exists(images / named))
+    return images / named;
   for (const char* ext : {".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG"}) {
     const auto p = images / (a.xml.stem().string() + ext);
     if (std::filesystem::exists(p)) return p;

@@ -35,7 +35,8 @@ nlohmann::json ModelMeta::to_json() const {
   return j;
 }
 
-ModelMeta ModelMeta::from_json(const nlohmann::json& j, const std::string& origin) {
+namespace {
+ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
   const auto bad = [&](const std::string& why) { return Error(fmt::format("model sidecar {}: {}", origin, why)); };
   if (!j.is_object()) throw bad("not a JSON object");
   if (j.value("format", "") != "maskwatch-model") throw bad("\"format\" is not \"maskwatch-model\"");
@@ -76,6 +77,15 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j, const std::string& origi
   if (j.contains("crop") && j["crop"].is_object()) m.crop = j["crop"];
   if (j.contains("quality_gate") && !j["quality_gate"].is_null()) m.quality_gate = QualityGate::from_json(j["quality_gate"], origin);
   return m;
+}
+}  // namespace
+
+ModelMeta ModelMeta::from_json(const nlohmann::json& j, const std::string& origin) {
+  try {
+    return parse_meta(j, origin);
+  } catch (const nlohmann::json::exception& e) {  // a field of the wrong type, e.g. "scale": "x"
+    throw Error(fmt::format("model sidecar {}: a field has the wrong type ({})", origin, e.what()));
+  }
 }
 
 ModelMeta ModelMeta::load(const std::filesystem::path& json_path) {
