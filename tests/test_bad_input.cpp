@@ -132,6 +132,17 @@ TEST_F(ModelFiles, MissingOrEmptyFilesAreRefused) {
   EXPECT_FALSE(loads());
   std::filesystem::remove(dir / "model.onnx");
   EXPECT_FALSE(loads());
+  // An empty path and a folder are named as such, not as a missing ".json" sidecar.
+  const auto error_of = [](const std::filesystem::path& p) {
+    try {
+      MaskClassifier clf(p);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("loaded");
+  };
+  EXPECT_NE(error_of("").find("empty path"), std::string::npos);
+  EXPECT_NE(error_of(dir.path).find("is a folder"), std::string::npos);
 }
 
 TEST_F(ModelFiles, OnnxThatDoesNotMatchTheSidecarIsRefused) {

@@ -108,6 +108,11 @@ std::string read_verified_model(const std::filesystem::path& onnx_path, const st
 
 MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar,
                                InferenceEngine engine, int threads) {
+  // Said here, in the user's terms, before the sidecar's name (derived from this one) confuses it.
+  std::error_code ec;
+  if (onnx_path.empty()) throw Error("model: empty path (give a model.onnx)");
+  if (std::filesystem::is_directory(onnx_path, ec))
+    throw Error(fmt::format("model {} is a folder: give the model.onnx inside it", onnx_path.string()));
   if (sidecar.empty()) sidecar = sidecar_path(onnx_path);
   meta_ = ModelMeta::load(sidecar);
   // Memory: the file's bytes, the parsed protobuf, the converted weights and XNNPACK's packed
