@@ -270,6 +270,11 @@ TEST(Run, RefusesToRecordOverItsSource) {
     EXPECT_NE(r.err.find("would destroy the input"), std::string::npos) << flag << ": " << r.err;
   }
   EXPECT_EQ(read_bytes(dir / "clip.mp4"), original);
+  // A source that gives no frame at all is a failure, not an empty summary with exit 0.
+  fs::create_directories(dir / "broken");
+  write_bytes(dir / "broken/a.jpg", "not an image");
+  const auto none = run_cli({"run", "--source", (dir / "broken").string(), "--no-display"});
+  EXPECT_EQ(none.exit_code, 1) << none.err;
 }
 
 TEST(Run, AlertAfterRingsOncePerUnmaskedEpisode) {

@@ -17,6 +17,7 @@ CLI::Validator in_range(T lo, T hi) {
   const CLI::Validator range = CLI::Range(lo, hi);
   return CLI::Validator(
       [range](std::string& value) -> std::string {
+        if (value.empty()) return "an empty value is not a number";
         double number = 0;
         if (CLI::detail::lexical_cast(value, number) && !std::isfinite(number))
           return "Value " + value + " is not a finite number";
