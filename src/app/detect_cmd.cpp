@@ -42,6 +42,7 @@ std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& i
 // Refuses, before any work, a name that is one of the inputs (--out pointing at the images).
 std::vector<std::filesystem::path> plan_annotated(const std::vector<std::filesystem::path>& files,
                                                   const std::filesystem::path& out) {
+  const InputFiles inputs(files);
   std::vector<std::filesystem::path> planned;
   std::set<std::string> taken;
   for (const auto& file : files) {
@@ -49,7 +50,7 @@ std::vector<std::filesystem::path> plan_annotated(const std::vector<std::filesys
     for (int k = 2; !taken.insert(p.string()).second; ++k) p = out / fmt::format("{}-{}.png", file.stem().string(), k);
     if (p.filename().string() != file.stem().string() + ".png")
       spdlog::warn("{}: another input has the same name; its annotated copy is {}", file.string(), p.string());
-    refuse_overwriting(p, files, "annotated copy");
+    inputs.refuse_overwriting(p, "annotated copy");
     planned.push_back(std::move(p));
   }
   return planned;
@@ -81,7 +82,7 @@ void add_detect_command(CLI::App& root) {
     Pipeline pipeline(classifier, detector, o->vision.pipeline);
     const auto files = list_inputs(o->inputs);
     if (files.empty()) throw Error("no images to look at: the input folders hold no image files");
-    if (!o->json_out.empty()) refuse_overwriting(o->json_out, files, "JSON file");
+    if (!o->json_out.empty()) InputFiles(files).refuse_overwriting(o->json_out, "JSON file");
     const auto annotated_paths = o->out.empty() ? std::vector<std::filesystem::path>{} : plan_annotated(files, o->out);
     json results = json::array();
     int failed = 0, suspect = 0;

@@ -84,16 +84,16 @@ void run(const RunOpts& o) {
         "no display available (DISPLAY is not set): use --no-display, with --record or --events to see results");
   // Every output is checked before the first frame: a long run must not fail at its end.
   // A recording (or summary, or events appended) over the source video would destroy it.
-  const std::vector<fs::path> inputs{o.source};
+  const InputFiles inputs({o.source});
   if (!o.json_out.empty()) {
-    refuse_overwriting(o.json_out, inputs, "summary file");
+    inputs.refuse_overwriting(o.json_out, "summary file");
     check_output_path(o.json_out, "summary file");
   }
   if (!o.record.empty()) {
-    refuse_overwriting(o.record, inputs, "recording");
+    inputs.refuse_overwriting(o.record, "recording");
     check_output_path(o.record, "recording");
   }
-  if (!o.events.empty()) refuse_overwriting(o.events, inputs, "events file");
+  if (!o.events.empty()) inputs.refuse_overwriting(o.events, "events file");
   std::unique_ptr<LockedLineFile> events;
   if (!o.events.empty()) events = std::make_unique<LockedLineFile>(o.events, "events file");
   g_quit = false;

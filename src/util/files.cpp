@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -128,17 +129,28 @@ void check_output_path(const fs::path& path, const std::string& what) {
   fs::remove(probe, ec);
 }
 
-bool same_file(const fs::path& a, const fs::path& b) {
-  std::error_code ec;
-  const bool same = fs::equivalent(a, b, ec);
-  return !ec && same;
+namespace {
+bool file_id(const fs::path& p, std::pair<uint64_t, uint64_t>& id) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return false;
+  id = {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  return true;
+}
+}  // namespace
+
+InputFiles::InputFiles(const std::vector<fs::path>& inputs) {
+  std::pair<uint64_t, uint64_t> id;
+  for (const auto& in : inputs)
+    if (file_id(in, id)) ids_.emplace(id, in);
 }
 
-void refuse_overwriting(const fs::path& output, const std::vector<fs::path>& inputs, const std::string& what) {
-  for (const auto& in : inputs)
-    if (same_file(output, in))
-      throw Error(fmt::format("{} {} is the input {}: writing it would destroy the input; choose another path",
-                              what, output.string(), in.string()));
+void InputFiles::refuse_overwriting(const fs::path& output, const std::string& what) const {
+  std::pair<uint64_t, uint64_t> id;
+  if (!file_id(output, id)) return;  // not there yet: it cannot be an input
+  const auto it = ids_.find(id);
+  if (it != ids_.end())
+    throw Error(fmt::format("{} {} is the input {}: writing it would destroy the input; choose another path", what,
+                            output.string(), it->second.string()));
 }
 
 void check_output_dir(const fs::path& dir, const std::string& what) {

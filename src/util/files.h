@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,10 +37,17 @@ void check_output_path(const fs::path& path, const std::string& what);
 // The same for an output folder: created if missing, must be writable.
 void check_output_dir(const fs::path& dir, const std::string& what);
 
-// True when both paths exist and name the same file (links and relative spellings included).
-bool same_file(const fs::path& a, const fs::path& b);
-// Throws Error("<what> <output> is the input <in>...") when `output` already is one of `inputs`:
-// an annotated copy or a recording written over its source destroys the user's data.
-void refuse_overwriting(const fs::path& output, const std::vector<fs::path>& inputs, const std::string& what);
+// A command's input files by identity (device and inode: links and other spellings of one file
+// are one file), so an output can be refused when it already is one of them: an annotated copy
+// or a recording written over its source destroys the user's data. One stat per check.
+class InputFiles {
+ public:
+  explicit InputFiles(const std::vector<fs::path>& inputs);
+  // Throws Error("<what> <output> is the input <in>: ...") when `output` is one of the inputs.
+  void refuse_overwriting(const fs::path& output, const std::string& what) const;
+
+ private:
+  std::map<std::pair<uint64_t, uint64_t>, fs::path> ids_;
+};
 
 }  // namespace maskwatch
