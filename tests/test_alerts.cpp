@@ -1,6 +1,7 @@
 // Alert rules of `serve` end to end: the demo clip (its face is without a mask for about 2 s
 // around every loop), a camera that cannot open, a real loopback webhook receiver (one fast
 // route, one that does not answer for 8 s) and the alert rows in the history.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -165,6 +166,19 @@ TEST(Alerts, AnAlertGetsAClipThatOnlyAdminsWatchAndTheDashboardPlays) {
   EXPECT_EQ(clip->get_header_value("Content-Type"), "video/mp4");
   ASSERT_GT(clip->body.size(), 1000u);
   EXPECT_EQ(clip->body.substr(4, 4), "ftyp");
+  // Ranges as browsers ask for them; one past the end is 416 with the size, not 206 with nothing.
+  httplib::Headers ranged = admin;
+  ranged.insert({"Range", "bytes=0-99"});
+  const auto head = c.Get(url.c_str(), ranged);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 206);
+  EXPECT_EQ(head->body, clip->body.substr(0, 100));
+  httplib::Headers past = admin;
+  past.insert({"Range", fmt::format("bytes={}-{}", clip->body.size() + 10, clip->body.size() + 20)});
+  const auto beyond = c.Get(url.c_str(), past);
+  ASSERT_TRUE(beyond);
+  EXPECT_EQ(beyond->status, 416) << beyond->body;
+  EXPECT_EQ(beyond->get_header_value("Content-Range"), fmt::format("bytes */{}", clip->body.size()));
   VideoReader r;
   ASSERT_TRUE(r.open_memory(std::vector<uint8_t>(clip->body.begin(), clip->body.end()))) << r.error();
   int frames = 0;

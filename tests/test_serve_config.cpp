@@ -164,6 +164,36 @@ cameras: {door: {source: "rtsp://admin:pa55@10.0.0.9/live"}}
   EXPECT_NE(cfg.to_json(false).dump().find("pa55"), std::string::npos);
 }
 
+TEST(ServeConfig, SecretsExpandVariablesAndAnEmptyOneIsAnError) {
+  // ${VAR} in an inline token expands as in every other text key (it was the literal text, so
+  // anyone reading the file could log in); an empty variable would turn the login off.
+  setenv("MASKWATCH_TEST_TOKEN", "s3cret-token", 1);
+  setenv("MASKWATCH_TEST_EMPTY", "", 1);
+  const auto cfg = parse_serve_config("http: {auth: {token: \"${MASKWATCH_TEST_TOKEN}\"}}\ncameras: {a: {source: x}}\n",
+                                      "/tmp/c.yaml");
+  EXPECT_EQ(cfg.http.auth.token, "s3cret-token");
+  EXPECT_NE(error_of("http: {auth: {token_env: MASKWATCH_TEST_EMPTY}}\ncameras: {a: {source: x}}\n")
+                .find("MASKWATCH_TEST_EMPTY is empty"),
+            std::string::npos);
+  EXPECT_NE(error_of("http: {auth: {token: a, token_env: MASKWATCH_TEST_TOKEN}}\ncameras: {a: {source: x}}\n")
+                .find("not both"),
+            std::string::npos);
+}
+
+TEST(ServeConfig, MqttTopicsTheBrokerWouldRefuseAreRefusedHere) {
+  const auto mqtt = [](const std::string& extra) {
+    return error_of("mqtt: {host: broker" + extra + "}\ncameras: {a: {source: x}}\n");
+  };
+  EXPECT_NE(mqtt(", topic_prefix: \"site/#\"").find("topic_prefix must be free of"), std::string::npos);
+  EXPECT_EQ(mqtt(", topic_prefix: site/north"), "");
+  const auto fleet = [](const std::string& filter) {
+    return error_of("mqtt: {host: broker}\nfleet: {subscribe: [\"" + filter + "\"]}\ncameras: {a: {source: x}}\n");
+  };
+  for (const char* bad : {"a/#/b", "", "a/b#", "a+/b", "#/x"})
+    EXPECT_NE(fleet(bad).find("is not an MQTT topic filter"), std::string::npos) << bad << ": " << fleet(bad);
+  for (const char* good : {"maskwatch/+/#", "#", "+", "site/+/status", "a/b"}) EXPECT_EQ(fleet(good), "") << good;
+}
+
 TEST(ServeConfig, TheShippedDemoIsValidHere) {
   const auto cfg = load_serve_config(fs::path(MASKWATCH_TEST_SOURCE_DIR) / "examples" / "demo.yaml");
   ASSERT_EQ(cfg.cameras.size(), 1u);
@@ -204,6 +234,15 @@ TEST(LogText, UrlsLoseTheirPasswordsAndLogLinesCannotBeForged) {
   EXPECT_EQ(redact_url("open http://viewer:pa55@cam.local:8080/live failed; rtsp://tok3n@10.0.0.9/x ok"),
             "open http://viewer:***@cam.local:8080/live failed; rtsp://***@10.0.0.9/x ok");
   EXPECT_EQ(redact_url("/videos/a:b@c.mp4 and http://host/no-user"), "/videos/a:b@c.mp4 and http://host/no-user");
+  // Passwords with '/' or '@' (FFmpeg splits at the last '@'), secrets in the query, and a port
+  // is not a password.
+  EXPECT_EQ(redact_url("rtsp://admin:se/cret@host/s"), "rtsp://admin:***@host/s");
+  EXPECT_EQ(redact_url("rtsp://admin:p@ss@host/s x"), "rtsp://admin:***@host/s x");
+  EXPECT_EQ(redact_url("http://cam/live?user=a&password=hunter2&x=1"), "http://cam/live?user=a&password=***&x=1");
+  EXPECT_EQ(redact_url("http://host:8080/live by admin@site"), "http://host:8080/live by admin@site");
+  // A password with a space is not found by pattern: once remembered from the config, it is hidden anywhere.
+  remember_url_secret("rtsp://user:pa ss word@host/x");
+  EXPECT_EQ(redact_url("cannot open rtsp://user:pa ss word@host/x: refused"), "cannot open rtsp://user:***@host/x: refused");
   EXPECT_EQ(escape_control("a\nb\rc\td\x1b[31me\x7f"), "a\\nb\\rc\\td\\x1b[31me\\x7f");
   // Through the installed format: one message is one line, whatever it carries.
   std::ostringstream out;

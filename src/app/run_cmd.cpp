@@ -14,6 +14,7 @@
 #include "eval/plots.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/log_text.h"
 #include "util/json_io.h"
 #include "util/locked_file.h"
 #include "util/stop_signals.h"
@@ -83,6 +84,7 @@ void run(const RunOpts& o) {
     throw Error(
         "no display available (DISPLAY is not set): use --no-display, with --record or --events to see results");
   // Every output is checked before the first frame: a long run must not fail at its end.
+  remember_url_secret(o.source);  // a camera password is never logged
   // A recording (or summary, or events appended) over the source video would destroy it.
   const InputFiles inputs({o.source});
   if (!o.json_out.empty()) {

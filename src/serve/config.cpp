@@ -158,16 +158,42 @@ std::string resolve(const std::string& value, const std::filesystem::path& base)
   return p.is_absolute() ? value : (base / p).lexically_normal().string();
 }
 
-// A secret given inline or through `<key>_env: VARIABLE`.
+// A secret given inline (where ${VAR} expands, as in every other text key) or through
+// `<key>_env: VARIABLE`, not both. An empty variable is an error: an `EnvironmentFile` line
+// `TOKEN=` would otherwise turn the secret, and with it the login, off without a word.
 void read_secret(MapReader& r, const std::string& key, std::string& out) {
-  r.get(key, out);
+  std::string inline_value;
+  r.get(key, inline_value);
   std::string env;
   r.get(key + "_env", env);
-  if (env.empty()) return;
+  if (!env.empty() && !inline_value.empty())
+    r.fail(r.child(key), fmt::format("{}: give {} or {}_env, not both", r.where(), key, key));
+  if (env.empty()) {
+    if (!inline_value.empty()) out = expand(inline_value, r, r.child(key));
+    return;
+  }
   const char* v = std::getenv(env.c_str());
   if (!v)
     r.fail(r.child(key + "_env"), fmt::format("{}.{}_env: environment variable {} is not set", r.where(), key, env));
+  if (!*v)
+    r.fail(r.child(key + "_env"), fmt::format("{}.{}_env: environment variable {} is empty", r.where(), key, env));
   out = v;
+}
+
+// An MQTT topic filter a broker accepts: levels split by '/', '+' only as a whole level, '#'
+// only as the whole last level (MQTT 3.1.1, 4.7.1). A bad one makes the broker drop the
+// session again and again.
+bool valid_topic_filter(const std::string& filter) {
+  if (filter.empty()) return false;
+  size_t start = 0;
+  while (true) {
+    const size_t end = filter.find('/', start);
+    const std::string level = filter.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (level.find_first_of("+#") != std::string::npos && level != "+" && level != "#") return false;
+    if (level == "#" && end != std::string::npos) return false;
+    if (end == std::string::npos) return true;
+    start = end + 1;
+  }
 }
 
 // Every plain key is declared once, in a table: its member, range and help drive reading
@@ -429,6 +455,7 @@ void read_camera_keys(MapReader& r, CameraConfig& c, const std::filesystem::path
   std::string source;
   r.get("source", source);
   if (!source.empty()) c.source = resolve(expand(source, r, r.child("source")), base);
+  remember_url_secret(c.source);  // never shown again, in logs, /api/config or status details
   read_fields(r, c, camera_fields());
   read_detector(r, "detector", c.detector, base, false);
   read_tracker(r, c.tracker);
@@ -608,6 +635,8 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     cfg.mqtt.enabled = static_cast<bool>(root.child("mqtt")) && !root.child("mqtt").IsNull();
     read_fields(r, cfg.mqtt, mqtt_fields());
     r.get("topic_prefix", cfg.mqtt.topic_prefix);
+    if (cfg.mqtt.topic_prefix.find_first_of("+#") != std::string::npos)
+      r.fail(r.child("topic_prefix"), "mqtt.topic_prefix must be free of '+' and '#' (topics are published there)");
     if (cfg.mqtt.discovery_prefix.empty() || cfg.mqtt.discovery_prefix.find_first_of("+#") != std::string::npos)
       r.fail(r.child("discovery_prefix"), "mqtt.discovery_prefix must be non-empty and free of '+' and '#'");
     r.finish();
@@ -617,6 +646,11 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   {
     MapReader r(root.child("fleet"), "fleet", file);
     r.get_list("subscribe", cfg.fleet.subscribe);
+    for (const auto& filter : cfg.fleet.subscribe)
+      if (!valid_topic_filter(filter))
+        r.fail(r.child("subscribe"), fmt::format("fleet.subscribe: '{}' is not an MQTT topic filter ('+' and '#' stand "
+                                                 "for whole levels, '#' only last, e.g. maskwatch/+/# )",
+                                                 filter));
     r.finish();
     if (!cfg.fleet.subscribe.empty() && !cfg.mqtt.enabled)
       r.fail(root.child("fleet"), "fleet.subscribe needs the mqtt section (the broker the other instances publish to)");

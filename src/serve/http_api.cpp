@@ -714,6 +714,13 @@ void HttpApi::routes() {
     const auto size = std::filesystem::file_size(path, ec);
     auto in = std::make_shared<std::ifstream>(path, std::ios::binary);
     if (ec || !*in) return send_error(res, 404, fmt::format("the clip of event {} cannot be read", id));
+    // A range that starts past the end cannot be served (RFC 9110 15.5.17); the library of
+    // Debian 12 would answer 206 with no bytes.
+    for (const auto& range : req.ranges)
+      if (range.first >= 0 && static_cast<uintmax_t>(range.first) >= size) {
+        res.set_header("Content-Range", fmt::format("bytes */{}", size));
+        return send_error(res, 416, fmt::format("range starts at byte {}, the clip has {}", range.first, size));
+      }
     res.set_content_provider(
         static_cast<size_t>(size), "video/mp4", [in](size_t offset, size_t length, httplib::DataSink& sink) {
           std::vector<char> buf(std::min<size_t>(length, 64 * 1024));

@@ -4,18 +4,53 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
+#include <mutex>
 #include <regex>
+#include <vector>
 
 namespace maskwatch {
 
+namespace {
+std::mutex g_secrets_mutex;
+std::vector<std::string> g_secrets;  // few (one per camera URL with a password), never removed
+
+void hide_remembered(std::string& out) {
+  std::lock_guard<std::mutex> lock(g_secrets_mutex);
+  for (const auto& secret : g_secrets)
+    for (size_t at = out.find(secret); at != std::string::npos; at = out.find(secret, at + 3))
+      out.replace(at, secret.size(), "***");
+}
+}  // namespace
+
+void remember_url_secret(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return;
+  const size_t user = scheme + 3, at = url.rfind('@');
+  if (at == std::string::npos || at < user) return;
+  const size_t colon = url.find(':', user);
+  if (colon == std::string::npos || colon > at) return;
+  const std::string secret = url.substr(colon + 1, at - colon - 1);
+  if (secret.size() < 3) return;  // "***" itself, or too short to hide without hiding words
+  std::lock_guard<std::mutex> lock(g_secrets_mutex);
+  if (std::find(g_secrets.begin(), g_secrets.end(), secret) == g_secrets.end()) g_secrets.push_back(secret);
+}
+
 std::string redact_url(std::string_view text) {
   std::string out(text);
+  hide_remembered(out);
   if (out.find("://") == std::string::npos) return out;  // the common case: no regex at all
-  static const std::regex with_password(R"(([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s:]*):[^/@\s]*@)");
+  // The password runs to the last '@' before a space or the next URL (FFmpeg splits at the last
+  // '@', and a password may hold '/' or '@'): hiding a little too much beats showing a part.
+  static const std::regex with_password(R"(([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s:]*):(?:(?!://)\S)*@)");
   static const std::regex user_only(R"(([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+@)");
+  // Secrets in the query string: ?password=..., &token=...
+  static const std::regex in_query(R"(([?&](?:password|passwd|pass|pwd|token|access_token|key|secret|auth)=)[^&\s]*)",
+                                   std::regex::icase);
   out = std::regex_replace(out, with_password, "$1$2:***@");
-  return std::regex_replace(out, user_only, "$1***@");
+  out = std::regex_replace(out, user_only, "$1***@");
+  return std::regex_replace(out, in_query, "$1***");
 }
 
 std::string escape_control(std::string_view text) {

@@ -12,7 +12,13 @@ namespace maskwatch {
 
 // The password of every URL in `text` replaced: "rtsp://user:secret@host/x" ->
 // "rtsp://user:***@host/x"; a user-only part (often a token) goes whole: "https://***@host".
+// Also hides every secret passed to remember_secret (a camera URL's password read from the
+// config), wherever it appears: a password with a space in it is not found by the pattern.
 std::string redact_url(std::string_view text);
+
+// The password of `url` (after "user:" and up to the last '@' before the host, as FFmpeg reads
+// it) is hidden by redact_url from now on. No-op for a URL without one.
+void remember_url_secret(const std::string& url);
 
 // Control characters as C escapes (\n, \r, \t, \x1b ...); everything else as it is.
 std::string escape_control(std::string_view text);
