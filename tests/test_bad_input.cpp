@@ -278,6 +278,24 @@ TEST(BadInputCli, EvalRefusesOptionsItWouldIgnore) {
   }
 }
 
+TEST(BadInputCli, ConfigCheckLoadsTheModelsServeWouldLoad) {
+  // A model file that exists but does not load passed `config check` (the service's pre-start
+  // check) and then failed `serve`, in a restart loop.
+  TempDir dir;
+  write_bytes(dir / "junk.onnx", std::string(4096, 'x'));
+  const std::string clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  write_bytes(dir / "model.yaml", "model: " + (dir / "junk.onnx").string() + "\ncameras: {a: {source: " + clip + "}}\n");
+  write_bytes(dir / "faces.yaml",
+              "detector: {face_model: " + (dir / "junk.onnx").string() + "}\ncameras: {a: {source: " + clip + "}}\n");
+  write_bytes(dir / "good.yaml", "cameras: {a: {source: " + clip + "}}\n");
+  for (const char* bad : {"model.yaml", "faces.yaml"}) {
+    const auto r = run_cli({"config", "check", (dir / bad).string()});
+    EXPECT_EQ(r.exit_code, 1) << bad << ": " << r.err;
+  }
+  const auto good = run_cli({"config", "check", (dir / "good.yaml").string()});
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+}
+
 TEST(BadInputCli, UsageErrorsGiveExitCode2) {
   EXPECT_EQ(run_cli({"imagenet"}).exit_code, 2);
   const auto unknown = run_cli({"no-such-command"});

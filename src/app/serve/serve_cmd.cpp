@@ -9,6 +9,7 @@
 #include <chrono>
 #include <csignal>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "app/cli.h"
@@ -22,8 +23,11 @@
 #include "serve/storage.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/paths.h"
 #include "util/stop_signals.h"
 #include "util/threads.h"
+#include "vision/face_detector.h"
+#include "vision/mask_classifier.h"
 
 namespace maskwatch::app {
 namespace {
@@ -216,6 +220,16 @@ void add_config_command(CLI::App& root) {
   check->callback([file] {
     const ServeConfig cfg = load_serve_config(*file);
     check_config_files(cfg);
+    // The models as serve will load them: a file that exists but does not load must fail here,
+    // where the service's pre-start check runs, not in a restart loop.
+    MaskClassifier classifier(cfg.model.empty() ? default_model_path().string() : cfg.model);
+    std::set<std::string> face_models{cfg.detector.face_model};
+    for (const auto& c : cfg.cameras) face_models.insert(c.detector.face_model);
+    for (const auto& model : face_models) {
+      FaceDetectorOptions o;
+      o.model = model;
+      FaceDetector detector(o);
+    }
     fmt::print("{}\n", cfg.to_json(/*redact=*/true).dump(2));
     spdlog::info("{}: OK, {} camera(s)", *file, cfg.cameras.size());
   });
