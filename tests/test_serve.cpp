@@ -218,6 +218,7 @@ TEST(Serve, ApiFramesStreamsMetricsAndHistoryAcrossARestart) {
   EXPECT_TRUE(wait_until([&] { return parts >= 3; }, 15));
   EXPECT_EQ(srv.client().Get("/api/demo/stream.mjpeg")->status, 503);
   EXPECT_EQ(srv.get_json("/api/stats")["cameras"]["demo"]["stream_clients"], 1);
+  EXPECT_EQ(srv.get_json("/api/stats")["http"]["refused_streams"], 1);  // the camera's cap counts as a refusal
   leave = true;
   viewer.join();
   EXPECT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["cameras"]["demo"]["stream_clients"] == 0; }, 5));

@@ -824,6 +824,7 @@ void HttpApi::routes() {
     if (!stream_slot)
       return refuse_stream(res, fmt::format("camera {}: MJPEG viewer", camera), req, config_.http.max_streams);
     if (!engine_.add_stream_client(camera)) {
+      ++refused_streams_;  // counted with the other refused streams (stats and metrics)
       spdlog::warn("camera {}: MJPEG viewer {}:{} refused, {} viewers already", camera, req.remote_addr,
                    req.remote_port, config_.http.max_stream_clients);
       return send_error(
