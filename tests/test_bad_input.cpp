@@ -296,6 +296,23 @@ TEST(BadInputCli, ConfigCheckLoadsTheModelsServeWouldLoad) {
   EXPECT_EQ(good.exit_code, 0) << good.err;
 }
 
+TEST(BadInputCli, ServeListenSpellingsAreParsedOrRefusedBeforeStarting) {
+  TempDir dir;
+  write_bytes(dir / "c.yaml",
+              "cameras: {a: {source: " + shared_path("samples/video/webcam-mask-on-off.mp4").string() + "}}\n");
+  const auto serve = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args{"serve", "--config", (dir / "c.yaml").string(), "--data", (dir / "d").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args, 60);
+  };
+  const auto both = serve({"--listen", "127.0.0.1:0", "--port", "5"});
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_NE(both.err.find("both give a port"), std::string::npos) << both.err;
+  const auto unclosed = serve({"--listen", "[::1:0"});
+  EXPECT_EQ(unclosed.exit_code, 1);
+  EXPECT_NE(unclosed.err.find("[IPV6]:PORT"), std::string::npos) << unclosed.err;
+}
+
 TEST(BadInputCli, UsageErrorsGiveExitCode2) {
   EXPECT_EQ(run_cli({"imagenet"}).exit_code, 2);
   const auto unknown = run_cli({"no-such-command"});

@@ -180,6 +180,13 @@ TEST(ServeConfig, SecretsExpandVariablesAndAnEmptyOneIsAnError) {
             std::string::npos);
 }
 
+TEST(ServeConfig, EmptyListenAddressAndStorageFolderAreErrorsNotDefaults) {
+  EXPECT_NE(error_of("http: {listen: ''}\ncameras: {a: {source: x}}\n").find(":1: http.listen: empty"),
+            std::string::npos);
+  EXPECT_NE(error_of("storage: {dir: ''}\ncameras: {a: {source: x}}\n").find(":1: storage.dir: empty"),
+            std::string::npos);
+}
+
 TEST(ServeConfig, MqttTopicsTheBrokerWouldRefuseAreRefusedHere) {
   const auto mqtt = [](const std::string& extra) {
     return error_of("mqtt: {host: broker" + extra + "}\ncameras: {a: {source: x}}\n");

@@ -584,6 +584,8 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   {
     MapReader r(root.child("http"), "http", file);
     read_fields(r, cfg.http, http_fields());
+    if (r.child("listen").IsScalar() && cfg.http.listen.empty())
+      r.fail(r.child("listen"), "http.listen: empty (127.0.0.1: this machine only, 0.0.0.0: every interface)");
     MapReader a(r.child("auth"), "http.auth", file);
     read_fields(a, cfg.http.auth, auth_fields());
     a.finish();
@@ -613,6 +615,7 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     MapReader r(root.child("storage"), "storage", file);
     std::string dir;
     r.get("dir", dir);
+    if (r.child("dir").IsScalar() && dir.empty()) r.fail(r.child("dir"), "storage.dir: empty (leave the key out for the default)");
     if (!dir.empty()) cfg.storage.dir = dir;
     cfg.storage.dir = resolve(expand(cfg.storage.dir, r, r.child("dir")), base);
     std::error_code ec;

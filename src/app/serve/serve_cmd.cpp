@@ -59,29 +59,44 @@ struct ServeOpts {
   int threads = 0;
 };
 
-// "host:port", "host" or ":port" over the config's http.listen / http.port.
-void apply_listen(const std::string& spec, HttpConfig& http) {
+// "host:port", "host", ":port" or "[ipv6]:port" over the config's http.listen / http.port. A
+// bare IPv6 address ("::1") is a host: its last colon is not a port separator.
+void apply_listen(const std::string& spec, HttpConfig& http, bool port_given) {
   if (spec.empty()) return;
-  const auto colon = spec.rfind(':');
-  if (colon == std::string::npos) {
-    http.listen = spec;
-    return;
+  std::string host = spec, port_text;
+  if (spec.front() == '[') {
+    const auto close = spec.find(']');
+    if (close == std::string::npos || (close + 1 < spec.size() && spec[close + 1] != ':'))
+      throw Error(fmt::format("--listen {}: expected [IPV6]:PORT", spec));
+    host = spec.substr(1, close - 1);
+    if (close + 1 < spec.size()) port_text = spec.substr(close + 2);
+  } else if (std::count(spec.begin(), spec.end(), ':') == 1) {
+    const auto colon = spec.find(':');
+    host = spec.substr(0, colon);
+    port_text = spec.substr(colon + 1);
   }
-  if (colon > 0) http.listen = spec.substr(0, colon);
+  if (!host.empty()) http.listen = host;
+  if (port_text.empty()) return;
+  if (port_given) throw Error(fmt::format("--listen {} and --port both give a port: give one", spec));
   try {
     size_t used = 0;
-    const int port = std::stoi(spec.substr(colon + 1), &used);
-    if (used != spec.size() - colon - 1 || port < 0 || port > 65535) throw std::invalid_argument(spec);
+    const int port = std::stoi(port_text, &used);
+    if (used != port_text.size() || port < 0 || port > 65535) throw std::invalid_argument(spec);
     http.port = port;
   } catch (const std::exception&) {
     throw Error(fmt::format("--listen {}: expected HOST:PORT with a port 0..65535", spec));
   }
 }
 
+// A host in a URL: an IPv6 address in brackets.
+std::string url_host(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
 // The config file with the command line's overrides, as at start and at each reload.
 ServeConfig load_config(const ServeOpts& o) {
   ServeConfig cfg = load_serve_config(o.config);
-  apply_listen(o.listen, cfg.http);
+  apply_listen(o.listen, cfg.http, o.port >= 0);
   if (o.port >= 0) cfg.http.port = o.port;
   if (!o.data_dir.empty()) cfg.storage.dir = o.data_dir;
   return cfg;
@@ -159,7 +174,7 @@ void serve(const ServeOpts& o) {
   else
     std::snprintf(host, sizeof host, "%s", cfg.http.listen.c_str());
   AlertEngine alerts(
-      cfg, engine, storage, fmt::format("http://{}:{}", host, port),
+      cfg, engine, storage, fmt::format("http://{}:{}", url_host(host), port),
       mqtt ? std::function<void(const AlertFired&)>([&mqtt](const AlertFired& a) { mqtt->publish_alert(a); })
            : nullptr);
   Reloader reloader(o, cfg, engine, mqtt.get());
@@ -174,7 +189,7 @@ void serve(const ServeOpts& o) {
   std::thread http([&] { api.serve_forever(); });
   // One line a script can wait for (tests read the port from it).
   fmt::print("maskwatch serve: {} camera(s), dashboard http://{}:{}/ , data in {}\n", cfg.cameras.size(),
-             cfg.http.listen, port, cfg.storage.dir);
+             url_host(cfg.http.listen), port, cfg.storage.dir);
   std::fflush(stdout);
   while (!g_stop) {
     if (g_reload.exchange(false)) {
