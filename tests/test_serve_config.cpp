@@ -187,6 +187,20 @@ TEST(ServeConfig, EmptyListenAddressAndStorageFolderAreErrorsNotDefaults) {
             std::string::npos);
 }
 
+TEST(ServeConfig, AlertKeysOfAnotherKindTwinNamesAndSecondDocumentsAreRefused) {
+  const auto rules = [](const std::string& list) { return error_of("cameras: {a: {source: x}}\nalerts:\n" + list); };
+  EXPECT_NE(rules("  - {kind: unmasked_face, below: 0.5}\n").find("alerts[1].below: only for kind low_compliance"),
+            std::string::npos);
+  EXPECT_NE(rules("  - {kind: low_compliance, seconds: 4}\n").find("alerts[1].seconds: not for kind low_compliance"),
+            std::string::npos);
+  EXPECT_NE(rules("  - {name: door, kind: unmasked_face}\n  - {name: door, kind: camera_offline}\n")
+                .find("alerts[2]: a second rule named 'door'"),
+            std::string::npos);
+  EXPECT_EQ(rules("  - {name: door, kind: unmasked_face, seconds: 2}\n  - {kind: low_compliance, below: 0.5}\n"), "");
+  EXPECT_NE(error_of("cameras: {a: {source: x}}\n---\ncameras: {b: {source: y}}\n").find("2 YAML documents"),
+            std::string::npos);
+}
+
 TEST(ServeConfig, MqttTopicsTheBrokerWouldRefuseAreRefusedHere) {
   const auto mqtt = [](const std::string& extra) {
     return error_of("mqtt: {host: broker" + extra + "}\ncameras: {a: {source: x}}\n");

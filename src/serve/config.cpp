@@ -533,6 +533,15 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
     if (!kinds.count(a.kind))
       r.fail(node, fmt::format("{}: kind must be unmasked_face, low_compliance or camera_offline", r.where()));
     r.get_list("cameras", a.cameras);
+    // A key of another kind would be silently ignored: a rule that does not do what it says.
+    const bool compliance = a.kind == "low_compliance";
+    for (const char* key : {"below", "window_minutes", "min_faces"})
+      if (!compliance && node[key]) r.fail(node[key], fmt::format("{}.{}: only for kind low_compliance", r.where(), key));
+    if (compliance && node["seconds"])
+      r.fail(node["seconds"], fmt::format("{}.seconds: not for kind low_compliance (it uses window_minutes)", r.where()));
+    for (const auto& other : cfg.alerts)
+      if (other.name == a.name)
+        r.fail(r.child("name"), fmt::format("{}: a second rule named '{}' (names tell alerts apart)", r.where(), a.name));
     read_fields(r, a, alert_fields());
     r.get_list("hours", a.hours);
     for (int h : a.hours)
@@ -566,7 +575,10 @@ const CameraConfig* ServeConfig::camera(const std::string& name) const {
 ServeConfig parse_serve_config(const std::string& text, const std::filesystem::path& origin) {
   YAML::Node doc;
   try {
-    doc = YAML::Load(text);
+    const auto docs = YAML::LoadAll(text);
+    if (docs.size() > 1)
+      throw Error(fmt::format("{}: {} YAML documents ('---'); a config is one", origin.string(), docs.size()));
+    doc = docs.empty() ? YAML::Node() : docs.front();
   } catch (const YAML::Exception& e) {
     throw Error(fmt::format("{}:{}: not valid YAML ({})", origin.string(), e.mark.line + 1, e.msg));
   }
