@@ -691,6 +691,9 @@ TEST(Serve, NumbersOutOfRangeAndUnknownTypesAre400WithTheRange) {
   expect_400("/api/demo/latest.jpg?quality=101", "from 1 to 100");
   expect_400("/api/demo/latest.jpg?h=-1", "h=-1 must be a whole number from 0 to 4320");
   expect_400("/api/demo/stream.mjpeg?h=99999", "from 0 to 4320");
+  expect_400("/api/demo/latest.jpg?boxes=2", "boxes must be 0 or 1");
+  expect_400("/api/events?after=100&before=50", "after must not be later than before");
+  expect_400("/api/compliance?after=100&before=50", "after must not be later than before");
   EXPECT_EQ(srv.client().Get("/api/events/123456789")->status, 404);
   EXPECT_EQ(srv.client().Get("/api/demo/latest.jpg?quality=1")->status, 200);
   EXPECT_EQ(srv.client().Get("/api/events?type=status&limit=10000")->status, 200);

@@ -748,6 +748,8 @@ void HttpApi::routes() {
     if (req.has_param("after")) q.after = number_param(req, "after", 0);
     if (req.has_param("before")) q.before = number_param(req, "before", 0);
     q.limit = int_param(req, "limit", 100, 1, 10000);
+    if (req.has_param("after") && req.has_param("before") && q.after > q.before)
+      return send_error(res, 400, "parameter after must not be later than before");
     auto events = storage_.events(q);
     for (auto& e : events) add_picture_urls(e);
     send_json(res, events);
@@ -767,6 +769,7 @@ void HttpApi::routes() {
     if (!step) return send_error(res, 400, "interval must be minute, hour or day");
     const double after = number_param(req, "after", today_start()),
                  before = number_param(req, "before", unix_now() + 60);
+    if (after > before) return send_error(res, 400, "parameter after must not be later than before");
     auto buckets = storage_.compliance(camera, after, before, step, zone, engine_.mask_label());
     // Faces still in view count too (in the bucket of now, where their track will end), by
     // the verdict each has shown longest so far, and marked as such (`in_view`): a person in
@@ -808,7 +811,9 @@ void HttpApi::routes() {
     if (!engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
     const int h = int_param(req, "h", 0, 0, 4320),
               quality = int_param(req, "quality", 0, 1, 100);  // 0: the configured quality
-    const auto jpeg = engine_.latest_jpeg(camera, req.get_param_value("boxes") != "0", h, quality);
+    const std::string boxes = req.has_param("boxes") ? req.get_param_value("boxes") : "1";
+    if (boxes != "0" && boxes != "1") return send_error(res, 400, "parameter boxes must be 0 or 1");
+    const auto jpeg = engine_.latest_jpeg(camera, boxes == "1", h, quality);
     if (!jpeg) return send_error(res, 503, "no frame yet from camera " + camera);
     res.set_header("Cache-Control", "no-store");
     res.set_content(reinterpret_cast<const char*>(jpeg->bytes.data()), jpeg->bytes.size(), "image/jpeg");
