@@ -83,7 +83,10 @@ void AlertEngine::check(double now) {
         // One alert per check and camera; the cooldown decides about the next.
         if (const auto due = unmasked_.at(&rule).next_due(now, camera)) {
           AlertFired a;
-          a.message = fmt::format("a face without a mask for {:.0f} s on {}", now - due->since, camera);
+          // Whole seconds, but never "0 s" for a rule of under a second.
+          const double shown_s = now - due->since;
+          a.message = fmt::format("a face without a mask for {} s on {}",
+                                  shown_s < 1 ? fmt::format("{:.1f}", shown_s) : fmt::format("{:.0f}", shown_s), camera);
           a.track_id = due->track_id;
           a.since = due->since;
           fire(rule, camera, now, std::move(a), true);
