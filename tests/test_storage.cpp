@@ -124,8 +124,11 @@ TEST(Storage, ZonesAreCountedFromTheirEventsAndAnOldDatabaseGetsTheColumn) {
   for (const auto& b : st.compliance("door", m0 - 60, m0 + 600, 60)) faces += b.faces;
   EXPECT_EQ(faces, 4);
   // Clips came later still: the old database has their column too.
-  const int64_t alert = st.add_alert("door", m0 + 80, "unmasked", "a face without a mask", "", "1-door-alert.mp4");
+  const int64_t alert = st.add_alert("door", m0 + 80, "unmasked", "unmasked_face", "a face without a mask", "", "1-door-alert.mp4");
   EXPECT_TRUE(st.events({})[0]["has_clip"].get<bool>());
+  // Alert kinds came last: stored and listed with the message, as the live alert says them.
+  EXPECT_EQ(st.events({})[0]["kind"], "unmasked_face");
+  EXPECT_EQ(st.events({})[0]["message"], "a face without a mask");
   EXPECT_EQ((*st.event(alert))["clip_file"], "1-door-alert.mp4");
 }
 
@@ -171,10 +174,10 @@ TEST(Storage, ClipsGoWithSnapshotsByAgeAndTheOldestPicturesFirstUnderTheCap) {
   // 0.5 MB snapshot (newer file).
   picture(st.snapshot_dir() / "a.jpg", 100, 900);
   picture(st.clip_dir() / "a.mp4", 300, 900);
-  const int64_t old_id = st.add_alert("door", now - 10 * 86400, "unmasked", "old", "a.jpg", "a.mp4");
+  const int64_t old_id = st.add_alert("door", now - 10 * 86400, "unmasked", "unmasked_face", "old", "a.jpg", "a.mp4");
   picture(st.clip_dir() / "b.mp4", 700, 60);
   picture(st.snapshot_dir() / "b.jpg", 500, 30);
-  const int64_t new_id = st.add_alert("door", now - 60, "unmasked", "new", "b.jpg", "b.mp4");
+  const int64_t new_id = st.add_alert("door", now - 60, "unmasked", "unmasked_face", "new", "b.jpg", "b.mp4");
   // Pictures older than 7 days go, rows stay; then 1.2 MB > 1 MB: the oldest file (the clip) goes.
   EXPECT_EQ(st.apply_retention(30, 7, 1, now), 3);
   EXPECT_FALSE(fs::exists(st.clip_dir() / "a.mp4"));

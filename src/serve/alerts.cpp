@@ -138,7 +138,7 @@ void AlertEngine::fire(const AlertRule& rule, const std::string& camera, double 
   }
   // A clip from before to after the alert, ready after_s from now (rules with a picture).
   const std::string clip = with_snapshot ? engine_.request_clip(camera, now, "alert") : "";
-  a.id = engine_.history().add_alert(camera, now, rule.name, a.message, snapshot, clip);
+  a.id = engine_.history().add_alert(camera, now, rule.name, rule.kind, a.message, snapshot, clip);
   const std::string path = snapshot.empty() || a.id == 0 ? "" : fmt::format("/api/events/{}/snapshot.jpg", a.id);
   if (!clip.empty() && a.id != 0) a.clip_url = base_url_ + fmt::format("/api/events/{}/clip.mp4", a.id);
   a.rule = rule.name;

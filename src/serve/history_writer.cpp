@@ -30,12 +30,14 @@ int64_t HistoryWriter::add_status(const std::string& camera, double time, const 
 }
 
 int64_t HistoryWriter::add_alert(const std::string& camera, double time, const std::string& rule,
-                                 const std::string& detail, const std::string& snapshot, const std::string& clip) {
+                                 const std::string& kind, const std::string& detail, const std::string& snapshot,
+                                 const std::string& clip) {
   Row r;
   r.kind = Row::Kind::Alert;
   r.camera = camera;
   r.time = time;
   r.status = rule;
+  r.alert_kind = kind;
   r.detail = detail;
   r.snapshot = snapshot;
   r.clip = clip;
@@ -46,7 +48,8 @@ int64_t HistoryWriter::write(const Row& row) {
   switch (row.kind) {
     case Row::Kind::Track: return storage_.add_track(row.track, mask_label_);
     case Row::Kind::Status: return storage_.add_status(row.camera, row.time, row.status, row.detail);
-    case Row::Kind::Alert: return storage_.add_alert(row.camera, row.time, row.status, row.detail, row.snapshot, row.clip);
+    case Row::Kind::Alert:
+      return storage_.add_alert(row.camera, row.time, row.status, row.alert_kind, row.detail, row.snapshot, row.clip);
   }
   return 0;
 }

@@ -22,8 +22,8 @@ class HistoryWriter {
   // The new row's event id, or 0 while it waits in memory.
   int64_t add_track(const TrackEvent& e);
   int64_t add_status(const std::string& camera, double time, const std::string& status, const std::string& detail);
-  int64_t add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
-                    const std::string& snapshot, const std::string& clip = "");
+  int64_t add_alert(const std::string& camera, double time, const std::string& rule, const std::string& kind,
+                    const std::string& detail, const std::string& snapshot, const std::string& clip = "");
   // Writes what waits, if storage works again. Returns how many rows still wait.
   size_t retry();
 
@@ -36,6 +36,7 @@ class HistoryWriter {
     enum class Kind { Track, Status, Alert } kind = Kind::Track;
     TrackEvent track;
     std::string camera, status, detail, snapshot, clip;  // status: the status, or the alert's rule
+    std::string alert_kind;
     double time = 0;
   };
   int64_t write(const Row& row);  // throws on a storage error

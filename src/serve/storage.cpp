@@ -53,7 +53,8 @@ class Statement {
 };
 
 constexpr const char* kEventColumns =
-    "id, type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, snapshot, detail, zone, clip";
+    "id, type, camera, time, track_id, start, end_time, label, score, x1, y1, x2, y2, snapshot, detail, zone, clip, "
+    "kind";
 
 nlohmann::json event_row(const Statement& s) {
   nlohmann::json e = {{"id", s.integer(0)}, {"type", s.text(1)}, {"camera", s.text(2)}, {"time", s.real(3)}};
@@ -69,6 +70,9 @@ nlohmann::json event_row(const Statement& s) {
     if (!s.text(15).empty()) e["zone"] = s.text(15);
   } else if (e["type"] == "alert") {
     e["rule"] = s.text(7);
+    // As the live alert (SSE, webhook, MQTT) says it: kind and message; detail for older clients.
+    if (!s.text(17).empty()) e["kind"] = s.text(17);
+    e["message"] = s.text(14);
     e["detail"] = s.text(14);
     e["has_snapshot"] = !s.text(13).empty();
     e["has_clip"] = !s.text(16).empty();
@@ -144,6 +148,7 @@ void Storage::open_locked() {
     // Zones came later: a database of an older build gets the column (empty for its rows).
     if (!has_column("events", "zone")) exec("ALTER TABLE events ADD COLUMN zone TEXT");
     if (!has_column("events", "clip")) exec("ALTER TABLE events ADD COLUMN clip TEXT");  // clips too
+    if (!has_column("events", "kind")) exec("ALTER TABLE events ADD COLUMN kind TEXT");  // and alert kinds
     exec(
         "CREATE TABLE IF NOT EXISTS compliance (camera TEXT NOT NULL, minute INTEGER NOT NULL, "
         "faces INTEGER NOT NULL DEFAULT 0, with_mask INTEGER NOT NULL DEFAULT 0, without_mask INTEGER NOT NULL "
@@ -274,13 +279,14 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
   }
 }
 
-int64_t Storage::add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
-                           const std::string& snapshot, const std::string& clip) {
+int64_t Storage::add_alert(const std::string& camera, double time, const std::string& rule, const std::string& kind,
+                           const std::string& detail, const std::string& snapshot, const std::string& clip) {
   std::lock_guard<std::mutex> lock(mutex_);
   sqlite3* db = db_locked();
   Statement ins(db,
-                "INSERT INTO events (type, camera, time, label, detail, snapshot, clip) VALUES ('alert', ?, ?, ?, ?, ?, ?)");
-  ins.bind(1, camera).bind(2, time).bind(3, rule).bind(4, detail).bind(5, snapshot).bind(6, clip);
+                "INSERT INTO events (type, camera, time, label, kind, detail, snapshot, clip) "
+                "VALUES ('alert', ?, ?, ?, ?, ?, ?, ?)");
+  ins.bind(1, camera).bind(2, time).bind(3, rule).bind(4, kind).bind(5, detail).bind(6, snapshot).bind(7, clip);
   ins.step();
   return sqlite3_last_insert_rowid(db);
 }

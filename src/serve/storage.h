@@ -84,10 +84,11 @@ class Storage {
   // class that counts as compliant.
   int64_t add_track(const TrackEvent& e, const std::string& mask_label);
   int64_t add_status(const std::string& camera, double time, const std::string& status, const std::string& detail);
-  // An alert that fired: `rule` is its name, `detail` the message, `snapshot` a file under
-  // snapshots/ or "", `clip` one under clips/ (perhaps still being recorded) or "".
-  int64_t add_alert(const std::string& camera, double time, const std::string& rule, const std::string& detail,
-                    const std::string& snapshot, const std::string& clip = "");
+  // An alert that fired: `rule` is its name, `kind` the rule's kind, `detail` the message,
+  // `snapshot` a file under snapshots/ or "", `clip` one under clips/ (perhaps still being
+  // recorded) or "".
+  int64_t add_alert(const std::string& camera, double time, const std::string& rule, const std::string& kind,
+                    const std::string& detail, const std::string& snapshot, const std::string& clip = "");
 
   // The clip file `clip` will not be there: the events naming it stop doing so.
   void forget_clip(const std::string& clip);
