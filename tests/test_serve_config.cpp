@@ -199,6 +199,8 @@ TEST(ServeConfig, AlertKeysOfAnotherKindTwinNamesAndSecondDocumentsAreRefused) {
   EXPECT_EQ(rules("  - {name: door, kind: unmasked_face, seconds: 2}\n  - {kind: low_compliance, below: 0.5}\n"), "");
   EXPECT_NE(error_of("cameras: {a: {source: x}}\n---\ncameras: {b: {source: y}}\n").find("2 YAML documents"),
             std::string::npos);
+  EXPECT_NE(error_of("defaults: {source: x}\ncameras: {a: {source: y}}\n").find("defaults.source: each camera"),
+            std::string::npos);
 }
 
 TEST(ServeConfig, MqttTopicsTheBrokerWouldRefuseAreRefusedHere) {

@@ -676,6 +676,8 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   read_privacy(root, defaults.privacy);
   {
     MapReader r(root.child("defaults"), "defaults", file);
+    if (const auto s = r.child("source"); s && !s.IsNull())
+      r.fail(s, "defaults.source: each camera names its own source");
     read_camera_keys(r, defaults, base);
     r.finish();
   }
