@@ -206,11 +206,8 @@ void evaluate_folders(const EvalOpts& o) {
     save_png(dir / "confusion.png",
              draw_confusion(report.confusion, report.classes,
                             fmt::format("{} images, accuracy {:.2f}%", report.n, 100 * report.accuracy)));
-    std::error_code ec;
-    if (!error_images.empty())
-      save_png(dir / "errors.png", draw_montage(error_images, error_captions));
-    else
-      std::filesystem::remove(dir / "errors.png", ec);  // an earlier run's errors are not this run's
+    save_png_or_remove(dir / "errors.png",
+                       error_images.empty() ? cv::Mat() : draw_montage(error_images, error_captions));
     save_png(dir / "reliability.png",
              draw_xy_chart(
                  fmt::format("{} images: ECE {:.4f}", report.n, calib.ece), "confidence (top class)", "accuracy",
@@ -454,24 +451,30 @@ void add_eval_command(CLI::App& root) {
                 "Ignore the model's quality gate (every face answered), to compare with and without it");
   cmd->add_option("--classes", o->classes,
                   "With --scenes: classes to evaluate (default with_mask without_mask; boxes "
-                  "of other classes are ignored)");
+                  "of other classes are ignored)")
+      ->needs(scenes);
   cmd->add_option("--detect-width", o->detect_width, "With --scenes: width images are scaled to for face detection")
       ->capture_default_str()
-      ->check(in_range(64, 4096));
+      ->check(in_range(64, 4096))
+      ->needs(scenes);
   cmd->add_flag("--fit-boxes", o->fit_boxes,
                 "With --scenes: fit a box correction (centre shift, size ratio) to the labelled boxes on the "
-                "even-numbered scenes and report the odd-numbered ones with and without it");
+                "even-numbered scenes and report the odd-numbered ones with and without it")
+      ->needs(scenes);
   cmd->add_option("--half", o->half,
                   "With --scenes: also report the odd- or even-numbered scenes (sorted annotation order) on their "
                   "own, e.g. the half a detector from `train-faces --hold-out` never saw")
-      ->check(CLI::IsMember({"odd", "even"}));
+      ->check(CLI::IsMember({"odd", "even"}))
+      ->needs(scenes);
   cmd->add_option("--face-threshold", o->face_threshold, "With --scenes: minimum YuNet face score")
       ->capture_default_str()
-      ->check(in_range(0.05, 1.0));
+      ->check(in_range(0.05, 1.0))
+      ->needs(scenes);
   cmd->add_option("--face-nms", o->face_nms,
                   "With --scenes: IoU above which the weaker of two overlapping face boxes is dropped")
       ->capture_default_str()
-      ->check(in_range(0.05, 0.95));
+      ->check(in_range(0.05, 0.95))
+      ->needs(scenes);
   cmd->add_option("--exclude", o->exclude,
                   "File of image names (data-folder/class/file) to leave out, as `train --exclude` (e.g. "
                   "data/label-exclusions.txt: the labels reviewed as wrong)");
@@ -484,12 +487,13 @@ void add_eval_command(CLI::App& root) {
                   "ece, predictions, confidently_wrong (with --conditions: per condition n, balanced_accuracy, "
                   "recall per class, per_source, confusion, confidently_wrong: the wrong answers at >= 90 % "
                   "confidence, image by image)");
-  cmd->add_option("--split", o->split,
+  auto* split = cmd->add_option("--split", o->split,
                   "split.json of a training run: evaluate only one of its splits (with --scenes: also report the "
                   "scenes the classifier never trained on)");
   cmd->add_option("--subset", o->subset, "With --split: train, val or test")
       ->capture_default_str()
-      ->check(CLI::IsMember({"train", "val", "test"}));
+      ->check(CLI::IsMember({"train", "val", "test"}))
+      ->needs(split);
   cmd->add_option("--out", o->out,
                   "Also write confusion.png, errors.png (misclassified images) and reliability.png (or, with --scenes, "
                   "pr_curves.png, missed_faces.png and false_faces.png; with --conditions, conditions.png: 8 fixed "
@@ -500,14 +504,8 @@ void add_eval_command(CLI::App& root) {
   cmd->add_option("--face-model", o->face_model, face_model_help());
   cmd->add_option("--batch", o->batch, "Images per forward")->capture_default_str()->check(in_range(1, 256));
   add_threads_option(cmd, o->threads);
-  cmd->callback([o, cmd] {
+  cmd->callback([o] {
     set_compute_threads(o->threads);
-    // Options of one mode given to another would be silently ignored.
-    if (o->scenes.empty())
-      for (const char* name : {"--classes", "--fit-boxes", "--half", "--face-threshold", "--face-nms", "--detect-width"})
-        if (cmd->count(name) > 0) throw CLI::ValidationError(name, "works with --scenes only");
-    if (cmd->count("--subset") > 0 && o->split.empty())
-      throw CLI::ValidationError("--subset", "needs --split (the split.json the subset belongs to)");
     if (std::set<std::string>(o->classes.begin(), o->classes.end()).size() != o->classes.size())
       throw CLI::ValidationError("--classes", "a class is named twice");
     if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");

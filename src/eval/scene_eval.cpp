@@ -244,11 +244,8 @@ nlohmann::json score_scenes(const std::vector<GroundTruthBox>& all_truth, const 
   if (curves)
     curves->push_back(
         {fmt::format("any face AP {:.3f}", face.ap), face.recall, face.precision, cv::Scalar(90, 90, 90), false, true});
-  std::set<int> seen;
-  for (const auto& g : truth) seen.insert(g.image);
   const auto with = std::find(classes.begin(), classes.end(), "with_mask");
-  return {
-      {"images", images ? images->size() : seen.size()},
+  nlohmann::json scores = {
       {"worn_incorrectly", worn_incorrectly_verdicts(
                                truth, faces, with == classes.end() ? -1 : static_cast<int>(with - classes.begin()), o)},
       {"map", map},
@@ -260,6 +257,8 @@ nlohmann::json score_scenes(const std::vector<GroundTruthBox>& all_truth, const 
       {"face_recall", ratio(face.tp, face.positives)},
       {"face_precision", ratio(face.tp, face.tp + face.fp)},
       {"detections", faces.size()}};
+  if (images) scores["images"] = images->size();  // all scenes: the caller counts those it read
+  return scores;
 }
 
 // A square around `box` (1.5x its side) from the image, `side` px.
@@ -425,11 +424,7 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
       false_faces.push_back({dets[i].image, dets[i].box, fmt::format("score {:.2f}", dets[i].score)});
     for (const auto& [name, tiles] : {std::pair{"missed_faces.png", &missed}, {"false_faces.png", &false_faces}}) {
       const cv::Mat sheet = contact_sheet(paths, *tiles, 96);
-      std::error_code ec;
-      if (!sheet.empty())
-        save_png(plot_dir / name, sheet);
-      else
-        std::filesystem::remove(plot_dir / name, ec);  // a sheet left by an earlier run would show faces this one did not miss
+      save_png_or_remove(plot_dir / name, sheet);
     }
     report["missed_faces"] = missed.size();
     report["false_faces"] = false_faces.size();

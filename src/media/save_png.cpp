@@ -18,4 +18,10 @@ void save_png(const std::filesystem::path& path, const cv::Mat& image) {
   write_file_atomic(path, bytes.data(), bytes.size());
 }
 
+void save_png_or_remove(const std::filesystem::path& path, const cv::Mat& image) {
+  if (!image.empty()) return save_png(path, image);
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+}
+
 }  // namespace maskwatch
