@@ -256,8 +256,14 @@ TEST(Serve, ApiFramesStreamsMetricsAndHistoryAcrossARestart) {
   ASSERT_EQ(snap->status, 200);
   EXPECT_FALSE(decode(snap->body).empty());
   EXPECT_EQ(again.get_json("/api/events/" + std::to_string(e["id"].get<int>()))["track_id"], e["track_id"]);
-  const auto statuses = again.get_json("/api/events?type=status");
-  EXPECT_GE(statuses.size(), 2u);  // online in each run
+  const auto statuses = again.get_json("/api/events?type=status&camera=demo");
+  ASSERT_GE(statuses.size(), 3u);  // online, offline at the clean stop, online again (newest first)
+  std::vector<std::string> seen;
+  for (const auto& st : statuses) seen.push_back(st["status"].get<std::string>() + " " + st["detail"].get<std::string>());
+  const auto stopped = std::find(seen.begin(), seen.end(), "offline the service stopped");
+  ASSERT_NE(stopped, seen.end()) << nlohmann::json(seen);
+  EXPECT_NE(std::find_if(seen.begin(), stopped, [](const std::string& x) { return x.rfind("online", 0) == 0; }), stopped)
+      << "online again after the restart: " << nlohmann::json(seen);
   const auto minutes = again.get_json("/api/compliance?camera=demo&interval=minute");
   int64_t faces = 0, with_mask = 0, in_view = 0;
   for (const auto& b : minutes) {
@@ -385,6 +391,18 @@ TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
     ASSERT_TRUE(r) << path;
     EXPECT_TRUE(r->status == 404 || r->status == 400) << path << " " << r->status;
     EXPECT_EQ(r->body.find("root:"), std::string::npos) << path;
+  }
+  // A known path asked with a method it does not take: 405 and the methods it does.
+  {
+    auto wrong = srv.client().Post("/api/stats", "", "text/plain");
+    ASSERT_TRUE(wrong);
+    EXPECT_EQ(wrong->status, 405);
+    EXPECT_EQ(wrong->get_header_value("Allow"), "GET, HEAD");
+    auto get_detect = srv.client().Get("/api/demo/detect");
+    EXPECT_EQ(get_detect->status, 405);
+    EXPECT_EQ(get_detect->get_header_value("Allow"), "POST");
+    EXPECT_NE(get_detect->body.find("takes POST, not GET"), std::string::npos) << get_detect->body;
+    EXPECT_EQ(srv.client().Get("/api/nothing/here")->status, 404);
   }
   const std::string huge = "GET /api/stats?x=" + std::string(100000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n";
   const std::string reply = raw_http(srv.port, huge);

@@ -57,7 +57,7 @@ bool AlertEngine::applies(const AlertRule& rule, const std::string& camera) cons
 void AlertEngine::observe(const LiveEvent& e) {
   if (const auto* st = std::get_if<StatusChanged>(&e)) {
     if (st->status == CameraStatus::Offline) {
-      offline_since_.emplace(st->camera, st->time);
+      if (st->detail != kServiceStopped) offline_since_.emplace(st->camera, st->time);
     } else {
       offline_since_.erase(st->camera);
       for (auto it = fired_outages_.begin(); it != fired_outages_.end();)

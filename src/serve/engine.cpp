@@ -137,8 +137,14 @@ void Engine::stop() {
     }
     feed.reset();
   }
-  // Tracks still open are history too: end them now.
-  for (auto& c : *cams) finish_open_tracks(*c);
+  // Tracks still open are history too: end them now. And the cameras go offline in history
+  // too, or it would show them online across the time the service was down.
+  for (auto& c : *cams) {
+    finish_open_tracks(*c);
+    const CameraStatus last = c->last_status;
+    if (!c->retired && (last == CameraStatus::Online || last == CameraStatus::Starting))
+      on_status(*c, CameraStatus::Offline, kServiceStopped);
+  }
   if (clips_) clips_->stop();  // the clips asked for, with the frames there are
   if (const size_t lost = history_->retry())
     spdlog::error("storage: {} history row(s) could not be written before stopping: {}", lost, history_->last_error());
@@ -148,6 +154,7 @@ void Engine::stop() {
 void Engine::on_status(Camera& cam, CameraStatus status, const std::string& detail) {
   const double now = unix_now();
   spdlog::info("camera {}: {} ({})", cam.config.name, status_name(status), detail);
+  cam.last_status = status;
   history_->add_status(cam.config.name, now, status_name(status), detail);
   bus_.publish(StatusChanged{cam.config.name, status, detail, now});
 }

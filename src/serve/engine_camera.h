@@ -68,6 +68,7 @@ struct Engine::Camera {
   std::atomic<bool> detect{true};
   std::atomic<bool> busy{false};  // claimed by a worker (Engine::worker), or for good when retired
   std::atomic<bool> retired{false};  // removed or replaced by a reconfiguration
+  std::atomic<CameraStatus> last_status{CameraStatus::Starting};  // as history last wrote it
   std::deque<double> latencies_ms;  // capture to result, the last kLatencyFrames processed frames
   std::map<std::string, int> in_view_by_label;  // open tracks by their verdict so far
   std::map<std::string, std::map<std::string, int>> in_view_by_zone;  // the same, by include zone

@@ -569,6 +569,17 @@ nlohmann::json HttpApi::http_stats() const {
 
 void HttpApi::routes() {
   auto& s = *server_;
+  // Every route's pattern and method, so a known path asked with another method is told 405
+  // and which methods it takes (RFC 9110 15.5.6), not "no such endpoint".
+  auto known = std::make_shared<std::vector<std::pair<std::regex, std::string>>>();
+  auto get = [&](const std::string& pattern, httplib::Server::Handler handler) {
+    known->emplace_back(std::regex(pattern), "GET, HEAD");  // httplib answers HEAD with the GET handler
+    s.Get(pattern, std::move(handler));
+  };
+  auto post = [&](const std::string& pattern, httplib::Server::Handler handler) {
+    known->emplace_back(std::regex(pattern), "POST");
+    s.Post(pattern, std::move(handler));
+  };
   auto gate = std::make_shared<const AuthGate>(config_.http.auth);
   s.set_pre_routing_handler([gate](const Request& req, Response& res) {
     if (!gate->enabled() || req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
@@ -594,7 +605,7 @@ void HttpApi::routes() {
     return httplib::Server::HandlerResponse::Unhandled;
   });
   if (gate->has_login())
-    s.Post("/login", [gate](const Request& req, Response& res) {
+    post("/login", [gate](const Request& req, Response& res) {
       if (const Role r = gate->token_role(req.get_param_value("token")); r != Role::None)
         gate->let_in(res, r);
       else
@@ -602,12 +613,22 @@ void HttpApi::routes() {
     });
   // httplib's own refusals come with no body: say why, in the API's JSON. A POST without a
   // body or Content-Length (`curl -X POST` alone) is refused before any handler runs.
-  s.set_error_handler(httplib::Server::HandlerWithResponse([](const Request& req, Response& res) {
+  s.set_error_handler(httplib::Server::HandlerWithResponse([known](const Request& req, Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string why = fmt::format("HTTP {}", res.status);
+    std::string allow;
+    if (res.status == 404)
+      for (const auto& [pattern, methods] : *known)
+        if (std::regex_match(req.path, pattern) && allow.find(methods) == std::string::npos)
+          allow += (allow.empty() ? "" : ", ") + methods;
+    if (allow.find(req.method) != std::string::npos) allow.clear();  // its own method: a real 404
     if (res.status == 400 && req.method == "POST" && !req.has_header("Content-Length"))
       why = "a POST needs a body or Content-Length: 0 (curl: -d '')";
-    else if (res.status == 404)
+    else if (res.status == 404 && !allow.empty()) {
+      res.status = 405;
+      res.set_header("Allow", allow);
+      why = fmt::format("{} takes {}, not {}", req.path.substr(0, 200), allow, req.method);
+    } else if (res.status == 404)
       why = fmt::format("no such endpoint: {} {}", req.method, req.path.substr(0, 200));
     send_json(res, {{"error", why}}, res.status);
     return httplib::Server::HandlerResponse::Handled;
@@ -624,9 +645,9 @@ void HttpApi::routes() {
     }
   });
 
-  s.Get("/healthz", [](const Request&, Response& res) { res.set_content("ok\n", "text/plain"); });
-  s.Get("/", [](const Request&, Response& res) { res.set_content(dashboard_html(), "text/html; charset=utf-8"); });
-  s.Get("/api/version", [this](const Request&, Response& res) {
+  get("/healthz", [](const Request&, Response& res) { res.set_content("ok\n", "text/plain"); });
+  get("/", [](const Request&, Response& res) { res.set_content(dashboard_html(), "text/html; charset=utf-8"); });
+  get("/api/version", [this](const Request&, Response& res) {
     send_json(res, {{"name", "maskwatch"},
                     {"version", MASKWATCH_VERSION},
                     {"model", config_.model},
@@ -634,20 +655,20 @@ void HttpApi::routes() {
                     {"cameras", engine_.camera_names()},
                     {"fleet", fleet_ != nullptr}});
   });
-  s.Get("/api/config", [this](const Request&, Response& res) {
+  get("/api/config", [this](const Request&, Response& res) {
     send_json(res, hooks_.view ? hooks_.view() : config_.to_json(/*redact=*/true));
   });
-  s.Post("/api/config/reload", [this](const Request&, Response& res) {
+  post("/api/config/reload", [this](const Request&, Response& res) {
     if (!hooks_.reload) return send_error(res, 404, "live reconfiguration is not available here");
     const auto [status, body] = hooks_.reload();
     send_json(res, body, status);
   });
-  s.Get("/api/stats", [this](const Request&, Response& res) {
+  get("/api/stats", [this](const Request&, Response& res) {
     auto j = engine_.stats();
     j["http"] = http_stats();
     send_json(res, j);
   });
-  s.Get("/metrics", [this](const Request&, Response& res) {
+  get("/metrics", [this](const Request&, Response& res) {
     PromText out;
     out.family("maskwatch_build_info", "gauge", "Version of this server.")
         .sample("maskwatch_build_info", 1, {{"version", MASKWATCH_VERSION}});
@@ -658,7 +679,7 @@ void HttpApi::routes() {
   });
 
   // Events: registered before the /api/<camera>/ routes, so "events" never reads as a camera.
-  s.Get("/api/events/stream", [this](const Request& req, Response& res) {
+  get("/api/events/stream", [this](const Request& req, Response& res) {
     auto slot = take_stream_slot();
     if (!slot) return refuse_stream(res, "event listener", req, config_.http.max_streams);
     auto cursor = std::make_shared<uint64_t>(engine_.bus().head());
@@ -684,13 +705,13 @@ void HttpApi::routes() {
           return sink.write(chunk.data(), chunk.size());
         });
   });
-  s.Get(R"(/api/events/(\d+)/snapshot\.jpg)", [this](const Request& req, Response& res) {
+  get(R"(/api/events/(\d+)/snapshot\.jpg)", [this](const Request& req, Response& res) {
     const auto e = storage_.event(event_id(req.matches[1]));
     if (!e || (*e)["snapshot_file"].get<std::string>().empty()) return send_error(res, 404, "no such snapshot");
     const auto bytes = read_file_bytes(storage_.snapshot_dir() / (*e)["snapshot_file"].get<std::string>(), "snapshot");
     res.set_content(std::string(bytes.begin(), bytes.end()), "image/jpeg");
   });
-  s.Get(R"(/api/events/(\d+)/clip\.mp4)", [this](const Request& req, Response& res) {
+  get(R"(/api/events/(\d+)/clip\.mp4)", [this](const Request& req, Response& res) {
     const int64_t id = event_id(req.matches[1]);
     const auto e = storage_.event(id);
     const std::string file = e ? (*e)["clip_file"].get<std::string>() : "";
@@ -731,13 +752,13 @@ void HttpApi::routes() {
           return got > 0 && sink.write(buf.data(), got);
         });
   });
-  s.Get(R"(/api/events/(\d+))", [this](const Request& req, Response& res) {
+  get(R"(/api/events/(\d+))", [this](const Request& req, Response& res) {
     auto e = storage_.event(event_id(req.matches[1]));
     if (!e) return send_error(res, 404, "no such event");
     add_picture_urls(*e);
     send_json(res, *e);
   });
-  s.Get("/api/events", [this](const Request& req, Response& res) {
+  get("/api/events", [this](const Request& req, Response& res) {
     EventQuery q;
     q.camera = req.get_param_value("camera");
     q.label = req.get_param_value("label");
@@ -754,11 +775,11 @@ void HttpApi::routes() {
     for (auto& e : events) add_picture_urls(e);
     send_json(res, events);
   });
-  s.Get("/api/fleet", [this](const Request&, Response& res) {
+  get("/api/fleet", [this](const Request&, Response& res) {
     if (!fleet_) return send_error(res, 404, "no fleet configured (fleet.subscribe in the config)");
     send_json(res, fleet_->to_json());
   });
-  s.Get("/api/compliance", [this](const Request& req, Response& res) {
+  get("/api/compliance", [this](const Request& req, Response& res) {
     const std::string camera = req.get_param_value("camera");
     if (!camera.empty() && !known_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
     const std::string zone = req.get_param_value("zone");
@@ -794,7 +815,7 @@ void HttpApi::routes() {
   });
 
   // Detection on or off (admin): as MQTT's <prefix>/<camera>/detect/set. Body or ?on=: on/off.
-  s.Post(R"(/api/([A-Za-z0-9_-]+)/detect)", [this](const Request& req, Response& res) {
+  post(R"(/api/([A-Za-z0-9_-]+)/detect)", [this](const Request& req, Response& res) {
     const std::string camera = req.matches[1];
     // ?on=off, or the body: plain text, or what `curl -d on` sends (a form field named "on").
     std::string value = req.get_param_value("on");
@@ -806,7 +827,7 @@ void HttpApi::routes() {
     if (!engine_.set_detect(camera, value == "on" || value == "1")) return send_error(res, 404, "no such camera");
     send_json(res, {{"camera", camera}, {"detect", engine_.detect_enabled(camera)}});
   });
-  s.Get(R"(/api/([A-Za-z0-9_-]+)/latest\.jpg)", [this](const Request& req, Response& res) {
+  get(R"(/api/([A-Za-z0-9_-]+)/latest\.jpg)", [this](const Request& req, Response& res) {
     const std::string camera = req.matches[1];
     if (!engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
     const int h = int_param(req, "h", 0, 0, 4320),
@@ -818,7 +839,7 @@ void HttpApi::routes() {
     res.set_header("Cache-Control", "no-store");
     res.set_content(reinterpret_cast<const char*>(jpeg->bytes.data()), jpeg->bytes.size(), "image/jpeg");
   });
-  s.Get(R"(/api/([A-Za-z0-9_-]+)/stream\.mjpeg)", [this](const Request& req, Response& res) {
+  get(R"(/api/([A-Za-z0-9_-]+)/stream\.mjpeg)", [this](const Request& req, Response& res) {
     const std::string camera = req.matches[1];
     if (!engine_.has_camera(camera)) return send_error(res, 404, "unknown camera " + camera);
     const int h = int_param(req, "h", 0, 0, 4320);

@@ -29,6 +29,10 @@ struct FaceEnded {
   std::string clip_url;  // clips.unmasked_tracks: the clip of its first moment without a mask, or ""
 };
 
+// The detail of the `offline` every camera gets when the service stops cleanly (history shows
+// the time it was down; no camera_offline alert comes of it).
+inline constexpr const char* kServiceStopped = "the service stopped";
+
 struct StatusChanged {
   std::string camera;
   CameraStatus status = CameraStatus::Starting;
