@@ -266,6 +266,21 @@ TEST(BadInputCli, NotANumberIsRefusedByEveryRangeCheck) {
   }
 }
 
+TEST(BadInputCli, AnEmptyValueIsRefusedNotReadAsTheDefault) {
+  // `--data ''` served from the config's folder, `--json ''` wrote no JSON, both silently.
+  const auto image = shared_path("samples/imagenet/cat.bmp").string();
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"serve", "--config", "x.yaml", "--data", ""},
+           {"detect", image, "--json", ""},
+           {"detect", ""},
+           {"eval", "--data", shared_path("data/seed-masks").string(), "--exclude", ""},
+           {"train", "--out", ""}}) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[args.size() - 2] << ": " << r.err;
+    EXPECT_NE(r.err.find("an empty value"), std::string::npos) << r.err;
+  }
+}
+
 TEST(BadInputCli, EvalRefusesOptionsItWouldIgnore) {
   const auto data = shared_path("data/seed-masks").string();
   for (const auto& args : std::vector<std::vector<std::string>>{{"eval", "--data", data, "--classes", "with_mask"},

@@ -60,6 +60,24 @@ std::string version_text() {
   return fmt::format("maskwatch {} (git {})\n{}", MASKWATCH_VERSION, MASKWATCH_GIT_COMMIT, model);
 }
 
+namespace {
+
+// Every option and argument that takes a value refuses an empty one: `--data ''` or
+// `--json "$UNSET"` would otherwise read as "not given" and fall back to a default (another
+// folder, no JSON written) without a word. Numbers refuse it in in_range already.
+void refuse_empty_values(CLI::App& app) {
+  const CLI::Validator non_empty(
+      [](std::string& value) {
+        return value.empty() ? std::string("an empty value (leave the option out to get its default)") : std::string();
+      },
+      "");
+  for (CLI::Option* opt : app.get_options([](const CLI::Option* o) { return o->get_type_size() > 0; }))
+    opt->check(non_empty);
+  for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) refuse_empty_values(*sub);
+}
+
+}  // namespace
+
 int cli_main(CLI::App& app, int argc, char** argv) {
   // A write beyond the file-size limit (ulimit -f) then fails with EFBIG, which we report
   // and survive (serve keeps history in memory), instead of killing the process.
@@ -75,6 +93,7 @@ int cli_main(CLI::App& app, int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", version_text, "Print the version, git commit and default model's sha256, and exit");
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  refuse_empty_values(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
