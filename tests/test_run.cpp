@@ -197,10 +197,13 @@ TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
   fs::copy_file(shared_path("data/seed-masks/with_mask/0-with-mask.jpg"), dir / "in/a_masked.jpg");
   fs::copy_file(shared_path("data/seed-masks/without_mask/100.jpg"), dir / "in/b_bare.jpg");
   write_bytes(dir / "in/c_broken.jpg", "not an image");
+  fs::create_symlink(dir / "gone.jpg", dir / "in/d_dangling.jpg");
   const auto r = run_cli(
       {"detect", (dir / "in").string(), "--out", (dir / "out").string(), "--json", (dir / "faces.json").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("c_broken.jpg"), std::string::npos) << "no warning for the broken image: " << r.err;
+  EXPECT_NE(r.err.find("d_dangling.jpg"), std::string::npos) << "no warning for the dangling link: " << r.err;
+  EXPECT_NE(r.err.find("2 image(s) skipped"), std::string::npos) << r.err;
   const auto j = read_json(dir / "faces.json");
   ASSERT_EQ(j.size(), 2u);
   std::vector<std::string> main_labels;  // label of the largest face (street photos have passers-by)

@@ -20,13 +20,15 @@ namespace maskwatch::app {
 
 namespace {
 // The files named on the command line, folders expanded (images only, sorted).
-std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& inputs) {
+// *unreadable: folder entries that could not be inspected (a dangling link, a loop).
+std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& inputs, int* unreadable) {
   std::vector<std::filesystem::path> files;
   for (const auto& in : inputs) {
     std::error_code ec;
     if (std::filesystem::is_directory(in, ec)) {
-      const auto found = list_image_files(in);
-      if (found.empty()) spdlog::warn("no images in folder {}", in);
+      const int before = *unreadable;
+      const auto found = list_image_files(in, unreadable);
+      if (found.empty() && *unreadable == before) spdlog::warn("no images in folder {}", in);
       files.insert(files.end(), found.begin(), found.end());
     } else if (std::filesystem::exists(in, ec)) {
       files.emplace_back(in);
@@ -80,12 +82,13 @@ void add_detect_command(CLI::App& root) {
     MaskClassifier classifier(o->vision.model, {}, o->vision.engine());
     FaceDetector detector(o->vision.detector_options());
     Pipeline pipeline(classifier, detector, o->vision.pipeline);
-    const auto files = list_inputs(o->inputs);
+    int failed = 0, suspect = 0;
+    const auto files = list_inputs(o->inputs, &failed);
+    if (files.empty() && failed) throw Error(fmt::format("none of the {} image(s) could be read", failed));
     if (files.empty()) throw Error("no images to look at: the input folders hold no image files");
     if (!o->json_out.empty()) InputFiles(files).refuse_overwriting(o->json_out, "JSON file");
     const auto annotated_paths = o->out.empty() ? std::vector<std::filesystem::path>{} : plan_annotated(files, o->out);
     json results = json::array();
-    int failed = 0, suspect = 0;
     for (size_t i = 0; i < files.size(); ++i) {
       const auto& file = files[i];
       std::string why, warning;
@@ -123,7 +126,7 @@ void add_detect_command(CLI::App& root) {
     }
     if (!o->json_out.empty()) write_json_atomic(o->json_out, results);
     if (results.empty() && !files.empty())
-      throw Error(fmt::format("none of the {} image(s) could be read", files.size()));
+      throw Error(fmt::format("none of the {} image(s) could be read", failed));
     if (failed) spdlog::warn("{} image(s) skipped", failed);
     if (suspect) spdlog::warn("{} image(s) decoded with problems (see above)", suspect);
   });

@@ -19,7 +19,7 @@ bool is_image_file(const std::filesystem::path& path) {
   return exts.count(lower_extension(path)) > 0;
 }
 
-std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir) {
+std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir, int* skipped) {
   std::vector<std::filesystem::path> files;
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec), end;
@@ -29,7 +29,10 @@ std::vector<std::filesystem::path> list_image_files(const std::filesystem::path&
     std::error_code entry_ec;
     const bool regular = it->is_regular_file(entry_ec);  // follows symlinks; a loop sets entry_ec
     if (entry_ec) {
-      if (is_image_file(it->path())) spdlog::warn("skipping {}: {}", it->path().string(), entry_ec.message());
+      if (is_image_file(it->path())) {
+        spdlog::warn("skipping {}: {}", it->path().string(), entry_ec.message());
+        if (skipped) ++*skipped;
+      }
       continue;
     }
     if (regular && is_image_file(it->path())) files.push_back(it->path());

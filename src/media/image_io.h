@@ -14,8 +14,9 @@ namespace maskwatch {
 bool is_image_file(const std::filesystem::path& path);
 
 // The image files directly in `dir`, sorted by name. Entries that cannot be inspected (a
-// symlink loop, a dangling link, no permission) are skipped with a warning, never thrown.
-std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir);
+// symlink loop, a dangling link, no permission) are skipped with a warning, never thrown,
+// and counted in *skipped when given (a caller's "N skipped" includes them).
+std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir, int* skipped = nullptr);
 
 // Decodes encoded image bytes to 8-bit BGR, or returns empty with *why set.
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why = nullptr);
