@@ -18,6 +18,7 @@
 #include "support.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "vision/recorder.h"
 
 using namespace maskwatch;
 using namespace maskwatch::test;
@@ -193,6 +194,26 @@ TEST(Media, WrittenVideosPlayBackInOpenCv) {
   EXPECT_FALSE(w.open(dir / "odd.mp4", 15, {161, 120}));
   EXPECT_NE(w.error().find("161x120"), std::string::npos) << w.error();
   EXPECT_FALSE(w.open(dir / "no" / "such" / "dir" / "v.mp4", 15, {160, 120}));
+}
+
+// A recording of frames of mixed sizes (`run --source folder --record`): later frames are
+// fitted into the first one's size with their aspect kept, not stretched.
+TEST(Media, RecordingFitsFramesOfAnotherSizeWithoutStretchingThem) {
+  TempDir dir;
+  {
+    VideoRecorder rec(dir / "mixed.avi", 5);
+    rec.write(cv::Mat(120, 160, CV_8UC3, cv::Scalar(0, 0, 200)));  // landscape: fixes 160x120
+    rec.write(cv::Mat(160, 120, CV_8UC3, cv::Scalar(240, 240, 240)));  // portrait: 90x120, centred
+    rec.close();
+  }
+  cv::VideoCapture cap((dir / "mixed.avi").string(), cv::CAP_FFMPEG);
+  ASSERT_TRUE(cap.isOpened());
+  cv::Mat first, second;
+  ASSERT_TRUE(cap.read(first) && cap.read(second));
+  EXPECT_EQ(second.size(), cv::Size(160, 120));
+  EXPECT_LT(cv::mean(second(cv::Rect(0, 0, 30, 120)))[1], 20.0);     // black bars left
+  EXPECT_LT(cv::mean(second(cv::Rect(130, 0, 30, 120)))[1], 20.0);   // and right
+  EXPECT_GT(cv::mean(second(cv::Rect(40, 10, 80, 100)))[1], 200.0);  // the picture, whole height
 }
 
 // Widths whose BGR rows are no multiple of swscale's SIMD blocks (a 360 px wide portrait

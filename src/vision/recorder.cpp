@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <opencv2/imgproc.hpp>
 
 #include "util/error.h"
@@ -34,9 +35,24 @@ void VideoRecorder::write(const cv::Mat& frame) {
   }
   bool ok;
   if (frame.size() != size_) {
-    cv::Mat resized;
-    cv::resize(frame, resized, size_);
-    ok = writer_.write(resized);
+    // A frame of another size (an image folder of mixed sizes): scaled to fit, its aspect
+    // kept, on black, rather than stretched; said once.
+    if (frame.cols > size_.width + 1 || frame.rows > size_.height + 1 || frame.cols < size_.width ||
+        frame.rows < size_.height) {
+      if (!warned_size_)
+        spdlog::warn("recording {}: frames of another size than the first ({}x{}) are fitted into it on black",
+                     path_.string(), size_.width, size_.height);
+      warned_size_ = true;
+    }
+    const double scale = std::min(static_cast<double>(size_.width) / frame.cols,
+                                  static_cast<double>(size_.height) / frame.rows);
+    const cv::Size fitted(std::clamp(static_cast<int>(std::lround(frame.cols * scale)), 1, size_.width),
+                          std::clamp(static_cast<int>(std::lround(frame.rows * scale)), 1, size_.height));
+    cv::Mat canvas(size_, frame.type(), cv::Scalar::all(0)), resized;
+    cv::resize(frame, resized, fitted, 0, 0, cv::INTER_AREA);
+    resized.copyTo(canvas(cv::Rect((size_.width - fitted.width) / 2, (size_.height - fitted.height) / 2,
+                                   fitted.width, fitted.height)));
+    ok = writer_.write(canvas);
   } else {
     ok = writer_.write(frame);
   }

@@ -28,6 +28,7 @@ class VideoRecorder {
   VideoWriter writer_;
   cv::Size size_;
   int frames_ = 0;
+  bool warned_size_ = false;  // a frame of another size than the first was fitted in
 };
 
 }  // namespace maskwatch
