@@ -2,6 +2,7 @@
 // Truncations and random corruptions of the real .tflite, .onnx and model.json files.
 #include <gtest/gtest.h>
 
+#include <opencv2/imgcodecs.hpp>
 #include <random>
 
 #include "model/tflite_reader.h"
@@ -245,6 +246,73 @@ TEST(BadInputCli, AnEmptyZoomRangeForTrainFacesIsRefusedBeforeAnyWork) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find("--zoom 1.5 0.8"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "tuned.onnx"));
+}
+
+// From a hostile-user review of the training commands (2026-12-05).
+TEST(BadInputCli, TrainingOptionsOutOfRangeAreRefusedBeforeAnyWork) {
+  TempDir dir;
+  const auto data = shared_path("data/seed-masks").string(), out = (dir / "run").string();
+  for (const auto& [option, value] : std::vector<std::pair<std::string, std::string>>{
+           {"--lr", "nan"}, {"--fine-tune-lr", "inf"}, {"--rotation", "nan"}, {"--zoom", "5"}, {"--shift", "10"},
+           {"--shear", "nan"}, {"--rotation", "-50"}, {"--seed", "-1"}, {"--limit-per-class", "0"},
+           {"--patience", "-3"}, {"--no-augment", "--rotation=90"}, {"--no-camera-effects", "--dim-p=0.2"}}) {
+    const auto r = run_cli({"train", "--data", data, "--out", out, option, value});
+    EXPECT_EQ(r.exit_code, 2) << option << " " << value << ": " << r.err;
+  }
+  const auto zero = run_cli({"train", "--data", data, "--out", out, "--source-weight", "seed-masks=0"});
+  EXPECT_EQ(zero.exit_code, 1) << zero.err;
+  EXPECT_NE(zero.err.find("above 0"), std::string::npos) << zero.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run" / "split.json"));
+}
+
+TEST(BadInputCli, TrainingNeverWritesIntoItsDataNorLosesARunToAMistypedForce) {
+  TempDir dir;
+  const auto data = shared_path("data/seed-masks");
+  // Plots written into a class folder were read as images of that class by the next run.
+  for (const char* cmd : {"train", "audit"}) {
+    const auto r = run_cli({cmd, "--data", data.string(), "--out", (data / "with_mask" / "run").string()});
+    EXPECT_EQ(r.exit_code, 1) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("inside the data folder"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(data / "with_mask" / "run"));
+  // --force with a data folder that does not exist: the previous run is still there.
+  const auto run = dir / "run";
+  std::filesystem::create_directories(run);
+  for (const char* f : {"checkpoint.pt", "best.pt", "metrics.json", "split.json", "model.onnx", "model.json"})
+    write_bytes(run / f, "previous run");
+  const auto r = run_cli({"train", "--data", (dir / "no-such-data").string(), "--out", run.string(), "--force"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  for (const char* f : {"checkpoint.pt", "best.pt", "metrics.json", "split.json", "model.onnx", "model.json"})
+    EXPECT_TRUE(std::filesystem::exists(run / f)) << f << " was removed before the new run's data was found";
+}
+
+TEST(BadInputCli, TrainFacesAndImagenetRefuseInputsThatWouldGiveAWrongResult) {
+  TempDir dir;
+  // --out over --base replaced the model it started from.
+  std::filesystem::copy_file(asset("yunet_n_320_320.onnx"), dir / "base.onnx");
+  const auto before = read_file_bytes(dir / "base.onnx");
+  const auto same = run_cli({"train-faces", "--scenes", shared_path("data/scenes-dev").string(), "--base",
+                             (dir / "base.onnx").string(), "--out", (dir / "base.onnx").string()});
+  EXPECT_EQ(same.exit_code, 1) << same.err;
+  EXPECT_EQ(read_file_bytes(dir / "base.onnx"), before);
+  // Scenes without one labelled face trained a model and said nothing.
+  std::filesystem::create_directories(dir / "voc" / "annotations");
+  std::filesystem::create_directories(dir / "voc" / "images");
+  cv::imwrite((dir / "voc/images/a.png").string(), cv::Mat(240, 320, CV_8UC3, cv::Scalar(90, 120, 150)));
+  write_bytes(dir / "voc/annotations/a.xml",
+              "<annotation><filename>a.png</filename><size><width>320</width><height>240</height></size></annotation>");
+  const auto empty = run_cli({"train-faces", "--scenes", (dir / "voc").string(), "--hold-out", "none", "--out",
+                              (dir / "tuned.onnx").string(), "--epochs", "1"});
+  EXPECT_EQ(empty.exit_code, 1) << empty.err;
+  EXPECT_NE(empty.err.find("labelled face"), std::string::npos) << empty.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "tuned.onnx"));
+  // The common 1,000-line label file (no "background") named every class one off.
+  const auto labels = read_file_text(asset(kImagenetLabels));
+  write_bytes(dir / "labels.txt", labels.substr(labels.find('\n') + 1));
+  const auto shifted =
+      run_cli({"imagenet", "--labels", (dir / "labels.txt").string(), shared_path("samples/imagenet/cat.bmp").string()});
+  EXPECT_EQ(shifted.exit_code, 1) << shifted.err;
+  EXPECT_NE(shifted.err.find("background"), std::string::npos) << shifted.err;
 }
 
 TEST(BadInputCli, NotANumberIsRefusedByEveryRangeCheck) {

@@ -138,10 +138,13 @@ TEST(Voc, ParsesBoxesAndRefusesBadFiles) {
     </annotation>)");
   write_bytes(d / "nan.xml", R"(<annotation><size><width>100</width><height>100</height></size><object>
     <name>with_mask</name><bndbox><xmin>a</xmin><ymin>5</ymin><xmax>8</xmax><ymax>9</ymax></bndbox></object></annotation>)");
+  write_bytes(d / "nan2.xml", R"(<annotation><size><width>100</width><height>100</height></size><object>
+    <name>with_mask</name><bndbox><xmin>nan</xmin><ymin>5</ymin><xmax>8</xmax><ymax>9</ymax></bndbox></object></annotation>)");
   for (const auto& [file, words] :
        std::vector<std::pair<std::string, std::string>>{{"broken.xml", "not valid XML"},
                                                         {"outside.xml", "outside the 100x100 image"},
-                                                        {"nan.xml", "not a number"}}) {
+                                                        {"nan.xml", "not a number"},
+                                                        {"nan2.xml", "not a number"}}) {
     try {
       parse_voc(d / file);
       ADD_FAILURE() << file << " was accepted";

@@ -83,6 +83,7 @@ TEST(Train, ResumeAfterAnInterruptionReachesTheSameWeights) {
   auto part = small_options(dir / "parts");
   part.stop_after_epochs = 1;  // stop inside phase 1
   EXPECT_FALSE(train_mask_model(part).completed);
+  EXPECT_EQ(read_json(part.out / "metrics.json")["status"], "stopped: continue with --resume");
   part.resume = true;
   part.stop_after_epochs = 2;  // then at the start of phase 2 (features must be recomputed)
   EXPECT_FALSE(train_mask_model(part).completed);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <pugixml.hpp>
 
 #include "util/error.h"
@@ -19,6 +20,7 @@ double number(const pugi::xml_node& parent, const char* name, const std::string&
     const double v = std::stod(text, &used);
     if (used != text.size() && text.find_first_not_of(" \t\r\n", used) != std::string::npos)
       throw std::invalid_argument(text);
+    if (!std::isfinite(v)) throw std::invalid_argument(text);  // stod reads "nan" and "inf"
     return v;
   } catch (const std::exception&) {
     throw Error(fmt::format("{}: <{}> is not a number ('{}')", origin, name, text));

@@ -83,6 +83,11 @@ std::vector<Scene> load_scenes(const FaceTuneOptions& o, const BoxCorrection& co
   bar.finish();
   r.scenes = static_cast<int>(scenes.size());
   if (scenes.empty()) throw Error(fmt::format("{}: no scenes left to train on", o.scenes.string()));
+  // Scenes without a labelled face only teach "no face anywhere": a model from them alone is
+  // worse than its base, written as if it were better.
+  if (r.faces == 0)
+    throw Error(fmt::format("{}: none of the {} scenes left to train on has a labelled face (<object> with a box)",
+                            o.scenes.string(), scenes.size()));
   return scenes;
 }
 

@@ -22,6 +22,7 @@
 #include "train/features.h"
 #include "train/model_card.h"
 #include "train/prepare_data.h"
+#include "util/files.h"
 #include "util/error.h"
 #include "util/json_io.h"
 #include "util/paths.h"
@@ -76,14 +77,22 @@ void check_out_dir(const TrainOptions& o) {
   if (has_run && !o.resume && !o.force)
     throw Error(fmt::format("{} already holds a training run: use --resume to continue it or --force to start over",
                             o.out.string()));
-  if (o.force && !o.resume)
-    for (const char* f : {kCheckpointFile, kBestFile, "metrics.json", "split.json"}) std::filesystem::remove(o.out / f);
   std::filesystem::create_directories(o.out);
+}
+
+// --force: the previous run's files go once the new run's inputs have loaded (backbone, data,
+// split), not before: a mistyped --data must not cost the old model. From here on the old
+// model would not match the new split.json, so it goes too.
+void remove_previous_run(const TrainOptions& o) {
+  if (!o.force || o.resume) return;
+  for (const char* f : {kCheckpointFile, kBestFile, "metrics.json", "model.onnx", "model.json"})
+    std::filesystem::remove(o.out / f);
 }
 
 void validate(const TrainOptions& o) {
   check_input_size(o.input_size);
   if (o.data.empty()) throw Error("no training data: give --data DIR (repeatable)");
+  for (const auto& d : o.data) refuse_output_inside(o.out, d, "--out");
   if (o.epochs < 0 || o.fine_tune_epochs < 0 || o.epochs + o.fine_tune_epochs == 0)
     throw Error("nothing to train: --epochs and --fine-tune-epochs are both 0");
   if (o.epochs == 0) throw Error("--epochs must be at least 1 (phase 1 trains the head that phase 2 starts from)");
@@ -92,7 +101,7 @@ void validate(const TrainOptions& o) {
   if (o.fine_tune_from_block < 0 || o.fine_tune_from_block > 16) throw Error("--fine-tune-from-block must be 0..16");
   if (o.lr <= 0 || o.fine_tune_lr <= 0) throw Error("learning rates must be positive");
   for (const auto& [source, w] : o.source_weights)
-    if (!(w >= 0 && w <= 100)) throw Error(fmt::format("--source-weight {}={}: weights must be 0..100", source, w));
+    if (!(w > 0 && w <= 100)) throw Error(fmt::format("--source-weight {}={}: weights must be above 0, up to 100", source, w));
 }
 
 struct EpochStats {
@@ -127,6 +136,7 @@ class Trainer {
   void end_epoch(int phase, int epoch, const EpochStats& s, double seconds, double lr, torch::optim::Optimizer& opt);
   double val_loss_and_accuracy(double* accuracy);
   void write_metrics();
+  TrainResult stopped();  // a stop was asked for: metrics.json says so
   void stop_if_asked() const {
     if (g_stop.load()) throw StopRequested{};
   }
@@ -294,6 +304,12 @@ void Trainer::end_epoch(int phase, int epoch, const EpochStats& s, double second
   ++epochs_this_run_;
 }
 
+TrainResult Trainer::stopped() {
+  metrics_.status = "stopped: continue with --resume";  // not "running" for ever
+  write_metrics();
+  return {false, metrics_};
+}
+
 void Trainer::write_metrics() {
   metrics_.best_epoch = state_.best_epoch + 1;
   metrics_.best_val_loss = state_.best_val_loss;
@@ -317,6 +333,7 @@ TrainResult Trainer::run() {
   spdlog::info("backbone {}: {} weights", o_.backbone.string(), imported.weight_format);
   frozen_ = std::make_unique<FrozenBackbone>(backbone, split_stage_);
   data_ = prepare_data(o_, *frozen_, metrics_.timing);
+  remove_previous_run(o_);
 
   MaskNetOptions mo;
   mo.hidden = o_.hidden;
@@ -383,7 +400,7 @@ TrainResult Trainer::run() {
           break;
         }
         phase1_epoch(e, opt);
-        if (stop_asked()) return {false, metrics_};
+        if (stop_asked()) return stopped();
       }
     } else if (resumed) {
       load_checkpoint(ckpt, net_, nullptr);
@@ -409,11 +426,11 @@ TrainResult Trainer::run() {
           break;
         }
         phase2_epoch(k, opt);
-        if (stop_asked()) return {false, metrics_};
+        if (stop_asked()) return stopped();
       }
     }
   } catch (const StopRequested&) {
-    return {false, metrics_};
+    return stopped();
   }
   views_.clear();
   return finish();
@@ -669,8 +686,11 @@ TrainResult Trainer::finish() {
   write_metrics();
   write_model_card(o_.out / "MODEL_CARD.md", metrics_, o_.command_line);
   const auto& t = metrics_.test.overall;
-  spdlog::info("test accuracy {:.2f}% ({} images), balanced {:.2f}%; model: {}", 100 * t.accuracy, t.n,
-               100 * t.balanced_accuracy, metrics_.onnx_path);
+  if (t.n == 0)  // not "0.00 %": nothing was measured (--test-fraction 0, or too few images)
+    spdlog::warn("no test images: this model's accuracy is not measured; model: {}", metrics_.onnx_path);
+  else
+    spdlog::info("test accuracy {:.2f}% ({} images), balanced {:.2f}%; model: {}", 100 * t.accuracy, t.n,
+                 100 * t.balanced_accuracy, metrics_.onnx_path);
   return {true, metrics_};
 }
 

@@ -37,6 +37,10 @@ void check_output_path(const fs::path& path, const std::string& what);
 // The same for an output folder: created if missing, must be writable.
 void check_output_dir(const fs::path& dir, const std::string& what);
 
+// Throws Error when `out` is `data` or lies inside it (symlinks resolved): what a command writes
+// there (plots, sheets) would be read back as training images by the next run.
+void refuse_output_inside(const fs::path& out, const fs::path& data, const std::string& what);
+
 // A command's input files by identity (device and inode: links and other spellings of one file
 // are one file), so an output can be refused when it already is one of them: an annotated copy
 // or a recording written over its source destroys the user's data. One stat per check.

@@ -6,6 +6,7 @@
 #include "data/dataset.h"
 #include "nn/torch_setup.h"
 #include "train/audit.h"
+#include "util/files.h"
 #include "util/paths.h"
 
 namespace maskwatch::app {
@@ -33,7 +34,9 @@ void add_audit_command(CLI::App& root) {
   cmd->add_option("--sheet", o->sheet, "Images on the contact sheet")
       ->capture_default_str()
       ->check(in_range(1, 2000));
-  cmd->add_option("--seed", o->seed, "Seed for folds and heads")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed for folds and heads")
+      ->capture_default_str()
+      ->check(in_range(0.0, 1.8446744073709552e19));
   cmd->add_flag("--no-face-crops", *no_face_crops, "Use whole images instead of the run-time face crop");
   add_threads_option(cmd, *threads);
   cmd->callback([=] {
@@ -42,6 +45,7 @@ void add_audit_command(CLI::App& root) {
     o->class_map = parse_class_mappings(*maps);
     o->exclude = *exclude;
     o->out = *out;
+    for (const auto& d : o->data) refuse_output_inside(o->out, d, "--out");
     o->backbone = *backbone;
     o->face_crops = !*no_face_crops;
     const auto r = run_audit(*o);

@@ -259,7 +259,7 @@ void add_bench_command(CLI::App& root) {
   cmd->add_option("--json", o->json_out, "Also write all measurements as JSON");
   cmd->add_option("--seconds", o->seconds, "Minimum measuring time per case")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(in_range(0.01, 3600.0));  // CLI11's PositiveNumber lets NaN through
   cmd->add_option("--threads", o->threads, "Thread counts to measure (default: 1 and all cores)")
       ->check(in_range(1, 4 * resolve_threads(0)));
   cmd->add_flag("--train", o->train, "Also time the default training recipe end to end (about 10 minutes)");

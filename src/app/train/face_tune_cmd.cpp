@@ -9,6 +9,7 @@
 #include "nn/torch_setup.h"
 #include "train/face_tuner.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/progress.h"
 #include "vision/face_detector.h"
 
@@ -47,10 +48,12 @@ void add_face_tune_command(CLI::App& root) {
   cmd->add_option("--zoom", o->zoom,
                   "Scale jitter: each scene is zoomed by a factor drawn uniformly from MIN MAX (default 0.8 1.25)")
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed for order and augmentation")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed for order and augmentation")
+      ->capture_default_str()
+      ->check(in_range(0.0, 1.8446744073709552e19));
   cmd->add_flag("--iou-target,!--no-iou-target", o->iou_score_target,
                 "The class score of a face's cells learns the IoU of their box with it (else 1)")
-      ->capture_default_str();
+      ->default_str(o->iou_score_target ? "true" : "false");  // capture_default_str shows a flag's {false}
   cmd->add_option("--operating-score", o->operating_score,
                   "The fine-tuned score that the product's face threshold (0.6) should stand for: the saved model "
                   "records the exponent that maps one to the other (ranking unchanged)")
@@ -60,13 +63,14 @@ void add_face_tune_command(CLI::App& root) {
   cmd->add_flag("--refit-boxes,!--keep-base-correction", o->refit_box_correction,
                 "Fit the box correction (to the annotators' boxes) again for the tuned model on its training "
                 "scenes, as `eval --scenes --fit-boxes` does; --keep-base-correction records the base model's")
-      ->capture_default_str();
+      ->default_str(o->refit_box_correction ? "true" : "false");
   add_threads_option(cmd, *threads);
   cmd->callback([=] {
     setup_training_compute(*threads);
     o->scenes = *scenes;
     o->out = *out;
     o->base_model = resolve_face_model(*base);
+    InputFiles({o->base_model}).refuse_overwriting(o->out, "--out");
     if (*hold_out != "none") o->held_out = voc_scenes_of_parity(o->scenes, *hold_out == "odd" ? 1 : 0);
     if (!split->empty())
       for (const auto& s : unseen_scenes(*split)) o->held_out.insert(s);

@@ -8,6 +8,7 @@
 #include "nn/imagenet.h"
 #include "nn/tflite_import.h"
 #include "nn/torch_setup.h"
+#include "util/error.h"
 #include "util/json_io.h"
 #include "util/paths.h"
 
@@ -35,7 +36,16 @@ void add_imagenet_command(CLI::App& root) {
     setup_training_compute(opts->threads);
     TfliteImportReport report;
     auto net = load_imagenet_mobilenet(opts->backbone, &report);
-    const auto labels = read_labels(opts->labels);
+    auto labels = read_labels(opts->labels);
+    while (!labels.empty() && labels.back().empty()) labels.pop_back();  // a trailing blank line
+    // A label file of another length names every class wrongly (the common 1,000-line file
+    // without "background" shifts each name by one): refused, not printed.
+    if (static_cast<int>(labels.size()) != report.top_classes)
+      throw Error(fmt::format("{} has {} labels, the backbone {} classes{}", opts->labels, labels.size(),
+                              report.top_classes,
+                              labels.size() + 1 == static_cast<size_t>(report.top_classes)
+                                  ? " (its first class is 'background': the file needs that line first)"
+                                  : ""));
     fmt::print("backbone {}: {} weights, {} convs, {} classes\n", opts->backbone, report.weight_format, report.convs,
                report.top_classes);
     json results = json::array();

@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cmath>
+
 #include "app/cli.h"
 #include "app/train/commands.h"
 #include "data/dataset.h"
@@ -85,14 +87,18 @@ void add_train_command(CLI::App& root) {
   cmd->add_option("--input-size", o->input_size, "Square input size: a multiple of 32 from 96 to 224")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for split, shuffling, augmentation and initialisation")
-      ->capture_default_str();
-  cmd->add_option("--lr", o->lr, "Phase 1 Adam learning rate")->capture_default_str();
-  cmd->add_option("--fine-tune-lr", o->fine_tune_lr, "Phase 2 Adam learning rate")->capture_default_str();
+      ->capture_default_str()
+      ->check(in_range(0.0, 1.8446744073709552e19));  // not -1 read as 2^64 - 1
+  cmd->add_option("--lr", o->lr, "Phase 1 Adam learning rate")->capture_default_str()->check(in_range(1e-9, 1.0));
+  cmd->add_option("--fine-tune-lr", o->fine_tune_lr, "Phase 2 Adam learning rate")
+      ->capture_default_str()
+      ->check(in_range(1e-9, 1.0));
   cmd->add_option("--fine-tune-from-block", o->fine_tune_from_block,
                   "Phase 2 trains inverted-residual blocks from this one (0..16) and the final conv")
       ->capture_default_str();
   cmd->add_option("--patience", o->patience, "Stop a phase after N epochs without val-loss improvement (0 = off)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(in_range(0, 10000));
   cmd->add_option("--val-fraction", o->fractions.val, "Share of images for validation")
       ->capture_default_str()
       ->check(in_range(0.0, 0.5));
@@ -107,16 +113,22 @@ void add_train_command(CLI::App& root) {
   cmd->add_flag("--no-quality-gate", (*flags)["no_quality_gate"],
                 "Do not fit the quality gate (every face answered; `eval --conditions --fit-gate` fits one later)");
   auto* aug = "Augmentation";
-  cmd->add_option("--rotation", o->augment.rotation_deg, "Max rotation, degrees")->capture_default_str()->group(aug);
+  cmd->add_option("--rotation", o->augment.rotation_deg, "Max rotation, degrees")
+      ->capture_default_str()
+      ->group(aug)
+      ->check(in_range(0.0, 180.0));
   cmd->add_option("--zoom", o->augment.zoom, "Zoom range (0.15 = ±15 %: the crop margin's jitter)")
       ->capture_default_str()
-      ->group(aug);
+      ->group(aug)
+      ->check(in_range(0.0, 0.9));  // a scale of 1 - zoom stays above 0
   cmd->add_option("--shift", o->augment.shift, "Max shift, fraction of the crop (the face centre's jitter)")
       ->capture_default_str()
-      ->group(aug);
+      ->group(aug)
+      ->check(in_range(0.0, 0.5));
   cmd->add_option("--shear", o->augment.shear_deg, "Max shear, degrees (Keras' shear_range)")
       ->capture_default_str()
-      ->group(aug);
+      ->group(aug)
+      ->check(in_range(0.0, 45.0));
   cmd->add_flag("--no-flip", (*flags)["no_flip"], "No horizontal flips")->group(aug);
   cmd->add_flag("--no-augment", (*flags)["no_augment"], "Train on the images as they are")->group(aug);
   auto& ph = o->augment.photo;
@@ -165,11 +177,19 @@ void add_train_command(CLI::App& root) {
       ->group(aug);
   cmd->add_flag("--no-dedup", (*flags)["no_dedup"],
                 "Do not group near-duplicates before splitting (the test split will leak)");
-  cmd->add_option("--limit-per-class", o->limit_per_class, "Use at most N images per class (quick experiments)");
+  cmd->add_option("--limit-per-class", o->limit_per_class, "Use at most N images per class (quick experiments)")
+      ->check(in_range(1, 100000000));  // 0 and -5 read as "no limit"
   cmd->add_flag("--resume", o->resume, "Continue the run in --out from its last complete epoch");
   cmd->add_flag("--force", o->force, "Start over even if --out holds a previous run");
   cmd->add_option("--stop-after-epochs", o->stop_after_epochs, "Stop (resumable) after N epochs of this run")
       ->group("");
+  // An augmentation setting beside the switch that turns it off would be ignored: refused.
+  for (const char* name : {"--rotation", "--zoom", "--shift", "--shear", "--no-flip"})
+    cmd->get_option("--no-augment")->excludes(name);
+  for (const char* name :
+       {"--brightness", "--contrast", "--saturation", "--gray-p", "--downscale-p", "--blur-p", "--noise-p", "--jpeg-p",
+        "--dim-p"})
+    cmd->get_option("--no-camera-effects")->excludes(name);
   add_threads_option(cmd, o->threads);
   cmd->callback([=] {
     setup_training_compute(o->threads);
@@ -183,9 +203,11 @@ void add_train_command(CLI::App& root) {
       try {
         size_t used = 0;
         o->source_weights[source] = std::stod(value, &used);
-        if (used != value.size()) throw std::invalid_argument(value);
+        // 0 gave a NaN loss (an epoch of nothing), a negative weight is no weight.
+        if (used != value.size() || !(o->source_weights[source] > 0) || !std::isfinite(o->source_weights[source]))
+          throw std::invalid_argument(value);
       } catch (const std::exception&) {
-        throw Error(fmt::format("--source-weight {}: the weight must be a number", w));
+        throw Error(fmt::format("--source-weight {}: the weight must be a number above 0", w));
       }
     }
     if (default_data) use_default_training_data(*o);  // after --map and --source-weight: they win
