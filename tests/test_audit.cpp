@@ -76,4 +76,13 @@ TEST(Audit, RanksDeliberatelyWrongLabelsFirst) {
   const auto again = run_cli(args);
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.out.find("cached features"), std::string::npos) << again.out;
+  // Another backbone under the same file name is another backbone: features computed again.
+  fs::create_directories(d / "bb");
+  fs::copy_file(asset("tf2_mobilenet_v2_1.0_224_ptq.tflite"), d / "bb/mobilenet_v2_1.0_224_quant.tflite");
+  auto other_args = args;
+  other_args.push_back("--backbone");
+  other_args.push_back((d / "bb/mobilenet_v2_1.0_224_quant.tflite").string());
+  const auto other = run_cli(other_args);
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  EXPECT_EQ(other.out.find("cached features"), std::string::npos) << other.out;
 }

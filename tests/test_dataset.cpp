@@ -274,3 +274,15 @@ TEST(Dataset, ASymlinkLoopInAClassFolderIsSkipped) {
   const auto ds = scan_datasets({d / "data"});
   EXPECT_EQ(ds.items.size(), 2u);
 }
+
+TEST(Dataset, ANameThatIsNotUtf8IsSkippedNotWrittenIntoASplitItCannotBeReadFrom) {
+  // split.json stored it with a replacement character, and --resume then could not find it.
+  TempDir d;
+  write_jpeg(d / "data/a/1.jpg");
+  write_jpeg(d / "data/a/bad\xffname.jpg");
+  write_jpeg(d / "data/b/2 \xc3\xa9t\xc3\xa9.jpg");  // UTF-8 (été): kept
+  const auto ds = scan_datasets({d / "data"});
+  ASSERT_EQ(ds.items.size(), 2u);
+  EXPECT_EQ(ds.items[1].rel, "data/b/2 \xc3\xa9t\xc3\xa9.jpg");
+  EXPECT_EQ(ds.ignored_files, 1u);
+}

@@ -21,6 +21,26 @@ namespace maskwatch {
 
 namespace {
 
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool is_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0xFF >> (n + 1));
+    for (size_t k = 1; k < n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 0x2) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += n;
+  }
+  return true;
+}
+
 std::vector<std::string> split_csv_line(const std::string& line) {
   std::vector<std::string> cells(1);
   bool quoted = false;
@@ -252,11 +272,22 @@ Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const Scan
          it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
       if (ec) break;
       std::error_code ec2;
+      if (it->is_symlink(ec2) && it->is_directory(ec2)) {
+        // Not followed (a link back up would loop for ever): said, so a folder of links is not
+        // a silently smaller dataset.
+        spdlog::warn("{}: a link to a folder, not followed (its images are not read)", it->path().string());
+        continue;
+      }
       if (!it->is_regular_file(ec2)) continue;
-      if (is_image_file(it->path()))
-        files.push_back(it->path());
-      else
+      if (!is_image_file(it->path())) {
         ++ds.ignored_files;
+      } else if (!is_utf8(it->path().string())) {
+        // split.json (JSON is UTF-8) could not name it, so a run with it could not be resumed.
+        spdlog::warn("{}: skipped, its name is not UTF-8 (rename it)", it->path().string());
+        ++ds.ignored_files;
+      } else {
+        files.push_back(it->path());
+      }
     }
     std::sort(files.begin(), files.end());
     if (files.empty()) throw Error(fmt::format("class folder {} holds no image file", f.dir.string()));

@@ -123,8 +123,10 @@ AuditResult run_audit(const AuditOptions& o) {
 
   AuditResult result;
   result.images = ds.items.size();
-  const std::string key = sha256_hex(
-      fmt::format("{}|{}|{}|{}", ds.manifest_sha256(), o.backbone.filename().string(), o.input_size, o.face_crops));
+  // The backbone by its bytes, not its name: another file under the same name reused stale features.
+  const std::string key =
+      sha256_hex(fmt::format("{}|{}|{}|{}", ds.manifest_sha256(), sha256_hex(read_file_bytes(o.backbone, "backbone")),
+                             o.input_size, o.face_crops));
   const auto cache = o.out / "features.bin";
   torch::Tensor x = read_cache(cache, key);
   result.features_from_cache = x.defined() && x.size(0) == static_cast<int64_t>(ds.items.size());
