@@ -189,6 +189,9 @@ TEST(FaceTuner, AShortRealFineTuningKeepsWhatTheDetectorKnowsAndRecordsItsCalibr
   // stock model's (a short run moves the boxes little), term by term.
   EXPECT_EQ(tuned.box_correction().to_text(), r.correction.to_text());
   EXPECT_FALSE(tuned.box_correction().identity());
+  // The refit's scratch copy of the model is gone; --out was written once, with its correction.
+  for (const auto& entry : std::filesystem::directory_iterator(o.out.parent_path()))
+    EXPECT_EQ(entry.path().filename().string().find(".refit."), std::string::npos) << entry.path();
   fo.model = "yunet-n";
   const BoxCorrection stock = FaceDetector(fo).box_correction(), refit = tuned.box_correction();
   EXPECT_NE(refit.to_text(), stock.to_text());

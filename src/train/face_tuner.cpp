@@ -243,9 +243,10 @@ Assignment assign(const Priors& pr, const torch::Tensor& pred, const torch::Tens
 // The fine-tuned model's boxes drift a little from the base model's convention they were
 // taught in: the correction to the annotators' boxes, fitted again on the training scenes as
 // `eval --scenes --fit-boxes` fits it (faces at the product's operating point).
-BoxCorrection refit_box_correction(const FaceTuneOptions& o, const std::vector<Scene>& scenes) {
+BoxCorrection refit_box_correction(const FaceTuneOptions& o, const std::vector<Scene>& scenes,
+                                   const std::filesystem::path& tuned) {
   FaceDetectorOptions fo;
-  fo.model = o.out;
+  fo.model = tuned;
   fo.detect_width = o.width;
   fo.box_correction = BoxCorrection{};  // the model's own boxes
   FaceDetector detector(fo);
@@ -269,7 +270,11 @@ BoxCorrection refit_box_correction(const FaceTuneOptions& o, const std::vector<S
   }
   bar.finish();
   const BoxCorrection c = fit_box_correction(truth, found, fo.score_threshold);
-  spdlog::info("box correction refitted on {} scenes: {}", scenes.size(), c.to_text());
+  if (c.identity())
+    spdlog::info("box correction: too few matched faces in {} scenes to refit it; the base model's stays",
+                 scenes.size());
+  else
+    spdlog::info("box correction refitted on {} scenes: {}", scenes.size(), c.to_text());
   return c;
 }
 
@@ -370,19 +375,31 @@ FaceTuneReport tune_face_detector(const FaceTuneOptions& o) {
   }
   bar.finish();
   const double exponent = std::log(FaceDetectorOptions{}.score_threshold) / std::log(o.operating_score);
-  const auto save = [&](const BoxCorrection& c) {
-    net.save_onnx(o.out, {{kBoxCorrectionMetadataKey, c.to_text()},
-                          {kScoreExponentMetadataKey, fmt::format("{:.4f}", exponent)}});
+  const auto save = [&](const std::filesystem::path& path, const BoxCorrection& c) {
+    net.save_onnx(path, {{kBoxCorrectionMetadataKey, c.to_text()},
+                         {kScoreExponentMetadataKey, fmt::format("{:.4f}", exponent)}});
   };
-  save(correction);  // the refit's detector reads the tuned model from the file
   r.correction = correction;
   if (o.refit_box_correction) {
+    // The refit's detector reads the tuned model from a file: a scratch copy beside --out, so
+    // --out is written once, with the correction it keeps (a stop during the refit leaves
+    // whatever --out held before, not a tuned model with the base model's correction).
+    const auto scratch = o.out.parent_path() / ("." + o.out.stem().string() + ".refit.onnx");
+    save(scratch, correction);
+    const BoxCorrection refit = [&] {
+      struct Remove {
+        std::filesystem::path path;
+        ~Remove() {
+          std::error_code ec;
+          std::filesystem::remove(path, ec);
+        }
+      } cleanup{scratch};
+      return refit_box_correction(o, scenes, scratch);
+    }();
     // Identity means too few matched faces to fit: the base correction stays, as the file says.
-    if (const BoxCorrection refit = refit_box_correction(o, scenes); !refit.identity()) {
-      r.correction = refit;
-      save(refit);
-    }
+    if (!refit.identity()) r.correction = refit;
   }
+  save(o.out, r.correction);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
