@@ -75,6 +75,20 @@ TEST(Train, ShortRunLearnsAndWritesEveryArtifact) {
   EXPECT_TRUE(ev["predictions"][0].contains("image") && ev["predictions"][0].contains("score"));
 }
 
+TEST(Train, AGateThatWouldAnswerNoFaceIsNotWritten) {
+  // Two validation images: no threshold reaches 99 % under dim webcam. The gate written then
+  // (threshold 0.999999999) made every face of every frame uncertain.
+  TempDir dir;
+  auto o = small_options(dir / "run");
+  o.limit_per_class = 8;
+  o.epochs = 1;
+  o.fine_tune_epochs = 0;
+  ASSERT_TRUE(train_mask_model(o).completed);
+  const auto meta = read_json(o.out / "model.json");
+  EXPECT_TRUE(!meta.contains("quality_gate") || meta["quality_gate"].is_null()) << meta["quality_gate"];
+  EXPECT_TRUE(read_json(o.out / "metrics.json")["quality_gate"].contains("skipped"));
+}
+
 TEST(Train, ResumeAfterAnInterruptionReachesTheSameWeights) {
   TempDir dir;
   const auto whole = small_options(dir / "whole");

@@ -549,11 +549,21 @@ void Trainer::fit_quality_gate() {
   try {
     gate = maskwatch::fit_quality_gate(samples, report.names(), data_.ds.classes.size());
   } catch (const Error& e) {
-    spdlog::warn("no quality gate: {}", e.what());
+    spdlog::warn("no quality gate ({})", e.what());
     return;
   }
   gate.fit["data"] = "this run's validation split";
   apply_gate(report, samples, gate);
+  // A gate that answers no face under its condition (no threshold reached the target on a
+  // small or hard validation split) would make every face uncertain: not kept, as `eval
+  // --fit-gate` refuses to write one.
+  if (report.results.back().answered.answered == 0) {
+    spdlog::warn("no quality gate: no threshold lets the answered faces under '{}' reach {:.0f} % on this run's {} "
+                 "validation images; every face is answered",
+                 report.results.back().name, 100 * GateFitOptions{}.target, data_.val.size());
+    metrics_.quality_gate = {{"skipped", "no threshold reached the target on validation"}};
+    return;
+  }
   meta_.quality_gate = gate;
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& c : report.results)
