@@ -263,6 +263,12 @@ TEST(BadInputCli, TrainingOptionsOutOfRangeAreRefusedBeforeAnyWork) {
   EXPECT_EQ(zero.exit_code, 1) << zero.err;
   EXPECT_NE(zero.err.find("above 0"), std::string::npos) << zero.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "run" / "split.json"));
+  // Found after the whole training before.
+  const auto baseline =
+      run_cli({"train", "--data", data, "--out", out, "--baseline-model", (dir / "no-such.onnx").string()});
+  EXPECT_EQ(baseline.exit_code, 1) << baseline.err;
+  EXPECT_NE(baseline.err.find("no-such.onnx: no such file"), std::string::npos) << baseline.err;
+  EXPECT_EQ(run_cli({"bench", "--sizes", "100"}).exit_code, 2);
 }
 
 TEST(BadInputCli, TrainingNeverWritesIntoItsDataNorLosesARunToAMistypedForce) {

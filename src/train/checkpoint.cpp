@@ -21,7 +21,7 @@ torch::serialize::InputArchive read_archive(const std::filesystem::path& path) {
   try {
     archive.load_from(in);
   } catch (const std::exception& e) {
-    throw Error("checkpoint " + path.string() + " is unreadable (truncated?); start again without --resume");
+    throw Error("checkpoint " + path.string() + " is unreadable (truncated?); start again with --force instead of --resume");
   }
   return archive;
 }
@@ -68,7 +68,7 @@ LoopState read_loop_state(const std::filesystem::path& path) {
     root.read("recipe_sha256", recipe);
     s.recipe_sha256 = recipe.toStringRef();
   } catch (const std::exception&) {
-    throw Error("checkpoint " + path.string() + " lacks training state; start again without --resume");
+    throw Error("checkpoint " + path.string() + " lacks training state; start again with --force instead of --resume");
   }
   return s;
 }

@@ -77,7 +77,7 @@ void check_out_dir(const TrainOptions& o) {
   if (has_run && !o.resume && !o.force)
     throw Error(fmt::format("{} already holds a training run: use --resume to continue it or --force to start over",
                             o.out.string()));
-  std::filesystem::create_directories(o.out);
+  check_output_dir(o.out, "--out");  // writable, before the data is decoded
 }
 
 // --force: the previous run's files go once the new run's inputs have loaded (backbone, data,
@@ -93,6 +93,8 @@ void validate(const TrainOptions& o) {
   check_input_size(o.input_size);
   if (o.data.empty()) throw Error("no training data: give --data DIR (repeatable)");
   for (const auto& d : o.data) refuse_output_inside(o.out, d, "--out");
+  for (const auto& b : o.baseline_models)  // before training, not after it
+    if (!std::filesystem::is_regular_file(b)) throw Error("--baseline-model " + b.string() + ": no such file");
   if (o.epochs < 0 || o.fine_tune_epochs < 0 || o.epochs + o.fine_tune_epochs == 0)
     throw Error("nothing to train: --epochs and --fine-tune-epochs are both 0");
   if (o.epochs == 0) throw Error("--epochs must be at least 1 (phase 1 trains the head that phase 2 starts from)");
