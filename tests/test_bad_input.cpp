@@ -5,6 +5,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <random>
 
+#include "media/image_io.h"
 #include "model/tflite_reader.h"
 #include "model_fixtures.h"
 #include "nn/onnx_export.h"
@@ -290,6 +291,24 @@ TEST(BadInputCli, TrainingNeverWritesIntoItsDataNorLosesARunToAMistypedForce) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   for (const char* f : {"checkpoint.pt", "best.pt", "metrics.json", "split.json", "model.onnx", "model.json"})
     EXPECT_TRUE(std::filesystem::exists(run / f)) << f << " was removed before the new run's data was found";
+}
+
+TEST(BadInputCli, TrainingNamesOneImageFiledUnderTwoClasses) {
+  TempDir dir;
+  const auto seed = shared_path("data/seed-masks");
+  for (const char* cls : {"with_mask", "without_mask"}) {
+    std::filesystem::create_directories(dir / "data" / cls);
+    int n = 0;
+    for (const auto& f : list_image_files(seed / cls))
+      if (n++ < 10) std::filesystem::copy_file(f, dir / "data" / cls / f.filename());
+  }
+  const auto twice = list_image_files(seed / "with_mask").front();
+  std::filesystem::copy_file(twice, dir / "data/without_mask/copy.jpg");
+  const auto r = run_cli({"train", "--data", (dir / "data").string(), "--out", (dir / "run").string(), "--epochs",
+                          "1", "--fine-tune-epochs", "0", "--input-size", "96", "--no-quality-gate"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("1 image(s) are byte for byte another image of another class"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("without_mask/copy.jpg"), std::string::npos) << r.err;
 }
 
 TEST(BadInputCli, TrainFacesAndImagenetRefuseInputsThatWouldGiveAWrongResult) {

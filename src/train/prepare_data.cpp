@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <map>
 #include <numeric>
 #include <opencv2/core.hpp>
 
@@ -95,6 +97,30 @@ LoadOptions load_options(const TrainOptions& o) {
   return l;
 }
 
+namespace {
+
+// One file under two labels (the same bytes in two class folders) teaches both answers for
+// one input: named, for the exclusion list. Near-duplicates are not flagged: a face with and
+// without a pasted mask (seed-masks) or crops of one photo are near each other on purpose.
+void warn_label_conflicts(const Dataset& ds) {
+  std::map<std::string, size_t> first;
+  std::vector<std::string> examples;
+  int conflicts = 0;
+  for (size_t i = 0; i < ds.items.size(); ++i) {
+    if (ds.items[i].sha256.empty()) continue;
+    const auto [it, fresh] = first.emplace(ds.items[i].sha256, i);
+    if (fresh || ds.items[it->second].label == ds.items[i].label) continue;
+    ++conflicts;
+    if (examples.size() < 3) examples.push_back(ds.items[it->second].rel + " = " + ds.items[i].rel);
+  }
+  if (conflicts)
+    spdlog::warn("{} image(s) are byte for byte another image of another class (e.g. {}): list the wrong ones in the "
+                 "exclusion file",
+                 conflicts, fmt::join(examples, "; "));
+}
+
+}  // namespace
+
 PreparedData prepare_data(const TrainOptions& o, const FrozenBackbone& frozen, TrainingTiming& timing) {
   PreparedData p;
   p.ds = scan_datasets(o.data, scan_options(o));
@@ -107,6 +133,7 @@ PreparedData prepare_data(const TrainOptions& o, const FrozenBackbone& frozen, T
   }
   Stopwatch sw;
   p.images = load_dataset_images(p.ds, load_options(o));
+  warn_label_conflicts(p.ds);
   timing.decode_s = sw.seconds();
   for (const auto& it : p.ds.items) p.labels.push_back(it.label);
   const int k = static_cast<int>(p.ds.classes.size());
