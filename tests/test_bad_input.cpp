@@ -311,6 +311,22 @@ TEST(BadInputCli, TrainingNamesOneImageFiledUnderTwoClasses) {
   EXPECT_NE(r.err.find("without_mask/copy.jpg"), std::string::npos) << r.err;
 }
 
+TEST(BadInputCli, TrainingSaysWhenAClassHasNoTestImage) {
+  // "balanced 100.00 %" over one class read as a perfect model.
+  TempDir dir;
+  const auto seed = shared_path("data/seed-masks");
+  std::filesystem::create_directories(dir / "data/with_mask");
+  std::filesystem::create_directories(dir / "data/without_mask");
+  const auto with = list_image_files(seed / "with_mask");
+  for (size_t i = 0; i < 20; ++i) std::filesystem::copy_file(with[i], dir / "data/with_mask" / with[i].filename());
+  const auto one = list_image_files(seed / "without_mask").front();
+  std::filesystem::copy_file(one, dir / "data/without_mask" / one.filename());
+  const auto r = run_cli({"train", "--data", (dir / "data").string(), "--out", (dir / "run").string(), "--epochs",
+                          "1", "--fine-tune-epochs", "0", "--input-size", "96", "--no-quality-gate"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("the test split holds no without_mask image"), std::string::npos) << r.err;
+}
+
 TEST(BadInputCli, TrainFacesAndImagenetRefuseInputsThatWouldGiveAWrongResult) {
   TempDir dir;
   // --out over --base replaced the model it started from.

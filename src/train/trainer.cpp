@@ -703,6 +703,11 @@ TrainResult Trainer::finish() {
   else
     spdlog::info("test accuracy {:.2f}% ({} images), balanced {:.2f}%; model: {}", 100 * t.accuracy, t.n,
                  100 * t.balanced_accuracy, metrics_.onnx_path);
+  for (size_t c = 0; c < t.per_class.size() && t.n > 0; ++c)
+    if (t.per_class[c].n == 0)  // balanced accuracy averages the classes present: say which is not
+      spdlog::warn("the test split holds no {} image: its accuracy is not measured (more data, or a larger "
+                   "--test-fraction)",
+                   t.classes[c]);
   return {true, metrics_};
 }
 
