@@ -379,7 +379,7 @@ std::vector<cv::Mat> load_dataset_images(Dataset& ds, const LoadOptions& o) {
     size_t no_face = 0;
     for (const auto& it : ds.items) no_face += it.crop == CropKind::NoFace;
     if (no_face)
-      spdlog::info("no face found in {} of {} images: they train on their centred square", no_face, ds.items.size());
+      spdlog::info("no face found in {} of {} images: their centred square is used instead", no_face, ds.items.size());
   }
   const auto counts = ds.class_counts();
   for (size_t c = 0; c < counts.size(); ++c)
