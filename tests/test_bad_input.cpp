@@ -269,6 +269,10 @@ TEST(BadInputCli, TrainingOptionsOutOfRangeAreRefusedBeforeAnyWork) {
       run_cli({"train", "--data", data, "--out", out, "--baseline-model", (dir / "no-such.onnx").string()});
   EXPECT_EQ(baseline.exit_code, 1) << baseline.err;
   EXPECT_NE(baseline.err.find("no-such.onnx: no such file"), std::string::npos) << baseline.err;
+  write_bytes(dir / "junk.onnx", std::string(4096, 'x'));
+  const auto junk = run_cli({"train", "--data", data, "--out", out, "--baseline-model", (dir / "junk.onnx").string()});
+  EXPECT_EQ(junk.exit_code, 1) << junk.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run" / "metrics.json")) << "refused only after training";
   EXPECT_EQ(run_cli({"bench", "--sizes", "100"}).exit_code, 2);
 }
 

@@ -93,8 +93,10 @@ void validate(const TrainOptions& o) {
   check_input_size(o.input_size);
   if (o.data.empty()) throw Error("no training data: give --data DIR (repeatable)");
   for (const auto& d : o.data) refuse_output_inside(o.out, d, "--out");
-  for (const auto& b : o.baseline_models)  // before training, not after it
+  for (const auto& b : o.baseline_models) {  // loaded before training, not after it
     if (!std::filesystem::is_regular_file(b)) throw Error("--baseline-model " + b.string() + ": no such file");
+    MaskClassifier check(b);
+  }
   if (o.epochs < 0 || o.fine_tune_epochs < 0 || o.epochs + o.fine_tune_epochs == 0)
     throw Error("nothing to train: --epochs and --fine-tune-epochs are both 0");
   if (o.epochs == 0) throw Error("--epochs must be at least 1 (phase 1 trains the head that phase 2 starts from)");
@@ -139,6 +141,18 @@ class Trainer {
   double val_loss_and_accuracy(double* accuracy);
   void write_metrics();
   TrainResult stopped();  // a stop was asked for: metrics.json says so
+ public:
+  // The run failed: its metrics.json (only one this run wrote, never a previous run's) says so.
+  void mark_failed(const std::string& why) {
+    if (!wrote_metrics_) return;
+    metrics_.status = "failed: " + why;
+    try {
+      write_metrics();
+    } catch (const std::exception&) {  // the error being reported matters more
+    }
+  }
+
+ private:
   void stop_if_asked() const {
     if (g_stop.load()) throw StopRequested{};
   }
@@ -166,6 +180,7 @@ class Trainer {
   LoopState state_;
   TrainingMetrics metrics_;
   int epochs_this_run_ = 0;
+  bool wrote_metrics_ = false;
   Stopwatch wall_;
   ModelMeta meta_;
 };
@@ -320,6 +335,7 @@ void Trainer::write_metrics() {
   metrics_.timing.wall_s = wall_.seconds();
   metrics_.peak_rss_mib = peak_rss_mib();
   write_json_atomic(o_.out / "metrics.json", metrics_.to_json());
+  wrote_metrics_ = true;
 }
 
 TrainResult Trainer::run() {
@@ -761,7 +777,15 @@ nlohmann::json TrainOptions::recipe() const {
 
 void request_training_stop() { g_stop = true; }
 
-TrainResult train_mask_model(const TrainOptions& options) { return Trainer(options).run(); }
+TrainResult train_mask_model(const TrainOptions& options) {
+  Trainer trainer(options);
+  try {
+    return trainer.run();
+  } catch (const std::exception& e) {
+    trainer.mark_failed(e.what());
+    throw;
+  }
+}
 
 void use_default_training_data(TrainOptions& o) {
   o.data = {default_seed_data_path(), default_real_data_path(), default_incorrect_data_path()};
