@@ -83,10 +83,10 @@ void AlertEngine::check(double now) {
         // One alert per check and camera; the cooldown decides about the next.
         if (const auto due = unmasked_.at(&rule).next_due(now, camera)) {
           AlertFired a;
-          // Whole seconds, but never "0 s" for a rule of under a second.
+          // Tenths under 10 s (a rule of 1.5 s does not read "for 2 s"), whole seconds above.
           const double shown_s = now - due->since;
           a.message = fmt::format("a face without a mask for {} s on {}",
-                                  shown_s < 1 ? fmt::format("{:.1f}", shown_s) : fmt::format("{:.0f}", shown_s), camera);
+                                  shown_s < 10 ? fmt::format("{:.1f}", shown_s) : fmt::format("{:.0f}", shown_s), camera);
           a.track_id = due->track_id;
           a.since = due->since;
           fire(rule, camera, now, std::move(a), true);

@@ -52,7 +52,7 @@ def main():
         driver.set_page_load_timeout(20)
         driver.get(url)
         wait = WebDriverWait(driver, 20)
-        # Tiles are created from /api/version, the badge from /api/stats, frames from MJPEG.
+        # Tiles are created from /api/version, the badge from /api/stats, frames from latest.jpg.
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section[data-camera] .badge.online"))
         wait.until(lambda d: d.execute_script(
             "return [...document.querySelectorAll('img.view')].every(i => i.naturalWidth > 0)"))
@@ -70,6 +70,11 @@ def main():
             frame_width: tiles.map(t => t.querySelector('img.view').naturalWidth),
             meta: document.getElementById('meta').textContent,
             page_overflows: document.documentElement.scrollWidth > window.innerWidth + 1,
+            // Requests that never end hold one of the browser's 6 connections to the server each.
+            endless: performance.getEntriesByType('resource').map(e => e.name)
+                       .filter(n => n.includes('stream.mjpeg')).length,
+            frames_asked: performance.getEntriesByType('resource').map(e => e.name)
+                       .filter(n => n.includes('latest.jpg')).length,
             fleet: [...document.querySelectorAll('#fleet tr[data-site]')].map(r => ({
               site: r.dataset.site, text: r.textContent})),
           };""")
