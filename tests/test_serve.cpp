@@ -957,6 +957,18 @@ TEST(Serve, AFifoSaysItWaitsForAWriterAndWaitsAgainWhenOneLeaves) {
   srv.stop(5.0);
 }
 
+TEST(Serve, AVideoThatEndsEndsItsFacesToo) {
+  // Its last face stayed "in view" for good (faces_now 1, compliance counting it) after the
+  // video ended: no frame came to end the track (review of 2026-12-05).
+  Server srv("", {}, "  once:\n    source: " + shared_path("samples/video/webcam-mask-on-off.mp4").string() +
+                         "\n    fps_limit: 10\n");
+  const auto once = [&] { return srv.get_json("/api/stats")["cameras"]["once"]; };
+  ASSERT_TRUE(wait_until([&] { return once()["status"] == "offline"; }, 60)) << once() << srv.proc->err();
+  EXPECT_TRUE(wait_until([&] { return once()["faces_now"] == 0; }, 5)) << once();
+  EXPECT_GE(srv.get_json("/api/events?camera=once&type=track").size(), 1u);
+  srv.stop(5.0);
+}
+
 TEST(Serve, AnImageFolderReadToItsEndStaysOfflineInsteadOfFlapping) {
   TempDir tmp;
   const fs::path folder = tmp / "stills";

@@ -183,7 +183,12 @@ void Engine::worker(Worker& me, bool housekeeping) {
       } release{cam.busy, wake_};
       if (!cam.feed) continue;
       SourceFrame f;
-      if (!cam.feed->take(f)) continue;
+      if (!cam.feed->take(f)) {
+        // A camera gone offline (a video that ended, a stream that dropped) sends no frame that
+        // could end its tracks: they end now, and "faces now" is 0, not its last face for ever.
+        if (cam.last_status == CameraStatus::Offline) end_faces_in_view(cam);
+        continue;
+      }
       const auto now = std::chrono::steady_clock::now();
       if (!cam.pacer.admit(f.time_s)) {  // fps_limit, by capture time
         std::lock_guard<std::mutex> lock(cam.mutex);
@@ -296,6 +301,16 @@ std::map<std::string, int> Engine::by_label(const std::map<int, int>& by_verdict
   std::map<std::string, int> out;
   for (const auto& [verdict, n] : by_verdict) out[verdict_name(verdict, classifier_.classes())] += n;
   return out;
+}
+
+void Engine::end_faces_in_view(Camera& cam) {
+  finish_open_tracks(cam);  // the ledger is this worker's while it holds the camera
+  std::lock_guard<std::mutex> lock(cam.mutex);
+  if (cam.faces_now == 0 && cam.now_by_label.empty()) return;
+  cam.faces_now = 0;
+  cam.now_by_label.clear();
+  cam.in_view_by_label.clear();
+  cam.in_view_by_zone.clear();
 }
 
 void Engine::show_undetected(Camera& cam, cv::Mat frame) {
