@@ -314,7 +314,7 @@ void Engine::end_faces_in_view(Camera& cam) {
 }
 
 void Engine::show_undetected(Camera& cam, cv::Mat frame) {
-  finish_open_tracks(cam);
+  end_faces_in_view(cam);
   std::lock_guard<std::mutex> lock(cam.mutex);
   // Nothing is processed: the rate is 0, and it starts afresh when detection is back (the
   // pause is no interval between processed frames).
@@ -328,10 +328,6 @@ void Engine::show_undetected(Camera& cam, cv::Mat frame) {
   cam.overlay.message = "detection off";
   cam.result = FrameResult{};
   ++cam.skipped;
-  cam.faces_now = 0;
-  cam.now_by_label.clear();
-  cam.in_view_by_label.clear();
-  cam.in_view_by_zone.clear();
   cam.frame_cv.notify_all();
 }
 

@@ -129,7 +129,7 @@ class Engine {
   struct Worker;
   void worker(Worker& me, bool housekeeping);
   void process(Camera& cam, SourceFrame frame);
-  void end_faces_in_view(Camera& cam);  // offline: its tracks end, no face in view
+  void end_faces_in_view(Camera& cam);  // offline or detection off: its tracks end, no face in view
   void show_undetected(Camera& cam, cv::Mat frame);  // detection off: the picture only
   void finish_track(Camera& cam, TrackEnded track);
   void refresh_in_view(Camera& cam) const;  // under cam.mutex

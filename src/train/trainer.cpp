@@ -123,6 +123,15 @@ class Trainer {
  public:
   explicit Trainer(const TrainOptions& o) : o_(o), split_stage_(o.fine_tune_from_block + 1) {}
   TrainResult run();
+  // The run failed: its metrics.json (only one this run wrote, never a previous run's) says so.
+  void mark_failed(const std::string& why) {
+    if (!wrote_metrics_) return;
+    metrics_.status = "failed: " + why;
+    try {
+      write_metrics();
+    } catch (const std::exception&) {  // the error being reported matters more
+    }
+  }
 
  private:
   // One augmented view of every training image through the frozen backbone: the prefix
@@ -141,18 +150,6 @@ class Trainer {
   double val_loss_and_accuracy(double* accuracy);
   void write_metrics();
   TrainResult stopped();  // a stop was asked for: metrics.json says so
- public:
-  // The run failed: its metrics.json (only one this run wrote, never a previous run's) says so.
-  void mark_failed(const std::string& why) {
-    if (!wrote_metrics_) return;
-    metrics_.status = "failed: " + why;
-    try {
-      write_metrics();
-    } catch (const std::exception&) {  // the error being reported matters more
-    }
-  }
-
- private:
   void stop_if_asked() const {
     if (g_stop.load()) throw StopRequested{};
   }

@@ -9,6 +9,10 @@
 #include "util/error.h"
 
 namespace maskwatch {
+namespace {
+// The encoders take even sizes only: an odd frame size is scaled to the even one below it.
+cv::Size even_size(const cv::Mat& frame) { return {std::max(2, frame.cols & ~1), std::max(2, frame.rows & ~1)}; }
+}  // namespace
 
 VideoRecorder::VideoRecorder(std::filesystem::path path, double fps)
     : path_(std::move(path)), fps_(fps > 0 ? fps : 15) {
@@ -29,19 +33,16 @@ VideoRecorder::~VideoRecorder() {
 void VideoRecorder::write(const cv::Mat& frame) {
   if (!writer_.is_open()) {
     if (frames_ > 0) return;  // closed already
-    // The encoders take even sizes only: an odd frame size is scaled to the even one below.
-    size_ = cv::Size(std::max(2, frame.cols & ~1), std::max(2, frame.rows & ~1));
+    size_ = even_size(frame);
     if (!writer_.open(tmp_, fps_, size_)) throw Error("cannot write video " + path_.string() + ": " + writer_.error());
   }
   bool ok;
   if (frame.size() != size_) {
     // A frame of another size (an image folder of mixed sizes): scaled to fit, its aspect
     // kept, on black, rather than stretched; said once.
-    if (frame.cols > size_.width + 1 || frame.rows > size_.height + 1 || frame.cols < size_.width ||
-        frame.rows < size_.height) {
-      if (!warned_size_)
-        spdlog::warn("recording {}: frames of another size than the first ({}x{}) are fitted into it on black",
-                     path_.string(), size_.width, size_.height);
+    if (even_size(frame) != size_ && !warned_size_) {
+      spdlog::warn("recording {}: frames of another size than the first ({}x{}) are fitted into it on black",
+                   path_.string(), size_.width, size_.height);
       warned_size_ = true;
     }
     const double scale = std::min(static_cast<double>(size_.width) / frame.cols,
