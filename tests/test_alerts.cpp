@@ -153,6 +153,12 @@ TEST(Alerts, AnAlertGetsAClipThatOnlyAdminsWatchAndTheDashboardPlays) {
   EXPECT_EQ(as_viewer->status, 403);
   EXPECT_NE(as_viewer->body.find("admin"), std::string::npos) << as_viewer->body;
   EXPECT_EQ(c.Get(a["snapshot_url"].get<std::string>().c_str(), viewer)->status, 200);
+  // Nor is a viewer offered it: no clip URL in the events it reads (the dashboard showed a
+  // button that answered 403).
+  const auto viewer_list = c.Get("/api/events?type=alert&camera=demo", viewer);
+  ASSERT_TRUE(viewer_list);
+  EXPECT_EQ(nlohmann::json::parse(viewer_list->body)[0]["clip_url"], "");
+  EXPECT_EQ(nlohmann::json::parse(c.Get(("/api/events/" + std::to_string(a["id"].get<int64_t>())).c_str(), viewer)->body)["clip_url"], "");
 
   std::unique_ptr<httplib::Response> clip;
   ASSERT_TRUE(wait_until(

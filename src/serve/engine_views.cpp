@@ -195,6 +195,7 @@ nlohmann::json Engine::stats() const {
   }
   const nlohmann::json storage = {{"pending_rows", history_->pending()},
                                   {"dropped_rows", history_->dropped()},
+                                  {"written_rows", history_->written()},
                                   {"error", history_->last_error()},
                                   {"reopened", storage_.reopened()}};
   nlohmann::json clips = {{"enabled", clips_ != nullptr}};

@@ -78,6 +78,7 @@ bool HistoryWriter::flush_locked(const Row* newest, int64_t* newest_id) {
     }
     pending_.pop_front();
     ++written;
+    ++written_;
   }
   if (!error_.empty()) spdlog::info("storage: writable again; wrote {} delayed history row(s)", written);
   error_.clear();
@@ -112,6 +113,11 @@ size_t HistoryWriter::pending() const {
 int64_t HistoryWriter::dropped() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return dropped_;
+}
+
+int64_t HistoryWriter::written() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return written_;
 }
 
 std::string HistoryWriter::last_error() const {

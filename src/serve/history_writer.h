@@ -29,6 +29,9 @@ class HistoryWriter {
 
   size_t pending() const;
   int64_t dropped() const;
+  // Rows written since start: the dashboard refetches history when this moves (one number in
+  // its stats poll instead of an event stream per open tab).
+  int64_t written() const;
   std::string last_error() const;  // "" while writes succeed
 
  private:
@@ -50,6 +53,7 @@ class HistoryWriter {
   mutable std::mutex mutex_;
   std::deque<Row> pending_;
   int64_t dropped_ = 0;
+  int64_t written_ = 0;
   std::string error_;
 };
 

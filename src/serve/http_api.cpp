@@ -335,15 +335,16 @@ bool admin_only(const Request& req) {
          std::regex_match(req.path, clip);
 }
 
-// The URLs of an event's pictures (from has_snapshot/has_clip or the file columns).
-void add_picture_urls(nlohmann::json& e) {
+// The URLs of an event's pictures (from has_snapshot/has_clip or the file columns); no clip
+// URL for a viewer, who may not watch it (the dashboard offered a button that answered 403).
+void add_picture_urls(nlohmann::json& e, bool clips) {
   const int64_t id = e["id"].get<int64_t>();
   const auto has = [&](const char* flag, const char* file) {
     return e.value(flag, false) || !e.value(file, std::string()).empty();
   };
   e["snapshot_url"] = has("has_snapshot", "snapshot_file") ? fmt::format("/api/events/{}/snapshot.jpg", id) : "";
   if (e.value("type", "") != "status")
-    e["clip_url"] = has("has_clip", "clip_file") ? fmt::format("/api/events/{}/clip.mp4", id) : "";
+    e["clip_url"] = clips && has("has_clip", "clip_file") ? fmt::format("/api/events/{}/clip.mp4", id) : "";
   e.erase("snapshot_file");
   e.erase("clip_file");
   e.erase("has_clip");
@@ -752,13 +753,14 @@ void HttpApi::routes() {
           return got > 0 && sink.write(buf.data(), got);
         });
   });
-  get(R"(/api/events/(\d+))", [this](const Request& req, Response& res) {
+  const auto may_watch_clips = [gate](const Request& req) { return gate->role(req) == Role::Admin; };
+  get(R"(/api/events/(\d+))", [this, may_watch_clips](const Request& req, Response& res) {
     auto e = storage_.event(event_id(req.matches[1]));
     if (!e) return send_error(res, 404, "no such event");
-    add_picture_urls(*e);
+    add_picture_urls(*e, may_watch_clips(req));
     send_json(res, *e);
   });
-  get("/api/events", [this](const Request& req, Response& res) {
+  get("/api/events", [this, may_watch_clips](const Request& req, Response& res) {
     EventQuery q;
     q.camera = req.get_param_value("camera");
     q.label = req.get_param_value("label");
@@ -772,7 +774,8 @@ void HttpApi::routes() {
     if (req.has_param("after") && req.has_param("before") && q.after > q.before)
       return send_error(res, 400, "parameter after must not be later than before");
     auto events = storage_.events(q);
-    for (auto& e : events) add_picture_urls(e);
+    const bool clips = may_watch_clips(req);
+    for (auto& e : events) add_picture_urls(e, clips);
     send_json(res, events);
   });
   get("/api/fleet", [this](const Request&, Response& res) {

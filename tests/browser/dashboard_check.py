@@ -9,6 +9,7 @@ FLEET_SITES: also wait until the fleet table lists at least this many sites.
         the screenshot then shows it (result: clip).
 """
 import json
+import time
 import sys
 
 from selenium import webdriver
@@ -78,6 +79,13 @@ def main():
             fleet: [...document.querySelectorAll('#fleet tr[data-site]')].map(r => ({
               site: r.dataset.site, text: r.textContent})),
           };""")
+        # What the server counts as open streams while the page is open (an event stream per
+        # tab took the browser's connections as MJPEG did): the page should hold none, once its
+        # start-up (which opened that stream last) is well over.
+        time.sleep(3)
+        result["server_streams"] = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/api/stats').then(r => r.json()).then(s => done(s.http.streams)).catch(() => done(-1));")
         if clip:
             result["clip"] = play_clip(driver, wait)
         driver.save_screenshot(shot)
