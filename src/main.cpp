@@ -1,6 +1,7 @@
 // `maskwatch`: the runtime executable (no LibTorch). CLI11 wiring only; training commands
 // are handed to `maskwatch-train` (app/cli.h).
 #include <cstdio>
+#include <fmt/format.h>
 
 #include "app/cli.h"
 #include "app/commands.h"
@@ -22,12 +23,15 @@ int main(int argc, char** argv) {
   maskwatch::app::add_config_command(app);
   maskwatch::app::add_bench_serve_command(app);
   maskwatch::app::add_bench_pipeline_command(app);
-  // Listed in --help; the hand-over above runs them in maskwatch-train.
-  app.add_subcommand("train", "Train the mask classifier (transfer learning from ImageNet MobileNetV2)")
-      ->allow_extras();
-  app.add_subcommand("train-faces", "Fine-tune the face detector on annotated scenes (Pascal VOC)")->allow_extras();
-  app.add_subcommand("audit", "Find likely label errors in training data (out-of-fold predictions)")->allow_extras();
-  app.add_subcommand("imagenet", "Check the backbone import on ImageNet images")->allow_extras();
-  app.add_subcommand("bench", "Measure speed and print the tables quoted in README.md")->allow_extras();
+  // Listed in --help; the hand-over above runs them in maskwatch-train, whose options --help-all
+  // cannot list from here: each says where they are.
+  const auto training = [&](const char* name, const char* what) {
+    app.add_subcommand(name, fmt::format("{} (options: maskwatch {} --help)", what, name))->allow_extras();
+  };
+  training("train", "Train the mask classifier (transfer learning from ImageNet MobileNetV2)");
+  training("train-faces", "Fine-tune the face detector on annotated scenes (Pascal VOC)");
+  training("audit", "Find likely label errors in training data (out-of-fold predictions)");
+  training("imagenet", "Check the backbone import on ImageNet images");
+  training("bench", "Measure speed and print the tables quoted in README.md");
   return maskwatch::app::cli_main(app, argc, argv);
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fmt/format.h>
 #include <fstream>
 
 #include "model/model_meta.h"
@@ -52,6 +53,12 @@ TEST(RuntimeExecutable, HandsTrainingCommandsToTheTrainingExecutable) {
   const auto help = run_cli({"--help"});
   EXPECT_NE(help.out.find("train"), std::string::npos);
   EXPECT_NE(help.out.find("detect"), std::string::npos);
+  // --help-all cannot list the training commands' options (the other executable has them):
+  // each says where they are instead of looking like a command without options.
+  const auto all = run_cli({"--help-all"});
+  EXPECT_EQ(all.exit_code, 0) << all.err;
+  for (const char* name : {"train", "train-faces", "audit", "imagenet", "bench"})
+    EXPECT_NE(all.out.find(fmt::format("(options: maskwatch {} --help)", name)), std::string::npos) << name;
 }
 
 TEST(RuntimeExecutable, VersionNamesTheReleaseTheCommitAndTheModel) {

@@ -695,7 +695,7 @@ TEST(Serve, OneClientAddressCannotTakeEveryConnection) {
 }
 
 TEST(Serve, NumbersOutOfRangeAndUnknownTypesAre400WithTheRange) {
-  Server srv;
+  Server srv("alerts:\n  - {name: bare, kind: unmasked_face, seconds: 3600}\n");
   ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(1); }, 30)) << srv.proc->err();
   const auto expect_400 = [&](const std::string& path, const std::string& says) {
     const auto r = srv.client().Get(path.c_str());
@@ -710,6 +710,11 @@ TEST(Serve, NumbersOutOfRangeAndUnknownTypesAre400WithTheRange) {
   expect_400("/api/events?limit=1e30", "from 1 to 10000");
   expect_400("/api/events?limit=2.5", "from 1 to 10000");
   expect_400("/api/events?type=nonsense", "type=nonsense must be track, status or alert");
+  // A mistyped label answered [] as if nothing had happened; a verdict, a status, a rule that
+  // has not fired yet (or an old one still in history) are fine.
+  expect_400("/api/events?label=with_mask_", "label=with_mask_ is no verdict (with_mask, without_mask, uncertain)");
+  for (const char* ok : {"with_mask", "uncertain", "online", "offline", "bare"})
+    EXPECT_EQ(srv.client().Get((std::string("/api/events?label=") + ok).c_str())->status, 200) << ok;
   expect_400("/api/demo/latest.jpg?quality=0", "quality=0 must be a whole number from 1 to 100");
   expect_400("/api/demo/latest.jpg?quality=101", "from 1 to 100");
   expect_400("/api/demo/latest.jpg?h=-1", "h=-1 must be a whole number from 0 to 4320");

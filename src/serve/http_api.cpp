@@ -1,6 +1,7 @@
 #include "serve/http_api.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <httplib.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
@@ -560,6 +561,16 @@ std::shared_ptr<void> HttpApi::take_stream_slot() {
   return std::shared_ptr<void>(&streams_, [](std::atomic<int>* s) { --*s; });
 }
 
+bool HttpApi::known_label(const std::string& label) const {
+  const auto& classes = engine_.classes();
+  if (label == "uncertain" || std::find(classes.begin(), classes.end(), label) != classes.end()) return true;
+  for (const auto s : {CameraStatus::Starting, CameraStatus::Online, CameraStatus::Offline, CameraStatus::Disabled})
+    if (label == status_name(s)) return true;
+  for (const auto& rule : config_.alerts)
+    if (label == rule.name) return true;
+  return storage_.has_label(label);
+}
+
 nlohmann::json HttpApi::http_stats() const {
   auto j = guard_->stats();
   j["streams"] = streams_.load();
@@ -766,6 +777,11 @@ void HttpApi::routes() {
     q.label = req.get_param_value("label");
     q.type = req.get_param_value("type");
     if (!q.camera.empty() && !known_camera(q.camera)) return send_error(res, 404, "unknown camera " + q.camera);
+    if (!q.label.empty() && !known_label(q.label))
+      return send_error(res, 400,
+                        fmt::format("parameter label={} is no verdict ({}, uncertain), camera status (starting, "
+                                    "online, offline, disabled) nor alert rule, and no event in history has it",
+                                    q.label.substr(0, 100), fmt::join(engine_.classes(), ", ")));
     if (!q.type.empty() && q.type != "track" && q.type != "status" && q.type != "alert")
       return send_error(res, 400, fmt::format("parameter type={} must be track, status or alert", q.type));
     if (req.has_param("after")) q.after = number_param(req, "after", 0);

@@ -54,6 +54,9 @@ class HttpApi {
   bool known_camera(const std::string& name) const {
     return engine_.has_camera(name) || storage_.has_camera(name);
   }
+  // A verdict, "uncertain", a camera status, a configured alert rule, or in the history (an
+  // old rule's name): anything else is a typo that would answer [] as if nothing happened.
+  bool known_label(const std::string& label) const;
   const ServeConfig& config_;
   Engine& engine_;
   Storage& storage_;

@@ -241,6 +241,13 @@ bool Storage::has_zone(const std::string& camera, const std::string& zone) {
   return s.step();
 }
 
+bool Storage::has_label(const std::string& label) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement s(db_locked(), "SELECT 1 FROM events WHERE label = ?1 LIMIT 1");
+  s.bind(1, label);
+  return s.step();
+}
+
 bool Storage::has_column(const char* table, const char* column) {
   Statement s(db_, fmt::format("PRAGMA table_info({})", table).c_str());
   while (s.step())

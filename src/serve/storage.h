@@ -99,6 +99,7 @@ class Storage {
   // Whether the history holds any event of this camera.
   bool has_camera(const std::string& camera);
   bool has_zone(const std::string& camera, const std::string& zone);  // a face event in it (of that camera)
+  bool has_label(const std::string& label);  // an event with it (a verdict, status or alert rule)
   // Of one include zone too, when `zone` is given (counted from the face events, which carry
   // it; `mask_label` names the compliant verdict there, as for add_track).
   std::vector<ComplianceBucket> compliance(const std::string& camera, double after, double before, int64_t interval_s,
