@@ -97,6 +97,32 @@ TEST(Dataset, SkipsUndecodableImagesAndListsThem) {
   for (const auto& m : images) EXPECT_EQ(m.size(), cv::Size(96, 96));
 }
 
+TEST(Dataset, TruncatedAndTinyImagesAreUsedButNamed) {
+  // They decode (half grey, or one pixel) and trained without a word; now they are named in
+  // a warning and in the data summary (metrics.json), and still used (a split names them).
+  TempDir d;
+  write_jpeg(d / "a/good.jpg", {64, 48});
+  write_jpeg(d / "a/tiny.jpg", {1, 1});
+  write_jpeg(d / "b/good.jpg", {64, 48});
+  write_jpeg(d / "b/edge.jpg", {16, 40});  // 16 px: the smallest side still taken as is
+  cv::Mat noise(240, 320, CV_8UC3);
+  cv::randu(noise, 0, 255);  // scan data long enough to cut without cutting the headers
+  std::vector<uint8_t> whole;
+  cv::imencode(".jpg", noise, whole);
+  write_bytes(d / "b/cut.jpg", std::string(whole.begin(), whole.begin() + whole.size() * 2 / 3));
+  auto ds = scan_datasets({d.path});
+  const auto images = load_dataset_images(ds, no_faces(96));
+  EXPECT_EQ(images.size(), 5u);
+  EXPECT_TRUE(ds.skipped.empty());
+  ASSERT_EQ(ds.doubtful.size(), 2u);
+  const std::string root = d.path.filename().string();
+  EXPECT_EQ(ds.doubtful[0].rel, root + "/a/tiny.jpg");
+  EXPECT_EQ(ds.doubtful[0].reason, "1x1 px, too small to show a face");
+  EXPECT_EQ(ds.doubtful[1].rel, root + "/b/cut.jpg");
+  EXPECT_NE(ds.doubtful[1].reason.find("truncated JPEG"), std::string::npos);
+  EXPECT_EQ(ds.summary()["used_with_warning"].size(), 2u);
+}
+
 TEST(Dataset, AClassWithOnlyBrokenImagesIsRefused) {
   TempDir d;
   write_jpeg(d / "a/good.jpg");

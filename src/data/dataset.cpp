@@ -21,6 +21,10 @@ namespace maskwatch {
 
 namespace {
 
+// A training image whose smaller side is under this is said (the crops are scaled to 224 or
+// 160: 16 px is already 14x blown up).
+constexpr int kSmallestUsefulSide = 16;
+
 // Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
 bool is_utf8(const std::string& s) {
   for (size_t i = 0; i < s.size();) {
@@ -189,6 +193,8 @@ nlohmann::json Dataset::summary() const {
   }
   nlohmann::json skipped_list = nlohmann::json::array();
   for (const auto& s : skipped) skipped_list.push_back({{"image", s.rel}, {"reason", s.reason}});
+  nlohmann::json doubtful_list = nlohmann::json::array();
+  for (const auto& s : doubtful) doubtful_list.push_back({{"image", s.rel}, {"reason", s.reason}});
   nlohmann::json root_list = nlohmann::json::array();
   for (const auto& r : roots) root_list.push_back(r.string());
   return {{"roots", root_list},
@@ -200,6 +206,7 @@ nlohmann::json Dataset::summary() const {
           {"crops", crops},
           {"skipped_count", skipped.size()},
           {"skipped", skipped_list},
+          {"used_with_warning", doubtful_list},
           {"excluded", excluded},
           {"ignored_non_image_files", ignored_files},
           {"manifest_sha256", manifest_sha256()}};
@@ -317,6 +324,7 @@ std::vector<cv::Mat> load_dataset_images(Dataset& ds, const LoadOptions& o) {
   const auto counts_before = ds.class_counts();
   std::vector<cv::Mat> images(ds.items.size());
   std::vector<std::string> errors(ds.items.size());
+  std::vector<std::string> doubts(ds.items.size());  // used, but the user should know
   ProgressBar bar(o.face_crops ? "decode + faces" : "decode", ds.items.size(), "img");
   std::mutex bar_mutex;
   // One face detector per worker (YuNet nets are not shared between threads); items are
@@ -337,6 +345,10 @@ std::vector<cv::Mat> load_dataset_images(Dataset& ds, const LoadOptions& o) {
         }
         cv::Mat img = why.empty() ? decode_image(bytes, &why) : cv::Mat();
         if (!img.empty()) {
+          if (is_truncated_jpeg(bytes))
+            doubts[i] = "truncated JPEG (missing rows decode as grey)";
+          else if (std::min(img.cols, img.rows) < kSmallestUsefulSide)
+            doubts[i] = fmt::format("{}x{} px, too small to show a face", img.cols, img.rows);
           item.sha256 = sha256_hex(bytes);
           cv::Mat view = center_square(img);
           item.crop = CropKind::NoFace;
@@ -365,6 +377,7 @@ std::vector<cv::Mat> load_dataset_images(Dataset& ds, const LoadOptions& o) {
       ds.skipped.push_back({ds.items[i].rel, errors[i]});
       continue;
     }
+    if (!doubts[i].empty()) ds.doubtful.push_back({ds.items[i].rel, doubts[i]});
     kept.push_back(std::move(ds.items[i]));
     kept_images.push_back(std::move(images[i]));
   }
@@ -374,6 +387,15 @@ std::vector<cv::Mat> load_dataset_images(Dataset& ds, const LoadOptions& o) {
     for (size_t i = 0; i < ds.skipped.size() && i < 5; ++i) names += (i ? ", " : "") + ds.skipped[i].rel;
     spdlog::warn("skipped {} image(s) that could not be decoded: {}{}", ds.skipped.size(), names,
                  ds.skipped.size() > 5 ? ", ..." : "");
+  }
+  // Used as they are (dropping them would change a split that names them), but said: a
+  // half-grey or 1-pixel "face" teaches nothing and usually means a broken download.
+  if (!ds.doubtful.empty()) {
+    std::string names;
+    for (size_t i = 0; i < ds.doubtful.size() && i < 5; ++i)
+      names += (i ? "; " : "") + ds.doubtful[i].rel + ": " + ds.doubtful[i].reason;
+    spdlog::warn("{} image(s) used that look broken: {}{} (remove or replace them)", ds.doubtful.size(), names,
+                 ds.doubtful.size() > 5 ? "; ..." : "");
   }
   if (o.face_crops) {
     size_t no_face = 0;

@@ -56,6 +56,7 @@ struct Dataset {
   std::vector<std::string> classes;
   std::vector<DatasetItem> items;     // sorted by class, then name
   std::vector<SkippedImage> skipped;  // failed to decode
+  std::vector<SkippedImage> doubtful; // used, with a warning: truncated JPEG, a side under 16 px
   size_t ignored_files = 0;           // non-image files
   size_t excluded = 0;                // left out by the exclude file
   size_t exclude_lines_for_other_folders = 0;
