@@ -1,6 +1,7 @@
 // `maskwatch audit` finds labels that are wrong on purpose, and reuses its cached features.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -85,4 +86,25 @@ TEST(Audit, RanksDeliberatelyWrongLabelsFirst) {
   const auto other = run_cli(other_args);
   ASSERT_EQ(other.exit_code, 0) << other.err;
   EXPECT_EQ(other.out.find("cached features"), std::string::npos) << other.out;
+}
+
+// One image of a class: every fold's head either never saw the class or judged nothing; the
+// audit reported "out-of-fold accuracy 50 %" and a "label error" from probabilities it never
+// computed. Refused, naming the class.
+TEST(Audit, AClassTooSmallForTheFoldsIsRefused) {
+  TempDir d;
+  const auto seed = shared_path("data/seed-masks");
+  for (const char* cls : {"with_mask", "without_mask"}) {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(seed / cls)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    ASSERT_FALSE(files.empty());
+    fs::create_directories(d / "data" / cls);
+    fs::create_symlink(files[0], d / "data" / cls / files[0].filename());
+  }
+  const auto r = run_cli({"audit", "--data", (d / "data").string(), "--out", (d / "audit").string(), "--input-size",
+                          "128", "--threads", "1"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("has 1 image(s), all in one of the 5 folds"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(d / "audit/audit.csv"));
 }

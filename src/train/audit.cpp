@@ -105,6 +105,35 @@ torch::Tensor out_of_fold(const torch::Tensor& x, const std::vector<int>& labels
   return probs;
 }
 
+// Every item must be judged by a head that learnt every class from the other folds: with one
+// image of a class (or all of them in one fold) there was none, its items kept probability 0
+// and the audit reported accuracy and "label errors" from nothing.
+void refuse_folds_without_a_class(const std::vector<int>& labels, const std::vector<int>& fold, int folds,
+                                  const std::vector<std::string>& class_names) {
+  const size_t classes = class_names.size();
+  std::vector<std::vector<int>> per_fold(static_cast<size_t>(folds), std::vector<int>(classes, 0));
+  std::vector<int> total(classes, 0);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    ++per_fold[static_cast<size_t>(fold[i])][static_cast<size_t>(labels[i])];
+    ++total[static_cast<size_t>(labels[i])];
+  }
+  for (size_t f = 0; f < per_fold.size(); ++f) {
+    int held = 0;
+    for (int n : per_fold[f]) held += n;
+    if (held == 0) continue;
+    for (size_t c = 0; c < classes; ++c)
+      if (total[c] > 0 && total[c] == per_fold[f][c])
+        throw Error(fmt::format("class '{}' has {} image(s), all in one of the {} folds: the images of that fold "
+                                "would be judged by a head that never saw the class. The audit needs more images "
+                                "of it (tens at least) or fewer --folds",
+                                class_names[c], total[c], folds));
+  }
+  for (size_t c = 0; c < classes; ++c)
+    if (total[c] > 0 && total[c] < 10 * folds)
+      spdlog::warn("class '{}' has {} image(s): each fold's head learns it from about {}, so its ranks say little",
+                   class_names[c], total[c], total[c] * (folds - 1) / folds);
+}
+
 }  // namespace
 
 AuditResult run_audit(const AuditOptions& o) {
@@ -149,6 +178,7 @@ AuditResult run_audit(const AuditOptions& o) {
     const std::string group = it.photo.empty() ? it.sha256 : it.photo;
     fold.push_back(static_cast<int>(mix_seed(o.seed, fnv1a(group)) % static_cast<uint64_t>(o.folds)));
   }
+  refuse_folds_without_a_class(labels, fold, o.folds, ds.classes);
   const auto probs = out_of_fold(x, labels, fold, o.folds, classes, o);
 
   // Per-class threshold: mean out-of-fold probability of a class over the items labelled with it.
