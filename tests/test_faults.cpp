@@ -3,8 +3,11 @@
 // about the input size, the wrong face model, truncated JPEGs. Streams: test_stream_faults.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <csignal>
 #include <fstream>
+#include <thread>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
@@ -132,13 +135,53 @@ TEST(Faults, ASecondWriterOfOneEventsFileIsRefused) {
   ASSERT_TRUE(wait_until([&] { return line_count(events) >= 5; }, 60)) << first.err();
   const auto second = run_cli({"run", "--source", video.string(), "--no-display", "--events", events.string()});
   EXPECT_EQ(second.exit_code, 1);
-  EXPECT_NE(second.err.find("another maskwatch process"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("another process is writing it"), std::string::npos) << second.err;
+  // Nor may another run's summary replace it (it was renamed over the file being written).
+  const auto summary = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--json",
+                                events.string()});
+  EXPECT_EQ(summary.exit_code, 1);
+  EXPECT_NE(summary.err.find("another process is writing it"), std::string::npos) << summary.err;
   EXPECT_EQ(first.wait(120), 0) << first.err();
   // Every line of the first writer's file is whole JSON.
   std::ifstream in(events);
   int n = 0;
   for (std::string line; std::getline(in, line); ++n) EXPECT_TRUE(json::accept(line)) << "line " << n;
   EXPECT_GE(n, 3 * 78);
+}
+
+// Outputs that are one file, or not plain files (review of 2026-12-05): a recording and the
+// events in one file kept the video and lost every event; --json through a symlink replaced
+// the link with a plain file, into a FIFO it gave the reader nothing (for root, --json
+// /dev/full replaced the device).
+TEST(Faults, OutputsThatAreOneFileALinkOrAPipe) {
+  TempDir dir;
+  const auto same = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--record",
+                             (dir / "out.mp4").string(), "--events", (dir / "." / "out.mp4").string()});
+  EXPECT_EQ(same.exit_code, 1);
+  EXPECT_NE(same.err.find("the recording and the events file are the same file"), std::string::npos) << same.err;
+  EXPECT_FALSE(fs::exists(dir / "out.mp4"));
+  write_bytes(dir / "in" / "face.jpg", face_jpeg());
+  const auto det = run_cli({"detect", (dir / "in").string(), "--out", (dir / "ann").string(), "--json",
+                            (dir / "ann" / "face.png").string()});
+  EXPECT_EQ(det.exit_code, 1);
+  EXPECT_NE(det.err.find("same file"), std::string::npos) << det.err;
+
+  fs::create_symlink(dir / "real.json", dir / "link.json");
+  const auto linked = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--json",
+                               (dir / "link.json").string()});
+  ASSERT_EQ(linked.exit_code, 0) << linked.err;
+  EXPECT_TRUE(fs::is_symlink(dir / "link.json"));
+  EXPECT_EQ(read_json(dir / "real.json")["frames"], 3);
+
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  std::string got;
+  std::thread reader([&] { got = read_bytes(dir / "fifo"); });
+  const auto piped = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--json",
+                              (dir / "fifo").string()});
+  reader.join();
+  ASSERT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_EQ(fs::status(dir / "fifo").type(), fs::file_type::fifo);
+  EXPECT_EQ(json::parse(got)["frames"], 3);
 }
 
 TEST(Faults, ASidecarWhoseInputSizeDiffersFromTheOnnxIsRefused) {

@@ -88,6 +88,9 @@ void add_detect_command(CLI::App& root) {
     if (files.empty()) throw Error("no images to look at: the input folders hold no image files");
     if (!o->json_out.empty()) InputFiles(files).refuse_overwriting(o->json_out, "JSON file");
     const auto annotated_paths = o->out.empty() ? std::vector<std::filesystem::path>{} : plan_annotated(files, o->out);
+    std::vector<std::pair<std::filesystem::path, std::string>> outputs = {{o->json_out, "JSON file"}};
+    for (const auto& p : annotated_paths) outputs.emplace_back(p, "annotated copy " + p.filename().string());
+    refuse_same_output(outputs);
     json results = json::array();
     for (size_t i = 0; i < files.size(); ++i) {
       const auto& file = files[i];

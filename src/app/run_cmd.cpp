@@ -87,6 +87,7 @@ void run(const RunOpts& o) {
   remember_url_secret(o.source);  // a camera password is never logged
   // A recording (or summary, or events appended) over the source video would destroy it.
   const InputFiles inputs({o.source});
+  refuse_same_output({{o.record, "recording"}, {o.events, "events file"}, {o.json_out, "summary file"}});
   if (!o.json_out.empty()) {
     inputs.refuse_overwriting(o.json_out, "summary file");
     check_output_path(o.json_out, "summary file");

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <system_error>
@@ -79,9 +81,34 @@ void ensure_parent(const fs::path& path) {
     if (ec) throw Error("cannot create directory " + path.parent_path().string() + ": " + ec.message());
   }
 }
+// Where a write to `path` lands. A symlink is followed to its final target, so the link stays
+// a link and its target gets the new content (a rename over the link replaced it with a plain
+// file). A device, pipe or socket (/dev/stdout, a FIFO another process reads) is written in
+// place: a rename would replace it, even /dev/full for root.
+struct OutputTarget {
+  fs::path path;
+  bool in_place = false;
+};
+OutputTarget output_target(const fs::path& path) {
+  std::error_code ec;
+  const auto st = fs::status(path, ec);  // follows links
+  if (!ec && fs::exists(st) && !fs::is_regular_file(st) && !fs::is_directory(st)) return {path, true};
+  fs::path p = path;
+  for (int hops = 0; hops < 40 && fs::is_symlink(fs::symlink_status(p, ec)); ++hops) {
+    const fs::path to = fs::read_symlink(p, ec);
+    if (ec) break;
+    p = to.is_absolute() ? to : p.parent_path() / to;
+  }
+  return {p, false};
+}
 }  // namespace
 
-void write_atomic_with(const fs::path& path, const std::function<bool(const fs::path&)>& write) {
+void write_atomic_with(const fs::path& requested, const std::function<bool(const fs::path&)>& write) {
+  const auto [path, in_place] = output_target(requested);
+  if (in_place) {
+    if (!write(path)) throw Error("cannot write " + requested.string());
+    return;
+  }
   ensure_parent(path);
   const fs::path tmp = temp_sibling(path);
   bool ok = false;
@@ -105,8 +132,14 @@ void write_atomic_with(const fs::path& path, const std::function<bool(const fs::
   }
 }
 
-void check_output_path(const fs::path& path, const std::string& what) {
-  if (path.empty()) throw Error(what + ": empty path");
+void check_output_path(const fs::path& requested, const std::string& what) {
+  if (requested.empty()) throw Error(what + ": empty path");
+  const auto [path, in_place] = output_target(requested);
+  if (in_place) {  // a device or pipe: written where it is
+    if (access(path.c_str(), W_OK) != 0)
+      throw Error(fmt::format("{} {}: {}", what, requested.string(), std::strerror(errno)));
+    return;
+  }
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw Error(fmt::format("{} {}: is a directory", what, path.string()));
   const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
@@ -127,6 +160,28 @@ void check_output_path(const fs::path& path, const std::string& what) {
         fmt::format("{} {}: cannot create a file in {}: {}", what, path.string(), parent.string(), std::strerror(errno)));
   ::close(fd);
   fs::remove(probe, ec);
+  // Another run writing it (run --events holds an exclusive flock on its file): replacing it
+  // would throw that run's work away.
+  const int held = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (held >= 0) {
+    const bool busy = ::flock(held, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(held);  // releases the lock taken, if any
+    if (busy) throw Error(fmt::format("{} {}: another process is writing it (another maskwatch process's events?)", what,
+                                      requested.string()));
+  }
+}
+
+void refuse_same_output(const std::vector<std::pair<fs::path, std::string>>& outputs) {
+  std::map<fs::path, std::string> seen;
+  for (const auto& [path, what] : outputs) {
+    if (path.empty()) continue;
+    std::error_code ec;
+    const fs::path where = fs::weakly_canonical(fs::absolute(output_target(path).path, ec), ec);
+    const auto [at, fresh] = seen.emplace(ec ? path : where, what);
+    if (!fresh)
+      throw Error(fmt::format("the {} and the {} are the same file ({}): one would overwrite the other", at->second,
+                              what, path.string()));
+  }
 }
 
 namespace {

@@ -20,7 +20,8 @@ std::string lower_extension(const fs::path& path);
 std::vector<uint8_t> read_file_bytes(const fs::path& path, const std::string& what = "file", bool allow_empty = false);
 std::string read_file_text(const fs::path& path, const std::string& what = "file");
 
-// Writes bytes to path atomically. Creates the parent directory if needed.
+// Writes bytes to path atomically. Creates the parent directory if needed. Through a symlink
+// the target is replaced (the link stays); a device or pipe is written in place.
 void write_file_atomic(const fs::path& path, const void* data, size_t size);
 void write_file_atomic(const fs::path& path, const std::string& text);
 
@@ -33,7 +34,12 @@ void write_atomic_with(const fs::path& path, const std::function<bool(const fs::
 // Checks, before any work starts, that `path` can be written: creates its parent folder,
 // refuses a directory and a folder we may not write to. Throws Error("<what> <path>: why").
 // Commands call it for every output so a long run never fails at its very end.
+// A symlink is checked at its target, a device or pipe (/dev/stdout, a FIFO) as written in
+// place; a file another process holds an exclusive flock on (run --events) is refused.
 void check_output_path(const fs::path& path, const std::string& what);
+// Throws Error naming both roles when two of a command's outputs ({path, role}; empty paths
+// skipped) are one file (spelled differently, or through a link): one would overwrite the other.
+void refuse_same_output(const std::vector<std::pair<fs::path, std::string>>& outputs);
 // The same for an output folder: created if missing, must be writable.
 void check_output_dir(const fs::path& dir, const std::string& what);
 
