@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <thread>
@@ -182,6 +183,25 @@ TEST(Faults, OutputsThatAreOneFileALinkOrAPipe) {
   ASSERT_EQ(piped.exit_code, 0) << piped.err;
   EXPECT_EQ(fs::status(dir / "fifo").type(), fs::file_type::fifo);
   EXPECT_EQ(json::parse(got)["frames"], 3);
+}
+
+// A display that cannot be reached (a stale `ssh -X` session): Qt aborted the run (exit 134, an
+// empty events file left behind); now one line, exit 1, nothing written.
+TEST(Faults, ADisplayThatCannotBeReachedIsOneLineNotAnAbort) {
+  TempDir dir;
+  const char* before = std::getenv("DISPLAY");
+  const std::string saved = before ? before : "";
+  setenv("DISPLAY", ":97", 1);  // no X server here answers on :97
+  const auto r = run_cli({"run", "--source", clip().string(), "--max-frames", "3", "--events",
+                          (dir / "e.jsonl").string()});
+  if (before)
+    setenv("DISPLAY", saved.c_str(), 1);
+  else
+    unsetenv("DISPLAY");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot connect to the display :97: use --no-display"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "e.jsonl"));
 }
 
 TEST(Faults, ASidecarWhoseInputSizeDiffersFromTheOnnxIsRefused) {

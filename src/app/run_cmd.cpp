@@ -83,6 +83,9 @@ void run(const RunOpts& o) {
   if (display && !std::getenv("DISPLAY") && !std::getenv("WAYLAND_DISPLAY"))
     throw Error(
         "no display available (DISPLAY is not set): use --no-display, with --record or --events to see results");
+  if (display)
+    if (const std::string why = Display::unavailable_reason(); !why.empty())
+      throw Error(why + ": use --no-display, with --record or --events to see results");
   // Every output is checked before the first frame: a long run must not fail at its end.
   remember_url_secret(o.source);  // a camera password is never logged
   // A recording (or summary, or events appended) over the source video would destroy it.

@@ -1,9 +1,13 @@
 #include "vision/display.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <filesystem>
 
 #include "util/error.h"
@@ -43,6 +47,31 @@ Display::Display(const std::string& title) : title_(title) {
     dlclose(lib_);
     throw;
   }
+}
+
+std::string Display::unavailable_reason() {
+  const pid_t pid = fork();
+  if (pid < 0) return "";  // cannot tell: the window itself will try
+  if (pid == 0) {
+    // Qt's own complaints would break the one-line error promise: the parent says it.
+    if (const int devnull = ::open("/dev/null", O_WRONLY); devnull >= 0) {
+      dup2(devnull, STDOUT_FILENO);
+      dup2(devnull, STDERR_FILENO);
+    }
+    try {
+      Display probe("maskwatch");
+    } catch (...) {
+      _exit(3);
+    }
+    _exit(0);  // no destructors: the window goes with the process
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 3) return "the window plugin libmaskwatch_display.so cannot be loaded";
+  const char* display = std::getenv("DISPLAY");
+  return std::string("cannot connect to the display ") + (display ? display : "(DISPLAY is not set)");
 }
 
 Display::~Display() {

@@ -16,6 +16,11 @@ class Display {
   Display(const Display&) = delete;
   Display& operator=(const Display&) = delete;
 
+  // "" when a window can be opened here, else why not. Qt aborts the whole process when it
+  // cannot reach the display (a stale `ssh -X` DISPLAY, a Wayland session without one), so
+  // this tries in a child process: call it before the work starts, while only one thread runs.
+  static std::string unavailable_reason();
+
   void show(const cv::Mat& bgr);
   // Waits up to `ms` for a key; the key's code, or -1.
   int wait_key(int ms);
