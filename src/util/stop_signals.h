@@ -1,7 +1,8 @@
 // Ctrl-C (SIGINT), SIGTERM (systemd, kill) and SIGHUP (a closed terminal) all ask a long
 // command to stop cleanly: finish the current frame or batch, close recordings, write
-// summaries, exit 0. A second signal of any of them gets the default action (the process
-// dies), so a stuck command can still be killed by pressing Ctrl-C twice.
+// summaries, exit 0. A second signal of any of them 2 s or more after the first gets the
+// default action (the process dies), so a stuck command can still be killed with Ctrl-C; one
+// sooner is a double press and is ignored (it used to kill the stop that was saving the work).
 #pragma once
 #include <csignal>
 
