@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sys/wait.h>
 
+#include <opencv2/imgcodecs.hpp>
+
 #include "support.h"
 #include "util/json_io.h"
 #include "util/paths.h"
@@ -159,6 +161,15 @@ TEST(Run, MaxFramesAndImageFolderSources) {
   int frame_lines = 0;
   for (const auto& l : read_lines(dir / "e.jsonl")) frame_lines += l["type"] == "frame";
   EXPECT_EQ(frame_lines, 2);
+
+  // No face at all: the share with masks is unknown, not 0 % (which reads as "nobody wore one").
+  fs::create_directories(dir / "walls");
+  cv::imwrite((dir / "walls/wall.png").string(), cv::Mat(240, 320, CV_8UC3, cv::Scalar(120, 130, 140)));
+  const auto none = run_cli({"run", "--source", (dir / "walls").string(), "--no-display", "--json",
+                             (dir / "none.json").string()});
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_TRUE(read_json(dir / "none.json")["share_with_mask"].is_null());
+  EXPECT_NE(none.out.find("with mask: n/a (no face)"), std::string::npos) << none.out;
 }
 
 TEST(Detect, FallsBackToHaarWithAWarningWhenYunetIsMissing) {

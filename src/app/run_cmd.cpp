@@ -58,7 +58,10 @@ struct Summary {
   double wall_s = 0, outage_s = 0;  // outage: waits for a live source that had stalled or dropped
   double processing_s() const { return std::max(0.0, wall_s - outage_s); }
   double fps() const { return processing_s() > 0 ? frames / processing_s() : 0.0; }
-  double share_with_mask() const { return face_frames ? static_cast<double>(masked_face_frames) / face_frames : 0.0; }
+  // null / "n/a" when no face was seen: 0 would read as "nobody wore a mask".
+  json share_with_mask() const {
+    return face_frames ? json(static_cast<double>(masked_face_frames) / face_frames) : json(nullptr);
+  }
   json to_json(int tracks, int64_t dropped) const {
     const double n = std::max<int64_t>(1, frames);
     return {{"frames", frames},
@@ -235,9 +238,10 @@ void run(const RunOpts& o) {
              sum.frames, source->dropped(), sum.face_frames, sum.frames_with_faces, sum.classified,
              pipeline.tracks_started(), sum.verdict_changes, alarm ? fmt::format(", alerts {}", sum.alerts) : "");
   fmt::print(
-      "with mask: {:.1f}% of face detections; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
+      "with mask: {} of face detections; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
       "draw {:.1f} ms per frame)\n",
-      100 * sum.share_with_mask(), sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n, sum.sum.track_ms / n,
+      sum.face_frames ? fmt::format("{:.1f}%", 100 * sum.share_with_mask().get<double>()) : std::string("n/a (no face)"),
+      sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n, sum.sum.track_ms / n,
       sum.sum.draw_ms / n);
   if (sum.outage_s > 0) fmt::print("waited {:.1f} s for the source (not counted in FPS)\n", sum.outage_s);
   for (const auto& file : recordings) fmt::print("recording: {}\n", file);
