@@ -224,7 +224,10 @@ TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
     double best_area = -1;
     std::string best;
     for (const auto& f : img["faces"]) {
-      for (const char* k : {"x1", "y1", "x2", "y2", "face_score", "label", "score"}) ASSERT_TRUE(f.contains(k)) << k;
+      for (const char* k : {"x1", "y1", "x2", "y2", "face_score", "label", "score", "probs", "p_right"})
+        ASSERT_TRUE(f.contains(k)) << k;
+      // Four decimals, printed as such (rounding by two divisions printed 0.9998999999999999).
+      for (const auto& [cls, p] : f["probs"].items()) EXPECT_LE(p.dump().size(), 6u) << cls << " " << p.dump();
       EXPECT_GE(f["x1"].get<double>(), 0);
       EXPECT_LE(f["x2"].get<double>(), img["width"].get<double>());
       const double area =

@@ -74,7 +74,8 @@ void add_detect_command(CLI::App& root) {
                   "name); refused if that would overwrite an input");
   cmd->add_option(
       "--json", o->json_out,
-      "Write [{image, width, height, faces: [{track_id, x1, y1, x2, y2, label, score, face_score, probs}]}]");
+      "Write [{image, width, height, annotated, faces: [{track_id (0: not tracked), x1, y1, x2, y2, label, score, "
+      "face_score, probs, p_right}]}]");
   cmd->callback([o] {
     set_compute_threads(o->vision.threads);
     if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");

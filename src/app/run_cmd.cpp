@@ -265,7 +265,7 @@ void add_run_command(CLI::App& root) {
                   "0 (webcam index), /dev/videoN, a video file, rtsp/http URL, or an image folder")
       ->capture_default_str();
   cmd->add_flag("--no-display", o->no_display, "Run without a window (servers, CI)");
-  cmd->add_option("--record", o->record, "Write the annotated video here (.mp4 or .avi)");
+  cmd->add_option("--record", o->record, "Write the annotated video here (.mp4, .m4v or .mov: H.264; .avi: MJPEG)");
   cmd->add_option("--events", o->events, "Write JSON lines: one per frame, and each face track's first verdict (new), changes (update) and end, as serve publishes them");
   cmd->add_option("--json", o->json_out, "Write the end-of-run summary as JSON");
   cmd->add_flag("--mirror", o->mirror, "Mirror the image (selfie view)");

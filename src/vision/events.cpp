@@ -6,6 +6,8 @@ namespace maskwatch {
 
 namespace {
 double round2(double v) { return std::round(v * 100) / 100; }
+// One division: round2(v * 100) / 100 divided twice and printed 0.9998999999999999.
+double round4(double v) { return std::round(v * 10000) / 10000; }
 }  // namespace
 
 std::string verdict_name(int verdict, const std::vector<std::string>& classes) {
@@ -17,7 +19,7 @@ std::string verdict_name(int verdict, const std::vector<std::string>& classes) {
 nlohmann::json face_json(const TrackedFace& f, const std::vector<std::string>& classes) {
   nlohmann::json probs = nlohmann::json::object();
   for (size_t c = 0; c < classes.size() && c < f.smoothed.size(); ++c)
-    probs[classes[c]] = round2(f.smoothed[c] * 100) / 100;
+    probs[classes[c]] = round4(f.smoothed[c]);
   return {{"track_id", f.track_id},
           {"x1", round2(f.box.x)},
           {"y1", round2(f.box.y)},
@@ -27,7 +29,7 @@ nlohmann::json face_json(const TrackedFace& f, const std::vector<std::string>& c
           {"score", f.confidence},
           {"face_score", f.face_score},
           {"probs", probs},
-          {"p_right", std::round(f.p_right * 10000) / 10000}};
+          {"p_right", round4(f.p_right)}};
 }
 
 nlohmann::json frame_event(const FrameResult& r, const std::vector<std::string>& classes, double fps) {
