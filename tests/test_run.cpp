@@ -209,9 +209,12 @@ TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
   fs::copy_file(shared_path("data/seed-masks/without_mask/100.jpg"), dir / "in/b_bare.jpg");
   write_bytes(dir / "in/c_broken.jpg", "not an image");
   fs::create_symlink(dir / "gone.jpg", dir / "in/d_dangling.jpg");
+  fs::create_directories(dir / "in/nested");
+  fs::copy_file(shared_path("data/seed-masks/without_mask/100.jpg"), dir / "in/nested/e.jpg");
   const auto r = run_cli(
       {"detect", (dir / "in").string(), "--out", (dir / "out").string(), "--json", (dir / "faces.json").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("1 subfolder(s) not searched"), std::string::npos) << r.err;  // was silent
   EXPECT_NE(r.err.find("c_broken.jpg"), std::string::npos) << "no warning for the broken image: " << r.err;
   EXPECT_NE(r.err.find("d_dangling.jpg"), std::string::npos) << "no warning for the dangling link: " << r.err;
   EXPECT_NE(r.err.find("2 image(s) skipped"), std::string::npos) << r.err;
@@ -242,6 +245,16 @@ TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {
 
   const auto only_broken = run_cli({"detect", (dir / "in/c_broken.jpg").string()});
   EXPECT_EQ(only_broken.exit_code, 1);
+}
+
+// A video given to detect: its first frame was judged as if it were the photo. Now skipped
+// with a pointer to run.
+TEST(Detect, AVideoIsNotAStillImage) {
+  const auto clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  const auto r = run_cli({"detect", clip});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("a video, not a still image (maskwatch run --source"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("face"), std::string::npos) << r.out;
 }
 
 TEST(Detect, NeverWritesOverItsInputsNorOverAnotherAnnotatedCopy) {

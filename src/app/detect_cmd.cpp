@@ -21,6 +21,23 @@ namespace maskwatch::app {
 namespace {
 // The files named on the command line, folders expanded (images only, sorted).
 // *unreadable: folder entries that could not be inspected (a dangling link, a loop).
+// A video given to detect decoded as its first frame only, without a word.
+bool is_video_file(const std::filesystem::path& path) {
+  static const std::set<std::string> exts = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm",
+                                             ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"};
+  return exts.count(lower_extension(path)) > 0;
+}
+
+// Subfolders are not searched (a folder of class folders is not a folder of photos to look
+// at); said, so a nested photo is not silently left out.
+int count_subfolders(const std::filesystem::path& dir) {
+  int n = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (std::error_code e; it->is_directory(e)) ++n;
+  return n;
+}
+
 std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& inputs, int* unreadable) {
   std::vector<std::filesystem::path> files;
   for (const auto& in : inputs) {
@@ -29,7 +46,13 @@ std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& i
       const int before = *unreadable;
       const auto found = list_image_files(in, unreadable);
       if (found.empty() && *unreadable == before) spdlog::warn("no images in folder {}", in);
+      if (const int sub = count_subfolders(in))
+        spdlog::warn("{}: {} subfolder(s) not searched (name them as inputs too)", in, sub);
       files.insert(files.end(), found.begin(), found.end());
+    } else if (std::filesystem::exists(in, ec) && is_video_file(in)) {
+      spdlog::warn("skipping {}: a video, not a still image (maskwatch run --source {} looks at every frame)", in,
+                   in);
+      ++*unreadable;
     } else if (std::filesystem::exists(in, ec)) {
       files.emplace_back(in);
     } else {
