@@ -237,6 +237,11 @@ TEST(BadInputCli, BadFilesGiveOneLineAndExitCode1) {
   const auto bad_image =
       run_cli({"imagenet", "--backbone", asset(kQuantBackbone).string(), (dir / "random.tflite").string()});
   EXPECT_EQ(bad_image.exit_code, 1) << bad_image.err;
+  // A missing model names the model, not "model sidecar not found: <its name>.json".
+  const auto no_model = run_cli({"detect", image, "--model", (dir / "nomodel.onnx").string()});
+  EXPECT_EQ(no_model.exit_code, 1);
+  EXPECT_NE(no_model.err.find("model not found: " + (dir / "nomodel.onnx").string()), std::string::npos)
+      << no_model.err;
 }
 
 TEST(BadInputCli, AnEmptyZoomRangeForTrainFacesIsRefusedBeforeAnyWork) {

@@ -113,6 +113,8 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
   if (onnx_path.empty()) throw Error("model: empty path (give a model.onnx)");
   if (std::filesystem::is_directory(onnx_path, ec))
     throw Error(fmt::format("model {} is a folder: give the model.onnx inside it", onnx_path.string()));
+  if (!std::filesystem::exists(onnx_path, ec))  // not "sidecar not found: <other name>.json"
+    throw Error(fmt::format("model not found: {}", onnx_path.string()));
   if (sidecar.empty()) sidecar = sidecar_path(onnx_path);
   meta_ = ModelMeta::load(sidecar);
   // Memory: the file's bytes, the parsed protobuf, the converted weights and XNNPACK's packed
