@@ -107,6 +107,8 @@ TEST(Faults, OutOfRangeNumbersAreUsageErrors) {
         std::vector<std::string>{"detect", "x.jpg", "--threads", "-5"},
         std::vector<std::string>{"run", "--source", "x.mp4", "--max-frames", "-1"},
         std::vector<std::string>{"run", "--source", "x.mp4", "--max-frames", "99999999999999999999"},
+        std::vector<std::string>{"run", "--source", "x.mp4", "--width", "-5"},
+        std::vector<std::string>{"run", "--source", "x.mp4", "--height", "7"},
         std::vector<std::string>{"train", "--out", "/tmp/never", "--threads", "100000"}}) {
     const auto r = run_cli(args);
     EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[args.size() - 2] << " " << args.back() << ": " << r.err;

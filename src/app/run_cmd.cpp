@@ -282,8 +282,12 @@ void add_run_command(CLI::App& root) {
       ->capture_default_str()
       ->check(in_range(0.0, 86400.0));
   add_setting(cmd, face_stage::kReclassifyAfter, o->vision.pipeline.schedule.refresh_s);
-  cmd->add_option("--width", o->width, "Camera width")->capture_default_str();
-  cmd->add_option("--height", o->height, "Camera height")->capture_default_str();
+  cmd->add_option("--width", o->width, "Camera width asked for (webcams; files and streams keep their own size)")
+      ->capture_default_str()
+      ->check(in_range(16, 7680));
+  cmd->add_option("--height", o->height, "Camera height asked for (webcams; files and streams keep their own size)")
+      ->capture_default_str()
+      ->check(in_range(16, 4320));
   cmd->add_option("--snapshot-dir", o->snapshot_dir, "Where c and v save snapshots and recordings")
       ->capture_default_str();
   cmd->callback([o] { run(*o); });
