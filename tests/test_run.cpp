@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sys/wait.h>
 
 #include <opencv2/imgcodecs.hpp>
@@ -11,6 +12,7 @@
 #include "support.h"
 #include "util/json_io.h"
 #include "util/paths.h"
+#include "util/subprocess.h"
 
 using namespace maskwatch;
 using namespace maskwatch::test;
@@ -325,4 +327,48 @@ TEST(Run, AlertAfterRingsOncePerUnmaskedEpisode) {
   ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
   EXPECT_EQ(read_json(dir / "q.json")["alerts"], 0);
   EXPECT_EQ(quiet.err.find('\a'), std::string::npos);
+}
+
+// Phone videos (review of 2026-12-05): a portrait video stored as landscape pixels plus a
+// display matrix was analysed sideways (6 tracks, 4 % with a mask, against 1 track and 55 %
+// upright), and a variable-frame-rate one was timed by frame index / average fps (an event
+// at 4.4 s happened at 1.1 s; an alert fired after 0.7 s of 3). Frames are turned as players
+// turn them and timed by their timestamps.
+TEST(Run, PhoneVideosAreTurnedAndTimedAsPlayersShowThem) {
+  TempDir dir;
+  const auto clip = shared_path("samples/video/webcam-mask-on-off.mp4").string();
+  const auto ffmpeg = [](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"/usr/bin/ffmpeg", "-v", "error", "-y"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return maskwatch::run_process(argv).exit_code;
+  };
+  // Pixels turned a quarter clockwise, and the matrix that tells players to turn them back.
+  ASSERT_EQ(ffmpeg({"-i", clip, "-vf", "transpose=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    (dir / "sideways.mp4").string()}),
+            0);
+  ASSERT_EQ(ffmpeg({"-i", (dir / "sideways.mp4").string(), "-c", "copy", "-metadata:s:v:0", "rotate=90",
+                    (dir / "portrait.mp4").string()}),
+            0);
+  const auto upright = run_cli({"run", "--source", clip, "--no-display", "--json", (dir / "u.json").string()});
+  const auto turned =
+      run_cli({"run", "--source", (dir / "portrait.mp4").string(), "--no-display", "--json", (dir / "t.json").string()});
+  ASSERT_EQ(upright.exit_code, 0) << upright.err;
+  ASSERT_EQ(turned.exit_code, 0) << turned.err;
+  const auto u = read_json(dir / "u.json"), t = read_json(dir / "t.json");
+  EXPECT_EQ(t["tracks"], 1) << t;
+  EXPECT_NEAR(t["share_with_mask"].get<double>(), u["share_with_mask"].get<double>(), 0.05) << t;
+
+  // 40 frames at 15 fps, then one every 0.5 s: frame 60 is shown at 40/15 + 20 x 0.5 = 12.67 s.
+  ASSERT_EQ(ffmpeg({"-i", clip, "-vf", "setpts='if(lt(N,40),N/15/TB,(40/15+(N-40)*0.5)/TB)'", "-vsync", "vfr",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", (dir / "vfr.mp4").string()}),
+            0);
+  const auto vfr = run_cli({"run", "--source", (dir / "vfr.mp4").string(), "--no-display", "--events",
+                            (dir / "vfr.jsonl").string()});
+  ASSERT_EQ(vfr.exit_code, 0) << vfr.err;
+  std::map<int, double> time_ms;
+  for (const auto& e : read_lines(dir / "vfr.jsonl"))
+    if (e["type"] == "frame") time_ms[e["frame"].get<int>()] = e["time_ms"].get<double>();
+  EXPECT_NEAR(time_ms.at(20), 1333.33, 0.5);
+  EXPECT_NEAR(time_ms.at(60), 12666.67, 0.5);
+  EXPECT_NEAR(time_ms.at(77), 21200, 0.5);  // 21.1667 s on the file's 1/15 s clock
 }

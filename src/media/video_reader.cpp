@@ -6,6 +6,7 @@ extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavdevice/version.h>
 #include <libavformat/avformat.h>
+#include <libavutil/display.h>
 #include <libavutil/error.h>
 #include <libswscale/swscale.h>
 }
@@ -13,7 +14,9 @@ extern "C" {
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace maskwatch {
 namespace {
@@ -48,6 +51,11 @@ struct VideoReader::Impl {
   size_t memory_pos = 0;
   int stream = -1;
   double fps = 0;
+  // Phones record upright video as landscape pixels plus a display matrix that players apply:
+  // frames are turned the same way (they were analysed sideways, faces not found).
+  int rotate_code = -1;  // cv::RotateFlags, or -1 for none
+  double time_base = 0, start_pts = 0;
+  double frame_time = std::numeric_limits<double>::quiet_NaN();
   int read_timeout_ms = 0;
   bool draining = false;
   Clock::time_point deadline;
@@ -71,6 +79,9 @@ struct VideoReader::Impl {
     memory_pos = 0;
     stream = -1;
     fps = 0;
+    rotate_code = -1;
+    time_base = start_pts = 0;
+    frame_time = std::numeric_limits<double>::quiet_NaN();
     draining = false;
     has_deadline = false;
   }
@@ -106,6 +117,17 @@ struct VideoReader::Impl {
     fps = av_q2d(st->avg_frame_rate);
     if (!(fps > 0)) fps = av_q2d(av_guess_frame_rate(format, st, nullptr));
     if (!(fps > 0)) fps = 0;
+    time_base = av_q2d(st->time_base);
+    start_pts = st->start_time == AV_NOPTS_VALUE ? 0 : static_cast<double>(st->start_time);
+    if (const uint8_t* matrix = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, nullptr)) {
+      // av_display_rotation_get: counter-clockwise degrees; players turn the picture back by it.
+      const double ccw = av_display_rotation_get(reinterpret_cast<const int32_t*>(matrix));
+      const long clockwise = std::lround(std::fmod(std::fmod(-ccw, 360.0) + 360.0, 360.0) / 90.0) % 4;
+      rotate_code = clockwise == 1   ? cv::ROTATE_90_CLOCKWISE
+                    : clockwise == 2 ? cv::ROTATE_180
+                    : clockwise == 3 ? cv::ROTATE_90_COUNTERCLOCKWISE
+                                     : -1;
+    }
     packet = av_packet_alloc();
     frame = av_frame_alloc();
     if (!packet || !frame) return fail("out of memory");
@@ -128,6 +150,14 @@ struct VideoReader::Impl {
     uint8_t* dst[4] = {out.data, nullptr, nullptr, nullptr};
     const int dst_stride[4] = {static_cast<int>(out.step), 0, 0, 0};
     sws_scale(sws, frame->data, frame->linesize, 0, h, dst, dst_stride);
+    if (rotate_code >= 0) {
+      cv::Mat turned;
+      cv::rotate(out, turned, rotate_code);
+      out = turned;
+    }
+    const int64_t pts = frame->best_effort_timestamp;
+    frame_time = pts == AV_NOPTS_VALUE || !(time_base > 0) ? std::numeric_limits<double>::quiet_NaN()
+                                                           : (static_cast<double>(pts) - start_pts) * time_base;
     return true;
   }
 
@@ -249,8 +279,16 @@ bool VideoReader::read(cv::Mat& bgr) {
 bool VideoReader::is_open() const { return impl_->format != nullptr; }
 void VideoReader::close() { impl_->close(); }
 double VideoReader::fps() const { return impl_->fps; }
-int VideoReader::width() const { return impl_->decoder ? impl_->decoder->width : 0; }
-int VideoReader::height() const { return impl_->decoder ? impl_->decoder->height : 0; }
+bool VideoReader::quarter_turned() const {
+  return impl_->rotate_code == cv::ROTATE_90_CLOCKWISE || impl_->rotate_code == cv::ROTATE_90_COUNTERCLOCKWISE;
+}
+int VideoReader::width() const {
+  return impl_->decoder ? (quarter_turned() ? impl_->decoder->height : impl_->decoder->width) : 0;
+}
+int VideoReader::height() const {
+  return impl_->decoder ? (quarter_turned() ? impl_->decoder->width : impl_->decoder->height) : 0;
+}
+double VideoReader::frame_time_s() const { return impl_->frame_time; }
 const std::string& VideoReader::error() const { return impl_->error; }
 
 }  // namespace maskwatch

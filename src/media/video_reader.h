@@ -43,11 +43,16 @@ class VideoReader {
   void close();
 
   double fps() const;  // nominal frame rate; 0 if the container does not say
+  // As shown: a stream with a display matrix (phone videos) comes out turned as players turn it.
   int width() const;
   int height() const;
+  // The last frame's presentation time in seconds from the stream's start (variable frame rate
+  // videos: frame index / fps is wrong); NaN when the stream has no timestamps.
+  double frame_time_s() const;
   const std::string& error() const;
 
  private:
+  bool quarter_turned() const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

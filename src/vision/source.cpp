@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 
 #include <sys/stat.h>
@@ -30,18 +31,26 @@ class VideoFileSource : public FrameSource {
     if (!(fps_ > 0 && fps_ < 1000)) fps_ = 30;
     // A file that opens but yields no frame is as bad as one that does not open.
     if (!reader_.read(first_) || first_.empty()) throw Error("cannot decode any frame of " + path);
+    first_time_ = reader_.frame_time_s();
   }
   bool read(SourceFrame& out) override {
     cv::Mat frame;
+    double t = first_time_;
     if (!first_.empty()) {
       frame = first_;
       first_.release();
     } else if (!reader_.read(frame) || frame.empty()) {
       return false;
+    } else {
+      t = reader_.frame_time_s();
     }
     out.image = frame;
     out.index = next_++;
-    out.time_s = static_cast<double>(out.index) / fps_;
+    // Media time from the frame's timestamp (phones record at a variable frame rate: index /
+    // average fps put events and alerts seconds off); index / fps when the file has none.
+    // Never backwards, so durations stay positive.
+    out.time_s = std::isfinite(t) ? std::max(t, last_time_) : static_cast<double>(out.index) / fps_;
+    last_time_ = out.time_s;
     return true;
   }
   bool live() const override { return false; }
@@ -52,6 +61,7 @@ class VideoFileSource : public FrameSource {
   std::string path_;
   VideoReader reader_;
   cv::Mat first_;
+  double first_time_ = 0, last_time_ = 0;
   double fps_ = 30;
   int64_t next_ = 0;
 };
