@@ -372,3 +372,18 @@ TEST(Run, PhoneVideosAreTurnedAndTimedAsPlayersShowThem) {
   EXPECT_NEAR(time_ms.at(60), 12666.67, 0.5);
   EXPECT_NEAR(time_ms.at(77), 21200, 0.5);  // 21.1667 s on the file's 1/15 s clock
 }
+
+// A recording behind a URL (file://, or a web server's .mp4) was taken for a live feed: read
+// as fast as it decoded (65 of 70 frames dropped as stale) and, at its end, "reconnected" to
+// replay it for ever. Now it is given at its own pace and ends the run at its end.
+TEST(Run, ARecordingBehindAUrlIsPlayedOnceAtItsPace) {
+  TempDir dir;
+  const auto url = "file://" + fs::absolute(shared_path("samples/video/webcam-mask-on-off.mp4")).string();
+  const auto r = run_cli({"run", "--source", url, "--no-display", "--json", (dir / "s.json").string()}, 60);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto s = read_json(dir / "s.json");
+  EXPECT_EQ(s["frames"], 78) << s;
+  EXPECT_EQ(s["dropped_frames"], 0) << s;
+  EXPECT_NE(r.err.find("it is a recording"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("reconnecting"), std::string::npos) << r.err;
+}

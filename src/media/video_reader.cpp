@@ -58,6 +58,7 @@ struct VideoReader::Impl {
   double frame_time = std::numeric_limits<double>::quiet_NaN();
   int read_timeout_ms = 0;
   bool draining = false;
+  bool clean_eof = false;  // the demuxer said AVERROR_EOF (not an error nor a time-out)
   Clock::time_point deadline;
   bool has_deadline = false;
   std::string error;
@@ -83,6 +84,7 @@ struct VideoReader::Impl {
     time_base = start_pts = 0;
     frame_time = std::numeric_limits<double>::quiet_NaN();
     draining = false;
+    clean_eof = false;
     has_deadline = false;
   }
 
@@ -259,6 +261,7 @@ bool VideoReader::read(cv::Mat& bgr) {
     m.has_deadline = false;
     if (r < 0) {  // the end, a dropped connection or a time-out: return what the decoder holds
       if (r != AVERROR_EOF) m.error = r == AVERROR_EXIT ? "read timed out" : av_error_text(r);
+      m.clean_eof = r == AVERROR_EOF;
       m.draining = true;
       avcodec_send_packet(m.decoder, nullptr);
       continue;
@@ -289,6 +292,11 @@ int VideoReader::height() const {
   return impl_->decoder ? (quarter_turned() ? impl_->decoder->width : impl_->decoder->height) : 0;
 }
 double VideoReader::frame_time_s() const { return impl_->frame_time; }
+bool VideoReader::is_recording() const {
+  const auto& m = *impl_;
+  return m.format && m.format->duration != AV_NOPTS_VALUE && m.format->duration > 0;
+}
+bool VideoReader::ended_recording() const { return impl_->clean_eof && is_recording(); }
 const std::string& VideoReader::error() const { return impl_->error; }
 
 }  // namespace maskwatch

@@ -49,6 +49,10 @@ class VideoReader {
   // The last frame's presentation time in seconds from the stream's start (variable frame rate
   // videos: frame index / fps is wrong); NaN when the stream has no timestamps.
   double frame_time_s() const;
+  // The container gives a duration: a recording (served over http:// or file://), not a live feed.
+  bool is_recording() const;
+  // The last read() ended at the clean end of such a recording.
+  bool ended_recording() const;
   const std::string& error() const;
 
  private:

@@ -221,6 +221,14 @@ void Capture::State::run() {
       spdlog::info("{}: {}", log_name, why);
       return end("");
     }
+    if (src.finished() && !fifo) {  // a recording behind a URL: its end, not a lost feed
+      reader.reset();
+      if (opts.loop) continue;
+      const std::string why = "stream ended: it is a recording (the container gives its length), not read again";
+      set_status(CameraStatus::Offline, why);
+      spdlog::info("{}: {}", log_name, why);
+      return end("");
+    }
     const std::string why = fifo                        ? "the FIFO's writer closed it"
                             : src.failure().empty()     ? "stream ended, dropped or timed out"
                                                         : src.failure();

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include <sys/stat.h>
 
@@ -118,6 +119,7 @@ class DeviceSource : public FrameSource {
     const bool got = camera_device_.is_open() ? camera_device_.read(frame, opts_.read_timeout_ms)
                                               : cap_.is_open() && cap_.read(frame);
     if (!got || frame.empty()) return false;
+    if (!camera_device_.is_open() && cap_.is_recording()) pace(cap_.frame_time_s());
     out.image = frame;
     out.index = next_++;
     return true;
@@ -127,6 +129,7 @@ class DeviceSource : public FrameSource {
   std::string description() const override {
     return fmt::format("{} {} ({}x{}, {:.0f} fps)", is_camera() ? "camera" : "stream", spec_, width_, height_, fps_);
   }
+  bool finished() const override { return !camera_device_.is_open() && cap_.ended_recording(); }
 
  private:
   bool is_camera() const { return camera_ >= 0 || spec_.rfind("/dev/video", 0) == 0; }
@@ -162,9 +165,29 @@ class DeviceSource : public FrameSource {
     return true;
   }
 
+  // A recording behind a URL is given at its own pace, as a live feed would be: read as fast as
+  // it decodes, all but a few of its frames were dropped as stale.
+  void pace(double t) {
+    if (!std::isfinite(t)) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!paced_ || t < first_time_) {
+      paced_ = true;
+      first_time_ = t;
+      started_ = now;
+      return;
+    }
+    const auto due = started_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                    std::chrono::duration<double>(t - first_time_));
+    if (due > now)
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(due - now, std::chrono::seconds(1)));
+  }
+
   std::string spec_;
   int camera_ = -1;
   SourceOptions opts_;
+  bool paced_ = false;
+  double first_time_ = 0;
+  std::chrono::steady_clock::time_point started_;
   V4l2Camera camera_device_;
   VideoReader cap_;
   int width_ = 0, height_ = 0;

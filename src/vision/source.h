@@ -53,6 +53,9 @@ class FrameSource {
   virtual int64_t dropped() const { return 0; }
   // Why the source ended, when it was lost rather than finished ("" for a file's end).
   virtual std::string failure() const { return {}; }
+  // A live source (URL) that turned out to be a recording and reached its end (an http:// or
+  // file:// video): not reconnected, or it would replay for ever.
+  virtual bool finished() const { return false; }
 };
 
 // Throws Error with a clear reason when the source cannot be opened.
