@@ -67,7 +67,7 @@ TEST(TrackLedger, NewUpdateAndEndWithTheVerdictShownLongest) {
   EXPECT_TRUE(ledger.observe(r, img, 100.2).verdicts.empty());  // no change: no news
   r = frame(0.3, {face(1, kWithout)});
   ledger.observe(r, img, 100.3);
-  r = frame(0.4, {face(1, kWith)}, {{1, kWithout, kWith, 0.7f, false}});
+  r = frame(0.4, {face(1, kWith, 0.9f, 0.99f)}, {{1, kWithout, kWith, 0.7f, false}});
   EXPECT_EQ(ledger.observe(r, img, 100.4).verdicts.size(), 1u);
   EXPECT_EQ(ledger.in_view(), (std::map<int, int>{{kWithout, 1}}));
   // The tracker lets it go: it ends with the verdict of 3 frames, not the last one.
@@ -76,6 +76,8 @@ TEST(TrackLedger, NewUpdateAndEndWithTheVerdictShownLongest) {
   ASSERT_EQ(u.ended.size(), 1u);
   EXPECT_EQ(u.ended[0].track_id, 1);
   EXPECT_EQ(u.ended[0].verdict, kWithout);
+  // The score of the label it ends with, not the 0.99 of the one frame with a mask: "without_mask
+  // 0.99" read as that sure of the wrong thing (review of 2026-12-05).
   EXPECT_FLOAT_EQ(u.ended[0].top_score, 0.95f);
   EXPECT_EQ(u.ended[0].start_time, 100.0);
   EXPECT_EQ(u.ended[0].end_time, 100.4);  // last shown, not when the tracker gave up

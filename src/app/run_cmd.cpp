@@ -184,7 +184,9 @@ void run(const RunOpts& o) {
       sum.frames_with_faces += !r.faces.empty();
       sum.classified += r.classified;
       for (const auto& face : r.faces) sum.masked_face_frames += face.verdict == mask_class;
-      sum.verdict_changes += static_cast<int64_t>(r.changes.size());
+      // As the events file counts them (its new and update lines): the ledger's, not the
+      // pipeline's own list, which disagreed on photo folders (13 against 15).
+      sum.verdict_changes += static_cast<int64_t>(news.verdicts.size());
       sum.sum += r.times;
       if (alarm) {
         while (const auto due = alarm->next_due(r.time_s)) {
@@ -262,7 +264,9 @@ void add_run_command(CLI::App& root) {
       "c snapshot, v start/stop recording, m mirror, space pause");
   o->vision.add_to(cmd);
   cmd->add_option("--source", o->source,
-                  "0 (webcam index), /dev/videoN, a video file, rtsp/http URL, or an image folder")
+                  "0 (webcam index), /dev/videoN, a video file, rtsp/http URL, or an image folder (played as "
+                  "frames of one video, 1 s apart in media time, faces tracked across them: for separate photos "
+                  "use detect)")
       ->capture_default_str();
   cmd->add_flag("--no-display", o->no_display, "Run without a window (servers, CI)");
   cmd->add_option("--record", o->record, "Write the annotated video here (.mp4, .m4v or .mov: H.264; .avi: MJPEG)");
@@ -273,7 +277,8 @@ void add_run_command(CLI::App& root) {
       ->check(in_range(int64_t{0}, int64_t{1} << 40));
   cmd->add_option("--reconnect-for", o->reconnect_for_s,
                   "Streams and cameras: keep trying to reconnect for this many seconds after the last frame, then "
-                  "exit 1 (0 = forever, right for a live camera)")
+                  "exit 1 (0 = forever, right for a live camera). A source that cannot be opened at the start is an "
+                  "error at once")
       ->capture_default_str()
       ->check(in_range(0.0, 1e7));
   cmd->add_option("--alert-after", o->alert_after_s,

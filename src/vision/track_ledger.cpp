@@ -41,7 +41,8 @@ LedgerUpdate TrackLedger::observe(FrameResult& r, const cv::Mat& frame, double n
     t.last_seen = now;
     t.last_shown_s = r.time_s;
     ++t.frames_per_verdict[f.verdict];
-    if (f.verdict != kUncertain) t.top_score = std::max(t.top_score, static_cast<double>(f.confidence));
+    double& top = t.top_score_per_verdict[f.verdict];
+    top = std::max(top, static_cast<double>(f.confidence));
     if (!opts_.snapshots) {
       t.box = f.box;
     } else if (f.face_score > t.best_face_score) {
@@ -82,7 +83,9 @@ TrackEnded TrackLedger::finish(int track_id, Open&& t) const {
   TrackEnded e;
   e.track_id = track_id;
   e.verdict = longest_verdict(t.frames_per_verdict);
-  e.top_score = t.top_score;
+  // The score of the label it ends with (the best score of any label was printed beside it,
+  // e.g. "with_mask" with the 0.99997 of a frame without a mask).
+  e.top_score = t.top_score_per_verdict[e.verdict];
   e.start_time = t.start;
   e.end_time = t.last_seen;
   e.box = t.box;

@@ -29,7 +29,7 @@ struct VerdictChanged {
 struct TrackEnded {
   int track_id = 0;
   int verdict = kUncertain;             // shown longest; uncertain only when it never had another
-  double top_score = 0;                 // highest confidence while it had a verdict
+  double top_score = 0;                 // highest confidence while it showed `verdict`
   double start_time = 0, end_time = 0;  // first and last shown
   cv::Rect2f box;                       // of its best face (with snapshots), else its last
   cv::Mat snapshot;                     // crop around its best face; empty without snapshots
@@ -68,7 +68,7 @@ class TrackLedger {
     double last_shown_s = 0;           // frame time
     int reported = kUncertain;         // the verdict the last event said
     std::map<int, int> frames_per_verdict;
-    double top_score = 0;
+    std::map<int, double> top_score_per_verdict;
     float best_face_score = -1;
     cv::Rect2f box;
     cv::Mat best_crop;
