@@ -191,6 +191,14 @@ TEST(Faults, OutputsThatAreOneFileALinkOrAPipe) {
   ASSERT_EQ(piped.exit_code, 0) << piped.err;
   EXPECT_EQ(fs::status(dir / "fifo").type(), fs::file_type::fifo);
   EXPECT_EQ(json::parse(got)["frames"], 3);
+  // Events streamed into a FIFO (they failed: "Invalid argument", from truncating it).
+  std::string lines;
+  std::thread listener([&] { lines = read_bytes(dir / "fifo"); });
+  const auto streamed = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--events",
+                                 (dir / "fifo").string()});
+  listener.join();
+  ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 5) << lines;  // 3 frames, the track's new and end
 }
 
 // A display that cannot be reached (a stale `ssh -X` session): Qt aborted the run (exit 134, an

@@ -231,7 +231,8 @@ void run(const RunOpts& o) {
   for (const auto& t : ledger.end_all()) record_end(t, f.index);  // the faces still in view end with the run
   if (recorder) {
     recorder->close();
-    recordings.push_back(recorder->path().string());
+    // A recording without a frame (nothing could be read) is no file: not announced as one.
+    if (recorder->frames() > 0) recordings.push_back(recorder->path().string());
   }
   window.reset();
   const json s = sum.to_json(pipeline.tracks_started(), source->dropped());
@@ -240,9 +241,10 @@ void run(const RunOpts& o) {
              sum.frames, source->dropped(), sum.face_frames, sum.frames_with_faces, sum.classified,
              pipeline.tracks_started(), sum.verdict_changes, alarm ? fmt::format(", alerts {}", sum.alerts) : "");
   fmt::print(
-      "with mask: {} of face detections; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
+      "with mask: {}; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
       "draw {:.1f} ms per frame)\n",
-      sum.face_frames ? fmt::format("{:.1f}%", 100 * sum.share_with_mask().get<double>()) : std::string("n/a (no face)"),
+      sum.face_frames ? fmt::format("{:.1f}% of face detections", 100 * sum.share_with_mask().get<double>())
+                      : std::string("n/a (no face)"),
       sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n, sum.sum.track_ms / n,
       sum.sum.draw_ms / n);
   if (sum.outage_s > 0) fmt::print("waited {:.1f} s for the source (not counted in FPS)\n", sum.outage_s);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,7 +37,10 @@ LockedLineFile::LockedLineFile(const std::filesystem::path& path, const std::str
                     ? fmt::format("{} {} is being written by another maskwatch process", what, path.string())
                     : fmt::format("{} {}: cannot lock: {}", what, path.string(), std::strerror(err)));
   }
-  if (ftruncate(fd_, 0) != 0) throw Error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
+  // A FIFO or device (events streamed to another process) cannot be truncated: written as is.
+  struct stat st {};
+  if (fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd_, 0) != 0)
+    throw Error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
 }
 
 LockedLineFile::~LockedLineFile() {
