@@ -4,6 +4,7 @@
 
 #include "vision/classify_schedule.h"
 #include "vision/crop.h"
+#include "vision/overlay.h"
 #include "vision/tracker.h"
 
 using namespace maskwatch;
@@ -314,4 +315,33 @@ TEST(Tracker, FramesTheQualityGateCannotJudgeNeverMakeOrKeepAVerdict) {
   // A new face whose first frames cannot be judged stays uncertain: no verdict was ever guessed.
   Tracker fresh(opts);
   for (int k = 0; k < 12; ++k) EXPECT_EQ(fresh.update({unjudged(0.99f)}, k / 15.0)[0].verdict, kUncertain);
+}
+
+// The overlay on an 8000 px photo drew hairlines and text unreadable at screen size; an
+// uncertain face said "uncertain 57%" without saying 57 % of what (review of 2026-12-05).
+TEST(Overlay, BoxesScaleWithThePhotoAndUncertainSaysWhichClass) {
+  for (const int width : {640, 6000}) {
+    cv::Mat frame(width * 3 / 4, width, CV_8UC3, cv::Scalar(0, 0, 0));
+    TrackedFace f;
+    f.track_id = 1;
+    f.box = cv::Rect2f(width * 0.4f, width * 0.3f, width * 0.2f, width * 0.2f);
+    f.verdict = kUncertain;
+    f.confidence = 0.57f;
+    f.smoothed = {0.57f, 0.43f};
+    draw_faces(frame, {f}, {"with_mask", "without_mask"}, false);
+    // The box's left edge: how many columns are drawn at the middle of its height.
+    const int y = static_cast<int>(f.box.y + f.box.height / 2);
+    int lit = 0;
+    for (int x = static_cast<int>(f.box.x) - 40; x < static_cast<int>(f.box.x) + 40; ++x)
+      lit += frame.at<cv::Vec3b>(y, x) != cv::Vec3b(0, 0, 0);
+    EXPECT_GE(lit, width / 400) << width;  // 15 px at 6000 (it was 6: a hairline there)
+  }
+  TrackedFace unsure;
+  unsure.verdict = kUncertain;
+  unsure.confidence = 0.57f;
+  unsure.smoothed = {0.57f, 0.43f};
+  EXPECT_EQ(face_label_text(unsure, {"with_mask", "without_mask"}), "uncertain with_mask? 57%");
+  unsure.verdict = 1;
+  unsure.confidence = 0.9f;
+  EXPECT_EQ(face_label_text(unsure, {"with_mask", "without_mask"}), "without_mask 90%");
 }

@@ -34,6 +34,8 @@ double mask_share(const std::vector<TrackedFace>& faces, int mask_class);
 cv::Mat annotate_frame(const cv::Mat& frame, FrameResult& result, const std::vector<std::string>& classes,
                        OverlayStatus status);
 
+// "without_mask 97%", or "uncertain with_mask? 57%" (the class it leans to, and how much).
+std::string face_label_text(const TrackedFace& face, const std::vector<std::string>& classes);
 void draw_faces(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
                 bool show_track_ids = true);
 void draw_status(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
