@@ -382,8 +382,10 @@ TEST(Run, ARecordingBehindAUrlIsPlayedOnceAtItsPace) {
   const auto r = run_cli({"run", "--source", url, "--no-display", "--json", (dir / "s.json").string()}, 60);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = read_json(dir / "s.json");
-  EXPECT_EQ(s["frames"], 78) << s;
-  EXPECT_EQ(s["dropped_frames"], 0) << s;
+  // Each frame once (a busy machine may drop some as stale, as with a live feed), over the
+  // clip's own 5.2 s, not the half second it takes to decode.
+  EXPECT_EQ(s["frames"].get<int>() + s["dropped_frames"].get<int>(), 78) << s;
+  EXPECT_GE(s["wall_seconds"].get<double>(), 4.5) << s;
   EXPECT_NE(r.err.find("it is a recording"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("reconnecting"), std::string::npos) << r.err;
 }
