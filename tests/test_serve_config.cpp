@@ -251,6 +251,19 @@ TEST(ServeConfig, DuplicateKeysNonFiniteNumbersBadWebhooksAndFileFoldersAreRejec
   EXPECT_NE(file_dir.find("test.yaml:1: storage.dir: " + (tmp / "a-file").string() + " is a file, not a folder"),
             std::string::npos)
       << file_dir;
+  // Under a file: config check said OK and serve could not create it (a restart loop).
+  const std::string under_file =
+      error_of("storage: {dir: " + (tmp / "a-file" / "sub").string() + "}\ncameras: {a: {source: x}}\n");
+  EXPECT_NE(under_file.find("test.yaml:1: storage.dir: " + (tmp / "a-file" / "sub").string() +
+                            " cannot be created: " + (tmp / "a-file").string() + " is a file"),
+            std::string::npos)
+      << under_file;
+  // A face model name with a typo was read as a file name, with no line and no names.
+  const std::string typo = error_of("cameras:\n  a:\n    source: x\n    detector: {face_model: yunet-m}\n");
+  EXPECT_NE(typo.find("test.yaml:4: cameras.a.detector.face_model: yunet-m is no face model name (yunet-2022, "
+                      "yunet-n, yunet-s, yunet-n-scenes) nor an .onnx file"),
+            std::string::npos)
+      << typo;
 }
 
 TEST(LogText, UrlsLoseTheirPasswordsAndLogLinesCannotBeForged) {

@@ -418,6 +418,15 @@ void read_detector(MapReader& parent, const std::string& key, DetectorSettings& 
       if (face_model == n.name) return true;
     return false;
   };
+  // A word that is no model name was read as a file name: "face_model /etc/nosuch not found",
+  // without a line or the names there are.
+  if (!face_model.empty() && !is_name() && face_model.find('/') == std::string::npos &&
+      lower_extension(face_model) != ".onnx") {
+    std::string names;
+    for (const auto& n : face_model_names()) names += std::string(names.empty() ? "" : ", ") + n.name;
+    r.fail(r.child("face_model"), fmt::format("{}.face_model: {} is no face model name ({}) nor an .onnx file",
+                                              r.where(), face_model, names));
+  }
   if (!face_model.empty())
     d.face_model = is_name() ? face_model : resolve(expand(face_model, r, r.child("face_model")), base);
   read_fields(r, d, detector_fields());
@@ -634,6 +643,16 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     if (std::filesystem::exists(cfg.storage.dir, ec) && !std::filesystem::is_directory(cfg.storage.dir, ec))
       r.fail(r.child("dir") ? r.child("dir") : doc,
              fmt::format("storage.dir: {} is a file, not a folder", cfg.storage.dir));
+    // A folder that serve could not create (under a file) passed `config check`, and the unit's
+    // check was there to stop exactly that before a restart loop.
+    for (std::filesystem::path up = std::filesystem::path(cfg.storage.dir).parent_path(); !up.empty();
+         up = up.parent_path()) {
+      if (!std::filesystem::exists(up, ec)) continue;
+      if (!std::filesystem::is_directory(up, ec))
+        r.fail(r.child("dir") ? r.child("dir") : doc,
+               fmt::format("storage.dir: {} cannot be created: {} is a file", cfg.storage.dir, up.string()));
+      break;
+    }
     read_fields(r, cfg.storage, storage_fields());
     r.finish();
   }
