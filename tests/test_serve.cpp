@@ -29,6 +29,7 @@
 #include "support.h"
 #include "util/json_io.h"
 #include "util/net.h"
+#include "util/paths.h"
 
 using namespace maskwatch;
 using namespace maskwatch::test;
@@ -169,6 +170,7 @@ TEST(Serve, ApiFramesStreamsMetricsAndHistoryAcrossARestart) {
   EXPECT_EQ(srv.client().Get("/healthz")->body, "ok\n");
   ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(5); }, 30)) << srv.proc->err();
   EXPECT_EQ(srv.get_json("/api/version")["cameras"], nlohmann::json({"demo"}));
+  EXPECT_EQ(srv.get_json("/api/version")["model"], maskwatch::default_model_path().string());  // it said ""
   const auto stats = srv.get_json("/api/stats");
   EXPECT_GT(stats["cameras"]["demo"]["process_fps"].get<double>(), 2.0);
   EXPECT_LE(stats["cameras"]["demo"]["process_fps"].get<double>(), 11.0);  // fps_limit 10

@@ -31,6 +31,7 @@
 #include "serve/dashboard_page.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/paths.h"
 #include "util/sha256.h"
 #include "util/stopwatch.h"
 
@@ -662,7 +663,7 @@ void HttpApi::routes() {
   get("/api/version", [this](const Request&, Response& res) {
     send_json(res, {{"name", "maskwatch"},
                     {"version", MASKWATCH_VERSION},
-                    {"model", config_.model},
+                    {"model", config_.model.empty() ? default_model_path().string() : config_.model},  // "" said nothing
                     {"classes", engine_.classes()},
                     {"cameras", engine_.camera_names()},
                     {"fleet", fleet_ != nullptr}});
