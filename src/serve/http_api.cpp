@@ -595,6 +595,14 @@ void HttpApi::routes() {
   };
   auto gate = std::make_shared<const AuthGate>(config_.http.auth);
   s.set_pre_routing_handler([gate](const Request& req, Response& res) {
+    // A POST with neither Content-Length nor a chunked body (`curl -X POST` alone): httplib would
+    // read a body until the connection's read time-out (5 s) before refusing it. Refused now.
+    if (req.method == "POST" && !req.has_header("Content-Length") &&
+        req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos) {
+      res.set_header("Connection", "close");
+      send_json(res, {{"error", "a POST needs a body or Content-Length: 0 (curl: -d '')"}}, 400);
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (!gate->enabled() || req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
     if (gate->has_login() && req.path == "/login" && req.method == "POST")
       return httplib::Server::HandlerResponse::Unhandled;  // checks the token itself, once the body is read
@@ -624,8 +632,7 @@ void HttpApi::routes() {
       else
         gate->refuse(req, res, /*wrong_token=*/true);
     });
-  // httplib's own refusals come with no body: say why, in the API's JSON. A POST without a
-  // body or Content-Length (`curl -X POST` alone) is refused before any handler runs.
+  // httplib's own refusals come with no body: say why, in the API's JSON.
   s.set_error_handler(httplib::Server::HandlerWithResponse([known](const Request& req, Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string why = fmt::format("HTTP {}", res.status);
@@ -635,9 +642,7 @@ void HttpApi::routes() {
         if (std::regex_match(req.path, pattern) && allow.find(methods) == std::string::npos)
           allow += (allow.empty() ? "" : ", ") + methods;
     if (allow.find(req.method) != std::string::npos) allow.clear();  // its own method: a real 404
-    if (res.status == 400 && req.method == "POST" && !req.has_header("Content-Length"))
-      why = "a POST needs a body or Content-Length: 0 (curl: -d '')";
-    else if (res.status == 404 && !allow.empty()) {
+    if (res.status == 404 && !allow.empty()) {
       res.status = 405;
       res.set_header("Allow", allow);
       why = fmt::format("{} takes {}, not {}", req.path.substr(0, 200), allow, req.method);
