@@ -164,8 +164,21 @@ TEST(Faults, ASecondWriterOfOneEventsFileIsRefused) {
 // /dev/full replaced the device).
 TEST(Faults, OutputsThatAreOneFileALinkOrAPipe) {
   TempDir dir;
-  const auto same = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--record",
-                             (dir / "out.mp4").string(), "--events", (dir / "." / "out.mp4").string()});
+  const auto three_frames = [&](const std::vector<std::string>& outputs) {
+    std::vector<std::string> args = {"run", "--source", clip().string(), "--no-display", "--max-frames", "3"};
+    args.insert(args.end(), outputs.begin(), outputs.end());
+    return run_cli(args);
+  };
+  // A run with one output into a FIFO, and what a reader got from it.
+  const auto into_fifo = [&](const std::string& flag) {
+    std::string got;
+    std::thread reader([&] { got = read_bytes(dir / "fifo"); });
+    const auto r = three_frames({flag, (dir / "fifo").string()});
+    reader.join();
+    return std::make_pair(r, got);
+  };
+  const auto same =
+      three_frames({"--record", (dir / "out.mp4").string(), "--events", (dir / "." / "out.mp4").string()});
   EXPECT_EQ(same.exit_code, 1);
   EXPECT_NE(same.err.find("the recording and the events file are the same file"), std::string::npos) << same.err;
   EXPECT_FALSE(fs::exists(dir / "out.mp4"));
@@ -176,27 +189,18 @@ TEST(Faults, OutputsThatAreOneFileALinkOrAPipe) {
   EXPECT_NE(det.err.find("same file"), std::string::npos) << det.err;
 
   fs::create_symlink(dir / "real.json", dir / "link.json");
-  const auto linked = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--json",
-                               (dir / "link.json").string()});
+  const auto linked = three_frames({"--json", (dir / "link.json").string()});
   ASSERT_EQ(linked.exit_code, 0) << linked.err;
   EXPECT_TRUE(fs::is_symlink(dir / "link.json"));
   EXPECT_EQ(read_json(dir / "real.json")["frames"], 3);
 
   ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
-  std::string got;
-  std::thread reader([&] { got = read_bytes(dir / "fifo"); });
-  const auto piped = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--json",
-                              (dir / "fifo").string()});
-  reader.join();
+  const auto [piped, got] = into_fifo("--json");
   ASSERT_EQ(piped.exit_code, 0) << piped.err;
   EXPECT_EQ(fs::status(dir / "fifo").type(), fs::file_type::fifo);
   EXPECT_EQ(json::parse(got)["frames"], 3);
   // Events streamed into a FIFO (they failed: "Invalid argument", from truncating it).
-  std::string lines;
-  std::thread listener([&] { lines = read_bytes(dir / "fifo"); });
-  const auto streamed = run_cli({"run", "--source", clip().string(), "--no-display", "--max-frames", "3", "--events",
-                                 (dir / "fifo").string()});
-  listener.join();
+  const auto [streamed, lines] = into_fifo("--events");
   ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
   EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 5) << lines;  // 3 frames, the track's new and end
 }

@@ -350,8 +350,8 @@ TEST(Run, PhoneVideosAreTurnedAndTimedAsPlayersShowThem) {
                     (dir / "portrait.mp4").string()}),
             0);
   const auto upright = run_cli({"run", "--source", clip, "--no-display", "--json", (dir / "u.json").string()});
-  const auto turned =
-      run_cli({"run", "--source", (dir / "portrait.mp4").string(), "--no-display", "--json", (dir / "t.json").string()});
+  const auto turned = run_cli(
+      {"run", "--source", (dir / "portrait.mp4").string(), "--no-display", "--json", (dir / "t.json").string()});
   ASSERT_EQ(upright.exit_code, 0) << upright.err;
   ASSERT_EQ(turned.exit_code, 0) << turned.err;
   const auto u = read_json(dir / "u.json"), t = read_json(dir / "t.json");

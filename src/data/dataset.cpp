@@ -25,6 +25,15 @@ namespace {
 // 160: 16 px is already 14x blown up).
 constexpr int kSmallestUsefulSide = 16;
 
+// "a.jpg, b.jpg, ..." (or "a.jpg: why; b.jpg: why; ...") for a warning: the first five.
+std::string first_five(const std::vector<SkippedImage>& images, bool with_reasons) {
+  const char* sep = with_reasons ? "; " : ", ";
+  std::string out;
+  for (size_t i = 0; i < images.size() && i < 5; ++i)
+    out += (i ? sep : "") + images[i].rel + (with_reasons ? ": " + images[i].reason : "");
+  return out + (images.size() > 5 ? std::string(sep) + "..." : "");
+}
+
 // Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
 bool is_utf8(const std::string& s) {
   for (size_t i = 0; i < s.size();) {
@@ -382,21 +391,14 @@ std::vector<cv::Mat> load_dataset_images(Dataset& ds, const LoadOptions& o) {
     kept_images.push_back(std::move(images[i]));
   }
   ds.items = std::move(kept);
-  if (!ds.skipped.empty()) {
-    std::string names;
-    for (size_t i = 0; i < ds.skipped.size() && i < 5; ++i) names += (i ? ", " : "") + ds.skipped[i].rel;
-    spdlog::warn("skipped {} image(s) that could not be decoded: {}{}", ds.skipped.size(), names,
-                 ds.skipped.size() > 5 ? ", ..." : "");
-  }
+  if (!ds.skipped.empty())
+    spdlog::warn("skipped {} image(s) that could not be decoded: {}", ds.skipped.size(),
+                 first_five(ds.skipped, /*with_reasons=*/false));
   // Used as they are (dropping them would change a split that names them), but said: a
   // half-grey or 1-pixel "face" teaches nothing and usually means a broken download.
-  if (!ds.doubtful.empty()) {
-    std::string names;
-    for (size_t i = 0; i < ds.doubtful.size() && i < 5; ++i)
-      names += (i ? "; " : "") + ds.doubtful[i].rel + ": " + ds.doubtful[i].reason;
-    spdlog::warn("{} image(s) used that look broken: {}{} (remove or replace them)", ds.doubtful.size(), names,
-                 ds.doubtful.size() > 5 ? "; ..." : "");
-  }
+  if (!ds.doubtful.empty())
+    spdlog::warn("{} image(s) used that look broken: {} (remove or replace them)", ds.doubtful.size(),
+                 first_five(ds.doubtful, /*with_reasons=*/true));
   if (o.face_crops) {
     size_t no_face = 0;
     for (const auto& it : ds.items) no_face += it.crop == CropKind::NoFace;

@@ -668,7 +668,8 @@ void HttpApi::routes() {
   get("/api/version", [this](const Request&, Response& res) {
     send_json(res, {{"name", "maskwatch"},
                     {"version", MASKWATCH_VERSION},
-                    {"model", config_.model.empty() ? default_model_path().string() : config_.model},  // "" said nothing
+                    // The file it runs ("" said nothing for the shipped one).
+                    {"model", config_.model.empty() ? default_model_path().string() : config_.model},
                     {"classes", engine_.classes()},
                     {"cameras", engine_.camera_names()},
                     {"fleet", fleet_ != nullptr}});

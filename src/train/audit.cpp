@@ -117,17 +117,13 @@ void refuse_folds_without_a_class(const std::vector<int>& labels, const std::vec
     ++per_fold[static_cast<size_t>(fold[i])][static_cast<size_t>(labels[i])];
     ++total[static_cast<size_t>(labels[i])];
   }
-  for (size_t f = 0; f < per_fold.size(); ++f) {
-    int held = 0;
-    for (int n : per_fold[f]) held += n;
-    if (held == 0) continue;
+  for (const auto& in_fold : per_fold)
     for (size_t c = 0; c < classes; ++c)
-      if (total[c] > 0 && total[c] == per_fold[f][c])
+      if (total[c] > 0 && total[c] == in_fold[c])
         throw Error(fmt::format("class '{}' has {} image(s), all in one of the {} folds: the images of that fold "
                                 "would be judged by a head that never saw the class. The audit needs more images "
                                 "of it (tens at least) or fewer --folds",
                                 class_names[c], total[c], folds));
-  }
   for (size_t c = 0; c < classes; ++c)
     if (total[c] > 0 && total[c] < 10 * folds)
       spdlog::warn("class '{}' has {} image(s): each fold's head learns it from about {}, so its ranks say little",

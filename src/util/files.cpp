@@ -166,8 +166,9 @@ void check_output_path(const fs::path& requested, const std::string& what) {
   if (held >= 0) {
     const bool busy = ::flock(held, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     ::close(held);  // releases the lock taken, if any
-    if (busy) throw Error(fmt::format("{} {}: another process is writing it (another maskwatch process's events?)", what,
-                                      requested.string()));
+    if (busy)
+      throw Error(fmt::format("{} {}: another process is writing it (another maskwatch process's events?)", what,
+                              requested.string()));
   }
 }
 

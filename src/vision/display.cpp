@@ -59,17 +59,18 @@ std::string Display::unavailable_reason() {
       dup2(devnull, STDERR_FILENO);
     }
     try {
-      Display probe("maskwatch");
+      Display probe("maskwatch");  // opened, and closed again as it goes out of scope
     } catch (...) {
       _exit(3);
     }
-    _exit(0);  // no destructors: the window goes with the process
+    _exit(0);  // not exit(): Qt's atexit handlers stay out of it
   }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 3) return "the window plugin libmaskwatch_display.so cannot be loaded";
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
+    return "the window plugin libmaskwatch_display.so cannot be loaded";
   const char* display = std::getenv("DISPLAY");
   return std::string("cannot connect to the display ") + (display ? display : "(DISPLAY is not set)");
 }
