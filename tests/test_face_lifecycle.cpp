@@ -155,6 +155,56 @@ TEST(TrackLedger, AFaceHiddenUnderTheThresholdReportsItsChangeOrEnds) {
   EXPECT_TRUE(u.verdicts[0].is_new);
 }
 
+// A person who takes the mask off for a while counts as unmasked, even if the mask was on
+// longer: serve's unmasked_face alert fired for them while compliance counted them masked
+// (review of 2026-12-05). A brief misjudged moment (under unmasked_counts_after_s) does not.
+TEST(TrackLedger, AFaceUnmaskedForASecondOrMoreCountsAsUnmasked) {
+  LedgerOptions o;
+  o.mask_class = kWith;
+  o.max_missed_s = 0.5;
+  const cv::Mat img(100, 200, CV_8UC3, cv::Scalar::all(0));
+  // 10 fps: `masked` frames with the mask, then `bare` frames without, then the mask again.
+  const auto play = [&](int masked, int bare) {
+    TrackLedger ledger(o);
+    double t = 0;
+    for (int i = 0; i < masked; ++i, t += 0.1) {
+      auto r = frame(t, {face(1, kWith)});
+      ledger.observe(r, img, t);
+    }
+    for (int i = 0; i < bare; ++i, t += 0.1) {
+      auto r = frame(t, {face(1, kWithout, 0.9f, 0.7f + 0.01f * i)});
+      ledger.observe(r, img, t);
+    }
+    for (int i = 0; i < masked; ++i, t += 0.1) {
+      auto r = frame(t, {face(1, kWith)});
+      ledger.observe(r, img, t);
+    }
+    const auto in_view = ledger.in_view();
+    auto ended = ledger.end_all();
+    EXPECT_EQ(ended.size(), 1u);
+    EXPECT_EQ(in_view, (std::map<int, int>{{ended.at(0).verdict, 1}}));  // one rule for both
+    return ended.at(0);
+  };
+  // 3 s masked, 1.5 s bare (15 frames: 1.5 s of frame time credited), 3 s masked.
+  TrackEnded e = play(30, 15);
+  EXPECT_EQ(e.verdict, kWithout);
+  EXPECT_NEAR(e.unmasked_s, 1.5, 1e-6);
+  EXPECT_FLOAT_EQ(e.top_score, 0.84f);  // the best score of the verdict it ends with
+  // 0.5 s bare: a moment, not a person without a mask; it counts by the longest verdict.
+  e = play(30, 5);
+  EXPECT_EQ(e.verdict, kWith);
+  EXPECT_NEAR(e.unmasked_s, 0.5, 1e-6);
+  // Exactly at the limit (10 frames, 1.0 s): unmasked.
+  EXPECT_EQ(play(30, 10).verdict, kWithout);
+  // Without a known mask class the old rule (longest) holds.
+  o.mask_class = -1;
+  EXPECT_EQ(play(30, 15).verdict, kWith);
+  // The pure function: uncertain frames never count, and a track never unmasked keeps its verdict.
+  EXPECT_EQ(counted_verdict({{kUncertain, 50}, {kWith, 3}}, 0, kWith, 0), kWith);
+  EXPECT_EQ(counted_verdict({{kUncertain, 50}}, 0, kWith, 1), kUncertain);
+  EXPECT_EQ(counted_verdict({{kWith, 50}, {kWithout, 2}, {2, 3}}, 1.2, kWith, 1), 2);  // the unmasked class shown longest
+}
+
 TEST(Zones, IncludeZonesNameTheFaceExcludeZonesDropIt) {
   // A 100 x 100 frame: an include zone on the left half, an exclude square inside it.
   const std::vector<Zone> zones = {{"left", true, {{0, 0}, {0.5f, 0}, {0.5f, 1}, {0, 1}}},

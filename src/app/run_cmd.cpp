@@ -135,6 +135,7 @@ void run(const RunOpts& o) {
   // The face lifecycle `serve` reports, on source time: events and the alarm come from it.
   LedgerOptions ledger_options;
   ledger_options.max_missed_s = o.vision.pipeline.tracker.max_missed_s;
+  ledger_options.mask_class = mask_class;
   TrackLedger ledger(ledger_options);
   std::unique_ptr<UnmaskedRule> alarm;
   if (o.alert_after_s > 0) alarm = std::make_unique<UnmaskedRule>(o.alert_after_s, mask_class);

@@ -12,7 +12,7 @@ Engine::Camera::Camera(const CameraConfig& cc, const StorageConfig& storage, Mas
       // The detector is shared at the lowest threshold of any camera: the ledger drops the
       // faces under this camera's own. Privacy none: no face pixels kept, so no snapshots.
       ledger(LedgerOptions{cc.detector.score_threshold, storage.snapshots && cc.privacy != FacePrivacy::None, 0.5,
-                           cc.tracker.max_missed_s, cc.zones}) {
+                           cc.tracker.max_missed_s, cc.zones, mask_class_index(classifier.classes())}) {
   overlay.zones = cc.zones;
   PipelineOptions po;
   po.crop_margin = cc.detector.margin;

@@ -819,7 +819,7 @@ void HttpApi::routes() {
     if (after > before) return send_error(res, 400, "parameter after must not be later than before");
     auto buckets = storage_.compliance(camera, after, before, step, zone, engine_.mask_label());
     // Faces still in view count too (in the bucket of now, where their track will end), by
-    // the verdict each has shown longest so far, and marked as such (`in_view`): a person in
+    // the verdict each is counted by so far (track_ledger.h), and marked as such (`in_view`): a person in
     // front of the camera for minutes is not missing from "today".
     const double now = unix_now();
     if (now >= after && now < before) {

@@ -66,7 +66,9 @@ nlohmann::json ended_json(const TrackEnded& e, const std::vector<std::string>& c
           {"score", e.top_score},
           {"start_time", e.start_time},
           {"end_time", e.end_time},
-          {"box", box_json(e.box)}};
+          {"box", box_json(e.box)},
+          // Why a track that showed a mask longer can end without_mask (track_ledger.h).
+          {"unmasked_s", std::round(e.unmasked_s * 100) / 100}};
   if (!e.zone.empty()) j["zone"] = e.zone;  // the include zone the face entered by
   return j;
 }

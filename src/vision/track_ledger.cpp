@@ -13,6 +13,17 @@ int longest_verdict(const std::map<int, int>& frames_per_verdict) {
   return best;
 }
 
+int counted_verdict(const std::map<int, int>& frames_per_verdict, double unmasked_s, int mask_class,
+                    double after_s) {
+  if (mask_class >= 0 && unmasked_s >= after_s - 1e-9) {  // frame times summed: 10 x 0.1 s is 1 s
+    std::map<int, int> without = frames_per_verdict;
+    without.erase(mask_class);
+    const int v = longest_verdict(without);
+    if (v != kUncertain) return v;
+  }
+  return longest_verdict(frames_per_verdict);
+}
+
 LedgerUpdate TrackLedger::observe(FrameResult& r, const cv::Mat& frame, double now) {
   std::vector<TrackedFace> shown;
   std::vector<std::string> zone_of;  // of the faces shown
@@ -38,6 +49,10 @@ LedgerUpdate TrackLedger::observe(FrameResult& r, const cv::Mat& frame, double n
                             now, f.box, t.zone});
       t.reported = f.verdict;
     }
+    // The time since it last showed is credited to what it shows now (a gap longer than
+    // max_missed_s would have ended the track, so at most that).
+    if (!is_new && opts_.mask_class >= 0 && f.verdict != kUncertain && f.verdict != opts_.mask_class)
+      t.unmasked_s += std::clamp(r.time_s - t.last_shown_s, 0.0, opts_.max_missed_s);
     t.last_seen = now;
     t.last_shown_s = r.time_s;
     ++t.frames_per_verdict[f.verdict];
@@ -75,14 +90,20 @@ std::vector<TrackEnded> TrackLedger::end_all() {
 std::map<int, int> TrackLedger::in_view(const std::string* zone) const {
   std::map<int, int> out;
   for (const auto& [id, t] : open_)
-    if (!zone || t.zone == *zone) ++out[longest_verdict(t.frames_per_verdict)];
+    if (!zone || t.zone == *zone) ++out[counted_verdict(t)];
   return out;
+}
+
+int TrackLedger::counted_verdict(const Open& t) const {
+  return maskwatch::counted_verdict(t.frames_per_verdict, t.unmasked_s, opts_.mask_class,
+                                    opts_.unmasked_counts_after_s);
 }
 
 TrackEnded TrackLedger::finish(int track_id, Open&& t) const {
   TrackEnded e;
   e.track_id = track_id;
-  e.verdict = longest_verdict(t.frames_per_verdict);
+  e.verdict = counted_verdict(t);
+  e.unmasked_s = t.unmasked_s;
   // The score of the label it ends with (the best score of any label was printed beside it,
   // e.g. "with_mask" with the 0.99997 of a frame without a mask).
   e.top_score = t.top_score_per_verdict[e.verdict];
