@@ -202,6 +202,12 @@ TEST(Detect, FallsBackToHaarWithAWarningWhenYunetIsMissing) {
   const auto missing = run_cli({"detect", image, "--face-model", (dir / "nope.onnx").string()});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("nope.onnx"), std::string::npos) << missing.err;
+  // A mistyped name is told the names there are (it was "face model not found: yunet-m").
+  const auto typo = run_cli({"detect", image, "--face-model", "yunet-m"});
+  EXPECT_EQ(typo.exit_code, 1);
+  EXPECT_NE(typo.err.find("face model not found: yunet-m (give a name: yunet-2022, yunet-n, yunet-s, yunet-n-scenes;"),
+            std::string::npos)
+      << typo.err;
 }
 
 TEST(Detect, ClassifiesStillImagesAndSkipsBrokenOnes) {

@@ -113,6 +113,17 @@ cameras:
   EXPECT_EQ(cfg.storage.dir, "/etc/mw/maskwatch-data");  // relative to the config file
 }
 
+// `config check` prints the settings as they were written: 0.7, not the float widened to a
+// double (0.699999988079071).
+TEST(ServeConfig, EffectiveSettingsPrintFloatsAsWritten) {
+  const auto cfg = parse_serve_config("cameras: {a: {source: rtsp://cam/a, detector: {score_threshold: 0.7}}}\n",
+                                      "/etc/mw/test.yaml");
+  const std::string shown = cfg.to_json(true).dump();
+  EXPECT_NE(shown.find("\"score_threshold\":0.7}"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("0.69999"), std::string::npos) << shown;
+  EXPECT_EQ(cfg.to_json(true)["cameras"]["a"]["detector"]["score_threshold"].get<double>(), 0.7);
+}
+
 TEST(ServeConfig, FaceModelIsANameOrAFileBesideTheConfig) {
   const auto cfg = parse_serve_config(R"(
 defaults:

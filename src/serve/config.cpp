@@ -233,6 +233,8 @@ nlohmann::json fields_json(const S& s, const std::vector<Field<S>>& fields, bool
         [&](auto m) {
           if constexpr (std::is_same_v<std::remove_cv_t<std::remove_reference_t<decltype(s.*m)>>, std::string>)
             j[f.key] = f.secret && redact && !(s.*m).empty() ? std::string("***") : s.*m;
+          else if constexpr (std::is_same_v<std::remove_cv_t<std::remove_reference_t<decltype(s.*m)>>, float>)
+            j[f.key] = std::stod(fmt::format("{}", s.*m));  // 0.6, not the double 0.6000000238418579
           else
             j[f.key] = s.*m;
         },
@@ -599,7 +601,10 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   MapReader root(doc, "config", file);
   std::string model;
   root.get("model", model);
-  if (!model.empty()) cfg.model = resolve(expand(model, root, root.child("model")), base);
+  if (!model.empty()) {
+    cfg.model = resolve(expand(model, root, root.child("model")), base);
+    cfg.model_line = root.child("model").Mark().line + 1;
+  }
   read_detector(root, "detector", cfg.detector, base, true);
   read_tracker(root, cfg.tracker);
   {
@@ -737,7 +742,7 @@ ServeConfig load_serve_config(const std::filesystem::path& file) {
 void check_config_files(const ServeConfig& cfg) {
   std::error_code ec;
   if (!cfg.model.empty() && !std::filesystem::is_regular_file(cfg.model, ec))
-    throw Error(fmt::format("{}: model {} not found", cfg.file.string(), cfg.model));
+    throw Error(fmt::format("{}:{}: model {} not found", cfg.file.string(), cfg.model_line, cfg.model));
   const auto check_face = [&](const DetectorSettings& d, const std::string& where) {
     if (d.face_model.empty()) return;  // the default: YuNet, else the Haar fallback with a warning
     const auto path = resolve_face_model(d.face_model);

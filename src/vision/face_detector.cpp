@@ -165,7 +165,13 @@ FaceDetector::FaceDetector(const FaceDetectorOptions& o) : opts_(o) {
   if (opts_.detect_width < 64) throw Error("face detection width must be at least 64 pixels");
   path_ = resolve_face_model(opts_.model);
   if (!std::filesystem::exists(path_)) {
-    if (!opts_.model.empty()) throw Error("face model not found: " + path_.string());
+    if (!opts_.model.empty()) {
+      // A mistyped name was taken for a file name: say the names there are.
+      std::string names;
+      for (const auto& n : face_model_names()) names += std::string(names.empty() ? "" : ", ") + n.name;
+      throw Error(fmt::format("face model not found: {} (give a name: {}; or a YuNet .onnx file)", path_.string(),
+                              names));
+    }
     const auto cascade = default_haar_cascade();  // opencv-data's frontal face cascade
     if (cascade.empty() || !haar_.load(cascade.string()))
       throw Error(
