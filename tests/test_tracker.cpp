@@ -345,3 +345,31 @@ TEST(Overlay, BoxesScaleWithThePhotoAndUncertainSaysWhichClass) {
   unsure.confidence = 0.9f;
   EXPECT_EQ(face_label_text(unsure, {"with_mask", "without_mask"}), "without_mask 90%");
 }
+
+// Faces side by side: each label on its own box's edge, none covering another (they overlapped
+// and hid each other's verdicts, review of 2026-12-05), and all inside the frame.
+TEST(Overlay, LabelsOfFacesCloseTogetherDoNotCoverEachOther) {
+  const cv::Size frame(640, 480);
+  const cv::Size label(180, 30);
+  // Two faces 60 px apart with 180 px labels; a third right under the first's label; one at the top edge.
+  const std::vector<cv::Rect> boxes = {{100, 200, 60, 60}, {160, 205, 60, 60}, {100, 140, 60, 30}, {400, 0, 80, 80}};
+  const auto at = place_labels(boxes, std::vector<cv::Size>(boxes.size(), label), frame);
+  ASSERT_EQ(at.size(), boxes.size());
+  EXPECT_EQ(at[0], cv::Rect(100, 170, 180, 30));  // the first on its box's top edge
+  EXPECT_EQ(at[1], cv::Rect(160, 265, 180, 30));  // the second would cover it: under its own box
+  for (size_t i = 0; i < at.size(); ++i) {
+    EXPECT_EQ(at[i].size(), label);
+    EXPECT_EQ(at[i] & cv::Rect({0, 0}, frame), at[i]) << i;  // inside the frame
+    for (size_t j = 0; j < i; ++j) EXPECT_EQ((at[i] & at[j]).area(), 0) << i << " covers " << j;
+  }
+  EXPECT_EQ(at[3].y, 0);  // no room above: clamped into the frame
+  // The overlay draws them so: a red and a green label side by side both keep their colour.
+  cv::Mat img(frame, CV_8UC3, cv::Scalar::all(0));
+  TrackedFace a, b;
+  a.track_id = 1, a.box = cv::Rect2f(100, 200, 60, 60), a.verdict = 0, a.confidence = 0.9f;
+  b.track_id = 2, b.box = cv::Rect2f(160, 205, 60, 60), b.verdict = 1, b.confidence = 0.9f;
+  draw_faces(img, {a, b}, {"with_mask", "without_mask"}, true);
+  const auto colour_at = [&](int x, int y) { return img.at<cv::Vec3b>(y, x); };
+  EXPECT_EQ(colour_at(102, 185), cv::Vec3b(60, 180, 40));  // green label above face 1 (its left margin)
+  EXPECT_EQ(colour_at(162, 272), cv::Vec3b(40, 40, 220));  // red label below face 2
+}

@@ -29,14 +29,19 @@ cv::Scalar verdict_colour(int verdict, const std::vector<std::string>& classes) 
 
 namespace {
 
-// Text on a filled box, kept inside the frame.
-void label(cv::Mat& img, const std::string& text, cv::Point at, cv::Scalar bg, double scale, int thickness) {
+// Text on a filled box at `r` (from label_size).
+void draw_label(cv::Mat& img, const std::string& text, const cv::Rect& r, cv::Scalar bg, double scale,
+                int thickness) {
   int base = 0;
   const cv::Size sz = cv::getTextSize(text, kFont, scale, thickness, &base);
-  at.x = std::clamp(at.x, 0, std::max(0, img.cols - sz.width - 6));
-  at.y = std::clamp(at.y, sz.height + 6, std::max(sz.height + 6, img.rows - 2));
-  cv::rectangle(img, cv::Rect(at.x, at.y - sz.height - 6, sz.width + 6, sz.height + base + 6), bg, cv::FILLED);
-  cv::putText(img, text, {at.x + 3, at.y - 3}, kFont, scale, kWhite, thickness, cv::LINE_AA);
+  cv::rectangle(img, r, bg, cv::FILLED);
+  cv::putText(img, text, {r.x + 3, r.y + sz.height + 3}, kFont, scale, kWhite, thickness, cv::LINE_AA);
+}
+
+cv::Size label_size(const std::string& text, double scale, int thickness) {
+  int base = 0;
+  const cv::Size sz = cv::getTextSize(text, kFont, scale, thickness, &base);
+  return {sz.width + 6, sz.height + base + 6};
 }
 
 }  // namespace
@@ -69,14 +74,63 @@ void draw_faces(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std
   // Up to 6x for photos of 8000 px (boxes were hairlines and labels unreadable at 1.2x).
   const double scale = std::clamp(frame.cols / 1280.0, 0.45, 6.0);
   const int thick = std::max(2, static_cast<int>(std::lround(3 * scale)));
+  const double text_scale = 0.7 * scale + 0.15;
+  const int text_thick = std::max(1, thick / 2);
+  std::vector<std::string> texts;
+  std::vector<cv::Rect> boxes;
+  std::vector<cv::Size> sizes;
   for (const auto& f : faces) {
-    const cv::Scalar c = verdict_colour(f.verdict, classes);
     const cv::Rect box(f.box);
-    cv::rectangle(frame, box, c, thick, cv::LINE_AA);
+    cv::rectangle(frame, box, verdict_colour(f.verdict, classes), thick, cv::LINE_AA);
     std::string text = face_label_text(f, classes);
     if (show_track_ids && f.track_id > 0) text = fmt::format("#{} ", f.track_id) + text;
-    label(frame, text, {box.x - thick / 2, box.y - thick / 2}, c, 0.7 * scale + 0.15, std::max(1, thick / 2));
+    // The label sits on the box's outer edge.
+    boxes.emplace_back(box.x - thick / 2, box.y - thick / 2, box.width + thick, box.height + thick);
+    sizes.push_back(label_size(text, text_scale, text_thick));
+    texts.push_back(std::move(text));
   }
+  const auto at = place_labels(boxes, sizes, frame.size());
+  for (size_t i = 0; i < faces.size(); ++i)
+    draw_label(frame, texts[i], at[i], verdict_colour(faces[i].verdict, classes), text_scale, text_thick);
+}
+
+std::vector<cv::Rect> place_labels(const std::vector<cv::Rect>& boxes, const std::vector<cv::Size>& label_sizes,
+                                   cv::Size frame) {
+  std::vector<cv::Rect> placed;
+  const auto inside = [&](cv::Rect r) {
+    r.x = std::clamp(r.x, 0, std::max(0, frame.width - r.width));
+    r.y = std::clamp(r.y, 0, std::max(0, frame.height - r.height));
+    return r;
+  };
+  // What a label at r hides: other labels (weighted 4x: a verdict hidden) and other faces.
+  const auto overlap = [&](const cv::Rect& r, size_t self) {
+    int area = 0;
+    for (const auto& p : placed) area += 4 * (p & r).area();
+    for (size_t j = 0; j < boxes.size(); ++j)
+      if (j != self) area += (boxes[j] & r).area();
+    return area;
+  };
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    const cv::Rect& b = boxes[i];
+    const cv::Size sz = label_sizes[i];
+    // Nearest first: above, below, then a label's height further out, then shifted sideways
+    // by half a label; the first that hides nothing, else the one that hides least.
+    cv::Rect chosen;
+    int least = -1;
+    for (const int dx : {0, -sz.width / 2, sz.width / 2}) {
+      for (int step = 0; step < 3 && least != 0; ++step) {
+        for (const int y : {b.y - sz.height * (step + 1), b.y + b.height + sz.height * step}) {
+          const cv::Rect r = inside({b.x + dx, y, sz.width, sz.height});
+          const int o = overlap(r, i);
+          if (least < 0 || o < least) chosen = r, least = o;
+          if (least == 0) break;
+        }
+      }
+      if (least == 0) break;
+    }
+    placed.push_back(chosen);
+  }
+  return placed;
 }
 
 void draw_status(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,

@@ -38,6 +38,12 @@ cv::Mat annotate_frame(const cv::Mat& frame, FrameResult& result, const std::vec
 std::string face_label_text(const TrackedFace& face, const std::vector<std::string>& classes);
 void draw_faces(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
                 bool show_track_ids = true);
+// Where each face's label goes (its box, the label's size): on the box's top edge, or, where
+// that would cover a label placed before or another face, below the box, else further out or
+// shifted sideways, wherever it hides least; inside the frame. Labels of faces side by side
+// overlapped and hid each other's verdicts.
+std::vector<cv::Rect> place_labels(const std::vector<cv::Rect>& boxes, const std::vector<cv::Size>& label_sizes,
+                                   cv::Size frame);
 void draw_status(cv::Mat& frame, const std::vector<TrackedFace>& faces, const std::vector<std::string>& classes,
                  const OverlayStatus& status);
 
