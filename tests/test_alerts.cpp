@@ -71,6 +71,8 @@ TEST(Alerts, RulesFireOncePerCooldownIntoHistoryAndWebhooks) {
       base +
       "/slow}\n"
       "  - {name: gone, kind: camera_offline, seconds: 1, cooldown_s: 3600}\n"
+      "  - {name: low, kind: low_compliance, below: 1, window_minutes: 1, min_faces: 1, cooldown_s: 3600, "
+      "cameras: [demo]}\n"
       "  - {name: not-now, kind: unmasked_face, seconds: 0.5, cooldown_s: 0, hours: [" +
       std::to_string(other_hour) + "]}\n";
   Server srv(rules, {}, "  gone:\n    source: /nonexistent/camera.mp4\n");
@@ -107,6 +109,12 @@ TEST(Alerts, RulesFireOncePerCooldownIntoHistoryAndWebhooks) {
   EXPECT_EQ(times["stuck"].size(), 1u);
   EXPECT_EQ(times["gone"].size(), 1u);
   EXPECT_EQ(times["not-now"].size(), 0u);
+  // The clip's face is unmasked for 2 s of each 5 s loop: it counts as unmasked, in view or
+  // ended (Engine::compliance), so compliance is under 100 % and the rule fires, once.
+  ASSERT_EQ(times["low"].size(), 1u);
+  const auto low = srv.get_json("/api/events?type=alert&label=low");
+  ASSERT_EQ(low.size(), 1u);
+  EXPECT_NE(low[0]["detail"].get<std::string>().find("under 100 %"), std::string::npos) << low[0];
   ASSERT_GE(times["often"].size(), 2u);
   std::sort(times["often"].begin(), times["often"].end());
   for (size_t i = 1; i < times["often"].size(); ++i) EXPECT_GE(times["often"][i] - times["often"][i - 1], 4.0);

@@ -103,7 +103,8 @@ void AlertEngine::check(double now) {
         fire(rule, camera, now, std::move(a), false);
       } else if (rule.kind == "low_compliance" && compliance_due) {
         int64_t faces = 0, with = 0, without = 0;
-        for (const auto& b : storage_.compliance(camera, now - rule.window_minutes * 60, now + 60, 60))
+        // Faces in view count too (Engine::compliance): one unmasked all day at a counter never ends.
+        for (const auto& b : engine_.compliance(camera, now - rule.window_minutes * 60, now + 60, 60))
           faces += b.faces, with += b.with_mask, without += b.without_mask;
         if (faces < rule.min_faces || with + without == 0) continue;
         const double share = static_cast<double>(with) / static_cast<double>(with + without);

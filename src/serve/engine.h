@@ -107,9 +107,16 @@ class Engine {
   std::vector<std::pair<std::string, CameraStats>> camera_stats() const;  // in config order
   nlohmann::json stats() const;  // /api/stats: every camera's and the engine's
   // The faces in view now (open tracks) of `camera` (empty: all) and of one include zone
-  // (empty: all), by the verdict each has shown longest so far ("uncertain" when none yet):
+  // (empty: all), by the verdict each is counted by so far ("uncertain" when none yet):
   // what compliance counts before they end.
   std::map<std::string, int> faces_in_view(const std::string& camera = "", const std::string& zone = "") const;
+  // Compliance in buckets of interval_s (Storage::compliance) with the faces in view now added
+  // to the bucket of now (marked `in_view`): the one count /api/compliance, MQTT's compliance
+  // topic and low_compliance alerts share. MQTT and the rule counted finished tracks only, so a
+  // person unmasked at a counter all day read 0 % on the dashboard, nothing on MQTT and never
+  // raised low_compliance (review of 2026-12-05).
+  std::vector<ComplianceBucket> compliance(const std::string& camera, double after, double before,
+                                           int64_t interval_s, const std::string& zone = "") const;
   // Whether any camera (or this one) has an include zone of this name.
   bool has_zone(const std::string& camera, const std::string& zone) const;
   HistoryWriter& history() { return *history_; }

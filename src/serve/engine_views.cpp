@@ -42,6 +42,25 @@ std::map<std::string, int> Engine::faces_in_view(const std::string& camera, cons
   return out;
 }
 
+std::vector<ComplianceBucket> Engine::compliance(const std::string& camera, double after, double before,
+                                                 int64_t interval_s, const std::string& zone) const {
+  auto buckets = storage_.compliance(camera, after, before, interval_s, zone, mask_label());
+  // Faces still in view count in the bucket of now, where their track will end.
+  const double now = unix_now();
+  if (now < after || now >= before) return buckets;
+  const auto in_view = faces_in_view(camera, zone);
+  if (in_view.empty()) return buckets;
+  const int64_t start = static_cast<int64_t>(std::floor(now / 60)) * 60 / interval_s * interval_s;
+  auto it = std::find_if(buckets.begin(), buckets.end(), [&](const auto& b) { return b.start >= start; });
+  if (it == buckets.end() || it->start != start) it = buckets.insert(it, ComplianceBucket{start});
+  for (const auto& [label, n] : in_view) {
+    (label == mask_label() ? it->with_mask : label == "uncertain" ? it->uncertain : it->without_mask) += n;
+    it->faces += n;
+    it->in_view += n;
+  }
+  return buckets;
+}
+
 bool Engine::has_zone(const std::string& camera, const std::string& zone) const {
   for (const auto& c : *cameras())
     if (camera.empty() || c->config.name == camera)

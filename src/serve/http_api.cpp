@@ -817,24 +817,9 @@ void HttpApi::routes() {
     const double after = number_param(req, "after", today_start()),
                  before = number_param(req, "before", unix_now() + 60);
     if (after > before) return send_error(res, 400, "parameter after must not be later than before");
-    auto buckets = storage_.compliance(camera, after, before, step, zone, engine_.mask_label());
-    // Faces still in view count too (in the bucket of now, where their track will end), by
-    // the verdict each is counted by so far (track_ledger.h), and marked as such (`in_view`): a person in
-    // front of the camera for minutes is not missing from "today".
-    const double now = unix_now();
-    if (now >= after && now < before) {
-      const auto in_view = engine_.faces_in_view(camera, zone);
-      if (!in_view.empty()) {
-        const int64_t start = static_cast<int64_t>(std::floor(now / 60)) * 60 / step * step;
-        auto it = std::find_if(buckets.begin(), buckets.end(), [&](const auto& b) { return b.start >= start; });
-        if (it == buckets.end() || it->start != start) it = buckets.insert(it, ComplianceBucket{start});
-        for (const auto& [label, n] : in_view) {
-          (label == engine_.mask_label() ? it->with_mask : label == "uncertain" ? it->uncertain : it->without_mask) += n;
-          it->faces += n;
-          it->in_view += n;
-        }
-      }
-    }
+    // Faces still in view count too (Engine::compliance): a person in front of the camera for
+    // minutes is not missing from "today".
+    const auto buckets = engine_.compliance(camera, after, before, step, zone);
     nlohmann::json out = nlohmann::json::array();
     for (const auto& b : buckets) out.push_back(b.to_json());
     send_json(res, out);

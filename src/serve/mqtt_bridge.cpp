@@ -212,7 +212,7 @@ void MqttBridge::publish_counts(bool force) {
 void MqttBridge::publish_compliance() {
   const double now = unix_now(), start = today_start();
   for (const auto& cam : engine_.camera_names()) {
-    const auto buckets = storage_.compliance(cam, start, now + 60, 86400);
+    const auto buckets = engine_.compliance(cam, start, now + 60, 86400);  // as /api/compliance: faces in view too
     ComplianceBucket today;
     today.start = static_cast<int64_t>(start);
     if (!buckets.empty()) today = buckets.front();
