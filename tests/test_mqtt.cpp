@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "serve/fleet.h"
 #include "serve_server.h"
 #include "support.h"
 
@@ -374,9 +375,52 @@ TEST(Mqtt, OneFleetPageShowsEverySiteOnTheBroker) {
   a.proc->signal(SIGKILL);
   a.proc->wait(5);
   EXPECT_TRUE(wait_until([&] { return site("maskwatch/site-a")["available"] == "offline"; }, 15));
+  // Its cameras' last retained state ("online", 1 face) is not what they see now: stale.
+  EXPECT_EQ(site("maskwatch/site-a")["live"], false);
+  EXPECT_EQ(site("maskwatch/site-a")["cameras"]["demo"]["stale"], true);
+  EXPECT_EQ(site("maskwatch/site-b")["cameras"]["demo"]["stale"], false);
   b.stop();
   EXPECT_TRUE(wait_until([&] { return site("maskwatch/site-b")["available"] == "stopped"; }, 5));
   central.stop();
+}
+
+// What the fleet page is told, message by message (no broker): a dead site's cameras and all
+// sites while we do not hear the broker are stale, and detection off is said (review of
+// 2026-12-05: they read "online, 1 face" and "online, 0 faces").
+TEST(FleetView, DeadSitesAndABrokerOutageAreStaleAndDetectionOffIsSaid) {
+  FleetView f;
+  EXPECT_TRUE(f.on_message("maskwatch/a/available", "online", 1));
+  EXPECT_TRUE(f.on_message("maskwatch/a/door/status", "online", 1));
+  EXPECT_TRUE(f.on_message("maskwatch/a/door/faces", "1", 1));
+  EXPECT_TRUE(f.on_message("maskwatch/a/hall/detect/state", "OFF", 1));
+  EXPECT_TRUE(f.on_message("maskwatch/a/door/detect/state", "ON", 1));
+  EXPECT_FALSE(f.on_message("maskwatch/a/door/detect/set", "ON", 1));  // a command, not state
+  auto j = f.to_json();
+  EXPECT_EQ(j["broker_connected"], true);
+  auto site = j["sites"][0];
+  EXPECT_EQ(site["live"], true);
+  EXPECT_EQ(site["cameras"]["door"]["stale"], false);
+  EXPECT_EQ(site["cameras"]["door"]["faces"], 1);
+  EXPECT_EQ(site["cameras"]["door"]["detect"], true);
+  EXPECT_EQ(site["cameras"]["hall"]["detect"], false);
+  // The site dies (its Last Will): the camera keeps its last state, marked stale.
+  f.on_message("maskwatch/a/available", "offline", 2);
+  site = f.to_json()["sites"][0];
+  EXPECT_EQ(site["live"], false);
+  EXPECT_EQ(site["cameras"]["door"]["status"], "online");
+  EXPECT_EQ(site["cameras"]["door"]["stale"], true);
+  // Back, and then we lose the broker: every site is stale, and the page is told why.
+  f.on_message("maskwatch/a/available", "online", 3);
+  bool connected = false;
+  f.set_broker_probe([&] { return connected; });
+  j = f.to_json();
+  EXPECT_EQ(j["broker_connected"], false);
+  EXPECT_EQ(j["sites"][0]["live"], false);
+  EXPECT_EQ(j["sites"][0]["cameras"]["door"]["stale"], true);
+  connected = true;
+  EXPECT_EQ(f.to_json()["sites"][0]["live"], true);
+  f.set_broker_probe(nullptr);
+  EXPECT_EQ(f.to_json()["broker_connected"], true);
 }
 
 TEST(Mqtt, APayloadWithANewlineCannotForgeALogLine) {

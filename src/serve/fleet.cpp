@@ -33,6 +33,18 @@ bool FleetView::on_message(const std::string& topic, const std::string& payload,
     if (std::string(leaf) == "/available") s.available = payload.substr(0, 32);
     return true;
   }
+  // <site>/<camera>/detect/state: detection on or off there (ON/OFF).
+  if (ends_with(topic, "/detect/state")) {
+    const std::string rest = topic.substr(0, topic.size() - std::string("/detect/state").size());
+    const auto slash = rest.rfind('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size() || payload.empty()) return false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& s = sites_[rest.substr(0, slash)];
+    auto& c = s.cameras[rest.substr(slash + 1)];
+    if (c.is_null()) c = {{"status", "unknown"}, {"faces", nullptr}, {"without_mask", nullptr}, {"compliance", nullptr}};
+    c["detect"] = payload == "ON";
+    return true;
+  }
   const auto last = topic.rfind('/');
   if (last == std::string::npos || last == 0) return false;
   const std::string leaf = topic.substr(last + 1);
@@ -61,15 +73,26 @@ bool FleetView::on_message(const std::string& topic, const std::string& payload,
   return true;
 }
 
+void FleetView::set_broker_probe(std::function<bool()> probe) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  broker_probe_ = std::move(probe);
+}
+
 nlohmann::json FleetView::to_json() const {
   std::lock_guard<std::mutex> lock(mutex_);
+  const bool broker = !broker_probe_ || broker_probe_();
   nlohmann::json sites = nlohmann::json::array();
   for (const auto& [name, s] : sites_) {
+    const bool live = broker && s.available == "online";
     nlohmann::json cams = nlohmann::json::object();
-    for (const auto& [cam, c] : s.cameras) cams[cam] = c;
-    sites.push_back({{"site", name}, {"available", s.available}, {"last_seen", s.last_seen}, {"cameras", cams}});
+    for (const auto& [cam, c] : s.cameras) {
+      cams[cam] = c;
+      cams[cam]["stale"] = !live;
+    }
+    sites.push_back(
+        {{"site", name}, {"available", s.available}, {"live", live}, {"last_seen", s.last_seen}, {"cameras", cams}});
   }
-  return {{"sites", sites}};
+  return {{"broker_connected", broker}, {"sites", sites}};
 }
 
 }  // namespace maskwatch

@@ -4,6 +4,7 @@
 // and today's compliance. One central dashboard for many devices, with no server of our own
 // beyond the broker. Fed by MqttBridge's subscription; thread-safe.
 #pragma once
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -15,8 +16,14 @@ class FleetView {
  public:
   // Returns false when the topic is not one a maskwatch instance publishes.
   bool on_message(const std::string& topic, const std::string& payload, double now);
-  // {"sites": [{site, available, last_seen, cameras: {name: {status, faces, without_mask, compliance}}}]}
+  // {"broker_connected", "sites": [{site, available, live, last_seen, cameras: {name: {status,
+  // detect, faces, without_mask, compliance, stale}}}]}. A site is live while it says "online"
+  // and we hear the broker; the cameras of a site that is not live are `stale`: their last
+  // retained state, not what they see now (a killed site's cameras read "online, 1 face").
   nlohmann::json to_json() const;
+  // Whether we hear the broker now (MqttBridge sets it; empty: taken as connected). Without
+  // it a broker outage looked like every site going offline.
+  void set_broker_probe(std::function<bool()> probe);
 
  private:
   struct Site {
@@ -26,6 +33,7 @@ class FleetView {
   };
   mutable std::mutex mutex_;
   std::map<std::string, Site> sites_;
+  std::function<bool()> broker_probe_;
 };
 
 }  // namespace maskwatch

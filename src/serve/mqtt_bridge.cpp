@@ -43,6 +43,7 @@ void MqttBridge::start() {
   o.subscribe = {prefix_ + "/+/detect/set"};
   if (fleet_) o.subscribe.insert(o.subscribe.end(), fleet_filters_.begin(), fleet_filters_.end());
   client_ = std::make_unique<MqttClient>(o, [this](const std::string& t, const std::string& p) { on_message(t, p); });
+  if (fleet_) fleet_->set_broker_probe([this] { return client_->connected(); });
   // Retained state starts from a known point: counts 0, detection on, status as it is now.
   for (const auto& cam : engine_.camera_names())
     publish(cam + "/detect/state", engine_.detect_enabled(cam) ? "ON" : "OFF", true);
@@ -54,6 +55,7 @@ void MqttBridge::start() {
 
 void MqttBridge::stop() {
   if (stop_.exchange(true)) return;
+  if (fleet_) fleet_->set_broker_probe(nullptr);  // the probe reads our client
   if (thread_.joinable()) thread_.join();
   if (client_) client_->close({prefix_ + "/available", "stopped", 1, true});
 }

@@ -55,6 +55,7 @@ struct MqttCallbacks {
     {
       std::lock_guard<std::mutex> lock(c.mutex_);
       c.connected_ = c.just_connected_ = true;
+      c.connected_at_ = std::chrono::steady_clock::now();
       c.last_failure_.clear();
       c.is_connected_ = true;
       c.connecting_ = false;
@@ -75,6 +76,15 @@ struct MqttCallbacks {
       if (!c.closing_)
         spdlog::warn("mqtt: lost the connection to {}{}; reconnecting, holding up to {} messages meanwhile", c.uri(),
                      cause ? std::string(" (") + cause + ")" : "", c.o_.capacity);
+      // A broker drops a client when another connects with its client id; two sites with one
+      // id (the default `maskwatch` on both) push each other out every second or two, and
+      // their fleet entries merge. Said once, after the third such drop in a row.
+      const bool quick = std::chrono::steady_clock::now() - c.connected_at_ < std::chrono::seconds(5);
+      c.quick_losses_ = quick ? c.quick_losses_ + 1 : 0;
+      if (c.quick_losses_ == 3 && !c.closing_)
+        spdlog::warn("mqtt: {} drops this connection seconds after each connect: is another client using the "
+                     "client id {} (mqtt.client_id; give each site its own)?",
+                     c.uri(), c.o_.client_id);
       c.warned_ = true;
     }
     c.wake_.notify_all();

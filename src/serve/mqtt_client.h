@@ -6,6 +6,7 @@
 // queues: it never blocks on the network or the broker.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -68,6 +69,8 @@ class MqttClient {
   std::condition_variable wake_;
   std::deque<MqttMessage> queue_;
   bool connected_ = false, connecting_ = false, just_connected_ = false, closing_ = false, warned_ = false;
+  std::chrono::steady_clock::time_point connected_at_;  // of the last connect
+  int quick_losses_ = 0;                                // connections in a row lost within 5 s
   std::string last_failure_;  // why the last connect failed ("" after a connect)
   std::atomic<bool> is_connected_{false};
   std::atomic<int64_t> dropped_{0}, sent_{0};
