@@ -384,6 +384,33 @@ TEST(Mqtt, OneFleetPageShowsEverySiteOnTheBroker) {
   central.stop();
 }
 
+// A camera taken out of the config while the site was down (killed, or stopped and edited):
+// its retained state ("online", faces, Home Assistant sensors) stayed on the broker for ever,
+// shown as live on every fleet page (review of 2026-12-05). The next start clears it.
+TEST(Mqtt, ARestartClearsTheRetainedStateOfACameraNoLongerConfigured) {
+  Broker broker;
+  Subscriber sub(broker, "#");
+  const std::string p = "maskwatch/site7/";
+  const std::string lobby =
+      "  lobby:\n    source: " + shared_path("samples/video/webcam-mask-on-off.mp4").string() + "\n    loop: true\n";
+  {
+    Server before(broker.mqtt_yaml("site7"), {}, lobby);
+    ASSERT_TRUE(wait_until([&] { return sub.has(p + "lobby/status", "online"); }, 30)) << before.proc->err();
+    before.proc->signal(SIGKILL);
+    before.proc->wait(5);
+  }
+  Server after(broker.mqtt_yaml("site7"));
+  EXPECT_TRUE(wait_until([&] { return sub.has(p + "lobby/status", ""); }, 15)) << after.proc->err();
+  EXPECT_TRUE(sub.has("homeassistant/sensor/maskwatch_site7_lobby_faces/config", ""));
+  EXPECT_NE(after.proc->err().find("clearing the retained state of camera lobby"), std::string::npos);
+  // A newcomer to the broker hears of the configured camera only.
+  Subscriber later(broker, p + "+/status");
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_TRUE(later.payloads(p + "lobby/status").empty()) << later.proc->out();
+  EXPECT_FALSE(later.payloads(p + "demo/status").empty()) << later.proc->out();
+  after.stop();
+}
+
 // What the fleet page is told, message by message (no broker): a dead site's cameras and all
 // sites while we do not hear the broker are stale, and detection off is said (review of
 // 2026-12-05: they read "online, 1 face" and "online, 0 faces").

@@ -40,7 +40,9 @@ void MqttBridge::start() {
   o.capacity = static_cast<size_t>(config_.buffer_messages);
   o.will = {prefix_ + "/available", "offline", 1, true};
   o.on_connect = {prefix_ + "/available", "online", 1, true};
-  o.subscribe = {prefix_ + "/+/detect/set"};
+  // Our own retained camera states too: those of cameras no longer configured (removed while
+  // we were stopped or killed) are cleared, as a reload clears a removed camera's.
+  o.subscribe = {prefix_ + "/+/detect/set", prefix_ + "/+/status"};
   if (fleet_) o.subscribe.insert(o.subscribe.end(), fleet_filters_.begin(), fleet_filters_.end());
   client_ = std::make_unique<MqttClient>(o, [this](const std::string& t, const std::string& p) { on_message(t, p); });
   if (fleet_) fleet_->set_broker_probe([this] { return client_->connected(); });
@@ -69,8 +71,23 @@ void MqttBridge::publish_alert(const AlertFired& alert) {
 }
 
 void MqttBridge::on_message(const std::string& topic, const std::string& payload) {
+  // <prefix>/<camera>/status of a camera not in the config: a retained state left by a run
+  // before, when that camera was configured (it showed "online, 1 face without a mask" for
+  // ever, on the fleet page and in Home Assistant). Cleared from the bridge's own thread.
+  const std::string head = prefix_ + "/";
+  if (const std::string status_tail = "/status";
+      !payload.empty() && topic.size() > head.size() + status_tail.size() && topic.compare(0, head.size(), head) == 0 &&
+      topic.compare(topic.size() - status_tail.size(), status_tail.size(), status_tail) == 0) {
+    const std::string camera = topic.substr(head.size(), topic.size() - head.size() - status_tail.size());
+    if (camera.find('/') == std::string::npos && !engine_.has_camera(camera)) {
+      spdlog::info("mqtt: clearing the retained state of camera {} (not in the config)", camera);
+      CameraChanges gone;
+      gone.removed.push_back(camera);
+      cameras_changed(gone);
+    }
+  }
   // <prefix>/<camera>/detect/set
-  const std::string head = prefix_ + "/", tail = "/detect/set";
+  const std::string tail = "/detect/set";
   if (topic.size() <= head.size() + tail.size() || topic.compare(0, head.size(), head) != 0 ||
       topic.compare(topic.size() - tail.size(), tail.size(), tail) != 0) {
     if (fleet_) fleet_->on_message(topic, payload, unix_now());
