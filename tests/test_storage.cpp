@@ -289,3 +289,26 @@ TEST(Storage, TheWriterKeepsRowsWhileTheFolderCannotBeRecreated) {
   EXPECT_EQ(rows[0]["detail"], "kept 2");
   EXPECT_EQ(rows[1]["detail"], "kept 1");
 }
+
+// A run that was killed never wrote its cameras offline: history read "online" through the
+// downtime (review of 2026-12-05). The next start closes it at the last event it knows of.
+TEST(Storage, AnUncleanStopIsClosedAtTheLastEventOfEachCamera) {
+  TempDir dir;
+  Storage st(dir.path);
+  st.add_status("door", 100, "starting", "");
+  st.add_status("door", 101, "online", "");
+  st.add_track(track("door", 1, 150, "with_mask"), "with_mask");  // the last sign of life
+  st.add_status("hall", 100, "online", "");
+  st.add_status("hall", 120, "offline", "the service stopped");  // a clean stop: nothing to do
+  st.add_status("gate", 100, "disabled", "disabled in the config");
+  EXPECT_EQ(st.close_unclean_stop("killed"), std::vector<std::string>{"door"});
+  EventQuery q;
+  q.type = "status";
+  q.camera = "door";
+  const auto rows = st.events(q);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0]["status"], "offline");
+  EXPECT_EQ(rows[0]["time"], 150.0);
+  EXPECT_EQ(rows[0]["detail"], "killed");
+  EXPECT_TRUE(st.close_unclean_stop("killed").empty());  // once
+}

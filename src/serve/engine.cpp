@@ -59,6 +59,11 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
         o.threads = engine_threads_;
         return o;
       }()) {
+  // A run before us that was killed left its cameras online in history: close that first.
+  if (const auto marked = storage_.close_unclean_stop(kUncleanStop); !marked.empty())
+    spdlog::warn("the last run did not stop cleanly (killed or crashed): {} marked offline in history from its last "
+                 "event on",
+                 fmt::join(marked, ", "));
   mask_class_ = mask_class_index(classifier_.classes());
   history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
   // Only where a clip can be asked for (alert rules and clips.unmasked_tracks need a restart

@@ -308,6 +308,27 @@ int64_t Storage::add_status(const std::string& camera, double time, const std::s
   return sqlite3_last_insert_rowid(db);
 }
 
+std::vector<std::string> Storage::close_unclean_stop(const std::string& detail) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  sqlite3* db = db_locked();
+  // Each camera's newest status row, and its newest event of any kind.
+  Statement last(db,
+                 "SELECT s.camera, s.label, (SELECT MAX(time) FROM events e WHERE e.camera = s.camera) FROM events s "
+                 "WHERE s.type = 'status' AND s.id = (SELECT id FROM events t WHERE t.type = 'status' AND "
+                 "t.camera = s.camera ORDER BY time DESC, id DESC LIMIT 1)");
+  std::vector<std::pair<std::string, double>> open;
+  while (last.step())
+    if (last.text(1) != "offline" && last.text(1) != "disabled") open.emplace_back(last.text(0), last.real(2));
+  std::vector<std::string> out;
+  for (const auto& [camera, time] : open) {
+    Statement ins(db, "INSERT INTO events (type, camera, time, label, detail) VALUES ('status', ?, ?, 'offline', ?)");
+    ins.bind(1, camera).bind(2, time).bind(3, detail);
+    ins.step();
+    out.push_back(camera);
+  }
+  return out;
+}
+
 void Storage::forget_clip(const std::string& clip) {
   std::lock_guard<std::mutex> lock(mutex_);
   Statement s(db_locked(), "UPDATE events SET clip = '' WHERE clip = ?");

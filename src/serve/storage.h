@@ -90,6 +90,13 @@ class Storage {
   int64_t add_alert(const std::string& camera, double time, const std::string& rule, const std::string& kind,
                     const std::string& detail, const std::string& snapshot, const std::string& clip = "");
 
+  // Cameras whose last status in history is not offline or disabled: the service before us
+  // did not stop cleanly (killed, crashed, power lost), so they were never marked offline and
+  // the downtime read as online. Each gets an offline row at its last event's time (when it
+  // was last known running), with `detail`. Returns the cameras marked. At start, before any
+  // camera writes.
+  std::vector<std::string> close_unclean_stop(const std::string& detail);
+
   // The clip file `clip` will not be there: the events naming it stop doing so.
   void forget_clip(const std::string& clip);
 
