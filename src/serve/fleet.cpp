@@ -22,6 +22,12 @@ long long count_of(const std::string& payload) {
 
 }  // namespace
 
+nlohmann::json& FleetView::camera_entry(Site& site, const std::string& camera) {
+  auto& c = site.cameras[camera];
+  if (c.is_null()) c = {{"status", "unknown"}, {"faces", nullptr}, {"without_mask", nullptr}, {"compliance", nullptr}};
+  return c;
+}
+
 bool FleetView::on_message(const std::string& topic, const std::string& payload, double now) {
   // Site topics: <site>/available|stats|events|alerts; camera topics: <site>/<camera>/<leaf>.
   for (const char* leaf : {"/available", "/stats", "/events", "/alerts"}) {
@@ -39,10 +45,7 @@ bool FleetView::on_message(const std::string& topic, const std::string& payload,
     const auto slash = rest.rfind('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size() || payload.empty()) return false;
     std::lock_guard<std::mutex> lock(mutex_);
-    auto& s = sites_[rest.substr(0, slash)];
-    auto& c = s.cameras[rest.substr(slash + 1)];
-    if (c.is_null()) c = {{"status", "unknown"}, {"faces", nullptr}, {"without_mask", nullptr}, {"compliance", nullptr}};
-    c["detect"] = payload == "ON";
+    camera_entry(sites_[rest.substr(0, slash)], rest.substr(slash + 1))["detect"] = payload == "ON";
     return true;
   }
   const auto last = topic.rfind('/');
@@ -60,8 +63,7 @@ bool FleetView::on_message(const std::string& topic, const std::string& payload,
     s.cameras.erase(camera);
     return true;
   }
-  auto& c = s.cameras[camera];
-  if (c.is_null()) c = {{"status", "unknown"}, {"faces", nullptr}, {"without_mask", nullptr}, {"compliance", nullptr}};
+  auto& c = camera_entry(s, camera);
   if (leaf == "status") {
     c["status"] = payload.substr(0, 32);
   } else if (leaf == "compliance") {

@@ -31,6 +31,7 @@ class FleetView {
     double last_seen = 0;
     std::map<std::string, nlohmann::json> cameras;
   };
+  static nlohmann::json& camera_entry(Site& site, const std::string& camera);  // made on first mention
   mutable std::mutex mutex_;
   std::map<std::string, Site> sites_;
   std::function<bool()> broker_probe_;

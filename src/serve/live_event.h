@@ -33,7 +33,8 @@ struct FaceEnded {
 // the time it was down; no camera_offline alert comes of it).
 inline constexpr const char* kServiceStopped = "the service stopped";
 // A camera's status row for a run that ended without a clean stop (Storage::close_unclean_stop).
-inline constexpr const char* kUncleanStop = "the service stopped without a clean stop (killed or crashed); down since about here";
+inline constexpr const char* kUncleanStop =
+    "the service stopped without a clean stop (killed or crashed); down since about here";
 
 struct StatusChanged {
   std::string camera;
