@@ -428,7 +428,8 @@ TEST(BadInputCli, ConfigCheckLoadsTheModelsServeWouldLoad) {
   const auto good = run_cli({"config", "check", (dir / "good.yaml").string()});
   EXPECT_EQ(good.exit_code, 0) << good.err;
   // A model file that is not there is named with its line, as every other config error is.
-  write_bytes(dir / "gone.yaml", "# a site\nmodel: " + (dir / "gone.onnx").string() + "\ncameras: {a: {source: " + clip + "}}\n");
+  write_bytes(dir / "gone.yaml",
+              "# a site\nmodel: " + (dir / "gone.onnx").string() + "\ncameras: {a: {source: " + clip + "}}\n");
   const auto gone = run_cli({"config", "check", (dir / "gone.yaml").string()});
   EXPECT_EQ(gone.exit_code, 1);
   EXPECT_NE(gone.err.find((dir / "gone.yaml").string() + ":2: model " + (dir / "gone.onnx").string() + " not found"),

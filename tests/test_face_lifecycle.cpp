@@ -202,7 +202,8 @@ TEST(TrackLedger, AFaceUnmaskedForASecondOrMoreCountsAsUnmasked) {
   // The pure function: uncertain frames never count, and a track never unmasked keeps its verdict.
   EXPECT_EQ(counted_verdict({{kUncertain, 50}, {kWith, 3}}, 0, kWith, 0), kWith);
   EXPECT_EQ(counted_verdict({{kUncertain, 50}}, 0, kWith, 1), kUncertain);
-  EXPECT_EQ(counted_verdict({{kWith, 50}, {kWithout, 2}, {2, 3}}, 1.2, kWith, 1), 2);  // the unmasked class shown longest
+  // Of the classes without a mask, the one shown longest.
+  EXPECT_EQ(counted_verdict({{kWith, 50}, {kWithout, 2}, {2, 3}}, 1.2, kWith, 1), 2);
 }
 
 TEST(Zones, IncludeZonesNameTheFaceExcludeZonesDropIt) {

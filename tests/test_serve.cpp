@@ -457,7 +457,8 @@ TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
   // The kill left demo online in history; the restart closed that (the downtime read as online).
   bool closed = false;
   for (const auto& e : again.get_json("/api/events?type=status&camera=demo&limit=1000"))
-    closed |= e["status"] == "offline" && e["detail"].get<std::string>().find("without a clean stop") != std::string::npos;
+    closed |= e["status"] == "offline" &&
+              e["detail"].get<std::string>().find("without a clean stop") != std::string::npos;
   EXPECT_TRUE(closed) << again.get_json("/api/events?type=status&camera=demo");
   EXPECT_NE(again.proc->err().find("the last run did not stop cleanly"), std::string::npos);
   again.stop();

@@ -19,8 +19,6 @@
 namespace maskwatch::app {
 
 namespace {
-// The files named on the command line, folders expanded (images only, sorted).
-// *unreadable: folder entries that could not be inspected (a dangling link, a loop).
 // A video given to detect decoded as its first frame only, without a word.
 bool is_video_file(const std::filesystem::path& path) {
   static const std::set<std::string> exts = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm",
@@ -38,6 +36,8 @@ int count_subfolders(const std::filesystem::path& dir) {
   return n;
 }
 
+// The files named on the command line, folders expanded (images only, sorted).
+// *unreadable: folder entries that could not be inspected (a dangling link, a loop).
 std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& inputs, int* unreadable) {
   std::vector<std::filesystem::path> files;
   for (const auto& in : inputs) {

@@ -231,9 +231,10 @@ nlohmann::json fields_json(const S& s, const std::vector<Field<S>>& fields, bool
   for (const auto& f : fields)
     std::visit(
         [&](auto m) {
-          if constexpr (std::is_same_v<std::remove_cv_t<std::remove_reference_t<decltype(s.*m)>>, std::string>)
+          using T = std::remove_cv_t<std::remove_reference_t<decltype(s.*m)>>;
+          if constexpr (std::is_same_v<T, std::string>)
             j[f.key] = f.secret && redact && !(s.*m).empty() ? std::string("***") : s.*m;
-          else if constexpr (std::is_same_v<std::remove_cv_t<std::remove_reference_t<decltype(s.*m)>>, float>)
+          else if constexpr (std::is_same_v<T, float>)
             j[f.key] = std::stod(fmt::format("{}", s.*m));  // 0.6, not the double 0.6000000238418579
           else
             j[f.key] = s.*m;
@@ -424,10 +425,8 @@ void read_detector(MapReader& parent, const std::string& key, DetectorSettings& 
   // without a line or the names there are.
   if (!face_model.empty() && !is_name() && face_model.find('/') == std::string::npos &&
       lower_extension(face_model) != ".onnx") {
-    std::string names;
-    for (const auto& n : face_model_names()) names += std::string(names.empty() ? "" : ", ") + n.name;
     r.fail(r.child("face_model"), fmt::format("{}.face_model: {} is no face model name ({}) nor an .onnx file",
-                                              r.where(), face_model, names));
+                                              r.where(), face_model, face_model_name_list()));
   }
   if (!face_model.empty())
     d.face_model = is_name() ? face_model : resolve(expand(face_model, r, r.child("face_model")), base);

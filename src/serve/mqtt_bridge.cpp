@@ -19,13 +19,12 @@ std::string upper(std::string s) {
 
 }  // namespace
 
-MqttBridge::MqttBridge(const ServeConfig& config, Engine& engine, Storage& storage, FleetView* fleet)
+MqttBridge::MqttBridge(const ServeConfig& config, Engine& engine, FleetView* fleet)
     : config_(config.mqtt),
       fleet_filters_(config.fleet.subscribe),
       fleet_(fleet),
       prefix_(config.mqtt.prefix()),
-      engine_(engine),
-      storage_(storage) {}
+      engine_(engine) {}
 
 MqttBridge::~MqttBridge() { stop(); }
 
@@ -70,30 +69,31 @@ void MqttBridge::publish_alert(const AlertFired& alert) {
   if (client_) client_->publish({prefix_ + "/alerts", to_json(alert).dump(), 1, false});
 }
 
+std::string MqttBridge::own_camera(const std::string& topic, const std::string& tail) const {
+  const std::string head = prefix_ + "/";
+  if (topic.size() <= head.size() + tail.size() || topic.compare(0, head.size(), head) != 0 ||
+      topic.compare(topic.size() - tail.size(), tail.size(), tail) != 0)
+    return "";
+  return topic.substr(head.size(), topic.size() - head.size() - tail.size());
+}
+
 void MqttBridge::on_message(const std::string& topic, const std::string& payload) {
   // <prefix>/<camera>/status of a camera not in the config: a retained state left by a run
   // before, when that camera was configured (it showed "online, 1 face without a mask" for
   // ever, on the fleet page and in Home Assistant). Cleared from the bridge's own thread.
-  const std::string head = prefix_ + "/";
-  if (const std::string status_tail = "/status";
-      !payload.empty() && topic.size() > head.size() + status_tail.size() && topic.compare(0, head.size(), head) == 0 &&
-      topic.compare(topic.size() - status_tail.size(), status_tail.size(), status_tail) == 0) {
-    const std::string camera = topic.substr(head.size(), topic.size() - head.size() - status_tail.size());
-    if (camera.find('/') == std::string::npos && !engine_.has_camera(camera)) {
-      spdlog::info("mqtt: clearing the retained state of camera {} (not in the config)", camera);
-      CameraChanges gone;
-      gone.removed.push_back(camera);
-      cameras_changed(gone);
-    }
+  if (const std::string gone = own_camera(topic, "/status");
+      !gone.empty() && gone.find('/') == std::string::npos && !payload.empty() && !engine_.has_camera(gone)) {
+    spdlog::info("mqtt: clearing the retained state of camera {} (not in the config)", gone);
+    CameraChanges changes;
+    changes.removed.push_back(gone);
+    cameras_changed(changes);
   }
   // <prefix>/<camera>/detect/set
-  const std::string tail = "/detect/set";
-  if (topic.size() <= head.size() + tail.size() || topic.compare(0, head.size(), head) != 0 ||
-      topic.compare(topic.size() - tail.size(), tail.size(), tail) != 0) {
+  const std::string camera = own_camera(topic, "/detect/set");
+  if (camera.empty()) {
     if (fleet_) fleet_->on_message(topic, payload, unix_now());
     return;
   }
-  const std::string camera = topic.substr(head.size(), topic.size() - head.size() - tail.size());
   // The camera first: for a topic naming no camera, its payload is beside the point.
   if (!engine_.has_camera(camera)) {
     spdlog::warn("mqtt: {}: no camera named '{}' (cameras: {})", topic, camera,

@@ -22,7 +22,7 @@ class MqttBridge {
  public:
   // With `fleet`, the config's fleet filters are subscribed too and other instances'
   // messages go to it.
-  MqttBridge(const ServeConfig& config, Engine& engine, Storage& storage, FleetView* fleet = nullptr);
+  MqttBridge(const ServeConfig& config, Engine& engine, FleetView* fleet = nullptr);
   ~MqttBridge();  // stop()
   MqttBridge(const MqttBridge&) = delete;
   MqttBridge& operator=(const MqttBridge&) = delete;
@@ -49,13 +49,14 @@ class MqttBridge {
   void apply_camera_changes();
   std::string node_id() const;  // the client id as Home Assistant ids allow it
   std::string discovery_topic(const std::string& camera, const char* sensor) const;
+  // The camera part of <prefix>/<camera><tail>, or "" for any other topic.
+  std::string own_camera(const std::string& topic, const std::string& tail) const;
 
   MqttConfig config_;
   std::vector<std::string> fleet_filters_;
   FleetView* fleet_;
   std::string prefix_;
   Engine& engine_;
-  Storage& storage_;
   std::unique_ptr<MqttClient> client_;
   std::map<std::string, std::pair<int, int>> last_counts_;  // camera -> (faces, without_mask)
   uint64_t cursor_ = 0;                                     // next event of the engine's bus to read

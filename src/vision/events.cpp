@@ -68,7 +68,7 @@ nlohmann::json ended_json(const TrackEnded& e, const std::vector<std::string>& c
           {"end_time", e.end_time},
           {"box", box_json(e.box)},
           // Why a track that showed a mask longer can end without_mask (track_ledger.h).
-          {"unmasked_s", std::round(e.unmasked_s * 100) / 100}};
+          {"unmasked_s", round2(e.unmasked_s)}};
   if (!e.zone.empty()) j["zone"] = e.zone;  // the include zone the face entered by
   return j;
 }

@@ -136,6 +136,12 @@ const std::vector<FaceModelName>& face_model_names() {
   return names;
 }
 
+std::string face_model_name_list() {
+  std::string names;
+  for (const auto& n : face_model_names()) names += std::string(names.empty() ? "" : ", ") + n.name;
+  return names;
+}
+
 // Chosen on scenes-dev and cost (README "Face stage"): the 2023 n model on XNNPACK at 384 px
 // finds more faces (face AP 0.8273 against 0.7957 for YuNet 2022 at 320 px, both with their box
 // correction) and costs less (3.0 ms per 640x480 frame against 3.5); fine-tuned on scenes by
@@ -167,10 +173,8 @@ FaceDetector::FaceDetector(const FaceDetectorOptions& o) : opts_(o) {
   if (!std::filesystem::exists(path_)) {
     if (!opts_.model.empty()) {
       // A mistyped name was taken for a file name: say the names there are.
-      std::string names;
-      for (const auto& n : face_model_names()) names += std::string(names.empty() ? "" : ", ") + n.name;
       throw Error(fmt::format("face model not found: {} (give a name: {}; or a YuNet .onnx file)", path_.string(),
-                              names));
+                              face_model_name_list()));
     }
     const auto cascade = default_haar_cascade();  // opencv-data's frontal face cascade
     if (cascade.empty() || !haar_.load(cascade.string()))

@@ -89,6 +89,8 @@ struct FaceModelName {
   bool shipped = false;  // trained by this project, in shipped_models_dir() (else an input asset)
 };
 const std::vector<FaceModelName>& face_model_names();
+// "yunet-2022, yunet-n, ...": the names, for an error that says which there are.
+std::string face_model_name_list();
 // The default face model's name.
 const char* default_face_model_name();
 // A name -> its asset path; anything else is taken as a path.

@@ -3,9 +3,9 @@
 // verdict changes are news while it shows (one shown after a change while hidden is news
 // then), and it ends as the tracker's tracks do, when not shown for max_missed_s of frame
 // time (or when the tracker lets it go: FrameResult::ended), with the verdict it is counted
-// by (counted_verdict below) and a crop of its best-scored face. It stamps events with the time it is given (source
-// time in `run`, the wall clock in `serve`), so it is tested without a model, a camera or
-// a clock.
+// by (counted_verdict below) and a crop of its best-scored face. It stamps events with the
+// time it is given (source time in `run`, the wall clock in `serve`), so it is tested without
+// a model, a camera or a clock.
 #pragma once
 #include <map>
 #include <opencv2/core.hpp>

@@ -165,7 +165,7 @@ void serve(const ServeOpts& o) {
   if (!cfg.fleet.subscribe.empty()) api.set_fleet(&fleet);
   std::unique_ptr<MqttBridge> mqtt;
   if (cfg.mqtt.enabled) {
-    mqtt = std::make_unique<MqttBridge>(cfg, engine, storage, cfg.fleet.subscribe.empty() ? nullptr : &fleet);
+    mqtt = std::make_unique<MqttBridge>(cfg, engine, cfg.fleet.subscribe.empty() ? nullptr : &fleet);
     api.add_metrics([&mqtt](PromText& out) { mqtt->prometheus_metrics(out); });
   }
   char host[256] = "127.0.0.1";
