@@ -219,6 +219,26 @@ TEST(Dataset, SeveralFoldersMergeClassesByNameAndKeepTheirSources) {
   EXPECT_EQ(source_of["seed/with_mask/a.jpg"], "seed");
   // Without the map the odd folder is a third class.
   EXPECT_EQ(scan_datasets({d / "seed", d / "odd"}).classes.size(), 3u);
+
+  // --source-weight: one key weights the chin masks folded or as a class of their own, and
+  // a source's weight covers all its classes.
+  const std::map<std::string, double> w{{"jolly/mask_worn_incorrectly", 6}, {"karan", 2}};
+  std::map<std::string, double> folded;
+  for (const auto& it : ds.items) folded[it.rel] = ds.weight_of(it, w);
+  EXPECT_EQ(folded["odd/mask_worn_incorrectly/jolly__4.jpg"], 6);
+  EXPECT_EQ(folded["real/with_mask/jolly__1.jpg"], 1);
+  EXPECT_EQ(folded["real/without_mask/karan__3.jpg"], 2);
+  EXPECT_EQ(folded["seed/with_mask/a.jpg"], 1);
+  const auto three = scan_datasets({d / "real", d / "odd"});
+  ASSERT_EQ(three.sources(), (std::vector<std::string>{"jolly", "karan"}));
+  std::map<std::string, double> own_class;
+  for (const auto& it : three.items) own_class[it.rel] = three.weight_of(it, w);
+  EXPECT_EQ(own_class["odd/mask_worn_incorrectly/jolly__4.jpg"], 6);
+  EXPECT_EQ(own_class["real/with_mask/jolly__1.jpg"], 1);
+  EXPECT_TRUE(three.has_weight_key("jolly/mask_worn_incorrectly"));
+  EXPECT_TRUE(three.has_weight_key("karan/without_mask"));
+  EXPECT_FALSE(three.has_weight_key("karan/with_mask"));  // karan has no masked image here
+  EXPECT_FALSE(three.has_weight_key("seed"));
 }
 
 TEST(Dataset, BadSourcesMapsAndExclusionsAreClearErrors) {

@@ -180,6 +180,18 @@ std::vector<std::string> Dataset::sources() const {
   return {s.begin(), s.end()};
 }
 
+double Dataset::weight_of(const DatasetItem& item, const std::map<std::string, double>& weights) const {
+  if (const auto it = weights.find(item.source); it != weights.end()) return it->second;
+  const auto it = weights.find(item.source + "/" + classes.at(static_cast<size_t>(item.label)));
+  return it == weights.end() ? 1.0 : it->second;
+}
+
+bool Dataset::has_weight_key(const std::string& key) const {
+  return std::any_of(items.begin(), items.end(), [&](const DatasetItem& it) {
+    return it.source == key || it.source + "/" + classes.at(static_cast<size_t>(it.label)) == key;
+  });
+}
+
 std::string Dataset::manifest_text() const {
   std::string text;
   for (const auto& it : items) text += fmt::format("{}\t{}\t{}\n", it.label, it.rel, it.sha256);

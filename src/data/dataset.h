@@ -64,6 +64,12 @@ struct Dataset {
 
   std::vector<int> class_counts() const;
   std::vector<std::string> sources() const;  // sorted, distinct
+  // The sampling weight of an item under `--source-weight` keys: its source ("jolignier", or a
+  // folded folder's "jolignier/mask_worn_incorrectly"), else its source and class
+  // ("jolignier/mask_worn_incorrectly" for a three-class model too); 1 when neither is given.
+  double weight_of(const DatasetItem& item, const std::map<std::string, double>& weights) const;
+  // Whether a `--source-weight` key names a source or a source/class of the items.
+  bool has_weight_key(const std::string& key) const;
   // The manifest: one line "label<TAB>rel<TAB>sha256" per usable item, and its hash.
   std::string manifest_text() const;
   std::string manifest_sha256() const;

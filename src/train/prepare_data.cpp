@@ -125,12 +125,10 @@ PreparedData prepare_data(const TrainOptions& o, const FrozenBackbone& frozen, T
   PreparedData p;
   p.ds = scan_datasets(o.data, scan_options(o));
   if (o.limit_per_class > 0) limit_per_class(p.ds, o.limit_per_class, o.seed);
-  for (const auto& [source, w] : o.source_weights) {
-    const auto sources = p.ds.sources();
-    if (std::find(sources.begin(), sources.end(), source) == sources.end())
-      throw Error(fmt::format("--source-weight {}: no such source in the data (sources: {})", source,
-                              fmt::join(sources, ", ")));
-  }
+  for (const auto& [source, w] : o.source_weights)
+    if (!p.ds.has_weight_key(source))
+      throw Error(fmt::format("--source-weight {}: no such source, or source/class, in the data (sources: {})",
+                              source, fmt::join(p.ds.sources(), ", ")));
   Stopwatch sw;
   p.images = load_dataset_images(p.ds, load_options(o));
   warn_label_conflicts(p.ds);

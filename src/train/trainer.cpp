@@ -365,10 +365,7 @@ TrainResult Trainer::run() {
   val_labels_ = label_tensor(data_.labels, data_.val);
   test_labels_ = label_tensor(data_.labels, data_.test);
   train_labels_ = label_tensor(data_.labels, data_.train);
-  for (size_t i : data_.train) {
-    const auto it = o_.source_weights.find(data_.ds.items[i].source);
-    train_weight_.push_back(it == o_.source_weights.end() ? 1.0 : it->second);
-  }
+  for (size_t i : data_.train) train_weight_.push_back(data_.ds.weight_of(data_.ds.items[i], o_.source_weights));
   if (!data_.val.empty()) val_pooled_ = frozen_->tail_pooled(val_prefix_);
   metrics_.recipe = o_.recipe();
   metrics_.classes = data_.ds.classes;

@@ -64,7 +64,8 @@ void add_train_command(CLI::App& root) {
                   "(repeatable)");
   cmd->add_option("--source-weight", *weights,
                   "Sampling weight of a source: SOURCE=W (each image is seen about W times per epoch; default 1; "
-                  "repeatable)");
+                  "repeatable); SOURCE/CLASS=W weights one class of a source, e.g. "
+                  "jolignier/mask_worn_incorrectly=6 for the chin masks of a three-class model");
   cmd->add_option("--exclude", *exclude, "File of image names (data-folder/class/file) to leave out")
       ->capture_default_str();
   cmd->add_flag("--no-exclude", (*flags)["no_exclude"], "Use every image (ignore the exclusion list)");
