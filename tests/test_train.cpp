@@ -73,6 +73,14 @@ TEST(Train, ShortRunLearnsAndWritesEveryArtifact) {
   EXPECT_TRUE(ev["per_class"]["with_mask"].contains("f1"));
   ASSERT_FALSE(ev["predictions"].empty());
   EXPECT_TRUE(ev["predictions"][0].contains("image") && ev["predictions"][0].contains("score"));
+  // Every class's probability, in model order: the shown label's is its score, and they sum to 1.
+  for (const auto& p : ev["predictions"]) {
+    const auto probs = p["probs"].get<std::vector<double>>();
+    ASSERT_EQ(probs.size(), 2u);
+    EXPECT_NEAR(probs[0] + probs[1], 1.0, 1e-5);
+    const size_t shown = p["label"] == "with_mask" ? 0 : 1;
+    EXPECT_NEAR(probs[shown], p["score"].get<double>(), 1e-6);
+  }
 }
 
 TEST(Train, AGateThatWouldAnswerNoFaceIsNotWritten) {

@@ -152,6 +152,7 @@ void evaluate_folders(const EvalOpts& o) {
                              {"source", item.source},
                              {"label", clf.classes()[static_cast<size_t>(preds[k].label)]},
                              {"score", preds[k].score},
+                             {"probs", preds[k].probs},  // every class, model order: thresholds can be studied
                              {"p_right", preds[k].p_right},
                              {"answered", preds[k].answered},
                              {"true", clf.classes()[static_cast<size_t>(item.label)]},
@@ -483,10 +484,10 @@ void add_eval_command(CLI::App& root) {
                   "classes, e.g. mask_worn_incorrectly=without_mask scores a chin mask shown as with_mask as a "
                   "miss and a false face");
   cmd->add_option("--json", o->json_out,
-                  "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, "
-                  "ece, predictions, confidently_wrong (with --conditions: per condition n, balanced_accuracy, "
-                  "recall per class, per_source, confusion, confidently_wrong: the wrong answers at >= 90 % "
-                  "confidence, image by image)");
+                  "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, ece, predictions "
+                  "(each image: label, score, probs of every class, p_right), confidently_wrong (with "
+                  "--conditions: per condition n, balanced_accuracy, recall per class, per_source, confusion, "
+                  "confidently_wrong: the wrong answers at >= 90 % confidence, image by image)");
   auto* split = cmd->add_option("--split", o->split,
                   "split.json of a training run: evaluate only one of its splits (with --scenes: also report the "
                   "scenes the classifier never trained on)");
