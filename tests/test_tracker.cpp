@@ -344,6 +344,13 @@ TEST(Overlay, BoxesScaleWithThePhotoAndUncertainSaysWhichClass) {
   unsure.verdict = 1;
   unsure.confidence = 0.9f;
   EXPECT_EQ(face_label_text(unsure, {"with_mask", "without_mask"}), "without_mask 90%");
+  // A three-class model's chin mask says what is wrong, in words (issue 24).
+  const std::vector<std::string> three{"mask_worn_incorrectly", "with_mask", "without_mask"};
+  unsure.verdict = 0;
+  EXPECT_EQ(face_label_text(unsure, three), "mask below nose 90%");
+  unsure.verdict = kUncertain;
+  unsure.smoothed = {0.5f, 0.3f, 0.2f};
+  EXPECT_EQ(face_label_text(unsure, three), "uncertain mask below nose? 90%");
 }
 
 // Faces side by side: each label on its own box's edge, none covering another (they overlapped

@@ -38,6 +38,12 @@ void draw_label(cv::Mat& img, const std::string& text, const cv::Rect& r, cv::Sc
   cv::putText(img, text, {r.x + 3, r.y + sz.height + 3}, kFont, scale, kWhite, thickness, cv::LINE_AA);
 }
 
+// A class as the overlay words it: a three-class model's "mask_worn_incorrectly" says what is
+// wrong ("mask below nose"); other names as the model has them.
+std::string shown_class_name(const std::string& name) {
+  return name.find("incorrect") != std::string::npos ? "mask below nose" : name;
+}
+
 cv::Size label_size(const std::string& text, double scale, int thickness) {
   int base = 0;
   const cv::Size sz = cv::getTextSize(text, kFont, scale, thickness, &base);
@@ -61,10 +67,12 @@ double mask_share(const std::vector<TrackedFace>& faces, int mask_class) {
 }
 
 std::string face_label_text(const TrackedFace& f, const std::vector<std::string>& classes) {
-  std::string name = f.verdict == kUncertain ? "uncertain" : classes.at(static_cast<size_t>(f.verdict));
+  std::string name =
+      f.verdict == kUncertain ? "uncertain" : shown_class_name(classes.at(static_cast<size_t>(f.verdict)));
   if (f.verdict == kUncertain && !f.smoothed.empty()) {  // "uncertain 75%" did not say 75 % of what
     const auto best = std::max_element(f.smoothed.begin(), f.smoothed.end()) - f.smoothed.begin();
-    if (static_cast<size_t>(best) < classes.size()) name += " " + classes[static_cast<size_t>(best)] + "?";
+    if (static_cast<size_t>(best) < classes.size())
+      name += " " + shown_class_name(classes[static_cast<size_t>(best)]) + "?";
   }
   return fmt::format("{} {:.0f}%", name, f.confidence * 100);
 }

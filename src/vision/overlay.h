@@ -1,6 +1,7 @@
 // Draws what the user sees: a box per face coloured by verdict (green = a "mask"-like class,
-// red = "no mask", purple = worn incorrectly, amber = uncertain) with label and confidence, and a status panel with
-// FPS, per-stage timings, face count, share with a mask, and REC / PAUSED / MIRROR flags.
+// red = "no mask", purple = worn incorrectly, worded "mask below nose", amber = uncertain) with
+// label and confidence, and a status panel with FPS, per-stage timings, face count, share with
+// a mask, and REC / PAUSED / MIRROR flags.
 #pragma once
 #include <opencv2/core.hpp>
 #include <string>
