@@ -17,6 +17,7 @@
 #include "data/dataset.h"
 #include "data/split_file.h"
 #include "eval/calibration.h"
+#include "eval/class_fold.h"
 #include "eval/condition_eval.h"
 #include "eval/conditions.h"
 #include "eval/metrics.h"
@@ -77,11 +78,11 @@ void print_report(const ClassificationReport& r) {
                100 * r.per_class[c].precision, 100 * r.per_class[c].recall, r.per_class[c].f1, r.per_class[c].n);
 }
 
-// The labelled items to evaluate: the data folders (classes in the model's order), only the
-// chosen subset when a split file is given.
-Dataset evaluation_dataset(const EvalOpts& o, const MaskClassifier& clf) {
+// The labelled items to evaluate: the data folders (classes in the model's order, less those
+// `--map` folds away), only the chosen subset when a split file is given.
+Dataset evaluation_dataset(const EvalOpts& o, const ClassFold& fold) {
   ScanOptions so;
-  so.classes = clf.classes();
+  so.classes = fold.classes;
   so.min_classes = 1;
   so.class_map = parse_class_mappings(o.maps);
   if (!o.exclude.empty()) {
@@ -127,7 +128,9 @@ void for_each_loaded_chunk(const Dataset& ds, const EvalOpts& o, const MaskClass
 
 void evaluate_folders(const EvalOpts& o) {
   MaskClassifier clf(o.model);
-  const Dataset ds = evaluation_dataset(o, clf);
+  const ClassFold fold = ClassFold::make(clf.classes(), parse_class_mappings(o.maps));
+  const auto& classes = fold.classes;
+  const Dataset ds = evaluation_dataset(o, fold);
   if (o.no_gate) clf.set_quality_gate({});
   std::vector<int> truth, predicted;
   std::vector<std::string> sources;
@@ -139,7 +142,8 @@ void evaluate_folders(const EvalOpts& o) {
   std::vector<SkippedImage> skipped;
   ProgressBar bar("eval", ds.items.size(), "img");
   for_each_loaded_chunk(ds, o, clf, bar, skipped, [&](const auto& items, const auto& images) {
-    const auto preds = clf.classify_batched(images, o.batch);
+    auto preds = clf.classify_batched(images, o.batch);
+    for (auto& p : preds) fold.apply(p);
     for (size_t k = 0; k < preds.size(); ++k) {
       const auto& item = items[k];
       truth.push_back(item.label);
@@ -150,24 +154,24 @@ void evaluate_folders(const EvalOpts& o) {
       confidence.push_back(preds[k].score);
       predictions.push_back({{"image", item.rel},
                              {"source", item.source},
-                             {"label", clf.classes()[static_cast<size_t>(preds[k].label)]},
+                             {"label", classes[static_cast<size_t>(preds[k].label)]},
                              {"score", preds[k].score},
-                             {"probs", preds[k].probs},  // every class, model order: thresholds can be studied
+                             {"probs", preds[k].probs},  // every class evaluated, model order: thresholds can be studied
                              {"p_right", preds[k].p_right},
                              {"answered", preds[k].answered},
-                             {"true", clf.classes()[static_cast<size_t>(item.label)]},
+                             {"true", classes[static_cast<size_t>(item.label)]},
                              {"crop", crop_kind_name(item.crop)}});
       if (preds[k].label != item.label && error_images.size() < 60) {
         error_images.push_back(images[k]);
         error_captions.push_back(fmt::format("{} as {} {:.0f}%", item.rel.substr(item.rel.rfind('/') + 1),
-                                             clf.classes()[static_cast<size_t>(preds[k].label)], preds[k].score * 100));
+                                             classes[static_cast<size_t>(preds[k].label)], preds[k].score * 100));
       }
     }
   });
   if (!skipped.empty()) spdlog::warn("skipped {} image(s) that could not be decoded", skipped.size());
   if (truth.empty()) throw Error("no image could be evaluated");
-  const auto report = classification_report(truth, predicted, clf.classes());
-  const auto per_source = grouped_reports(truth, predicted, sources, clf.classes());
+  const auto report = classification_report(truth, predicted, classes);
+  const auto per_source = grouped_reports(truth, predicted, sources, classes);
   const auto calib = reliability(probs, truth);
   print_report(report);
   if (per_source.size() > 1)
@@ -185,7 +189,7 @@ void evaluate_folders(const EvalOpts& o) {
   result["confidently_wrong"] = {
       {"min_confidence", kConfidentlyWrong}, {"count", sure.inputs.size()}, {"answered", sure.answered}};
   if (clf.quality_gate().enabled()) {
-    const auto a = score_answered(p_right, truth, predicted, clf.classes().size(), clf.quality_gate().threshold);
+    const auto a = score_answered(p_right, truth, predicted, classes.size(), clf.quality_gate().threshold);
     fmt::print("  quality gate (P(right) >= {:.4f}): {:.2f}% of faces answered, balanced accuracy of those {:.2f}% "
                "(the others are shown as uncertain; the lines above count every face by its argmax)\n",
                clf.quality_gate().threshold, 100 * a.coverage, 100 * a.balanced);
@@ -244,8 +248,11 @@ void evaluate_under_conditions(const EvalOpts& o) {
   MaskClassifier clf(o.model);
   if (o.fit_gate) check_split_is_the_models(o);
   if (o.no_gate || o.fit_gate) clf.set_quality_gate({});
-  const Dataset ds = evaluation_dataset(o, clf);
   ConditionInputs in;
+  in.fold = ClassFold::make(clf.classes(), parse_class_mappings(o.maps));
+  if (o.fit_gate && in.fold.folds())
+    throw Error("--fit-gate: the gate is fitted on the model's own classes; drop the --map that folds one of them");
+  const Dataset ds = evaluation_dataset(o, in.fold);
   std::vector<std::string> names;
   std::vector<SkippedImage> skipped;
   {
@@ -480,9 +487,10 @@ void add_eval_command(CLI::App& root) {
                   "File of image names (data-folder/class/file) to leave out, as `train --exclude` (e.g. "
                   "data/label-exclusions.txt: the labels reviewed as wrong)");
   cmd->add_option("--map", o->maps,
-                  "Count a class folder as a model class: FROM=TO (repeatable). With --scenes it maps labelled "
-                  "classes, e.g. mask_worn_incorrectly=without_mask scores a chin mask shown as with_mask as a "
-                  "miss and a false face");
+                  "Count a class folder as a model class: FROM=TO (repeatable). Where FROM is also a model "
+                  "class (a three-class model), its answers count as TO too: the label shown, folded, is scored. "
+                  "With --scenes it maps labelled classes, e.g. mask_worn_incorrectly=without_mask scores a chin "
+                  "mask shown as with_mask as a miss and a false face");
   cmd->add_option("--json", o->json_out,
                   "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, ece, predictions "
                   "(each image: label, score, probs of every class, p_right), confidently_wrong (with "

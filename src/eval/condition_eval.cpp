@@ -71,7 +71,7 @@ ConditionsReport evaluate_conditions(MaskClassifier& classifier, const Condition
   if (in.labels.size() != n || in.sources.size() != n || in.seeds.size() != n)
     throw Error("camera conditions: crops, labels, sources and seeds differ in number");
   ConditionsReport r;
-  r.classes = classifier.classes();
+  r.classes = in.fold.folds() ? in.fold.classes : classifier.classes();
   r.gated = classifier.quality_gate().enabled();
   r.gate_threshold = r.gated ? classifier.quality_gate().threshold : 0;
   r.truth = in.labels;
@@ -89,8 +89,9 @@ ConditionsReport evaluate_conditions(MaskClassifier& classifier, const Condition
     std::vector<double> p_right(n), confidence(n);
     for (size_t start = 0; start < n; start += kChunk) {
       const size_t end = std::min(n, start + kChunk);
-      const auto preds = classifier.classify_batched(render_range(c, in, start, end), batch);
+      auto preds = classifier.classify_batched(render_range(c, in, start, end), batch);
       for (size_t k = 0; k < preds.size(); ++k) {
+        in.fold.apply(preds[k]);
         predicted[start + k] = preds[k].label;
         confidence[start + k] = preds[k].score;
         // Without a gate the curve ranks faces by the classifier's own confidence.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/class_fold.h"
 #include "eval/gate_fit.h"
 #include "eval/metrics.h"
 
@@ -24,6 +25,7 @@ struct ConditionInputs {
   std::vector<int> labels;
   std::vector<std::string> sources;
   std::vector<uint64_t> seeds;
+  ClassFold fold;  // `eval --map` of a model class: labels index fold.classes (none: the model's classes)
 };
 
 struct ConditionResult {
