@@ -230,29 +230,27 @@ TEST(Eval, AMapOfAModelClassFoldsItsPredictions) {
   EXPECT_TRUE(fold.folds());
   EXPECT_EQ(fold.classes, (std::vector<std::string>{"with_mask", "without_mask"}));
   EXPECT_EQ(fold.of_model, (std::vector<int>{1, 0, 1}));
-  Prediction chin;  // top class "below the nose": shown as not masked, with the summed probability
-  chin.label = 0;
-  chin.probs = {0.5f, 0.3f, 0.2f};
-  chin.score = 0.5f;
+  const auto prediction = [](int label, std::vector<float> probs) {
+    Prediction p;
+    p.label = label;
+    p.score = probs.at(static_cast<size_t>(label));
+    p.probs = std::move(probs);
+    return p;
+  };
+  auto chin = prediction(0, {0.5f, 0.3f, 0.2f});  // top class "below the nose": not masked, summed probability
   fold.apply(chin);
   EXPECT_EQ(chin.label, 1);
   EXPECT_NEAR(chin.score, 0.7f, 1e-6);
   EXPECT_EQ(chin.probs.size(), 2u);
   EXPECT_NEAR(chin.probs[0], 0.3f, 1e-6);
-  Prediction masked;  // the top class decides, as on the overlay: with_mask at 0.4 stays with_mask
-  masked.label = 1;
-  masked.probs = {0.35f, 0.4f, 0.25f};
-  masked.score = 0.4f;
+  auto masked = prediction(1, {0.35f, 0.4f, 0.25f});  // the top class decides, as on the overlay
   fold.apply(masked);
   EXPECT_EQ(masked.label, 0);
   EXPECT_NEAR(masked.score, 0.4f, 1e-6);
   // A map of data folders only, or of a class into itself, folds nothing.
   const auto two = ClassFold::make({"with_mask", "without_mask"}, {{"mask_worn_incorrectly", "without_mask"}});
   EXPECT_FALSE(two.folds());
-  Prediction p;
-  p.label = 1;
-  p.probs = {0.1f, 0.9f};
-  p.score = 0.9f;
+  auto p = prediction(1, {0.1f, 0.9f});
   two.apply(p);
   EXPECT_EQ(p.label, 1);
   EXPECT_EQ(p.probs.size(), 2u);
