@@ -156,7 +156,7 @@ void evaluate_folders(const EvalOpts& o) {
                              {"source", item.source},
                              {"label", classes[static_cast<size_t>(preds[k].label)]},
                              {"score", preds[k].score},
-                             {"probs", preds[k].probs},  // every class evaluated, model order: thresholds can be studied
+                             {"probs", preds[k].probs},  // each class evaluated, model order: for threshold studies
                              {"p_right", preds[k].p_right},
                              {"answered", preds[k].answered},
                              {"true", classes[static_cast<size_t>(item.label)]},

@@ -18,8 +18,8 @@ struct ClassFold {
   // Throws Error when a map folds a model class into a name that is not a model class.
   static ClassFold make(const std::vector<std::string>& model_classes, const std::map<std::string, std::string>& map);
   bool folds() const { return classes.size() != of_model.size(); }
-  // The label shown is the model's top class, folded, as the overlay shows it (so eval
-  // --scenes scores a worn-incorrectly face); its score and probs are the folded classes'
+  // The label becomes the model's top class, folded: what the overlay shows, and how eval
+  // --scenes scores a worn-incorrectly face. Its score and probs become the folded classes'
   // summed probabilities.
   void apply(Prediction& p) const;
 };
