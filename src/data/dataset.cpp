@@ -180,16 +180,19 @@ std::vector<std::string> Dataset::sources() const {
   return {s.begin(), s.end()};
 }
 
+std::string Dataset::source_and_class(const DatasetItem& item) const {
+  return item.source + "/" + classes.at(static_cast<size_t>(item.label));
+}
+
 double Dataset::weight_of(const DatasetItem& item, const std::map<std::string, double>& weights) const {
   if (const auto it = weights.find(item.source); it != weights.end()) return it->second;
-  const auto it = weights.find(item.source + "/" + classes.at(static_cast<size_t>(item.label)));
+  const auto it = weights.find(source_and_class(item));
   return it == weights.end() ? 1.0 : it->second;
 }
 
 bool Dataset::has_weight_key(const std::string& key) const {
-  return std::any_of(items.begin(), items.end(), [&](const DatasetItem& it) {
-    return it.source == key || it.source + "/" + classes.at(static_cast<size_t>(it.label)) == key;
-  });
+  return std::any_of(items.begin(), items.end(),
+                     [&](const DatasetItem& it) { return it.source == key || source_and_class(it) == key; });
 }
 
 std::string Dataset::manifest_text() const {

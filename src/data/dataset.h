@@ -70,6 +70,7 @@ struct Dataset {
   double weight_of(const DatasetItem& item, const std::map<std::string, double>& weights) const;
   // Whether a `--source-weight` key names a source or a source/class of the items.
   bool has_weight_key(const std::string& key) const;
+  std::string source_and_class(const DatasetItem& item) const;  // "jolignier/with_mask"
   // The manifest: one line "label<TAB>rel<TAB>sha256" per usable item, and its hash.
   std::string manifest_text() const;
   std::string manifest_sha256() const;

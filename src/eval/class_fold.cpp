@@ -35,13 +35,18 @@ ClassFold ClassFold::make(const std::vector<std::string>& model_classes,
   return f;
 }
 
+std::vector<float> fold_probs(const std::vector<float>& probs, const std::vector<int>& of_model, size_t n_classes) {
+  std::vector<float> out(n_classes, 0.0f);
+  for (size_t m = 0; m < probs.size() && m < of_model.size(); ++m)
+    if (of_model[m] >= 0 && static_cast<size_t>(of_model[m]) < n_classes)
+      out[static_cast<size_t>(of_model[m])] += probs[m];
+  return out;
+}
+
 void ClassFold::apply(Prediction& p) const {
   if (!folds()) return;
-  std::vector<float> probs(classes.size(), 0.0f);
-  for (size_t m = 0; m < p.probs.size() && m < of_model.size(); ++m)
-    probs[static_cast<size_t>(of_model[m])] += p.probs[m];
   if (p.label >= 0) p.label = of_model.at(static_cast<size_t>(p.label));
-  p.probs = std::move(probs);
+  p.probs = fold_probs(p.probs, of_model, classes.size());
   if (p.label >= 0) p.score = p.probs[static_cast<size_t>(p.label)];
 }
 

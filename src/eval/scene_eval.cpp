@@ -9,6 +9,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "media/image_io.h"
+#include "eval/class_fold.h"
 #include "eval/plots.h"
 #include "eval/voc.h"
 #include "media/save_png.h"
@@ -146,19 +147,6 @@ BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const
 }
 
 namespace {
-
-// Model class probabilities -> evaluated class probabilities: a model class that is not
-// evaluated and does not mean "mask" adds to without_mask (a mask worn under the nose is
-// not a mask worn), if that is evaluated.
-std::vector<float> evaluated_probs(const std::vector<float>& probs, const std::vector<int>& model_to_eval,
-                                   int fold_into) {
-  std::vector<float> out(static_cast<size_t>(*std::max_element(model_to_eval.begin(), model_to_eval.end()) + 1), 0.0f);
-  for (size_t m = 0; m < probs.size(); ++m) {
-    const int e = model_to_eval[m] >= 0 ? model_to_eval[m] : fold_into;
-    if (e >= 0 && static_cast<size_t>(e) < out.size()) out[static_cast<size_t>(e)] += probs[m];
-  }
-  return out;
-}
 
 // Keeps the boxes and faces of the images in `keep` (all when null).
 template <typename T>
@@ -312,8 +300,12 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
     if (std::find(model_classes.begin(), model_classes.end(), classes[c]) == model_classes.end())
       throw Error(fmt::format("--classes {}: the model has no such class (it has {})", classes[c],
                               fmt::join(model_classes, ", ")));
+  // A model class that is not evaluated and does not mean "mask" adds to without_mask (a mask
+  // worn under the nose is not a mask worn), if that is evaluated.
   const auto without = std::find(classes.begin(), classes.end(), "without_mask");
   const int fold_into = without == classes.end() ? -1 : static_cast<int>(without - classes.begin());
+  for (auto& e : model_to_eval)
+    if (e < 0) e = fold_into;
 
   const auto xmls = voc_annotation_files(dir);
 
@@ -358,10 +350,10 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
     }
     const double scale = pipeline.detector().input_scale(img.cols);
     for (const auto& f : pipeline.classify_still(img)) {
-      SceneFace s{id, f.box, f.face_score, -1, 0, evaluated_probs(f.raw, model_to_eval, fold_into), scale};
+      SceneFace s{id, f.box, f.face_score, -1, 0, fold_probs(f.raw, model_to_eval, classes.size()), scale};
       // The label the overlay shows: the model's top class, folded as its probability is.
       const size_t top = static_cast<size_t>(std::max_element(f.raw.begin(), f.raw.end()) - f.raw.begin());
-      if (top < f.raw.size()) s.label = model_to_eval[top] >= 0 ? model_to_eval[top] : fold_into;
+      if (top < f.raw.size()) s.label = model_to_eval[top];
       if (s.label >= 0) s.label_prob = f.raw[top];
       faces.push_back(std::move(s));
     }
