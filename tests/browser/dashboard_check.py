@@ -55,8 +55,11 @@ def main():
         wait = WebDriverWait(driver, 20)
         # Tiles are created from /api/version, the badge from /api/stats, frames from latest.jpg.
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section[data-camera] .badge.online"))
-        wait.until(lambda d: d.execute_script(
-            "return [...document.querySelectorAll('img.view')].every(i => i.naturalWidth > 0)"))
+        # The widths as first seen all loaded: the page swaps each frame ~8 times a second, and
+        # a frame still decoding reads 0 (read again below, that raced and failed once in CI).
+        frame_widths = wait.until(lambda d: d.execute_script(
+            "const w = [...document.querySelectorAll('img.view')].map(i => i.naturalWidth);"
+            "return w.every(x => x > 0) ? {w: w} : null"))["w"]
         if len(sys.argv) > 5:
             want = int(sys.argv[5])
             wait.until(lambda d: d.execute_script(
@@ -68,7 +71,6 @@ def main():
             cameras: tiles.map(t => t.dataset.camera),
             status: tiles.map(t => t.querySelector('.badge').textContent),
             faces_text: tiles.map(t => t.querySelector('.numbers').textContent),
-            frame_width: tiles.map(t => t.querySelector('img.view').naturalWidth),
             meta: document.getElementById('meta').textContent,
             page_overflows: document.documentElement.scrollWidth > window.innerWidth + 1,
             // Requests that never end hold one of the browser's 6 connections to the server each.
@@ -83,6 +85,7 @@ def main():
         # tab took the browser's connections as MJPEG did): the page should hold none, once its
         # start-up (which opened that stream last) is well over.
         time.sleep(3)
+        result["frame_width"] = frame_widths
         result["server_streams"] = driver.execute_async_script(
             "const done = arguments[arguments.length - 1];"
             "fetch('/api/stats').then(r => r.json()).then(s => done(s.http.streams)).catch(() => done(-1));")
