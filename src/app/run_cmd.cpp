@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "app/commands.h"
+#include "app/run_keys.h"
 #include "app/vision_options.h"
 #include "eval/plots.h"
 #include "util/error.h"
@@ -123,6 +124,7 @@ void run(const RunOpts& o) {
 
   std::unique_ptr<VideoRecorder> recorder;
   std::vector<std::string> recordings;  // every file written, for the summary
+  std::string recording_failure;         // a recording that could not be written
   const double record_fps = source->live() ? 15.0 : source->fps();
   if (!o.record.empty()) recorder = std::make_unique<VideoRecorder>(o.record, record_fps);
   std::unique_ptr<Display> window;
@@ -172,7 +174,18 @@ void run(const RunOpts& o) {
         annotated = annotate_frame(f.image, r, classes, status);
         last_draw_ms = r.times.draw_ms;
       }
-      if (recorder) recorder->write(annotated);
+      if (recorder) {
+        try {
+          recorder->write(annotated);
+        } catch (const std::exception& e) {
+          // A full disk ends the recording, not the run; the run still fails at its end (below).
+          spdlog::error("{}; the run goes on without recording", e.what());
+          recording_failure = e.what();
+          status.message = "recording stopped: " + recording_failure;
+          message_until = wall.ms() / 1000 + 5;
+          recorder.reset();
+        }
+      }
       const LedgerUpdate news = ledger.observe(r, f.image, r.time_s);
       if (events) events->write_line(frame_event(r, classes, status.fps).dump());
       for (const auto& v : news.verdicts) {
@@ -207,33 +220,22 @@ void run(const RunOpts& o) {
     if (key == 'q' || key == 27) break;
     if (key == ' ') status.paused = !status.paused;
     if (key == 'm') status.mirrored = !status.mirrored;
-    if (key == 'c' && !annotated.empty()) {
-      const auto path =
-          std::filesystem::path(o.snapshot_dir) / fmt::format("maskwatch-{}-{}.png", timestamp(), f.index);
-      save_png(path, annotated);
-      status.message = "snapshot " + path.string();
-      message_until = wall.ms() / 1000 + 2;
-    }
-    if (key == 'v') {
-      if (recorder) {
-        recorder->close();
-        status.message = fmt::format("saved {} ({} frames)", recorder->path().string(), recorder->frames());
-        recordings.push_back(recorder->path().string());
-        recorder.reset();
-      } else {
-        const auto path = std::filesystem::path(o.snapshot_dir) / fmt::format("maskwatch-{}.mp4", timestamp());
-        recorder = std::make_unique<VideoRecorder>(path, record_fps);
-        status.message = "recording " + path.string();
-      }
+    if (key == 'c' || key == 'v') {
+      status.message = key == 'c' ? snapshot_key(o.snapshot_dir, timestamp(), f.index, annotated)
+                                  : record_key(recorder, o.snapshot_dir, timestamp(), record_fps, recordings);
       message_until = wall.ms() / 1000 + 2;
     }
   }
   sum.wall_s = wall.ms() / 1000;
   for (const auto& t : ledger.end_all()) record_end(t, f.index);  // the faces still in view end with the run
   if (recorder) {
-    recorder->close();
-    // A recording without a frame (nothing could be read) is no file: not announced as one.
-    if (recorder->frames() > 0) recordings.push_back(recorder->path().string());
+    try {
+      recorder->close();
+      // A recording without a frame (nothing could be read) is no file: not announced as one.
+      if (recorder->frames() > 0) recordings.push_back(recorder->path().string());
+    } catch (const std::exception& e) {
+      recording_failure = e.what();  // the summary is still written
+    }
   }
   window.reset();
   const json s = sum.to_json(pipeline.tracks_started(), source->dropped());
@@ -253,6 +255,7 @@ void run(const RunOpts& o) {
   if (!o.json_out.empty()) write_json_atomic(o.json_out, s);
   // The summary is written either way; losing the source for good is still a failure.
   if (!g_quit && !source->failure().empty()) throw Error(source->failure());
+  if (!recording_failure.empty()) throw Error("recording failed: " + recording_failure);
   // A source that gave nothing (a folder of undecodable images) is a failure, not an empty success.
   if (!g_quit && sum.frames == 0) throw Error(fmt::format("no frame could be read from {}", o.source));
 }

@@ -1,0 +1,53 @@
+#include "app/run_keys.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "media/save_png.h"
+
+namespace maskwatch::app {
+namespace {
+
+// The message for a key whose file could not be written, said in the log as well.
+std::string failed(const char* what, const std::exception& e) {
+  spdlog::warn("{} failed: {}", what, e.what());
+  return fmt::format("{} failed: {}", what, e.what());
+}
+
+}  // namespace
+
+std::string snapshot_key(const std::filesystem::path& dir, const std::string& stamp, int64_t frame,
+                         const cv::Mat& annotated) {
+  if (annotated.empty()) return "no frame to save yet";
+  const auto path = dir / fmt::format("maskwatch-{}-{}.png", stamp, frame);
+  try {
+    save_png(path, annotated);
+  } catch (const std::exception& e) {
+    return failed("snapshot", e);
+  }
+  return "snapshot " + path.string();
+}
+
+std::string record_key(std::unique_ptr<VideoRecorder>& recorder, const std::filesystem::path& dir,
+                       const std::string& stamp, double fps, std::vector<std::string>& recordings) {
+  if (recorder) {
+    std::unique_ptr<VideoRecorder> stopping = std::move(recorder);
+    try {
+      stopping->close();
+    } catch (const std::exception& e) {
+      return failed("recording", e);
+    }
+    if (stopping->frames() == 0) return "recording stopped before its first frame: no file";
+    recordings.push_back(stopping->path().string());
+    return fmt::format("saved {} ({} frames)", stopping->path().string(), stopping->frames());
+  }
+  const auto path = dir / fmt::format("maskwatch-{}.mp4", stamp);
+  try {
+    recorder = std::make_unique<VideoRecorder>(path, fps);
+  } catch (const std::exception& e) {
+    return failed("recording", e);
+  }
+  return "recording " + path.string();
+}
+
+}  // namespace maskwatch::app

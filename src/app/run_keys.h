@@ -1,0 +1,25 @@
+// What `run`'s keys c and v do to files: a snapshot of the annotated frame, a recording
+// started or stopped. A key's failure (a folder that cannot be written, a full disk) is a
+// message on the overlay and a warning, never the end of the run: the events, the summary and
+// the recording already under way are work the user keeps.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <opencv2/core.hpp>
+#include <string>
+#include <vector>
+
+#include "vision/recorder.h"
+
+namespace maskwatch::app {
+
+// c: saves `annotated` as dir/maskwatch-STAMP-FRAME.png. Returns the overlay's message.
+std::string snapshot_key(const std::filesystem::path& dir, const std::string& stamp, int64_t frame,
+                         const cv::Mat& annotated);
+
+// v: stops the recording under way (its file is added to `recordings`), or starts one as
+// dir/maskwatch-STAMP.mp4 at `fps`. Returns the overlay's message.
+std::string record_key(std::unique_ptr<VideoRecorder>& recorder, const std::filesystem::path& dir,
+                       const std::string& stamp, double fps, std::vector<std::string>& recordings);
+
+}  // namespace maskwatch::app
