@@ -24,6 +24,12 @@ namespace {
 void check(xnn_status s, const std::string& what) { check_xnn(static_cast<int>(s), what); }
 }  // namespace
 
+void yield_workers(pthreadpool_t pool) {
+  if (!pool) return;
+  pthreadpool_parallelize_1d(
+      pool, [](void*, size_t) {}, nullptr, pthreadpool_get_threads_count(pool), PTHREADPOOL_FLAG_YIELD_WORKERS);
+}
+
 struct XnnpackNet::Impl {
   int size = 0, classes = 0;
   double macs = 0;
@@ -187,7 +193,10 @@ cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
     const float* src = blob.ptr<float>(i);
     for (size_t p = 0; p < plane; ++p)  // NCHW -> NHWC
       for (size_t c = 0; c < 3; ++c) m.input[p * 3 + c] = src[c * plane + p];
-    const bool pooled = m.choice.run_timed([&] { check(xnn_invoke_runtime(m.runtime), "inference"); });
+    const bool pooled = m.choice.run_timed([&] {
+      check(xnn_invoke_runtime(m.runtime), "inference");
+      if (m.runtime_pooled) yield_workers(m.pool);
+    });
     if (!m.pinned && m.can_switch_to(pooled)) {
       const std::string line = fmt::format("classifier: {} (this thread got {:.0f} % of a core while classifying)",
                                            pooled ? "cores free again, back on the XNNPACK thread pool"
