@@ -109,7 +109,12 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   const std::string exec = unit_value(unit, "ExecStart");
   EXPECT_EQ(exec, "/usr/bin/maskwatch serve --config /etc/maskwatch/config.yaml --data /var/lib/maskwatch");
   EXPECT_EQ(unit_value(unit, "ExecStartPre"), "/usr/bin/maskwatch config check /etc/maskwatch/config.yaml");
-  EXPECT_EQ(unit_value(unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
+  // Reload checks the file first (a mistake fails `systemctl reload`), then signals serve.
+  EXPECT_EQ(unit_value(unit, "ExecReload"), "/usr/bin/maskwatch config check /etc/maskwatch/config.yaml");
+  EXPECT_NE(unit.find("\nExecReload=/bin/kill -HUP $MAINPID\n"), std::string::npos) << unit;
+  // A failing start (a config mistake) is retried a bounded number of times, not for ever.
+  EXPECT_EQ(unit_value(unit, "StartLimitBurst"), "5");
+  EXPECT_EQ(unit_value(unit, "StartLimitIntervalSec"), "60");
   EXPECT_EQ(unit_value(unit, "StateDirectory"), "maskwatch");
   EXPECT_EQ(unit_value(unit, "DynamicUser"), "yes");
   const int port = free_port();

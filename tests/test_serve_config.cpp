@@ -191,6 +191,33 @@ TEST(ServeConfig, SecretsExpandVariablesAndAnEmptyOneIsAnError) {
             std::string::npos);
 }
 
+TEST(ServeConfig, DataFolderOnTheCommandLineOverridingTheFilesIsSaid) {
+  // The systemd unit passes --data /var/lib/maskwatch: a storage.dir in the file is then not
+  // used, and serve says so instead of writing elsewhere in silence.
+  const auto named = parse_serve_config("storage: {dir: site-data}\ncameras: {a: {source: x}}\n", "/etc/mw/c.yaml");
+  EXPECT_EQ(named.storage.dir, "/etc/mw/site-data");
+  EXPECT_EQ(data_dir_override_warning(named.storage, "/var/lib/maskwatch"),
+            "storage: --data /var/lib/maskwatch is used; the config's storage.dir (/etc/mw/site-data) is not");
+  EXPECT_EQ(data_dir_override_warning(named.storage, "/etc/mw/./site-data"), "");  // the same folder
+  EXPECT_EQ(data_dir_override_warning(named.storage, ""), "");                    // no --data
+  // The file names no folder (the packaged config): --data is simply where the data goes.
+  const auto unnamed = parse_serve_config("cameras: {a: {source: x}}\n", "/etc/mw/c.yaml");
+  EXPECT_EQ(data_dir_override_warning(unnamed.storage, "/var/lib/maskwatch"), "");
+}
+
+TEST(ServeConfig, AServerOpenToTheNetworkWithoutLoginIsSaid) {
+  const auto cfg = [](const std::string& http) {
+    return parse_serve_config("http: " + http + "\ncameras: {a: {source: x}}\n", "/tmp/c.yaml").http;
+  };
+  EXPECT_EQ(open_without_login_warning(cfg("{listen: 0.0.0.0, port: 9000}")),
+            "http.listen 0.0.0.0 without http.auth: anyone who can reach port 9000 can watch the cameras and change "
+            "the config (set http.auth, or listen on 127.0.0.1)");
+  EXPECT_NE(open_without_login_warning(cfg("{listen: 192.168.1.20}")), "");
+  for (const char* quiet : {"{listen: 127.0.0.1}", "{listen: localhost}", "{listen: '::1'}", "{listen: 127.0.0.2}",
+                            "{listen: 0.0.0.0, auth: {token: t0ken}}"})
+    EXPECT_EQ(open_without_login_warning(cfg(quiet)), "") << quiet;
+}
+
 TEST(ServeConfig, EmptyListenAddressAndStorageFolderAreErrorsNotDefaults) {
   EXPECT_NE(error_of("http: {listen: ''}\ncameras: {a: {source: x}}\n").find(":1: http.listen: empty"),
             std::string::npos);

@@ -641,7 +641,7 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     std::string dir;
     r.get("dir", dir);
     if (r.child("dir").IsScalar() && dir.empty()) r.fail(r.child("dir"), "storage.dir: empty (leave the key out for the default)");
-    if (!dir.empty()) cfg.storage.dir = dir;
+    if (!dir.empty()) cfg.storage.dir = dir, cfg.storage.dir_in_file = true;
     cfg.storage.dir = resolve(expand(cfg.storage.dir, r, r.child("dir")), base);
     std::error_code ec;
     if (std::filesystem::exists(cfg.storage.dir, ec) && !std::filesystem::is_directory(cfg.storage.dir, ec))
@@ -726,6 +726,23 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   read_alerts(root, cfg);
   root.finish();
   return cfg;
+}
+
+std::string data_dir_override_warning(const StorageConfig& from_file, const std::filesystem::path& data_dir) {
+  if (!from_file.dir_in_file || data_dir.empty()) return {};
+  const auto normal = [](const std::filesystem::path& p) { return std::filesystem::absolute(p).lexically_normal(); };
+  if (normal(from_file.dir) == normal(data_dir)) return {};
+  return fmt::format("storage: --data {} is used; the config's storage.dir ({}) is not", data_dir.string(),
+                     from_file.dir);
+}
+
+std::string open_without_login_warning(const HttpConfig& http) {
+  const bool loopback = http.listen == "localhost" || http.listen == "::1" || http.listen.rfind("127.", 0) == 0;
+  if (loopback || http.auth.enabled()) return {};
+  return fmt::format(
+      "http.listen {} without http.auth: anyone who can reach port {} can watch the cameras and change the config "
+      "(set http.auth, or listen on 127.0.0.1)",
+      http.listen, http.port);
 }
 
 ServeConfig load_serve_config(const std::filesystem::path& file) {

@@ -80,6 +80,7 @@ struct HttpConfig {
 
 struct StorageConfig {
   std::string dir = "maskwatch-data";
+  bool dir_in_file = false;  // the file names the folder (storage.dir), rather than the default
   int retention_days = 30;  // history: events and compliance (0: kept)
   int snapshot_days = 7;    // pictures of faces: short by default, as data protection authorities ask (0: kept)
   int max_disk_mb = 2048;
@@ -167,6 +168,14 @@ std::vector<ConfigKey> config_keys();
 
 // Throws Error("FILE:LINE: ...") for malformed YAML, unknown keys, wrong types or values.
 ServeConfig load_serve_config(const std::filesystem::path& file);
+
+// `serve --data DIR` replaces the file's storage.dir (the systemd unit passes /var/lib/maskwatch):
+// the warning that says so where the file names another folder, else "".
+std::string data_dir_override_warning(const StorageConfig& from_file, const std::filesystem::path& data_dir);
+
+// The warning for a server other machines can reach (http.listen not a loopback address) with
+// no http.auth, where anyone on the network is admin; else "". `config check` and `serve` say it.
+std::string open_without_login_warning(const HttpConfig& http);
 // The files a config names exist: the model, and each face model given by name or path
 // (what `serve` would fail on at start). Throws Error naming the file. For `config check`
 // and reloads.

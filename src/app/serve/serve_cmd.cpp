@@ -93,11 +93,13 @@ std::string url_host(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
-// The config file with the command line's overrides, as at start and at each reload.
-ServeConfig load_config(const ServeOpts& o) {
+// The config file with the command line's overrides, as at start and at each reload;
+// `data_dir_note`: the warning when --data replaces the file's own storage.dir.
+ServeConfig load_config(const ServeOpts& o, std::string* data_dir_note = nullptr) {
   ServeConfig cfg = load_serve_config(o.config);
   apply_listen(o.listen, cfg.http, o.port >= 0);
   if (o.port >= 0) cfg.http.port = o.port;
+  if (data_dir_note) *data_dir_note = data_dir_override_warning(cfg.storage, o.data_dir);
   if (!o.data_dir.empty()) cfg.storage.dir = o.data_dir;
   return cfg;
 }
@@ -155,7 +157,10 @@ class Reloader {
 
 void serve(const ServeOpts& o) {
   set_compute_threads(o.threads);
-  const ServeConfig cfg = load_config(o);
+  std::string data_dir_note;
+  const ServeConfig cfg = load_config(o, &data_dir_note);
+  if (!data_dir_note.empty()) spdlog::warn("{}", data_dir_note);
+  if (const auto open = open_without_login_warning(cfg.http); !open.empty()) spdlog::warn("{}", open);
   check_output_dir(cfg.storage.dir, "storage folder");
   Storage storage(cfg.storage.dir);
   Engine engine(cfg, storage);
@@ -246,6 +251,7 @@ void add_config_command(CLI::App& root) {
       FaceDetector detector(o);
     }
     fmt::print("{}\n", cfg.to_json(/*redact=*/true).dump(2));
+    if (const auto open = open_without_login_warning(cfg.http); !open.empty()) spdlog::warn("{}", open);
     spdlog::info("{}: OK, {} camera(s)", *file, cfg.cameras.size());
   });
   auto markdown = std::make_shared<bool>(false);
