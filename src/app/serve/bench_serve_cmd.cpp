@@ -53,7 +53,7 @@ struct BenchServeOpts {
   int cameras = 2, viewers = 8, poll_hz = 20;
   int listeners = 0;  // SSE event listeners
   int slowloris = 0;  // sockets that send a request head a byte at a time, reopened when dropped
-  std::string broker = "/usr/sbin/mosquitto";  // "" = no MQTT
+  std::string broker = "/usr/sbin/mosquitto";  // "" (--no-mqtt) = no MQTT
   double outage_s = 0;                         // broker down this long after the measurement
   int buffer_messages = 1000;
   std::string clip = (shared_data_dir() / "samples" / "video" / "webcam-mask-on-off.mp4").string();
@@ -230,7 +230,7 @@ void bench_serve(const BenchServeOpts& o) {
   std::unique_ptr<Broker> broker;
   if (!o.broker.empty()) {
     if (access(o.broker.c_str(), X_OK) != 0)
-      throw Error("no MQTT broker at " + o.broker + " (install mosquitto, or --broker '')");
+      throw Error("no MQTT broker at " + o.broker + " (install mosquitto, or --no-mqtt)");
     broker = std::make_unique<Broker>(o.broker, dir);
     std::ofstream(dir / "bench.yaml", std::ios::app)
         << "mqtt: {host: 127.0.0.1, port: " << broker->port
@@ -486,8 +486,9 @@ void add_bench_serve_command(CLI::App& root) {
                 "An unmasked_face alert rule (cooldown 5 s): each camera keeps frames for event clips and records "
                 "one per alert");
   cmd->add_option("--ffmpeg", o->ffmpeg, "ffmpeg executable for --h264")->capture_default_str();
-  cmd->add_option("--broker", o->broker, "mosquitto executable for the MQTT part ('' = no MQTT)")
-      ->capture_default_str();
+  auto* broker = cmd->add_option("--broker", o->broker, "mosquitto executable for the MQTT part")->capture_default_str();
+  // An empty --broker '' meant this until every option refused empty values (app/cli.cpp).
+  cmd->add_flag_callback("--no-mqtt", [o] { o->broker.clear(); }, "No broker and no MQTT part")->excludes(broker);
   cmd->add_option("--broker-outage", o->outage_s, "Then stop the broker this many seconds: memory and catch-up")
       ->capture_default_str()
       ->check(in_range(0.0, 3600.0));
