@@ -1073,3 +1073,13 @@ TEST(Serve, OutsideTextCannotForgeALogLine) {
   EXPECT_EQ(log.find("\n[00:00:00] error: forged"), std::string::npos) << log;
   EXPECT_NE(log.find("/nonexistent/a\\n[00:00:00] error: forged.mp4"), std::string::npos) << log;
 }
+
+// `bench-serve --no-mqtt` measures the service without a broker, as the README's tables were
+// run (`--broker ''` said that until every option refused empty values).
+TEST(Serve, BenchServeRunsWithoutMqtt) {
+  const auto r = run_cli({"bench-serve", "--no-mqtt", "--seconds", "2", "--cameras", "1", "--viewers", "0"}, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| cam0 | faces | "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("MQTT"), std::string::npos) << r.out;  // no broker part
+  EXPECT_EQ(run_cli({"bench-serve", "--no-mqtt", "--broker", "/usr/sbin/mosquitto"}).exit_code, 2);
+}
