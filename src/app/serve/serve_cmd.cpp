@@ -220,7 +220,10 @@ void add_serve_command(CLI::App& root) {
                                   "Run cameras as a service: HTTP API, live dashboard, compliance history (Ctrl-C or "
                                   "SIGTERM stop it cleanly; SIGHUP or POST /api/config/reload re-read the config: "
                                   "cameras added, removed or changed apply at once)");
-  cmd->add_option("--config", o->config, "YAML config (see examples/demo.yaml)")->required();
+  cmd->add_option("--config", o->config,
+                  "YAML config (every key: `maskwatch config keys`; examples: examples/demo.yaml in the source tree, "
+                  "/etc/maskwatch/config.yaml from the package)")
+      ->required();
   cmd->add_option("--listen", o->listen,
                   "HOST:PORT to listen on (default: the config's http.listen and http.port; "
                   "127.0.0.1:8080)");
