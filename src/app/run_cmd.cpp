@@ -230,9 +230,7 @@ void run(const RunOpts& o) {
   for (const auto& t : ledger.end_all()) record_end(t, f.index);  // the faces still in view end with the run
   if (recorder) {
     try {
-      recorder->close();
-      // A recording without a frame (nothing could be read) is no file: not announced as one.
-      if (recorder->frames() > 0) recordings.push_back(recorder->path().string());
+      finish_recording(recorder, recordings);  // without a frame (nothing could be read), no file to announce
     } catch (const std::exception& e) {
       recording_failure = e.what();  // the summary is still written
     }

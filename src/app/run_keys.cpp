@@ -28,18 +28,25 @@ std::string snapshot_key(const std::filesystem::path& dir, const std::string& st
   return "snapshot " + path.string();
 }
 
+int finish_recording(std::unique_ptr<VideoRecorder>& recorder, std::vector<std::string>& recordings) {
+  const std::unique_ptr<VideoRecorder> stopping = std::move(recorder);
+  stopping->close();
+  if (stopping->frames() > 0) recordings.push_back(stopping->path().string());
+  return stopping->frames();
+}
+
 std::string record_key(std::unique_ptr<VideoRecorder>& recorder, const std::filesystem::path& dir,
                        const std::string& stamp, double fps, std::vector<std::string>& recordings) {
   if (recorder) {
-    std::unique_ptr<VideoRecorder> stopping = std::move(recorder);
+    const std::string path = recorder->path().string();
+    int frames = 0;
     try {
-      stopping->close();
+      frames = finish_recording(recorder, recordings);
     } catch (const std::exception& e) {
       return failed("recording", e);
     }
-    if (stopping->frames() == 0) return "recording stopped before its first frame: no file";
-    recordings.push_back(stopping->path().string());
-    return fmt::format("saved {} ({} frames)", stopping->path().string(), stopping->frames());
+    if (frames == 0) return "recording stopped before its first frame: no file";
+    return fmt::format("saved {} ({} frames)", path, frames);
   }
   const auto path = dir / fmt::format("maskwatch-{}.mp4", stamp);
   try {

@@ -17,6 +17,10 @@ namespace maskwatch::app {
 std::string snapshot_key(const std::filesystem::path& dir, const std::string& stamp, int64_t frame,
                          const cv::Mat& annotated);
 
+// Finishes the recording (`recorder` is empty afterwards) and lists its file in `recordings`
+// when it has a frame (no frame, no file). Returns its frames; throws when it cannot be finished.
+int finish_recording(std::unique_ptr<VideoRecorder>& recorder, std::vector<std::string>& recordings);
+
 // v: stops the recording under way (its file is added to `recordings`), or starts one as
 // dir/maskwatch-STAMP.mp4 at `fps`. Returns the overlay's message.
 std::string record_key(std::unique_ptr<VideoRecorder>& recorder, const std::filesystem::path& dir,

@@ -138,10 +138,7 @@ const std::vector<cv::Mat>& XnnpackGraph::run() {
   auto& m = *impl_;
   if (!m.current || !m.current->runtime) throw Error("XNNPACK graph: no runtime (input() failed or was not called)");
   Instance& in = *m.current;
-  const bool pooled = m.choice.run_timed([&] {
-    check_xnn(xnn_invoke_runtime(in.runtime), "inference");
-    if (in.pooled) yield_workers(m.pool);
-  });
+  const bool pooled = m.choice.run_timed([&] { invoke_and_yield(in.runtime, in.pooled ? m.pool : nullptr); });
   if (m.pool && pooled != in.pooled)
     spdlog::debug("face detector: XNNPACK {} (this thread got {:.0f} % of a core)",
                   pooled ? "back on the thread pool" : "on one thread, other work is using the cores",

@@ -24,10 +24,11 @@ namespace {
 void check(xnn_status s, const std::string& what) { check_xnn(static_cast<int>(s), what); }
 }  // namespace
 
-void yield_workers(pthreadpool_t pool) {
-  if (!pool) return;
-  pthreadpool_parallelize_1d(
-      pool, [](void*, size_t) {}, nullptr, pthreadpool_get_threads_count(pool), PTHREADPOOL_FLAG_YIELD_WORKERS);
+void invoke_and_yield(xnn_runtime_t runtime, pthreadpool_t pool) {
+  check(xnn_invoke_runtime(runtime), "inference");
+  if (pool)
+    pthreadpool_parallelize_1d(
+        pool, [](void*, size_t) {}, nullptr, pthreadpool_get_threads_count(pool), PTHREADPOOL_FLAG_YIELD_WORKERS);
 }
 
 struct XnnpackNet::Impl {
@@ -193,10 +194,7 @@ cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
     const float* src = blob.ptr<float>(i);
     for (size_t p = 0; p < plane; ++p)  // NCHW -> NHWC
       for (size_t c = 0; c < 3; ++c) m.input[p * 3 + c] = src[c * plane + p];
-    const bool pooled = m.choice.run_timed([&] {
-      check(xnn_invoke_runtime(m.runtime), "inference");
-      if (m.runtime_pooled) yield_workers(m.pool);
-    });
+    const bool pooled = m.choice.run_timed([&] { invoke_and_yield(m.runtime, m.runtime_pooled ? m.pool : nullptr); });
     if (!m.pinned && m.can_switch_to(pooled)) {
       const std::string line = fmt::format("classifier: {} (this thread got {:.0f} % of a core while classifying)",
                                            pooled ? "cores free again, back on the XNNPACK thread pool"
