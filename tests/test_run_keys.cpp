@@ -59,17 +59,21 @@ TEST(RunKeys, RecordStartsAndStopsAVideo) {
   std::unique_ptr<VideoRecorder> recorder;
   std::vector<std::string> recordings;
   const auto path = dir / "maskwatch-r1.mp4";
-  EXPECT_EQ(app::record_key(recorder, dir.path, "r1", 15, recordings), "recording " + path.string());
+  EXPECT_EQ(app::record_key(recorder, dir.path, "r1", 15, recordings).message, "recording " + path.string());
   ASSERT_NE(recorder, nullptr);
   for (int i = 0; i < 6; ++i) recorder->write(frame(30 * i));
-  EXPECT_EQ(app::record_key(recorder, dir.path, "r2", 15, recordings), "saved " + path.string() + " (6 frames)");
+  const auto saved = app::record_key(recorder, dir.path, "r2", 15, recordings);
+  EXPECT_EQ(saved.message, "saved " + path.string() + " (6 frames)");
+  EXPECT_EQ(saved.lost, "");
   EXPECT_EQ(recorder, nullptr);
   EXPECT_EQ(recordings, std::vector<std::string>{path.string()});
   EXPECT_EQ(count_frames(path), 6);
 
   // Stopped before a frame came: no file, and none listed.
-  EXPECT_EQ(app::record_key(recorder, dir.path, "r3", 15, recordings), "recording " + (dir / "maskwatch-r3.mp4").string());
-  EXPECT_EQ(app::record_key(recorder, dir.path, "r4", 15, recordings), "recording stopped before its first frame: no file");
+  EXPECT_EQ(app::record_key(recorder, dir.path, "r3", 15, recordings).message,
+            "recording " + (dir / "maskwatch-r3.mp4").string());
+  EXPECT_EQ(app::record_key(recorder, dir.path, "r4", 15, recordings).message,
+            "recording stopped before its first frame: no file");
   EXPECT_FALSE(fs::exists(dir / "maskwatch-r3.mp4"));
   EXPECT_EQ(recordings.size(), 1u);
 }
@@ -78,9 +82,29 @@ TEST(RunKeys, ARecordingThatCannotStartIsAMessage) {
   TempDir dir;
   std::unique_ptr<VideoRecorder> recorder;
   std::vector<std::string> recordings;
-  std::string msg;
-  EXPECT_NO_THROW(msg = app::record_key(recorder, blocked_dir(dir), "r", 15, recordings));
-  EXPECT_EQ(msg.rfind("recording failed: ", 0), 0u) << msg;
+  app::RecordKeyResult result;
+  EXPECT_NO_THROW(result = app::record_key(recorder, blocked_dir(dir), "r", 15, recordings));
+  EXPECT_EQ(result.message.rfind("recording failed: ", 0), 0u) << result.message;
+  EXPECT_EQ(result.lost, "");  // nothing was recorded, so nothing is lost: the run does not fail for it
+  EXPECT_EQ(recorder, nullptr);
+  EXPECT_TRUE(recordings.empty());
+}
+
+// A recording whose file cannot be put in place when v stops it is lost work: the overlay says
+// so and the result carries why, which `run` turns into exit 1 after its summary.
+TEST(RunKeys, ARecordingThatCannotBeFinishedIsLost) {
+  TempDir dir;
+  std::unique_ptr<VideoRecorder> recorder;
+  std::vector<std::string> recordings;
+  const auto path = dir / "maskwatch-r.mp4";
+  ASSERT_EQ(app::record_key(recorder, dir.path, "r", 15, recordings).message, "recording " + path.string());
+  for (int i = 0; i < 3; ++i) recorder->write(frame(50 * i));
+  fs::create_directories(path / "occupied");  // a folder where the file should go: the rename fails
+  app::RecordKeyResult result;
+  EXPECT_NO_THROW(result = app::record_key(recorder, dir.path, "r2", 15, recordings));
+  EXPECT_EQ(result.message.rfind("recording failed: cannot move recording into place at " + path.string(), 0), 0u)
+      << result.message;
+  EXPECT_EQ(result.lost.rfind("cannot move recording into place at " + path.string(), 0), 0u) << result.lost;
   EXPECT_EQ(recorder, nullptr);
   EXPECT_TRUE(recordings.empty());
 }

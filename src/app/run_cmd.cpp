@@ -220,9 +220,14 @@ void run(const RunOpts& o) {
     if (key == 'q' || key == 27) break;
     if (key == ' ') status.paused = !status.paused;
     if (key == 'm') status.mirrored = !status.mirrored;
-    if (key == 'c' || key == 'v') {
-      status.message = key == 'c' ? snapshot_key(o.snapshot_dir, timestamp(), f.index, annotated)
-                                  : record_key(recorder, o.snapshot_dir, timestamp(), record_fps, recordings);
+    if (key == 'c') {
+      status.message = snapshot_key(o.snapshot_dir, timestamp(), f.index, annotated);
+      message_until = wall.ms() / 1000 + 2;
+    }
+    if (key == 'v') {
+      auto result = record_key(recorder, o.snapshot_dir, timestamp(), record_fps, recordings);
+      if (!result.lost.empty()) recording_failure = result.lost;  // fails the run at its end, as below
+      status.message = std::move(result.message);
       message_until = wall.ms() / 1000 + 2;
     }
   }

@@ -35,26 +35,26 @@ int finish_recording(std::unique_ptr<VideoRecorder>& recorder, std::vector<std::
   return stopping->frames();
 }
 
-std::string record_key(std::unique_ptr<VideoRecorder>& recorder, const std::filesystem::path& dir,
-                       const std::string& stamp, double fps, std::vector<std::string>& recordings) {
+RecordKeyResult record_key(std::unique_ptr<VideoRecorder>& recorder, const std::filesystem::path& dir,
+                           const std::string& stamp, double fps, std::vector<std::string>& recordings) {
   if (recorder) {
     const std::string path = recorder->path().string();
     int frames = 0;
     try {
       frames = finish_recording(recorder, recordings);
     } catch (const std::exception& e) {
-      return failed("recording", e);
+      return {failed("recording", e), e.what()};
     }
-    if (frames == 0) return "recording stopped before its first frame: no file";
-    return fmt::format("saved {} ({} frames)", path, frames);
+    if (frames == 0) return {"recording stopped before its first frame: no file", ""};
+    return {fmt::format("saved {} ({} frames)", path, frames), ""};
   }
   const auto path = dir / fmt::format("maskwatch-{}.mp4", stamp);
   try {
     recorder = std::make_unique<VideoRecorder>(path, fps);
   } catch (const std::exception& e) {
-    return failed("recording", e);
+    return {failed("recording", e), ""};
   }
-  return "recording " + path.string();
+  return {"recording " + path.string(), ""};
 }
 
 }  // namespace maskwatch::app

@@ -21,9 +21,17 @@ std::string snapshot_key(const std::filesystem::path& dir, const std::string& st
 // when it has a frame (no frame, no file). Returns its frames; throws when it cannot be finished.
 int finish_recording(std::unique_ptr<VideoRecorder>& recorder, std::vector<std::string>& recordings);
 
+// What v did: the overlay's message, and why a recording under way could not be finished
+// (empty when it could). Such a loss fails the run at its end, as a recording that breaks
+// mid-run does; a recording that cannot start loses nothing and is a message only.
+struct RecordKeyResult {
+  std::string message;
+  std::string lost;
+};
+
 // v: stops the recording under way (its file is added to `recordings`), or starts one as
-// dir/maskwatch-STAMP.mp4 at `fps`. Returns the overlay's message.
-std::string record_key(std::unique_ptr<VideoRecorder>& recorder, const std::filesystem::path& dir,
+// dir/maskwatch-STAMP.mp4 at `fps`.
+RecordKeyResult record_key(std::unique_ptr<VideoRecorder>& recorder, const std::filesystem::path& dir,
                        const std::string& stamp, double fps, std::vector<std::string>& recordings);
 
 }  // namespace maskwatch::app
