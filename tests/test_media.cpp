@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -242,6 +245,50 @@ TEST(Media, OddWidthVideosDecodeIntoContinuousFramesWithoutOverrunningThem) {
       EXPECT_EQ(n, 12) << file;
     }
   }
+}
+
+// What `read_file_text` says when it may not read a file (a config readable by root only, read by
+// the service's user): the reason, not only "cannot open" or "not found". Tests run as root here,
+// whom no mode stops, so a child process becomes nobody first.
+TEST(Media, AFileThatMayNotBeReadSaysWhy) {
+  TempDir dir;
+  fs::permissions(dir.path, fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
+  const auto private_file = dir / "open" / "maskwatch.yaml";  // the folder may be searched, the file not read
+  const auto hidden_file = dir / "closed" / "maskwatch.yaml";  // the folder may not be searched
+  for (const auto& file : {private_file, hidden_file}) {
+    write_file_atomic(file, std::string("cameras: []\n"));
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+  }
+  fs::permissions(dir / "open", fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(dir / "closed", fs::perms::owner_all);
+  int pipe_fd[2];
+  ASSERT_EQ(pipe(pipe_fd), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(pipe_fd[0]);
+    std::string said = "nobody";
+    if (getuid() != 0 || (setgid(65534) == 0 && setuid(65534) == 0)) {
+      for (const auto& file : {private_file, hidden_file}) {
+        try {
+          said += "|read " + read_file_text(file, "config file");
+        } catch (const std::exception& e) {
+          said += std::string("|") + e.what();
+        }
+      }
+    }
+    (void)!write(pipe_fd[1], said.data(), said.size());
+    _exit(0);
+  }
+  close(pipe_fd[1]);
+  std::string said;
+  char buf[1024];
+  for (ssize_t n; (n = read(pipe_fd[0], buf, sizeof buf)) > 0;) said.append(buf, static_cast<size_t>(n));
+  close(pipe_fd[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_EQ(said, "nobody|cannot open config file: " + private_file.string() +
+                      ": Permission denied|cannot open config file: " + hidden_file.string() + ": Permission denied");
 }
 
 TEST(Media, MissingFilesAndDevicesAreReasonsNotCrashes) {

@@ -26,15 +26,23 @@ namespace {
 template <typename Buffer>
 Buffer read_whole(const fs::path& path, const std::string& what, bool allow_empty) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw Error(what + " not found: " + path.string());
+  // A folder on the way that cannot be searched (EACCES) is not "not found": the admin is told why.
+  if (!fs::exists(path, ec))
+    throw Error(ec ? fmt::format("cannot open {}: {}: {}", what, path.string(), ec.message())
+                   : what + " not found: " + path.string());
   if (fs::is_directory(path, ec)) throw Error(what + " is a directory, not a file: " + path.string());
   // A device such as /dev/zero never ends: reading it would fill the memory. (A pipe may be
   // meant, as with <(...), and is read to its end.)
   const auto type = fs::status(path, ec).type();
   if (type == fs::file_type::character || type == fs::file_type::block || type == fs::file_type::socket)
     throw Error(what + " is a device or socket, not a file: " + path.string());
+  errno = 0;
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error("cannot open " + what + ": " + path.string());
+  if (!in) {
+    // libstdc++ opens with fopen, which leaves the reason in errno (a config readable by root only).
+    const int err = errno;
+    throw Error(fmt::format("cannot open {}: {}{}", what, path.string(), err ? ": " + std::string(std::strerror(err)) : ""));
+  }
   const std::streamoff size = in.tellg();
   Buffer bytes;
   if (size > 0) {
