@@ -2,6 +2,7 @@
 // run from there, as a site would after `apt install ./maskwatch_*.deb`.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
 #include <httplib.h>
 
 #include <csignal>
@@ -88,6 +89,19 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   EXPECT_NE(version.out.find("model " + (root / "usr/share/maskwatch/models/model.onnx").string() + ": sha256 " + model_sha),
             std::string::npos)
       << version.out;
+  // A site cannot train: --help does not offer the training commands and says where they went;
+  // asking for one says what is missing.
+  const auto help = run({bin, "--help"});
+  ASSERT_EQ(help.code, 0) << help.err;
+  EXPECT_NE(help.out.find("\n  serve "), std::string::npos) << help.out;
+  for (const char* name : {"train", "train-faces", "audit", "imagenet", "bench"})
+    EXPECT_EQ(help.out.find(fmt::format("\n  {} ", name)), std::string::npos) << name << " offered in\n" << help.out;
+  EXPECT_NE(help.out.find("Training commands (train, train-faces, audit, imagenet, bench) are not in this install"),
+            std::string::npos)
+      << help.out;
+  const auto train = run({bin, "train", "--help"});
+  EXPECT_EQ(train.code, 1);
+  EXPECT_NE(train.err.find("'train' needs the training executable"), std::string::npos) << train.err;
   const auto check = run({bin, "config", "check", (root / "etc/maskwatch/config.yaml").string()});
   ASSERT_EQ(check.code, 0) << check.err;
   EXPECT_NE(check.out.find("\"model\": \"" + (root / "usr/share/maskwatch/models/model.onnx").string() + "\""),

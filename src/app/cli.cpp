@@ -28,12 +28,14 @@ const std::vector<std::string>& training_command_names() {
   return names;
 }
 
+bool training_binary_present() { return access(sibling_executable(kTrainingBinary).c_str(), X_OK) == 0; }
+
 void exec_training_binary_if_needed(int argc, char** argv) {
   if (argc < 2) return;
   const auto& names = training_command_names();
   if (std::find(names.begin(), names.end(), argv[1]) == names.end()) return;
   const auto binary = sibling_executable(kTrainingBinary);
-  if (access(binary.c_str(), X_OK) != 0)
+  if (!training_binary_present())
     throw Error(fmt::format("'{}' needs the training executable {}, which is missing (build it with scripts/setup.sh)",
                             argv[1], binary.string()));
   std::vector<char*> args(argv, argv + argc);

@@ -32,6 +32,9 @@ int cli_main(CLI::App& app, int argc, char** argv);
 // Commands that need LibTorch and live in the `maskwatch-train` executable.
 const std::vector<std::string>& training_command_names();
 
+// Whether `maskwatch-train` is beside this executable (a site's package leaves it out).
+bool training_binary_present();
+
 // When argv names a training command, replaces this process with `maskwatch-train` (beside
 // this executable) and the same arguments. Returns only if argv names no training command;
 // throws Error when the training executable is missing.
