@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include "media/v4l2_camera.h"
 #include "media/video_reader.h"
 #include "media/video_writer.h"
+#include "perf/timing.h"
 #include "support.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -249,7 +249,7 @@ TEST(Media, OddWidthVideosDecodeIntoContinuousFramesWithoutOverrunningThem) {
 
 // What `read_file_text` says when it may not read a file (a config readable by root only, read by
 // the service's user): the reason, not only "cannot open" or "not found". Tests run as root here,
-// whom no mode stops, so a child process becomes nobody first.
+// whom no mode stops, so a child process (forked: the test's own process stays root) becomes nobody first.
 TEST(Media, AFileThatMayNotBeReadSaysWhy) {
   TempDir dir;
   fs::permissions(dir.path, fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
@@ -261,32 +261,18 @@ TEST(Media, AFileThatMayNotBeReadSaysWhy) {
   }
   fs::permissions(dir / "open", fs::perms::owner_all | fs::perms::others_read | fs::perms::others_exec);
   fs::permissions(dir / "closed", fs::perms::owner_all);
-  int pipe_fd[2];
-  ASSERT_EQ(pipe(pipe_fd), 0);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(pipe_fd[0]);
-    std::string said = "nobody";
-    if (getuid() != 0 || (setgid(65534) == 0 && setuid(65534) == 0)) {
-      for (const auto& file : {private_file, hidden_file}) {
-        try {
-          said += "|read " + read_file_text(file, "config file");
-        } catch (const std::exception& e) {
-          said += std::string("|") + e.what();
-        }
+  const std::string said = run_isolated([&] {
+    std::string out = "nobody";
+    if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return std::string("still root");
+    for (const auto& file : {private_file, hidden_file}) {
+      try {
+        out += "|read " + read_file_text(file, "config file");
+      } catch (const std::exception& e) {
+        out += std::string("|") + e.what();
       }
     }
-    (void)!write(pipe_fd[1], said.data(), said.size());
-    _exit(0);
-  }
-  close(pipe_fd[1]);
-  std::string said;
-  char buf[1024];
-  for (ssize_t n; (n = read(pipe_fd[0], buf, sizeof buf)) > 0;) said.append(buf, static_cast<size_t>(n));
-  close(pipe_fd[0]);
-  int status = 0;
-  waitpid(child, &status, 0);
+    return out;
+  });
   EXPECT_EQ(said, "nobody|cannot open config file: " + private_file.string() +
                       ": Permission denied|cannot open config file: " + hidden_file.string() + ": Permission denied");
 }
