@@ -257,6 +257,15 @@ TEST(Eval, AMapOfAModelClassFoldsItsPredictions) {
   EXPECT_FALSE(ClassFold::make(three, {{"with_mask", "with_mask"}}).folds());
   // Folding into a name the model does not have, or into a class folded away itself: errors.
   EXPECT_THROW(ClassFold::make(three, {{"mask_worn_incorrectly", "no_mask"}}), Error);
+  // What the consumers count: the mask class, and every other class as without_mask (or, without
+  // one, as the first other class); two classes fold nothing.
+  const auto compliance = compliance_fold(three, 1);
+  EXPECT_EQ(compliance.classes, (std::vector<std::string>{"with_mask", "without_mask"}));
+  EXPECT_EQ(compliance.of_model, (std::vector<int>{1, 0, 1}));
+  EXPECT_FALSE(compliance_fold({"with_mask", "without_mask"}, 0).folds());
+  const auto other_names = compliance_fold({"bare", "masked", "chin"}, 1);
+  EXPECT_EQ(other_names.classes, (std::vector<std::string>{"bare", "masked"}));
+  EXPECT_EQ(other_names.of_model, (std::vector<int>{0, 1, 0}));
   EXPECT_THROW(ClassFold::make(three, {{"mask_worn_incorrectly", "without_mask"}, {"without_mask", "with_mask"}}),
                Error);
 }

@@ -108,7 +108,7 @@ TEST(QualityGate, RoundTripsThroughJsonAndRefusesMalformedGates) {
   EXPECT_NEAR(g.p_right(x), 1 / (1 + std::exp(-3.5)), 1e-12);
   EXPECT_TRUE(g.answers(0.8));
   EXPECT_FALSE(g.answers(0.79));
-  const auto back = QualityGate::from_json(g.to_json(), "t");
+  const auto back = QualityGate::from_json(g.to_json(), "t", 2);
   EXPECT_NEAR(back.p_right(x), g.p_right(x), 1e-12);
   EXPECT_DOUBLE_EQ(back.threshold, 0.8);
   EXPECT_TRUE(QualityGate().answers(0));  // no gate: everything is answered
@@ -118,7 +118,7 @@ TEST(QualityGate, RoundTripsThroughJsonAndRefusesMalformedGates) {
     nlohmann::json j = g.to_json();
     edit(j);
     try {
-      QualityGate::from_json(j, "m.json");
+      QualityGate::from_json(j, "m.json", 3);
       ADD_FAILURE() << "accepted: " << says;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("m.json"), std::string::npos) << e.what();
@@ -130,6 +130,40 @@ TEST(QualityGate, RoundTripsThroughJsonAndRefusesMalformedGates) {
   broken([](auto& j) { j["scale"][2] = 0; }, "scale <= 0");
   broken([](auto& j) { j["threshold"] = 1.5; }, "threshold");
   broken([](auto& j) { j.erase("bias"); }, "bias");
+  // Judged classes: every model class onto one of at least two judged classes, each of them used.
+  broken([](auto& j) { j["judges"] = {{"classes", {"with_mask", "without_mask"}}, {"of_model", {1, 0}}}; },
+         "model's 3 classes");
+  broken([](auto& j) { j["judges"] = {{"classes", {"with_mask", "without_mask"}}, {"of_model", {1, 1, 1}}}; },
+         "every one of at least two");
+  broken([](auto& j) { j["judges"] = {{"classes", {"with_mask", "without_mask"}}, {"of_model", {1, 0, 2}}}; },
+         "names class 2 of 2");
+}
+
+// A three-class model's gate judges a mask worn or not: the classifier sums the chin-mask and
+// bare-face probabilities before the margin is taken, as `eval --fit-gate --map` fitted it.
+TEST(QualityGate, AGateOfFoldedClassesJudgesTheFoldedAnswer) {
+  QualityGate g;
+  g.mean = {0, 0, 0, 0, 0, 0};
+  g.scale = {1, 1, 1, 1, 1, 1};
+  g.weights = {1, 0, 0, 0, 0, 0};  // the margin alone
+  g.bias = -2;
+  g.threshold = 0.5;
+  const FaceQuality q;
+  // mask_worn_incorrectly 0.5, with_mask 0.1, without_mask 0.4: the model's own margin is
+  // ln(0.5 / 0.4); not masked, 0.9 against 0.1, is a margin of ln 9.
+  const std::vector<float> chin{0.5f, 0.1f, 0.4f};
+  const auto sigmoid = [](double z) { return 1 / (1 + std::exp(-z)); };
+  EXPECT_NEAR(g.p_right(q, chin), sigmoid(std::log(0.5 / 0.4) - 2), 1e-6);
+  g.judged_classes = {"with_mask", "without_mask"};
+  g.judged_of_model = {1, 0, 1};
+  EXPECT_NEAR(g.p_right(q, chin), sigmoid(std::log(9.0) - 2), 1e-6);
+  EXPECT_TRUE(g.answers(g.p_right(q, chin)));
+  const auto back = QualityGate::from_json(g.to_json(), "m.json", 3);
+  EXPECT_EQ(back.judged_of_model, (std::vector<int>{1, 0, 1}));
+  EXPECT_EQ(back.judged_classes, g.judged_classes);
+  EXPECT_NEAR(back.p_right(q, chin), g.p_right(q, chin), 1e-12);
+  // A model.json whose gate judges another number of classes than the model has is refused.
+  EXPECT_THROW(QualityGate::from_json(g.to_json(), "m.json", 2), Error);
 }
 
 TEST(GateFit, AnsweredScoresAndTheRiskCoverageCurveByHand) {

@@ -1,7 +1,9 @@
 // Short real trainings (48 images per class at 96-128 px, a couple of epochs per phase).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "model/face_quality.h"
@@ -95,6 +97,51 @@ TEST(Train, AGateThatWouldAnswerNoFaceIsNotWritten) {
   const auto meta = read_json(o.out / "model.json");
   EXPECT_TRUE(!meta.contains("quality_gate") || meta["quality_gate"].is_null()) << meta["quality_gate"];
   EXPECT_TRUE(read_json(o.out / "metrics.json")["quality_gate"].contains("skipped"));
+}
+
+// A three-class model (chin masks their own class) is shown and counted as a mask worn or not,
+// so its gate judges that: fitted by training on the folded answers, and asked by the classifier
+// with the chin-mask and bare-face probabilities summed. `eval --fit-gate --map` fits the same.
+TEST(Train, AThreeClassModelsGateJudgesAMaskWornOrNot) {
+  TempDir dir;
+  auto o = small_options(dir / "run");
+  o.data.push_back(shared_path("data/real-masks-incorrect"));
+  ASSERT_TRUE(train_mask_model(o).completed);
+  const nlohmann::json judged = {{"classes", {"with_mask", "without_mask"}}, {"of_model", {1, 0, 1}}};
+  nlohmann::json meta = read_json(o.out / "model.json");
+  ASSERT_EQ(meta["classes"], nlohmann::json({"mask_worn_incorrectly", "with_mask", "without_mask"}));
+  ASSERT_TRUE(meta.contains("quality_gate") && meta["quality_gate"].is_object()) << read_bytes(o.out / "metrics.json");
+  EXPECT_EQ(meta["quality_gate"]["judges"], judged);
+
+  // The classifier's P(right) takes the margin of with_mask against the other two together.
+  MaskClassifier clf(o.out / "model.onnx");
+  const auto& gate = clf.quality_gate();
+  std::vector<cv::Mat> crops;
+  for (const char* f : {"with_mask/0-with-mask.jpg", "without_mask/0.jpg"})
+    crops.push_back(cv::imread(shared_path("data/seed-masks/" + std::string(f)).string()));
+  std::vector<fs::path> chin;
+  for (const auto& e : fs::directory_iterator(shared_path("data/real-masks-incorrect/mask_worn_incorrectly")))
+    chin.push_back(e.path());
+  std::sort(chin.begin(), chin.end());
+  chin.resize(4);
+  for (const auto& f : chin) crops.push_back(cv::imread(f.string()));
+  for (const auto& p : clf.classify(crops)) {
+    ASSERT_EQ(p.probs.size(), 3u);
+    const std::vector<float> folded{p.probs[1], p.probs[0] + p.probs[2]};
+    EXPECT_NEAR(p.p_right, gate.p_right(gate_inputs(p.quality, folded)), 1e-9);
+    if (std::abs(class_margin(folded) - class_margin(p.probs)) > 0.1)  // where the fold matters, it shows
+      EXPECT_GT(std::abs(p.p_right - gate.p_right(gate_inputs(p.quality, p.probs))), 1e-6);
+  }
+
+  // Fitted again from the command line on the run's validation crops, folded by --map.
+  meta.erase("quality_gate");
+  write_json_atomic(o.out / "model.json", meta);
+  const auto fit = run_cli({"eval", "--conditions", "--fit-gate", "--model", (o.out / "model.onnx").string(), "--data",
+                            o.data[0].string(), "--data", o.data[1].string(), "--map",
+                            "mask_worn_incorrectly=without_mask", "--split", (o.out / "split.json").string(),
+                            "--subset", "val"});
+  ASSERT_EQ(fit.exit_code, 0) << fit.err;
+  EXPECT_EQ(read_json(o.out / "model.json")["quality_gate"]["judges"], judged);
 }
 
 TEST(Train, ResumeAfterAnInterruptionReachesTheSameWeights) {

@@ -250,8 +250,6 @@ void evaluate_under_conditions(const EvalOpts& o) {
   if (o.no_gate || o.fit_gate) clf.set_quality_gate({});
   ConditionInputs in;
   in.fold = ClassFold::make(clf.classes(), parse_class_mappings(o.maps));
-  if (o.fit_gate && in.fold.folds())
-    throw Error("--fit-gate: the gate is fitted on the model's own classes; drop the --map that folds one of them");
   const Dataset ds = evaluation_dataset(o, in.fold);
   std::vector<std::string> names;
   std::vector<SkippedImage> skipped;
@@ -277,7 +275,10 @@ void evaluate_under_conditions(const EvalOpts& o) {
     const auto names = report.names();
     GateFitOptions fit;
     fit.target = o.gate_target;
-    QualityGate gate = fit_quality_gate(samples, names, clf.classes().size(), fit);
+    // With a --map that folds model classes (a three-class model's chin masks into without_mask),
+    // the gate judges the folded answer, and the classifier folds the same way before it asks it.
+    QualityGate gate = fit_quality_gate(samples, names, report.classes.size(), fit);
+    judge_folded_classes(gate, in.fold);
     json data = json::array();
     for (const auto& d : o.data) data.push_back(std::filesystem::absolute(d).lexically_normal().string());
     gate.fit["data"] = data;
@@ -292,7 +293,7 @@ void evaluate_under_conditions(const EvalOpts& o) {
     for (size_t c = 0; c < at.answered.coverage_of.size(); ++c)
       if (at.answered.coverage_of[c] < 0.5)
         spdlog::warn("the gate answers {:.1f} % of the {} faces under '{}'", 100 * at.answered.coverage_of[c],
-                     clf.classes()[c], fit.threshold_condition);
+                     report.classes[c], fit.threshold_condition);
     write_quality_gate(o.model, gate);
     fmt::print("quality gate fitted on {} crops x {} conditions: answer when P(right) >= {:.4f}; written to {}\n",
                in.crops.size(), names.size(), gate.threshold, sidecar_path(o.model).string());
@@ -450,7 +451,9 @@ void add_eval_command(CLI::App& root) {
       "With --conditions and --split ... --subset val: fit the quality gate (when a face cannot be judged: its "
       "light, contrast, sharpness, noise and the classifier's margin -> P(right)) on these crops under every "
       "condition, set its threshold where the answered faces under 'dim webcam' reach --gate-target balanced "
-      "accuracy, and write it into the model's model.json (atomically; model.onnx is not touched)");
+      "accuracy, and write it into the model's model.json (atomically; model.onnx is not touched). With a --map "
+      "that folds a model class (a three-class model: --map mask_worn_incorrectly=without_mask), the gate judges "
+      "the folded answer, mask worn or not, as run, serve and their counts use it");
   fit_gate->needs(conditions);
   cmd->add_option("--gate-target", o->gate_target, "With --fit-gate: balanced accuracy the answered faces must reach")
       ->capture_default_str()

@@ -50,4 +50,16 @@ void ClassFold::apply(Prediction& p) const {
   if (p.label >= 0) p.score = p.probs[static_cast<size_t>(p.label)];
 }
 
+ClassFold compliance_fold(const std::vector<std::string>& model_classes, int mask_class) {
+  std::map<std::string, std::string> map;
+  const auto without = std::find(model_classes.begin(), model_classes.end(), "without_mask");
+  std::string into;
+  for (size_t c = 0; c < model_classes.size(); ++c)
+    if (static_cast<int>(c) != mask_class && into.empty()) into = model_classes[c];
+  if (without != model_classes.end() && without - model_classes.begin() != mask_class) into = *without;
+  for (size_t c = 0; c < model_classes.size(); ++c)
+    if (static_cast<int>(c) != mask_class) map[model_classes[c]] = into;
+  return ClassFold::make(model_classes, map);
+}
+
 }  // namespace maskwatch

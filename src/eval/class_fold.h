@@ -28,4 +28,8 @@ struct ClassFold {
   void apply(Prediction& p) const;
 };
 
+// What the consumers count (a mask worn or not): every class but the mask class folded into
+// without_mask (or, without one, into the first other class). Folds nothing for two classes.
+ClassFold compliance_fold(const std::vector<std::string>& model_classes, int mask_class);
+
 }  // namespace maskwatch

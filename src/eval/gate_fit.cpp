@@ -159,4 +159,10 @@ QualityGate fit_quality_gate(const std::vector<GateSample>& samples, const std::
   return g;
 }
 
+void judge_folded_classes(QualityGate& gate, const ClassFold& fold) {
+  if (!fold.folds()) return;
+  gate.judged_of_model = fold.of_model;
+  gate.judged_classes = fold.classes;
+}
+
 }  // namespace maskwatch

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/class_fold.h"
 #include "model/face_quality.h"
 
 namespace maskwatch {
@@ -60,5 +61,9 @@ struct GateFitOptions {
 // condition has no samples.
 QualityGate fit_quality_gate(const std::vector<GateSample>& samples, const std::vector<std::string>& condition_names,
                              size_t classes, const GateFitOptions& options = {});
+
+// A gate fitted on folded answers (samples classified through `fold`) judges the folded classes:
+// the classifier must fold the same way before it asks it (QualityGate::judged_of_model).
+void judge_folded_classes(QualityGate& gate, const ClassFold& fold);
 
 }  // namespace maskwatch

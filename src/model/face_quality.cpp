@@ -83,14 +83,23 @@ double QualityGate::p_right(const std::vector<double>& x) const {
   return 1.0 / (1.0 + std::exp(-z));
 }
 
-nlohmann::json QualityGate::to_json() const {
-  return {{"inputs", gate_input_names()}, {"mean", mean},           {"scale", scale}, {"weights", weights},
-          {"bias", bias},                 {"threshold", threshold}, {"fit", fit},
-          {"note", "P(right) = sigmoid(bias + sum weights * (input - mean) / scale); "
-                   "answered when P(right) >= threshold, else uncertain"}};
+double QualityGate::p_right(const FaceQuality& q, const std::vector<float>& probs) const {
+  if (judged_of_model.empty() || judged_of_model.size() != probs.size()) return p_right(gate_inputs(q, probs));
+  std::vector<float> judged(judged_classes.size(), 0.0f);
+  for (size_t i = 0; i < probs.size(); ++i) judged[static_cast<size_t>(judged_of_model[i])] += probs[i];
+  return p_right(gate_inputs(q, judged));
 }
 
-QualityGate QualityGate::from_json(const nlohmann::json& j, const std::string& origin) {
+nlohmann::json QualityGate::to_json() const {
+  nlohmann::json j = {{"inputs", gate_input_names()}, {"mean", mean},           {"scale", scale}, {"weights", weights},
+                      {"bias", bias},                 {"threshold", threshold}, {"fit", fit},
+                      {"note", "P(right) = sigmoid(bias + sum weights * (input - mean) / scale); "
+                               "answered when P(right) >= threshold, else uncertain"}};
+  if (!judged_of_model.empty()) j["judges"] = {{"classes", judged_classes}, {"of_model", judged_of_model}};
+  return j;
+}
+
+QualityGate QualityGate::from_json(const nlohmann::json& j, const std::string& origin, size_t model_classes) {
   const auto bad = [&](const std::string& why) { return Error(fmt::format("quality gate in {}: {}", origin, why)); };
   if (!j.is_object()) throw bad("not a JSON object");
   try {
@@ -111,6 +120,21 @@ QualityGate QualityGate::from_json(const nlohmann::json& j, const std::string& o
       if (!std::isfinite(g.mean[i]) || !std::isfinite(g.weights[i]) || !(g.scale[i] > 0))
         throw bad(fmt::format("input '{}' has a non-finite mean or weight or a scale <= 0", gate_input_names()[i]));
     if (!std::isfinite(g.bias) || !(g.threshold >= 0 && g.threshold < 1)) throw bad("bias or threshold out of range");
+    if (j.contains("judges")) {
+      g.judged_classes = j["judges"].at("classes").get<std::vector<std::string>>();
+      g.judged_of_model = j["judges"].at("of_model").get<std::vector<int>>();
+      std::vector<bool> used(g.judged_classes.size(), false);
+      for (const int c : g.judged_of_model) {
+        if (c < 0 || static_cast<size_t>(c) >= g.judged_classes.size())
+          throw bad(fmt::format("judges.of_model names class {} of {}", c, g.judged_classes.size()));
+        used[static_cast<size_t>(c)] = true;
+      }
+      if (g.judged_of_model.size() != model_classes || g.judged_classes.size() < 2 ||
+          std::find(used.begin(), used.end(), false) != used.end())
+        throw bad(fmt::format("judges.of_model must map the model's {} classes onto every one of at least two "
+                              "judged classes",
+                              model_classes));
+    }
     return g;
   } catch (const nlohmann::json::exception& e) {
     throw bad(e.what());

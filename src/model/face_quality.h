@@ -51,17 +51,23 @@ struct QualityGate {
   double bias = 0;
   double threshold = 0;  // answer when P(right) >= threshold; 0 = always answer
   nlohmann::json fit = nlohmann::json::object();  // how it was fitted (for the model card)
+  // The classes whose answer the gate judges, when they are not the model's own: model class i
+  // counts as judged class judged_of_model[i], its probability summed in. A three-class model's
+  // gate judges what the consumers count, a mask worn or not (a chin mask told from a bare face
+  // is not what it vouches for). Empty: the model's own classes.
+  std::vector<int> judged_of_model;
+  std::vector<std::string> judged_classes;
 
   bool enabled() const { return !weights.empty(); }
   double p_right(const std::vector<double>& inputs) const;
-  double p_right(const FaceQuality& q, const std::vector<float>& probs) const {
-    return p_right(gate_inputs(q, probs));
-  }
+  // From a crop's measurements and the model's probabilities (summed into the judged classes first).
+  double p_right(const FaceQuality& q, const std::vector<float>& probs) const;
   bool answers(double p) const { return !enabled() || p >= threshold; }
 
   nlohmann::json to_json() const;
-  // Throws Error naming `origin` on a malformed gate (wrong input names or sizes, NaN).
-  static QualityGate from_json(const nlohmann::json& j, const std::string& origin);
+  // Throws Error naming `origin` on a malformed gate (wrong input names or sizes, NaN, judged
+  // classes that do not cover `model_classes` classes one to one).
+  static QualityGate from_json(const nlohmann::json& j, const std::string& origin, size_t model_classes);
 };
 
 }  // namespace maskwatch

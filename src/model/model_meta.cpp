@@ -75,7 +75,8 @@ ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
     m.temperature = t.get<double>();
   }
   if (j.contains("crop") && j["crop"].is_object()) m.crop = j["crop"];
-  if (j.contains("quality_gate") && !j["quality_gate"].is_null()) m.quality_gate = QualityGate::from_json(j["quality_gate"], origin);
+  if (j.contains("quality_gate") && !j["quality_gate"].is_null())
+    m.quality_gate = QualityGate::from_json(j["quality_gate"], origin, m.classes.size());
   return m;
 }
 }  // namespace

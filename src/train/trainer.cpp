@@ -31,6 +31,7 @@
 #include "util/sha256.h"
 #include "util/stopwatch.h"
 #include "vision/mask_classifier.h"
+#include "vision/overlay.h"
 
 namespace maskwatch {
 namespace {
@@ -548,9 +549,11 @@ void Trainer::fit_quality_gate() {
   static const std::vector<std::string> kConditions = {"clean", "noise", "jpeg 20", "low-res 24", "dim webcam"};
   Stopwatch sw;
   ConditionInputs in;
+  // A three-class model's gate judges what run, serve and their counts use: a mask worn or not.
+  in.fold = compliance_fold(data_.ds.classes, mask_class_index(data_.ds.classes));
   for (size_t i : data_.val) {
     in.crops.push_back(data_.images[i]);
-    in.labels.push_back(data_.labels[i]);
+    in.labels.push_back(in.fold.folds() ? in.fold.of_model.at(static_cast<size_t>(data_.labels[i])) : data_.labels[i]);
     in.sources.push_back(data_.ds.items[i].source);
     in.seeds.push_back(fnv1a(data_.ds.items[i].rel));
   }
@@ -559,7 +562,8 @@ void Trainer::fit_quality_gate() {
   auto report = evaluate_conditions(clf, in, 16, nullptr, &samples, kConditions);
   QualityGate gate;
   try {
-    gate = maskwatch::fit_quality_gate(samples, report.names(), data_.ds.classes.size());
+    gate = maskwatch::fit_quality_gate(samples, report.names(), report.classes.size());
+    judge_folded_classes(gate, in.fold);
   } catch (const Error& e) {
     spdlog::warn("no quality gate ({})", e.what());
     return;
