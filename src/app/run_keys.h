@@ -32,6 +32,6 @@ struct RecordKeyResult {
 // v: stops the recording under way (its file is added to `recordings`), or starts one as
 // dir/maskwatch-STAMP.mp4 at `fps`.
 RecordKeyResult record_key(std::unique_ptr<VideoRecorder>& recorder, const std::filesystem::path& dir,
-                       const std::string& stamp, double fps, std::vector<std::string>& recordings);
+                           const std::string& stamp, double fps, std::vector<std::string>& recordings);
 
 }  // namespace maskwatch::app
