@@ -112,6 +112,8 @@ TEST(Train, AThreeClassModelsGateJudgesAMaskWornOrNot) {
   ASSERT_EQ(meta["classes"], nlohmann::json({"mask_worn_incorrectly", "with_mask", "without_mask"}));
   ASSERT_TRUE(meta.contains("quality_gate") && meta["quality_gate"].is_object()) << read_bytes(o.out / "metrics.json");
   EXPECT_EQ(meta["quality_gate"]["judges"], judged);
+  const std::string card = read_bytes(o.out / "MODEL_CARD.md");
+  EXPECT_NE(card.find("It judges the answer the consumers count (with_mask or without_mask)"), std::string::npos);
 
   // The classifier's P(right) takes the margin of with_mask against the other two together.
   MaskClassifier clf(o.out / "model.onnx");

@@ -157,11 +157,18 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
       "{:.4f}, on test {:.4f} -> {:.4f} (`reliability.png`).\n\n",
       c.temperature, c.val_ece_before, c.val_ece_after, c.test_ece_before, c.test_ece_after);
   if (m.quality_gate.is_object() && m.quality_gate.contains("threshold")) {
+    // A three-class model's gate: chin masks and bare faces judged together, as the consumers count them.
+    const std::string judged =
+        m.quality_gate.contains("judges")
+            ? fmt::format(" It judges the answer the consumers count ({}), the model's other classes summed into "
+                          "them; balanced accuracy below is over those classes.",
+                          fmt::join(m.quality_gate["judges"].get<std::vector<std::string>>(), " or "))
+            : "";
     s += fmt::format(
         "Quality gate (faces that cannot be judged from their frame are shown as uncertain): answer when P(right) >= "
-        "{:.4f}, fitted on the validation crops under camera conditions. On validation:\n\n"
+        "{:.4f}, fitted on the validation crops under camera conditions.{} On validation:\n\n"
         "| condition | answered | balanced accuracy of those answered | of all faces |\n|---|---|---|---|\n",
-        m.quality_gate["threshold"].get<double>());
+        m.quality_gate["threshold"].get<double>(), judged);
     for (const auto& c : m.quality_gate["conditions"])
       s += fmt::format("| {} | {} | {} | {} |\n", c["name"].get<std::string>(), pct(c["coverage"].get<double>()),
                        pct(c["answered_balanced_accuracy"].get<double>()), pct(c["balanced_accuracy"].get<double>()));

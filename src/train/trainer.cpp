@@ -589,6 +589,7 @@ void Trainer::fit_quality_gate() {
                     {"balanced_accuracy", c.report.balanced_accuracy}});
   metrics_.quality_gate = {{"threshold", gate.threshold}, {"weights", gate.weights}, {"conditions", rows},
                            {"seconds", sw.seconds()}};
+  if (!gate.judged_classes.empty()) metrics_.quality_gate["judges"] = gate.judged_classes;
   spdlog::info("quality gate: answer when P(right) >= {:.3f}; dim webcam on validation {:.1f}% answered, {:.2f}% of "
                "those right (balanced), {:.0f} s",
                gate.threshold, 100 * report.results.back().answered.coverage,
