@@ -35,13 +35,6 @@ ClassFold ClassFold::make(const std::vector<std::string>& model_classes,
   return f;
 }
 
-std::vector<float> fold_probs(const std::vector<float>& probs, const std::vector<int>& of_model, size_t n_classes) {
-  std::vector<float> out(n_classes, 0.0f);
-  for (size_t m = 0; m < probs.size() && m < of_model.size(); ++m)
-    if (of_model[m] >= 0 && static_cast<size_t>(of_model[m]) < n_classes)
-      out[static_cast<size_t>(of_model[m])] += probs[m];
-  return out;
-}
 
 void ClassFold::apply(Prediction& p) const {
   if (!folds()) return;
@@ -52,11 +45,10 @@ void ClassFold::apply(Prediction& p) const {
 
 ClassFold compliance_fold(const std::vector<std::string>& model_classes, int mask_class) {
   std::map<std::string, std::string> map;
-  const auto without = std::find(model_classes.begin(), model_classes.end(), "without_mask");
-  std::string into;
+  std::string into;  // without_mask, else the first class that is not the mask class
   for (size_t c = 0; c < model_classes.size(); ++c)
-    if (static_cast<int>(c) != mask_class && into.empty()) into = model_classes[c];
-  if (without != model_classes.end() && without - model_classes.begin() != mask_class) into = *without;
+    if (static_cast<int>(c) != mask_class && (into.empty() || model_classes[c] == "without_mask"))
+      into = model_classes[c];
   for (size_t c = 0; c < model_classes.size(); ++c)
     if (static_cast<int>(c) != mask_class) map[model_classes[c]] = into;
   return ClassFold::make(model_classes, map);

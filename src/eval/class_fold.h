@@ -7,13 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "model/class_probs.h"  // fold_probs
+
 namespace maskwatch {
 
 struct Prediction;
 
-// Model class probabilities -> evaluated class probabilities: each adds to its class
-// of_model[m] (of n_classes), or is dropped where that is -1.
-std::vector<float> fold_probs(const std::vector<float>& probs, const std::vector<int>& of_model, size_t n_classes);
 
 struct ClassFold {
   std::vector<std::string> classes;  // evaluated: the model's, in its order, less the folded ones

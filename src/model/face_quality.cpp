@@ -7,6 +7,7 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
+#include "model/class_probs.h"
 #include "util/error.h"
 
 namespace maskwatch {
@@ -86,9 +87,7 @@ double QualityGate::p_right(const std::vector<double>& x) const {
 double QualityGate::p_right(const FaceQuality& q, const std::vector<float>& probs) const {
   // (from_json checked that judged_of_model covers the model's classes, which is what probs holds)
   if (judged_of_model.empty() || judged_of_model.size() != probs.size()) return p_right(gate_inputs(q, probs));
-  std::vector<float> judged(judged_classes.size(), 0.0f);
-  for (size_t i = 0; i < probs.size(); ++i) judged[static_cast<size_t>(judged_of_model[i])] += probs[i];
-  return p_right(gate_inputs(q, judged));
+  return p_right(gate_inputs(q, fold_probs(probs, judged_of_model, judged_classes.size())));
 }
 
 nlohmann::json QualityGate::to_json() const {

@@ -553,7 +553,7 @@ void Trainer::fit_quality_gate() {
   in.fold = compliance_fold(data_.ds.classes, mask_class_index(data_.ds.classes));
   for (size_t i : data_.val) {
     in.crops.push_back(data_.images[i]);
-    in.labels.push_back(in.fold.folds() ? in.fold.of_model.at(static_cast<size_t>(data_.labels[i])) : data_.labels[i]);
+    in.labels.push_back(in.fold.of_model.at(static_cast<size_t>(data_.labels[i])));  // the identity for two classes
     in.sources.push_back(data_.ds.items[i].source);
     in.seeds.push_back(fnv1a(data_.ds.items[i].rel));
   }

@@ -19,11 +19,12 @@ namespace maskwatch {
 
 // One inference of `runtime`, then the workers of `pool` (the pool the runtime was made on, null
 // when it runs on the calling thread) are put to sleep. Every XNNPACK inference goes through
-// here. The runtimes are made with XNN_FLAG_YIELD_WORKERS, yet with Debian 12's XNNPACK (2022-02) the workers kept
-// spinning after every inference of our graphs (45 ms of CPU after the detector, 27 after the
-// classifier, in 50 ms of idle; a test): the flag does not reach them here. Spinning, they took a
-// core from the next stage (the detector ran in 8-10 ms right after the classifier instead of
-// 4-5). A no-op task carrying PTHREADPOOL_FLAG_YIELD_WORKERS sends them to sleep.
+// here. The runtimes are made with XNN_FLAG_YIELD_WORKERS, yet with Debian 12's XNNPACK
+// (2022-02) the workers kept spinning after every inference of our graphs (45 ms of CPU after the
+// detector, 27 after the classifier, in 50 ms of idle; a test): the flag does not reach them
+// here. Spinning, they took a core from the next stage (the detector ran in 8-10 ms right after
+// the classifier instead of 4-5). A no-op task carrying PTHREADPOOL_FLAG_YIELD_WORKERS sends them
+// to sleep.
 void invoke_and_yield(struct xnn_runtime* runtime, struct pthreadpool* pool);
 
 // XNNPACK's thread pool splits every layer across threads and spins at each of ~65 joins per
