@@ -77,6 +77,18 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
                         "etc/maskwatch/config.yaml", "usr/share/doc/maskwatch/README.md"})
     EXPECT_TRUE(fs::exists(root / f)) << f;
   EXPECT_FALSE(fs::exists(root / "usr/bin/maskwatch-train"));  // a site does not train
+  // Every model file the package carries says where it comes from and under which licence.
+  const std::string copyright = read_bytes(root / "usr/share/doc/maskwatch/copyright");
+  int bundled = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(root / "usr/share/maskwatch")) {
+    if (!entry.is_regular_file()) continue;
+    ++bundled;
+    const std::string path = fs::relative(entry.path(), root).string();
+    const bool named = copyright.find("Files: " + path + "\n") != std::string::npos ||
+                       copyright.find("       " + path + "\n") != std::string::npos;
+    EXPECT_TRUE(named) << path << " has no stanza in the copyright file";
+  }
+  EXPECT_EQ(bundled, 7);
   const std::string bin = (root / "usr/bin/maskwatch").string();
 
   // The unpacked binary takes its model and detectors from ../share/maskwatch, not from the
