@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the Debian package of the runtime from build/ (made by scripts/setup.sh):
+# Builds the Debian packages of the runtime (maskwatch) and of run's window (maskwatch-display)
+# from build/ (made by scripts/setup.sh):
 #   scripts/package.sh [OUT_DIR]      (default: build/package)
-# prints the .deb's path. Install it with `sudo apt install ./maskwatch_*.deb`, then edit
+# prints the two .deb paths. Install the first with `sudo apt install ./maskwatch_*.deb`, then edit
 # /etc/maskwatch/config.yaml and `sudo systemctl enable --now maskwatch` (README: Deploying at a site).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,4 +14,4 @@ mkdir -p "$out"
   cat "$out/cpack.log" >&2
   exit 1
 }
-ls -1 "$out"/maskwatch_*.deb
+ls -1 "$out"/maskwatch_*.deb "$out"/maskwatch-display_*.deb

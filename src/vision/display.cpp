@@ -15,6 +15,9 @@
 namespace maskwatch {
 namespace {
 
+constexpr const char* kNotInstalled =
+    "the window plugin libmaskwatch_display.so is not installed (package maskwatch-display)";
+
 std::filesystem::path executable_dir() {
   char buf[PATH_MAX] = {};
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -29,13 +32,21 @@ F symbol(void* lib, const char* name) {
   return reinterpret_cast<F>(p);
 }
 
+// Beside the executable in a build folder; in lib/maskwatch when installed (the maskwatch-display
+// package, which a headless site leaves out). Empty when neither is there.
+std::filesystem::path plugin_path() {
+  std::error_code ec;
+  for (const auto& p : {executable_dir() / "libmaskwatch_display.so",
+                        executable_dir().parent_path() / "lib" / "maskwatch" / "libmaskwatch_display.so"})
+    if (std::filesystem::exists(p, ec)) return p;
+  return {};
+}
+
 }  // namespace
 
 Display::Display(const std::string& title) : title_(title) {
-  // Beside the executable in a build folder; in lib/maskwatch when installed (the .deb).
-  auto plugin = executable_dir() / "libmaskwatch_display.so";
-  if (std::error_code ec; !std::filesystem::exists(plugin, ec))
-    plugin = executable_dir().parent_path() / "lib" / "maskwatch" / "libmaskwatch_display.so";
+  const auto plugin = plugin_path();
+  if (plugin.empty()) throw Error(kNotInstalled);
   lib_ = dlopen(plugin.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib_) throw Error(std::string("cannot open a window (") + dlerror() + "): use --no-display");
   try {
@@ -50,6 +61,7 @@ Display::Display(const std::string& title) : title_(title) {
 }
 
 std::string Display::unavailable_reason() {
+  if (plugin_path().empty()) return kNotInstalled;
   const pid_t pid = fork();
   if (pid < 0) return "";  // cannot tell: the window itself will try
   if (pid == 0) {
