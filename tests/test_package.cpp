@@ -77,8 +77,8 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
 
   const fs::path root = tmp / "root";
   ASSERT_EQ(run({"dpkg-deb", "-x", deb.string(), root.string()}).code, 0);
-  for (const char* f : {"usr/bin/maskwatch", "usr/share/maskwatch/models/model.onnx", "usr/share/maskwatch/models/model.json",
-                        "usr/share/maskwatch/models/yunet_n_scenes.onnx",
+  for (const char* f : {"usr/bin/maskwatch", "usr/share/maskwatch/models/model.onnx",
+                        "usr/share/maskwatch/models/model.json", "usr/share/maskwatch/models/yunet_n_scenes.onnx",
                         "usr/share/maskwatch/assets/yunet_n_640_640.onnx", "usr/lib/systemd/system/maskwatch.service",
                         "etc/maskwatch/config.yaml", "usr/share/doc/maskwatch/README.md"})
     EXPECT_TRUE(fs::exists(root / f)) << f;
