@@ -188,12 +188,12 @@ void ClipRecorder::take(Offer& o) {
     jpeg = std::make_shared<const std::vector<uchar>>(encode_jpeg(small, kJpegQuality));
   }
   o.frame.release();  // the camera's frame goes back before the lock
-  ++kept_;
   frame_us_ += static_cast<int64_t>(clock.ms() * 1000);
   std::lock_guard<std::mutex> lock(mutex_);
   // Forgotten while it was encoded: dropped, not kept for the successor.
   if (o.generation != generations_[o.camera]) return;
   rings_[o.camera].shots.push_back({o.time, std::move(jpeg)});
+  ++kept_;  // counted once in the ring, where a clip can take it
 }
 
 // The frames of the clip's window; when there are none in it (a window shorter than a frame
