@@ -35,7 +35,6 @@ ClassFold ClassFold::make(const std::vector<std::string>& model_classes,
   return f;
 }
 
-
 void ClassFold::apply(Prediction& p) const {
   if (!folds()) return;
   if (p.label >= 0) p.label = of_model.at(static_cast<size_t>(p.label));

@@ -13,7 +13,6 @@ namespace maskwatch {
 
 struct Prediction;
 
-
 struct ClassFold {
   std::vector<std::string> classes;  // evaluated: the model's, in its order, less the folded ones
   std::vector<int> of_model;         // model class index -> evaluated class index

@@ -6,24 +6,17 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <filesystem>
 
 #include "util/error.h"
+#include "util/paths.h"  // executable_dir
 
 namespace maskwatch {
 namespace {
 
 constexpr const char* kNotInstalled =
     "the window plugin libmaskwatch_display.so is not installed (package maskwatch-display)";
-
-std::filesystem::path executable_dir() {
-  char buf[PATH_MAX] = {};
-  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::filesystem::path(std::string(buf, static_cast<size_t>(n))).parent_path()
-               : std::filesystem::path(".");
-}
 
 template <typename F>
 F symbol(void* lib, const char* name) {
