@@ -171,6 +171,38 @@ TEST(FaceDetector, BothGenerationsFindTheSameRealFaces) {
   for (const auto& p : l) EXPECT_TRUE(new_faces[0].box.contains(p)) << p;
 }
 
+// A face that fills the image (a close-up, a tight crop) is cut by the image's edges and larger
+// than the detector's coarsest anchors: a real test crop whose masked face spans it edge to
+// edge. Alone the detector finds nothing; `detect` looks again with the image in the middle of
+// a grey canvas three times its size, and the face comes back in the image's coordinates.
+TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
+  const auto img = load_image_or_throw(
+      shared_path("data/real-masks/with_mask/jolignier__JPEGImages_d16703219a5b18cfaad2d0205d6b3973_3.jpg"));
+  ASSERT_EQ(img.cols, 178);
+  FaceDetectorOptions o;
+  EXPECT_TRUE(FaceDetector(o).detect(img).empty());
+  o.close_up_retry = true;
+  const auto faces = FaceDetector(o).detect(img);
+  ASSERT_EQ(faces.size(), 1u);
+  // Edge to edge, inside the image (a wrong canvas offset would put it 178 px away, clipped).
+  EXPECT_NEAR(faces[0].box.x, 1.9, 3);
+  EXPECT_NEAR(faces[0].box.width, 165.8, 4);
+  EXPECT_NEAR(faces[0].box.br().y, 178, 1);
+  EXPECT_GE(faces[0].crop_box.x, 0);
+  EXPECT_LE(faces[0].crop_box.br().x, 178);
+  for (const auto& p : faces[0].landmarks) EXPECT_TRUE(cv::Rect2f(0, 0, 178, 178).contains(p)) << p;
+  MaskClassifier classifier(default_model_path());
+  const auto verdict = classifier.classify({crop_face(img, faces[0].crop_box, 0.5)});
+  EXPECT_EQ(classifier.classes().at(verdict.at(0).label), "with_mask");
+  // An image whose face is found the first time is not looked at again: the same boxes.
+  const auto portrait = load_image_or_throw(shared_path("data/seed-masks/without_mask/0.jpg"));
+  const auto plain = FaceDetector(FaceDetectorOptions{}).detect(portrait);
+  const auto again = FaceDetector(o).detect(portrait);
+  ASSERT_EQ(plain.size(), 1u);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(plain[0].box, again[0].box);
+}
+
 // XNNPACK's worker threads must be asleep once an inference is done. Left spinning (the
 // Debian XNNPACK's yield flag never reached them), they took a core from the next stage: the
 // detector ran in 8-10 ms after the classifier instead of 4-5 (README "Real time").

@@ -87,6 +87,7 @@ void add_detect_command(CLI::App& root) {
     VisionOptions vision;
     std::vector<std::string> inputs;
     std::string out, json_out;
+    bool no_close_up_retry = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = root.add_subcommand("detect", "Find faces in still images and say whether each wears a mask");
@@ -99,8 +100,12 @@ void add_detect_command(CLI::App& root) {
       "--json", o->json_out,
       "Write [{image, width, height, annotated, faces: [{track_id (0: not tracked), x1, y1, x2, y2, label, score, "
       "face_score, probs, p_right}]}]");
+  cmd->add_flag("--no-close-up-retry", o->no_close_up_retry,
+               "Do not look again at an image in which no face is found (by default it is looked at again shrunk "
+               "into a grey canvas three times its size, which finds faces that fill the image: close-ups, tight crops)");
   cmd->callback([o] {
     set_compute_threads(o->vision.threads);
+    o->vision.detector.close_up_retry = !o->no_close_up_retry;
     if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
     MaskClassifier classifier(o->vision.model, {}, o->vision.engine());

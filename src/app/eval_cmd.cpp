@@ -49,6 +49,7 @@ struct EvalOpts {
   std::string face_model;
   int detect_width = FaceDetectorOptions{}.detect_width;
   bool fit_boxes = false;
+  bool no_close_up_retry = false;
   std::string half;  // with --scenes: "odd" or "even" scenes reported on their own
   int batch = 16, threads = 0;
 };
@@ -357,6 +358,7 @@ void evaluate_scene_folder(const EvalOpts& o) {
   fo.score_threshold = o.face_threshold;
   fo.nms_threshold = o.face_nms;
   fo.detect_width = o.detect_width;
+  fo.close_up_retry = !o.no_close_up_retry;  // as `detect` looks at still images
   if (o.fit_boxes) fo.box_correction = BoxCorrection{};  // fit on the detector's own boxes
   FaceDetector detector(fo);
   Pipeline pipeline(clf, detector);
@@ -467,6 +469,9 @@ void add_eval_command(CLI::App& root) {
   cmd->add_option("--detect-width", o->detect_width, "With --scenes: width images are scaled to for face detection")
       ->capture_default_str()
       ->check(in_range(64, 4096))
+      ->needs(scenes);
+  cmd->add_flag("--no-close-up-retry", o->no_close_up_retry,
+                "With --scenes: do not look again at a scene in which no face is found (as `detect --no-close-up-retry`)")
       ->needs(scenes);
   cmd->add_flag("--fit-boxes", o->fit_boxes,
                 "With --scenes: fit a box correction (centre shift, size ratio) to the labelled boxes on the "

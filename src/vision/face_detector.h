@@ -76,6 +76,10 @@ struct FaceDetectorOptions {
   bool xnnpack = true;
   // XNNPACK's threads for the 2023 models; 0 = as many as OpenCV is set to.
   int threads = 0;
+  // When a frame holds no face, look again with the frame shrunk into a canvas three times its size:
+  // finds faces that fill the frame (close-ups, tight crops). Costs a second detection on every
+  // frame without a face.
+  bool close_up_retry = false;
 };
 
 enum class FaceModelKind { Yunet2023, Yunet2022, Haar };
@@ -112,6 +116,9 @@ class FaceDetector {
   const BoxCorrection& box_correction() const { return correction_; }
 
  private:
+  // Detection on `frame` (the frame itself, or a canvas holding it at `offset`); boxes in the
+  // coordinates of the frame of `frame_size`.
+  std::vector<Face> detect_in(const cv::Mat& frame, cv::Point2f offset, cv::Size frame_size);
   std::vector<Face> detect_2022(const cv::Mat& small);
   std::vector<Face> detect_2023(const cv::Mat& small);
   FaceDetectorOptions opts_;
