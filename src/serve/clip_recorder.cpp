@@ -118,6 +118,7 @@ void ClipRecorder::offer(const std::string& camera, double time, const cv::Mat& 
     }
     // The boxes and faces are copied only for a frame that is taken.
     offers_.push_back({camera, generations_[camera], time, frame, hidden, shown, margin, privacy, still});
+    ++offered_;
   }
   intake_wake_.notify_one();
 }
@@ -259,6 +260,7 @@ void ClipRecorder::intake_loop() {
       } catch (const std::exception& e) {
         spdlog::warn("clips: camera {}: {}", o.camera, e.what());
       }
+      ++handled_;
     }
     std::lock_guard<std::mutex> lock(mutex_);
     const double now = clock_();

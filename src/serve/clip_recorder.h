@@ -73,6 +73,9 @@ class ClipRecorder {
   int64_t frames_dropped() const { return dropped_; }  // not taken: the encoder was behind
   // Where the recorder's time goes: frames kept (scaled, hidden, drawn, JPEG) and clips written.
   int64_t frames_kept() const { return kept_; }
+  // Frames handed over and not yet through the keeper (kept or passed over): what stop() would
+  // drop now. Tests hand the next frame over once it is 0, as a fast keeper would let them.
+  int64_t offers_waiting() const { return offered_ - handled_; }
   double frame_ms_total() const { return frame_us_ / 1000.0; }
   double clip_ms_total() const { return clip_us_ / 1000.0; }
   // A clip's name: <unix ms>-<camera>-<what>.mp4 (sorts by time like the snapshots; the time
@@ -132,6 +135,7 @@ class ClipRecorder {
   std::deque<Job> jobs_;           // due, for the writer
   std::set<std::string> writing_;  // the file the writer is on
   std::atomic<int64_t> written_{0}, failed_{0}, dropped_{0}, kept_{0}, frame_us_{0}, clip_us_{0};
+  std::atomic<int64_t> offered_{0}, handled_{0};
   bool started_ = false, stop_ = false, intake_done_ = false;
   double write_deadline_ = 0;  // steady seconds; 0 = none (set by stop)
   std::thread intake_, writer_;
