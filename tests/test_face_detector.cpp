@@ -191,6 +191,14 @@ TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
   EXPECT_GE(faces[0].crop_box.x, 0);
   EXPECT_LE(faces[0].crop_box.br().x, 178);
   for (const auto& p : faces[0].landmarks) EXPECT_TRUE(cv::Rect2f(0, 0, 178, 178).contains(p)) << p;
+  // The same close-up as a 1780 px photo: shrunk before it is framed (no canvas of 5340 px a
+  // side), the box scaled back to the photo.
+  cv::Mat big;
+  cv::resize(img, big, {1780, 1780}, 0, 0, cv::INTER_CUBIC);
+  const auto big_faces = FaceDetector(o).detect(big);
+  ASSERT_EQ(big_faces.size(), 1u);
+  EXPECT_NEAR(big_faces[0].box.x, 19, 30);
+  EXPECT_NEAR(big_faces[0].box.width, 1658, 40);
   MaskClassifier classifier(default_model_path());
   const auto verdict = classifier.classify({crop_face(img, faces[0].crop_box, 0.5)});
   EXPECT_EQ(classifier.classes().at(verdict.at(0).label), "with_mask");

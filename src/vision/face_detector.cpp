@@ -272,21 +272,31 @@ std::vector<Face> FaceDetector::detect_2023(const cv::Mat& small) {
 
 std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   if (frame.empty()) return {};
-  std::vector<Face> faces = detect_in(frame, {0, 0}, frame.size());
+  std::vector<Face> faces = detect_in(frame, {0, 0}, 1.0, frame.size());
   if (!faces.empty() || !opts_.close_up_retry) return faces;
   // A face that fills the frame (a close-up, a tight crop) is larger than the detector's
   // coarsest anchors and cut by the frame edges, and YuNet misses it. Look again with the frame
   // in the middle of a grey canvas three times its size: the face is then a third as large in
   // the detector's input and whole (on the test crops a canvas of three finds the face in 63 of
   // the 116 where the frame alone finds none, one of two in 53: README "Close-ups"). Boxes come
-  // back in the frame's coordinates, clipped to it.
-  const int px = frame.cols, py = frame.rows;
+  // back in the frame's coordinates, clipped to it. The frame is shrunk before it is framed, so
+  // that a large photo never makes a canvas of nine times its pixels.
+  cv::Mat shrunk = frame;
+  const double r = input_scale(3 * frame.cols);
+  if (r < 1.0)
+    cv::resize(frame, shrunk,
+               {std::max(1, static_cast<int>(std::lround(frame.cols * r))),
+                std::max(1, static_cast<int>(std::lround(frame.rows * r)))},
+               0, 0, cv::INTER_AREA);
+  const int px = shrunk.cols, py = shrunk.rows;
   cv::Mat canvas;
-  cv::copyMakeBorder(frame, canvas, py, py, px, px, cv::BORDER_CONSTANT, cv::Scalar::all(128));
-  return detect_in(canvas, {static_cast<float>(px), static_cast<float>(py)}, frame.size());
+  cv::copyMakeBorder(shrunk, canvas, py, py, px, px, cv::BORDER_CONSTANT, cv::Scalar::all(128));
+  return detect_in(canvas, {static_cast<float>(px), static_cast<float>(py)},
+                   static_cast<double>(shrunk.cols) / frame.cols, frame.size());
 }
 
-std::vector<Face> FaceDetector::detect_in(const cv::Mat& frame, cv::Point2f offset, cv::Size frame_size) {
+std::vector<Face> FaceDetector::detect_in(const cv::Mat& frame, cv::Point2f offset, double pre_scale,
+                                          cv::Size frame_size) {
   std::vector<Face> faces;
   const double scale = input_scale(frame.cols);
   const cv::Size size(std::max(1, static_cast<int>(std::lround(frame.cols * scale))),
@@ -319,16 +329,17 @@ std::vector<Face> FaceDetector::detect_in(const cv::Mat& frame, cv::Point2f offs
       break;
     }
   }
-  // To frame pixels (less the canvas offset of a close-up retry), in the annotators' convention;
-  // clipped to the frame; degenerate boxes dropped.
-  const float s = static_cast<float>(scale);
+  // To frame pixels (less the canvas offset of a close-up retry and its shrinking), in the
+  // annotators' convention; clipped to the frame; degenerate boxes dropped.
+  const float s = static_cast<float>(scale), k = static_cast<float>(pre_scale);
+  const auto to_frame = [&](cv::Point2f p) { return cv::Point2f((p.x / s - offset.x) / k, (p.y / s - offset.y) / k); };
   const cv::Rect2f bounds(0, 0, static_cast<float>(frame_size.width), static_cast<float>(frame_size.height));
   std::vector<Face> kept;
   for (auto& f : faces) {
-    const cv::Rect2f in_frame(f.box.x / s - offset.x, f.box.y / s - offset.y, f.box.width / s, f.box.height / s);
+    const cv::Rect2f in_frame(to_frame(f.box.tl()), to_frame(f.box.br()));
     f.crop_box = in_frame & bounds;
-    f.box = correction_.apply(in_frame, scale) & bounds;
-    for (auto& p : f.landmarks) p = {p.x / s - offset.x, p.y / s - offset.y};
+    f.box = correction_.apply(in_frame, scale * pre_scale) & bounds;
+    for (auto& p : f.landmarks) p = to_frame(p);
     if (f.box.width >= 4 && f.box.height >= 4 && f.crop_box.width >= 4 && f.crop_box.height >= 4) kept.push_back(f);
   }
   return kept;
