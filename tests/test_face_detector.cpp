@@ -171,9 +171,8 @@ TEST(FaceDetector, BothGenerationsFindTheSameRealFaces) {
   for (const auto& p : l) EXPECT_TRUE(new_faces[0].box.contains(p)) << p;
 }
 
-// A face that fills the image (a close-up, a tight crop) is cut by the image's edges and larger
-// than the detector's coarsest anchors: a real test crop whose masked face spans it edge to
-// edge. Alone the detector finds nothing; `detect` looks again with the image in the middle of
+// A face that fills a small image (a close-up, a tight crop) has no room around it: a real test
+// crop (178 px) whose masked face spans it edge to edge. Alone the detector finds nothing; `detect` looks again with the image in the middle of
 // a grey canvas three times its size, and the face comes back in the image's coordinates.
 TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
   const auto img = load_image_or_throw(

@@ -101,8 +101,9 @@ void add_detect_command(CLI::App& root) {
       "Write [{image, width, height, annotated, faces: [{track_id (0: not tracked), x1, y1, x2, y2, label, score, "
       "face_score, probs, p_right}]}]");
   cmd->add_flag("--no-close-up-retry", o->no_close_up_retry,
-               "Do not look again at an image in which no face is found (by default it is looked at again shrunk "
-               "into a grey canvas three times its size, which finds faces that fill the image: close-ups, tight crops)");
+               "Do not look again at an image in which no face is found (by default it is looked at again in the "
+               "middle of a grey canvas three times its size, which finds faces in small close-ups and tight "
+               "crops)");
   cmd->callback([o] {
     set_compute_threads(o->vision.threads);
     o->vision.detector.close_up_retry = !o->no_close_up_retry;

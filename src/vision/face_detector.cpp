@@ -274,13 +274,13 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   if (frame.empty()) return {};
   std::vector<Face> faces = detect_in(frame, {0, 0}, 1.0, frame.size());
   if (!faces.empty() || !opts_.close_up_retry) return faces;
-  // A face that fills the frame (a close-up, a tight crop) is larger than the detector's
-  // coarsest anchors and cut by the frame edges, and YuNet misses it. Look again with the frame
-  // in the middle of a grey canvas three times its size: the face is then a third as large in
-  // the detector's input and whole (on the test crops a canvas of three finds the face in 63 of
-  // the 116 where the frame alone finds none, one of two in 53: README "Close-ups"). Boxes come
-  // back in the frame's coordinates, clipped to it. The frame is shrunk before it is framed, so
-  // that a large photo never makes a canvas of nine times its pixels.
+  // A face crop (a face filling most of a small image, cut by or close to its edges) often
+  // holds no face for YuNet: a small image is not scaled for the detector, and the face has no
+  // room around it. Look again with the frame in the middle of a grey canvas three times its
+  // size (on the test crops this finds the face in 63 of the 116 where the frame alone finds
+  // none, a canvas of two in 53: README "Small close-ups"). Boxes come back in the frame's
+  // coordinates, clipped to it. The frame is shrunk before it is framed, so that a large photo
+  // never makes a canvas of nine times its pixels.
   cv::Mat shrunk = frame;
   const double r = input_scale(3 * frame.cols);
   if (r < 1.0)

@@ -76,9 +76,9 @@ struct FaceDetectorOptions {
   bool xnnpack = true;
   // XNNPACK's threads for the 2023 models; 0 = as many as OpenCV is set to.
   int threads = 0;
-  // When a frame holds no face, look again with the frame shrunk into a canvas three times its size:
-  // finds faces that fill the frame (close-ups, tight crops). Costs a second detection on every
-  // frame without a face.
+  // When a frame holds no face, look again with the frame in the middle of a grey canvas three
+  // times its size: finds faces in small close-ups and tight face crops. Costs a second
+  // detection on every frame without a face (`detect` and `eval --scenes` only).
   bool close_up_retry = false;
 };
 
