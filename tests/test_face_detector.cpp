@@ -201,6 +201,13 @@ TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
   MaskClassifier classifier(default_model_path());
   const auto verdict = classifier.classify({crop_face(img, faces[0].crop_box, 0.5)});
   EXPECT_EQ(classifier.classes().at(verdict.at(0).label), "with_mask");
+  // A tall, narrow image is scaled to at most 4 detect widths high (a 2 x 120000 px PNG took
+  // 1.5 GB at its own size, 6 GB on the canvas); frames are scaled by their width.
+  const FaceDetector plain_detector{FaceDetectorOptions{}};
+  EXPECT_DOUBLE_EQ(plain_detector.input_scale({640, 480}), 0.6);
+  EXPECT_DOUBLE_EQ(plain_detector.input_scale({480, 1000}), 0.8);
+  EXPECT_DOUBLE_EQ(plain_detector.input_scale({2, 120000}), 4.0 * 384 / 120000);
+  EXPECT_TRUE(FaceDetector(o).detect(cv::Mat(120000, 2, CV_8UC3, cv::Scalar::all(128))).empty());
   // An image whose face is found the first time is not looked at again: the same boxes.
   const auto portrait = load_image_or_throw(shared_path("data/seed-masks/without_mask/0.jpg"));
   const auto plain = FaceDetector(FaceDetectorOptions{}).detect(portrait);

@@ -348,7 +348,7 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
                        labelled == "mask_worn_incorrectly"});
       ++gt_counts[labelled];
     }
-    const double scale = pipeline.detector().input_scale(img.cols);
+    const double scale = pipeline.detector().input_scale(img.size());
     for (const auto& f : pipeline.classify_still(img)) {
       SceneFace s{id, f.box, f.face_score, -1, 0, fold_probs(f.raw, model_to_eval, classes.size()), scale};
       // The label the overlay shows: the model's top class, folded as its probability is.

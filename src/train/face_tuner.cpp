@@ -258,7 +258,7 @@ BoxCorrection refit_box_correction(const FaceTuneOptions& o, const std::vector<S
     const int id = static_cast<int>(i);
     const cv::Mat img = load_image_or_throw(scenes[i].path);
     for (const auto& b : scenes[i].labelled) truth.push_back({id, b, 0});
-    const double scale = detector.input_scale(img.cols);
+    const double scale = detector.input_scale(img.size());
     for (const auto& f : detector.detect(img)) {
       SceneFace s;
       s.image = id;

@@ -20,6 +20,7 @@ namespace maskwatch {
 namespace {
 
 constexpr int kMinDetectSide = 64;
+constexpr double kMaxTallness = 4.0;
 
 // Box corrections fitted by `eval --scenes --fit-boxes` (detect width 320, score >= 0.6) on
 // the even-numbered scenes of scenes-dev (README "Face stage"), keyed by the model file's
@@ -122,8 +123,13 @@ bool BoxCorrection::identity() const {
   return true;
 }
 
-double FaceDetector::input_scale(int frame_width) const {
-  return frame_width > 0 ? std::min(1.0, static_cast<double>(opts_.detect_width) / frame_width) : 1.0;
+double FaceDetector::input_scale(cv::Size frame) const {
+  if (frame.width <= 0 || frame.height <= 0) return 1.0;
+  // Scaled to detect_width wide; an image more than kMaxTallness times taller than wide is
+  // scaled to at most that many detect_widths high (a 2 x 120000 px PNG took 1.5 GB at its
+  // own size). Photos and frames are far from it (scenes-dev: at most 2.06).
+  return std::min({1.0, static_cast<double>(opts_.detect_width) / frame.width,
+                   kMaxTallness * opts_.detect_width / frame.height});
 }
 
 const std::vector<FaceModelName>& face_model_names() {
@@ -282,7 +288,7 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   // coordinates, clipped to it. The frame is shrunk before it is framed, so that a large photo
   // never makes a canvas of nine times its pixels.
   cv::Mat shrunk = frame;
-  const double r = input_scale(3 * frame.cols);
+  const double r = input_scale({3 * frame.cols, 3 * frame.rows});
   if (r < 1.0)
     cv::resize(frame, shrunk,
                {std::max(1, static_cast<int>(std::lround(frame.cols * r))),
@@ -298,7 +304,7 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
 std::vector<Face> FaceDetector::detect_in(const cv::Mat& frame, cv::Point2f offset, double pre_scale,
                                           cv::Size frame_size) {
   std::vector<Face> faces;
-  const double scale = input_scale(frame.cols);
+  const double scale = input_scale(frame.size());
   const cv::Size size(std::max(1, static_cast<int>(std::lround(frame.cols * scale))),
                       std::max(1, static_cast<int>(std::lround(frame.rows * scale))));
   // `in` is the frame itself when it is small enough, never a buffer of ours that the frame

@@ -106,8 +106,8 @@ class FaceDetector {
   ~FaceDetector();
   FaceDetector(FaceDetector&&) noexcept;
   std::vector<Face> detect(const cv::Mat& bgr_frame);
-  // Detector input pixels per frame pixel for a frame of this width.
-  double input_scale(int frame_width) const;
+  // Detector input pixels per frame pixel for a frame of this size.
+  double input_scale(cv::Size frame) const;
   std::string description() const;
   // Whether XNNPACK runs the network (a 2023 model without --engine opencv).
   bool on_xnnpack() const;
