@@ -265,6 +265,32 @@ TEST(Detect, AVideoIsNotAStillImage) {
   EXPECT_EQ(r.out.find("face"), std::string::npos) << r.out;
 }
 
+// A small close-up (a 178 px test crop whose masked face spans it edge to edge): `detect` finds
+// its face only when it looks again on a canvas around it; the annotated copy is enlarged so
+// that the label fits.
+TEST(Detect, ASmallCloseUpGetsAVerdictAndALegibleCopy) {
+  TempDir dir;
+  fs::copy_file(
+      shared_path("data/real-masks/with_mask/jolignier__JPEGImages_d16703219a5b18cfaad2d0205d6b3973_3.jpg"),
+      dir / "close.jpg");
+  const auto off = run_cli({"detect", (dir / "close.jpg").string(), "--no-close-up-retry"});
+  ASSERT_EQ(off.exit_code, 0) << off.err;
+  EXPECT_NE(off.out.find("close.jpg: 0 faces"), std::string::npos) << off.out;
+  const auto r = run_cli({"detect", (dir / "close.jpg").string(), "--out", (dir / "out").string(), "--json",
+                          (dir / "faces.json").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = read_json(dir / "faces.json");
+  ASSERT_EQ(j.at(0)["faces"].size(), 1u) << j.dump();
+  const auto& face = j[0]["faces"][0];
+  EXPECT_EQ(face["label"], "with_mask");
+  EXPECT_GE(face["x1"].get<double>(), 0);
+  EXPECT_LE(face["x2"].get<double>(), 178);
+  EXPECT_GT(face["x2"].get<double>() - face["x1"].get<double>(), 150);
+  const cv::Mat annotated = cv::imread((dir / "out/close.png").string());
+  EXPECT_EQ(annotated.cols, 3 * 178);  // the smallest whole factor to 480 px
+  EXPECT_EQ(annotated.rows, 3 * 178);
+}
+
 TEST(Detect, NeverWritesOverItsInputsNorOverAnotherAnnotatedCopy) {
   TempDir dir;
   fs::create_directories(dir / "a");
