@@ -172,8 +172,9 @@ TEST(FaceDetector, BothGenerationsFindTheSameRealFaces) {
 }
 
 // A face that fills a small image (a close-up, a tight crop) has no room around it: a real test
-// crop (178 px) whose masked face spans it edge to edge. Alone the detector finds nothing; `detect` looks again with the image in the middle of
-// a grey canvas three times its size, and the face comes back in the image's coordinates.
+// crop (178 px) whose masked face spans it edge to edge. Alone the detector finds nothing;
+// `detect` looks again with the image in the middle of a grey canvas three times its size, and
+// the face comes back in the image's coordinates.
 TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
   const auto img = load_image_or_throw(
       shared_path("data/real-masks/with_mask/jolignier__JPEGImages_d16703219a5b18cfaad2d0205d6b3973_3.jpg"));
@@ -190,8 +191,7 @@ TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
   EXPECT_GE(faces[0].crop_box.x, 0);
   EXPECT_LE(faces[0].crop_box.br().x, 178);
   for (const auto& p : faces[0].landmarks) EXPECT_TRUE(cv::Rect2f(0, 0, 178, 178).contains(p)) << p;
-  // The same close-up as a 1780 px photo: shrunk before it is framed (no canvas of 5340 px a
-  // side), the box scaled back to the photo.
+  // The same close-up as a 1780 px photo: found on the canvas, the box scaled back to the photo.
   cv::Mat big;
   cv::resize(img, big, {1780, 1780}, 0, 0, cv::INTER_CUBIC);
   const auto big_faces = FaceDetector(o).detect(big);
@@ -201,13 +201,6 @@ TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
   MaskClassifier classifier(default_model_path());
   const auto verdict = classifier.classify({crop_face(img, faces[0].crop_box, 0.5)});
   EXPECT_EQ(classifier.classes().at(verdict.at(0).label), "with_mask");
-  // A tall, narrow image is scaled to at most 4 detect widths high (a 2 x 120000 px PNG took
-  // 1.5 GB at its own size, 6 GB on the canvas); frames are scaled by their width.
-  const FaceDetector plain_detector{FaceDetectorOptions{}};
-  EXPECT_DOUBLE_EQ(plain_detector.input_scale({640, 480}), 0.6);
-  EXPECT_DOUBLE_EQ(plain_detector.input_scale({480, 1000}), 0.8);
-  EXPECT_DOUBLE_EQ(plain_detector.input_scale({2, 120000}), 4.0 * 384 / 120000);
-  EXPECT_TRUE(FaceDetector(o).detect(cv::Mat(120000, 2, CV_8UC3, cv::Scalar::all(128))).empty());
   // An image whose face is found the first time is not looked at again: the same boxes.
   const auto portrait = load_image_or_throw(shared_path("data/seed-masks/without_mask/0.jpg"));
   const auto plain = FaceDetector(FaceDetectorOptions{}).detect(portrait);
@@ -215,6 +208,19 @@ TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
   ASSERT_EQ(plain.size(), 1u);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(plain[0].box, again[0].box);
+}
+
+// Frames are scaled by their width; a tall, narrow image to at most 4 detect widths high (a
+// 2 x 120000 px PNG took 1.5 GB at its own size, 6 GB on the close-up canvas).
+TEST(FaceDetector, InputScaleFollowsTheWidthAndCapsTallImages) {
+  FaceDetectorOptions o;
+  const FaceDetector detector(o);
+  EXPECT_DOUBLE_EQ(detector.input_scale({640, 480}), 0.6);
+  EXPECT_DOUBLE_EQ(detector.input_scale({480, 1000}), 0.8);
+  EXPECT_DOUBLE_EQ(detector.input_scale({200, 100}), 1.0);  // never up
+  EXPECT_DOUBLE_EQ(detector.input_scale({2, 120000}), 4.0 * 384 / 120000);
+  o.close_up_retry = true;
+  EXPECT_TRUE(FaceDetector(o).detect(cv::Mat(120000, 2, CV_8UC3, cv::Scalar::all(128))).empty());
 }
 
 // XNNPACK's worker threads must be asleep once an inference is done. Left spinning (the

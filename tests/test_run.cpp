@@ -289,6 +289,14 @@ TEST(Detect, ASmallCloseUpGetsAVerdictAndALegibleCopy) {
   const cv::Mat annotated = cv::imread((dir / "out/close.png").string());
   EXPECT_EQ(annotated.cols, 3 * 178);  // the smallest whole factor to 480 px
   EXPECT_EQ(annotated.rows, 3 * 178);
+  // A narrow, tall image is enlarged only as far as 4096 px a side (480 x 1440000 was more than
+  // a PNG may hold: the run failed and lost the JSON of every image).
+  cv::imwrite((dir / "tall.png").string(), cv::Mat(6000, 2, CV_8UC3, cv::Scalar::all(128)));
+  const auto tall = run_cli({"detect", (dir / "tall.png").string(), "--out", (dir / "out").string(), "--json",
+                             (dir / "tall.json").string()});
+  ASSERT_EQ(tall.exit_code, 0) << tall.err;
+  EXPECT_EQ(read_json(dir / "tall.json").at(0)["faces"].size(), 0u);
+  EXPECT_EQ(cv::imread((dir / "out/tall.png").string()).size(), cv::Size(2, 6000));
 }
 
 TEST(Detect, NeverWritesOverItsInputsNorOverAnotherAnnotatedCopy) {

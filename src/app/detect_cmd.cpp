@@ -81,19 +81,21 @@ std::vector<std::filesystem::path> plan_annotated(const std::vector<std::filesys
   }
   return planned;
 }
-}  // namespace
 
-namespace {
 // The annotated copy of a still image. A small image (a face crop) is shown larger, by a whole
 // factor and with its pixels as they are, to at least kMinAnnotatedWidth: at its own size the
-// label ran off the image ("with_mask 9" on a 90 px crop).
-constexpr int kMinAnnotatedWidth = 480;
+// label ran off the image ("with_mask 9" on a 90 px crop). Never beyond kMaxAnnotatedSide a side
+// (a 2 x 6000 px image would have become 480 x 1440000, more than a PNG may hold).
+constexpr int kMinAnnotatedWidth = 480, kMaxAnnotatedSide = 4096;
 cv::Mat annotated_copy(const cv::Mat& img, std::vector<TrackedFace> faces, const std::vector<std::string>& classes) {
-  cv::Mat annotated = img.clone();
-  const int k = (kMinAnnotatedWidth + img.cols - 1) / img.cols;
+  const int k = std::min((kMinAnnotatedWidth + img.cols - 1) / img.cols,
+                         std::max(1, kMaxAnnotatedSide / std::max(img.cols, img.rows)));
+  cv::Mat annotated;
   if (k > 1) {
     cv::resize(img, annotated, {}, k, k, cv::INTER_NEAREST);
     for (auto& f : faces) f.box = cv::Rect2f(f.box.x * k, f.box.y * k, f.box.width * k, f.box.height * k);
+  } else {
+    annotated = img.clone();
   }
   draw_faces(annotated, faces, classes, false);
   return annotated;
@@ -113,16 +115,16 @@ void add_detect_command(CLI::App& root) {
   cmd->add_option("inputs", o->inputs, "Images and/or folders of images")->required();
   cmd->add_option("--out", o->out,
                   "Write annotated copies here: <name>.png for <name>.jpg (<name>-2.png when two inputs share a "
-                  "name; an image under 480 px wide is shown enlarged by a whole factor); refused if that would "
-                  "overwrite an input");
+                  "name; an image under 480 px wide is shown enlarged by a whole factor, while --json keeps the "
+                  "image's own pixels); refused if that would overwrite an input");
   cmd->add_option(
       "--json", o->json_out,
       "Write [{image, width, height, annotated, faces: [{track_id (0: not tracked), x1, y1, x2, y2, label, score, "
       "face_score, probs, p_right}]}]");
   cmd->add_flag("--no-close-up-retry", o->no_close_up_retry,
-               "Do not look again at an image in which no face is found (by default it is looked at again in the "
-               "middle of a grey canvas three times its size, which finds faces in small close-ups and tight "
-               "crops)");
+                "Do not look again at an image in which no face is found (by default it is looked at again in the "
+                "middle of a grey canvas three times its size, which finds faces in small close-ups and tight "
+                "crops)");
   cmd->callback([o] {
     set_compute_threads(o->vision.threads);
     o->vision.detector.close_up_retry = !o->no_close_up_retry;

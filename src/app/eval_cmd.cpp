@@ -358,7 +358,9 @@ void evaluate_scene_folder(const EvalOpts& o) {
   fo.score_threshold = o.face_threshold;
   fo.nms_threshold = o.face_nms;
   fo.detect_width = o.detect_width;
-  fo.close_up_retry = !o.no_close_up_retry;  // as `detect` looks at still images
+  // As `detect` looks at still images; not when fitting the box correction, which reads each
+  // face's size at the first pass's scale.
+  fo.close_up_retry = !o.no_close_up_retry && !o.fit_boxes;
   if (o.fit_boxes) fo.box_correction = BoxCorrection{};  // fit on the detector's own boxes
   FaceDetector detector(fo);
   Pipeline pipeline(clf, detector);
@@ -471,7 +473,8 @@ void add_eval_command(CLI::App& root) {
       ->check(in_range(64, 4096))
       ->needs(scenes);
   cmd->add_flag("--no-close-up-retry", o->no_close_up_retry,
-                "With --scenes: do not look again at a scene in which no face is found (as `detect --no-close-up-retry`)")
+                "With --scenes: do not look again at a scene in which no face is found (as `detect "
+                "--no-close-up-retry`; --fit-boxes never does)")
       ->needs(scenes);
   cmd->add_flag("--fit-boxes", o->fit_boxes,
                 "With --scenes: fit a box correction (centre shift, size ratio) to the labelled boxes on the "

@@ -267,6 +267,7 @@ void ClipRecorder::intake_loop() {
     schedule_due_locked(now, stopping);
     prune_locked(now);
     if (stopping) {
+      handled_ += static_cast<int64_t>(offers_.size());  // dropped: none is waiting any more
       offers_.clear();
       intake_done_ = true;
       writer_wake_.notify_all();

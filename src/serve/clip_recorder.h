@@ -73,8 +73,9 @@ class ClipRecorder {
   int64_t frames_dropped() const { return dropped_; }  // not taken: the encoder was behind
   // Where the recorder's time goes: frames kept (scaled, hidden, drawn, JPEG) and clips written.
   int64_t frames_kept() const { return kept_; }
-  // Frames handed over and not yet through the keeper (kept or passed over): what stop() would
-  // drop now. Tests hand the next frame over once it is 0, as a fast keeper would let them.
+  // Frames handed over and not yet through the keeper (kept, passed over, or dropped by a
+  // stop): what stop() would drop now. Tests hand the next frame over once it is 0, as a fast
+  // keeper would let them.
   int64_t offers_waiting() const { return offered_ - handled_; }
   double frame_ms_total() const { return frame_us_ / 1000.0; }
   double clip_ms_total() const { return clip_us_ / 1000.0; }

@@ -1,5 +1,7 @@
 #include "vision/face_detector.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <onnx/onnx_pb.h>
 #include <spdlog/spdlog.h>
@@ -21,6 +23,12 @@ namespace {
 
 constexpr int kMinDetectSide = 64;
 constexpr double kMaxTallness = 4.0;
+
+// A size scaled by `scale`, at least 1 px a side.
+cv::Size scaled_size(cv::Size size, double scale) {
+  return {std::max(1, static_cast<int>(std::lround(size.width * scale))),
+          std::max(1, static_cast<int>(std::lround(size.height * scale)))};
+}
 
 // Box corrections fitted by `eval --scenes --fit-boxes` (detect width 320, score >= 0.6) on
 // the even-numbered scenes of scenes-dev (README "Face stage"), keyed by the model file's
@@ -278,41 +286,36 @@ std::vector<Face> FaceDetector::detect_2023(const cv::Mat& small) {
 
 std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   if (frame.empty()) return {};
-  std::vector<Face> faces = detect_in(frame, {0, 0}, 1.0, frame.size());
+  std::vector<Face> faces = detect_in(frame, {0, 0}, {1, 1}, frame.size());
   if (!faces.empty() || !opts_.close_up_retry) return faces;
   // A face crop (a face filling most of a small image, cut by or close to its edges) often
-  // holds no face for YuNet: a small image is not scaled for the detector, and the face has no
-  // room around it. Look again with the frame in the middle of a grey canvas three times its
-  // size (on the test crops this finds the face in 63 of the 116 where the frame alone finds
-  // none, a canvas of two in 53: README "Small close-ups"). Boxes come back in the frame's
-  // coordinates, clipped to it. The frame is shrunk before it is framed, so that a large photo
-  // never makes a canvas of nine times its pixels.
+  // holds no face for YuNet. Look again with the frame in the middle of a grey canvas three
+  // times its size: the frame is then at most a third of the detector's width, with grey room
+  // around the face (on the test crops this finds the face in 63 of the 116 where the frame
+  // alone finds none, a canvas of two in 53: README "Small close-ups"). Boxes come back in the
+  // frame's coordinates, clipped to it. The frame is shrunk before it is framed, so that a
+  // large photo never makes a canvas of nine times its pixels.
   cv::Mat shrunk = frame;
   const double r = input_scale({3 * frame.cols, 3 * frame.rows});
-  if (r < 1.0)
-    cv::resize(frame, shrunk,
-               {std::max(1, static_cast<int>(std::lround(frame.cols * r))),
-                std::max(1, static_cast<int>(std::lround(frame.rows * r)))},
-               0, 0, cv::INTER_AREA);
+  if (r < 1.0) cv::resize(frame, shrunk, scaled_size(frame.size(), r), 0, 0, cv::INTER_AREA);
   const int px = shrunk.cols, py = shrunk.rows;
   cv::Mat canvas;
   cv::copyMakeBorder(shrunk, canvas, py, py, px, px, cv::BORDER_CONSTANT, cv::Scalar::all(128));
-  return detect_in(canvas, {static_cast<float>(px), static_cast<float>(py)},
-                   static_cast<double>(shrunk.cols) / frame.cols, frame.size());
+  const cv::Point2d shrink(static_cast<double>(shrunk.cols) / frame.cols,
+                           static_cast<double>(shrunk.rows) / frame.rows);
+  return detect_in(canvas, {static_cast<float>(px), static_cast<float>(py)}, shrink, frame.size());
 }
 
-std::vector<Face> FaceDetector::detect_in(const cv::Mat& frame, cv::Point2f offset, double pre_scale,
+std::vector<Face> FaceDetector::detect_in(const cv::Mat& image, cv::Point2f offset, cv::Point2d shrink,
                                           cv::Size frame_size) {
   std::vector<Face> faces;
-  const double scale = input_scale(frame.size());
-  const cv::Size size(std::max(1, static_cast<int>(std::lround(frame.cols * scale))),
-                      std::max(1, static_cast<int>(std::lround(frame.rows * scale))));
-  // `in` is the frame itself when it is small enough, never a buffer of ours that the frame
+  const double scale = input_scale(image.size());
+  // `in` is the image itself when it is small enough, never a buffer of ours that the image
   // shares: resizing the next frame into such a buffer would overwrite this one (which the
   // caller may still show or encode).
-  cv::Mat in = frame;
+  cv::Mat in = image;
   if (scale < 1.0) {
-    cv::resize(frame, small_, size, 0, 0, cv::INTER_AREA);
+    cv::resize(image, small_, scaled_size(image.size(), scale), 0, 0, cv::INTER_AREA);
     in = small_;
   }
   // YuNet 2022's forward throws on inputs under about 60 px a side (its coarsest feature map
@@ -337,15 +340,22 @@ std::vector<Face> FaceDetector::detect_in(const cv::Mat& frame, cv::Point2f offs
   }
   // To frame pixels (less the canvas offset of a close-up retry and its shrinking), in the
   // annotators' convention; clipped to the frame; degenerate boxes dropped.
-  const float s = static_cast<float>(scale), k = static_cast<float>(pre_scale);
-  const auto to_frame = [&](cv::Point2f p) { return cv::Point2f((p.x / s - offset.x) / k, (p.y / s - offset.y) / k); };
+  const float s = static_cast<float>(scale);
+  const auto to_frame = [&](cv::Point2f p) {
+    return cv::Point2f(static_cast<float>((p.x / s - offset.x) / shrink.x),
+                       static_cast<float>((p.y / s - offset.y) / shrink.y));
+  };
   const cv::Rect2f bounds(0, 0, static_cast<float>(frame_size.width), static_cast<float>(frame_size.height));
   std::vector<Face> kept;
   for (auto& f : faces) {
     const cv::Rect2f in_frame(to_frame(f.box.tl()), to_frame(f.box.br()));
     f.crop_box = in_frame & bounds;
-    f.box = correction_.apply(in_frame, scale * pre_scale) & bounds;
-    for (auto& p : f.landmarks) p = to_frame(p);
+    // On a canvas, a "face" mostly on the grey around the frame is not one in the frame.
+    if (offset != cv::Point2f(0, 0) && f.crop_box.area() < 0.5f * in_frame.area()) continue;
+    // The correction is driven by the face's width in detector pixels.
+    f.box = correction_.apply(in_frame, scale * shrink.x) & bounds;
+    if (kind_ != FaceModelKind::Haar)  // Haar gives no landmarks: they stay zeros
+      for (auto& p : f.landmarks) p = to_frame(p);
     if (f.box.width >= 4 && f.box.height >= 4 && f.crop_box.width >= 4 && f.crop_box.height >= 4) kept.push_back(f);
   }
   return kept;

@@ -116,9 +116,9 @@ class FaceDetector {
   const BoxCorrection& box_correction() const { return correction_; }
 
  private:
-  // Detection on `frame`: the frame itself, or a canvas holding it scaled by `pre_scale` at
+  // Detection on `image`: the frame itself, or a canvas holding it scaled by `shrink` (x, y) at
   // `offset`; boxes in the coordinates of the frame of `frame_size`.
-  std::vector<Face> detect_in(const cv::Mat& frame, cv::Point2f offset, double pre_scale, cv::Size frame_size);
+  std::vector<Face> detect_in(const cv::Mat& image, cv::Point2f offset, cv::Point2d shrink, cv::Size frame_size);
   std::vector<Face> detect_2022(const cv::Mat& small);
   std::vector<Face> detect_2023(const cv::Mat& small);
   FaceDetectorOptions opts_;
