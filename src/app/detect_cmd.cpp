@@ -107,7 +107,7 @@ void add_detect_command(CLI::App& root) {
     VisionOptions vision;
     std::vector<std::string> inputs;
     std::string out, json_out;
-    bool no_close_up_retry = false;
+    bool no_close_up_retry = false, single_look = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = root.add_subcommand("detect", "Find faces in still images and say whether each wears a mask");
@@ -125,9 +125,14 @@ void add_detect_command(CLI::App& root) {
                 "Do not look again at an image in which no face is found (by default it is looked at again in the "
                 "middle of a grey canvas three times its size, which finds faces in small close-ups and tight "
                 "crops)");
+  cmd->add_flag("--single-look", o->single_look,
+                "Look for faces once, as `run` looks at a video frame (by default a still is looked at four times: "
+                "at the detect width and 1.25 times it, each also mirrored, and the faces found are fused, which "
+                "finds more faces and fewer false ones at about four times the detection cost)");
   cmd->callback([o] {
     set_compute_threads(o->vision.threads);
     o->vision.detector.close_up_retry = !o->no_close_up_retry;
+    o->vision.detector.multi_look = !o->single_look;
     if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
     MaskClassifier classifier(o->vision.model, {}, o->vision.engine());

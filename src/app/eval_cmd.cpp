@@ -50,6 +50,7 @@ struct EvalOpts {
   int detect_width = FaceDetectorOptions{}.detect_width;
   bool fit_boxes = false;
   bool no_close_up_retry = false;
+  bool single_look = false;
   std::string half;  // with --scenes: "odd" or "even" scenes reported on their own
   int batch = 16, threads = 0;
 };
@@ -361,6 +362,7 @@ void evaluate_scene_folder(const EvalOpts& o) {
   // As `detect` looks at still images; not when fitting the box correction, which reads each
   // face's size at the first pass's scale.
   fo.close_up_retry = !o.no_close_up_retry && !o.fit_boxes;
+  fo.multi_look = !o.single_look && !o.fit_boxes;
   if (o.fit_boxes) fo.box_correction = BoxCorrection{};  // fit on the detector's own boxes
   FaceDetector detector(fo);
   Pipeline pipeline(clf, detector);
@@ -475,6 +477,11 @@ void add_eval_command(CLI::App& root) {
   cmd->add_flag("--no-close-up-retry", o->no_close_up_retry,
                 "With --scenes: do not look again at a scene in which no face is found (as `detect "
                 "--no-close-up-retry`; --fit-boxes never does)")
+      ->needs(scenes);
+  cmd->add_flag("--single-look", o->single_look,
+                "With --scenes: look for faces once per scene, as `run` looks at a video frame (by default four "
+                "times, as `detect` looks at a still: at the detect width and 1.25 times it, each also mirrored, "
+                "the faces fused; --fit-boxes always looks once)")
       ->needs(scenes);
   cmd->add_flag("--fit-boxes", o->fit_boxes,
                 "With --scenes: fit a box correction (centre shift, size ratio) to the labelled boxes on the "

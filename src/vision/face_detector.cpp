@@ -16,6 +16,7 @@
 #include "util/files.h"
 #include "util/paths.h"
 #include "util/sha256.h"
+#include "vision/face_fusion.h"
 #include "vision/yunet_2023.h"
 
 namespace maskwatch {
@@ -131,13 +132,14 @@ bool BoxCorrection::identity() const {
   return true;
 }
 
-double FaceDetector::input_scale(cv::Size frame) const {
+double FaceDetector::input_scale(cv::Size frame) const { return input_scale(frame, opts_.detect_width); }
+
+double FaceDetector::input_scale(cv::Size frame, int width) const {
   if (frame.width <= 0 || frame.height <= 0) return 1.0;
   // Scaled to detect_width wide; an image more than kMaxTallness times taller than wide is
   // scaled to at most that many detect_widths high (a 2 x 120000 px PNG took 1.5 GB at its
   // own size). Photos and frames are far from it (scenes-dev: at most 2.06).
-  return std::min({1.0, static_cast<double>(opts_.detect_width) / frame.width,
-                   kMaxTallness * opts_.detect_width / frame.height});
+  return std::min({1.0, static_cast<double>(width) / frame.width, kMaxTallness * width / frame.height});
 }
 
 const std::vector<FaceModelName>& face_model_names() {
@@ -245,18 +247,22 @@ FaceDetector::FaceDetector(const FaceDetectorOptions& o) : opts_(o) {
 
 std::string FaceDetector::description() const {
   if (kind_ == FaceModelKind::Haar) return "Haar cascade (fallback)";
-  return fmt::format("{} {} at {} px wide, score >= {}, {}",
+  return fmt::format("{} {} at {} px wide{}, score >= {}, {}",
                      kind_ == FaceModelKind::Yunet2023 ? "YuNet 2023" : "YuNet 2022", path_.filename().string(),
-                     opts_.detect_width, opts_.score_threshold, on_xnnpack() ? "XNNPACK" : "OpenCV DNN");
+                     opts_.detect_width,
+                     opts_.multi_look ? fmt::format(" and {} px, each also mirrored (four looks, fused)", wider_width())
+                                      : "",
+                     opts_.score_threshold, on_xnnpack() ? "XNNPACK" : "OpenCV DNN");
 }
 
 bool FaceDetector::on_xnnpack() const { return yunet_2023_ && yunet_2023_->on_xnnpack(); }
 
-std::vector<Face> FaceDetector::detect_2022(const cv::Mat& small) {
+std::vector<Face> FaceDetector::detect_2022(const cv::Mat& small, float threshold) {
   if (small.size() != input_size_) {
     yunet_->setInputSize(small.size());
     input_size_ = small.size();
   }
+  if (yunet_->getScoreThreshold() != threshold) yunet_->setScoreThreshold(threshold);
   cv::Mat out;
   yunet_->detect(small, out);
   std::vector<Face> faces;
@@ -269,13 +275,13 @@ std::vector<Face> FaceDetector::detect_2022(const cv::Mat& small) {
   return faces;
 }
 
-std::vector<Face> FaceDetector::detect_2023(const cv::Mat& small) {
-  const auto found = yunet_2023_->detect(small, opts_.score_threshold);
+std::vector<Face> FaceDetector::detect_2023(const cv::Mat& small, float threshold) {
+  const auto found = yunet_2023_->detect(small, threshold);
   std::vector<cv::Rect2d> boxes;
   std::vector<float> scores;
   for (const auto& c : found) boxes.emplace_back(c.box), scores.push_back(c.score);
   std::vector<int> keep;
-  cv::dnn::NMSBoxes(boxes, scores, opts_.score_threshold, opts_.nms_threshold, keep, 1.0f, opts_.top_k);
+  cv::dnn::NMSBoxes(boxes, scores, threshold, opts_.nms_threshold, keep, 1.0f, opts_.top_k);
   std::vector<Face> faces;
   for (int i : keep) {
     const auto& c = found[static_cast<size_t>(i)];
@@ -286,7 +292,9 @@ std::vector<Face> FaceDetector::detect_2023(const cv::Mat& small) {
 
 std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   if (frame.empty()) return {};
-  std::vector<Face> faces = detect_in(frame, {0, 0}, {1, 1}, frame.size());
+  std::vector<Face> faces = opts_.multi_look
+                                ? detect_looks(frame)
+                                : detect_in(frame, {0, 0}, {1, 1}, frame.size(), opts_.detect_width, opts_.score_threshold);
   if (!faces.empty() || !opts_.close_up_retry) return faces;
   // A face crop (a face filling most of a small image, cut by or close to its edges) often
   // holds no face for YuNet. Look again with the frame in the middle of a grey canvas three
@@ -303,13 +311,43 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   cv::copyMakeBorder(shrunk, canvas, py, py, px, px, cv::BORDER_CONSTANT, cv::Scalar::all(128));
   const cv::Point2d shrink(static_cast<double>(shrunk.cols) / frame.cols,
                            static_cast<double>(shrunk.rows) / frame.rows);
-  return detect_in(canvas, {static_cast<float>(px), static_cast<float>(py)}, shrink, frame.size());
+  return detect_in(canvas, {static_cast<float>(px), static_cast<float>(py)}, shrink, frame.size(), opts_.detect_width,
+                   opts_.score_threshold);
+}
+
+int FaceDetector::wider_width() const {
+  return std::max(opts_.detect_width, static_cast<int>(std::lround(opts_.detect_width * 1.25 / 32)) * 32);
+}
+
+std::vector<Face> FaceDetector::detect_looks(const cv::Mat& frame) {
+  // Each look keeps faces down to a third of the threshold: weaker ones count as unseen (0) in
+  // the mean, which is the only way they could move it.
+  const float look_threshold = opts_.score_threshold / 3;
+  const int wider = wider_width();
+  cv::Mat mirror;
+  cv::flip(frame, mirror, 1);
+  std::vector<std::vector<Face>> looks;
+  std::vector<cv::Size> seen;
+  for (const int width : {opts_.detect_width, wider}) {
+    const cv::Size input = scaled_size(frame.size(), input_scale(frame.size(), width));
+    if (std::find(seen.begin(), seen.end(), input) != seen.end()) continue;
+    seen.push_back(input);
+    looks.push_back(detect_in(frame, {0, 0}, {1, 1}, frame.size(), width, look_threshold));
+    std::vector<Face> unmirrored;
+    for (const auto& f : detect_in(mirror, {0, 0}, {1, 1}, frame.size(), width, look_threshold))
+      unmirrored.push_back(unmirror_face(f, static_cast<float>(frame.cols)));
+    looks.push_back(std::move(unmirrored));
+  }
+  // 0.55: the overlap weighted box fusion is usually run at (Solovyev et al. 2019).
+  auto faces = fuse_looks(looks, 0.55f, opts_.score_threshold, opts_.nms_threshold);
+  if (faces.size() > static_cast<size_t>(opts_.top_k)) faces.resize(static_cast<size_t>(opts_.top_k));
+  return faces;
 }
 
 std::vector<Face> FaceDetector::detect_in(const cv::Mat& image, cv::Point2f offset, cv::Point2d shrink,
-                                          cv::Size frame_size) {
+                                          cv::Size frame_size, int width, float threshold) {
   std::vector<Face> faces;
-  const double scale = input_scale(image.size());
+  const double scale = input_scale(image.size(), width);
   // `in` is the image itself when it is small enough, never a buffer of ours that the image
   // shares: resizing the next frame into such a buffer would overwrite this one (which the
   // caller may still show or encode).
@@ -327,8 +365,8 @@ std::vector<Face> FaceDetector::detect_in(const cv::Mat& image, cv::Point2f offs
     in = padded;
   }
   switch (kind_) {
-    case FaceModelKind::Yunet2023: faces = detect_2023(in); break;
-    case FaceModelKind::Yunet2022: faces = detect_2022(in); break;
+    case FaceModelKind::Yunet2023: faces = detect_2023(in, threshold); break;
+    case FaceModelKind::Yunet2022: faces = detect_2022(in, threshold); break;
     case FaceModelKind::Haar: {
       cv::Mat gray;
       cv::cvtColor(in, gray, cv::COLOR_BGR2GRAY);

@@ -80,6 +80,12 @@ struct FaceDetectorOptions {
   // times its size: finds faces in small close-ups and tight face crops. Costs a second
   // detection on every frame without a face (`detect` and `eval --scenes` only).
   bool close_up_retry = false;
+  // Still images: look four times, at detect_width and at 1.25 times it (rounded to 32 px),
+  // each also mirrored, and fuse the faces found (vision/face_fusion.h): more faces found and
+  // fewer false ones than one look (README "Four looks at a still"), at about four times the
+  // detection cost (`detect` and `eval --scenes` only). A look that would see the same pixels as
+  // another (a small image is never scaled up) is not repeated.
+  bool multi_look = false;
 };
 
 enum class FaceModelKind { Yunet2023, Yunet2022, Haar };
@@ -116,11 +122,16 @@ class FaceDetector {
   const BoxCorrection& box_correction() const { return correction_; }
 
  private:
-  // Detection on `image`: the frame itself, or a canvas holding it scaled by `shrink` (x, y) at
-  // `offset`; boxes in the coordinates of the frame of `frame_size`.
-  std::vector<Face> detect_in(const cv::Mat& image, cv::Point2f offset, cv::Point2d shrink, cv::Size frame_size);
-  std::vector<Face> detect_2022(const cv::Mat& small);
-  std::vector<Face> detect_2023(const cv::Mat& small);
+  // Detection on `image` scaled to about `width` px wide, faces scoring >= `threshold`: the
+  // frame itself, or a canvas holding it scaled by `shrink` (x, y) at `offset`; boxes in the
+  // coordinates of the frame of `frame_size`.
+  std::vector<Face> detect_in(const cv::Mat& image, cv::Point2f offset, cv::Point2d shrink, cv::Size frame_size,
+                              int width, float threshold);
+  std::vector<Face> detect_looks(const cv::Mat& frame);
+  int wider_width() const;  // the second size of multi_look: 1.25 x detect_width, a multiple of 32
+  double input_scale(cv::Size frame, int width) const;
+  std::vector<Face> detect_2022(const cv::Mat& small, float threshold);
+  std::vector<Face> detect_2023(const cv::Mat& small, float threshold);
   FaceDetectorOptions opts_;
   FaceModelKind kind_ = FaceModelKind::Haar;
   std::filesystem::path path_;
