@@ -7,6 +7,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <cmath>
@@ -300,6 +301,23 @@ TEST(FaceDetector, FourLooksAtAStillFindMoreLabelledFacesAndFewerFalseOnes) {
   EXPECT_GT(ap_four.ap, ap_one.ap + 0.02);
   EXPECT_GE(ap_four.tp, ap_one.tp);
   EXPECT_LT(ap_four.fp, 0.75 * ap_one.fp);
+  // The looks are symmetric: the mirrored scene gives the same faces, mirrored (the box
+  // correction's centre shift applied on the scene's own side in every look).
+  const auto scene = load_image_or_throw(voc_image_path(dir, parse_voc(files[12])));
+  cv::Mat flipped;
+  cv::flip(scene, flipped, 1);
+  const auto plain = four.detect(scene), mirrored = four.detect(flipped);
+  ASSERT_GE(plain.size(), 1u);
+  ASSERT_EQ(plain.size(), mirrored.size());
+  for (const auto& f : plain) {
+    const auto back = std::find_if(mirrored.begin(), mirrored.end(), [&](const Face& m) {
+      return std::abs(scene.cols - m.box.br().x - f.box.x) < 1 && std::abs(m.box.y - f.box.y) < 1;
+    });
+    ASSERT_NE(back, mirrored.end()) << f.box;
+    EXPECT_NEAR(back->box.width, f.box.width, 1);
+    EXPECT_NEAR(back->score, f.score, 0.01);
+    EXPECT_NEAR(scene.cols - back->landmarks[1].x, f.landmarks[0].x, 1);  // right eye <-> left eye
+  }
   // A small image is not scaled up: its wider look would see the same pixels, so it is not
   // repeated; the close-up retry still follows when no look finds a face.
   const auto crop = load_image_or_throw(

@@ -485,7 +485,8 @@ void add_eval_command(CLI::App& root) {
       ->needs(scenes);
   cmd->add_flag("--fit-boxes", o->fit_boxes,
                 "With --scenes: fit a box correction (centre shift, size ratio) to the labelled boxes on the "
-                "even-numbered scenes and report the odd-numbered ones with and without it")
+                "even-numbered scenes and report the odd-numbered ones with and without it (one look at each "
+                "scene, as `run` sees a frame)")
       ->needs(scenes);
   cmd->add_option("--half", o->half,
                   "With --scenes: also report the odd- or even-numbered scenes (sorted annotation order) on their "

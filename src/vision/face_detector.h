@@ -84,7 +84,7 @@ struct FaceDetectorOptions {
   // each also mirrored, and fuse the faces found (vision/face_fusion.h): more faces found and
   // fewer false ones than one look (README "Four looks at a still"), at about four times the
   // detection cost (`detect` and `eval --scenes` only). A look that would see the same pixels as
-  // another (a small image is never scaled up) is not repeated.
+  // another (a small image is never scaled up) is not repeated. The Haar fallback looks once.
   bool multi_look = false;
 };
 
@@ -125,9 +125,11 @@ class FaceDetector {
   // Detection on `image` scaled to about `width` px wide, faces scoring >= `threshold`: the
   // frame itself, or a canvas holding it scaled by `shrink` (x, y) at `offset`; boxes in the
   // coordinates of the frame of `frame_size`.
+  // `mirrored`: the image is the frame mirrored; boxes and landmarks come back on the frame's
+  // own side.
   std::vector<Face> detect_in(const cv::Mat& image, cv::Point2f offset, cv::Point2d shrink, cv::Size frame_size,
-                              int width, float threshold);
-  std::vector<Face> detect_looks(const cv::Mat& frame);
+                              int width, float threshold, bool mirrored = false);
+  std::vector<Face> detect_looks(const cv::Mat& frame);  // the four looks, fused
   int wider_width() const;  // the second size of multi_look: 1.25 x detect_width, a multiple of 32
   double input_scale(cv::Size frame, int width) const;
   std::vector<Face> detect_2022(const cv::Mat& small, float threshold);
