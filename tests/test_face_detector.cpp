@@ -14,17 +14,17 @@
 #include <iostream>
 #include <opencv2/imgproc.hpp>
 
+#include "eval/scene_eval.h"
+#include "eval/voc.h"
 #include "media/image_io.h"
 #include "support.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/paths.h"
 #include "util/threads.h"
-#include "eval/scene_eval.h"
-#include "eval/voc.h"
 #include "vision/crop.h"
-#include "vision/face_fusion.h"
 #include "vision/face_detector.h"
+#include "vision/face_fusion.h"
 #include "vision/mask_classifier.h"
 #include "vision/privacy.h"
 #include "vision/tracker.h"
@@ -301,12 +301,14 @@ TEST(FaceDetector, FourLooksAtAStillFindMoreLabelledFacesAndFewerFalseOnes) {
   EXPECT_GT(ap_four.ap, ap_one.ap + 0.02);
   EXPECT_GE(ap_four.tp, ap_one.tp);
   EXPECT_LT(ap_four.fp, 0.75 * ap_one.fp);
-  // The looks are symmetric: the mirrored scene gives the same faces, mirrored (the box
-  // correction's centre shift applied on the scene's own side in every look).
+  // The looks are symmetric: with no box correction, the mirrored scene gives the same faces,
+  // mirrored.
   const auto scene = load_image_or_throw(voc_image_path(dir, parse_voc(files[12])));
   cv::Mat flipped;
   cv::flip(scene, flipped, 1);
-  const auto plain = four.detect(scene), mirrored = four.detect(flipped);
+  o.box_correction = BoxCorrection{};
+  FaceDetector raw(o);
+  const auto plain = raw.detect(scene), mirrored = raw.detect(flipped);
   ASSERT_GE(plain.size(), 1u);
   ASSERT_EQ(plain.size(), mirrored.size());
   for (const auto& f : plain) {
@@ -318,10 +320,22 @@ TEST(FaceDetector, FourLooksAtAStillFindMoreLabelledFacesAndFewerFalseOnes) {
     EXPECT_NEAR(back->score, f.score, 0.01);
     EXPECT_NEAR(scene.cols - back->landmarks[1].x, f.landmarks[0].x, 1);  // right eye <-> left eye
   }
-  // A small image is not scaled up: its wider look would see the same pixels, so it is not
-  // repeated; the close-up retry still follows when no look finds a face.
+  // A correction that moves the centre right by a tenth of the box moves every look's box on
+  // the scene's own side, so the fused box too (applied on the mirror's side, the mirrored
+  // looks would move it left and the fusion cancel the shift).
+  o.box_correction = BoxCorrection{};
+  o.box_correction->dx[0] = 0.1f;
+  const auto shifted = FaceDetector(o).detect(scene);
+  ASSERT_EQ(shifted.size(), plain.size());
+  for (size_t k = 0; k < plain.size(); ++k) {
+    const float moved = (shifted[k].box.x + shifted[k].box.width / 2) - (plain[k].box.x + plain[k].box.width / 2);
+    EXPECT_NEAR(moved, 0.1f * plain[k].box.width, 0.02f * plain[k].box.width) << plain[k].box;
+  }
+  o.box_correction.reset();
+  // A small close-up: four looks alone find no face here, the close-up retry does.
   const auto crop = load_image_or_throw(
       shared_path("data/real-masks/with_mask/jolignier__JPEGImages_d16703219a5b18cfaad2d0205d6b3973_3.jpg"));
+  EXPECT_TRUE(FaceDetector(o).detect(crop).empty());
   o.close_up_retry = true;
   const auto faces = FaceDetector(o).detect(crop);
   ASSERT_EQ(faces.size(), 1u);

@@ -345,7 +345,7 @@ std::vector<Face> FaceDetector::detect_looks(const cv::Mat& frame) {
   }
   // 0.55: the overlap weighted box fusion is usually run at (Solovyev et al. 2019).
   auto faces = fuse_looks(looks, 0.55f, opts_.score_threshold, opts_.nms_threshold);
-  if (faces.size() > static_cast<size_t>(opts_.top_k)) faces.resize(static_cast<size_t>(opts_.top_k));
+  if (opts_.top_k > 0 && faces.size() > static_cast<size_t>(opts_.top_k)) faces.resize(static_cast<size_t>(opts_.top_k));
   return faces;
 }
 

@@ -81,9 +81,9 @@ struct FaceDetectorOptions {
   // detection on every frame without a face (`detect` and `eval --scenes` only).
   bool close_up_retry = false;
   // Still images: look four times, at detect_width and at 1.25 times it (rounded to 32 px),
-  // each also mirrored, and fuse the faces found (vision/face_fusion.h): more faces found and
-  // fewer false ones than one look (README "Four looks at a still"), at about four times the
-  // detection cost (`detect` and `eval --scenes` only). A look that would see the same pixels as
+  // each also mirrored, and fuse the faces found (vision/face_fusion.h): higher face AP and
+  // precision than one look at about the same recall (README "Four looks at a still"), at
+  // about five times the detection cost of a 640x480 photo (`detect` and `eval --scenes` only). A look that would see the same pixels as
   // another (a small image is never scaled up) is not repeated. The Haar fallback looks once.
   bool multi_look = false;
 };
@@ -112,7 +112,8 @@ class FaceDetector {
   ~FaceDetector();
   FaceDetector(FaceDetector&&) noexcept;
   std::vector<Face> detect(const cv::Mat& bgr_frame);
-  // Detector input pixels per frame pixel for a frame of this size.
+  // Detector input pixels per frame pixel for a frame of this size (with multi_look: the first
+  // look's).
   double input_scale(cv::Size frame) const;
   std::string description() const;
   // Whether XNNPACK runs the network (a 2023 model without --engine opencv).
@@ -130,7 +131,9 @@ class FaceDetector {
   std::vector<Face> detect_in(const cv::Mat& image, cv::Point2f offset, cv::Point2d shrink, cv::Size frame_size,
                               int width, float threshold, bool mirrored = false);
   std::vector<Face> detect_looks(const cv::Mat& frame);  // the four looks, fused
-  int wider_width() const;  // the second size of multi_look: 1.25 x detect_width, a multiple of 32
+  // The second size of multi_look: 1.25 x detect_width rounded to a multiple of 32 (an image
+  // narrower than it is looked at its own size).
+  int wider_width() const;
   double input_scale(cv::Size frame, int width) const;
   std::vector<Face> detect_2022(const cv::Mat& small, float threshold);
   std::vector<Face> detect_2023(const cv::Mat& small, float threshold);

@@ -6,7 +6,7 @@
 namespace maskwatch {
 namespace {
 
-float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
+float box_iou(const cv::Rect2f& a, const cv::Rect2f& b) {
   const float inter = (a & b).area();
   const float joined = a.area() + b.area() - inter;
   return joined > 0 ? inter / joined : 0.0f;
@@ -64,7 +64,7 @@ std::vector<Face> fuse_looks(const std::vector<std::vector<Face>>& looks, float 
     float best_iou = join_iou;
     for (auto& c : clusters) {
       if (c.has_look(m.second)) continue;
-      const float o = iou(c.box, m.first.box);
+      const float o = box_iou(c.box, m.first.box);
       if (o >= best_iou) best_iou = o, best = &c;
     }
     if (!best) {
@@ -89,7 +89,7 @@ std::vector<Face> fuse_looks(const std::vector<std::vector<Face>>& looks, float 
   std::stable_sort(fused.begin(), fused.end(), [](const Face& a, const Face& b) { return a.score > b.score; });
   std::vector<Face> kept;
   for (const auto& f : fused)
-    if (std::none_of(kept.begin(), kept.end(), [&](const Face& k) { return iou(k.box, f.box) > nms_iou; }))
+    if (std::none_of(kept.begin(), kept.end(), [&](const Face& k) { return box_iou(k.box, f.box) > nms_iou; }))
       kept.push_back(f);
   return kept;
 }

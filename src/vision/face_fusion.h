@@ -18,8 +18,8 @@ Face unmirror_face(const Face& face, float frame_width);
 // it most at IoU >= `join_iou` (at most one face of each look per cluster), else starts its
 // own. A cluster's boxes (shown and crop) are its faces' boxes averaged by score, its
 // landmarks those of its strongest face, and its score the mean over all looks, a look that
-// did not see it counting 0: a face every look finds keeps its score, one that a single look
-// out of four finds keeps a quarter. Clusters scoring under `threshold` are dropped; of two
+// did not see it counting 0: a face every look finds keeps the mean of its scores, one that a
+// single look out of four finds keeps a quarter of its score. Clusters scoring under `threshold` are dropped; of two
 // fused boxes overlapping at IoU > `nms_iou`, the weaker is dropped. Strongest first.
 std::vector<Face> fuse_looks(const std::vector<std::vector<Face>>& looks, float join_iou, float threshold,
                              float nms_iou);

@@ -14,12 +14,10 @@ struct SettingSpec {
 };
 
 namespace face_stage {
-inline constexpr SettingSpec kFaceThreshold{
-    "score_threshold", "--face-threshold", 0.05, 1.0,
-    "face score (YuNet) needed to show a face (`detect`: the mean over its four looks at a still)"};
-inline constexpr SettingSpec kDetectWidth{
-    "detect_width", "--detect-width", 64, 4096,
-    "frames are scaled to this width for face detection (`detect` also looks at 1.25 times it)"};
+inline constexpr SettingSpec kFaceThreshold{"score_threshold", "--face-threshold", 0.05, 1.0,
+                                            "face score (YuNet) needed to show a face"};
+inline constexpr SettingSpec kDetectWidth{"detect_width", "--detect-width", 64, 4096,
+                                          "frames are scaled to this width for face detection"};
 inline constexpr SettingSpec kMargin{"margin", "--margin", 0.0, 3.0,
                                      "crop side = face side x (1 + margin) for the classifier (0.5: head and "
                                      "shoulders, like the training photos)"};
