@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   maskwatch::app::add_run_command(app);
   maskwatch::app::add_detect_command(app);
   maskwatch::app::add_eval_command(app);
+  maskwatch::app::add_ensemble_command(app);
   maskwatch::app::add_serve_command(app);
   maskwatch::app::add_config_command(app);
   maskwatch::app::add_bench_serve_command(app);

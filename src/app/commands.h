@@ -11,6 +11,7 @@ namespace maskwatch::app {
 void add_eval_command(CLI::App& root);
 void add_run_command(CLI::App& root);
 void add_detect_command(CLI::App& root);
+void add_ensemble_command(CLI::App& root);
 // Hidden: one end-to-end pipeline benchmark case as JSON on stdout (run by `bench`, so the
 // case is measured in the runtime executable, without LibTorch loaded).
 void add_bench_pipeline_command(CLI::App& root);

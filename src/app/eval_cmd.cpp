@@ -39,7 +39,7 @@ namespace maskwatch::app {
 namespace {
 
 struct EvalOpts {
-  std::string model = default_model_path().string(), json_out, split, subset = "test", out, scenes, exclude;
+  std::string model = default_stills_model_path().string(), json_out, split, subset = "test", out, scenes, exclude;
   bool conditions = false, fit_gate = false, no_gate = false;
   double gate_target = GateFitOptions{}.target;
   std::vector<std::string> data, maps, classes;
@@ -434,7 +434,11 @@ std::string conditions_help() {
 void add_eval_command(CLI::App& root) {
   auto o = std::make_shared<EvalOpts>();
   auto* cmd = root.add_subcommand("eval", "Evaluate a model on labelled folders (one sub-folder per class)");
-  cmd->add_option("--model", o->model, "model.onnx (with model.json beside it)")->capture_default_str();
+  cmd->add_option("--model", o->model,
+                  "model.onnx (with model.json beside it), or an ensemble's .json (`maskwatch ensemble`); by default "
+                  "what `detect` uses: the shipped ensemble of four models (`run` and `serve` use models/model.onnx "
+                  "alone)")
+      ->capture_default_str();
   auto* data = cmd->add_option("--data", o->data,
                                "Folder with one sub-folder per class (repeatable); names must be "
                                "model classes or mapped with --map");

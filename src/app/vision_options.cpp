@@ -10,7 +10,10 @@ namespace maskwatch::app {
 VisionOptions::VisionOptions() : model(default_model_path().string()) {}
 
 void VisionOptions::add_to(CLI::App* cmd) {
-  cmd->add_option("--model", model, "Mask classifier model.onnx (model.json beside it)")->capture_default_str();
+  cmd->add_option("--model", model,
+                  "Mask classifier model.onnx (model.json beside it), or an ensemble's .json (`maskwatch ensemble`: "
+                  "each face costs one forward per member)")
+      ->capture_default_str();
   cmd->add_option("--face-model", face_model, face_model_help());
   add_setting(cmd, face_stage::kFaceThreshold, detector.score_threshold);
   add_setting(cmd, face_stage::kDetectWidth, detector.detect_width);

@@ -28,9 +28,15 @@ nlohmann::json ModelMeta::to_json() const {
        {{"temperature", temperature},
         {"note", "folded into the last layer: the outputs are calibrated probabilities"}}},
       {"crop", crop},
-      {"onnx_sha256", onnx_sha256},
       {"training", training},
   };
+  if (is_ensemble()) {
+    j["members"] = nlohmann::json::array();
+    for (const auto& m : members) j["members"].push_back({{"onnx", m.onnx}, {"sha256", m.sha256}});
+    j["output"]["kind"] = "softmax probabilities, the mean of the members'";
+  } else {
+    j["onnx_sha256"] = onnx_sha256;
+  }
   if (quality_gate.enabled()) j["quality_gate"] = quality_gate.to_json();
   return j;
 }
@@ -65,9 +71,23 @@ ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
   if (in.value("color", "") != "RGB") throw bad("only RGB input is supported");
   if (std::abs(in.value("scale", 0.0) - 1.0 / 127.5) > 1e-9 || std::abs(in.value("offset", 0.0) + 1.0) > 1e-9)
     throw bad("only [-1, 1] input scaling (scale 1/127.5, offset -1) is supported");
-  if (!j.contains("onnx_sha256") || !j["onnx_sha256"].is_string() || j["onnx_sha256"].get<std::string>().size() != 64)
-    throw bad("no valid \"onnx_sha256\"");
-  m.onnx_sha256 = j["onnx_sha256"].get<std::string>();
+  const auto is_sha256 = [](const nlohmann::json& v) {
+    return v.is_string() && v.get<std::string>().size() == 64 &&
+           v.get<std::string>().find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
+  if (j.contains("members")) {
+    if (j.contains("onnx_sha256")) throw bad("both \"onnx_sha256\" and \"members\": a model or an ensemble, not both");
+    if (!j["members"].is_array() || j["members"].size() < 2) throw bad("\"members\" must list at least two models");
+    for (const auto& e : j["members"]) {
+      if (!e.is_object() || !e.contains("onnx") || !e["onnx"].is_string() || e["onnx"].get<std::string>().empty() ||
+          !e.contains("sha256") || !is_sha256(e["sha256"]))
+        throw bad("each of \"members\" needs \"onnx\" (a file name) and \"sha256\" (64 hex digits)");
+      m.members.push_back({e["onnx"].get<std::string>(), e["sha256"].get<std::string>()});
+    }
+  } else {
+    if (!j.contains("onnx_sha256") || !is_sha256(j["onnx_sha256"])) throw bad("no valid \"onnx_sha256\"");
+    m.onnx_sha256 = j["onnx_sha256"].get<std::string>();
+  }
   if (j.contains("training") && j["training"].is_object()) m.training = j["training"];
   if (j.contains("calibration") && j["calibration"].is_object()) {
     const auto& t = j["calibration"].value("temperature", nlohmann::json(1.0));

@@ -2,6 +2,10 @@
 // order, input size, colour order, scaling) and where it came from (training data manifest,
 // metrics). It also records model.onnx's sha256, so a mismatched pair is refused instead of
 // silently giving wrong answers.
+//
+// The same format also describes an ensemble (a "members" list instead of "onnx_sha256"): several
+// model.onnx files of one recipe whose probabilities are averaged, with a quality gate of its own
+// fitted on the averaged answers (vision/mask_classifier.h loads it; `maskwatch ensemble` writes it).
 #pragma once
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -14,10 +18,18 @@ namespace maskwatch {
 
 inline constexpr int kModelFormatVersion = 1;
 
+// One model of an ensemble: its ONNX file (relative to the ensemble's file, with its own model.json
+// beside it) and that file's sha256, so a member replaced behind the ensemble's back is refused.
+struct EnsembleMember {
+  std::string onnx;
+  std::string sha256;
+};
+
 struct ModelMeta {
   std::vector<std::string> classes;  // output order
   int input_size = 224;              // square, pixels
-  std::string onnx_sha256;           // of the model.onnx this sidecar belongs to
+  std::string onnx_sha256;           // of the model.onnx this sidecar belongs to ("" for an ensemble)
+  std::vector<EnsembleMember> members;  // non-empty: an ensemble of these models, no ONNX of its own
   // Temperature fitted on the validation split, already folded into the ONNX model's last
   // layer (its outputs are the calibrated probabilities); 1 = uncalibrated. For reference.
   double temperature = 1;
@@ -33,6 +45,8 @@ struct ModelMeta {
   static ModelMeta from_json(const nlohmann::json& j, const std::string& origin);
   static ModelMeta load(const std::filesystem::path& json_path);
   void save(const std::filesystem::path& json_path) const;  // atomic
+
+  bool is_ensemble() const { return !members.empty(); }
 
   // Index of a class name, or -1.
 };

@@ -58,4 +58,11 @@ std::filesystem::path default_model_path() {
   return shipped_models_dir() / "model.onnx";
 }
 
+std::filesystem::path default_stills_model_path() {
+  if (const char* env = std::getenv("MASKWATCH_MODEL"); env && *env) return env;
+  std::error_code ec;
+  const auto ensemble = shipped_models_dir() / "ensemble.json";
+  return std::filesystem::is_regular_file(ensemble, ec) ? ensemble : default_model_path();
+}
+
 }  // namespace maskwatch

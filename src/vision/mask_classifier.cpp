@@ -115,8 +115,20 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
     throw Error(fmt::format("model {} is a folder: give the model.onnx inside it", onnx_path.string()));
   if (!std::filesystem::exists(onnx_path, ec))  // not "sidecar not found: <other name>.json"
     throw Error(fmt::format("model not found: {}", onnx_path.string()));
+  if (onnx_path.extension() == ".json") {  // an ensemble, or a model's sidecar given by mistake
+    if (!sidecar.empty()) throw Error(fmt::format("{}: an ensemble's file has no sidecar", onnx_path.string()));
+    meta_ = ModelMeta::load(onnx_path);
+    if (!meta_.is_ensemble())
+      throw Error(fmt::format("{} is a model's sidecar, not an ensemble: give the .onnx model beside it",
+                              onnx_path.string()));
+    load_members(onnx_path, engine, threads);
+    return;
+  }
   if (sidecar.empty()) sidecar = sidecar_path(onnx_path);
   meta_ = ModelMeta::load(sidecar);
+  if (meta_.is_ensemble())
+    throw Error(fmt::format("{}: its sidecar {} describes an ensemble: give {} as the model", onnx_path.string(),
+                            sidecar.string(), sidecar.string()));
   // Memory: the file's bytes, the parsed protobuf, the converted weights and XNNPACK's packed
   // weights are each about the model's size (9.5 MB); they are dropped in turn so that at most
   // two are held at once, and only the packed weights stay (peak RSS is a runtime target).
@@ -161,6 +173,33 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
         fmt::format("{}: model output is not a probability distribution (sums to {})", onnx_path.string(), sum));
 }
 
+void MaskClassifier::load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads) {
+  const auto dir = ensemble_path.parent_path();
+  for (const auto& m : meta_.members) {
+    const auto path = dir / m.onnx;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+      throw Error(fmt::format("ensemble {}: member {} not found", ensemble_path.string(), path.string()));
+    MaskClassifier member(path, {}, engine, threads);
+    // The member checked its file against its own sidecar; this checks it is the model the
+    // ensemble (and its gate) was made with.
+    if (member.meta_.onnx_sha256 != m.sha256)
+      throw Error(fmt::format("ensemble {}: member {} is not the model it was made with (sha256 {}... against {}...): "
+                              "make the ensemble again",
+                              ensemble_path.string(), path.string(), member.meta_.onnx_sha256.substr(0, 12),
+                              m.sha256.substr(0, 12)));
+    if (member.classes() != meta_.classes || member.input_size() != meta_.input_size)
+      throw Error(fmt::format("ensemble {}: member {} has other classes or another input size than the ensemble",
+                              ensemble_path.string(), path.string()));
+    members_.push_back(std::move(member));
+  }
+}
+
+InferenceEngine MaskClassifier::engine() const {
+  if (!members_.empty()) return members_.front().engine();
+  return xnn_ ? InferenceEngine::Xnnpack : InferenceEngine::OpenCvDnn;
+}
+
 std::vector<Prediction> MaskClassifier::classify_batched(const std::vector<cv::Mat>& crops, int batch) {
   std::vector<Prediction> out;
   out.reserve(crops.size());
@@ -175,6 +214,11 @@ std::vector<Prediction> MaskClassifier::classify_batched(const std::vector<cv::M
 }
 
 cv::Mat MaskClassifier::forward_blob(const cv::Mat& blob) {
+  if (!members_.empty()) {  // the mean of the members' probabilities
+    cv::Mat sum = members_.front().forward_blob(blob);
+    for (size_t i = 1; i < members_.size(); ++i) sum += members_[i].forward_blob(blob);
+    return sum / static_cast<double>(members_.size());
+  }
   if (xnn_) return xnn_->forward(blob);
   try {
     net_.setInput(blob);

@@ -8,6 +8,10 @@
 // sidecar's; the protobuf parses and passes onnx::checker; XNNPACK (or OpenCV) builds the
 // net; a probe forward gives [1, classes] probabilities.
 //
+// An ensemble's file (model/model_meta.h: a model.json with "members") loads every member as a
+// classifier of its own (each checked as above, and against the sha256 the ensemble names) and
+// averages their probabilities; the ensemble's own quality gate judges the mean.
+//
 // Not thread-safe: one classifier per thread that classifies.
 #pragma once
 #include <filesystem>
@@ -47,6 +51,7 @@ class MaskClassifier {
  public:
   // `sidecar` defaults to model.json beside the ONNX file. XNNPACK uses `threads` threads, 0 =
   // as many as OpenCV is set to (set_compute_threads) when the classifier is built.
+  // `onnx_path` may also be an ensemble's .json (then `sidecar` must be empty).
   explicit MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar = {},
                           InferenceEngine engine = InferenceEngine::Xnnpack, int threads = 0);
 
@@ -63,10 +68,15 @@ class MaskClassifier {
   void set_quality_gate(const QualityGate& gate) { meta_.quality_gate = gate; }
 
   int input_size() const { return meta_.input_size; }
-  InferenceEngine engine() const { return xnn_ ? InferenceEngine::Xnnpack : InferenceEngine::OpenCvDnn; }
+  InferenceEngine engine() const;
+  // 1 for a model, the number of members for an ensemble (each face costs that many forwards).
+  size_t model_count() const { return members_.empty() ? 1 : members_.size(); }
 
  private:
+  void load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads);
+
   ModelMeta meta_;
+  std::vector<MaskClassifier> members_;  // an ensemble's models (then xnn_ and net_ are unused)
   std::unique_ptr<XnnpackNet> xnn_;  // set: XNNPACK runs the model; else net_
   cv::dnn::Net net_;
 };

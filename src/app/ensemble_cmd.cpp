@@ -1,0 +1,103 @@
+// `maskwatch ensemble`: writes an ensemble's file (model/model_meta.h) naming several models of
+// one recipe and split, whose probabilities the classifier then averages. Its quality gate is
+// fitted afterwards on the averaged answers (`eval --conditions --fit-gate`).
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "app/commands.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/json_io.h"
+#include "vision/mask_classifier.h"
+
+namespace maskwatch::app {
+
+namespace {
+using json = nlohmann::json;
+
+// What a member's sidecar says of its training, kept in the ensemble for the model card.
+json member_summary(const std::string& file, const json& training) {
+  json s = {{"onnx", file}};
+  for (const char* key : {"data_manifest_sha256", "best_epoch", "train_seconds", "val", "test"})
+    if (training.contains(key)) s[key] = training[key];
+  if (training.contains("recipe") && training["recipe"].contains("seed")) s["seed"] = training["recipe"]["seed"];
+  return s;
+}
+
+void write_ensemble(const std::vector<std::string>& models, const std::filesystem::path& out) {
+  if (out.extension() != ".json") throw Error(fmt::format("--out {}: an ensemble's file ends in .json", out.string()));
+  std::error_code ec;
+  const auto out_abs = std::filesystem::absolute(out).lexically_normal();
+  ModelMeta ens;
+  json members_info = json::array();
+  json first_split;
+  for (const auto& m : models) {
+    const std::filesystem::path path(m);
+    if (path.extension() != ".onnx")
+      throw Error(fmt::format("{}: members are model .onnx files (an ensemble of ensembles is not made)", m));
+    if (std::filesystem::absolute(sidecar_path(path)).lexically_normal() == out_abs)
+      throw Error(fmt::format("--out {} is the sidecar of member {}: it would be overwritten", out.string(), m));
+    MaskClassifier check(path);  // loads and checks the member (sidecar, sha256, graph, probe)
+    const ModelMeta meta = ModelMeta::load(sidecar_path(path));
+    for (const auto& e : ens.members)
+      if (e.sha256 == meta.onnx_sha256) throw Error(fmt::format("{} is given twice (same sha256)", m));
+    const json split = meta.training.value("split", json::object()).value("counts", json());
+    if (ens.members.empty()) {
+      ens.classes = meta.classes;
+      ens.input_size = meta.input_size;
+      ens.crop = meta.crop;
+      first_split = split;
+      // The gate fit checks a split file against this (eval --fit-gate): the first member's run.
+      if (meta.training.contains("data_manifest_sha256"))
+        ens.training["data_manifest_sha256"] = meta.training["data_manifest_sha256"];
+    } else {
+      if (meta.classes != ens.classes || meta.input_size != ens.input_size)
+        throw Error(fmt::format("{}: classes or input size differ from {}'s", m, models.front()));
+      // Averaging models trained on different splits would let one member's training images
+      // into the others' validation, where the ensemble's gate is fitted.
+      if (split != first_split)
+        throw Error(
+            fmt::format("{} was trained on another split than {} (train/val/test counts differ): train "
+                        "every member with the same --split",
+                        m, models.front()));
+    }
+    const auto rel = std::filesystem::relative(std::filesystem::absolute(path), out_abs.parent_path(), ec);
+    if (ec || rel.empty()) throw Error(fmt::format("{}: cannot be named relative to {}", m, out.string()));
+    ens.members.push_back({rel.string(), meta.onnx_sha256});
+    members_info.push_back(member_summary(rel.string(), meta.training));
+  }
+  ens.training["ensemble_of"] = members_info;
+  if (!first_split.is_null()) ens.training["split"] = {{"counts", first_split}};
+  ens.save(out);
+}
+}  // namespace
+
+void add_ensemble_command(CLI::App& root) {
+  struct Opts {
+    std::vector<std::string> models;
+    std::string out;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = root.add_subcommand(
+      "ensemble",
+      "Average several models of one recipe: writes an ensemble's .json that --model takes wherever a model.onnx "
+      "goes (each face then costs one forward per member)");
+  cmd->add_option("models", o->models,
+                  "Two or more model.onnx files (model.json beside each), trained with the same --split and classes")
+      ->required()
+      ->expected(2, 64);
+  cmd->add_option("--out", o->out,
+                  "The ensemble's file (.json); members are named relative to its folder, so keep them beside it")
+      ->required();
+  cmd->callback([o] {
+    check_output_path(o->out, "ensemble file");
+    write_ensemble(o->models, o->out);
+    fmt::print(
+        "ensemble of {} models written to {}\nIt has no quality gate yet (every face answered): fit one on the "
+        "averaged answers with\n  maskwatch eval --conditions --fit-gate --model {} --split SPLIT.json --subset val "
+        "--data ... (the members' training data and --map)\n",
+        o->models.size(), o->out, o->out);
+  });
+}
+
+}  // namespace maskwatch::app
