@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "media/image_io.h"
 #include "support.h"
 #include "util/error.h"
@@ -125,6 +127,29 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
   const json made = read_json(e);
   EXPECT_EQ(made["members"][0]["onnx"], "a.onnx");  // named relative to the ensemble's folder
   EXPECT_FALSE(made.contains("quality_gate"));      // fitted afterwards, on the averaged answers
+  {
+    // Without a gate of its own it answers every face: the members' gates do not apply.
+    MaskClassifier ensemble(e);
+    const cv::Mat dark = real_face_crop() * 0.05;
+    for (const auto& p : ensemble.classify({dark, real_face_crop()})) EXPECT_TRUE(p.answered);
+    MaskClassifier member(d / "a.onnx");
+    EXPECT_FALSE(member.classify({dark})[0].answered);  // the shipped model's gate declines it
+  }
+  // Never over another model's sidecar or a file that is not an ensemble's.
+  copy_model("model-3", "other");
+  r = run_cli({"ensemble", a, b, "--out", (d / "other.json").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(error_line(r).find("is the sidecar of"), std::string::npos) << r.err;
+  write_bytes(d / "notes.json", "{\"mine\": 1}");
+  r = run_cli({"ensemble", a, b, "--out", (d / "notes.json").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(error_line(r).find("is not an ensemble's file"), std::string::npos) << r.err;
+  EXPECT_EQ(read_bytes(d / "notes.json"), "{\"mine\": 1}");
+  r = run_cli({"ensemble", b, a, "--out", e});  // its gate would be lost without a word
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(error_line(r).find("give --force"), std::string::npos) << r.err;
+  r = run_cli({"ensemble", a, b, "--out", e, "--force"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
 
   // A member trained on another split: its validation images may be another member's training.
   json other = read_json(d / "b.json");
@@ -154,6 +179,19 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
   one["members"].erase(1);
   write_json_atomic(d / "one.json", one);
   refused(d / "one.json", "at least two models");
+  json nested = made;  // an ensemble naming itself would recurse for ever
+  nested["members"][1]["onnx"] = "nested.json";
+  write_json_atomic(d / "nested.json", nested);
+  refused(d / "nested.json", "is not an .onnx model");
+  json twice = made;  // one model posing as two (a hidden weighted vote with more)
+  twice["members"][1] = twice["members"][0];
+  twice["members"][1]["onnx"] = "./a.onnx";
+  write_json_atomic(d / "twice.json", twice);
+  refused(d / "twice.json", "are one model");
+  // A link to the ensemble elsewhere finds its members beside the real file.
+  fs::create_directories(d / "elsewhere");
+  fs::create_symlink(e, d / "elsewhere/link.json");
+  EXPECT_NO_THROW(MaskClassifier{d / "elsewhere/link.json"});
   fs::remove(d / "b.onnx");
   fs::remove(d / "b.json");
   refused(e, "not found");
@@ -165,4 +203,42 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
        "--model", e});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(error_line(r).find("is not the model it was made with"), std::string::npos) << r.err;
+}
+
+TEST(Ensemble, FitGateWritesTheGateIntoTheEnsembleAndLeavesItsMembersAlone) {
+  constexpr size_t kPerClass = 12;
+  TempDir d;
+  for (const std::string m : {"model", "model-2"}) {
+    fs::copy_file(shipped_models_dir() / (m + ".onnx"), d / (m + ".onnx"));
+    fs::copy_file(shipped_models_dir() / (m + ".json"), d / (m + ".json"));
+  }
+  const std::string e = (d / "e.json").string();
+  auto r = run_cli({"ensemble", (d / "model.onnx").string(), (d / "model-2.onnx").string(), "--out", e});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string member_sidecar = read_bytes(d / "model-2.json");
+  // A few real crops per class, all "val" in a split of their own.
+  json items = json::array();
+  for (const std::string cls : {"with_mask", "without_mask"}) {
+    std::vector<fs::path> files;
+    for (const auto& f : fs::directory_iterator(shared_path("data/real-masks") / cls)) files.push_back(f.path());
+    std::sort(files.begin(), files.end());
+    fs::create_directories(d / "small" / cls);
+    for (size_t i = 0; i < kPerClass; ++i) {
+      const auto& f = files[i * files.size() / kPerClass];
+      fs::copy_file(f, d / "small" / cls / f.filename());
+      items.push_back({{"image", "small/" + cls + "/" + f.filename().string()}, {"split", "val"}});
+    }
+  }
+  write_json_atomic(d / "split.json", {{"items", items}});
+  r = run_cli({"eval", "--conditions", "--fit-gate", "--model", e, "--data", (d / "small").string(), "--split",
+               (d / "split.json").string(), "--subset", "val"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("written to " + e), std::string::npos) << r.out;
+  const json written = read_json(e);
+  ASSERT_TRUE(written.contains("quality_gate"));
+  EXPECT_EQ(written["members"].size(), 2u);  // still the ensemble it was
+  EXPECT_EQ(read_bytes(d / "model-2.json"), member_sidecar);
+  MaskClassifier ensemble(e);
+  EXPECT_TRUE(ensemble.quality_gate().enabled());
+  EXPECT_NEAR(ensemble.quality_gate().threshold, written["quality_gate"]["threshold"].get<double>(), 1e-12);
 }

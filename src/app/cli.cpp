@@ -50,16 +50,29 @@ CLI::Option* add_threads_option(CLI::App* cmd, int& threads, const std::string& 
   return cmd->add_option("--threads", threads, help)->capture_default_str()->check(in_range(0, most));
 }
 
-std::string version_text() {
-  std::string model;
-  const auto path = default_model_path();
+namespace {
+// "<path>: sha256 <hex>", or for an ensemble its members and theirs.
+std::string describe_model(const std::filesystem::path& path) {
   try {
-    const auto meta = ModelMeta::load(sidecar_path(path));
-    model = fmt::format("model {}: sha256 {}", path.string(), meta.onnx_sha256);
+    const bool ensemble = path.extension() == ".json";
+    const auto meta = ModelMeta::load(ensemble ? path : sidecar_path(path));
+    if (!meta.is_ensemble()) return fmt::format("{}: sha256 {}", path.string(), meta.onnx_sha256);
+    std::string members;
+    for (const auto& m : meta.members)
+      members += fmt::format("{}{} (sha256 {})", members.empty() ? "" : ", ", m.onnx, m.sha256);
+    return fmt::format("{}: ensemble of {}: {}", path.string(), meta.members.size(), members);
   } catch (const std::exception& e) {
-    model = fmt::format("model {}: not readable ({})", path.string(), e.what());
+    return fmt::format("{}: not readable ({})", path.string(), e.what());
   }
-  return fmt::format("maskwatch {} (git {})\n{}", MASKWATCH_VERSION, MASKWATCH_GIT_COMMIT, model);
+}
+}  // namespace
+
+std::string version_text() {
+  const auto model = default_model_path(), stills = default_stills_model_path();
+  std::string text = fmt::format("maskwatch {} (git {})\nmodel {}", MASKWATCH_VERSION, MASKWATCH_GIT_COMMIT,
+                                 describe_model(model));
+  if (stills != model) text += fmt::format("\nmodel for stills (detect, eval) {}", describe_model(stills));
+  return text;
 }
 
 namespace {

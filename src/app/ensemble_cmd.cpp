@@ -24,9 +24,22 @@ json member_summary(const std::string& file, const json& training) {
   return s;
 }
 
-void write_ensemble(const std::vector<std::string>& models, const std::filesystem::path& out) {
+void write_ensemble(const std::vector<std::string>& models, const std::filesystem::path& out, bool force) {
   if (out.extension() != ".json") throw Error(fmt::format("--out {}: an ensemble's file ends in .json", out.string()));
   std::error_code ec;
+  // Never over a model's sidecar (member or not): that model would no longer load.
+  if (auto onnx = out; std::filesystem::exists(onnx.replace_extension(".onnx"), ec))
+    throw Error(fmt::format("--out {} is the sidecar of {}: it would be overwritten", out.string(), onnx.string()));
+  if (std::filesystem::exists(out, ec)) {
+    bool is_ensemble = false;
+    try {
+      is_ensemble = ModelMeta::load(out).is_ensemble();
+    } catch (const Error&) {}
+    if (!is_ensemble)
+      throw Error(fmt::format("--out {} exists and is not an ensemble's file: not overwritten", out.string()));
+    if (!force)  // its fitted quality gate would be lost
+      throw Error(fmt::format("--out {} exists (an ensemble): give --force to replace it", out.string()));
+  }
   const auto out_abs = std::filesystem::absolute(out).lexically_normal();
   ModelMeta ens;
   json members_info = json::array();
@@ -34,14 +47,17 @@ void write_ensemble(const std::vector<std::string>& models, const std::filesyste
   for (const auto& m : models) {
     const std::filesystem::path path(m);
     if (path.extension() != ".onnx")
-      throw Error(fmt::format("{}: members are model .onnx files (an ensemble of ensembles is not made)", m));
+      throw Error(fmt::format("{}: members are model .onnx files (with model.json beside them)", m));
     if (std::filesystem::absolute(sidecar_path(path)).lexically_normal() == out_abs)
       throw Error(fmt::format("--out {} is the sidecar of member {}: it would be overwritten", out.string(), m));
     MaskClassifier check(path);  // loads and checks the member (sidecar, sha256, graph, probe)
     const ModelMeta meta = ModelMeta::load(sidecar_path(path));
     for (const auto& e : ens.members)
       if (e.sha256 == meta.onnx_sha256) throw Error(fmt::format("{} is given twice (same sha256)", m));
-    const json split = meta.training.value("split", json::object()).value("counts", json());
+    // The split as the sidecar records it: images per subset, class and source (not which images).
+    json split = meta.training.value("split", json::object());
+    split =
+        json{{"counts", split.value("counts", json())}, {"counts_by_source", split.value("counts_by_source", json())}};
     if (ens.members.empty()) {
       ens.classes = meta.classes;
       ens.input_size = meta.input_size;
@@ -51,14 +67,14 @@ void write_ensemble(const std::vector<std::string>& models, const std::filesyste
       if (meta.training.contains("data_manifest_sha256"))
         ens.training["data_manifest_sha256"] = meta.training["data_manifest_sha256"];
     } else {
-      if (meta.classes != ens.classes || meta.input_size != ens.input_size)
-        throw Error(fmt::format("{}: classes or input size differ from {}'s", m, models.front()));
+      if (meta.classes != ens.classes || meta.input_size != ens.input_size || meta.crop != ens.crop)
+        throw Error(fmt::format("{}: classes, input size or crop differ from {}'s", m, models.front()));
       // Averaging models trained on different splits would let one member's training images
       // into the others' validation, where the ensemble's gate is fitted.
       if (split != first_split)
         throw Error(
-            fmt::format("{} was trained on another split than {} (train/val/test counts differ): train "
-                        "every member with the same --split",
+            fmt::format("{} was trained on another split than {} (images per subset, class and source "
+                        "differ): train every member with the same --split",
                         m, models.front()));
     }
     const auto rel = std::filesystem::relative(std::filesystem::absolute(path), out_abs.parent_path(), ec);
@@ -67,7 +83,7 @@ void write_ensemble(const std::vector<std::string>& models, const std::filesyste
     members_info.push_back(member_summary(rel.string(), meta.training));
   }
   ens.training["ensemble_of"] = members_info;
-  if (!first_split.is_null()) ens.training["split"] = {{"counts", first_split}};
+  ens.training["split"] = first_split;
   ens.save(out);
 }
 }  // namespace
@@ -76,22 +92,29 @@ void add_ensemble_command(CLI::App& root) {
   struct Opts {
     std::vector<std::string> models;
     std::string out;
+    bool force = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = root.add_subcommand(
-      "ensemble",
-      "Average several models of one recipe: writes an ensemble's .json that --model takes wherever a model.onnx "
-      "goes (each face then costs one forward per member)");
+  auto* cmd = root.add_subcommand("ensemble",
+                                  "Average several models of one recipe and split: writes an ensemble's .json that "
+                                  "--model takes wherever a model.onnx "
+                                  "goes (each face then costs one forward per member)");
   cmd->add_option("models", o->models,
-                  "Two or more model.onnx files (model.json beside each), trained with the same --split and classes")
+                  "Two or more model.onnx files (model.json beside each) trained with the same --split (checked by "
+                  "their images per subset, class and source), classes, input size and crop; that they share a "
+                  "recipe is up to you. List first the model whose run made the split: `eval --fit-gate` checks the "
+                  "split file against its data manifest")
       ->required()
-      ->expected(2, 64);
+      ->expected(2, static_cast<int>(kMaxEnsembleMembers));
   cmd->add_option("--out", o->out,
                   "The ensemble's file (.json); members are named relative to its folder, so keep them beside it")
       ->required();
+  cmd->add_flag("--force", o->force,
+                "Replace an existing ensemble's file (its quality gate is lost); a model's sidecar or any other file "
+                "is never replaced");
   cmd->callback([o] {
     check_output_path(o->out, "ensemble file");
-    write_ensemble(o->models, o->out);
+    write_ensemble(o->models, o->out, o->force);
     fmt::print(
         "ensemble of {} models written to {}\nIt has no quality gate yet (every face answered): fit one on the "
         "averaged answers with\n  maskwatch eval --conditions --fit-gate --model {} --split SPLIT.json --subset val "

@@ -436,8 +436,8 @@ void add_eval_command(CLI::App& root) {
   auto* cmd = root.add_subcommand("eval", "Evaluate a model on labelled folders (one sub-folder per class)");
   cmd->add_option("--model", o->model,
                   "model.onnx (with model.json beside it), or an ensemble's .json (`maskwatch ensemble`); by default "
-                  "what `detect` uses: the shipped ensemble of four models (`run` and `serve` use models/model.onnx "
-                  "alone)")
+                  "what `detect` uses: the shipped ensemble of four models, models/ensemble.json, where it is "
+                  "installed, else models/model.onnx (`run` and `serve` use models/model.onnx alone)")
       ->capture_default_str();
   auto* data = cmd->add_option("--data", o->data,
                                "Folder with one sub-folder per class (repeatable); names must be "
@@ -461,7 +461,8 @@ void add_eval_command(CLI::App& root) {
       "With --conditions and --split ... --subset val: fit the quality gate (when a face cannot be judged: its "
       "light, contrast, sharpness, noise and the classifier's margin -> P(right)) on these crops under every "
       "condition, set its threshold where the answered faces under 'dim webcam' reach --gate-target balanced "
-      "accuracy, and write it into the model's model.json (atomically; model.onnx is not touched). With a --map "
+      "accuracy, and write it into the model's model.json, or into the ensemble's .json for an ensemble "
+      "(atomically; the .onnx files and the members' sidecars are not touched). With a --map "
       "that folds a model class (a three-class model: --map mask_worn_incorrectly=without_mask), the gate judges "
       "the folded answer, mask worn or not, as run, serve and their counts use it");
   fit_gate->needs(conditions);

@@ -78,10 +78,20 @@ ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
   if (j.contains("members")) {
     if (j.contains("onnx_sha256")) throw bad("both \"onnx_sha256\" and \"members\": a model or an ensemble, not both");
     if (!j["members"].is_array() || j["members"].size() < 2) throw bad("\"members\" must list at least two models");
+    if (j["members"].size() > kMaxEnsembleMembers)
+      throw bad(fmt::format("\"members\" lists {} models, more than {}", j["members"].size(), kMaxEnsembleMembers));
     for (const auto& e : j["members"]) {
       if (!e.is_object() || !e.contains("onnx") || !e["onnx"].is_string() || e["onnx"].get<std::string>().empty() ||
           !e.contains("sha256") || !is_sha256(e["sha256"]))
-        throw bad("each of \"members\" needs \"onnx\" (a file name) and \"sha256\" (64 hex digits)");
+        throw bad("each of \"members\" needs \"onnx\" (a file name) and \"sha256\" (64 lowercase hex digits)");
+      // An ensemble of ensembles is not made: a file naming itself would recurse for ever.
+      if (std::filesystem::path(e["onnx"].get<std::string>()).extension() != ".onnx")
+        throw bad(fmt::format("member \"{}\" is not an .onnx model (an ensemble holds models, not ensembles)",
+                              e["onnx"].get<std::string>()));
+      for (const auto& other : m.members)  // a hidden weighted vote, or one model posing as several
+        if (other.sha256 == e["sha256"].get<std::string>())
+          throw bad(fmt::format("members \"{}\" and \"{}\" are one model (same sha256)", other.onnx,
+                                e["onnx"].get<std::string>()));
       m.members.push_back({e["onnx"].get<std::string>(), e["sha256"].get<std::string>()});
     }
   } else {

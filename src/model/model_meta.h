@@ -20,6 +20,7 @@ inline constexpr int kModelFormatVersion = 1;
 
 // One model of an ensemble: its ONNX file (relative to the ensemble's file, with its own model.json
 // beside it) and that file's sha256, so a member replaced behind the ensemble's back is refused.
+inline constexpr size_t kMaxEnsembleMembers = 16;  // each costs a model's memory and a forward per face
 struct EnsembleMember {
   std::string onnx;
   std::string sha256;

@@ -841,7 +841,7 @@ std::vector<ConfigKey> config_keys() {
   const auto by_hand = [&](std::string key, std::string type, std::string def, std::string help) {
     out.push_back({std::move(key), std::move(type), std::move(def), std::move(help), false});
   };
-  by_hand("model", "path", "\"\" (the shipped model)", "the classifier (model.onnx)");
+  by_hand("model", "path", "\"\" (the shipped model)", "the classifier (model.onnx, or an ensemble's .json: one forward per member for every face)");
   by_hand("detector.face_model", "name or path", fmt::format("\"{}\"", default_face_model_name()),
           "face detector: a name (maskwatch detect --help) or an .onnx file");
   by_hand("detector.workers", "1 .. 4 x cores", "one per core, at most one per camera",

@@ -174,20 +174,23 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
 }
 
 void MaskClassifier::load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads) {
-  const auto dir = ensemble_path.parent_path();
+  // Members are named relative to the ensemble's real file (a link to it elsewhere still finds them).
+  std::error_code ec;
+  auto real = std::filesystem::weakly_canonical(ensemble_path, ec);
+  const auto dir = (ec ? ensemble_path : real).parent_path();
   for (const auto& m : meta_.members) {
     const auto path = dir / m.onnx;
-    std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
-      throw Error(fmt::format("ensemble {}: member {} not found", ensemble_path.string(), path.string()));
+      throw Error(fmt::format("ensemble {}: member {} not found (or not a regular file)", ensemble_path.string(),
+                              path.string()));
     MaskClassifier member(path, {}, engine, threads);
     // The member checked its file against its own sidecar; this checks it is the model the
     // ensemble (and its gate) was made with.
     if (member.meta_.onnx_sha256 != m.sha256)
       throw Error(fmt::format("ensemble {}: member {} is not the model it was made with (sha256 {}... against {}...): "
-                              "make the ensemble again",
+                              "make the ensemble again (maskwatch ensemble), or give --model {} alone",
                               ensemble_path.string(), path.string(), member.meta_.onnx_sha256.substr(0, 12),
-                              m.sha256.substr(0, 12)));
+                              m.sha256.substr(0, 12), path.string()));
     if (member.classes() != meta_.classes || member.input_size() != meta_.input_size)
       throw Error(fmt::format("ensemble {}: member {} has other classes or another input size than the ensemble",
                               ensemble_path.string(), path.string()));
