@@ -116,5 +116,5 @@ if [[ $sanitize == 1 ]]; then
         -DMASKWATCH_BUILD_BENCH=OFF "${common[@]}" > /dev/null
   cmake --build "$root/build-asan" -j "$jobs"
 fi
-[[ -f "$root/models/model.onnx" ]] && echo "default model: $root/models/model.onnx"
+[[ -f "$root/models/ensemble.json" ]] && echo "default model: $root/models/ensemble.json (four models, the first is $root/models/model.onnx)"
 step "Done: run the tests with scripts/test.sh"

@@ -1,7 +1,7 @@
 // Ensembles (model/model_meta.h "members", vision/mask_classifier.h, `maskwatch ensemble`): the
-// probabilities are the mean of the members', the shipped ensemble is what `detect` and `eval` use
-// and catches chin masks the shipped model alone calls masked, and a broken or mismatched
-// ensemble is refused with one line.
+// probabilities are the mean of the members' (under a cascade where the first is unsure), the
+// shipped ensemble is what every command uses and catches chin masks the shipped model alone
+// calls masked, and a broken or mismatched ensemble is refused with one line.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -34,29 +34,65 @@ std::string error_line(const CliResult& r) { return r.err.substr(0, r.err.find('
 
 }  // namespace
 
-TEST(Ensemble, ItsProbabilitiesAreTheMeanOfItsMembers) {
+// The shipped ensemble's cascade: the first member's probabilities where its top one is >= 0.995,
+// the mean of all four elsewhere, in one batch that holds both kinds of face (the unsure faces
+// are gathered into a smaller blob and their answers put back in place).
+TEST(Ensemble, ItsProbabilitiesAreTheFirstMembersWhereItIsSureElseTheMean) {
   MaskClassifier ensemble(shipped_ensemble());
   const ModelMeta meta = ModelMeta::load(shipped_ensemble());
   ASSERT_EQ(meta.members.size(), 4u);
   EXPECT_EQ(ensemble.model_count(), 4u);
-  std::vector<cv::Mat> crops = {real_face_crop()};
-  for (const char* f : kChinMasksOnlyTheEnsembleCatches)
-    crops.push_back(load_image_or_throw(shared_path("data/real-masks-incorrect/mask_worn_incorrectly") / f));
+  EXPECT_DOUBLE_EQ(ensemble.cascade_threshold(), 0.995);
+  // Interleaved, so that a gather or scatter that mixed up rows would put answers in the wrong
+  // place: clear masks the first member is sure of (P >= 0.9999) and the chin masks it is not.
+  const auto clear_mask = [](const char* f) {
+    return load_image_or_throw(shared_path("data/real-masks/with_mask") / f);
+  };
+  const auto chin_mask = [](const char* f) {
+    return load_image_or_throw(shared_path("data/real-masks-incorrect/mask_worn_incorrectly") / f);
+  };
+  std::vector<cv::Mat> crops = {clear_mask("fm12k_train__Face Mask Dataset_Train_WithMask_1023.jpg"),
+                                chin_mask(kChinMasksOnlyTheEnsembleCatches[0]),
+                                clear_mask("fm12k_train__Face Mask Dataset_Train_WithMask_1103.jpg"),
+                                chin_mask(kChinMasksOnlyTheEnsembleCatches[1]), real_face_crop()};
   ensemble.set_quality_gate({});
   const auto together = ensemble.classify(crops);
-  std::vector<std::vector<double>> sum(crops.size(), std::vector<double>(2, 0.0));
-  for (const auto& m : meta.members) {
-    MaskClassifier member(shipped_models_dir() / m.onnx);
-    const auto alone = member.classify(crops);
-    for (size_t i = 0; i < crops.size(); ++i)
-      for (size_t c = 0; c < 2; ++c) sum[i][c] += alone[i].probs[c] / 4;
+  std::vector<std::vector<Prediction>> by_member;
+  for (const auto& m : meta.members) by_member.push_back(MaskClassifier(shipped_models_dir() / m.onnx).classify(crops));
+  const auto first = [&](size_t i, size_t c) { return by_member[0][i].probs[c]; };
+  const auto mean = [&](size_t i, size_t c) {
+    double sum = 0;
+    for (const auto& preds : by_member) sum += preds[i].probs[c];
+    return sum / 4;
+  };
+  size_t unsure = 0;
+  for (size_t i = 0; i < crops.size(); ++i) {
+    const bool sure = std::max(first(i, 0), first(i, 1)) >= 0.995;
+    unsure += !sure;
+    for (size_t c = 0; c < 2; ++c) EXPECT_NEAR(together[i].probs[c], sure ? first(i, c) : mean(i, c), 1e-5) << i << c;
   }
+  for (size_t i : {1, 3}) EXPECT_LT(std::max(first(i, 0), first(i, 1)), 0.995) << i;  // the chin masks
+  for (size_t i : {0, 2}) EXPECT_GE(std::max(first(i, 0), first(i, 1)), 0.995) << i;  // the clear masks
+  EXPECT_EQ(ensemble.cascade_stats().faces, crops.size());
+  EXPECT_EQ(ensemble.cascade_stats().all_members, unsure);
+  EXPECT_EQ(ensemble.classes()[static_cast<size_t>(together[4].label)], "with_mask");     // the real masked face
+  EXPECT_EQ(ensemble.classes()[static_cast<size_t>(together[1].label)], "without_mask");  // a chin mask
+
+  // Without the cascade (a copy of the file with it removed) every face is the mean.
+  TempDir d;
+  json j = read_json(shipped_ensemble());
+  j.erase("cascade");
+  for (auto& m : j["members"]) m["onnx"] = (shipped_models_dir() / m["onnx"].get<std::string>()).string();
+  write_json_atomic(d / "full.json", j);
+  MaskClassifier full(d / "full.json");
+  full.set_quality_gate({});
+  const auto averaged = full.classify(crops);
   for (size_t i = 0; i < crops.size(); ++i)
-    for (size_t c = 0; c < 2; ++c) EXPECT_NEAR(together[i].probs[c], sum[i][c], 1e-5) << i << " " << c;
-  EXPECT_EQ(ensemble.classes()[static_cast<size_t>(together[0].label)], "with_mask");  // the real masked face
+    for (size_t c = 0; c < 2; ++c) EXPECT_NEAR(averaged[i].probs[c], mean(i, c), 1e-5) << i << " " << c;
+  EXPECT_EQ(full.cascade_stats().all_members, crops.size());
 }
 
-TEST(Ensemble, DetectAndEvalUseItAndItCatchesMoreChinMasksThanTheModelAlone) {
+TEST(Ensemble, CommandsUseItAndItCatchesMoreChinMasksThanTheModelAlone) {
   // The 61 chin-mask test crops of the shipped split, as `eval` scores them (a mask below the nose
   // counts as without_mask): 53 not called masked by the ensemble, 51 by model.onnx alone.
   const std::vector<std::string> eval = {"eval",
@@ -148,8 +184,15 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
   r = run_cli({"ensemble", b, a, "--out", e});  // its gate would be lost without a word
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(error_line(r).find("give --force"), std::string::npos) << r.err;
+  r = run_cli({"ensemble", a, b, "--out", e, "--force", "--cascade", "0.5"});  // every face alone
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(error_line(r).find("above 0.5"), std::string::npos) << r.err;
+  r = run_cli({"ensemble", a, b, "--out", e, "--force", "--cascade", "0.97"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_DOUBLE_EQ(read_json(e)["cascade"]["threshold"].get<double>(), 0.97);
   r = run_cli({"ensemble", a, b, "--out", e, "--force"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(read_json(e).contains("cascade"));  // off unless asked
 
   // A member trained on another split: its validation images may be another member's training.
   json other = read_json(d / "b.json");
@@ -179,6 +222,18 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
   one["members"].erase(1);
   write_json_atomic(d / "one.json", one);
   refused(d / "one.json", "at least two models");
+  for (const json& threshold : {json(0.4), json(1.5), json("high")}) {
+    json bad = made;
+    bad["cascade"] = {{"threshold", threshold}};
+    write_json_atomic(d / "bad_cascade.json", bad);
+    refused(d / "bad_cascade.json", "\"cascade\" needs a \"threshold\" above 0.5");
+  }
+  const json a_meta = read_json(d / "a.json");
+  json model_with_cascade = a_meta;  // a model has no members to escalate to
+  model_with_cascade["cascade"] = {{"threshold", 0.9}};
+  write_json_atomic(d / "a.json", model_with_cascade);
+  refused(d / "a.onnx", "belongs to an ensemble");
+  write_json_atomic(d / "a.json", a_meta);
   json nested = made;  // an ensemble naming itself would recurse for ever
   nested["members"][1]["onnx"] = "nested.json";
   write_json_atomic(d / "nested.json", nested);

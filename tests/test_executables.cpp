@@ -70,9 +70,10 @@ TEST(RuntimeExecutable, VersionNamesTheReleaseTheCommitAndTheModel) {
   const auto sha = read_json(sidecar_path(default_model_path()))["onnx_sha256"].get<std::string>();
   ASSERT_EQ(sha.size(), 64u);
   EXPECT_NE(r.out.find("sha256 " + sha), std::string::npos) << r.out;
-  // And the ensemble detect and eval use, with its members.
-  EXPECT_NE(r.out.find("model for stills (detect, eval) " + (shipped_models_dir() / "ensemble.json").string() +
-                       ": ensemble of 4: model.onnx (sha256 " + sha + "), model-2.onnx (sha256 "),
+  // It is one of the ensemble every command uses, named with its cascade and its other members.
+  EXPECT_NE(r.out.find("\nmodel " + (shipped_models_dir() / "ensemble.json").string() +
+                       ": ensemble of 4; the first alone where its top probability >= 0.995: model.onnx (sha256 " +
+                       sha + "), model-2.onnx (sha256 "),
             std::string::npos)
       << r.out;
 }

@@ -44,9 +44,8 @@ std::string unit_value(const std::string& unit, const std::string& key) {
 
 TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   TempDir tmp;
-  const auto made = run({"bash", (fs::path(MASKWATCH_TEST_SOURCE_DIR) / "scripts/package.sh").string(),
-                         (tmp / "out").string()},
-                        300);
+  const auto made =
+      run({"bash", (fs::path(MASKWATCH_TEST_SOURCE_DIR) / "scripts/package.sh").string(), (tmp / "out").string()}, 300);
   ASSERT_EQ(made.code, 0) << made.out << made.err;
   const fs::path deb = tmp / "out" / "maskwatch_0.1.0_amd64.deb";
   const fs::path display_deb = tmp / "out" / "maskwatch-display_0.1.0_amd64.deb";
@@ -59,8 +58,8 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   const auto fields = run({"dpkg-deb", "-f", deb.string(), "Package", "Depends", "Recommends", "Suggests"});
   ASSERT_EQ(fields.code, 0) << fields.err;
   EXPECT_NE(fields.out.find("Package: maskwatch\n"), std::string::npos) << fields.out;
-  for (const char* dep : {"libopencv-core406", "libopencv-dnn406", "libxnnpack0", "libavcodec59", "libsqlite3-0",
-                          "libpaho-mqtt1.3"})
+  for (const char* dep :
+       {"libopencv-core406", "libopencv-dnn406", "libxnnpack0", "libavcodec59", "libsqlite3-0", "libpaho-mqtt1.3"})
     EXPECT_NE(fields.out.find(dep), std::string::npos) << dep << " missing from " << fields.out;
   for (const char* gui : {"libtorch", "highgui", "libqt5"})
     EXPECT_EQ(fields.out.find(gui), std::string::npos) << "the runtime needs no " << gui << ": " << fields.out;
@@ -77,12 +76,13 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
 
   const fs::path root = tmp / "root";
   ASSERT_EQ(run({"dpkg-deb", "-x", deb.string(), root.string()}).code, 0);
-  for (const char* f : {"usr/bin/maskwatch", "usr/share/maskwatch/models/model.onnx",
-                        "usr/share/maskwatch/models/model.json", "usr/share/maskwatch/models/yunet_n_scenes.onnx",
-                        "usr/share/maskwatch/assets/yunet_n_640_640.onnx", "usr/lib/systemd/system/maskwatch.service",
-                        "etc/maskwatch/config.yaml", "usr/share/doc/maskwatch/README.md"})
+  for (const char* f :
+       {"usr/bin/maskwatch", "usr/share/maskwatch/models/model.onnx", "usr/share/maskwatch/models/model.json",
+        "usr/share/maskwatch/models/ensemble.json", "usr/share/maskwatch/models/model-4.onnx",
+        "usr/share/maskwatch/models/yunet_n_scenes.onnx", "usr/share/maskwatch/assets/yunet_n_640_640.onnx",
+        "usr/lib/systemd/system/maskwatch.service", "etc/maskwatch/config.yaml", "usr/share/doc/maskwatch/README.md"})
     EXPECT_TRUE(fs::exists(root / f)) << f;
-  EXPECT_FALSE(fs::exists(root / "usr/bin/maskwatch-train"));  // a site does not train
+  EXPECT_FALSE(fs::exists(root / "usr/bin/maskwatch-train"));                    // a site does not train
   EXPECT_FALSE(fs::exists(root / "usr/lib/maskwatch/libmaskwatch_display.so"));  // nor need a window
   // Every model file the package carries says where it comes from and under which licence.
   const std::string copyright = read_bytes(root / "usr/share/doc/maskwatch/copyright");
@@ -95,7 +95,7 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
                        copyright.find("       " + path + "\n") != std::string::npos;
     EXPECT_TRUE(named) << path << " has no stanza in the copyright file";
   }
-  EXPECT_EQ(bundled, 7);
+  EXPECT_EQ(bundled, 14);
   const std::string bin = (root / "usr/bin/maskwatch").string();
 
   // The unpacked binary takes its model and detectors from ../share/maskwatch, not from the
@@ -104,8 +104,12 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   unsetenv("MASKWATCH_ASSETS");
   const auto version = run({bin, "--version"});
   ASSERT_EQ(version.code, 0) << version.err;
-  const std::string model_sha = run({"sha256sum", (root / "usr/share/maskwatch/models/model.onnx").string()}).out.substr(0, 64);
-  EXPECT_NE(version.out.find("model " + (root / "usr/share/maskwatch/models/model.onnx").string() + ": sha256 " + model_sha),
+  const std::string model_sha =
+      run({"sha256sum", (root / "usr/share/maskwatch/models/model.onnx").string()}).out.substr(0, 64);
+  // The ensemble every command uses, the unpacked model.onnx its first member.
+  EXPECT_NE(version.out.find(
+                "model " + (root / "usr/share/maskwatch/models/ensemble.json").string() +
+                ": ensemble of 4; the first alone where its top probability >= 0.995: model.onnx (sha256 " + model_sha),
             std::string::npos)
       << version.out;
   // A site cannot train: --help does not offer the training commands and says where they went;
@@ -123,7 +127,7 @@ TEST(Package, TheDebInstallsTheServiceAndRunsFromItsOwnFolders) {
   EXPECT_NE(train.err.find("'train' needs the training executable"), std::string::npos) << train.err;
   const auto check = run({bin, "config", "check", (root / "etc/maskwatch/config.yaml").string()});
   ASSERT_EQ(check.code, 0) << check.err;
-  EXPECT_NE(check.out.find("\"model\": \"" + (root / "usr/share/maskwatch/models/model.onnx").string() + "\""),
+  EXPECT_NE(check.out.find("\"model\": \"" + (root / "usr/share/maskwatch/models/ensemble.json").string() + "\""),
             std::string::npos)
       << check.out;
   const auto image = shared_path("data/seed-masks/without_mask/0.jpg").string();

@@ -60,7 +60,11 @@ std::string describe_model(const std::filesystem::path& path) {
     std::string members;
     for (const auto& m : meta.members)
       members += fmt::format("{}{} (sha256 {})", members.empty() ? "" : ", ", m.onnx, m.sha256);
-    return fmt::format("{}: ensemble of {}: {}", path.string(), meta.members.size(), members);
+    const std::string cascade =
+        meta.cascade_threshold > 0
+            ? fmt::format("; the first alone where its top probability >= {}", meta.cascade_threshold)
+            : "";
+    return fmt::format("{}: ensemble of {}{}: {}", path.string(), meta.members.size(), cascade, members);
   } catch (const std::exception& e) {
     return fmt::format("{}: not readable ({})", path.string(), e.what());
   }
@@ -68,11 +72,8 @@ std::string describe_model(const std::filesystem::path& path) {
 }  // namespace
 
 std::string version_text() {
-  const auto model = default_model_path(), stills = default_stills_model_path();
-  std::string text = fmt::format("maskwatch {} (git {})\nmodel {}", MASKWATCH_VERSION, MASKWATCH_GIT_COMMIT,
-                                 describe_model(model));
-  if (stills != model) text += fmt::format("\nmodel for stills (detect, eval) {}", describe_model(stills));
-  return text;
+  return fmt::format("maskwatch {} (git {})\nmodel {}", MASKWATCH_VERSION, MASKWATCH_GIT_COMMIT,
+                     describe_model(default_classifier_path()));
 }
 
 namespace {

@@ -112,9 +112,6 @@ void add_detect_command(CLI::App& root) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = root.add_subcommand("detect", "Find faces in still images and say whether each wears a mask");
-  // A still gets the shipped ensemble (four models averaged: fewer wrong answers, four times the
-  // classifier's cost per face, which a video frame cannot afford).
-  o->vision.model = default_stills_model_path().string();
   o->vision.add_to(cmd);
   cmd->add_option("inputs", o->inputs, "Images and/or folders of images")->required();
   cmd->add_option("--out", o->out,

@@ -1,6 +1,7 @@
 // `maskwatch ensemble`: writes an ensemble's file (model/model_meta.h) naming several models of
-// one recipe and split, whose probabilities the classifier then averages. Its quality gate is
-// fitted afterwards on the averaged answers (`eval --conditions --fit-gate`).
+// one recipe and split, whose probabilities the classifier then averages (with --cascade only for
+// the faces the first model is unsure of). Its quality gate is fitted afterwards on the
+// ensemble's answers (`eval --conditions --fit-gate`).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -24,7 +25,8 @@ json member_summary(const std::string& file, const json& training) {
   return s;
 }
 
-void write_ensemble(const std::vector<std::string>& models, const std::filesystem::path& out, bool force) {
+void write_ensemble(const std::vector<std::string>& models, const std::filesystem::path& out, bool force,
+                    double cascade) {
   if (out.extension() != ".json") throw Error(fmt::format("--out {}: an ensemble's file ends in .json", out.string()));
   std::error_code ec;
   // Never over a model's sidecar (member or not): that model would no longer load.
@@ -82,6 +84,7 @@ void write_ensemble(const std::vector<std::string>& models, const std::filesyste
     ens.members.push_back({rel.string(), meta.onnx_sha256});
     members_info.push_back(member_summary(rel.string(), meta.training));
   }
+  ens.cascade_threshold = cascade;
   ens.training["ensemble_of"] = members_info;
   ens.training["split"] = first_split;
   ens.save(out);
@@ -93,12 +96,14 @@ void add_ensemble_command(CLI::App& root) {
     std::vector<std::string> models;
     std::string out;
     bool force = false;
+    double cascade = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = root.add_subcommand("ensemble",
                                   "Average several models of one recipe and split: writes an ensemble's .json that "
                                   "--model takes wherever a model.onnx "
-                                  "goes (each face then costs one forward per member)");
+                                  "goes (each face then costs one forward per member, or with --cascade one for the "
+                                  "faces the first model is sure of)");
   cmd->add_option("models", o->models,
                   "Two or more model.onnx files (model.json beside each) trained with the same --split (checked by "
                   "their images per subset, class and source), classes, input size and crop; that they share a "
@@ -112,12 +117,21 @@ void add_ensemble_command(CLI::App& root) {
   cmd->add_flag("--force", o->force,
                 "Replace an existing ensemble's file (its quality gate is lost); a model's sidecar or any other file "
                 "is never replaced");
+  cmd->add_option("--cascade", o->cascade,
+                  "0 (default): every face runs every member. A probability above 0.5, e.g. 0.995: the first model "
+                  "answers alone when its top probability reaches it, and only the faces it is less sure of run the "
+                  "others (cheap enough for video). Choose it on validation: write the ensemble with and without, "
+                  "`eval --subset val --json` each, and take the lowest value whose labels and sure-and-wrong "
+                  "answers (>= 90 %) are the full mean's")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->callback([o] {
     check_output_path(o->out, "ensemble file");
-    write_ensemble(o->models, o->out, o->force);
+    if (o->cascade > 0 && o->cascade <= 0.5)
+      throw Error(fmt::format("--cascade {}: give 0 (off) or a probability above 0.5", o->cascade));
+    write_ensemble(o->models, o->out, o->force, o->cascade);
     fmt::print(
         "ensemble of {} models written to {}\nIt has no quality gate yet (every face answered): fit one on the "
-        "averaged answers with\n  maskwatch eval --conditions --fit-gate --model {} --split SPLIT.json --subset val "
+        "ensemble's answers with\n  maskwatch eval --conditions --fit-gate --model {} --split SPLIT.json --subset val "
         "--data ... (the members' training data and --map)\n",
         o->models.size(), o->out, o->out);
   });

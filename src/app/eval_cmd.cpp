@@ -39,7 +39,7 @@ namespace maskwatch::app {
 namespace {
 
 struct EvalOpts {
-  std::string model = default_stills_model_path().string(), json_out, split, subset = "test", out, scenes, exclude;
+  std::string model = default_classifier_path().string(), json_out, split, subset = "test", out, scenes, exclude;
   bool conditions = false, fit_gate = false, no_gate = false;
   double gate_target = GateFitOptions{}.target;
   std::vector<std::string> data, maps, classes;
@@ -436,8 +436,8 @@ void add_eval_command(CLI::App& root) {
   auto* cmd = root.add_subcommand("eval", "Evaluate a model on labelled folders (one sub-folder per class)");
   cmd->add_option("--model", o->model,
                   "model.onnx (with model.json beside it), or an ensemble's .json (`maskwatch ensemble`); by default "
-                  "what `detect` uses: the shipped ensemble of four models, models/ensemble.json, where it is "
-                  "installed, else models/model.onnx (`run` and `serve` use models/model.onnx alone)")
+                  "what every command uses: the shipped ensemble of four models, models/ensemble.json, where it is "
+                  "installed, else models/model.onnx")
       ->capture_default_str();
   auto* data = cmd->add_option("--data", o->data,
                                "Folder with one sub-folder per class (repeatable); names must be "

@@ -7,18 +7,20 @@
 
 namespace maskwatch::app {
 
-VisionOptions::VisionOptions() : model(default_model_path().string()) {}
+VisionOptions::VisionOptions() : model(default_classifier_path().string()) {}
 
 void VisionOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--model", model,
                   "Mask classifier model.onnx (model.json beside it), or an ensemble's .json (`maskwatch ensemble`: "
-                  "each face costs one forward per member)")
+                  "each face costs one forward per member, or under a cascade one for the faces its first model is "
+                  "sure of). The default, models/ensemble.json, is four models with a cascade")
       ->capture_default_str();
   cmd->add_option("--face-model", face_model, face_model_help());
   add_setting(cmd, face_stage::kFaceThreshold, detector.score_threshold);
   add_setting(cmd, face_stage::kDetectWidth, detector.detect_width);
   add_setting(cmd, face_stage::kMargin, pipeline.crop_margin);
-  cmd->add_option("--engine", engine_name, "Inference engine of the classifier and the 2023 face models: xnnpack (faster) or opencv")
+  cmd->add_option("--engine", engine_name,
+                  "Inference engine of the classifier and the 2023 face models: xnnpack (faster) or opencv")
       ->capture_default_str()
       ->check(CLI::IsMember({"xnnpack", "opencv"}));
   add_threads_option(cmd, threads);

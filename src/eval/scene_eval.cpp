@@ -15,8 +15,8 @@
 #include "media/save_png.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "vision/box_iou.h"
 #include "vision/pipeline.h"
-#include "vision/tracker.h"
 
 namespace maskwatch {
 

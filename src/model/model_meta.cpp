@@ -34,6 +34,13 @@ nlohmann::json ModelMeta::to_json() const {
     j["members"] = nlohmann::json::array();
     for (const auto& m : members) j["members"].push_back({{"onnx", m.onnx}, {"sha256", m.sha256}});
     j["output"]["kind"] = "softmax probabilities, the mean of the members'";
+    if (cascade_threshold > 0) {
+      j["output"]["kind"] =
+          "softmax probabilities: the first member's where its top probability reaches cascade.threshold, else the "
+          "mean of the members'";
+      j["cascade"] = {{"threshold", cascade_threshold},
+                      {"note", "the first member answers alone when its top probability is at least this"}};
+    }
   } else {
     j["onnx_sha256"] = onnx_sha256;
   }
@@ -94,8 +101,16 @@ ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
                                 e["onnx"].get<std::string>()));
       m.members.push_back({e["onnx"].get<std::string>(), e["sha256"].get<std::string>()});
     }
+    if (j.contains("cascade") && !j["cascade"].is_null()) {
+      const auto& c = j["cascade"];
+      if (!c.is_object() || !c.contains("threshold") || !c["threshold"].is_number() ||
+          !(c["threshold"].get<double>() > 0.5 && c["threshold"].get<double>() <= 1))
+        throw bad("\"cascade\" needs a \"threshold\" above 0.5 and at most 1 (the first member's top probability)");
+      m.cascade_threshold = c["threshold"].get<double>();
+    }
   } else {
     if (!j.contains("onnx_sha256") || !is_sha256(j["onnx_sha256"])) throw bad("no valid \"onnx_sha256\"");
+    if (j.contains("cascade")) throw bad("\"cascade\" belongs to an ensemble (\"members\"), not to a model");
     m.onnx_sha256 = j["onnx_sha256"].get<std::string>();
   }
   if (j.contains("training") && j["training"].is_object()) m.training = j["training"];

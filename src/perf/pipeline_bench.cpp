@@ -82,6 +82,7 @@ PipelineBenchResult bench_pipeline(const PipelineBenchOptions& o) {
   double decode_sum = 0;
   int64_t faces_found = 0, classified = 0;
   const int warmup = 5;
+  MaskClassifier::CascadeStats warmup_stats;  // the ensemble's counts after the warm-up frames
   for (int i = 0; i < o.frames + warmup; ++i) {
     Stopwatch sw;
     cv::Mat frame;
@@ -97,7 +98,10 @@ PipelineBenchResult bench_pipeline(const PipelineBenchOptions& o) {
     auto r = pipeline.process(frame, i, t);
     OverlayStatus status;
     const cv::Mat annotated = annotate_frame(frame, r, classes, status);
-    if (i < warmup) continue;
+    if (i < warmup) {
+      warmup_stats = classifier.cascade_stats();
+      continue;
+    }
     totals.push_back(sw.ms());
     decode_sum += decode_ms;
     sum += r.times;
@@ -124,6 +128,9 @@ PipelineBenchResult bench_pipeline(const PipelineBenchOptions& o) {
   r.track_ms = sum.track_ms / n;
   r.draw_ms = sum.draw_ms / n;
   r.peak_rss_mib = peak_rss_mib();
+  if (const auto& c = classifier.cascade_stats(); classifier.model_count() > 1 && c.faces > warmup_stats.faces)
+    r.all_members_share = static_cast<double>(c.all_members - warmup_stats.all_members) /
+                          static_cast<double>(c.faces - warmup_stats.faces);
   return r;
 }
 

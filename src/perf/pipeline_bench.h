@@ -35,13 +35,15 @@ struct PipelineBenchResult {
   double mean_frame_ms = 0, median_frame_ms = 0, p95_frame_ms = 0;
   double decode_ms = 0, detect_ms = 0, classify_ms = 0, track_ms = 0, draw_ms = 0;
   double peak_rss_mib = 0;
+  // The share of an ensemble's classified faces that ran every member; -1 for one model.
+  double all_members_share = -1;
   double fps() const { return mean_frame_ms > 0 ? 1000.0 / mean_frame_ms : 0.0; }
 };
 // The JSON `bench-pipeline` prints and `bench` reads: the field names, nothing else.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PipelineBenchResult, faces, decode, reclassify_after_s, frames, threads,
                                                 faces_found_per_frame, classified_per_frame, mean_frame_ms,
                                                 median_frame_ms, p95_frame_ms, decode_ms, detect_ms, classify_ms,
-                                                track_ms, draw_ms, peak_rss_mib)
+                                                track_ms, draw_ms, peak_rss_mib, all_members_share)
 
 // Runs in the calling process.
 PipelineBenchResult bench_pipeline(const PipelineBenchOptions& options);

@@ -820,7 +820,7 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
   auto m = fields_json(mqtt, mqtt_fields(), redact);
   m["topic_prefix"] = mqtt.prefix();
   return {{"file", file.string()},
-          {"model", model.empty() ? default_model_path().string() : model},
+          {"model", model.empty() ? default_classifier_path().string() : model},
           {"detector", d},
           {"tracker", fields_json(tracker, tracker_fields(), redact)},
           {"http", h},
@@ -841,7 +841,7 @@ std::vector<ConfigKey> config_keys() {
   const auto by_hand = [&](std::string key, std::string type, std::string def, std::string help) {
     out.push_back({std::move(key), std::move(type), std::move(def), std::move(help), false});
   };
-  by_hand("model", "path", "\"\" (the shipped model)", "the classifier (model.onnx, or an ensemble's .json: one forward per member for every face)");
+  by_hand("model", "path", "\"\" (the shipped ensemble)", "the classifier (model.onnx, or an ensemble's .json: one forward per member for the faces its cascade does not spare)");
   by_hand("detector.face_model", "name or path", fmt::format("\"{}\"", default_face_model_name()),
           "face detector: a name (maskwatch detect --help) or an .onnx file");
   by_hand("detector.workers", "1 .. 4 x cores", "one per core, at most one per camera",

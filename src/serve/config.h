@@ -140,7 +140,7 @@ struct FleetConfig {
 
 struct ServeConfig {
   std::filesystem::path file;
-  std::string model;  // model.onnx; empty = the shipped model
+  std::string model;  // model.onnx or an ensemble's .json; empty = the shipped ensemble
   int model_line = 0;  // where `model:` is in the file (0: not given), for check_config_files
   DetectorSettings detector;
   TrackerOptions tracker;

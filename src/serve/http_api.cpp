@@ -669,7 +669,7 @@ void HttpApi::routes() {
     send_json(res, {{"name", "maskwatch"},
                     {"version", MASKWATCH_VERSION},
                     // The file it runs ("" said nothing for the shipped one).
-                    {"model", config_.model.empty() ? default_model_path().string() : config_.model},
+                    {"model", config_.model.empty() ? default_classifier_path().string() : config_.model},
                     {"classes", engine_.classes()},
                     {"cameras", engine_.camera_names()},
                     {"fleet", fleet_ != nullptr}});

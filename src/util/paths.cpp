@@ -58,7 +58,7 @@ std::filesystem::path default_model_path() {
   return shipped_models_dir() / "model.onnx";
 }
 
-std::filesystem::path default_stills_model_path() {
+std::filesystem::path default_classifier_path() {
   if (const char* env = std::getenv("MASKWATCH_MODEL"); env && *env) return env;
   std::error_code ec;
   const auto ensemble = shipped_models_dir() / "ensemble.json";

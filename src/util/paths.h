@@ -20,13 +20,14 @@ std::filesystem::path default_real_data_path();
 std::filesystem::path default_incorrect_data_path();
 // The label exclusion list the default recipe uses (data/label-exclusions.txt in the project).
 std::filesystem::path default_exclude_path();
-// The shipped mask model (models/model.onnx), or MASKWATCH_MODEL when set: what `run`, `serve`
-// and `bench` use by default.
+// The shipped mask model (models/model.onnx), or MASKWATCH_MODEL when set: the one model file
+// (the ensemble's first member; tools that need a model.onnx itself).
 std::filesystem::path default_model_path();
-// What `detect` and `eval` use by default: the shipped ensemble (models/ensemble.json: four models
-// of the default recipe averaged, README "Four models for a still") where it exists, else
-// default_model_path(); MASKWATCH_MODEL, when set, for both.
-std::filesystem::path default_stills_model_path();
+// What every command classifies with by default: the shipped ensemble (models/ensemble.json: four
+// models of the default recipe, the first alone where it is sure, README "Four models, one
+// forward for most faces") where it exists, else default_model_path(); MASKWATCH_MODEL, when
+// set, for both.
+std::filesystem::path default_classifier_path();
 // The folder of the models this project trains and ships (models/ in the source tree, or the
 // installed share/maskwatch/models), whatever MASKWATCH_MODEL says.
 std::filesystem::path shipped_models_dir();

@@ -3,14 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "vision/box_iou.h"
+
 namespace maskwatch {
 namespace {
-
-float box_iou(const cv::Rect2f& a, const cv::Rect2f& b) {
-  const float inter = (a & b).area();
-  const float joined = a.area() + b.area() - inter;
-  return joined > 0 ? inter / joined : 0.0f;
-}
 
 cv::Rect2f weighted_mean(const std::vector<std::pair<cv::Rect2f, float>>& boxes) {
   double x = 0, y = 0, w = 0, h = 0, total = 0;
@@ -64,7 +60,7 @@ std::vector<Face> fuse_looks(const std::vector<std::vector<Face>>& looks, float 
     float best_iou = join_iou;
     for (auto& c : clusters) {
       if (c.has_look(m.second)) continue;
-      const float o = box_iou(c.box, m.first.box);
+      const auto o = static_cast<float>(iou(c.box, m.first.box));
       if (o >= best_iou) best_iou = o, best = &c;
     }
     if (!best) {
@@ -89,7 +85,7 @@ std::vector<Face> fuse_looks(const std::vector<std::vector<Face>>& looks, float 
   std::stable_sort(fused.begin(), fused.end(), [](const Face& a, const Face& b) { return a.score > b.score; });
   std::vector<Face> kept;
   for (const auto& f : fused)
-    if (std::none_of(kept.begin(), kept.end(), [&](const Face& k) { return box_iou(k.box, f.box) > nms_iou; }))
+    if (std::none_of(kept.begin(), kept.end(), [&](const Face& k) { return iou(k.box, f.box) > nms_iou; }))
       kept.push_back(f);
   return kept;
 }

@@ -1,5 +1,7 @@
 #include "vision/mask_classifier.h"
 
+#include <cstring>
+
 #include <fmt/format.h>
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
@@ -119,8 +121,8 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
     if (!sidecar.empty()) throw Error(fmt::format("{}: an ensemble's file has no sidecar", onnx_path.string()));
     meta_ = ModelMeta::load(onnx_path);
     if (!meta_.is_ensemble())
-      throw Error(fmt::format("{} is a model's sidecar, not an ensemble: give the .onnx model beside it",
-                              onnx_path.string()));
+      throw Error(
+          fmt::format("{} is a model's sidecar, not an ensemble: give the .onnx model beside it", onnx_path.string()));
     load_members(onnx_path, engine, threads);
     return;
   }
@@ -187,10 +189,11 @@ void MaskClassifier::load_members(const std::filesystem::path& ensemble_path, In
     // The member checked its file against its own sidecar; this checks it is the model the
     // ensemble (and its gate) was made with.
     if (member.meta_.onnx_sha256 != m.sha256)
-      throw Error(fmt::format("ensemble {}: member {} is not the model it was made with (sha256 {}... against {}...): "
-                              "make the ensemble again (maskwatch ensemble), or give --model {} alone",
-                              ensemble_path.string(), path.string(), member.meta_.onnx_sha256.substr(0, 12),
-                              m.sha256.substr(0, 12), path.string()));
+      throw Error(
+          fmt::format("ensemble {}: member {} is not the model it was made with (sha256 {}... against {}...): "
+                      "make the ensemble again (maskwatch ensemble), or give --model {} alone",
+                      ensemble_path.string(), path.string(), member.meta_.onnx_sha256.substr(0, 12),
+                      m.sha256.substr(0, 12), path.string()));
     if (member.classes() != meta_.classes || member.input_size() != meta_.input_size)
       throw Error(fmt::format("ensemble {}: member {} has other classes or another input size than the ensemble",
                               ensemble_path.string(), path.string()));
@@ -217,11 +220,7 @@ std::vector<Prediction> MaskClassifier::classify_batched(const std::vector<cv::M
 }
 
 cv::Mat MaskClassifier::forward_blob(const cv::Mat& blob) {
-  if (!members_.empty()) {  // the mean of the members' probabilities
-    cv::Mat sum = members_.front().forward_blob(blob);
-    for (size_t i = 1; i < members_.size(); ++i) sum += members_[i].forward_blob(blob);
-    return sum / static_cast<double>(members_.size());
-  }
+  if (!members_.empty()) return forward_members(blob);
   if (xnn_) return xnn_->forward(blob);
   try {
     net_.setInput(blob);
@@ -230,6 +229,41 @@ cv::Mat MaskClassifier::forward_blob(const cv::Mat& blob) {
   } catch (const cv::Exception& e) {
     throw Error(fmt::format("classifier forward failed: {}", e.err));
   }
+}
+
+cv::Mat MaskClassifier::forward_members(const cv::Mat& blob) {
+  cv::Mat first = members_.front().forward_blob(blob);
+  // The faces the others must see: all, or (a cascade) those the first member is less sure of.
+  std::vector<int> unsure;
+  for (int r = 0; r < first.rows; ++r) {
+    double top = 0;
+    cv::minMaxLoc(first.row(r), nullptr, &top);
+    // (NaN is never sure.)
+    if (meta_.cascade_threshold <= 0 || !(top >= meta_.cascade_threshold)) unsure.push_back(r);
+  }
+  cascade_stats_.faces += static_cast<size_t>(first.rows);
+  cascade_stats_.all_members += unsure.size();
+  if (unsure.empty()) return first;
+  const bool all = unsure.size() == static_cast<size_t>(first.rows);
+  cv::Mat sub = blob, sum;
+  if (all) {
+    sum = first;
+  } else {  // the unsure faces' samples, one contiguous [k, C, H, W] blob
+    if (!blob.isContinuous()) throw Error("classifier: an ensemble's cascade needs a continuous input blob");
+    std::vector<int> shape(blob.size.p, blob.size.p + blob.dims);
+    shape[0] = static_cast<int>(unsure.size());
+    sub.create(blob.dims, shape.data(), blob.type());
+    const size_t sample_bytes = blob.total() * blob.elemSize() / static_cast<size_t>(blob.size[0]);
+    for (size_t k = 0; k < unsure.size(); ++k) {
+      std::memcpy(sub.data + k * sample_bytes, blob.data + static_cast<size_t>(unsure[k]) * sample_bytes, sample_bytes);
+      sum.push_back(first.row(unsure[k]));
+    }
+  }
+  for (size_t i = 1; i < members_.size(); ++i) sum += members_[i].forward_blob(sub);
+  sum /= static_cast<double>(members_.size());
+  if (all) return sum;
+  for (size_t k = 0; k < unsure.size(); ++k) sum.row(static_cast<int>(k)).copyTo(first.row(unsure[k]));
+  return first;
 }
 
 std::vector<Prediction> MaskClassifier::classify(const std::vector<cv::Mat>& bgr_crops) {

@@ -10,7 +10,8 @@
 //
 // An ensemble's file (model/model_meta.h: a model.json with "members") loads every member as a
 // classifier of its own (each checked as above, and against the sha256 the ensemble names) and
-// averages their probabilities; the ensemble's own quality gate judges the mean.
+// averages their probabilities (under a cascade only where the first member is unsure); the
+// ensemble's own quality gate judges the result.
 //
 // Not thread-safe: one classifier per thread that classifies.
 #pragma once
@@ -69,14 +70,25 @@ class MaskClassifier {
 
   int input_size() const { return meta_.input_size; }
   InferenceEngine engine() const;
-  // 1 for a model, the number of members for an ensemble (each face costs that many forwards).
+  // 1 for a model, the number of members for an ensemble (each face costs up to that many forwards).
   size_t model_count() const { return members_.empty() ? 1 : members_.size(); }
+  // An ensemble's faces so far, and how many of them ran every member (the rest: the first
+  // member alone, under a cascade). Zero for a model.
+  struct CascadeStats {
+    size_t faces = 0, all_members = 0;
+  };
+  const CascadeStats& cascade_stats() const { return cascade_stats_; }
+  double cascade_threshold() const { return meta_.cascade_threshold; }
 
  private:
   void load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads);
+  // The ensemble's probabilities: the mean of the members', or under a cascade the first
+  // member's where it is sure enough.
+  cv::Mat forward_members(const cv::Mat& blob);
 
   ModelMeta meta_;
   std::vector<MaskClassifier> members_;  // an ensemble's models (then xnn_ and net_ are unused)
+  CascadeStats cascade_stats_;
   std::unique_ptr<XnnpackNet> xnn_;  // set: XNNPACK runs the model; else net_
   cv::dnn::Net net_;
 };

@@ -7,12 +7,6 @@
 
 namespace maskwatch {
 
-double iou(const cv::Rect2f& a, const cv::Rect2f& b) {
-  const float inter = (a & b).area();
-  const float uni = a.area() + b.area() - inter;
-  return uni > 0 ? inter / uni : 0.0;
-}
-
 namespace {
 double centre_shift(const cv::Rect2f& a, const cv::Rect2f& b) {
   const double dx = (a.x + a.width / 2) - (b.x + b.width / 2), dy = (a.y + a.height / 2) - (b.y + b.height / 2);

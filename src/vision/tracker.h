@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "vision/box_iou.h"
+
 namespace maskwatch {
 
 struct TrackerOptions {
@@ -120,7 +122,5 @@ class Tracker {
   double last_frame_ = -1;        // time of the previous commit (-1: none yet)
   int next_id_ = 1;
 };
-
-double iou(const cv::Rect2f& a, const cv::Rect2f& b);
 
 }  // namespace maskwatch

@@ -26,7 +26,7 @@ namespace {
 struct BenchOpts {
   std::string json_out;
   bool train = false, serve = false, classifier = true, pipeline = true;
-  std::string model = default_model_path().string();
+  std::string model = default_classifier_path().string();
   std::string clip =
       (default_seed_data_path().parent_path().parent_path() / "samples" / "video" / "webcam-mask-on-off.mp4").string();
   std::vector<std::string> train_data;  // empty: the default recipe's (use_default_training_data)
@@ -197,7 +197,8 @@ json pipeline_section(const BenchOpts& o) {
                         fmt::format("{:.2f}", r.classify_ms), fmt::format("{:.3f}", r.track_ms),
                         fmt::format("{:.2f}", r.draw_ms), fmt::format("{:.2f}", r.mean_frame_ms),
                         fmt::format("{:.2f}", r.p95_frame_ms), fmt::format("{:.1f}", r.fps()),
-                        fmt::format("{:.0f}", r.peak_rss_mib)});
+                        fmt::format("{:.0f}", r.peak_rss_mib),
+                        r.all_members_share < 0 ? "-" : fmt::format("{:.1f} %", 100 * r.all_members_share)});
         results.push_back(r);
       }
   fmt::print(
@@ -205,7 +206,7 @@ json pipeline_section(const BenchOpts& o) {
       "frame ms are means, FPS = 1000 / mean frame ms; model {})\n\n{}",
       results[0].threads, o.model,
       markdown_table({"faces", "decode", "reclassify", "found", "classified", "decode ms", "detect ms", "classify ms",
-                      "track ms", "draw ms", "frame ms", "p95 ms", "FPS", "peak RSS MiB"},
+                      "track ms", "draw ms", "frame ms", "p95 ms", "FPS", "peak RSS MiB", "faces on every member"},
                      rows));
   return results;
 }
