@@ -184,9 +184,11 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
   r = run_cli({"ensemble", b, a, "--out", e});  // its gate would be lost without a word
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(error_line(r).find("give --force"), std::string::npos) << r.err;
-  r = run_cli({"ensemble", a, b, "--out", e, "--force", "--cascade", "0.5"});  // every face alone
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(error_line(r).find("above 0.5"), std::string::npos) << r.err;
+  for (const char* cascade : {"0.5", "nan"}) {  // every face alone; a cascade quietly off
+    r = run_cli({"ensemble", a, b, "--out", e, "--force", "--cascade", cascade});
+    EXPECT_EQ(r.exit_code, 1) << cascade;
+    EXPECT_NE(error_line(r).find("above 0.5"), std::string::npos) << r.err;
+  }
   r = run_cli({"ensemble", a, b, "--out", e, "--force", "--cascade", "0.97"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_DOUBLE_EQ(read_json(e)["cascade"]["threshold"].get<double>(), 0.97);
@@ -202,6 +204,11 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
   r = run_cli({"ensemble", a, (d / "c.onnx").string(), "--out", (d / "e2.json").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(error_line(r).find("another split"), std::string::npos) << r.err;
+  other["training"].erase("split");  // no record to compare: said so, not "another split"
+  write_json_atomic(d / "c.json", other);
+  r = run_cli({"ensemble", a, (d / "c.onnx").string(), "--out", (d / "e2.json").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(error_line(r).find("records no split"), std::string::npos) << r.err;
 
   // Loading one: a member replaced by another model, a member missing, a sidecar or an ensemble
   // given in the other's place, a list of one.
@@ -226,7 +233,7 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
     json bad = made;
     bad["cascade"] = {{"threshold", threshold}};
     write_json_atomic(d / "bad_cascade.json", bad);
-    refused(d / "bad_cascade.json", "\"cascade\" needs a \"threshold\" above 0.5");
+    refused(d / "bad_cascade.json", "\"cascade\" needs a \"threshold\": a number above 0.5");
   }
   const json a_meta = read_json(d / "a.json");
   json model_with_cascade = a_meta;  // a model has no members to escalate to

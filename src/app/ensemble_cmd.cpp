@@ -60,6 +60,10 @@ void write_ensemble(const std::vector<std::string>& models, const std::filesyste
     json split = meta.training.value("split", json::object());
     split =
         json{{"counts", split.value("counts", json())}, {"counts_by_source", split.value("counts_by_source", json())}};
+    if (split["counts"].is_null())
+      throw Error(fmt::format("{}: its model.json records no split (training.split), so it cannot be checked against "
+                              "the other members': train it with `maskwatch train --split`",
+                              m));
     if (ens.members.empty()) {
       ens.classes = meta.classes;
       ens.input_size = meta.input_size;
@@ -126,7 +130,7 @@ void add_ensemble_command(CLI::App& root) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->callback([o] {
     check_output_path(o->out, "ensemble file");
-    if (o->cascade > 0 && o->cascade <= 0.5)
+    if (!(o->cascade == 0 || (o->cascade > 0.5 && o->cascade <= 1)))  // NaN too
       throw Error(fmt::format("--cascade {}: give 0 (off) or a probability above 0.5", o->cascade));
     write_ensemble(o->models, o->out, o->force, o->cascade);
     fmt::print(

@@ -105,7 +105,9 @@ ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
       const auto& c = j["cascade"];
       if (!c.is_object() || !c.contains("threshold") || !c["threshold"].is_number() ||
           !(c["threshold"].get<double>() > 0.5 && c["threshold"].get<double>() <= 1))
-        throw bad("\"cascade\" needs a \"threshold\" above 0.5 and at most 1 (the first member's top probability)");
+        throw bad(
+            "\"cascade\" needs a \"threshold\": a number above 0.5 and at most 1 (the first member's top "
+            "probability)");
       m.cascade_threshold = c["threshold"].get<double>();
     }
   } else {

@@ -19,6 +19,7 @@
 #include "util/subprocess.h"
 #include "util/threads.h"
 #include "vision/classify_schedule.h"
+#include "vision/mask_classifier.h"
 
 namespace maskwatch::app {
 namespace {
@@ -290,6 +291,8 @@ void add_bench_command(CLI::App& root) {
       const int all = resolve_threads(0);
       o->threads = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
     }
+    // A model that does not load is said now, in one line, not after a minute of other tables.
+    if (o->pipeline) MaskClassifier check(o->model);
     fmt::print("maskwatch bench on {}\n", machine_description());
     json out{{"machine", machine_description()}};
     if (o->classifier) {
