@@ -76,6 +76,20 @@ TEST(RuntimeExecutable, VersionNamesTheReleaseTheCommitAndTheModel) {
                        sha + "), model-2.onnx (sha256 "),
             std::string::npos)
       << r.out;
+  EXPECT_EQ(r.out.find("(missing)"), std::string::npos) << r.out;
+
+  // The ensemble's file without its members beside it: --version says each is missing.
+  TempDir d;
+  std::filesystem::copy_file(shipped_models_dir() / "ensemble.json", d / "ensemble.json");
+  setenv("MASKWATCH_MODEL", (d / "ensemble.json").c_str(), 1);
+  const auto lost = run_cli({"--version"});
+  unsetenv("MASKWATCH_MODEL");
+  ASSERT_EQ(lost.exit_code, 0) << lost.err;
+  EXPECT_NE(lost.out.find("model-4.onnx (sha256 " + read_json(shipped_models_dir() / "model-4.json")["onnx_sha256"]
+                                                        .get<std::string>() +
+                          ") (missing)"),
+            std::string::npos)
+      << lost.out;
 }
 
 // Config keys are declared once (serve/config.cpp): the README's table is that table, printed.

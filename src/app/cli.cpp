@@ -51,15 +51,23 @@ CLI::Option* add_threads_option(CLI::App* cmd, int& threads, const std::string& 
 }
 
 namespace {
+// " (missing)" for a model file that is not there: --version reads the sidecars only (hashing the
+// files would make it slow), but a lost .onnx is worth saying.
+std::string missing_mark(const std::filesystem::path& onnx) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(onnx, ec) ? "" : " (missing)";
+}
+
 // "<path>: sha256 <hex>", or for an ensemble its members and theirs.
 std::string describe_model(const std::filesystem::path& path) {
   try {
     const bool ensemble = path.extension() == ".json";
     const auto meta = ModelMeta::load(ensemble ? path : sidecar_path(path));
-    if (!meta.is_ensemble()) return fmt::format("{}: sha256 {}", path.string(), meta.onnx_sha256);
+    if (!meta.is_ensemble()) return fmt::format("{}: sha256 {}{}", path.string(), meta.onnx_sha256, missing_mark(path));
     std::string members;
     for (const auto& m : meta.members)
-      members += fmt::format("{}{} (sha256 {})", members.empty() ? "" : ", ", m.onnx, m.sha256);
+      members += fmt::format("{}{} (sha256 {}){}", members.empty() ? "" : ", ", m.onnx, m.sha256,
+                             missing_mark(member_path(path, m)));
     const std::string cascade =
         meta.cascade_threshold > 0
             ? fmt::format("; the first alone where its top probability >= {}", meta.cascade_threshold)

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <opencv2/imgproc.hpp>
 
@@ -241,7 +242,10 @@ void run(const RunOpts& o) {
     }
   }
   window.reset();
-  const json s = sum.to_json(pipeline.tracks_started(), source->dropped());
+  json s = sum.to_json(pipeline.tracks_started(), source->dropped());
+  // Which models gave these numbers: a summary read later must not depend on the defaults then.
+  s["model"] = std::filesystem::absolute(o.vision.model).lexically_normal().string();
+  s["face_detector"] = detector.description();
   const double n = static_cast<double>(std::max<int64_t>(1, sum.frames));
   fmt::print("frames {} ({} dropped), faces seen {} in {} frames ({} classified), tracks {}, verdict changes {}{}\n",
              sum.frames, source->dropped(), sum.face_frames, sum.frames_with_faces, sum.classified,

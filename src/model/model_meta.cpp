@@ -147,4 +147,10 @@ std::filesystem::path sidecar_path(const std::filesystem::path& onnx_path) {
   return p.replace_extension(".json");
 }
 
+std::filesystem::path member_path(const std::filesystem::path& ensemble_path, const EnsembleMember& member) {
+  std::error_code ec;
+  const auto real = std::filesystem::weakly_canonical(ensemble_path, ec);
+  return (ec ? ensemble_path : real).parent_path() / member.onnx;
+}
+
 }  // namespace maskwatch

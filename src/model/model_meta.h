@@ -55,11 +55,13 @@ struct ModelMeta {
   void save(const std::filesystem::path& json_path) const;  // atomic
 
   bool is_ensemble() const { return !members.empty(); }
-
-  // Index of a class name, or -1.
 };
 
 // model.onnx -> model.json (same directory, same stem).
 std::filesystem::path sidecar_path(const std::filesystem::path& onnx_path);
+
+// An ensemble member's ONNX file. Members are named relative to the ensemble's real file, so a
+// link to the ensemble elsewhere still finds them.
+std::filesystem::path member_path(const std::filesystem::path& ensemble_path, const EnsembleMember& member);
 
 }  // namespace maskwatch

@@ -576,6 +576,8 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
 
 }  // namespace
 
+std::string ServeConfig::model_path() const { return model.empty() ? default_classifier_path().string() : model; }
+
 const CameraConfig* ServeConfig::camera(const std::string& name) const {
   for (const auto& c : cameras)
     if (c.name == name) return &c;
@@ -820,7 +822,7 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
   auto m = fields_json(mqtt, mqtt_fields(), redact);
   m["topic_prefix"] = mqtt.prefix();
   return {{"file", file.string()},
-          {"model", model.empty() ? default_classifier_path().string() : model},
+          {"model", model_path()},
           {"detector", d},
           {"tracker", fields_json(tracker, tracker_fields(), redact)},
           {"http", h},

@@ -141,6 +141,8 @@ struct FleetConfig {
 struct ServeConfig {
   std::filesystem::path file;
   std::string model;  // model.onnx or an ensemble's .json; empty = the shipped ensemble
+  // The classifier file serve loads: `model`, or the shipped default when the key is not given.
+  std::string model_path() const;
   int model_line = 0;  // where `model:` is in the file (0: not given), for check_config_files
   DetectorSettings detector;
   TrackerOptions tracker;

@@ -14,7 +14,6 @@
 #include "serve/engine_camera.h"
 #include "serve/track_archive.h"
 #include "util/files.h"
-#include "util/paths.h"
 #include "util/stopwatch.h"
 #include "vision/events.h"
 #include "vision/overlay.h"
@@ -45,7 +44,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
       workers_wanted_(worker_count(config)),
       // Each worker's XNNPACK pools get an equal share of the cores.
       engine_threads_(std::max(1, cv::getNumThreads() / workers_wanted_)),  // `serve --threads`, else the cores
-      classifier_(config.model.empty() ? default_classifier_path().string() : config.model, {}, InferenceEngine::Xnnpack,
+      classifier_(config.model_path(), {}, InferenceEngine::Xnnpack,
                   engine_threads_),
       detector_([&] {
         // One detector serves every camera, at the lowest face threshold any camera asks
@@ -78,7 +77,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
   auto list = std::make_shared<CameraList>();
   for (const auto& cc : config_.cameras) list->push_back(make_camera(cc));
   cameras_ = std::move(list);
-  const std::filesystem::path model = config.model.empty() ? default_classifier_path() : std::filesystem::path(config.model);
+  const std::filesystem::path model = config.model_path();
   for (int w = 0; w < workers_wanted_; ++w) {
     auto worker = std::make_unique<Worker>();
     if (w == 0) {

@@ -31,7 +31,6 @@
 #include "serve/dashboard_page.h"
 #include "util/error.h"
 #include "util/files.h"
-#include "util/paths.h"
 #include "util/sha256.h"
 #include "util/stopwatch.h"
 
@@ -669,7 +668,7 @@ void HttpApi::routes() {
     send_json(res, {{"name", "maskwatch"},
                     {"version", MASKWATCH_VERSION},
                     // The file it runs ("" said nothing for the shipped one).
-                    {"model", config_.model.empty() ? default_classifier_path().string() : config_.model},
+                    {"model", config_.model_path()},
                     {"classes", engine_.classes()},
                     {"cameras", engine_.camera_names()},
                     {"fleet", fleet_ != nullptr}});

@@ -176,12 +176,9 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
 }
 
 void MaskClassifier::load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads) {
-  // Members are named relative to the ensemble's real file (a link to it elsewhere still finds them).
-  std::error_code ec;
-  auto real = std::filesystem::weakly_canonical(ensemble_path, ec);
-  const auto dir = (ec ? ensemble_path : real).parent_path();
   for (const auto& m : meta_.members) {
-    const auto path = dir / m.onnx;
+    const auto path = member_path(ensemble_path, m);
+    std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
       throw Error(fmt::format("ensemble {}: member {} not found (or not a regular file)", ensemble_path.string(),
                               path.string()));
