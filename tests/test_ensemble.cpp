@@ -90,6 +90,21 @@ TEST(Ensemble, ItsProbabilitiesAreTheFirstMembersWhereItIsSureElseTheMean) {
   for (size_t i = 0; i < crops.size(); ++i)
     for (size_t c = 0; c < 2; ++c) EXPECT_NEAR(averaged[i].probs[c], mean(i, c), 1e-5) << i << " " << c;
   EXPECT_EQ(full.cascade_stats().all_members, crops.size());
+
+  // Members built when needed (`detect`): faces the first member is sure of build nothing more,
+  // the first unsure face builds the rest, and the answers are the same.
+  MaskClassifier lazy(shipped_ensemble(), {}, InferenceEngine::Xnnpack, 0, MemberLoading::WhenNeeded);
+  lazy.set_quality_gate({});
+  EXPECT_EQ(lazy.model_count(), 4u);
+  EXPECT_EQ(lazy.models_built(), 1u);
+  const auto sure_only = lazy.classify({crops[0], crops[2]});
+  EXPECT_EQ(lazy.models_built(), 1u);
+  for (size_t c = 0; c < 2; ++c) EXPECT_NEAR(sure_only[1].probs[c], together[2].probs[c], 1e-6);
+  const auto lazily = lazy.classify(crops);
+  EXPECT_EQ(lazy.models_built(), 4u);
+  for (size_t i = 0; i < crops.size(); ++i)
+    for (size_t c = 0; c < 2; ++c) EXPECT_NEAR(lazily[i].probs[c], together[i].probs[c], 1e-6) << i << " " << c;
+  EXPECT_EQ(ensemble.models_built(), 4u);  // by default all at once
 }
 
 TEST(Ensemble, CommandsUseItAndItCatchesMoreChinMasksThanTheModelAlone) {
@@ -259,6 +274,31 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
   refused(e, "not found");
   copy_model("model-3", "b");
   refused(e, "is not the model it was made with");
+  // A member to be built when needed is checked on load all the same, with the same errors.
+  json cascaded = read_json(e);
+  cascaded["cascade"] = {{"threshold", 0.995}};
+  write_json_atomic(d / "lazy.json", cascaded);
+  const auto refused_lazily = [&](const std::string& why) {
+    try {
+      MaskClassifier clf(d / "lazy.json", {}, InferenceEngine::Xnnpack, 0, MemberLoading::WhenNeeded);
+      ADD_FAILURE() << "loaded; expected: " << why;
+    } catch (const Error& err) {
+      EXPECT_NE(std::string(err.what()).find(why), std::string::npos) << err.what();
+    }
+  };
+  refused_lazily("is not the model it was made with");
+  fs::remove(d / "b.onnx");
+  fs::remove(d / "b.json");
+  copy_model("model-2", "b");
+  EXPECT_NO_THROW(MaskClassifier(d / "lazy.json", {}, InferenceEngine::Xnnpack, 0, MemberLoading::WhenNeeded));
+  std::string bytes = read_bytes(d / "b.onnx");
+  bytes[bytes.size() / 2] ^= 1;  // changed behind its sidecar
+  write_bytes(d / "b.onnx", bytes);
+  refused_lazily("does not match its sidecar");
+  fs::remove(d / "b.onnx");
+  refused_lazily("not found");
+  fs::remove(d / "b.json");
+  copy_model("model-3", "b");
   r = run_cli(
       {"detect",
        (shared_path("data/real-masks-incorrect/mask_worn_incorrectly") / kChinMasksOnlyTheEnsembleCatches[0]).string(),

@@ -138,7 +138,8 @@ void add_detect_command(CLI::App& root) {
     o->vision.detector.multi_look = !o->single_look;
     if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
-    MaskClassifier classifier(o->vision.model, {}, o->vision.engine());
+    // One-shot: an ensemble's other members are built only if a face needs them.
+    MaskClassifier classifier(o->vision.model, {}, o->vision.engine(), 0, MemberLoading::WhenNeeded);
     FaceDetector detector(o->vision.detector_options());
     Pipeline pipeline(classifier, detector, o->vision.pipeline);
     int failed = 0, suspect = 0;

@@ -10,6 +10,7 @@
 #include <malloc.h>
 
 #include <cmath>
+#include <optional>
 
 #include "model/preprocess.h"
 #include "util/error.h"
@@ -109,7 +110,7 @@ std::string read_verified_model(const std::filesystem::path& onnx_path, const st
 }  // namespace
 
 MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar,
-                               InferenceEngine engine, int threads) {
+                               InferenceEngine engine, int threads, MemberLoading members) {
   // Said here, in the user's terms, before the sidecar's name (derived from this one) confuses it.
   std::error_code ec;
   if (onnx_path.empty()) throw Error("model: empty path (give a model.onnx)");
@@ -123,7 +124,7 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
     if (!meta_.is_ensemble())
       throw Error(
           fmt::format("{} is a model's sidecar, not an ensemble: give the .onnx model beside it", onnx_path.string()));
-    load_members(onnx_path, engine, threads);
+    load_members(onnx_path, engine, threads, members);
     return;
   }
   if (sidecar.empty()) sidecar = sidecar_path(onnx_path);
@@ -175,26 +176,50 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
         fmt::format("{}: model output is not a probability distribution (sums to {})", onnx_path.string(), sum));
 }
 
-void MaskClassifier::load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads) {
+void MaskClassifier::load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads,
+                                  MemberLoading loading) {
+  member_engine_ = engine;
+  member_threads_ = threads;
+  // Without a cascade every face needs every member at once.
+  const bool defer = loading == MemberLoading::WhenNeeded && meta_.cascade_threshold > 0;
   for (const auto& m : meta_.members) {
     const auto path = member_path(ensemble_path, m);
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
       throw Error(fmt::format("ensemble {}: member {} not found (or not a regular file)", ensemble_path.string(),
                               path.string()));
-    MaskClassifier member(path, {}, engine, threads);
-    // The member checked its file against its own sidecar; this checks it is the model the
-    // ensemble (and its gate) was made with.
-    if (member.meta_.onnx_sha256 != m.sha256)
+    // A member built later is checked now, as building it would check it: its sidecar, and its
+    // file against the sidecar's sha256 (the bytes are read and dropped).
+    const bool build = !defer || members_.empty();
+    const ModelMeta member = build ? ModelMeta() : ModelMeta::load(sidecar_path(path));
+    if (!build) read_verified_model(path, sidecar_path(path), member);
+    std::optional<MaskClassifier> built;
+    if (build) built.emplace(path, std::filesystem::path(), engine, threads);
+    const ModelMeta& meta = build ? built->meta_ : member;
+    // The member's file matches its own sidecar; this checks it is the model the ensemble (and
+    // its gate) was made with.
+    if (meta.onnx_sha256 != m.sha256)
       throw Error(
           fmt::format("ensemble {}: member {} is not the model it was made with (sha256 {}... against {}...): "
                       "make the ensemble again (maskwatch ensemble), or give --model {} alone",
-                      ensemble_path.string(), path.string(), member.meta_.onnx_sha256.substr(0, 12),
-                      m.sha256.substr(0, 12), path.string()));
-    if (member.classes() != meta_.classes || member.input_size() != meta_.input_size)
+                      ensemble_path.string(), path.string(), meta.onnx_sha256.substr(0, 12), m.sha256.substr(0, 12),
+                      path.string()));
+    if (meta.classes != meta_.classes || meta.input_size != meta_.input_size)
       throw Error(fmt::format("ensemble {}: member {} has other classes or another input size than the ensemble",
                               ensemble_path.string(), path.string()));
-    members_.push_back(std::move(member));
+    if (build)
+      members_.push_back(std::move(*built));
+    else
+      deferred_.push_back(path);
+  }
+}
+
+void MaskClassifier::build_deferred_members() {
+  // Each off the list once built: if one fails (its constructor's one-line error), none is
+  // counted twice when the next face tries again.
+  while (!deferred_.empty()) {
+    members_.emplace_back(deferred_.front(), std::filesystem::path(), member_engine_, member_threads_);
+    deferred_.erase(deferred_.begin());
   }
 }
 
@@ -256,6 +281,7 @@ cv::Mat MaskClassifier::forward_members(const cv::Mat& blob) {
       sum.push_back(first.row(unsure[k]));
     }
   }
+  if (!deferred_.empty()) build_deferred_members();
   for (size_t i = 1; i < members_.size(); ++i) sum += members_[i].forward_blob(sub);
   sum /= static_cast<double>(members_.size());
   if (all) return sum;

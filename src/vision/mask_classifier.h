@@ -48,13 +48,22 @@ cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin);
 enum class InferenceEngine { Xnnpack, OpenCvDnn };
 std::string inference_engine_name(InferenceEngine e);
 
+// When an ensemble with a cascade builds the members after its first. Every member's file is
+// checked on load either way (there, against its sidecar and the ensemble's sha256, with the
+// same errors); WhenNeeded builds the others on the first face the first member is unsure of.
+// For one-shot commands (`detect`): a photo whose faces the first member is sure of costs about
+// one model's start-up and memory (README: 0.42-0.51 against 0.66-0.77 s, 83 against 124 MiB).
+// A stream wants Now: its first unsure face would wait for three models to be built.
+enum class MemberLoading { Now, WhenNeeded };
+
 class MaskClassifier {
  public:
   // `sidecar` defaults to model.json beside the ONNX file. XNNPACK uses `threads` threads, 0 =
   // as many as OpenCV is set to (set_compute_threads) when the classifier is built.
   // `onnx_path` may also be an ensemble's .json (then `sidecar` must be empty).
   explicit MaskClassifier(const std::filesystem::path& onnx_path, std::filesystem::path sidecar = {},
-                          InferenceEngine engine = InferenceEngine::Xnnpack, int threads = 0);
+                          InferenceEngine engine = InferenceEngine::Xnnpack, int threads = 0,
+                          MemberLoading members = MemberLoading::Now);
 
   // BGR crops of any size; one forward for all of them.
   std::vector<Prediction> classify(const std::vector<cv::Mat>& bgr_crops);
@@ -71,7 +80,9 @@ class MaskClassifier {
   int input_size() const { return meta_.input_size; }
   InferenceEngine engine() const;
   // 1 for a model, the number of members for an ensemble (each face costs up to that many forwards).
-  size_t model_count() const { return members_.empty() ? 1 : members_.size(); }
+  size_t model_count() const { return meta_.is_ensemble() ? meta_.members.size() : 1; }
+  // The models built so far (less than model_count() while MemberLoading::WhenNeeded waits).
+  size_t models_built() const { return meta_.is_ensemble() ? members_.size() : 1; }
   // An ensemble's faces so far, and how many of them ran every member (the rest: the first
   // member alone, under a cascade). Zero for a model.
   struct CascadeStats {
@@ -81,13 +92,19 @@ class MaskClassifier {
   double cascade_threshold() const { return meta_.cascade_threshold; }
 
  private:
-  void load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads);
+  void load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads,
+                    MemberLoading loading);
+  // Builds the members MemberLoading::WhenNeeded left checked but not built.
+  void build_deferred_members();
   // The ensemble's probabilities: the mean of the members', or under a cascade the first
   // member's where it is sure enough.
   cv::Mat forward_members(const cv::Mat& blob);
 
   ModelMeta meta_;
   std::vector<MaskClassifier> members_;  // an ensemble's models (then xnn_ and net_ are unused)
+  std::vector<std::filesystem::path> deferred_;  // members checked, to be built when needed
+  InferenceEngine member_engine_ = InferenceEngine::Xnnpack;
+  int member_threads_ = 0;
   CascadeStats cascade_stats_;
   std::unique_ptr<XnnpackNet> xnn_;  // set: XNNPACK runs the model; else net_
   cv::dnn::Net net_;
