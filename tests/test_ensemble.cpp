@@ -151,6 +151,16 @@ TEST(Ensemble, CommandsUseItAndItCatchesMoreChinMasksThanTheModelAlone) {
   };
   EXPECT_EQ(label_shown({}), "without_mask");
   EXPECT_EQ(label_shown({"--model", default_model_path().string()}), "with_mask");
+
+  // `detect` builds the other three only for a face the first model is unsure of (a chin mask),
+  // not for a clear mask it is sure of.
+  const auto builds_the_rest = [&](const fs::path& photo) {
+    const auto r = run_cli({"detect", photo.string(), "--json", (d / "one.json").string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.err.find("is unsure of: building the other 3") != std::string::npos;
+  };
+  EXPECT_TRUE(builds_the_rest(image));
+  EXPECT_FALSE(builds_the_rest(shared_path("data/real-masks/with_mask/fm12k_train__Face Mask Dataset_Train_WithMask_1023.jpg")));
 }
 
 TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
@@ -284,6 +294,7 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
       ADD_FAILURE() << "loaded; expected: " << why;
     } catch (const Error& err) {
       EXPECT_NE(std::string(err.what()).find(why), std::string::npos) << err.what();
+      EXPECT_EQ(std::string(err.what()).find('\n'), std::string::npos) << err.what();
     }
   };
   refused_lazily("is not the model it was made with");

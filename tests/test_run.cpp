@@ -99,6 +99,7 @@ TEST(Run, WebcamClipGetsTheRightSmoothedLabelWithTheDefaultModel) {
   EXPECT_EQ(summary["tracks"], 1);
   // It names the models it ran: the shipped ensemble and the default face detector.
   EXPECT_EQ(fs::path(summary["model"].get<std::string>()).filename(), "ensemble.json") << summary;
+  EXPECT_TRUE(fs::path(summary["model"].get<std::string>()).is_absolute()) << summary;
   EXPECT_NE(summary["face_detector"].get<std::string>().find("YuNet"), std::string::npos) << summary;
   // The default classifier schedule (steady faces again after 0.2 s) skipped most frames
   // while keeping the labels above right: 26 of 78 at 15 fps on 2026-11-26.

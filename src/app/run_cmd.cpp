@@ -110,6 +110,9 @@ void run(const RunOpts& o) {
   g_quit = false;
   StopSignals stop_signals([](int) { g_quit = true; });
   MaskClassifier classifier(o.vision.model, {}, o.vision.engine());
+  std::error_code ec;  // (the summary's; worked out now, while the working folder surely exists)
+  const auto absolute_model = std::filesystem::absolute(o.vision.model, ec);
+  const std::string model_file = ec ? o.vision.model : absolute_model.lexically_normal().string();
   FaceDetector detector(o.vision.detector_options());
   Pipeline pipeline(classifier, detector, o.vision.pipeline);
   SourceOptions so;
@@ -244,7 +247,7 @@ void run(const RunOpts& o) {
   window.reset();
   json s = sum.to_json(pipeline.tracks_started(), source->dropped());
   // Which models gave these numbers: a summary read later must not depend on the defaults then.
-  s["model"] = std::filesystem::absolute(o.vision.model).lexically_normal().string();
+  s["model"] = model_file;
   s["face_detector"] = detector.description();
   const double n = static_cast<double>(std::max<int64_t>(1, sum.frames));
   fmt::print("frames {} ({} dropped), faces seen {} in {} frames ({} classified), tracks {}, verdict changes {}{}\n",

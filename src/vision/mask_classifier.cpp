@@ -176,49 +176,71 @@ MaskClassifier::MaskClassifier(const std::filesystem::path& onnx_path, std::file
         fmt::format("{}: model output is not a probability distribution (sums to {})", onnx_path.string(), sum));
 }
 
+void MaskClassifier::check_member(const std::filesystem::path& path, const EnsembleMember& m,
+                                  const ModelMeta& meta) const {
+  // The member's file matches its own sidecar; this checks it is the model the ensemble (and its
+  // gate) was made with.
+  if (meta.onnx_sha256 != m.sha256)
+    throw Error(fmt::format("ensemble {}: member {} is not the model it was made with (sha256 {}... against {}...): "
+                            "make the ensemble again (maskwatch ensemble), or give --model {} alone",
+                            ensemble_path_.string(), path.string(), meta.onnx_sha256.substr(0, 12),
+                            m.sha256.substr(0, 12), path.string()));
+  if (meta.classes != meta_.classes || meta.input_size != meta_.input_size)
+    throw Error(fmt::format("ensemble {}: member {} has other classes or another input size than the ensemble",
+                            ensemble_path_.string(), path.string()));
+}
+
+std::filesystem::path MaskClassifier::existing_member(const EnsembleMember& m) const {
+  const auto path = member_path(ensemble_path_, m);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw Error(fmt::format("ensemble {}: member {} not found (or not a regular file)", ensemble_path_.string(),
+                            path.string()));
+  return path;
+}
+
+MaskClassifier MaskClassifier::build_member(const EnsembleMember& m) const {
+  const auto path = existing_member(m);
+  MaskClassifier member(path, {}, member_engine_, member_threads_);
+  check_member(path, m, member.meta_);
+  return member;
+}
+
 void MaskClassifier::load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads,
                                   MemberLoading loading) {
+  ensemble_path_ = ensemble_path;
   member_engine_ = engine;
   member_threads_ = threads;
   // Without a cascade every face needs every member at once.
   const bool defer = loading == MemberLoading::WhenNeeded && meta_.cascade_threshold > 0;
   for (const auto& m : meta_.members) {
-    const auto path = member_path(ensemble_path, m);
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec))
-      throw Error(fmt::format("ensemble {}: member {} not found (or not a regular file)", ensemble_path.string(),
-                              path.string()));
-    // A member built later is checked now, as building it would check it: its sidecar, and its
-    // file against the sidecar's sha256 (the bytes are read and dropped).
-    const bool build = !defer || members_.empty();
-    const ModelMeta member = build ? ModelMeta() : ModelMeta::load(sidecar_path(path));
-    if (!build) read_verified_model(path, sidecar_path(path), member);
-    std::optional<MaskClassifier> built;
-    if (build) built.emplace(path, std::filesystem::path(), engine, threads);
-    const ModelMeta& meta = build ? built->meta_ : member;
-    // The member's file matches its own sidecar; this checks it is the model the ensemble (and
-    // its gate) was made with.
-    if (meta.onnx_sha256 != m.sha256)
-      throw Error(
-          fmt::format("ensemble {}: member {} is not the model it was made with (sha256 {}... against {}...): "
-                      "make the ensemble again (maskwatch ensemble), or give --model {} alone",
-                      ensemble_path.string(), path.string(), meta.onnx_sha256.substr(0, 12), m.sha256.substr(0, 12),
-                      path.string()));
-    if (meta.classes != meta_.classes || meta.input_size != meta_.input_size)
-      throw Error(fmt::format("ensemble {}: member {} has other classes or another input size than the ensemble",
-                              ensemble_path.string(), path.string()));
-    if (build)
-      members_.push_back(std::move(*built));
-    else
-      deferred_.push_back(path);
+    if (!defer || members_.empty()) {
+      members_.push_back(build_member(m));
+      continue;
+    }
+    // A member built later has its files checked now, as building it would: its sidecar, its
+    // file against the sidecar's sha256 (the bytes are read and dropped), then against the
+    // ensemble. The ONNX graph itself is parsed when it is built (and checked against the
+    // ensemble once more then: the files may have changed in between).
+    const auto path = existing_member(m);
+    const auto sidecar = sidecar_path(path);
+    const ModelMeta meta = ModelMeta::load(sidecar);
+    if (meta.is_ensemble())
+      throw Error(fmt::format("{}: its sidecar {} describes an ensemble: give {} as the model", path.string(),
+                              sidecar.string(), sidecar.string()));
+    read_verified_model(path, sidecar, meta);
+    check_member(path, m, meta);
+    deferred_.push_back(m);
   }
 }
 
 void MaskClassifier::build_deferred_members() {
-  // Each off the list once built: if one fails (its constructor's one-line error), none is
-  // counted twice when the next face tries again.
+  spdlog::info("classifier: a face the first model of {} is unsure of: building the other {}",
+               ensemble_path_.string(), deferred_.size());
+  // Each off the list once built: if one fails (a one-line error), none is counted twice when the
+  // next face tries again.
   while (!deferred_.empty()) {
-    members_.emplace_back(deferred_.front(), std::filesystem::path(), member_engine_, member_threads_);
+    members_.push_back(build_member(deferred_.front()));
     deferred_.erase(deferred_.begin());
   }
 }
@@ -263,6 +285,8 @@ cv::Mat MaskClassifier::forward_members(const cv::Mat& blob) {
     // (NaN is never sure.)
     if (meta_.cascade_threshold <= 0 || !(top >= meta_.cascade_threshold)) unsure.push_back(r);
   }
+  // Built before the counts: a build that fails leaves no face counted that got no answer.
+  if (!unsure.empty() && !deferred_.empty()) build_deferred_members();
   cascade_stats_.faces += static_cast<size_t>(first.rows);
   cascade_stats_.all_members += unsure.size();
   if (unsure.empty()) return first;
@@ -281,7 +305,6 @@ cv::Mat MaskClassifier::forward_members(const cv::Mat& blob) {
       sum.push_back(first.row(unsure[k]));
     }
   }
-  if (!deferred_.empty()) build_deferred_members();
   for (size_t i = 1; i < members_.size(); ++i) sum += members_[i].forward_blob(sub);
   sum /= static_cast<double>(members_.size());
   if (all) return sum;

@@ -9,7 +9,8 @@
 // net; a probe forward gives [1, classes] probabilities.
 //
 // An ensemble's file (model/model_meta.h: a model.json with "members") loads every member as a
-// classifier of its own (each checked as above, and against the sha256 the ensemble names) and
+// classifier of its own (each checked as above, and against the sha256 the ensemble names; with
+// MemberLoading::WhenNeeded the members after the first are built on the first face that needs them) and
 // averages their probabilities (under a cascade only where the first member is unsure); the
 // ensemble's own quality gate judges the result.
 //
@@ -48,9 +49,10 @@ cv::dnn::Net load_onnx_net(const std::string& bytes, const std::string& origin);
 enum class InferenceEngine { Xnnpack, OpenCvDnn };
 std::string inference_engine_name(InferenceEngine e);
 
-// When an ensemble with a cascade builds the members after its first. Every member's file is
-// checked on load either way (there, against its sidecar and the ensemble's sha256, with the
-// same errors); WhenNeeded builds the others on the first face the first member is unsure of.
+// When an ensemble with a cascade builds the members after its first. Every member's files are
+// checked on load either way (found, sidecar, the file's sha256 against it, the ensemble's record:
+// the same errors); WhenNeeded parses and builds the others on the first face the first member
+// is unsure of (a graph that fails then is an error there).
 // For one-shot commands (`detect`): a photo whose faces the first member is sure of costs about
 // one model's start-up and memory (README: 0.42-0.51 against 0.66-0.77 s, 83 against 124 MiB).
 // A stream wants Now: its first unsure face would wait for three models to be built.
@@ -96,13 +98,19 @@ class MaskClassifier {
                     MemberLoading loading);
   // Builds the members MemberLoading::WhenNeeded left checked but not built.
   void build_deferred_members();
+  // A member's file (refused when missing), the member built and checked, and the check that a
+  // member's sidecar is the model the ensemble was made with (sha256, classes, input size).
+  std::filesystem::path existing_member(const EnsembleMember& m) const;
+  MaskClassifier build_member(const EnsembleMember& m) const;
+  void check_member(const std::filesystem::path& path, const EnsembleMember& m, const ModelMeta& meta) const;
   // The ensemble's probabilities: the mean of the members', or under a cascade the first
   // member's where it is sure enough.
   cv::Mat forward_members(const cv::Mat& blob);
 
   ModelMeta meta_;
   std::vector<MaskClassifier> members_;  // an ensemble's models (then xnn_ and net_ are unused)
-  std::vector<std::filesystem::path> deferred_;  // members checked, to be built when needed
+  std::filesystem::path ensemble_path_;
+  std::vector<EnsembleMember> deferred_;  // members checked, to be built when needed
   InferenceEngine member_engine_ = InferenceEngine::Xnnpack;
   int member_threads_ = 0;
   CascadeStats cascade_stats_;
