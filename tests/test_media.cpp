@@ -12,6 +12,7 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
+#include "media/area_resize.h"
 #include "media/image_io.h"
 #include "media/image_codec.h"
 #include "media/v4l2_camera.h"
@@ -341,4 +342,56 @@ TEST(Media, CameraDevicesThatAreNotCamerasAreRefusedAsSuch) {
   EXPECT_NE(cam.error().find("not a V4L2 device"), std::string::npos) << cam.error();
   cv::Mat f;
   EXPECT_FALSE(cam.read(f, 10));
+}
+
+// The face detector's shrink (media/area_resize.h) must give what OpenCV's INTER_AREA gives, so
+// the detector sees the pixels it was measured and fine-tuned on: at most one grey level apart,
+// on at most 1 % of the values, for the shapes frames and photos come in, odd ones and edge
+// cells cut short included, every channel count; whole ratios, growing and other depths go to
+// OpenCV itself (equal exactly); dst may be src.
+TEST(Media, AreaShrinkEqualsOpenCvsInterArea) {
+  cv::RNG rng(11);
+  struct Case { cv::Size from, to; };
+  const Case cases[] = {{{640, 480}, {384, 288}}, {{1280, 720}, {384, 216}}, {{641, 479}, {383, 287}},
+                        {{4000, 3000}, {480, 360}}, {{1000, 10}, {7, 3}}, {{97, 61}, {96, 60}},
+                        {{300, 300}, {160, 160}}, {{5, 5}, {1, 1}}, {{768, 576}, {384, 288}}};
+  for (const int channels : {1, 2, 3, 4})
+    for (const auto& c : cases) {
+      // Noise on the right half, a smooth picture with a flat rectangle on the left.
+      cv::Mat src(c.from, CV_8UC(channels));
+      rng.fill(src, cv::RNG::UNIFORM, 0, 256);
+      const cv::Rect left(0, 0, std::max(1, src.cols / 2), src.rows);
+      test_picture(c.from, channels)(left).copyTo(src(left));
+      cv::Mat ours, theirs;
+      shrink_area(src, ours, c.to);
+      cv::resize(src, theirs, c.to, 0, 0, cv::INTER_AREA);
+      ASSERT_EQ(ours.size(), c.to);
+      ASSERT_EQ(ours.type(), src.type());
+      cv::Mat diff;
+      cv::absdiff(ours, theirs, diff);
+      double worst = 0;
+      cv::minMaxLoc(diff.reshape(1), nullptr, &worst);
+      const auto off = cv::countNonZero(diff.reshape(1));
+      EXPECT_LE(worst, 1.0) << channels << " channels, " << c.from << " -> " << c.to;
+      EXPECT_LE(off, static_cast<int>(diff.total() * channels / 100)) << channels << " channels, " << c.from << " -> " << c.to;
+    }
+  // A region of a larger image (rows not contiguous), and the result written over its source.
+  cv::Mat big(600, 900, CV_8UC3);
+  rng.fill(big, cv::RNG::UNIFORM, 0, 256);
+  const cv::Mat roi = big(cv::Rect(50, 40, 640, 480));
+  cv::Mat ours, theirs;
+  shrink_area(roi, ours, {384, 288});
+  cv::resize(roi, theirs, {384, 288}, 0, 0, cv::INTER_AREA);
+  EXPECT_LE(cv::norm(ours, theirs, cv::NORM_INF), 1.0);
+  cv::Mat same = roi.clone();
+  shrink_area(same, same, {384, 288});
+  EXPECT_EQ(cv::norm(same, ours, cv::NORM_INF), 0.0);
+  // Not ours: growing, a float image. OpenCV's answer exactly.
+  cv::Mat grow, grow_cv, f32(100, 100, CV_32FC3, cv::Scalar(0.25, 0.5, 0.75)), f_ours, f_cv;
+  shrink_area(roi, grow, {700, 500});
+  cv::resize(roi, grow_cv, {700, 500}, 0, 0, cv::INTER_AREA);
+  EXPECT_EQ(cv::norm(grow, grow_cv, cv::NORM_INF), 0.0);
+  shrink_area(f32, f_ours, {60, 60});
+  cv::resize(f32, f_cv, {60, 60}, 0, 0, cv::INTER_AREA);
+  EXPECT_EQ(cv::norm(f_ours, f_cv, cv::NORM_INF), 0.0);
 }

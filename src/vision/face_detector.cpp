@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "media/area_resize.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/paths.h"
@@ -309,7 +310,7 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   // large photo never makes a canvas of nine times its pixels.
   cv::Mat shrunk = frame;
   const double r = input_scale({3 * frame.cols, 3 * frame.rows});
-  if (r < 1.0) cv::resize(frame, shrunk, scaled_size(frame.size(), r), 0, 0, cv::INTER_AREA);
+  if (r < 1.0) shrink_area(frame, shrunk, scaled_size(frame.size(), r));
   const int px = shrunk.cols, py = shrunk.rows;
   cv::Mat canvas;
   cv::copyMakeBorder(shrunk, canvas, py, py, px, px, cv::BORDER_CONSTANT, cv::Scalar::all(128));
@@ -336,7 +337,7 @@ std::vector<Face> FaceDetector::detect_looks(const cv::Mat& frame) {
     seen.push_back(input);
     // Scaled once, then mirrored: a large photo is not copied at full size for its mirror.
     cv::Mat scaled = frame, mirror;
-    if (r < 1.0) cv::resize(frame, scaled, input, 0, 0, cv::INTER_AREA);
+    if (r < 1.0) shrink_area(frame, scaled, input);
     cv::flip(scaled, mirror, 1);
     const cv::Point2d shrink(static_cast<double>(input.width) / frame.cols,
                              static_cast<double>(input.height) / frame.rows);
@@ -358,7 +359,7 @@ std::vector<Face> FaceDetector::detect_in(const cv::Mat& image, cv::Point2f offs
   // caller may still show or encode).
   cv::Mat in = image;
   if (scale < 1.0) {
-    cv::resize(image, small_, scaled_size(image.size(), scale), 0, 0, cv::INTER_AREA);
+    shrink_area(image, small_, scaled_size(image.size(), scale));
     in = small_;
   }
   // YuNet 2022's forward throws on inputs under about 60 px a side (its coarsest feature map

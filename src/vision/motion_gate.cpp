@@ -4,6 +4,8 @@
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
+#include "media/area_resize.h"
+
 namespace maskwatch {
 
 namespace {
@@ -15,7 +17,7 @@ MotionGate::MotionGate(const MotionOptions& options) : opts_(options) {}
 bool MotionGate::needs_detection(const cv::Mat& bgr, double t_s) {
   if (!opts_.enabled || bgr.empty()) return true;
   const int h = std::max(1, static_cast<int>(std::lround(static_cast<double>(bgr.rows) * kWidth / bgr.cols)));
-  cv::resize(bgr, small_, cv::Size(kWidth, h), 0, 0, cv::INTER_AREA);
+  shrink_area(bgr, small_, cv::Size(kWidth, h));
   if (small_.channels() == 3)
     cv::cvtColor(small_, grey_, cv::COLOR_BGR2GRAY);
   else
