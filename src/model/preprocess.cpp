@@ -3,6 +3,7 @@
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "media/area_resize.h"
 #include "util/error.h"
 
 namespace maskwatch {
@@ -11,7 +12,10 @@ cv::Mat resize_square(const cv::Mat& bgr, int size) {
   if (bgr.cols == size && bgr.rows == size) return bgr;
   const bool shrink = bgr.cols > size || bgr.rows > size;
   cv::Mat out;
-  cv::resize(bgr, out, cv::Size(size, size), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+  if (shrink)
+    shrink_area(bgr, out, cv::Size(size, size));  // INTER_AREA's pixels, in less time (media/area_resize.h)
+  else
+    cv::resize(bgr, out, cv::Size(size, size), 0, 0, cv::INTER_LINEAR);
   return out;
 }
 
