@@ -93,17 +93,26 @@ void shrink_area(const cv::Mat& src, cv::Mat& dst, cv::Size size) {
     return;
   }
   const AxisTaps xs = axis_taps(src.cols, size.width), ys = axis_taps(src.rows, size.height);
-  // dst may share src's pixels (dst is src, or a header on them): write into a new buffer then.
-  const bool shares = dst.data && dst.datastart < src.dataend && src.datastart < dst.dataend;
+  // Written where cv::resize writes: into dst's own pixels when it already has the size and type
+  // (a region of a larger image stays one), else into a new buffer. When dst is src itself, or
+  // its pixels may overlap src's, the result goes through a buffer of its own first.
+  const auto span_overlaps = [](const cv::Mat& a, const cv::Mat& b) {
+    const uchar* a_end = a.data + (a.rows - 1) * a.step[0] + a.cols * a.elemSize();
+    const uchar* b_end = b.data + (b.rows - 1) * b.step[0] + b.cols * b.elemSize();
+    return a.data < b_end && b.data < a_end;
+  };
+  const bool same_object = &dst == &src;
+  const bool in_place = !same_object && dst.size() == size && dst.type() == src.type();
+  const bool through_buffer = same_object || (in_place && span_overlaps(dst, src));
   cv::Mat out;
-  if (!shares) {
+  if (through_buffer) {
+    out.create(size, src.type());
+  } else {
     dst.create(size, src.type());
     out = dst;
-  } else {
-    out.create(size, src.type());
   }
-  // Stripes of rows in OpenCV's pool, as cv::resize runs them (its thread count applies; a
-  // stripe per 16,384 output pixels, as OpenCV's resize cuts them).
+  // Stripes of rows in OpenCV's pool, as cv::resize runs them (its thread count applies); a
+  // stripe per 16,384 output pixels: a few per frame, each with one row of sums to allocate.
   const double stripes = std::max(1.0, static_cast<double>(size.area()) / 16384.0);
   cv::parallel_for_(cv::Range(0, size.height), [&](const cv::Range& r) {
     switch (channels) {
@@ -113,7 +122,10 @@ void shrink_area(const cv::Mat& src, cv::Mat& dst, cv::Size size) {
       default: shrink_rows<4>(src, out, xs, ys, r.start, r.end); break;
     }
   }, stripes);
-  if (shares) dst = out;
+  if (same_object)
+    dst = out;
+  else if (through_buffer)
+    out.copyTo(dst);
 }
 
 }  // namespace maskwatch
