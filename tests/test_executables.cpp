@@ -90,6 +90,18 @@ TEST(RuntimeExecutable, VersionNamesTheReleaseTheCommitAndTheModel) {
                           ") (missing)"),
             std::string::npos)
       << lost.out;
+
+  // A member file there without its sidecar (every command refuses it): --version says so.
+  std::filesystem::copy_file(shipped_models_dir() / "model-4.onnx", d / "model-4.onnx");
+  setenv("MASKWATCH_MODEL", (d / "ensemble.json").c_str(), 1);
+  const auto bare = run_cli({"--version"});
+  unsetenv("MASKWATCH_MODEL");
+  ASSERT_EQ(bare.exit_code, 0) << bare.err;
+  EXPECT_NE(bare.out.find("model-4.onnx (sha256 " + read_json(shipped_models_dir() / "model-4.json")["onnx_sha256"]
+                                                        .get<std::string>() +
+                          ") (its model.json missing)"),
+            std::string::npos)
+      << bare.out;
 }
 
 // Config keys are declared once (serve/config.cpp): the README's table is that table, printed.

@@ -51,11 +51,13 @@ CLI::Option* add_threads_option(CLI::App* cmd, int& threads, const std::string& 
 }
 
 namespace {
-// " (missing)" for a model file that is not there: --version reads the sidecars only (hashing the
-// files would make it slow), but a lost .onnx is worth saying.
+// " (missing)" for a model file that is not there, " (its model.json missing)" for one without
+// its sidecar (every command refuses it then): --version reads the sidecars only (hashing the
+// files would make it slow), but a lost file is worth saying.
 std::string missing_mark(const std::filesystem::path& onnx) {
   std::error_code ec;
-  return std::filesystem::is_regular_file(onnx, ec) ? "" : " (missing)";
+  if (!std::filesystem::is_regular_file(onnx, ec)) return " (missing)";
+  return std::filesystem::is_regular_file(sidecar_path(onnx), ec) ? "" : " (its model.json missing)";
 }
 
 // "<path>: sha256 <hex>", or for an ensemble its members and theirs.
