@@ -196,6 +196,29 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
     MaskClassifier member(d / "a.onnx");
     EXPECT_FALSE(member.classify({dark})[0].answered);  // the shipped model's gate declines it
   }
+  // A report is never written over the model a command runs: the ensemble, a member, a sidecar.
+  const std::string member_bytes = read_bytes(d / "b.onnx"), ensemble_bytes = read_bytes(e);
+  const std::string photo = shared_path("data/seed-masks/with_mask/0-with-mask.jpg").string();
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"detect", "--model", e, photo, "--json", b},
+           {"detect", "--model", e, photo, "--json", e},
+           {"eval", "--model", e, "--data", shared_path("data/seed-masks").string(), "--json", (d / "a.json").string()},
+           {"run", "--model", e, "--source", photo, "--no-display", "--events", b},
+           {"run", "--model", e, "--source", photo, "--no-display", "--json", e}}) {
+    r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 1) << args[0] << " " << args.back();
+    EXPECT_NE(error_line(r).find("would destroy the input"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(read_bytes(d / "b.onnx"), member_bytes);
+  EXPECT_EQ(read_bytes(e), ensemble_bytes);
+  EXPECT_NO_THROW(MaskClassifier{e});
+  // Written through a link, the file would land where its members' names do not lead.
+  fs::create_directories(d / "far");
+  fs::create_symlink(d / "far/target.json", d / "link.json");
+  r = run_cli({"ensemble", a, b, "--out", (d / "link.json").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(error_line(r).find("symbolic link"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(d / "far/target.json"));
   // Never over another model's sidecar or a file that is not an ensemble's.
   copy_model("model-3", "other");
   r = run_cli({"ensemble", a, b, "--out", (d / "other.json").string()});

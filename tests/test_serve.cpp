@@ -749,7 +749,7 @@ TEST(Serve, NumbersOutOfRangeAndUnknownTypesAre400WithTheRange) {
 TEST(Serve, FacesUnderACamerasOwnThresholdMakeNoEvents) {
   // Two cameras on the same clip; "strict" shows only faces with a face score of 1.0, which
   // the clip never reaches, so it shows none and must publish no verdict (the detector is
-  // shared at the lower threshold, and the tracker follows those faces all the same).
+  // shared; each camera's pipeline starts tracks at its own threshold).
   Server srv("", {},
              "  strict:\n    source: " + shared_path("samples/video/webcam-mask-on-off.mp4").string() +
                  "\n    loop: true\n    fps_limit: 10\n    detector: {score_threshold: 1.0}\n");

@@ -49,6 +49,38 @@ TEST(Tracker, ForgetsTracksThatAreGoneTooLong) {
   EXPECT_TRUE(ended.empty());
 }
 
+TEST(Tracker, AWeakFaceContinuesATrackButNeverStartsOne) {
+  // The pipeline's rule: a box under the start score (may_start false) is a face only where
+  // it continues a track (TrackerOptions::keep_score).
+  Tracker t;
+  const auto box = [](float x) { return cv::Rect2f(x, 100, 100, 100); };
+  // A weak box alone starts nothing: not followed, no track.
+  auto s0 = t.assign({box(100)}, 0.0, {false});
+  ASSERT_EQ(s0.size(), 1u);
+  EXPECT_FALSE(s0[0].followed);
+  EXPECT_TRUE(t.commit({}, 0.0).empty());
+  EXPECT_EQ(t.tracks_started(), 0);
+  // A strong box starts a track; the next frame's weak box at the same place continues it,
+  // while a weak box elsewhere is dropped.
+  auto s1 = t.assign({box(100)}, 0.033, {true});
+  ASSERT_TRUE(s1[0].followed);
+  const int id = t.commit({{box(100), 0.7f, {0.9f, 0.1f}}}, 0.033)[0].track_id;
+  auto s2 = t.assign({box(600), box(105)}, 0.066, {false, false});
+  ASSERT_EQ(s2.size(), 2u);
+  EXPECT_FALSE(s2[0].followed);
+  EXPECT_TRUE(s2[1].followed);
+  EXPECT_FALSE(s2[1].is_new());  // it knows the track's classification
+  const auto kept = t.commit({{box(105), 0.45f, {}}}, 0.066);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].track_id, id);
+  EXPECT_EQ(t.tracks_started(), 1);
+  // Without may_start every box may start a track, as before.
+  EXPECT_EQ(t.assign({box(600)}, 0.1).size(), 1u);
+  t.commit({{box(600), 0.9f, {}}}, 0.1);
+  EXPECT_EQ(t.tracks_started(), 2);
+  EXPECT_THROW(t.assign({box(600)}, 0.133, {true, false}), std::logic_error);
+}
+
 TEST(Tracker, SmoothingRemovesSingleFrameFlickers) {
   Tracker t;
   std::vector<VerdictChange> changes;

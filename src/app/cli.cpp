@@ -117,7 +117,10 @@ int cli_main(CLI::App& app, int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("maskwatch"));
   install_log_format();  // "[time] level: message", the message redacted and escaped
   app.require_subcommand(1);
-  app.set_version_flag("--version", version_text, "Print the version, git commit and default model's sha256, and exit");
+  app.set_version_flag("--version", version_text,
+                       "Print the version, git commit and the default model (MASKWATCH_MODEL, else the shipped "
+                       "ensemble) with the sha256 of each file as its model.json records it (commands check the "
+                       "files against them when they load), and exit");
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   refuse_empty_values(app);
   try {

@@ -146,7 +146,11 @@ void add_detect_command(CLI::App& root) {
     const auto files = list_inputs(o->inputs, &failed);
     if (files.empty() && failed) throw Error(fmt::format("none of the {} image(s) could be read", failed));
     if (files.empty()) throw Error("no images to look at: the input folders hold no image files");
-    if (!o->json_out.empty()) InputFiles(files).refuse_overwriting(o->json_out, "JSON file");
+    if (!o->json_out.empty()) {
+      auto inputs = model_files(o->vision.model);  // nor the model it runs
+      inputs.insert(inputs.end(), files.begin(), files.end());
+      InputFiles(inputs).refuse_overwriting(o->json_out, "JSON file");
+    }
     const auto annotated_paths = o->out.empty() ? std::vector<std::filesystem::path>{} : plan_annotated(files, o->out);
     std::vector<std::pair<std::filesystem::path, std::string>> outputs = {{o->json_out, "JSON file"}};
     for (const auto& p : annotated_paths) outputs.emplace_back(p, "annotated copy " + p.filename().string());

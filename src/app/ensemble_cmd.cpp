@@ -29,6 +29,12 @@ void write_ensemble(const std::vector<std::string>& models, const std::filesyste
                     double cascade) {
   if (out.extension() != ".json") throw Error(fmt::format("--out {}: an ensemble's file ends in .json", out.string()));
   std::error_code ec;
+  // Members are named relative to the folder the file is read from; written through a link the
+  // file would land in another folder than the names were worked out for.
+  if (std::filesystem::is_symlink(std::filesystem::symlink_status(out, ec)))
+    throw Error(fmt::format("--out {} is a symbolic link: give the path of the file itself (members are named "
+                            "relative to its folder)",
+                            out.string()));
   // Never over a model's sidecar (member or not): that model would no longer load.
   if (auto onnx = out; std::filesystem::exists(onnx.replace_extension(".onnx"), ec))
     throw Error(fmt::format("--out {} is the sidecar of {}: it would be overwritten", out.string(), onnx.string()));

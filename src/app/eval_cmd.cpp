@@ -541,7 +541,12 @@ void add_eval_command(CLI::App& root) {
     set_compute_threads(o->threads);
     if (std::set<std::string>(o->classes.begin(), o->classes.end()).size() != o->classes.size())
       throw CLI::ValidationError("--classes", "a class is named twice");
-    if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
+    if (!o->json_out.empty()) {
+      auto inputs = model_files(o->model);  // the report must not replace the model or the split it reads
+      if (!o->split.empty()) inputs.emplace_back(o->split);
+      InputFiles(inputs).refuse_overwriting(o->json_out, "JSON file");
+      check_output_path(o->json_out, "JSON file");
+    }
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
     if (!o->scenes.empty()) return evaluate_scene_folder(*o);
     if (o->data.empty()) throw CLI::RequiredError("--data or --scenes");

@@ -94,7 +94,10 @@ void run(const RunOpts& o) {
   // Every output is checked before the first frame: a long run must not fail at its end.
   remember_url_secret(o.source);  // a camera password is never logged
   // A recording (or summary, or events appended) over the source video would destroy it.
-  const InputFiles inputs({o.source});
+  // So would one over the model it runs (a member of an ensemble, a sidecar).
+  auto input_paths = model_files(o.vision.model);
+  input_paths.emplace_back(o.source);
+  const InputFiles inputs(input_paths);
   refuse_same_output({{o.record, "recording"}, {o.events, "events file"}, {o.json_out, "summary file"}});
   if (!o.json_out.empty()) {
     inputs.refuse_overwriting(o.json_out, "summary file");
@@ -105,8 +108,6 @@ void run(const RunOpts& o) {
     check_output_path(o.record, "recording");
   }
   if (!o.events.empty()) inputs.refuse_overwriting(o.events, "events file");
-  std::unique_ptr<LockedLineFile> events;
-  if (!o.events.empty()) events = std::make_unique<LockedLineFile>(o.events, "events file");
   g_quit = false;
   StopSignals stop_signals([](int) { g_quit = true; });
   MaskClassifier classifier(o.vision.model, {}, o.vision.engine());
@@ -125,6 +126,10 @@ void run(const RunOpts& o) {
   const int mask_class = mask_class_index(classes);
   spdlog::info("source: {}; faces: {}; model: {} ({}, {})", source->description(), detector.description(),
                o.vision.model, fmt::join(classes, "/"), inference_engine_name(classifier.engine()));
+  // Opened (and emptied) only once the models and the source have loaded: a run that cannot
+  // start leaves an earlier events file as it was.
+  std::unique_ptr<LockedLineFile> events;
+  if (!o.events.empty()) events = std::make_unique<LockedLineFile>(o.events, "events file");
 
   std::unique_ptr<VideoRecorder> recorder;
   std::vector<std::string> recordings;  // every file written, for the summary
@@ -284,6 +289,11 @@ void add_run_command(CLI::App& root) {
                   "frames of one video, 1 s apart in media time, faces tracked across them: for separate photos "
                   "use detect)")
       ->capture_default_str();
+  cmd->add_option("--face-keep-threshold", o->vision.pipeline.tracker.keep_score,
+                  "Face score a face already followed needs to stay shown; a new face needs --face-threshold (1: off; "
+                  "0.4 for dim rooms) (serve: tracker.keep_score)")
+      ->capture_default_str()
+      ->check(in_range(0.05, 1.0));
   cmd->add_flag("--no-display", o->no_display, "Run without a window (servers, CI)");
   cmd->add_option("--record", o->record, "Write the annotated video here (.mp4, .m4v or .mov: H.264; .avi: MJPEG)");
   cmd->add_option("--events", o->events, "Write JSON lines: one per frame, and each face track's first verdict (new), changes (update) and end, as serve publishes them");

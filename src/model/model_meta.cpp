@@ -153,4 +153,22 @@ std::filesystem::path member_path(const std::filesystem::path& ensemble_path, co
   return (ec ? ensemble_path : real).parent_path() / member.onnx;
 }
 
+std::vector<std::filesystem::path> model_files(const std::filesystem::path& model) {
+  std::vector<std::filesystem::path> files = {model};
+  if (model.extension() != ".json") {
+    files.push_back(sidecar_path(model));
+    return files;
+  }
+  try {
+    for (const auto& m : ModelMeta::load(model).members) {
+      const auto onnx = member_path(model, m);
+      files.push_back(onnx);
+      files.push_back(sidecar_path(onnx));
+    }
+  } catch (const std::exception&) {
+    // Not an ensemble we can read: loading it says why.
+  }
+  return files;
+}
+
 }  // namespace maskwatch

@@ -64,4 +64,10 @@ std::filesystem::path sidecar_path(const std::filesystem::path& onnx_path);
 // link to the ensemble elsewhere still finds them.
 std::filesystem::path member_path(const std::filesystem::path& ensemble_path, const EnsembleMember& member);
 
+// Every file a classifier given as `model` is read from: the model and its sidecar, or an
+// ensemble's file and each member's model and sidecar. For refusing an output path that
+// would overwrite one (InputFiles). Never throws: a file it cannot read is listed as it is,
+// and loading the classifier reports what is wrong with it.
+std::vector<std::filesystem::path> model_files(const std::filesystem::path& model);
+
 }  // namespace maskwatch

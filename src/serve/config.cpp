@@ -279,7 +279,10 @@ const std::vector<Field<TrackerOptions>>& tracker_fields() {
        "no confident class for this long: the face is shown as uncertain"},
       {"max_missed_s", &TrackerOptions::max_missed_s, 0, 60,
        "a face unseen for longer ends its track (history row, `end` event)"},
-      {"iou_match", &TrackerOptions::iou_match, 0, 1, "box overlap that continues a track"}};
+      {"iou_match", &TrackerOptions::iou_match, 0, 1, "box overlap that continues a track"},
+      {"keep_score", &TrackerOptions::keep_score, 0.05, 1,
+       "face score a face already followed needs to stay shown (a new face needs detector.score_threshold; 1: off; "
+       "0.4 for dim rooms)"}};
   return f;
 }
 

@@ -47,8 +47,9 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
       classifier_(config.model_path(), {}, InferenceEngine::Xnnpack,
                   engine_threads_),
       detector_([&] {
-        // One detector serves every camera, at the lowest face threshold any camera asks
-        // for; each camera then drops the faces under its own (process()).
+        // One detector serves every camera; each camera's pipeline asks it for the faces
+        // down to its own thresholds (Pipeline::process), so its own threshold here is only
+        // the default.
         FaceDetectorOptions o;
         o.model = config.detector.face_model;
         o.score_threshold = config.detector.score_threshold;

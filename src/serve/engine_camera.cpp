@@ -1,5 +1,7 @@
 #include "serve/engine_camera.h"
 
+#include <algorithm>
+
 namespace maskwatch {
 
 Engine::Camera::Camera(const CameraConfig& cc, const StorageConfig& storage, MaskClassifier& classifier,
@@ -9,15 +11,18 @@ Engine::Camera::Camera(const CameraConfig& cc, const StorageConfig& storage, Mas
     : config(cc),
       pacer(cc.fps_limit),
       motion(cc.motion),
-      // The detector is shared at the lowest threshold of any camera: the ledger drops the
-      // faces under this camera's own. Privacy none: no face pixels kept, so no snapshots.
-      ledger(LedgerOptions{cc.detector.score_threshold, storage.snapshots && cc.privacy != FacePrivacy::None, 0.5,
+      // The detector is shared by every camera; this camera's pipeline starts tracks at its
+      // own threshold and keeps them down to its keep_score, so the ledger's floor is the lower
+      // of the two. Privacy none: no face pixels kept, so no snapshots.
+      ledger(LedgerOptions{static_cast<float>(std::min<double>(cc.detector.score_threshold, cc.tracker.keep_score)),
+                           storage.snapshots && cc.privacy != FacePrivacy::None, 0.5,
                            cc.tracker.max_missed_s, cc.zones, mask_class_index(classifier.classes())}) {
   overlay.zones = cc.zones;
   PipelineOptions po;
   po.crop_margin = cc.detector.margin;
   po.schedule.refresh_s = cc.detector.reclassify_after_s;
   po.tracker = cc.tracker;
+  po.start_score = cc.detector.score_threshold;
   pipeline = std::make_unique<Pipeline>(classifier, detector, po);
   for (const auto& label : classifier.classes()) faces_total[label] = 0;
   faces_total["uncertain"] = 0;

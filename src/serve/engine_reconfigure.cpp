@@ -84,9 +84,6 @@ CameraChanges Engine::reconfigure(const std::vector<CameraConfig>& next) {
         continue;
       }
     }
-    if (cc.detector.score_threshold < detector_.options().score_threshold)
-      ch.notes.push_back(fmt::format("camera {}: faces under the shared detector's threshold {:.2f} need a restart",
-                                     cc.name, detector_.options().score_threshold));
     if (before) {
       retire(*before, "changed in the config; starting again");
       ch.changed.push_back(cc.name);

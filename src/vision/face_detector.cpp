@@ -291,13 +291,15 @@ std::vector<Face> FaceDetector::detect_2023(const cv::Mat& small, float threshol
   return faces;
 }
 
-std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
+std::vector<Face> FaceDetector::detect(const cv::Mat& frame) { return detect(frame, opts_.score_threshold); }
+
+std::vector<Face> FaceDetector::detect(const cv::Mat& frame, float threshold) {
   if (frame.empty()) return {};
   // Haar's faces all score 1: a mean over looks would only drop the faces some looks missed.
   const bool multi_look = opts_.multi_look && kind_ != FaceModelKind::Haar;
   std::vector<Face> faces =
-      multi_look ? detect_looks(frame)
-                 : detect_in(frame, {0, 0}, {1, 1}, frame.size(), opts_.detect_width, opts_.score_threshold);
+      multi_look ? detect_looks(frame, threshold)
+                 : detect_in(frame, {0, 0}, {1, 1}, frame.size(), opts_.detect_width, threshold);
   // Also when some look found a face at the threshold and the fusion voted it out: on the test
   // crops, skipping the retry then lost 18 more masked close-ups (README "Four looks at a still").
   if (!faces.empty() || !opts_.close_up_retry) return faces;
@@ -317,17 +319,17 @@ std::vector<Face> FaceDetector::detect(const cv::Mat& frame) {
   const cv::Point2d shrink(static_cast<double>(shrunk.cols) / frame.cols,
                            static_cast<double>(shrunk.rows) / frame.rows);
   return detect_in(canvas, {static_cast<float>(px), static_cast<float>(py)}, shrink, frame.size(), opts_.detect_width,
-                   opts_.score_threshold);
+                   threshold);
 }
 
 int FaceDetector::wider_width() const {
   return std::max(opts_.detect_width, static_cast<int>(std::lround(opts_.detect_width * 1.25 / 32)) * 32);
 }
 
-std::vector<Face> FaceDetector::detect_looks(const cv::Mat& frame) {
+std::vector<Face> FaceDetector::detect_looks(const cv::Mat& frame, float threshold) {
   // Each look keeps faces down to a third of the threshold, a cheap cut: a weaker vote could
   // only have added under a twelfth of the threshold to a mean of four.
-  const float look_threshold = opts_.score_threshold / 3;
+  const float look_threshold = threshold / 3;
   std::vector<std::vector<Face>> looks;
   std::vector<cv::Size> seen;
   for (const int width : {opts_.detect_width, wider_width()}) {
@@ -345,7 +347,7 @@ std::vector<Face> FaceDetector::detect_looks(const cv::Mat& frame) {
     looks.push_back(detect_in(mirror, {0, 0}, shrink, frame.size(), width, look_threshold, true));
   }
   // 0.55: the overlap weighted box fusion is usually run at (Solovyev et al. 2019).
-  auto faces = fuse_looks(looks, 0.55f, opts_.score_threshold, opts_.nms_threshold);
+  auto faces = fuse_looks(looks, 0.55f, threshold, opts_.nms_threshold);
   if (opts_.top_k > 0 && faces.size() > static_cast<size_t>(opts_.top_k)) faces.resize(static_cast<size_t>(opts_.top_k));
   return faces;
 }

@@ -112,6 +112,9 @@ class FaceDetector {
   ~FaceDetector();
   FaceDetector(FaceDetector&&) noexcept;
   std::vector<Face> detect(const cv::Mat& bgr_frame);
+  // The same, keeping faces down to `threshold` instead of the options' score_threshold (the
+  // video pipeline: a face it already follows stays down to TrackerOptions::keep_score).
+  std::vector<Face> detect(const cv::Mat& bgr_frame, float threshold);
   // Detector input pixels per frame pixel for a frame of this size (with multi_look: the first
   // look's).
   double input_scale(cv::Size frame) const;
@@ -130,7 +133,7 @@ class FaceDetector {
   // own side.
   std::vector<Face> detect_in(const cv::Mat& image, cv::Point2f offset, cv::Point2d shrink, cv::Size frame_size,
                               int width, float threshold, bool mirrored = false);
-  std::vector<Face> detect_looks(const cv::Mat& frame);  // the four looks, fused
+  std::vector<Face> detect_looks(const cv::Mat& frame, float threshold);  // the four looks, fused
   // The second size of multi_look: 1.25 x detect_width rounded to a multiple of 32 (an image
   // narrower than it is looked at its own size).
   int wider_width() const;

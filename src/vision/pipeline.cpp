@@ -1,5 +1,7 @@
 #include "vision/pipeline.h"
 
+#include <algorithm>
+
 #include "util/stopwatch.h"
 #include "vision/crop.h"
 
@@ -20,7 +22,7 @@ std::vector<Prediction> Pipeline::classify(const cv::Mat& frame, const std::vect
 FrameResult Pipeline::process(const cv::Mat& frame, int64_t frame_index, double t_s) {
   FrameResult r;
   Stopwatch sw;
-  last_faces_ = detector_->detect(frame);
+  last_faces_ = detector_->detect(frame, std::min(start_score(), static_cast<float>(opts_.tracker.keep_score)));
   r.times.detect_ms = sw.ms();
   return track_and_classify(frame, frame_index, t_s, std::move(r));
 }
@@ -32,11 +34,18 @@ FrameResult Pipeline::process_with_last_faces(const cv::Mat& frame, int64_t fram
 FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_index, double t_s, FrameResult r) {
   r.frame = frame_index;
   r.time_s = t_s;
-  const auto& faces = last_faces_;
   Stopwatch sw;
   std::vector<cv::Rect2f> boxes;
-  for (const auto& f : faces) boxes.push_back(f.box);
-  const auto pick = faces_to_classify(tracker_.assign(boxes, t_s), t_s, opts_.schedule);
+  std::vector<bool> may_start;
+  const float start = start_score();
+  for (const auto& f : last_faces_) boxes.push_back(f.box), may_start.push_back(f.score >= start);
+  // A face under the start score is a face only where it continues a track.
+  std::vector<Face> faces;
+  std::vector<TrackStatus> followed;
+  auto status = tracker_.assign(boxes, t_s, may_start);
+  for (size_t i = 0; i < status.size(); ++i)
+    if (status[i].followed) faces.push_back(last_faces_[i]), followed.push_back(std::move(status[i]));
+  const auto pick = faces_to_classify(followed, t_s, opts_.schedule);
   r.times.track_ms = sw.ms();
   sw.reset();
   std::vector<cv::Rect2f> picked;

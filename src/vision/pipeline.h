@@ -4,6 +4,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+#include <optional>
 #include <vector>
 
 #include "vision/classify_schedule.h"
@@ -39,6 +40,10 @@ struct FrameResult {
 
 struct PipelineOptions {
   double crop_margin = 0.5;  // crop side = face side x 1.5: head and shoulders, like the training photos
+  // Face score a new face needs to start a track; unset: the detector's score_threshold. (`serve`
+  // shares one detector among cameras and gives each camera's pipeline its own.) A face
+  // already followed stays down to tracker.keep_score.
+  std::optional<float> start_score;
   TrackerOptions tracker;
   ClassifyScheduleOptions schedule;
 };
@@ -63,8 +68,9 @@ class Pipeline {
 
  private:
   std::vector<Prediction> classify(const cv::Mat& frame, const std::vector<cv::Rect2f>& boxes);
+  float start_score() const { return opts_.start_score.value_or(detector_->options().score_threshold); }
   FrameResult track_and_classify(const cv::Mat& frame, int64_t frame_index, double t_s, FrameResult r);
-  std::vector<Face> last_faces_;  // of the last frame that had the detector
+  std::vector<Face> last_faces_;  // of the last frame that had the detector, down to keep_score
   MaskClassifier* classifier_;
   FaceDetector* detector_;
   PipelineOptions opts_;

@@ -69,7 +69,10 @@ std::vector<cv::Rect2f> Tracker::boxes() const {
   return out;
 }
 
-std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, double now) {
+std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, double now,
+                                         const std::vector<bool>& may_start) {
+  if (!may_start.empty() && may_start.size() != boxes.size())
+    throw std::logic_error("Tracker::assign: may_start differs from the boxes in number");
   // Greedy matching: best IoU pairs first, then centre distance for what is left.
   std::vector<std::tuple<double, size_t, size_t>> pairs;  // (score, track, observation)
   for (size_t t = 0; t < tracks_.size(); ++t)
@@ -91,14 +94,24 @@ std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, d
     assigned_[o] = t;
   }
   std::vector<TrackStatus> status;
+  std::vector<size_t> followed;  // track per followed box, for commit()
   for (size_t o = 0; o < boxes.size(); ++o) {
     if (assigned_[o] == kNone) {
+      if (!may_start.empty() && !may_start[o]) {
+        TrackStatus weak;
+        weak.box_now = boxes[o];
+        weak.followed = false;
+        status.push_back(std::move(weak));
+        continue;
+      }
       tracks_.push_back({next_id_++, boxes[o], {}, kUncertain, now, now, now, false, {}, {}});
       assigned_[o] = tracks_.size() - 1;
     }
     const Track& t = tracks_[assigned_[o]];
     status.push_back({t.last_update, t.classified_box, boxes[o], t.raw, t.verdict});
+    followed.push_back(assigned_[o]);
   }
+  assigned_ = std::move(followed);
   return status;
 }
 

@@ -35,6 +35,12 @@ struct TrackerOptions {
   double tau_s = 0.15;             // EMA time constant
   double enter = 0.65;             // smoothed probability needed to (re)assign a verdict
   double uncertain_after_s = 0.6;  // no confident class for this long -> uncertain
+  // A face already followed stays while the detector still scores it at least this; a new
+  // face needs the detector's threshold to start a track (Pipeline). In a dim room a face
+  // hovers around the threshold (the sample clip at -7 EV: 0.42-0.68) and blinks in and out
+  // of the overlay and the counts; 0.4 keeps it. Off (1) by default: in good light it keeps
+  // false faces more than it finds real ones (README "A face already followed").
+  double keep_score = 1.0;
 };
 
 constexpr int kUncertain = -1;
@@ -54,6 +60,7 @@ struct TrackStatus {
   cv::Rect2f box_now;         // the box in this frame
   std::vector<float> raw;     // its probabilities (empty: never classified)
   int verdict = kUncertain;
+  bool followed = true;  // false: a weak box that continues no track (not a face in this frame)
   bool is_new() const { return raw.empty(); }
 };
 
@@ -89,8 +96,12 @@ class Tracker {
 
   // The same in two steps, so the caller can decide which faces to classify in between:
   // assign() matches the boxes to tracks (starting new ones) and tells what each track
-  // knows; commit() takes the observations in the same order (probs may be empty).
-  std::vector<TrackStatus> assign(const std::vector<cv::Rect2f>& boxes, double t_s);
+  // knows; commit() takes the observations of the followed boxes in the same order (probs
+  // may be empty). `may_start` (per box; empty: every box may) says which boxes may start a
+  // track: one that may not and continues none is not followed (TrackStatus::followed) and
+  // must be left out of commit().
+  std::vector<TrackStatus> assign(const std::vector<cv::Rect2f>& boxes, double t_s,
+                                  const std::vector<bool>& may_start = {});
   std::vector<TrackedFace> commit(const std::vector<Observation>& observations, double t_s,
                                   std::vector<VerdictChange>* changes = nullptr, std::vector<int>* ended = nullptr);
 
