@@ -199,18 +199,23 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
   // A report is never written over the model a command runs: the ensemble, a member, a sidecar.
   const std::string member_bytes = read_bytes(d / "b.onnx"), ensemble_bytes = read_bytes(e);
   const std::string photo = shared_path("data/seed-masks/with_mask/0-with-mask.jpg").string();
+  fs::copy_file(asset("yunet_n_320_320.onnx"), d / "face.onnx");
+  const std::string face = (d / "face.onnx").string(), face_bytes = read_bytes(face);
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"detect", "--model", e, photo, "--json", b},
            {"detect", "--model", e, photo, "--json", e},
            {"eval", "--model", e, "--data", shared_path("data/seed-masks").string(), "--json", (d / "a.json").string()},
            {"run", "--model", e, "--source", photo, "--no-display", "--events", b},
-           {"run", "--model", e, "--source", photo, "--no-display", "--json", e}}) {
+           {"run", "--model", e, "--source", photo, "--no-display", "--json", e},
+           {"run", "--face-model", face, "--source", photo, "--no-display", "--record", face},
+           {"detect", "--face-model", face, photo, "--json", face}}) {
     r = run_cli(args);
     EXPECT_EQ(r.exit_code, 1) << args[0] << " " << args.back();
     EXPECT_NE(error_line(r).find("would destroy the input"), std::string::npos) << r.err;
   }
   EXPECT_EQ(read_bytes(d / "b.onnx"), member_bytes);
   EXPECT_EQ(read_bytes(e), ensemble_bytes);
+  EXPECT_EQ(read_bytes(face), face_bytes);
   EXPECT_NO_THROW(MaskClassifier{e});
   // Written through a link, the file would land where its members' names do not lead.
   fs::create_directories(d / "far");

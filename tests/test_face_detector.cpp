@@ -26,6 +26,7 @@
 #include "vision/face_detector.h"
 #include "vision/face_fusion.h"
 #include "vision/mask_classifier.h"
+#include "vision/pipeline.h"
 #include "vision/privacy.h"
 #include "vision/tracker.h"
 #include "vision/yunet_2023.h"
@@ -212,6 +213,30 @@ TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
   ASSERT_EQ(plain.size(), 1u);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(plain[0].box, again[0].box);
+}
+
+// A serve camera with a higher threshold than the shared detector's: the face it does not
+// show (under its start score) starts no track, and is still among the boxes hidden before a
+// frame leaves the process.
+TEST(FaceDetector, APipelineHidesTheFacesItDoesNotShow) {
+  const auto portrait = load_image_or_throw(shared_path("data/seed-masks/without_mask/0.jpg"));
+  FaceDetector detector;  // threshold 0.6, as the shared detector's lowest camera asks
+  MaskClassifier classifier(default_model_path());
+  const auto found = detector.detect(portrait);
+  ASSERT_EQ(found.size(), 1u);
+  ASSERT_LT(found[0].score, 0.999f);
+  PipelineOptions strict;
+  strict.start_score = 0.999f;
+  Pipeline pipeline(classifier, detector, strict);
+  const auto r = pipeline.process(portrait, 0, 0.0);
+  EXPECT_TRUE(r.faces.empty());
+  EXPECT_EQ(pipeline.tracks_started(), 0);
+  ASSERT_EQ(pipeline.privacy_boxes().size(), 1u);
+  EXPECT_EQ(pipeline.privacy_boxes()[0], found[0].box);
+  // At the detector's own threshold the face is shown and tracked, and hidden once.
+  Pipeline shown(classifier, detector);
+  EXPECT_EQ(shown.process(portrait, 0, 0.0).faces.size(), 1u);
+  EXPECT_EQ(shown.privacy_boxes().size(), 1u);
 }
 
 // Weighted box fusion by hand: boxes averaged by score, the score a mean over every look (a

@@ -147,7 +147,7 @@ void add_detect_command(CLI::App& root) {
     if (files.empty() && failed) throw Error(fmt::format("none of the {} image(s) could be read", failed));
     if (files.empty()) throw Error("no images to look at: the input folders hold no image files");
     if (!o->json_out.empty()) {
-      auto inputs = model_files(o->vision.model);  // nor the model it runs
+      auto inputs = o->vision.model_input_files();  // nor the models it runs
       inputs.insert(inputs.end(), files.begin(), files.end());
       InputFiles(inputs).refuse_overwriting(o->json_out, "JSON file");
     }

@@ -542,7 +542,8 @@ void add_eval_command(CLI::App& root) {
     if (std::set<std::string>(o->classes.begin(), o->classes.end()).size() != o->classes.size())
       throw CLI::ValidationError("--classes", "a class is named twice");
     if (!o->json_out.empty()) {
-      auto inputs = model_files(o->model);  // the report must not replace the model or the split it reads
+      auto inputs = model_files(o->model);  // the report must not replace the models or the split it reads
+      inputs.push_back(resolve_face_model(o->face_model));
       if (!o->split.empty()) inputs.emplace_back(o->split);
       InputFiles(inputs).refuse_overwriting(o->json_out, "JSON file");
       check_output_path(o->json_out, "JSON file");

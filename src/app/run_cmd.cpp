@@ -94,8 +94,8 @@ void run(const RunOpts& o) {
   // Every output is checked before the first frame: a long run must not fail at its end.
   remember_url_secret(o.source);  // a camera password is never logged
   // A recording (or summary, or events appended) over the source video would destroy it.
-  // So would one over the model it runs (a member of an ensemble, a sidecar).
-  auto input_paths = model_files(o.vision.model);
+  // So would one over the models it runs (a member of an ensemble, a sidecar, the face model).
+  auto input_paths = o.vision.model_input_files();
   input_paths.emplace_back(o.source);
   const InputFiles inputs(input_paths);
   refuse_same_output({{o.record, "recording"}, {o.events, "events file"}, {o.json_out, "summary file"}});

@@ -34,6 +34,12 @@ std::string face_model_help() {
       names, default_face_model_name());
 }
 
+std::vector<std::filesystem::path> VisionOptions::model_input_files() const {
+  auto files = model_files(model);
+  files.push_back(resolve_face_model(face_model));
+  return files;
+}
+
 FaceDetectorOptions VisionOptions::detector_options() const {
   FaceDetectorOptions o = detector;
   o.model = face_model;

@@ -6,8 +6,10 @@
 #include "app/cli.h"
 
 #include <cctype>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "vision/face_detector.h"
 #include "vision/face_stage_settings.h"
@@ -27,6 +29,9 @@ struct VisionOptions {
   VisionOptions();
   void add_to(CLI::App* cmd);
   FaceDetectorOptions detector_options() const;
+  // The files the command reads its models from (the classifier's, model_files(), and the face
+  // detector's): no output may be written over them.
+  std::vector<std::filesystem::path> model_input_files() const;
   InferenceEngine engine() const {
     return engine_name == "opencv" ? InferenceEngine::OpenCvDnn : InferenceEngine::Xnnpack;
   }

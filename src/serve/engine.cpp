@@ -244,10 +244,9 @@ void Engine::process(Camera& cam, SourceFrame f) {
   const bool detect = cam.motion.needs_detection(frame, f.time_s);
   FrameResult r = detect ? cam.pipeline->process(frame, f.index, f.time_s)
                          : cam.pipeline->process_with_last_faces(frame, f.index, f.time_s);
-  // Every face hides in what leaves the process: the tracker's boxes are those found in this
-  // frame, shown (over the camera's threshold) or not, and the last box of each track the
-  // detector missed in it.
-  std::vector<cv::Rect2f> face_boxes = cam.pipeline->tracked_boxes();
+  // Every face hides in what leaves the process: those found in this frame, shown (over the
+  // camera's threshold) or not, and the last box of each track the detector missed in it.
+  std::vector<cv::Rect2f> face_boxes = cam.pipeline->privacy_boxes();
   if (cam.keeps_clips)
     clips_->offer(cam.config.name, now, frame, face_boxes, r.faces, cam.config.detector.margin, cam.config.privacy,
                   !detect);

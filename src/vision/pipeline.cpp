@@ -22,7 +22,10 @@ std::vector<Prediction> Pipeline::classify(const cv::Mat& frame, const std::vect
 FrameResult Pipeline::process(const cv::Mat& frame, int64_t frame_index, double t_s) {
   FrameResult r;
   Stopwatch sw;
-  last_faces_ = detector_->detect(frame, std::min(start_score(), static_cast<float>(opts_.tracker.keep_score)));
+  // Down to the detector's own threshold too: in `serve` that is the lowest of any camera's,
+  // and faces under this camera's are still hidden (privacy_boxes).
+  last_faces_ = detector_->detect(
+      frame, std::min({detector_->options().score_threshold, start_score(), static_cast<float>(opts_.tracker.keep_score)}));
   r.times.detect_ms = sw.ms();
   return track_and_classify(frame, frame_index, t_s, std::move(r));
 }
@@ -43,8 +46,12 @@ FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_ind
   std::vector<Face> faces;
   std::vector<TrackStatus> followed;
   auto status = tracker_.assign(boxes, t_s, may_start);
+  unfollowed_.clear();
   for (size_t i = 0; i < status.size(); ++i)
-    if (status[i].followed) faces.push_back(last_faces_[i]), followed.push_back(std::move(status[i]));
+    if (status[i].followed)
+      faces.push_back(last_faces_[i]), followed.push_back(std::move(status[i]));
+    else
+      unfollowed_.push_back(last_faces_[i].box);
   const auto pick = faces_to_classify(followed, t_s, opts_.schedule);
   r.times.track_ms = sw.ms();
   sw.reset();
@@ -69,6 +76,12 @@ FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_ind
   r.faces = tracker_.commit(obs, t_s, &r.changes, &r.ended);
   r.times.track_ms += sw.ms();
   return r;
+}
+
+std::vector<cv::Rect2f> Pipeline::privacy_boxes() const {
+  auto boxes = tracker_.boxes();
+  boxes.insert(boxes.end(), unfollowed_.begin(), unfollowed_.end());
+  return boxes;
 }
 
 std::vector<TrackedFace> Pipeline::classify_still(const cv::Mat& image) {

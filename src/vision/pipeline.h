@@ -59,7 +59,10 @@ class Pipeline {
   // Faces and raw (unsmoothed) probabilities of a single still image.
   std::vector<TrackedFace> classify_still(const cv::Mat& bgr_image);
   int tracks_started() const { return tracker_.tracks_started(); }
-  std::vector<cv::Rect2f> tracked_boxes() const { return tracker_.boxes(); }  // Tracker::boxes
+  // Every face box to hide before a frame leaves the process: the last box of each track
+  // (Tracker::boxes, this frame's or not) and the faces found in this frame that start no track
+  // (under the start score; `serve` asks the shared detector down to its lowest threshold).
+  std::vector<cv::Rect2f> privacy_boxes() const;
   const FaceDetector& detector() const { return *detector_; }
   // Runs the next frames on these models (the same model files: `serve` gives a camera's
   // pipeline the models of whichever inference worker takes its next frame; the tracker and
@@ -71,6 +74,7 @@ class Pipeline {
   float start_score() const { return opts_.start_score.value_or(detector_->options().score_threshold); }
   FrameResult track_and_classify(const cv::Mat& frame, int64_t frame_index, double t_s, FrameResult r);
   std::vector<Face> last_faces_;  // of the last frame that had the detector, down to keep_score
+  std::vector<cv::Rect2f> unfollowed_;  // boxes of the last frame's faces that no track follows
   MaskClassifier* classifier_;
   FaceDetector* detector_;
   PipelineOptions opts_;

@@ -74,11 +74,15 @@ std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, d
   if (!may_start.empty() && may_start.size() != boxes.size())
     throw std::logic_error("Tracker::assign: may_start differs from the boxes in number");
   // Greedy matching: best IoU pairs first, then centre distance for what is left.
+  // A weak box (may not start a track) continues one only where it overlaps it, and after
+  // every strong box has had its pick: it must not take a track from the face that holds it.
   std::vector<std::tuple<double, size_t, size_t>> pairs;  // (score, track, observation)
   for (size_t t = 0; t < tracks_.size(); ++t)
     for (size_t o = 0; o < boxes.size(); ++o) {
       const double v = iou(tracks_[t].box, boxes[o]);
-      if (v >= opts_.iou_match)
+      if (!may_start.empty() && !may_start[o]) {
+        if (v >= opts_.iou_match) pairs.emplace_back(v - 1.0, t, o);
+      } else if (v >= opts_.iou_match)
         pairs.emplace_back(1.0 + v, t, o);
       else if (centre_shift(tracks_[t].box, boxes[o]) <= opts_.max_centre_shift)
         pairs.emplace_back(1.0 - centre_shift(tracks_[t].box, boxes[o]) / (opts_.max_centre_shift + 1e-9) * 0.999, t,
