@@ -217,7 +217,7 @@ TEST(FaceDetector, AFaceThatFillsTheImageIsFoundOnACanvasAroundIt) {
 
 // A serve camera with a higher threshold than the shared detector's: the face it does not
 // show (under its start score) starts no track, and is still among the boxes hidden before a
-// frame leaves the process.
+// frame leaves the process, also in a frame in which the detector misses it.
 TEST(FaceDetector, APipelineHidesTheFacesItDoesNotShow) {
   const auto portrait = load_image_or_throw(shared_path("data/seed-masks/without_mask/0.jpg"));
   FaceDetector detector;  // threshold 0.6, as the shared detector's lowest camera asks
@@ -233,10 +233,26 @@ TEST(FaceDetector, APipelineHidesTheFacesItDoesNotShow) {
   EXPECT_EQ(pipeline.tracks_started(), 0);
   ASSERT_EQ(pipeline.privacy_boxes().size(), 1u);
   EXPECT_EQ(pipeline.privacy_boxes()[0], found[0].box);
-  // At the detector's own threshold the face is shown and tracked, and hidden once.
+  // Found again in the next frame: still one box to hide, not one per frame.
+  pipeline.process(portrait, 1, 0.1);
+  EXPECT_EQ(pipeline.privacy_boxes().size(), 1u);
+  // A frame in which the detector misses it (here: no face at all) still hides its last box,
+  // as long as a track's last box is hidden (max_missed_s, 0.5 s), and not after.
+  const cv::Mat blank(portrait.size(), portrait.type(), cv::Scalar(128, 128, 128));
+  pipeline.process(blank, 2, 0.4);
+  ASSERT_EQ(pipeline.privacy_boxes().size(), 1u);
+  EXPECT_EQ(pipeline.privacy_boxes()[0], found[0].box);
+  pipeline.process(blank, 3, 0.7);
+  EXPECT_TRUE(pipeline.privacy_boxes().empty());
+  // At the detector's own threshold the face is shown and tracked, and hidden once, also in a
+  // frame that misses it.
   Pipeline shown(classifier, detector);
   EXPECT_EQ(shown.process(portrait, 0, 0.0).faces.size(), 1u);
   EXPECT_EQ(shown.privacy_boxes().size(), 1u);
+  shown.process(blank, 1, 0.4);
+  EXPECT_EQ(shown.privacy_boxes().size(), 1u);
+  shown.process(blank, 2, 0.7);
+  EXPECT_TRUE(shown.privacy_boxes().empty());
 }
 
 // Weighted box fusion by hand: boxes averaged by score, the score a mean over every look (a

@@ -45,13 +45,14 @@ FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_ind
   // A face under the start score is a face only where it continues a track.
   std::vector<Face> faces;
   std::vector<TrackStatus> followed;
+  std::vector<cv::Rect2f> unfollowed;
   auto status = tracker_.assign(boxes, t_s, may_start);
-  unfollowed_.clear();
   for (size_t i = 0; i < status.size(); ++i)
     if (status[i].followed)
       faces.push_back(last_faces_[i]), followed.push_back(std::move(status[i]));
     else
-      unfollowed_.push_back(last_faces_[i].box);
+      unfollowed.push_back(last_faces_[i].box);
+  remember_unfollowed(std::move(unfollowed), faces, t_s);
   const auto pick = faces_to_classify(followed, t_s, opts_.schedule);
   r.times.track_ms = sw.ms();
   sw.reset();
@@ -78,9 +79,26 @@ FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_ind
   return r;
 }
 
+void Pipeline::remember_unfollowed(std::vector<cv::Rect2f> now, const std::vector<Face>& followed, double t_s) {
+  // An earlier box stays until max_missed_s, unless a face of this frame (followed or not)
+  // overlaps it as a track would match it: that face's box replaces it.
+  const auto found_again = [&](const cv::Rect2f& old) {
+    for (const auto& b : now)
+      if (iou(b, old) >= opts_.tracker.iou_match) return true;
+    for (const auto& f : followed)
+      if (iou(f.box, old) >= opts_.tracker.iou_match) return true;
+    return false;
+  };
+  std::vector<UnfollowedFace> kept;
+  for (const auto& u : unfollowed_)
+    if (t_s - u.seen_s <= opts_.tracker.max_missed_s && !found_again(u.box)) kept.push_back(u);
+  for (const auto& b : now) kept.push_back({b, t_s});
+  unfollowed_ = std::move(kept);
+}
+
 std::vector<cv::Rect2f> Pipeline::privacy_boxes() const {
   auto boxes = tracker_.boxes();
-  boxes.insert(boxes.end(), unfollowed_.begin(), unfollowed_.end());
+  for (const auto& u : unfollowed_) boxes.push_back(u.box);
   return boxes;
 }
 

@@ -60,8 +60,10 @@ class Pipeline {
   std::vector<TrackedFace> classify_still(const cv::Mat& bgr_image);
   int tracks_started() const { return tracker_.tracks_started(); }
   // Every face box to hide before a frame leaves the process: the last box of each track
-  // (Tracker::boxes, this frame's or not) and the faces found in this frame that start no track
-  // (under the start score; `serve` asks the shared detector down to its lowest threshold).
+  // (Tracker::boxes, this frame's or not) and of each face that starts no track (under the
+  // start score; `serve` asks the shared detector down to its lowest threshold), kept as long
+  // as a track is (tracker.max_missed_s), so a frame in which the detector misses either face
+  // does not show it.
   std::vector<cv::Rect2f> privacy_boxes() const;
   const FaceDetector& detector() const { return *detector_; }
   // Runs the next frames on these models (the same model files: `serve` gives a camera's
@@ -74,7 +76,13 @@ class Pipeline {
   float start_score() const { return opts_.start_score.value_or(detector_->options().score_threshold); }
   FrameResult track_and_classify(const cv::Mat& frame, int64_t frame_index, double t_s, FrameResult r);
   std::vector<Face> last_faces_;  // of the last frame that had the detector, down to keep_score
-  std::vector<cv::Rect2f> unfollowed_;  // boxes of the last frame's faces that no track follows
+  // Faces no track follows, each with the time it was last found: hidden like a track's last box.
+  struct UnfollowedFace {
+    cv::Rect2f box;
+    double seen_s;
+  };
+  void remember_unfollowed(std::vector<cv::Rect2f> now, const std::vector<Face>& followed, double t_s);
+  std::vector<UnfollowedFace> unfollowed_;
   MaskClassifier* classifier_;
   FaceDetector* detector_;
   PipelineOptions opts_;
