@@ -405,10 +405,109 @@ TEST(BadInputCli, EvalRefusesOptionsItWouldIgnore) {
                                                                 {"eval", "--data", data, "--fit-boxes"},
                                                                 {"eval", "--data", data, "--subset", "val"},
                                                                 {"eval", "--scenes", "x", "--classes", "with_mask",
-                                                                 "with_mask"}}) {
+                                                                 "with_mask"},
+                                                                {"eval", "--scenes", "x", "--split", "s.json",
+                                                                 "--subset", "val"},
+                                                                {"eval", "--scenes", "x", "--exclude", "e.txt"},
+                                                                {"eval", "--scenes", "x", "--no-face-crops"},
+                                                                {"eval", "--data", data, "--gate-target", "0.9"}}) {
     const auto r = run_cli(args);
     EXPECT_EQ(r.exit_code, 2) << args[3] << ": " << r.err;
   }
+}
+
+// The report and the sheets never land on or among what eval reads (a hostile-user review found
+// --json over a data image, --out in a class folder deleting and adding PNGs there, and --json
+// over the exclusions or an annotation, each with exit code 0), and options that would score
+// nothing or fit a gate on part of the validation split are refused, each before any work.
+TEST(BadInputCli, EvalNeverWritesOverWhatItReadsNorScoresNothing) {
+  TempDir dir;
+  const auto data = dir / "data";
+  for (const char* c : {"with_mask", "without_mask"}) {
+    fs::create_directories(data / c);
+    for (const auto& e : fs::directory_iterator(shared_path("data/seed-masks") / c)) {
+      fs::copy_file(e.path(), data / c / e.path().filename());
+      if (std::distance(fs::directory_iterator(data / c), fs::directory_iterator()) >= 2) break;
+    }
+  }
+  const auto image = fs::directory_iterator(data / "with_mask")->path();
+  const std::string image_bytes = read_bytes(image);
+  write_bytes(dir / "ex.txt", "# none\n");
+  const std::string model = default_model_path().string();
+  const auto eval = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"eval", "--model", model, "--data", data.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args, 120);
+  };
+  const auto refused = [](const CliResult& r, const std::string& says) {
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+  };
+  refused(eval({"--json", image.string()}), "is inside the data folder");
+  EXPECT_EQ(read_bytes(image), image_bytes);
+  refused(eval({"--json", (data / "with_mask" / "report.json").string()}), "is inside the data folder");
+  refused(eval({"--out", (data / "with_mask").string()}), "is inside the data folder");
+  EXPECT_FALSE(fs::exists(data / "with_mask" / "confusion.png"));
+  refused(eval({"--exclude", (dir / "ex.txt").string(), "--json", (dir / "ex.txt").string()}),
+          "would destroy the input");
+  EXPECT_EQ(read_bytes(dir / "ex.txt"), "# none\n");
+  refused(eval({"--out", (dir / "o").string(), "--json", (dir / "o" / "reliability.png").string()}),
+          "are the same file");
+  refused(eval({"--map", "with_mask=without_mask"}), "nothing is left to tell apart");
+  // --fit-gate writes into model.json: not from a few of the validation split's images.
+  fs::copy_file(model, dir / "model.onnx");
+  fs::copy_file(sidecar_path(model), dir / "model.json");
+  const std::string sidecar = read_bytes(dir / "model.json");
+  const auto partial = run_cli({"eval", "--conditions", "--fit-gate", "--model", (dir / "model.onnx").string(),
+                                "--data", shared_path("data/seed-masks").string(), "--split",
+                                (default_model_path().parent_path() / "split.json").string(), "--subset", "val"},
+                               120);
+  refused(partial, "are in the data folders given");
+  EXPECT_EQ(read_bytes(dir / "model.json"), sidecar);
+  // Scenes: a label --map names must be one the annotations use (in any spelling they use).
+  const auto scenes = dir / "scenes";
+  fs::create_directories(scenes / "annotations");
+  fs::create_directories(scenes / "images");
+  const auto voc = shared_path("data/scenes-dev");
+  // A scene with a chin mask, whose label is spelled mask_weared_incorrect.
+  const std::string stem = "00a289ede2a678155d3d0bd19853899a";
+  fs::copy_file(voc / "annotations" / (stem + ".xml"), scenes / "annotations" / (stem + ".xml"));
+  for (const auto& e : fs::directory_iterator(voc / "images"))
+    if (e.path().stem() == stem) fs::copy_file(e.path(), scenes / "images" / e.path().filename());
+  const auto scene_eval = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{"eval", "--model", model, "--scenes", scenes.string(), "--single-look"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args, 120);
+  };
+  refused(scene_eval({"--map", "foo=without_mask"}), "no box in");
+  refused(scene_eval({"--json", (scenes / "annotations" / "r.json").string()}), "is inside the data folder");
+  const auto weared = scene_eval({"--map", "mask_weared_incorrect=without_mask"});
+  EXPECT_EQ(weared.exit_code, 0) << weared.err;
+}
+
+// bench's --json was checked only when the tables were done (minutes later) and could replace the
+// model it timed.
+TEST(BadInputCli, BenchChecksItsJsonBeforeItStarts) {
+  TempDir dir;
+  const std::string model = default_model_path().string();
+  fs::copy_file(model, dir / "model.onnx");
+  fs::copy_file(sidecar_path(model), dir / "model.json");
+  const std::string sidecar = read_bytes(dir / "model.json");
+  const auto bench = [&](const fs::path& json) {
+    return run_cli({"bench", "--no-classifier", "--no-pipeline", "--model", (dir / "model.onnx").string(), "--json",
+                    json.string()},
+                   60);
+  };
+  const auto over_model = bench(dir / "model.json");
+  EXPECT_EQ(over_model.exit_code, 1) << over_model.err;
+  EXPECT_NE(over_model.err.find("would destroy the input"), std::string::npos) << over_model.err;
+  EXPECT_EQ(read_bytes(dir / "model.json"), sidecar);
+  const auto folder = bench(dir.path);
+  EXPECT_EQ(folder.exit_code, 1) << folder.err;
+  EXPECT_EQ(folder.out.find("maskwatch bench on"), std::string::npos) << "started before refusing: " << folder.out;
+  const auto fine = bench(dir / "b.json");
+  EXPECT_EQ(fine.exit_code, 0) << fine.err;
+  EXPECT_TRUE(fs::exists(dir / "b.json"));
 }
 
 TEST(BadInputCli, ConfigCheckLoadsTheModelsServeWouldLoad) {

@@ -66,10 +66,41 @@ void keep_split(Dataset& ds, const EvalOpts& o) {
   if (items.empty())
     throw Error(fmt::format("none of the {} split's images are in the data folders given (names like '{}')", o.subset,
                             members.empty() ? std::string("?") : members.front()));
+  // A gate fitted on part of the validation split would replace the model's own without a word
+  // of what it lacks (a --data folder forgotten leaves 36 of 1,740 crops).
+  if (o.fit_gate && items.size() < keep.size() * 0.95)
+    throw Error(fmt::format("--fit-gate: only {} of the {} {} images of {} are in the data folders given; give every "
+                            "folder the split was made from (a gate fitted on part of them would replace the model's)",
+                            items.size(), keep.size(), o.subset, o.split));
   if (items.size() < keep.size())  // a score over part of a split must not pass for the whole
     spdlog::warn("{} of the {} {} images of {} are not evaluated (excluded, or not in the data folders given)",
                  keep.size() - items.size(), keep.size(), o.subset, o.split);
   ds.items = std::move(items);
+}
+
+// The report and the sheets must not replace what the command reads: the models, the split, the
+// exclusions, the face model, the images and annotations (nor be written into their folders, where
+// the next run would read a sheet as a labelled photo), nor one another.
+void refuse_outputs_over_inputs(const EvalOpts& o) {
+  std::vector<std::string> read_folders = o.data;
+  if (!o.scenes.empty())  // what a VOC folder's reader reads; a report beside them is fine
+    for (const char* sub : {"images", "annotations"}) read_folders.push_back((std::filesystem::path(o.scenes) / sub).string());
+  const std::string why = "the next evaluation would read it as a labelled image";
+  if (!o.json_out.empty()) {
+    auto inputs = model_files(o.model);
+    inputs.push_back(resolve_face_model(o.face_model));
+    if (!o.split.empty()) inputs.emplace_back(o.split);
+    if (!o.exclude.empty()) inputs.emplace_back(o.exclude);
+    InputFiles(inputs).refuse_overwriting(o.json_out, "JSON file");
+    for (const auto& d : read_folders) refuse_output_inside(o.json_out, d, "--json", why);
+  }
+  if (o.out.empty()) return;
+  for (const auto& d : read_folders) refuse_output_inside(o.out, d, "--out", why);
+  std::vector<std::pair<std::filesystem::path, std::string>> outputs = {{o.json_out, "JSON file"}};
+  for (const char* sheet : {"confusion.png", "errors.png", "reliability.png", "conditions.png", "risk_coverage.png",
+                            "pr_curves.png", "missed_faces.png", "false_faces.png"})
+    outputs.emplace_back(std::filesystem::path(o.out) / sheet, fmt::format("--out sheet {}", sheet));
+  refuse_same_output(outputs);
 }
 
 void print_report(const ClassificationReport& r) {
@@ -468,7 +499,8 @@ void add_eval_command(CLI::App& root) {
   fit_gate->needs(conditions);
   cmd->add_option("--gate-target", o->gate_target, "With --fit-gate: balanced accuracy the answered faces must reach")
       ->capture_default_str()
-      ->check(in_range(0.5, 0.99999));
+      ->check(in_range(0.5, 0.99999))
+      ->needs(fit_gate);
   cmd->add_flag("--no-gate", o->no_gate,
                 "Ignore the model's quality gate (every face answered), to compare with and without it");
   cmd->add_option("--classes", o->classes,
@@ -507,9 +539,10 @@ void add_eval_command(CLI::App& root) {
       ->capture_default_str()
       ->check(in_range(0.05, 0.95))
       ->needs(scenes);
-  cmd->add_option("--exclude", o->exclude,
+  auto* exclude = cmd->add_option("--exclude", o->exclude,
                   "File of image names (data-folder/class/file) to leave out, as `train --exclude` (e.g. "
                   "data/label-exclusions.txt: the labels reviewed as wrong)");
+  exclude->excludes(scenes);
   cmd->add_option("--map", o->maps,
                   "Count a class folder as a model class: FROM=TO (repeatable). Where FROM is also a model "
                   "class (a three-class model), its answers count as TO too: the label shown, folded, is scored. "
@@ -523,17 +556,21 @@ void add_eval_command(CLI::App& root) {
   auto* split = cmd->add_option("--split", o->split,
                   "split.json of a training run: evaluate only one of its splits (with --scenes: also report the "
                   "scenes the classifier never trained on)");
-  cmd->add_option("--subset", o->subset, "With --split: train, val or test")
+  cmd->add_option("--subset", o->subset,
+                  "With --split: train, val or test (with --scenes the scenes reported beside all are always those "
+                  "of the test subset)")
       ->capture_default_str()
       ->check(CLI::IsMember({"train", "val", "test"}))
-      ->needs(split);
+      ->needs(split)
+      ->excludes(scenes);
   cmd->add_option("--out", o->out,
                   "Also write confusion.png, errors.png (misclassified images) and reliability.png (or, with --scenes, "
                   "pr_curves.png, missed_faces.png and false_faces.png; with --conditions, conditions.png: 8 fixed "
                   "sample crops under every condition, and risk_coverage.png) here. A sheet with nothing to show is "
                   "not written, and one left by an earlier run is removed");
   cmd->add_flag("--no-face-crops", o->no_face_crops,
-                "Classify whole images instead of the crop around the detected face");
+                "Classify whole images instead of the crop around the detected face")
+      ->excludes(scenes);
   cmd->add_option("--face-model", o->face_model, face_model_help());
   cmd->add_option("--batch", o->batch, "Images per forward")->capture_default_str()->check(in_range(1, 256));
   add_threads_option(cmd, o->threads);
@@ -541,13 +578,8 @@ void add_eval_command(CLI::App& root) {
     set_compute_threads(o->threads);
     if (std::set<std::string>(o->classes.begin(), o->classes.end()).size() != o->classes.size())
       throw CLI::ValidationError("--classes", "a class is named twice");
-    if (!o->json_out.empty()) {
-      auto inputs = model_files(o->model);  // the report must not replace the models or the split it reads
-      inputs.push_back(resolve_face_model(o->face_model));
-      if (!o->split.empty()) inputs.emplace_back(o->split);
-      InputFiles(inputs).refuse_overwriting(o->json_out, "JSON file");
-      check_output_path(o->json_out, "JSON file");
-    }
+    refuse_outputs_over_inputs(*o);
+    if (!o->json_out.empty()) check_output_path(o->json_out, "JSON file");
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
     if (!o->scenes.empty()) return evaluate_scene_folder(*o);
     if (o->data.empty()) throw CLI::RequiredError("--data or --scenes");

@@ -32,6 +32,9 @@ ClassFold ClassFold::make(const std::vector<std::string>& model_classes,
       throw Error(fmt::format("--map {}={}: '{}' is folded into another class too", c, to, to));
     f.of_model.push_back(static_cast<int>(at - f.classes.begin()));
   }
+  if (f.classes.size() < 2 && model_classes.size() >= 2)  // every answer would be right
+    throw Error(fmt::format("--map folds every class of the model into '{}': nothing is left to tell apart",
+                            f.classes.empty() ? std::string("?") : f.classes.front()));
   return f;
 }
 

@@ -308,6 +308,19 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
     if (e < 0) e = fold_into;
 
   const auto xmls = voc_annotation_files(dir);
+  // --map names labels as the annotations do (any spelling canonical_class_name knows); one
+  // that no box carries would change nothing without a word, so it is refused before the work.
+  std::map<std::string, std::string> class_map;
+  for (const auto& [from, to] : o.class_map) class_map[canonical_class_name(from)] = to;
+  if (!class_map.empty()) {
+    std::set<std::string> labels;
+    for (const auto& xml : xmls)
+      for (const auto& obj : parse_voc(xml).objects) labels.insert(canonical_class_name(obj.name));
+    for (const auto& [from, to] : o.class_map)
+      if (!labels.count(canonical_class_name(from)))
+        throw Error(fmt::format("--map {}={}: no box in {} is labelled '{}' (labels: {})", from, to, dir.string(), from,
+                                fmt::join(labels, ", ")));
+  }
 
   std::vector<GroundTruthBox> truth;
   std::vector<SceneFace> faces;
@@ -341,8 +354,8 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
     if (o.subset.count(path.filename().string())) subset_ids.insert(id);
     for (const auto& obj : a.objects) {
       const std::string labelled = canonical_class_name(obj.name);
-      const auto m = o.class_map.find(labelled);
-      const std::string name = m == o.class_map.end() ? labelled : m->second;
+      const auto m = class_map.find(labelled);
+      const std::string name = m == class_map.end() ? labelled : m->second;
       const auto it = std::find(classes.begin(), classes.end(), name);
       truth.push_back({id, obj.box, it == classes.end() ? -1 : static_cast<int>(it - classes.begin()), obj.difficult,
                        labelled == "mask_worn_incorrectly"});

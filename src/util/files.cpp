@@ -227,7 +227,7 @@ void check_output_dir(const fs::path& dir, const std::string& what) {
     throw Error(fmt::format("{} {}: {}", what, dir.string(), std::strerror(errno)));
 }
 
-void refuse_output_inside(const fs::path& out, const fs::path& data, const std::string& what) {
+void refuse_output_inside(const fs::path& out, const fs::path& data, const std::string& what, const std::string& why) {
   std::error_code ec;
   const fs::path o = fs::weakly_canonical(fs::absolute(out), ec);
   const fs::path d = fs::weakly_canonical(fs::absolute(data), ec);
@@ -236,9 +236,8 @@ void refuse_output_inside(const fs::path& out, const fs::path& data, const std::
   for (auto di = d.begin(); di != d.end(); ++di, ++oi)
     if (di->empty()) break;  // a trailing separator
     else if (oi == o.end() || *oi != *di) return;
-  throw Error(fmt::format("{} {} is inside the data folder {}: its files would be read as training images; "
-                          "write it somewhere else",
-                          what, out.string(), data.string()));
+  throw Error(fmt::format("{} {} is inside the data folder {}: {}; write it somewhere else", what, out.string(),
+                          data.string(), why));
 }
 
 void write_file_atomic(const fs::path& path, const void* data, size_t size) {

@@ -45,7 +45,9 @@ void check_output_dir(const fs::path& dir, const std::string& what);
 
 // Throws Error when `out` is `data` or lies inside it (symlinks resolved): what a command writes
 // there (plots, sheets) would be read back as training images by the next run.
-void refuse_output_inside(const fs::path& out, const fs::path& data, const std::string& what);
+// `why` says what would go wrong (by default: read back as training images).
+void refuse_output_inside(const fs::path& out, const fs::path& data, const std::string& what,
+                          const std::string& why = "its files would be read as training images");
 
 // A command's input files by identity (device and inode: links and other spellings of one file
 // are one file), so an output can be refused when it already is one of them: an annotated copy

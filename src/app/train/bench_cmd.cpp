@@ -14,6 +14,7 @@
 #include "perf/timing.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json_io.h"
 #include "util/paths.h"
 #include "util/subprocess.h"
@@ -265,7 +266,9 @@ void add_bench_command(CLI::App& root) {
   auto o = std::make_shared<BenchOpts>();
   auto* cmd = root.add_subcommand("bench", "Measure speed and print the tables quoted in README.md");
   cmd->add_option("--json", o->json_out, "Also write all measurements as JSON");
-  cmd->add_option("--seconds", o->seconds, "Minimum measuring time per case")
+  cmd->add_option("--seconds", o->seconds,
+                  "Minimum measuring time per case (each table has many cases, each in its own process: the "
+                  "default tables take a few minutes whatever this is)")
       ->capture_default_str()
       ->check(in_range(0.01, 3600.0));  // CLI11's PositiveNumber lets NaN through
   cmd->add_option("--threads", o->threads, "Thread counts to measure (default: 1 and all cores)")
@@ -291,7 +294,15 @@ void add_bench_command(CLI::App& root) {
       const int all = resolve_threads(0);
       o->threads = all > 1 ? std::vector<int>{1, all} : std::vector<int>{1};
     }
-    // A model that does not load is said now, in one line, not after a minute of other tables.
+    // A model that does not load, or a --json that cannot be written or would replace a file the
+    // bench reads, is said now, in one line, not after minutes of tables.
+    if (!o->json_out.empty()) {
+      auto inputs = model_files(o->model);
+      inputs.emplace_back(o->clip);
+      InputFiles(inputs).refuse_overwriting(o->json_out, "JSON file");
+      for (const auto& d : o->train_data) refuse_output_inside(o->json_out, d, "--json");
+      check_output_path(o->json_out, "JSON file");
+    }
     if (o->pipeline) MaskClassifier check(o->model);
     fmt::print("maskwatch bench on {}\n", machine_description());
     json out{{"machine", machine_description()}};
