@@ -116,7 +116,7 @@ XnnpackGraph::XnnpackGraph(onnx::ModelProto model, std::vector<std::string> outp
   m.model = std::move(model);
   m.output_names = std::move(outputs);
   const size_t n_threads = threads > 0 ? static_cast<size_t>(threads) : std::thread::hardware_concurrency();
-  if (n_threads > 1) m.pool = pthreadpool_create(n_threads);
+  m.pool = create_sleeping_pool(n_threads);
   m.use(cv::Size(32, 32));  // refuses a graph it cannot run now, not on the first frame
 }
 

@@ -24,11 +24,23 @@ namespace {
 void check(xnn_status s, const std::string& what) { check_xnn(static_cast<int>(s), what); }
 }  // namespace
 
+namespace {
+void send_workers_to_sleep(pthreadpool_t pool) {
+  pthreadpool_parallelize_1d(
+      pool, [](void*, size_t) {}, nullptr, pthreadpool_get_threads_count(pool), PTHREADPOOL_FLAG_YIELD_WORKERS);
+}
+}  // namespace
+
 void invoke_and_yield(xnn_runtime_t runtime, pthreadpool_t pool) {
   check(xnn_invoke_runtime(runtime), "inference");
-  if (pool)
-    pthreadpool_parallelize_1d(
-        pool, [](void*, size_t) {}, nullptr, pthreadpool_get_threads_count(pool), PTHREADPOOL_FLAG_YIELD_WORKERS);
+  if (pool) send_workers_to_sleep(pool);
+}
+
+pthreadpool_t create_sleeping_pool(size_t n_threads) {
+  if (n_threads <= 1) return nullptr;
+  pthreadpool_t pool = pthreadpool_create(n_threads);
+  if (pool) send_workers_to_sleep(pool);
+  return pool;
 }
 
 struct XnnpackNet::Impl {
@@ -125,7 +137,7 @@ XnnpackNet::XnnpackNet(onnx::ModelProto&& proto, int input_size, int threads, st
   m.size = input_size;
   m.reload = std::move(reload);
   const size_t n_threads = threads > 0 ? static_cast<size_t>(threads) : std::thread::hardware_concurrency();
-  if (n_threads > 1) m.pool = pthreadpool_create(n_threads);
+  m.pool = create_sleeping_pool(n_threads);
   m.build(std::move(proto));
   const size_t s = static_cast<size_t>(input_size);
   m.input.resize(s * s * 3 + XNN_EXTRA_BYTES / sizeof(float));

@@ -5,6 +5,7 @@
 // layouts. Any other operator or attribute is refused with an Error, so a model it cannot run
 // exactly is never run approximately. `maskwatch bench` compares it with OpenCV DNN (speed and probabilities).
 #pragma once
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <opencv2/core.hpp>
@@ -14,6 +15,8 @@
 namespace onnx {
 class ModelProto;
 }
+struct pthreadpool;  // XNNPACK's thread pool and runtime (pthreadpool.h, xnnpack.h)
+struct xnn_runtime;
 
 namespace maskwatch {
 
@@ -25,7 +28,13 @@ namespace maskwatch {
 // here. Spinning, they took a core from the next stage (the detector ran in 8-10 ms right after
 // the classifier instead of 4-5). A no-op task carrying PTHREADPOOL_FLAG_YIELD_WORKERS sends them
 // to sleep.
-void invoke_and_yield(struct xnn_runtime* runtime, struct pthreadpool* pool);
+void invoke_and_yield(xnn_runtime* runtime, pthreadpool* pool);
+
+// A pool of n threads (null for n <= 1) whose workers sleep from the start. A new pool's workers
+// spin for their first task as they do after one (the same ~40 ms of a core each); start-up
+// makes one pool per model (the detector and each ensemble member) while it packs weights on
+// the calling thread, so each spin took a core from that work.
+pthreadpool* create_sleeping_pool(size_t n_threads);
 
 // XNNPACK's thread pool splits every layer across threads and spins at each of ~65 joins per
 // image. Beside another busy process that turns into waiting for a descheduled worker:
