@@ -445,7 +445,7 @@ TEST(BadInputCli, EvalNeverWritesOverWhatItReadsNorScoresNothing) {
   };
   refused(eval({"--json", image.string()}), "is inside the data folder");
   EXPECT_EQ(read_bytes(image), image_bytes);
-  refused(eval({"--json", (data / "with_mask" / "report.json").string()}), "is inside the data folder");
+  refused(eval({"--json", (data / "with_mask" / "report.png").string()}), "is inside the data folder");
   refused(eval({"--out", (data / "with_mask").string()}), "is inside the data folder");
   EXPECT_FALSE(fs::exists(data / "with_mask" / "confusion.png"));
   refused(eval({"--exclude", (dir / "ex.txt").string(), "--json", (dir / "ex.txt").string()}),
@@ -462,7 +462,7 @@ TEST(BadInputCli, EvalNeverWritesOverWhatItReadsNorScoresNothing) {
                                 "--data", shared_path("data/seed-masks").string(), "--split",
                                 (default_model_path().parent_path() / "split.json").string(), "--subset", "val"},
                                120);
-  refused(partial, "are in the data folders given");
+  refused(partial, "from the data folder 'real-masks' are evaluated");
   EXPECT_EQ(read_bytes(dir / "model.json"), sidecar);
   // Scenes: a label --map names must be one the annotations use (in any spelling they use).
   const auto scenes = dir / "scenes";
@@ -480,7 +480,10 @@ TEST(BadInputCli, EvalNeverWritesOverWhatItReadsNorScoresNothing) {
     return run_cli(args, 120);
   };
   refused(scene_eval({"--map", "foo=without_mask"}), "no box in");
-  refused(scene_eval({"--json", (scenes / "annotations" / "r.json").string()}), "is inside the data folder");
+  refused(scene_eval({"--map", "mask_weared_incorrect=withou_mask"}), "is not a class evaluated here");
+  refused(scene_eval({"--map", "mask_weared_incorrect=with_mask", "--map", "mask_worn_incorrectly=without_mask"}),
+          "is mapped to");
+  refused(scene_eval({"--json", (scenes / "annotations" / "r.xml").string()}), "is inside the data folder");
   const auto weared = scene_eval({"--map", "mask_weared_incorrect=without_mask"});
   EXPECT_EQ(weared.exit_code, 0) << weared.err;
 }

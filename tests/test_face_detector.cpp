@@ -399,6 +399,13 @@ TEST(FaceDetector, InputScaleFollowsTheWidthAndCapsTallImages) {
   EXPECT_TRUE(FaceDetector(o).detect(cv::Mat(120000, 2, CV_8UC3, cv::Scalar::all(128))).empty());
 }
 
+// CPU time of the whole process so far (every thread), ms.
+static double process_cpu_ms() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
+}
+
 // XNNPACK's worker threads must be asleep once an inference is done. Left spinning (the
 // Debian XNNPACK's yield flag never reached them), they took a core from the next stage: the
 // detector ran in 8-10 ms after the classifier instead of 4-5 (README "Real time").
@@ -408,11 +415,6 @@ TEST(FaceDetector, XnnpackWorkersSleepOnceAnInferenceIsDone) {
   const auto img = load_image_or_throw(shared_path("data/seed-masks/without_mask/0.jpg"));
   FaceDetector detector;  // the default: a 2023 model on XNNPACK, on a pool of every core
   MaskClassifier classifier(default_model_path());
-  const auto process_cpu_ms = [] {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
-  };
   for (int stage = 0; stage < 2; ++stage) {
     const auto faces = detector.detect(img);
     ASSERT_EQ(faces.size(), 1u);
@@ -429,11 +431,6 @@ TEST(FaceDetector, XnnpackWorkersSleepOnceAnInferenceIsDone) {
 // from that work (README "Real time"). create_sleeping_pool's workers sleep from the start.
 TEST(FaceDetector, ANewXnnpackPoolsWorkersSleepFromTheStart) {
   if (resolve_threads(0) < 2) GTEST_SKIP() << "one core: XNNPACK runs without a thread pool";
-  const auto process_cpu_ms = [] {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
-  };
   const auto idle_cpu_ms = [&](bool sleeping) {
     pthreadpool* pool = sleeping ? create_sleeping_pool(2) : pthreadpool_create(2);
     const double before = process_cpu_ms();

@@ -311,7 +311,15 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
   // --map names labels as the annotations do (any spelling canonical_class_name knows); one
   // that no box carries would change nothing without a word, so it is refused before the work.
   std::map<std::string, std::string> class_map;
-  for (const auto& [from, to] : o.class_map) class_map[canonical_class_name(from)] = to;
+  for (const auto& [from, to] : o.class_map) {
+    if (std::find(classes.begin(), classes.end(), to) == classes.end())
+      throw Error(fmt::format("--map {}={}: '{}' is not a class evaluated here ({})", from, to, to,
+                              fmt::join(classes, ", ")));
+    const auto [at, added] = class_map.emplace(canonical_class_name(from), to);
+    if (!added && at->second != to)
+      throw Error(fmt::format("--map {}={}: '{}' is the label {} is mapped to '{}' already", from, to, from, at->first,
+                              at->second));
+  }
   if (!class_map.empty()) {
     std::set<std::string> labels;
     for (const auto& xml : xmls)

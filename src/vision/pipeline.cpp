@@ -52,7 +52,7 @@ FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_ind
       faces.push_back(last_faces_[i]), followed.push_back(std::move(status[i]));
     else
       unfollowed.push_back(last_faces_[i].box);
-  remember_unfollowed(std::move(unfollowed), faces, t_s);
+  remember_unfollowed(std::move(unfollowed), t_s);
   const auto pick = faces_to_classify(followed, t_s, opts_.schedule);
   r.times.track_ms = sw.ms();
   sw.reset();
@@ -79,14 +79,13 @@ FrameResult Pipeline::track_and_classify(const cv::Mat& frame, int64_t frame_ind
   return r;
 }
 
-void Pipeline::remember_unfollowed(std::vector<cv::Rect2f> now, const std::vector<Face>& followed, double t_s) {
-  // An earlier box stays until max_missed_s, unless a face of this frame (followed or not)
-  // overlaps it as a track would match it: that face's box replaces it.
+void Pipeline::remember_unfollowed(std::vector<cv::Rect2f> now, double t_s) {
+  // An earlier box stays until max_missed_s, unless an unfollowed face of this frame overlaps it
+  // as a track would match it: that face's box replaces it. (Not a followed face: one walking in
+  // front of a missed face must not unhide it.)
   const auto found_again = [&](const cv::Rect2f& old) {
     for (const auto& b : now)
       if (iou(b, old) >= opts_.tracker.iou_match) return true;
-    for (const auto& f : followed)
-      if (iou(f.box, old) >= opts_.tracker.iou_match) return true;
     return false;
   };
   std::vector<UnfollowedFace> kept;

@@ -81,7 +81,7 @@ class Pipeline {
     cv::Rect2f box;
     double seen_s;
   };
-  void remember_unfollowed(std::vector<cv::Rect2f> now, const std::vector<Face>& followed, double t_s);
+  void remember_unfollowed(std::vector<cv::Rect2f> now, double t_s);
   std::vector<UnfollowedFace> unfollowed_;
   MaskClassifier* classifier_;
   FaceDetector* detector_;

@@ -76,12 +76,12 @@ std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, d
   // Greedy matching: best IoU pairs first, then centre distance for what is left.
   // A weak box (may not start a track) continues one only where it overlaps it, and after
   // every strong box has had its pick: it must not take a track from the face that holds it.
-  const auto weak = [&](size_t o) { return !may_start.empty() && !may_start[o]; };
+  const auto is_weak = [&](size_t o) { return !may_start.empty() && !may_start[o]; };
   std::vector<std::tuple<double, size_t, size_t>> pairs;  // (score, track, observation)
   for (size_t t = 0; t < tracks_.size(); ++t)
     for (size_t o = 0; o < boxes.size(); ++o) {
       const double v = iou(tracks_[t].box, boxes[o]);
-      if (weak(o)) {
+      if (is_weak(o)) {
         if (v >= opts_.iou_match) pairs.emplace_back(v - 1.0, t, o);
       } else if (v >= opts_.iou_match)
         pairs.emplace_back(1.0 + v, t, o);
@@ -102,7 +102,7 @@ std::vector<TrackStatus> Tracker::assign(const std::vector<cv::Rect2f>& boxes, d
   std::vector<size_t> followed;  // track per followed box, for commit()
   for (size_t o = 0; o < boxes.size(); ++o) {
     if (assigned_[o] == kNone) {
-      if (weak(o)) {
+      if (is_weak(o)) {
         TrackStatus weak;
         weak.box_now = boxes[o];
         weak.followed = false;

@@ -31,7 +31,7 @@ namespace maskwatch {
 void invoke_and_yield(xnn_runtime* runtime, pthreadpool* pool);
 
 // A pool of n threads (null for n <= 1) whose workers sleep from the start. A new pool's workers
-// spin for their first task as they do after one (the same ~40 ms of a core each); start-up
+// spin for their first task as they do after one (about 20 ms of a core in 50 ms, a test); start-up
 // makes one pool per model (the detector and each ensemble member) while it packs weights on
 // the calling thread, so each spin took a core from that work.
 pthreadpool* create_sleeping_pool(size_t n_threads);

@@ -20,6 +20,7 @@
 #include "util/subprocess.h"
 #include "util/threads.h"
 #include "vision/classify_schedule.h"
+#include "vision/face_detector.h"
 #include "vision/mask_classifier.h"
 
 namespace maskwatch::app {
@@ -299,8 +300,9 @@ void add_bench_command(CLI::App& root) {
     if (!o->json_out.empty()) {
       auto inputs = model_files(o->model);
       inputs.emplace_back(o->clip);
+      for (const char* face_model : {"yunet-2022", "yunet-n", "yunet-s", "yunet-n-scenes"})  // the detection table's
+        inputs.push_back(resolve_face_model(face_model));
       InputFiles(inputs).refuse_overwriting(o->json_out, "JSON file");
-      for (const auto& d : o->train_data) refuse_output_inside(o->json_out, d, "--json");
       check_output_path(o->json_out, "JSON file");
     }
     if (o->pipeline) MaskClassifier check(o->model);
