@@ -454,6 +454,15 @@ TEST(BadInputCli, EvalNeverWritesOverWhatItReadsNorScoresNothing) {
   refused(eval({"--out", (dir / "o").string(), "--json", (dir / "o" / "reliability.png").string()}),
           "are the same file");
   refused(eval({"--map", "with_mask=without_mask"}), "nothing is left to tell apart");
+  // One class only: the other's rates have nothing to count and read n/a (they read 0.00 %).
+  fs::create_directories(dir / "masked" / "with_mask");
+  fs::copy_file(image, dir / "masked" / "with_mask" / image.filename());
+  const auto one_class = run_cli({"eval", "--model", model, "--data", (dir / "masked").string()}, 120);
+  ASSERT_EQ(one_class.exit_code, 0) << one_class.err;
+  EXPECT_NE(one_class.out.find("recall 100.00%  f1 1.0000  n 1"), std::string::npos) << one_class.out;
+  EXPECT_NE(one_class.out.find("without_mask           precision    n/a   recall    n/a   f1 n/a  n 0"),
+            std::string::npos)
+      << one_class.out;
   // --fit-gate writes into model.json: not from a few of the validation split's images.
   fs::copy_file(model, dir / "model.onnx");
   fs::copy_file(sidecar_path(model), dir / "model.json");

@@ -203,6 +203,16 @@ TEST(Faults, OutputsThatAreOneFileALinkOrAPipe) {
   const auto [streamed, lines] = into_fifo("--events");
   ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
   EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 5) << lines;  // 3 frames, the track's new and end
+  // '-' is not standard output here: it wrote a file named '-' into the current folder.
+  const fs::path dash = fs::current_path() / "-";
+  fs::remove(dash);
+  for (const std::string flag : {"--json", "--events"}) {
+    const auto r = three_frames({flag, "-"});
+    EXPECT_EQ(r.exit_code, 1) << flag;
+    EXPECT_NE(r.err.find("'-': name a file (to print it, name /dev/stdout"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(run_cli({"detect", (dir / "in").string(), "--json", "-"}).exit_code, 1);
+  EXPECT_FALSE(fs::exists(dash));
 }
 
 // A display that cannot be reached (a stale `ssh -X` session): Qt aborted the run (exit 134, an

@@ -126,9 +126,15 @@ void refuse_outputs_over_inputs(const EvalOpts& o) {
 void print_report(const ClassificationReport& r) {
   fmt::print("{} images: accuracy {:.2f}%, balanced accuracy {:.2f}%\n", r.n, 100 * r.accuracy,
              100 * r.balanced_accuracy);
-  for (size_t c = 0; c < r.classes.size(); ++c)
-    fmt::print("  {:<22} precision {:6.2f}%  recall {:6.2f}%  f1 {:.4f}  n {}\n", r.classes[c],
-               100 * r.per_class[c].precision, 100 * r.per_class[c].recall, r.per_class[c].f1, r.per_class[c].n);
+  // A rate with nothing to count (no image of the class, no answer of it) is n/a, not 0 %.
+  const auto percent = [](double v, bool defined) { return defined ? fmt::format("{:6.2f}%", 100 * v) : "   n/a "; };
+  for (size_t c = 0; c < r.classes.size(); ++c) {
+    int answered = 0;
+    for (const auto& row : r.confusion) answered += row[c];
+    const ClassMetrics& m = r.per_class[c];
+    fmt::print("  {:<22} precision {}  recall {}  f1 {}  n {}\n", r.classes[c], percent(m.precision, answered > 0),
+               percent(m.recall, m.n > 0), m.n > 0 ? fmt::format("{:.4f}", m.f1) : "n/a", m.n);
+  }
 }
 
 // The labelled items to evaluate: the data folders (classes in the model's order, less those

@@ -142,6 +142,10 @@ void write_atomic_with(const fs::path& requested, const std::function<bool(const
 
 void check_output_path(const fs::path& requested, const std::string& what) {
   if (requested.empty()) throw Error(what + ": empty path");
+  // Many tools read '-' as standard output; here it would be a file named '-' in the current
+  // folder, beside the report the command prints there.
+  if (requested == "-")
+    throw Error(what + " '-': name a file (to print it, name /dev/stdout; the command's report goes there too)");
   const auto [path, in_place] = output_target(requested);
   if (in_place) {  // a device or pipe: written where it is
     if (access(path.c_str(), W_OK) != 0)

@@ -35,7 +35,8 @@ void write_atomic_with(const fs::path& path, const std::function<bool(const fs::
 // refuses a directory and a folder we may not write to. Throws Error("<what> <path>: why").
 // Commands call it for every output so a long run never fails at its very end.
 // A symlink is checked at its target, a device or pipe (/dev/stdout, a FIFO) as written in
-// place; a file another process holds an exclusive flock on (run --events) is refused.
+// place; a file another process holds an exclusive flock on (run --events) is refused, and so
+// is '-' (it is not read as standard output).
 void check_output_path(const fs::path& path, const std::string& what);
 // Throws Error naming both roles when two of a command's outputs ({path, role}; empty paths
 // skipped) are one file (spelled differently, or through a link): one would overwrite the other.
