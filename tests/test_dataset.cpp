@@ -260,6 +260,12 @@ TEST(Dataset, BadSourcesMapsAndExclusionsAreClearErrors) {
               scan_datasets({d / "a/data", d / "b/data"});
             }).find("two data folders are named 'data'"),
             std::string::npos);
+  // One folder under two names counted every image twice.
+  fs::create_directory_symlink(d / "a/data", d / "link");
+  EXPECT_NE(message([&] {
+              scan_datasets({d / "a/data", d / "link"});
+            }).find("are the same folder: its images would count twice"),
+            std::string::npos);
   EXPECT_NE(message([&] { scan_datasets({d / "flat"}); }).find("no class folders"), std::string::npos);
   ScanOptions bad_map;
   bad_map.class_map = {{"mask_worn_incorrectly", "without_mask"}};

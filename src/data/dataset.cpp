@@ -8,6 +8,7 @@
 #include <sstream>
 #include <mutex>
 #include <opencv2/core/utility.hpp>
+#include <map>
 #include <set>
 
 #include "media/image_io.h"
@@ -254,9 +255,15 @@ Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const Scan
   std::vector<Folder> folders;
   std::set<std::string> names, folder_names;
   std::set<std::string> root_names;
+  std::map<std::filesystem::path, std::filesystem::path> real_dirs;  // where each folder really is
   for (const auto& dir : dirs) {
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) throw Error("data folder not found: " + dir.string());
+    // The same folder under two names (a link) would count every image twice.
+    const auto [seen, fresh] = real_dirs.emplace(std::filesystem::canonical(dir, ec), dir);
+    if (!ec && !fresh)
+      throw Error(fmt::format("data folders {} and {} are the same folder: its images would count twice",
+                              seen->second.string(), dir.string()));
     const std::string root = root_name(dir);
     if (!root_names.insert(root).second)
       throw Error(fmt::format("two data folders are named '{}': item names would collide (rename one)", root));
