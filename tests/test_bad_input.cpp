@@ -495,6 +495,11 @@ TEST(BadInputCli, EvalNeverWritesOverWhatItReadsNorScoresNothing) {
   refused(scene_eval({"--json", (scenes / "annotations" / "r.xml").string()}), "is inside the data folder");
   const auto weared = scene_eval({"--map", "mask_weared_incorrect=without_mask"});
   EXPECT_EQ(weared.exit_code, 0) << weared.err;
+  // --fit-boxes on one scene has nothing to fit: it said "fitted" and printed the identity's zeros.
+  const auto fitted = scene_eval({"--fit-boxes"});
+  EXPECT_EQ(fitted.exit_code, 0) << fitted.err;
+  EXPECT_NE(fitted.out.find("box correction: none fitted: "), std::string::npos) << fitted.out;
+  EXPECT_EQ(fitted.out.find("box correction fitted on"), std::string::npos) << fitted.out;
 }
 
 // bench's --json was checked only when the tables were done (minutes later) and could replace the

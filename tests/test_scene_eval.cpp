@@ -111,7 +111,9 @@ TEST(SceneEval, BoxFitRecoversAKnownSizeDependentCorrection) {
   }
   faces.push_back({0, {500, 500, 60, 60}, 0.3f, 0, 0.3f, {}, 1.0});  // under the score: not used
   truth.push_back({0, {600, 600, 10, 10}, 0});                       // under 32 px: not used
-  const auto fit = fit_box_correction(truth, faces, 0.6f);
+  int pairs = 0;
+  const auto fit = fit_box_correction(truth, faces, 0.6f, 32, &pairs);
+  EXPECT_EQ(pairs, 12);
   const float* got[4] = {fit.dx, fit.dy, fit.lw, fit.lh};
   const float* want[4] = {known.dx, known.dy, known.lw, known.lh};
   for (int k = 0; k < 4; ++k)

@@ -460,10 +460,16 @@ void evaluate_scene_folder(const EvalOpts& o) {
     const auto term = [&](const char* k) {
       return fmt::format("{:+.4f} {:+.4f} L", c[k][0].get<double>(), c[k][1].get<double>());
     };
-    fmt::print(
-        "box correction fitted on {} even-numbered scenes (L = log2(box width in detector pixels / 32)):\n"
-        "  dx {}   dy {}   log width ratio {}   log height ratio {}\n",
-        b["fitted_on_images"].get<int>(), term("dx"), term("dy"), term("lw"), term("lh"));
+    const int pairs = b["fitted_on_faces"].get<int>();
+    if (pairs < kMinBoxFitPairs)
+      fmt::print("box correction: none fitted: {} faces matched a labelled one in the {} even-numbered scenes, "
+                 "{} needed (the odd-numbered scenes below are scored as the detector gives them both times)\n",
+                 pairs, b["fitted_on_images"].get<int>(), kMinBoxFitPairs);
+    else
+      fmt::print(
+          "box correction fitted on {} faces of {} even-numbered scenes (L = log2(box width in detector pixels / "
+          "32)):\n  dx {}   dy {}   log width ratio {}   log height ratio {}\n",
+          pairs, b["fitted_on_images"].get<int>(), term("dx"), term("dy"), term("lw"), term("lh"));
     print_scene_block("odd-numbered scenes, boxes as the detector gives them", b["held_out_without"]);
     print_scene_block("odd-numbered scenes, boxes corrected", b["held_out_with"]);
   }

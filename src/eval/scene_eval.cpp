@@ -106,7 +106,7 @@ std::vector<ScoredBox> face_detections(const std::vector<SceneFace>& faces) {
 }
 
 BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const std::vector<SceneFace>& faces,
-                                 float min_score, float min_face) {
+                                 float min_score, float min_face, int* pairs) {
   std::map<int, std::vector<const GroundTruthBox*>> by_image;
   for (const auto& g : truth)
     if (std::min(g.box.width, g.box.height) >= min_face) by_image[g.image].push_back(&g);
@@ -129,7 +129,8 @@ BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const
     t[3].push_back(clip(std::log(g.height / b.height)));
   }
   BoxCorrection c;
-  if (l.size() < 10) return c;
+  if (pairs) *pairs = static_cast<int>(l.size());
+  if (l.size() < static_cast<size_t>(kMinBoxFitPairs)) return c;
   const double n = static_cast<double>(l.size());
   const double ml = std::accumulate(l.begin(), l.end(), 0.0) / n;
   double vl = 0;
@@ -401,8 +402,9 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
   }
   if (o.fit_boxes) {
     // Fitted on the even-numbered images, scored on the odd ones with and without it.
-    const auto correction =
-        fit_box_correction(of_images(truth, &even_ids), of_images(faces, &even_ids), o.fit_min_score, o.min_face);
+    int pairs = 0;
+    const auto correction = fit_box_correction(of_images(truth, &even_ids), of_images(faces, &even_ids),
+                                               o.fit_min_score, o.min_face, &pairs);
     auto corrected = faces;
     for (auto& f : corrected) f.box = correction.apply(f.box, f.input_scale);
     const auto terms = [](const float(&c)[2]) { return nlohmann::json::array({c[0], c[1]}); };
@@ -412,6 +414,7 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
                            {"lw", terms(correction.lw)},
                            {"lh", terms(correction.lh)}}},
                          {"fitted_on_images", even_ids.size()},
+                         {"fitted_on_faces", pairs},  // none fitted (identity) under kMinBoxFitPairs
                          {"held_out_without", score_scenes(truth, faces, classes, o, &odd_ids)},
                          {"held_out_with", score_scenes(truth, corrected, classes, o, &odd_ids)}};
   }

@@ -104,9 +104,10 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
 // Least-squares fit of each BoxCorrection term (a + b x L) from the faces with score >=
 // `min_score` to the labelled boxes they overlap best (IoU >= 0.3, labelled faces of at least
 // `min_face` px); offsets and log ratios clipped to +-1 so that a stray match cannot pull the
-// line. Identity when fewer than 10 pairs.
+// line. Identity when fewer than kMinBoxFitPairs pairs; `pairs`, when given, gets their count.
+constexpr int kMinBoxFitPairs = 10;
 BoxCorrection fit_box_correction(const std::vector<GroundTruthBox>& truth, const std::vector<SceneFace>& faces,
-                                 float min_score, float min_face = 32);
+                                 float min_score, float min_face = 32, int* pairs = nullptr);
 
 // VOC class name -> this project's name ("mask_weared_incorrect" -> "mask_worn_incorrectly").
 std::string canonical_class_name(const std::string& voc_name);
