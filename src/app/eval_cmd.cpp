@@ -39,6 +39,13 @@
 namespace maskwatch::app {
 namespace {
 
+// The sheets --out gets from crops (the scene ones are scene_eval's).
+constexpr const char* kConfusionSheet = "confusion.png";
+constexpr const char* kErrorsSheet = "errors.png";
+constexpr const char* kReliabilitySheet = "reliability.png";
+constexpr const char* kConditionsSheet = "conditions.png";
+constexpr const char* kRiskCoverageSheet = "risk_coverage.png";
+
 struct EvalOpts {
   std::string model = default_classifier_path().string(), json_out, split, subset = "test", out, scenes, exclude;
   bool conditions = false, fit_gate = false, no_gate = false;
@@ -117,8 +124,8 @@ void refuse_outputs_over_inputs(const EvalOpts& o) {
   for (const auto& d : read_folders)
     refuse_output_inside(o.out, d, "--out", "the next evaluation would read its sheets as labelled images");
   std::vector<std::pair<std::filesystem::path, std::string>> outputs = {{o.json_out, "JSON file"}};
-  for (const char* sheet : {"confusion.png", "errors.png", "reliability.png", "conditions.png", "risk_coverage.png",
-                            "pr_curves.png", "missed_faces.png", "false_faces.png"})
+  for (const char* sheet : {kConfusionSheet, kErrorsSheet, kReliabilitySheet, kConditionsSheet, kRiskCoverageSheet,
+                            kPrCurvesSheet, kMissedFacesSheet, kFalseFacesSheet})
     outputs.emplace_back(std::filesystem::path(o.out) / sheet, fmt::format("--out sheet {}", sheet));
   refuse_same_output(outputs);
 }
@@ -267,12 +274,12 @@ void evaluate_folders(const EvalOpts& o) {
   if (!o.json_out.empty()) write_json_atomic(o.json_out, result);
   if (!o.out.empty()) {
     const std::filesystem::path dir = o.out;
-    save_png(dir / "confusion.png",
+    save_png(dir / kConfusionSheet,
              draw_confusion(report.confusion, report.classes,
                             fmt::format("{} images, accuracy {:.2f}%", report.n, 100 * report.accuracy)));
-    save_png_or_remove(dir / "errors.png",
+    save_png_or_remove(dir / kErrorsSheet,
                        error_images.empty() ? cv::Mat() : draw_montage(error_images, error_captions));
-    save_png(dir / "reliability.png",
+    save_png(dir / kReliabilitySheet,
              draw_xy_chart(
                  fmt::format("{} images: ECE {:.4f}", report.n, calib.ece), "confidence (top class)", "accuracy",
                  {{"model", calib.confidence, calib.accuracy, cv::Scalar(200, 110, 30), true, false}}, true, true));
@@ -373,9 +380,9 @@ void evaluate_under_conditions(const EvalOpts& o) {
   result["skipped"] = skipped_json;
   if (!o.json_out.empty()) write_json_atomic(o.json_out, result);
   if (!o.out.empty()) {
-    save_png(std::filesystem::path(o.out) / "conditions.png", draw_conditions_sheet(report));
-    save_png(std::filesystem::path(o.out) / "risk_coverage.png", draw_risk_coverage(report));
-    fmt::print("wrote conditions.png and risk_coverage.png to {}\n", o.out);
+    save_png(std::filesystem::path(o.out) / kConditionsSheet, draw_conditions_sheet(report));
+    save_png(std::filesystem::path(o.out) / kRiskCoverageSheet, draw_risk_coverage(report));
+    fmt::print("wrote {} and {} to {}\n", kConditionsSheet, kRiskCoverageSheet, o.out);
   }
 }
 
@@ -477,8 +484,9 @@ void evaluate_scene_folder(const EvalOpts& o) {
     const auto sheet = [](const char* name, int n, const char* what) {
       return n > 0 ? fmt::format("{} ({} {})", name, n, what) : fmt::format("no {} (no {})", name, what);
     };
-    fmt::print("wrote pr_curves.png, {}, {} to {}\n", sheet("missed_faces.png", report["missed_faces"].get<int>(), "missed"),
-               sheet("false_faces.png", report["false_faces"].get<int>(), "false"), o.out);
+    fmt::print("wrote {}, {}, {} to {}\n", kPrCurvesSheet,
+               sheet(kMissedFacesSheet, report["missed_faces"].get<int>(), "missed"),
+               sheet(kFalseFacesSheet, report["false_faces"].get<int>(), "false"), o.out);
   }
   if (!o.json_out.empty()) write_json_atomic(o.json_out, report);
 }

@@ -419,7 +419,7 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
                          {"held_out_with", score_scenes(truth, corrected, classes, o, &odd_ids)}};
   }
   if (!plot_dir.empty()) {
-    save_png(plot_dir / "pr_curves.png", draw_xy_chart(fmt::format("{} scenes: mAP@0.5 {:.3f} (one label per face)",
+    save_png(plot_dir / kPrCurvesSheet, draw_xy_chart(fmt::format("{} scenes: mAP@0.5 {:.3f} (one label per face)",
                                                                    paths.size(), report["map"].get<double>()),
                                                        "recall", "precision", curves, false, false));
     // Contact sheets: labelled faces no detection found (largest first) and detections that
@@ -438,7 +438,7 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
     const auto dets = face_detections(faces);
     for (const size_t i : face.false_positives)
       false_faces.push_back({dets[i].image, dets[i].box, fmt::format("score {:.2f}", dets[i].score)});
-    for (const auto& [name, tiles] : {std::pair{"missed_faces.png", &missed}, {"false_faces.png", &false_faces}}) {
+    for (const auto& [name, tiles] : {std::pair{kMissedFacesSheet, &missed}, {kFalseFacesSheet, &false_faces}}) {
       const cv::Mat sheet = contact_sheet(paths, *tiles, 96);
       save_png_or_remove(plot_dir / name, sheet);
     }

@@ -94,9 +94,13 @@ struct SceneEvalOptions {
   float fit_min_score = 0.6f;  // faces used for the fit: the product's default operating point
 };
 
+// The sheets evaluate_scenes writes (eval refuses outputs that would land on them).
+inline constexpr const char* kPrCurvesSheet = "pr_curves.png";
+inline constexpr const char* kMissedFacesSheet = "missed_faces.png";
+inline constexpr const char* kFalseFacesSheet = "false_faces.png";
+
 // Reads DIR/annotations/*.xml (images in DIR/images), runs the pipeline on every image and
-// returns the report as JSON; writes pr_curves.png, missed_faces.png and false_faces.png to
-// `plot_dir` when it is not empty.
+// returns the report as JSON; writes the three sheets above to `plot_dir` when it is not empty.
 nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipeline,
                                const std::vector<std::string>& model_classes, const SceneEvalOptions& options,
                                const std::filesystem::path& plot_dir);
