@@ -3,7 +3,10 @@
 #include <map>
 #include <set>
 
+#include "data/dataset.h"
 #include "data/split.h"
+#include "data/split_file.h"
+#include "util/error.h"
 
 using namespace maskwatch;
 
@@ -116,4 +119,42 @@ TEST(Split, RefusesMismatchedInputs) {
   std::vector<int> groups(labels.size(), 0);
   EXPECT_ANY_THROW(split_groups(labels, groups, keys_of(5), 2, {}, 1));
   EXPECT_ANY_THROW(split_groups(labels, groups, keys_of(labels.size()), 1, {}, 1));  // label 1 of 1 class
+}
+
+// A split file edited by hand (or merged from two runs) can list an image twice, or put one
+// near-duplicate group in two subsets: either scores test images the model trained on.
+TEST(SplitFile, AHandEditedFileThatWouldLeakIsRefused) {
+  Dataset ds;
+  ds.classes = {"with_mask", "without_mask"};
+  for (int i = 0; i < 4; ++i) {
+    DatasetItem item;
+    item.rel = "d/with_mask/" + std::to_string(i) + ".jpg";
+    item.label = i % 2;
+    ds.items.push_back(item);
+  }
+  const auto file = [&](const std::vector<std::tuple<int, const char*, int>>& rows) {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& [i, subset, group] : rows)
+      items.push_back({{"image", ds.items[static_cast<size_t>(i)].rel}, {"split", subset}, {"group", group}});
+    return nlohmann::json{{"items", items}};
+  };
+  const auto error = [&](const nlohmann::json& j) {
+    try {
+      split_from_json(j, ds, "s.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const auto good = split_from_json(file({{0, "train", 0}, {1, "train", 0}, {2, "test", 1}, {3, "val", 2}}), ds, "s");
+  EXPECT_EQ(good.split, (std::vector<Split>{Split::Train, Split::Train, Split::Test, Split::Val}));
+  EXPECT_EQ(good.group, (std::vector<int>{0, 0, 1, 2}));
+  EXPECT_EQ(error(file({{0, "train", 0}, {1, "test", 0}, {2, "test", 1}, {3, "val", 2}})),
+            "s.json: malformed split file (near-duplicate group 0 is in two subsets: d/with_mask/0.jpg in train, "
+            "d/with_mask/1.jpg in test)");
+  EXPECT_EQ(error(file({{0, "train", 0}, {1, "train", 3}, {2, "test", 1}, {3, "val", 2}, {1, "test", 4}})),
+            "s.json: malformed split file (d/with_mask/1.jpg is listed twice)");
+  EXPECT_EQ(error(file({{0, "train", 0}, {1, "tset", 3}, {2, "test", 1}, {3, "val", 2}})),
+            "s.json: malformed split file (bad split 'tset')");
+  EXPECT_EQ(error(file({{0, "train", 0}, {2, "test", 1}, {3, "val", 2}})), "s.json does not list d/with_mask/1.jpg");
 }

@@ -60,14 +60,24 @@ SplitAssignment split_from_json(const nlohmann::json& j, const Dataset& ds, cons
                  "the images it lists",
                  origin);
   std::map<std::string, std::pair<Split, int>> by_name;
+  std::map<int, std::pair<Split, std::string>> group_home;  // each group's subset, by its first image
   try {
     for (const auto& it : j.at("items")) {
       const std::string s = it.at("split").get<std::string>();
       const Split sp = s == "train"  ? Split::Train
                        : s == "val"  ? Split::Val
                        : s == "test" ? Split::Test
-                                     : throw Error("bad split");
-      by_name[it.at("image").get<std::string>()] = {sp, it.at("group").get<int>()};
+                                     : throw Error("bad split '" + s + "'");
+      const std::string image = it.at("image").get<std::string>();
+      const int group = it.at("group").get<int>();
+      // A hand-edited file can hold what the trainer never writes: checked, since either
+      // would score test images the model trained on (or a near copy of them).
+      if (!by_name.emplace(image, std::make_pair(sp, group)).second)
+        throw Error(fmt::format("{} is listed twice", image));
+      const auto [home, fresh] = group_home.emplace(group, std::make_pair(sp, image));
+      if (!fresh && home->second.first != sp)
+        throw Error(fmt::format("near-duplicate group {} is in two subsets: {} in {}, {} in {}", group,
+                                home->second.second, split_name(home->second.first), image, s));
     }
   } catch (const std::exception& e) {
     throw Error(fmt::format("{}: malformed split file ({})", origin, e.what()));
