@@ -1,5 +1,6 @@
 #include "support.h"
 
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "media/image_io.h"
@@ -161,6 +162,23 @@ double detail_energy(const cv::Mat& img, const cv::Rect2f& region) {
   cv::Scalar mean, sd;
   cv::meanStdDev(lap, mean, sd);
   return sd[0] * sd[0];
+}
+
+std::string jpeg_with_exif_orientation_6(const cv::Mat& img) {
+  std::vector<uchar> jpg;
+  cv::imencode(".jpg", img, jpg);
+  // APP1 Exif: "Exif\0\0" + little-endian TIFF header + IFD0 with one entry (0x0112 SHORT 1 = 6).
+  const unsigned char tiff[] = {'I',  'I',  42, 0, 8, 0, 0, 0,              // header, IFD0 at offset 8
+                                1,    0,                                    // one entry
+                                0x12, 0x01, 3,  0, 1, 0, 0, 0, 6, 0, 0, 0,  // Orientation = 6
+                                0,    0,    0,  0};                         // no next IFD
+  std::string app1 = std::string("Exif\0\0", 6) + std::string(reinterpret_cast<const char*>(tiff), sizeof tiff);
+  const size_t len = app1.size() + 2;
+  std::string segment = {'\xFF', '\xE1', static_cast<char>(len >> 8), static_cast<char>(len & 0xFF)};
+  segment += app1;
+  std::string out(reinterpret_cast<const char*>(jpg.data()), jpg.size());
+  out.insert(2, segment);  // right after SOI
+  return out;
 }
 
 }  // namespace maskwatch::test

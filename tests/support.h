@@ -71,5 +71,7 @@ size_t line_count(const fs::path& p);
 // grey levels. A face keeps a lot; a pixelated or flat one almost none.
 double detail_energy(const cv::Mat& img, const cv::Rect2f& region);
 std::string read_bytes(const fs::path& path);
+// A JPEG of `img` whose EXIF says "rotate 90 degrees clockwise to display" (orientation 6).
+std::string jpeg_with_exif_orientation_6(const cv::Mat& img);
 
 }  // namespace maskwatch::test

@@ -21,24 +21,6 @@ void write_jpeg(const fs::path& p, cv::Size size = {64, 48}, cv::Scalar color = 
   ASSERT_TRUE(cv::imwrite(p.string(), cv::Mat(size, CV_8UC3, color)));
 }
 
-// A JPEG whose EXIF says "rotate 90 degrees clockwise to display" (orientation 6).
-std::string jpeg_with_exif_orientation_6(const cv::Mat& img) {
-  std::vector<uchar> jpg;
-  cv::imencode(".jpg", img, jpg);
-  // APP1 Exif: "Exif\0\0" + little-endian TIFF header + IFD0 with one entry (0x0112 SHORT 1 = 6).
-  const unsigned char tiff[] = {'I',  'I',  42, 0, 8, 0, 0, 0,              // header, IFD0 at offset 8
-                                1,    0,                                    // one entry
-                                0x12, 0x01, 3,  0, 1, 0, 0, 0, 6, 0, 0, 0,  // Orientation = 6
-                                0,    0,    0,  0};                         // no next IFD
-  std::string app1 = std::string("Exif\0\0", 6) + std::string(reinterpret_cast<const char*>(tiff), sizeof tiff);
-  const size_t len = app1.size() + 2;
-  std::string segment = {'\xFF', '\xE1', static_cast<char>(len >> 8), static_cast<char>(len & 0xFF)};
-  segment += app1;
-  std::string out(reinterpret_cast<const char*>(jpg.data()), jpg.size());
-  out.insert(2, segment);  // right after SOI
-  return out;
-}
-
 LoadOptions no_faces(int size) {
   LoadOptions o;
   o.size = size;

@@ -176,6 +176,20 @@ TEST(Run, MaxFramesAndImageFolderSources) {
   ASSERT_EQ(none.exit_code, 0) << none.err;
   EXPECT_TRUE(read_json(dir / "none.json")["share_with_mask"].is_null());
   EXPECT_NE(none.out.find("with mask: n/a (no face)"), std::string::npos) << none.out;
+
+  // One photo as the source is read as detect reads it: a masked face stored sideways with an
+  // EXIF orientation (FFmpeg read it as a video frame, sideways, and found no face).
+  cv::Mat upright = cv::imread(shared_path("data/seed-masks/with_mask/0-with-mask.jpg").string());
+  cv::Mat sideways;
+  cv::rotate(upright, sideways, cv::ROTATE_90_COUNTERCLOCKWISE);  // EXIF 6 turns it back
+  write_bytes(dir / "phone.jpg", jpeg_with_exif_orientation_6(sideways));
+  const auto photo = run_cli({"run", "--source", (dir / "phone.jpg").string(), "--no-display", "--json",
+                              (dir / "photo.json").string()});
+  ASSERT_EQ(photo.exit_code, 0) << photo.err;
+  EXPECT_NE(photo.err.find("source: image "), std::string::npos) << photo.err;
+  const auto summary = read_json(dir / "photo.json");
+  EXPECT_EQ(summary["frames"], 1);
+  EXPECT_EQ(summary["share_with_mask"], 1.0) << summary.dump();
 }
 
 TEST(Detect, FallsBackToHaarWithAWarningWhenYunetIsMissing) {
@@ -382,6 +396,17 @@ TEST(Run, RefusesToRecordOverItsSource) {
     EXPECT_NE(r.err.find("would destroy the input"), std::string::npos) << flag << ": " << r.err;
   }
   EXPECT_EQ(read_bytes(dir / "clip.mp4"), original);
+  // Nor over an image of a folder it reads (the events replaced it before it was read).
+  fs::create_directories(dir / "photos");
+  fs::copy_file(shared_path("data/seed-masks/with_mask/0-with-mask.jpg"), dir / "photos/a.jpg");
+  const std::string photo = read_bytes(dir / "photos/a.jpg");
+  for (const char* flag : {"--record", "--json", "--events"}) {
+    const auto r = run_cli({"run", "--source", (dir / "photos").string(), "--no-display", flag,
+                            (dir / "photos" / "." / "a.jpg").string()});
+    EXPECT_EQ(r.exit_code, 1) << flag << ": " << r.err;
+    EXPECT_NE(r.err.find("would destroy the input"), std::string::npos) << flag << ": " << r.err;
+  }
+  EXPECT_EQ(read_bytes(dir / "photos/a.jpg"), photo);
   // A run that cannot start (here: no such model) leaves an earlier events file as it was.
   write_bytes(dir / "old.jsonl", "{\"frame\":1}\n");
   const auto no_model = run_cli({"run", "--source", (dir / "clip.mp4").string(), "--no-display", "--model",

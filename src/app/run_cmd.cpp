@@ -14,6 +14,7 @@
 #include "app/run_keys.h"
 #include "app/vision_options.h"
 #include "eval/plots.h"
+#include "media/image_io.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/log_text.h"
@@ -97,6 +98,13 @@ void run(const RunOpts& o) {
   // So would one over the models it runs (a member of an ensemble, a sidecar, the face model).
   auto input_paths = o.vision.model_input_files();
   input_paths.emplace_back(o.source);
+  // A folder of images: every image in it is an input (--events over one of them rewrote it
+  // before it was read).
+  std::error_code folder_ec;
+  if (std::filesystem::is_directory(o.source, folder_ec))
+    for (std::filesystem::directory_iterator it(o.source, folder_ec), end; !folder_ec && it != end;
+         it.increment(folder_ec))
+      if (is_image_file(it->path())) input_paths.push_back(it->path());
   const InputFiles inputs(input_paths);
   refuse_same_output({{o.record, "recording"}, {o.events, "events file"}, {o.json_out, "summary file"}});
   if (!o.json_out.empty()) {

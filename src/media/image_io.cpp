@@ -21,6 +21,8 @@ bool is_image_file(const std::filesystem::path& path) {
 
 std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir, int* skipped) {
   std::vector<std::filesystem::path> files;
+  int others = 0;  // plain files that are not images
+  std::string first_other;
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec), end;
   if (ec) throw Error("cannot list folder " + dir.string() + ": " + ec.message());
@@ -35,9 +37,16 @@ std::vector<std::filesystem::path> list_image_files(const std::filesystem::path&
       }
       continue;
     }
-    if (regular && is_image_file(it->path())) files.push_back(it->path());
+    if (regular && is_image_file(it->path()))
+      files.push_back(it->path());
+    else if (regular && ++others == 1)
+      first_other = it->path().filename().string();
   }
   if (ec) spdlog::warn("listing {} stopped early: {}", dir.string(), ec.message());
+  // Said, so that a .gif or a file without an extension is not silently missing from the run.
+  if (others > 0)
+    spdlog::info("{}: {} file(s) left out, not images by their extension ({}{})", dir.string(), others, first_other,
+                 others > 1 ? ", ..." : "");
   std::sort(files.begin(), files.end());
   return files;
 }

@@ -15,7 +15,8 @@ bool is_image_file(const std::filesystem::path& path);
 
 // The image files directly in `dir`, sorted by name. Entries that cannot be inspected (a
 // symlink loop, a dangling link, no permission) are skipped with a warning, never thrown,
-// and counted in *skipped when given (a caller's "N skipped" includes them).
+// and counted in *skipped when given (a caller's "N skipped" includes them). Plain files that
+// are not images by their extension are left out, with one info line that says how many.
 std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir, int* skipped = nullptr);
 
 // Decodes encoded image bytes to 8-bit BGR, or returns empty with *why set.

@@ -67,12 +67,17 @@ class VideoFileSource : public FrameSource {
   int64_t next_ = 0;
 };
 
+// Still images, one frame each: a folder's, or one photo (read as `detect` reads it, EXIF
+// orientation included; FFmpeg would read a JPEG as a video frame, sideways if it was tagged).
 class ImageFolderSource : public FrameSource {
  public:
-  ImageFolderSource(const std::string& dir, double fps) : dir_(dir), fps_(fps > 0 ? fps : 1.0) {
+  ImageFolderSource(const std::string& dir, double fps) : what_("image folder " + dir), fps_(fps > 0 ? fps : 1.0) {
     files_ = list_image_files(dir);
     if (files_.empty()) throw Error("no image files in folder " + dir);
   }
+  // One image.
+  ImageFolderSource(const std::filesystem::path& file, double fps)
+      : what_("image " + file.string()), single_(true), files_{file}, fps_(fps > 0 ? fps : 1.0) {}
   bool read(SourceFrame& out) override {
     while (pos_ < files_.size()) {
       const auto& f = files_[pos_++];
@@ -92,10 +97,13 @@ class ImageFolderSource : public FrameSource {
   }
   bool live() const override { return false; }
   double fps() const override { return fps_; }
-  std::string description() const override { return fmt::format("image folder {} ({} images)", dir_, files_.size()); }
+  std::string description() const override {
+    return single_ ? what_ : fmt::format("{} ({} images)", what_, files_.size());
+  }
 
  private:
-  std::string dir_;
+  std::string what_;
+  bool single_ = false;
   std::vector<std::filesystem::path> files_;
   double fps_;
   size_t pos_ = 0;
@@ -226,6 +234,8 @@ std::unique_ptr<FrameSource> open_reader(const std::string& spec, const SourceOp
   if (is_live_spec(spec)) return std::make_unique<DeviceSource>(spec, all_digits(spec) ? std::stoi(spec) : -1, o);
   std::error_code ec;
   if (std::filesystem::is_directory(spec, ec)) return std::make_unique<ImageFolderSource>(spec, o.folder_fps);
+  if (is_image_file(spec) && std::filesystem::is_regular_file(spec, ec))
+    return std::make_unique<ImageFolderSource>(std::filesystem::path(spec), o.folder_fps);
   return std::make_unique<VideoFileSource>(spec, o);
 }
 
