@@ -13,6 +13,7 @@
 #include "support.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/json_io.h"
 #include "util/paths.h"
 #include "util/sha256.h"
 #include "vision/mask_classifier.h"
@@ -363,6 +364,23 @@ TEST(BadInputCli, TrainFacesAndImagenetRefuseInputsThatWouldGiveAWrongResult) {
       run_cli({"imagenet", "--labels", (dir / "labels.txt").string(), shared_path("samples/imagenet/cat.bmp").string()});
   EXPECT_EQ(shifted.exit_code, 1) << shifted.err;
   EXPECT_NE(shifted.err.find("background"), std::string::npos) << shifted.err;
+  // --json over an image it classifies replaced the image (exit 0).
+  std::filesystem::copy_file(shared_path("samples/imagenet/cat.bmp"), dir / "cat.bmp");
+  const auto cat = read_file_bytes(dir / "cat.bmp");
+  const auto over = run_cli({"imagenet", (dir / "cat.bmp").string(), "--json", (dir / "cat.bmp").string()});
+  EXPECT_EQ(over.exit_code, 1) << over.err;
+  EXPECT_NE(over.err.find("would destroy the input"), std::string::npos) << over.err;
+  EXPECT_EQ(read_file_bytes(dir / "cat.bmp"), cat);
+  // One unreadable image lost the others' answers (exit 1, no JSON): now it is skipped.
+  write_bytes(dir / "notes.txt", "not an image\n");
+  const auto mixed = run_cli({"imagenet", (dir / "notes.txt").string(), (dir / "cat.bmp").string(), "--top", "1",
+                              "--json", (dir / "top.json").string()});
+  ASSERT_EQ(mixed.exit_code, 0) << mixed.err;
+  EXPECT_NE(mixed.err.find("notes.txt"), std::string::npos) << mixed.err;
+  const auto top = read_json(dir / "top.json");
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0]["top5"][0]["label"], "Egyptian cat");
+  EXPECT_EQ(run_cli({"imagenet", (dir / "notes.txt").string()}).exit_code, 1);
 }
 
 TEST(BadInputCli, NotANumberIsRefusedByEveryRangeCheck) {

@@ -1,6 +1,9 @@
 // `maskwatch imagenet`: sanity check that a .tflite backbone imported correctly.
 #include <fmt/format.h>
 
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
 #include <iostream>
 
 #include "app/cli.h"
@@ -9,6 +12,7 @@
 #include "nn/tflite_import.h"
 #include "nn/torch_setup.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json_io.h"
 #include "util/paths.h"
 
@@ -33,6 +37,12 @@ void add_imagenet_command(CLI::App& root) {
   cmd->add_option("--top", opts->top, "How many classes to print")->capture_default_str()->check(in_range(1, 1000));
   add_threads_option(cmd, opts->threads);
   cmd->callback([opts] {
+    if (!opts->json_out.empty()) {  // before the work, and never over what it reads
+      std::vector<std::filesystem::path> inputs(opts->images.begin(), opts->images.end());
+      inputs.insert(inputs.end(), {opts->backbone, opts->labels});
+      InputFiles(inputs).refuse_overwriting(opts->json_out, "JSON file");
+      check_output_path(opts->json_out, "JSON file");
+    }
     setup_training_compute(opts->threads);
     TfliteImportReport report;
     auto net = load_imagenet_mobilenet(opts->backbone, &report);
@@ -49,8 +59,16 @@ void add_imagenet_command(CLI::App& root) {
     fmt::print("backbone {}: {} weights, {} convs, {} classes\n", opts->backbone, report.weight_format, report.convs,
                report.top_classes);
     json results = json::array();
+    int skipped = 0;
     for (const auto& image : opts->images) {
-      const auto top = imagenet_topk(net, labels, image, opts->top);
+      std::vector<ClassScore> top;
+      try {
+        top = imagenet_topk(net, labels, image, opts->top);
+      } catch (const Error& e) {  // one unreadable image does not lose the others' answers
+        spdlog::warn("{} (skipped)", e.what());
+        ++skipped;
+        continue;
+      }
       fmt::print("{}\n", image);
       json entry{{"image", image}, {"top5", json::array()}};
       for (const auto& c : top) {
@@ -59,7 +77,9 @@ void add_imagenet_command(CLI::App& root) {
       }
       results.push_back(entry);
     }
+    if (results.empty()) throw Error(fmt::format("none of the {} images could be read", skipped));
     if (!opts->json_out.empty()) write_json_atomic(opts->json_out, results);
+    if (skipped) fmt::print("{} of {} images skipped (unreadable)\n", skipped, opts->images.size());
   });
 }
 
