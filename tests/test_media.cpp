@@ -5,7 +5,10 @@
 
 #include <fmt/format.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <opencv2/imgcodecs.hpp>
@@ -218,6 +221,48 @@ TEST(Media, RecordingFitsFramesOfAnotherSizeWithoutStretchingThem) {
   EXPECT_LT(cv::mean(second(cv::Rect(0, 0, 30, 120)))[1], 20.0);     // black bars left
   EXPECT_LT(cv::mean(second(cv::Rect(130, 0, 30, 120)))[1], 20.0);   // and right
   EXPECT_GT(cv::mean(second(cv::Rect(40, 10, 80, 100)))[1], 200.0);  // the picture, whole height
+}
+
+// A run killed while it records (kill -9, the OOM killer, power loss): its .mp4 part had no
+// index and did not play at all (review of 2026-12-07), and the next recording to the same
+// name overwrote it. Now the part is fragmented and plays up to its last fragment, and the
+// next recording keeps it.
+TEST(Media, ARecordingCutOffByAKillStillPlaysAndIsKept) {
+  TempDir dir;
+  const auto frame = [](int i) {
+    cv::Mat f = test_picture({160, 120}, 3, CV_8U, 1);
+    cv::circle(f, cv::Point(10 + 3 * i, 60), 15, cv::Scalar(0, 0, 255), cv::FILLED);
+    return f;
+  };
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // records 40 frames and dies without closing anything
+    VideoRecorder rec(dir / "k.mp4", 10);
+    for (int i = 0; i < 40; ++i) rec.write(frame(i));
+    ::kill(::getpid(), SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  const auto part = dir / ".k.part.mp4";
+  ASSERT_TRUE(fs::exists(part));
+  EXPECT_FALSE(fs::exists(dir / "k.mp4"));
+  const auto played = [](const fs::path& p) {
+    cv::VideoCapture cap(p.string(), cv::CAP_FFMPEG);
+    int n = 0;
+    for (cv::Mat f; cap.isOpened() && cap.read(f);) ++n;
+    return n;
+  };
+  // Fragments close at each keyframe (every 12 frames): 36 of the 40 frames were written out.
+  EXPECT_EQ(played(part), 36);
+  {
+    VideoRecorder next(dir / "k.mp4", 10);
+    next.write(frame(0));
+    next.close();
+  }
+  EXPECT_EQ(played(dir / "k.interrupted.mp4"), 36);
+  EXPECT_EQ(played(dir / "k.mp4"), 1);
+  EXPECT_FALSE(fs::exists(part));
 }
 
 // Widths whose BGR rows are no multiple of swscale's SIMD blocks (a 360 px wide portrait

@@ -86,6 +86,7 @@ bool VideoWriter::open(const std::filesystem::path& path, double fps, cv::Size s
   m.release();
   m.error.clear();
   if (!supports(path)) return m.fail("unknown video extension: " + path.string());
+  if (options.fragmented && options.for_browsers) return m.fail("a fragmented video is not one for browsers");
   if (size.width < 2 || size.height < 2 || size.width % 2 || size.height % 2)
     return m.fail(fmt::format("frame size {}x{} cannot be encoded (even sizes >= 2 only)", size.width, size.height));
   const bool mjpeg = lower_extension(path) == ".avi";
@@ -132,7 +133,12 @@ bool VideoWriter::open(const std::filesystem::path& path, double fps, cv::Size s
   r = avio_open(&m.format->pb, path.c_str(), AVIO_FLAG_WRITE);
   if (r < 0) return m.fail("cannot create " + path.string() + ": " + av_error_text(r));
   AVDictionary* format_options = nullptr;
-  if (h264) av_dict_set(&format_options, "movflags", "+faststart", 0);
+  if (options.fragmented && !mjpeg) {
+    av_dict_set(&format_options, "movflags", "+frag_keyframe+empty_moov+default_base_moof", 0);
+    m.format->flags |= AVFMT_FLAG_FLUSH_PACKETS;  // each fragment reaches the file when it closes
+  }
+  else if (h264)
+    av_dict_set(&format_options, "movflags", "+faststart", 0);
   r = avformat_write_header(m.format, &format_options);
   av_dict_free(&format_options);
   if (r < 0) return m.fail("cannot write the header of " + path.string() + ": " + av_error_text(r));

@@ -13,7 +13,11 @@ namespace maskwatch {
 
 struct VideoWriterOptions {
   bool for_browsers = false;  // .mp4/.m4v/.mov: H.264, fast start
-  int threads = 0;            // encoder threads (0: FFmpeg chooses)
+  // .mp4/.m4v/.mov: a fragment per keyframe (every 12 frames, or 2 s for browsers) instead of
+  // one index at the end, so a file cut off (a kill, power loss, a full disk) plays up to its
+  // last fragment; without it such a file does not play at all. Not with for_browsers.
+  bool fragmented = false;
+  int threads = 0;  // encoder threads (0: FFmpeg chooses)
 };
 
 class VideoWriter {

@@ -20,6 +20,22 @@ VideoRecorder::VideoRecorder(std::filesystem::path path, double fps)
     throw Error("recording needs a .mp4, .m4v, .mov or .avi file name, not " + path_.string());
   tmp_ = path_.parent_path() / ("." + path_.stem().string() + ".part" + path_.extension().string());
   if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
+  // A part left by a recording that was killed plays up to its last fragment: kept beside it
+  // under a name of its own, not overwritten by this one.
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(tmp_, ec)) {
+    std::filesystem::path kept;
+    for (int n = 1; kept.empty() || std::filesystem::exists(kept, ec); ++n)
+      kept = path_.parent_path() /
+             (path_.stem().string() + ".interrupted" + (n > 1 ? "-" + std::to_string(n) : "") + path_.extension().string());
+    std::filesystem::rename(tmp_, kept, ec);
+    if (ec)
+      spdlog::warn("recording {}: an interrupted earlier recording {} could not be kept as {}: {}", path_.string(),
+                   tmp_.string(), kept.string(), ec.message());
+    else
+      spdlog::warn("recording {}: an earlier recording to it was interrupted; what it had is kept as {}",
+                   path_.string(), kept.string());
+  }
 }
 
 VideoRecorder::~VideoRecorder() {
@@ -34,7 +50,9 @@ void VideoRecorder::write(const cv::Mat& frame) {
   if (!writer_.is_open()) {
     if (frames_ > 0) return;  // closed already
     size_ = even_size(frame);
-    if (!writer_.open(tmp_, fps_, size_)) throw Error("cannot write video " + path_.string() + ": " + writer_.error());
+    VideoWriterOptions options;
+    options.fragmented = true;  // a run killed while it records keeps what it recorded
+    if (!writer_.open(tmp_, fps_, size_, options)) throw Error("cannot write video " + path_.string() + ": " + writer_.error());
   }
   bool ok;
   if (frame.size() != size_) {
