@@ -174,6 +174,12 @@ TEST(ImageIo, NonImagesGiveAReasonNotACrash) {
   EXPECT_FALSE(why.empty());
   EXPECT_TRUE(load_image(d / "missing.jpg", &why).empty());
   EXPECT_THROW(load_image_or_throw(d / "x.jpg"), Error);
+  // A large file that is no image (zeros) is refused by its first bytes, not read whole: a
+  // 1 GB one took 2 GB of memory before it was refused.
+  write_bytes(d / "zeros.jpg", "");
+  fs::resize_file(d / "zeros.jpg", 200u << 20);  // sparse: no disk used
+  EXPECT_TRUE(load_image(d / "zeros.jpg", &why).empty());
+  EXPECT_EQ(why, "not an image: its first bytes are no image format's, and at 200 MB it is too large to try");
   EXPECT_TRUE(is_image_file("a/B.JPEG"));
   EXPECT_FALSE(is_image_file("a/b.txt"));
 }

@@ -1,9 +1,12 @@
 #include "media/image_io.h"
 
 #include <algorithm>
+#include <cstring>
+#include <fstream>
 #include <opencv2/imgproc.hpp>
 #include <set>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "media/image_codec.h"
@@ -121,7 +124,38 @@ bool is_truncated_jpeg(const std::vector<uint8_t>& bytes) {
   return true;
 }
 
+namespace {
+
+// The first bytes of the image formats the decoders know (JPEG, PNG, BMP, TIFF, WebP, PNM,
+// JPEG 2000, GIF).
+bool has_image_signature(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char b[12] = {};
+  in.read(reinterpret_cast<char*>(b), sizeof b);
+  const auto starts = [&](const char* sig, size_t n, size_t at = 0) {
+    return static_cast<size_t>(in.gcount()) >= at + n && std::memcmp(b + at, sig, n) == 0;
+  };
+  return starts("\xFF\xD8", 2) || starts("\x89PNG", 4) || starts("BM", 2) || starts("II*\0", 4) ||
+         starts("MM\0*", 4) || (starts("RIFF", 4) && starts("WEBP", 4, 8)) ||
+         (in.gcount() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7') || starts("\0\0\0\x0CjP  ", 8) ||
+         starts("\xFF\x4F\xFF\x51", 4) || starts("GIF8", 4);
+}
+
+// Larger files are read only when their first bytes are an image format's: a 1 GB file of
+// zeros named .jpg took 2 GB of memory (read, then copied for FFmpeg) before it was refused.
+constexpr uintmax_t kMaxUnknownImageBytes = 64u << 20;
+
+}  // namespace
+
 cv::Mat load_image(const std::filesystem::path& path, std::string* why, std::string* warning) {
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxUnknownImageBytes && !has_image_signature(path)) {
+    if (why)
+      *why = fmt::format("not an image: its first bytes are no image format's, and at {} MB it is too large to try",
+                         size >> 20);
+    return {};
+  }
   std::vector<uint8_t> bytes;
   try {
     bytes = read_file_bytes(path, "image");
