@@ -17,7 +17,9 @@ namespace face_stage {
 inline constexpr SettingSpec kFaceThreshold{"score_threshold", "--face-threshold", 0.05, 1.0,
                                             "face score (YuNet) needed to show a face"};
 inline constexpr SettingSpec kDetectWidth{"detect_width", "--detect-width", 64, 4096,
-                                          "frames are scaled to this width for face detection"};
+                                          "frames are scaled to this width for face detection (wider finds "
+                                          "smaller faces, costs more and finds more false faces in texture: "
+                                          "precision 0.75 at 384, 0.71 at 640 on real scenes)"};
 inline constexpr SettingSpec kMargin{"margin", "--margin", 0.0, 3.0,
                                      "crop side = face side x (1 + margin) for the classifier (0.5: head and "
                                      "shoulders, like the training photos)"};
