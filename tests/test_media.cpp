@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include <csignal>
 
 #include <algorithm>
+#include <sstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
@@ -26,6 +29,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "vision/recorder.h"
+#include "vision/source.h"
 
 using namespace maskwatch;
 using namespace maskwatch::test;
@@ -263,6 +267,46 @@ TEST(Media, ARecordingCutOffByAKillStillPlaysAndIsKept) {
   EXPECT_EQ(played(dir / "k.interrupted.mp4"), 36);
   EXPECT_EQ(played(dir / "k.mp4"), 1);
   EXPECT_FALSE(fs::exists(part));
+}
+
+// A video cut short (or damaged) ended as if it were whole: 33 of 78 frames, no word of it.
+TEST(Media, AVideoCutShortSaysHowManyFramesItLacks) {
+  TempDir dir;
+  VideoWriter w;
+  ASSERT_TRUE(w.open(dir / "v.avi", 10, {160, 120})) << w.error();
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(w.write(test_picture({160, 120}, 3, CV_8U, static_cast<uint64_t>(i))));
+  ASSERT_TRUE(w.close()) << w.error();
+  VideoReader whole;
+  ASSERT_TRUE(whole.open((dir / "v.avi").string()));
+  EXPECT_EQ(whole.listed_frames(), 40);
+  const std::string bytes = read_bytes(dir / "v.avi");
+  write_bytes(dir / "half.avi", bytes.substr(0, bytes.size() / 2));  // its header still lists 40
+  const auto frames_and_log = [](const fs::path& p) {
+    std::ostringstream log;
+    const auto previous = spdlog::default_logger();
+    spdlog::set_default_logger(
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+    int n = 0;
+    {
+      auto source = open_reader(p.string());
+      for (SourceFrame f; source->read(f);) ++n;
+      SourceFrame after;
+      source->read(after);  // said once, not at every read past the end
+    }
+    spdlog::set_default_logger(previous);
+    return std::make_pair(n, log.str());
+  };
+  const auto [n, log] = frames_and_log(dir / "half.avi");
+  EXPECT_GT(n, 10);
+  EXPECT_LT(n, 30);
+  EXPECT_NE(log.find(fmt::format("half.avi: {} frames read of the 40 its container lists: the file is damaged or cut "
+                                 "short", n)),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
+  const auto [all, quiet] = frames_and_log(dir / "v.avi");
+  EXPECT_EQ(all, 40);
+  EXPECT_EQ(quiet, "");
 }
 
 // Widths whose BGR rows are no multiple of swscale's SIMD blocks (a 360 px wide portrait

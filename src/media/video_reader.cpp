@@ -59,6 +59,7 @@ struct VideoReader::Impl {
   int read_timeout_ms = 0;
   bool draining = false;
   bool clean_eof = false;  // the demuxer said AVERROR_EOF (not an error nor a time-out)
+  int64_t damaged_packets = 0;  // of the video stream, the decoder refused (skipped)
   Clock::time_point deadline;
   bool has_deadline = false;
   std::string error;
@@ -85,6 +86,7 @@ struct VideoReader::Impl {
     frame_time = std::numeric_limits<double>::quiet_NaN();
     draining = false;
     clean_eof = false;
+    damaged_packets = 0;
     has_deadline = false;
   }
 
@@ -269,6 +271,7 @@ bool VideoReader::read(cv::Mat& bgr) {
     if (m.packet->stream_index == m.stream) {
       r = avcodec_send_packet(m.decoder, m.packet);
       // A damaged packet (a stream joined mid-GOP, a cut file) is skipped, as players do.
+      if (r < 0 && r != AVERROR(EAGAIN)) ++m.damaged_packets;
       if (r < 0 && r != AVERROR(EAGAIN) && ++bad_packets > 4096) {
         av_packet_unref(m.packet);
         m.error = "decoder: " + av_error_text(r);
@@ -297,6 +300,11 @@ bool VideoReader::is_recording() const {
   return m.format && m.format->duration != AV_NOPTS_VALUE && m.format->duration > 0;
 }
 bool VideoReader::ended_recording() const { return impl_->clean_eof && is_recording(); }
+int64_t VideoReader::listed_frames() const {
+  const auto& m = *impl_;
+  return m.format && m.stream >= 0 ? std::max<int64_t>(0, m.format->streams[m.stream]->nb_frames) : 0;
+}
+int64_t VideoReader::damaged_packets() const { return impl_->damaged_packets; }
 const std::string& VideoReader::error() const { return impl_->error; }
 
 }  // namespace maskwatch

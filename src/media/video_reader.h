@@ -53,6 +53,10 @@ class VideoReader {
   bool is_recording() const;
   // The last read() ended at the clean end of such a recording.
   bool ended_recording() const;
+  // Frames the container lists for the video stream (0: it does not say), and packets of it
+  // the decoder refused so far (skipped: a corrupt or cut file).
+  int64_t listed_frames() const;
+  int64_t damaged_packets() const;
   const std::string& error() const;
 
  private:

@@ -41,6 +41,7 @@ class VideoFileSource : public FrameSource {
       frame = first_;
       first_.release();
     } else if (!reader_.read(frame) || frame.empty()) {
+      warn_of_missing_frames();
       return false;
     } else {
       t = reader_.frame_time_s();
@@ -59,7 +60,20 @@ class VideoFileSource : public FrameSource {
   std::string description() const override { return fmt::format("video file {} ({:.1f} fps)", path_, fps_); }
 
  private:
+  // Said once at the end: a corrupt file that decodes half its frames ended as if whole.
+  void warn_of_missing_frames() {
+    const int64_t listed = reader_.listed_frames();
+    const bool short_of_listed = listed > 0 && next_ + std::max<int64_t>(2, listed / 100) <= listed;
+    if (warned_ || (reader_.damaged_packets() == 0 && !short_of_listed)) return;
+    warned_ = true;
+    spdlog::warn("{}: {} frames read{}{}: the file is damaged or cut short", path_, next_,
+                 listed > next_ ? fmt::format(" of the {} its container lists", listed) : "",
+                 reader_.damaged_packets() ? fmt::format(", {} damaged packets skipped", reader_.damaged_packets())
+                                           : "");
+  }
+
   std::string path_;
+  bool warned_ = false;
   VideoReader reader_;
   cv::Mat first_;
   double first_time_ = 0, last_time_ = 0;
