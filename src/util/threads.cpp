@@ -12,7 +12,12 @@ int resolve_threads(int requested) {
   return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-void set_compute_threads(int requested) { cv::setNumThreads(resolve_threads(requested)); }
+void set_compute_threads(int requested) {
+  // OpenCV's TBB backend takes at most one thread per core and printed a raw "TBB Warning"
+  // when asked for more.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cv::setNumThreads(std::min(resolve_threads(requested), cores));
+}
 
 bool set_openmp_spin_default() {
   if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return false;

@@ -5,7 +5,7 @@
 namespace maskwatch {
 
 int resolve_threads(int requested);       // 0 -> hardware concurrency
-void set_compute_threads(int requested);  // OpenCV
+void set_compute_threads(int requested);  // OpenCV: at most one per core
 
 // OpenMP (LibTorch, OpenBLAS) threads spin ~300000 times at every barrier before they sleep.
 // Beside another busy process that turns a fair 2x slowdown of training into 5-11x (waiting
