@@ -17,11 +17,11 @@
 #include "media/image_io.h"
 #include "util/error.h"
 #include "util/files.h"
-#include "util/log_text.h"
 #include "util/json_io.h"
 #include "util/locked_file.h"
-#include "util/stop_signals.h"
+#include "util/log_text.h"
 #include "util/rate_meter.h"
+#include "util/stop_signals.h"
 #include "util/stopwatch.h"
 #include "util/threads.h"
 #include "vision/display.h"
@@ -141,7 +141,7 @@ void run(const RunOpts& o) {
 
   std::unique_ptr<VideoRecorder> recorder;
   std::vector<std::string> recordings;  // every file written, for the summary
-  std::string recording_failure;         // a recording that could not be written
+  std::string recording_failure;        // a recording that could not be written
   const double record_fps = source->live() ? 15.0 : source->fps();
   if (!o.record.empty()) recorder = std::make_unique<VideoRecorder>(o.record, record_fps);
   std::unique_ptr<Display> window;
@@ -266,13 +266,13 @@ void run(const RunOpts& o) {
   fmt::print("frames {} ({} dropped), faces seen {} in {} frames ({} classified), tracks {}, verdict changes {}{}\n",
              sum.frames, source->dropped(), sum.face_frames, sum.frames_with_faces, sum.classified,
              pipeline.tracks_started(), sum.verdict_changes, alarm ? fmt::format(", alerts {}", sum.alerts) : "");
-  fmt::print(
-      "with mask: {}; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
-      "draw {:.1f} ms per frame)\n",
-      sum.face_frames ? fmt::format("{:.1f}% of face detections", 100 * sum.share_with_mask().get<double>())
-                      : std::string("n/a (no face)"),
-      sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n, sum.sum.track_ms / n,
-      sum.sum.draw_ms / n);
+  if (sum.frames > 0)  // (no frame: the error below says so; "0.0 FPS" said nothing)
+    fmt::print(
+        "with mask: {}; {:.1f} FPS (detect {:.1f} ms, classify {:.1f} ms, track {:.2f} ms, "
+        "draw {:.1f} ms per frame)\n",
+        sum.face_frames ? fmt::format("{:.1f}% of face detections", 100 * sum.share_with_mask().get<double>())
+                        : std::string("n/a (no face)"),
+        sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n, sum.sum.track_ms / n, sum.sum.draw_ms / n);
   if (sum.outage_s > 0) fmt::print("waited {:.1f} s for the source (not counted in FPS)\n", sum.outage_s);
   for (const auto& file : recordings) fmt::print("recording: {}\n", file);
   if (!o.json_out.empty()) write_json_atomic(o.json_out, s);
@@ -304,7 +304,9 @@ void add_run_command(CLI::App& root) {
       ->check(in_range(0.05, 1.0));
   cmd->add_flag("--no-display", o->no_display, "Run without a window (servers, CI)");
   cmd->add_option("--record", o->record, "Write the annotated video here (.mp4, .m4v or .mov: H.264; .avi: MJPEG)");
-  cmd->add_option("--events", o->events, "Write JSON lines: one per frame, and each face track's first verdict (new), changes (update) and end, as serve publishes them");
+  cmd->add_option("--events", o->events,
+                  "Write JSON lines: one per frame, and each face track's first verdict (new), changes (update) and "
+                  "end, as serve publishes them");
   cmd->add_option("--json", o->json_out, "Write the end-of-run summary as JSON");
   cmd->add_flag("--mirror", o->mirror, "Mirror the image (selfie view)");
   cmd->add_option("--max-frames", o->max_frames, "Stop after N frames (0 = until the source ends)")
