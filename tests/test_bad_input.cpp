@@ -400,6 +400,16 @@ TEST(BadInputCli, NotANumberIsRefusedByEveryRangeCheck) {
                 r.err.find("empty value is not a number") != std::string::npos)
         << r.err;
   }
+  // A value that is no number, or no whole number, was said to be "not in range 64 to 4096".
+  for (const auto& [value, says] : std::vector<std::pair<std::string, std::string>>{
+           {"1e3", "Value 1e3 is not a whole number"},
+           {"65.5", "Value 65.5 is not a whole number"},
+           {"400px", "Value 400px is not a number"},
+           {"5000", "Value 5000 not in range 64 to 4096"}}) {
+    const auto r = run_cli({"detect", image, "--detect-width", value});
+    EXPECT_EQ(r.exit_code, 2) << value << ": " << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+  }
 }
 
 TEST(BadInputCli, AnEmptyValueIsRefusedNotReadAsTheDefault) {

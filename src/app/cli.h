@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace maskwatch::app {
@@ -18,9 +19,15 @@ CLI::Validator in_range(T lo, T hi) {
   return CLI::Validator(
       [range](std::string& value) -> std::string {
         if (value.empty()) return "an empty value is not a number";
+        // CLI::Range says "not in range" of a value that is no number at all ("1e3" for a
+        // whole number, "0.5abc"): said as it is.
         double number = 0;
-        if (CLI::detail::lexical_cast(value, number) && !std::isfinite(number))
-          return "Value " + value + " is not a finite number";
+        if (!CLI::detail::lexical_cast(value, number)) return "Value " + value + " is not a number";
+        if (!std::isfinite(number)) return "Value " + value + " is not a finite number";
+        if constexpr (std::is_integral_v<T>) {
+          long long whole = 0;
+          if (!CLI::detail::lexical_cast(value, whole)) return "Value " + value + " is not a whole number";
+        }
         return range(value);
       },
       range.get_description());
