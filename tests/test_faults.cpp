@@ -99,6 +99,10 @@ TEST(Faults, TinyImagesAndSymlinkLoopsAreSkippedNotFatal) {
   const auto run = run_cli({"run", "--source", folder.string(), "--no-display", "--json", (dir / "r.json").string()});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(read_json(dir / "r.json")["frames"].get<int>(), 4);
+  // Named on its own, the loop is said as such (it was "input not found").
+  const auto loop = run_cli({"detect", (folder / "loop.jpg").string()});
+  EXPECT_EQ(loop.exit_code, 1);
+  EXPECT_NE(loop.err.find("loop.jpg: Too many levels of symbolic links"), std::string::npos) << loop.err;
 }
 
 TEST(Faults, OutOfRangeNumbersAreUsageErrors) {
@@ -113,6 +117,7 @@ TEST(Faults, OutOfRangeNumbersAreUsageErrors) {
     const auto r = run_cli(args);
     EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[args.size() - 2] << " " << args.back() << ": " << r.err;
     EXPECT_EQ(r.err.find("e+308"), std::string::npos) << r.err;  // no DBL_MAX in the message
+    EXPECT_EQ(r.err.find("not a whole number"), std::string::npos) << r.err;  // they are, out of range
   }
 }
 

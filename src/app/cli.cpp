@@ -92,13 +92,17 @@ namespace {
 // `--json "$UNSET"` would otherwise read as "not given" and fall back to a default (another
 // folder, no JSON written) without a word. Numbers refuse it in in_range already.
 void refuse_empty_values(CLI::App& app) {
-  const CLI::Validator non_empty(
-      [](std::string& value) {
-        return value.empty() ? std::string("an empty value (leave the option out to get its default)") : std::string();
-      },
-      "");
+  const auto non_empty = [](bool has_default) {
+    return CLI::Validator(
+        [has_default](std::string& value) {
+          if (!value.empty()) return std::string();
+          return std::string(has_default ? "an empty value (leave the option out to get its default)"
+                                         : "an empty value");
+        },
+        "");
+  };
   for (CLI::Option* opt : app.get_options([](const CLI::Option* o) { return o->get_type_size() > 0; }))
-    opt->check(non_empty);
+    opt->check(non_empty(!opt->get_required() && opt->nonpositional()));
   for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) refuse_empty_values(*sub);
 }
 

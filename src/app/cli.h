@@ -26,7 +26,9 @@ CLI::Validator in_range(T lo, T hi) {
         if (!std::isfinite(number)) return "Value " + value + " is not a finite number";
         if constexpr (std::is_integral_v<T>) {
           long long whole = 0;
-          if (!CLI::detail::lexical_cast(value, whole)) return "Value " + value + " is not a whole number";
+          const bool digits = value.find_first_not_of("+-0123456789") == std::string::npos;  // too many
+          if (!CLI::detail::lexical_cast(value, whole) && !digits)
+            return "Value " + value + " is not a whole number";
         }
         return range(value);
       },

@@ -58,7 +58,8 @@ std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& i
     } else if (std::filesystem::exists(in, ec)) {
       files.emplace_back(in);
     } else {
-      throw Error("input not found: " + in);
+      // (a link loop or a folder we may not enter is not "not found")
+      throw Error(ec ? fmt::format("input {}: {}", in, ec.message()) : "input not found: " + in);
     }
   }
   return files;
