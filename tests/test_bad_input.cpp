@@ -405,6 +405,7 @@ TEST(BadInputCli, NotANumberIsRefusedByEveryRangeCheck) {
            {"1e3", "Value 1e3 is not a whole number"},
            {"65.5", "Value 65.5 is not a whole number"},
            {"400px", "Value 400px is not a number"},
+           {"0400", "Value 0400 has a leading zero: write it without"},  // CLI11 read it as octal 256
            {"5000", "Value 5000 not in range 64 to 4096"}}) {
     const auto r = run_cli({"detect", image, "--detect-width", value});
     EXPECT_EQ(r.exit_code, 2) << value << ": " << r.err;

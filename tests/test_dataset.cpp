@@ -179,7 +179,9 @@ TEST(ImageIo, NonImagesGiveAReasonNotACrash) {
   write_bytes(d / "zeros.jpg", "");
   fs::resize_file(d / "zeros.jpg", 200u << 20);  // sparse: no disk used
   EXPECT_TRUE(load_image(d / "zeros.jpg", &why).empty());
-  EXPECT_EQ(why, "not an image: its first bytes are no image format's, and at 200 MB it is too large to try");
+  EXPECT_EQ(why,
+            "its first bytes are not those of a JPEG, PNG, BMP, TIFF, WebP, PNM, JPEG 2000 or GIF, and at 200 MB it is "
+            "too large to try as anything else");
   EXPECT_TRUE(is_image_file("a/B.JPEG"));
   EXPECT_FALSE(is_image_file("a/b.txt"));
 }

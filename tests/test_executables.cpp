@@ -119,7 +119,8 @@ TEST(RuntimeExecutable, ReadmeConfigTableIsTheOneTheBinaryPrints) {
 TEST(RuntimeExecutable, RunFlagsAndServeKeysShareTheirRanges) {
   for (const auto* spec : {&face_stage::kFaceThreshold, &face_stage::kDetectWidth, &face_stage::kMargin,
                            &face_stage::kReclassifyAfter}) {
-    const auto r = run_cli({"run", spec->flag, std::to_string(spec->hi + 1), "--source", "nothing-here.mp4"});
+    // "4097", not std::to_string's "4097.000000" (no whole number, said so since 2026-12-07)
+    const auto r = run_cli({"run", spec->flag, fmt::format("{}", spec->hi + 1), "--source", "nothing-here.mp4"});
     EXPECT_NE(r.exit_code, 0) << spec->flag;
     EXPECT_NE(r.err.find("not in range"), std::string::npos) << spec->flag << ": " << r.err;
     const auto help = run_cli({"run", "--help"});

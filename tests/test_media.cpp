@@ -241,9 +241,13 @@ TEST(Media, ARecordingCutOffByAKillStillPlaysAndIsKept) {
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {  // records 40 frames and dies without closing anything
-    VideoRecorder rec(dir / "k.mp4", 10);
-    for (int i = 0; i < 40; ++i) rec.write(frame(i));
-    ::kill(::getpid(), SIGKILL);
+    try {
+      VideoRecorder rec(dir / "k.mp4", 10);
+      for (int i = 0; i < 40; ++i) rec.write(frame(i));
+      ::kill(::getpid(), SIGKILL);  // before rec's destructor could finish the file
+    } catch (...) {
+    }
+    _exit(3);  // never back into the test runner
   }
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
@@ -267,6 +271,22 @@ TEST(Media, ARecordingCutOffByAKillStillPlaysAndIsKept) {
   EXPECT_EQ(played(dir / "k.interrupted.mp4"), 36);
   EXPECT_EQ(played(dir / "k.mp4"), 1);
   EXPECT_FALSE(fs::exists(part));
+  // A part that is being written is not left over: a second recorder to that name is refused.
+  VideoRecorder first(dir / "busy.mp4", 10);
+  first.write(frame(0));
+  EXPECT_THROW(
+      {
+        try {
+          VideoRecorder second(dir / "busy.mp4", 10);
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("another run is recording to it"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+  first.close();
+  EXPECT_EQ(played(dir / "busy.mp4"), 1);
+  EXPECT_FALSE(fs::exists(dir / "busy.interrupted.mp4"));
 }
 
 // A video cut short (or damaged) ended as if it were whole: 33 of 78 frames, no word of it.

@@ -150,8 +150,9 @@ TEST(SplitFile, AHandEditedFileThatWouldLeakIsRefused) {
   EXPECT_EQ(good.split, (std::vector<Split>{Split::Train, Split::Train, Split::Test, Split::Val}));
   EXPECT_EQ(good.group, (std::vector<int>{0, 0, 1, 2}));
   EXPECT_EQ(error(file({{0, "train", 0}, {1, "test", 0}, {2, "test", 1}, {3, "val", 2}})),
-            "s.json: malformed split file (near-duplicate group 0 is in two subsets: d/with_mask/0.jpg in train, "
-            "d/with_mask/1.jpg in test)");
+            "s.json: malformed split file (group 0 is in two subsets (d/with_mask/0.jpg in train, d/with_mask/1.jpg "
+            "in test): a group's near-duplicates must stay in one subset (a file merged from two runs needs its groups "
+            "numbered apart))");
   EXPECT_EQ(error(file({{0, "train", 0}, {1, "train", 3}, {2, "test", 1}, {3, "val", 2}, {1, "test", 4}})),
             "s.json: malformed split file (d/with_mask/1.jpg is listed twice)");
   EXPECT_EQ(error(file({{0, "train", 0}, {1, "tset", 3}, {2, "test", 1}, {3, "val", 2}})),

@@ -47,7 +47,9 @@ void exec_training_binary_if_needed(int argc, char** argv) {
 
 CLI::Option* add_threads_option(CLI::App* cmd, int& threads, const std::string& help) {
   const int most = 4 * resolve_threads(0);
-  return cmd->add_option("--threads", threads, help)->capture_default_str()->check(in_range(0, most));
+  return cmd->add_option("--threads", threads, help + " (image work uses at most one per core)")
+      ->capture_default_str()
+      ->check(in_range(0, most));
 }
 
 namespace {

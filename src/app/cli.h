@@ -26,8 +26,11 @@ CLI::Validator in_range(T lo, T hi) {
         if (!std::isfinite(number)) return "Value " + value + " is not a finite number";
         if constexpr (std::is_integral_v<T>) {
           long long whole = 0;
-          const bool digits = value.find_first_not_of("+-0123456789") == std::string::npos;  // too many
-          if (!CLI::detail::lexical_cast(value, whole) && !digits)
+          const bool digits = value.find_first_not_of("+-0123456789") == std::string::npos;
+          const size_t first = value.find_first_not_of("+-");
+          if (digits && first + 1 < value.size() && value[first] == '0')  // CLI11 reads it as octal
+            return "Value " + value + " has a leading zero: write it without";
+          if (!CLI::detail::lexical_cast(value, whole) && !digits)  // (digits only: too large, said below)
             return "Value " + value + " is not a whole number";
         }
         return range(value);

@@ -76,8 +76,9 @@ SplitAssignment split_from_json(const nlohmann::json& j, const Dataset& ds, cons
         throw Error(fmt::format("{} is listed twice", image));
       const auto [home, fresh] = group_home.emplace(group, std::make_pair(sp, image));
       if (!fresh && home->second.first != sp)
-        throw Error(fmt::format("near-duplicate group {} is in two subsets: {} in {}, {} in {}", group,
-                                home->second.second, split_name(home->second.first), image, s));
+        throw Error(fmt::format("group {} is in two subsets ({} in {}, {} in {}): a group's near-duplicates must "
+                                "stay in one subset (a file merged from two runs needs its groups numbered apart)",
+                                group, home->second.second, split_name(home->second.first), image, s));
     }
   } catch (const std::exception& e) {
     throw Error(fmt::format("{}: malformed split file ({})", origin, e.what()));

@@ -130,6 +130,7 @@ namespace {
 // JPEG 2000, GIF).
 bool has_image_signature(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
+  if (!in) return true;  // not readable: reading it says why
   unsigned char b[12] = {};
   in.read(reinterpret_cast<char*>(b), sizeof b);
   const auto starts = [&](const char* sig, size_t n, size_t at = 0) {
@@ -152,7 +153,8 @@ cv::Mat load_image(const std::filesystem::path& path, std::string* why, std::str
   const uintmax_t size = std::filesystem::file_size(path, ec);
   if (!ec && size > kMaxUnknownImageBytes && !has_image_signature(path)) {
     if (why)
-      *why = fmt::format("not an image: its first bytes are no image format's, and at {} MB it is too large to try",
+      *why = fmt::format("its first bytes are not those of a JPEG, PNG, BMP, TIFF, WebP, PNM, JPEG 2000 or GIF, and at "
+                         "{} MB it is too large to try as anything else",
                          size >> 20);
     return {};
   }

@@ -14,8 +14,11 @@ namespace maskwatch {
 struct VideoWriterOptions {
   bool for_browsers = false;  // .mp4/.m4v/.mov: H.264, fast start
   // .mp4/.m4v/.mov: a fragment per keyframe (every 12 frames, or 2 s for browsers) instead of
-  // one index at the end, so a file cut off (a kill, power loss, a full disk) plays up to its
-  // last fragment; without it such a file does not play at all. Not with for_browsers.
+  // one index at the end, each handed to the kernel when it closes, so a file cut off (a kill,
+  // the OOM killer, a full disk) plays up to its last fragment; without it such a file does not
+  // play at all. (Not synced: a power cut may lose what the kernel had not written.) The header
+  // then holds no duration nor frame count (players read them from the fragments and the index
+  // at the end). Not with for_browsers.
   bool fragmented = false;
   int threads = 0;  // encoder threads (0: FFmpeg chooses)
 };

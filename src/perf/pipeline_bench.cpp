@@ -116,7 +116,7 @@ PipelineBenchResult bench_pipeline(const PipelineBenchOptions& o) {
   r.decode = o.decode;
   r.reclassify_after_s = o.reclassify_after_s;
   r.frames = static_cast<int>(totals.size());
-  r.threads = threads;
+  r.threads = cv::getNumThreads();  // what ran: set_compute_threads gives at most one per core
   r.faces_found_per_frame = faces_found / n;
   r.classified_per_frame = classified / n;
   for (double v : totals) r.mean_frame_ms += v / n;

@@ -1,3 +1,4 @@
+#include "media/image_io.h"
 #include "vision/capture.h"
 
 #include <fcntl.h>
@@ -215,7 +216,9 @@ void Capture::State::run() {
     if (!live) {
       reader.reset();
       if (got_any && opts.loop) continue;  // the demo clip again, at once
-      const std::string what = std::filesystem::is_directory(spec) ? "image folder" : "video file";
+      const std::string what = std::filesystem::is_directory(spec) ? "image folder"
+                               : is_image_file(spec)                 ? "image"
+                                                                     : "video file";
       const std::string why = got_any ? what + " ended; not read again (loop: false)" : what + " has no frame";
       set_status(CameraStatus::Offline, why);
       spdlog::info("{}: {}", log_name, why);

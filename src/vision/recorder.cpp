@@ -2,8 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <opencv2/imgproc.hpp>
 
 #include "util/error.h"
@@ -20,21 +26,33 @@ VideoRecorder::VideoRecorder(std::filesystem::path path, double fps)
     throw Error("recording needs a .mp4, .m4v, .mov or .avi file name, not " + path_.string());
   tmp_ = path_.parent_path() / ("." + path_.stem().string() + ".part" + path_.extension().string());
   if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
-  // A part left by a recording that was killed plays up to its last fragment: kept beside it
-  // under a name of its own, not overwritten by this one.
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(tmp_, ec)) {
-    std::filesystem::path kept;
-    for (int n = 1; kept.empty() || std::filesystem::exists(kept, ec); ++n)
-      kept = path_.parent_path() /
-             (path_.stem().string() + ".interrupted" + (n > 1 ? "-" + std::to_string(n) : "") + path_.extension().string());
-    std::filesystem::rename(tmp_, kept, ec);
-    if (ec)
-      spdlog::warn("recording {}: an interrupted earlier recording {} could not be kept as {}: {}", path_.string(),
-                   tmp_.string(), kept.string(), ec.message());
-    else
+  keep_interrupted_part();
+}
+
+// A part left by a recording that was killed (a fragmented .mp4 plays up to its last fragment,
+// an .avi up to where it stopped) is kept beside the recording under a name of its own instead
+// of being overwritten by this one. A part another run holds locked is that run's recording.
+void VideoRecorder::keep_interrupted_part() {
+  const int fd = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // none
+  const bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  if (busy) throw Error("cannot record to " + path_.string() + ": another run is recording to it");
+  for (int n = 1; n <= 1000; ++n) {
+    const std::filesystem::path kept =
+        path_.parent_path() / (path_.stem().string() + ".interrupted" + (n > 1 ? "-" + std::to_string(n) : "") +
+                               path_.extension().string());
+    if (::link(tmp_.c_str(), kept.c_str()) == 0) {  // never over a file that is there (rename would be)
+      ::unlink(tmp_.c_str());
       spdlog::warn("recording {}: an earlier recording to it was interrupted; what it had is kept as {}",
                    path_.string(), kept.string());
+      return;
+    }
+    if (errno != EEXIST) {
+      spdlog::warn("recording {}: an interrupted earlier recording {} could not be kept as {}: {}", path_.string(),
+                   tmp_.string(), kept.string(), std::strerror(errno));
+      return;
+    }
   }
 }
 
@@ -44,6 +62,7 @@ VideoRecorder::~VideoRecorder() {
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
   }
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void VideoRecorder::write(const cv::Mat& frame) {
@@ -53,6 +72,9 @@ void VideoRecorder::write(const cv::Mat& frame) {
     VideoWriterOptions options;
     options.fragmented = true;  // a run killed while it records keeps what it recorded
     if (!writer_.open(tmp_, fps_, size_, options)) throw Error("cannot write video " + path_.string() + ": " + writer_.error());
+    // Held while it records: another run's recorder to this name sees the part is not left over.
+    lock_fd_ = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (lock_fd_ >= 0) ::flock(lock_fd_, LOCK_EX | LOCK_NB);
   }
   bool ok;
   if (frame.size() != size_) {
@@ -81,7 +103,10 @@ void VideoRecorder::write(const cv::Mat& frame) {
 
 void VideoRecorder::close() {
   if (!writer_.is_open()) return;
-  if (!writer_.close()) throw Error("cannot finish video " + path_.string() + ": " + writer_.error());
+  const bool closed = writer_.close();
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // (a part that failed to close is left over, so unlocked)
+  lock_fd_ = -1;
+  if (!closed) throw Error("cannot finish video " + path_.string() + ": " + writer_.error());
   std::error_code ec;
   std::filesystem::rename(tmp_, path_, ec);
   if (ec) throw Error("cannot move recording into place at " + path_.string() + ": " + ec.message());

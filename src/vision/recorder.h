@@ -17,13 +17,18 @@ class VideoRecorder {
   VideoRecorder(const VideoRecorder&) = delete;
   VideoRecorder& operator=(const VideoRecorder&) = delete;
 
+  // Records into a hidden part beside `path` (moved into place by close); a part left by a run
+  // that was killed is kept as NAME.interrupted.EXT; one another run is writing is refused.
   void write(const cv::Mat& frame);  // opens on the first frame (its size fixes the video's)
   void close();                      // finalise and move into place
   int frames() const { return frames_; }
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  void keep_interrupted_part();
+
   std::filesystem::path path_, tmp_;
+  int lock_fd_ = -1;  // an flock on the part while it is written
   double fps_;
   VideoWriter writer_;
   cv::Size size_;

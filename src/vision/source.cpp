@@ -66,7 +66,7 @@ class VideoFileSource : public FrameSource {
     const bool short_of_listed = listed > 0 && next_ + std::max<int64_t>(2, listed / 100) <= listed;
     if (warned_ || (reader_.damaged_packets() == 0 && !short_of_listed)) return;
     warned_ = true;
-    spdlog::warn("{}: {} frames read{}{}: the file is damaged or cut short", path_, next_,
+    spdlog::warn("{}: {} frames read{}{}: the file is damaged or cut short (or trimmed by an edit list)", path_, next_,
                  listed > next_ ? fmt::format(" of the {} its container lists", listed) : "",
                  reader_.damaged_packets() ? fmt::format(", {} damaged packets skipped", reader_.damaged_packets())
                                            : "");
@@ -89,14 +89,17 @@ class ImageFolderSource : public FrameSource {
     files_ = list_image_files(dir);
     if (files_.empty()) throw Error("no image files in folder " + dir);
   }
-  // One image.
+  // One image, decoded now: one that cannot be read is an error at the start, as a video's is.
   ImageFolderSource(const std::filesystem::path& file, double fps)
-      : what_("image " + file.string()), single_(true), files_{file}, fps_(fps > 0 ? fps : 1.0) {}
+      : what_("image " + file.string()), single_(true), files_{file}, fps_(fps > 0 ? fps : 1.0) {
+    first_ = load_image_or_throw(file);
+  }
   bool read(SourceFrame& out) override {
     while (pos_ < files_.size()) {
       const auto& f = files_[pos_++];
       std::string why, warning;
-      cv::Mat img = load_image(f, &why, &warning);
+      cv::Mat img = first_.empty() ? load_image(f, &why, &warning) : first_;
+      first_.release();
       if (img.empty()) {
         spdlog::warn("skipping {}: {}", f.string(), why);
         continue;
@@ -118,6 +121,7 @@ class ImageFolderSource : public FrameSource {
  private:
   std::string what_;
   bool single_ = false;
+  cv::Mat first_;  // the single image, read when opened
   std::vector<std::filesystem::path> files_;
   double fps_;
   size_t pos_ = 0;
