@@ -138,7 +138,27 @@ TEST(Media, UndecodableBytesGiveAReason) {
   png.resize(png.size() / 2);
   why.clear();
   EXPECT_TRUE(decode_png(png.data(), png.size(), &why).empty());
-  EXPECT_NE(why.find("PNG"), std::string::npos) << why;
+  EXPECT_NE(why.find("PNG decoder: truncated"), std::string::npos) << why;
+  // Which it is, said: a header claiming 40000 x 40000 pixels (CRC mended), a flipped pixel byte.
+  auto large = encode_png(test_picture({30, 30}, 3));
+  for (int at : {16, 20}) {  // IHDR width, height: big-endian 40000
+    large[at] = 0, large[at + 1] = 0, large[at + 2] = 0x9C, large[at + 3] = 0x40;
+  }
+  uint32_t crc = 0xFFFFFFFFu;  // CRC-32 of the chunk type and data (bytes 12-28)
+  for (int i = 12; i < 29; ++i) {
+    crc ^= large[i];
+    for (int b = 0; b < 8; ++b) crc = crc & 1 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+  }
+  crc ^= 0xFFFFFFFFu;
+  for (int k = 0; k < 4; ++k) large[29 + k] = static_cast<uint8_t>(crc >> (24 - 8 * k));
+  why.clear();
+  EXPECT_TRUE(decode_png(large.data(), large.size(), &why).empty());
+  EXPECT_NE(why.find("too large (40000 x 40000 pixels"), std::string::npos) << why;
+  auto flipped = encode_png(test_picture({30, 30}, 3));
+  flipped[flipped.size() - 20] ^= 0xFF;  // inside the last IDAT: its CRC no longer matches
+  why.clear();
+  EXPECT_TRUE(decode_png(flipped.data(), flipped.size(), &why).empty());
+  EXPECT_NE(why.find("PNG decoder: corrupt"), std::string::npos) << why;
   // A header claiming 60000x60000 pixels is refused before any memory is taken.
   auto huge = encode_jpeg(test_picture({16, 16}, 3), 90);
   for (size_t i = 2; i + 8 < huge.size(); ++i)

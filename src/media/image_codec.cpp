@@ -3,9 +3,12 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
+#include <string_view>
 // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
 #include <png.h>
+
+#include <fmt/format.h>
 
 #include "util/error.h"
 
@@ -141,7 +144,15 @@ extern "C" void png_write_memory(png_structp png, png_bytep in, png_size_t n) {
 }
 extern "C" void png_flush_nothing(png_structp) {}
 extern "C" void png_quiet(png_structp, png_const_charp) {}
-extern "C" void png_fail(png_structp png, png_const_charp) { png_longjmp(png, 1); }  // silent; callers say why
+// libpng's message is kept (the error pointer, when given, is a PngMessage) and said by the caller.
+struct PngMessage {
+  char text[256] = {};
+};
+extern "C" void png_fail(png_structp png, png_const_charp message) {
+  if (auto* m = static_cast<PngMessage*>(png_get_error_ptr(png)); m && message)
+    std::snprintf(m->text, sizeof m->text, "%s", message);
+  png_longjmp(png, 1);
+}
 
 struct PngInfo {
   png_uint_32 width = 0, height = 0;
@@ -232,7 +243,7 @@ cv::Mat decode_jpeg(const uint8_t* data, size_t size, std::string* why) {
   }
   jpeg_destroy_decompress(&d);
   if (!ok) {
-    set_why(why, too_large ? "JPEG decoder: image too large (over 268 megapixels)"
+    set_why(why, too_large ? fmt::format("JPEG decoder: image too large ({} x {} pixels; at most {} megapixels)", d.image_width, d.image_height, kMaxPixels / 1000000)
                            : std::string("JPEG decoder: ") + e.message);
     return {};
   }
@@ -242,7 +253,8 @@ cv::Mat decode_jpeg(const uint8_t* data, size_t size, std::string* why) {
 }
 
 cv::Mat decode_png(const uint8_t* data, size_t size, std::string* why) {
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, png_fail, png_quiet);
+  PngMessage message;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &message, png_fail, png_quiet);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
   if (!info) {
     png_destroy_read_struct(&png, nullptr, nullptr);
@@ -253,19 +265,28 @@ cv::Mat decode_png(const uint8_t* data, size_t size, std::string* why) {
   PngInfo h;
   cv::Mat img;
   std::vector<png_bytep> rows;
-  bool ok = png_read_header_from(png, info, &state, &h) && h.width > 0 && h.height > 0 &&
-            uint64_t{h.width} * h.height <= kMaxPixels && (h.channels == 1 || h.channels == 3 || h.channels == 4) &&
-            (h.depth == 8 || h.depth == 16);
-  if (ok) {
+  // Which of corrupt, truncated, too large or unsupported it is, said (it was one line for all).
+  std::string problem;
+  if (!png_read_header_from(png, info, &state, &h))
+    problem = fmt::format("unreadable header ({})", message.text);
+  else if (h.width == 0 || h.height == 0 || uint64_t{h.width} * h.height > kMaxPixels)
+    problem = fmt::format("image too large ({} x {} pixels; at most {} megapixels)", h.width, h.height,
+                          kMaxPixels / 1000000);
+  else if (!(h.channels == 1 || h.channels == 3 || h.channels == 4) || !(h.depth == 8 || h.depth == 16))
+    problem = fmt::format("unsupported layout ({} channels of {} bits)", h.channels, h.depth);
+  if (problem.empty()) {
     img.create(static_cast<int>(h.height), static_cast<int>(h.width),
                CV_MAKETYPE(h.depth == 16 ? CV_16U : CV_8U, h.channels));
     rows.resize(h.height);
     for (png_uint_32 y = 0; y < h.height; ++y) rows[y] = img.ptr<uint8_t>(static_cast<int>(y));
-    ok = png_read_rows(png, info, rows.data());
+    if (!png_read_rows(png, info, rows.data()))
+      problem = std::string_view(message.text) == "file ends early"
+                    ? "truncated (the file ends before the last row)"
+                    : fmt::format("corrupt pixel data ({})", message.text);
   }
   png_destroy_read_struct(&png, &info, nullptr);
-  if (!ok) {
-    set_why(why, "PNG decoder: not a readable PNG (corrupt, truncated or too large)");
+  if (!problem.empty()) {
+    set_why(why, "PNG decoder: " + problem);
     return {};
   }
   return img;
