@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+#include <map>
+
 #include "model/tflite_reader.h"
 #include "model_fixtures.h"
 #include "nn/imagenet.h"
@@ -9,6 +12,7 @@
 #include "support.h"
 #include "tflite_writer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/json_io.h"
 #include "util/paths.h"
 
@@ -45,6 +49,31 @@ TEST(TfliteImport, ReportsWeightFormats) {
   EXPECT_EQ(a.convs, 52);
   EXPECT_EQ(a.top_classes, 1001);
   EXPECT_EQ(b.top_classes, 1001);
+  EXPECT_EQ(a.official_name, kQuantBackbone);
+  EXPECT_EQ(b.official_name, kPtqBackbone);
+}
+
+// The list compiled in is the one setup.sh verifies.
+TEST(TfliteImport, OfficialBackbonesAreThoseSetupVerifies) {
+  std::ifstream in(std::filesystem::path(MASKWATCH_TEST_SOURCE_DIR) / "scripts/assets.sha256");
+  std::map<std::string, std::string> listed;
+  for (std::string sha, name; in >> sha >> name;) listed[name] = sha;
+  ASSERT_FALSE(listed.empty());
+  for (const auto& known : kOfficialBackbones) EXPECT_EQ(listed[known.name], known.sha256) << known.name;
+}
+
+// A copy with one weight byte changed still parses and imports, but is not called official
+// (a damaged copy had imported silently and called a cat a cowboy hat).
+TEST(TfliteImport, ADamagedCopyIsNotTakenForTheOfficialFile) {
+  auto bytes = read_file_bytes(asset(kQuantBackbone), "TFLite file");
+  bytes[bytes.size() / 2] ^= 0x5A;
+  TempDir dir;
+  write_bytes(dir / kQuantBackbone, std::string(bytes.begin(), bytes.end()));
+  TfliteImportReport report;
+  load_imagenet_mobilenet(dir / kQuantBackbone, &report);
+  EXPECT_EQ(report.official_name, "");
+  EXPECT_EQ(report.sha256.size(), 64u);
+  EXPECT_EQ(report.convs, 52);
 }
 
 TEST(TfliteReader, DequantizesPerTensorAndPerChannel) {

@@ -1,9 +1,11 @@
 #include "nn/tflite_import.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "model/tflite_reader.h"
 #include "util/error.h"
+#include "util/sha256.h"
 
 namespace maskwatch {
 namespace {
@@ -60,6 +62,18 @@ std::vector<size_t> layer_ops_of(const tflite::Model& m) {
     if (op == Op::Conv2D || op == Op::DepthwiseConv2D || op == Op::FullyConnected) out.push_back(i);
   }
   return out;
+}
+
+// Says when a backbone is none of the official files (its weights are still used as they are:
+// a user's own MobileNetV2 is allowed).
+void check_official(const tflite::Model& m, const std::string& origin, TfliteImportReport* report) {
+  report->sha256 = sha256_hex(m.bytes);
+  for (const auto& known : kOfficialBackbones)
+    if (report->sha256 == known.sha256) report->official_name = known.name;
+  if (report->official_name.empty())
+    spdlog::warn("backbone {} is not an official MobileNetV2 file (sha256 {}...): its weights are used as they are "
+                 "(`maskwatch imagenet --backbone FILE` checks them)",
+                 origin, report->sha256.substr(0, 12));
 }
 
 TfliteImportReport import_model(const tflite::Model& m, const std::filesystem::path& file, MobileNetV2& net) {
@@ -131,8 +145,16 @@ TfliteImportReport import_model(const tflite::Model& m, const std::filesystem::p
 
 }  // namespace
 
+const OfficialBackbone kOfficialBackbones[2] = {
+    {"mobilenet_v2_1.0_224_quant.tflite", "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"},
+    {"tf2_mobilenet_v2_1.0_224_ptq.tflite", "5d3137241276e79c86d14a74fe43581398ae0e815191d3dba45495b810840e8c"},
+};
+
 TfliteImportReport import_tflite(const std::filesystem::path& file, MobileNetV2& net) {
-  return import_model(tflite::read_model(file), file, net);
+  const tflite::Model m = tflite::read_model(file);
+  auto report = import_model(m, file, net);
+  check_official(m, file.string(), &report);
+  return report;
 }
 
 TfliteImportReport import_tflite(const tflite::Model& model, const std::string& origin, MobileNetV2& net) {
@@ -151,7 +173,8 @@ MobileNetV2 load_imagenet_mobilenet(const std::filesystem::path& file, TfliteImp
     classes = m.tensors[static_cast<size_t>(last[1])].shape[0];
   if (classes <= 0) throw Error(fmt::format("{}: no ImageNet classifier in the file", file.string()));
   MobileNetV2 net(classes);
-  const auto r = import_model(m, file, net);
+  auto r = import_model(m, file, net);
+  check_official(m, file.string(), &r);
   net->eval();
   if (report) *report = r;
   return net;

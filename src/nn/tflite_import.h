@@ -15,7 +15,18 @@ struct TfliteImportReport {
   std::string weight_format;  // e.g. "uint8 per-tensor", "int8 per-channel", "float32"
   int convs = 0;              // convolutions mapped (52 for MobileNetV2)
   int top_classes = 0;        // classes of the ImageNet top in the file (0 if none)
+  std::string sha256;         // of the whole file
+  std::string official_name;  // the official file it is (kOfficialBackbones), "" if none
 };
+
+// The official MobileNetV2 files `scripts/setup.sh` verifies (scripts/assets.sha256; a test
+// keeps the two lists equal). A file that parses but is none of them (a damaged or shifted
+// copy imports "fine" and calls a cat a cowboy hat) is imported with a warning that says so.
+struct OfficialBackbone {
+  const char* name;
+  const char* sha256;
+};
+extern const OfficialBackbone kOfficialBackbones[2];
 
 namespace tflite {
 struct Model;
