@@ -623,6 +623,44 @@ TEST(Serve, AStreamWhoseClientLeftFreesItsSlotAtOnce) {
       << srv.get_json("/api/stats")["http"];
 }
 
+// A review found three ways one client held the server: a body streamed without end to the
+// open /healthz, a viewer asking for one frame in 31 years (held a thread and two slots, and
+// SIGTERM waited for it), and a slow viewer that left while it waited for its next frame.
+TEST(Serve, EndlessBodiesAndTinyFrameRatesCannotHoldTheServer) {
+  Server srv("http: {request_timeout_s: 30}");
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(1); }, 30)) << srv.proc->err();
+  // A body over 64 KiB is refused unread (413); a chunked one, which could go on without end, too (411).
+  const int declared = connect_from(srv.port);
+  send_text(declared, "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n");
+  EXPECT_NE(read_reply(declared, 5).find("HTTP/1.1 413"), std::string::npos);
+  close(declared);
+  const int streamed = connect_from(srv.port);
+  send_text(streamed, "POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const std::string chunk = "4000\r\n" + std::string(0x4000, 'x') + "\r\n";
+  for (int i = 0; i < 64; ++i) send_text(streamed, chunk);  // 1 MiB, as fast as the socket takes it
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_TRUE(wait_until([&] { return closed_by_server(streamed); }, 10));
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count(), 10.0);
+  close(streamed);
+  // A frame rate under one per 10 s: 400, saying the least.
+  const auto r = srv.client().Get("/api/demo/stream.mjpeg?fps=1e-9");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("at least 0.1"), std::string::npos) << r->body;
+  // A viewer at the slowest rate that leaves after its first frame frees its slots within a nap.
+  const int slow = open_get(srv.port, "/api/demo/stream.mjpeg?fps=0.1");
+  EXPECT_NE(read_reply(slow, 3).find("Content-Type: image/jpeg"), std::string::npos);
+  ASSERT_EQ(srv.get_json("/api/stats")["http"]["streams"], 1);
+  close(slow);
+  EXPECT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["streams"] == 0; }, 3))
+      << srv.get_json("/api/stats")["http"];
+  // One that stays: SIGTERM does not wait out its 10 s.
+  const int staying = open_get(srv.port, "/api/demo/stream.mjpeg?fps=0.1");
+  EXPECT_NE(read_reply(staying, 3).find("Content-Type: image/jpeg"), std::string::npos);
+  srv.stop(3.0);
+  close(staying);
+}
+
 TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
   // 20 event listeners + 4 MJPEG viewers fill the cap of 24 streams; 20 slowloris sockets
   // send their requests a byte at a time. The API still answers at once.
@@ -640,7 +678,7 @@ TEST(Serve, StreamsAndSlowClientsLeaveTheApiAnswering) {
   for (int i = 0; i < 20; ++i) {
     slow.push_back(connect_from(srv.port));
     send_text(slow.back(), i % 2 ? "GET /api/stats HTTP/1.1\r\nHost: x\r\n"
-                                 : "POST /api/stats HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+                                 : "POST /api/stats HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n");
   }
   std::atomic<bool> trickling{true};
   std::thread trickle([&] {

@@ -149,8 +149,10 @@ class GuardedStream : public httplib::Stream {
   // Waits for the first byte of a request (also between keep-alive requests) until the deadline.
   bool wait_for_request() const { return off_ < len_ || wait_socket(sock_, POLLIN, read_wait_ms()); }
 
+  // Past the deadline nothing more is read, even from a client that keeps sending (a body
+  // streamed at line rate was read for as long as it came).
   bool is_readable() const override {
-    if (off_ < len_ || wait_socket(sock_, POLLIN, read_wait_ms())) return true;
+    if (Clock::now() < deadline_ && (off_ < len_ || wait_socket(sock_, POLLIN, read_wait_ms()))) return true;
     request_timed_out_ = true;
     return false;
   }
@@ -276,6 +278,11 @@ class GuardedServer : public httplib::Server {
 
 using httplib::Request;
 using httplib::Response;
+
+// An MJPEG viewer gets at least one frame every 10 s, and waits in naps of this length.
+constexpr double kMinStreamFps = 0.1;
+constexpr std::chrono::milliseconds kStreamNap{200};
+constexpr size_t kMaxRequestBody = 64 * 1024;
 
 void send_json(Response& res, const nlohmann::json& j, int status = 200) {
   res.status = status;
@@ -531,6 +538,9 @@ HttpApi::HttpApi(const ServeConfig& config, Engine& engine, Storage& storage)
   server_->set_write_timeout(5, 0);  // a stalled viewer frees its thread within seconds
   server_->set_read_timeout(5, 0);
   server_->set_keep_alive_timeout(5);
+  // The API's bodies are a word or a token: a larger one is refused (413) unread. There was no
+  // limit, and /healthz and /login are open to anyone.
+  server_->set_payload_max_length(kMaxRequestBody);
   routes();
 }
 
@@ -600,6 +610,19 @@ void HttpApi::routes() {
         req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos) {
       res.set_header("Connection", "close");
       send_json(res, {{"error", "a POST needs a body or Content-Length: 0 (curl: -d '')"}}, 400);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    // Bodies are bounded before any is read, on every path (/healthz and /login are open to
+    // anyone): httplib 0.11 reads a chunked body without limit, and skips an oversized declared
+    // one by reading all of it.
+    if (req.method == "POST" && req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
+      res.set_header("Connection", "close");
+      send_json(res, {{"error", "send the body with Content-Length, not chunked"}}, 411);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.method == "POST" && req.get_header_value<uint64_t>("Content-Length") > kMaxRequestBody) {
+      res.set_header("Connection", "close");
+      send_json(res, {{"error", fmt::format("body too large (at most {} bytes)", kMaxRequestBody)}}, 413);
       return httplib::Server::HandlerResponse::Handled;
     }
     if (!gate->enabled() || req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
@@ -855,7 +878,9 @@ void HttpApi::routes() {
     const int h = int_param(req, "h", 0, 0, 4320);
     const double fps =
         std::min(number_param(req, "fps", config_.http.stream_fps), static_cast<double>(config_.http.stream_fps));
-    if (!(fps > 0)) return send_error(res, 400, "parameter fps must be above 0");
+    // (fps=1e-9 had put the next frame 31 years away, holding a thread and two slots for good)
+    if (!(fps >= kMinStreamFps))
+      return send_error(res, 400, fmt::format("parameter fps must be at least {}", kMinStreamFps));
     auto stream_slot = take_stream_slot();
     if (!stream_slot)
       return refuse_stream(res, fmt::format("camera {}: MJPEG viewer", camera), req, config_.http.max_streams);
@@ -875,17 +900,29 @@ void HttpApi::routes() {
     res.set_chunked_content_provider(
         "multipart/x-mixed-replace; boundary=maskwatchframe",
         [this, camera, h, fps, slot, last_seq, next_due](size_t, httplib::DataSink& sink) {
+          // Until the next frame is due, in short naps: a shutdown or a viewer that left ends
+          // the stream within one nap, not when the frame would have been due.
+          for (auto now = std::chrono::steady_clock::now(); now < *next_due; now = std::chrono::steady_clock::now()) {
+            if (engine_.stopping()) break;
+            if (!sink.is_writable()) return false;  // the viewer has gone: free its slots now
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(*next_due - now, kStreamNap));
+          }
           if (engine_.stopping()) {
             sink.done();
             return true;
           }
-          std::this_thread::sleep_until(*next_due);
           if (!engine_.wait_for_frame(camera, *last_seq, std::chrono::milliseconds(1000))) {
             if (!engine_.has_camera(camera)) sink.done();  // removed by a reconfiguration: the stream ends
+            else if (!sink.is_writable()) return false;    // an offline camera's viewer that left
             return !engine_.stopping();
           }
           const auto jpeg = engine_.latest_jpeg(camera, true, h);
-          if (!jpeg) return true;
+          if (!jpeg) {
+            // A camera a reconfiguration replaced carries its predecessor's frame number but has
+            // no frame yet: a nap, not a loop that took a core until its first frame.
+            *next_due = std::chrono::steady_clock::now() + kStreamNap;
+            return true;
+          }
           *last_seq = jpeg->seq;
           *next_due =
               std::chrono::steady_clock::now() +
