@@ -165,11 +165,12 @@ TEST(ServeConfig, SecretsAndStreamCredentialsAreRedacted) {
 http: {auth: {token_env: MASKWATCH_TEST_TOKEN}}
 mqtt: {host: broker, password: hunter2}
 cameras: {door: {source: "rtsp://admin:pa55@10.0.0.9/live"}}
+alerts: [{kind: unmasked_face, webhook: "https://discord.com/api/webhooks/1/DiscordSecretToken"}]
 )",
                                       "/tmp/c.yaml");
   EXPECT_EQ(cfg.http.auth.token, "s3cret-token");
   const std::string shown = cfg.to_json(/*redact=*/true).dump();
-  for (const char* secret : {"s3cret-token", "hunter2", "pa55"})
+  for (const char* secret : {"s3cret-token", "hunter2", "pa55", "DiscordSecretToken"})
     EXPECT_EQ(shown.find(secret), std::string::npos) << secret;
   EXPECT_NE(shown.find("rtsp://admin:***@10.0.0.9/live"), std::string::npos) << shown;
   EXPECT_NE(cfg.to_json(false).dump().find("pa55"), std::string::npos);
@@ -314,6 +315,14 @@ TEST(LogText, UrlsLoseTheirPasswordsAndLogLinesCannotBeForged) {
   EXPECT_EQ(redact_url("rtsp://admin:p@ss@host/s x"), "rtsp://admin:***@host/s x");
   EXPECT_EQ(redact_url("http://cam/live?user=a&password=hunter2&x=1"), "http://cam/live?user=a&password=***&x=1");
   EXPECT_EQ(redact_url("http://host:8080/live by admin@site"), "http://host:8080/live by admin@site");
+  // Any parameter named like a secret (a review found apikey, api_key and sig shown).
+  EXPECT_EQ(redact_url("http://cam/s?apikey=K1&api_key=K2&sig=S&X-Amz-Signature=S2&client_secret=C&fps=5"),
+            "http://cam/s?apikey=***&api_key=***&sig=***&X-Amz-Signature=***&client_secret=***&fps=5");
+  // A webhook's path is its secret: only where it goes is shown.
+  EXPECT_EQ(hide_url_path("https://discord.com/api/webhooks/123456/DiscordSecretToken"), "https://discord.com/***");
+  EXPECT_EQ(hide_url_path("https://api.telegram.org/bot123:TelegramSecret/sendMessage?chat_id=1"),
+            "https://api.telegram.org/***");
+  EXPECT_EQ(hide_url_path("http://u:pw@hooks.local:8080/"), "http://u:***@hooks.local:8080/");
   // A password with a space is not found by pattern: once remembered from the config, it is hidden anywhere.
   remember_url_secret("rtsp://user:pa ss word@host/x");
   EXPECT_EQ(redact_url("cannot open rtsp://user:pa ss word@host/x: refused"), "cannot open rtsp://user:***@host/x: refused");

@@ -132,6 +132,33 @@ TEST(Storage, ZonesAreCountedFromTheirEventsAndAnOldDatabaseGetsTheColumn) {
   EXPECT_EQ((*st.event(alert))["clip_file"], "1-door-alert.mp4");
 }
 
+// The API's filters and retention's clearing of a removed file look rows up through an index
+// (each was a scan of the whole history under the lock the inference workers save faces with),
+// and a time no int64 holds is clamped, not cast (undefined).
+TEST(Storage, LookupsUseAnIndexAndAnyFiniteTimeIsSafe) {
+  TempDir dir;
+  Storage st(dir.path);
+  st.add_track(track("door", 1, 1'700'000'000.0, "with_mask"), "with_mask");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(st.database_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  for (const char* where : {"camera = 'door'", "label = 'x'", "zone = 'z'", "zone = 'z' AND camera = 'door'",
+                            "snapshot = 'a.jpg'", "clip = 'a.mp4'"}) {
+    sqlite3_stmt* plan = nullptr;
+    const std::string sql = std::string("EXPLAIN QUERY PLAN SELECT 1 FROM events WHERE ") + where + " LIMIT 1";
+    ASSERT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &plan, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    std::string detail;
+    while (sqlite3_step(plan) == SQLITE_ROW) detail += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
+    sqlite3_finalize(plan);
+    EXPECT_NE(detail.find("USING"), std::string::npos) << where << ": " << detail;
+    EXPECT_EQ(detail.find("SCAN"), std::string::npos) << where << ": " << detail;
+  }
+  sqlite3_close(db);
+  EXPECT_TRUE(st.has_label("with_mask"));
+  EXPECT_FALSE(st.has_label("x"));
+  EXPECT_TRUE(st.compliance("door", -1e300, 1e300, 60).size() == 1u);
+  EXPECT_TRUE(st.compliance("door", 1e300, -1e300, 60, "z", "with_mask").empty());
+}
+
 TEST(Storage, RetentionDropsOldRowsAndSnapshotsOverTheSizeCap) {
   TempDir dir;
   Storage st(dir.path);

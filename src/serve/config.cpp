@@ -813,7 +813,7 @@ nlohmann::json ServeConfig::to_json(bool redact) const {
     j["cameras"] = a.cameras;
     j["hours"] = a.hours;
     j["weekdays"] = a.weekdays;
-    j["webhook"] = redact ? redact_url(a.webhook) : a.webhook;
+    j["webhook"] = redact ? hide_url_path(a.webhook) : a.webhook;
     alert_list.push_back(j);
   }
   auto d = detector_json(detector, redact);

@@ -149,6 +149,14 @@ void Storage::open_locked() {
     if (!has_column("events", "zone")) exec("ALTER TABLE events ADD COLUMN zone TEXT");
     if (!has_column("events", "clip")) exec("ALTER TABLE events ADD COLUMN clip TEXT");  // clips too
     if (!has_column("events", "kind")) exec("ALTER TABLE events ADD COLUMN kind TEXT");  // and alert kinds
+    // The API's filters (?camera=, ?label=, ?zone=) and retention's clearing of a removed
+    // file's name look rows up by these: without an index each was a scan of the whole history
+    // under the lock the inference workers take to save each finished face.
+    exec("CREATE INDEX IF NOT EXISTS events_camera_time ON events(camera, time)");
+    exec("CREATE INDEX IF NOT EXISTS events_label ON events(label)");
+    exec("CREATE INDEX IF NOT EXISTS events_zone ON events(zone)");
+    exec("CREATE INDEX IF NOT EXISTS events_snapshot ON events(snapshot)");
+    exec("CREATE INDEX IF NOT EXISTS events_clip ON events(clip)");
     exec(
         "CREATE TABLE IF NOT EXISTS compliance (camera TEXT NOT NULL, minute INTEGER NOT NULL, "
         "faces INTEGER NOT NULL DEFAULT 0, with_mask INTEGER NOT NULL DEFAULT 0, without_mask INTEGER NOT NULL "
@@ -384,9 +392,10 @@ std::vector<ComplianceBucket> Storage::compliance(const std::string& camera, dou
   if (!camera.empty()) sql += " AND camera = ?4";
   sql += " GROUP BY b ORDER BY b";
   Statement s(db_locked(), sql.c_str());
-  s.bind(1, interval_s)
-      .bind(2, static_cast<int64_t>(std::floor(after)))
-      .bind(3, static_cast<int64_t>(std::ceil(before)));
+  // Any finite time may come from a query (after=-1e300): clamped to what int64 holds (the cast
+  // of such a double was undefined).
+  const auto whole = [](double t) { return static_cast<int64_t>(std::clamp(t, -9.0e18, 9.0e18)); };
+  s.bind(1, interval_s).bind(2, whole(std::floor(after))).bind(3, whole(std::ceil(before)));
   if (!camera.empty()) s.bind(4, camera);
   if (!zone.empty()) {
     // A track's time is its end; its minute starts at or after `after` and before `before`

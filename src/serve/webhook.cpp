@@ -49,7 +49,7 @@ void WebhookSender::post(const std::string& url, const std::string& json_body) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (const auto dropped = push_dropping_oldest(jobs_, Job{url, json_body}, 100)) {
-      spdlog::warn("webhook: 100 alerts wait for delivery; dropping the oldest ({})", dropped->url);
+      spdlog::warn("webhook: 100 alerts wait for delivery; dropping the oldest ({})", hide_url_path(dropped->url));
       ++failed_;
     }
   }
@@ -74,7 +74,7 @@ bool WebhookSender::deliver(const std::string& url, const std::string& body) {
   }
   if (r && r->status >= 200 && r->status < 300) return true;
   if (!r && stop_) return false;
-  spdlog::warn("webhook {}: {}", redact_url(url),
+  spdlog::warn("webhook {}: {}", hide_url_path(url),
                r ? fmt::format("HTTP {}", r->status) : httplib::to_string(r.error()));
   return false;
 }
@@ -93,7 +93,7 @@ void WebhookSender::run() {
       try {
         ok = deliver(job.url, job.body);
       } catch (const std::exception& e) {
-        spdlog::warn("webhook {}: {}", job.url, e.what());
+        spdlog::warn("webhook {}: {}", hide_url_path(job.url), e.what());
       }
       lock.lock();
       if (!ok && attempt < 4) {
@@ -105,7 +105,7 @@ void WebhookSender::run() {
       ++delivered_;
     else {
       ++failed_;
-      spdlog::error("webhook {}: alert not delivered after 4 tries", job.url);
+      spdlog::error("webhook {}: alert not delivered after 4 tries", hide_url_path(job.url));
     }
   }
 }

@@ -46,11 +46,22 @@ std::string redact_url(std::string_view text) {
   static const std::regex with_password(R"(([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s:]*):(?:(?!://)\S)*@)");
   static const std::regex user_only(R"(([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+@)");
   // Secrets in the query string: ?password=..., &token=...
-  static const std::regex in_query(R"(([?&](?:password|passwd|pass|pwd|token|access_token|key|secret|auth)=)[^&\s]*)",
-                                   std::regex::icase);
+  // Any parameter whose name holds one of these (api_key, apikey, client_secret, sig, X-Amz-Signature ...).
+  static const std::regex in_query(
+      R"(([?&][A-Za-z0-9_.-]*(?:pas|pwd|token|key|secret|auth|sig|credential)[A-Za-z0-9_.-]*=)[^&\s]*)",
+      std::regex::icase);
   out = std::regex_replace(out, with_password, "$1$2:***@");
   out = std::regex_replace(out, user_only, "$1***@");
   return std::regex_replace(out, in_query, "$1***");
+}
+
+std::string hide_url_path(std::string_view url) {
+  const std::string shown = redact_url(url);
+  const size_t scheme = shown.find("://");
+  if (scheme == std::string::npos) return shown;
+  const size_t path = shown.find_first_of("/?#", scheme + 3);
+  if (path == std::string::npos || shown.find_first_not_of('/', path) == std::string::npos) return shown;
+  return shown.substr(0, path) + "/***";
 }
 
 std::string escape_control(std::string_view text) {

@@ -20,6 +20,10 @@ std::string redact_url(std::string_view text);
 // it) is hidden by redact_url from now on. No-op for a URL without one.
 void remember_url_secret(const std::string& url);
 
+// A URL whose path is the secret (a webhook: Discord's /api/webhooks/ID/TOKEN, Telegram's
+// /botTOKEN/..., Slack's /services/...): "https://discord.com/***", credentials redacted too.
+std::string hide_url_path(std::string_view url);
+
 // Control characters as C escapes (\n, \r, \t, \x1b ...); everything else as it is.
 std::string escape_control(std::string_view text);
 
