@@ -357,6 +357,36 @@ TEST(BadInputCli, TrainFacesAndImagenetRefuseInputsThatWouldGiveAWrongResult) {
   EXPECT_EQ(empty.exit_code, 1) << empty.err;
   EXPECT_NE(empty.err.find("labelled face"), std::string::npos) << empty.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "tuned.onnx"));
+  // --out over the split, a scene's annotation or a mask classifier was written, exit 0; a box
+  // file whose <size> is not its image's was trained on; the 2022 model failed on a missing node.
+  write_bytes(dir / "split.json", "{}");
+  std::filesystem::copy_file(default_model_path().parent_path() / "model.onnx", dir / "mask.onnx",
+                             std::filesystem::copy_options::overwrite_existing);
+  const auto classifier = read_file_bytes(dir / "mask.onnx");
+  const std::vector<std::pair<std::string, std::string>> outs = {
+      {(dir / "split.json").string(), "a face model is an .onnx file"},
+      {(dir / "voc/annotations/a.onnx").string(), "inside the scenes folder"},
+      {(dir / "mask.onnx").string(), "exists and is not a 2023 YuNet face model: not overwritten"}};
+  for (const auto& [out, says] : outs) {
+    const auto r = run_cli({"train-faces", "--scenes", (dir / "voc").string(), "--split", (dir / "split.json").string(),
+                            "--out", out, "--epochs", "1"});
+    EXPECT_EQ(r.exit_code, 1) << out << ": " << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << out << ": " << r.err;
+  }
+  EXPECT_EQ(read_file_text(dir / "split.json"), "{}");
+  EXPECT_EQ(read_file_bytes(dir / "mask.onnx"), classifier);
+  const auto old_base = run_cli({"train-faces", "--scenes", (dir / "voc").string(), "--base", "yunet-2022", "--out",
+                                 (dir / "tuned.onnx").string()});
+  EXPECT_NE(old_base.err.find("is not a 2023 YuNet model"), std::string::npos) << old_base.err;
+  write_bytes(dir / "voc/annotations/a.xml",
+              "<annotation><filename>a.png</filename><size><width>640</width><height>480</height></size><object>"
+              "<name>with_mask</name><bndbox><xmin>400</xmin><ymin>300</ymin><xmax>500</xmax><ymax>420</ymax>"
+              "</bndbox></object></annotation>");
+  const auto resized = run_cli({"train-faces", "--scenes", (dir / "voc").string(), "--out",
+                                (dir / "tuned.onnx").string(), "--epochs", "1"});
+  EXPECT_EQ(resized.exit_code, 1) << resized.err;
+  EXPECT_NE(resized.err.find("says the image is 640x480, but"), std::string::npos) << resized.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "tuned.onnx"));
   // The common 1,000-line label file (no "background") named every class one off.
   const auto labels = read_file_text(asset(kImagenetLabels));
   write_bytes(dir / "labels.txt", labels.substr(labels.find('\n') + 1));

@@ -354,9 +354,7 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
       ++unreadable;
       continue;
     }
-    if (img.cols != a.width || img.rows != a.height)
-      throw Error(fmt::format("{}: says the image is {}x{}, but {} is {}x{}", xml.string(), a.width, a.height,
-                              path.string(), img.cols, img.rows));
+    check_voc_image_size(a, path, img.size());
     const int id = static_cast<int>(paths.size());
     paths.push_back(path);
     (id % 2 ? odd_ids : even_ids).insert(id);

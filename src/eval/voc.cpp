@@ -69,6 +69,12 @@ VocAnnotation parse_voc(const std::filesystem::path& xml_path) {
   return a;
 }
 
+void check_voc_image_size(const VocAnnotation& a, const std::filesystem::path& image_path, cv::Size image) {
+  if (image.width != a.width || image.height != a.height)
+    throw Error(fmt::format("{}: says the image is {}x{}, but {} is {}x{}", a.xml.string(), a.width, a.height,
+                            image_path.string(), image.width, image.height));
+}
+
 std::vector<std::filesystem::path> voc_annotation_files(const std::filesystem::path& dir) {
   const auto ann_dir = dir / "annotations";
   std::error_code ec;

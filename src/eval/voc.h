@@ -36,6 +36,10 @@ std::vector<std::filesystem::path> voc_annotation_files(const std::filesystem::p
 // extension>; empty when neither exists.
 std::filesystem::path voc_image_path(const std::filesystem::path& dir, const VocAnnotation& a);
 
+// Throws when the image is not the size its annotation says (its boxes would lie elsewhere):
+// the check `eval --scenes` and `train-faces` share.
+void check_voc_image_size(const VocAnnotation& a, const std::filesystem::path& image_path, cv::Size image);
+
 // Image file names of the scenes whose index in voc_annotation_files order has this parity
 // (0 even, 1 odd): the halves `eval --scenes --fit-boxes` fits on (even) and scores on (odd),
 // `train-faces --hold-out` leaves out and `eval --scenes --half` reports.

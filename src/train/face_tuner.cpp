@@ -65,6 +65,7 @@ std::vector<Scene> load_scenes(const FaceTuneOptions& o, const BoxCorrection& co
       spdlog::warn("skipping {}: {}", path.string(), why);
       continue;
     }
+    check_voc_image_size(a, path, img.size());  // (boxes of a wrong size had been trained on)
     Scene s;
     s.path = path;
     const double f = kStoreScale * o.width / img.cols;

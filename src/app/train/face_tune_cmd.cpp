@@ -12,8 +12,47 @@
 #include "util/files.h"
 #include "util/progress.h"
 #include "vision/face_detector.h"
+#include "vision/yunet_2023.h"
 
 namespace maskwatch::app {
+namespace {
+
+// Whether a file is an ONNX graph with the 2023 YuNet outputs (what train-faces starts from and
+// writes). A file that cannot be read says why.
+bool is_yunet_2023(const std::filesystem::path& path) {
+  const auto bytes = read_file_bytes(path, "face model");
+  try {
+    return Yunet2023::has_2023_outputs(
+        cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  } catch (const cv::Exception&) {
+    return false;  // not ONNX at all
+  }
+}
+
+// --out is checked before any work: it had been written over the split file, a scene's image
+// or annotation and a trained mask classifier, exit 0.
+void check_tuned_model_path(const std::filesystem::path& out, const FaceTuneOptions& o, const std::string& split) {
+  std::string ext = out.extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext != ".onnx")
+    throw Error(fmt::format("--out {}: a face model is an .onnx file (as --face-model takes it)", out.string()));
+  std::vector<std::filesystem::path> inputs = {o.base_model};
+  if (!split.empty()) inputs.emplace_back(split);
+  InputFiles(inputs).refuse_overwriting(out, "--out");
+  std::error_code ec;
+  const auto scenes = std::filesystem::weakly_canonical(o.scenes, ec).lexically_normal().string() + "/";
+  const auto where = std::filesystem::weakly_canonical(std::filesystem::absolute(out), ec).lexically_normal().string();
+  if (!ec && where.rfind(scenes, 0) == 0)
+    throw Error(fmt::format("--out {} is inside the scenes folder {}: write the model elsewhere", out.string(),
+                            o.scenes.string()));
+  if (std::filesystem::is_regular_file(out, ec) && !is_yunet_2023(out))
+    throw Error(fmt::format("--out {} exists and is not a 2023 YuNet face model: not overwritten (remove it or "
+                            "choose another name)",
+                            out.string()));
+}
+
+}  // namespace
+
 void add_face_tune_command(CLI::App& root) {
   auto o = std::make_shared<FaceTuneOptions>();
   auto scenes = std::make_shared<std::string>(), out = std::make_shared<std::string>();
@@ -70,7 +109,11 @@ void add_face_tune_command(CLI::App& root) {
     o->scenes = *scenes;
     o->out = *out;
     o->base_model = resolve_face_model(*base);
-    InputFiles({o->base_model}).refuse_overwriting(o->out, "--out");
+    if (!is_yunet_2023(o->base_model))
+      throw Error(fmt::format("--base {} is not a 2023 YuNet model: train-faces tunes yunet-n, yunet-s or a model "
+                              "tuned from them",
+                              *base));
+    check_tuned_model_path(o->out, *o, *split);
     if (*hold_out != "none") o->held_out = voc_scenes_of_parity(o->scenes, *hold_out == "odd" ? 1 : 0);
     if (!split->empty())
       for (const auto& s : unseen_scenes(*split)) o->held_out.insert(s);
