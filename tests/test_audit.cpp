@@ -49,9 +49,14 @@ TEST(Audit, RanksDeliberatelyWrongLabelsFirst) {
                                          "20",
                                          "--threads",
                                          "1"};
+  // A page of an earlier, longer run's contact sheet goes (it was left to be taken for this run's).
+  fs::create_directories(d / "audit");
+  write_bytes(d / "audit/audit-2.png", "old page");
   const auto r = run_cli(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(d / "audit/audit.png"));
+  EXPECT_FALSE(fs::exists(d / "audit/audit-2.png"));
+  EXPECT_NE(r.out.find("contact sheet of the top 20: "), std::string::npos) << r.out;
   // At least four of the five planted labels are among the 15 most suspicious of 105 images
   // (chance: 0.7 of one there, four or more once in about 770 runs). With the crops of
   // YuNet 2022 four were in the top ten; with the 2023 model's (the default detector since
@@ -107,4 +112,18 @@ TEST(Audit, AClassTooSmallForTheFoldsIsRefused) {
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.err.find("has 1 image(s), all in one of the 5 folds"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(d / "audit/audit.csv"));
+  // An exclude file none of whose lines names these folders says so (it had left all in silently).
+  write_bytes(d / "exclude.txt", "with_mask/" + fs::directory_iterator(d / "data/with_mask")->path().filename().string());
+  const auto ex = run_cli({"audit", "--data", (d / "data").string(), "--out", (d / "audit").string(), "--exclude",
+                           (d / "exclude.txt").string(), "--threads", "1"});
+  EXPECT_NE(ex.err.find("none of its 1 line(s) names an image in data"), std::string::npos) << ex.err;
+  // An input size the backbone cannot take, and --out over a file: refused before any image is read.
+  const auto tiny = run_cli({"audit", "--data", (d / "data").string(), "--out", (d / "audit").string(), "--input-size",
+                             "7"});
+  EXPECT_EQ(tiny.exit_code, 1);
+  EXPECT_NE(tiny.err.find("input size 7 not supported: use a multiple of 32 from 96 to 224"), std::string::npos)
+      << tiny.err;
+  const auto over_file = run_cli({"audit", "--data", (d / "data").string(), "--out", (d / "exclude.txt").string()});
+  EXPECT_EQ(over_file.exit_code, 1);
+  EXPECT_EQ(over_file.err.find("decode"), std::string::npos) << over_file.err;
 }

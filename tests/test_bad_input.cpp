@@ -365,7 +365,7 @@ TEST(BadInputCli, TrainFacesAndImagenetRefuseInputsThatWouldGiveAWrongResult) {
   const auto classifier = read_file_bytes(dir / "mask.onnx");
   const std::vector<std::pair<std::string, std::string>> outs = {
       {(dir / "split.json").string(), "a face model is an .onnx file"},
-      {(dir / "voc/annotations/a.onnx").string(), "inside the scenes folder"},
+      {(dir / "voc/annotations/a.onnx").string(), "is inside the data folder"},
       {(dir / "mask.onnx").string(), "exists and is not a 2023 YuNet face model: not overwritten"}};
   for (const auto& [out, says] : outs) {
     const auto r = run_cli({"train-faces", "--scenes", (dir / "voc").string(), "--split", (dir / "split.json").string(),

@@ -147,6 +147,14 @@ void apply_exclusions(Dataset& ds, const std::filesystem::path& file, const std:
     if (!drop.count(it.rel)) kept.push_back(std::move(it));
   ds.excluded = ds.items.size() - kept.size();
   ds.items = std::move(kept);
+  // Said either way: a file whose lines all name other folders (or lack the folder's name)
+  // had left everything in without a word.
+  if (ds.excluded)
+    spdlog::info("left out {} image(s) listed in {}", ds.excluded, file.string());
+  else if (ds.exclude_lines_for_other_folders)
+    spdlog::warn("exclude file {}: none of its {} line(s) names an image in {} (a line is FOLDER/CLASS/FILE, FOLDER "
+                 "being a --data folder's name)",
+                 file.string(), ds.exclude_lines_for_other_folders, fmt::join(root_names, ", "));
 }
 
 }  // namespace

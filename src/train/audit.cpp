@@ -9,12 +9,14 @@
 
 #include "data/dataset.h"
 #include "eval/plots.h"
+#include "model/mobilenet_v2_spec.h"
 #include "nn/mask_net.h"
 #include "nn/tflite_import.h"
 #include "train/features.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/json_io.h"
+#include "util/locked_file.h"
 #include "util/progress.h"
 #include "util/seed.h"
 #include "util/sha256.h"
@@ -130,10 +132,45 @@ void refuse_folds_without_a_class(const std::vector<int>& labels, const std::vec
                    class_names[c], total[c], total[c] * (folds - 1) / folds);
 }
 
+// One CSV field: quoted when it holds a comma, a quote or a line break (a class folder named
+// "with,mask" or a file name with a newline had split its row).
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string q = "\"";
+  for (char c : text) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+// The crops the features are made of, by their pixels: whatever changed them (the face model,
+// its fallback to Haar, the crop margin, a decoder) makes a new key. The key had named the
+// data, the backbone and the size only, and reused features of another face model's crops.
+std::string crops_sha256(const std::vector<cv::Mat>& images) {
+  std::string each;
+  each.reserve(images.size() * 64);
+  for (const auto& img : images) {
+    const cv::Mat c = img.isContinuous() ? img : img.clone();
+    each += fmt::format("{}x{}x{}:", c.cols, c.rows, c.type());
+    each += c.empty() ? std::string("empty") : sha256_hex(c.data, c.total() * c.elemSize());
+  }
+  return sha256_hex(each);
+}
+
+// Contact-sheet pages of an earlier, longer run (audit-3.png when this run has 2 pages) go:
+// they would be taken for this run's.
+void remove_pages_after(const std::filesystem::path& dir, size_t pages) {
+  std::error_code ec;
+  for (size_t page = std::max<size_t>(2, pages + 1);; ++page)
+    if (!std::filesystem::remove(dir / fmt::format("audit-{}.png", page), ec)) break;
+}
+
 }  // namespace
 
 AuditResult run_audit(const AuditOptions& o) {
   if (o.folds < 2 || o.folds > 20) throw Error("--folds must be 2..20");
+  check_input_size(o.input_size);
+  check_output_dir(o.out, "--out");  // before the images are decoded, not after
+  // Two audits into one folder had both said "ranked list: ..." with one's results in it.
+  const FolderLock lock(o.out, ".audit.lock", "audit folder");
   ScanOptions so;
   so.class_map = o.class_map;
   so.exclude_file = o.exclude;
@@ -150,8 +187,9 @@ AuditResult run_audit(const AuditOptions& o) {
   result.images = ds.items.size();
   // The backbone by its bytes, not its name: another file under the same name reused stale features.
   const std::string key =
-      sha256_hex(fmt::format("{}|{}|{}|{}", ds.manifest_sha256(), sha256_hex(read_file_bytes(o.backbone, "backbone")),
-                             o.input_size, o.face_crops));
+      sha256_hex(fmt::format("{}|{}|{}|{}|{}", ds.manifest_sha256(),
+                             sha256_hex(read_file_bytes(o.backbone, "backbone")), o.input_size, o.face_crops,
+                             crops_sha256(images)));
   const auto cache = o.out / "features.bin";
   torch::Tensor x = read_cache(cache, key);
   result.features_from_cache = x.defined() && x.size(0) == static_cast<int64_t>(ds.items.size());
@@ -212,15 +250,10 @@ AuditResult run_audit(const AuditOptions& o) {
   for (size_t r = 0; r < rows.size(); ++r) {
     const auto& row = rows[r];
     const auto& it = ds.items[row.item];
-    std::string name = it.rel;
-    if (name.find_first_of(",\"") != std::string::npos) {
-      std::string q = "\"";
-      for (char c : name) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-      name = q + "\"";
-    }
-    csv += fmt::format("{},{},{},{},{},{:.4f},{:.4f},{},{}\n", r + 1, name, it.source,
-                       ds.classes[static_cast<size_t>(it.label)], ds.classes[static_cast<size_t>(row.predicted)],
-                       row.p_label, row.p_predicted, fold[row.item], row.flagged ? 1 : 0);
+    csv += fmt::format("{},{},{},{},{},{:.4f},{:.4f},{},{}\n", r + 1, csv_field(it.rel), csv_field(it.source),
+                       csv_field(ds.classes[static_cast<size_t>(it.label)]),
+                       csv_field(ds.classes[static_cast<size_t>(row.predicted)]), row.p_label, row.p_predicted,
+                       fold[row.item], row.flagged ? 1 : 0);
   }
   write_file_atomic(o.out / "audit.csv", csv);
 
@@ -234,6 +267,9 @@ AuditResult run_audit(const AuditOptions& o) {
   }
   // Pages of 50 (audit.png, audit-2.png, ...): one tall sheet is hard to look through.
   constexpr size_t kPage = 50;
+  result.sheet_images = sheet.size();
+  result.sheet_pages = (sheet.size() + kPage - 1) / kPage;
+  remove_pages_after(o.out, result.sheet_pages);
   for (size_t start = 0, page = 1; start < sheet.size(); start += kPage, ++page) {
     const size_t end = std::min(sheet.size(), start + kPage);
     const std::vector<cv::Mat> imgs(sheet.begin() + static_cast<long>(start), sheet.begin() + static_cast<long>(end));

@@ -30,6 +30,7 @@ struct AuditResult {
   std::map<std::string, std::pair<size_t, size_t>> flagged_per_source;  // source -> (flagged, images)
   double out_of_fold_accuracy = 0;
   bool features_from_cache = false;
+  size_t sheet_images = 0, sheet_pages = 0;  // audit.png, audit-2.png, ... (50 a page)
 };
 
 AuditResult run_audit(const AuditOptions& options);

@@ -224,6 +224,8 @@ void InputFiles::refuse_overwriting(const fs::path& output, const std::string& w
 void check_output_dir(const fs::path& dir, const std::string& what) {
   if (dir.empty()) throw Error(what + ": empty path");
   std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw Error(fmt::format("{} {} is a file, not a folder", what, dir.string()));
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir, ec))
     throw Error(fmt::format("{} {}: cannot create it{}", what, dir.string(), ec ? ": " + ec.message() : ""));

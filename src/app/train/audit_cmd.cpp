@@ -26,7 +26,7 @@ void add_audit_command(CLI::App& root) {
   cmd->add_option("--exclude", *exclude, "File of image names to leave out");
   cmd->add_option("--out", *out, "Where audit.csv, audit.png, audit.json and the feature cache go")->required();
   cmd->add_option("--backbone", *backbone, "MobileNetV2 .tflite with ImageNet weights")->capture_default_str();
-  cmd->add_option("--input-size", o->input_size, "Square input size of the features")->capture_default_str();
+  cmd->add_option("--input-size", o->input_size, "Square input size of the features: a multiple of 32 from 96 to 224")->capture_default_str();
   cmd->add_option("--folds", o->folds, "Folds for out-of-fold predictions")
       ->capture_default_str()
       ->check(in_range(2, 20));
@@ -53,7 +53,8 @@ void add_audit_command(CLI::App& root) {
                100 * r.out_of_fold_accuracy, r.features_from_cache ? " (cached features)" : "", r.flagged);
     for (const auto& [source, fn] : r.flagged_per_source)
       fmt::print("  {:<22} {:5} of {:5} ({:.1f}%)\n", source, fn.first, fn.second, 100.0 * fn.first / fn.second);
-    fmt::print("ranked list: {0}/audit.csv; contact sheet of the top {1}: {0}/audit.png\n", o->out.string(), o->sheet);
+    fmt::print("ranked list: {0}/audit.csv; contact sheet of the top {1}: {0}/audit.png{2}\n", o->out.string(),
+               r.sheet_images, r.sheet_pages > 1 ? fmt::format(" to audit-{}.png", r.sheet_pages) : "");
   });
 }
 

@@ -39,12 +39,8 @@ void check_tuned_model_path(const std::filesystem::path& out, const FaceTuneOpti
   std::vector<std::filesystem::path> inputs = {o.base_model};
   if (!split.empty()) inputs.emplace_back(split);
   InputFiles(inputs).refuse_overwriting(out, "--out");
+  refuse_output_inside(out, o.scenes, "--out", "the scenes' images and annotations are there");
   std::error_code ec;
-  const auto scenes = std::filesystem::weakly_canonical(o.scenes, ec).lexically_normal().string() + "/";
-  const auto where = std::filesystem::weakly_canonical(std::filesystem::absolute(out), ec).lexically_normal().string();
-  if (!ec && where.rfind(scenes, 0) == 0)
-    throw Error(fmt::format("--out {} is inside the scenes folder {}: write the model elsewhere", out.string(),
-                            o.scenes.string()));
   if (std::filesystem::is_regular_file(out, ec) && !is_yunet_2023(out))
     throw Error(fmt::format("--out {} exists and is not a 2023 YuNet face model: not overwritten (remove it or "
                             "choose another name)",
