@@ -159,6 +159,23 @@ TEST(ServeConfig, MistakesNameTheFileLineAndKey) {
             std::string::npos);
 }
 
+// config check had passed what serve could not bind, and a camera file that is not there.
+TEST(ServeConfig, AListenAddressMustBeOneAndAMissingSourceIsSaid) {
+  for (const char* good : {"127.0.0.1", "0.0.0.0", "::1", "::", "localhost", "cam-host.example.org"})
+    EXPECT_TRUE(is_address_or_host_name(good)) << good;
+  for (const char* bad : {"not an address!!", "999.1.1.1", "1.2.3", "-host", "a..b", "host_name"})
+    EXPECT_FALSE(is_address_or_host_name(bad)) << bad;
+  EXPECT_NE(error_of("http: {listen: \"not an address!!\"}\ncameras: {a: {source: x}}\n")
+                .find("test.yaml:1: http.listen: 'not an address!!' is not an IP address or a host name"),
+            std::string::npos);
+  const auto cfg = parse_serve_config("cameras:\n  a: {source: /nonexistent/video.mp4}\n  b: {source: \"0\"}\n"
+                                      "  c: {source: \"rtsp://cam/x\"}\n",
+                                      "/tmp/c.yaml");
+  const auto missing = missing_source_warnings(cfg);
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_NE(missing[0].find("cameras.a.source: /nonexistent/video.mp4 does not exist"), std::string::npos);
+}
+
 TEST(ServeConfig, SecretsAndStreamCredentialsAreRedacted) {
   setenv("MASKWATCH_TEST_TOKEN", "s3cret-token", 1);
   const auto cfg = parse_serve_config(R"(

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -616,6 +618,10 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
     read_fields(r, cfg.http, http_fields());
     if (r.child("listen").IsScalar() && cfg.http.listen.empty())
       r.fail(r.child("listen"), "http.listen: empty (127.0.0.1: this machine only, 0.0.0.0: every interface)");
+    else if (!is_address_or_host_name(cfg.http.listen))  // (config check had passed what serve could not bind)
+      r.fail(r.child("listen"), fmt::format("http.listen: '{}' is not an IP address or a host name (127.0.0.1: this "
+                                            "machine only, 0.0.0.0: every interface)",
+                                            cfg.http.listen));
     MapReader a(r.child("auth"), "http.auth", file);
     read_fields(a, cfg.http.auth, auth_fields());
     a.finish();
@@ -739,6 +745,30 @@ std::string data_dir_override_warning(const StorageConfig& from_file, const std:
   if (normal(from_file.dir) == normal(data_dir)) return {};
   return fmt::format("storage: --data {} is used; the config's storage.dir ({}) is not", data_dir.string(),
                      from_file.dir);
+}
+
+bool is_address_or_host_name(const std::string& text) {
+  in_addr v4{};
+  in6_addr v6{};
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1 || inet_pton(AF_INET6, text.c_str(), &v6) == 1) return true;
+  // RFC 1123 labels; all digits and dots is a malformed IPv4 address, not a name.
+  static const std::regex name(R"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)");
+  return text.size() <= 253 && std::regex_match(text, name) &&
+         text.find_first_not_of("0123456789.") != std::string::npos;
+}
+
+std::vector<std::string> missing_source_warnings(const ServeConfig& cfg) {
+  std::vector<std::string> out;
+  for (const auto& c : cfg.cameras) {
+    const auto& src = c.source;
+    const bool local_path = src.find("://") == std::string::npos && src.rfind("/dev/", 0) != 0 &&
+                            src.find_first_not_of("0123456789") != std::string::npos;
+    std::error_code ec;
+    if (local_path && !std::filesystem::exists(src, ec))
+      out.push_back(fmt::format("cameras.{}.source: {} does not exist (serve starts the camera offline and retries it)",
+                                c.name, src));
+  }
+  return out;
 }
 
 std::string open_without_login_warning(const HttpConfig& http) {

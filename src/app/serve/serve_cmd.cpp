@@ -255,6 +255,7 @@ void add_config_command(CLI::App& root) {
     }
     fmt::print("{}\n", cfg.to_json(/*redact=*/true).dump(2));
     if (const auto open = open_without_login_warning(cfg.http); !open.empty()) spdlog::warn("{}", open);
+    for (const auto& missing : missing_source_warnings(cfg)) spdlog::warn("{}", missing);
     spdlog::info("{}: OK, {} camera(s)", *file, cfg.cameras.size());
   });
   auto markdown = std::make_shared<bool>(false);
