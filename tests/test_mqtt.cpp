@@ -1,5 +1,6 @@
 // `serve` on MQTT against a real broker: Debian's mosquitto on a free loopback port, and
 // mosquitto_sub / mosquitto_pub as the other side (no mocks).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -448,6 +449,24 @@ TEST(FleetView, DeadSitesAndABrokerOutageAreStaleAndDetectionOffIsSaid) {
   EXPECT_EQ(f.to_json()["sites"][0]["live"], true);
   f.set_broker_probe(nullptr);
   EXPECT_EQ(f.to_json()["broker_connected"], true);
+}
+
+// Anyone who may publish to the broker could grow the view (and /api/fleet) without end.
+TEST(FleetView, SitesAndCamerasAreCapped) {
+  FleetView f;
+  for (size_t i = 0; i < FleetView::kMaxSites; ++i)
+    ASSERT_TRUE(f.on_message(fmt::format("maskwatch/s{}/available", i), "online", 1));
+  EXPECT_FALSE(f.on_message("maskwatch/one-more/available", "online", 1));
+  EXPECT_FALSE(f.on_message("maskwatch/one-more/door/faces", "1", 1));
+  EXPECT_TRUE(f.on_message("maskwatch/s0/available", "offline", 2));  // a known site still updates
+  for (size_t i = 0; i < FleetView::kMaxCamerasPerSite; ++i)
+    ASSERT_TRUE(f.on_message(fmt::format("maskwatch/s1/c{}/faces", i), "1", 1));
+  EXPECT_FALSE(f.on_message("maskwatch/s1/extra/faces", "1", 1));
+  EXPECT_FALSE(f.on_message("maskwatch/s1/extra/detect/state", "ON", 1));
+  const auto j = f.to_json();
+  EXPECT_EQ(j["sites"].size(), FleetView::kMaxSites);
+  for (const auto& site : j["sites"])
+    if (site["site"] == "maskwatch/s1") EXPECT_EQ(site["cameras"].size(), FleetView::kMaxCamerasPerSite);
 }
 
 TEST(Mqtt, APayloadWithANewlineCannotForgeALogLine) {

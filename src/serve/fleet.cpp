@@ -1,5 +1,8 @@
 #include "serve/fleet.h"
 
+#include <spdlog/spdlog.h>
+
+#include <utility>
 #include <vector>
 
 namespace maskwatch {
@@ -22,10 +25,33 @@ long long count_of(const std::string& payload) {
 
 }  // namespace
 
-nlohmann::json& FleetView::camera_entry(Site& site, const std::string& camera) {
-  auto& c = site.cameras[camera];
-  if (c.is_null()) c = {{"status", "unknown"}, {"faces", nullptr}, {"without_mask", nullptr}, {"compliance", nullptr}};
-  return c;
+FleetView::Site* FleetView::site_entry(const std::string& name) {
+  if (const auto it = sites_.find(name); it != sites_.end()) return &it->second;
+  if (sites_.size() >= kMaxSites) {
+    if (!std::exchange(warned_full_, true))
+      spdlog::warn("fleet: {} sites already; topics of further sites (as {}) are left out", kMaxSites, name);
+    return nullptr;
+  }
+  return &sites_[name];
+}
+
+nlohmann::json* FleetView::camera_entry(Site& site, const std::string& camera) {
+  auto it = site.cameras.find(camera);
+  if (it == site.cameras.end()) {
+    if (site.cameras.size() >= kMaxCamerasPerSite) {
+      if (!std::exchange(warned_full_, true))
+        spdlog::warn("fleet: a site has {} cameras already; further cameras (as {}) are left out", kMaxCamerasPerSite,
+                     camera);
+      return nullptr;
+    }
+    it = site.cameras
+             .emplace(camera, nlohmann::json{{"status", "unknown"},
+                                             {"faces", nullptr},
+                                             {"without_mask", nullptr},
+                                             {"compliance", nullptr}})
+             .first;
+  }
+  return &it->second;
 }
 
 bool FleetView::on_message(const std::string& topic, const std::string& payload, double now) {
@@ -34,9 +60,10 @@ bool FleetView::on_message(const std::string& topic, const std::string& payload,
     if (!ends_with(topic, leaf)) continue;
     const std::string site = topic.substr(0, topic.size() - std::string(leaf).size());
     std::lock_guard<std::mutex> lock(mutex_);
-    auto& s = sites_[site];
-    s.last_seen = now;
-    if (std::string(leaf) == "/available") s.available = payload.substr(0, 32);
+    Site* s = site_entry(site);
+    if (!s) return false;
+    s->last_seen = now;
+    if (std::string(leaf) == "/available") s->available = payload.substr(0, 32);
     return true;
   }
   // <site>/<camera>/detect/state: detection on or off there (ON/OFF).
@@ -45,7 +72,10 @@ bool FleetView::on_message(const std::string& topic, const std::string& payload,
     const auto slash = rest.rfind('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size() || payload.empty()) return false;
     std::lock_guard<std::mutex> lock(mutex_);
-    camera_entry(sites_[rest.substr(0, slash)], rest.substr(slash + 1))["detect"] = payload == "ON";
+    Site* s = site_entry(rest.substr(0, slash));
+    nlohmann::json* c = s ? camera_entry(*s, rest.substr(slash + 1)) : nullptr;
+    if (!c) return false;
+    (*c)["detect"] = payload == "ON";
     return true;
   }
   const auto last = topic.rfind('/');
@@ -57,13 +87,16 @@ bool FleetView::on_message(const std::string& topic, const std::string& payload,
   const std::string site = topic.substr(0, cam_start), camera = topic.substr(cam_start + 1, last - cam_start - 1);
   if (site.empty() || camera.empty()) return false;
   std::lock_guard<std::mutex> lock(mutex_);
-  auto& s = sites_[site];
-  s.last_seen = now;
+  Site* s = site_entry(site);
+  if (!s) return false;
+  s->last_seen = now;
   if (leaf == "status" && payload.empty()) {  // its retained state deleted: the camera was removed there
-    s.cameras.erase(camera);
+    s->cameras.erase(camera);
     return true;
   }
-  auto& c = camera_entry(s, camera);
+  nlohmann::json* entry = camera_entry(*s, camera);
+  if (!entry) return false;
+  auto& c = *entry;
   if (leaf == "status") {
     c["status"] = payload.substr(0, 32);
   } else if (leaf == "compliance") {

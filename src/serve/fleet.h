@@ -14,6 +14,7 @@ namespace maskwatch {
 
 class FleetView {
  public:
+  static constexpr size_t kMaxSites = 256, kMaxCamerasPerSite = 256;
   // Returns false when the topic is not one a maskwatch instance publishes.
   bool on_message(const std::string& topic, const std::string& payload, double now);
   // {"broker_connected", "sites": [{site, available, live, last_seen, cameras: {name: {status,
@@ -31,8 +32,12 @@ class FleetView {
     double last_seen = 0;
     std::map<std::string, nlohmann::json> cameras;
   };
-  static nlohmann::json& camera_entry(Site& site, const std::string& camera);  // made on first mention
+  // Made on first mention; nullptr past the caps (anyone who may publish to the broker could
+  // otherwise grow the view, and /api/fleet, without end).
+  Site* site_entry(const std::string& name);
+  nlohmann::json* camera_entry(Site& site, const std::string& camera);
   mutable std::mutex mutex_;
+  bool warned_full_ = false;
   std::map<std::string, Site> sites_;
   std::function<bool()> broker_probe_;
 };

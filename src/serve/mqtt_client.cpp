@@ -10,10 +10,9 @@
 #include "util/error.h"
 
 namespace maskwatch {
-namespace {
 
 // A one-shot flag another thread sets (Paho's completion callbacks).
-struct Done {
+struct MqttClient::Done {
   std::mutex m;
   std::condition_variable cv;
   bool done = false;
@@ -27,6 +26,8 @@ struct Done {
     cv.wait_for(lock, timeout, [&] { return done; });
   }
 };
+
+namespace {
 
 // Why a connect failed, in words. Paho reports a broker's refusal with the CONNACK return
 // code (1..5, MQTT 3.1.1) and the message "CONNACK return code", and its own failures
@@ -297,13 +298,13 @@ void MqttClient::close(const MqttMessage& last) {
       if (!pending) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    Done done;
+    disconnect_done_ = std::make_unique<Done>();
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
     d.timeout = 0;
-    d.context = &done;
+    d.context = disconnect_done_.get();
     d.onSuccess = [](void* p, MQTTAsync_successData*) { static_cast<Done*>(p)->set(); };
     d.onFailure = [](void* p, MQTTAsync_failureData*) { static_cast<Done*>(p)->set(); };
-    if (MQTTAsync_disconnect(handle, &d) == MQTTASYNC_SUCCESS) done.wait(std::chrono::milliseconds(2000));
+    if (MQTTAsync_disconnect(handle, &d) == MQTTASYNC_SUCCESS) disconnect_done_->wait(std::chrono::milliseconds(2000));
   }
   is_connected_ = false;
 }

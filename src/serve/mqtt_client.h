@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -75,6 +76,10 @@ class MqttClient {
   std::atomic<bool> is_connected_{false};
   std::atomic<int64_t> dropped_{0}, sent_{0};
   std::thread thread_;
+  // What the disconnect's completion callback sets: a member, so that a callback Paho makes
+  // after close() gave up waiting (a stalled broker) finds it alive until MQTTAsync_destroy.
+  struct Done;
+  std::unique_ptr<Done> disconnect_done_;
 };
 
 }  // namespace maskwatch
