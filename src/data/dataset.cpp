@@ -324,7 +324,12 @@ Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const Scan
         spdlog::warn("{}: a link to a folder, not followed (its images are not read)", it->path().string());
         continue;
       }
-      if (!it->is_regular_file(ec2)) continue;
+      if (!it->is_regular_file(ec2)) {
+        // A link to nothing named like an image had been left out without a word.
+        if (it->is_symlink(ec2) && is_image_file(it->path()))
+          spdlog::warn("{}: skipped, a link to a file that is not there", it->path().string());
+        continue;
+      }
       if (!is_image_file(it->path())) {
         ++ds.ignored_files;
       } else if (!is_utf8(it->path().string())) {
