@@ -11,6 +11,7 @@
 #                  default: SHARED/models)
 #   --no-install   do not call apt-get (packages already installed)
 #   --no-sanitize  skip the sanitizer build
+#   --jobs N       parallel compile jobs (default 2: the 2-core machine this is built on)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +28,7 @@ while [[ $# -gt 0 ]]; do
     --no-install) install=0; shift ;;
     --no-sanitize) sanitize=0; shift ;;
     --jobs) jobs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done

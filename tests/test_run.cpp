@@ -281,6 +281,14 @@ TEST(Detect, AVideoIsNotAStillImage) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("a video, not a still image (maskwatch run --source"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("face"), std::string::npos) << r.out;
+  // In a folder of photos too (it was only counted among the files that are not images).
+  TempDir dir;
+  fs::create_symlink(clip, dir / "clip.mp4");
+  fs::copy_file(shared_path("samples/imagenet/cat.bmp"), dir / "cat.bmp");
+  const auto in_folder = run_cli({"detect", dir.path.string()});
+  EXPECT_EQ(in_folder.exit_code, 0) << in_folder.err;
+  EXPECT_NE(in_folder.err.find("1 video(s) not looked at (maskwatch run --source"), std::string::npos)
+      << in_folder.err;
 }
 
 // A small close-up (a 178 px test crop whose masked face spans it edge to edge): `detect` finds

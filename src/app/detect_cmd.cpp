@@ -21,12 +21,6 @@
 namespace maskwatch::app {
 
 namespace {
-// A video given to detect decoded as its first frame only, without a word.
-bool is_video_file(const std::filesystem::path& path) {
-  static const std::set<std::string> exts = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm",
-                                             ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"};
-  return exts.count(lower_extension(path)) > 0;
-}
 
 // Subfolders are not searched (a folder of class folders is not a folder of photos to look
 // at); said, so a nested photo is not silently left out.

@@ -303,7 +303,7 @@ void add_run_command(CLI::App& root) {
       ->capture_default_str()
       ->check(in_range(0.05, 1.0));
   cmd->add_flag("--no-display", o->no_display, "Run without a window (servers, CI)");
-  cmd->add_option("--record", o->record, "Write the annotated video here (.mp4, .m4v or .mov: H.264; .avi: MJPEG)");
+  cmd->add_option("--record", o->record, "Write the annotated video here (.mp4, .m4v or .mov: MPEG-4 Part 2, cheap to encode beside the live loop; .avi: MJPEG)");
   cmd->add_option("--events", o->events,
                   "Write JSON lines: one per frame, and each face track's first verdict (new), changes (update) and "
                   "end, as serve publishes them");

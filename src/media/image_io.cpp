@@ -22,10 +22,16 @@ bool is_image_file(const std::filesystem::path& path) {
   return exts.count(lower_extension(path)) > 0;
 }
 
+bool is_video_file(const std::filesystem::path& path) {
+  static const std::set<std::string> exts = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm",
+                                             ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"};
+  return exts.count(lower_extension(path)) > 0;
+}
+
 std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir, int* skipped) {
   std::vector<std::filesystem::path> files;
-  int others = 0;  // plain files that are not images
-  std::string first_other;
+  int others = 0, videos = 0;  // plain files that are not images; videos among them
+  std::string first_other, first_video;
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec), end;
   if (ec) throw Error("cannot list folder " + dir.string() + ": " + ec.message());
@@ -44,12 +50,16 @@ std::vector<std::filesystem::path> list_image_files(const std::filesystem::path&
       files.push_back(it->path());
     else if (regular && ++others == 1)
       first_other = it->path().filename().string();
+    if (regular && is_video_file(it->path()) && ++videos == 1) first_video = it->path().string();
   }
   if (ec) spdlog::warn("listing {} stopped early: {}", dir.string(), ec.message());
   // Said, so that a .gif or a file without an extension is not silently missing from the run.
   if (others > 0)
     spdlog::info("{}: {} file(s) left out, not images by their extension ({}{})", dir.string(), others, first_other,
                  others > 1 ? ", ..." : "");
+  if (videos > 0)  // as a video named on the command line is told
+    spdlog::warn("{}: {} video(s) not looked at (maskwatch run --source {} looks at every frame)", dir.string(), videos,
+                 first_video);
   std::sort(files.begin(), files.end());
   return files;
 }

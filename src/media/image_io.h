@@ -12,6 +12,9 @@ namespace maskwatch {
 
 // Extensions decode_image reads (case-insensitive).
 bool is_image_file(const std::filesystem::path& path);
+// Extensions of video files (case-insensitive): told apart so that a still-image command can
+// point at `run` instead of reading a first frame or leaving one out without a word.
+bool is_video_file(const std::filesystem::path& path);
 
 // The image files directly in `dir`, sorted by name. Entries that cannot be inspected (a
 // symlink loop, a dangling link, no permission) are skipped with a warning, never thrown,
