@@ -459,6 +459,11 @@ TEST(FleetView, SitesAndCamerasAreCapped) {
   EXPECT_FALSE(f.on_message("maskwatch/one-more/available", "online", 1));
   EXPECT_FALSE(f.on_message("maskwatch/one-more/door/faces", "1", 1));
   EXPECT_TRUE(f.on_message("maskwatch/s0/available", "offline", 2));  // a known site still updates
+  // One gone offline makes room for a new site (junk would otherwise hold every slot for good).
+  EXPECT_TRUE(f.on_message("maskwatch/one-more/available", "online", 3));
+  bool s0_listed = false;
+  for (const auto& site : f.to_json()["sites"]) s0_listed |= site["site"] == "maskwatch/s0";
+  EXPECT_FALSE(s0_listed);
   for (size_t i = 0; i < FleetView::kMaxCamerasPerSite; ++i)
     ASSERT_TRUE(f.on_message(fmt::format("maskwatch/s1/c{}/faces", i), "1", 1));
   EXPECT_FALSE(f.on_message("maskwatch/s1/extra/faces", "1", 1));

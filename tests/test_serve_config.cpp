@@ -161,9 +161,10 @@ TEST(ServeConfig, MistakesNameTheFileLineAndKey) {
 
 // config check had passed what serve could not bind, and a camera file that is not there.
 TEST(ServeConfig, AListenAddressMustBeOneAndAMissingSourceIsSaid) {
-  for (const char* good : {"127.0.0.1", "0.0.0.0", "::1", "::", "localhost", "cam-host.example.org"})
+  for (const char* good : {"127.0.0.1", "0.0.0.0", "::1", "::", "localhost", "cam-host.example.org", "fe80::1%eth0",
+                           "host.example.org.", "mask_watch"})
     EXPECT_TRUE(is_address_or_host_name(good)) << good;
-  for (const char* bad : {"not an address!!", "999.1.1.1", "1.2.3", "-host", "a..b", "host_name"})
+  for (const char* bad : {"not an address!!", "999.1.1.1", "1.2.3", "-host", "a..b", "a b", "fe80::zz%eth0"})
     EXPECT_FALSE(is_address_or_host_name(bad)) << bad;
   EXPECT_NE(error_of("http: {listen: \"not an address!!\"}\ncameras: {a: {source: x}}\n")
                 .find("test.yaml:1: http.listen: 'not an address!!' is not an IP address or a host name"),
@@ -335,6 +336,8 @@ TEST(LogText, UrlsLoseTheirPasswordsAndLogLinesCannotBeForged) {
   // Any parameter named like a secret (a review found apikey, api_key and sig shown).
   EXPECT_EQ(redact_url("http://cam/s?apikey=K1&api_key=K2&sig=S&X-Amz-Signature=S2&client_secret=C&fps=5"),
             "http://cam/s?apikey=***&api_key=***&sig=***&X-Amz-Signature=***&client_secret=***&fps=5");
+  EXPECT_EQ(redact_url("http://cam/s?keyframe=1&author=me&pw=P&psw=Q&access_token=T"),
+            "http://cam/s?keyframe=1&author=me&pw=***&psw=***&access_token=***");
   // A webhook's path is its secret: only where it goes is shown.
   EXPECT_EQ(hide_url_path("https://discord.com/api/webhooks/123456/DiscordSecretToken"), "https://discord.com/***");
   EXPECT_EQ(hide_url_path("https://api.telegram.org/bot123:TelegramSecret/sendMessage?chat_id=1"),

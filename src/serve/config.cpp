@@ -750,11 +750,17 @@ std::string data_dir_override_warning(const StorageConfig& from_file, const std:
 bool is_address_or_host_name(const std::string& text) {
   in_addr v4{};
   in6_addr v6{};
-  if (inet_pton(AF_INET, text.c_str(), &v4) == 1 || inet_pton(AF_INET6, text.c_str(), &v6) == 1) return true;
-  // RFC 1123 labels; all digits and dots is a malformed IPv4 address, not a name.
-  static const std::regex name(R"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)");
-  return text.size() <= 253 && std::regex_match(text, name) &&
-         text.find_first_not_of("0123456789.") != std::string::npos;
+  // An IPv6 address may carry its interface (fe80::1%eth0).
+  const std::string address = text.substr(0, text.find('%'));
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1 || inet_pton(AF_INET6, address.c_str(), &v6) == 1) return true;
+  // Host name labels (underscores too: container service names have them), one trailing dot
+  // allowed; all digits and dots is a malformed IPv4 address, not a name.
+  std::string host = text;
+  if (!host.empty() && host.back() == '.') host.pop_back();
+  static const std::regex name(
+      R"([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*)");
+  return host.size() <= 253 && std::regex_match(host, name) &&
+         host.find_first_not_of("0123456789.") != std::string::npos;
 }
 
 std::vector<std::string> missing_source_warnings(const ServeConfig& cfg) {

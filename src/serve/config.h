@@ -174,13 +174,12 @@ ServeConfig load_serve_config(const std::filesystem::path& file);
 // `serve --data DIR` replaces the file's storage.dir (the systemd unit passes /var/lib/maskwatch):
 // the warning that says so where the file names another folder, else "".
 std::string data_dir_override_warning(const StorageConfig& from_file, const std::filesystem::path& data_dir);
-
-// The warning for a server other machines can reach (http.listen not a loopback address) with
-// no http.auth, where anyone on the network is admin; else "". `config check` and `serve` say it.
-// An IPv4 or IPv6 address or an RFC 1123 host name (what http.listen may be).
+// An IPv4 or IPv6 address (fe80::1%eth0 too) or a host name (what http.listen may be).
 bool is_address_or_host_name(const std::string& text);
 // One line per camera whose source is a local file or folder that does not exist.
 std::vector<std::string> missing_source_warnings(const ServeConfig& cfg);
+// The warning for a server other machines can reach (http.listen not a loopback address) with
+// no http.auth, where anyone on the network is admin; else "". `config check` and `serve` say it.
 std::string open_without_login_warning(const HttpConfig& http);
 // The files a config names exist: the model, and each face model given by name or path
 // (what `serve` would fail on at start). Throws Error naming the file. For `config check`

@@ -28,9 +28,18 @@ long long count_of(const std::string& payload) {
 FleetView::Site* FleetView::site_entry(const std::string& name) {
   if (const auto it = sites_.find(name); it != sites_.end()) return &it->second;
   if (sites_.size() >= kMaxSites) {
-    if (!std::exchange(warned_full_, true))
-      spdlog::warn("fleet: {} sites already; topics of further sites (as {}) are left out", kMaxSites, name);
-    return nullptr;
+    // The site heard from longest ago that is not online makes room (junk topics would
+    // otherwise hold every slot for good); with all of them online, the new one waits.
+    auto oldest = sites_.end();
+    for (auto it = sites_.begin(); it != sites_.end(); ++it)
+      if (it->second.available != "online" && (oldest == sites_.end() || it->second.last_seen < oldest->second.last_seen))
+        oldest = it;
+    if (oldest == sites_.end()) {
+      if (!std::exchange(warned_sites_full_, true))
+        spdlog::warn("fleet: {} sites online already; topics of further sites (as {}) are left out", kMaxSites, name);
+      return nullptr;
+    }
+    sites_.erase(oldest);
   }
   return &sites_[name];
 }
@@ -39,7 +48,7 @@ nlohmann::json* FleetView::camera_entry(Site& site, const std::string& camera) {
   auto it = site.cameras.find(camera);
   if (it == site.cameras.end()) {
     if (site.cameras.size() >= kMaxCamerasPerSite) {
-      if (!std::exchange(warned_full_, true))
+      if (!std::exchange(warned_cameras_full_, true))
         spdlog::warn("fleet: a site has {} cameras already; further cameras (as {}) are left out", kMaxCamerasPerSite,
                      camera);
       return nullptr;

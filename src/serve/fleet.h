@@ -33,11 +33,12 @@ class FleetView {
     std::map<std::string, nlohmann::json> cameras;
   };
   // Made on first mention; nullptr past the caps (anyone who may publish to the broker could
-  // otherwise grow the view, and /api/fleet, without end).
+  // otherwise grow the view, and /api/fleet, without end). A new site takes the place of the
+  // one not online heard from longest ago.
   Site* site_entry(const std::string& name);
   nlohmann::json* camera_entry(Site& site, const std::string& camera);
   mutable std::mutex mutex_;
-  bool warned_full_ = false;
+  bool warned_sites_full_ = false, warned_cameras_full_ = false;
   std::map<std::string, Site> sites_;
   std::function<bool()> broker_probe_;
 };

@@ -213,6 +213,11 @@ class GuardedStream : public httplib::Stream {
   size_t off_ = 0, len_ = 0;
 };
 
+// Set by a handler on the connection's thread when its reply ends the connection (a refused
+// body would otherwise be read as the next request): httplib 0.11 keeps a connection open
+// whatever the reply's Connection header says.
+thread_local bool t_close_after_reply = false;
+
 // cpp-httplib 0.11 (Debian 12) has one per-connection hook, the virtual
 // process_and_close_socket. This server replaces the library's connection loop there
 // (parsing and routing stay the library's: process_request) to admit or refuse the
@@ -230,9 +235,24 @@ class GuardedServer : public httplib::Server {
     } else {
       refuse(sock, addr);
     }
+    close_after_draining(sock);
+    return true;
+  }
+
+  // A reply refused a body the client is still sending (413, 411): closing with it unread
+  // makes the kernel send a reset, which can wipe out the reply before the client reads it.
+  // What comes within 50 ms (64 KiB at most) is read first.
+  static void close_after_draining(int sock) {
+    ::shutdown(sock, SHUT_WR);
+    char scratch[4096];
+    size_t drained = 0;
+    while (drained < (64u << 10) && wait_socket(sock, POLLIN, 50)) {
+      const ssize_t n = ::recv(sock, scratch, sizeof scratch, MSG_DONTWAIT);
+      if (n <= 0) break;
+      drained += static_cast<size_t>(n);
+    }
     ::shutdown(sock, SHUT_RDWR);
     ::close(sock);
-    return true;
   }
 
   void serve_connection(int sock, const std::string& addr, int port) {
@@ -245,8 +265,13 @@ class GuardedServer : public httplib::Server {
         if (first) guard_.count_slow();  // connected and never asked anything in time
         return;                          // an idle keep-alive connection ends quietly
       }
+      // The request's own time starts when it starts: one that came late in the idle wait
+      // would otherwise be cut off after its first read (nothing is read past the deadline).
+      strm.set_deadline(Clock::now() + guard_.request_timeout());
       bool closed = false;
+      t_close_after_reply = false;
       const bool ok = process_request(strm, left == 1, closed, nullptr);
+      if (t_close_after_reply) return;  // a body refused unread: what follows is not a request
       if (strm.request_timed_out()) {
         guard_.count_slow();
         spdlog::debug("http: closed {}:{}: no complete request within the time-out", addr, port);
@@ -291,6 +316,22 @@ void send_json(Response& res, const nlohmann::json& j, int status = 200) {
 }
 
 void send_error(Response& res, int status, const std::string& message) { send_json(res, {{"error", message}}, status); }
+
+// 411 for a chunked body, 413 for one over kMaxRequestBody (the answer set in `res`, which
+// closes the connection); 0 for a request whose body may be read.
+int refused_body(const Request& req, Response& res) {
+  int status = 0;
+  if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
+    send_json(res, {{"error", "send the body with Content-Length, not chunked"}}, status = 411);
+  } else if (req.get_header_value<uint64_t>("Content-Length") > kMaxRequestBody) {
+    send_json(res, {{"error", fmt::format("body too large (at most {} bytes)", kMaxRequestBody)}}, status = 413);
+  }
+  if (status) {
+    res.set_header("Connection", "close");
+    t_close_after_reply = true;
+  }
+  return status;
+}
 
 // Query parameter as a number; absent -> fallback; malformed -> throws (400).
 double number_param(const Request& req, const char* name, double fallback) {
@@ -541,6 +582,11 @@ HttpApi::HttpApi(const ServeConfig& config, Engine& engine, Storage& storage)
   // The API's bodies are a word or a token: a larger one is refused (413) unread. There was no
   // limit, and /healthz and /login are open to anyone.
   server_->set_payload_max_length(kMaxRequestBody);
+  // A client that asks first (curl does for bodies over 1 MiB) is told before it sends one.
+  server_->set_expect_100_continue_handler([](const Request& req, Response& res) {
+    const int status = refused_body(req, res);
+    return status ? status : 100;
+  });
   routes();
 }
 
@@ -609,20 +655,15 @@ void HttpApi::routes() {
     if (req.method == "POST" && !req.has_header("Content-Length") &&
         req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos) {
       res.set_header("Connection", "close");
+      t_close_after_reply = true;
       send_json(res, {{"error", "a POST needs a body or Content-Length: 0 (curl: -d '')"}}, 400);
       return httplib::Server::HandlerResponse::Handled;
     }
-    // Bodies are bounded before any is read, on every path (/healthz and /login are open to
-    // anyone): httplib 0.11 reads a chunked body without limit, and skips an oversized declared
-    // one by reading all of it.
-    if (req.method == "POST" && req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
-      res.set_header("Connection", "close");
-      send_json(res, {{"error", "send the body with Content-Length, not chunked"}}, 411);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    if (req.method == "POST" && req.get_header_value<uint64_t>("Content-Length") > kMaxRequestBody) {
-      res.set_header("Connection", "close");
-      send_json(res, {{"error", fmt::format("body too large (at most {} bytes)", kMaxRequestBody)}}, 413);
+    // Bodies are bounded before any is read, on every path and method (/healthz and /login
+    // are open to anyone): httplib 0.11 reads a chunked body without limit, and skips an
+    // oversized declared one by reading all of it.
+    if (const int status = refused_body(req, res)) {
+      res.status = status;
       return httplib::Server::HandlerResponse::Handled;
     }
     if (!gate->enabled() || req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;

@@ -23,9 +23,9 @@ std::pair<std::string, std::string> split_url(const std::string& url) {
   const bool control =
       std::any_of(url.begin(), url.end(), [](char c) { return std::iscntrl(static_cast<unsigned char>(c)); });
   if (control || !std::regex_match(url, m, form))
-    throw Error("not an http(s) URL with a host and no spaces: " + redact_url(url));
+    throw Error("not an http(s) URL with a host and no spaces: " + hide_url_path(url));
   if (m[1].matched && (std::stoi(m[1]) < 1 || std::stoi(m[1]) > 65535))
-    throw Error(fmt::format("port {} is not 1..65535 in {}", m[1].str(), redact_url(url)));
+    throw Error(fmt::format("port {} is not 1..65535 in {}", m[1].str(), hide_url_path(url)));
   const auto scheme_end = url.find("://");
   const auto path = url.find('/', scheme_end + 3);
   if (path == std::string::npos) return {url, "/"};

@@ -46,9 +46,11 @@ std::string redact_url(std::string_view text) {
   static const std::regex with_password(R"(([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s:]*):(?:(?!://)\S)*@)");
   static const std::regex user_only(R"(([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+@)");
   // Secrets in the query string: ?password=..., &token=...
-  // Any parameter whose name holds one of these (api_key, apikey, client_secret, sig, X-Amz-Signature ...).
+  // Any parameter one of whose name parts (split at _ . -) is one of these: api_key, apikey,
+  // client_secret, X-Amz-Signature, access_token... (not keyframe, author or design).
   static const std::regex in_query(
-      R"(([?&][A-Za-z0-9_.-]*(?:pas|pwd|token|key|secret|auth|sig|credential)[A-Za-z0-9_.-]*=)[^&\s]*)",
+      R"(([?&](?:[A-Za-z0-9]*[_.-])*(?:password|passwd|pass|pwd|pw|psw|passphrase|token|key|apikey|secret|auth)"
+      R"(|sig|signature|credentials?)(?:[_.-][A-Za-z0-9]*)*=)[^&\s]*)",
       std::regex::icase);
   out = std::regex_replace(out, with_password, "$1$2:***@");
   out = std::regex_replace(out, user_only, "$1***@");
