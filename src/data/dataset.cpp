@@ -302,9 +302,11 @@ Dataset scan_datasets(const std::vector<std::filesystem::path>& dirs, const Scan
         throw Error(fmt::format("{}: class '{}' is not one of the model's classes ({}){}", f.dir.string(), f.cls,
                                 fmt::join(o.classes, ", "), o.class_map.empty() ? "; fold it with --map" : ""));
   }
-  if (names.size() < o.min_classes)
-    throw Error(fmt::format("{}: found {} class folder(s), need at least {} (one sub-folder per class)",
-                            dirs.size() == 1 ? dirs[0].string() : "the data folders", names.size(), o.min_classes));
+  if (names.size() < o.min_classes)  // (with --map folding two folders into one, the classes are what counts)
+    throw Error(fmt::format("{}: found {} class(es){}, need at least {} (one sub-folder per class)",
+                            dirs.size() == 1 ? dirs[0].string() : "the data folders", names.size(),
+                            o.class_map.empty() ? "" : fmt::format(" in {} class folder(s) after --map", folders.size()),
+                            o.min_classes));
   std::map<std::string, std::map<std::string, std::string>> photo_keys;
   for (const auto& f : folders) {
     const int label = static_cast<int>(std::find(ds.classes.begin(), ds.classes.end(), f.cls) - ds.classes.begin());
