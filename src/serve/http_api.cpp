@@ -281,9 +281,8 @@ class GuardedServer : public httplib::Server {
     }
   }
 
-  // A clear 503 without parsing the request (that would take a thread's time), then what
-  // the client sent within 50 ms is read, so that the close does not turn into a reset
-  // that swallows the answer. At most 50 ms of a thread per refused connection.
+  // A clear 503 without parsing the request (that would take a thread's time); the caller's
+  // close_after_draining keeps the close from turning into a reset that swallows it.
   void refuse(int sock, const std::string& addr) const {
     const std::string body = fmt::format(R"j({{"error":"too many connections from {} (at most {} at a time)"}})j", addr,
                                          guard_.per_client());
@@ -292,10 +291,6 @@ class GuardedServer : public httplib::Server {
         "Retry-After: 1\r\nConnection: close\r\n\r\n{}",
         body.size(), body);
     (void)!::send(sock, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    ::shutdown(sock, SHUT_WR);
-    char scratch[4096];
-    if (wait_socket(sock, POLLIN, 50))
-      while (::recv(sock, scratch, sizeof scratch, MSG_DONTWAIT) > 0) {}
   }
 
   ConnectionGuard& guard_;
@@ -317,20 +312,26 @@ void send_json(Response& res, const nlohmann::json& j, int status = 200) {
 
 void send_error(Response& res, int status, const std::string& message) { send_json(res, {{"error", message}}, status); }
 
+// An error that ends the connection after it is sent: the body the client is sending is not
+// read, so what follows it on the connection is not a request.
+int refuse_and_close(Response& res, int status, const std::string& message) {
+  res.set_header("Connection", "close");
+  t_close_after_reply = true;
+  send_error(res, status, message);
+  return status;
+}
+
+bool is_chunked(const Request& req) {
+  return req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+}
+
 // 411 for a chunked body, 413 for one over kMaxRequestBody (the answer set in `res`, which
 // closes the connection); 0 for a request whose body may be read.
 int refused_body(const Request& req, Response& res) {
-  int status = 0;
-  if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
-    send_json(res, {{"error", "send the body with Content-Length, not chunked"}}, status = 411);
-  } else if (req.get_header_value<uint64_t>("Content-Length") > kMaxRequestBody) {
-    send_json(res, {{"error", fmt::format("body too large (at most {} bytes)", kMaxRequestBody)}}, status = 413);
-  }
-  if (status) {
-    res.set_header("Connection", "close");
-    t_close_after_reply = true;
-  }
-  return status;
+  if (is_chunked(req)) return refuse_and_close(res, 411, "send the body with Content-Length, not chunked");
+  if (req.get_header_value<uint64_t>("Content-Length") > kMaxRequestBody)
+    return refuse_and_close(res, 413, fmt::format("body too large (at most {} bytes)", kMaxRequestBody));
+  return 0;
 }
 
 // Query parameter as a number; absent -> fallback; malformed -> throws (400).
@@ -652,20 +653,14 @@ void HttpApi::routes() {
   s.set_pre_routing_handler([gate](const Request& req, Response& res) {
     // A POST with neither Content-Length nor a chunked body (`curl -X POST` alone): httplib would
     // read a body until the connection's read time-out (5 s) before refusing it. Refused now.
-    if (req.method == "POST" && !req.has_header("Content-Length") &&
-        req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos) {
-      res.set_header("Connection", "close");
-      t_close_after_reply = true;
-      send_json(res, {{"error", "a POST needs a body or Content-Length: 0 (curl: -d '')"}}, 400);
+    if (req.method == "POST" && !req.has_header("Content-Length") && !is_chunked(req)) {
+      refuse_and_close(res, 400, "a POST needs a body or Content-Length: 0 (curl: -d '')");
       return httplib::Server::HandlerResponse::Handled;
     }
     // Bodies are bounded before any is read, on every path and method (/healthz and /login
     // are open to anyone): httplib 0.11 reads a chunked body without limit, and skips an
     // oversized declared one by reading all of it.
-    if (const int status = refused_body(req, res)) {
-      res.status = status;
-      return httplib::Server::HandlerResponse::Handled;
-    }
+    if (refused_body(req, res)) return httplib::Server::HandlerResponse::Handled;
     if (!gate->enabled() || req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
     if (gate->has_login() && req.path == "/login" && req.method == "POST")
       return httplib::Server::HandlerResponse::Unhandled;  // checks the token itself, once the body is read

@@ -32,9 +32,7 @@ bool is_yunet_2023(const std::filesystem::path& path) {
 // --out is checked before any work: it had been written over the split file, a scene's image
 // or annotation and a trained mask classifier, exit 0.
 void check_tuned_model_path(const std::filesystem::path& out, const FaceTuneOptions& o, const std::string& split) {
-  std::string ext = out.extension().string();
-  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (ext != ".onnx")
+  if (lower_extension(out) != ".onnx")
     throw Error(fmt::format("--out {}: a face model is an .onnx file (as --face-model takes it)", out.string()));
   std::vector<std::filesystem::path> inputs = {o.base_model};
   if (!split.empty()) inputs.emplace_back(split);
