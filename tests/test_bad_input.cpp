@@ -475,6 +475,32 @@ TEST(BadInputCli, EvalRefusesOptionsItWouldIgnore) {
   }
 }
 
+// eval decodes its images in chunks of 256; a chunk whose images of one class were all broken
+// threw away its good images of the other class too, uncounted (a structure review found it).
+TEST(BadInputCli, EvalSkipsBrokenImagesAndScoresTheRestOfTheirChunk) {
+  TempDir dir;
+  const auto data = dir / "data";
+  const auto copy_some = [&](const char* c, int n) {
+    fs::create_directories(data / c);
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(shared_path("data/seed-masks") / c)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (int i = 0; i < n; ++i) fs::copy_file(files[static_cast<size_t>(i)], data / c / files[static_cast<size_t>(i)].filename());
+  };
+  copy_some("with_mask", 255);
+  copy_some("without_mask", 3);
+  // Items 255 and 256: the second chunk starts with a broken masked image, then the 3 bare faces.
+  write_bytes(data / "with_mask" / "zz-broken-1.jpg", "not a picture");
+  write_bytes(data / "with_mask" / "zz-broken-2.jpg", "not a picture either");
+  const auto r = run_cli({"eval", "--model", default_model_path().string(), "--data", data.string(),
+                          "--no-face-crops"},
+                         300);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("n 255\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("n 3\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("zz-broken-2.jpg"), std::string::npos) << r.err;
+}
+
 // The report and the sheets never land on or among what eval reads (a hostile-user review found
 // --json over a data image, --out in a class folder deleting and adding PNGs there, and --json
 // over the exclusions or an annotation, each with exit code 0), and options that would score

@@ -163,7 +163,7 @@ Dataset evaluation_dataset(const EvalOpts& o, const ClassFold& fold) {
 
 // Decodes the classifier's crops of `ds` in chunks, handing each chunk's items and crops to
 // use(items, crops): the face crops of a whole data set need not sit in memory at once. Images
-// that fail to decode (a chunk whose images of one class all failed, too) are only skipped.
+// that fail to decode are skipped (and counted), the rest of their chunk is evaluated.
 template <class Use>
 void for_each_loaded_chunk(const Dataset& ds, const EvalOpts& o, const MaskClassifier& clf, ProgressBar& bar,
                            std::vector<SkippedImage>& skipped, Use use) {
@@ -172,6 +172,7 @@ void for_each_loaded_chunk(const Dataset& ds, const EvalOpts& o, const MaskClass
   lo.face_crops = !o.no_face_crops;
   lo.crop.detector.model = o.face_model;
   lo.show_progress = false;
+  lo.require_every_class = false;  // a chunk may hold a class's few images only, all broken
   constexpr size_t kChunk = 256;
   for (size_t start = 0; start < ds.items.size(); start += kChunk) {
     Dataset part = ds;
@@ -179,13 +180,8 @@ void for_each_loaded_chunk(const Dataset& ds, const EvalOpts& o, const MaskClass
                       ds.items.begin() + static_cast<long>(std::min(ds.items.size(), start + kChunk)));
     part.skipped.clear();
     const size_t n_in = part.items.size();
-    std::vector<cv::Mat> images;
-    try {
-      images = load_dataset_images(part, lo);
-    } catch (const Error&) {  // a chunk whose images of one class all failed: still just skipped images
-    }
+    const std::vector<cv::Mat> images = load_dataset_images(part, lo);
     skipped.insert(skipped.end(), part.skipped.begin(), part.skipped.end());
-    if (images.size() != part.items.size()) images.clear(), part.items.clear();
     use(part.items, images);
     bar.advance(n_in);  // skipped images count as done too
   }

@@ -443,7 +443,7 @@ std::vector<cv::Mat> load_dataset_images(Dataset& ds, const LoadOptions& o) {
       spdlog::info("no face found in {} of {} images: their centred square is used instead", no_face, ds.items.size());
   }
   const auto counts = ds.class_counts();
-  for (size_t c = 0; c < counts.size(); ++c)
+  for (size_t c = 0; c < counts.size() && o.require_every_class; ++c)
     if (counts[c] == 0 && counts_before[c] > 0)
       throw Error(fmt::format("class '{}' has no usable image (all failed to decode)", ds.classes[c]));
   return kept_images;

@@ -88,6 +88,9 @@ struct LoadOptions {
   bool face_crops = true;  // cut the run-time crop around the detected face
   TrainingCropOptions crop;
   bool show_progress = true;
+  // Training needs every class: one with no usable image is an error. A part of a data set
+  // (eval's chunks) may hold a class's few images only, all broken: they are skipped like any.
+  bool require_every_class = true;
 };
 
 // Decodes every item (on all cores), cuts its training crop and resizes it to size x size.

@@ -121,17 +121,21 @@ void Engine::start() {
   if (clips_) clips_->start();
   for (auto& c : *cameras()) start_camera(*c);
   for (size_t w = 0; w < workers_.size(); ++w)
-    workers_[w]->thread = std::thread([this, w] { worker(*workers_[w], w == 0); });
+    workers_[w]->thread = std::thread([this, w] { worker(*workers_[w]); });
+  housekeeping_ = std::thread([this] { housekeeping(); });
 }
 
 void Engine::stop() {
   if (stop_.exchange(true)) return;
+  { std::lock_guard<std::mutex> lock(wake_mutex_); }  // a waiter past its check of stop_ is waiting now
   wake_.notify_all();
+  housekeeping_wake_.notify_all();
   std::lock_guard<std::mutex> one(reconfigure_mutex_);  // none under way, none after
   const auto cams = cameras();
   for (auto& c : *cams) c->frame_cv.notify_all();
   for (auto& w : workers_)
     if (w->thread.joinable()) w->thread.join();
+  if (housekeeping_.joinable()) housekeeping_.join();  // a retention pass stops between two batches
   for (auto& c : *cams) {
     // stats() and prometheus_metrics() (HTTP, MQTT threads) read the feed under the camera's
     // mutex: take it out under that mutex, then join its capture thread outside it.
@@ -164,9 +168,29 @@ void Engine::on_status(Camera& cam, CameraStatus status, const std::string& deta
   bus_.publish(StatusChanged{cam.config.name, status, detail, now});
 }
 
-void Engine::worker(Worker& me, bool housekeeping) {
-  auto next_retention = std::chrono::steady_clock::now();
-  auto next_history_retry = std::chrono::steady_clock::now();
+void Engine::housekeeping() {
+  using Clock = std::chrono::steady_clock;
+  auto next_retention = Clock::now();
+  while (!stop_) {
+    history_->retry();
+    if (Clock::now() >= next_retention) {
+      try {
+        const int removed =
+            storage_.apply_retention(config_.storage.retention_days, config_.storage.snapshot_days,
+                                     config_.storage.max_disk_mb, unix_now(), [this] { return !stop_; });
+        if (removed) spdlog::info("retention: removed {} old picture(s) (snapshots, clips)", removed);
+      } catch (const std::exception& e) {
+        spdlog::error("retention: {}", e.what());
+      }
+      // Every 5 minutes: clips of a few MB each can pass max_disk_mb quickly.
+      next_retention = Clock::now() + std::chrono::minutes(5);
+    }
+    std::unique_lock<std::mutex> lock(wake_mutex_);
+    housekeeping_wake_.wait_for(lock, std::chrono::seconds(2), [this] { return stop_.load(); });
+  }
+}
+
+void Engine::worker(Worker& me) {
   while (!stop_) {
     bool did = false;
     const auto cams = cameras();
@@ -214,22 +238,6 @@ void Engine::worker(Worker& me, bool housekeeping) {
       } catch (const std::exception& e) {
         spdlog::error("camera {}: frame {}: {}", cam.config.name, index, e.what());
       }
-    }
-    if (housekeeping && std::chrono::steady_clock::now() > next_history_retry) {
-      history_->retry();
-      next_history_retry = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    }
-    if (housekeeping && std::chrono::steady_clock::now() > next_retention) {
-      try {
-        const int removed =
-            storage_.apply_retention(config_.storage.retention_days, config_.storage.snapshot_days,
-                                   config_.storage.max_disk_mb, unix_now());
-        if (removed) spdlog::info("retention: removed {} old picture(s) (snapshots, clips)", removed);
-      } catch (const std::exception& e) {
-        spdlog::error("retention: {}", e.what());
-      }
-      // Every 5 minutes: clips of a few MB each can pass max_disk_mb quickly.
-      next_retention = std::chrono::steady_clock::now() + std::chrono::minutes(5);
     }
     if (!did) {
       std::unique_lock<std::mutex> lock(wake_mutex_);

@@ -134,7 +134,10 @@ class Engine {
  private:
   struct Camera;
   struct Worker;
-  void worker(Worker& me, bool housekeeping);
+  void worker(Worker& me);
+  // History rows that wait for the disk, every 2 s, and retention, every 5 minutes: on a
+  // thread of their own, so that a long retention pass never holds up a camera's frames.
+  void housekeeping();
   void process(Camera& cam, SourceFrame frame);
   void end_faces_in_view(Camera& cam);  // offline or detection off: its tracks end, no face in view
   void show_undetected(Camera& cam, cv::Mat frame);  // detection off: the picture only
@@ -171,6 +174,8 @@ class Engine {
   std::condition_variable wake_;
   std::atomic<bool> stop_{false};
   std::vector<std::unique_ptr<Worker>> workers_;  // the first runs on classifier_ and detector_
+  std::thread housekeeping_;
+  std::condition_variable housekeeping_wake_;  // with wake_mutex_ (wake_ is the workers': a frame's notify_one is theirs)
   double started_unix_ = 0;
   mutable PromHistogram stage_hist_[5];  // detect, classify, track, draw, encode (draw/encode by HTTP threads)
   mutable std::mutex hist_mutex_;

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -115,8 +116,11 @@ class Storage {
   // Pictures are snapshots and clips. History (events, compliance) older than `days` goes
   // with its pictures; pictures older than `snapshot_days` go before their rows (the row
   // stays, without one); then the oldest pictures while they take more than max_mb. 0 turns
-  // each rule off. Returns how many picture files were removed.
-  int apply_retention(int days, int snapshot_days, int64_t max_mb, double now);
+  // each rule off. Returns how many picture files were removed. Works in short batches, the
+  // lock let go between them (writers and readers wait milliseconds, not seconds, however much
+  // goes), and stops between two when `keep_going` (if given) says false.
+  int apply_retention(int days, int snapshot_days, int64_t max_mb, double now,
+                      const std::function<bool()>& keep_going = {});
 
   // Reopens (or recreates) the database if its file was deleted or replaced; throws Error
   // while that fails. Every other call does the same first; this one lets a caller notice
@@ -138,12 +142,17 @@ class Storage {
   bool file_is_ours_locked() const;  // the path still names the file we opened
   void exec(const char* sql);
   bool has_column(const char* table, const char* column);
+  // Retention's batches: the time of the last of the oldest rows after `after` and before
+  // `before` (nullopt: none), and the picture files of the rows in (after, last].
+  std::optional<double> batch_end_locked(double after, double before);
+  void pictures_locked(double after, double last, std::vector<std::filesystem::path>& files);
   std::filesystem::path dir_;
   sqlite3* db_ = nullptr;
   std::optional<FileId> db_id_, wal_id_, shm_id_;  // the open database's files
   std::unique_ptr<FolderLock> lock_;
   int64_t reopened_ = 0;
   std::string lost_;  // what happened to the last file: "was deleted", "was replaced by another file"
+  double pictures_cleared_to_ = 0;  // rows up to this time have no pictures left (retention)
   mutable std::mutex mutex_;
 };
 
