@@ -324,8 +324,15 @@ TEST(LiveEvents, OneVocabularyForRunAndServe) {
   AlertFired a;
   a.rule = "r";
   a.track_id = 3;
+  a.clip_url = "/api/events/7/clip.mp4";
   const auto al = to_json(LiveEvent{a}, kClasses);
   EXPECT_EQ(al["type"], "alert");
   EXPECT_EQ(al["track_id"], 3);
+  EXPECT_EQ(al["clip_url"], "/api/events/7/clip.mp4");
   EXPECT_FALSE(al.contains("compliance"));
+  // A viewer's live events offer no clip (admins only; the dashboard's button answered 403).
+  EXPECT_FALSE(to_json(LiveEvent{a}, kClasses, ClipUrls::Hidden).contains("clip_url"));
+  const auto ended_with_clip = LiveEvent{FaceEnded{"door", t, 42, "", "/api/events/42/clip.mp4"}};
+  EXPECT_EQ(to_json(ended_with_clip, kClasses)["clip_url"], "/api/events/42/clip.mp4");
+  EXPECT_FALSE(to_json(ended_with_clip, kClasses, ClipUrls::Hidden).contains("clip_url"));
 }

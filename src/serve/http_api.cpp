@@ -755,16 +755,19 @@ void HttpApi::routes() {
     res.set_content(out.str(), "text/plain; version=0.0.4");
   });
 
+  // Clips are video of people: admins only, and so is their URL in any event (history and live).
+  const auto may_watch_clips = [gate](const Request& req) { return gate->role(req) == Role::Admin; };
   // Events: registered before the /api/<camera>/ routes, so "events" never reads as a camera.
-  get("/api/events/stream", [this](const Request& req, Response& res) {
+  get("/api/events/stream", [this, may_watch_clips](const Request& req, Response& res) {
     auto slot = take_stream_slot();
     if (!slot) return refuse_stream(res, "event listener", req, config_.http.max_streams);
     auto cursor = std::make_shared<uint64_t>(engine_.bus().head());
     auto client = log_client("event listener", req, [slot] {});  // the slot lives as long as the listener
     auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
     res.set_header("Cache-Control", "no-cache");
+    const bool clips = may_watch_clips(req);
     res.set_chunked_content_provider(
-        "text/event-stream", [this, cursor, last_write, client](size_t, httplib::DataSink& sink) {
+        "text/event-stream", [this, cursor, last_write, client, clips](size_t, httplib::DataSink& sink) {
           if (!sink.is_writable()) return false;  // the listener has gone: free its slot now
           if (engine_.stopping()) {
             sink.done();
@@ -774,7 +777,9 @@ void HttpApi::routes() {
           const auto events = engine_.bus().read(cursor.get(), std::chrono::milliseconds(1000), &missed);
           std::string chunk;
           if (missed) chunk += fmt::format("event: missed\ndata: {}\n\n", missed);
-          for (const auto& e : events) chunk += "data: " + to_json(*e, engine_.classes()).dump() + "\n\n";
+          for (const auto& e : events)
+            chunk += "data: " + to_json(*e, engine_.classes(), clips ? ClipUrls::Shown : ClipUrls::Hidden).dump() +
+                     "\n\n";
           const auto now = std::chrono::steady_clock::now();
           if (chunk.empty() && now - *last_write > std::chrono::seconds(10)) chunk = ": keep-alive\n\n";
           if (chunk.empty()) return true;
@@ -829,7 +834,6 @@ void HttpApi::routes() {
           return got > 0 && sink.write(buf.data(), got);
         });
   });
-  const auto may_watch_clips = [gate](const Request& req) { return gate->role(req) == Role::Admin; };
   get(R"(/api/events/(\d+))", [this, may_watch_clips](const Request& req, Response& res) {
     auto e = storage_.event(event_id(req.matches[1]));
     if (!e) return send_error(res, 404, "no such event");

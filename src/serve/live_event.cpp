@@ -16,7 +16,7 @@ nlohmann::json to_json(const AlertFired& a) {
   return j;
 }
 
-nlohmann::json to_json(const LiveEvent& e, const std::vector<std::string>& classes) {
+nlohmann::json to_json(const LiveEvent& e, const std::vector<std::string>& classes, ClipUrls clip_urls) {
   struct Visit {
     const std::vector<std::string>& classes;
     nlohmann::json operator()(const FaceVerdict& v) const {
@@ -38,7 +38,9 @@ nlohmann::json to_json(const LiveEvent& e, const std::vector<std::string>& class
     }
     nlohmann::json operator()(const AlertFired& a) const { return to_json(a); }
   };
-  return std::visit(Visit{classes}, e);
+  auto j = std::visit(Visit{classes}, e);
+  if (clip_urls == ClipUrls::Hidden) j.erase("clip_url");
+  return j;
 }
 
 }  // namespace maskwatch

@@ -56,8 +56,12 @@ struct AlertFired {
 
 using LiveEvent = std::variant<FaceVerdict, FaceEnded, StatusChanged, AlertFired>;
 
+// Clips are video of people, for admins only: a viewer's events do not offer their URL.
+enum class ClipUrls { Shown, Hidden };
+
 // `classes` names the verdicts (class indices) of face events.
-nlohmann::json to_json(const LiveEvent& e, const std::vector<std::string>& classes);
+nlohmann::json to_json(const LiveEvent& e, const std::vector<std::string>& classes,
+                       ClipUrls clip_urls = ClipUrls::Shown);
 nlohmann::json to_json(const AlertFired& a);
 
 }  // namespace maskwatch

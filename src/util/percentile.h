@@ -1,5 +1,6 @@
-// The p-quantile (0..1) of a sample by the nearest rank below: p99 of 300 latencies is the
-// 297th smallest. 0 for an empty sample.
+// The p-quantile (0..1) of a sample: the value at index floor(p * n) of the sorted sample (the
+// last for p = 1), a rank at or just above the quantile, on the safe side for tail latencies:
+// p99 of 300 latencies is the 298th smallest, p50 of two the larger. 0 for an empty sample.
 #pragma once
 #include <algorithm>
 #include <vector>
