@@ -111,6 +111,13 @@ cameras:
   EXPECT_FLOAT_EQ(hall->detector.score_threshold, 0.5f);
   EXPECT_EQ(hall->source, "0");                          // a webcam index is not a path
   EXPECT_EQ(cfg.storage.dir, "/etc/mw/maskwatch-data");  // relative to the config file
+  // As `run` and serve's capture read a source: up to three digits are a webcam, "1234" is a
+  // file (it stayed relative to serve's working folder), and a folder named by digits is one.
+  const auto digits = parse_serve_config("storage: {dir: \"7\"}\ncameras: {a: {source: \"12\"}, b: {source: \"1234\"}}\n",
+                                         "/etc/mw/test.yaml");
+  EXPECT_EQ(digits.camera("a")->source, "12");
+  EXPECT_EQ(digits.camera("b")->source, "/etc/mw/1234");
+  EXPECT_EQ(digits.storage.dir, "/etc/mw/7");
 }
 
 // `config check` prints the settings as they were written: 0.7, not the float widened to a

@@ -21,6 +21,7 @@
 #include "util/threads.h"
 #include "vision/face_detector.h"
 #include "vision/face_stage_settings.h"
+#include "vision/source.h"
 
 namespace maskwatch {
 namespace {
@@ -152,12 +153,17 @@ std::string expand(const std::string& s, const MapReader& r, const YAML::Node& a
   return out + s.substr(last);
 }
 
-// A path relative to the config file's folder (URLs and camera indexes stay as they are).
+// A path relative to the config file's folder (URLs stay as they are).
 std::string resolve(const std::string& value, const std::filesystem::path& base) {
-  if (value.empty() || value.find("://") != std::string::npos) return value;
-  if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) return value;  // webcam index
+  if (value.empty() || is_url_spec(value)) return value;
   std::filesystem::path p(value);
   return p.is_absolute() ? value : (base / p).lexically_normal().string();
+}
+
+// A camera's source: a path as above, but a webcam index stays one (as open_source reads it:
+// "0" is a webcam, "1234" a file).
+std::string resolve_source(const std::string& value, const std::filesystem::path& base) {
+  return is_webcam_index(value) ? value : resolve(value, base);
 }
 
 // A secret given inline (where ${VAR} expands, as in every other text key) or through
@@ -469,7 +475,7 @@ void read_privacy(MapReader& parent, FacePrivacy& out) {
 void read_camera_keys(MapReader& r, CameraConfig& c, const std::filesystem::path& base) {
   std::string source;
   r.get("source", source);
-  if (!source.empty()) c.source = resolve(expand(source, r, r.child("source")), base);
+  if (!source.empty()) c.source = resolve_source(expand(source, r, r.child("source")), base);
   remember_url_secret(c.source);  // never shown again, in logs, /api/config or status details
   read_fields(r, c, camera_fields());
   read_detector(r, "detector", c.detector, base, false);
@@ -767,8 +773,7 @@ std::vector<std::string> missing_source_warnings(const ServeConfig& cfg) {
   std::vector<std::string> out;
   for (const auto& c : cfg.cameras) {
     const auto& src = c.source;
-    const bool local_path = src.find("://") == std::string::npos && src.rfind("/dev/", 0) != 0 &&
-                            src.find_first_not_of("0123456789") != std::string::npos;
+    const bool local_path = !src.empty() && !is_url_spec(src) && !is_webcam_index(src) && src.rfind("/dev/", 0) != 0;
     std::error_code ec;
     if (local_path && !std::filesystem::exists(src, ec))
       out.push_back(fmt::format("cameras.{}.source: {} does not exist (serve starts the camera offline and retries it)",

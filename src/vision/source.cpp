@@ -229,17 +229,14 @@ bool is_fifo_path(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
-namespace {
-
-bool all_digits(const std::string& s) {
+bool is_webcam_index(const std::string& s) {
   return !s.empty() && s.size() < 4 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
-}  // namespace
+bool is_url_spec(const std::string& spec) { return spec.find("://") != std::string::npos; }
 
 bool is_live_spec(const std::string& spec) {
-  return all_digits(spec) || spec.rfind("/dev/video", 0) == 0 || spec.find("://") != std::string::npos ||
-         is_fifo_path(spec);
+  return is_webcam_index(spec) || spec.rfind("/dev/video", 0) == 0 || is_url_spec(spec) || is_fifo_path(spec);
 }
 
 std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOptions& o) {
@@ -249,7 +246,7 @@ std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOp
 
 std::unique_ptr<FrameSource> open_reader(const std::string& spec, const SourceOptions& o) {
   if (spec.empty()) throw Error("no source given");
-  if (is_live_spec(spec)) return std::make_unique<DeviceSource>(spec, all_digits(spec) ? std::stoi(spec) : -1, o);
+  if (is_live_spec(spec)) return std::make_unique<DeviceSource>(spec, is_webcam_index(spec) ? std::stoi(spec) : -1, o);
   std::error_code ec;
   if (std::filesystem::is_directory(spec, ec)) return std::make_unique<ImageFolderSource>(spec, o.folder_fps);
   if (is_image_file(spec) && std::filesystem::is_regular_file(spec, ec))

@@ -63,6 +63,10 @@ std::unique_ptr<FrameSource> open_source(const std::string& spec, const SourceOp
 
 // True for cameras, streams and FIFOs (what open_source reads through a capture thread).
 bool is_live_spec(const std::string& spec);
+// A webcam index ("0", "12": up to three digits; "1234" is a file of that name).
+bool is_webcam_index(const std::string& spec);
+// A URL ("rtsp://...", "file://...").
+bool is_url_spec(const std::string& spec);
 
 // The source itself, without a capture thread: a live source's read() blocks until its next
 // frame and returns false when it stalls past read_timeout_ms or ends (failure() says why); a
