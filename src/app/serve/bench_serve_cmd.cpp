@@ -206,12 +206,59 @@ void keep_slowloris(int port, int count, const std::atomic<bool>& stop) {
     if (fd >= 0) close(fd);
 }
 
+// The bench's temporary folder, removed however the bench ends (an error left one in /tmp
+// per run).
+struct BenchFolder {
+  std::filesystem::path path;
+  BenchFolder() {
+    char tmpl[] = "/tmp/maskwatch-bench-serve-XXXXXX";
+    if (!mkdtemp(tmpl)) throw Error("cannot create a temporary folder");
+    path = tmpl;
+  }
+  ~BenchFolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// The server under test: killed if the bench ends early (an error in the middle left it running).
+struct ServerProcess {
+  pid_t pid = -1;
+  // Asks it to stop and waits; the seconds it took.
+  double terminate() {
+    const auto t0 = Clock::now();
+    if (pid > 0) {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+      pid = -1;
+    }
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  ~ServerProcess() {
+    if (pid <= 0) return;
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+};
+
+// The client threads end (told by `stop`) before the bench returns or throws: a joinable thread
+// destroyed by an exception would end the process.
+struct ClientThreads {
+  std::atomic<bool>& stop;
+  std::vector<std::thread> threads;
+  void join() {
+    stop = true;
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+  ~ClientThreads() { join(); }
+};
+
 void bench_serve(const BenchServeOpts& o) {
-  char tmpl[] = "/tmp/maskwatch-bench-serve-XXXXXX";
-  if (!mkdtemp(tmpl)) throw Error("cannot create a temporary folder");
-  const std::filesystem::path dir = tmpl;
   if (o.empty > 0 && !o.h264) throw Error("--empty needs --h264 (the empty scene is made as an H.264 file)");
   if (o.empty > o.cameras) throw Error("--empty cannot exceed --cameras");
+  const BenchFolder folder;
+  const std::filesystem::path& dir = folder.path;
   auto clip = make_clip_640(o.clip, dir), empty_clip = clip;
   if (o.h264) std::tie(clip, empty_clip) = make_h264_clips(clip, o.clip, o.ffmpeg, dir, o.empty_width);
   {
@@ -240,7 +287,8 @@ void bench_serve(const BenchServeOpts& o) {
   if (pipe(out_pipe) != 0) throw Error("pipe failed");
   const std::string self = sibling_executable(kRuntimeBinary).string();
   const std::filesystem::path server_log = dir / "serve.log";  // the server's log lines stay out of the table
-  const pid_t pid = fork();
+  ServerProcess server;
+  const pid_t pid = server.pid = fork();
   if (pid == 0) {
     dup2(out_pipe[1], 1);
     close(out_pipe[0]);
@@ -256,8 +304,7 @@ void bench_serve(const BenchServeOpts& o) {
   while (banner.find('\n') == std::string::npos && read(out_pipe[0], &ch, 1) == 1) banner += ch;
   std::smatch m;
   if (!std::regex_search(banner, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
+    server.terminate();
     std::ifstream log(server_log);
     throw Error("serve did not start: " + banner + std::string(std::istreambuf_iterator<char>(log), {}));
   }
@@ -278,7 +325,8 @@ void bench_serve(const BenchServeOpts& o) {
   }
   std::atomic<bool> stop{false};
   std::atomic<int64_t> stream_bytes{0};
-  std::vector<std::thread> viewers;
+  ClientThreads clients{stop, {}};
+  auto& viewers = clients.threads;
   for (int v = 0; v < o.viewers; ++v)
     viewers.emplace_back([&, v] {
       httplib::Client c("127.0.0.1", port);
@@ -292,7 +340,7 @@ void bench_serve(const BenchServeOpts& o) {
       httplib::Client c("127.0.0.1", port);
       c.Get("/api/events/stream", [&](const char*, size_t) { return !stop; });
     });
-  std::thread slow([&] { keep_slowloris(port, o.slowloris, stop); });
+  viewers.emplace_back([&] { keep_slowloris(port, o.slowloris, stop); });
   // An MQTT subscriber: messages per second, and for verdict events the time from the
   // verdict change (the event's own time stamp) to its arrival here.
   std::mutex mqtt_mutex;
@@ -339,15 +387,8 @@ void bench_serve(const BenchServeOpts& o) {
   measuring = false;
   // SIGTERM with every stream and slow socket still attached (unless the broker part follows).
   double exit_s = -1;
-  if (!(broker && o.outage_s > 0)) {
-    const auto term = Clock::now();
-    kill(pid, SIGTERM);
-    waitpid(pid, nullptr, 0);
-    exit_s = std::chrono::duration<double>(Clock::now() - term).count();
-  }
-  stop = true;
-  for (auto& t : viewers) t.join();
-  slow.join();
+  if (!(broker && o.outage_s > 0)) exit_s = server.terminate();
+  clients.join();
   // Broker outage: memory of the server while messages queue, then the catch-up.
   std::string outage_table;
   if (broker && o.outage_s > 0) {
@@ -374,11 +415,7 @@ void bench_serve(const BenchServeOpts& o) {
     for (std::string line; std::getline(log, line);)
       if (line.find("mqtt:") != std::string::npos) outage_table += "server log: " + line + "\n";
   }
-  if (exit_s < 0) {
-    kill(pid, SIGTERM);
-    waitpid(pid, nullptr, 0);
-  }
-  std::filesystem::remove_all(dir);
+  server.terminate();
 
   std::string rows;
   double fps_min = 1e9, fps_sum = 0, latency_max = 0;
