@@ -334,31 +334,29 @@ void evaluate_under_conditions(const EvalOpts& o) {
   auto report = evaluate_conditions(clf, in, o.batch, &bar, o.fit_gate ? &samples : nullptr);
   bar.finish();
   if (o.fit_gate) {
-    const auto names = report.names();
     GateFitOptions fit;
     fit.target = o.gate_target;
     // With a --map that folds model classes (a three-class model's chin masks into without_mask),
     // the gate judges the folded answer, and the classifier folds the same way before it asks it.
-    QualityGate gate = fit_quality_gate(samples, names, report.classes.size(), fit);
-    judge_folded_classes(gate, in.fold);
+    FittedGate fitted;
+    try {
+      fitted = fit_gate_on_report(report, samples, in.fold, fit);
+    } catch (const GateAnswersNothing& e) {
+      throw Error(fmt::format("{}: a gate that answers nothing was not written (lower --gate-target)", e.what()));
+    }
+    QualityGate& gate = fitted.gate;
     json data = json::array();
     for (const auto& d : o.data) data.push_back(std::filesystem::absolute(d).lexically_normal().string());
     gate.fit["data"] = data;
     gate.fit["split"] = {{"file", std::filesystem::absolute(o.split).lexically_normal().string()}, {"subset", o.subset}};
-    apply_gate(report, samples, gate);
-    const auto& at = report.results[static_cast<size_t>(
-        std::find(names.begin(), names.end(), fit.threshold_condition) - names.begin())];
-    if (at.answered.answered == 0)
-      throw Error(fmt::format("no threshold lets the answered faces under '{}' reach {:.2f} % balanced accuracy: "
-                              "a gate that answers nothing was not written (lower --gate-target)",
-                              fit.threshold_condition, 100 * fit.target));
+    const auto& at = report.results[fitted.at];
     for (size_t c = 0; c < at.answered.coverage_of.size(); ++c)
       if (at.answered.coverage_of[c] < 0.5)
         spdlog::warn("the gate answers {:.1f} % of the {} faces under '{}'", 100 * at.answered.coverage_of[c],
                      report.classes[c], fit.threshold_condition);
     write_quality_gate(o.model, gate);
     fmt::print("quality gate fitted on {} crops x {} conditions: answer when P(right) >= {:.4f}; written to {}\n",
-               in.crops.size(), names.size(), gate.threshold, sidecar_path(o.model).string());
+               in.crops.size(), report.results.size(), gate.threshold, sidecar_path(o.model).string());
   }
   fmt::print(
       "balanced accuracy (%) under camera conditions; change from clean in points; r = recall; sure-wrong = "

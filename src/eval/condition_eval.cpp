@@ -261,6 +261,24 @@ void apply_gate(ConditionsReport& r, const std::vector<GateSample>& samples, con
   }
 }
 
+FittedGate fit_gate_on_report(ConditionsReport& report, const std::vector<GateSample>& samples, const ClassFold& fold,
+                              const GateFitOptions& fit) {
+  const auto names = report.names();
+  const auto found = std::find(names.begin(), names.end(), fit.threshold_condition);
+  if (found == names.end())
+    throw Error(fmt::format("the gate's threshold condition '{}' was not evaluated", fit.threshold_condition));
+  FittedGate out;
+  out.at = static_cast<size_t>(found - names.begin());
+  out.gate = fit_quality_gate(samples, names, report.classes.size(), fit);
+  judge_folded_classes(out.gate, fold);
+  apply_gate(report, samples, out.gate);
+  if (report.results[out.at].answered.answered == 0)
+    throw GateAnswersNothing(fmt::format("no threshold lets the answered faces under '{}' reach {:.2f} % balanced "
+                                         "accuracy",
+                                         fit.threshold_condition, 100 * fit.target));
+  return out;
+}
+
 cv::Mat draw_risk_coverage(const ConditionsReport& r) {
   // Conditions drawn: the four worst (dim webcam, the one the threshold is set on, always
   // among them) and clean; all 17 would be unreadable.

@@ -12,6 +12,7 @@
 #include "eval/class_fold.h"
 #include "eval/gate_fit.h"
 #include "eval/metrics.h"
+#include "util/error.h"
 
 namespace maskwatch {
 
@@ -96,6 +97,24 @@ ConditionsReport evaluate_conditions(MaskClassifier& classifier, const Condition
 // Re-scores a report as if the classifier had had `gate` (the samples evaluate_conditions
 // collected for this report, in its order): P(right), coverage and answered accuracy.
 void apply_gate(ConditionsReport& report, const std::vector<GateSample>& samples, const QualityGate& gate);
+
+// A gate under whose threshold condition no face is answered: it would make every face
+// uncertain, so it is never kept (the threshold condition's name is in the message).
+struct GateAnswersNothing : Error {
+  using Error::Error;
+};
+
+// The gate fitted on `samples` (what evaluate_conditions collected for `report`) for the answers
+// `fold` folds (it judges the folded classes), then applied to `report`; `at` is the result of
+// its threshold condition in report.results. `train` and `eval --fit-gate` fit through here.
+// Throws Error when the fit fails (one outcome only, no sample of the threshold condition) and
+// GateAnswersNothing.
+struct FittedGate {
+  QualityGate gate;
+  size_t at = 0;
+};
+FittedGate fit_gate_on_report(ConditionsReport& report, const std::vector<GateSample>& samples, const ClassFold& fold,
+                              const GateFitOptions& fit = {});
 
 // Risk-coverage curves, one per condition (share of faces answered against the balanced
 // accuracy of those answered), with the gate's threshold marked on each.

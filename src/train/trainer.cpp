@@ -560,26 +560,20 @@ void Trainer::fit_quality_gate() {
   MaskClassifier clf(o_.out / "model.onnx");
   std::vector<GateSample> samples;
   auto report = evaluate_conditions(clf, in, 16, nullptr, &samples, kConditions);
-  QualityGate gate;
+  FittedGate fitted;
   try {
-    gate = maskwatch::fit_quality_gate(samples, report.names(), report.classes.size());
-    judge_folded_classes(gate, in.fold);
+    fitted = fit_gate_on_report(report, samples, in.fold);
   } catch (const Error& e) {
-    spdlog::warn("no quality gate ({})", e.what());
+    // A run too small to have wrong answers, or no threshold reaching the target on a small or
+    // hard validation split (a gate that would make every face uncertain): none kept.
+    spdlog::warn("no quality gate ({} on this run's {} validation images); every face is answered", e.what(),
+                 data_.val.size());
+    metrics_.quality_gate = {{"skipped", e.what()}};
     return;
   }
+  QualityGate& gate = fitted.gate;
+  const auto& at = report.results[fitted.at];
   gate.fit["data"] = "this run's validation split";
-  apply_gate(report, samples, gate);
-  // A gate that answers no face under its condition (no threshold reached the target on a
-  // small or hard validation split) would make every face uncertain: not kept, as `eval
-  // --fit-gate` refuses to write one.
-  if (report.results.back().answered.answered == 0) {
-    spdlog::warn("no quality gate: no threshold lets the answered faces under '{}' reach {:.0f} % on this run's {} "
-                 "validation images; every face is answered",
-                 report.results.back().name, 100 * GateFitOptions{}.target, data_.val.size());
-    metrics_.quality_gate = {{"skipped", "no threshold reached the target on validation"}};
-    return;
-  }
   meta_.quality_gate = gate;
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& c : report.results)
@@ -592,8 +586,7 @@ void Trainer::fit_quality_gate() {
   if (!gate.judged_classes.empty()) metrics_.quality_gate["judges"] = gate.judged_classes;
   spdlog::info("quality gate: answer when P(right) >= {:.3f}; dim webcam on validation {:.1f}% answered, {:.2f}% of "
                "those right (balanced), {:.0f} s",
-               gate.threshold, 100 * report.results.back().answered.coverage,
-               100 * report.results.back().answered.balanced, sw.seconds());
+               gate.threshold, 100 * at.answered.coverage, 100 * at.answered.balanced, sw.seconds());
 }
 
 void Trainer::evaluate_baselines() {
