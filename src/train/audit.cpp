@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <functional>
 #include <opencv2/core.hpp>
 
 #include "data/dataset.h"
@@ -20,17 +21,28 @@
 #include "util/progress.h"
 #include "util/seed.h"
 #include "util/sha256.h"
+#include "util/stopwatch.h"
 
 namespace maskwatch {
 namespace {
 
 constexpr char kCacheMagic[8] = {'M', 'W', 'F', 'E', 'A', 'T', '1', '\n'};
 
-// Pooled features of every image and its mirror, averaged: [N, 1280].
-torch::Tensor pooled_features(const FrozenBackbone& frozen, const std::vector<cv::Mat>& images, int size) {
+// Pooled features of every image and its mirror, averaged: [N, 1280]. Starts after the rows of
+// `done` (the first images' features, from an interrupted run; may be undefined) and hands the
+// rows so far to `save` every 30 s, so an audit stopped here goes on where it was.
+torch::Tensor pooled_features(const FrozenBackbone& frozen, const std::vector<cv::Mat>& images, int size,
+                              const torch::Tensor& done, const std::function<void(const torch::Tensor&)>& save) {
   ProgressBar bar("features", images.size(), "img");
   std::vector<torch::Tensor> parts;
-  for (size_t i = 0; i < images.size(); i += 32) {
+  size_t start = 0;
+  if (done.defined() && done.size(0) > 0) {
+    parts.push_back(done);
+    start = static_cast<size_t>(done.size(0));
+    bar.advance(start);
+  }
+  Stopwatch since_saved;
+  for (size_t i = start; i < images.size(); i += 32) {
     std::vector<cv::Mat> chunk(images.begin() + static_cast<long>(i),
                                images.begin() + static_cast<long>(std::min(images.size(), i + 32)));
     const auto a = frozen.tail_pooled(frozen.prefix_of_images(chunk, size));
@@ -38,6 +50,10 @@ torch::Tensor pooled_features(const FrozenBackbone& frozen, const std::vector<cv
     const auto b = frozen.tail_pooled(frozen.prefix_of_images(chunk, size));
     parts.push_back((a + b) / 2);
     bar.advance(chunk.size());
+    if (since_saved.seconds() > 30) {
+      save(torch::cat(parts, 0));
+      since_saved.reset();
+    }
   }
   bar.finish();
   return torch::cat(parts, 0);
@@ -192,13 +208,21 @@ AuditResult run_audit(const AuditOptions& o) {
                              crops_sha256(images)));
   const auto cache = o.out / "features.bin";
   torch::Tensor x = read_cache(cache, key);
-  result.features_from_cache = x.defined() && x.size(0) == static_cast<int64_t>(ds.items.size());
+  const auto n = static_cast<int64_t>(ds.items.size());
+  result.features_from_cache = x.defined() && x.size(0) == n;
   if (!result.features_from_cache) {
+    // The same key is the same images in the same order: the rows of an interrupted run are theirs.
+    if (x.defined() && x.size(0) > 0 && x.size(0) < n)
+      spdlog::info("features: going on from image {} of {} (an interrupted audit's, in {})", x.size(0), n,
+                   cache.string());
+    else
+      x = torch::Tensor();
     MobileNetV2 backbone(0);
     import_tflite(o.backbone, backbone);
     backbone->eval();
     FrozenBackbone frozen(backbone, kNumStages);
-    x = pooled_features(frozen, images, o.input_size);
+    x = pooled_features(frozen, images, o.input_size, x,
+                        [&](const torch::Tensor& so_far) { write_cache(cache, key, so_far); });
     write_cache(cache, key, x);
   } else {
     spdlog::info("features reused from {}", cache.string());
