@@ -263,6 +263,14 @@ TEST(Storage, RetentionOfManyBatchesTakesEveryOldRowAndPictureAndStopsWhenAsked)
   EXPECT_EQ(files, 1u);
   // A later pass starts after the rows already cleared and still finds a picture newly old.
   EXPECT_EQ(st.apply_retention(30, 7, 0, now + 8 * 86400), 1);
+  // A row with a picture written before the rows already cleared (a clock set back, rows that
+  // waited in memory for the disk) is not skipped by the next pass.
+  add(2600, now - 20 * 86400);
+  EXPECT_EQ(st.apply_retention(30, 7, 0, now + 8 * 86400), 1);
+  // 700 rows of one time, more than a batch: all go in one pass with their pictures.
+  for (int i = 3000; i < 3700; ++i) add(i, now - 35 * 86400);
+  EXPECT_EQ(st.apply_retention(30, 0, 0, now), 70);
+  EXPECT_EQ(st.events(all).size(), 1206u);
 }
 
 TEST(Storage, AnUnwritableFolderIsAClearError) {

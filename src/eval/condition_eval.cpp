@@ -264,12 +264,9 @@ void apply_gate(ConditionsReport& r, const std::vector<GateSample>& samples, con
 FittedGate fit_gate_on_report(ConditionsReport& report, const std::vector<GateSample>& samples, const ClassFold& fold,
                               const GateFitOptions& fit) {
   const auto names = report.names();
-  const auto found = std::find(names.begin(), names.end(), fit.threshold_condition);
-  if (found == names.end())
-    throw Error(fmt::format("the gate's threshold condition '{}' was not evaluated", fit.threshold_condition));
   FittedGate out;
-  out.at = static_cast<size_t>(found - names.begin());
-  out.gate = fit_quality_gate(samples, names, report.classes.size(), fit);
+  out.gate = fit_quality_gate(samples, names, report.classes.size(), fit);  // throws if that condition is missing
+  out.at = static_cast<size_t>(std::find(names.begin(), names.end(), fit.threshold_condition) - names.begin());
   judge_folded_classes(out.gate, fold);
   apply_gate(report, samples, out.gate);
   if (report.results[out.at].answered.answered == 0)

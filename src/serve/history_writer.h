@@ -2,9 +2,9 @@
 // storage that fails for a while: when the disk is full or the folder turns read-only, the
 // rows wait in memory (bounded: the oldest are dropped and counted beyond `capacity`) and are
 // written in their order as soon as a write succeeds again (a deleted or replaced database
-// that Storage cannot reopen is one more such failure). The worker calls retry() every few
-// seconds; one log line when writing starts to fail and one when it works again.
-// Thread-safe (the worker writes tracks, capture threads write status changes).
+// that Storage cannot reopen is one more such failure). serve's housekeeping thread calls
+// retry() every few seconds; one log line when writing starts to fail and one when it works
+// again. Thread-safe (the inference workers write tracks, capture threads status changes).
 #pragma once
 #include <cstdint>
 #include <deque>

@@ -2,8 +2,9 @@
 // unclean kill loses at most the transaction in flight): one row per finished face track
 // and per camera status change (`events`), per-minute counts per camera (`compliance`), and
 // JPEG snapshots of each track's best frame beside it. Retention by age and snapshot size.
-// Thread-safe: one connection behind a mutex (the writer is the inference worker; the
-// readers are HTTP handlers; all statements are short).
+// Thread-safe: one connection behind a mutex (the writers are the inference workers and
+// serve's housekeeping thread, which runs retention in short batches; the readers are HTTP
+// handlers; every statement is short).
 // The folder belongs to one process (a lock file in it). A database file that is deleted
 // (with its folder or alone) or replaced under us is noticed before each statement (its
 // inode against the open one's): the folder and database are then recreated, or the other
@@ -144,8 +145,9 @@ class Storage {
   bool has_column(const char* table, const char* column);
   // Retention's batches: the time of the last of the oldest rows after `after` and before
   // `before` (nullopt: none), and the picture files of the rows in (after, last].
-  std::optional<double> batch_end_locked(double after, double before);
-  void pictures_locked(double after, double last, std::vector<std::filesystem::path>& files);
+  std::optional<double> batch_end_locked(sqlite3* db, double after, double before);
+  void pictures_locked(sqlite3* db, double after, double last, std::vector<std::filesystem::path>& files);
+  void picture_written_locked(double time);  // keeps the watermark below a new row with a picture
   std::filesystem::path dir_;
   sqlite3* db_ = nullptr;
   std::optional<FileId> db_id_, wal_id_, shm_id_;  // the open database's files

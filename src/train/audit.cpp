@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <opencv2/core.hpp>
@@ -30,7 +31,8 @@ constexpr char kCacheMagic[8] = {'M', 'W', 'F', 'E', 'A', 'T', '1', '\n'};
 
 // Pooled features of every image and its mirror, averaged: [N, 1280]. Starts after the rows of
 // `done` (the first images' features, from an interrupted run; may be undefined) and hands the
-// rows so far to `save` every 30 s, so an audit stopped here goes on where it was.
+// rows so far to `save` every 30 s (or 20 times as long as the last save took, for a data set
+// so large that rewriting its rows costs more), so an audit stopped here goes on where it was.
 torch::Tensor pooled_features(const FrozenBackbone& frozen, const std::vector<cv::Mat>& images, int size,
                               const torch::Tensor& done, const std::function<void(const torch::Tensor&)>& save) {
   ProgressBar bar("features", images.size(), "img");
@@ -42,6 +44,7 @@ torch::Tensor pooled_features(const FrozenBackbone& frozen, const std::vector<cv
     bar.advance(start);
   }
   Stopwatch since_saved;
+  double save_every_s = 30;
   for (size_t i = start; i < images.size(); i += 32) {
     std::vector<cv::Mat> chunk(images.begin() + static_cast<long>(i),
                                images.begin() + static_cast<long>(std::min(images.size(), i + 32)));
@@ -50,8 +53,10 @@ torch::Tensor pooled_features(const FrozenBackbone& frozen, const std::vector<cv
     const auto b = frozen.tail_pooled(frozen.prefix_of_images(chunk, size));
     parts.push_back((a + b) / 2);
     bar.advance(chunk.size());
-    if (since_saved.seconds() > 30) {
+    if (since_saved.seconds() > save_every_s) {
+      const Stopwatch saving;
       save(torch::cat(parts, 0));
+      save_every_s = std::max(30.0, 20 * saving.seconds());
       since_saved.reset();
     }
   }

@@ -234,11 +234,14 @@ struct ServerProcess {
     }
     return std::chrono::duration<double>(Clock::now() - t0).count();
   }
-  ~ServerProcess() {
+  // At once, for a server that failed or hung: SIGTERM could wait for ever.
+  void kill_now() {
     if (pid <= 0) return;
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
+    pid = -1;
   }
+  ~ServerProcess() { kill_now(); }
 };
 
 // The client threads end (told by `stop`) before the bench returns or throws: a joinable thread
@@ -304,7 +307,7 @@ void bench_serve(const BenchServeOpts& o) {
   while (banner.find('\n') == std::string::npos && read(out_pipe[0], &ch, 1) == 1) banner += ch;
   std::smatch m;
   if (!std::regex_search(banner, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) {
-    server.terminate();
+    server.kill_now();
     std::ifstream log(server_log);
     throw Error("serve did not start: " + banner + std::string(std::istreambuf_iterator<char>(log), {}));
   }
