@@ -133,6 +133,14 @@ double status_mib(int pid, const std::string& key) {
 }
 
 // mosquitto on a loopback port, for as long as the object lives (stop/start keep the port).
+// Sends `signal` to a child process and waits for it; pid becomes -1 (nothing when it is not one).
+void end_child(pid_t& pid, int signal) {
+  if (pid <= 0) return;
+  kill(pid, signal);
+  waitpid(pid, nullptr, 0);
+  pid = -1;
+}
+
 struct Broker {
   std::string program;
   std::filesystem::path conf;
@@ -153,12 +161,7 @@ struct Broker {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
-  void stop() {
-    if (pid <= 0) return;
-    kill(pid, SIGTERM);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
+  void stop() { end_child(pid, SIGTERM); }
   ~Broker() { stop(); }
 };
 
@@ -227,20 +230,11 @@ struct ServerProcess {
   // Asks it to stop and waits; the seconds it took.
   double terminate() {
     const auto t0 = Clock::now();
-    if (pid > 0) {
-      kill(pid, SIGTERM);
-      waitpid(pid, nullptr, 0);
-      pid = -1;
-    }
+    end_child(pid, SIGTERM);
     return std::chrono::duration<double>(Clock::now() - t0).count();
   }
   // At once, for a server that failed or hung: SIGTERM could wait for ever.
-  void kill_now() {
-    if (pid <= 0) return;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
+  void kill_now() { end_child(pid, SIGKILL); }
   ~ServerProcess() { kill_now(); }
 };
 
