@@ -132,7 +132,6 @@ double status_mib(int pid, const std::string& key) {
   return 0;
 }
 
-// mosquitto on a loopback port, for as long as the object lives (stop/start keep the port).
 // Sends `signal` to a child process and waits for it; pid becomes -1 (nothing when it is not one).
 void end_child(pid_t& pid, int signal) {
   if (pid <= 0) return;
@@ -141,6 +140,7 @@ void end_child(pid_t& pid, int signal) {
   pid = -1;
 }
 
+// mosquitto on a loopback port, for as long as the object lives (stop/start keep the port).
 struct Broker {
   std::string program;
   std::filesystem::path conf;
