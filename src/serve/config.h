@@ -32,6 +32,9 @@ struct DetectorSettings {
   double reclassify_after_s = ClassifyScheduleOptions{}.refresh_s;  // a steady face again after this (0: every frame)
   // Inference workers (top-level detector: only): 0 = one per core, at most one per camera.
   int workers = 0;
+  // The settings above that the one shared detector is built with at start (their JSON
+  // keys): a reload does not apply them, a restart does.
+  static constexpr const char* kSetAtStart[] = {"face_model", "detect_width", "workers"};
 };
 
 struct CameraConfig {

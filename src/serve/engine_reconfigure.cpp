@@ -68,8 +68,7 @@ CameraChanges Engine::reconfigure(const std::vector<CameraConfig>& next) {
     // The shared detector's model and input width are set once, at start: a camera that asks
     // for others gets a note, not a restart of its capture.
     const auto own = [](nlohmann::json j) {
-      j["detector"].erase("face_model");
-      j["detector"].erase("detect_width");
+      for (const char* shared : DetectorSettings::kSetAtStart) j["detector"].erase(shared);
       return j;
     };
     if (before) {

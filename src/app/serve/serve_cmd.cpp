@@ -127,7 +127,7 @@ class Reloader {
     for (const auto& [key, value] : was.items()) {
       if (key == "cameras" || key == "file" || key == "tracker") continue;
       if (key == "detector") {
-        for (const char* shared : {"face_model", "detect_width", "workers"})
+        for (const char* shared : DetectorSettings::kSetAtStart)
           if (now["detector"][shared] != value[shared]) restart.push_back(std::string("detector.") + shared);
         continue;
       }
