@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "serve/http_api.h"
+#include "serve/http_auth.h"
 #include "serve_server.h"
 #include "serve/storage.h"
 #include "support.h"
@@ -756,10 +757,82 @@ TEST(Serve, OneClientAddressCannotTakeEveryConnection) {
       },
       5));
   EXPECT_GE(srv.get_json("/api/stats")["http"]["refused_connections"].get<int>(), 1);
-  EXPECT_NE(srv.client().Get("/metrics")->body.find("maskwatch_http_refused_total{reason=\"per_client\"} "),
+  const auto metrics = srv.client().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("maskwatch_http_refused_total{reason=\"per_client\"} "),
             std::string::npos);
   EXPECT_NE(srv.proc->err().find("client 127.0.0.2 has 4 connections open"), std::string::npos) << srv.proc->err();
   for (int fd : idle) close(fd);
+  srv.stop(5.0);
+}
+
+// Every connection thread is held (18: no streams, two per client, 16 spare) by clients that
+// trickle a request body. A flood of 100 more connections then finds 64 places to wait and a
+// clear 503 for the rest: the library's queue had no bound and kept a descriptor open for each.
+TEST(Serve, AFloodOfConnectionsWaitsUpToABoundAndTheRestAreToldBusy) {
+  Server srv("http: {max_streams: 0, max_connections_per_client: 2, request_timeout_s: 30}");
+  const auto open_fds = [&] {
+    return std::distance(std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", srv.proc->pid())),
+                         std::filesystem::directory_iterator());
+  };
+  ASSERT_TRUE(wait_until([&] { return srv.online_with_frames(1); }, 30)) << srv.proc->err();
+  const auto fds_before = open_fds();
+  std::vector<int> holders;
+  const auto hold = [&](int i) {
+    holders.push_back(connect_from(srv.port, fmt::format("127.0.0.{}", 10 + i).c_str()));
+    send_text(holders.back(), "POST /api/stats HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n");
+  };
+  for (int i = 0; i < 17; ++i) hold(i);
+  ASSERT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["connections"] == 18; }, 10));
+  hold(17);  // the last free thread
+  std::atomic<bool> trickling{true};
+  std::thread trickle([&] {
+    while (trickling) {
+      for (int fd : holders) send_text(fd, "X");
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+
+  std::vector<int> flood;
+  for (int i = 0; i < 100; ++i) {
+    flood.push_back(connect_from(srv.port, fmt::format("127.0.1.{}", 1 + i).c_str()));
+    send_text(flood.back(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  int busy = 0;
+  std::vector<int> waiting;
+  for (int fd : flood) {
+    const std::string reply = read_reply(fd, 0.02);
+    if (reply.find("HTTP/1.1 503") != std::string::npos &&
+        reply.find("the server is busy: every connection thread is taken and 64 more connections wait") !=
+            std::string::npos)
+      ++busy;
+    else if (reply.empty())
+      waiting.push_back(fd);
+    else
+      ADD_FAILURE() << reply;
+  }
+  EXPECT_GE(busy, 30);
+  EXPECT_EQ(busy + static_cast<int>(waiting.size()), 100);
+  // The server holds 18 + 64 connections, not 118 (a few other descriptors come and go).
+  EXPECT_LT(open_fds(), fds_before + 18 + 64 + 12);
+
+  // The holders go: the connections that waited are answered.
+  trickling = false;
+  trickle.join();
+  for (int fd : holders) close(fd);
+  int answered = 0;
+  for (int fd : waiting) answered += read_reply(fd, 10).find("HTTP/1.1 200") != std::string::npos;
+  EXPECT_EQ(answered, static_cast<int>(waiting.size()));
+  for (int fd : flood) close(fd);
+  EXPECT_EQ(srv.get_json("/api/stats")["http"]["refused_busy"], busy);
+  const auto metrics = srv.client().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find(fmt::format("maskwatch_http_refused_total{{reason=\"busy\"}} {}", busy)),
+            std::string::npos);
+  EXPECT_NE(srv.proc->err().find("all 18 connection threads are taken and 64 connections wait"), std::string::npos)
+      << srv.proc->err();
   srv.stop(5.0);
 }
 

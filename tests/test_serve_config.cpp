@@ -10,6 +10,7 @@
 
 #include "serve/config.h"
 #include "serve/http_api.h"
+#include "serve/http_auth.h"
 #include "serve/prometheus.h"
 #include "vision/face_detector.h"
 #include "support.h"

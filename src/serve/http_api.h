@@ -1,9 +1,9 @@
 // The HTTP side of `serve` (cpp-httplib): JSON API, MJPEG and JPEG views, server-sent
 // events, Prometheus metrics and the dashboard page. Routes are listed in README "serve".
 // Auth (bearer token or basic) guards everything except /healthz when configured.
-// cpp-httplib keeps one pool thread per connection; ConnectionGuard (http_api.cpp) keeps
-// streams, slow clients and greedy clients from taking them all, so /healthz and
-// /api/stats always have a thread.
+// cpp-httplib keeps one pool thread per connection; GuardedServer (guarded_server.h) and
+// the stream cap here keep streams, slow clients, greedy clients and floods from taking them
+// all, so /healthz and /api/stats always have a thread.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -17,11 +17,15 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace maskwatch {
 
+class AuthGate;
 class ConnectionGuard;
+class RouteTable;
 
 class HttpApi {
  public:
@@ -46,14 +50,20 @@ class HttpApi {
 
  private:
   void routes();
+  void access_routes(RouteTable& table, const std::shared_ptr<const AuthGate>& gate);
+  void server_routes(RouteTable& table);
+  void event_routes(RouteTable& table, const std::shared_ptr<const AuthGate>& gate);
+  void camera_routes(RouteTable& table);
+  // GET /api/events/<id>/clip.mp4: the file in ranges, or why there is none (yet).
+  void send_clip(const httplib::Request& req, httplib::Response& res);
+  // GET /api/<camera>/stream.mjpeg: one frame per 1/fps while the viewer stays.
+  void stream_mjpeg(const httplib::Request& req, httplib::Response& res);
   // A slot for one long-lived stream (MJPEG viewer or event listener) out of
   // http.max_streams; nullptr when all are taken. Released when the handle goes.
   std::shared_ptr<void> take_stream_slot();
   nlohmann::json http_stats() const;
   // Configured now, or in the history (a camera a reconfiguration removed): its history stays queryable.
-  bool known_camera(const std::string& name) const {
-    return engine_.has_camera(name) || storage_.has_camera(name);
-  }
+  bool known_camera(const std::string& name) const { return engine_.has_camera(name) || storage_.has_camera(name); }
   // A verdict, "uncertain", a camera status, a configured alert rule, or in the history (an
   // old rule's name): anything else is a typo that would answer [] as if nothing happened.
   bool known_label(const std::string& label) const;
@@ -68,8 +78,5 @@ class HttpApi {
   const FleetView* fleet_ = nullptr;
   ConfigHooks hooks_;
 };
-
-// Exposed for tests: "user:pass" -> "dXNlcjpwYXNz".
-std::string base64_encode(const std::string& in);
 
 }  // namespace maskwatch

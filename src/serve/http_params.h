@@ -1,0 +1,18 @@
+// Query parameters and path parts of the HTTP API, checked: a malformed one throws Error,
+// which the server answers 400 with the message (never a 500, never a silent default).
+#pragma once
+#include <httplib.h>
+
+#include <cstdint>
+#include <string>
+
+namespace maskwatch {
+
+// Query parameter as a number; absent -> fallback; malformed or not finite -> throws.
+double number_param(const httplib::Request& req, const char* name, double fallback);
+// A whole-number query parameter within [lo, hi]; absent -> fallback; otherwise throws with the range.
+int int_param(const httplib::Request& req, const char* name, int fallback, int lo, int hi);
+// The id of /api/events/<id>: the route's \d+ can be any length, stoll would throw a 500.
+int64_t event_id(const std::string& digits);
+
+}  // namespace maskwatch

@@ -1,0 +1,37 @@
+#include "serve/http_reply.h"
+
+#include <fmt/format.h>
+
+#include "serve/guarded_server.h"
+
+namespace maskwatch {
+
+void send_json(httplib::Response& res, const nlohmann::json& j, int status) {
+  res.status = status;
+  // Text from outside (a config file's bytes in an error) may not be UTF-8: replaced, not a 500.
+  res.set_content(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message) {
+  send_json(res, {{"error", message}}, status);
+}
+
+int refuse_and_close(httplib::Response& res, int status, const std::string& message) {
+  res.set_header("Connection", "close");
+  close_connection_after_reply();
+  send_error(res, status, message);
+  return status;
+}
+
+bool is_chunked(const httplib::Request& req) {
+  return req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+}
+
+int refused_body(const httplib::Request& req, httplib::Response& res) {
+  if (is_chunked(req)) return refuse_and_close(res, 411, "send the body with Content-Length, not chunked");
+  if (req.get_header_value<uint64_t>("Content-Length") > kMaxRequestBody)
+    return refuse_and_close(res, 413, fmt::format("body too large (at most {} bytes)", kMaxRequestBody));
+  return 0;
+}
+
+}  // namespace maskwatch
