@@ -3,17 +3,13 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include <arpa/inet.h>
-
 #include <cmath>
-#include <cstdlib>
-#include <map>
 #include <opencv2/imgproc.hpp>
 #include <regex>
 #include <set>
-#include <type_traits>
-#include <variant>
 
+#include "serve/config_fields.h"
+#include "serve/config_reader.h"
 #include "serve/webhook.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -25,168 +21,6 @@
 
 namespace maskwatch {
 namespace {
-
-// Reads one YAML mapping: typed values by key, and an error for every key nobody asked for.
-class MapReader {
- public:
-  MapReader(const YAML::Node& node, std::string where, const std::string& file)
-      : node_(node), where_(std::move(where)), file_(file) {
-    if (node_ && !node_.IsNull() && !node_.IsMap())
-      fail(node_, fmt::format("{} must be a mapping of keys to values", where_));
-    check_unique_keys();
-  }
-
-  [[noreturn]] void fail(const YAML::Node& at, const std::string& what) const {
-    throw Error(fmt::format("{}:{}: {}", file_, at.Mark().line + 1, what));
-  }
-
-  YAML::Node child(const std::string& key) {
-    known_.insert(key);
-    return node_ && node_.IsMap() ? node_[key] : YAML::Node();
-  }
-
-  template <class T>
-  void get(const std::string& key, T& out) {
-    const YAML::Node v = child(key);
-    if (!v || v.IsNull()) return;
-    if (!v.IsScalar()) fail(v, fmt::format("{}.{} must be a single value", where_, key));
-    try {
-      out = v.as<T>();
-    } catch (const YAML::Exception&) {
-      fail(v, fmt::format("{}.{}: '{}' is not {}", where_, key, v.Scalar(), type_name<T>()));
-    }
-    // YAML's .nan and .inf are numbers to yaml-cpp; NaN would pass every range check.
-    if constexpr (std::is_floating_point_v<T>)
-      if (!std::isfinite(out)) fail(v, fmt::format("{}.{}: '{}' is not a finite number", where_, key, v.Scalar()));
-  }
-
-  template <class T>
-  void get_range(const std::string& key, T& out, T lo, T hi) {
-    get(key, out);
-    if (out < lo || out > hi) fail(child(key), fmt::format("{}.{} must be between {} and {}", where_, key, lo, hi));
-  }
-
-  template <class T>
-  void get_list(const std::string& key, std::vector<T>& out) {
-    const YAML::Node v = child(key);
-    if (!v || v.IsNull()) return;
-    if (v.IsScalar()) {
-      out.clear();
-      T one{};
-      get(key, one);
-      out.push_back(one);
-      return;
-    }
-    if (!v.IsSequence()) fail(v, fmt::format("{}.{} must be a list", where_, key));
-    out.clear();
-    for (const auto& item : v) {
-      try {
-        out.push_back(item.as<T>());
-      } catch (const YAML::Exception&) {
-        fail(item, fmt::format("{}.{}: '{}' is not {}", where_, key, item.Scalar(), type_name<T>()));
-      }
-    }
-  }
-
-  void finish() const {
-    if (!node_ || !node_.IsMap()) return;
-    for (const auto& kv : node_) {
-      const auto key = kv.first.as<std::string>();
-      if (!known_.count(key)) {
-        std::vector<std::string> names(known_.begin(), known_.end());
-        fail(kv.first, fmt::format("unknown key '{}' in {} (known: {})", key, where_, fmt::join(names, ", ")));
-      }
-    }
-  }
-
-  const std::string& file() const { return file_; }
-  const std::string& where() const { return where_; }
-
- private:
-  // yaml-cpp keeps both entries of a repeated key (a lookup finds the first, iteration
-  // sees both): a second `demo:` camera would silently make two cameras of one name.
-  void check_unique_keys() const {
-    if (!node_ || !node_.IsMap()) return;
-    std::map<std::string, int> first_line;
-    for (const auto& kv : node_) {
-      const auto [it, fresh] = first_line.emplace(kv.first.Scalar(), kv.first.Mark().line + 1);
-      if (!fresh)
-        fail(kv.first, fmt::format("duplicate key '{}' in {} (first at line {})", it->first, where_, it->second));
-    }
-  }
-
-  template <class T>
-  static const char* type_name() {
-    if constexpr (std::is_same_v<T, bool>)
-      return "true or false";
-    else if constexpr (std::is_integral_v<T>)
-      return "a whole number";
-    else if constexpr (std::is_floating_point_v<T>)
-      return "a number";
-    else
-      return "text";
-  }
-  YAML::Node node_;
-  std::string where_, file_;
-  std::set<std::string> known_;
-};
-
-// ${NAME} -> the environment variable (MASKWATCH_SHARED defaults to the configured shared folder).
-std::string expand(const std::string& s, const MapReader& r, const YAML::Node& at) {
-  static const std::regex var(R"(\$\{([A-Za-z_][A-Za-z0-9_]*)\})");
-  std::string out;
-  auto begin = std::sregex_iterator(s.begin(), s.end(), var);
-  size_t last = 0;
-  for (auto it = begin; it != std::sregex_iterator(); ++it) {
-    const std::string name = (*it)[1];
-    const char* env = std::getenv(name.c_str());
-    std::string value;
-    if (env)
-      value = env;
-    else if (name == "MASKWATCH_SHARED")
-      value = shared_data_dir().string();
-    else
-      r.fail(at, fmt::format("{}: environment variable {} is not set", r.where(), name));
-    out += s.substr(last, static_cast<size_t>(it->position()) - last) + value;
-    last = static_cast<size_t>(it->position() + it->length());
-  }
-  return out + s.substr(last);
-}
-
-// A path relative to the config file's folder (URLs stay as they are).
-std::string resolve(const std::string& value, const std::filesystem::path& base) {
-  if (value.empty() || is_url_spec(value)) return value;
-  std::filesystem::path p(value);
-  return p.is_absolute() ? value : (base / p).lexically_normal().string();
-}
-
-// A camera's source: a path as above, but a webcam index stays one (as open_source reads it:
-// "0" is a webcam, "1234" a file).
-std::string resolve_source(const std::string& value, const std::filesystem::path& base) {
-  return is_webcam_index(value) ? value : resolve(value, base);
-}
-
-// A secret given inline (where ${VAR} expands, as in every other text key) or through
-// `<key>_env: VARIABLE`, not both. An empty variable is an error: an `EnvironmentFile` line
-// `TOKEN=` would otherwise turn the secret, and with it the login, off without a word.
-void read_secret(MapReader& r, const std::string& key, std::string& out) {
-  std::string inline_value;
-  r.get(key, inline_value);
-  std::string env;
-  r.get(key + "_env", env);
-  if (!env.empty() && !inline_value.empty())
-    r.fail(r.child(key), fmt::format("{}: give {} or {}_env, not both", r.where(), key, key));
-  if (env.empty()) {
-    if (!inline_value.empty()) out = expand(inline_value, r, r.child(key));
-    return;
-  }
-  const char* v = std::getenv(env.c_str());
-  if (!v)
-    r.fail(r.child(key + "_env"), fmt::format("{}.{}_env: environment variable {} is not set", r.where(), key, env));
-  if (!*v)
-    r.fail(r.child(key + "_env"), fmt::format("{}.{}_env: environment variable {} is empty", r.where(), key, env));
-  out = v;
-}
 
 // An MQTT topic filter a broker accepts: levels split by '/', '+' only as a whole level, '#'
 // only as the whole last level (MQTT 3.1.1, 4.7.1). A bad one makes the broker drop the
@@ -202,216 +36,6 @@ bool valid_topic_filter(const std::string& filter) {
     if (end == std::string::npos) return true;
     start = end + 1;
   }
-}
-
-// Every plain key is declared once, in a table: its member, range and help drive reading
-// (typed, range-checked, file:line errors), the effective config (`config check`,
-// /api/config, secrets shown as ***) and the key reference (`config keys`). Keys that need
-// more (paths, names, lists, cross-checks) are read by hand around their table.
-template <class S>
-struct Field {
-  const char* key;
-  std::variant<bool S::*, int S::*, float S::*, double S::*, std::string S::*> member;
-  double lo = 0, hi = 0;  // numbers: the allowed range
-  const char* help = "";
-  bool secret = false;  // text: may come from <key>_env instead; shown as ***
-};
-
-template <class S>
-void read_fields(MapReader& r, S& s, const std::vector<Field<S>>& fields) {
-  for (const auto& f : fields)
-    std::visit(
-        [&](auto m) {
-          using T = std::remove_reference_t<decltype(s.*m)>;
-          if constexpr (std::is_same_v<T, bool>)
-            r.get(f.key, s.*m);
-          else if constexpr (std::is_same_v<T, std::string>)
-            f.secret ? read_secret(r, f.key, s.*m) : r.get(f.key, s.*m);
-          else
-            r.get_range(f.key, s.*m, static_cast<T>(f.lo), static_cast<T>(f.hi));
-        },
-        f.member);
-}
-
-template <class S>
-nlohmann::json fields_json(const S& s, const std::vector<Field<S>>& fields, bool redact) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& f : fields)
-    std::visit(
-        [&](auto m) {
-          using T = std::remove_cv_t<std::remove_reference_t<decltype(s.*m)>>;
-          if constexpr (std::is_same_v<T, std::string>)
-            j[f.key] = f.secret && redact && !(s.*m).empty() ? std::string("***") : s.*m;
-          else if constexpr (std::is_same_v<T, float>)
-            j[f.key] = std::stod(fmt::format("{}", s.*m));  // 0.6, not the double 0.6000000238418579
-          else
-            j[f.key] = s.*m;
-        },
-        f.member);
-  return j;
-}
-
-template <class S>
-void document(std::vector<ConfigKey>& out, const std::string& prefix, const std::vector<Field<S>>& fields) {
-  static const S defaults{};
-  for (const auto& f : fields) {
-    ConfigKey k;
-    k.key = prefix + f.key;
-    k.help = f.help;
-    k.secret = f.secret;
-    std::visit(
-        [&](auto m) {
-          using T = std::remove_cv_t<std::remove_reference_t<decltype(defaults.*m)>>;
-          const T& v = defaults.*m;
-          if constexpr (std::is_same_v<T, bool>) {
-            k.type = "true/false";
-            k.default_value = v ? "true" : "false";
-          } else if constexpr (std::is_same_v<T, std::string>) {
-            k.type = "text";
-            k.default_value = "\"" + v + "\"";
-          } else {
-            k.type = fmt::format("{} .. {}", static_cast<T>(f.lo), static_cast<T>(f.hi));
-            k.default_value = fmt::format("{}", v);
-          }
-        },
-        f.member);
-    out.push_back(std::move(k));
-  }
-}
-
-const std::vector<Field<TrackerOptions>>& tracker_fields() {
-  static const std::vector<Field<TrackerOptions>> f = {
-      {"tau_s", &TrackerOptions::tau_s, 0, 10, "time constant of the smoothing of a face's class probabilities"},
-      {"enter", &TrackerOptions::enter, 0.5, 1, "smoothed probability a class needs to become the verdict"},
-      {"uncertain_after_s", &TrackerOptions::uncertain_after_s, 0, 60,
-       "no confident class for this long: the face is shown as uncertain"},
-      {"max_missed_s", &TrackerOptions::max_missed_s, 0, 60,
-       "a face unseen for longer ends its track (history row, `end` event)"},
-      {"iou_match", &TrackerOptions::iou_match, 0, 1, "box overlap that continues a track"},
-      {"keep_score", &TrackerOptions::keep_score, 0.05, 1,
-       "face score a face already followed needs to stay shown (a new face needs detector.score_threshold; 1: off; "
-       "0.4 for dim rooms)"}};
-  return f;
-}
-
-const std::vector<Field<MotionOptions>>& motion_fields() {
-  static const std::vector<Field<MotionOptions>> f = {
-      {"enabled", &MotionOptions::enabled, 0, 0, "run the face detector only on frames where something moved"},
-      {"threshold", &MotionOptions::threshold, 1, 254, "grey levels a (shrunk) pixel must change by"},
-      {"min_area", &MotionOptions::min_area, 0.0001, 1, "share of the pixels that must change"},
-      {"full_every_s", &MotionOptions::full_every_s, 0.1, 60, "the detector runs at least this often"}};
-  return f;
-}
-
-// A key `run` and `detect` also take as a flag: its name, range and help from the one spec.
-template <class S, class M>
-Field<S> shared_field(const SettingSpec& spec, M S::*member) {
-  return {spec.key, member, spec.lo, spec.hi, spec.help};
-}
-
-const std::vector<Field<DetectorSettings>>& detector_fields() {
-  static const std::vector<Field<DetectorSettings>> f = {
-      shared_field(face_stage::kFaceThreshold, &DetectorSettings::score_threshold),
-      shared_field(face_stage::kDetectWidth, &DetectorSettings::detect_width),
-      shared_field(face_stage::kMargin, &DetectorSettings::margin),
-      shared_field(face_stage::kReclassifyAfter, &DetectorSettings::reclassify_after_s)};
-  return f;
-}
-
-const std::vector<Field<CameraConfig>>& camera_fields() {
-  static const std::vector<Field<CameraConfig>> f = {
-      {"enabled", &CameraConfig::enabled, 0, 0, "false: the camera is listed but not opened"},
-      {"width", &CameraConfig::width, 16, 8192, "requested camera resolution"},
-      {"height", &CameraConfig::height, 16, 8192, "requested camera resolution"},
-      {"fps_limit", &CameraConfig::fps_limit, 0.1, 240, "frames processed per second at most"},
-      {"loop", &CameraConfig::loop, 0, 0, "video files: start again at the end (demo, tests)"},
-      {"mirror", &CameraConfig::mirror, 0, 0, "mirror the picture"},
-      {"reconnect_max_s", &CameraConfig::reconnect_max_s, 0.5, 3600, "longest wait between reconnect attempts"}};
-  return f;
-}
-
-const std::vector<Field<HttpConfig>>& http_fields() {
-  static const std::vector<Field<HttpConfig>> f = {
-      {"listen", &HttpConfig::listen, 0, 0, "address to listen on (0.0.0.0: every interface)"},
-      {"port", &HttpConfig::port, 0, 65535, "0: any free port (printed at start)"},
-      {"max_stream_clients", &HttpConfig::max_stream_clients, 0, 1000, "MJPEG viewers of each camera; the next gets 503"},
-      {"max_streams", &HttpConfig::max_streams, 0, 1000,
-       "open streams (MJPEG viewers, event listeners) over all cameras"},
-      {"max_connections_per_client", &HttpConfig::max_connections_per_client, 1, 10000,
-       "open connections per remote address; the next gets 503"},
-      {"request_timeout_s", &HttpConfig::request_timeout_s, 0.5, 300,
-       "a complete request must arrive within this long (slow ones are closed)"},
-      {"stream_fps", &HttpConfig::stream_fps, 1, 60, "MJPEG frames per second at most"},
-      {"jpeg_quality", &HttpConfig::jpeg_quality, 10, 100, "JPEG quality of frames and streams"}};
-  return f;
-}
-
-const std::vector<Field<HttpAuth>>& auth_fields() {
-  static const std::vector<Field<HttpAuth>> f = {
-      {"token", &HttpAuth::token, 0, 0, "admin: bearer token (or token_env: a variable holding it)", true},
-      {"user", &HttpAuth::user, 0, 0, "admin: HTTP basic user"},
-      {"password", &HttpAuth::password, 0, 0, "admin: HTTP basic password (or password_env)", true},
-      {"viewer_token", &HttpAuth::viewer_token, 0, 0,
-       "viewer (dashboard, live, stats, events; not /api/config nor detection on/off): bearer token", true},
-      {"viewer_user", &HttpAuth::viewer_user, 0, 0, "viewer: HTTP basic user"},
-      {"viewer_password", &HttpAuth::viewer_password, 0, 0, "viewer: HTTP basic password", true}};
-  return f;
-}
-
-const std::vector<Field<StorageConfig>>& storage_fields() {
-  static const std::vector<Field<StorageConfig>> f = {
-      {"retention_days", &StorageConfig::retention_days, 0, 36500,
-       "history (events, compliance) older than this many days is removed, with its pictures (0: kept)"},
-      {"snapshot_days", &StorageConfig::snapshot_days, 0, 36500,
-       "face snapshots and alert pictures older than this many days are removed; their events stay (0: kept)"},
-      {"max_disk_mb", &StorageConfig::max_disk_mb, 0, 10000000, "the oldest pictures go while they take more (0: no cap)"},
-      {"snapshots", &StorageConfig::snapshots, 0, 0, "keep a JPEG of each face track's best frame"}};
-  return f;
-}
-
-const std::vector<Field<ClipConfig>>& clip_fields() {
-  static const std::vector<Field<ClipConfig>> f = {
-      {"enabled", &ClipConfig::enabled, 0, 0,
-       "an MP4 around each alert of a face or compliance rule (not with privacy none); kept as snapshots are"},
-      {"before_s", &ClipConfig::before_s, 0, 60, "seconds before the alert"},
-      {"after_s", &ClipConfig::after_s, 0, 60, "seconds after the alert (the clip is ready then)"},
-      {"fps", &ClipConfig::fps, 1, 30, "frames per second kept and shown"},
-      {"width", &ClipConfig::width, 64, 4096, "wider frames are scaled down to this width"},
-      {"unmasked_tracks", &ClipConfig::unmasked_tracks, 0, 0,
-       "also a clip around each face track's first verdict without a mask (on every camera), linked to its "
-       "event when the track ends"}};
-  return f;
-}
-
-const std::vector<Field<MqttConfig>>& mqtt_fields() {
-  static const std::vector<Field<MqttConfig>> f = {
-      {"enabled", &MqttConfig::enabled, 0, 0, "on by default when the mqtt section is there"},
-      {"host", &MqttConfig::host, 0, 0, "broker address"},
-      {"port", &MqttConfig::port, 1, 65535, "broker port"},
-      {"user", &MqttConfig::user, 0, 0, "broker user"},
-      {"password", &MqttConfig::password, 0, 0, "broker password (or password_env)", true},
-      {"client_id", &MqttConfig::client_id, 0, 0, "this instance's id (no '/', '+', '#')"},
-      {"tls", &MqttConfig::tls, 0, 0, "connect with TLS"},
-      {"compliance_interval_s", &MqttConfig::compliance_interval_s, 1, 86400, "today's compliance is published this often"},
-      {"stats_interval_s", &MqttConfig::stats_interval_s, 1, 86400, "stats are published this often"},
-      {"buffer_messages", &MqttConfig::buffer_messages, 0, 10000000,
-       "messages held while the broker is down; the oldest go beyond"},
-      {"discovery", &MqttConfig::discovery, 0, 0, "Home Assistant discovery: three sensors per camera"},
-      {"discovery_prefix", &MqttConfig::discovery_prefix, 0, 0, "Home Assistant's discovery topic prefix"}};
-  return f;
-}
-
-const std::vector<Field<AlertRule>>& alert_fields() {
-  static const std::vector<Field<AlertRule>> f = {
-      {"seconds", &AlertRule::seconds, 0, 86400,
-       "unmasked_face: without a mask this long; camera_offline: down this long"},
-      {"below", &AlertRule::below, 0, 1, "low_compliance: share with a mask under this..."},
-      {"window_minutes", &AlertRule::window_minutes, 1, 1440, "...over this window"},
-      {"min_faces", &AlertRule::min_faces, 1, 1000000, "low_compliance: at least this many faces in the window"},
-      {"cooldown_s", &AlertRule::cooldown_s, 0, 864000, "the rule fires at most once this often per camera"},
-      {"mqtt", &AlertRule::mqtt, 0, 0, "publish on PREFIX/alerts (mqtt.topic_prefix)"},
-      {"sound", &AlertRule::sound, 0, 0, "`maskwatch run` only"}};
-  return f;
 }
 
 void read_detector(MapReader& parent, const std::string& key, DetectorSettings& d, const std::filesystem::path& base,
@@ -585,6 +209,143 @@ void read_alerts(MapReader& root, ServeConfig& cfg) {
   }
 }
 
+void read_http(MapReader& root, ServeConfig& cfg) {
+  const std::string& file = root.file();
+  MapReader r(root.child("http"), "http", file);
+  read_fields(r, cfg.http, http_fields());
+  if (r.child("listen").IsScalar() && cfg.http.listen.empty())
+    r.fail(r.child("listen"), "http.listen: empty (127.0.0.1: this machine only, 0.0.0.0: every interface)");
+  else if (!is_address_or_host_name(cfg.http.listen))  // (config check had passed what serve could not bind)
+    r.fail(r.child("listen"), fmt::format("http.listen: '{}' is not an IP address or a host name (127.0.0.1: this "
+                                          "machine only, 0.0.0.0: every interface)",
+                                          cfg.http.listen));
+  MapReader a(r.child("auth"), "http.auth", file);
+  read_fields(a, cfg.http.auth, auth_fields());
+  a.finish();
+  if (!cfg.http.auth.user.empty() && cfg.http.auth.password.empty())
+    r.fail(r.child("auth"), "http.auth: a user needs a password (or password_env)");
+  const auto& au = cfg.http.auth;
+  if (!au.viewer_user.empty() && au.viewer_password.empty())
+    r.fail(r.child("auth"), "http.auth: a viewer_user needs a viewer_password (or viewer_password_env)");
+  if (au.user.empty() && !au.password.empty())
+    r.fail(r.child("auth"), "http.auth: a password needs a user");
+  if (au.viewer_user.empty() && !au.viewer_password.empty())
+    r.fail(r.child("auth"), "http.auth: a viewer_password needs a viewer_user");
+  if (!au.user.empty() && au.user == au.viewer_user)
+    r.fail(r.child("auth"), "http.auth: viewer_user must differ from the admin user");
+  for (const auto* token : {&au.token, &au.viewer_token})
+    if (!token->empty() && (std::isspace(static_cast<unsigned char>(token->front())) ||
+                            std::isspace(static_cast<unsigned char>(token->back()))))
+      r.fail(r.child("auth"), "http.auth: a token must not begin or end with a space (it could not be sent)");
+  if (cfg.http.auth.has_viewer() && cfg.http.auth.token.empty() && cfg.http.auth.user.empty())
+    r.fail(r.child("auth"), "http.auth: viewer credentials need admin ones too (token or user), or nobody could "
+                            "change anything");
+  if (!cfg.http.auth.token.empty() && cfg.http.auth.token == cfg.http.auth.viewer_token)
+    r.fail(r.child("auth"), "http.auth: viewer_token must differ from the admin token");
+  r.finish();
+}
+
+void read_storage(MapReader& root, ServeConfig& cfg, const std::filesystem::path& base, const YAML::Node& doc) {
+  const std::string& file = root.file();
+  MapReader r(root.child("storage"), "storage", file);
+  std::string dir;
+  r.get("dir", dir);
+  if (r.child("dir").IsScalar() && dir.empty()) r.fail(r.child("dir"), "storage.dir: empty (leave the key out for the default)");
+  if (!dir.empty()) cfg.storage.dir = dir, cfg.storage.dir_in_file = true;
+  cfg.storage.dir = resolve(expand(cfg.storage.dir, r, r.child("dir")), base);
+  std::error_code ec;
+  if (std::filesystem::exists(cfg.storage.dir, ec) && !std::filesystem::is_directory(cfg.storage.dir, ec))
+    r.fail(r.child("dir") ? r.child("dir") : doc,
+           fmt::format("storage.dir: {} is a file, not a folder", cfg.storage.dir));
+  // A folder that serve could not create (under a file) passed `config check`, and the unit's
+  // check was there to stop exactly that before a restart loop.
+  for (std::filesystem::path up = std::filesystem::path(cfg.storage.dir).parent_path(); !up.empty();
+       up = up.parent_path()) {
+    if (!std::filesystem::exists(up, ec)) continue;
+    if (!std::filesystem::is_directory(up, ec))
+      r.fail(r.child("dir") ? r.child("dir") : doc,
+             fmt::format("storage.dir: {} cannot be created: {} is a file", cfg.storage.dir, up.string()));
+    break;
+  }
+  read_fields(r, cfg.storage, storage_fields());
+  r.finish();
+}
+
+void read_clips(MapReader& root, ServeConfig& cfg) {
+  const std::string& file = root.file();
+  MapReader r(root.child("clips"), "clips", file);
+  read_fields(r, cfg.clips, clip_fields());
+  r.finish();
+  if (cfg.clips.before_s + cfg.clips.after_s <= 0)
+    r.fail(r.child("before_s") ? r.child("before_s") : root.child("clips"),
+           "clips: before_s + after_s must be more than 0 s (a clip needs a length)");
+}
+
+void read_mqtt(MapReader& root, ServeConfig& cfg) {
+  const std::string& file = root.file();
+  MapReader r(root.child("mqtt"), "mqtt", file);
+  cfg.mqtt.enabled = static_cast<bool>(root.child("mqtt")) && !root.child("mqtt").IsNull();
+  read_fields(r, cfg.mqtt, mqtt_fields());
+  r.get("topic_prefix", cfg.mqtt.topic_prefix);
+  if (cfg.mqtt.topic_prefix.find_first_of("+#") != std::string::npos)
+    r.fail(r.child("topic_prefix"), "mqtt.topic_prefix must be free of '+' and '#' (topics are published there)");
+  if (cfg.mqtt.discovery_prefix.empty() || cfg.mqtt.discovery_prefix.find_first_of("+#") != std::string::npos)
+    r.fail(r.child("discovery_prefix"), "mqtt.discovery_prefix must be non-empty and free of '+' and '#'");
+  r.finish();
+  if (cfg.mqtt.client_id.empty() || cfg.mqtt.client_id.find_first_of("/+#") != std::string::npos)
+    r.fail(root.child("mqtt"), "mqtt.client_id must be non-empty and free of '/', '+' and '#'");
+}
+
+void read_fleet(MapReader& root, ServeConfig& cfg) {
+  const std::string& file = root.file();
+  MapReader r(root.child("fleet"), "fleet", file);
+  r.get_list("subscribe", cfg.fleet.subscribe);
+  for (const auto& filter : cfg.fleet.subscribe)
+    if (!valid_topic_filter(filter))
+      r.fail(r.child("subscribe"), fmt::format("fleet.subscribe: '{}' is not an MQTT topic filter ('+' and '#' stand "
+                                               "for whole levels, '#' only last, e.g. maskwatch/+/# )",
+                                               filter));
+  r.finish();
+  if (!cfg.fleet.subscribe.empty() && !cfg.mqtt.enabled)
+    r.fail(root.child("fleet"), "fleet.subscribe needs the mqtt section (the broker the other instances publish to)");
+}
+
+// The camera defaults (top-level detector, tracker and privacy, then `defaults:`), and each
+// camera over them.
+void read_cameras(MapReader& root, ServeConfig& cfg, const std::filesystem::path& base, const YAML::Node& doc) {
+  const std::string& file = root.file();
+  CameraConfig defaults;
+  defaults.detector = cfg.detector;
+  defaults.tracker = cfg.tracker;
+  read_privacy(root, defaults.privacy);
+  {
+    MapReader r(root.child("defaults"), "defaults", file);
+    if (const auto s = r.child("source"); s && !s.IsNull())
+      r.fail(s, "defaults.source: each camera names its own source");
+    read_camera_keys(r, defaults, base);
+    r.finish();
+  }
+  const YAML::Node cams = root.child("cameras");
+  if (!cams || cams.IsNull() || !cams.IsMap() || cams.size() == 0)
+    root.fail(cams ? cams : doc, "cameras: give at least one camera as `cameras: {<name>: {source: ...}}`");
+  MapReader(cams, "cameras", file);  // a camera named twice is an error
+  for (const auto& kv : cams) {
+    const auto name = kv.first.as<std::string>();
+    if (!valid_camera_name(name))
+      root.fail(kv.first, fmt::format("camera name '{}': use letters, digits, '_' and '-' (it appears in URLs)", name));
+    for (const char* reserved : {"events", "stats", "config", "version", "compliance"})
+      if (name == reserved) root.fail(kv.first, fmt::format("camera name '{}' is reserved by the HTTP API", name));
+    CameraConfig c = defaults;
+    c.name = name;
+    MapReader r(kv.second, "cameras." + name, file);
+    read_camera_keys(r, c, base);
+    read_zones(r, c.zones);
+    r.finish();
+    if (c.source.empty()) r.fail(kv.second ? kv.second : kv.first, fmt::format("cameras.{}: no source", name));
+    cfg.cameras.push_back(c);
+  }
+}
+
 }  // namespace
 
 std::string ServeConfig::model_path() const { return model.empty() ? default_classifier_path().string() : model; }
@@ -619,176 +380,15 @@ ServeConfig parse_serve_config(const std::string& text, const std::filesystem::p
   }
   read_detector(root, "detector", cfg.detector, base, true);
   read_tracker(root, cfg.tracker);
-  {
-    MapReader r(root.child("http"), "http", file);
-    read_fields(r, cfg.http, http_fields());
-    if (r.child("listen").IsScalar() && cfg.http.listen.empty())
-      r.fail(r.child("listen"), "http.listen: empty (127.0.0.1: this machine only, 0.0.0.0: every interface)");
-    else if (!is_address_or_host_name(cfg.http.listen))  // (config check had passed what serve could not bind)
-      r.fail(r.child("listen"), fmt::format("http.listen: '{}' is not an IP address or a host name (127.0.0.1: this "
-                                            "machine only, 0.0.0.0: every interface)",
-                                            cfg.http.listen));
-    MapReader a(r.child("auth"), "http.auth", file);
-    read_fields(a, cfg.http.auth, auth_fields());
-    a.finish();
-    if (!cfg.http.auth.user.empty() && cfg.http.auth.password.empty())
-      r.fail(r.child("auth"), "http.auth: a user needs a password (or password_env)");
-    const auto& au = cfg.http.auth;
-    if (!au.viewer_user.empty() && au.viewer_password.empty())
-      r.fail(r.child("auth"), "http.auth: a viewer_user needs a viewer_password (or viewer_password_env)");
-    if (au.user.empty() && !au.password.empty())
-      r.fail(r.child("auth"), "http.auth: a password needs a user");
-    if (au.viewer_user.empty() && !au.viewer_password.empty())
-      r.fail(r.child("auth"), "http.auth: a viewer_password needs a viewer_user");
-    if (!au.user.empty() && au.user == au.viewer_user)
-      r.fail(r.child("auth"), "http.auth: viewer_user must differ from the admin user");
-    for (const auto* token : {&au.token, &au.viewer_token})
-      if (!token->empty() && (std::isspace(static_cast<unsigned char>(token->front())) ||
-                              std::isspace(static_cast<unsigned char>(token->back()))))
-        r.fail(r.child("auth"), "http.auth: a token must not begin or end with a space (it could not be sent)");
-    if (cfg.http.auth.has_viewer() && cfg.http.auth.token.empty() && cfg.http.auth.user.empty())
-      r.fail(r.child("auth"), "http.auth: viewer credentials need admin ones too (token or user), or nobody could "
-                              "change anything");
-    if (!cfg.http.auth.token.empty() && cfg.http.auth.token == cfg.http.auth.viewer_token)
-      r.fail(r.child("auth"), "http.auth: viewer_token must differ from the admin token");
-    r.finish();
-  }
-  {
-    MapReader r(root.child("storage"), "storage", file);
-    std::string dir;
-    r.get("dir", dir);
-    if (r.child("dir").IsScalar() && dir.empty()) r.fail(r.child("dir"), "storage.dir: empty (leave the key out for the default)");
-    if (!dir.empty()) cfg.storage.dir = dir, cfg.storage.dir_in_file = true;
-    cfg.storage.dir = resolve(expand(cfg.storage.dir, r, r.child("dir")), base);
-    std::error_code ec;
-    if (std::filesystem::exists(cfg.storage.dir, ec) && !std::filesystem::is_directory(cfg.storage.dir, ec))
-      r.fail(r.child("dir") ? r.child("dir") : doc,
-             fmt::format("storage.dir: {} is a file, not a folder", cfg.storage.dir));
-    // A folder that serve could not create (under a file) passed `config check`, and the unit's
-    // check was there to stop exactly that before a restart loop.
-    for (std::filesystem::path up = std::filesystem::path(cfg.storage.dir).parent_path(); !up.empty();
-         up = up.parent_path()) {
-      if (!std::filesystem::exists(up, ec)) continue;
-      if (!std::filesystem::is_directory(up, ec))
-        r.fail(r.child("dir") ? r.child("dir") : doc,
-               fmt::format("storage.dir: {} cannot be created: {} is a file", cfg.storage.dir, up.string()));
-      break;
-    }
-    read_fields(r, cfg.storage, storage_fields());
-    r.finish();
-  }
-  {
-    MapReader r(root.child("clips"), "clips", file);
-    read_fields(r, cfg.clips, clip_fields());
-    r.finish();
-    if (cfg.clips.before_s + cfg.clips.after_s <= 0)
-      r.fail(r.child("before_s") ? r.child("before_s") : root.child("clips"),
-             "clips: before_s + after_s must be more than 0 s (a clip needs a length)");
-  }
-  {
-    MapReader r(root.child("mqtt"), "mqtt", file);
-    cfg.mqtt.enabled = static_cast<bool>(root.child("mqtt")) && !root.child("mqtt").IsNull();
-    read_fields(r, cfg.mqtt, mqtt_fields());
-    r.get("topic_prefix", cfg.mqtt.topic_prefix);
-    if (cfg.mqtt.topic_prefix.find_first_of("+#") != std::string::npos)
-      r.fail(r.child("topic_prefix"), "mqtt.topic_prefix must be free of '+' and '#' (topics are published there)");
-    if (cfg.mqtt.discovery_prefix.empty() || cfg.mqtt.discovery_prefix.find_first_of("+#") != std::string::npos)
-      r.fail(r.child("discovery_prefix"), "mqtt.discovery_prefix must be non-empty and free of '+' and '#'");
-    r.finish();
-    if (cfg.mqtt.client_id.empty() || cfg.mqtt.client_id.find_first_of("/+#") != std::string::npos)
-      r.fail(root.child("mqtt"), "mqtt.client_id must be non-empty and free of '/', '+' and '#'");
-  }
-  {
-    MapReader r(root.child("fleet"), "fleet", file);
-    r.get_list("subscribe", cfg.fleet.subscribe);
-    for (const auto& filter : cfg.fleet.subscribe)
-      if (!valid_topic_filter(filter))
-        r.fail(r.child("subscribe"), fmt::format("fleet.subscribe: '{}' is not an MQTT topic filter ('+' and '#' stand "
-                                                 "for whole levels, '#' only last, e.g. maskwatch/+/# )",
-                                                 filter));
-    r.finish();
-    if (!cfg.fleet.subscribe.empty() && !cfg.mqtt.enabled)
-      r.fail(root.child("fleet"), "fleet.subscribe needs the mqtt section (the broker the other instances publish to)");
-  }
-  CameraConfig defaults;
-  defaults.detector = cfg.detector;
-  defaults.tracker = cfg.tracker;
-  read_privacy(root, defaults.privacy);
-  {
-    MapReader r(root.child("defaults"), "defaults", file);
-    if (const auto s = r.child("source"); s && !s.IsNull())
-      r.fail(s, "defaults.source: each camera names its own source");
-    read_camera_keys(r, defaults, base);
-    r.finish();
-  }
-  const YAML::Node cams = root.child("cameras");
-  if (!cams || cams.IsNull() || !cams.IsMap() || cams.size() == 0)
-    root.fail(cams ? cams : doc, "cameras: give at least one camera as `cameras: {<name>: {source: ...}}`");
-  MapReader(cams, "cameras", file);  // a camera named twice is an error
-  for (const auto& kv : cams) {
-    const auto name = kv.first.as<std::string>();
-    if (!valid_camera_name(name))
-      root.fail(kv.first, fmt::format("camera name '{}': use letters, digits, '_' and '-' (it appears in URLs)", name));
-    for (const char* reserved : {"events", "stats", "config", "version", "compliance"})
-      if (name == reserved) root.fail(kv.first, fmt::format("camera name '{}' is reserved by the HTTP API", name));
-    CameraConfig c = defaults;
-    c.name = name;
-    MapReader r(kv.second, "cameras." + name, file);
-    read_camera_keys(r, c, base);
-    read_zones(r, c.zones);
-    r.finish();
-    if (c.source.empty()) r.fail(kv.second ? kv.second : kv.first, fmt::format("cameras.{}: no source", name));
-    cfg.cameras.push_back(c);
-  }
+  read_http(root, cfg);
+  read_storage(root, cfg, base, doc);
+  read_clips(root, cfg);
+  read_mqtt(root, cfg);
+  read_fleet(root, cfg);
+  read_cameras(root, cfg, base, doc);
   read_alerts(root, cfg);
   root.finish();
   return cfg;
-}
-
-std::string data_dir_override_warning(const StorageConfig& from_file, const std::filesystem::path& data_dir) {
-  if (!from_file.dir_in_file || data_dir.empty()) return {};
-  const auto normal = [](const std::filesystem::path& p) { return std::filesystem::absolute(p).lexically_normal(); };
-  if (normal(from_file.dir) == normal(data_dir)) return {};
-  return fmt::format("storage: --data {} is used; the config's storage.dir ({}) is not", data_dir.string(),
-                     from_file.dir);
-}
-
-bool is_address_or_host_name(const std::string& text) {
-  in_addr v4{};
-  in6_addr v6{};
-  // An IPv6 address may carry its interface (fe80::1%eth0).
-  const std::string address = text.substr(0, text.find('%'));
-  if (inet_pton(AF_INET, text.c_str(), &v4) == 1 || inet_pton(AF_INET6, address.c_str(), &v6) == 1) return true;
-  // Host name labels (underscores too: container service names have them), one trailing dot
-  // allowed; all digits and dots is a malformed IPv4 address, not a name.
-  std::string host = text;
-  if (!host.empty() && host.back() == '.') host.pop_back();
-  static const std::regex name(
-      R"([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*)");
-  return host.size() <= 253 && std::regex_match(host, name) &&
-         host.find_first_not_of("0123456789.") != std::string::npos;
-}
-
-std::vector<std::string> missing_source_warnings(const ServeConfig& cfg) {
-  std::vector<std::string> out;
-  for (const auto& c : cfg.cameras) {
-    const auto& src = c.source;
-    const bool local_path = !src.empty() && !is_url_spec(src) && !is_webcam_index(src) && src.rfind("/dev/", 0) != 0;
-    std::error_code ec;
-    if (local_path && !std::filesystem::exists(src, ec))
-      out.push_back(fmt::format("cameras.{}.source: {} does not exist (serve starts the camera offline and retries it)",
-                                c.name, src));
-  }
-  return out;
-}
-
-std::string open_without_login_warning(const HttpConfig& http) {
-  const bool loopback = http.listen == "localhost" || http.listen == "::1" || http.listen.rfind("127.", 0) == 0;
-  if (loopback || http.auth.enabled()) return {};
-  return fmt::format(
-      "http.listen {} without http.auth: anyone who can reach port {} can watch the cameras and change the config "
-      "(set http.auth, or listen on 127.0.0.1)",
-      http.listen, http.port);
 }
 
 ServeConfig load_serve_config(const std::filesystem::path& file) {
@@ -799,21 +399,6 @@ ServeConfig load_serve_config(const std::filesystem::path& file) {
   if (std::filesystem::exists(file, ec) && std::filesystem::file_size(file, ec) > (8u << 20))
     throw Error(fmt::format("config file {}: larger than 8 MiB, not a config", file.string()));
   return parse_serve_config(read_file_text(file, "config file"), file);
-}
-
-void check_config_files(const ServeConfig& cfg) {
-  std::error_code ec;
-  if (!cfg.model.empty() && !std::filesystem::is_regular_file(cfg.model, ec))
-    throw Error(fmt::format("{}:{}: model {} not found", cfg.file.string(), cfg.model_line, cfg.model));
-  const auto check_face = [&](const DetectorSettings& d, const std::string& where) {
-    if (d.face_model.empty()) return;  // the default: YuNet, else the Haar fallback with a warning
-    const auto path = resolve_face_model(d.face_model);
-    if (!std::filesystem::is_regular_file(path, ec))
-      throw Error(fmt::format("{}: {}face_model {} not found ({})", cfg.file.string(), where, d.face_model,
-                              path.string()));
-  };
-  check_face(cfg.detector, "detector.");
-  for (const auto& c : cfg.cameras) check_face(c.detector, "cameras." + c.name + ".detector.");
 }
 
 namespace {
