@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "serve/config.h"
-#include "serve/http_api.h"
 #include "serve/http_auth.h"
+#include "serve/http_params.h"
 #include "serve/prometheus.h"
 #include "vision/face_detector.h"
 #include "support.h"
@@ -385,6 +385,17 @@ TEST(LogText, ALineThatKeepsRepeatingIsLoggedOncePerIntervalWithACount) {
   ASSERT_TRUE(next);
   EXPECT_EQ(*next, 119);
   EXPECT_FALSE(t.admit(t0 + minutes(20) + seconds(1)));
+}
+
+// A value keeps every '=' after the first (httplib 0.11 kept only the last piece: a base64
+// token "abc=" became "abc"); %XX is decoded, '+' is a space, a bad '%' stays as it is.
+TEST(HttpParams, AQueryPairSplitsAtItsFirstEqualsSign) {
+  const auto p = maskwatch::parse_query("a=1&b=x%3D&c=x=y&d&e=%zz+1&&f=%41%2b");
+  const std::multimap<std::string, std::string> want = {{"a", "1"},     {"b", "x="},      {"c", "x=y"},
+                                                        {"d", ""},      {"e", "%zz 1"}, {"f", "A+"}};
+  EXPECT_EQ(p, want);
+  EXPECT_TRUE(maskwatch::parse_query("").empty());
+  EXPECT_EQ(maskwatch::parse_query("token=YWJjZGVmZ2g=").find("token")->second, "YWJjZGVmZ2g=");
 }
 
 // HTTP Basic credentials are compared as base64 (OpenSSL's encoder): the RFC 4648 test vectors.

@@ -275,12 +275,12 @@ void GuardedServer::serve_connection(int sock, const std::string& addr, int port
     bool closed = false;
     t_close_after_reply = false;
     const bool ok = process_request(strm, left == 1, closed, nullptr);
-    if (t_close_after_reply) return;  // a body refused unread: what follows is not a request
     if (strm.request_timed_out()) {
       guard_.count_slow();
       spdlog::debug("http: closed {}:{}: no complete request within the time-out", addr, port);
       return;
     }
+    if (t_close_after_reply) return;  // a request refused unread: what follows is not a request
     if (!ok || closed) return;
   }
 }

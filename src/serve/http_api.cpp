@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <thread>
 #include <utility>
@@ -66,12 +67,36 @@ std::shared_ptr<void> log_client(const std::string& what, const Request& req, st
 }
 
 // 503 for a stream beyond http.max_streams: every stream holds a server thread for its life.
-void refuse_stream(Response& res, const std::string& what, const Request& req, int max_streams) {
-  spdlog::warn("{} {}:{} refused: {} streams open (http.max_streams)", what, req.remote_addr, req.remote_port,
-               max_streams);
+// One warning per 10 s at most, with how many more came in between: a client that opens
+// streams again and again (a viewer's login is enough) cannot flood the log.
+void warn_refused_stream(const std::string& line) {
+  static std::mutex mutex;
+  static std::chrono::steady_clock::time_point last;
+  static int64_t since = 0;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto now = std::chrono::steady_clock::now();
+  if (last != std::chrono::steady_clock::time_point() && now - last < std::chrono::seconds(10)) {
+    ++since;
+    return;
+  }
+  spdlog::warn("{}{}", line, since ? fmt::format(" ({} more streams refused since the last such line)", since) : "");
+  last = now;
+  since = 0;
+}
+
+// 503 for a stream beyond a cap (every stream holds a server thread for its life). The
+// connection ends with it: a refused viewer that kept it open held a thread for 5 s more.
+void refuse_stream(Response& res, const std::string& log_line, const std::string& message) {
+  warn_refused_stream(log_line);
   res.set_header("Retry-After", "5");
-  send_error(
-      res, 503,
+  refuse_and_close(res, 503, message);
+}
+
+void refuse_stream(Response& res, const std::string& what, const Request& req, int max_streams) {
+  refuse_stream(
+      res,
+      fmt::format("{} {}:{} refused: {} streams open (http.max_streams)", what, req.remote_addr, req.remote_port,
+                  max_streams),
       fmt::format("the server has its maximum of {} streams open (MJPEG viewers and event listeners)", max_streams));
 }
 
@@ -204,6 +229,10 @@ void HttpApi::routes() {
 void HttpApi::access_routes(RouteTable& table, const std::shared_ptr<const AuthGate>& gate) {
   auto& s = *server_;
   s.set_pre_routing_handler([gate](const Request& req, Response& res) {
+    // The query again, right (parse_query says what the library gets wrong), before anything
+    // reads it. The request is the library's own non-const object.
+    const size_t query = req.target.find('?');
+    const_cast<Request&>(req).params = parse_query(query == std::string::npos ? "" : req.target.substr(query + 1));
     // A POST with neither Content-Length nor a chunked body (`curl -X POST` alone): httplib would
     // read a body until the connection's read time-out (5 s) before refusing it. Refused now.
     if (req.method == "POST" && !req.has_header("Content-Length") && !is_chunked(req)) {
@@ -238,12 +267,15 @@ void HttpApi::access_routes(RouteTable& table, const std::shared_ptr<const AuthG
   });
   if (gate->has_login())
     table.post("/login", [gate](const Request& req, Response& res) {
-      if (const Role r = gate->token_role(req.get_param_value("token")); r != Role::None)
+      const auto form = parse_query(req.body);  // not the library's parse (see parse_query)
+      const auto token = form.find("token");
+      if (const Role r = gate->token_role(token == form.end() ? "" : token->second); r != Role::None)
         gate->let_in(res, r);
       else
         gate->refuse(req, res, /*wrong_token=*/true);
     });
-  // httplib's own refusals come with no body: say why, in the API's JSON.
+  // httplib's own refusals come with no body: say why, in the API's JSON. One for a request it
+  // could not parse (400, 414, ...) ends the connection: what follows may not be a request.
   s.set_error_handler(
       httplib::Server::HandlerWithResponse([allowed = table.allowed()](const Request& req, Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -254,8 +286,12 @@ void HttpApi::access_routes(RouteTable& table, const std::shared_ptr<const AuthG
           res.status = 405;
           res.set_header("Allow", allow);
           why = fmt::format("{} takes {}, not {}", req.path.substr(0, 200), allow, req.method);
-        } else if (res.status == 404)
+        } else if (res.status == 404) {
           why = fmt::format("no such endpoint: {} {}", req.method, req.path.substr(0, 200));
+        } else {
+          refuse_and_close(res, res.status, why);
+          return httplib::Server::HandlerResponse::Handled;
+        }
         send_json(res, {{"error", why}}, res.status);
         return httplib::Server::HandlerResponse::Handled;
       }));
@@ -492,10 +528,11 @@ void HttpApi::stream_mjpeg(const Request& req, Response& res) {
     return refuse_stream(res, fmt::format("camera {}: MJPEG viewer", camera), req, config_.http.max_streams);
   if (!engine_.add_stream_client(camera)) {
     ++refused_streams_;  // counted with the other refused streams (stats and metrics)
-    spdlog::warn("camera {}: MJPEG viewer {}:{} refused, {} viewers already", camera, req.remote_addr, req.remote_port,
-                 config_.http.max_stream_clients);
-    return send_error(res, 503,
-                      fmt::format("camera {} has its maximum of {} viewers", camera, config_.http.max_stream_clients));
+    return refuse_stream(
+        res,
+        fmt::format("camera {}: MJPEG viewer {}:{} refused, {} viewers already", camera, req.remote_addr,
+                    req.remote_port, config_.http.max_stream_clients),
+        fmt::format("camera {} has its maximum of {} viewers", camera, config_.http.max_stream_clients));
   }
   // The viewer slot is released when the provider is destroyed (client gone or server stopping).
   auto slot = log_client(fmt::format("camera {}: MJPEG viewer", camera), req,

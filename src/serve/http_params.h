@@ -12,6 +12,10 @@ namespace maskwatch {
 double number_param(const httplib::Request& req, const char* name, double fallback);
 // A whole-number query parameter within [lo, hi]; absent -> fallback; otherwise throws with the range.
 int int_param(const httplib::Request& req, const char* name, int fallback, int lo, int hi);
+// The name/value pairs of a query string or a form body ("a=1&b=x%3D"), each split at its
+// first '=' and percent-decoded ('+' is a space). httplib 0.11 splits a pair at every '=' and
+// keeps the last piece: a token "abc=" was read as "abc", camera=x=demo as camera=demo.
+httplib::Params parse_query(const std::string& text);
 // The id of /api/events/<id>: the route's \d+ can be any length, stoll would throw a 500.
 int64_t event_id(const std::string& digits);
 

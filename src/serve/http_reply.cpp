@@ -28,6 +28,16 @@ bool is_chunked(const httplib::Request& req) {
 }
 
 int refused_body(const httplib::Request& req, httplib::Response& res) {
+  // One Content-Length, of digits only. httplib 0.11 takes the first of two and reads "abc" or
+  // "+5" as a number or 0; the bytes it then left unread were parsed as the next request (a
+  // proxy in front that read them otherwise would pass requests it never saw).
+  const size_t lengths = req.get_header_value_count("Content-Length");
+  for (size_t i = 0; i < lengths; ++i) {
+    const std::string v = req.get_header_value("Content-Length", i);
+    if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos ||
+        v != req.get_header_value("Content-Length", 0))
+      return refuse_and_close(res, 400, "Content-Length must be one number of digits");
+  }
   if (is_chunked(req)) return refuse_and_close(res, 411, "send the body with Content-Length, not chunked");
   if (req.get_header_value<uint64_t>("Content-Length") > kMaxRequestBody)
     return refuse_and_close(res, 413, fmt::format("body too large (at most {} bytes)", kMaxRequestBody));
