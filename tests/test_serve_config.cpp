@@ -398,6 +398,28 @@ TEST(HttpParams, AQueryPairSplitsAtItsFirstEqualsSign) {
   EXPECT_EQ(maskwatch::parse_query("token=YWJjZGVmZ2g=").find("token")->second, "YWJjZGVmZ2g=");
 }
 
+// Ranges as RFC 9110 reads them: an end past the resource is clamped, "-0" and a start past
+// the end are unsatisfiable, and what cannot be parsed or asks for several ranges is ignored.
+TEST(HttpParams, AByteRangeIsClampedRefusedOrIgnoredAsTheRfcSays) {
+  using maskwatch::byte_range;
+  const auto is = [](const std::optional<maskwatch::ByteRange>& r, uint64_t first, uint64_t last) {
+    return r && r->satisfiable && r->first == first && r->last == last;
+  };
+  const auto unsatisfiable = [](const std::optional<maskwatch::ByteRange>& r) { return r && !r->satisfiable; };
+  EXPECT_TRUE(is(byte_range("bytes=0-99", 100), 0, 99));
+  EXPECT_TRUE(is(byte_range("bytes=0-4933090", 100), 0, 99));
+  EXPECT_TRUE(is(byte_range("bytes=10-", 100), 10, 99));
+  EXPECT_TRUE(is(byte_range("bytes=-10", 100), 90, 99));
+  EXPECT_TRUE(is(byte_range("bytes=-1000", 100), 0, 99));
+  EXPECT_TRUE(is(byte_range("bytes= 0-5", 100), 0, 5));
+  EXPECT_TRUE(is(byte_range("BYTES=1-1", 100), 1, 1));
+  EXPECT_TRUE(unsatisfiable(byte_range("bytes=100-", 100)));
+  EXPECT_TRUE(unsatisfiable(byte_range("bytes=-0", 100)));
+  EXPECT_TRUE(unsatisfiable(byte_range("bytes=0-", 0)));
+  for (const char* ignored : {"", "bytes=0-3,10-13", "items=0-5", "bytes=5-2", "bytes=abc", "bytes=-", "bytes=1-x"})
+    EXPECT_FALSE(byte_range(ignored, 100)) << ignored;
+}
+
 // HTTP Basic credentials are compared as base64 (OpenSSL's encoder): the RFC 4648 test vectors.
 TEST(HttpAuth, Base64OfBasicCredentialsFollowsRfc4648) {
   EXPECT_EQ(base64_encode(""), "");

@@ -496,18 +496,24 @@ void HttpApi::send_clip(const Request& req, Response& res) {
   const auto size = std::filesystem::file_size(path, ec);
   auto in = std::make_shared<std::ifstream>(path, std::ios::binary);
   if (ec || !*in) return send_error(res, 404, fmt::format("the clip of event {} cannot be read", id));
-  // A range that starts past the end cannot be served (RFC 9110 15.5.17); the library of
-  // Debian 12 would answer 206 with no bytes.
-  for (const auto& range : req.ranges)
-    if (range.first >= 0 && static_cast<uintmax_t>(range.first) >= size) {
-      res.set_header("Content-Range", fmt::format("bytes */{}", size));
-      return send_error(res, 416, fmt::format("range starts at byte {}, the clip has {}", range.first, size));
-    }
-  res.set_content_provider(static_cast<size_t>(size), "video/mp4",
-                           [in](size_t offset, size_t length, httplib::DataSink& sink) {
+  // Ranges are served here, not by the library (see byte_range): it must not slice again.
+  const auto range = byte_range(req.get_header_value("Range"), size);
+  const_cast<Request&>(req).ranges.clear();
+  res.set_header("Accept-Ranges", "bytes");
+  if (range && !range->satisfiable) {
+    res.set_header("Content-Range", fmt::format("bytes */{}", size));
+    return send_error(res, 416, fmt::format("{} is outside the clip's {} bytes", req.get_header_value("Range"), size));
+  }
+  const uint64_t first = range ? range->first : 0, count = range ? range->last - range->first + 1 : size;
+  if (range) {
+    res.status = 206;
+    res.set_header("Content-Range", fmt::format("bytes {}-{}/{}", range->first, range->last, size));
+  }
+  res.set_content_provider(static_cast<size_t>(count), "video/mp4",
+                           [in, first](size_t offset, size_t length, httplib::DataSink& sink) {
                              std::vector<char> buf(std::min<size_t>(length, 64 * 1024));
                              in->clear();
-                             in->seekg(static_cast<std::streamoff>(offset));
+                             in->seekg(static_cast<std::streamoff>(first + offset));
                              in->read(buf.data(), static_cast<std::streamsize>(buf.size()));
                              const auto got = static_cast<size_t>(in->gcount());
                              return got > 0 && sink.write(buf.data(), got);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <strings.h>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -75,6 +76,39 @@ httplib::Params parse_query(const std::string& text) {
     at = end + 1;
   }
   return out;
+}
+
+std::optional<ByteRange> byte_range(const std::string& header, uint64_t size) {
+  const auto trim = [](const std::string& s) {
+    const auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  };
+  const std::string h = trim(header);
+  if (h.size() < 6 || strncasecmp(h.c_str(), "bytes=", 6) != 0) return std::nullopt;
+  const std::string spec = trim(h.substr(6));
+  const size_t dash = spec.find('-');
+  if (spec.find(',') != std::string::npos || dash == std::string::npos) return std::nullopt;
+  const auto number = [](const std::string& digits, uint64_t& out) {
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return !digits.empty() && ec == std::errc() && end == digits.data() + digits.size();
+  };
+  const std::string a = trim(spec.substr(0, dash)), b = trim(spec.substr(dash + 1));
+  ByteRange r;
+  if (a.empty()) {  // the last n bytes
+    uint64_t n = 0;
+    if (!number(b, n)) return std::nullopt;
+    if (n == 0 || size == 0) return ByteRange{0, 0, false};
+    r.first = n >= size ? 0 : size - n;
+    r.last = size - 1;
+    return r;
+  }
+  if (!number(a, r.first)) return std::nullopt;
+  r.last = UINT64_MAX;
+  if (!b.empty() && !number(b, r.last)) return std::nullopt;
+  if (r.last < r.first) return std::nullopt;  // invalid: ignored
+  if (r.first >= size) return ByteRange{0, 0, false};
+  r.last = std::min(r.last, size - 1);
+  return r;
 }
 
 int64_t event_id(const std::string& digits) {

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace maskwatch {
@@ -16,6 +17,16 @@ int int_param(const httplib::Request& req, const char* name, int fallback, int l
 // first '=' and percent-decoded ('+' is a space). httplib 0.11 splits a pair at every '=' and
 // keeps the last piece: a token "abc=" was read as "abc", camera=x=demo as camera=demo.
 httplib::Params parse_query(const std::string& text);
+// One range of a Range header (RFC 9110 14.1.2) against a resource of `size` bytes.
+struct ByteRange {
+  uint64_t first = 0, last = 0;  // inclusive
+  bool satisfiable = true;       // false: 416 with "bytes */<size>"
+};
+// std::nullopt when the header is to be ignored and the whole resource sent: absent,
+// unparsable, another unit, or several ranges (a server may send all instead). httplib 0.11's
+// own slicing sent "bytes 0-4933090/493309", 206 with no bytes for "-0", and a total of 0 for
+// several ranges.
+std::optional<ByteRange> byte_range(const std::string& header, uint64_t size);
 // The id of /api/events/<id>: the route's \d+ can be any length, stoll would throw a 500.
 int64_t event_id(const std::string& digits);
 
