@@ -328,7 +328,10 @@ TEST(Mqtt, MessagesWaitWhileTheBrokerIsDownAndTheOldestDropBeyondTheBuffer) {
   const int dropped_at_reconnect = metric(small, "maskwatch_mqtt_dropped_messages_total");
   EXPECT_GE(dropped_at_reconnect, dropped);
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  EXPECT_EQ(metric(small, "maskwatch_mqtt_dropped_messages_total"), dropped_at_reconnect);
+  // At most one: messages published in one instant can outrun a 3-message buffer while the
+  // sender thread waits for a core (seen once, 28 -> 29, beside a full parallel test run);
+  // still down, it drops several a second.
+  EXPECT_LE(metric(small, "maskwatch_mqtt_dropped_messages_total") - dropped_at_reconnect, 1);
   EXPECT_EQ(metric(small, "maskwatch_mqtt_connected"), 1);
   small.stop();
   srv.stop();
