@@ -213,7 +213,7 @@ class BoundedPool : public httplib::TaskQueue {
   httplib::ThreadPool pool_;
 };
 
-// A reply refused a body the client is still sending (413, 411): closing with it unread
+// A reply refused a request the client is still sending (413, 411, 400): closing with it unread
 // makes the kernel send a reset, which can wipe out the reply before the client reads it.
 // What comes within `wait_ms` (64 KiB at most) is read first.
 void close_after_draining(int sock, int wait_ms) {

@@ -229,8 +229,9 @@ void HttpApi::routes() {
 void HttpApi::access_routes(RouteTable& table, const std::shared_ptr<const AuthGate>& gate) {
   auto& s = *server_;
   s.set_pre_routing_handler([gate](const Request& req, Response& res) {
-    // The query again, right (parse_query says what the library gets wrong), before anything
-    // reads it. The request is the library's own non-const object.
+    // The query again, right (parse_query says what the library gets wrong), before any handler
+    // reads it. The request is the library's own non-const object. (A form body is parsed by
+    // the library after this; /login, the one route that reads a form, parses its body itself.)
     const size_t query = req.target.find('?');
     const_cast<Request&>(req).params = parse_query(query == std::string::npos ? "" : req.target.substr(query + 1));
     // A POST with neither Content-Length nor a chunked body (`curl -X POST` alone): httplib would
@@ -274,8 +275,9 @@ void HttpApi::access_routes(RouteTable& table, const std::shared_ptr<const AuthG
       else
         gate->refuse(req, res, /*wrong_token=*/true);
     });
-  // httplib's own refusals come with no body: say why, in the API's JSON. One for a request it
-  // could not parse (400, 414, ...) ends the connection: what follows may not be a request.
+  // httplib's own refusals come with no body: say why, in the API's JSON. Every one but 404
+  // (400, 414, 416, ...) ends the connection: after a request it could not parse, what follows
+  // may not be a request.
   s.set_error_handler(
       httplib::Server::HandlerWithResponse([allowed = table.allowed()](const Request& req, Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;

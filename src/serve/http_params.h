@@ -23,7 +23,8 @@ struct ByteRange {
   bool satisfiable = true;       // false: 416 with "bytes */<size>"
 };
 // std::nullopt when the header is to be ignored and the whole resource sent: absent,
-// unparsable, another unit, or several ranges (a server may send all instead). httplib 0.11's
+// unparsable, another unit, or several ranges (a server may send all instead); in `serve`
+// the library itself answers 416 to a Range it cannot parse, before any route. httplib 0.11's
 // own slicing sent "bytes 0-4933090/493309", 206 with no bytes for "-0", and a total of 0 for
 // several ranges.
 std::optional<ByteRange> byte_range(const std::string& header, uint64_t size);
