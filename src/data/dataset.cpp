@@ -17,6 +17,7 @@
 #include "util/files.h"
 #include "util/progress.h"
 #include "util/sha256.h"
+#include "util/strings.h"
 
 namespace maskwatch {
 
@@ -111,12 +112,6 @@ std::string root_name(const std::filesystem::path& dir) {
   std::string name = p.filename().string();
   if (name.empty() || name == "." || name == "..") name = std::filesystem::weakly_canonical(p).filename().string();
   return name;
-}
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
 void apply_exclusions(Dataset& ds, const std::filesystem::path& file, const std::set<std::string>& root_names) {

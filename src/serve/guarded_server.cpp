@@ -233,7 +233,8 @@ void close_after_draining(int sock, int wait_ms) {
 
 void close_connection_after_reply() { t_close_after_reply = true; }
 
-GuardedServer::GuardedServer(ConnectionGuard& guard, int threads) : guard_(guard) {
+GuardedServer::GuardedServer(ConnectionGuard& guard, int threads, RequestSetup setup)
+    : guard_(guard), setup_(std::move(setup)) {
   new_task_queue = [threads] { return new BoundedPool(threads, kMaxWaitingConnections); };
 }
 
@@ -274,7 +275,7 @@ void GuardedServer::serve_connection(int sock, const std::string& addr, int port
     strm.set_deadline(Clock::now() + guard_.request_timeout());
     bool closed = false;
     t_close_after_reply = false;
-    const bool ok = process_request(strm, left == 1, closed, nullptr);
+    const bool ok = process_request(strm, left == 1, closed, setup_);
     if (strm.request_timed_out()) {
       guard_.count_slow();
       spdlog::debug("http: closed {}:{}: no complete request within the time-out", addr, port);

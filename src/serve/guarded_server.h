@@ -5,12 +5,13 @@
 // - a request must be complete within the request time-out (slowloris),
 // - at most kMaxWaitingConnections accepted connections wait for a thread (503 beyond),
 // - every socket is closed at once when the server stops.
-// Parsing and routing stay the library's.
+// Parsing and routing stay the library's; a setup hook mends its parse before routing.
 #pragma once
 #include <httplib.h>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -66,7 +67,10 @@ class GuardedServer : public httplib::Server {
   // the cameras' clips and the database could not open files either.
   static constexpr int kMaxWaitingConnections = 64;
 
-  GuardedServer(ConnectionGuard& guard, int threads);
+  // Runs on every request the library has parsed (request line, headers, query, ranges),
+  // before pre-routing and routing, on the library's own Request: the place to mend its parse.
+  using RequestSetup = std::function<void(httplib::Request&)>;
+  GuardedServer(ConnectionGuard& guard, int threads, RequestSetup setup);
 
  private:
   bool process_and_close_socket(socket_t sock) override;
@@ -75,6 +79,7 @@ class GuardedServer : public httplib::Server {
   void refuse(int sock, const std::string& why) const;
 
   ConnectionGuard& guard_;
+  const RequestSetup setup_;
 };
 
 // For a route handler: the connection ends after this reply (a body refused unread would

@@ -66,40 +66,6 @@ std::shared_ptr<void> log_client(const std::string& what, const Request& req, st
   });
 }
 
-// 503 for a stream beyond http.max_streams: every stream holds a server thread for its life.
-// One warning per 10 s at most, with how many more came in between: a client that opens
-// streams again and again (a viewer's login is enough) cannot flood the log.
-void warn_refused_stream(const std::string& line) {
-  static std::mutex mutex;
-  static std::chrono::steady_clock::time_point last;
-  static int64_t since = 0;
-  std::lock_guard<std::mutex> lock(mutex);
-  const auto now = std::chrono::steady_clock::now();
-  if (last != std::chrono::steady_clock::time_point() && now - last < std::chrono::seconds(10)) {
-    ++since;
-    return;
-  }
-  spdlog::warn("{}{}", line, since ? fmt::format(" ({} more streams refused since the last such line)", since) : "");
-  last = now;
-  since = 0;
-}
-
-// 503 for a stream beyond a cap (every stream holds a server thread for its life). The
-// connection ends with it: a refused viewer that kept it open held a thread for 5 s more.
-void refuse_stream(Response& res, const std::string& log_line, const std::string& message) {
-  warn_refused_stream(log_line);
-  res.set_header("Retry-After", "5");
-  refuse_and_close(res, 503, message);
-}
-
-void refuse_stream(Response& res, const std::string& what, const Request& req, int max_streams) {
-  refuse_stream(
-      res,
-      fmt::format("{} {}:{} refused: {} streams open (http.max_streams)", what, req.remote_addr, req.remote_port,
-                  max_streams),
-      fmt::format("the server has its maximum of {} streams open (MJPEG viewers and event listeners)", max_streams));
-}
-
 void http_metrics(PromText& out, const nlohmann::json& h) {
   out.family("maskwatch_http_connections", "gauge", "Open HTTP connections.")
       .sample("maskwatch_http_connections", h["connections"].get<double>());
@@ -123,8 +89,11 @@ HttpApi::HttpApi(const ServeConfig& config, Engine& engine, Storage& storage)
       // Each connection holds a pool thread. Streams (MJPEG, SSE) are capped at max_streams and
       // one client address at max_connections_per_client, slow requests are closed after
       // request_timeout_s: the caps are reached with 16 threads still free for everyone else.
-      server_(std::make_unique<GuardedServer>(*guard_,
-                                              config.http.max_streams + config.http.max_connections_per_client + 16)) {
+      // The query read again and the library's ranges dropped (mend_parsed_request says why);
+      // a form body is parsed by the library after this: /login, the one route that reads a
+      // form, parses its body itself.
+      server_(std::make_unique<GuardedServer>(
+          *guard_, config.http.max_streams + config.http.max_connections_per_client + 16, mend_parsed_request)) {
   server_->set_write_timeout(5, 0);  // a stalled viewer frees its thread within seconds
   server_->set_read_timeout(5, 0);
   server_->set_keep_alive_timeout(5);
@@ -158,12 +127,30 @@ void HttpApi::stop() {
 std::shared_ptr<void> HttpApi::take_stream_slot() {
   int n = streams_.load();
   do {
-    if (n >= config_.http.max_streams) {
-      ++refused_streams_;
-      return nullptr;
-    }
+    if (n >= config_.http.max_streams) return nullptr;
   } while (!streams_.compare_exchange_weak(n, n + 1));
   return std::shared_ptr<void>(&streams_, [](std::atomic<int>* s) { --*s; });
+}
+
+void HttpApi::refuse_stream(Response& res, const std::string& log_line, const std::string& message) {
+  ++refused_streams_;
+  {
+    std::lock_guard<std::mutex> lock(refusal_log_mutex_);
+    if (const auto held = refusal_log_.admit())
+      spdlog::warn("{}{}", log_line,
+                   *held ? fmt::format(" ({} more streams refused since the last such line)", *held) : "");
+    else
+      spdlog::debug("{}", log_line);
+  }
+  res.set_header("Retry-After", "5");
+  refuse_and_close(res, 503, message);
+}
+
+void HttpApi::refuse_stream_at_cap(Response& res, const std::string& what, const Request& req) {
+  const int cap = config_.http.max_streams;
+  refuse_stream(
+      res, fmt::format("{} {}:{} refused: {} streams open (http.max_streams)", what, req.remote_addr, req.remote_port, cap),
+      fmt::format("the server has its maximum of {} streams open (MJPEG viewers and event listeners)", cap));
 }
 
 bool HttpApi::known_label(const std::string& label) const {
@@ -229,11 +216,6 @@ void HttpApi::routes() {
 void HttpApi::access_routes(RouteTable& table, const std::shared_ptr<const AuthGate>& gate) {
   auto& s = *server_;
   s.set_pre_routing_handler([gate](const Request& req, Response& res) {
-    // The query again, right (parse_query says what the library gets wrong), before any handler
-    // reads it. The request is the library's own non-const object. (A form body is parsed by
-    // the library after this; /login, the one route that reads a form, parses its body itself.)
-    const size_t query = req.target.find('?');
-    const_cast<Request&>(req).params = parse_query(query == std::string::npos ? "" : req.target.substr(query + 1));
     // A POST with neither Content-Length nor a chunked body (`curl -X POST` alone): httplib would
     // read a body until the connection's read time-out (5 s) before refusing it. Refused now.
     if (req.method == "POST" && !req.has_header("Content-Length") && !is_chunked(req)) {
@@ -357,7 +339,7 @@ void HttpApi::event_routes(RouteTable& table, const std::shared_ptr<const AuthGa
   const auto may_watch_clips = [gate](const Request& req) { return gate->role(req) == Role::Admin; };
   table.get("/api/events/stream", [this, may_watch_clips](const Request& req, Response& res) {
     auto slot = take_stream_slot();
-    if (!slot) return refuse_stream(res, "event listener", req, config_.http.max_streams);
+    if (!slot) return refuse_stream_at_cap(res, "event listener", req);
     auto cursor = std::make_shared<uint64_t>(engine_.bus().head());
     auto client = log_client("event listener", req, [slot] {});  // the slot lives as long as the listener
     auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
@@ -498,9 +480,8 @@ void HttpApi::send_clip(const Request& req, Response& res) {
   const auto size = std::filesystem::file_size(path, ec);
   auto in = std::make_shared<std::ifstream>(path, std::ios::binary);
   if (ec || !*in) return send_error(res, 404, fmt::format("the clip of event {} cannot be read", id));
-  // Ranges are served here, not by the library (see byte_range): it must not slice again.
+  // Ranges are served here (byte_range), not by the library (mend_parsed_request dropped its own).
   const auto range = byte_range(req.get_header_value("Range"), size);
-  const_cast<Request&>(req).ranges.clear();
   res.set_header("Accept-Ranges", "bytes");
   if (range && !range->satisfiable) {
     res.set_header("Content-Range", fmt::format("bytes */{}", size));
@@ -533,15 +514,13 @@ void HttpApi::stream_mjpeg(const Request& req, Response& res) {
     return send_error(res, 400, fmt::format("parameter fps must be at least {}", kMinStreamFps));
   auto stream_slot = take_stream_slot();
   if (!stream_slot)
-    return refuse_stream(res, fmt::format("camera {}: MJPEG viewer", camera), req, config_.http.max_streams);
-  if (!engine_.add_stream_client(camera)) {
-    ++refused_streams_;  // counted with the other refused streams (stats and metrics)
+    return refuse_stream_at_cap(res, fmt::format("camera {}: MJPEG viewer", camera), req);
+  if (!engine_.add_stream_client(camera))
     return refuse_stream(
         res,
         fmt::format("camera {}: MJPEG viewer {}:{} refused, {} viewers already", camera, req.remote_addr,
                     req.remote_port, config_.http.max_stream_clients),
         fmt::format("camera {} has its maximum of {} viewers", camera, config_.http.max_stream_clients));
-  }
   // The viewer slot is released when the provider is destroyed (client gone or server stopping).
   auto slot = log_client(fmt::format("camera {}: MJPEG viewer", camera), req,
                          [this, camera, stream_slot] { engine_.remove_stream_client(camera); });

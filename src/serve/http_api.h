@@ -8,12 +8,14 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "serve/config.h"
 #include "serve/engine.h"
 #include "serve/fleet.h"
 #include "serve/storage.h"
+#include "util/log_text.h"
 
 namespace httplib {
 class Server;
@@ -61,6 +63,13 @@ class HttpApi {
   // A slot for one long-lived stream (MJPEG viewer or event listener) out of
   // http.max_streams; nullptr when all are taken. Released when the handle goes.
   std::shared_ptr<void> take_stream_slot();
+  // 503 for a stream beyond a cap (every stream holds a server thread for its life), counted in
+  // refused_streams; the connection ends with it (a refused viewer that kept it open held a
+  // thread for 5 s more). One warning per 10 s at most, with how many came in between: a
+  // client that opens streams again and again (a viewer's login is enough) cannot flood the log.
+  void refuse_stream(httplib::Response& res, const std::string& log_line, const std::string& message);
+  // ... beyond http.max_streams: `what` names the stream in the log line.
+  void refuse_stream_at_cap(httplib::Response& res, const std::string& what, const httplib::Request& req);
   nlohmann::json http_stats() const;
   // Configured now, or in the history (a camera a reconfiguration removed): its history stays queryable.
   bool known_camera(const std::string& name) const { return engine_.has_camera(name) || storage_.has_camera(name); }
@@ -74,6 +83,8 @@ class HttpApi {
   std::unique_ptr<httplib::Server> server_;
   std::atomic<int> streams_{0};
   std::atomic<int64_t> refused_streams_{0};
+  std::mutex refusal_log_mutex_;
+  LogThrottle refusal_log_{std::chrono::seconds(10)};
   std::function<void(PromText&)> more_metrics_;
   const FleetView* fleet_ = nullptr;
   ConfigHooks hooks_;

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "util/sha256.h"
+#include "util/strings.h"
 
 namespace maskwatch {
 
@@ -51,10 +52,6 @@ std::string login_page(bool wrong_token) {
 // "bearer  X " -> "Bearer X": the scheme is case-insensitive (RFC 9110), spaces are not part
 // of the credentials.
 std::string normalised_authorization(std::string h) {
-  const auto trim = [](std::string s) {
-    const auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-  };
   h = trim(h);
   const size_t space = h.find(' ');
   if (space == std::string::npos) return h;

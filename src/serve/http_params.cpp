@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace maskwatch {
 
@@ -78,11 +79,13 @@ httplib::Params parse_query(const std::string& text) {
   return out;
 }
 
+void mend_parsed_request(httplib::Request& req) {
+  const size_t query = req.target.find('?');
+  req.params = parse_query(query == std::string::npos ? "" : req.target.substr(query + 1));
+  req.ranges.clear();
+}
+
 std::optional<ByteRange> byte_range(const std::string& header, uint64_t size) {
-  const auto trim = [](const std::string& s) {
-    const auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-  };
   const std::string h = trim(header);
   if (h.size() < 6 || strncasecmp(h.c_str(), "bytes=", 6) != 0) return std::nullopt;
   const std::string spec = trim(h.substr(6));

@@ -17,6 +17,13 @@ int int_param(const httplib::Request& req, const char* name, int fallback, int l
 // first '=' and percent-decoded ('+' is a space). httplib 0.11 splits a pair at every '=' and
 // keeps the last piece: a token "abc=" was read as "abc", camera=x=demo as camera=demo.
 httplib::Params parse_query(const std::string& text);
+// What the library parsed of a request, mended before any handler sees it (GuardedServer's
+// request setup, on the library's own non-const Request): the query read again by
+// parse_query, and no ranges. The one route that serves ranges (a clip) reads its Range header
+// itself (byte_range); every other reply is whole, as RFC 9110 lets a server answer, where the
+// library's slicing had answered `bytes=-0` with 206 and no bytes. (An unparsable Range is
+// answered 416 by the library before this.)
+void mend_parsed_request(httplib::Request& req);
 // One range of a Range header (RFC 9110 14.1.2) against a resource of `size` bytes.
 struct ByteRange {
   uint64_t first = 0, last = 0;  // inclusive
