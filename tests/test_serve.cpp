@@ -413,13 +413,16 @@ TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
     EXPECT_NE(get_detect->body.find("takes POST, not GET"), std::string::npos) << get_detect->body;
     EXPECT_EQ(srv.client().Get("/api/nothing/here")->status, 404);
     // `curl -X POST` alone (no body, no Content-Length): refused at once, not after the 5 s
-    // the server waited for a body that never came.
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::string bare =
-        raw_http(srv.port, "POST /api/demo/detect HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
-    EXPECT_NE(bare.find(" 400 "), std::string::npos) << bare.substr(0, 200);
-    EXPECT_NE(bare.find("a POST needs a body or Content-Length: 0"), std::string::npos) << bare.substr(0, 300);
+    // the server waited for a body that never came; a PUT or PATCH too (on any path).
+    for (const std::string method : {"POST", "PUT", "PATCH"}) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::string bare =
+          raw_http(srv.port, method + " /api/demo/detect HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0) << method;
+      EXPECT_NE(bare.find(" 400 "), std::string::npos) << bare.substr(0, 200);
+      EXPECT_NE(bare.find("a " + method + " needs a body or Content-Length: 0"), std::string::npos)
+          << bare.substr(0, 300);
+    }
   }
   const std::string huge = "GET /api/stats?x=" + std::string(100000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n";
   const std::string reply = raw_http(srv.port, huge);

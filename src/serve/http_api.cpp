@@ -216,12 +216,6 @@ void HttpApi::routes() {
 void HttpApi::access_routes(RouteTable& table, const std::shared_ptr<const AuthGate>& gate) {
   auto& s = *server_;
   s.set_pre_routing_handler([gate](const Request& req, Response& res) {
-    // A POST with neither Content-Length nor a chunked body (`curl -X POST` alone): httplib would
-    // read a body until the connection's read time-out (5 s) before refusing it. Refused now.
-    if (req.method == "POST" && !req.has_header("Content-Length") && !is_chunked(req)) {
-      refuse_and_close(res, 400, "a POST needs a body or Content-Length: 0 (curl: -d '')");
-      return httplib::Server::HandlerResponse::Handled;
-    }
     // Bodies are bounded before any is read, on every path and method (/healthz and /login
     // are open to anyone): httplib 0.11 reads a chunked body without limit, and skips an
     // oversized declared one by reading all of it.

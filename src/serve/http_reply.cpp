@@ -23,10 +23,6 @@ int refuse_and_close(httplib::Response& res, int status, const std::string& mess
   return status;
 }
 
-bool is_chunked(const httplib::Request& req) {
-  return req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
-}
-
 int refused_body(const httplib::Request& req, httplib::Response& res) {
   // One Content-Length, of digits only. httplib 0.11 takes the first of two and reads "abc" or
   // "+5" as a number or 0; the bytes it then left unread were parsed as the next request (a
@@ -38,7 +34,12 @@ int refused_body(const httplib::Request& req, httplib::Response& res) {
         v != req.get_header_value("Content-Length", 0))
       return refuse_and_close(res, 400, "Content-Length must be one number of digits");
   }
-  if (is_chunked(req)) return refuse_and_close(res, 411, "send the body with Content-Length, not chunked");
+  if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos)
+    return refuse_and_close(res, 411, "send the body with Content-Length, not chunked");
+  // A method that takes a body, with no length (`curl -X POST` alone): httplib would read a
+  // body until the connection's read time-out (5 s) before refusing it.
+  if (lengths == 0 && (req.method == "POST" || req.method == "PUT" || req.method == "PATCH"))
+    return refuse_and_close(res, 400, fmt::format("a {} needs a body or Content-Length: 0 (curl: -d '')", req.method));
   if (req.get_header_value<uint64_t>("Content-Length") > kMaxRequestBody)
     return refuse_and_close(res, 413, fmt::format("body too large (at most {} bytes)", kMaxRequestBody));
   return 0;
