@@ -2,6 +2,9 @@
 // retention.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
 #include <sqlite3.h>
 
 #include <unistd.h>
@@ -363,6 +366,28 @@ TEST(Storage, TheWriterKeepsRowsWhileTheFolderCannotBeRecreated) {
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0]["detail"], "kept 2");
   EXPECT_EQ(rows[1]["detail"], "kept 1");
+}
+
+// A row that can never be stored (its time is not a number) was retried for ever, and every
+// row behind it waited in memory until the oldest were dropped: history stopped for good.
+TEST(Storage, ARowThatCanNeverBeStoredIsDroppedAndTheRestAreWritten) {
+  TempDir dir;
+  Storage st(dir.path);
+  HistoryWriter w(st, "with_mask", 100);
+  EXPECT_THROW(st.add_status("door", std::nan(""), "online", ""), maskwatch::StorageRowRejected);
+  EXPECT_THROW(st.add_track(track("door", 1, std::numeric_limits<double>::infinity(), "with_mask"), "with_mask"),
+               maskwatch::StorageRowRejected);
+  EXPECT_EQ(w.add_status("door", std::nan(""), "online", "no time"), 0);
+  EXPECT_EQ(w.add_alert("door", std::numeric_limits<double>::quiet_NaN(), "no-mask", "fired", "", ""), 0);
+  EXPECT_GT(w.add_status("door", 5, "offline", "written"), 0);
+  EXPECT_GT(w.add_track(track("door", 2, 6, "with_mask")), 0);
+  EXPECT_EQ(w.pending(), 0u);
+  EXPECT_EQ(w.dropped(), 2);
+  EXPECT_EQ(w.last_error(), "");
+  const auto rows = st.events({});
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1]["detail"], "written");
+  // A storage error is not the row's: the row waits (the test above), it is not dropped.
 }
 
 // A run that was killed never wrote its cameras offline: history read "online" through the

@@ -44,6 +44,15 @@ int64_t HistoryWriter::add_alert(const std::string& camera, double time, const s
   return submit(std::move(r));
 }
 
+const char* HistoryWriter::kind_name(Row::Kind kind) {
+  switch (kind) {
+    case Row::Kind::Track: return "track";
+    case Row::Kind::Status: return "status";
+    case Row::Kind::Alert: return "alert";
+  }
+  return "history";
+}
+
 int64_t HistoryWriter::write(const Row& row) {
   switch (row.kind) {
     case Row::Kind::Track: return storage_.add_track(row.track, mask_label_);
@@ -72,6 +81,14 @@ bool HistoryWriter::flush_locked(const Row* newest, int64_t* newest_id) {
     try {
       const int64_t id = write(pending_.front());
       if (newest && &pending_.front() == newest) *newest_id = id;
+    } catch (const StorageRowRejected& e) {
+      // Writing it again would fail again and hold up every row behind it: dropped, counted.
+      const Row& r = pending_.front();
+      spdlog::error("storage: a {} row of camera {} cannot be stored and is dropped: {}", kind_name(r.kind),
+                    r.kind == Row::Kind::Track ? r.track.camera : r.camera, e.what());
+      pending_.pop_front();
+      ++dropped_;
+      continue;
     } catch (const std::exception& e) {
       fail_locked(e.what());
       return false;

@@ -4,7 +4,8 @@
 // written in their order as soon as a write succeeds again (a deleted or replaced database
 // that Storage cannot reopen is one more such failure). serve's housekeeping thread calls
 // retry() every few seconds; one log line when writing starts to fail and one when it works
-// again. Thread-safe (the inference workers write tracks, capture threads status changes).
+// again. A row that can never be stored (StorageRowRejected: a time that is not a number) is
+// dropped with an error line and counted with the dropped rows, not retried. Thread-safe (the inference workers write tracks, capture threads status changes).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -28,7 +29,7 @@ class HistoryWriter {
   size_t retry();
 
   size_t pending() const;
-  int64_t dropped() const;
+  int64_t dropped() const;  // beyond `capacity`, or rejected by storage
   // Rows written since start: the dashboard refetches history when this moves (one number in
   // its stats poll instead of an event stream per open tab).
   int64_t written() const;
@@ -42,7 +43,9 @@ class HistoryWriter {
     std::string alert_kind;
     double time = 0;
   };
-  int64_t write(const Row& row);  // throws on a storage error
+  static const char* kind_name(Row::Kind kind);
+  // Throws on a storage error; StorageRowRejected for a row that can never be written.
+  int64_t write(const Row& row);
   int64_t submit(Row row);
   bool flush_locked(const Row* newest, int64_t* newest_id);
   void fail_locked(const std::string& why);  // one log line when writing starts to fail

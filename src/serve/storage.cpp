@@ -22,12 +22,31 @@ namespace {
 constexpr int kRetentionBatch = 500;
 constexpr double kBeforeAll = -1e308;
 
+// A failed statement: the row's fault (a constraint, a value SQLite refuses: StorageRowRejected,
+// trying again cannot help) or the database's (full, read-only, locked: Error, try later).
+[[noreturn]] void throw_sqlite(sqlite3* db, int rc, const std::string& context = "") {
+  const std::string why = fmt::format("database: {}{}", sqlite3_errmsg(db), context);
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE: throw StorageRowRejected(why);
+    default: throw Error(why);
+  }
+}
+
+// SQLite stores NaN as NULL (refused by NOT NULL only after the insert has begun) and the
+// compliance minute of an infinite time is undefined: neither is a time to keep.
+void require_finite_time(double time) {
+  if (!std::isfinite(time)) throw StorageRowRejected(fmt::format("its time ({}) is not a finite number", time));
+}
+
 // A prepared statement that finalizes itself; bind() by 1-based position.
 class Statement {
  public:
   Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK)
-      throw Error(fmt::format("database: {} ({})", sqlite3_errmsg(db), sql));
+    if (const int rc = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); rc != SQLITE_OK)
+      throw_sqlite(db, rc, fmt::format(" ({})", sql));
   }
   ~Statement() { sqlite3_finalize(st_); }
   Statement& bind(int i, double v) { return check(sqlite3_bind_double(st_, i, v)); }
@@ -40,7 +59,7 @@ class Statement {
     const int rc = sqlite3_step(st_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw Error(fmt::format("database: {}", sqlite3_errmsg(db_)));
+    throw_sqlite(db_, rc);
   }
   double real(int c) const { return sqlite3_column_double(st_, c); }
   int64_t integer(int c) const { return sqlite3_column_int64(st_, c); }
@@ -52,7 +71,7 @@ class Statement {
 
  private:
   Statement& check(int rc) {
-    if (rc != SQLITE_OK) throw Error(fmt::format("database: {}", sqlite3_errmsg(db_)));
+    if (rc != SQLITE_OK) throw_sqlite(db_, rc);
     return *this;
   }
   sqlite3* db_;
@@ -273,6 +292,7 @@ bool Storage::has_column(const char* table, const char* column) {
 }
 
 int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
+  require_finite_time(e.end);
   std::lock_guard<std::mutex> lock(mutex_);
   sqlite3* db = db_locked();
   exec("BEGIN");
@@ -306,6 +326,7 @@ int64_t Storage::add_track(const TrackEvent& e, const std::string& mask_label) {
 
 int64_t Storage::add_alert(const std::string& camera, double time, const std::string& rule, const std::string& kind,
                            const std::string& detail, const std::string& snapshot, const std::string& clip) {
+  require_finite_time(time);
   std::lock_guard<std::mutex> lock(mutex_);
   sqlite3* db = db_locked();
   Statement ins(db,
@@ -325,6 +346,7 @@ void Storage::picture_written_locked(double time) {
 
 int64_t Storage::add_status(const std::string& camera, double time, const std::string& status,
                             const std::string& detail) {
+  require_finite_time(time);
   std::lock_guard<std::mutex> lock(mutex_);
   sqlite3* db = db_locked();
   Statement ins(db, "INSERT INTO events (type, camera, time, label, detail) VALUES ('status', ?, ?, ?, ?)");

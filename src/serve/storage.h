@@ -61,6 +61,12 @@ struct StorageUnavailable : Error {
   using Error::Error;
 };
 
+// This row cannot be stored, however often it is tried (a time that is not a finite number, a
+// constraint it breaks): the writer drops it instead of letting it hold up every row behind it.
+struct StorageRowRejected : Error {
+  using Error::Error;
+};
+
 // A file's identity (device, inode): another file at the same path has another one.
 struct FileId {
   dev_t dev = 0;
