@@ -185,6 +185,34 @@ TEST(ServeConfig, AListenAddressMustBeOneAndAMissingSourceIsSaid) {
   EXPECT_NE(missing[0].find("cameras.a.source: /nonexistent/video.mp4 does not exist"), std::string::npos);
 }
 
+// A camera under privacy none keeps no picture of its alerts: said where a rule would want one,
+// so that a missing snapshot or clip on the dashboard is not taken for a fault.
+TEST(ServeConfig, ACameraThatKeepsNoPictureOfItsAlertsIsSaid) {
+  const auto cfg = parse_serve_config(R"(
+cameras:
+  lobby: {source: x, privacy: {faces: none}}
+  door: {source: y}
+  yard: {source: z, privacy: {faces: none}}
+alerts:
+  - {name: bare, kind: unmasked_face}
+  - {name: low, kind: low_compliance, cameras: [lobby, door]}
+)",
+                                      "/tmp/c.yaml");
+  const auto warnings = pictureless_camera_warnings(cfg);
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_EQ(warnings[0].rfind("cameras.lobby: privacy.faces is none, so alerts bare, low keep no snapshot or clip", 0),
+            0u)
+      << warnings[0];
+  EXPECT_EQ(warnings[1].rfind("cameras.yard: privacy.faces is none, so alert bare keeps no snapshot or clip", 0), 0u)
+      << warnings[1];
+  const auto all = config_warnings(cfg);
+  EXPECT_NE(std::find(all.begin(), all.end(), warnings[1]), all.end());
+  // No rule with a picture on the camera: nothing to say.
+  EXPECT_TRUE(pictureless_camera_warnings(parse_serve_config("cameras: {a: {source: x, privacy: {faces: none}}}\n",
+                                                             "/tmp/c.yaml"))
+                  .empty());
+}
+
 TEST(ServeConfig, SecretsAndStreamCredentialsAreRedacted) {
   setenv("MASKWATCH_TEST_TOKEN", "s3cret-token", 1);
   const auto cfg = parse_serve_config(R"(

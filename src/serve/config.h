@@ -184,6 +184,11 @@ std::vector<std::string> missing_source_warnings(const ServeConfig& cfg);
 // The warning for a server other machines can reach (http.listen not a loopback address) with
 // no http.auth, where anyone on the network is admin; else "". `config check` and `serve` say it.
 std::string open_without_login_warning(const HttpConfig& http);
+// One line per camera under privacy `none` that an alert rule with a picture watches: its
+// alerts keep no snapshot or clip there, which the dashboard shows as a missing picture.
+std::vector<std::string> pictureless_camera_warnings(const ServeConfig& cfg);
+// Every warning above, in that order: what `serve` says at start and on a reload, and `config check` prints.
+std::vector<std::string> config_warnings(const ServeConfig& cfg);
 // The files a config names exist: the model, and each face model given by name or path
 // (what `serve` would fail on at start). Throws Error naming the file. For `config check`
 // and reloads.

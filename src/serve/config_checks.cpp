@@ -2,7 +2,9 @@
 // and the files a restart would need.
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 
@@ -57,6 +59,33 @@ std::string open_without_login_warning(const HttpConfig& http) {
       "http.listen {} without http.auth: anyone who can reach port {} can watch the cameras and change the config "
       "(set http.auth, or listen on 127.0.0.1)",
       http.listen, http.port);
+}
+
+std::vector<std::string> pictureless_camera_warnings(const ServeConfig& cfg) {
+  std::vector<std::string> out;
+  for (const auto& c : cfg.cameras) {
+    if (c.privacy != FacePrivacy::None) continue;
+    std::vector<std::string> rules;
+    for (const auto& r : cfg.alerts)
+      if (alert_has_picture(r) && (r.cameras.empty() || std::find(r.cameras.begin(), r.cameras.end(), c.name) !=
+                                                             r.cameras.end()))
+        rules.push_back(r.name);
+    if (!rules.empty())
+      out.push_back(fmt::format(
+          "cameras.{}: privacy.faces is none, so alert{} {} keep{} no snapshot{} of this camera (no picture of a face "
+          "is kept under none; blurred keeps them with the faces blurred)",
+          c.name, rules.size() > 1 ? "s" : "", fmt::join(rules, ", "), rules.size() > 1 ? "" : "s",
+          cfg.clips.enabled ? " or clip" : ""));
+  }
+  return out;
+}
+
+std::vector<std::string> config_warnings(const ServeConfig& cfg) {
+  std::vector<std::string> out;
+  if (auto open = open_without_login_warning(cfg.http); !open.empty()) out.push_back(std::move(open));
+  for (auto& w : missing_source_warnings(cfg)) out.push_back(std::move(w));
+  for (auto& w : pictureless_camera_warnings(cfg)) out.push_back(std::move(w));
+  return out;
 }
 
 void check_config_files(const ServeConfig& cfg) {

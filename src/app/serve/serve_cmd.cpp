@@ -133,6 +133,7 @@ class Reloader {
       }
       if (now.value(key, nlohmann::json()) != value) restart.push_back(key);
     }
+    for (const auto& warning : pictureless_camera_warnings(next)) spdlog::warn("reload: {}", warning);
     const CameraChanges changes = engine_.reconfigure(next.cameras);
     if (mqtt_) mqtt_->cameras_changed(changes);
     running_.cameras = next.cameras;
@@ -160,7 +161,7 @@ void serve(const ServeOpts& o) {
   std::string data_dir_note;
   const ServeConfig cfg = load_config(o, &data_dir_note);
   if (!data_dir_note.empty()) spdlog::warn("{}", data_dir_note);
-  if (const auto open = open_without_login_warning(cfg.http); !open.empty()) spdlog::warn("{}", open);
+  for (const auto& warning : config_warnings(cfg)) spdlog::warn("{}", warning);
   check_output_dir(cfg.storage.dir, "storage folder");
   Storage storage(cfg.storage.dir);
   Engine engine(cfg, storage);
@@ -254,8 +255,7 @@ void add_config_command(CLI::App& root) {
       FaceDetector detector(o);
     }
     fmt::print("{}\n", cfg.to_json(/*redact=*/true).dump(2));
-    if (const auto open = open_without_login_warning(cfg.http); !open.empty()) spdlog::warn("{}", open);
-    for (const auto& missing : missing_source_warnings(cfg)) spdlog::warn("{}", missing);
+    for (const auto& warning : config_warnings(cfg)) spdlog::warn("{}", warning);
     spdlog::info("{}: OK, {} camera(s)", *file, cfg.cameras.size());
   });
   auto markdown = std::make_shared<bool>(false);
