@@ -412,6 +412,13 @@ TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
     EXPECT_EQ(get_detect->get_header_value("Allow"), "POST");
     EXPECT_NE(get_detect->body.find("takes POST, not GET"), std::string::npos) << get_detect->body;
     EXPECT_EQ(srv.client().Get("/api/nothing/here")->status, 404);
+    // TRACE and CONNECT, which the library has no routes for (it answered 400 without Allow).
+    const std::string trace = raw_http(srv.port, "TRACE /api/stats HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(trace.rfind("HTTP/1.1 405", 0), 0u) << trace.substr(0, 300);
+    EXPECT_NE(trace.find("Allow: GET, HEAD\r\n"), std::string::npos) << trace.substr(0, 300);
+    EXPECT_NE(trace.find("/api/stats takes GET, HEAD, not TRACE"), std::string::npos) << trace.substr(0, 300);
+    const std::string connect = raw_http(srv.port, "CONNECT /nowhere HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(connect.rfind("HTTP/1.1 404", 0), 0u) << connect.substr(0, 300);
     // `curl -X POST` alone (no body, no Content-Length): refused at once, not after the 5 s
     // the server waited for a body that never came; a PUT or PATCH too (on any path).
     for (const std::string method : {"POST", "PUT", "PATCH"}) {

@@ -257,6 +257,18 @@ void HttpApi::access_routes(RouteTable& table, const std::shared_ptr<const AuthG
   s.set_error_handler(
       httplib::Server::HandlerWithResponse([allowed = table.allowed()](const Request& req, Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        // httplib has no routes for TRACE and CONNECT and answers them 400: to the client they
+        // are a method this path does not take, as any other (405 with Allow, or 404); closed
+        // after, as every reply the library made before routing.
+        if (res.status == 400 && (req.method == "TRACE" || req.method == "CONNECT")) {
+          const std::string allow = allowed(req.path);
+          if (!allow.empty()) res.set_header("Allow", allow);
+          refuse_and_close(res, allow.empty() ? 404 : 405,
+                           allow.empty() ? fmt::format("no such endpoint: {} {}", req.method, req.path.substr(0, 200))
+                                         : fmt::format("{} takes {}, not {}", req.path.substr(0, 200), allow,
+                                                       req.method));
+          return httplib::Server::HandlerResponse::Handled;
+        }
         std::string why = fmt::format("HTTP {}", res.status);
         std::string allow = res.status == 404 ? allowed(req.path) : "";
         if (allow.find(req.method) != std::string::npos) allow.clear();  // its own method: a real 404
