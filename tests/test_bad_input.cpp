@@ -243,6 +243,22 @@ TEST(BadInputCli, BadFilesGiveOneLineAndExitCode1) {
   EXPECT_EQ(no_model.exit_code, 1);
   EXPECT_NE(no_model.err.find("model not found: " + (dir / "nomodel.onnx").string()), std::string::npos)
       << no_model.err;
+  // No image it was given could be read: exit 1, and an earlier --json stays (it became []).
+  write_bytes(dir / "zero.jpg", "");
+  write_bytes(dir / "keep.json", "[{\"image\": \"earlier\"}]");
+  const auto unread = run_cli({"detect", (dir / "zero.jpg").string(), "--json", (dir / "keep.json").string()});
+  EXPECT_EQ(unread.exit_code, 1) << unread.err;
+  EXPECT_NE(unread.err.find("none of the 1 image(s) could be read"), std::string::npos) << unread.err;
+  EXPECT_EQ(read_bytes(dir / "keep.json"), "[{\"image\": \"earlier\"}]");
+  // Results that could not be written to standard output (a full disk) are a failure, not exit 0.
+  const std::string face = shared_path("data/seed-masks/with_mask/0-with-mask.jpg").string();
+  const int full = std::system(("'" MASKWATCH_TEST_BINARY "' detect '" + face + "' > /dev/full 2> '" +
+                                (dir / "full.err").string() + "'")
+                                   .c_str());
+  EXPECT_EQ(WIFEXITED(full) ? WEXITSTATUS(full) : -1, 1);
+  EXPECT_NE(read_bytes(dir / "full.err").find("could not be written to standard output: No space left on device"),
+            std::string::npos)
+      << read_bytes(dir / "full.err");
 }
 
 TEST(BadInputCli, AnEmptyZoomRangeForTrainFacesIsRefusedBeforeAnyWork) {

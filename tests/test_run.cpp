@@ -424,8 +424,14 @@ TEST(Run, RefusesToRecordOverItsSource) {
   // A source that gives no frame at all is a failure, not an empty summary with exit 0.
   fs::create_directories(dir / "broken");
   write_bytes(dir / "broken/a.jpg", "not an image");
-  const auto none = run_cli({"run", "--source", (dir / "broken").string(), "--no-display"});
+  write_bytes(dir / "old.json", "{\"frames\":7}");
+  const auto none = run_cli({"run", "--source", (dir / "broken").string(), "--no-display", "--events",
+                             (dir / "old.jsonl").string(), "--json", (dir / "old.json").string()});
   EXPECT_EQ(none.exit_code, 1) << none.err;
+  EXPECT_NE(none.err.find("no frame could be read"), std::string::npos) << none.err;
+  // Nor did it start: the earlier events and summary stay (both had been emptied).
+  EXPECT_EQ(read_bytes(dir / "old.jsonl"), "{\"frame\":1}\n");
+  EXPECT_EQ(read_bytes(dir / "old.json"), "{\"frames\":7}");
 }
 
 TEST(Run, AlertAfterRingsOncePerUnmaskedEpisode) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <iostream>
 
 #include "model/model_meta.h"
 #include "util/error.h"
@@ -160,6 +161,15 @@ int cli_main(CLI::App& app, int argc, char** argv) {
     for (auto& c : msg)
       if (c == '\n' || c == '\r') c = ' ';
     std::fprintf(stderr, "maskwatch: error: %s\n", msg.c_str());
+    return 1;
+  }
+  // Results go to standard output: one that could not be written there (a full disk,
+  // /dev/full) is lost, not a success.
+  errno = 0;
+  std::cout.flush();
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+    std::fprintf(stderr, "maskwatch: error: the results could not be written to standard output%s%s\n",
+                 errno ? ": " : "", errno ? std::strerror(errno) : "");
     return 1;
   }
   return 0;

@@ -184,9 +184,9 @@ void add_detect_command(CLI::App& root) {
         results.back()["annotated"] = annotated_paths[i].string();
       }
     }
+    // Nothing read, nothing written: an earlier --json stays (it had been replaced by []).
+    if (results.empty()) throw Error(fmt::format("none of the {} image(s) could be read", failed));
     if (!o->json_out.empty()) write_json_atomic(o->json_out, results);
-    if (results.empty() && !files.empty())
-      throw Error(fmt::format("none of the {} image(s) could be read", failed));
     if (failed) spdlog::warn("{} image(s) skipped", failed);
     if (suspect) spdlog::warn("{} image(s) decoded with problems (see above)", suspect);
   });

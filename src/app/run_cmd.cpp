@@ -134,8 +134,8 @@ void run(const RunOpts& o) {
   const int mask_class = mask_class_index(classes);
   spdlog::info("source: {}; faces: {}; model: {} ({}, {})", source->description(), detector.description(),
                o.vision.model, fmt::join(classes, "/"), inference_engine_name(classifier.engine()));
-  // Opened (and emptied) only once the models and the source have loaded: a run that cannot
-  // start leaves an earlier events file as it was.
+  // Opened only once the models and the source have loaded, and emptied at its first line: a
+  // run that cannot start (no model, no source, no frame) leaves an earlier events file as it was.
   std::unique_ptr<LockedLineFile> events;
   if (!o.events.empty()) events = std::make_unique<LockedLineFile>(o.events, "events file");
 
@@ -275,8 +275,10 @@ void run(const RunOpts& o) {
         sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n, sum.sum.track_ms / n, sum.sum.draw_ms / n);
   if (sum.outage_s > 0) fmt::print("waited {:.1f} s for the source (not counted in FPS)\n", sum.outage_s);
   for (const auto& file : recordings) fmt::print("recording: {}\n", file);
-  if (!o.json_out.empty()) write_json_atomic(o.json_out, s);
-  // The summary is written either way; losing the source for good is still a failure.
+  // The summary is written either way, once a frame was read (or the user stopped the wait for
+  // one); losing the source for good is still a failure. A run that never got a frame did not
+  // start: an earlier summary stays.
+  if (!o.json_out.empty() && (sum.frames > 0 || g_quit)) write_json_atomic(o.json_out, s);
   if (!g_quit && !source->failure().empty()) throw Error(source->failure());
   if (!recording_failure.empty()) throw Error("recording failed: " + recording_failure);
   // A source that gave nothing (a folder of undecodable images) is a failure, not an empty success.

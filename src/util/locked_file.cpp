@@ -37,10 +37,6 @@ LockedLineFile::LockedLineFile(const std::filesystem::path& path, const std::str
                     ? fmt::format("{} {} is being written by another maskwatch process", what, path.string())
                     : fmt::format("{} {}: cannot lock: {}", what, path.string(), std::strerror(err)));
   }
-  // A FIFO or device (events streamed to another process) cannot be truncated: written as is.
-  struct stat st {};
-  if (fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd_, 0) != 0)
-    throw Error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
 }
 
 LockedLineFile::~LockedLineFile() {
@@ -48,6 +44,13 @@ LockedLineFile::~LockedLineFile() {
 }
 
 void LockedLineFile::write_line(const std::string& line) {
+  if (!emptied_) {
+    // A FIFO or device (events streamed to another process) cannot be truncated: written as is.
+    struct stat st {};
+    if (fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd_, 0) != 0)
+      throw Error(fmt::format("cannot empty {}: {}", path_.string(), std::strerror(errno)));
+    emptied_ = true;
+  }
   std::string buf = line;
   buf.push_back('\n');
   const char* p = buf.data();

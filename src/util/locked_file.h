@@ -1,7 +1,8 @@
 // Files that one process owns at a time, through an exclusive flock(2) (released by the
 // kernel when the process ends, however it ends: no stale locks after a kill -9).
 // LockedLineFile: an append-only text file, so a second writer gets a clear error instead of
-// interleaving into corrupt lines; it is emptied only after the lock is held.
+// interleaving into corrupt lines; it is emptied at its first line (the lock held), so a run
+// that writes none (it could not start) leaves what an earlier one wrote.
 // FolderLock: a folder that one process writes (the `serve` data folder).
 #pragma once
 #include <filesystem>
@@ -17,12 +18,14 @@ class LockedLineFile {
   LockedLineFile(const LockedLineFile&) = delete;
   LockedLineFile& operator=(const LockedLineFile&) = delete;
 
-  // Writes `line` and a newline in one write(2) call; throws Error on a write failure.
+  // Writes `line` and a newline in one write(2) call (the first empties the file); throws
+  // Error on a write failure.
   void write_line(const std::string& line);
 
  private:
   std::filesystem::path path_;
   int fd_ = -1;
+  bool emptied_ = false;
 };
 
 // Holds an exclusive flock on `<dir>/<name>` (created if missing) for its life and writes
