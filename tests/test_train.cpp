@@ -182,11 +182,29 @@ TEST(Train, ProtectsAnExistingRunAndRefusesAMismatchedResume) {
   o.epochs = 1;
   o.fine_tune_epochs = 0;
   ASSERT_TRUE(train_mask_model(o).completed);
+  // 96 images: too few validation images to fit a temperature. Said so, not "ECE 0 -> 0".
+  const auto calibration = read_json(o.out / "metrics.json")["calibration"];
+  EXPECT_NE(calibration.value("skipped", "").find("validation images, fewer than 100"), std::string::npos)
+      << calibration;
+  EXPECT_FALSE(calibration.contains("test_ece")) << calibration;
+  EXPECT_NE(read_bytes(o.out / "MODEL_CARD.md").find("Probabilities are not calibrated ("), std::string::npos);
   EXPECT_THROW(train_mask_model(o), Error);  // would overwrite
   auto changed = o;
   changed.resume = true;
   changed.batch = 8;
   EXPECT_THROW(train_mask_model(changed), Error);  // other options than the checkpoint's
+  // A resume of the complete run trains nothing and writes nothing: model.json keeps what came
+  // after the run (here a key standing for a gate fitted by eval --fit-gate; it was lost).
+  auto meta = read_json(o.out / "model.json");
+  meta["fitted_later"] = true;
+  write_json_atomic(o.out / "model.json", meta);
+  const std::string card = read_bytes(o.out / "MODEL_CARD.md");
+  auto again = o;
+  again.resume = true;
+  const auto r = train_mask_model(again);
+  EXPECT_TRUE(r.completed && r.already_complete);
+  EXPECT_EQ(read_json(o.out / "model.json"), meta);
+  EXPECT_EQ(read_bytes(o.out / "MODEL_CARD.md"), card);
   auto forced = o;
   forced.force = true;
   EXPECT_TRUE(train_mask_model(forced).completed);

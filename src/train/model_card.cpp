@@ -70,11 +70,15 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
       "MobileNetV2 1.0 (ImageNet weights imported from `{}`) + head GAP -> Dense {} ReLU -> Dropout {} -> Dense {}, "
       "input {}x{} RGB scaled to [-1, 1]: a square crop of {}x the YuNet face box, as `maskwatch run` cuts it. "
       "Classes in output order: {}. Exported to ONNX (opset 10, BatchNorm folded) for XNNPACK (OpenCV DNN as the fallback engine); `model.json` beside "
-      "it says how to feed it. Probabilities are calibrated (temperature {:.3f}, fitted on the validation split, "
-      "folded into the last layer).\n\n",
+      "it says how to feed it. {}\n\n",
       recipe["backbone"].get<std::string>(), recipe["head"]["hidden"].get<int>(),
       recipe["head"]["dropout"].get<double>(), m.classes.size(), recipe["input_size"].get<int>(),
-      recipe["input_size"].get<int>(), 1.5, fmt::join(m.classes, ", "), m.calibration.temperature);
+      recipe["input_size"].get<int>(), 1.5, fmt::join(m.classes, ", "),
+      m.calibration.skipped.empty()
+          ? fmt::format("Probabilities are calibrated (temperature {:.3f}, fitted on the validation split, folded "
+                        "into the last layer).",
+                        m.calibration.temperature)
+          : fmt::format("Probabilities are not calibrated ({}).", m.calibration.skipped));
 
   s += "## Data\n\n";
   const auto& data = m.data;
@@ -152,10 +156,13 @@ std::string model_card_markdown(const TrainingMetrics& m, const std::string& com
     s += per_source_table(b, m.classes) + "\n";
   }
   const auto& c = m.calibration;
-  s += fmt::format(
-      "Calibration: temperature {:.3f}; expected calibration error (10 bins) on validation {:.4f} -> "
-      "{:.4f}, on test {:.4f} -> {:.4f} (`reliability.png`).\n\n",
-      c.temperature, c.val_ece_before, c.val_ece_after, c.test_ece_before, c.test_ece_after);
+  if (c.skipped.empty())
+    s += fmt::format(
+        "Calibration: temperature {:.3f}; expected calibration error (10 bins) on validation {:.4f} -> "
+        "{:.4f}, on test {:.4f} -> {:.4f} (`reliability.png`).\n\n",
+        c.temperature, c.val_ece_before, c.val_ece_after, c.test_ece_before, c.test_ece_after);
+  else
+    s += fmt::format("Calibration: none ({}).\n\n", c.skipped);
   if (m.quality_gate.is_object() && m.quality_gate.contains("threshold")) {
     // A three-class model's gate: chin masks and bare faces judged together, as the consumers count them.
     const std::string judged =

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <optional>
 
 #include "eval/calibration.h"
 #include "eval/condition_eval.h"
@@ -79,6 +80,16 @@ void check_out_dir(const TrainOptions& o) {
     throw Error(fmt::format("{} already holds a training run: use --resume to continue it or --force to start over",
                             o.out.string()));
   check_output_dir(o.out, "--out");  // writable, before the data is decoded
+}
+
+// The options of the complete run in `out` (model.onnx, and metrics.json saying so), or nullopt.
+std::optional<nlohmann::json> completed_recipe(const std::filesystem::path& out) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(out / "model.onnx", ec) || !std::filesystem::exists(out / "metrics.json", ec))
+    return std::nullopt;
+  const auto m = read_json(out / "metrics.json", "metrics file");
+  if (m.value("status", "") != "complete") return std::nullopt;
+  return m.value("recipe", nlohmann::json());
 }
 
 // --force: the previous run's files go once the new run's inputs have loaded (backbone, data,
@@ -340,6 +351,18 @@ TrainResult Trainer::run() {
   validate(o_);
   setup_training_compute(o_.threads);
   check_out_dir(o_);
+  // A resume of a complete run has nothing to train. Finishing it again rewrote model.json and
+  // the model card from the run's own state, and lost what came after (a gate that `eval
+  // --fit-gate` had fitted). Decided before the data is decoded.
+  if (o_.resume && completed_recipe(o_.out)) {
+    if (*completed_recipe(o_.out) != o_.recipe())
+      throw Error(fmt::format("{} holds a complete run of other options; use another --out, or --force to train "
+                              "this one there instead",
+                              o_.out.string()));
+    TrainResult done;
+    done.completed = done.already_complete = true;
+    return done;
+  }
   g_stop = false;
 
   // Class count is known only after scanning; build the backbone first, the head after.
@@ -451,10 +474,13 @@ TrainResult Trainer::run() {
 
 void Trainer::calibrate(const torch::Tensor& val_logits, const torch::Tensor& test_logits) {
   auto& c = metrics_.calibration;
-  if (!o_.calibrate) return;
+  if (!o_.calibrate) {
+    c.skipped = "--no-calibrate";
+    return;
+  }
   if (data_.val.size() < kMinCalibrationImages) {
-    spdlog::info("calibration skipped: {} validation images, fewer than {} (temperature stays 1)", data_.val.size(),
-                 kMinCalibrationImages);
+    c.skipped = fmt::format("{} validation images, fewer than {}", data_.val.size(), kMinCalibrationImages);
+    spdlog::info("calibration skipped: {} (temperature stays 1)", c.skipped);
     return;
   }
   const auto val_rows = to_rows(val_logits), test_rows = to_rows(test_logits);

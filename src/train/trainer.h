@@ -73,6 +73,8 @@ struct TrainOptions {
 struct TrainResult {
   bool completed = false;   // false when stopped early (--stop-after-epochs / Ctrl-C)
   TrainingMetrics metrics;  // what metrics.json holds
+  // --resume of a run that had completed: nothing trained or written (metrics empty).
+  bool already_complete = false;
 };
 
 TrainResult train_mask_model(const TrainOptions& options);

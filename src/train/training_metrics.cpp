@@ -40,6 +40,7 @@ nlohmann::json TrainingTiming::to_json() const {
 }
 
 nlohmann::json CalibrationReport::to_json() const {
+  if (!skipped.empty()) return {{"skipped", skipped}, {"temperature", temperature}};
   return {{"method", "temperature scaling, fitted on the validation split (minimum NLL)"},
           {"temperature", temperature},
           {"val_nll", {{"before", val_nll_before}, {"after", val_nll_after}}},

@@ -31,6 +31,9 @@ struct TrainingTiming {
 };
 
 struct CalibrationReport {
+  // Why no temperature was fitted (--no-calibrate, too few validation images); "" when one was.
+  // Unfitted, the ECE and NLL fields mean nothing and are left out of the JSON.
+  std::string skipped;
   double temperature = 1;
   double val_nll_before = 0, val_nll_after = 0;
   double val_ece_before = 0, val_ece_after = 0, test_ece_before = 0, test_ece_after = 0;

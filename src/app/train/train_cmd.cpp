@@ -30,8 +30,11 @@ void print_result(const TrainOptions& o, const TrainingMetrics& m) {
              100 * t.balanced_accuracy);
   for (const auto& [source, r] : m.test.per_source)
     fmt::print("          {:<22} n {:5}  balanced {:.2f}%\n", source, r.n, 100 * r.balanced_accuracy);
-  fmt::print("calibrated: temperature {:.3f}, test ECE {:.4f} -> {:.4f}\n", m.calibration.temperature,
-             m.calibration.test_ece_before, m.calibration.test_ece_after);
+  if (m.calibration.skipped.empty())
+    fmt::print("calibrated: temperature {:.3f}, test ECE {:.4f} -> {:.4f}\n", m.calibration.temperature,
+               m.calibration.test_ece_before, m.calibration.test_ece_after);
+  else
+    fmt::print("calibrated: no ({})\n", m.calibration.skipped);
   fmt::print("time:     data {:.0f} s, phase 1 {:.0f} s, phase 2 {:.0f} s, whole run {:.0f} s\n", m.timing.data_s(),
              m.timing.phase1_s, m.timing.phase2_s, m.timing.wall_s);
   fmt::print("plots:    {0}/curves.png {0}/confusion.png {0}/reliability.png\n", o.out.string());
@@ -180,8 +183,10 @@ void add_train_command(CLI::App& root) {
                 "Do not group near-duplicates before splitting (the test split will leak)");
   cmd->add_option("--limit-per-class", o->limit_per_class, "Use at most N images per class (quick experiments)")
       ->check(in_range(1, 100000000));  // 0 and -5 read as "no limit"
-  cmd->add_flag("--resume", o->resume, "Continue the run in --out from its last complete epoch");
-  cmd->add_flag("--force", o->force, "Start over even if --out holds a previous run");
+  auto* resume = cmd->add_flag("--resume", o->resume,
+                               "Continue the run in --out from its last complete epoch (a complete run is left as it is)");
+  // Both at once had been read as --resume, and a mismatch told the user to add the --force given.
+  cmd->add_flag("--force", o->force, "Start over even if --out holds a previous run")->excludes(resume);
   cmd->add_option("--stop-after-epochs", o->stop_after_epochs, "Stop (resumable) after N epochs of this run")
       ->group("");
   // An augmentation setting beside the switch that turns it off would be ignored: refused.
@@ -233,6 +238,12 @@ void add_train_command(CLI::App& root) {
       const StopSignals stop_signals([](int) { request_training_stop(); });
       return train_mask_model(*o);
     }();
+    if (result.already_complete) {
+      fmt::print("{} holds a complete run of these options: nothing to resume, its files are left as they are "
+                 "(--force trains it again)\n",
+                 o->out.string());
+      return;
+    }
     if (!result.completed) {
       const std::string how = o->stop_after_epochs ? "stopped as asked" : "interrupted";
       fmt::print("{}: the last complete epoch is saved in {}; continue with the same command plus --resume\n", how,
