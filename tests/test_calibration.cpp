@@ -53,4 +53,12 @@ TEST(Metrics, ReportsPerGroup) {
   EXPECT_NEAR(r.at("a").accuracy, 0.75, 1e-12);
   EXPECT_NEAR(r.at("a").balanced_accuracy, (0.5 + 1.0) / 2, 1e-12);
   EXPECT_NEAR(r.at("b").balanced_accuracy, (1.0 + 0.0) / 2, 1e-12);
+  // A class with no image has no recall, one never answered no precision: null in JSON, not 0.
+  const auto j = classification_report({0, 0, 0}, {0, 0, 0}, {"with_mask", "without_mask"}).to_json();
+  EXPECT_EQ(j["per_class"]["with_mask"]["recall"], 1.0);
+  EXPECT_EQ(j["per_class"]["with_mask"]["precision"], 1.0);
+  EXPECT_TRUE(j["per_class"]["without_mask"]["recall"].is_null()) << j;
+  EXPECT_TRUE(j["per_class"]["without_mask"]["precision"].is_null()) << j;
+  EXPECT_TRUE(j["per_class"]["without_mask"]["f1"].is_null()) << j;
+  EXPECT_EQ(j["per_class"]["without_mask"]["n"], 0);
 }

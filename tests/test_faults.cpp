@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <functional>
 #include <fstream>
 #include <thread>
 #include <opencv2/imgcodecs.hpp>
@@ -251,6 +252,27 @@ TEST(Faults, ASidecarWhoseInputSizeDiffersFromTheOnnxIsRefused) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("sidecar"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("96x96"), std::string::npos) << r.err;
+}
+
+// A sidecar that would make every answer wrong is refused, not followed: one class named twice
+// gave "with_mask 100%" for a bare face; channels and layout were ignored.
+TEST(Faults, ASidecarThatWouldMisreadTheModelIsRefused) {
+  TempDir dir;
+  fs::copy_file(default_model_path(), dir / "model.onnx");
+  write_bytes(dir / "face.jpg", face_jpeg());
+  const auto base = read_json(sidecar_path(default_model_path()));
+  const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> cases = {
+      {[](nlohmann::json& m) { m["classes"] = {"with_mask", "with_mask"}; }, "named twice"},
+      {[](nlohmann::json& m) { m["input"]["channels"] = 1; }, "only 3-channel input"},
+      {[](nlohmann::json& m) { m["input"]["layout"] = "NHWC"; }, "only NCHW input layout"}};
+  for (const auto& [edit, why] : cases) {
+    auto meta = base;
+    edit(meta);
+    write_json_atomic(dir / "model.json", meta);
+    const auto r = run_cli({"detect", (dir / "face.jpg").string(), "--model", (dir / "model.onnx").string()});
+    EXPECT_EQ(r.exit_code, 1) << why << ": " << r.out;
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+  }
 }
 
 TEST(Faults, TheMaskModelGivenAsFaceModelIsNamedAsSuch) {

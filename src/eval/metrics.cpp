@@ -45,12 +45,18 @@ ClassificationReport classification_report(const std::vector<int>& truth, const 
 }
 
 nlohmann::json ClassificationReport::to_json() const {
+  // A rate with nothing to count (no image of the class: recall and f1; no answer of it:
+  // precision) is null, as the console's n/a: 0.0 read as a class never found.
   nlohmann::json per = nlohmann::json::object();
-  for (size_t c = 0; c < classes.size(); ++c)
-    per[classes[c]] = {{"precision", per_class[c].precision},
-                       {"recall", per_class[c].recall},
-                       {"f1", per_class[c].f1},
-                       {"n", per_class[c].n}};
+  for (size_t c = 0; c < classes.size(); ++c) {
+    int answered = 0;
+    for (const auto& row : confusion) answered += row[c];
+    const ClassMetrics& m = per_class[c];
+    const auto rate = [](double v, bool defined) { return defined ? nlohmann::json(v) : nlohmann::json(); };
+    per[classes[c]] = {
+        {"precision", rate(m.precision, answered > 0)}, {"recall", rate(m.recall, m.n > 0)},
+        {"f1", rate(m.f1, m.n > 0)}, {"n", m.n}};
+  }
   return {{"n", n},           {"accuracy", accuracy},   {"balanced_accuracy", balanced_accuracy},
           {"per_class", per}, {"confusion", confusion}, {"classes", classes}};
 }

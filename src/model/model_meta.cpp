@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "model/mobilenet_v2_spec.h"
 #include "util/error.h"
 #include "util/json_io.h"
@@ -62,6 +64,8 @@ ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
   if (!j.contains("classes") || !j["classes"].is_array()) throw bad("no \"classes\" array");
   for (const auto& c : j["classes"]) {
     if (!c.is_string() || c.get<std::string>().empty()) throw bad("\"classes\" must hold non-empty strings");
+    if (std::find(m.classes.begin(), m.classes.end(), c.get<std::string>()) != m.classes.end())
+      throw bad(fmt::format("class \"{}\" is named twice in \"classes\"", c.get<std::string>()));
     m.classes.push_back(c.get<std::string>());
   }
   if (m.classes.size() < 2) throw bad("fewer than two classes");
@@ -76,6 +80,9 @@ ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
     throw bad(e.what());
   }
   if (in.value("color", "") != "RGB") throw bad("only RGB input is supported");
+  // Written by every maskwatch model; one that says otherwise would be fed wrongly, not refused.
+  if (in.contains("channels") && in["channels"] != 3) throw bad("only 3-channel input is supported");
+  if (in.contains("layout") && in["layout"] != "NCHW") throw bad("only NCHW input layout is supported");
   if (std::abs(in.value("scale", 0.0) - 1.0 / 127.5) > 1e-9 || std::abs(in.value("offset", 0.0) + 1.0) > 1e-9)
     throw bad("only [-1, 1] input scaling (scale 1/127.5, offset -1) is supported");
   const auto is_sha256 = [](const nlohmann::json& v) {
