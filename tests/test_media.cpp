@@ -13,6 +13,7 @@
 #include <csignal>
 
 #include <algorithm>
+#include <cstring>
 #include <sstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -21,6 +22,7 @@
 #include "media/area_resize.h"
 #include "media/image_io.h"
 #include "media/image_codec.h"
+#include "media/save_png.h"
 #include "media/v4l2_camera.h"
 #include "media/video_reader.h"
 #include "media/video_writer.h"
@@ -375,6 +377,25 @@ TEST(Media, OddWidthVideosDecodeIntoContinuousFramesWithoutOverrunningThem) {
       EXPECT_EQ(n, 12) << file;
     }
   }
+}
+
+// A legal file name of up to 255 bytes is written: the temporary sibling of an atomic write had
+// added 13 bytes to it and failed with "File name too long" from 243 bytes on.
+TEST(Media, AnOutputWithTheLongestLegalNameIsWritten) {
+  TempDir dir;
+  for (const size_t length : {size_t{243}, size_t{255}}) {
+    for (const char* ext : {".json", ".png"}) {
+      const auto file = dir / (std::string(length - std::strlen(ext), 'L') + ext);
+      ASSERT_EQ(file.filename().string().size(), length);
+      EXPECT_NO_THROW(check_output_path(file, "output")) << length << ext;
+      if (std::string(ext) == ".png")
+        save_png(file, cv::Mat(4, 4, CV_8UC3, cv::Scalar(1, 2, 3)));
+      else
+        write_file_atomic(file, std::string("{}"));
+      EXPECT_TRUE(fs::is_regular_file(file)) << length << ext;
+    }
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()), 4);  // no temporary left
 }
 
 // What `read_file_text` says when it may not read a file (a config readable by root only, read by

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <random>
 #include <sstream>
@@ -78,8 +79,15 @@ std::string read_file_text(const fs::path& path, const std::string& what) {
 namespace {
 fs::path temp_sibling(const fs::path& path) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
+  // ".<stem>.tmpXXXXXXXX<ext>" within a file name's 255 bytes: the stem is cut (a legal name of
+  // 243 bytes or more had failed with "File name too long"); the extension stays, encoders
+  // pick the format by it.
+  constexpr size_t kNameMax = 255, kAdded = 1 + 4 + 8;
+  const std::string ext = path.extension().string();
+  std::string stem = path.stem().string();
+  if (stem.size() + ext.size() + kAdded > kNameMax) stem.resize(kNameMax - std::min(kNameMax, ext.size() + kAdded));
   std::ostringstream name;
-  name << "." << path.stem().string() << ".tmp" << std::hex << (rng() & 0xffffffffu) << path.extension().string();
+  name << "." << stem << ".tmp" << std::hex << std::setw(8) << std::setfill('0') << (rng() & 0xffffffffu) << ext;
   return path.parent_path() / name.str();
 }
 void ensure_parent(const fs::path& path) {
