@@ -133,11 +133,14 @@ TEST(Audit, AClassTooSmallForTheFoldsIsRefused) {
     fs::create_directories(d / "data" / cls);
     fs::create_symlink(files[0], d / "data" / cls / files[0].filename());
   }
+  // An earlier audit's feature cache in that folder stays: refused before features are computed.
+  write_bytes(d / "audit/features.bin", "an earlier audit's features");
   const auto r = run_cli({"audit", "--data", (d / "data").string(), "--out", (d / "audit").string(), "--input-size",
                           "128", "--threads", "1"});
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.err.find("has 1 image(s), all in one of the 5 folds"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(d / "audit/audit.csv"));
+  EXPECT_EQ(read_bytes(d / "audit/features.bin"), "an earlier audit's features");
   // An exclude file none of whose lines names these folders says so (it had left all in silently).
   write_bytes(d / "exclude.txt", "with_mask/" + fs::directory_iterator(d / "data/with_mask")->path().filename().string());
   const auto ex = run_cli({"audit", "--data", (d / "data").string(), "--out", (d / "audit").string(), "--exclude",

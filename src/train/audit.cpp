@@ -204,6 +204,17 @@ AuditResult run_audit(const AuditOptions& o) {
   const int classes = static_cast<int>(ds.classes.size());
   std::filesystem::create_directories(o.out);
 
+  // Folds: crops of one photo and identical files share a fold, so no item is judged by a
+  // head that saw its twin.
+  std::vector<int> labels, fold;
+  for (const auto& it : ds.items) {
+    labels.push_back(it.label);
+    const std::string group = it.photo.empty() ? it.sha256 : it.photo;
+    fold.push_back(static_cast<int>(mix_seed(o.seed, fnv1a(group)) % static_cast<uint64_t>(o.folds)));
+  }
+  // Refused before the features are computed: an earlier run's feature cache stays.
+  refuse_folds_without_a_class(labels, fold, o.folds, ds.classes);
+
   AuditResult result;
   result.images = ds.items.size();
   // The backbone by its bytes, not its name: another file under the same name reused stale features.
@@ -233,15 +244,6 @@ AuditResult run_audit(const AuditOptions& o) {
     spdlog::info("features reused from {}", cache.string());
   }
 
-  // Folds: crops of one photo and identical files share a fold, so no item is judged by a
-  // head that saw its twin.
-  std::vector<int> labels, fold;
-  for (const auto& it : ds.items) {
-    labels.push_back(it.label);
-    const std::string group = it.photo.empty() ? it.sha256 : it.photo;
-    fold.push_back(static_cast<int>(mix_seed(o.seed, fnv1a(group)) % static_cast<uint64_t>(o.folds)));
-  }
-  refuse_folds_without_a_class(labels, fold, o.folds, ds.classes);
   const auto probs = out_of_fold(x, labels, fold, o.folds, classes, o);
 
   // Per-class threshold: mean out-of-fold probability of a class over the items labelled with it.
