@@ -283,8 +283,8 @@ TEST(BadInputCli, TrainingOptionsOutOfRangeAreRefusedBeforeAnyWork) {
     EXPECT_EQ(r.exit_code, 2) << option << " " << value << ": " << r.err;
   }
   const auto zero = run_cli({"train", "--data", data, "--out", out, "--source-weight", "seed-masks=0"});
-  EXPECT_EQ(zero.exit_code, 1) << zero.err;
-  EXPECT_NE(zero.err.find("above 0"), std::string::npos) << zero.err;
+  EXPECT_EQ(zero.exit_code, 2) << zero.err;  // a usage error since 2026-12-07 (it was 1)
+  EXPECT_NE(zero.err.find("seed-masks=0: the weight must be a number above 0"), std::string::npos) << zero.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "run" / "split.json"));
   // Found after the whole training before.
   const auto baseline =
@@ -680,4 +680,20 @@ TEST(BadInputCli, UsageErrorsGiveExitCode2) {
   const auto help = run_cli({"imagenet", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--backbone"), std::string::npos);
+  // Values refused by their own parsers are usage errors too, before any work (they were exit 1,
+  // some after the data had loaded).
+  const std::string data = shared_path("data/seed-masks").string();
+  for (const auto& [args, said] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"eval", "--data", data, "--map", "foo"}, "FROM=TO"},
+           {{"ensemble", "a.onnx", "b.onnx", "--out", "/tmp/e.json", "--cascade", "0.3"}, "above 0.5"},
+           {{"train", "--data", data, "--out", "/tmp/never", "--input-size", "100"}, "multiple of 32"},
+           {{"train", "--data", data, "--out", "/tmp/never", "--fine-tune-from-block", "99"}, "0 to 16"},
+           {{"train", "--data", data, "--out", "/tmp/never", "--source-weight", "x=-1"}, "a number above 0"},
+           {{"train", "--data", data, "--out", "/tmp/never", "--val-fraction", "0.5", "--test-fraction", "0.5"},
+            "leave no image for training"}}) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << said << ": " << r.err;
+    EXPECT_NE(r.err.find(said), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists("/tmp/never"));
 }

@@ -237,10 +237,11 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
   r = run_cli({"ensemble", b, a, "--out", e});  // its gate would be lost without a word
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(error_line(r).find("give --force"), std::string::npos) << r.err;
-  for (const char* cascade : {"0.5", "nan"}) {  // every face alone; a cascade quietly off
+  // Every face alone; a cascade quietly off. Usage errors (exit 2) since 2026-12-07.
+  for (const auto& [cascade, said] : {std::pair<const char*, const char*>{"0.5", "above 0.5"}, {"nan", "not a finite"}}) {
     r = run_cli({"ensemble", a, b, "--out", e, "--force", "--cascade", cascade});
-    EXPECT_EQ(r.exit_code, 1) << cascade;
-    EXPECT_NE(error_line(r).find("above 0.5"), std::string::npos) << r.err;
+    EXPECT_EQ(r.exit_code, 2) << cascade;
+    EXPECT_NE(error_line(r).find(said), std::string::npos) << r.err;
   }
   r = run_cli({"ensemble", a, b, "--out", e, "--force", "--cascade", "0.97"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

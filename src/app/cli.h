@@ -38,6 +38,22 @@ CLI::Validator in_range(T lo, T hi) {
       range.get_description());
 }
 
+// A validator from a check that throws (an Error from the library's own parser of the value):
+// its message is a usage error (exit 2), before any work, not a failure (exit 1) after loading.
+template <typename Check>
+CLI::Validator checked_by(Check check, std::string description) {
+  return CLI::Validator(
+      [check](std::string& value) -> std::string {
+        try {
+          check(value);
+        } catch (const std::exception& e) {
+          return e.what();
+        }
+        return {};
+      },
+      std::move(description));
+}
+
 // Parses and runs the chosen subcommand; returns the process exit code.
 int cli_main(CLI::App& app, int argc, char** argv);
 

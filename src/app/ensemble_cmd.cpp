@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/cli.h"
 #include "app/commands.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -133,11 +134,15 @@ void add_ensemble_command(CLI::App& root) {
                   "others (cheap enough for video). Choose it on validation: write the ensemble with and without, "
                   "`eval --subset val --json` each, and take the lowest value whose labels and sure-and-wrong "
                   "answers (>= 90 %) are the full mean's")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(in_range(0.0, 1.0) & checked_by(
+                                       [](const std::string& v) {
+                                         const double p = std::stod(v);
+                                         if (!(p == 0 || p > 0.5))
+                                           throw Error(fmt::format("{}: give 0 (off) or a probability above 0.5", v));
+                                       },
+                                       ""));
   cmd->callback([o] {
     check_output_path(o->out, "ensemble file");
-    if (!(o->cascade == 0 || (o->cascade > 0.5 && o->cascade <= 1)))  // NaN too
-      throw Error(fmt::format("--cascade {}: give 0 (off) or a probability above 0.5", o->cascade));
     write_ensemble(o->models, o->out, o->force, o->cascade);
     fmt::print(
         "ensemble of {} models written to {}\nIt has no quality gate yet (every face answered): fit one on the "

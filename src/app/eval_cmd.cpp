@@ -581,7 +581,8 @@ void add_eval_command(CLI::App& root) {
                   "Count a class folder as a model class: FROM=TO (repeatable). Where FROM is also a model "
                   "class (a three-class model), its answers count as TO too: the label shown, folded, is scored. "
                   "With --scenes it maps labelled classes, e.g. mask_worn_incorrectly=without_mask scores a chin "
-                  "mask shown as with_mask as a miss and a false face");
+                  "mask shown as with_mask as a miss and a false face")
+      ->check(checked_by(parse_class_mapping, "FROM=TO"));
   cmd->add_option("--json", o->json_out,
                   "Write n, accuracy, balanced_accuracy, per_class, per_source, confusion, ece, predictions "
                   "(each image: label, score, probs of every class, p_right), confidently_wrong (with "

@@ -22,7 +22,8 @@ void add_audit_command(CLI::App& root) {
       "audit",
       "Find likely label errors: out-of-fold predictions on cached features, a ranked CSV and a contact sheet");
   cmd->add_option("--data", *data, "Folder with one sub-folder of images per class (repeatable)")->required();
-  cmd->add_option("--map", *maps, "Fold a class folder into a class: FROM=TO (repeatable)");
+  cmd->add_option("--map", *maps, "Fold a class folder into a class: FROM=TO (repeatable)")
+      ->check(checked_by(parse_class_mapping, "FROM=TO"));
   cmd->add_option("--exclude", *exclude, "File of image names to leave out");
   cmd->add_option("--out", *out, "Where audit.csv, audit.png, audit.json and the feature cache go")->required();
   cmd->add_option("--backbone", *backbone, "MobileNetV2 .tflite with ImageNet weights")->capture_default_str();

@@ -7,6 +7,7 @@
 #include "app/cli.h"
 #include "app/train/commands.h"
 #include "data/dataset.h"
+#include "model/mobilenet_v2_spec.h"
 #include "nn/torch_setup.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -23,11 +24,29 @@ std::string join_args(int argc, char** argv) {
 int g_argc = 0;
 char** g_argv = nullptr;
 
+// SOURCE=W (or SOURCE/CLASS=W) with W a finite number above 0: 0 gave a NaN loss (an epoch of
+// nothing), a negative weight is no weight.
+std::pair<std::string, double> parse_source_weight(const std::string& spec) {
+  const auto [source, value] = parse_class_mapping(spec);
+  size_t used = 0;
+  double w = 0;
+  try {
+    w = std::stod(value, &used);
+  } catch (const std::exception&) {
+  }
+  if (used != value.size() || !(w > 0) || !std::isfinite(w))
+    throw Error(fmt::format("{}: the weight must be a number above 0", spec));
+  return {source, w};
+}
+
 void print_result(const TrainOptions& o, const TrainingMetrics& m) {
   const auto& t = m.test.overall;
   fmt::print("\nmodel:    {}/model.onnx (+ model.json, MODEL_CARD.md)\n", o.out.string());
-  fmt::print("test:     accuracy {:.2f}% on {} images, balanced {:.2f}%\n", 100 * t.accuracy, t.n,
-             100 * t.balanced_accuracy);
+  if (t.n == 0)  // ("accuracy 0.00% on 0 images" read as a model that is always wrong)
+    fmt::print("test:     no test image (--test-fraction {}, or too few images)\n", o.fractions.test);
+  else
+    fmt::print("test:     accuracy {:.2f}% on {} images, balanced {:.2f}%\n", 100 * t.accuracy, t.n,
+               100 * t.balanced_accuracy);
   for (const auto& [source, r] : m.test.per_source)
     fmt::print("          {:<22} n {:5}  balanced {:.2f}%\n", source, r.n, 100 * r.balanced_accuracy);
   if (m.calibration.skipped.empty())
@@ -64,11 +83,13 @@ void add_train_command(CLI::App& root) {
                   "jolignier/mask_worn_incorrectly=6)");
   cmd->add_option("--map", *maps,
                   "Fold a class folder into a class: FROM=TO, e.g. mask_worn_incorrectly=without_mask "
-                  "(repeatable)");
+                  "(repeatable)")
+      ->check(checked_by(parse_class_mapping, "FROM=TO"));
   cmd->add_option("--source-weight", *weights,
                   "Sampling weight of a source: SOURCE=W (each image is seen about W times per epoch; default 1; "
                   "repeatable); SOURCE/CLASS=W weights one class of a source, e.g. "
-                  "jolignier/mask_worn_incorrectly=6 for the chin masks of a three-class model");
+                  "jolignier/mask_worn_incorrectly=6 for the chin masks of a three-class model")
+      ->check(checked_by(parse_source_weight, "SOURCE=W"));
   cmd->add_option("--exclude", *exclude, "File of image names (data-folder/class/file) to leave out")
       ->capture_default_str();
   cmd->add_flag("--no-exclude", (*flags)["no_exclude"], "Use every image (ignore the exclusion list)");
@@ -89,7 +110,8 @@ void add_train_command(CLI::App& root) {
       ->check(in_range(1, 100));
   cmd->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(in_range(1, 1024));
   cmd->add_option("--input-size", o->input_size, "Square input size: a multiple of 32 from 96 to 224")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(in_range(96, 224) & checked_by([](const std::string& v) { check_input_size(std::stoi(v)); }, ""));
   cmd->add_option("--seed", o->seed, "Seed for split, shuffling, augmentation and initialisation")
       ->capture_default_str()
       ->check(in_range(0.0, 1.8446744073709552e19));  // not -1 read as 2^64 - 1
@@ -99,7 +121,8 @@ void add_train_command(CLI::App& root) {
       ->check(in_range(1e-9, 1.0));
   cmd->add_option("--fine-tune-from-block", o->fine_tune_from_block,
                   "Phase 2 trains inverted-residual blocks from this one (0..16) and the final conv")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(in_range(0, 16));
   cmd->add_option("--patience", o->patience, "Stop a phase after N epochs without val-loss improvement (0 = off)")
       ->capture_default_str()
       ->check(in_range(0, 10000));
@@ -204,18 +227,7 @@ void add_train_command(CLI::App& root) {
     for (const auto& d : *data) o->data.emplace_back(d);
     o->class_map = parse_class_mappings(*maps);
     const bool default_data = o->data.empty();
-    for (const auto& w : *weights) {
-      const auto [source, value] = parse_class_mapping(w);
-      try {
-        size_t used = 0;
-        o->source_weights[source] = std::stod(value, &used);
-        // 0 gave a NaN loss (an epoch of nothing), a negative weight is no weight.
-        if (used != value.size() || !(o->source_weights[source] > 0) || !std::isfinite(o->source_weights[source]))
-          throw std::invalid_argument(value);
-      } catch (const std::exception&) {
-        throw Error(fmt::format("--source-weight {}: the weight must be a number above 0", w));
-      }
-    }
+    for (const auto& w : *weights) o->source_weights.insert(parse_source_weight(w));
     if (default_data) use_default_training_data(*o);  // after --map and --source-weight: they win
     o->exclude = f["no_exclude"] ? "" : *exclude;
     if (!o->exclude.empty() && !std::filesystem::exists(o->exclude)) {
@@ -233,6 +245,10 @@ void add_train_command(CLI::App& root) {
     o->augment.photo.enabled = !f["no_photo"];
     o->dedup = !f["no_dedup"];
     o->fractions.train = 1.0 - o->fractions.val - o->fractions.test;
+    if (!(o->fractions.train > 0))
+      throw CLI::ValidationError("--val-fraction, --test-fraction",
+                                 fmt::format("{} and {} leave no image for training", o->fractions.val,
+                                             o->fractions.test));
     o->command_line = g_argv ? join_args(g_argc, g_argv) : "maskwatch train";
     const auto result = [&] {
       const StopSignals stop_signals([](int) { request_training_stop(); });
