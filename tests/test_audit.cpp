@@ -149,7 +149,7 @@ TEST(Audit, AClassTooSmallForTheFoldsIsRefused) {
   // An input size the backbone cannot take, and --out over a file: refused before any image is read.
   const auto tiny = run_cli({"audit", "--data", (d / "data").string(), "--out", (d / "audit").string(), "--input-size",
                              "7"});
-  EXPECT_EQ(tiny.exit_code, 1);
+  EXPECT_EQ(tiny.exit_code, 2);  // a usage error since 2026-12-07
   EXPECT_NE(tiny.err.find("input size 7 not supported: use a multiple of 32 from 96 to 224"), std::string::npos)
       << tiny.err;
   const auto over_file = run_cli({"audit", "--data", (d / "data").string(), "--out", (d / "exclude.txt").string()});

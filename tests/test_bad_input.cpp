@@ -682,18 +682,27 @@ TEST(BadInputCli, UsageErrorsGiveExitCode2) {
   EXPECT_NE(help.out.find("--backbone"), std::string::npos);
   // Values refused by their own parsers are usage errors too, before any work (they were exit 1,
   // some after the data had loaded).
-  const std::string data = shared_path("data/seed-masks").string();
+  TempDir dir;
+  const std::string data = shared_path("data/seed-masks").string(), never = (dir / "never").string(),
+                    model = default_model_path().string();
   for (const auto& [args, said] : std::vector<std::pair<std::vector<std::string>, std::string>>{
-           {{"eval", "--data", data, "--map", "foo"}, "FROM=TO"},
-           {{"ensemble", "a.onnx", "b.onnx", "--out", "/tmp/e.json", "--cascade", "0.3"}, "above 0.5"},
-           {{"train", "--data", data, "--out", "/tmp/never", "--input-size", "100"}, "multiple of 32"},
-           {{"train", "--data", data, "--out", "/tmp/never", "--fine-tune-from-block", "99"}, "0 to 16"},
-           {{"train", "--data", data, "--out", "/tmp/never", "--source-weight", "x=-1"}, "a number above 0"},
-           {{"train", "--data", data, "--out", "/tmp/never", "--val-fraction", "0.5", "--test-fraction", "0.5"},
+           {{"eval", "--data", data, "--map", "foo"}, "'foo': expected FROM=TO"},
+           {{"ensemble", model, model, "--out", (dir / "e.json").string(), "--cascade", "0.3"}, "above 0.5"},
+           {{"train", "--data", data, "--out", never, "--input-size", "100"}, "multiple of 32"},
+           {{"audit", "--data", data, "--out", never, "--input-size", "100"}, "multiple of 32"},
+           {{"train", "--data", data, "--out", never, "--fine-tune-from-block", "99"}, "0 to 16"},
+           {{"train", "--data", data, "--out", never, "--source-weight", "x=-1"}, "a number above 0"},
+           {{"train", "--data", data, "--out", never, "--source-weight", "x=2", "--source-weight", "x=3"},
+            "already has the weight 2"},
+           {{"train", "--data", data, "--out", never, "--val-fraction", "0.5", "--test-fraction", "0.5"},
             "leave no image for training"}}) {
     const auto r = run_cli(args);
     EXPECT_EQ(r.exit_code, 2) << args[0] << " " << said << ": " << r.err;
     EXPECT_NE(r.err.find(said), std::string::npos) << r.err;
   }
-  EXPECT_FALSE(fs::exists("/tmp/never"));
+  EXPECT_FALSE(fs::exists(never));
+  EXPECT_FALSE(fs::exists(dir / "e.json"));
+  // Said once, as the first check that fails says it (two checks joined by `&` said both).
+  EXPECT_EQ(run_cli({"ensemble", model, model, "--out", (dir / "e.json").string(), "--cascade", "nan"}).err,
+            "maskwatch: usage error: --cascade: Value nan is not a finite number (see --help)\n");
 }

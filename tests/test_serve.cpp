@@ -421,6 +421,10 @@ TEST(Serve, BadCamerasBadRequestsStalledViewersAndKill9) {
     EXPECT_EQ(connect.rfind("HTTP/1.1 404", 0), 0u) << connect.substr(0, 300);
     // `curl -X POST` alone (no body, no Content-Length): refused at once, not after the 5 s
     // the server waited for a body that never came; a PUT or PATCH too (on any path).
+    const auto t_delete = std::chrono::steady_clock::now();  // no length: no body, not a 5 s wait
+    const std::string deleted = raw_http(srv.port, "DELETE /api/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_delete).count(), 2.0);
+    EXPECT_EQ(deleted.rfind("HTTP/1.1 405", 0), 0u) << deleted.substr(0, 200);
     for (const std::string method : {"POST", "PUT", "PATCH"}) {
       const auto t0 = std::chrono::steady_clock::now();
       const std::string bare =

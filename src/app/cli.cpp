@@ -16,6 +16,7 @@
 #include <exception>
 #include <iostream>
 
+#include "model/mobilenet_v2_spec.h"
 #include "model/model_meta.h"
 #include "util/error.h"
 #include "util/log_text.h"
@@ -110,6 +111,16 @@ void refuse_empty_values(CLI::App& app) {
 }
 
 }  // namespace
+
+void check_input_size_option(CLI::Option* option) {
+  option->check(checked_by(
+      [](const std::string& v) {
+        int size = 0;
+        if (!CLI::detail::lexical_cast(v, size)) throw Error(fmt::format("Value {} is not a whole number", v));
+        check_input_size(size);  // "input size N not supported: use a multiple of 32 from 96 to 224"
+      },
+      "a multiple of 32 from 96 to 224"));
+}
 
 int cli_main(CLI::App& app, int argc, char** argv) {
   // A write beyond the file-size limit (ulimit -f) then fails with EFBIG, which we report

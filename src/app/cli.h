@@ -54,6 +54,10 @@ CLI::Validator checked_by(Check check, std::string description) {
       std::move(description));
 }
 
+// A classifier input size (a multiple of 32 from 96 to 224, as check_input_size says), a usage
+// error otherwise. For train, audit and bench alike.
+void check_input_size_option(CLI::Option* option);
+
 // Parses and runs the chosen subcommand; returns the process exit code.
 int cli_main(CLI::App& app, int argc, char** argv);
 

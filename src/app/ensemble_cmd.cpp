@@ -134,13 +134,13 @@ void add_ensemble_command(CLI::App& root) {
                   "others (cheap enough for video). Choose it on validation: write the ensemble with and without, "
                   "`eval --subset val --json` each, and take the lowest value whose labels and sure-and-wrong "
                   "answers (>= 90 %) are the full mean's")
-      ->check(in_range(0.0, 1.0) & checked_by(
-                                       [](const std::string& v) {
-                                         const double p = std::stod(v);
-                                         if (!(p == 0 || p > 0.5))
-                                           throw Error(fmt::format("{}: give 0 (off) or a probability above 0.5", v));
-                                       },
-                                       ""));
+      ->check(in_range(0.0, 1.0))  // checks run in turn, the first failure is said (`&` said both)
+      ->check(checked_by(
+          [](const std::string& v) {
+            if (const double p = std::stod(v); !(p == 0 || p > 0.5))
+              throw Error(fmt::format("{}: give 0 (off) or a probability above 0.5", v));
+          },
+          ""));
   cmd->callback([o] {
     check_output_path(o->out, "ensemble file");
     write_ensemble(o->models, o->out, o->force, o->cascade);

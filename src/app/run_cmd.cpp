@@ -275,10 +275,12 @@ void run(const RunOpts& o) {
         sum.fps(), sum.sum.detect_ms / n, sum.sum.classify_ms / n, sum.sum.track_ms / n, sum.sum.draw_ms / n);
   if (sum.outage_s > 0) fmt::print("waited {:.1f} s for the source (not counted in FPS)\n", sum.outage_s);
   for (const auto& file : recordings) fmt::print("recording: {}\n", file);
-  // The summary is written either way, once a frame was read (or the user stopped the wait for
-  // one); losing the source for good is still a failure. A run that never got a frame did not
-  // start: an earlier summary stays.
-  if (!o.json_out.empty() && (sum.frames > 0 || g_quit)) write_json_atomic(o.json_out, s);
+  // The summary is written either way once a frame was read; losing the source for good is still
+  // a failure. A run that never got a frame (none came, or it was stopped first) did not start:
+  // an earlier summary stays, as the earlier events do (emptied at the first line).
+  if (!o.json_out.empty() && sum.frames > 0) write_json_atomic(o.json_out, s);
+  if (!o.json_out.empty() && sum.frames == 0 && g_quit)
+    spdlog::warn("stopped before the first frame: {} was not written", o.json_out);
   if (!g_quit && !source->failure().empty()) throw Error(source->failure());
   if (!recording_failure.empty()) throw Error("recording failed: " + recording_failure);
   // A source that gave nothing (a folder of undecodable images) is a failure, not an empty success.

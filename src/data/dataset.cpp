@@ -157,7 +157,7 @@ void apply_exclusions(Dataset& ds, const std::filesystem::path& file, const std:
 std::pair<std::string, std::string> parse_class_mapping(const std::string& spec) {
   const auto eq = spec.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size() || spec.find('=', eq + 1) != std::string::npos)
-    throw Error(fmt::format("--map '{}': expected FROM=TO (a class folder name and the class it counts as)", spec));
+    throw Error(fmt::format("'{}': expected FROM=TO (a name, '=', and what it stands for)", spec));
   return {spec.substr(0, eq), spec.substr(eq + 1)};
 }
 

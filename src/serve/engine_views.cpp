@@ -214,6 +214,7 @@ nlohmann::json Engine::stats() const {
   }
   const nlohmann::json storage = {{"pending_rows", history_->pending()},
                                   {"dropped_rows", history_->dropped()},
+                                  {"rejected_rows", history_->rejected()},
                                   {"written_rows", history_->written()},
                                   {"error", history_->last_error()},
                                   {"reopened", storage_.reopened()}};
@@ -254,6 +255,9 @@ void Engine::prometheus_metrics(PromText& out) const {
       .sample("maskwatch_storage_pending_rows", static_cast<double>(history_->pending()));
   out.family("maskwatch_storage_dropped_rows_total", "counter", "History rows dropped because too many waited.")
       .sample("maskwatch_storage_dropped_rows_total", static_cast<double>(history_->dropped()));
+  out.family("maskwatch_storage_rejected_rows_total", "counter",
+             "History rows the database refused for good (a time that is not a number), dropped.")
+      .sample("maskwatch_storage_rejected_rows_total", static_cast<double>(history_->rejected()));
   out.family("maskwatch_inference_seconds", "histogram", "Time per processed frame by stage.");
   std::lock_guard<std::mutex> lock(hist_mutex_);
   for (int i = 0; i < 5; ++i) out.histogram("maskwatch_inference_seconds", stage_hist_[i], {{"stage", kStageNames[i]}});

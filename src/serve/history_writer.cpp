@@ -1,5 +1,6 @@
 #include "serve/history_writer.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -83,11 +84,17 @@ bool HistoryWriter::flush_locked(const Row* newest, int64_t* newest_id) {
       if (newest && &pending_.front() == newest) *newest_id = id;
     } catch (const StorageRowRejected& e) {
       // Writing it again would fail again and hold up every row behind it: dropped, counted.
+      // A source whose clock gives no numbers would send one a frame: the log says it once a minute.
       const Row& r = pending_.front();
-      spdlog::error("storage: a {} row of camera {} cannot be stored and is dropped: {}", kind_name(r.kind),
-                    r.kind == Row::Kind::Track ? r.track.camera : r.camera, e.what());
+      const std::string line = fmt::format("storage: a {} row of camera {} cannot be stored and is dropped: {}",
+                                           kind_name(r.kind), r.kind == Row::Kind::Track ? r.track.camera : r.camera,
+                                           e.what());
+      if (const auto held = reject_log_.admit())
+        spdlog::error("{}{}", line, *held ? fmt::format(" ({} more such rows since the last such line)", *held) : "");
+      else
+        spdlog::debug("{}", line);
       pending_.pop_front();
-      ++dropped_;
+      ++rejected_;
       continue;
     } catch (const std::exception& e) {
       fail_locked(e.what());
@@ -130,6 +137,11 @@ size_t HistoryWriter::pending() const {
 int64_t HistoryWriter::dropped() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return dropped_;
+}
+
+int64_t HistoryWriter::rejected() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return rejected_;
 }
 
 int64_t HistoryWriter::written() const {

@@ -5,7 +5,7 @@
 // that Storage cannot reopen is one more such failure). serve's housekeeping thread calls
 // retry() every few seconds; one log line when writing starts to fail and one when it works
 // again. A row that can never be stored (StorageRowRejected: a time that is not a number) is
-// dropped with an error line and counted with the dropped rows, not retried. Thread-safe (the inference workers write tracks, capture threads status changes).
+// dropped with an error line (at most one a minute) and counted as rejected, not retried. Thread-safe (the inference workers write tracks, capture threads status changes).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -13,6 +13,7 @@
 #include <string>
 
 #include "serve/storage.h"
+#include "util/log_text.h"
 
 namespace maskwatch {
 
@@ -29,7 +30,8 @@ class HistoryWriter {
   size_t retry();
 
   size_t pending() const;
-  int64_t dropped() const;  // beyond `capacity`, or rejected by storage
+  int64_t dropped() const;   // beyond `capacity`
+  int64_t rejected() const;  // refused by storage for good (StorageRowRejected)
   // Rows written since start: the dashboard refetches history when this moves (one number in
   // its stats poll instead of an event stream per open tab).
   int64_t written() const;
@@ -56,6 +58,8 @@ class HistoryWriter {
   mutable std::mutex mutex_;
   std::deque<Row> pending_;
   int64_t dropped_ = 0;
+  int64_t rejected_ = 0;
+  LogThrottle reject_log_{std::chrono::minutes(1)};
   int64_t written_ = 0;
   std::string error_;
 };

@@ -22,7 +22,8 @@ httplib::Params parse_query(const std::string& text);
 // parse_query, and no ranges. The one route that serves ranges (a clip) reads its Range header
 // itself (byte_range); every other reply is whole, as RFC 9110 lets a server answer, where the
 // library's slicing had answered `bytes=-0` with 206 and no bytes. (An unparsable Range is
-// answered 416 by the library before this.)
+// answered 416 by the library before this.) A DELETE without a length gets Content-Length: 0.
+// A hook on the library's own parse, so it names request methods and headers; its routes know none.
 void mend_parsed_request(httplib::Request& req);
 // One range of a Range header (RFC 9110 14.1.2) against a resource of `size` bytes.
 struct ByteRange {

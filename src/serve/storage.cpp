@@ -26,11 +26,10 @@ constexpr double kBeforeAll = -1e308;
 // trying again cannot help) or the database's (full, read-only, locked: Error, try later).
 [[noreturn]] void throw_sqlite(sqlite3* db, int rc, const std::string& context = "") {
   const std::string why = fmt::format("database: {}{}", sqlite3_errmsg(db), context);
+  // (A mismatch or a bad bind index is this code's fault, not the row's: not dropped for it.)
   switch (rc & 0xff) {
     case SQLITE_CONSTRAINT:
-    case SQLITE_MISMATCH:
-    case SQLITE_TOOBIG:
-    case SQLITE_RANGE: throw StorageRowRejected(why);
+    case SQLITE_TOOBIG: throw StorageRowRejected(why);
     default: throw Error(why);
   }
 }

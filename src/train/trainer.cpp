@@ -354,14 +354,18 @@ TrainResult Trainer::run() {
   // A resume of a complete run has nothing to train. Finishing it again rewrote model.json and
   // the model card from the run's own state, and lost what came after (a gate that `eval
   // --fit-gate` had fitted). Decided before the data is decoded.
-  if (o_.resume && completed_recipe(o_.out)) {
-    if (*completed_recipe(o_.out) != o_.recipe())
-      throw Error(fmt::format("{} holds a complete run of other options; use another --out, or --force to train "
-                              "this one there instead",
+  if (const auto done = o_.resume ? completed_recipe(o_.out) : std::nullopt) {
+    // Compared as written: metrics.json replaces bytes that are not UTF-8 (a folder's name).
+    const auto written = [](const nlohmann::json& j) {
+      return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    };
+    if (written(*done) != written(o_.recipe()))
+      throw Error(fmt::format("{} holds a complete run of other options (or of another maskwatch version); give "
+                              "another --out (--force would replace that model)",
                               o_.out.string()));
-    TrainResult done;
-    done.completed = done.already_complete = true;
-    return done;
+    TrainResult result;
+    result.completed = result.already_complete = true;
+    return result;
   }
   g_stop = false;
 

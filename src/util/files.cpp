@@ -85,7 +85,12 @@ fs::path temp_sibling(const fs::path& path) {
   constexpr size_t kNameMax = 255, kAdded = 1 + 4 + 8;
   const std::string ext = path.extension().string();
   std::string stem = path.stem().string();
-  if (stem.size() + ext.size() + kAdded > kNameMax) stem.resize(kNameMax - std::min(kNameMax, ext.size() + kAdded));
+  if (stem.size() + ext.size() + kAdded > kNameMax) {
+    stem.resize(kNameMax - std::min(kNameMax, ext.size() + kAdded));
+    // Not in the middle of a UTF-8 character (a file system that checks names would refuse it).
+    while (!stem.empty() && (static_cast<unsigned char>(stem.back()) & 0xC0) == 0x80) stem.pop_back();
+    if (!stem.empty() && static_cast<unsigned char>(stem.back()) >= 0xC0) stem.pop_back();
+  }
   std::ostringstream name;
   name << "." << stem << ".tmp" << std::hex << std::setw(8) << std::setfill('0') << (rng() & 0xffffffffu) << ext;
   return path.parent_path() / name.str();

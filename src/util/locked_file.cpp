@@ -26,7 +26,7 @@ bool try_lock(int fd, int* err) {
 
 }  // namespace
 
-LockedLineFile::LockedLineFile(const std::filesystem::path& path, const std::string& what) : path_(path) {
+LockedLineFile::LockedLineFile(const std::filesystem::path& path, const std::string& what) : path_(path), what_(what) {
   check_output_path(path, what);
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_APPEND, 0644);
   if (fd_ < 0) throw Error(fmt::format("{} {}: {}", what, path.string(), std::strerror(errno)));
@@ -48,7 +48,7 @@ void LockedLineFile::write_line(const std::string& line) {
     // A FIFO or device (events streamed to another process) cannot be truncated: written as is.
     struct stat st {};
     if (fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd_, 0) != 0)
-      throw Error(fmt::format("cannot empty {}: {}", path_.string(), std::strerror(errno)));
+      throw Error(fmt::format("{} {}: cannot empty it: {}", what_, path_.string(), std::strerror(errno)));
     emptied_ = true;
   }
   std::string buf = line;

@@ -24,6 +24,7 @@ class LockedLineFile {
 
  private:
   std::filesystem::path path_;
+  std::string what_;
   int fd_ = -1;
   bool emptied_ = false;
 };

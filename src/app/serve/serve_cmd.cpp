@@ -133,7 +133,7 @@ class Reloader {
       }
       if (now.value(key, nlohmann::json()) != value) restart.push_back(key);
     }
-    for (const auto& warning : pictureless_camera_warnings(next)) spdlog::warn("reload: {}", warning);
+    for (const auto& warning : config_warnings(next)) spdlog::warn("reload: {}", warning);
     const CameraChanges changes = engine_.reconfigure(next.cameras);
     if (mqtt_) mqtt_->cameras_changed(changes);
     running_.cameras = next.cameras;

@@ -27,7 +27,9 @@ void add_audit_command(CLI::App& root) {
   cmd->add_option("--exclude", *exclude, "File of image names to leave out");
   cmd->add_option("--out", *out, "Where audit.csv, audit.png, audit.json and the feature cache go")->required();
   cmd->add_option("--backbone", *backbone, "MobileNetV2 .tflite with ImageNet weights")->capture_default_str();
-  cmd->add_option("--input-size", o->input_size, "Square input size of the features: a multiple of 32 from 96 to 224")->capture_default_str();
+  check_input_size_option(
+      cmd->add_option("--input-size", o->input_size, "Square input size of the features: a multiple of 32 from 96 to 224")
+          ->capture_default_str());
   cmd->add_option("--folds", o->folds, "Folds for out-of-fold predictions")
       ->capture_default_str()
       ->check(in_range(2, 20));

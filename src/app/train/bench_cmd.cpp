@@ -278,11 +278,8 @@ void add_bench_command(CLI::App& root) {
   cmd->add_flag("--serve", o->serve, "Also load-test `serve`: 2 cameras, 8 MJPEG viewers, /api/stats at 20 Hz (20 s)");
   cmd->add_option("--train-data", o->train_data,
                   "Data folders for --train (default: the default recipe's, as `train` without --data)");
-  cmd->add_option("--sizes", o->sizes, "Classifier input sizes to measure (multiples of 32)")
-      ->capture_default_str()
-      ->check(in_range(96, 224))
-      ->check(CLI::Validator(
-          [](std::string& v) { return std::stoi(v) % 32 ? "an input size is a multiple of 32" : std::string(); }, ""));
+  check_input_size_option(cmd->add_option("--sizes", o->sizes, "Classifier input sizes to measure (multiples of 32)")
+                              ->capture_default_str());
   auto skip_classifier = std::make_shared<bool>(false), skip_pipeline = std::make_shared<bool>(false);
   cmd->add_flag("--no-classifier", *skip_classifier, "Skip the classifier latency table");
   cmd->add_flag("--no-pipeline", *skip_pipeline, "Skip the end-to-end pipeline table");

@@ -7,7 +7,6 @@
 #include "app/cli.h"
 #include "app/train/commands.h"
 #include "data/dataset.h"
-#include "model/mobilenet_v2_spec.h"
 #include "nn/torch_setup.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -24,8 +23,8 @@ std::string join_args(int argc, char** argv) {
 int g_argc = 0;
 char** g_argv = nullptr;
 
-// SOURCE=W (or SOURCE/CLASS=W) with W a finite number above 0: 0 gave a NaN loss (an epoch of
-// nothing), a negative weight is no weight.
+// SOURCE=W (or SOURCE/CLASS=W) with W a number above 0, up to 100: 0 gave a NaN loss (an epoch
+// of nothing), a negative weight is no weight.
 std::pair<std::string, double> parse_source_weight(const std::string& spec) {
   const auto [source, value] = parse_class_mapping(spec);
   size_t used = 0;
@@ -34,8 +33,8 @@ std::pair<std::string, double> parse_source_weight(const std::string& spec) {
     w = std::stod(value, &used);
   } catch (const std::exception&) {
   }
-  if (used != value.size() || !(w > 0) || !std::isfinite(w))
-    throw Error(fmt::format("{}: the weight must be a number above 0", spec));
+  if (used != value.size() || !(w > 0 && w <= 100))
+    throw Error(fmt::format("{}: the weight must be a number above 0, up to 100", spec));
   return {source, w};
 }
 
@@ -109,9 +108,9 @@ void add_train_command(CLI::App& root) {
       ->capture_default_str()
       ->check(in_range(1, 100));
   cmd->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(in_range(1, 1024));
-  cmd->add_option("--input-size", o->input_size, "Square input size: a multiple of 32 from 96 to 224")
-      ->capture_default_str()
-      ->check(in_range(96, 224) & checked_by([](const std::string& v) { check_input_size(std::stoi(v)); }, ""));
+  check_input_size_option(
+      cmd->add_option("--input-size", o->input_size, "Square input size: a multiple of 32 from 96 to 224")
+          ->capture_default_str());
   cmd->add_option("--seed", o->seed, "Seed for split, shuffling, augmentation and initialisation")
       ->capture_default_str()
       ->check(in_range(0.0, 1.8446744073709552e19));  // not -1 read as 2^64 - 1
@@ -227,7 +226,13 @@ void add_train_command(CLI::App& root) {
     for (const auto& d : *data) o->data.emplace_back(d);
     o->class_map = parse_class_mappings(*maps);
     const bool default_data = o->data.empty();
-    for (const auto& w : *weights) o->source_weights.insert(parse_source_weight(w));
+    for (const auto& w : *weights) {
+      const auto [source, weight] = parse_source_weight(w);
+      const auto [at, added] = o->source_weights.emplace(source, weight);
+      if (!added && at->second != weight)
+        throw CLI::ValidationError("--source-weight", fmt::format("{}: '{}' already has the weight {}", w, source,
+                                                                  at->second));
+    }
     if (default_data) use_default_training_data(*o);  // after --map and --source-weight: they win
     o->exclude = f["no_exclude"] ? "" : *exclude;
     if (!o->exclude.empty() && !std::filesystem::exists(o->exclude)) {
