@@ -2,6 +2,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include "media/image_io.h"
 #include "util/net.h"
@@ -48,6 +49,16 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   fs::remove_all(path, ec);
+}
+
+CapturedLog::CapturedLog(const std::string& pattern) : previous_(spdlog::default_logger()) {
+  auto logger = std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
+  logger->set_pattern(pattern);
+  spdlog::set_default_logger(std::move(logger));
+}
+CapturedLog::~CapturedLog() {
+  spdlog::set_default_logger(previous_);
+  spdlog::drop("captured");  // its sink writes into out_, which goes now
 }
 
 namespace {

@@ -1,10 +1,13 @@
 // Helpers shared by the tests: where the shared data is, temp dirs, running the CLI.
 #pragma once
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <opencv2/core.hpp>
 #include <functional>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,21 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   fs::path path;
   fs::path operator/(const std::string& name) const { return path / name; }
+};
+
+// spdlog's default logger writes into a string while this lives (the previous one is put back
+// by the destructor). `pattern` as spdlog's, e.g. "%l|%v" for "warning|text".
+class CapturedLog {
+ public:
+  explicit CapturedLog(const std::string& pattern = "%v");
+  ~CapturedLog();
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
 };
 
 struct CliResult {

@@ -125,6 +125,29 @@ class ModelFiles : public ::testing::Test {
 
 TEST_F(ModelFiles, IntactFilesLoad) { EXPECT_TRUE(loads()); }
 
+// A model trained on whole images (`train --no-face-crops`) given face crops, or the other way
+// round: one warning that its answers there were never measured; none where they match.
+TEST_F(ModelFiles, AModelGivenCropsOfAnotherKindThanItLearntFromIsWarnedAbout) {
+  const auto warnings = [&](bool given_face_crops) {
+    CapturedLog log("%l|%v");
+    MaskClassifier(dir / "model.onnx").warn_if_crops_differ(given_face_crops, "m.onnx");
+    return log.text();
+  };
+  EXPECT_TRUE(MaskClassifier(dir / "model.onnx").trained_on_face_crops());  // the default crop: YuNet
+  EXPECT_EQ(warnings(true), "");
+  EXPECT_EQ(warnings(false),
+            "warning|m.onnx was trained on face crops and --no-face-crops gives it whole images: its answers on them "
+            "were never measured\n");
+  auto j = nlohmann::json::parse(sidecar);
+  j["crop"]["face_detector"] = "none";  // what train --no-face-crops writes
+  write_bytes(dir / "model.json", j.dump());
+  EXPECT_FALSE(MaskClassifier(dir / "model.onnx").trained_on_face_crops());
+  EXPECT_EQ(warnings(false), "");
+  EXPECT_NE(warnings(true).find("warning|m.onnx was trained on whole images (train --no-face-crops) and is given face "
+                                "crops here"),
+            std::string::npos);
+}
+
 TEST_F(ModelFiles, MissingOrEmptyFilesAreRefused) {
   std::filesystem::remove(dir / "model.json");
   EXPECT_FALSE(loads());

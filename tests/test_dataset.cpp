@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <sstream>
@@ -318,14 +317,10 @@ TEST(Dataset, ASymlinkLoopInAClassFolderIsSkipped) {
   fs::create_symlink("loop", d / "data/a/loop");                   // points at itself
   fs::create_directory_symlink(d / "data/a", d / "data/a/cycle");  // a directory cycle
   fs::create_symlink(d / "gone.jpg", d / "data/a/gone.jpg");      // a link to nothing: said
-  std::ostringstream log;
-  const auto previous = spdlog::default_logger();
-  spdlog::set_default_logger(
-      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  CapturedLog log;
   const auto ds = scan_datasets({d / "data"});
-  spdlog::set_default_logger(previous);
   EXPECT_EQ(ds.items.size(), 2u);
-  EXPECT_NE(log.str().find("gone.jpg: skipped, a link to a file that is not there"), std::string::npos) << log.str();
+  EXPECT_NE(log.text().find("gone.jpg: skipped, a link to a file that is not there"), std::string::npos) << log.text();
 }
 
 TEST(Dataset, ANameThatIsNotUtf8IsSkippedNotWrittenIntoASplitItCannotBeReadFrom) {

@@ -13,6 +13,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
+#include "media/image_io.h"
 #include "model/model_meta.h"
 #include "support.h"
 #include "util/json_io.h"
@@ -104,6 +105,27 @@ TEST(Faults, TinyImagesAndSymlinkLoopsAreSkippedNotFatal) {
   const auto loop = run_cli({"detect", (folder / "loop.jpg").string()});
   EXPECT_EQ(loop.exit_code, 1);
   EXPECT_NE(loop.err.find("loop.jpg: Too many levels of symbolic links"), std::string::npos) << loop.err;
+}
+
+// One image named twice, through a link, and inside a folder named too: one result, with a
+// line for each repeat (it was looked at, written and counted three times).
+TEST(Faults, AFileNamedTwiceIsLookedAtOnce) {
+  TempDir dir;
+  const auto folder = dir / "imgs";
+  fs::create_directories(folder);
+  write_bytes(folder / "a.jpg", face_jpeg());
+  fs::create_symlink(folder / "a.jpg", dir / "link.jpg");
+  const std::string a = (folder / "a.jpg").string();
+  const auto r = run_cli({"detect", a, (dir / "link.jpg").string(), folder.string(), a, "--json",
+                          (dir / "d.json").string(), "--out", (dir / "out").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto results = read_json(dir / "d.json");
+  ASSERT_EQ(results.size(), 1u) << results.dump();
+  EXPECT_EQ(results[0]["image"], a);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir / "out"), fs::directory_iterator{}), 1);
+  for (const std::string again : {(dir / "link.jpg").string(), a})
+    EXPECT_NE(r.err.find(again + ": the same file as " + a + ", looked at once"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find((folder / "a.jpg").string() + ": the same file"), std::string::npos) << r.err;
 }
 
 TEST(Faults, OutOfRangeNumbersAreUsageErrors) {
@@ -294,6 +316,33 @@ TEST(Faults, ATruncatedJpegIsAWarning) {
   EXPECT_NE(r.err.find("cut.jpg: truncated JPEG"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("whole.jpg"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("Premature end"), std::string::npos) << r.err;  // libjpeg's own line is not ours
+}
+
+// A JPEG whose frame header claims twice the rows its data holds: libjpeg decodes it with no
+// error and grey rows (cv::imread does the same, silently). A warning, not a silent answer;
+// an intact file gets none.
+TEST(Faults, AJpegThatClaimsMoreRowsThanItHoldsIsAWarning) {
+  const std::string whole = face_jpeg();
+  std::string taller = whole;
+  const size_t sof = taller.find("\xFF\xC0");
+  ASSERT_NE(sof, std::string::npos);
+  const int rows = (static_cast<uint8_t>(taller[sof + 5]) << 8) | static_cast<uint8_t>(taller[sof + 6]);
+  taller[sof + 5] = static_cast<char>((2 * rows) >> 8);
+  taller[sof + 6] = static_cast<char>((2 * rows) & 0xFF);
+  const auto decode = [](const std::string& bytes, std::string* warning) {
+    return decode_image(std::vector<uint8_t>(bytes.begin(), bytes.end()), nullptr, warning);
+  };
+  std::string warning;
+  const cv::Mat img = decode(taller, &warning);
+  ASSERT_EQ(img.rows, 2 * rows);
+  EXPECT_NE(warning.find("damaged JPEG data (Corrupt JPEG data: premature end of data segment)"), std::string::npos)
+      << warning;
+  std::string none;
+  EXPECT_EQ(decode(whole, &none).rows, rows);
+  EXPECT_EQ(none, "");
+  ASSERT_EQ(whole.substr(whole.size() - 2), "\xFF\xD9");
+  EXPECT_EQ(decode(whole.substr(0, whole.size() - 2), &none).rows, rows);
+  EXPECT_EQ(none, "truncated JPEG (missing rows decode as grey)");  // libjpeg reads ahead: a cut file
 }
 
 TEST(Faults, AMissingCameraGivesOneLine) {

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <sys/wait.h>
@@ -324,10 +323,7 @@ TEST(Media, AVideoCutShortSaysHowManyFramesItLacks) {
   const std::string bytes = read_bytes(dir / "v.avi");
   write_bytes(dir / "half.avi", bytes.substr(0, bytes.size() / 2));  // its header still lists 40
   const auto frames_and_log = [](const fs::path& p) {
-    std::ostringstream log;
-    const auto previous = spdlog::default_logger();
-    spdlog::set_default_logger(
-        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+    CapturedLog log;
     int n = 0;
     {
       auto source = open_reader(p.string());
@@ -335,8 +331,7 @@ TEST(Media, AVideoCutShortSaysHowManyFramesItLacks) {
       SourceFrame after;
       source->read(after);  // said once, not at every read past the end
     }
-    spdlog::set_default_logger(previous);
-    return std::make_pair(n, log.str());
+    return std::make_pair(n, log.text());
   };
   const auto [n, log] = frames_and_log(dir / "half.avi");
   EXPECT_GT(n, 10);

@@ -1,7 +1,6 @@
 // The serve config: typed values, per-camera overrides, errors with line numbers, secrets
 // redacted, and the shipped demo config valid on this machine.
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -384,15 +383,14 @@ TEST(LogText, UrlsLoseTheirPasswordsAndLogLinesCannotBeForged) {
   EXPECT_EQ(redact_url("cannot open rtsp://user:pa ss word@host/x: refused"), "cannot open rtsp://user:***@host/x: refused");
   EXPECT_EQ(escape_control("a\nb\rc\td\x1b[31me\x7f"), "a\\nb\\rc\\td\\x1b[31me\\x7f");
   // Through the installed format: one message is one line, whatever it carries.
-  std::ostringstream out;
-  const auto previous = spdlog::default_logger();
-  spdlog::set_default_logger(
-      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out)));
-  install_log_format();
-  spdlog::warn("mqtt: payload '{}'", "ON\n[12:00:00] error: forged line");
-  spdlog::info("camera x: cannot open {}", "http://u:pa55@h/x");
-  spdlog::set_default_logger(previous);
-  const std::string text = out.str();
+  std::string text;
+  {
+    CapturedLog out;
+    install_log_format();
+    spdlog::warn("mqtt: payload '{}'", "ON\n[12:00:00] error: forged line");
+    spdlog::info("camera x: cannot open {}", "http://u:pa55@h/x");
+    text = out.text();
+  }
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;
   EXPECT_NE(text.find("payload 'ON\\n[12:00:00] error: forged line'"), std::string::npos) << text;
   EXPECT_EQ(text.find("pa55"), std::string::npos) << text;
@@ -413,6 +411,23 @@ TEST(LogText, ALineThatKeepsRepeatingIsLoggedOncePerIntervalWithACount) {
   ASSERT_TRUE(next);
   EXPECT_EQ(*next, 119);
   EXPECT_FALSE(t.admit(t0 + minutes(20) + seconds(1)));
+}
+
+// What log() writes: the first at its level, the held-back ones at debug, then one line
+// at its level that counts them.
+TEST(LogText, AThrottledLineSaysHowManyWereHeldBack) {
+  using namespace std::chrono;
+  CapturedLog out("%l|%v");  // info and above, as by default
+  LogThrottle t(seconds(10));
+  const auto t0 = steady_clock::time_point{} + hours(1);
+  t.log(spdlog::level::warn, "stream refused", "streams refused", t0);
+  for (int i = 1; i <= 3; ++i) t.log(spdlog::level::warn, "stream refused", "streams refused", t0 + seconds(i));
+  t.log(spdlog::level::warn, "stream refused", "streams refused", t0 + seconds(10));
+  t.log(spdlog::level::err, "row dropped", "such rows", t0 + seconds(20));
+  EXPECT_EQ(out.text(),
+            "warning|stream refused\n"
+            "warning|stream refused (3 more streams refused since the last such line)\n"
+            "error|row dropped\n");
 }
 
 // A value keeps every '=' after the first (httplib 0.11 kept only the last piece: a base64

@@ -32,7 +32,7 @@ int count_subfolders(const std::filesystem::path& dir) {
   return n;
 }
 
-// The files named on the command line, folders expanded (images only, sorted).
+// The files named on the command line, folders expanded (images only, sorted), each file once.
 // *unreadable: folder entries that could not be inspected (a dangling link, a loop).
 std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& inputs, int* unreadable) {
   std::vector<std::filesystem::path> files;
@@ -56,7 +56,10 @@ std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& i
       throw Error(ec ? fmt::format("input {}: {}", in, ec.message()) : "input not found: " + in);
     }
   }
-  return files;
+  // One image is one result (and one annotated copy), however often it was named.
+  return without_repeats(files, [](const std::filesystem::path& again, const std::filesystem::path& first) {
+    spdlog::warn("{}: the same file as {}, looked at once", again.string(), first.string());
+  });
 }
 
 // Where each annotated copy goes: <out>/<stem>.png, and <stem>-2.png, -3, ... when inputs from
@@ -135,6 +138,7 @@ void add_detect_command(CLI::App& root) {
     if (!o->out.empty()) check_output_dir(o->out, "output folder");
     // One-shot: an ensemble's other members are built only if a face needs them.
     MaskClassifier classifier(o->vision.model, {}, o->vision.engine(), 0, MemberLoading::WhenNeeded);
+    classifier.warn_if_crops_differ(true, o->vision.model);
     FaceDetector detector(o->vision.detector_options());
     Pipeline pipeline(classifier, detector, o->vision.pipeline);
     int failed = 0, suspect = 0;

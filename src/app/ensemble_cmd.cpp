@@ -7,6 +7,7 @@
 
 #include "app/cli.h"
 #include "app/commands.h"
+#include "model/model_meta.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/json_io.h"
@@ -137,7 +138,7 @@ void add_ensemble_command(CLI::App& root) {
       ->check(in_range(0.0, 1.0))  // checks run in turn, the first failure is said (`&` said both)
       ->check(checked_by(
           [](const std::string& v) {
-            if (const double p = std::stod(v); !(p == 0 || p > 0.5))
+            if (const double p = std::stod(v); !(p == 0 || ModelMeta::valid_cascade_threshold(p)))
               throw Error(fmt::format("{}: give 0 (off) or a probability above 0.5", v));
           },
           ""));

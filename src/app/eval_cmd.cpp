@@ -190,6 +190,7 @@ void for_each_loaded_chunk(const Dataset& ds, const EvalOpts& o, const MaskClass
 
 void evaluate_folders(const EvalOpts& o) {
   MaskClassifier clf(o.model);
+  clf.warn_if_crops_differ(!o.no_face_crops, o.model);
   const ClassFold fold = ClassFold::make(clf.classes(), parse_class_mappings(o.maps));
   const auto& classes = fold.classes;
   const Dataset ds = evaluation_dataset(o, fold);
@@ -308,6 +309,7 @@ void write_quality_gate(const std::string& model, const QualityGate& gate) {
 // (eval/conditions.h), rendered a chunk at a time.
 void evaluate_under_conditions(const EvalOpts& o) {
   MaskClassifier clf(o.model);
+  clf.warn_if_crops_differ(!o.no_face_crops, o.model);
   if (o.fit_gate) check_split_is_the_models(o);
   if (o.no_gate || o.fit_gate) clf.set_quality_gate({});
   ConditionInputs in;
@@ -412,6 +414,7 @@ void print_scene_block(const std::string& title, const json& r) {
 
 void evaluate_scene_folder(const EvalOpts& o) {
   MaskClassifier clf(o.model);
+  clf.warn_if_crops_differ(true, o.model);
   FaceDetectorOptions fo;
   fo.model = o.face_model;
   fo.score_threshold = o.face_threshold;

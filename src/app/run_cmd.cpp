@@ -119,6 +119,7 @@ void run(const RunOpts& o) {
   g_quit = false;
   StopSignals stop_signals([](int) { g_quit = true; });
   MaskClassifier classifier(o.vision.model, {}, o.vision.engine());
+  classifier.warn_if_crops_differ(true, o.vision.model);
   std::error_code ec;  // (the summary's; worked out now, while the working folder surely exists)
   const auto absolute_model = std::filesystem::absolute(o.vision.model, ec);
   const std::string model_file = ec ? o.vision.model : absolute_model.lexically_normal().string();

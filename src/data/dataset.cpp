@@ -384,10 +384,11 @@ std::vector<cv::Mat> load_dataset_images(Dataset& ds, const LoadOptions& o) {
         } catch (const Error& e) {
           why = e.what();
         }
-        cv::Mat img = why.empty() ? decode_image(bytes, &why) : cv::Mat();
+        std::string damage;
+        cv::Mat img = why.empty() ? decode_image(bytes, &why, &damage) : cv::Mat();
         if (!img.empty()) {
-          if (is_truncated_jpeg(bytes))
-            doubts[i] = "truncated JPEG (missing rows decode as grey)";
+          if (!damage.empty())
+            doubts[i] = damage;
           else if (std::min(img.cols, img.rows) < kSmallestUsefulSide)
             doubts[i] = fmt::format("{}x{} px, too small to show a face", img.cols, img.rows);
           item.sha256 = sha256_hex(bytes);

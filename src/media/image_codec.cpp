@@ -6,6 +6,7 @@
 #include <string_view>
 // jpeglib.h needs FILE and size_t declared first.
 #include <jpeglib.h>
+#include <jerror.h>  // the warning codes
 #include <png.h>
 
 #include <fmt/format.h>
@@ -26,6 +27,10 @@ struct JpegErrors {
   jpeg_error_mgr mgr;
   jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  // libjpeg decodes past missing or corrupt data without an error, filling what it lost with
+  // grey: those warnings are kept (a harmless one, such as bytes before a marker, is not).
+  bool ended_early;              // the data stops before the image does (a cut file)
+  char damage[JMSG_LENGTH_MAX];  // the first warning that loses pixels, else ""
 };
 
 extern "C" void jpeg_fail(j_common_ptr info) {
@@ -33,7 +38,16 @@ extern "C" void jpeg_fail(j_common_ptr info) {
   (*info->err->format_message)(info, e->message);
   longjmp(e->jump, 1);
 }
-extern "C" void jpeg_quiet(j_common_ptr, int) {}  // warnings (e.g. a truncated file) are not errors
+// Warnings are not errors, and libjpeg's own line on stderr is not ours: noted, not printed.
+extern "C" void jpeg_note_warning(j_common_ptr info, int level) {
+  if (level >= 0) return;  // trace messages
+  auto* e = reinterpret_cast<JpegErrors*>(info->err);
+  const int code = info->err->msg_code;
+  if (code == JWRN_JPEG_EOF)
+    e->ended_early = true;
+  else if ((code == JWRN_HIT_MARKER || code == JWRN_MUST_RESYNC || code == JWRN_HUFF_BAD_CODE) && !e->damage[0])
+    (*info->err->format_message)(info, e->damage);
+}
 
 bool jpeg_read_header_from(jpeg_decompress_struct* d, JpegErrors* e, const uint8_t* data, size_t size) {
   if (setjmp(e->jump)) return false;
@@ -223,12 +237,12 @@ bool jpeg_compress_all(jpeg_compress_struct* c, JpegErrors* e, const cv::Mat* im
 
 }  // namespace
 
-cv::Mat decode_jpeg(const uint8_t* data, size_t size, std::string* why) {
+cv::Mat decode_jpeg(const uint8_t* data, size_t size, std::string* why, std::string* warning) {
   jpeg_decompress_struct d{};
   JpegErrors e{};
   d.err = jpeg_std_error(&e.mgr);
   e.mgr.error_exit = jpeg_fail;
-  e.mgr.emit_message = jpeg_quiet;
+  e.mgr.emit_message = jpeg_note_warning;
   jpeg_create_decompress(&d);
   cv::Mat img;
   bool ok = jpeg_read_header_from(&d, &e, data, size);
@@ -247,6 +261,10 @@ cv::Mat decode_jpeg(const uint8_t* data, size_t size, std::string* why) {
                            : std::string("JPEG decoder: ") + e.message);
     return {};
   }
+  if (warning && e.ended_early)
+    *warning = "truncated JPEG (missing rows decode as grey)";
+  else if (warning && e.damage[0])
+    *warning = fmt::format("damaged JPEG data ({}): the rows after it decode as grey or garbled", e.damage);
   if (cmyk) img = cmyk_to_bgr(img);
   apply_orientation(img, orientation);
   return img;

@@ -13,7 +13,9 @@ bool is_jpeg(const uint8_t* data, size_t size);
 bool is_png(const uint8_t* data, size_t size);
 
 // 8-bit BGR, EXIF orientation applied (as cv::imread does). Empty with *why on failure.
-cv::Mat decode_jpeg(const uint8_t* data, size_t size, std::string* why = nullptr);
+// `warning` (when given) is set for an image that decoded with pixels lost: a cut file, or
+// corrupt data that libjpeg filled with grey (one it fills silently, as cv::imread does).
+cv::Mat decode_jpeg(const uint8_t* data, size_t size, std::string* why = nullptr, std::string* warning = nullptr);
 // As stored: 1, 3 (BGR) or 4 (BGRA) channels, 8 or 16 bit; palettes and low bit depths
 // expanded to 8 bit, transparency chunks to alpha. Empty with *why on failure.
 cv::Mat decode_png(const uint8_t* data, size_t size, std::string* why = nullptr);

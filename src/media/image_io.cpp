@@ -95,7 +95,7 @@ cv::Mat to_bgr8(const cv::Mat& img) {
 
 }  // namespace
 
-cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why) {
+cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why, std::string* warning) {
   if (bytes.empty()) {
     if (why) *why = "empty file";
     return {};
@@ -106,7 +106,7 @@ cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why) {
   std::string reason;
   try {
     if (is_jpeg(bytes.data(), bytes.size())) {
-      img = decode_jpeg(bytes.data(), bytes.size(), &reason);
+      img = decode_jpeg(bytes.data(), bytes.size(), &reason, warning);
     } else if (is_png(bytes.data(), bytes.size())) {
       img = decode_png(bytes.data(), bytes.size(), &reason);
       if (!img.empty()) img = to_bgr8(img);
@@ -123,15 +123,6 @@ cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why) {
     return {};
   }
   return img;
-}
-
-bool is_truncated_jpeg(const std::vector<uint8_t>& bytes) {
-  if (bytes.size() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8) return false;
-  // Some writers pad after the marker: look for FF D9 in the last 1 KiB.
-  const size_t from = bytes.size() > 1024 ? bytes.size() - 1024 : 2;
-  for (size_t i = bytes.size() - 1; i > from; --i)
-    if (bytes[i] == 0xD9 && bytes[i - 1] == 0xFF) return false;
-  return true;
 }
 
 namespace {
@@ -175,9 +166,7 @@ cv::Mat load_image(const std::filesystem::path& path, std::string* why, std::str
     if (why) *why = e.what();
     return {};
   }
-  cv::Mat img = decode_image(bytes, why);
-  if (warning && !img.empty() && is_truncated_jpeg(bytes)) *warning = "truncated JPEG (missing rows decode as grey)";
-  return img;
+  return decode_image(bytes, why, warning);
 }
 
 cv::Mat load_image_or_throw(const std::filesystem::path& path) {

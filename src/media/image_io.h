@@ -22,15 +22,13 @@ bool is_video_file(const std::filesystem::path& path);
 // are not images by their extension are left out, with one info line that says how many.
 std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir, int* skipped = nullptr);
 
-// Decodes encoded image bytes to 8-bit BGR, or returns empty with *why set.
-cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why = nullptr);
-
-// A JPEG whose end-of-image marker is missing (a cut download or copy): libjpeg decodes it
-// without an error and fills the missing rows with grey, so callers count it as a warning.
-bool is_truncated_jpeg(const std::vector<uint8_t>& bytes);
+// Decodes encoded image bytes to 8-bit BGR, or returns empty with *why set. `warning` (when
+// given) gets a reason for an image that decoded but lost pixels (a cut or damaged JPEG:
+// libjpeg fills what is missing with grey and no error), which callers count as a warning.
+cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why = nullptr, std::string* warning = nullptr);
 
 // Reads and decodes a file; empty with *why set on failure.
-// `warning` (when given) gets a reason for an image that decoded but is suspect (truncated).
+// `warning` as decode_image's.
 cv::Mat load_image(const std::filesystem::path& path, std::string* why = nullptr, std::string* warning = nullptr);
 
 // Like load_image but throws Error on failure.

@@ -111,7 +111,7 @@ ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
     if (j.contains("cascade") && !j["cascade"].is_null()) {
       const auto& c = j["cascade"];
       if (!c.is_object() || !c.contains("threshold") || !c["threshold"].is_number() ||
-          !(c["threshold"].get<double>() > 0.5 && c["threshold"].get<double>() <= 1))
+          !ModelMeta::valid_cascade_threshold(c["threshold"].get<double>()))
         throw bad(
             "\"cascade\" needs a \"threshold\": a number above 0.5 and at most 1 (the first member's top "
             "probability)");

@@ -64,6 +64,7 @@ Engine::Engine(const ServeConfig& config, Storage& storage)
     spdlog::warn("the last run did not stop cleanly (killed or crashed): {} marked offline in history from its last "
                  "event on",
                  fmt::join(marked, ", "));
+  classifier_.warn_if_crops_differ(true, config_.model_path());
   mask_class_ = mask_class_index(classifier_.classes());
   history_ = std::make_unique<HistoryWriter>(storage_, classifier_.classes()[static_cast<size_t>(mask_class_)]);
   // Only where a clip can be asked for (alert rules and clips.unmasked_tracks need a restart

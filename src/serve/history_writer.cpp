@@ -89,10 +89,7 @@ bool HistoryWriter::flush_locked(const Row* newest, int64_t* newest_id) {
       const std::string line = fmt::format("storage: a {} row of camera {} cannot be stored and is dropped: {}",
                                            kind_name(r.kind), r.kind == Row::Kind::Track ? r.track.camera : r.camera,
                                            e.what());
-      if (const auto held = reject_log_.admit())
-        spdlog::error("{}{}", line, *held ? fmt::format(" ({} more such rows since the last such line)", *held) : "");
-      else
-        spdlog::debug("{}", line);
+      reject_log_.log(spdlog::level::err, line, "such rows");
       pending_.pop_front();
       ++rejected_;
       continue;

@@ -11,7 +11,6 @@
 #include <fstream>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <regex>
 #include <thread>
 #include <utility>
@@ -134,14 +133,7 @@ std::shared_ptr<void> HttpApi::take_stream_slot() {
 
 void HttpApi::refuse_stream(Response& res, const std::string& log_line, const std::string& message) {
   ++refused_streams_;
-  {
-    std::lock_guard<std::mutex> lock(refusal_log_mutex_);
-    if (const auto held = refusal_log_.admit())
-      spdlog::warn("{}{}", log_line,
-                   *held ? fmt::format(" ({} more streams refused since the last such line)", *held) : "");
-    else
-      spdlog::debug("{}", log_line);
-  }
+  refusal_log_.log(spdlog::level::warn, log_line, "streams refused");
   res.set_header("Retry-After", "5");
   refuse_and_close(res, 503, message);
 }

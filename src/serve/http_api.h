@@ -8,7 +8,6 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "serve/config.h"
@@ -83,7 +82,6 @@ class HttpApi {
   std::unique_ptr<httplib::Server> server_;
   std::atomic<int> streams_{0};
   std::atomic<int64_t> refused_streams_{0};
-  std::mutex refusal_log_mutex_;
   LogThrottle refusal_log_{std::chrono::seconds(10)};
   std::function<void(PromText&)> more_metrics_;
   const FleetView* fleet_ = nullptr;

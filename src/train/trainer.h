@@ -32,6 +32,9 @@ struct TrainOptions {
   std::vector<std::filesystem::path> data;       // --data, repeatable; class folders merged by name
   std::map<std::string, std::string> class_map;  // --map FROM=TO
   std::map<std::string, double> source_weights;  // --source-weight SOURCE=W (default 1)
+  // A weight above 0 (0 gave a NaN loss: an epoch of nothing), up to 100. The CLI and
+  // train() check against this one rule.
+  static bool valid_source_weight(double w) { return w > 0 && w <= 100; }
   std::filesystem::path exclude;                 // --exclude FILE
   std::filesystem::path split;                   // --split FILE: reuse another run's split.json
   std::filesystem::path backbone, out;

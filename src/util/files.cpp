@@ -219,6 +219,23 @@ bool file_id(const fs::path& p, std::pair<uint64_t, uint64_t>& id) {
 }
 }  // namespace
 
+std::vector<fs::path> without_repeats(const std::vector<fs::path>& files,
+                                      const std::function<void(const fs::path&, const fs::path&)>& repeat) {
+  std::vector<fs::path> out;
+  std::map<std::pair<uint64_t, uint64_t>, size_t> seen;  // identity -> index in out
+  std::pair<uint64_t, uint64_t> id;
+  for (const auto& f : files) {
+    if (file_id(f, id)) {  // (one that cannot be inspected stays: reading it says why)
+      if (const auto [at, fresh] = seen.emplace(id, out.size()); !fresh) {
+        repeat(f, out[at->second]);
+        continue;
+      }
+    }
+    out.push_back(f);
+  }
+  return out;
+}
+
 InputFiles::InputFiles(const std::vector<fs::path>& inputs) {
   std::pair<uint64_t, uint64_t> id;
   for (const auto& in : inputs)

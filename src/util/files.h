@@ -50,6 +50,11 @@ void check_output_dir(const fs::path& dir, const std::string& what);
 void refuse_output_inside(const fs::path& out, const fs::path& data, const std::string& what,
                           const std::string& why = "its files would be read as training images");
 
+// `files` without those that are one file with an earlier one (named twice, through a link,
+// or also inside a folder named): `repeat(file, first)` is called for each one left out.
+std::vector<fs::path> without_repeats(const std::vector<fs::path>& files,
+                                      const std::function<void(const fs::path&, const fs::path&)>& repeat);
+
 // A command's input files by identity (device and inode: links and other spellings of one file
 // are one file), so an output can be refused when it already is one of them: an annotated copy
 // or a recording written over its source destroys the user's data. One stat per check.

@@ -117,4 +117,19 @@ std::optional<int64_t> LogThrottle::admit(Clock::time_point now) {
   return held;
 }
 
+void LogThrottle::log(spdlog::level::level_enum level, std::string_view line, std::string_view held_what,
+                      Clock::time_point now) {
+  std::optional<int64_t> held;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    held = admit(now);
+  }
+  if (!held)
+    spdlog::debug("{}", line);
+  else if (*held)
+    spdlog::log(level, "{} ({} more {} since the last such line)", line, *held, held_what);
+  else
+    spdlog::log(level, "{}", line);
+}
+
 }  // namespace maskwatch

@@ -2,8 +2,11 @@
 // into log lines, stored history and API answers: credentials in URLs hidden, control
 // characters escaped so that no payload can forge or split a log line.
 #pragma once
+#include <spdlog/common.h>
+
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,21 +30,26 @@ std::string hide_url_path(std::string_view url);
 // Control characters as C escapes (\n, \r, \t, \x1b ...); everything else as it is.
 std::string escape_control(std::string_view text);
 
-// A line that can repeat without end (a state that flips back and forth with the load): the
-// first one is logged at its level, then at most one per `interval`, saying how many came
-// in between; those go to debug level. One owner (not thread-safe).
+// A line that can repeat without end (a state that flips back and forth with the load, a
+// refusal under a flood): the first one is logged at its level, then at most one per
+// `interval`, saying how many came in between; those go to debug level.
 class LogThrottle {
  public:
   using Clock = std::chrono::steady_clock;
   explicit LogThrottle(Clock::duration interval) : interval_(interval) {}
+  // `line` at `level` if admitted, with " (N more <held_what> since the last such line)"
+  // when some were held back; at debug level if not. Safe from any thread.
+  void log(spdlog::level::level_enum level, std::string_view line, std::string_view held_what,
+           Clock::time_point now = Clock::now());
   // Log this one at its level: how many were held back since the last one that was.
-  // nullopt: debug level only.
+  // nullopt: debug level only. Not thread-safe (log() holds the lock around it).
   std::optional<int64_t> admit(Clock::time_point now = Clock::now());
 
  private:
   Clock::duration interval_;
   std::optional<Clock::time_point> last_;
   int64_t held_ = 0;
+  std::mutex mutex_;
 };
 
 // spdlog's default logger prints every message through redact_url and escape_control.

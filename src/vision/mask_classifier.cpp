@@ -342,4 +342,23 @@ std::vector<Prediction> MaskClassifier::classify(const std::vector<cv::Mat>& bgr
   return out;
 }
 
+bool MaskClassifier::trained_on_face_crops() const {
+  const auto it = meta_.crop.find("face_detector");
+  return it == meta_.crop.end() || !it->is_string() || it->get<std::string>() != "none";
+}
+
+void MaskClassifier::warn_if_crops_differ(bool given_face_crops, const std::string& model) const {
+  if (trained_on_face_crops() == given_face_crops) return;
+  if (given_face_crops)
+    spdlog::warn(
+        "{} was trained on whole images (train --no-face-crops) and is given face crops here: its answers on them "
+        "were never measured (train without --no-face-crops for run, detect, serve and scenes)",
+        model);
+  else
+    spdlog::warn(
+        "{} was trained on face crops and --no-face-crops gives it whole images: its answers on them were never "
+        "measured",
+        model);
+}
+
 }  // namespace maskwatch

@@ -92,6 +92,12 @@ class MaskClassifier {
   };
   const CascadeStats& cascade_stats() const { return cascade_stats_; }
   double cascade_threshold() const { return meta_.cascade_threshold; }
+  // False for a model trained on whole images (`train --no-face-crops`: model.json's crop says
+  // "face_detector": "none"). run, detect, serve and eval --scenes give it face crops.
+  bool trained_on_face_crops() const;
+  // One warning line when this model is given crops of another kind than it learnt from
+  // (its answers on them were never measured); `model` names it in the line.
+  void warn_if_crops_differ(bool given_face_crops, const std::string& model) const;
 
  private:
   void load_members(const std::filesystem::path& ensemble_path, InferenceEngine engine, int threads,

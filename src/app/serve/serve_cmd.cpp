@@ -247,6 +247,7 @@ void add_config_command(CLI::App& root) {
     // The models as serve will load them: a file that exists but does not load must fail here,
     // where the service's pre-start check runs, not in a restart loop.
     MaskClassifier classifier(cfg.model_path());
+    classifier.warn_if_crops_differ(true, cfg.model_path());
     std::set<std::string> face_models{cfg.detector.face_model};
     for (const auto& c : cfg.cameras) face_models.insert(c.detector.face_model);
     for (const auto& model : face_models) {

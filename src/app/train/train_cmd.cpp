@@ -23,8 +23,7 @@ std::string join_args(int argc, char** argv) {
 int g_argc = 0;
 char** g_argv = nullptr;
 
-// SOURCE=W (or SOURCE/CLASS=W) with W a number above 0, up to 100: 0 gave a NaN loss (an epoch
-// of nothing), a negative weight is no weight.
+// SOURCE=W (or SOURCE/CLASS=W) with W a weight TrainOptions::valid_source_weight takes.
 std::pair<std::string, double> parse_source_weight(const std::string& spec) {
   const auto [source, value] = parse_class_mapping(spec);
   size_t used = 0;
@@ -33,7 +32,7 @@ std::pair<std::string, double> parse_source_weight(const std::string& spec) {
     w = std::stod(value, &used);
   } catch (const std::exception&) {
   }
-  if (used != value.size() || !(w > 0 && w <= 100))
+  if (used != value.size() || !TrainOptions::valid_source_weight(w))
     throw Error(fmt::format("{}: the weight must be a number above 0, up to 100", spec));
   return {source, w};
 }
