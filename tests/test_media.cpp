@@ -391,6 +391,29 @@ TEST(Media, AnOutputWithTheLongestLegalNameIsWritten) {
     }
   }
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()), 4);  // no temporary left
+  // A recording too: its ".<stem>.part" name, and the name an interrupted part is kept under.
+  const auto video = dir / (std::string(251, 'V') + ".avi");
+  const auto record = [&] {
+    VideoRecorder rec(video, 10);
+    for (int i = 0; i < 3; ++i) rec.write(cv::Mat(48, 64, CV_8UC3, cv::Scalar(10, 20, 30)));
+    rec.close();
+  };
+  EXPECT_NO_THROW(record());
+  EXPECT_TRUE(fs::is_regular_file(video));
+  const fs::path part = sibling_name(video, ".", ".part");
+  EXPECT_EQ(part.filename().string().size(), 255u);
+  fs::copy_file(video, part);  // as a killed recording leaves it
+  EXPECT_NO_THROW(record());
+  EXPECT_TRUE(fs::is_regular_file(sibling_name(video, "", ".interrupted"))) << "kept";
+  EXPECT_FALSE(fs::exists(part));
+}
+
+// The stem is cut to fit 255 bytes, never inside a UTF-8 character; the extension stays.
+TEST(Media, ASiblingNameFitsAndKeepsWholeCharacters) {
+  const fs::path p = fs::path("d") / (std::string(244, 'a') + "\xC3\xA9\xC3\xA9.jpg");  // 244 + 2 x 2 bytes (é)
+  // 1 + 5 + 4 bytes added: 245 left for the stem, which would end inside the first é.
+  EXPECT_EQ(sibling_name(p, ".", ".part"), fs::path("d") / ("." + std::string(244, 'a') + ".part.jpg"));
+  EXPECT_EQ(sibling_name(fs::path("x.jpg"), "", ".interrupted"), fs::path("x.interrupted.jpg"));
 }
 
 // What `read_file_text` says when it may not read a file (a config readable by root only, read by

@@ -76,24 +76,27 @@ std::string read_file_text(const fs::path& path, const std::string& what) {
   return read_whole<std::string>(path, what, false);
 }
 
-namespace {
-fs::path temp_sibling(const fs::path& path) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  // ".<stem>.tmpXXXXXXXX<ext>" within a file name's 255 bytes: the stem is cut (a legal name of
-  // 243 bytes or more had failed with "File name too long"); the extension stays, encoders
-  // pick the format by it.
-  constexpr size_t kNameMax = 255, kAdded = 1 + 4 + 8;
+fs::path sibling_name(const fs::path& path, const std::string& prefix, const std::string& tag) {
+  constexpr size_t kNameMax = 255;
   const std::string ext = path.extension().string();
   std::string stem = path.stem().string();
-  if (stem.size() + ext.size() + kAdded > kNameMax) {
-    stem.resize(kNameMax - std::min(kNameMax, ext.size() + kAdded));
+  const size_t added = prefix.size() + tag.size() + ext.size();
+  if (stem.size() + added > kNameMax) {
+    stem.resize(kNameMax - std::min(kNameMax, added));
     // Not in the middle of a UTF-8 character (a file system that checks names would refuse it).
     while (!stem.empty() && (static_cast<unsigned char>(stem.back()) & 0xC0) == 0x80) stem.pop_back();
     if (!stem.empty() && static_cast<unsigned char>(stem.back()) >= 0xC0) stem.pop_back();
   }
-  std::ostringstream name;
-  name << "." << stem << ".tmp" << std::hex << std::setw(8) << std::setfill('0') << (rng() & 0xffffffffu) << ext;
-  return path.parent_path() / name.str();
+  return path.parent_path() / (prefix + stem + tag + ext);
+}
+
+namespace {
+// ".<stem>.tmpXXXXXXXX<ext>": hidden, random, and the extension kept (encoders pick the format by it).
+fs::path temp_sibling(const fs::path& path) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::ostringstream tag;
+  tag << ".tmp" << std::hex << std::setw(8) << std::setfill('0') << (rng() & 0xffffffffu);
+  return sibling_name(path, ".", tag.str());
 }
 void ensure_parent(const fs::path& path) {
   if (path.has_parent_path()) {

@@ -55,6 +55,11 @@ void refuse_output_inside(const fs::path& out, const fs::path& data, const std::
 std::vector<fs::path> without_repeats(const std::vector<fs::path>& files,
                                       const std::function<void(const fs::path&, const fs::path&)>& repeat);
 
+// `path`'s sibling named <prefix><stem><tag><extension>, the stem cut (never inside a UTF-8
+// character) so that the name fits a file system's 255 bytes: a legal name of 243 bytes or
+// more had failed with "File name too long" once a temporary or part name was made of it.
+fs::path sibling_name(const fs::path& path, const std::string& prefix, const std::string& tag);
+
 // A command's input files by identity (device and inode: links and other spellings of one file
 // are one file), so an output can be refused when it already is one of them: an annotated copy
 // or a recording written over its source destroys the user's data. One stat per check.

@@ -13,6 +13,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace maskwatch {
 namespace {
@@ -24,7 +25,7 @@ VideoRecorder::VideoRecorder(std::filesystem::path path, double fps)
     : path_(std::move(path)), fps_(fps > 0 ? fps : 15) {
   if (!VideoWriter::supports(path_))
     throw Error("recording needs a .mp4, .m4v, .mov or .avi file name, not " + path_.string());
-  tmp_ = path_.parent_path() / ("." + path_.stem().string() + ".part" + path_.extension().string());
+  tmp_ = sibling_name(path_, ".", ".part");
   if (path_.has_parent_path()) std::filesystem::create_directories(path_.parent_path());
   keep_interrupted_part();
 }
@@ -40,8 +41,7 @@ void VideoRecorder::keep_interrupted_part() {
   if (busy) throw Error("cannot record to " + path_.string() + ": another run is recording to it");
   for (int n = 1; n <= 1000; ++n) {
     const std::filesystem::path kept =
-        path_.parent_path() / (path_.stem().string() + ".interrupted" + (n > 1 ? "-" + std::to_string(n) : "") +
-                               path_.extension().string());
+        sibling_name(path_, "", ".interrupted" + (n > 1 ? "-" + std::to_string(n) : std::string()));
     if (::link(tmp_.c_str(), kept.c_str()) == 0) {  // never over a file that is there (rename would be)
       ::unlink(tmp_.c_str());
       spdlog::warn("recording {}: an earlier recording to it was interrupted; what it had is kept as {}",
