@@ -636,6 +636,24 @@ TEST(Serve, AStreamWhoseClientLeftFreesItsSlotAtOnce) {
   for (int fd : fds) close(fd);
   EXPECT_TRUE(wait_until([&] { return srv.get_json("/api/stats")["http"]["streams"] == 0; }, 4))
       << srv.get_json("/api/stats")["http"];
+  // A HEAD (a monitor's probe) gets the stream's headers at once, takes no slot and is no viewer.
+  for (const auto& [path, type] : {std::pair<std::string, std::string>{"/api/events/stream", "text/event-stream"},
+                                   {"/api/demo/stream.mjpeg", "multipart/x-mixed-replace; boundary=maskwatchframe"}}) {
+    const auto head = srv.client().Head(path);
+    ASSERT_TRUE(head) << path;
+    EXPECT_EQ(head->status, 200) << path;
+    EXPECT_EQ(head->get_header_value("Content-Type"), type) << path;
+    EXPECT_EQ(head->body, "") << path;
+  }
+  EXPECT_EQ(srv.get_json("/api/stats")["http"]["refused_streams"], 0);
+  const std::string log = srv.proc->err();
+  const auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
+  for (const char* what : {"event listener", "MJPEG viewer"})  // the two real clients only: connected, left
+    EXPECT_EQ(count(std::string(what) + " 127.0.0.1:"), 2u) << log;
 }
 
 // A review found three ways one client held the server: a body streamed without end to the

@@ -138,6 +138,16 @@ void HttpApi::refuse_stream(Response& res, const std::string& log_line, const st
   refuse_and_close(res, 503, message);
 }
 
+bool HttpApi::answered_head(const Request& req, Response& res, const char* content_type) {
+  if (req.method != "HEAD") return false;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(content_type, [](size_t, httplib::DataSink& sink) {
+    sink.done();  // (not called for a HEAD: only its headers are sent)
+    return true;
+  });
+  return true;
+}
+
 void HttpApi::refuse_stream_at_cap(Response& res, const std::string& what, const Request& req) {
   const int cap = config_.http.max_streams;
   refuse_stream(
@@ -336,6 +346,7 @@ void HttpApi::event_routes(RouteTable& table, const std::shared_ptr<const AuthGa
   // Clips are video of people: admins only, and so is their URL in any event (history and live).
   const auto may_watch_clips = [gate](const Request& req) { return gate->role(req) == Role::Admin; };
   table.get("/api/events/stream", [this, may_watch_clips](const Request& req, Response& res) {
+    if (answered_head(req, res, "text/event-stream")) return;
     auto slot = take_stream_slot();
     if (!slot) return refuse_stream_at_cap(res, "event listener", req);
     auto cursor = std::make_shared<uint64_t>(engine_.bus().head());
@@ -510,6 +521,7 @@ void HttpApi::stream_mjpeg(const Request& req, Response& res) {
   // (fps=1e-9 had put the next frame 31 years away, holding a thread and two slots for good)
   if (!(fps >= kMinStreamFps))
     return send_error(res, 400, fmt::format("parameter fps must be at least {}", kMinStreamFps));
+  if (answered_head(req, res, "multipart/x-mixed-replace; boundary=maskwatchframe")) return;
   auto stream_slot = take_stream_slot();
   if (!stream_slot)
     return refuse_stream_at_cap(res, fmt::format("camera {}: MJPEG viewer", camera), req);

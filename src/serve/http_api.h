@@ -69,6 +69,9 @@ class HttpApi {
   void refuse_stream(httplib::Response& res, const std::string& log_line, const std::string& message);
   // ... beyond http.max_streams: `what` names the stream in the log line.
   void refuse_stream_at_cap(httplib::Response& res, const std::string& what, const httplib::Request& req);
+  // A HEAD on a stream (httplib answers it with the GET route): the stream's headers, no slot
+  // taken, no viewer logged (a monitor's probe had been logged as a viewer that came and went).
+  static bool answered_head(const httplib::Request& req, httplib::Response& res, const char* content_type);
   nlohmann::json http_stats() const;
   // Configured now, or in the history (a camera a reconfiguration removed): its history stays queryable.
   bool known_camera(const std::string& name) const { return engine_.has_camera(name) || storage_.has_camera(name); }
