@@ -56,10 +56,8 @@ CapturedLog::CapturedLog(const std::string& pattern) : previous_(spdlog::default
   logger->set_pattern(pattern);
   spdlog::set_default_logger(std::move(logger));
 }
-CapturedLog::~CapturedLog() {
-  spdlog::set_default_logger(previous_);
-  spdlog::drop("captured");  // its sink writes into out_, which goes now
-}
+// (set_default_logger also takes the captured logger out of spdlog's registry)
+CapturedLog::~CapturedLog() { spdlog::set_default_logger(previous_); }
 
 namespace {
 std::string quote(const std::string& s) {

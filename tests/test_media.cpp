@@ -408,11 +408,26 @@ TEST(Media, AnOutputWithTheLongestLegalNameIsWritten) {
   EXPECT_FALSE(fs::exists(part));
 }
 
-// The stem is cut to fit 255 bytes, never inside a UTF-8 character; the extension stays.
+// The stem is cut to fit 255 bytes, never inside a UTF-8 character (a whole one at the cut
+// stays), and marked with a hash of the whole stem; the extension stays.
 TEST(Media, ASiblingNameFitsAndKeepsWholeCharacters) {
-  const fs::path p = fs::path("d") / (std::string(244, 'a') + "\xC3\xA9\xC3\xA9.jpg");  // 244 + 2 x 2 bytes (é)
-  // 1 + 5 + 4 bytes added: 245 left for the stem, which would end inside the first é.
-  EXPECT_EQ(sibling_name(p, ".", ".part"), fs::path("d") / ("." + std::string(244, 'a') + ".part.jpg"));
+  const std::string e = "\xC3\xA9";  // é, 2 bytes
+  // ".", ".part", ".jpg" and "~xxxxxxxx" leave 236 bytes of the stem.
+  const auto cut = [&](const std::string& stem) {
+    const std::string name = sibling_name(fs::path("d") / (stem + ".jpg"), ".", ".part").filename().string();
+    EXPECT_LE(name.size(), 255u) << name;
+    EXPECT_EQ(name.substr(name.size() - 9), ".part.jpg");
+    EXPECT_EQ(name[name.size() - 18], '~') << name;
+    return name.substr(1, name.size() - 19);  // the stem as kept
+  };
+  const std::string tail(20, 'b');  // over 245 bytes in all: cut
+  EXPECT_EQ(cut(std::string(235, 'a') + e + tail), std::string(235, 'a'));      // the cut falls inside the é
+  EXPECT_EQ(cut(std::string(234, 'a') + e + tail), std::string(234, 'a') + e);  // ... right after it: kept
+  EXPECT_EQ(cut(std::string(234, 'a') + "\xE2\x82\xAC" + tail), std::string(234, 'a'));  // inside a 3-byte €
+  // Two names that differ only after the cut get two siblings.
+  EXPECT_NE(sibling_name(std::string(300, 'a') + "1.mp4", ".", ".part"),
+            sibling_name(std::string(300, 'a') + "2.mp4", ".", ".part"));
+  // Short names are as they were.
   EXPECT_EQ(sibling_name(fs::path("x.jpg"), "", ".interrupted"), fs::path("x.interrupted.jpg"));
 }
 

@@ -289,6 +289,13 @@ TEST(Detect, AVideoIsNotAStillImage) {
   EXPECT_EQ(in_folder.exit_code, 0) << in_folder.err;
   EXPECT_NE(in_folder.err.find("1 video(s) not looked at (maskwatch run --source"), std::string::npos)
       << in_folder.err;
+  // A photo saved under a video's name and named by the user is the photo its bytes are.
+  fs::copy_file(shared_path("data/real-masks/with_mask/jolignier__JPEGImages_02ce9b3ce3309179fc223d36cee7db75_1.jpg"),
+                dir / "photo.mp4");
+  const auto named = run_cli({"detect", (dir / "photo.mp4").string(), "--json", (dir / "p.json").string()});
+  ASSERT_EQ(named.exit_code, 0) << named.err;
+  EXPECT_EQ(named.err.find("a video"), std::string::npos) << named.err;
+  EXPECT_EQ(read_json(dir / "p.json").size(), 1u);
 }
 
 // A small close-up (a 178 px test crop whose masked face spans it edge to edge): `detect` finds

@@ -45,7 +45,8 @@ std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& i
       if (const int sub = count_subfolders(in))
         spdlog::warn("{}: {} subfolder(s) not searched (name them as inputs too)", in, sub);
       files.insert(files.end(), found.begin(), found.end());
-    } else if (std::filesystem::exists(in, ec) && is_video_file(in)) {
+    } else if (std::filesystem::exists(in, ec) && is_video_file(in) && !has_image_signature(in)) {
+      // (a photo saved under a video's name, named by the user, is read as the photo it is)
       spdlog::warn("skipping {}: a video, not a still image (maskwatch run --source {} looks at every frame)", in,
                    in);
       ++*unreadable;
@@ -56,10 +57,15 @@ std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& i
       throw Error(ec ? fmt::format("input {}: {}", in, ec.message()) : "input not found: " + in);
     }
   }
-  // One image is one result (and one annotated copy), however often it was named.
-  return without_repeats(files, [](const std::filesystem::path& again, const std::filesystem::path& first) {
-    spdlog::warn("{}: the same file as {}, looked at once", again.string(), first.string());
+  // One image is one result (and one annotated copy), however often it was named; a folder
+  // named twice is said in a few lines, not one per image.
+  constexpr int kSaid = 3;
+  int repeats = 0;
+  auto once = without_repeats(files, [&](const std::filesystem::path& again, const std::filesystem::path& first) {
+    if (++repeats <= kSaid) spdlog::warn("{}: the same file as {}, looked at once", again.string(), first.string());
   });
+  if (repeats > kSaid) spdlog::warn("{} more file(s) named more than once, each looked at once", repeats - kSaid);
+  return once;
 }
 
 // Where each annotated copy goes: <out>/<stem>.png, and <stem>-2.png, -3, ... when inputs from

@@ -125,10 +125,6 @@ cv::Mat decode_image(const std::vector<uint8_t>& bytes, std::string* why, std::s
   return img;
 }
 
-namespace {
-
-// The first bytes of the image formats the decoders know (JPEG, PNG, BMP, TIFF, WebP, PNM,
-// JPEG 2000, GIF).
 bool has_image_signature(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return true;  // not readable: reading it says why
@@ -142,6 +138,8 @@ bool has_image_signature(const std::filesystem::path& path) {
          (in.gcount() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7') || starts("\0\0\0\x0CjP  ", 8) ||
          starts("\xFF\x4F\xFF\x51", 4) || starts("GIF8", 4);
 }
+
+namespace {
 
 // Larger files are read only when their first bytes are an image format's: a 1 GB file of
 // zeros named .jpg took 2 GB of memory (read, then copied for FFmpeg) before it was refused.

@@ -15,6 +15,9 @@ bool is_image_file(const std::filesystem::path& path);
 // Extensions of video files (case-insensitive): told apart so that a still-image command can
 // point at `run` instead of reading a first frame or leaving one out without a word.
 bool is_video_file(const std::filesystem::path& path);
+// Whether the file's first bytes are those of an image format the decoders know (JPEG, PNG,
+// BMP, TIFF, WebP, PNM, JPEG 2000, GIF); true for a file that cannot be read (reading it says why).
+bool has_image_signature(const std::filesystem::path& path);
 
 // The image files directly in `dir`, sorted by name. Entries that cannot be inspected (a
 // symlink loop, a dangling link, no permission) are skipped with a warning, never thrown,

@@ -46,6 +46,12 @@ struct ModelMeta {
   double temperature = 1;
   // How the classifier's input crop is cut from a frame (face detector, margin).
   nlohmann::json crop = {{"face_detector", "YuNet"}, {"margin", 0.5}};
+  // crop's face_detector for a model trained on whole images (`train --no-face-crops`).
+  static constexpr const char* kWholeImage = "none";
+  bool trained_on_face_crops() const {
+    const auto it = crop.find("face_detector");
+    return it == crop.end() || !it->is_string() || it->get<std::string>() != kWholeImage;
+  }
   nlohmann::json training = nlohmann::json::object();  // recipe, data manifest, metrics
   // When a face's answer cannot be trusted (model/face_quality.h); absent or null = always
   // answer (setting "quality_gate": null turns a model's gate off).

@@ -32,6 +32,10 @@ using httplib::Response;
 
 namespace {
 
+// The two streams' types: their GET and their HEAD say the same.
+constexpr const char* kEventStreamType = "text/event-stream";
+constexpr const char* kMjpegType = "multipart/x-mixed-replace; boundary=maskwatchframe";
+
 // An MJPEG viewer gets at least one frame every 10 s, and waits in naps of this length.
 constexpr double kMinStreamFps = 0.1;
 constexpr std::chrono::milliseconds kStreamNap{200};
@@ -346,7 +350,7 @@ void HttpApi::event_routes(RouteTable& table, const std::shared_ptr<const AuthGa
   // Clips are video of people: admins only, and so is their URL in any event (history and live).
   const auto may_watch_clips = [gate](const Request& req) { return gate->role(req) == Role::Admin; };
   table.get("/api/events/stream", [this, may_watch_clips](const Request& req, Response& res) {
-    if (answered_head(req, res, "text/event-stream")) return;
+    if (answered_head(req, res, kEventStreamType)) return;
     auto slot = take_stream_slot();
     if (!slot) return refuse_stream_at_cap(res, "event listener", req);
     auto cursor = std::make_shared<uint64_t>(engine_.bus().head());
@@ -354,7 +358,7 @@ void HttpApi::event_routes(RouteTable& table, const std::shared_ptr<const AuthGa
     auto last_write = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
     res.set_header("Cache-Control", "no-cache");
     const bool clips = may_watch_clips(req);
-    res.set_chunked_content_provider("text/event-stream", [this, cursor, last_write, client, clips](
+    res.set_chunked_content_provider(kEventStreamType, [this, cursor, last_write, client, clips](
                                                               size_t, httplib::DataSink& sink) {
       if (!sink.is_writable()) return false;  // the listener has gone: free its slot now
       if (engine_.stopping()) {
@@ -521,7 +525,7 @@ void HttpApi::stream_mjpeg(const Request& req, Response& res) {
   // (fps=1e-9 had put the next frame 31 years away, holding a thread and two slots for good)
   if (!(fps >= kMinStreamFps))
     return send_error(res, 400, fmt::format("parameter fps must be at least {}", kMinStreamFps));
-  if (answered_head(req, res, "multipart/x-mixed-replace; boundary=maskwatchframe")) return;
+  if (answered_head(req, res, kMjpegType)) return;
   auto stream_slot = take_stream_slot();
   if (!stream_slot)
     return refuse_stream_at_cap(res, fmt::format("camera {}: MJPEG viewer", camera), req);
@@ -538,7 +542,7 @@ void HttpApi::stream_mjpeg(const Request& req, Response& res) {
   auto next_due = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
-      "multipart/x-mixed-replace; boundary=maskwatchframe",
+      kMjpegType,
       [this, camera, h, fps, slot, last_seq, next_due](size_t, httplib::DataSink& sink) {
         // Until the next frame is due, in short naps: a shutdown or a viewer that left ends
         // the stream within one nap, not when the frame would have been due.

@@ -385,7 +385,7 @@ FaceTuneReport tune_face_detector(const FaceTuneOptions& o) {
     // The refit's detector reads the tuned model from a file: a scratch copy beside --out, so
     // --out is written once, with the correction it keeps (a stop during the refit leaves
     // whatever --out held before, not a tuned model with the base model's correction).
-    const auto scratch = o.out.parent_path() / ("." + o.out.stem().string() + ".refit.onnx");
+    const auto scratch = sibling_name(o.out, ".", ".refit");
     save(scratch, correction);
     const BoxCorrection refit = [&] {
       struct Remove {

@@ -648,7 +648,7 @@ void Trainer::save_sidecar() {
   for (const auto& [s, r] : metrics_.test.per_source)
     per_source[s] = {{"n", r.n}, {"accuracy", r.accuracy}, {"balanced_accuracy", r.balanced_accuracy}};
   meta_.temperature = metrics_.calibration.temperature;
-  meta_.crop = {{"face_detector", o_.face_crops ? "YuNet" : "none"}, {"margin", 0.5}};
+  meta_.crop = {{"face_detector", o_.face_crops ? "YuNet" : ModelMeta::kWholeImage}, {"margin", 0.5}};
   meta_.training = {
       {"recipe", o_.recipe()},
       {"data_manifest_sha256", data_.ds.manifest_sha256()},

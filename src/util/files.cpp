@@ -82,10 +82,22 @@ fs::path sibling_name(const fs::path& path, const std::string& prefix, const std
   std::string stem = path.stem().string();
   const size_t added = prefix.size() + tag.size() + ext.size();
   if (stem.size() + added > kNameMax) {
-    stem.resize(kNameMax - std::min(kNameMax, added));
-    // Not in the middle of a UTF-8 character (a file system that checks names would refuse it).
-    while (!stem.empty() && (static_cast<unsigned char>(stem.back()) & 0xC0) == 0x80) stem.pop_back();
-    if (!stem.empty() && static_cast<unsigned char>(stem.back()) >= 0xC0) stem.pop_back();
+    // Two long names that differ only after the cut must not share a sibling (a recording's
+    // part would be taken for another's): the cut stem ends in a hash of the whole one.
+    uint32_t h = 2166136261u;  // FNV-1a: the same on every run
+    for (unsigned char c : stem) h = (h ^ c) * 16777619u;
+    const std::string mark = fmt::format("~{:08x}", h);
+    stem.resize(kNameMax - std::min(kNameMax, added + mark.size()));
+    // Not in the middle of a UTF-8 character (a file system that checks names would refuse it):
+    // back to the last character's lead byte, and that character goes only if it is not whole.
+    size_t lead = stem.size();
+    while (lead > 0 && (static_cast<unsigned char>(stem[lead - 1]) & 0xC0) == 0x80) --lead;
+    if (lead > 0) {
+      const auto c = static_cast<unsigned char>(stem[lead - 1]);
+      const size_t length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+      if (stem.size() - (lead - 1) < length) stem.resize(lead - 1);
+    }
+    stem += mark;
   }
   return path.parent_path() / (prefix + stem + tag + ext);
 }

@@ -56,8 +56,9 @@ std::vector<fs::path> without_repeats(const std::vector<fs::path>& files,
                                       const std::function<void(const fs::path&, const fs::path&)>& repeat);
 
 // `path`'s sibling named <prefix><stem><tag><extension>, the stem cut (never inside a UTF-8
-// character) so that the name fits a file system's 255 bytes: a legal name of 243 bytes or
-// more had failed with "File name too long" once a temporary or part name was made of it.
+// character, and then marked with a hash of the whole stem: "~1a2b3c4d") so that the name fits
+// a file system's 255 bytes: a legal name of 243 bytes or more had failed with "File name too
+// long" once a temporary or part name was made of it.
 fs::path sibling_name(const fs::path& path, const std::string& prefix, const std::string& tag);
 
 // A command's input files by identity (device and inode: links and other spellings of one file

@@ -107,6 +107,7 @@ void install_log_format() {
 }
 
 std::optional<int64_t> LogThrottle::admit(Clock::time_point now) {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (last_ && now - *last_ < interval_) {
     ++held_;
     return std::nullopt;
@@ -119,11 +120,7 @@ std::optional<int64_t> LogThrottle::admit(Clock::time_point now) {
 
 void LogThrottle::log(spdlog::level::level_enum level, std::string_view line, std::string_view held_what,
                       Clock::time_point now) {
-  std::optional<int64_t> held;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    held = admit(now);
-  }
+  const std::optional<int64_t> held = admit(now);
   if (!held)
     spdlog::debug("{}", line);
   else if (*held)

@@ -42,7 +42,7 @@ class LogThrottle {
   void log(spdlog::level::level_enum level, std::string_view line, std::string_view held_what,
            Clock::time_point now = Clock::now());
   // Log this one at its level: how many were held back since the last one that was.
-  // nullopt: debug level only. Not thread-safe (log() holds the lock around it).
+  // nullopt: debug level only. Safe from any thread.
   std::optional<int64_t> admit(Clock::time_point now = Clock::now());
 
  private:

@@ -342,10 +342,7 @@ std::vector<Prediction> MaskClassifier::classify(const std::vector<cv::Mat>& bgr
   return out;
 }
 
-bool MaskClassifier::trained_on_face_crops() const {
-  const auto it = meta_.crop.find("face_detector");
-  return it == meta_.crop.end() || !it->is_string() || it->get<std::string>() != "none";
-}
+bool MaskClassifier::trained_on_face_crops() const { return meta_.trained_on_face_crops(); }
 
 void MaskClassifier::warn_if_crops_differ(bool given_face_crops, const std::string& model) const {
   if (trained_on_face_crops() == given_face_crops) return;

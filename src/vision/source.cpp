@@ -92,14 +92,17 @@ class ImageFolderSource : public FrameSource {
   // One image, decoded now: one that cannot be read is an error at the start, as a video's is.
   ImageFolderSource(const std::filesystem::path& file, double fps)
       : what_("image " + file.string()), single_(true), files_{file}, fps_(fps > 0 ? fps : 1.0) {
-    first_ = load_image_or_throw(file);
+    std::string why;
+    first_ = load_image(file, &why, &first_warning_);
+    if (first_.empty()) throw Error("cannot read image " + file.string() + ": " + why);
   }
   bool read(SourceFrame& out) override {
     while (pos_ < files_.size()) {
       const auto& f = files_[pos_++];
-      std::string why, warning;
+      std::string why, warning = first_warning_;
       cv::Mat img = first_.empty() ? load_image(f, &why, &warning) : first_;
       first_.release();
+      first_warning_.clear();
       if (img.empty()) {
         spdlog::warn("skipping {}: {}", f.string(), why);
         continue;
@@ -122,6 +125,7 @@ class ImageFolderSource : public FrameSource {
   std::string what_;
   bool single_ = false;
   cv::Mat first_;  // the single image, read when opened
+  std::string first_warning_;  // ... and what its decoder said (a cut JPEG), told at its frame
   std::vector<std::filesystem::path> files_;
   double fps_;
   size_t pos_ = 0;

@@ -215,7 +215,7 @@ cv::Mat XnnpackNet::forward(const cv::Mat& blob) {
       // Under a load that comes and goes this flips every few seconds (123 of 137 lines in
       // 10 minutes of `serve`): the first switch tells what happens, then one line in 10
       // minutes says that it goes on; each switch is still there at debug level.
-      m.switch_log.log(spdlog::level::info, line, "switches (each at debug level)");
+      m.switch_log.log(spdlog::level::info, line, "switches, each at debug level,");
       m.switch_runtime(pooled);
     }
     std::memcpy(out.ptr<float>(i), m.output.data(), m.output.size() * sizeof(float));
