@@ -287,6 +287,19 @@ TEST(SceneEvalCli, PastedRealFacesGiveTheHandComputedAp) {
   ASSERT_EQ(all_found.exit_code, 0) << all_found.err;
   EXPECT_FALSE(fs::exists(m / "plots/missed_faces.png")) << "an earlier run's sheet was left as if it were this one's";
   EXPECT_NE(all_found.out.find("no missed_faces.png"), std::string::npos) << all_found.out;
+  // A scene cut short (its lower rows decode grey) is scored, with a warning that says so.
+  std::vector<uchar> jpeg;
+  ASSERT_TRUE(cv::imencode(".jpg", masked, jpeg));
+  fs::remove(m / "images/masked.png");
+  write_bytes(m / "images/masked.jpg", std::string(jpeg.begin(), jpeg.begin() + static_cast<long>(jpeg.size() / 2)));
+  write_bytes(m / "annotations/masked.xml",
+              "<annotation><filename>masked.jpg</filename><size><width>640</width><height>480</height></size>" +
+                  masked_objects + "</annotation>");
+  const auto cut = run_cli({"eval", "--scenes", m.path.string()});
+  ASSERT_EQ(cut.exit_code, 0) << cut.err;
+  EXPECT_NE(cut.err.find("masked.jpg: truncated JPEG (missing rows decode as grey) (scored as it decodes)"),
+            std::string::npos)
+      << cut.err;
 
   // Bad input: a malformed annotation is named, not skipped.
   write_bytes(d / "annotations/zz-broken.xml", "<annotation><size>");

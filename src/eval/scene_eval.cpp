@@ -347,13 +347,14 @@ nlohmann::json evaluate_scenes(const std::filesystem::path& dir, Pipeline& pipel
       ++missing_images;
       continue;
     }
-    std::string why;
-    const cv::Mat img = load_image(path, &why);
+    std::string why, damage;
+    const cv::Mat img = load_image(path, &why, &damage);
     if (img.empty()) {
       spdlog::warn("skipping {}: {}", path.string(), why);
       ++unreadable;
       continue;
     }
+    if (!damage.empty()) spdlog::warn("{}: {} (scored as it decodes)", path.string(), damage);
     check_voc_image_size(a, path, img.size());
     const int id = static_cast<int>(paths.size());
     paths.push_back(path);

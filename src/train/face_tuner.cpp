@@ -59,10 +59,10 @@ std::vector<Scene> load_scenes(const FaceTuneOptions& o, const BoxCorrection& co
       ++r.held_out;
       continue;
     }
-    std::string why;
-    const cv::Mat img = load_image(path, &why);
-    if (img.empty()) {
-      spdlog::warn("skipping {}: {}", path.string(), why);
+    std::string why, damage;
+    const cv::Mat img = load_image(path, &why, &damage);
+    if (img.empty() || !damage.empty()) {  // (grey rows under labelled boxes would teach "no face")
+      spdlog::warn("skipping {}: {}", path.string(), img.empty() ? why : damage);
       continue;
     }
     check_voc_image_size(a, path, img.size());  // (boxes of a wrong size had been trained on)
