@@ -42,7 +42,9 @@ struct Server {
           out = proc->out();
           return std::regex_search(out, m, line) || !proc->running();
         },
-        30))
+        // (a bound, not a target: it starts in about a second, but once took over 30 s while a
+        // fine-tuning and a package build held both cores at the start of a local ctest -j2)
+        60))
         << proc->err();
     ASSERT_TRUE(std::regex_search(out, m, line)) << out << proc->err();
     port = std::stoi(m[1]);
