@@ -287,7 +287,7 @@ TEST(Ensemble, MismatchedOrBrokenEnsemblesAreRefusedWithOneLine) {
     json bad = made;
     bad["cascade"] = {{"threshold", threshold}};
     write_json_atomic(d / "bad_cascade.json", bad);
-    refused(d / "bad_cascade.json", "\"cascade\" needs a \"threshold\": a number above 0.5");
+    refused(d / "bad_cascade.json", "\"cascade\" needs a \"threshold\": a probability above 0.5 and at most 1");
   }
   const json a_meta = read_json(d / "a.json");
   json model_with_cascade = a_meta;  // a model has no members to escalate to

@@ -139,7 +139,7 @@ void add_ensemble_command(CLI::App& root) {
       ->check(checked_by(
           [](const std::string& v) {
             if (const double p = std::stod(v); !(p == 0 || ModelMeta::valid_cascade_threshold(p)))
-              throw Error(fmt::format("{}: give 0 (off) or a probability above 0.5", v));
+              throw Error(fmt::format("{}: give 0 (off) or {}", v, ModelMeta::kCascadeRule));
           },
           ""));
   cmd->callback([o] {

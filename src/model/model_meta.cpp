@@ -112,9 +112,8 @@ ModelMeta parse_meta(const nlohmann::json& j, const std::string& origin) {
       const auto& c = j["cascade"];
       if (!c.is_object() || !c.contains("threshold") || !c["threshold"].is_number() ||
           !ModelMeta::valid_cascade_threshold(c["threshold"].get<double>()))
-        throw bad(
-            "\"cascade\" needs a \"threshold\": a number above 0.5 and at most 1 (the first member's top "
-            "probability)");
+        throw bad(fmt::format("\"cascade\" needs a \"threshold\": {} (the first member's top probability)",
+                              ModelMeta::kCascadeRule));
       m.cascade_threshold = c["threshold"].get<double>();
     }
   } else {

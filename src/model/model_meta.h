@@ -41,6 +41,7 @@ struct ModelMeta {
   // What a cascade threshold may be: above 0.5 (at or under it every face would be "sure") and
   // at most 1. `ensemble --cascade` and model.json are checked against this one rule.
   static bool valid_cascade_threshold(double p) { return p > 0.5 && p <= 1; }
+  static constexpr const char* kCascadeRule = "a probability above 0.5 and at most 1";
   // Temperature fitted on the validation split, already folded into the ONNX model's last
   // layer (its outputs are the calibrated probabilities); 1 = uncalibrated. For reference.
   double temperature = 1;

@@ -117,7 +117,8 @@ void validate(const TrainOptions& o) {
   if (o.fine_tune_from_block < 0 || o.fine_tune_from_block > 16) throw Error("--fine-tune-from-block must be 0..16");
   if (o.lr <= 0 || o.fine_tune_lr <= 0) throw Error("learning rates must be positive");
   for (const auto& [source, w] : o.source_weights)
-    if (!TrainOptions::valid_source_weight(w)) throw Error(fmt::format("--source-weight {}={}: weights must be above 0, up to 100", source, w));
+    if (!TrainOptions::valid_source_weight(w))
+      throw Error(fmt::format("--source-weight {}={}: the weight must be {}", source, w, TrainOptions::kSourceWeightRule));
 }
 
 struct EpochStats {

@@ -35,6 +35,7 @@ struct TrainOptions {
   // A weight above 0 (0 gave a NaN loss: an epoch of nothing), up to 100. The CLI and
   // train() check against this one rule.
   static bool valid_source_weight(double w) { return w > 0 && w <= 100; }
+  static constexpr const char* kSourceWeightRule = "a number above 0, up to 100";
   std::filesystem::path exclude;                 // --exclude FILE
   std::filesystem::path split;                   // --split FILE: reuse another run's split.json
   std::filesystem::path backbone, out;

@@ -33,7 +33,7 @@ std::pair<std::string, double> parse_source_weight(const std::string& spec) {
   } catch (const std::exception&) {
   }
   if (used != value.size() || !TrainOptions::valid_source_weight(w))
-    throw Error(fmt::format("{}: the weight must be a number above 0, up to 100", spec));
+    throw Error(fmt::format("{}: the weight must be {}", spec, TrainOptions::kSourceWeightRule));
   return {source, w};
 }
 
