@@ -129,6 +129,22 @@ TEST(Faults, AFileNamedTwiceIsLookedAtOnce) {
   // The folder's entry and the fourth argument: both the same spelling as the first.
   const std::string again = a + ": the same file as " + a;
   EXPECT_NE(r.err.find(again), r.err.rfind(again)) << r.err;
+  // A folder of 5 named twice: three lines, then one that counts the rest.
+  for (int i = 0; i < 4; ++i) write_bytes(folder / ("b" + std::to_string(i) + ".jpg"), face_jpeg());
+  const auto twice = run_cli({"detect", folder.string(), folder.string(), "--json", (dir / "t.json").string()});
+  ASSERT_EQ(twice.exit_code, 0) << twice.err;
+  EXPECT_EQ(read_json(dir / "t.json").size(), 5u);
+  size_t lines = 0;
+  for (size_t at = twice.err.find("the same file as"); at != std::string::npos;
+       at = twice.err.find("the same file as", at + 1))
+    ++lines;
+  EXPECT_EQ(lines, 3u) << twice.err;
+  EXPECT_NE(twice.err.find("2 more repeat(s), each file looked at once"), std::string::npos) << twice.err;
+  // A FIFO named like a video is skipped as a video at once (looking into it waited for a writer).
+  ASSERT_EQ(mkfifo((dir / "cam.ts").c_str(), 0600), 0);
+  const auto fifo = run_cli({"detect", (dir / "cam.ts").string()}, 30);
+  EXPECT_EQ(fifo.exit_code, 1) << fifo.err;
+  EXPECT_NE(fifo.err.find("a video, not a still image"), std::string::npos) << fifo.err;
 }
 
 TEST(Faults, OutOfRangeNumbersAreUsageErrors) {
@@ -323,6 +339,7 @@ TEST(Faults, ATruncatedJpegIsAWarning) {
   const auto run = run_cli({"run", "--source", (dir / "cut.jpg").string(), "--no-display"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.err.find("cut.jpg: truncated JPEG"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("cut.jpg: truncated JPEG"), run.err.rfind("cut.jpg: truncated JPEG")) << run.err;  // once
 }
 
 // A JPEG whose frame header claims twice the rows its data holds: libjpeg decodes it with no

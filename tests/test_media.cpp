@@ -408,6 +408,26 @@ TEST(Media, AnOutputWithTheLongestLegalNameIsWritten) {
   EXPECT_FALSE(fs::exists(part));
 }
 
+// serve's `loop: true` opens a photo again every second: a cut JPEG is said once, not each time.
+TEST(Media, ACutPhotoThatIsReadAgainAndAgainIsSaidOnce) {
+  TempDir dir;
+  std::vector<uint8_t> jpeg;
+  cv::Mat noise(240, 320, CV_8UC3);
+  cv::randu(noise, 0, 255);
+  ASSERT_TRUE(cv::imencode(".jpg", noise, jpeg));
+  write_bytes(dir / "cut.jpg", std::string(jpeg.begin(), jpeg.begin() + static_cast<long>(jpeg.size() / 2)));
+  CapturedLog log;
+  for (int pass = 0; pass < 3; ++pass) {
+    auto source = open_reader((dir / "cut.jpg").string());
+    SourceFrame f;
+    ASSERT_TRUE(source->read(f));
+    EXPECT_EQ(f.image.rows, 240);
+  }
+  const std::string said = log.text();
+  EXPECT_NE(said.find("cut.jpg: truncated JPEG"), std::string::npos) << said;
+  EXPECT_EQ(said.find("cut.jpg: truncated JPEG"), said.rfind("cut.jpg: truncated JPEG")) << said;
+}
+
 // The stem is cut to fit 255 bytes, never inside a UTF-8 character (a whole one at the cut
 // stays), and marked with a hash of the whole stem; the extension stays.
 TEST(Media, ASiblingNameFitsAndKeepsWholeCharacters) {
@@ -427,8 +447,14 @@ TEST(Media, ASiblingNameFitsAndKeepsWholeCharacters) {
   // Two names that differ only after the cut get two siblings.
   EXPECT_NE(sibling_name(std::string(300, 'a') + "1.mp4", ".", ".part"),
             sibling_name(std::string(300, 'a') + "2.mp4", ".", ".part"));
-  // Short names are as they were.
+  // Names on disk stay what they were (a recording's part left by a kill is found by its name):
+  // short ones as ever, cut ones with the FNV-1a hash of the whole stem.
   EXPECT_EQ(sibling_name(fs::path("x.jpg"), "", ".interrupted"), fs::path("x.interrupted.jpg"));
+  EXPECT_EQ(sibling_name(fs::path("d/x.mp4"), ".", ".part"), fs::path("d/.x.part.mp4"));
+  EXPECT_EQ(sibling_name(std::string(300, 'a') + "1.mp4", ".", ".part"),
+            fs::path("." + std::string(236, 'a') + "~8e9b6890.part.mp4"));
+  // An "extension" too long to keep is cut with the rest.
+  EXPECT_LE(sibling_name("a." + std::string(253, 'e'), ".", ".tmp01234567").filename().string().size(), 255u);
 }
 
 // What `read_file_text` says when it may not read a file (a config readable by root only, read by

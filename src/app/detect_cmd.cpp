@@ -45,8 +45,10 @@ std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& i
       if (const int sub = count_subfolders(in))
         spdlog::warn("{}: {} subfolder(s) not searched (name them as inputs too)", in, sub);
       files.insert(files.end(), found.begin(), found.end());
-    } else if (std::filesystem::exists(in, ec) && is_video_file(in) && !has_image_signature(in)) {
-      // (a photo saved under a video's name, named by the user, is read as the photo it is)
+    } else if (std::filesystem::exists(in, ec) && is_video_file(in) &&
+               !(std::filesystem::is_regular_file(in, ec) && has_image_signature(in))) {
+      // A photo saved under a video's name, named by the user, is read as the photo it is;
+      // only a plain file is looked into (opening a FIFO named cam.ts would wait for a writer).
       spdlog::warn("skipping {}: a video, not a still image (maskwatch run --source {} looks at every frame)", in,
                    in);
       ++*unreadable;
@@ -64,7 +66,7 @@ std::vector<std::filesystem::path> list_inputs(const std::vector<std::string>& i
   auto once = without_repeats(files, [&](const std::filesystem::path& again, const std::filesystem::path& first) {
     if (++repeats <= kSaid) spdlog::warn("{}: the same file as {}, looked at once", again.string(), first.string());
   });
-  if (repeats > kSaid) spdlog::warn("{} more file(s) named more than once, each looked at once", repeats - kSaid);
+  if (repeats > kSaid) spdlog::warn("{} more repeat(s), each file looked at once", repeats - kSaid);
   return once;
 }
 

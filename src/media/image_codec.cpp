@@ -45,8 +45,11 @@ extern "C" void jpeg_note_warning(j_common_ptr info, int level) {
   const int code = info->err->msg_code;
   if (code == JWRN_JPEG_EOF)
     e->ended_early = true;
-  else if ((code == JWRN_HIT_MARKER || code == JWRN_MUST_RESYNC || code == JWRN_HUFF_BAD_CODE ||
-            code == JWRN_ARITH_BAD_CODE) && !e->damage[0])
+  else if ((code == JWRN_HIT_MARKER || code == JWRN_MUST_RESYNC || code == JWRN_HUFF_BAD_CODE
+#if JPEG_LIB_VERSION >= 70 || defined(D_ARITH_CODING_SUPPORTED)
+            || code == JWRN_ARITH_BAD_CODE
+#endif
+            ) && !e->damage[0])
     (*info->err->format_message)(info, e->damage);
 }
 

@@ -78,8 +78,12 @@ std::string read_file_text(const fs::path& path, const std::string& what) {
 
 fs::path sibling_name(const fs::path& path, const std::string& prefix, const std::string& tag) {
   constexpr size_t kNameMax = 255;
-  const std::string ext = path.extension().string();
+  std::string ext = path.extension().string();
   std::string stem = path.stem().string();
+  if (ext.size() > 32) {  // no encoder knows such an "extension": all of it is the stem
+    stem = path.filename().string();
+    ext.clear();
+  }
   const size_t added = prefix.size() + tag.size() + ext.size();
   if (stem.size() + added > kNameMax) {
     // Two long names that differ only after the cut must not share a sibling (a recording's

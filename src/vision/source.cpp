@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include <sys/stat.h>
@@ -19,6 +21,22 @@
 
 namespace maskwatch {
 namespace {
+
+// serve's `loop: true` opens an image source again on every pass (a single photo once a
+// second): what is wrong with an image is said the first time, then at debug level.
+void warn_once(const std::string& line) {
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    first = said.insert(line).second;
+  }
+  if (first)
+    spdlog::warn("{}", line);
+  else
+    spdlog::debug("{}", line);
+}
 
 class VideoFileSource : public FrameSource {
  public:
@@ -104,10 +122,10 @@ class ImageFolderSource : public FrameSource {
       first_.release();
       first_warning_.clear();
       if (img.empty()) {
-        spdlog::warn("skipping {}: {}", f.string(), why);
+        warn_once(fmt::format("skipping {}: {}", f.string(), why));
         continue;
       }
-      if (!warning.empty()) spdlog::warn("{}: {}", f.string(), warning);
+      if (!warning.empty()) warn_once(fmt::format("{}: {}", f.string(), warning));
       out.image = img;
       out.index = next_++;
       out.time_s = static_cast<double>(out.index) / fps_;
